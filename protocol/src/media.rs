@@ -1,0 +1,122 @@
+//! Binary media frames: a fixed 16-byte header and one Opus packet.
+//!
+//! ```text
+//!  0      1      2             4                8                12               16
+//!  +------+------+-------------+----------------+----------------+----------------+---------
+//!  | ver  | flags| reserved(0) | leg id (u32)   | sequence (u32) | timestamp (u32)| opus...
+//!  +------+------+-------------+----------------+----------------+----------------+---------
+//! ```
+//! All integers are big-endian. The timestamp counts 48 kHz samples and
+//! wraps; the sequence increases by one per packet and wraps.
+
+use crate::error::{ErrorBody, ErrorCode};
+
+/// Header length in bytes.
+pub const HEADER_LEN: usize = 16;
+/// The only media frame version so far.
+pub const MEDIA_VERSION: u8 = 1;
+/// An Opus packet is at most 1275 bytes (RFC 6716 section 3.2.1).
+pub const MAX_OPUS_PACKET: usize = 1275;
+
+/// Flag: the packet carries in-band FEC for the previous frame.
+pub const FLAG_FEC: u8 = 0b0000_0001;
+/// Flag: first packet after silence (a talk spurt starts).
+pub const FLAG_MARKER: u8 = 0b0000_0010;
+/// Flag: comfort noise / DTX frame.
+pub const FLAG_DTX: u8 = 0b0000_0100;
+const KNOWN_FLAGS: u8 = FLAG_FEC | FLAG_MARKER | FLAG_DTX;
+
+/// The decoded header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaHeader {
+    /// Flag bits (`FLAG_*`).
+    pub flags: u8,
+    /// The call leg the packet belongs to, assigned by the backend.
+    pub leg: u32,
+    /// Packet sequence number.
+    pub sequence: u32,
+    /// 48 kHz sample timestamp of the packet's first sample.
+    pub timestamp: u32,
+}
+
+/// A media frame borrowed from the socket buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaFrame<'a> {
+    /// Its header.
+    pub header: MediaHeader,
+    /// The Opus packet.
+    pub payload: &'a [u8],
+}
+
+/// Decodes a binary frame without copying. Never panics.
+pub fn decode_media_frame(bytes: &[u8]) -> Result<MediaFrame<'_>, ErrorBody> {
+    let bad = |m: String| ErrorBody::new(ErrorCode::BadMediaFrame, m);
+    if bytes.len() < HEADER_LEN {
+        return Err(bad(format!("media frame of {} bytes is shorter than its header", bytes.len())));
+    }
+    let (head, payload) = bytes.split_at(HEADER_LEN);
+    if head[0] != MEDIA_VERSION {
+        return Err(bad(format!("media frame version {} is not {MEDIA_VERSION}", head[0])));
+    }
+    if head[1] & !KNOWN_FLAGS != 0 {
+        return Err(bad(format!("unknown media flags {:#04x}", head[1])));
+    }
+    if head[2] != 0 || head[3] != 0 {
+        return Err(bad("reserved media header bytes must be zero".into()));
+    }
+    if payload.len() > MAX_OPUS_PACKET {
+        return Err(ErrorBody::new(
+            ErrorCode::FrameTooLarge,
+            format!("opus packet of {} bytes exceeds {MAX_OPUS_PACKET}", payload.len()),
+        ));
+    }
+    let word = |i: usize| u32::from_be_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
+    Ok(MediaFrame {
+        header: MediaHeader { flags: head[1], leg: word(4), sequence: word(8), timestamp: word(12) },
+        payload,
+    })
+}
+
+/// Writes a frame into `out` (cleared first), reusing its allocation.
+pub fn encode_media_frame(header: &MediaHeader, payload: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    out.push(MEDIA_VERSION);
+    out.push(header.flags & KNOWN_FLAGS);
+    out.extend_from_slice(&[0, 0]);
+    out.extend_from_slice(&header.leg.to_be_bytes());
+    out.extend_from_slice(&header.sequence.to_be_bytes());
+    out.extend_from_slice(&header.timestamp.to_be_bytes());
+    out.extend_from_slice(payload);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let h = MediaHeader { flags: FLAG_FEC, leg: 7, sequence: u32::MAX, timestamp: 960 };
+        let mut buf = Vec::new();
+        encode_media_frame(&h, &[1, 2, 3], &mut buf);
+        assert_eq!(buf.len(), HEADER_LEN + 3);
+        let f = decode_media_frame(&buf).expect("valid");
+        assert_eq!(f.header, h);
+        assert_eq!(f.payload, &[1, 2, 3]);
+    }
+
+    #[test]
+    fn malformed_headers_are_typed_errors() {
+        let mut buf = Vec::new();
+        encode_media_frame(&MediaHeader { flags: 0, leg: 1, sequence: 1, timestamp: 1 }, &[], &mut buf);
+        assert_eq!(decode_media_frame(&buf[..5]).expect_err("short").code, ErrorCode::BadMediaFrame);
+        let mut wrong_version = buf.clone();
+        wrong_version[0] = 2;
+        assert_eq!(decode_media_frame(&wrong_version).expect_err("ver").code, ErrorCode::BadMediaFrame);
+        let mut flags = buf.clone();
+        flags[1] = 0x80;
+        assert_eq!(decode_media_frame(&flags).expect_err("flags").code, ErrorCode::BadMediaFrame);
+        let mut big = buf.clone();
+        big.extend(std::iter::repeat_n(0u8, MAX_OPUS_PACKET + 1));
+        assert_eq!(decode_media_frame(&big).expect_err("big").code, ErrorCode::FrameTooLarge);
+    }
+}
