@@ -1,0 +1,545 @@
+//! The backend's one configuration file (TOML): listen addresses, approved
+//! origins, agents, agent states, queues with hours, routing profiles,
+//! quick connects and the customer table. Loading validates everything up
+//! front and reports `file:line: what is wrong`, so a bad file fails at
+//! start instead of at the first call that touches the bad entry.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use protocol::agent::{AgentState, AgentStateKind};
+use protocol::endpoint::{is_e164, Endpoint, EndpointKind};
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::hours::Hours;
+
+/// The sample shipped with the backend; `cargo xtask run` uses it.
+pub const SAMPLE: &str = include_str!("../config/sample.toml");
+
+/// A configuration that cannot be used, with where and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}:{line}: {message}", line = line.map_or_else(|| "?".to_string(), |l| l.to_string()))]
+pub struct ConfigError {
+    /// The file (or `<sample>`).
+    pub file: String,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// What is wrong.
+    pub message: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    server: RawServer,
+    #[serde(default)]
+    wrap_up_codes: Vec<String>,
+    agent_states: Vec<RawState>,
+    queues: Vec<RawQueue>,
+    routing_profiles: Vec<RawProfile>,
+    agents: Vec<RawAgent>,
+    #[serde(default)]
+    quick_connects: Vec<RawQuickConnect>,
+    #[serde(default)]
+    customers: BTreeMap<Spanned<String>, BTreeMap<String, toml::Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Spanned<String>,
+    crm_demo_listen: Option<Spanned<String>>,
+    #[serde(default = "default_data_dir")]
+    data_dir: PathBuf,
+    #[serde(default = "default_public_dir")]
+    public_dir: PathBuf,
+    #[serde(default = "default_ccp_dir")]
+    ccp_dir: PathBuf,
+    #[serde(default)]
+    approved_origins: Vec<Spanned<String>>,
+    #[serde(default = "default_ring_timeout")]
+    ring_timeout_s: u64,
+    #[serde(default = "default_token_ttl")]
+    token_ttl_s: u64,
+    #[serde(default)]
+    simulator: bool,
+    #[serde(default = "default_answer_ms")]
+    external_answer_ms: u64,
+}
+
+fn default_data_dir() -> PathBuf {
+    "var".into()
+}
+fn default_public_dir() -> PathBuf {
+    "public".into()
+}
+fn default_ccp_dir() -> PathBuf {
+    "dist".into()
+}
+fn default_ring_timeout() -> u64 {
+    20
+}
+fn default_token_ttl() -> u64 {
+    12 * 3600
+}
+fn default_answer_ms() -> u64 {
+    800
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawState {
+    name: Spanned<String>,
+    kind: Spanned<AgentStateKind>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQueue {
+    id: Spanned<String>,
+    name: String,
+    max_contacts: usize,
+    time_zone: Option<Spanned<String>>,
+    hours: Option<Spanned<BTreeMap<String, String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    id: Spanned<String>,
+    name: String,
+    queues: Vec<RawProfileQueue>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfileQueue {
+    queue: Spanned<String>,
+    priority: u32,
+    #[serde(default)]
+    delay_s: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAgent {
+    username: Spanned<String>,
+    password: String,
+    name: String,
+    routing_profile: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQuickConnect {
+    id: Spanned<String>,
+    name: String,
+    kind: EndpointKind,
+    agent: Option<Spanned<String>>,
+    queue: Option<Spanned<String>>,
+    phone_number: Option<Spanned<String>>,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the backend listens.
+    pub listen: SocketAddr,
+    /// Where the demo CRM origin listens, if anywhere.
+    pub crm_demo_listen: Option<SocketAddr>,
+    /// SQLite and recordings.
+    pub data_dir: PathBuf,
+    /// Static assets.
+    pub public_dir: PathBuf,
+    /// The built CCP.
+    pub ccp_dir: PathBuf,
+    /// Origins allowed to frame the CCP.
+    pub approved_origins: Vec<String>,
+    /// Ring timeout in milliseconds.
+    pub ring_timeout_ms: u64,
+    /// Token lifetime in seconds.
+    pub token_ttl_s: u64,
+    /// Whether the simulated-caller HTTP API is on.
+    pub simulator: bool,
+    /// How long simulated external parties take to answer.
+    pub external_answer_ms: u64,
+    /// Wrap-up codes.
+    pub wrap_up_codes: Vec<String>,
+    /// Selectable agent states, in file order.
+    pub agent_states: Vec<AgentState>,
+    /// Queues by id.
+    pub queues: HashMap<String, Queue>,
+    /// Routing profiles by id.
+    pub routing_profiles: HashMap<String, Profile>,
+    /// Agents by username.
+    pub agents: HashMap<String, Agent>,
+    /// Agents in file order (for stable listings).
+    pub agent_order: Vec<String>,
+    /// Quick connects, in file order.
+    pub quick_connects: Vec<Endpoint>,
+    /// Customer attributes by caller number.
+    pub customers: HashMap<String, BTreeMap<String, String>>,
+}
+
+/// A queue.
+#[derive(Debug, Clone)]
+pub struct Queue {
+    /// Id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Most contacts that may wait at once.
+    pub max_contacts: usize,
+    /// Opening hours; `None` means always open.
+    pub hours: Option<Hours>,
+}
+
+/// A routing profile.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    /// Id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Queues served.
+    pub queues: Vec<ProfileQueue>,
+}
+
+/// A queue within a profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileQueue {
+    /// Queue id.
+    pub queue: String,
+    /// Lower first.
+    pub priority: u32,
+    /// Minimum wait in seconds before this profile takes the contact.
+    pub delay_s: u32,
+}
+
+/// An agent account.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    /// Login name.
+    pub username: String,
+    /// Password (plain text in this reference backend).
+    pub password: String,
+    /// Display name.
+    pub name: String,
+    /// Routing profile id.
+    pub routing_profile: String,
+}
+
+impl Config {
+    /// Reads and validates a file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.display().to_string(),
+            line: None,
+            message: format!("cannot read: {e}"),
+        })?;
+        Config::parse(&text, &path.display().to_string())
+    }
+
+    /// The shipped sample.
+    pub fn sample() -> Result<Config, ConfigError> {
+        Config::parse(SAMPLE, "<sample>")
+    }
+
+    /// Parses and validates text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
+            file: file.to_owned(),
+            line: e.span().map(|s| line_of(text, s.start)),
+            message: e.message().to_owned(),
+        })?;
+        Validator { text, file }.validate(raw)
+    }
+
+    /// A state by name among the selectable ones.
+    pub fn agent_state(&self, name: &str) -> Option<&AgentState> {
+        self.agent_states.iter().find(|s| s.name == name)
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes().iter().take(offset).filter(|&&b| b == b'\n').count() + 1
+}
+
+struct Validator<'a> {
+    text: &'a str,
+    file: &'a str,
+}
+
+impl Validator<'_> {
+    fn err<T>(&self, at: &std::ops::Range<usize>, message: impl Into<String>) -> Result<T, ConfigError> {
+        Err(ConfigError {
+            file: self.file.to_owned(),
+            line: Some(line_of(self.text, at.start)),
+            message: message.into(),
+        })
+    }
+
+    fn addr(&self, s: &Spanned<String>, key: &str) -> Result<SocketAddr, ConfigError> {
+        s.get_ref().parse().or_else(|_| {
+            self.err(&s.span(), format!("{key} `{}` is not an address like 127.0.0.1:8480", s.get_ref()))
+        })
+    }
+
+    fn validate(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+        let listen = self.addr(&raw.server.listen, "listen")?;
+        let crm_demo_listen =
+            raw.server.crm_demo_listen.as_ref().map(|s| self.addr(s, "crm_demo_listen")).transpose()?;
+        let mut approved_origins = Vec::new();
+        for origin in &raw.server.approved_origins {
+            let o = origin.get_ref();
+            if !valid_origin(o) {
+                return self.err(&origin.span(), format!("approved origin `{o}` must be scheme://host[:port] with no path"));
+            }
+            approved_origins.push(o.to_owned());
+        }
+        if raw.server.ring_timeout_s == 0 || raw.server.ring_timeout_s > 600 {
+            return self.err(&raw.server.listen.span(), "ring_timeout_s must be between 1 and 600");
+        }
+
+        let mut agent_states = Vec::new();
+        for st in &raw.agent_states {
+            let state = AgentState::new(st.name.get_ref(), *st.kind.get_ref());
+            if !state.is_selectable() {
+                return self.err(&st.kind.span(), format!("state `{}`: kind must be routable, not_routable or offline", state.name));
+            }
+            if agent_states.iter().any(|s: &AgentState| s.name == state.name) {
+                return self.err(&st.name.span(), format!("agent state `{}` is defined twice", state.name));
+            }
+            if is_system_name(&state.name) {
+                return self.err(&st.name.span(), format!("`{}` is a system state name", state.name));
+            }
+            agent_states.push(state);
+        }
+        if !agent_states.iter().any(|s| s.kind == AgentStateKind::Routable) {
+            return self.err(&(0..0), "agent_states needs at least one routable state (Available)");
+        }
+        if !agent_states.iter().any(|s| s.kind == AgentStateKind::Offline) {
+            return self.err(&(0..0), "agent_states needs an offline state (Offline)");
+        }
+
+        let mut queues = HashMap::new();
+        for q in raw.queues {
+            let id = q.id.get_ref().clone();
+            if queues.contains_key(&id) {
+                return self.err(&q.id.span(), format!("queue `{id}` is defined twice"));
+            }
+            if q.max_contacts == 0 {
+                return self.err(&q.id.span(), format!("queue `{id}`: max_contacts must be at least 1"));
+            }
+            let hours = match (&q.time_zone, &q.hours) {
+                (None, None) => None,
+                (Some(tz), Some(days)) => Some(Hours::parse(tz.get_ref(), days.get_ref()).or_else(|e| {
+                    self.err(&days.span(), format!("queue `{id}`: {e}"))
+                })?),
+                (None, Some(days)) => {
+                    return self.err(&days.span(), format!("queue `{id}`: hours need a time_zone"))
+                }
+                (Some(tz), None) => {
+                    return self.err(&tz.span(), format!("queue `{id}`: time_zone without hours"))
+                }
+            };
+            queues.insert(id.clone(), Queue { id, name: q.name, max_contacts: q.max_contacts, hours });
+        }
+
+        let mut routing_profiles = HashMap::new();
+        for p in raw.routing_profiles {
+            let id = p.id.get_ref().clone();
+            if routing_profiles.contains_key(&id) {
+                return self.err(&p.id.span(), format!("routing profile `{id}` is defined twice"));
+            }
+            let mut seen = HashSet::new();
+            let mut pq = Vec::new();
+            for q in p.queues {
+                if !queues.contains_key(q.queue.get_ref()) {
+                    return self.err(&q.queue.span(), format!("routing profile `{id}` names unknown queue `{}`", q.queue.get_ref()));
+                }
+                if !seen.insert(q.queue.get_ref().clone()) {
+                    return self.err(&q.queue.span(), format!("routing profile `{id}` lists queue `{}` twice", q.queue.get_ref()));
+                }
+                pq.push(ProfileQueue { queue: q.queue.into_inner(), priority: q.priority, delay_s: q.delay_s });
+            }
+            routing_profiles.insert(id.clone(), Profile { id, name: p.name, queues: pq });
+        }
+
+        let mut agents = HashMap::new();
+        let mut agent_order = Vec::new();
+        for a in raw.agents {
+            let username = a.username.get_ref().clone();
+            if username.is_empty() || !username.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
+                return self.err(&a.username.span(), format!("username `{username}` may use only letters, digits, `.`, `_`, `-`"));
+            }
+            if agents.contains_key(&username) {
+                return self.err(&a.username.span(), format!("agent `{username}` is defined twice"));
+            }
+            if !routing_profiles.contains_key(a.routing_profile.get_ref()) {
+                return self.err(&a.routing_profile.span(), format!("agent `{username}` names unknown routing profile `{}`", a.routing_profile.get_ref()));
+            }
+            agent_order.push(username.clone());
+            agents.insert(
+                username.clone(),
+                Agent { username, password: a.password, name: a.name, routing_profile: a.routing_profile.into_inner() },
+            );
+        }
+
+        let mut quick_connects: Vec<Endpoint> = Vec::new();
+        for qc in raw.quick_connects {
+            let id = qc.id.get_ref().clone();
+            if quick_connects.iter().any(|e| e.id == id) {
+                return self.err(&qc.id.span(), format!("quick connect `{id}` is defined twice"));
+            }
+            let mut endpoint = Endpoint { id: id.clone(), kind: qc.kind, name: qc.name, phone_number: None, agent: None, queue: None };
+            match qc.kind {
+                EndpointKind::Agent => {
+                    let Some(agent) = qc.agent else { return self.err(&qc.id.span(), format!("quick connect `{id}` of kind agent needs `agent`")) };
+                    if !agents.contains_key(agent.get_ref()) {
+                        return self.err(&agent.span(), format!("quick connect `{id}` names unknown agent `{}`", agent.get_ref()));
+                    }
+                    endpoint.agent = Some(agent.into_inner());
+                }
+                EndpointKind::Queue => {
+                    let Some(queue) = qc.queue else { return self.err(&qc.id.span(), format!("quick connect `{id}` of kind queue needs `queue`")) };
+                    if !queues.contains_key(queue.get_ref()) {
+                        return self.err(&queue.span(), format!("quick connect `{id}` names unknown queue `{}`", queue.get_ref()));
+                    }
+                    endpoint.queue = Some(queue.into_inner());
+                }
+                EndpointKind::PhoneNumber => {
+                    let Some(number) = qc.phone_number else { return self.err(&qc.id.span(), format!("quick connect `{id}` of kind phone_number needs `phone_number`")) };
+                    if !is_e164(number.get_ref()) {
+                        return self.err(&number.span(), format!("quick connect `{id}`: `{}` is not an E.164 number", number.get_ref()));
+                    }
+                    endpoint.phone_number = Some(number.into_inner());
+                }
+            }
+            quick_connects.push(endpoint);
+        }
+
+        let mut customers = HashMap::new();
+        for (number, fields) in raw.customers {
+            if !is_e164(number.get_ref()) {
+                return self.err(&number.span(), format!("customer key `{}` is not an E.164 number", number.get_ref()));
+            }
+            let mut attrs = BTreeMap::new();
+            for (k, v) in fields {
+                let value = match v {
+                    toml::Value::String(s) => s,
+                    toml::Value::Integer(i) => i.to_string(),
+                    toml::Value::Float(f) => f.to_string(),
+                    toml::Value::Boolean(b) => b.to_string(),
+                    toml::Value::Datetime(d) => d.to_string(),
+                    _ => return self.err(&number.span(), format!("customer `{}`: attribute `{k}` must be a plain value", number.get_ref())),
+                };
+                attrs.insert(k, value);
+            }
+            customers.insert(number.into_inner(), attrs);
+        }
+
+        Ok(Config {
+            listen,
+            crm_demo_listen,
+            data_dir: raw.server.data_dir,
+            public_dir: raw.server.public_dir,
+            ccp_dir: raw.server.ccp_dir,
+            approved_origins,
+            ring_timeout_ms: raw.server.ring_timeout_s * 1000,
+            token_ttl_s: raw.server.token_ttl_s,
+            simulator: raw.server.simulator,
+            external_answer_ms: raw.server.external_answer_ms,
+            wrap_up_codes: raw.wrap_up_codes,
+            agent_states,
+            queues,
+            routing_profiles,
+            agents,
+            agent_order,
+            quick_connects,
+            customers,
+        })
+    }
+}
+
+fn is_system_name(name: &str) -> bool {
+    ["Busy", "AfterCallWork", "CallingCustomer", "MissedCallAgent", "PendingBusy", "Error"].contains(&name)
+}
+
+/// `scheme://host[:port]` with no path, query or spaces: what a browser
+/// puts in `Origin` and what CSP `frame-ancestors` expects.
+fn valid_origin(o: &str) -> bool {
+    let rest = o.strip_prefix("http://").or_else(|| o.strip_prefix("https://"));
+    match rest {
+        Some(host) => {
+            !host.is_empty()
+                && host.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sample_is_valid_and_has_the_order_customer() {
+        let cfg = Config::sample().expect("sample parses");
+        let justin = &cfg.customers["+819012345678"];
+        assert_eq!(justin["customerName"], "Justin");
+        assert_eq!(justin["item"], "The North Face Summit L3 Ventrix 2.0 Hoodie");
+        assert_eq!(justin["orderId"], "100");
+        assert_eq!(justin["shippingDate"], "2018-11-12");
+        assert_eq!(justin["cancelled"], "false");
+        assert!(cfg.agent_state("Available").is_some());
+        assert_eq!(cfg.approved_origins, vec!["http://127.0.0.1:8481", "http://localhost:8481"]);
+    }
+
+    fn broken(from: &str, to: &str) -> ConfigError {
+        assert!(SAMPLE.contains(from), "sample lacks {from}");
+        let text = SAMPLE.replacen(from, to, 1);
+        Config::parse(&text, "test.toml").expect_err("must fail")
+    }
+
+    fn line_containing(needle: &str) -> usize {
+        SAMPLE.lines().position(|l| l.contains(needle)).expect("present") + 1
+    }
+
+    #[test]
+    fn syntax_error_names_file_and_line() {
+        let err = broken("max_contacts = 20", "max_contacts = = 20");
+        assert_eq!(err.file, "test.toml");
+        assert_eq!(err.line, Some(line_containing("max_contacts = 20")));
+        assert!(err.to_string().starts_with("test.toml:"), "{err}");
+    }
+
+    #[test]
+    fn unknown_queue_in_profile_names_its_line() {
+        let err = broken("{ queue = \"orders\", priority = 1", "{ queue = \"ordres\", priority = 1");
+        assert_eq!(err.line, Some(line_containing("{ queue = \"orders\", priority = 1")));
+        assert!(err.message.contains("unknown queue `ordres`"), "{}", err.message);
+    }
+
+    #[test]
+    fn type_errors_and_unknown_keys_are_reported() {
+        let err = broken("max_contacts = 50", "max_contacts = \"fifty\"");
+        assert_eq!(err.line, Some(line_containing("max_contacts = 50")));
+        let err = broken("ring_timeout_s = 20", "ring_timeout = 20");
+        assert!(err.message.contains("ring_timeout"), "{}", err.message);
+    }
+
+    #[test]
+    fn bad_references_and_values_fail() {
+        assert!(broken("routing_profile = \"billing-team\"", "routing_profile = \"nope\"").message.contains("nope"));
+        assert!(broken("agent = \"bob\"", "agent = \"zed\"").message.contains("zed"));
+        assert!(broken("phone_number = \"+81355550100\"", "phone_number = \"0355550100\"").message.contains("E.164"));
+        assert!(broken("time_zone = \"Asia/Tokyo\"", "time_zone = \"Mars/Base\"").message.contains("Mars/Base"));
+        assert!(broken("mon = \"09:00-18:00\"", "mon = \"18:00-09:00\"").message.contains("18:00-09:00"));
+        assert!(broken("\"http://localhost:8481\"]", "\"http://localhost:8481/crm\"]").message.contains("no path"));
+        assert!(broken("kind = \"not_routable\"", "kind = \"system\"").message.contains("kind"));
+        assert!(broken("listen = \"127.0.0.1:8480\"", "listen = \"localhost\"").message.contains("address"));
+    }
+}
