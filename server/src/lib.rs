@@ -4,3 +4,5 @@ pub mod config;
 pub mod hours;
 pub mod routing;
 pub mod store;
+pub mod auth;
+pub mod center;

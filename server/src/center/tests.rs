@@ -1,0 +1,371 @@
+//! The center on a virtual clock: no sockets, no real time. Agents are
+//! attached with channels so the tests see exactly the events a client would.
+
+use std::sync::Arc;
+
+use protocol::contact::{ConnectionKind, ConnectionState, ContactState, ContactView};
+use protocol::endpoint::Endpoint;
+use protocol::error::ErrorCode;
+use protocol::wire::{Event, Op, OpResult, ServerFrame};
+use protocol::Millis;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+
+use super::Center;
+use crate::config::Config;
+use crate::store::Store;
+
+const CONFIG: &str = r#"
+wrap_up_codes = ["Resolved"]
+[server]
+listen = "127.0.0.1:0"
+ring_timeout_s = 20
+external_answer_ms = 500
+[[agent_states]]
+name = "Available"
+kind = "routable"
+[[agent_states]]
+name = "Lunch"
+kind = "not_routable"
+[[agent_states]]
+name = "Offline"
+kind = "offline"
+[[queues]]
+id = "support"
+name = "Support"
+max_contacts = 2
+[[queues]]
+id = "vip"
+name = "VIP"
+max_contacts = 5
+[[queues]]
+id = "night"
+name = "Night"
+max_contacts = 5
+time_zone = "UTC"
+hours = { mon = "22:00-23:00" }
+[[routing_profiles]]
+id = "p"
+name = "P"
+queues = [{ queue = "vip", priority = 1 }, { queue = "support", priority = 2 }, { queue = "night", priority = 3 }]
+[[agents]]
+username = "alice"
+password = "a"
+name = "Alice"
+routing_profile = "p"
+[[agents]]
+username = "bob"
+password = "b"
+name = "Bob"
+routing_profile = "p"
+[[quick_connects]]
+id = "qc-bob"
+name = "Bob"
+kind = "agent"
+agent = "bob"
+[[quick_connects]]
+id = "qc-support"
+name = "Support"
+kind = "queue"
+queue = "support"
+[customers."+819012345678"]
+customerName = "Justin"
+"#;
+
+/// Tuesday 2026-11-24 10:00 UTC.
+const T0: u64 = 1_795_514_400_000;
+
+struct Rig {
+    center: Center,
+    now: Millis,
+    rx: std::collections::HashMap<&'static str, UnboundedReceiver<ServerFrame>>,
+}
+
+impl Rig {
+    fn new() -> Rig {
+        let cfg = Arc::new(Config::parse(CONFIG, "test").expect("config"));
+        let center = Center::new(cfg, Store::in_memory().expect("db"), Millis(T0)).expect("center");
+        let mut rig = Rig { center, now: Millis(T0), rx: Default::default() };
+        for agent in ["alice", "bob"] {
+            let (tx, rx) = unbounded_channel();
+            rig.center.attach(agent, None, tx).expect("attach");
+            rig.rx.insert(agent, rx);
+        }
+        rig
+    }
+
+    fn advance(&mut self, ms: u64) {
+        self.now = self.now.plus_ms(ms);
+        self.center.tick(self.now);
+    }
+
+    fn op(&mut self, agent: &str, op: Op) -> Result<OpResult, ErrorCode> {
+        self.center.handle(agent, op, self.now).map_err(|e| e.code)
+    }
+
+    fn ok(&mut self, agent: &str, op: Op) -> OpResult {
+        let dbg = format!("{op:?}");
+        self.op(agent, op).unwrap_or_else(|e| panic!("{agent} {dbg}: {e}"))
+    }
+
+    fn available(&mut self, agent: &str) {
+        self.ok(agent, Op::SetAgentState { state: "Available".into() });
+    }
+
+    fn call(&mut self, from: &str, queue: &str) -> String {
+        self.center.place_inbound(from, queue, self.now).expect("call placed")
+    }
+
+    fn view(&self, agent: &str, contact: &str) -> Option<ContactView> {
+        self.center.snapshot(agent)?.contacts.into_iter().find(|c| c.contact_id == contact)
+    }
+
+    fn state(&self, agent: &str) -> String {
+        self.center.snapshot(agent).expect("agent").status.state.name
+    }
+
+    fn events(&mut self, agent: &str) -> Vec<Event> {
+        let rx = self.rx.get_mut(agent).expect("agent");
+        let mut out = Vec::new();
+        while let Ok(f) = rx.try_recv() {
+            if let ServerFrame::Event(e) = f {
+                out.push(e.event);
+            }
+        }
+        out
+    }
+
+    fn conn_id(&self, agent: &str, contact: &str, kind: ConnectionKind) -> String {
+        self.view(agent, contact)
+            .expect("view")
+            .connections
+            .iter()
+            .find(|c| c.kind == kind)
+            .expect("connection")
+            .connection_id
+            .clone()
+    }
+}
+
+fn is_incoming(v: &Option<ContactView>) -> bool {
+    matches!(v.as_ref().map(|v| &v.state), Some(ContactState::Incoming { .. }))
+}
+
+#[test]
+fn inbound_call_rings_longest_idle_agent_and_carries_customer_attributes() {
+    let mut r = Rig::new();
+    r.available("bob");
+    r.advance(1_000);
+    r.available("alice");
+    r.advance(1_000);
+    let c = r.call("+819012345678", "support");
+    let v = r.view("bob", &c);
+    assert!(is_incoming(&v), "bob idled longest");
+    assert_eq!(v.expect("view").attributes["customerName"], "Justin");
+    assert!(r.view("alice", &c).is_none());
+}
+
+#[test]
+fn accept_hold_resume_end_and_clear_walk_the_agent_through_its_states() {
+    let mut r = Rig::new();
+    r.available("alice");
+    let c = r.call("+15550001111", "support");
+    r.ok("alice", Op::Accept { contact_id: c.clone() });
+    assert_eq!(r.state("alice"), "Busy");
+    let cust = r.conn_id("alice", &c, ConnectionKind::Inbound);
+    r.ok("alice", Op::Hold { contact_id: c.clone(), connection_id: cust.clone() });
+    assert_eq!(r.center.caller_view(&c).expect("caller").state, "hold");
+    assert_eq!(r.op("alice", Op::Hold { contact_id: c.clone(), connection_id: cust.clone() }), Err(ErrorCode::InvalidState));
+    r.ok("alice", Op::Resume { contact_id: c.clone(), connection_id: cust.clone() });
+    assert_eq!(r.center.caller_view(&c).expect("caller").state, "connected");
+    r.ok("alice", Op::SetAgentState { state: "Lunch".into() });
+    assert_eq!(r.state("alice"), "Busy", "next state waits for the contact");
+    r.center.caller_hangup(&c, r.now).expect("hangup");
+    assert_eq!(r.state("alice"), "AfterCallWork");
+    assert!(matches!(r.view("alice", &c).expect("acw").state, ContactState::Ended { .. }));
+    assert_eq!(r.op("alice", Op::Clear { contact_id: c.clone(), wrap_up_code: Some("Nope".into()) }), Err(ErrorCode::InvalidArgument));
+    r.ok("alice", Op::Clear { contact_id: c.clone(), wrap_up_code: Some("Resolved".into()) });
+    assert_eq!(r.state("alice"), "Lunch");
+    assert!(r.view("alice", &c).is_none());
+    let record = r.center.store().contact(&c).expect("db").expect("record");
+    assert_eq!(record.disconnect_reason.as_deref(), Some("customer_disconnect"));
+    let names: Vec<&str> = record.events.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(names, ["queued", "offered", "accepted", "hold", "resume", "ended", "cleared"]);
+}
+
+#[test]
+fn ring_timeout_misses_the_agent_and_requeues_the_contact_in_place() {
+    let mut r = Rig::new();
+    r.available("alice");
+    let c = r.call("+15550001111", "support");
+    r.advance(19_999);
+    assert!(is_incoming(&r.view("alice", &c)));
+    r.advance(1);
+    assert_eq!(r.state("alice"), "MissedCallAgent");
+    assert!(matches!(r.view("alice", &c).expect("missed").state, ContactState::Missed { .. }));
+    assert_eq!(r.center.caller_view(&c).expect("caller").state, "queued");
+    // Bob becomes available and gets it; alice dismisses by going available.
+    r.available("bob");
+    assert!(is_incoming(&r.view("bob", &c)));
+    r.available("alice");
+    assert!(r.view("alice", &c).is_none());
+    assert_eq!(r.state("alice"), "Available");
+}
+
+#[test]
+fn reject_requeues_and_skips_the_rejecting_agent_for_a_while() {
+    let mut r = Rig::new();
+    r.available("alice");
+    let c = r.call("+15550001111", "support");
+    r.ok("alice", Op::Reject { contact_id: c.clone() });
+    assert!(r.view("alice", &c).is_none());
+    assert_eq!(r.state("alice"), "Available");
+    r.advance(1_000);
+    assert_eq!(r.center.caller_view(&c).expect("caller").state, "queued");
+    r.advance(10_000);
+    assert!(is_incoming(&r.view("alice", &c)), "re-offered after the pause");
+}
+
+#[test]
+fn full_and_closed_queues_refuse_with_a_recorded_reason() {
+    let mut r = Rig::new();
+    r.call("+15550000001", "support");
+    r.call("+15550000002", "support");
+    let full = r.center.place_inbound("+15550000003", "support", r.now).expect_err("full");
+    assert_eq!(full.error.code, ErrorCode::QueueFull);
+    let rec = r.center.store().contact(&full.contact_id).expect("db").expect("recorded");
+    assert_eq!(rec.disconnect_reason.as_deref(), Some("queue_full"));
+    let closed = r.center.place_inbound("+15550000004", "night", r.now).expect_err("closed at 10:00");
+    assert_eq!(closed.error.code, ErrorCode::QueueClosed);
+    assert!(closed.error.message.contains("closed"));
+    let bad = r.center.place_inbound("12345", "support", r.now).expect_err("bad number");
+    assert_eq!(bad.error.code, ErrorCode::InvalidArgument);
+}
+
+#[test]
+fn priority_queue_is_served_first() {
+    let mut r = Rig::new();
+    let general = r.call("+15550000001", "support");
+    r.advance(5_000);
+    let vip = r.call("+15550000002", "vip");
+    r.available("alice");
+    assert!(is_incoming(&r.view("alice", &vip)));
+    assert!(r.view("alice", &general).is_none());
+}
+
+#[test]
+fn another_agents_contact_is_refused_and_unchanged() {
+    let mut r = Rig::new();
+    r.available("alice");
+    let c = r.call("+15550001111", "support");
+    let before = r.view("alice", &c);
+    assert_eq!(r.op("bob", Op::Accept { contact_id: c.clone() }), Err(ErrorCode::NotOwner));
+    assert_eq!(r.op("bob", Op::GetAttributes { contact_id: c.clone() }), Err(ErrorCode::NotOwner));
+    assert_eq!(r.op("bob", Op::Accept { contact_id: "c-nope".into() }), Err(ErrorCode::NotFound));
+    assert_eq!(r.view("alice", &c), before);
+}
+
+#[test]
+fn consult_then_conference_then_complete_transfer() {
+    let mut r = Rig::new();
+    r.available("alice");
+    let c = r.call("+819012345678", "support");
+    r.ok("alice", Op::Accept { contact_id: c.clone() });
+    r.available("bob");
+    r.ok("alice", Op::AddConnection { contact_id: c.clone(), endpoint: qc("qc-bob") });
+    let v = r.view("alice", &c).expect("view");
+    assert!(matches!(v.initial_connection().expect("customer").state, ConnectionState::Hold { .. }));
+    assert!(is_incoming(&r.view("bob", &c)));
+    r.ok("bob", Op::Accept { contact_id: c.clone() });
+    let v = r.view("alice", &c).expect("view");
+    assert!(v.can_toggle());
+    r.ok("alice", Op::Toggle { contact_id: c.clone() });
+    let v = r.view("alice", &c).expect("view");
+    assert!(matches!(v.initial_connection().expect("customer").state, ConnectionState::Connected { .. }));
+    r.ok("alice", Op::Conference { contact_id: c.clone() });
+    let v = r.view("alice", &c).expect("view");
+    assert_eq!(v.active_others().filter(|c| matches!(c.state, ConnectionState::Connected { .. })).count(), 2);
+    let own = r.conn_id("alice", &c, ConnectionKind::Agent);
+    r.ok("alice", Op::EndConnection { contact_id: c.clone(), connection_id: own });
+    assert_eq!(r.state("alice"), "AfterCallWork");
+    assert_eq!(r.state("bob"), "Busy");
+    assert_eq!(r.center.caller_view(&c).expect("caller").state, "connected");
+    assert_eq!(r.view("bob", &c).expect("bob").attributes["customerName"], "Justin");
+    r.center.caller_hangup(&c, r.now).expect("hangup");
+    assert_eq!(r.state("bob"), "AfterCallWork");
+}
+
+#[test]
+fn cold_transfer_through_a_queue() {
+    let mut r = Rig::new();
+    r.available("alice");
+    let c = r.call("+15550001111", "vip");
+    r.ok("alice", Op::Accept { contact_id: c.clone() });
+    r.ok("alice", Op::AddConnection { contact_id: c.clone(), endpoint: qc("qc-support") });
+    let own = r.conn_id("alice", &c, ConnectionKind::Agent);
+    r.ok("alice", Op::EndConnection { contact_id: c.clone(), connection_id: own });
+    assert_eq!(r.center.caller_view(&c).expect("caller").state, "hold");
+    r.available("bob");
+    assert!(is_incoming(&r.view("bob", &c)));
+    r.ok("bob", Op::Accept { contact_id: c.clone() });
+    assert_eq!(r.center.caller_view(&c).expect("caller").state, "connected");
+}
+
+#[test]
+fn digits_reach_the_caller_and_both_sides_see_events() {
+    let mut r = Rig::new();
+    r.available("alice");
+    let c = r.call("+15550001111", "support");
+    r.ok("alice", Op::Accept { contact_id: c.clone() });
+    let cust = r.conn_id("alice", &c, ConnectionKind::Inbound);
+    assert_eq!(r.op("alice", Op::SendDigits { contact_id: c.clone(), connection_id: cust.clone(), digits: "12x".into() }), Err(ErrorCode::InvalidArgument));
+    r.ok("alice", Op::SendDigits { contact_id: c.clone(), connection_id: cust, digits: "123#".into() });
+    assert_eq!(r.center.caller_view(&c).expect("caller").digits_heard, "123#");
+    r.center.caller_digits(&c, "9", r.now).expect("caller digits");
+    let digits: Vec<String> = r.events("alice").into_iter().filter_map(|e| match e {
+        Event::Digits { digits, .. } => Some(digits),
+        _ => None,
+    }).collect();
+    assert_eq!(digits, ["123#", "9"]);
+}
+
+#[test]
+fn outbound_call_dials_then_connects_when_answered() {
+    let mut r = Rig::new();
+    r.available("alice");
+    let OpResult::ContactCreated { contact_id } = r.ok("alice", Op::Connect { endpoint: Endpoint::phone_number("+14155550100") }) else { panic!("no contact") };
+    assert_eq!(r.state("alice"), "CallingCustomer");
+    r.advance(500);
+    assert!(matches!(r.view("alice", &contact_id).expect("view").state, ContactState::Connected { .. }));
+    assert_eq!(r.state("alice"), "Busy");
+    assert_eq!(r.op("alice", Op::Connect { endpoint: Endpoint::phone_number("+14155550101") }), Err(ErrorCode::InvalidState));
+    assert_eq!(r.op("bob", Op::Connect { endpoint: Endpoint::phone_number("555") }), Err(ErrorCode::InvalidArgument));
+}
+
+#[test]
+fn resume_replays_missed_events_or_falls_back_to_a_snapshot() {
+    let mut r = Rig::new();
+    r.available("alice");
+    let snap = r.center.snapshot("alice").expect("snap");
+    let session = {
+        let (tx, _rx) = unbounded_channel();
+        let (_, frames) = r.center.attach("alice", None, tx).expect("attach");
+        match &frames[0] {
+            ServerFrame::Welcome(w) => w.session.clone(),
+            other => panic!("{other:?}"),
+        }
+    };
+    let c = r.call("+15550001111", "support");
+    let (tx, _rx) = unbounded_channel();
+    let resume = protocol::wire::ResumeFrom { session: session.clone(), last_seq: snap.seq };
+    let (_, frames) = r.center.attach("alice", Some(&resume), tx).expect("attach");
+    assert!(matches!(&frames[0], ServerFrame::Welcome(w) if w.resumed));
+    assert!(frames[1..].iter().any(|f| matches!(f, ServerFrame::Event(e) if matches!(&e.event, Event::ContactUpdated(v) if v.contact_id == c))));
+    let (tx, _rx) = unbounded_channel();
+    let stale = protocol::wire::ResumeFrom { session: "s-other".into(), last_seq: 1 };
+    let (_, frames) = r.center.attach("alice", Some(&stale), tx).expect("attach");
+    assert!(matches!(&frames[1], ServerFrame::Snapshot(s) if s.contacts.len() == 1));
+}
+
+fn qc(id: &str) -> Endpoint {
+    Endpoint { id: id.into(), kind: protocol::endpoint::EndpointKind::Agent, name: String::new(), phone_number: None, agent: None, queue: None }
+}
