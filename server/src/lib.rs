@@ -1,8 +1,107 @@
-//! The Switchboard reference backend. `app(state)` builds the router so
-//! tests can bind port 0; `main.rs` only parses arguments and binds.
-pub mod config;
-pub mod hours;
-pub mod routing;
-pub mod store;
+//! The Switchboard reference backend: login, the protocol v1 WebSocket,
+//! routing with queues, priorities and delays, an embedded SQLite store,
+//! simulated callers, and static serving of the CCP and demo pages.
+//!
+//! [`app`] builds the router so tests bind port 0; [`start`] wires the
+//! store, the center and its ticker; `main.rs` only parses arguments.
+
 pub mod auth;
 pub mod center;
+pub mod config;
+pub mod hours;
+pub mod http;
+pub mod routing;
+pub mod sim;
+pub mod store;
+pub mod ws;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use http::{app, crm_demo_app, AppState};
+
+use crate::center::Center;
+use crate::config::Config;
+use crate::store::Store;
+
+/// How often the center advances (ring-outs, answers, routing).
+const TICK: Duration = Duration::from_millis(50);
+
+/// Why the backend could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The database could not be opened.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// A listener could not bind.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// A running backend.
+pub struct Running {
+    /// Where the backend listens.
+    pub addr: SocketAddr,
+    /// Where the demo CRM origin listens.
+    pub crm_addr: Option<SocketAddr>,
+    /// Shared state (tests reach into the center through it).
+    pub state: AppState,
+}
+
+/// Opens the store in the configured data directory and serves.
+pub async fn start(cfg: Config) -> Result<Running, StartError> {
+    let store = Store::open(&cfg.data_dir)?;
+    start_with_store(cfg, store).await
+}
+
+/// Serves with a given store (tests use an in-memory one).
+pub async fn start_with_store(cfg: Config, store: Store) -> Result<Running, StartError> {
+    let cfg = Arc::new(cfg);
+    let center = Center::new(cfg.clone(), store, http::wall_clock())?;
+    let state = AppState::new(center, cfg.clone());
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|source| StartError::Bind { addr: cfg.listen, source })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: cfg.listen, source })?;
+    let router = app(state.clone());
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!("backend stopped: {e}");
+        }
+    });
+    let crm_addr = match cfg.crm_demo_listen {
+        Some(crm) => {
+            let listener = tokio::net::TcpListener::bind(crm)
+                .await
+                .map_err(|source| StartError::Bind { addr: crm, source })?;
+            let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: crm, source })?;
+            let router = crm_demo_app(&cfg);
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, router).await;
+            });
+            Some(addr)
+        }
+        None => None,
+    };
+    let ticker = state.clone();
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(TICK);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            interval.tick().await;
+            let now = ticker.now();
+            match ticker.center.lock() {
+                Ok(mut center) => center.tick(now),
+                Err(_) => break,
+            }
+        }
+    });
+    Ok(Running { addr, crm_addr, state })
+}

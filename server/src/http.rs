@@ -1,0 +1,237 @@
+//! The HTTP surface: login, the WebSocket upgrade, contact records, the
+//! simulated-caller API, and static files (the CCP with its
+//! `frame-ancestors` policy, the customer phone page, the demo CRM origin).
+//! JSON errors share the wire's `{code, message}` shape and never carry
+//! internals.
+
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::{Path, State, WebSocketUpgrade};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use protocol::error::{ErrorBody, ErrorCode};
+use protocol::Millis;
+use serde::Deserialize;
+use tower_http::services::ServeDir;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::auth;
+use crate::center::Center;
+use crate::config::Config;
+
+/// Largest WebSocket message the transport reads. Far above any valid
+/// frame, so oversized frames reach the protocol layer and get a typed
+/// `frame_too_large` instead of a dropped connection.
+pub const TRANSPORT_MAX_MESSAGE: usize = 16 << 20;
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    /// The contact center.
+    pub center: Arc<Mutex<Center>>,
+    /// The configuration.
+    pub cfg: Arc<Config>,
+    clock: Arc<dyn Fn() -> Millis + Send + Sync>,
+}
+
+impl AppState {
+    /// State on the wall clock.
+    pub fn new(center: Center, cfg: Arc<Config>) -> Self {
+        AppState { center: Arc::new(Mutex::new(center)), cfg, clock: Arc::new(wall_clock) }
+    }
+
+    /// Now, per this state's clock.
+    pub fn now(&self) -> Millis {
+        (self.clock)()
+    }
+}
+
+/// Milliseconds since the epoch from the system clock.
+pub fn wall_clock() -> Millis {
+    Millis(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64))
+}
+
+struct ApiError(StatusCode, ErrorBody);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(self.1)).into_response()
+    }
+}
+
+fn status_for(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::AuthFailed | ErrorCode::NotAuthenticated => StatusCode::UNAUTHORIZED,
+        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::NotOwner => StatusCode::FORBIDDEN,
+        ErrorCode::QueueFull | ErrorCode::QueueClosed | ErrorCode::InvalidState => StatusCode::CONFLICT,
+        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+impl From<ErrorBody> for ApiError {
+    fn from(e: ErrorBody) -> Self {
+        ApiError(status_for(e.code), e)
+    }
+}
+
+fn parse_json<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, ApiError> {
+    if body.len() > 64 * 1024 {
+        return Err(ErrorBody::new(ErrorCode::FrameTooLarge, "request body over 64 KiB").into());
+    }
+    serde_json::from_slice(body).map_err(|e| ErrorBody::new(ErrorCode::BadRequest, format!("bad JSON body: {e}")).into())
+}
+
+fn lock(state: &AppState) -> Result<std::sync::MutexGuard<'_, Center>, ApiError> {
+    state.center.lock().map_err(|_| ErrorBody::new(ErrorCode::Internal, "backend unavailable").into())
+}
+
+/// The backend's router. Static directories come from the configuration.
+pub fn app(state: AppState) -> Router {
+    let cfg = state.cfg.clone();
+    let csp = HeaderValue::from_str(&frame_ancestors(&cfg.approved_origins))
+        .unwrap_or_else(|_| HeaderValue::from_static("frame-ancestors 'self'"));
+    let ccp = Router::new()
+        .fallback_service(ServeDir::new(&cfg.ccp_dir).append_index_html_on_directories(true))
+        .layer(SetResponseHeaderLayer::overriding(header::CONTENT_SECURITY_POLICY, csp));
+    Router::new()
+        .route("/", get(|| async { Redirect::temporary("/ccp/") }))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/v1/login", post(login))
+        .route("/v1/ws", get(upgrade))
+        .route("/v1/contacts/{id}", get(contact_record))
+        .route("/v1/sim/calls", post(sim_place))
+        .route("/v1/sim/calls/{id}", get(sim_view).delete(sim_hangup))
+        .route("/v1/sim/calls/{id}/digits", post(sim_digits))
+        .nest_service("/ccp", ccp)
+        .nest_service("/phone", ServeDir::new(cfg.public_dir.join("phone")))
+        .nest_service("/public", ServeDir::new(&cfg.public_dir))
+        .with_state(state)
+}
+
+/// The demo CRM page, served on its own origin.
+pub fn crm_demo_app(cfg: &Config) -> Router {
+    Router::new().fallback_service(ServeDir::new(cfg.public_dir.join("crm")).append_index_html_on_directories(true))
+}
+
+/// `frame-ancestors 'self' <approved origins>`.
+pub fn frame_ancestors(origins: &[String]) -> String {
+    let mut csp = String::from("frame-ancestors 'self'");
+    for o in origins {
+        csp.push(' ');
+        csp.push_str(o);
+    }
+    csp
+}
+
+#[derive(Deserialize)]
+struct LoginBody {
+    username: String,
+    password: String,
+}
+
+async fn login(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    let body: LoginBody = parse_json(&body)?;
+    let now = state.now();
+    let center = lock(&state)?;
+    let login = auth::login(&center, &body.username, &body.password, now)?;
+    Ok(Json(login).into_response())
+}
+
+async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    ws.max_message_size(TRANSPORT_MAX_MESSAGE)
+        .max_frame_size(TRANSPORT_MAX_MESSAGE)
+        .on_upgrade(move |socket| crate::ws::serve_socket(socket, state))
+}
+
+fn bearer_agent(state: &AppState, headers: &HeaderMap, center: &Center) -> Result<String, ApiError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    auth::authenticate(center, token, state.now())
+        .ok_or_else(|| ErrorBody::new(ErrorCode::AuthFailed, "a valid bearer token is required").into())
+}
+
+async fn contact_record(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let center = lock(&state)?;
+    bearer_agent(&state, &headers, &center)?;
+    match center.store().contact(&id) {
+        Ok(Some(record)) => Ok(Json(record).into_response()),
+        Ok(None) => Err(ErrorBody::new(ErrorCode::NotFound, "no such contact").into()),
+        Err(e) => {
+            tracing::error!("{e}");
+            Err(ErrorBody::new(ErrorCode::Internal, "the record could not be read").into())
+        }
+    }
+}
+
+fn simulator_on(state: &AppState) -> Result<(), ApiError> {
+    if state.cfg.simulator {
+        Ok(())
+    } else {
+        Err(ErrorBody::new(ErrorCode::NotFound, "the simulator is switched off in the configuration").into())
+    }
+}
+
+#[derive(Deserialize)]
+struct PlaceBody {
+    from: String,
+    queue: String,
+}
+
+async fn sim_place(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    simulator_on(&state)?;
+    let body: PlaceBody = parse_json(&body)?;
+    let now = state.now();
+    let mut center = lock(&state)?;
+    match center.place_inbound(&body.from, &body.queue, now) {
+        Ok(id) => Ok((StatusCode::CREATED, Json(serde_json::json!({ "contact_id": id }))).into_response()),
+        Err(refused) => {
+            let status = status_for(refused.error.code);
+            let mut json = serde_json::json!({ "code": refused.error.code, "message": refused.error.message });
+            if !refused.contact_id.is_empty() {
+                json["contact_id"] = refused.contact_id.into();
+            }
+            Ok((status, Json(json)).into_response())
+        }
+    }
+}
+
+async fn sim_view(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    simulator_on(&state)?;
+    let center = lock(&state)?;
+    if let Some(view) = center.caller_view(&id) {
+        return Ok(Json(view).into_response());
+    }
+    match center.store().contact(&id) {
+        Ok(Some(_)) => Ok(Json(serde_json::json!({ "contact_id": id, "state": "ended", "digits_heard": "" })).into_response()),
+        _ => Err(ErrorBody::new(ErrorCode::NotFound, "no such call").into()),
+    }
+}
+
+async fn sim_hangup(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    simulator_on(&state)?;
+    let now = state.now();
+    lock(&state)?.caller_hangup(&id, now)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+struct DigitsBody {
+    digits: String,
+}
+
+async fn sim_digits(State(state): State<AppState>, Path(id): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+    simulator_on(&state)?;
+    let body: DigitsBody = parse_json(&body)?;
+    let now = state.now();
+    lock(&state)?.caller_digits(&id, &body.digits, now)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,254 @@
+//! One connection's protocol logic, without the connection. Feed it the
+//! frames that arrive and the current time; send the strings it returns.
+//! Requests time out on the caller's clock; after a reconnect it says
+//! `hello` with a resume point, and a gap in event numbers asks for a
+//! fresh snapshot instead of guessing.
+
+use std::collections::BTreeMap;
+
+use protocol::error::{ErrorBody, ErrorCode};
+use protocol::wire::{
+    decode_server_frame, encode, ClientFrame, Event, Hello, Op, OpResult, Request, ResumeFrom, ServerFrame,
+};
+use protocol::Millis;
+
+use crate::state::{ClientState, ContactChange};
+
+/// What a frame, or the passing of time, produced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// The server accepted `hello`; `resumed` says whether events were replayed.
+    Ready {
+        /// Whether the event stream continued without a snapshot.
+        resumed: bool,
+    },
+    /// A request finished.
+    Reply {
+        /// The request id.
+        id: u64,
+        /// Its result or error (including timeouts).
+        result: Result<OpResult, ErrorBody>,
+    },
+    /// A raw event, after it was applied to the state.
+    Event(Event),
+    /// A contact lifecycle step.
+    Contact(ContactChange),
+    /// A frame-level error from the server.
+    ServerError(ErrorBody),
+    /// Events were missed: send this `get_snapshot` request frame.
+    Resync(String),
+}
+
+/// Why a frame could not be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// The server sent something that is not protocol v1.
+    #[error("undecodable server frame: {0}")]
+    Decode(String),
+}
+
+#[derive(Debug)]
+struct Pending {
+    deadline: Millis,
+}
+
+/// A protocol session.
+#[derive(Debug)]
+pub struct Session {
+    token: String,
+    next_id: u64,
+    pending: BTreeMap<u64, Pending>,
+    server_session: Option<String>,
+    /// The agent's state as known so far.
+    pub state: ClientState,
+    timeout_ms: u64,
+    snapshot_request: Option<u64>,
+}
+
+impl Session {
+    /// A session that will authenticate with `token`; requests fail after
+    /// `timeout_ms` without an answer.
+    pub fn new(token: &str, timeout_ms: u64) -> Self {
+        Session {
+            token: token.to_owned(),
+            next_id: 1,
+            pending: BTreeMap::new(),
+            server_session: None,
+            state: ClientState::default(),
+            timeout_ms,
+            snapshot_request: None,
+        }
+    }
+
+    /// The `hello` to send on a (re)connected socket, resuming when possible.
+    pub fn hello(&self) -> String {
+        let resume = self
+            .server_session
+            .as_ref()
+            .map(|s| ResumeFrom { session: s.clone(), last_seq: self.state.seq });
+        encode(&ClientFrame::Hello(Hello { versions: protocol::SUPPORTED_VERSIONS.to_vec(), token: self.token.clone(), resume }))
+    }
+
+    /// Starts a request; returns its id and the frame to send.
+    pub fn request(&mut self, op: Op, now: Millis) -> (u64, String) {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.pending.insert(id, Pending { deadline: now.plus_ms(self.timeout_ms) });
+        (id, encode(&ClientFrame::Request(Request { id, op })))
+    }
+
+    /// Number of requests awaiting an answer.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// When the next request times out, if any is pending.
+    pub fn next_deadline(&self) -> Option<Millis> {
+        self.pending.values().map(|p| p.deadline).min()
+    }
+
+    /// Fails every request whose deadline passed.
+    pub fn poll_timeouts(&mut self, now: Millis) -> Vec<Output> {
+        let expired: Vec<u64> = self.pending.iter().filter(|(_, p)| p.deadline <= now).map(|(id, _)| *id).collect();
+        expired
+            .into_iter()
+            .map(|id| {
+                self.pending.remove(&id);
+                Output::Reply { id, result: Err(ErrorBody::new(ErrorCode::Unknown, "timed out waiting for the backend")) }
+            })
+            .collect()
+    }
+
+    /// The socket closed: pending requests fail now (their outcome is
+    /// unknown; the state after reconnecting tells what happened).
+    pub fn disconnected(&mut self) -> Vec<Output> {
+        std::mem::take(&mut self.pending)
+            .into_keys()
+            .map(|id| Output::Reply { id, result: Err(ErrorBody::new(ErrorCode::Unknown, "connection lost before the answer")) })
+            .collect()
+    }
+
+    /// Handles one text frame from the server.
+    pub fn handle_text(&mut self, text: &str, now: Millis) -> Result<Vec<Output>, SessionError> {
+        let frame = decode_server_frame(text).map_err(|e| SessionError::Decode(e.body.message))?;
+        let mut out = Vec::new();
+        match frame {
+            ServerFrame::Welcome(w) => {
+                if self.server_session.as_deref() != Some(&w.session) {
+                    self.state = ClientState::default();
+                }
+                self.server_session = Some(w.session);
+                out.push(Output::Ready { resumed: w.resumed });
+            }
+            ServerFrame::Snapshot(s) => {
+                out.extend(self.state.apply_snapshot(s).into_iter().map(Output::Contact));
+            }
+            ServerFrame::Event(e) => {
+                if self.state.agent.is_some() && e.seq != self.state.seq + 1 {
+                    if e.seq > self.state.seq + 1 && self.snapshot_request.is_none() {
+                        let (id, frame) = self.request(Op::GetSnapshot, now);
+                        self.snapshot_request = Some(id);
+                        out.push(Output::Resync(frame));
+                    }
+                    return Ok(out);
+                }
+                let changes = self.state.apply_event(e.seq, &e.event);
+                out.push(Output::Event(e.event));
+                out.extend(changes.into_iter().map(Output::Contact));
+            }
+            ServerFrame::Response(r) => {
+                if self.pending.remove(&r.id).is_none() {
+                    return Ok(out);
+                }
+                if self.snapshot_request == Some(r.id) {
+                    self.snapshot_request = None;
+                    if let Some(OpResult::Snapshot(s)) = &r.result {
+                        out.extend(self.state.apply_snapshot(s.clone()).into_iter().map(Output::Contact));
+                    }
+                }
+                let result = match (r.result, r.error) {
+                    (Some(ok), _) => Ok(ok),
+                    (None, Some(e)) => Err(e),
+                    (None, None) => Err(ErrorBody::new(ErrorCode::Unknown, "empty response")),
+                };
+                out.push(Output::Reply { id: r.id, result });
+            }
+            ServerFrame::Error(e) => {
+                if let Some(id) = e.id {
+                    if self.pending.remove(&id).is_some() {
+                        out.push(Output::Reply { id, result: Err(e.error) });
+                        return Ok(out);
+                    }
+                }
+                out.push(Output::ServerError(e.error));
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::wire::{EventFrame, Response, Welcome};
+
+    fn welcome(session: &str) -> String {
+        encode(&ServerFrame::Welcome(Welcome { version: 1, session: session.into(), agent: "a".into(), resumed: false, heartbeat_ms: 1 }))
+    }
+
+    #[test]
+    fn requests_resolve_once_and_time_out() {
+        let mut s = Session::new("t", 1_000);
+        let (id, frame) = s.request(Op::Ping, Millis(0));
+        assert!(frame.contains("\"op\":\"ping\""));
+        let reply = encode(&ServerFrame::Response(Response::ok(id, OpResult::Pong)));
+        let out = s.handle_text(&reply, Millis(10)).expect("decodes");
+        assert_eq!(out, vec![Output::Reply { id, result: Ok(OpResult::Pong) }]);
+        assert!(s.handle_text(&reply, Millis(11)).expect("decodes").is_empty(), "a second answer is ignored");
+        let (late, _) = s.request(Op::Ping, Millis(100));
+        assert!(s.poll_timeouts(Millis(1_099)).is_empty());
+        let out = s.poll_timeouts(Millis(1_100));
+        assert!(matches!(&out[..], [Output::Reply { id, result: Err(_) }] if *id == late));
+        assert_eq!(s.pending(), 0);
+    }
+
+    #[test]
+    fn hello_resumes_after_a_welcome() {
+        let mut s = Session::new("tok", 1_000);
+        assert!(!s.hello().contains("resume"));
+        s.handle_text(&welcome("s-1"), Millis(0)).expect("welcome");
+        assert!(s.hello().contains("\"session\":\"s-1\""));
+    }
+
+    #[test]
+    fn an_event_gap_asks_for_a_snapshot() {
+        let mut s = Session::new("tok", 1_000);
+        s.handle_text(&welcome("s-1"), Millis(0)).expect("welcome");
+        s.state.agent = Some(crate::state::AgentView {
+            status: protocol::AgentStatusView { state: protocol::AgentState::available(), since: Millis(0), next_state: None },
+            muted: false,
+            configuration: protocol::wire::AgentConfiguration {
+                username: "a".into(),
+                name: "A".into(),
+                routing_profile: protocol::wire::RoutingProfile { id: "p".into(), name: "P".into(), queues: vec![] },
+                softphone_enabled: true,
+                wrap_up_codes: vec![],
+            },
+            states: vec![],
+        });
+        let ev = |seq| encode(&ServerFrame::Event(EventFrame { seq, event: Event::MuteChanged { muted: true } }));
+        let out = s.handle_text(&ev(1), Millis(1)).expect("in order");
+        assert_eq!(out, vec![Output::Event(Event::MuteChanged { muted: true })]);
+        let out = s.handle_text(&ev(5), Millis(2)).expect("gap");
+        assert!(matches!(&out[..], [Output::Resync(f)] if f.contains("get_snapshot")));
+        assert_eq!(s.state.seq, 1, "the gapped event is not applied");
+    }
+
+    #[test]
+    fn garbage_from_the_server_is_an_error_not_a_panic() {
+        let mut s = Session::new("tok", 1_000);
+        assert!(s.handle_text("{nope", Millis(0)).is_err());
+        assert!(s.handle_text("{\"type\":\"welcome\"}", Millis(0)).is_err());
+    }
+}
