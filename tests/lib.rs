@@ -1,1 +1,253 @@
-//! Cross-crate integration tests live in `tests/*.rs` beside this file.
+//! A test client for the backend: real WebSockets (tokio-tungstenite)
+//! driving the SDK's sans-IO [`Session`], plus helpers to start a backend
+//! on port 0 with a small configuration. Integration tests live in
+//! `tests/*.rs` beside this file; the load benchmark reuses this client.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use protocol::error::ErrorBody;
+use protocol::wire::{Op, OpResult};
+use protocol::Millis;
+use server::config::Config;
+use streams_sdk::{ClientState, Output, Session};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// A small center: two agents on one profile, a support queue, quick connects.
+pub const TEST_CONFIG: &str = r#"
+wrap_up_codes = ["Resolved"]
+[server]
+listen = "127.0.0.1:0"
+ring_timeout_s = 20
+external_answer_ms = 200
+simulator = true
+approved_origins = ["http://localhost:9999"]
+[[agent_states]]
+name = "Available"
+kind = "routable"
+[[agent_states]]
+name = "Lunch"
+kind = "not_routable"
+[[agent_states]]
+name = "Offline"
+kind = "offline"
+[[queues]]
+id = "support"
+name = "Support"
+max_contacts = 1000
+[[routing_profiles]]
+id = "p"
+name = "P"
+queues = [{ queue = "support", priority = 1 }]
+[[agents]]
+username = "alice"
+password = "alice-pass"
+name = "Alice"
+routing_profile = "p"
+[[agents]]
+username = "bob"
+password = "bob-pass"
+name = "Bob"
+routing_profile = "p"
+[[quick_connects]]
+id = "qc-bob"
+name = "Bob"
+kind = "agent"
+agent = "bob"
+[customers."+819012345678"]
+customerName = "Justin"
+orderId = "100"
+item = "The North Face Summit L3 Ventrix 2.0 Hoodie"
+shippingDate = "2018-11-12"
+cancelled = "false"
+"#;
+
+/// Milliseconds on the wall clock.
+pub fn now() -> Millis {
+    server::http::wall_clock()
+}
+
+/// [`TEST_CONFIG`] with its SQLite store in `data_dir`.
+pub fn test_config(data_dir: &std::path::Path) -> Config {
+    let mut cfg = Config::parse(TEST_CONFIG, "test").expect("test config");
+    cfg.data_dir = data_dir.to_path_buf();
+    cfg
+}
+
+/// A fresh temporary directory.
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("switchboard-{name}-{}-{}", std::process::id(), now().0));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// Sends one HTTP request to the backend.
+pub async fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
+    let (status, body) = server::sim::http_request(addr, method, path, body).await.expect("http");
+    (status, serde_json::from_str(&body).unwrap_or(serde_json::Value::Null))
+}
+
+/// Logs in and returns the token.
+pub async fn login(addr: SocketAddr, user: &str, password: &str) -> String {
+    let body = serde_json::json!({ "username": user, "password": password }).to_string();
+    let (status, json) = http(addr, "POST", "/v1/login", Some(&body)).await;
+    assert_eq!(status, 200, "login {user}: {json}");
+    json["token"].as_str().expect("token").to_owned()
+}
+
+/// Places a simulated call and returns the contact id.
+pub async fn sim_call(addr: SocketAddr, from: &str, queue: &str) -> String {
+    let (status, json) = server::sim::place_call(addr, from, queue).await.expect("sim");
+    assert_eq!(status, 201, "sim call: {json}");
+    let json: serde_json::Value = serde_json::from_str(&json).expect("json");
+    json["contact_id"].as_str().expect("contact id").to_owned()
+}
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// An agent's client: a socket and a session.
+pub struct Client {
+    ws: Ws,
+    /// The protocol session (its `state` is the agent's world).
+    pub session: Session,
+    /// Every output seen, in order, for assertions on events.
+    pub log: Vec<Output>,
+    /// Raw text frames that did not decode.
+    pub undecodable: Vec<String>,
+}
+
+/// How long a test waits for the backend before failing.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+impl Client {
+    /// Opens a socket without saying hello.
+    pub async fn open(addr: SocketAddr, token: &str) -> Client {
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/ws")).await.expect("ws connect");
+        Client { ws, session: Session::new(token, 5_000), log: Vec::new(), undecodable: Vec::new() }
+    }
+
+    /// Opens, says hello and waits for the snapshot.
+    pub async fn connect(addr: SocketAddr, token: &str) -> Client {
+        let mut c = Client::open(addr, token).await;
+        c.hello().await;
+        c
+    }
+
+    /// Says hello (resuming if this session had one) and waits until ready.
+    pub async fn hello(&mut self) {
+        let hello = self.session.hello();
+        self.send_text(&hello).await;
+        self.wait_for("ready and snapshot", |c| c.state().agent.is_some() && c.log.iter().any(|o| matches!(o, Output::Ready { .. }))).await;
+    }
+
+    /// Replaces the socket (after a drop) keeping the session.
+    pub async fn reconnect(&mut self, addr: SocketAddr) {
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/ws")).await.expect("ws connect");
+        self.ws = ws;
+        self.log.extend(self.session.disconnected());
+        self.log.retain(|o| !matches!(o, Output::Ready { .. }));
+        self.hello().await;
+    }
+
+    /// The agent's known state.
+    pub fn state(&self) -> &ClientState {
+        &self.session.state
+    }
+
+    /// Sends a text frame as is.
+    pub async fn send_text(&mut self, text: &str) {
+        self.ws.send(Message::Text(text.into())).await.expect("send");
+    }
+
+    /// Sends a binary frame.
+    pub async fn send_binary(&mut self, bytes: Vec<u8>) {
+        self.ws.send(Message::Binary(bytes.into())).await.expect("send");
+    }
+
+    /// Reads one frame (or fails the test after [`WAIT`]) and feeds it to the session.
+    pub async fn pump(&mut self) -> Vec<Output> {
+        let msg = tokio::time::timeout(WAIT, self.ws.next()).await.expect("backend answered in time");
+        let Some(Ok(msg)) = msg else { panic!("socket closed: {msg:?}") };
+        let Message::Text(text) = msg else { return Vec::new() };
+        match self.session.handle_text(text.as_str(), now()) {
+            Ok(outputs) => {
+                for o in &outputs {
+                    if let Output::Resync(frame) = o {
+                        let frame = frame.clone();
+                        self.ws.send(Message::Text(frame.into())).await.expect("send");
+                    }
+                }
+                self.log.extend(outputs.iter().cloned());
+                outputs
+            }
+            Err(_) => {
+                self.undecodable.push(text.to_string());
+                Vec::new()
+            }
+        }
+    }
+
+    /// Runs an op and returns its result.
+    pub async fn op(&mut self, op: Op) -> Result<OpResult, ErrorBody> {
+        let (id, frame) = self.session.request(op, now());
+        self.send_text(&frame).await;
+        self.reply(id).await
+    }
+
+    /// Waits for the reply to request `id`.
+    pub async fn reply(&mut self, id: u64) -> Result<OpResult, ErrorBody> {
+        loop {
+            for o in self.pump().await {
+                if let Output::Reply { id: rid, result } = o {
+                    if rid == id {
+                        return result;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs an op that must succeed.
+    pub async fn ok(&mut self, op: Op) -> OpResult {
+        let name = format!("{op:?}");
+        match self.op(op).await {
+            Ok(r) => r,
+            Err(e) => panic!("{name} failed: {e}"),
+        }
+    }
+
+    /// Reads frames until `pred` holds.
+    pub async fn wait_for(&mut self, what: &str, pred: impl Fn(&Client) -> bool) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !pred(self) {
+            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+            self.pump().await;
+        }
+    }
+
+    /// The next frame-level server error.
+    pub async fn next_server_error(&mut self) -> ErrorBody {
+        loop {
+            for o in self.pump().await {
+                if let Output::ServerError(e) = o {
+                    return e;
+                }
+            }
+        }
+    }
+
+    /// The agent's current state name.
+    pub fn agent_state(&self) -> String {
+        self.state().agent.as_ref().map(|a| a.status.state.name.clone()).unwrap_or_default()
+    }
+}
+
+impl Client {
+    /// Closes the socket abruptly from the client side.
+    pub async fn ws_close(&mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}
