@@ -1,1 +1,124 @@
-fn main() {}
+//! `cargo xtask <command>`: the project's own scripts, in Rust so they run
+//! wherever cargo does.
+//!
+//! - `run [--config FILE]`: installs what is missing, builds the CCP with
+//!   Trunk and starts the backend (release) with the sample configuration.
+//! - `test`: installs what is missing and runs every test: native crates,
+//!   the CCP build, and the browser end-to-end tests in headless Chromium.
+//! - `bench [load]`: the benchmarks whose figures go into docs/benchmarks.md.
+//! - `install`: only the tool installs.
+//! - `lint`: rustfmt and clippy.
+//!
+//! Every install step checks first and skips what is already there, so a
+//! second run costs seconds.
+
+mod tools;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use tools::{ensure_browser_tools, ensure_build_tools};
+
+/// The workspace root (the parent of this crate).
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Runs a command from the workspace root, echoing it; fails on non-zero exit.
+fn run(cmd: &mut Command) -> Result<(), String> {
+    cmd.current_dir(root());
+    eprintln!("xtask> {cmd:?}");
+    let status = cmd.status().map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed with {status}"))
+    }
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+/// PATH with the npm tools (wasm-opt) and cargo's bin directory first.
+fn tool_path() -> String {
+    let mut parts = vec![root().join("node_modules/.bin").display().to_string()];
+    if let Some(home) = std::env::var_os("CARGO_HOME").map(PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo"))) {
+        parts.push(home.join("bin").display().to_string());
+    }
+    parts.push(std::env::var("PATH").unwrap_or_default());
+    parts.join(":")
+}
+
+/// Builds the CCP into dist/ with Trunk (release: wasm-opt -Oz).
+fn build_ccp() -> Result<(), String> {
+    run(cargo().args(["fetch"]))?;
+    run(Command::new("trunk")
+        .env("PATH", tool_path())
+        .args(["build", "--release", "--offline"]))
+}
+
+fn cmd_run(args: &[String]) -> Result<(), String> {
+    ensure_build_tools()?;
+    build_ccp()?;
+    let mut server = cargo();
+    server.args(["run", "--release", "-p", "switchboard-server", "--"]);
+    server.args(args);
+    run(&mut server)
+}
+
+fn cmd_test(args: &[String]) -> Result<(), String> {
+    let browser = !args.iter().any(|a| a == "--no-browser");
+    ensure_build_tools()?;
+    if browser {
+        ensure_browser_tools()?;
+    }
+    run(cargo().args(["test", "--workspace", "--exclude", "switchboard-app"]))?;
+    if browser {
+        build_ccp()?;
+        run(cargo().args(["build", "-p", "switchboard-server"]))?;
+        run(Command::new("node").env("PATH", tool_path()).args(["--test", "--test-concurrency=1", "tests/browser/"]))?;
+    }
+    Ok(())
+}
+
+fn cmd_bench(args: &[String]) -> Result<(), String> {
+    let which = args.first().map(String::as_str).unwrap_or("load");
+    match which {
+        "load" => {
+            let mut cmd = cargo();
+            cmd.args(["run", "--release", "-p", "switchboard-tests", "--bin", "loadgen", "--"]);
+            cmd.args(&args[args.len().min(1)..]);
+            run(&mut cmd)
+        }
+        other => Err(format!("unknown benchmark `{other}` (known: load)")),
+    }
+}
+
+fn cmd_lint() -> Result<(), String> {
+    run(cargo().args(["fmt", "--all", "--check"]))?;
+    run(cargo().args(["clippy", "--workspace", "--exclude", "switchboard-app", "--all-targets", "--", "-D", "warnings"]))
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (command, rest) = args.split_first().map_or(("help", &[][..]), |(c, r)| (c.as_str(), r));
+    let result = match command {
+        "run" => cmd_run(rest),
+        "test" => cmd_test(rest),
+        "bench" => cmd_bench(rest),
+        "install" => ensure_build_tools().and_then(|()| ensure_browser_tools()),
+        "lint" => cmd_lint(),
+        _ => {
+            eprintln!("usage: cargo xtask run [--config FILE] | test [--no-browser] | bench [load ARGS] | install | lint");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
