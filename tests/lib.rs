@@ -79,15 +79,29 @@ pub fn test_config(data_dir: &std::path::Path) -> Config {
 
 /// A fresh temporary directory.
 pub fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("switchboard-{name}-{}-{}", std::process::id(), now().0));
+    let dir = std::env::temp_dir().join(format!(
+        "switchboard-{name}-{}-{}",
+        std::process::id(),
+        now().0
+    ));
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
 }
 
 /// Sends one HTTP request to the backend.
-pub async fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
-    let (status, body) = server::sim::http_request(addr, method, path, body).await.expect("http");
-    (status, serde_json::from_str(&body).unwrap_or(serde_json::Value::Null))
+pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let (status, body) = server::sim::http_request(addr, method, path, body)
+        .await
+        .expect("http");
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+    )
 }
 
 /// Logs in and returns the token.
@@ -100,7 +114,9 @@ pub async fn login(addr: SocketAddr, user: &str, password: &str) -> String {
 
 /// Places a simulated call and returns the contact id.
 pub async fn sim_call(addr: SocketAddr, from: &str, queue: &str) -> String {
-    let (status, json) = server::sim::place_call(addr, from, queue).await.expect("sim");
+    let (status, json) = server::sim::place_call(addr, from, queue)
+        .await
+        .expect("sim");
     assert_eq!(status, 201, "sim call: {json}");
     let json: serde_json::Value = serde_json::from_str(&json).expect("json");
     json["contact_id"].as_str().expect("contact id").to_owned()
@@ -125,8 +141,15 @@ pub const WAIT: Duration = Duration::from_secs(10);
 impl Client {
     /// Opens a socket without saying hello.
     pub async fn open(addr: SocketAddr, token: &str) -> Client {
-        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/ws")).await.expect("ws connect");
-        Client { ws, session: Session::new(token, 5_000), log: Vec::new(), undecodable: Vec::new() }
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/ws"))
+            .await
+            .expect("ws connect");
+        Client {
+            ws,
+            session: Session::new(token, 5_000),
+            log: Vec::new(),
+            undecodable: Vec::new(),
+        }
     }
 
     /// Opens, says hello and waits for the snapshot.
@@ -140,12 +163,17 @@ impl Client {
     pub async fn hello(&mut self) {
         let hello = self.session.hello();
         self.send_text(&hello).await;
-        self.wait_for("ready and snapshot", |c| c.state().agent.is_some() && c.log.iter().any(|o| matches!(o, Output::Ready { .. }))).await;
+        self.wait_for("ready and snapshot", |c| {
+            c.state().agent.is_some() && c.log.iter().any(|o| matches!(o, Output::Ready { .. }))
+        })
+        .await;
     }
 
     /// Replaces the socket (after a drop) keeping the session.
     pub async fn reconnect(&mut self, addr: SocketAddr) {
-        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/ws")).await.expect("ws connect");
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/ws"))
+            .await
+            .expect("ws connect");
         self.ws = ws;
         self.log.extend(self.session.disconnected());
         self.log.retain(|o| !matches!(o, Output::Ready { .. }));
@@ -159,25 +187,40 @@ impl Client {
 
     /// Sends a text frame as is.
     pub async fn send_text(&mut self, text: &str) {
-        self.ws.send(Message::Text(text.into())).await.expect("send");
+        self.ws
+            .send(Message::Text(text.into()))
+            .await
+            .expect("send");
     }
 
     /// Sends a binary frame.
     pub async fn send_binary(&mut self, bytes: Vec<u8>) {
-        self.ws.send(Message::Binary(bytes.into())).await.expect("send");
+        self.ws
+            .send(Message::Binary(bytes.into()))
+            .await
+            .expect("send");
     }
 
     /// Reads one frame (or fails the test after [`WAIT`]) and feeds it to the session.
     pub async fn pump(&mut self) -> Vec<Output> {
-        let msg = tokio::time::timeout(WAIT, self.ws.next()).await.expect("backend answered in time");
-        let Some(Ok(msg)) = msg else { panic!("socket closed: {msg:?}") };
-        let Message::Text(text) = msg else { return Vec::new() };
+        let msg = tokio::time::timeout(WAIT, self.ws.next())
+            .await
+            .expect("backend answered in time");
+        let Some(Ok(msg)) = msg else {
+            panic!("socket closed: {msg:?}")
+        };
+        let Message::Text(text) = msg else {
+            return Vec::new();
+        };
         match self.session.handle_text(text.as_str(), now()) {
             Ok(outputs) => {
                 for o in &outputs {
                     if let Output::Resync(frame) = o {
                         let frame = frame.clone();
-                        self.ws.send(Message::Text(frame.into())).await.expect("send");
+                        self.ws
+                            .send(Message::Text(frame.into()))
+                            .await
+                            .expect("send");
                     }
                 }
                 self.log.extend(outputs.iter().cloned());
@@ -223,7 +266,10 @@ impl Client {
     pub async fn wait_for(&mut self, what: &str, pred: impl Fn(&Client) -> bool) {
         let deadline = tokio::time::Instant::now() + WAIT;
         while !pred(self) {
-            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
             self.pump().await;
         }
     }
@@ -241,7 +287,11 @@ impl Client {
 
     /// The agent's current state name.
     pub fn agent_state(&self) -> String {
-        self.state().agent.as_ref().map(|a| a.status.state.name.clone()).unwrap_or_default()
+        self.state()
+            .agent
+            .as_ref()
+            .map(|a| a.status.state.name.clone())
+            .unwrap_or_default()
     }
 }
 

@@ -1,1 +1,5 @@
-fn main() {}
+//! Mounts the CCP.
+fn main() {
+    console_error_panic_hook::set_once();
+    leptos::mount::mount_to_body(switchboard_app::App);
+}

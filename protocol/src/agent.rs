@@ -39,7 +39,10 @@ pub struct AgentState {
 impl AgentState {
     /// A state with this name and class.
     pub fn new(name: &str, kind: AgentStateKind) -> Self {
-        AgentState { name: name.to_owned(), kind }
+        AgentState {
+            name: name.to_owned(),
+            kind,
+        }
     }
     /// The default routable state.
     pub fn available() -> Self {
@@ -119,12 +122,22 @@ pub enum StatusError {
 impl AgentStatus {
     /// A status starting in `initial` (usually Offline) at `now`.
     pub fn new(initial: AgentState, now: Millis) -> Self {
-        AgentStatus { current: initial.clone(), since: now, next: None, chosen: initial }
+        AgentStatus {
+            current: initial.clone(),
+            since: now,
+            next: None,
+            chosen: initial,
+        }
     }
 
     /// Restores a persisted status exactly.
     pub fn restore(view: AgentStatusView, chosen: AgentState) -> Self {
-        AgentStatus { current: view.state, since: view.since, next: view.next_state, chosen }
+        AgentStatus {
+            current: view.state,
+            since: view.since,
+            next: view.next_state,
+            chosen,
+        }
     }
 
     /// The current state.
@@ -234,7 +247,10 @@ mod tests {
     #[test]
     fn idle_request_applies_at_once() {
         let mut s = AgentStatus::new(AgentState::offline(), Millis(0));
-        assert_eq!(s.request(AgentState::available(), Workload::Idle, Millis(5)), Ok(true));
+        assert_eq!(
+            s.request(AgentState::available(), Workload::Idle, Millis(5)),
+            Ok(true)
+        );
         assert_eq!(s.current(), &AgentState::available());
         assert_eq!(s.view().since, Millis(5));
         assert!(s.is_routable());
@@ -258,8 +274,12 @@ mod tests {
     fn choosing_the_chosen_state_cancels_next() {
         let mut s = AgentStatus::new(AgentState::available(), Millis(0));
         s.connected(Millis(1));
-        s.request(lunch(), Workload::Engaged, Millis(2)).expect("selectable");
-        assert_eq!(s.request(AgentState::available(), Workload::Engaged, Millis(3)), Ok(true));
+        s.request(lunch(), Workload::Engaged, Millis(2))
+            .expect("selectable");
+        assert_eq!(
+            s.request(AgentState::available(), Workload::Engaged, Millis(3)),
+            Ok(true)
+        );
         assert_eq!(s.view().next_state, None);
         s.all_cleared(Millis(4));
         assert_eq!(s.current(), &AgentState::available());
@@ -269,8 +289,12 @@ mod tests {
     fn system_states_cannot_be_chosen() {
         let mut s = AgentStatus::new(AgentState::available(), Millis(0));
         let before = s.clone();
-        assert!(s.request(AgentState::busy(), Workload::Idle, Millis(1)).is_err());
-        assert!(s.request(AgentState::missed_call(), Workload::Idle, Millis(1)).is_err());
+        assert!(s
+            .request(AgentState::busy(), Workload::Idle, Millis(1))
+            .is_err());
+        assert!(s
+            .request(AgentState::missed_call(), Workload::Idle, Millis(1))
+            .is_err());
         assert_eq!(s, before);
     }
 
@@ -281,7 +305,10 @@ mod tests {
         assert!(!s.is_routable());
         assert!(!s.all_cleared(Millis(20_001)));
         assert_eq!(s.current(), &AgentState::missed_call());
-        assert_eq!(s.request(AgentState::available(), Workload::Idle, Millis(25_000)), Ok(true));
+        assert_eq!(
+            s.request(AgentState::available(), Workload::Idle, Millis(25_000)),
+            Ok(true)
+        );
         assert!(s.is_routable());
     }
 }

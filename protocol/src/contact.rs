@@ -104,15 +104,20 @@ impl ContactState {
     }
 
     fn refuse<T>(&self, action: &'static str) -> Result<T, TransitionError> {
-        Err(TransitionError { entity: "contact", from: self.name(), action })
+        Err(TransitionError {
+            entity: "contact",
+            from: self.name(),
+            action,
+        })
     }
 
     /// Starts ringing at an agent.
     pub fn offer(&self, now: Millis, ring_ms: u64) -> Result<ContactState, TransitionError> {
         match self {
-            ContactState::Init => {
-                Ok(ContactState::Incoming { since: now, expires_at: now.plus_ms(ring_ms) })
-            }
+            ContactState::Init => Ok(ContactState::Incoming {
+                since: now,
+                expires_at: now.plus_ms(ring_ms),
+            }),
             _ => self.refuse("offer"),
         }
     }
@@ -163,7 +168,10 @@ impl ContactState {
     pub fn end(&self, reason: &str, now: Millis) -> Result<ContactState, TransitionError> {
         match self {
             ContactState::Connecting { .. } | ContactState::Connected { .. } => {
-                Ok(ContactState::Ended { since: now, reason: reason.to_owned() })
+                Ok(ContactState::Ended {
+                    since: now,
+                    reason: reason.to_owned(),
+                })
             }
             _ => self.refuse("end"),
         }
@@ -182,7 +190,10 @@ impl ContactState {
 
     /// Whether the agent is on the call (dialing or connected).
     pub fn is_live(&self) -> bool {
-        matches!(self, ContactState::Connecting { .. } | ContactState::Connected { .. })
+        matches!(
+            self,
+            ContactState::Connecting { .. } | ContactState::Connected { .. }
+        )
     }
 }
 
@@ -243,7 +254,11 @@ impl ConnectionState {
     }
 
     fn refuse<T>(&self, action: &'static str) -> Result<T, TransitionError> {
-        Err(TransitionError { entity: "connection", from: self.name(), action })
+        Err(TransitionError {
+            entity: "connection",
+            from: self.name(),
+            action,
+        })
     }
 
     /// Dialing starts.
@@ -281,16 +296,26 @@ impl ConnectionState {
     }
 
     /// Hung up.
-    pub fn disconnect(&self, reason: &str, now: Millis) -> Result<ConnectionState, TransitionError> {
+    pub fn disconnect(
+        &self,
+        reason: &str,
+        now: Millis,
+    ) -> Result<ConnectionState, TransitionError> {
         match self {
             ConnectionState::Disconnected { .. } => self.refuse("disconnect"),
-            _ => Ok(ConnectionState::Disconnected { since: now, reason: reason.to_owned() }),
+            _ => Ok(ConnectionState::Disconnected {
+                since: now,
+                reason: reason.to_owned(),
+            }),
         }
     }
 
     /// Whether the party is on the call (talking or held).
     pub fn is_active(&self) -> bool {
-        matches!(self, ConnectionState::Connected { .. } | ConnectionState::Hold { .. })
+        matches!(
+            self,
+            ConnectionState::Connected { .. } | ConnectionState::Hold { .. }
+        )
     }
 
     /// Whether the connection is over.
@@ -345,7 +370,9 @@ pub struct QueueRef {
 impl ContactView {
     /// The viewer's own connection.
     pub fn agent_connection(&self) -> Option<&Connection> {
-        self.connections.iter().find(|c| c.kind == ConnectionKind::Agent)
+        self.connections
+            .iter()
+            .find(|c| c.kind == ConnectionKind::Agent)
     }
 
     /// The customer's connection.
@@ -357,7 +384,9 @@ impl ContactView {
 
     /// Other agents or numbers on the contact, disconnected ones included.
     pub fn third_party_connections(&self) -> impl Iterator<Item = &Connection> {
-        self.connections.iter().filter(|c| c.kind == ConnectionKind::ThirdParty)
+        self.connections
+            .iter()
+            .filter(|c| c.kind == ConnectionKind::ThirdParty)
     }
 
     /// Connections other than the viewer's that are talking or held.
@@ -389,7 +418,9 @@ impl ContactView {
     /// Conferencing makes sense with two or more active others, one held.
     pub fn can_conference(&self) -> bool {
         self.active_others().count() >= 2
-            && self.active_others().any(|c| matches!(c.state, ConnectionState::Hold { .. }))
+            && self
+                .active_others()
+                .any(|c| matches!(c.state, ConnectionState::Hold { .. }))
     }
 }
 
@@ -412,13 +443,20 @@ mod tests {
     #[test]
     fn ringing_contact_rings_out() {
         let s = ContactState::Init.offer(Millis(0), 20_000).expect("offer");
-        assert_eq!(s.ring_out(Millis(20_000)), Some(ContactState::Missed { since: Millis(20_000) }));
+        assert_eq!(
+            s.ring_out(Millis(20_000)),
+            Some(ContactState::Missed {
+                since: Millis(20_000)
+            })
+        );
     }
 
     #[test]
     fn invalid_transitions_name_state_and_action() {
         let s = ContactState::Connected { since: Millis(0) };
-        let err = s.accept(Millis(1)).expect_err("connected cannot be accepted");
+        let err = s
+            .accept(Millis(1))
+            .expect_err("connected cannot be accepted");
         assert_eq!(err.to_string(), "cannot accept a contact that is connected");
         assert!(ContactState::Init.reject(Millis(0)).is_err());
         assert!(!ContactState::Connected { since: Millis(0) }.can_clear());

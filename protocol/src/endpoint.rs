@@ -53,7 +53,9 @@ impl Endpoint {
 
 /// Whether `number` is an E.164 number: `+` then 6 to 15 digits.
 pub fn is_e164(number: &str) -> bool {
-    let Some(digits) = number.strip_prefix('+') else { return false };
+    let Some(digits) = number.strip_prefix('+') else {
+        return false;
+    };
     (6..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
@@ -61,7 +63,9 @@ pub fn is_e164(number: &str) -> bool {
 /// (a comma is a pause, as in Streams' `sendDigits`).
 pub fn is_dtmf(digits: &str) -> bool {
     (1..=64).contains(&digits.len())
-        && digits.bytes().all(|b| b.is_ascii_digit() || b"*#ABCD,".contains(&b))
+        && digits
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b"*#ABCD,".contains(&b))
 }
 
 #[cfg(test)]

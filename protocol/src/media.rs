@@ -52,11 +52,17 @@ pub struct MediaFrame<'a> {
 pub fn decode_media_frame(bytes: &[u8]) -> Result<MediaFrame<'_>, ErrorBody> {
     let bad = |m: String| ErrorBody::new(ErrorCode::BadMediaFrame, m);
     if bytes.len() < HEADER_LEN {
-        return Err(bad(format!("media frame of {} bytes is shorter than its header", bytes.len())));
+        return Err(bad(format!(
+            "media frame of {} bytes is shorter than its header",
+            bytes.len()
+        )));
     }
     let (head, payload) = bytes.split_at(HEADER_LEN);
     if head[0] != MEDIA_VERSION {
-        return Err(bad(format!("media frame version {} is not {MEDIA_VERSION}", head[0])));
+        return Err(bad(format!(
+            "media frame version {} is not {MEDIA_VERSION}",
+            head[0]
+        )));
     }
     if head[1] & !KNOWN_FLAGS != 0 {
         return Err(bad(format!("unknown media flags {:#04x}", head[1])));
@@ -67,12 +73,20 @@ pub fn decode_media_frame(bytes: &[u8]) -> Result<MediaFrame<'_>, ErrorBody> {
     if payload.len() > MAX_OPUS_PACKET {
         return Err(ErrorBody::new(
             ErrorCode::FrameTooLarge,
-            format!("opus packet of {} bytes exceeds {MAX_OPUS_PACKET}", payload.len()),
+            format!(
+                "opus packet of {} bytes exceeds {MAX_OPUS_PACKET}",
+                payload.len()
+            ),
         ));
     }
     let word = |i: usize| u32::from_be_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
     Ok(MediaFrame {
-        header: MediaHeader { flags: head[1], leg: word(4), sequence: word(8), timestamp: word(12) },
+        header: MediaHeader {
+            flags: head[1],
+            leg: word(4),
+            sequence: word(8),
+            timestamp: word(12),
+        },
         payload,
     })
 }
@@ -95,7 +109,12 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let h = MediaHeader { flags: FLAG_FEC, leg: 7, sequence: u32::MAX, timestamp: 960 };
+        let h = MediaHeader {
+            flags: FLAG_FEC,
+            leg: 7,
+            sequence: u32::MAX,
+            timestamp: 960,
+        };
         let mut buf = Vec::new();
         encode_media_frame(&h, &[1, 2, 3], &mut buf);
         assert_eq!(buf.len(), HEADER_LEN + 3);
@@ -107,16 +126,37 @@ mod tests {
     #[test]
     fn malformed_headers_are_typed_errors() {
         let mut buf = Vec::new();
-        encode_media_frame(&MediaHeader { flags: 0, leg: 1, sequence: 1, timestamp: 1 }, &[], &mut buf);
-        assert_eq!(decode_media_frame(&buf[..5]).expect_err("short").code, ErrorCode::BadMediaFrame);
+        encode_media_frame(
+            &MediaHeader {
+                flags: 0,
+                leg: 1,
+                sequence: 1,
+                timestamp: 1,
+            },
+            &[],
+            &mut buf,
+        );
+        assert_eq!(
+            decode_media_frame(&buf[..5]).expect_err("short").code,
+            ErrorCode::BadMediaFrame
+        );
         let mut wrong_version = buf.clone();
         wrong_version[0] = 2;
-        assert_eq!(decode_media_frame(&wrong_version).expect_err("ver").code, ErrorCode::BadMediaFrame);
+        assert_eq!(
+            decode_media_frame(&wrong_version).expect_err("ver").code,
+            ErrorCode::BadMediaFrame
+        );
         let mut flags = buf.clone();
         flags[1] = 0x80;
-        assert_eq!(decode_media_frame(&flags).expect_err("flags").code, ErrorCode::BadMediaFrame);
+        assert_eq!(
+            decode_media_frame(&flags).expect_err("flags").code,
+            ErrorCode::BadMediaFrame
+        );
         let mut big = buf.clone();
         big.extend(std::iter::repeat_n(0u8, MAX_OPUS_PACKET + 1));
-        assert_eq!(decode_media_frame(&big).expect_err("big").code, ErrorCode::FrameTooLarge);
+        assert_eq!(
+            decode_media_frame(&big).expect_err("big").code,
+            ErrorCode::FrameTooLarge
+        );
     }
 }

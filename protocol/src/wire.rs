@@ -261,11 +261,19 @@ pub struct Response {
 impl Response {
     /// A success.
     pub fn ok(id: u64, result: OpResult) -> Self {
-        Response { id, result: Some(result), error: None }
+        Response {
+            id,
+            result: Some(result),
+            error: None,
+        }
     }
     /// A failure.
     pub fn err(id: u64, error: ErrorBody) -> Self {
-        Response { id, result: None, error: Some(error) }
+        Response {
+            id,
+            result: None,
+            error: Some(error),
+        }
     }
 }
 
@@ -414,7 +422,10 @@ pub struct DecodeError {
 
 impl DecodeError {
     fn new(id: Option<u64>, code: ErrorCode, message: impl Into<String>) -> Self {
-        DecodeError { id, body: ErrorBody::new(code, message) }
+        DecodeError {
+            id,
+            body: ErrorBody::new(code, message),
+        }
     }
 
     /// The frame to answer with.
@@ -437,13 +448,20 @@ pub fn decode_client_frame(text: &str) -> Result<ClientFrame, DecodeError> {
         return Err(DecodeError::new(
             None,
             ErrorCode::FrameTooLarge,
-            format!("text frames are limited to {MAX_TEXT_FRAME} bytes, got {}", text.len()),
+            format!(
+                "text frames are limited to {MAX_TEXT_FRAME} bytes, got {}",
+                text.len()
+            ),
         ));
     }
     let value: Value = serde_json::from_str(text)
         .map_err(|e| DecodeError::new(None, ErrorCode::BadJson, format!("not JSON: {e}")))?;
     let Some(object) = value.as_object() else {
-        return Err(DecodeError::new(None, ErrorCode::BadJson, "a frame must be a JSON object"));
+        return Err(DecodeError::new(
+            None,
+            ErrorCode::BadJson,
+            "a frame must be a JSON object",
+        ));
     };
     let id = object.get("id").and_then(Value::as_u64);
     match object.get("type").and_then(Value::as_str) {
@@ -459,7 +477,11 @@ pub fn decode_client_frame(text: &str) -> Result<ClientFrame, DecodeError> {
                 ));
             };
             match object.get("op").and_then(Value::as_str) {
-                None => Err(DecodeError::new(Some(id), ErrorCode::BadRequest, "missing `op`")),
+                None => Err(DecodeError::new(
+                    Some(id),
+                    ErrorCode::BadRequest,
+                    "missing `op`",
+                )),
                 Some(op) if !OP_NAMES.contains(&op) => Err(DecodeError::new(
                     Some(id),
                     ErrorCode::UnknownOp,
@@ -467,9 +489,15 @@ pub fn decode_client_frame(text: &str) -> Result<ClientFrame, DecodeError> {
                 )),
                 Some(op) => {
                     let op = op.to_owned();
-                    serde_json::from_value(value).map(ClientFrame::Request).map_err(|e| {
-                        DecodeError::new(Some(id), ErrorCode::BadRequest, format!("bad `{op}`: {e}"))
-                    })
+                    serde_json::from_value(value)
+                        .map(ClientFrame::Request)
+                        .map_err(|e| {
+                            DecodeError::new(
+                                Some(id),
+                                ErrorCode::BadRequest,
+                                format!("bad `{op}`: {e}"),
+                            )
+                        })
                 }
             }
         }
@@ -478,7 +506,11 @@ pub fn decode_client_frame(text: &str) -> Result<ClientFrame, DecodeError> {
             ErrorCode::UnknownType,
             format!("unknown frame type `{}`", truncate(other, 64)),
         )),
-        None => Err(DecodeError::new(id, ErrorCode::UnknownType, "missing `type`")),
+        None => Err(DecodeError::new(
+            id,
+            ErrorCode::UnknownType,
+            "missing `type`",
+        )),
     }
 }
 
@@ -508,8 +540,8 @@ mod tests {
 
     #[test]
     fn unknown_op_keeps_the_request_id() {
-        let err = decode_client_frame(r#"{"type":"request","id":9,"op":"fly"}"#)
-            .expect_err("unknown op");
+        let err =
+            decode_client_frame(r#"{"type":"request","id":9,"op":"fly"}"#).expect_err("unknown op");
         assert_eq!(err.id, Some(9));
         assert_eq!(err.body.code, ErrorCode::UnknownOp);
     }
@@ -520,7 +552,11 @@ mod tests {
             .expect_err("missing contact_id");
         assert_eq!(err.id, Some(3));
         assert_eq!(err.body.code, ErrorCode::BadRequest);
-        assert!(err.body.message.contains("contact_id"), "{}", err.body.message);
+        assert!(
+            err.body.message.contains("contact_id"),
+            "{}",
+            err.body.message
+        );
     }
 
     #[test]
@@ -536,12 +572,21 @@ mod tests {
     fn unknown_fields_are_ignored() {
         let frame = decode_client_frame(r#"{"type":"request","id":1,"op":"ping","future":true}"#)
             .expect("extra field ignored");
-        assert_eq!(frame, ClientFrame::Request(Request { id: 1, op: Op::Ping }));
+        assert_eq!(
+            frame,
+            ClientFrame::Request(Request {
+                id: 1,
+                op: Op::Ping
+            })
+        );
     }
 
     #[test]
     fn oversized_frame_is_refused_before_parsing() {
-        let text = format!(r#"{{"type":"request","id":1,"op":"ping","pad":"{}"}}"#, "x".repeat(MAX_TEXT_FRAME));
+        let text = format!(
+            r#"{{"type":"request","id":1,"op":"ping","pad":"{}"}}"#,
+            "x".repeat(MAX_TEXT_FRAME)
+        );
         let err = decode_client_frame(&text).expect_err("too large");
         assert_eq!(err.body.code, ErrorCode::FrameTooLarge);
     }

@@ -29,11 +29,18 @@ fn samples() -> Vec<(&'static str, Sample)> {
         since: Millis(1_700_000_000_000),
         next_state: Some(AgentState::new("Lunch", AgentStateKind::NotRoutable)),
     };
-    let queue = QueueRef { id: "support".into(), name: "Support".into() };
+    let queue = QueueRef {
+        id: "support".into(),
+        name: "Support".into(),
+    };
     let profile = RoutingProfile {
         id: "basic".into(),
         name: "Basic".into(),
-        queues: vec![RoutingProfileQueue { queue: queue.clone(), priority: 1, delay_s: 0 }],
+        queues: vec![RoutingProfileQueue {
+            queue: queue.clone(),
+            priority: 1,
+            delay_s: 0,
+        }],
     };
     let configuration = AgentConfiguration {
         username: "alice".into(),
@@ -45,7 +52,9 @@ fn samples() -> Vec<(&'static str, Sample)> {
     let view = ContactView {
         contact_id: contact.clone(),
         initiation: Initiation::Inbound,
-        state: ContactState::Connected { since: Millis(1_700_000_001_000) },
+        state: ContactState::Connected {
+            since: Millis(1_700_000_001_000),
+        },
         queue: Some(queue),
         attributes: attrs.clone(),
         connections: vec![
@@ -60,13 +69,17 @@ fn samples() -> Vec<(&'static str, Sample)> {
                     agent: Some("alice".into()),
                     queue: None,
                 },
-                state: ConnectionState::Connected { since: Millis(1_700_000_001_000) },
+                state: ConnectionState::Connected {
+                    since: Millis(1_700_000_001_000),
+                },
             },
             Connection {
                 connection_id: conn.clone(),
                 kind: ConnectionKind::Inbound,
                 endpoint: Endpoint::phone_number("+819012345678"),
-                state: ConnectionState::Hold { since: Millis(1_700_000_002_000) },
+                state: ConnectionState::Hold {
+                    since: Millis(1_700_000_002_000),
+                },
             },
         ],
         created_at: Millis(1_700_000_000_500),
@@ -96,26 +109,88 @@ fn samples() -> Vec<(&'static str, Sample)> {
             Sample::Client(ClientFrame::Hello(Hello {
                 versions: vec![1],
                 token: "tok_3f9a".into(),
-                resume: Some(ResumeFrom { session: "s-1".into(), last_seq: 40 }),
+                resume: Some(ResumeFrom {
+                    session: "s-1".into(),
+                    last_seq: 40,
+                }),
             })),
         ),
         ("op_ping", req(1, Op::Ping)),
         ("op_get_snapshot", req(2, Op::GetSnapshot)),
         ("op_get_agent_state", req(3, Op::GetAgentState)),
-        ("op_set_agent_state", req(4, Op::SetAgentState { state: "Available".into() })),
-        ("op_get_agent_configuration", req(5, Op::GetAgentConfiguration)),
+        (
+            "op_set_agent_state",
+            req(
+                4,
+                Op::SetAgentState {
+                    state: "Available".into(),
+                },
+            ),
+        ),
+        (
+            "op_get_agent_configuration",
+            req(5, Op::GetAgentConfiguration),
+        ),
         ("op_list_agent_states", req(6, Op::ListAgentStates)),
         ("op_get_routing_profile", req(7, Op::GetRoutingProfile)),
         ("op_list_quick_connects", req(8, Op::ListQuickConnects)),
-        ("op_connect", req(9, Op::Connect { endpoint: Endpoint::phone_number("+14155550100") })),
-        ("op_accept", req(10, Op::Accept { contact_id: contact.clone() })),
-        ("op_reject", req(11, Op::Reject { contact_id: contact.clone() })),
+        (
+            "op_connect",
+            req(
+                9,
+                Op::Connect {
+                    endpoint: Endpoint::phone_number("+14155550100"),
+                },
+            ),
+        ),
+        (
+            "op_accept",
+            req(
+                10,
+                Op::Accept {
+                    contact_id: contact.clone(),
+                },
+            ),
+        ),
+        (
+            "op_reject",
+            req(
+                11,
+                Op::Reject {
+                    contact_id: contact.clone(),
+                },
+            ),
+        ),
         (
             "op_clear",
-            req(12, Op::Clear { contact_id: contact.clone(), wrap_up_code: Some("Resolved".into()) }),
+            req(
+                12,
+                Op::Clear {
+                    contact_id: contact.clone(),
+                    wrap_up_code: Some("Resolved".into()),
+                },
+            ),
         ),
-        ("op_hold", req(13, Op::Hold { contact_id: contact.clone(), connection_id: conn.clone() })),
-        ("op_resume", req(14, Op::Resume { contact_id: contact.clone(), connection_id: conn.clone() })),
+        (
+            "op_hold",
+            req(
+                13,
+                Op::Hold {
+                    contact_id: contact.clone(),
+                    connection_id: conn.clone(),
+                },
+            ),
+        ),
+        (
+            "op_resume",
+            req(
+                14,
+                Op::Resume {
+                    contact_id: contact.clone(),
+                    connection_id: conn.clone(),
+                },
+            ),
+        ),
         ("op_mute", req(15, Op::Mute)),
         ("op_unmute", req(16, Op::Unmute)),
         (
@@ -129,17 +204,62 @@ fn samples() -> Vec<(&'static str, Sample)> {
                 },
             ),
         ),
-        ("op_add_connection", req(18, Op::AddConnection { contact_id: contact.clone(), endpoint: ivr.clone() })),
-        ("op_conference", req(19, Op::Conference { contact_id: contact.clone() })),
-        ("op_toggle", req(20, Op::Toggle { contact_id: contact.clone() })),
+        (
+            "op_add_connection",
+            req(
+                18,
+                Op::AddConnection {
+                    contact_id: contact.clone(),
+                    endpoint: ivr.clone(),
+                },
+            ),
+        ),
+        (
+            "op_conference",
+            req(
+                19,
+                Op::Conference {
+                    contact_id: contact.clone(),
+                },
+            ),
+        ),
+        (
+            "op_toggle",
+            req(
+                20,
+                Op::Toggle {
+                    contact_id: contact.clone(),
+                },
+            ),
+        ),
         (
             "op_end_connection",
-            req(21, Op::EndConnection { contact_id: contact.clone(), connection_id: conn.clone() }),
+            req(
+                21,
+                Op::EndConnection {
+                    contact_id: contact.clone(),
+                    connection_id: conn.clone(),
+                },
+            ),
         ),
-        ("op_get_attributes", req(22, Op::GetAttributes { contact_id: contact.clone() })),
+        (
+            "op_get_attributes",
+            req(
+                22,
+                Op::GetAttributes {
+                    contact_id: contact.clone(),
+                },
+            ),
+        ),
         (
             "op_update_attributes",
-            req(23, Op::UpdateAttributes { contact_id: contact.clone(), attributes: attrs.clone() }),
+            req(
+                23,
+                Op::UpdateAttributes {
+                    contact_id: contact.clone(),
+                    attributes: attrs.clone(),
+                },
+            ),
         ),
         (
             "welcome",
@@ -151,21 +271,65 @@ fn samples() -> Vec<(&'static str, Sample)> {
                 heartbeat_ms: 15_000,
             })),
         ),
-        ("snapshot", Sample::Server(ServerFrame::Snapshot(snapshot.clone()))),
+        (
+            "snapshot",
+            Sample::Server(ServerFrame::Snapshot(snapshot.clone())),
+        ),
         ("result_ack", ok(10, OpResult::Ack)),
         ("result_pong", ok(1, OpResult::Pong)),
         ("result_snapshot", ok(2, OpResult::Snapshot(snapshot))),
-        ("result_agent_state", ok(3, OpResult::AgentState(status.clone()))),
-        ("result_agent_configuration", ok(5, OpResult::AgentConfiguration(configuration))),
+        (
+            "result_agent_state",
+            ok(3, OpResult::AgentState(status.clone())),
+        ),
+        (
+            "result_agent_configuration",
+            ok(5, OpResult::AgentConfiguration(configuration)),
+        ),
         (
             "result_agent_states",
-            ok(6, OpResult::AgentStates { states: vec![AgentState::available(), AgentState::offline()] }),
+            ok(
+                6,
+                OpResult::AgentStates {
+                    states: vec![AgentState::available(), AgentState::offline()],
+                },
+            ),
         ),
-        ("result_routing_profile", ok(7, OpResult::RoutingProfile(profile))),
-        ("result_quick_connects", ok(8, OpResult::QuickConnects { endpoints: vec![ivr] })),
-        ("result_contact_created", ok(9, OpResult::ContactCreated { contact_id: contact.clone() })),
-        ("result_connection_added", ok(18, OpResult::ConnectionAdded { connection_id: "k-3".into() })),
-        ("result_attributes", ok(22, OpResult::Attributes { attributes: attrs })),
+        (
+            "result_routing_profile",
+            ok(7, OpResult::RoutingProfile(profile)),
+        ),
+        (
+            "result_quick_connects",
+            ok(
+                8,
+                OpResult::QuickConnects {
+                    endpoints: vec![ivr],
+                },
+            ),
+        ),
+        (
+            "result_contact_created",
+            ok(
+                9,
+                OpResult::ContactCreated {
+                    contact_id: contact.clone(),
+                },
+            ),
+        ),
+        (
+            "result_connection_added",
+            ok(
+                18,
+                OpResult::ConnectionAdded {
+                    connection_id: "k-3".into(),
+                },
+            ),
+        ),
+        (
+            "result_attributes",
+            ok(22, OpResult::Attributes { attributes: attrs }),
+        ),
         (
             "response_error",
             Sample::Server(ServerFrame::Response(Response::err(
@@ -173,13 +337,34 @@ fn samples() -> Vec<(&'static str, Sample)> {
                 ErrorBody::new(ErrorCode::NotOwner, "contact c-9 is not yours"),
             ))),
         ),
-        ("event_agent_state_changed", ev(42, Event::AgentStateChanged(status))),
-        ("event_mute_changed", ev(43, Event::MuteChanged { muted: true })),
+        (
+            "event_agent_state_changed",
+            ev(42, Event::AgentStateChanged(status)),
+        ),
+        (
+            "event_mute_changed",
+            ev(43, Event::MuteChanged { muted: true }),
+        ),
         ("event_contact_updated", ev(44, Event::ContactUpdated(view))),
-        ("event_contact_destroyed", ev(45, Event::ContactDestroyed { contact_id: contact.clone() })),
+        (
+            "event_contact_destroyed",
+            ev(
+                45,
+                Event::ContactDestroyed {
+                    contact_id: contact.clone(),
+                },
+            ),
+        ),
         (
             "event_digits",
-            ev(46, Event::Digits { contact_id: contact, connection_id: conn, digits: "5".into() }),
+            ev(
+                46,
+                Event::Digits {
+                    contact_id: contact,
+                    connection_id: conn,
+                    digits: "5".into(),
+                },
+            ),
         ),
         (
             "error_frame",
@@ -223,7 +408,9 @@ fn every_message_matches_its_golden_file_and_round_trips() {
             continue;
         };
         if file != pretty {
-            failures.push(format!("{name}: encoding differs from golden file:\n{pretty}"));
+            failures.push(format!(
+                "{name}: encoding differs from golden file:\n{pretty}"
+            ));
         }
         let decoded = match &sample {
             Sample::Client(_) => wire::decode_client_frame(&file).map(Sample::Client),
@@ -242,7 +429,11 @@ fn every_message_matches_its_golden_file_and_round_trips() {
 fn every_golden_file_is_a_known_sample() {
     let names: Vec<String> = samples().iter().map(|(n, _)| format!("{n}.json")).collect();
     for entry in std::fs::read_dir(golden_dir()).expect("golden dir") {
-        let file = entry.expect("entry").file_name().to_string_lossy().into_owned();
+        let file = entry
+            .expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
         assert!(names.contains(&file), "stray golden file {file}");
     }
 }
@@ -251,6 +442,9 @@ fn every_golden_file_is_a_known_sample() {
 fn every_op_has_a_golden_request() {
     let names: Vec<&str> = samples().iter().map(|(n, _)| *n).collect();
     for op in OP_NAMES {
-        assert!(names.contains(&format!("op_{op}").as_str()), "no golden fixture for op {op}");
+        assert!(
+            names.contains(&format!("op_{op}").as_str()),
+            "no golden fixture for op {op}"
+        );
     }
 }

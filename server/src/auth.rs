@@ -30,20 +30,35 @@ fn same(a: &str, b: &str) -> bool {
 }
 
 /// Checks credentials and issues a token.
-pub fn login(center: &Center, username: &str, password: &str, now: Millis) -> Result<Login, ErrorBody> {
+pub fn login(
+    center: &Center,
+    username: &str,
+    password: &str,
+    now: Millis,
+) -> Result<Login, ErrorBody> {
     let agent = center.config().agents.get(username);
     let ok = agent.is_some_and(|a| same(&a.password, password));
     if !ok {
-        return Err(ErrorBody::new(ErrorCode::AuthFailed, "wrong user name or password"));
+        return Err(ErrorBody::new(
+            ErrorCode::AuthFailed,
+            "wrong user name or password",
+        ));
     }
     let token = format!("{}{}", random_id("t"), &random_id("")[1..]);
     let expires_at = now.plus_secs(center.config().token_ttl_s);
     let _ = center.store().purge_tokens(now);
-    center.store().save_token(&token, username, expires_at).map_err(|e| {
-        tracing::error!("{e}");
-        ErrorBody::new(ErrorCode::Internal, "login could not be saved; try again")
-    })?;
-    Ok(Login { token, agent: username.to_owned(), expires_at })
+    center
+        .store()
+        .save_token(&token, username, expires_at)
+        .map_err(|e| {
+            tracing::error!("{e}");
+            ErrorBody::new(ErrorCode::Internal, "login could not be saved; try again")
+        })?;
+    Ok(Login {
+        token,
+        agent: username.to_owned(),
+        expires_at,
+    })
 }
 
 /// The agent a token belongs to, if it is live.

@@ -264,7 +264,12 @@ impl Config {
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes().iter().take(offset).filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()
+        .iter()
+        .take(offset)
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 struct Validator<'a> {
@@ -273,7 +278,11 @@ struct Validator<'a> {
 }
 
 impl Validator<'_> {
-    fn err<T>(&self, at: &std::ops::Range<usize>, message: impl Into<String>) -> Result<T, ConfigError> {
+    fn err<T>(
+        &self,
+        at: &std::ops::Range<usize>,
+        message: impl Into<String>,
+    ) -> Result<T, ConfigError> {
         Err(ConfigError {
             file: self.file.to_owned(),
             line: Some(line_of(self.text, at.start)),
@@ -283,44 +292,84 @@ impl Validator<'_> {
 
     fn addr(&self, s: &Spanned<String>, key: &str) -> Result<SocketAddr, ConfigError> {
         s.get_ref().parse().or_else(|_| {
-            self.err(&s.span(), format!("{key} `{}` is not an address like 127.0.0.1:8480", s.get_ref()))
+            self.err(
+                &s.span(),
+                format!(
+                    "{key} `{}` is not an address like 127.0.0.1:8480",
+                    s.get_ref()
+                ),
+            )
         })
     }
 
     fn validate(&self, raw: RawConfig) -> Result<Config, ConfigError> {
         let listen = self.addr(&raw.server.listen, "listen")?;
-        let crm_demo_listen =
-            raw.server.crm_demo_listen.as_ref().map(|s| self.addr(s, "crm_demo_listen")).transpose()?;
+        let crm_demo_listen = raw
+            .server
+            .crm_demo_listen
+            .as_ref()
+            .map(|s| self.addr(s, "crm_demo_listen"))
+            .transpose()?;
         let mut approved_origins = Vec::new();
         for origin in &raw.server.approved_origins {
             let o = origin.get_ref();
             if !valid_origin(o) {
-                return self.err(&origin.span(), format!("approved origin `{o}` must be scheme://host[:port] with no path"));
+                return self.err(
+                    &origin.span(),
+                    format!("approved origin `{o}` must be scheme://host[:port] with no path"),
+                );
             }
             approved_origins.push(o.to_owned());
         }
         if raw.server.ring_timeout_s == 0 || raw.server.ring_timeout_s > 600 {
-            return self.err(&raw.server.listen.span(), "ring_timeout_s must be between 1 and 600");
+            return self.err(
+                &raw.server.listen.span(),
+                "ring_timeout_s must be between 1 and 600",
+            );
         }
 
         let mut agent_states = Vec::new();
         for st in &raw.agent_states {
             let state = AgentState::new(st.name.get_ref(), *st.kind.get_ref());
             if !state.is_selectable() {
-                return self.err(&st.kind.span(), format!("state `{}`: kind must be routable, not_routable or offline", state.name));
+                return self.err(
+                    &st.kind.span(),
+                    format!(
+                        "state `{}`: kind must be routable, not_routable or offline",
+                        state.name
+                    ),
+                );
             }
-            if agent_states.iter().any(|s: &AgentState| s.name == state.name) {
-                return self.err(&st.name.span(), format!("agent state `{}` is defined twice", state.name));
+            if agent_states
+                .iter()
+                .any(|s: &AgentState| s.name == state.name)
+            {
+                return self.err(
+                    &st.name.span(),
+                    format!("agent state `{}` is defined twice", state.name),
+                );
             }
             if is_system_name(&state.name) {
-                return self.err(&st.name.span(), format!("`{}` is a system state name", state.name));
+                return self.err(
+                    &st.name.span(),
+                    format!("`{}` is a system state name", state.name),
+                );
             }
             agent_states.push(state);
         }
-        if !agent_states.iter().any(|s| s.kind == AgentStateKind::Routable) {
-            return self.err(&(0..0), "agent_states needs at least one routable state (Available)");
+        if !agent_states
+            .iter()
+            .any(|s| s.kind == AgentStateKind::Routable)
+        {
+            return self.err(
+                &(0..0),
+                "agent_states needs at least one routable state (Available)",
+            );
         }
-        if !agent_states.iter().any(|s| s.kind == AgentStateKind::Offline) {
+        if !agent_states
+            .iter()
+            .any(|s| s.kind == AgentStateKind::Offline)
+        {
             return self.err(&(0..0), "agent_states needs an offline state (Offline)");
         }
 
@@ -331,60 +380,122 @@ impl Validator<'_> {
                 return self.err(&q.id.span(), format!("queue `{id}` is defined twice"));
             }
             if q.max_contacts == 0 {
-                return self.err(&q.id.span(), format!("queue `{id}`: max_contacts must be at least 1"));
+                return self.err(
+                    &q.id.span(),
+                    format!("queue `{id}`: max_contacts must be at least 1"),
+                );
             }
             let hours = match (&q.time_zone, &q.hours) {
                 (None, None) => None,
-                (Some(tz), Some(days)) => Some(Hours::parse(tz.get_ref(), days.get_ref()).or_else(|e| {
-                    self.err(&days.span(), format!("queue `{id}`: {e}"))
-                })?),
+                (Some(tz), Some(days)) => Some(
+                    Hours::parse(tz.get_ref(), days.get_ref())
+                        .or_else(|e| self.err(&days.span(), format!("queue `{id}`: {e}")))?,
+                ),
                 (None, Some(days)) => {
-                    return self.err(&days.span(), format!("queue `{id}`: hours need a time_zone"))
+                    return self.err(
+                        &days.span(),
+                        format!("queue `{id}`: hours need a time_zone"),
+                    )
                 }
                 (Some(tz), None) => {
                     return self.err(&tz.span(), format!("queue `{id}`: time_zone without hours"))
                 }
             };
-            queues.insert(id.clone(), Queue { id, name: q.name, max_contacts: q.max_contacts, hours });
+            queues.insert(
+                id.clone(),
+                Queue {
+                    id,
+                    name: q.name,
+                    max_contacts: q.max_contacts,
+                    hours,
+                },
+            );
         }
 
         let mut routing_profiles = HashMap::new();
         for p in raw.routing_profiles {
             let id = p.id.get_ref().clone();
             if routing_profiles.contains_key(&id) {
-                return self.err(&p.id.span(), format!("routing profile `{id}` is defined twice"));
+                return self.err(
+                    &p.id.span(),
+                    format!("routing profile `{id}` is defined twice"),
+                );
             }
             let mut seen = HashSet::new();
             let mut pq = Vec::new();
             for q in p.queues {
                 if !queues.contains_key(q.queue.get_ref()) {
-                    return self.err(&q.queue.span(), format!("routing profile `{id}` names unknown queue `{}`", q.queue.get_ref()));
+                    return self.err(
+                        &q.queue.span(),
+                        format!(
+                            "routing profile `{id}` names unknown queue `{}`",
+                            q.queue.get_ref()
+                        ),
+                    );
                 }
                 if !seen.insert(q.queue.get_ref().clone()) {
-                    return self.err(&q.queue.span(), format!("routing profile `{id}` lists queue `{}` twice", q.queue.get_ref()));
+                    return self.err(
+                        &q.queue.span(),
+                        format!(
+                            "routing profile `{id}` lists queue `{}` twice",
+                            q.queue.get_ref()
+                        ),
+                    );
                 }
-                pq.push(ProfileQueue { queue: q.queue.into_inner(), priority: q.priority, delay_s: q.delay_s });
+                pq.push(ProfileQueue {
+                    queue: q.queue.into_inner(),
+                    priority: q.priority,
+                    delay_s: q.delay_s,
+                });
             }
-            routing_profiles.insert(id.clone(), Profile { id, name: p.name, queues: pq });
+            routing_profiles.insert(
+                id.clone(),
+                Profile {
+                    id,
+                    name: p.name,
+                    queues: pq,
+                },
+            );
         }
 
         let mut agents = HashMap::new();
         let mut agent_order = Vec::new();
         for a in raw.agents {
             let username = a.username.get_ref().clone();
-            if username.is_empty() || !username.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
-                return self.err(&a.username.span(), format!("username `{username}` may use only letters, digits, `.`, `_`, `-`"));
+            if username.is_empty()
+                || !username
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+            {
+                return self.err(
+                    &a.username.span(),
+                    format!("username `{username}` may use only letters, digits, `.`, `_`, `-`"),
+                );
             }
             if agents.contains_key(&username) {
-                return self.err(&a.username.span(), format!("agent `{username}` is defined twice"));
+                return self.err(
+                    &a.username.span(),
+                    format!("agent `{username}` is defined twice"),
+                );
             }
             if !routing_profiles.contains_key(a.routing_profile.get_ref()) {
-                return self.err(&a.routing_profile.span(), format!("agent `{username}` names unknown routing profile `{}`", a.routing_profile.get_ref()));
+                return self.err(
+                    &a.routing_profile.span(),
+                    format!(
+                        "agent `{username}` names unknown routing profile `{}`",
+                        a.routing_profile.get_ref()
+                    ),
+                );
             }
             agent_order.push(username.clone());
             agents.insert(
                 username.clone(),
-                Agent { username, password: a.password, name: a.name, routing_profile: a.routing_profile.into_inner() },
+                Agent {
+                    username,
+                    password: a.password,
+                    name: a.name,
+                    routing_profile: a.routing_profile.into_inner(),
+                },
             );
         }
 
@@ -392,28 +503,73 @@ impl Validator<'_> {
         for qc in raw.quick_connects {
             let id = qc.id.get_ref().clone();
             if quick_connects.iter().any(|e| e.id == id) {
-                return self.err(&qc.id.span(), format!("quick connect `{id}` is defined twice"));
+                return self.err(
+                    &qc.id.span(),
+                    format!("quick connect `{id}` is defined twice"),
+                );
             }
-            let mut endpoint = Endpoint { id: id.clone(), kind: qc.kind, name: qc.name, phone_number: None, agent: None, queue: None };
+            let mut endpoint = Endpoint {
+                id: id.clone(),
+                kind: qc.kind,
+                name: qc.name,
+                phone_number: None,
+                agent: None,
+                queue: None,
+            };
             match qc.kind {
                 EndpointKind::Agent => {
-                    let Some(agent) = qc.agent else { return self.err(&qc.id.span(), format!("quick connect `{id}` of kind agent needs `agent`")) };
+                    let Some(agent) = qc.agent else {
+                        return self.err(
+                            &qc.id.span(),
+                            format!("quick connect `{id}` of kind agent needs `agent`"),
+                        );
+                    };
                     if !agents.contains_key(agent.get_ref()) {
-                        return self.err(&agent.span(), format!("quick connect `{id}` names unknown agent `{}`", agent.get_ref()));
+                        return self.err(
+                            &agent.span(),
+                            format!(
+                                "quick connect `{id}` names unknown agent `{}`",
+                                agent.get_ref()
+                            ),
+                        );
                     }
                     endpoint.agent = Some(agent.into_inner());
                 }
                 EndpointKind::Queue => {
-                    let Some(queue) = qc.queue else { return self.err(&qc.id.span(), format!("quick connect `{id}` of kind queue needs `queue`")) };
+                    let Some(queue) = qc.queue else {
+                        return self.err(
+                            &qc.id.span(),
+                            format!("quick connect `{id}` of kind queue needs `queue`"),
+                        );
+                    };
                     if !queues.contains_key(queue.get_ref()) {
-                        return self.err(&queue.span(), format!("quick connect `{id}` names unknown queue `{}`", queue.get_ref()));
+                        return self.err(
+                            &queue.span(),
+                            format!(
+                                "quick connect `{id}` names unknown queue `{}`",
+                                queue.get_ref()
+                            ),
+                        );
                     }
                     endpoint.queue = Some(queue.into_inner());
                 }
                 EndpointKind::PhoneNumber => {
-                    let Some(number) = qc.phone_number else { return self.err(&qc.id.span(), format!("quick connect `{id}` of kind phone_number needs `phone_number`")) };
+                    let Some(number) = qc.phone_number else {
+                        return self.err(
+                            &qc.id.span(),
+                            format!(
+                                "quick connect `{id}` of kind phone_number needs `phone_number`"
+                            ),
+                        );
+                    };
                     if !is_e164(number.get_ref()) {
-                        return self.err(&number.span(), format!("quick connect `{id}`: `{}` is not an E.164 number", number.get_ref()));
+                        return self.err(
+                            &number.span(),
+                            format!(
+                                "quick connect `{id}`: `{}` is not an E.164 number",
+                                number.get_ref()
+                            ),
+                        );
                     }
                     endpoint.phone_number = Some(number.into_inner());
                 }
@@ -424,7 +580,10 @@ impl Validator<'_> {
         let mut customers = HashMap::new();
         for (number, fields) in raw.customers {
             if !is_e164(number.get_ref()) {
-                return self.err(&number.span(), format!("customer key `{}` is not an E.164 number", number.get_ref()));
+                return self.err(
+                    &number.span(),
+                    format!("customer key `{}` is not an E.164 number", number.get_ref()),
+                );
             }
             let mut attrs = BTreeMap::new();
             for (k, v) in fields {
@@ -434,7 +593,15 @@ impl Validator<'_> {
                     toml::Value::Float(f) => f.to_string(),
                     toml::Value::Boolean(b) => b.to_string(),
                     toml::Value::Datetime(d) => d.to_string(),
-                    _ => return self.err(&number.span(), format!("customer `{}`: attribute `{k}` must be a plain value", number.get_ref())),
+                    _ => {
+                        return self.err(
+                            &number.span(),
+                            format!(
+                                "customer `{}`: attribute `{k}` must be a plain value",
+                                number.get_ref()
+                            ),
+                        )
+                    }
                 };
                 attrs.insert(k, value);
             }
@@ -465,17 +632,29 @@ impl Validator<'_> {
 }
 
 fn is_system_name(name: &str) -> bool {
-    ["Busy", "AfterCallWork", "CallingCustomer", "MissedCallAgent", "PendingBusy", "Error"].contains(&name)
+    [
+        "Busy",
+        "AfterCallWork",
+        "CallingCustomer",
+        "MissedCallAgent",
+        "PendingBusy",
+        "Error",
+    ]
+    .contains(&name)
 }
 
 /// `scheme://host[:port]` with no path, query or spaces: what a browser
 /// puts in `Origin` and what CSP `frame-ancestors` expects.
 fn valid_origin(o: &str) -> bool {
-    let rest = o.strip_prefix("http://").or_else(|| o.strip_prefix("https://"));
+    let rest = o
+        .strip_prefix("http://")
+        .or_else(|| o.strip_prefix("https://"));
     match rest {
         Some(host) => {
             !host.is_empty()
-                && host.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
         }
         None => false,
     }
@@ -490,12 +669,18 @@ mod tests {
         let cfg = Config::sample().expect("sample parses");
         let justin = &cfg.customers["+819012345678"];
         assert_eq!(justin["customerName"], "Justin");
-        assert_eq!(justin["item"], "The North Face Summit L3 Ventrix 2.0 Hoodie");
+        assert_eq!(
+            justin["item"],
+            "The North Face Summit L3 Ventrix 2.0 Hoodie"
+        );
         assert_eq!(justin["orderId"], "100");
         assert_eq!(justin["shippingDate"], "2018-11-12");
         assert_eq!(justin["cancelled"], "false");
         assert!(cfg.agent_state("Available").is_some());
-        assert_eq!(cfg.approved_origins, vec!["http://127.0.0.1:8481", "http://localhost:8481"]);
+        assert_eq!(
+            cfg.approved_origins,
+            vec!["http://127.0.0.1:8481", "http://localhost:8481"]
+        );
     }
 
     fn broken(from: &str, to: &str) -> ConfigError {
@@ -505,7 +690,11 @@ mod tests {
     }
 
     fn line_containing(needle: &str) -> usize {
-        SAMPLE.lines().position(|l| l.contains(needle)).expect("present") + 1
+        SAMPLE
+            .lines()
+            .position(|l| l.contains(needle))
+            .expect("present")
+            + 1
     }
 
     #[test]
@@ -518,9 +707,19 @@ mod tests {
 
     #[test]
     fn unknown_queue_in_profile_names_its_line() {
-        let err = broken("{ queue = \"orders\", priority = 1", "{ queue = \"ordres\", priority = 1");
-        assert_eq!(err.line, Some(line_containing("{ queue = \"orders\", priority = 1")));
-        assert!(err.message.contains("unknown queue `ordres`"), "{}", err.message);
+        let err = broken(
+            "{ queue = \"orders\", priority = 1",
+            "{ queue = \"ordres\", priority = 1",
+        );
+        assert_eq!(
+            err.line,
+            Some(line_containing("{ queue = \"orders\", priority = 1"))
+        );
+        assert!(
+            err.message.contains("unknown queue `ordres`"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
@@ -533,13 +732,42 @@ mod tests {
 
     #[test]
     fn bad_references_and_values_fail() {
-        assert!(broken("routing_profile = \"billing-team\"", "routing_profile = \"nope\"").message.contains("nope"));
-        assert!(broken("agent = \"bob\"", "agent = \"zed\"").message.contains("zed"));
-        assert!(broken("phone_number = \"+81355550100\"", "phone_number = \"0355550100\"").message.contains("E.164"));
-        assert!(broken("time_zone = \"Asia/Tokyo\"", "time_zone = \"Mars/Base\"").message.contains("Mars/Base"));
-        assert!(broken("mon = \"09:00-18:00\"", "mon = \"18:00-09:00\"").message.contains("18:00-09:00"));
-        assert!(broken("\"http://localhost:8481\"]", "\"http://localhost:8481/crm\"]").message.contains("no path"));
-        assert!(broken("kind = \"not_routable\"", "kind = \"system\"").message.contains("kind"));
-        assert!(broken("listen = \"127.0.0.1:8480\"", "listen = \"localhost\"").message.contains("address"));
+        assert!(broken(
+            "routing_profile = \"billing-team\"",
+            "routing_profile = \"nope\""
+        )
+        .message
+        .contains("nope"));
+        assert!(broken("agent = \"bob\"", "agent = \"zed\"")
+            .message
+            .contains("zed"));
+        assert!(broken(
+            "phone_number = \"+81355550100\"",
+            "phone_number = \"0355550100\""
+        )
+        .message
+        .contains("E.164"));
+        assert!(
+            broken("time_zone = \"Asia/Tokyo\"", "time_zone = \"Mars/Base\"")
+                .message
+                .contains("Mars/Base")
+        );
+        assert!(broken("mon = \"09:00-18:00\"", "mon = \"18:00-09:00\"")
+            .message
+            .contains("18:00-09:00"));
+        assert!(broken(
+            "\"http://localhost:8481\"]",
+            "\"http://localhost:8481/crm\"]"
+        )
+        .message
+        .contains("no path"));
+        assert!(broken("kind = \"not_routable\"", "kind = \"system\"")
+            .message
+            .contains("kind"));
+        assert!(
+            broken("listen = \"127.0.0.1:8480\"", "listen = \"localhost\"")
+                .message
+                .contains("address")
+        );
     }
 }

@@ -20,7 +20,9 @@ const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 impl Hours {
     /// Parses a time zone name and a map like `mon = "09:00-18:00"`.
     pub fn parse(tz: &str, days: &BTreeMap<String, String>) -> Result<Hours, String> {
-        let tz: Tz = tz.parse().map_err(|_| format!("unknown time zone `{tz}`"))?;
+        let tz: Tz = tz
+            .parse()
+            .map_err(|_| format!("unknown time zone `{tz}`"))?;
         let mut out = [None; 7];
         for (day, span) in days {
             let Some(i) = DAYS.iter().position(|d| d == day) else {
@@ -35,7 +37,9 @@ impl Hours {
 
     /// Whether the queue is open at `now`.
     pub fn is_open(&self, now: Millis) -> bool {
-        let Some(utc) = chrono::DateTime::from_timestamp_millis(now.0 as i64) else { return false };
+        let Some(utc) = chrono::DateTime::from_timestamp_millis(now.0 as i64) else {
+            return false;
+        };
         let local = self.tz.from_utc_datetime(&utc.naive_utc());
         let day = match local.weekday() {
             Weekday::Mon => 0,
@@ -68,11 +72,18 @@ mod tests {
     use super::*;
 
     fn at(rfc3339: &str) -> Millis {
-        Millis(chrono::DateTime::parse_from_rfc3339(rfc3339).expect("date").timestamp_millis() as u64)
+        Millis(
+            chrono::DateTime::parse_from_rfc3339(rfc3339)
+                .expect("date")
+                .timestamp_millis() as u64,
+        )
     }
 
     fn tokyo_weekdays() -> Hours {
-        let days = DAYS[..5].iter().map(|d| (d.to_string(), "09:00-18:00".to_string())).collect();
+        let days = DAYS[..5]
+            .iter()
+            .map(|d| (d.to_string(), "09:00-18:00".to_string()))
+            .collect();
         Hours::parse("Asia/Tokyo", &days).expect("valid")
     }
 

@@ -41,7 +41,11 @@ pub struct AppState {
 impl AppState {
     /// State on the wall clock.
     pub fn new(center: Center, cfg: Arc<Config>) -> Self {
-        AppState { center: Arc::new(Mutex::new(center)), cfg, clock: Arc::new(wall_clock) }
+        AppState {
+            center: Arc::new(Mutex::new(center)),
+            cfg,
+            clock: Arc::new(wall_clock),
+        }
     }
 
     /// Now, per this state's clock.
@@ -52,7 +56,11 @@ impl AppState {
 
 /// Milliseconds since the epoch from the system clock.
 pub fn wall_clock() -> Millis {
-    Millis(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64))
+    Millis(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+    )
 }
 
 struct ApiError(StatusCode, ErrorBody);
@@ -68,7 +76,9 @@ fn status_for(code: ErrorCode) -> StatusCode {
         ErrorCode::AuthFailed | ErrorCode::NotAuthenticated => StatusCode::UNAUTHORIZED,
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
         ErrorCode::NotOwner => StatusCode::FORBIDDEN,
-        ErrorCode::QueueFull | ErrorCode::QueueClosed | ErrorCode::InvalidState => StatusCode::CONFLICT,
+        ErrorCode::QueueFull | ErrorCode::QueueClosed | ErrorCode::InvalidState => {
+            StatusCode::CONFLICT
+        }
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,
     }
@@ -84,11 +94,15 @@ fn parse_json<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, ApiError>
     if body.len() > 64 * 1024 {
         return Err(ErrorBody::new(ErrorCode::FrameTooLarge, "request body over 64 KiB").into());
     }
-    serde_json::from_slice(body).map_err(|e| ErrorBody::new(ErrorCode::BadRequest, format!("bad JSON body: {e}")).into())
+    serde_json::from_slice(body)
+        .map_err(|e| ErrorBody::new(ErrorCode::BadRequest, format!("bad JSON body: {e}")).into())
 }
 
 fn lock(state: &AppState) -> Result<std::sync::MutexGuard<'_, Center>, ApiError> {
-    state.center.lock().map_err(|_| ErrorBody::new(ErrorCode::Internal, "backend unavailable").into())
+    state
+        .center
+        .lock()
+        .map_err(|_| ErrorBody::new(ErrorCode::Internal, "backend unavailable").into())
 }
 
 /// The backend's router. Static directories come from the configuration.
@@ -98,7 +112,10 @@ pub fn app(state: AppState) -> Router {
         .unwrap_or_else(|_| HeaderValue::from_static("frame-ancestors 'self'"));
     let ccp = Router::new()
         .fallback_service(ServeDir::new(&cfg.ccp_dir).append_index_html_on_directories(true))
-        .layer(SetResponseHeaderLayer::overriding(header::CONTENT_SECURITY_POLICY, csp));
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            csp,
+        ));
     Router::new()
         .route("/", get(|| async { Redirect::temporary("/ccp/") }))
         .route("/healthz", get(|| async { "ok" }))
@@ -116,7 +133,9 @@ pub fn app(state: AppState) -> Router {
 
 /// The demo CRM page, served on its own origin.
 pub fn crm_demo_app(cfg: &Config) -> Router {
-    Router::new().fallback_service(ServeDir::new(cfg.public_dir.join("crm")).append_index_html_on_directories(true))
+    Router::new().fallback_service(
+        ServeDir::new(cfg.public_dir.join("crm")).append_index_html_on_directories(true),
+    )
 }
 
 /// `frame-ancestors 'self' <approved origins>`.
@@ -149,17 +168,26 @@ async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Respons
         .on_upgrade(move |socket| crate::ws::serve_socket(socket, state))
 }
 
-fn bearer_agent(state: &AppState, headers: &HeaderMap, center: &Center) -> Result<String, ApiError> {
+fn bearer_agent(
+    state: &AppState,
+    headers: &HeaderMap,
+    center: &Center,
+) -> Result<String, ApiError> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    auth::authenticate(center, token, state.now())
-        .ok_or_else(|| ErrorBody::new(ErrorCode::AuthFailed, "a valid bearer token is required").into())
+    auth::authenticate(center, token, state.now()).ok_or_else(|| {
+        ErrorBody::new(ErrorCode::AuthFailed, "a valid bearer token is required").into()
+    })
 }
 
-async fn contact_record(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn contact_record(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let center = lock(&state)?;
     bearer_agent(&state, &headers, &center)?;
     match center.store().contact(&id) {
@@ -176,7 +204,11 @@ fn simulator_on(state: &AppState) -> Result<(), ApiError> {
     if state.cfg.simulator {
         Ok(())
     } else {
-        Err(ErrorBody::new(ErrorCode::NotFound, "the simulator is switched off in the configuration").into())
+        Err(ErrorBody::new(
+            ErrorCode::NotFound,
+            "the simulator is switched off in the configuration",
+        )
+        .into())
     }
 }
 
@@ -192,10 +224,15 @@ async fn sim_place(State(state): State<AppState>, body: Bytes) -> Result<Respons
     let now = state.now();
     let mut center = lock(&state)?;
     match center.place_inbound(&body.from, &body.queue, now) {
-        Ok(id) => Ok((StatusCode::CREATED, Json(serde_json::json!({ "contact_id": id }))).into_response()),
+        Ok(id) => Ok((
+            StatusCode::CREATED,
+            Json(serde_json::json!({ "contact_id": id })),
+        )
+            .into_response()),
         Err(refused) => {
             let status = status_for(refused.error.code);
-            let mut json = serde_json::json!({ "code": refused.error.code, "message": refused.error.message });
+            let mut json =
+                serde_json::json!({ "code": refused.error.code, "message": refused.error.message });
             if !refused.contact_id.is_empty() {
                 json["contact_id"] = refused.contact_id.into();
             }
@@ -204,19 +241,28 @@ async fn sim_place(State(state): State<AppState>, body: Bytes) -> Result<Respons
     }
 }
 
-async fn sim_view(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn sim_view(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     simulator_on(&state)?;
     let center = lock(&state)?;
     if let Some(view) = center.caller_view(&id) {
         return Ok(Json(view).into_response());
     }
     match center.store().contact(&id) {
-        Ok(Some(_)) => Ok(Json(serde_json::json!({ "contact_id": id, "state": "ended", "digits_heard": "" })).into_response()),
+        Ok(Some(_)) => Ok(Json(
+            serde_json::json!({ "contact_id": id, "state": "ended", "digits_heard": "" }),
+        )
+        .into_response()),
         _ => Err(ErrorBody::new(ErrorCode::NotFound, "no such call").into()),
     }
 }
 
-async fn sim_hangup(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn sim_hangup(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     simulator_on(&state)?;
     let now = state.now();
     lock(&state)?.caller_hangup(&id, now)?;
@@ -228,7 +274,11 @@ struct DigitsBody {
     digits: String,
 }
 
-async fn sim_digits(State(state): State<AppState>, Path(id): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+async fn sim_digits(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     simulator_on(&state)?;
     let body: DigitsBody = parse_json(&body)?;
     let now = state.now();

@@ -68,8 +68,14 @@ pub async fn start_with_store(cfg: Config, store: Store) -> Result<Running, Star
     let state = AppState::new(center, cfg.clone());
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
-        .map_err(|source| StartError::Bind { addr: cfg.listen, source })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: cfg.listen, source })?;
+        .map_err(|source| StartError::Bind {
+            addr: cfg.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: cfg.listen,
+        source,
+    })?;
     let router = app(state.clone());
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router).await {
@@ -81,7 +87,9 @@ pub async fn start_with_store(cfg: Config, store: Store) -> Result<Running, Star
             let listener = tokio::net::TcpListener::bind(crm)
                 .await
                 .map_err(|source| StartError::Bind { addr: crm, source })?;
-            let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: crm, source })?;
+            let addr = listener
+                .local_addr()
+                .map_err(|source| StartError::Bind { addr: crm, source })?;
             let router = crm_demo_app(&cfg);
             tokio::spawn(async move {
                 let _ = axum::serve(listener, router).await;
@@ -103,5 +111,9 @@ pub async fn start_with_store(cfg: Config, store: Store) -> Result<Running, Star
             }
         }
     });
-    Ok(Running { addr, crm_addr, state })
+    Ok(Running {
+        addr,
+        crm_addr,
+        state,
+    })
 }

@@ -10,13 +10,18 @@ use std::process::ExitCode;
 use server::config::Config;
 
 fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("sim-call") {
@@ -56,7 +61,10 @@ async fn main() -> ExitCode {
 }
 
 async fn sim_call(args: &[String]) -> ExitCode {
-    let server: SocketAddr = match arg(args, "--server").unwrap_or_else(|| "127.0.0.1:8480".into()).parse() {
+    let server: SocketAddr = match arg(args, "--server")
+        .unwrap_or_else(|| "127.0.0.1:8480".into())
+        .parse()
+    {
         Ok(a) => a,
         Err(_) => {
             eprintln!("--server must be an address like 127.0.0.1:8480");
@@ -68,7 +76,11 @@ async fn sim_call(args: &[String]) -> ExitCode {
     match server::sim::place_call(server, &from, &queue).await {
         Ok((status, body)) => {
             println!("{status} {body}");
-            if (200..300).contains(&status) { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+            if (200..300).contains(&status) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
         }
         Err(e) => {
             eprintln!("cannot reach {server}: {e}");

@@ -51,7 +51,9 @@ pub fn assign<'a>(
             if taken[i] || w.excluded.iter().any(|a| a == agent.agent) {
                 continue;
             }
-            let Some(pq) = agent.queues.iter().find(|q| q.queue == w.queue) else { continue };
+            let Some(pq) = agent.queues.iter().find(|q| q.queue == w.queue) else {
+                continue;
+            };
             if now.since(w.since) < u64::from(pq.delay_s) * 1000 {
                 continue;
             }
@@ -73,19 +75,36 @@ mod tests {
     use super::*;
 
     fn pq(queue: &str, priority: u32, delay_s: u32) -> ProfileQueue {
-        ProfileQueue { queue: queue.into(), priority, delay_s }
+        ProfileQueue {
+            queue: queue.into(),
+            priority,
+            delay_s,
+        }
     }
 
     fn w<'a>(contact: &'a str, queue: &'a str, since: u64) -> Waiting<'a> {
-        Waiting { contact, queue, since: Millis(since), excluded: &[] }
+        Waiting {
+            contact,
+            queue,
+            since: Millis(since),
+            excluded: &[],
+        }
     }
 
     #[test]
     fn longest_idle_agent_gets_the_contact() {
         let profile = [pq("support", 1, 0)];
         let agents = [
-            Candidate { agent: "recent", idle_since: Millis(9_000), queues: &profile },
-            Candidate { agent: "longest", idle_since: Millis(1_000), queues: &profile },
+            Candidate {
+                agent: "recent",
+                idle_since: Millis(9_000),
+                queues: &profile,
+            },
+            Candidate {
+                agent: "longest",
+                idle_since: Millis(1_000),
+                queues: &profile,
+            },
         ];
         let got = assign(&[w("c1", "support", 10_000)], &agents, Millis(10_000));
         assert_eq!(got, vec![("c1", "longest")]);
@@ -94,32 +113,60 @@ mod tests {
     #[test]
     fn lower_priority_number_wins_over_older_contact() {
         let profile = [pq("vip", 1, 0), pq("general", 2, 0)];
-        let agents = [Candidate { agent: "a", idle_since: Millis(0), queues: &profile }];
-        let waiting = [w("old-general", "general", 1_000), w("new-vip", "vip", 5_000)];
-        assert_eq!(assign(&waiting, &agents, Millis(6_000)), vec![("new-vip", "a")]);
+        let agents = [Candidate {
+            agent: "a",
+            idle_since: Millis(0),
+            queues: &profile,
+        }];
+        let waiting = [
+            w("old-general", "general", 1_000),
+            w("new-vip", "vip", 5_000),
+        ];
+        assert_eq!(
+            assign(&waiting, &agents, Millis(6_000)),
+            vec![("new-vip", "a")]
+        );
     }
 
     #[test]
     fn within_a_priority_the_oldest_contact_goes_first() {
         let profile = [pq("a", 1, 0), pq("b", 1, 0)];
-        let agents = [Candidate { agent: "x", idle_since: Millis(0), queues: &profile }];
+        let agents = [Candidate {
+            agent: "x",
+            idle_since: Millis(0),
+            queues: &profile,
+        }];
         let waiting = [w("newer", "a", 5_000), w("older", "b", 1_000)];
-        assert_eq!(assign(&waiting, &agents, Millis(6_000)), vec![("older", "x")]);
+        assert_eq!(
+            assign(&waiting, &agents, Millis(6_000)),
+            vec![("older", "x")]
+        );
     }
 
     #[test]
     fn delay_holds_a_contact_back_from_an_overflow_profile() {
         let overflow = [pq("billing", 2, 30)];
-        let agents = [Candidate { agent: "helper", idle_since: Millis(0), queues: &overflow }];
+        let agents = [Candidate {
+            agent: "helper",
+            idle_since: Millis(0),
+            queues: &overflow,
+        }];
         let waiting = [w("c1", "billing", 100_000)];
         assert!(assign(&waiting, &agents, Millis(129_999)).is_empty());
-        assert_eq!(assign(&waiting, &agents, Millis(130_000)), vec![("c1", "helper")]);
+        assert_eq!(
+            assign(&waiting, &agents, Millis(130_000)),
+            vec![("c1", "helper")]
+        );
     }
 
     #[test]
     fn queue_outside_the_profile_is_never_offered() {
         let profile = [pq("support", 1, 0)];
-        let agents = [Candidate { agent: "a", idle_since: Millis(0), queues: &profile }];
+        let agents = [Candidate {
+            agent: "a",
+            idle_since: Millis(0),
+            queues: &profile,
+        }];
         assert!(assign(&[w("c1", "billing", 0)], &agents, Millis(99_000)).is_empty());
     }
 
@@ -127,13 +174,30 @@ mod tests {
     fn each_agent_and_contact_is_used_once_and_exclusions_hold() {
         let profile = [pq("q", 1, 0)];
         let agents = [
-            Candidate { agent: "a", idle_since: Millis(1), queues: &profile },
-            Candidate { agent: "b", idle_since: Millis(2), queues: &profile },
-            Candidate { agent: "c", idle_since: Millis(3), queues: &profile },
+            Candidate {
+                agent: "a",
+                idle_since: Millis(1),
+                queues: &profile,
+            },
+            Candidate {
+                agent: "b",
+                idle_since: Millis(2),
+                queues: &profile,
+            },
+            Candidate {
+                agent: "c",
+                idle_since: Millis(3),
+                queues: &profile,
+            },
         ];
         let excluded = vec!["a".to_string()];
         let waiting = [
-            Waiting { contact: "c1", queue: "q", since: Millis(0), excluded: &excluded },
+            Waiting {
+                contact: "c1",
+                queue: "q",
+                since: Millis(0),
+                excluded: &excluded,
+            },
             w("c2", "q", 10),
         ];
         let got = assign(&waiting, &agents, Millis(100));

@@ -8,7 +8,12 @@ use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Sends one HTTP request and returns the status and body.
-pub async fn http_request(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> std::io::Result<(u16, String)> {
+pub async fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> std::io::Result<(u16, String)> {
     let mut stream = tokio::net::TcpStream::connect(addr).await?;
     let body = body.unwrap_or("");
     let request = format!(
@@ -19,13 +24,24 @@ pub async fn http_request(addr: SocketAddr, method: &str, path: &str, body: Opti
     let mut response = Vec::new();
     stream.read_to_end(&mut response).await?;
     let text = String::from_utf8_lossy(&response);
-    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     Ok((status, body))
 }
 
 /// Places a call from `from` to `queue`; returns the backend's answer.
-pub async fn place_call(addr: SocketAddr, from: &str, queue: &str) -> std::io::Result<(u16, String)> {
+pub async fn place_call(
+    addr: SocketAddr,
+    from: &str,
+    queue: &str,
+) -> std::io::Result<(u16, String)> {
     let body = serde_json::json!({ "from": from, "queue": queue }).to_string();
     http_request(addr, "POST", "/v1/sim/calls", Some(&body)).await
 }

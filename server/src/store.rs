@@ -73,7 +73,9 @@ impl Store {
     /// Opens (creating) the database in `dir`.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| {
-            StoreError(rusqlite::Error::InvalidPath(format!("{}: {e}", dir.display()).into()))
+            StoreError(rusqlite::Error::InvalidPath(
+                format!("{}: {e}", dir.display()).into(),
+            ))
         })?;
         Store::init(Connection::open(dir.join("switchboard.sqlite3"))?)
     }
@@ -117,7 +119,14 @@ impl Store {
         self.db.execute(
             "INSERT INTO contacts(id, initiation, queue, customer_number, created_at, attributes)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![id, initiation, queue, customer_number, now.0 as i64, to_json(attributes)],
+            params![
+                id,
+                initiation,
+                queue,
+                customer_number,
+                now.0 as i64,
+                to_json(attributes)
+            ],
         )?;
         Ok(())
     }
@@ -139,8 +148,15 @@ impl Store {
     }
 
     /// Saves the contact's attributes.
-    pub fn update_attributes(&self, id: &str, attributes: &BTreeMap<String, String>) -> Result<(), StoreError> {
-        self.db.execute("UPDATE contacts SET attributes = ?2 WHERE id = ?1", params![id, to_json(attributes)])?;
+    pub fn update_attributes(
+        &self,
+        id: &str,
+        attributes: &BTreeMap<String, String>,
+    ) -> Result<(), StoreError> {
+        self.db.execute(
+            "UPDATE contacts SET attributes = ?2 WHERE id = ?1",
+            params![id, to_json(attributes)],
+        )?;
         Ok(())
     }
 
@@ -184,7 +200,9 @@ impl Store {
                 },
             )
             .optional()?;
-        let Some(mut record) = row else { return Ok(None) };
+        let Some(mut record) = row else {
+            return Ok(None);
+        };
         let mut stmt = self.db.prepare_cached(
             "SELECT at, agent, event, detail FROM contact_events WHERE contact_id = ?1 ORDER BY seq",
         )?;
@@ -203,11 +221,19 @@ impl Store {
 
     /// Number of stored contacts.
     pub fn contact_count(&self) -> Result<u64, StoreError> {
-        Ok(self.db.query_row("SELECT COUNT(*) FROM contacts", [], |r| r.get::<_, i64>(0))? as u64)
+        Ok(self
+            .db
+            .query_row("SELECT COUNT(*) FROM contacts", [], |r| r.get::<_, i64>(0))?
+            as u64)
     }
 
     /// Saves a login token.
-    pub fn save_token(&self, token: &str, username: &str, expires_at: Millis) -> Result<(), StoreError> {
+    pub fn save_token(
+        &self,
+        token: &str,
+        username: &str,
+        expires_at: Millis,
+    ) -> Result<(), StoreError> {
         self.db.execute(
             "INSERT INTO tokens(token, username, expires_at) VALUES (?1, ?2, ?3)",
             params![token, username, expires_at.0 as i64],
@@ -229,13 +255,24 @@ impl Store {
 
     /// Drops expired tokens.
     pub fn purge_tokens(&self, now: Millis) -> Result<(), StoreError> {
-        self.db.execute("DELETE FROM tokens WHERE expires_at <= ?1", params![now.0 as i64])?;
+        self.db.execute(
+            "DELETE FROM tokens WHERE expires_at <= ?1",
+            params![now.0 as i64],
+        )?;
         Ok(())
     }
 
     /// Saves the state an agent chose.
-    pub fn save_status(&self, username: &str, chosen: &AgentState, since: Millis) -> Result<(), StoreError> {
-        let kind = serde_json::to_value(chosen.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+    pub fn save_status(
+        &self,
+        username: &str,
+        chosen: &AgentState,
+        since: Millis,
+    ) -> Result<(), StoreError> {
+        let kind = serde_json::to_value(chosen.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
         self.db.execute(
             "INSERT INTO agent_status(username, state, kind, since) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT(username) DO UPDATE SET state = ?2, kind = ?3, since = ?4",
@@ -246,7 +283,9 @@ impl Store {
 
     /// Every saved status.
     pub fn statuses(&self) -> Result<Vec<(String, StoredStatus)>, StoreError> {
-        let mut stmt = self.db.prepare("SELECT username, state, kind, since FROM agent_status")?;
+        let mut stmt = self
+            .db
+            .prepare("SELECT username, state, kind, since FROM agent_status")?;
         let rows = stmt.query_map([], |r| {
             let kind: String = r.get(2)?;
             Ok((
@@ -259,8 +298,18 @@ impl Store {
         let mut out = Vec::new();
         for row in rows {
             let (user, name, kind, since) = row?;
-            let Ok(kind) = serde_json::from_value::<AgentStateKind>(serde_json::Value::String(kind)) else { continue };
-            out.push((user, StoredStatus { chosen: AgentState::new(&name, kind), since }));
+            let Ok(kind) =
+                serde_json::from_value::<AgentStateKind>(serde_json::Value::String(kind))
+            else {
+                continue;
+            };
+            out.push((
+                user,
+                StoredStatus {
+                    chosen: AgentState::new(&name, kind),
+                    since,
+                },
+            ));
         }
         Ok(out)
     }
@@ -278,14 +327,34 @@ mod tests {
     fn contact_record_round_trips_with_timeline() {
         let store = Store::in_memory().expect("db");
         let attrs = BTreeMap::from([("customerName".to_string(), "Justin".to_string())]);
-        store.create_contact("c1", "inbound", Some("support"), "+819012345678", &attrs, Millis(10)).expect("create");
-        store.contact_event("c1", Millis(11), None, "queued", Some("support")).expect("ev");
-        store.contact_event("c1", Millis(12), Some("alice"), "accepted", None).expect("ev");
-        store.end_contact("c1", "customer_disconnect", Millis(20)).expect("end");
-        store.end_contact("c1", "later_reason", Millis(30)).expect("end twice");
+        store
+            .create_contact(
+                "c1",
+                "inbound",
+                Some("support"),
+                "+819012345678",
+                &attrs,
+                Millis(10),
+            )
+            .expect("create");
+        store
+            .contact_event("c1", Millis(11), None, "queued", Some("support"))
+            .expect("ev");
+        store
+            .contact_event("c1", Millis(12), Some("alice"), "accepted", None)
+            .expect("ev");
+        store
+            .end_contact("c1", "customer_disconnect", Millis(20))
+            .expect("end");
+        store
+            .end_contact("c1", "later_reason", Millis(30))
+            .expect("end twice");
         let rec = store.contact("c1").expect("read").expect("exists");
         assert_eq!(rec.ended_at, Some(Millis(20)));
-        assert_eq!(rec.disconnect_reason.as_deref(), Some("customer_disconnect"));
+        assert_eq!(
+            rec.disconnect_reason.as_deref(),
+            Some("customer_disconnect")
+        );
         assert_eq!(rec.attributes, attrs);
         assert_eq!(rec.events.len(), 2);
         assert_eq!(rec.events[1].agent.as_deref(), Some("alice"));
@@ -296,7 +365,10 @@ mod tests {
     fn tokens_expire() {
         let store = Store::in_memory().expect("db");
         store.save_token("t", "alice", Millis(100)).expect("save");
-        assert_eq!(store.token_owner("t", Millis(99)).expect("q").as_deref(), Some("alice"));
+        assert_eq!(
+            store.token_owner("t", Millis(99)).expect("q").as_deref(),
+            Some("alice")
+        );
         assert_eq!(store.token_owner("t", Millis(100)).expect("q"), None);
         assert_eq!(store.token_owner("other", Millis(0)).expect("q"), None);
     }
@@ -307,15 +379,40 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         {
             let store = Store::open(&dir).expect("open");
-            store.create_contact("c1", "inbound", None, "+15550001111", &BTreeMap::new(), Millis(1)).expect("create");
-            store.save_status("alice", &AgentState::available(), Millis(5)).expect("status");
+            store
+                .create_contact(
+                    "c1",
+                    "inbound",
+                    None,
+                    "+15550001111",
+                    &BTreeMap::new(),
+                    Millis(1),
+                )
+                .expect("create");
+            store
+                .save_status("alice", &AgentState::available(), Millis(5))
+                .expect("status");
         }
         let store = Store::open(&dir).expect("reopen");
-        assert_eq!(store.close_dangling_contacts("backend_restart", Millis(9)).expect("close"), 1);
+        assert_eq!(
+            store
+                .close_dangling_contacts("backend_restart", Millis(9))
+                .expect("close"),
+            1
+        );
         let rec = store.contact("c1").expect("read").expect("kept");
         assert_eq!(rec.disconnect_reason.as_deref(), Some("backend_restart"));
         let statuses = store.statuses().expect("statuses");
-        assert_eq!(statuses, vec![("alice".to_string(), StoredStatus { chosen: AgentState::available(), since: Millis(5) })]);
+        assert_eq!(
+            statuses,
+            vec![(
+                "alice".to_string(),
+                StoredStatus {
+                    chosen: AgentState::available(),
+                    since: Millis(5)
+                }
+            )]
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

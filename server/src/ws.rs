@@ -12,7 +12,9 @@ use axum::extract::ws::{Message, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use protocol::error::{ErrorBody, ErrorCode};
 use protocol::media::decode_media_frame;
-use protocol::wire::{decode_client_frame, encode, ClientFrame, FrameError, Hello, Response, ServerFrame};
+use protocol::wire::{
+    decode_client_frame, encode, ClientFrame, FrameError, Hello, Response, ServerFrame,
+};
 use protocol::SUPPORTED_VERSIONS;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
@@ -26,7 +28,11 @@ const IDLE_TIMEOUT: Duration = Duration::from_millis(HEARTBEAT_MS * 3);
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn frame_error(code: ErrorCode, message: impl Into<String>) -> ServerFrame {
-    ServerFrame::Error(FrameError { id: None, error: ErrorBody::new(code, message), supported_versions: None })
+    ServerFrame::Error(FrameError {
+        id: None,
+        error: ErrorBody::new(code, message),
+        supported_versions: None,
+    })
 }
 
 /// Runs one socket until it closes.
@@ -35,7 +41,11 @@ pub async fn serve_socket(socket: WebSocket, state: AppState) {
     let (tx, mut rx) = unbounded_channel::<ServerFrame>();
     let writer = tokio::spawn(async move {
         while let Some(frame) = rx.recv().await {
-            if sink.send(Message::Text(encode(&frame).into())).await.is_err() {
+            if sink
+                .send(Message::Text(encode(&frame).into()))
+                .await
+                .is_err()
+            {
                 break;
             }
         }
@@ -45,7 +55,11 @@ pub async fn serve_socket(socket: WebSocket, state: AppState) {
     let mut session: Option<(String, u64)> = None;
     let opened = tokio::time::Instant::now();
     loop {
-        let wait = if session.is_some() { IDLE_TIMEOUT } else { HELLO_TIMEOUT.saturating_sub(opened.elapsed()) };
+        let wait = if session.is_some() {
+            IDLE_TIMEOUT
+        } else {
+            HELLO_TIMEOUT.saturating_sub(opened.elapsed())
+        };
         let msg = match tokio::time::timeout(wait, stream.next()).await {
             Ok(Some(Ok(msg))) => msg,
             Ok(Some(Err(e))) => {
@@ -62,8 +76,14 @@ pub async fn serve_socket(socket: WebSocket, state: AppState) {
             Message::Text(text) => on_text(text.as_str(), &state, &tx, &mut session),
             Message::Binary(bytes) => {
                 let reply = match decode_media_frame(&bytes) {
-                    Err(e) => ServerFrame::Error(FrameError { id: None, error: e, supported_versions: None }),
-                    Ok(_) if session.is_none() => frame_error(ErrorCode::NotAuthenticated, "send hello first"),
+                    Err(e) => ServerFrame::Error(FrameError {
+                        id: None,
+                        error: e,
+                        supported_versions: None,
+                    }),
+                    Ok(_) if session.is_none() => {
+                        frame_error(ErrorCode::NotAuthenticated, "send hello first")
+                    }
                     Ok(frame) => frame_error(
                         ErrorCode::NoMediaLeg,
                         format!("no media leg {} on this session", frame.header.leg),
@@ -84,7 +104,12 @@ pub async fn serve_socket(socket: WebSocket, state: AppState) {
     let _ = writer.await;
 }
 
-fn on_text(text: &str, state: &AppState, tx: &UnboundedSender<ServerFrame>, session: &mut Option<(String, u64)>) {
+fn on_text(
+    text: &str,
+    state: &AppState,
+    tx: &UnboundedSender<ServerFrame>,
+    session: &mut Option<(String, u64)>,
+) {
     let frame = match decode_client_frame(text) {
         Ok(f) => f,
         Err(e) => {
@@ -96,13 +121,19 @@ fn on_text(text: &str, state: &AppState, tx: &UnboundedSender<ServerFrame>, sess
         ClientFrame::Hello(hello) => on_hello(hello, state, tx, session),
         ClientFrame::Request(req) => {
             let Some((agent, _)) = session.as_ref() else {
-                let body = ErrorBody::new(ErrorCode::NotAuthenticated, "send hello with your token first");
+                let body = ErrorBody::new(
+                    ErrorCode::NotAuthenticated,
+                    "send hello with your token first",
+                );
                 let _ = tx.send(ServerFrame::Response(Response::err(req.id, body)));
                 return;
             };
             let now = state.now();
             let Ok(mut center) = state.center.lock() else {
-                let _ = tx.send(ServerFrame::Response(Response::err(req.id, ErrorBody::new(ErrorCode::Internal, "backend unavailable"))));
+                let _ = tx.send(ServerFrame::Response(Response::err(
+                    req.id,
+                    ErrorBody::new(ErrorCode::Internal, "backend unavailable"),
+                )));
                 return;
             };
             let response = match center.handle(agent, req.op, now) {
@@ -114,23 +145,43 @@ fn on_text(text: &str, state: &AppState, tx: &UnboundedSender<ServerFrame>, sess
     }
 }
 
-fn on_hello(hello: Hello, state: &AppState, tx: &UnboundedSender<ServerFrame>, session: &mut Option<(String, u64)>) {
+fn on_hello(
+    hello: Hello,
+    state: &AppState,
+    tx: &UnboundedSender<ServerFrame>,
+    session: &mut Option<(String, u64)>,
+) {
     if session.is_some() {
-        let _ = tx.send(frame_error(ErrorCode::AlreadyAuthenticated, "this socket already said hello"));
+        let _ = tx.send(frame_error(
+            ErrorCode::AlreadyAuthenticated,
+            "this socket already said hello",
+        ));
         return;
     }
-    if !hello.versions.iter().any(|v| SUPPORTED_VERSIONS.contains(v)) {
+    if !hello
+        .versions
+        .iter()
+        .any(|v| SUPPORTED_VERSIONS.contains(v))
+    {
         let _ = tx.send(ServerFrame::Error(FrameError {
             id: None,
-            error: ErrorBody::new(ErrorCode::UnsupportedVersion, "none of the offered protocol versions is supported"),
+            error: ErrorBody::new(
+                ErrorCode::UnsupportedVersion,
+                "none of the offered protocol versions is supported",
+            ),
             supported_versions: Some(SUPPORTED_VERSIONS.to_vec()),
         }));
         return;
     }
     let now = state.now();
-    let Ok(mut center) = state.center.lock() else { return };
+    let Ok(mut center) = state.center.lock() else {
+        return;
+    };
     let Some(agent) = authenticate(&center, &hello.token, now) else {
-        let _ = tx.send(frame_error(ErrorCode::AuthFailed, "the token is unknown or expired; log in again"));
+        let _ = tx.send(frame_error(
+            ErrorCode::AuthFailed,
+            "the token is unknown or expired; log in again",
+        ));
         return;
     };
     // The first frames go into the channel while the lock is held, so no

@@ -12,3 +12,6 @@ pub mod state;
 
 pub use session::{Output, Session, SessionError};
 pub use state::{AgentView, ClientState, ContactChange};
+
+#[cfg(target_arch = "wasm32")]
+pub mod web;

@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 
 use protocol::error::{ErrorBody, ErrorCode};
 use protocol::wire::{
-    decode_server_frame, encode, ClientFrame, Event, Hello, Op, OpResult, Request, ResumeFrom, ServerFrame,
+    decode_server_frame, encode, ClientFrame, Event, Hello, Op, OpResult, Request, ResumeFrom,
+    ServerFrame,
 };
 use protocol::Millis;
 
@@ -83,18 +84,27 @@ impl Session {
 
     /// The `hello` to send on a (re)connected socket, resuming when possible.
     pub fn hello(&self) -> String {
-        let resume = self
-            .server_session
-            .as_ref()
-            .map(|s| ResumeFrom { session: s.clone(), last_seq: self.state.seq });
-        encode(&ClientFrame::Hello(Hello { versions: protocol::SUPPORTED_VERSIONS.to_vec(), token: self.token.clone(), resume }))
+        let resume = self.server_session.as_ref().map(|s| ResumeFrom {
+            session: s.clone(),
+            last_seq: self.state.seq,
+        });
+        encode(&ClientFrame::Hello(Hello {
+            versions: protocol::SUPPORTED_VERSIONS.to_vec(),
+            token: self.token.clone(),
+            resume,
+        }))
     }
 
     /// Starts a request; returns its id and the frame to send.
     pub fn request(&mut self, op: Op, now: Millis) -> (u64, String) {
         let id = self.next_id;
         self.next_id += 1;
-        self.pending.insert(id, Pending { deadline: now.plus_ms(self.timeout_ms) });
+        self.pending.insert(
+            id,
+            Pending {
+                deadline: now.plus_ms(self.timeout_ms),
+            },
+        );
         (id, encode(&ClientFrame::Request(Request { id, op })))
     }
 
@@ -110,12 +120,23 @@ impl Session {
 
     /// Fails every request whose deadline passed.
     pub fn poll_timeouts(&mut self, now: Millis) -> Vec<Output> {
-        let expired: Vec<u64> = self.pending.iter().filter(|(_, p)| p.deadline <= now).map(|(id, _)| *id).collect();
+        let expired: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
         expired
             .into_iter()
             .map(|id| {
                 self.pending.remove(&id);
-                Output::Reply { id, result: Err(ErrorBody::new(ErrorCode::Unknown, "timed out waiting for the backend")) }
+                Output::Reply {
+                    id,
+                    result: Err(ErrorBody::new(
+                        ErrorCode::Unknown,
+                        "timed out waiting for the backend",
+                    )),
+                }
             })
             .collect()
     }
@@ -125,7 +146,13 @@ impl Session {
     pub fn disconnected(&mut self) -> Vec<Output> {
         std::mem::take(&mut self.pending)
             .into_keys()
-            .map(|id| Output::Reply { id, result: Err(ErrorBody::new(ErrorCode::Unknown, "connection lost before the answer")) })
+            .map(|id| Output::Reply {
+                id,
+                result: Err(ErrorBody::new(
+                    ErrorCode::Unknown,
+                    "connection lost before the answer",
+                )),
+            })
             .collect()
     }
 
@@ -142,7 +169,12 @@ impl Session {
                 out.push(Output::Ready { resumed: w.resumed });
             }
             ServerFrame::Snapshot(s) => {
-                out.extend(self.state.apply_snapshot(s).into_iter().map(Output::Contact));
+                out.extend(
+                    self.state
+                        .apply_snapshot(s)
+                        .into_iter()
+                        .map(Output::Contact),
+                );
             }
             ServerFrame::Event(e) => {
                 if self.state.agent.is_some() && e.seq != self.state.seq + 1 {
@@ -164,7 +196,12 @@ impl Session {
                 if self.snapshot_request == Some(r.id) {
                     self.snapshot_request = None;
                     if let Some(OpResult::Snapshot(s)) = &r.result {
-                        out.extend(self.state.apply_snapshot(s.clone()).into_iter().map(Output::Contact));
+                        out.extend(
+                            self.state
+                                .apply_snapshot(s.clone())
+                                .into_iter()
+                                .map(Output::Contact),
+                        );
                     }
                 }
                 let result = match (r.result, r.error) {
@@ -177,7 +214,10 @@ impl Session {
             ServerFrame::Error(e) => {
                 if let Some(id) = e.id {
                     if self.pending.remove(&id).is_some() {
-                        out.push(Output::Reply { id, result: Err(e.error) });
+                        out.push(Output::Reply {
+                            id,
+                            result: Err(e.error),
+                        });
                         return Ok(out);
                     }
                 }
@@ -194,7 +234,13 @@ mod tests {
     use protocol::wire::{EventFrame, Response, Welcome};
 
     fn welcome(session: &str) -> String {
-        encode(&ServerFrame::Welcome(Welcome { version: 1, session: session.into(), agent: "a".into(), resumed: false, heartbeat_ms: 1 }))
+        encode(&ServerFrame::Welcome(Welcome {
+            version: 1,
+            session: session.into(),
+            agent: "a".into(),
+            resumed: false,
+            heartbeat_ms: 1,
+        }))
     }
 
     #[test]
@@ -204,8 +250,19 @@ mod tests {
         assert!(frame.contains("\"op\":\"ping\""));
         let reply = encode(&ServerFrame::Response(Response::ok(id, OpResult::Pong)));
         let out = s.handle_text(&reply, Millis(10)).expect("decodes");
-        assert_eq!(out, vec![Output::Reply { id, result: Ok(OpResult::Pong) }]);
-        assert!(s.handle_text(&reply, Millis(11)).expect("decodes").is_empty(), "a second answer is ignored");
+        assert_eq!(
+            out,
+            vec![Output::Reply {
+                id,
+                result: Ok(OpResult::Pong)
+            }]
+        );
+        assert!(
+            s.handle_text(&reply, Millis(11))
+                .expect("decodes")
+                .is_empty(),
+            "a second answer is ignored"
+        );
         let (late, _) = s.request(Op::Ping, Millis(100));
         assert!(s.poll_timeouts(Millis(1_099)).is_empty());
         let out = s.poll_timeouts(Millis(1_100));
@@ -226,18 +283,31 @@ mod tests {
         let mut s = Session::new("tok", 1_000);
         s.handle_text(&welcome("s-1"), Millis(0)).expect("welcome");
         s.state.agent = Some(crate::state::AgentView {
-            status: protocol::AgentStatusView { state: protocol::AgentState::available(), since: Millis(0), next_state: None },
+            status: protocol::AgentStatusView {
+                state: protocol::AgentState::available(),
+                since: Millis(0),
+                next_state: None,
+            },
             muted: false,
             configuration: protocol::wire::AgentConfiguration {
                 username: "a".into(),
                 name: "A".into(),
-                routing_profile: protocol::wire::RoutingProfile { id: "p".into(), name: "P".into(), queues: vec![] },
+                routing_profile: protocol::wire::RoutingProfile {
+                    id: "p".into(),
+                    name: "P".into(),
+                    queues: vec![],
+                },
                 softphone_enabled: true,
                 wrap_up_codes: vec![],
             },
             states: vec![],
         });
-        let ev = |seq| encode(&ServerFrame::Event(EventFrame { seq, event: Event::MuteChanged { muted: true } }));
+        let ev = |seq| {
+            encode(&ServerFrame::Event(EventFrame {
+                seq,
+                event: Event::MuteChanged { muted: true },
+            }))
+        };
         let out = s.handle_text(&ev(1), Millis(1)).expect("in order");
         assert_eq!(out, vec![Output::Event(Event::MuteChanged { muted: true })]);
         let out = s.handle_text(&ev(5), Millis(2)).expect("gap");

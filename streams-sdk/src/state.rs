@@ -57,7 +57,12 @@ impl ClientState {
     pub fn apply_snapshot(&mut self, s: Snapshot) -> Vec<ContactChange> {
         let old = std::mem::take(&mut self.contacts);
         self.seq = s.seq;
-        self.agent = Some(AgentView { status: s.status, muted: s.muted, configuration: s.configuration, states: s.states });
+        self.agent = Some(AgentView {
+            status: s.status,
+            muted: s.muted,
+            configuration: s.configuration,
+            states: s.states,
+        });
         let mut changes = Vec::new();
         for c in s.contacts {
             changes.extend(diff(old.get(&c.contact_id), &c));

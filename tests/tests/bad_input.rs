@@ -13,7 +13,10 @@ async fn reply_code(c: &mut Client, text: &str, id: u64) -> ErrorCode {
         for o in c.pump().await {
             match o {
                 Output::ServerError(e) if id == 0 => return e.code,
-                Output::Reply { id: rid, result: Err(e) } if rid == id => return e.code,
+                Output::Reply {
+                    id: rid,
+                    result: Err(e),
+                } if rid == id => return e.code,
                 _ => {}
             }
         }
@@ -37,52 +40,149 @@ async fn every_bad_frame_gets_a_typed_error_and_changes_nothing() {
     // Before hello: requests are refused, not dropped.
     let mut early = Client::open(addr, &token).await;
     let (id, text) = raw_request(&mut early, r#"{"type":"request","id":ID,"op":"ping"}"#);
-    assert_eq!(reply_code(&mut early, &text, id).await, ErrorCode::NotAuthenticated);
+    assert_eq!(
+        reply_code(&mut early, &text, id).await,
+        ErrorCode::NotAuthenticated
+    );
     // Wrong version, then a bad token, then the right hello on the same socket.
-    assert_eq!(reply_code(&mut early, r#"{"type":"hello","versions":[99],"token":"x"}"#, 0).await, ErrorCode::UnsupportedVersion);
-    assert_eq!(reply_code(&mut early, r#"{"type":"hello","versions":[1],"token":"forged"}"#, 0).await, ErrorCode::AuthFailed);
+    assert_eq!(
+        reply_code(
+            &mut early,
+            r#"{"type":"hello","versions":[99],"token":"x"}"#,
+            0
+        )
+        .await,
+        ErrorCode::UnsupportedVersion
+    );
+    assert_eq!(
+        reply_code(
+            &mut early,
+            r#"{"type":"hello","versions":[1],"token":"forged"}"#,
+            0
+        )
+        .await,
+        ErrorCode::AuthFailed
+    );
     early.hello().await;
 
     let mut alice = Client::connect(addr, &token).await;
-    alice.ok(Op::SetAgentState { state: "Available".into() }).await;
+    alice
+        .ok(Op::SetAgentState {
+            state: "Available".into(),
+        })
+        .await;
     let before = alice.state().clone();
 
-    assert_eq!(reply_code(&mut alice, "{not json", 0).await, ErrorCode::BadJson);
-    assert_eq!(reply_code(&mut alice, r#"{"type":"warp"}"#, 0).await, ErrorCode::UnknownType);
-    let (id, text) = raw_request(&mut alice, r#"{"type":"request","id":ID,"op":"self_destruct"}"#);
-    assert_eq!(reply_code(&mut alice, &text, id).await, ErrorCode::UnknownOp);
-    let (id, text) = raw_request(&mut alice, r#"{"type":"request","id":ID,"op":"hold","contact_id":5}"#);
-    assert_eq!(reply_code(&mut alice, &text, id).await, ErrorCode::BadRequest);
-    assert_eq!(reply_code(&mut alice, r#"{"type":"hello","versions":[1],"token":"again"}"#, 0).await, ErrorCode::AlreadyAuthenticated);
+    assert_eq!(
+        reply_code(&mut alice, "{not json", 0).await,
+        ErrorCode::BadJson
+    );
+    assert_eq!(
+        reply_code(&mut alice, r#"{"type":"warp"}"#, 0).await,
+        ErrorCode::UnknownType
+    );
+    let (id, text) = raw_request(
+        &mut alice,
+        r#"{"type":"request","id":ID,"op":"self_destruct"}"#,
+    );
+    assert_eq!(
+        reply_code(&mut alice, &text, id).await,
+        ErrorCode::UnknownOp
+    );
+    let (id, text) = raw_request(
+        &mut alice,
+        r#"{"type":"request","id":ID,"op":"hold","contact_id":5}"#,
+    );
+    assert_eq!(
+        reply_code(&mut alice, &text, id).await,
+        ErrorCode::BadRequest
+    );
+    assert_eq!(
+        reply_code(
+            &mut alice,
+            r#"{"type":"hello","versions":[1],"token":"again"}"#,
+            0
+        )
+        .await,
+        ErrorCode::AlreadyAuthenticated
+    );
 
     // A 10 MB frame: refused with a typed error, the socket survives.
-    let huge = format!(r#"{{"type":"request","id":1,"op":"ping","pad":"{}"}}"#, "x".repeat(10 * 1024 * 1024));
-    assert_eq!(reply_code(&mut alice, &huge, 0).await, ErrorCode::FrameTooLarge);
+    let huge = format!(
+        r#"{{"type":"request","id":1,"op":"ping","pad":"{}"}}"#,
+        "x".repeat(10 * 1024 * 1024)
+    );
+    assert_eq!(
+        reply_code(&mut alice, &huge, 0).await,
+        ErrorCode::FrameTooLarge
+    );
 
     // Binary frames: garbage and a well-formed frame for a leg that does not exist.
     alice.send_binary(vec![0xde, 0xad]).await;
-    assert_eq!(alice.next_server_error().await.code, ErrorCode::BadMediaFrame);
+    assert_eq!(
+        alice.next_server_error().await.code,
+        ErrorCode::BadMediaFrame
+    );
     let mut frame = Vec::new();
-    encode_media_frame(&MediaHeader { flags: 0, leg: 77, sequence: 1, timestamp: 960 }, &[0xfc; 40], &mut frame);
+    encode_media_frame(
+        &MediaHeader {
+            flags: 0,
+            leg: 77,
+            sequence: 1,
+            timestamp: 960,
+        },
+        &[0xfc; 40],
+        &mut frame,
+    );
     alice.send_binary(frame).await;
     assert_eq!(alice.next_server_error().await.code, ErrorCode::NoMediaLeg);
 
     // Another agent's contact.
     let mut bob = Client::connect(addr, &login(addr, "bob", "bob-pass").await).await;
     let c = sim_call(addr, "+15550001111", "support").await;
-    alice.wait_for("ring", |a| a.state().contacts.contains_key(&c)).await;
+    alice
+        .wait_for("ring", |a| a.state().contacts.contains_key(&c))
+        .await;
     for op in [
-        Op::Accept { contact_id: c.clone() },
-        Op::Reject { contact_id: c.clone() },
-        Op::GetAttributes { contact_id: c.clone() },
-        Op::Hold { contact_id: c.clone(), connection_id: "k-x".into() },
+        Op::Accept {
+            contact_id: c.clone(),
+        },
+        Op::Reject {
+            contact_id: c.clone(),
+        },
+        Op::GetAttributes {
+            contact_id: c.clone(),
+        },
+        Op::Hold {
+            contact_id: c.clone(),
+            connection_id: "k-x".into(),
+        },
     ] {
         let err = bob.op(op).await.expect_err("not bob's");
         assert_eq!(err.code, ErrorCode::NotOwner);
     }
     // Invalid arguments and states.
-    assert_eq!(alice.op(Op::SetAgentState { state: "Busy".into() }).await.expect_err("system state").code, ErrorCode::NotFound);
-    assert_eq!(alice.op(Op::Clear { contact_id: c.clone(), wrap_up_code: None }).await.expect_err("ringing").code, ErrorCode::InvalidState);
+    assert_eq!(
+        alice
+            .op(Op::SetAgentState {
+                state: "Busy".into()
+            })
+            .await
+            .expect_err("system state")
+            .code,
+        ErrorCode::NotFound
+    );
+    assert_eq!(
+        alice
+            .op(Op::Clear {
+                contact_id: c.clone(),
+                wrap_up_code: None
+            })
+            .await
+            .expect_err("ringing")
+            .code,
+        ErrorCode::InvalidState
+    );
 
     // The connection still works and nothing changed but the new call.
     assert_eq!(alice.ok(Op::Ping).await, OpResult::Pong);
@@ -90,7 +190,10 @@ async fn every_bad_frame_gets_a_typed_error_and_changes_nothing() {
     after.contacts.remove(&c);
     assert_eq!(after.agent, before.agent);
     assert_eq!(after.contacts, before.contacts);
-    assert!(alice.undecodable.is_empty(), "the server only sent protocol frames");
+    assert!(
+        alice.undecodable.is_empty(),
+        "the server only sent protocol frames"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -101,11 +204,32 @@ async fn http_api_refuses_bad_bodies_with_typed_errors() {
     let addr = running.addr;
     let (status, json) = http(addr, "POST", "/v1/login", Some("{oops")).await;
     assert_eq!((status, json["code"].as_str()), (400, Some("bad_request")));
-    let (status, json) = http(addr, "POST", "/v1/login", Some(r#"{"username":"alice","password":"nope"}"#)).await;
+    let (status, json) = http(
+        addr,
+        "POST",
+        "/v1/login",
+        Some(r#"{"username":"alice","password":"nope"}"#),
+    )
+    .await;
     assert_eq!((status, json["code"].as_str()), (401, Some("auth_failed")));
-    let (status, json) = http(addr, "POST", "/v1/sim/calls", Some(r#"{"from":"12","queue":"support"}"#)).await;
-    assert_eq!((status, json["code"].as_str()), (400, Some("invalid_argument")));
-    let (status, json) = http(addr, "POST", "/v1/sim/calls", Some(r#"{"from":"+15550001111","queue":"nowhere"}"#)).await;
+    let (status, json) = http(
+        addr,
+        "POST",
+        "/v1/sim/calls",
+        Some(r#"{"from":"12","queue":"support"}"#),
+    )
+    .await;
+    assert_eq!(
+        (status, json["code"].as_str()),
+        (400, Some("invalid_argument"))
+    );
+    let (status, json) = http(
+        addr,
+        "POST",
+        "/v1/sim/calls",
+        Some(r#"{"from":"+15550001111","queue":"nowhere"}"#),
+    )
+    .await;
     assert_eq!((status, json["code"].as_str()), (404, Some("not_found")));
     let (status, _) = http(addr, "DELETE", "/v1/sim/calls/c-unknown", None).await;
     assert_eq!(status, 404);

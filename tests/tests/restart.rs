@@ -11,25 +11,53 @@ async fn records_tokens_and_statuses_survive_a_restart() {
     let first = server::start(test_config(&dir)).await.expect("start");
     let token = login(first.addr, "alice", "alice-pass").await;
     let mut alice = Client::connect(first.addr, &token).await;
-    alice.ok(Op::SetAgentState { state: "Available".into() }).await;
+    alice
+        .ok(Op::SetAgentState {
+            state: "Available".into(),
+        })
+        .await;
     let done = sim_call(first.addr, "+819012345678", "support").await;
-    alice.wait_for("ring", |a| a.state().contacts.contains_key(&done)).await;
-    alice.ok(Op::Accept { contact_id: done.clone() }).await;
+    alice
+        .wait_for("ring", |a| a.state().contacts.contains_key(&done))
+        .await;
+    alice
+        .ok(Op::Accept {
+            contact_id: done.clone(),
+        })
+        .await;
     let (status, _) = http(first.addr, "DELETE", &format!("/v1/sim/calls/{done}"), None).await;
     assert_eq!(status, 204);
-    alice.ok(Op::Clear { contact_id: done.clone(), wrap_up_code: None }).await;
+    alice
+        .ok(Op::Clear {
+            contact_id: done.clone(),
+            wrap_up_code: None,
+        })
+        .await;
     let live = sim_call(first.addr, "+15550002222", "support").await;
-    alice.wait_for("ring", |a| a.state().contacts.contains_key(&live)).await;
-    alice.ok(Op::Accept { contact_id: live.clone() }).await;
+    alice
+        .wait_for("ring", |a| a.state().contacts.contains_key(&live))
+        .await;
+    alice
+        .ok(Op::Accept {
+            contact_id: live.clone(),
+        })
+        .await;
 
     // A second process on the same data directory stands in for the restart.
     let second = server::start(test_config(&dir)).await.expect("restart");
     let mut again = Client::connect(second.addr, &token).await;
-    assert_eq!(again.agent_state(), "Available", "status restored; the old token still works");
+    assert_eq!(
+        again.agent_state(),
+        "Available",
+        "status restored; the old token still works"
+    );
     assert!(again.state().contacts.is_empty());
     let center = second.state.center.lock().expect("lock");
     let record = center.store().contact(&done).expect("db").expect("kept");
-    assert_eq!(record.disconnect_reason.as_deref(), Some("customer_disconnect"));
+    assert_eq!(
+        record.disconnect_reason.as_deref(),
+        Some("customer_disconnect")
+    );
     assert_eq!(record.attributes["customerName"], "Justin");
     let record = center.store().contact(&live).expect("db").expect("kept");
     assert_eq!(record.disconnect_reason.as_deref(), Some("backend_restart"));

@@ -21,14 +21,19 @@ use tools::{ensure_browser_tools, ensure_build_tools};
 
 /// The workspace root (the parent of this crate).
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 /// Runs a command from the workspace root, echoing it; fails on non-zero exit.
 fn run(cmd: &mut Command) -> Result<(), String> {
     cmd.current_dir(root());
     eprintln!("xtask> {cmd:?}");
-    let status = cmd.status().map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
     if status.success() {
         Ok(())
     } else {
@@ -43,7 +48,10 @@ fn cargo() -> Command {
 /// PATH with the npm tools (wasm-opt) and cargo's bin directory first.
 fn tool_path() -> String {
     let mut parts = vec![root().join("node_modules/.bin").display().to_string()];
-    if let Some(home) = std::env::var_os("CARGO_HOME").map(PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo"))) {
+    if let Some(home) = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+    {
         parts.push(home.join("bin").display().to_string());
     }
     parts.push(std::env::var("PATH").unwrap_or_default());
@@ -77,7 +85,11 @@ fn cmd_test(args: &[String]) -> Result<(), String> {
     if browser {
         build_ccp()?;
         run(cargo().args(["build", "-p", "switchboard-server"]))?;
-        run(Command::new("node").env("PATH", tool_path()).args(["--test", "--test-concurrency=1", "tests/browser/"]))?;
+        run(Command::new("node").env("PATH", tool_path()).args([
+            "--test",
+            "--test-concurrency=1",
+            "tests/browser/",
+        ]))?;
     }
     Ok(())
 }
@@ -87,7 +99,15 @@ fn cmd_bench(args: &[String]) -> Result<(), String> {
     match which {
         "load" => {
             let mut cmd = cargo();
-            cmd.args(["run", "--release", "-p", "switchboard-tests", "--bin", "loadgen", "--"]);
+            cmd.args([
+                "run",
+                "--release",
+                "-p",
+                "switchboard-tests",
+                "--bin",
+                "loadgen",
+                "--",
+            ]);
             cmd.args(&args[args.len().min(1)..]);
             run(&mut cmd)
         }
@@ -97,12 +117,23 @@ fn cmd_bench(args: &[String]) -> Result<(), String> {
 
 fn cmd_lint() -> Result<(), String> {
     run(cargo().args(["fmt", "--all", "--check"]))?;
-    run(cargo().args(["clippy", "--workspace", "--exclude", "switchboard-app", "--all-targets", "--", "-D", "warnings"]))
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--exclude",
+        "switchboard-app",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (command, rest) = args.split_first().map_or(("help", &[][..]), |(c, r)| (c.as_str(), r));
+    let (command, rest) = args
+        .split_first()
+        .map_or(("help", &[][..]), |(c, r)| (c.as_str(), r));
     let result = match command {
         "run" => cmd_run(rest),
         "test" => cmd_test(rest),

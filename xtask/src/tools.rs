@@ -21,7 +21,11 @@ fn output_contains(cmd: &str, args: &[&str], needle: &str) -> bool {
 }
 
 fn ensure_wasm_target() -> Result<(), String> {
-    if output_contains("rustup", &["target", "list", "--installed"], "wasm32-unknown-unknown") {
+    if output_contains(
+        "rustup",
+        &["target", "list", "--installed"],
+        "wasm32-unknown-unknown",
+    ) {
         return Ok(());
     }
     run(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))
@@ -43,7 +47,8 @@ fn ensure_cargo_tool(bin: &str, krate: &str, version: &str, locked: bool) -> Res
 
 fn ensure_npm_packages() -> Result<(), String> {
     let r = root();
-    let installed = r.join("node_modules/.bin/wasm-opt").exists() && r.join("node_modules/playwright-core/package.json").exists();
+    let installed = r.join("node_modules/.bin/wasm-opt").exists()
+        && r.join("node_modules/playwright-core/package.json").exists();
     if installed {
         return Ok(());
     }
@@ -51,7 +56,10 @@ fn ensure_npm_packages() -> Result<(), String> {
 }
 
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 /// Installs Debian packages whose marker file is missing.

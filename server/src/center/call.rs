@@ -5,7 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use protocol::contact::{Connection, ConnectionKind, ConnectionState, ContactState, ContactView, Initiation, QueueRef};
+use protocol::contact::{
+    Connection, ConnectionKind, ConnectionState, ContactState, ContactView, Initiation, QueueRef,
+};
 use protocol::endpoint::{Endpoint, EndpointKind};
 use protocol::Millis;
 
@@ -79,18 +81,33 @@ impl Call {
 
     /// Whether someone is still being reached (ringing agent, queued transfer).
     pub fn has_pending_offer(&self) -> bool {
-        self.waiting.is_some() || self.participants.iter().any(|p| matches!(p.state, ContactState::Incoming { .. }))
+        self.waiting.is_some()
+            || self
+                .participants
+                .iter()
+                .any(|p| matches!(p.state, ContactState::Incoming { .. }))
     }
 
     /// The state of any other leg by connection id, as seen by `viewer`.
-    pub fn other_connection_mut(&mut self, viewer: &str, connection_id: &str) -> Option<&mut ConnectionState> {
+    pub fn other_connection_mut(
+        &mut self,
+        viewer: &str,
+        connection_id: &str,
+    ) -> Option<&mut ConnectionState> {
         if self.customer.connection_id == connection_id {
             return Some(&mut self.customer.state);
         }
-        if let Some(p) = self.participants.iter_mut().find(|p| p.connection_id == connection_id && p.agent != viewer) {
+        if let Some(p) = self
+            .participants
+            .iter_mut()
+            .find(|p| p.connection_id == connection_id && p.agent != viewer)
+        {
             return Some(&mut p.conn);
         }
-        self.externals.iter_mut().find(|e| e.connection_id == connection_id).map(|e| &mut e.state)
+        self.externals
+            .iter_mut()
+            .find(|e| e.connection_id == connection_id)
+            .map(|e| &mut e.state)
     }
 
     /// Every other leg that is talking or held, from `viewer`'s side.
@@ -99,7 +116,11 @@ impl Call {
         if self.customer.state.is_active() {
             out.push(&mut self.customer.state);
         }
-        for p in self.participants.iter_mut().filter(|p| p.agent != viewer && p.state.is_live()) {
+        for p in self
+            .participants
+            .iter_mut()
+            .filter(|p| p.agent != viewer && p.state.is_live())
+        {
             if p.conn.is_active() {
                 out.push(&mut p.conn);
             }
@@ -121,15 +142,24 @@ impl Call {
         }];
         connections.push(Connection {
             connection_id: self.customer.connection_id.clone(),
-            kind: if self.initiation == Initiation::Outbound { ConnectionKind::Outbound } else { ConnectionKind::Inbound },
+            kind: if self.initiation == Initiation::Outbound {
+                ConnectionKind::Outbound
+            } else {
+                ConnectionKind::Inbound
+            },
             endpoint: self.customer.endpoint.clone(),
             state: self.customer.state.clone(),
         });
         for p in self.participants.iter().filter(|p| p.agent != agent) {
             let state = match &p.state {
-                ContactState::Incoming { since, .. } => ConnectionState::Connecting { since: *since },
+                ContactState::Incoming { since, .. } => {
+                    ConnectionState::Connecting { since: *since }
+                }
                 ContactState::Connected { .. } | ContactState::Connecting { .. } => p.conn.clone(),
-                ContactState::Ended { since, reason } => ConnectionState::Disconnected { since: *since, reason: reason.clone() },
+                ContactState::Ended { since, reason } => ConnectionState::Disconnected {
+                    since: *since,
+                    reason: reason.clone(),
+                },
                 _ => continue,
             };
             connections.push(Connection {
@@ -164,7 +194,10 @@ impl Call {
             state: me.state.clone(),
             queue: self.queue.as_ref().map(|q| QueueRef {
                 id: q.clone(),
-                name: cfg.queues.get(q).map_or_else(|| q.clone(), |q| q.name.clone()),
+                name: cfg
+                    .queues
+                    .get(q)
+                    .map_or_else(|| q.clone(), |q| q.name.clone()),
             }),
             attributes: self.attributes.clone(),
             connections,
@@ -178,7 +211,10 @@ pub fn agent_endpoint(username: &str, cfg: &Config) -> Endpoint {
     Endpoint {
         id: format!("agent:{username}"),
         kind: EndpointKind::Agent,
-        name: cfg.agents.get(username).map_or_else(|| username.to_owned(), |a| a.name.clone()),
+        name: cfg
+            .agents
+            .get(username)
+            .map_or_else(|| username.to_owned(), |a| a.name.clone()),
         phone_number: None,
         agent: Some(username.to_owned()),
         queue: None,
@@ -190,7 +226,10 @@ pub fn queue_endpoint(queue: &str, cfg: &Config) -> Endpoint {
     Endpoint {
         id: format!("queue:{queue}"),
         kind: EndpointKind::Queue,
-        name: cfg.queues.get(queue).map_or_else(|| queue.to_owned(), |q| q.name.clone()),
+        name: cfg
+            .queues
+            .get(queue)
+            .map_or_else(|| queue.to_owned(), |q| q.name.clone()),
         phone_number: None,
         agent: None,
         queue: Some(queue.to_owned()),

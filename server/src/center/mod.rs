@@ -104,7 +104,10 @@ pub fn random_id(prefix: &str) -> String {
 
 fn internal(e: StoreError) -> ErrorBody {
     tracing::error!("{e}");
-    ErrorBody::new(ErrorCode::Internal, "the backend could not save this change; try again")
+    ErrorBody::new(
+        ErrorCode::Internal,
+        "the backend could not save this change; try again",
+    )
 }
 
 impl Center {
@@ -130,12 +133,23 @@ impl Center {
                     status,
                     idle_since: now,
                     muted: false,
-                    link: Link { session: random_id("s"), seq: 0, backlog: VecDeque::new(), tx: None },
+                    link: Link {
+                        session: random_id("s"),
+                        seq: 0,
+                        backlog: VecDeque::new(),
+                        tx: None,
+                    },
                     contacts: Vec::new(),
                 },
             );
         }
-        Ok(Center { cfg, store, agents, calls: HashMap::new(), next_attach: 1 })
+        Ok(Center {
+            cfg,
+            store,
+            agents,
+            calls: HashMap::new(),
+            next_attach: 1,
+        })
     }
 
     /// The configuration.
@@ -196,7 +210,12 @@ impl Center {
     /// Detaches an attachment, unless a newer one already replaced it.
     pub fn detach(&mut self, agent: &str, attach_id: u64) {
         if let Some(entry) = self.agents.get_mut(agent) {
-            if entry.link.tx.as_ref().is_some_and(|(id, _)| *id == attach_id) {
+            if entry
+                .link
+                .tx
+                .as_ref()
+                .is_some_and(|(id, _)| *id == attach_id)
+            {
                 entry.link.tx = None;
             }
         }
@@ -225,10 +244,15 @@ impl Center {
     }
 
     fn emit(&mut self, agent: &str, event: Event) {
-        let Some(entry) = self.agents.get_mut(agent) else { return };
+        let Some(entry) = self.agents.get_mut(agent) else {
+            return;
+        };
         let link = &mut entry.link;
         link.seq += 1;
-        let frame = EventFrame { seq: link.seq, event };
+        let frame = EventFrame {
+            seq: link.seq,
+            event,
+        };
         if link.backlog.len() == BACKLOG {
             link.backlog.pop_front();
         }
@@ -243,7 +267,9 @@ impl Center {
     /// Sends every participant its current view of `call_id`, then brings
     /// their statuses up to date.
     fn publish(&mut self, call_id: &str, now: Millis) {
-        let Some(call) = self.calls.get(call_id) else { return };
+        let Some(call) = self.calls.get(call_id) else {
+            return;
+        };
         let views: Vec<(String, _)> = call
             .participants
             .iter()
@@ -266,13 +292,20 @@ impl Center {
         if let Some(entry) = self.agents.get_mut(agent) {
             entry.contacts.retain(|c| c != call_id);
         }
-        self.emit(agent, Event::ContactDestroyed { contact_id: call_id.to_owned() });
+        self.emit(
+            agent,
+            Event::ContactDestroyed {
+                contact_id: call_id.to_owned(),
+            },
+        );
         self.refresh_status(agent, now);
     }
 
     /// What the agent's contacts mean for its status.
     fn workload(&self, agent: &str) -> (Workload, Option<&'static str>) {
-        let Some(entry) = self.agents.get(agent) else { return (Workload::Idle, None) };
+        let Some(entry) = self.agents.get(agent) else {
+            return (Workload::Idle, None);
+        };
         let states: Vec<&ContactState> = entry
             .contacts
             .iter()
@@ -290,12 +323,21 @@ impl Center {
         } else {
             None
         };
-        (if phase.is_some() { Workload::Engaged } else { Workload::Idle }, phase)
+        (
+            if phase.is_some() {
+                Workload::Engaged
+            } else {
+                Workload::Idle
+            },
+            phase,
+        )
     }
 
     fn refresh_status(&mut self, agent: &str, now: Millis) {
         let (_, phase) = self.workload(agent);
-        let Some(entry) = self.agents.get_mut(agent) else { return };
+        let Some(entry) = self.agents.get_mut(agent) else {
+            return;
+        };
         let was_routable_idle = entry.status.is_routable() && entry.contacts.is_empty();
         let changed = match phase {
             Some("connected") => entry.status.connected(now),
@@ -332,14 +374,22 @@ impl Center {
             }
         }
         for (call_id, agent) in missed {
-            let Some(call) = self.calls.get_mut(&call_id) else { continue };
-            let Some(p) = call.participant_mut(&agent) else { continue };
-            let Some(next) = p.state.ring_out(now) else { continue };
+            let Some(call) = self.calls.get_mut(&call_id) else {
+                continue;
+            };
+            let Some(p) = call.participant_mut(&agent) else {
+                continue;
+            };
+            let Some(next) = p.state.ring_out(now) else {
+                continue;
+            };
             p.state = next;
             if let Some(wait) = p.offered_from.take() {
                 call.waiting = Some(wait);
             }
-            let _ = self.store.contact_event(&call_id, now, Some(&agent), "missed", None);
+            let _ = self
+                .store
+                .contact_event(&call_id, now, Some(&agent), "missed", None);
             if let Some(entry) = self.agents.get_mut(&agent) {
                 if entry.status.missed(now) {
                     let view = entry.status.view();
@@ -356,12 +406,16 @@ impl Center {
             .values()
             .filter(|c| {
                 c.customer.answer_at.is_some_and(|t| t <= now)
-                    || c.externals.iter().any(|e| e.answer_at.is_some_and(|t| t <= now))
+                    || c.externals
+                        .iter()
+                        .any(|e| e.answer_at.is_some_and(|t| t <= now))
             })
             .map(|c| c.id.clone())
             .collect();
         for call_id in due {
-            let Some(call) = self.calls.get_mut(&call_id) else { continue };
+            let Some(call) = self.calls.get_mut(&call_id) else {
+                continue;
+            };
             if call.customer.answer_at.is_some_and(|t| t <= now) {
                 call.customer.answer_at = None;
                 if let Ok(s) = call.customer.state.connect(now) {
@@ -371,7 +425,9 @@ impl Center {
                             p.state = s;
                         }
                     }
-                    let _ = self.store.contact_event(&call_id, now, None, "customer_answered", None);
+                    let _ =
+                        self.store
+                            .contact_event(&call_id, now, None, "customer_answered", None);
                 }
             }
             for e in call.externals.iter_mut() {
@@ -439,22 +495,37 @@ impl Center {
     /// Rings `agent` with a waiting call.
     fn offer(&mut self, call_id: &str, agent: &str, now: Millis) {
         let ring_ms = self.cfg.ring_timeout_ms;
-        let Some(call) = self.calls.get_mut(call_id) else { return };
-        let Some(wait) = call.waiting.take() else { return };
-        let Ok(state) = ContactState::Init.offer(now, ring_ms) else { return };
-        let transfer = call.participants.iter().any(|p| p.state.is_live() || matches!(p.state, ContactState::Ended { .. }));
+        let Some(call) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        let Some(wait) = call.waiting.take() else {
+            return;
+        };
+        let Ok(state) = ContactState::Init.offer(now, ring_ms) else {
+            return;
+        };
+        let transfer = call
+            .participants
+            .iter()
+            .any(|p| p.state.is_live() || matches!(p.state, ContactState::Ended { .. }));
         call.participants.push(Participant {
             agent: agent.to_owned(),
             connection_id: wait.connection_id.clone(),
             state,
             conn: ConnectionState::Connecting { since: now },
-            initiation: if transfer { Initiation::Transfer } else { call.initiation },
+            initiation: if transfer {
+                Initiation::Transfer
+            } else {
+                call.initiation
+            },
             offered_from: Some(wait),
         });
         if let Some(entry) = self.agents.get_mut(agent) {
             entry.contacts.push(call_id.to_owned());
         }
-        let _ = self.store.contact_event(call_id, now, Some(agent), "offered", None);
+        let _ = self
+            .store
+            .contact_event(call_id, now, Some(agent), "offered", None);
         self.publish(call_id, now);
     }
 
@@ -462,10 +533,21 @@ impl Center {
 
     /// A caller from `from` dials `queue`. The call is recorded either way;
     /// a closed or full queue refuses it with a reason the caller hears.
-    pub fn place_inbound(&mut self, from: &str, queue: &str, now: Millis) -> Result<String, InboundRefused> {
-        let refuse = |code, msg: String| InboundRefused { contact_id: String::new(), error: ErrorBody::new(code, msg) };
+    pub fn place_inbound(
+        &mut self,
+        from: &str,
+        queue: &str,
+        now: Millis,
+    ) -> Result<String, InboundRefused> {
+        let refuse = |code, msg: String| InboundRefused {
+            contact_id: String::new(),
+            error: ErrorBody::new(code, msg),
+        };
         if !is_e164(from) {
-            return Err(refuse(ErrorCode::InvalidArgument, format!("`{from}` is not an E.164 number")));
+            return Err(refuse(
+                ErrorCode::InvalidArgument,
+                format!("`{from}` is not an E.164 number"),
+            ));
         }
         let Some(q) = self.cfg.queues.get(queue).cloned() else {
             return Err(refuse(ErrorCode::NotFound, format!("no queue `{queue}`")));
@@ -474,21 +556,49 @@ impl Center {
         let attributes = self.cfg.customers.get(from).cloned().unwrap_or_default();
         self.store
             .create_contact(&id, "inbound", Some(queue), from, &attributes, now)
-            .map_err(|e| InboundRefused { contact_id: String::new(), error: internal(e) })?;
-        let waiting_now = self.calls.values().filter(|c| c.waiting.as_ref().is_some_and(|w| w.queue == queue)).count();
+            .map_err(|e| InboundRefused {
+                contact_id: String::new(),
+                error: internal(e),
+            })?;
+        let waiting_now = self
+            .calls
+            .values()
+            .filter(|c| c.waiting.as_ref().is_some_and(|w| w.queue == queue))
+            .count();
         let refusal = if q.hours.as_ref().is_some_and(|h| !h.is_open(now)) {
-            Some((ErrorCode::QueueClosed, "queue_closed", format!("{} is closed now; please call again during opening hours", q.name)))
+            Some((
+                ErrorCode::QueueClosed,
+                "queue_closed",
+                format!(
+                    "{} is closed now; please call again during opening hours",
+                    q.name
+                ),
+            ))
         } else if waiting_now >= q.max_contacts {
-            Some((ErrorCode::QueueFull, "queue_full", format!("all {} agents are busy and the queue is full; please call again later", q.name)))
+            Some((
+                ErrorCode::QueueFull,
+                "queue_full",
+                format!(
+                    "all {} agents are busy and the queue is full; please call again later",
+                    q.name
+                ),
+            ))
         } else {
             None
         };
         if let Some((code, reason, message)) = refusal {
-            let _ = self.store.contact_event(&id, now, None, "refused", Some(&message));
+            let _ = self
+                .store
+                .contact_event(&id, now, None, "refused", Some(&message));
             let _ = self.store.end_contact(&id, reason, now);
-            return Err(InboundRefused { contact_id: id, error: ErrorBody::new(code, message) });
+            return Err(InboundRefused {
+                contact_id: id,
+                error: ErrorBody::new(code, message),
+            });
         }
-        let _ = self.store.contact_event(&id, now, None, "queued", Some(queue));
+        let _ = self
+            .store
+            .contact_event(&id, now, None, "queued", Some(queue));
         self.calls.insert(
             id.clone(),
             Call {
@@ -505,7 +615,11 @@ impl Center {
                 },
                 participants: Vec::new(),
                 externals: Vec::new(),
-                waiting: Some(Wait { queue: queue.to_owned(), since: now, connection_id: random_id("k") }),
+                waiting: Some(Wait {
+                    queue: queue.to_owned(),
+                    since: now,
+                    connection_id: random_id("k"),
+                }),
                 rejected: Vec::new(),
                 ended: false,
                 digits_heard: String::new(),
@@ -522,23 +636,46 @@ impl Center {
                 self.end_call(contact_id, "customer_disconnect", now);
                 Ok(())
             }
-            _ => Err(ErrorBody::new(ErrorCode::NotFound, format!("no live call `{contact_id}`"))),
+            _ => Err(ErrorBody::new(
+                ErrorCode::NotFound,
+                format!("no live call `{contact_id}`"),
+            )),
         }
     }
 
     /// The caller presses keys; agents on the call get a `digits` event.
-    pub fn caller_digits(&mut self, contact_id: &str, digits: &str, now: Millis) -> Result<(), ErrorBody> {
+    pub fn caller_digits(
+        &mut self,
+        contact_id: &str,
+        digits: &str,
+        now: Millis,
+    ) -> Result<(), ErrorBody> {
         if !is_dtmf(digits) {
-            return Err(ErrorBody::new(ErrorCode::InvalidArgument, "digits must be 1-64 of 0-9 * # A-D ,"));
+            return Err(ErrorBody::new(
+                ErrorCode::InvalidArgument,
+                "digits must be 1-64 of 0-9 * # A-D ,",
+            ));
         }
         let Some(call) = self.calls.get(contact_id).filter(|c| !c.ended) else {
-            return Err(ErrorBody::new(ErrorCode::NotFound, format!("no live call `{contact_id}`")));
+            return Err(ErrorBody::new(
+                ErrorCode::NotFound,
+                format!("no live call `{contact_id}`"),
+            ));
         };
         let conn = call.customer.connection_id.clone();
         let agents: Vec<String> = call.live_agents().map(|p| p.agent.clone()).collect();
-        let _ = self.store.contact_event(contact_id, now, None, "caller_digits", Some(digits));
+        let _ = self
+            .store
+            .contact_event(contact_id, now, None, "caller_digits", Some(digits));
         for a in agents {
-            self.emit(&a, Event::Digits { contact_id: contact_id.to_owned(), connection_id: conn.clone(), digits: digits.to_owned() });
+            self.emit(
+                &a,
+                Event::Digits {
+                    contact_id: contact_id.to_owned(),
+                    connection_id: conn.clone(),
+                    digits: digits.to_owned(),
+                },
+            );
         }
         Ok(())
     }
@@ -550,22 +687,35 @@ impl Center {
             "ended"
         } else if matches!(call.customer.state, ConnectionState::Hold { .. }) {
             "hold"
-        } else if call.live_agents().any(|p| matches!(p.state, ContactState::Connected { .. })) {
+        } else if call
+            .live_agents()
+            .any(|p| matches!(p.state, ContactState::Connected { .. }))
+        {
             "connected"
-        } else if call.participants.iter().any(|p| matches!(p.state, ContactState::Incoming { .. })) {
+        } else if call
+            .participants
+            .iter()
+            .any(|p| matches!(p.state, ContactState::Incoming { .. }))
+        {
             "ringing"
         } else if call.waiting.is_some() {
             "queued"
         } else {
             "init"
         };
-        Some(CallerView { contact_id: call.id.clone(), state: state.into(), digits_heard: call.digits_heard.clone() })
+        Some(CallerView {
+            contact_id: call.id.clone(),
+            state: state.into(),
+            digits_heard: call.digits_heard.clone(),
+        })
     }
 
     /// Ends the whole call: the customer and externals are disconnected,
     /// live agents go to after-call work, ringing agents lose the offer.
     fn end_call(&mut self, call_id: &str, reason: &str, now: Millis) {
-        let Some(call) = self.calls.get_mut(call_id) else { return };
+        let Some(call) = self.calls.get_mut(call_id) else {
+            return;
+        };
         call.ended = true;
         call.waiting = None;
         if let Ok(s) = call.customer.state.disconnect(reason, now) {
@@ -589,12 +739,18 @@ impl Center {
             }
         }
         let _ = self.store.end_contact(call_id, reason, now);
-        let _ = self.store.contact_event(call_id, now, None, "ended", Some(reason));
+        let _ = self
+            .store
+            .contact_event(call_id, now, None, "ended", Some(reason));
         for agent in ringing {
             self.destroy_view(call_id, &agent, now);
         }
         self.publish(call_id, now);
-        if self.calls.get(call_id).is_some_and(|c| c.participants.is_empty()) {
+        if self
+            .calls
+            .get(call_id)
+            .is_some_and(|c| c.participants.is_empty())
+        {
             self.calls.remove(call_id);
         }
     }
@@ -606,7 +762,10 @@ impl Center {
 
     /// Attributes for a new map, for ops.
     fn attributes_of(&self, call_id: &str) -> BTreeMap<String, String> {
-        self.calls.get(call_id).map(|c| c.attributes.clone()).unwrap_or_default()
+        self.calls
+            .get(call_id)
+            .map(|c| c.attributes.clone())
+            .unwrap_or_default()
     }
 }
 

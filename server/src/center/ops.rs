@@ -4,11 +4,13 @@
 //! response goes out.
 
 use protocol::agent::AgentState;
+use protocol::contact::QueueRef;
 use protocol::contact::{ConnectionState, ContactState, Initiation, TransitionError};
 use protocol::endpoint::{is_dtmf, is_e164, Endpoint, EndpointKind};
 use protocol::error::{ErrorBody, ErrorCode};
-use protocol::wire::{AgentConfiguration, Event, Op, OpResult, RoutingProfile, RoutingProfileQueue};
-use protocol::contact::QueueRef;
+use protocol::wire::{
+    AgentConfiguration, Event, Op, OpResult, RoutingProfile, RoutingProfileQueue,
+};
 use protocol::Millis;
 
 use super::{internal, random_id, Call, Center, Participant, Party, Wait};
@@ -42,7 +44,10 @@ pub(super) fn configuration(cfg: &Config, agent: &str) -> Option<AgentConfigurat
                 .map(|q| RoutingProfileQueue {
                     queue: QueueRef {
                         id: q.queue.clone(),
-                        name: cfg.queues.get(&q.queue).map_or_else(|| q.queue.clone(), |x| x.name.clone()),
+                        name: cfg
+                            .queues
+                            .get(&q.queue)
+                            .map_or_else(|| q.queue.clone(), |x| x.name.clone()),
                     },
                     priority: q.priority,
                     delay_s: q.delay_s,
@@ -62,13 +67,18 @@ impl Center {
         }
         match op {
             Op::Ping => Ok(OpResult::Pong),
-            Op::GetSnapshot => self.snapshot(agent).map(OpResult::Snapshot).ok_or_else(|| err(ErrorCode::NotFound, "no such agent")),
+            Op::GetSnapshot => self
+                .snapshot(agent)
+                .map(OpResult::Snapshot)
+                .ok_or_else(|| err(ErrorCode::NotFound, "no such agent")),
             Op::GetAgentState => Ok(OpResult::AgentState(self.agents[agent].status.view())),
             Op::SetAgentState { state } => self.set_state(agent, &state, now),
             Op::GetAgentConfiguration => configuration(&self.cfg, agent)
                 .map(OpResult::AgentConfiguration)
                 .ok_or_else(|| err(ErrorCode::NotFound, "no configuration")),
-            Op::ListAgentStates => Ok(OpResult::AgentStates { states: self.cfg.agent_states.clone() }),
+            Op::ListAgentStates => Ok(OpResult::AgentStates {
+                states: self.cfg.agent_states.clone(),
+            }),
             Op::GetRoutingProfile => configuration(&self.cfg, agent)
                 .map(|c| OpResult::RoutingProfile(c.routing_profile))
                 .ok_or_else(|| err(ErrorCode::NotFound, "no routing profile")),
@@ -83,7 +93,10 @@ impl Center {
             }),
             Op::Mute | Op::Unmute => {
                 let muted = matches!(op, Op::Mute);
-                let entry = self.agents.get_mut(agent).ok_or_else(|| err(ErrorCode::NotFound, "no agent"))?;
+                let entry = self
+                    .agents
+                    .get_mut(agent)
+                    .ok_or_else(|| err(ErrorCode::NotFound, "no agent"))?;
                 if entry.muted != muted {
                     entry.muted = muted;
                     self.emit(agent, Event::MuteChanged { muted });
@@ -93,21 +106,47 @@ impl Center {
             Op::Connect { endpoint } => self.connect_outbound(agent, endpoint, now),
             Op::Accept { contact_id } => self.accept(agent, &contact_id, now),
             Op::Reject { contact_id } => self.reject(agent, &contact_id, now),
-            Op::Clear { contact_id, wrap_up_code } => self.clear(agent, &contact_id, wrap_up_code, now),
-            Op::Hold { contact_id, connection_id } => self.set_hold(agent, &contact_id, &connection_id, true, now),
-            Op::Resume { contact_id, connection_id } => self.set_hold(agent, &contact_id, &connection_id, false, now),
-            Op::SendDigits { contact_id, connection_id, digits } => self.send_digits(agent, &contact_id, &connection_id, &digits, now),
-            Op::AddConnection { contact_id, endpoint } => self.add_connection(agent, &contact_id, endpoint, now),
+            Op::Clear {
+                contact_id,
+                wrap_up_code,
+            } => self.clear(agent, &contact_id, wrap_up_code, now),
+            Op::Hold {
+                contact_id,
+                connection_id,
+            } => self.set_hold(agent, &contact_id, &connection_id, true, now),
+            Op::Resume {
+                contact_id,
+                connection_id,
+            } => self.set_hold(agent, &contact_id, &connection_id, false, now),
+            Op::SendDigits {
+                contact_id,
+                connection_id,
+                digits,
+            } => self.send_digits(agent, &contact_id, &connection_id, &digits, now),
+            Op::AddConnection {
+                contact_id,
+                endpoint,
+            } => self.add_connection(agent, &contact_id, endpoint, now),
             Op::Conference { contact_id } => self.conference(agent, &contact_id, now),
             Op::Toggle { contact_id } => self.toggle(agent, &contact_id, now),
-            Op::EndConnection { contact_id, connection_id } => self.end_connection(agent, &contact_id, &connection_id, now),
+            Op::EndConnection {
+                contact_id,
+                connection_id,
+            } => self.end_connection(agent, &contact_id, &connection_id, now),
             Op::GetAttributes { contact_id } => {
                 self.mine(agent, &contact_id)?;
-                Ok(OpResult::Attributes { attributes: self.attributes_of(&contact_id) })
+                Ok(OpResult::Attributes {
+                    attributes: self.attributes_of(&contact_id),
+                })
             }
-            Op::UpdateAttributes { contact_id, attributes } => {
+            Op::UpdateAttributes {
+                contact_id,
+                attributes,
+            } => {
                 self.mine(agent, &contact_id)?;
-                if attributes.keys().any(|k| k.is_empty() || k.len() > MAX_ATTRIBUTE_KEY)
+                if attributes
+                    .keys()
+                    .any(|k| k.is_empty() || k.len() > MAX_ATTRIBUTE_KEY)
                     || attributes.values().any(|v| v.len() > MAX_ATTRIBUTE_VALUE)
                 {
                     return Err(err(ErrorCode::InvalidArgument, format!("attribute keys are 1-{MAX_ATTRIBUTE_KEY} bytes, values at most {MAX_ATTRIBUTE_VALUE}")));
@@ -115,9 +154,14 @@ impl Center {
                 let mut merged = self.attributes_of(&contact_id);
                 merged.extend(attributes);
                 if merged.len() > MAX_ATTRIBUTES {
-                    return Err(err(ErrorCode::InvalidArgument, format!("a contact holds at most {MAX_ATTRIBUTES} attributes")));
+                    return Err(err(
+                        ErrorCode::InvalidArgument,
+                        format!("a contact holds at most {MAX_ATTRIBUTES} attributes"),
+                    ));
                 }
-                self.store.update_attributes(&contact_id, &merged).map_err(internal)?;
+                self.store
+                    .update_attributes(&contact_id, &merged)
+                    .map_err(internal)?;
                 if let Some(call) = self.calls.get_mut(&contact_id) {
                     call.attributes = merged.clone();
                 }
@@ -129,32 +173,52 @@ impl Center {
 
     /// The call, if `agent` is on it: `not_found` or `not_owner` otherwise.
     fn mine(&self, agent: &str, contact_id: &str) -> Result<&Call, ErrorBody> {
-        let call = self
-            .calls
-            .get(contact_id)
-            .ok_or_else(|| err(ErrorCode::NotFound, format!("no contact `{}`", contact_id.chars().take(64).collect::<String>())))?;
+        let call = self.calls.get(contact_id).ok_or_else(|| {
+            err(
+                ErrorCode::NotFound,
+                format!(
+                    "no contact `{}`",
+                    contact_id.chars().take(64).collect::<String>()
+                ),
+            )
+        })?;
         if call.participant(agent).is_none() {
-            return Err(err(ErrorCode::NotOwner, format!("contact `{contact_id}` is not yours")));
+            return Err(err(
+                ErrorCode::NotOwner,
+                format!("contact `{contact_id}` is not yours"),
+            ));
         }
         Ok(call)
     }
 
     /// The call and the agent's participant, requiring the agent connected.
     fn mine_connected(&mut self, agent: &str, contact_id: &str) -> Result<&mut Call, ErrorBody> {
-        let state = self.mine(agent, contact_id)?.participant(agent).map(|p| p.state.clone());
+        let state = self
+            .mine(agent, contact_id)?
+            .participant(agent)
+            .map(|p| p.state.clone());
         if !matches!(state, Some(ContactState::Connected { .. })) {
             let name = state.as_ref().map_or("gone", |s| s.name());
-            return Err(err(ErrorCode::InvalidState, format!("contact `{contact_id}` is {name}, not connected")));
+            return Err(err(
+                ErrorCode::InvalidState,
+                format!("contact `{contact_id}` is {name}, not connected"),
+            ));
         }
-        self.calls.get_mut(contact_id).ok_or_else(|| err(ErrorCode::NotFound, "contact vanished"))
+        self.calls
+            .get_mut(contact_id)
+            .ok_or_else(|| err(ErrorCode::NotFound, "contact vanished"))
     }
 
     fn set_state(&mut self, agent: &str, name: &str, now: Millis) -> Result<OpResult, ErrorBody> {
-        let target: AgentState = self
-            .cfg
-            .agent_state(name)
-            .cloned()
-            .ok_or_else(|| err(ErrorCode::NotFound, format!("no agent state `{}`", name.chars().take(64).collect::<String>())))?;
+        let target: AgentState = self.cfg.agent_state(name).cloned().ok_or_else(|| {
+            err(
+                ErrorCode::NotFound,
+                format!(
+                    "no agent state `{}`",
+                    name.chars().take(64).collect::<String>()
+                ),
+            )
+        })?;
         // Acting on one's status dismisses missed and rejected contacts, as
         // in Amazon Connect.
         let dismissed: Vec<String> = self.agents[agent]
@@ -164,7 +228,12 @@ impl Center {
                 self.calls
                     .get(*id)
                     .and_then(|c| c.participant(agent))
-                    .is_some_and(|p| matches!(p.state, ContactState::Missed { .. } | ContactState::Rejected { .. }))
+                    .is_some_and(|p| {
+                        matches!(
+                            p.state,
+                            ContactState::Missed { .. } | ContactState::Rejected { .. }
+                        )
+                    })
             })
             .cloned()
             .collect();
@@ -172,7 +241,10 @@ impl Center {
             self.destroy_view(&id, agent, now);
         }
         let (workload, _) = self.workload(agent);
-        let entry = self.agents.get_mut(agent).ok_or_else(|| err(ErrorCode::NotFound, "no agent"))?;
+        let entry = self
+            .agents
+            .get_mut(agent)
+            .ok_or_else(|| err(ErrorCode::NotFound, "no agent"))?;
         let changed = entry
             .status
             .request(target, workload, now)
@@ -182,7 +254,9 @@ impl Center {
         if entry.status.is_routable() && entry.contacts.is_empty() && changed {
             entry.idle_since = now;
         }
-        self.store.save_status(agent, &chosen, view.since).map_err(internal)?;
+        self.store
+            .save_status(agent, &chosen, view.since)
+            .map_err(internal)?;
         if changed {
             self.emit(agent, Event::AgentStateChanged(view.clone()));
         }
@@ -190,7 +264,12 @@ impl Center {
         Ok(OpResult::AgentState(view))
     }
 
-    fn connect_outbound(&mut self, agent: &str, endpoint: Endpoint, now: Millis) -> Result<OpResult, ErrorBody> {
+    fn connect_outbound(
+        &mut self,
+        agent: &str,
+        endpoint: Endpoint,
+        now: Millis,
+    ) -> Result<OpResult, ErrorBody> {
         let number = match (endpoint.kind, endpoint.phone_number.as_deref()) {
             (EndpointKind::PhoneNumber, Some(n)) if is_e164(n) => n.to_owned(),
             (EndpointKind::PhoneNumber, _) => {
@@ -199,11 +278,18 @@ impl Center {
             _ => return Err(err(ErrorCode::UnsupportedEndpoint, "outbound calls go to phone numbers; transfer to agents and queues with add_connection")),
         };
         if self.workload(agent).1.is_some() {
-            return Err(err(ErrorCode::InvalidState, "finish or clear the current contact before calling out"));
+            return Err(err(
+                ErrorCode::InvalidState,
+                "finish or clear the current contact before calling out",
+            ));
         }
         let id = random_id("c");
-        self.store.create_contact(&id, "outbound", None, &number, &Default::default(), now).map_err(internal)?;
-        let _ = self.store.contact_event(&id, now, Some(agent), "dialed", Some(&number));
+        self.store
+            .create_contact(&id, "outbound", None, &number, &Default::default(), now)
+            .map_err(internal)?;
+        let _ = self
+            .store
+            .contact_event(&id, now, Some(agent), "dialed", Some(&number));
         let attributes = self.cfg.customers.get(&number).cloned().unwrap_or_default();
         let state = ContactState::Init.dial(now).map_err(invalid)?;
         self.calls.insert(
@@ -242,10 +328,20 @@ impl Center {
         Ok(OpResult::ContactCreated { contact_id: id })
     }
 
-    fn accept(&mut self, agent: &str, contact_id: &str, now: Millis) -> Result<OpResult, ErrorBody> {
+    fn accept(
+        &mut self,
+        agent: &str,
+        contact_id: &str,
+        now: Millis,
+    ) -> Result<OpResult, ErrorBody> {
         self.mine(agent, contact_id)?;
-        let call = self.calls.get_mut(contact_id).ok_or_else(|| err(ErrorCode::NotFound, "contact vanished"))?;
-        let p = call.participant_mut(agent).ok_or_else(|| err(ErrorCode::NotOwner, "not yours"))?;
+        let call = self
+            .calls
+            .get_mut(contact_id)
+            .ok_or_else(|| err(ErrorCode::NotFound, "contact vanished"))?;
+        let p = call
+            .participant_mut(agent)
+            .ok_or_else(|| err(ErrorCode::NotOwner, "not yours"))?;
         let next = p.state.accept(now).map_err(invalid)?;
         p.state = next;
         p.conn = ConnectionState::Connected { since: now };
@@ -262,15 +358,27 @@ impl Center {
                 call.customer.state = s;
             }
         }
-        let _ = self.store.contact_event(contact_id, now, Some(agent), "accepted", None);
+        let _ = self
+            .store
+            .contact_event(contact_id, now, Some(agent), "accepted", None);
         self.publish(contact_id, now);
         Ok(OpResult::Ack)
     }
 
-    fn reject(&mut self, agent: &str, contact_id: &str, now: Millis) -> Result<OpResult, ErrorBody> {
+    fn reject(
+        &mut self,
+        agent: &str,
+        contact_id: &str,
+        now: Millis,
+    ) -> Result<OpResult, ErrorBody> {
         self.mine(agent, contact_id)?;
-        let call = self.calls.get_mut(contact_id).ok_or_else(|| err(ErrorCode::NotFound, "contact vanished"))?;
-        let p = call.participant_mut(agent).ok_or_else(|| err(ErrorCode::NotOwner, "not yours"))?;
+        let call = self
+            .calls
+            .get_mut(contact_id)
+            .ok_or_else(|| err(ErrorCode::NotFound, "contact vanished"))?;
+        let p = call
+            .participant_mut(agent)
+            .ok_or_else(|| err(ErrorCode::NotOwner, "not yours"))?;
         let next = p.state.reject(now).map_err(invalid)?;
         p.state = next;
         let wait = p.offered_from.take();
@@ -278,8 +386,14 @@ impl Center {
             call.waiting = Some(wait);
         }
         call.rejected.push((agent.to_owned(), now));
-        let _ = self.store.contact_event(contact_id, now, Some(agent), "rejected", None);
-        if let Some(view) = self.calls.get(contact_id).and_then(|c| c.view(agent, &self.cfg)) {
+        let _ = self
+            .store
+            .contact_event(contact_id, now, Some(agent), "rejected", None);
+        if let Some(view) = self
+            .calls
+            .get(contact_id)
+            .and_then(|c| c.view(agent, &self.cfg))
+        {
             self.emit(agent, Event::ContactUpdated(view));
         }
         self.destroy_view(contact_id, agent, now);
@@ -288,53 +402,123 @@ impl Center {
         Ok(OpResult::Ack)
     }
 
-    fn clear(&mut self, agent: &str, contact_id: &str, code: Option<String>, now: Millis) -> Result<OpResult, ErrorBody> {
+    fn clear(
+        &mut self,
+        agent: &str,
+        contact_id: &str,
+        code: Option<String>,
+        now: Millis,
+    ) -> Result<OpResult, ErrorBody> {
         let call = self.mine(agent, contact_id)?;
-        let state = call.participant(agent).map(|p| p.state.clone()).unwrap_or(ContactState::Init);
+        let state = call
+            .participant(agent)
+            .map(|p| p.state.clone())
+            .unwrap_or(ContactState::Init);
         if !state.can_clear() {
-            return Err(err(ErrorCode::InvalidState, format!("a contact that is {} cannot be cleared", state.name())));
+            return Err(err(
+                ErrorCode::InvalidState,
+                format!("a contact that is {} cannot be cleared", state.name()),
+            ));
         }
         if let Some(code) = &code {
             if !self.cfg.wrap_up_codes.contains(code) {
-                return Err(err(ErrorCode::InvalidArgument, format!("`{}` is not a wrap-up code", code.chars().take(64).collect::<String>())));
+                return Err(err(
+                    ErrorCode::InvalidArgument,
+                    format!(
+                        "`{}` is not a wrap-up code",
+                        code.chars().take(64).collect::<String>()
+                    ),
+                ));
             }
         }
-        let _ = self.store.contact_event(contact_id, now, Some(agent), "cleared", code.as_deref());
+        let _ = self
+            .store
+            .contact_event(contact_id, now, Some(agent), "cleared", code.as_deref());
         self.destroy_view(contact_id, agent, now);
         self.route(now);
         Ok(OpResult::Ack)
     }
 
-    fn set_hold(&mut self, agent: &str, contact_id: &str, connection_id: &str, hold: bool, now: Millis) -> Result<OpResult, ErrorBody> {
+    fn set_hold(
+        &mut self,
+        agent: &str,
+        contact_id: &str,
+        connection_id: &str,
+        hold: bool,
+        now: Millis,
+    ) -> Result<OpResult, ErrorBody> {
         let call = self.mine_connected(agent, contact_id)?;
         let Some(conn) = call.other_connection_mut(agent, connection_id) else {
-            return Err(err(ErrorCode::NotFound, "no such connection on this contact (your own connection cannot be held)"));
+            return Err(err(
+                ErrorCode::NotFound,
+                "no such connection on this contact (your own connection cannot be held)",
+            ));
         };
-        let next = if hold { conn.hold(now) } else { conn.resume(now) }.map_err(invalid)?;
+        let next = if hold {
+            conn.hold(now)
+        } else {
+            conn.resume(now)
+        }
+        .map_err(invalid)?;
         *conn = next;
-        let _ = self.store.contact_event(contact_id, now, Some(agent), if hold { "hold" } else { "resume" }, Some(connection_id));
+        let _ = self.store.contact_event(
+            contact_id,
+            now,
+            Some(agent),
+            if hold { "hold" } else { "resume" },
+            Some(connection_id),
+        );
         self.publish(contact_id, now);
         Ok(OpResult::Ack)
     }
 
-    fn send_digits(&mut self, agent: &str, contact_id: &str, connection_id: &str, digits: &str, now: Millis) -> Result<OpResult, ErrorBody> {
+    fn send_digits(
+        &mut self,
+        agent: &str,
+        contact_id: &str,
+        connection_id: &str,
+        digits: &str,
+        now: Millis,
+    ) -> Result<OpResult, ErrorBody> {
         if !is_dtmf(digits) {
-            return Err(err(ErrorCode::InvalidArgument, "digits must be 1-64 of 0-9 * # A-D ,"));
+            return Err(err(
+                ErrorCode::InvalidArgument,
+                "digits must be 1-64 of 0-9 * # A-D ,",
+            ));
         }
         let call = self.mine_connected(agent, contact_id)?;
         let is_customer = call.customer.connection_id == connection_id;
         match call.other_connection_mut(agent, connection_id) {
             Some(c) if c.is_active() => {}
-            Some(c) => return Err(err(ErrorCode::InvalidState, format!("the connection is {}", c.name()))),
-            None => return Err(err(ErrorCode::NotFound, "no such connection on this contact")),
+            Some(c) => {
+                return Err(err(
+                    ErrorCode::InvalidState,
+                    format!("the connection is {}", c.name()),
+                ))
+            }
+            None => {
+                return Err(err(
+                    ErrorCode::NotFound,
+                    "no such connection on this contact",
+                ))
+            }
         }
         if is_customer {
             call.digits_heard.push_str(digits);
         }
         let agents: Vec<String> = call.live_agents().map(|p| p.agent.clone()).collect();
-        let _ = self.store.contact_event(contact_id, now, Some(agent), "digits", Some(digits));
+        let _ = self
+            .store
+            .contact_event(contact_id, now, Some(agent), "digits", Some(digits));
         for a in agents {
-            self.emit(&a, Event::Digits { contact_id: contact_id.into(), connection_id: connection_id.into(), digits: digits.into() });
+            self.emit(
+                &a,
+                Event::Digits {
+                    contact_id: contact_id.into(),
+                    connection_id: connection_id.into(),
+                    digits: digits.into(),
+                },
+            );
         }
         Ok(OpResult::Ack)
     }
@@ -344,37 +528,79 @@ impl Center {
             return Ok(qc.clone());
         }
         match endpoint.kind {
-            EndpointKind::PhoneNumber if endpoint.phone_number.as_deref().is_some_and(is_e164) => Ok(endpoint),
-            EndpointKind::PhoneNumber => Err(err(ErrorCode::InvalidArgument, "not an E.164 phone number")),
-            EndpointKind::Agent if endpoint.agent.as_ref().is_some_and(|a| self.cfg.agents.contains_key(a)) => Ok(endpoint),
-            EndpointKind::Queue if endpoint.queue.as_ref().is_some_and(|q| self.cfg.queues.contains_key(q)) => Ok(endpoint),
-            _ => Err(err(ErrorCode::NotFound, format!("no endpoint `{}`", endpoint.id.chars().take(64).collect::<String>()))),
+            EndpointKind::PhoneNumber if endpoint.phone_number.as_deref().is_some_and(is_e164) => {
+                Ok(endpoint)
+            }
+            EndpointKind::PhoneNumber => {
+                Err(err(ErrorCode::InvalidArgument, "not an E.164 phone number"))
+            }
+            EndpointKind::Agent
+                if endpoint
+                    .agent
+                    .as_ref()
+                    .is_some_and(|a| self.cfg.agents.contains_key(a)) =>
+            {
+                Ok(endpoint)
+            }
+            EndpointKind::Queue
+                if endpoint
+                    .queue
+                    .as_ref()
+                    .is_some_and(|q| self.cfg.queues.contains_key(q)) =>
+            {
+                Ok(endpoint)
+            }
+            _ => Err(err(
+                ErrorCode::NotFound,
+                format!(
+                    "no endpoint `{}`",
+                    endpoint.id.chars().take(64).collect::<String>()
+                ),
+            )),
         }
     }
 
-    fn add_connection(&mut self, agent: &str, contact_id: &str, endpoint: Endpoint, now: Millis) -> Result<OpResult, ErrorBody> {
+    fn add_connection(
+        &mut self,
+        agent: &str,
+        contact_id: &str,
+        endpoint: Endpoint,
+        now: Millis,
+    ) -> Result<OpResult, ErrorBody> {
         let endpoint = self.resolve(endpoint)?;
         let call = self.mine_connected(agent, contact_id)?;
         if call.has_pending_offer() {
-            return Err(err(ErrorCode::InvalidState, "a transfer is already being placed on this contact"));
+            return Err(err(
+                ErrorCode::InvalidState,
+                "a transfer is already being placed on this contact",
+            ));
         }
         let target_agent = match endpoint.kind {
             EndpointKind::Agent => {
                 let target = endpoint.agent.clone().unwrap_or_default();
                 if target == agent || call.participant(&target).is_some() {
-                    return Err(err(ErrorCode::InvalidState, format!("{target} is already on this contact")));
+                    return Err(err(
+                        ErrorCode::InvalidState,
+                        format!("{target} is already on this contact"),
+                    ));
                 }
                 let available = self.agents.get(&target).is_some_and(|e| {
                     e.status.is_routable() && e.contacts.is_empty() && e.link.tx.is_some()
                 });
                 if !available {
-                    return Err(err(ErrorCode::InvalidState, format!("{} is not available", endpoint.name)));
+                    return Err(err(
+                        ErrorCode::InvalidState,
+                        format!("{} is not available", endpoint.name),
+                    ));
                 }
                 Some(target)
             }
             _ => None,
         };
-        let call = self.calls.get_mut(contact_id).ok_or_else(|| err(ErrorCode::NotFound, "contact vanished"))?;
+        let call = self
+            .calls
+            .get_mut(contact_id)
+            .ok_or_else(|| err(ErrorCode::NotFound, "contact vanished"))?;
         // The people already on the call wait on hold while the new party is reached.
         for c in call.active_others_mut(agent) {
             if let Ok(h) = c.hold(now) {
@@ -385,7 +611,9 @@ impl Center {
         match endpoint.kind {
             EndpointKind::Agent => {
                 let target = target_agent.unwrap_or_default();
-                let state = ContactState::Init.offer(now, self.cfg.ring_timeout_ms).map_err(invalid)?;
+                let state = ContactState::Init
+                    .offer(now, self.cfg.ring_timeout_ms)
+                    .map_err(invalid)?;
                 call.participants.push(Participant {
                     agent: target.clone(),
                     connection_id: connection_id.clone(),
@@ -397,11 +625,21 @@ impl Center {
                 if let Some(e) = self.agents.get_mut(&target) {
                     e.contacts.push(contact_id.to_owned());
                 }
-                let _ = self.store.contact_event(contact_id, now, Some(&target), "offered", Some("transfer"));
+                let _ = self.store.contact_event(
+                    contact_id,
+                    now,
+                    Some(&target),
+                    "offered",
+                    Some("transfer"),
+                );
             }
             EndpointKind::Queue => {
                 let queue = endpoint.queue.clone().unwrap_or_default();
-                call.waiting = Some(Wait { queue, since: now, connection_id: connection_id.clone() });
+                call.waiting = Some(Wait {
+                    queue,
+                    since: now,
+                    connection_id: connection_id.clone(),
+                });
             }
             EndpointKind::PhoneNumber => {
                 call.externals.push(Party {
@@ -412,34 +650,61 @@ impl Center {
                 });
             }
         }
-        let _ = self.store.contact_event(contact_id, now, Some(agent), "add_connection", Some(&endpoint.id));
+        let _ = self.store.contact_event(
+            contact_id,
+            now,
+            Some(agent),
+            "add_connection",
+            Some(&endpoint.id),
+        );
         self.publish(contact_id, now);
         self.route(now);
         Ok(OpResult::ConnectionAdded { connection_id })
     }
 
-    fn conference(&mut self, agent: &str, contact_id: &str, now: Millis) -> Result<OpResult, ErrorBody> {
+    fn conference(
+        &mut self,
+        agent: &str,
+        contact_id: &str,
+        now: Millis,
+    ) -> Result<OpResult, ErrorBody> {
         let call = self.mine_connected(agent, contact_id)?;
         let mut others = call.active_others_mut(agent);
         if others.len() < 2 {
-            return Err(err(ErrorCode::InvalidState, "a conference needs two other parties on the call"));
+            return Err(err(
+                ErrorCode::InvalidState,
+                "a conference needs two other parties on the call",
+            ));
         }
         for c in others.iter_mut() {
             if let Ok(s) = c.resume(now) {
                 **c = s;
             }
         }
-        let _ = self.store.contact_event(contact_id, now, Some(agent), "conference", None);
+        let _ = self
+            .store
+            .contact_event(contact_id, now, Some(agent), "conference", None);
         self.publish(contact_id, now);
         Ok(OpResult::Ack)
     }
 
-    fn toggle(&mut self, agent: &str, contact_id: &str, now: Millis) -> Result<OpResult, ErrorBody> {
+    fn toggle(
+        &mut self,
+        agent: &str,
+        contact_id: &str,
+        now: Millis,
+    ) -> Result<OpResult, ErrorBody> {
         let call = self.mine_connected(agent, contact_id)?;
         let mut others = call.active_others_mut(agent);
-        let held = others.iter().filter(|c| matches!(c, ConnectionState::Hold { .. })).count();
+        let held = others
+            .iter()
+            .filter(|c| matches!(c, ConnectionState::Hold { .. }))
+            .count();
         if others.len() != 2 || held != 1 {
-            return Err(err(ErrorCode::InvalidState, "toggle needs two other parties, one of them on hold"));
+            return Err(err(
+                ErrorCode::InvalidState,
+                "toggle needs two other parties, one of them on hold",
+            ));
         }
         for c in others.iter_mut() {
             let next = match **c {
@@ -450,14 +715,24 @@ impl Center {
                 **c = s;
             }
         }
-        let _ = self.store.contact_event(contact_id, now, Some(agent), "toggle", None);
+        let _ = self
+            .store
+            .contact_event(contact_id, now, Some(agent), "toggle", None);
         self.publish(contact_id, now);
         Ok(OpResult::Ack)
     }
 
-    fn end_connection(&mut self, agent: &str, contact_id: &str, connection_id: &str, now: Millis) -> Result<OpResult, ErrorBody> {
+    fn end_connection(
+        &mut self,
+        agent: &str,
+        contact_id: &str,
+        connection_id: &str,
+        now: Millis,
+    ) -> Result<OpResult, ErrorBody> {
         let call = self.mine_connected(agent, contact_id)?;
-        let own = call.participant(agent).is_some_and(|p| p.connection_id == connection_id);
+        let own = call
+            .participant(agent)
+            .is_some_and(|p| p.connection_id == connection_id);
         if own {
             return self.leave(agent, contact_id, now);
         }
@@ -468,29 +743,67 @@ impl Center {
             self.end_call(contact_id, "agent_disconnect", now);
             return Ok(OpResult::Ack);
         }
-        if call.waiting.as_ref().is_some_and(|w| w.connection_id == connection_id) {
+        if call
+            .waiting
+            .as_ref()
+            .is_some_and(|w| w.connection_id == connection_id)
+        {
             call.waiting = None;
-            let _ = self.store.contact_event(contact_id, now, Some(agent), "transfer_cancelled", None);
+            let _ =
+                self.store
+                    .contact_event(contact_id, now, Some(agent), "transfer_cancelled", None);
             self.publish(contact_id, now);
             return Ok(OpResult::Ack);
         }
-        if let Some(e) = call.externals.iter_mut().find(|e| e.connection_id == connection_id) {
-            e.state = e.state.disconnect("third_party_disconnect", now).map_err(invalid)?;
+        if let Some(e) = call
+            .externals
+            .iter_mut()
+            .find(|e| e.connection_id == connection_id)
+        {
+            e.state = e
+                .state
+                .disconnect("third_party_disconnect", now)
+                .map_err(invalid)?;
             e.answer_at = None;
             self.publish(contact_id, now);
             return Ok(OpResult::Ack);
         }
-        let Some(other) = call.participants.iter_mut().find(|p| p.connection_id == connection_id) else {
-            return Err(err(ErrorCode::NotFound, "no such connection on this contact"));
+        let Some(other) = call
+            .participants
+            .iter_mut()
+            .find(|p| p.connection_id == connection_id)
+        else {
+            return Err(err(
+                ErrorCode::NotFound,
+                "no such connection on this contact",
+            ));
         };
         let other_agent = other.agent.clone();
         if matches!(other.state, ContactState::Incoming { .. }) {
-            let _ = self.store.contact_event(contact_id, now, Some(&other_agent), "transfer_cancelled", None);
+            let _ = self.store.contact_event(
+                contact_id,
+                now,
+                Some(&other_agent),
+                "transfer_cancelled",
+                None,
+            );
             self.destroy_view(contact_id, &other_agent, now);
         } else {
-            other.state = other.state.end("third_party_disconnect", now).map_err(invalid)?;
-            other.conn = other.conn.disconnect("third_party_disconnect", now).map_err(invalid)?;
-            let _ = self.store.contact_event(contact_id, now, Some(&other_agent), "removed", Some(agent));
+            other.state = other
+                .state
+                .end("third_party_disconnect", now)
+                .map_err(invalid)?;
+            other.conn = other
+                .conn
+                .disconnect("third_party_disconnect", now)
+                .map_err(invalid)?;
+            let _ = self.store.contact_event(
+                contact_id,
+                now,
+                Some(&other_agent),
+                "removed",
+                Some(agent),
+            );
         }
         self.publish(contact_id, now);
         Ok(OpResult::Ack)
@@ -500,11 +813,21 @@ impl Center {
     /// is resumed when another agent is on the call (a completed
     /// transfer); with nobody left or coming, the call ends.
     fn leave(&mut self, agent: &str, contact_id: &str, now: Millis) -> Result<OpResult, ErrorBody> {
-        let call = self.calls.get_mut(contact_id).ok_or_else(|| err(ErrorCode::NotFound, "contact vanished"))?;
-        let p = call.participant_mut(agent).ok_or_else(|| err(ErrorCode::NotOwner, "not yours"))?;
+        let call = self
+            .calls
+            .get_mut(contact_id)
+            .ok_or_else(|| err(ErrorCode::NotFound, "contact vanished"))?;
+        let p = call
+            .participant_mut(agent)
+            .ok_or_else(|| err(ErrorCode::NotOwner, "not yours"))?;
         p.state = p.state.end("agent_disconnect", now).map_err(invalid)?;
-        p.conn = p.conn.disconnect("agent_disconnect", now).map_err(invalid)?;
-        let _ = self.store.contact_event(contact_id, now, Some(agent), "agent_left", None);
+        p.conn = p
+            .conn
+            .disconnect("agent_disconnect", now)
+            .map_err(invalid)?;
+        let _ = self
+            .store
+            .contact_event(contact_id, now, Some(agent), "agent_left", None);
         if call.live_agents().next().is_some() {
             for c in call.active_others_mut(agent) {
                 if let Ok(s) = c.resume(now) {

@@ -84,7 +84,11 @@ impl Rig {
     fn new() -> Rig {
         let cfg = Arc::new(Config::parse(CONFIG, "test").expect("config"));
         let center = Center::new(cfg, Store::in_memory().expect("db"), Millis(T0)).expect("center");
-        let mut rig = Rig { center, now: Millis(T0), rx: Default::default() };
+        let mut rig = Rig {
+            center,
+            now: Millis(T0),
+            rx: Default::default(),
+        };
         for agent in ["alice", "bob"] {
             let (tx, rx) = unbounded_channel();
             rig.center.attach(agent, None, tx).expect("attach");
@@ -104,23 +108,40 @@ impl Rig {
 
     fn ok(&mut self, agent: &str, op: Op) -> OpResult {
         let dbg = format!("{op:?}");
-        self.op(agent, op).unwrap_or_else(|e| panic!("{agent} {dbg}: {e}"))
+        self.op(agent, op)
+            .unwrap_or_else(|e| panic!("{agent} {dbg}: {e}"))
     }
 
     fn available(&mut self, agent: &str) {
-        self.ok(agent, Op::SetAgentState { state: "Available".into() });
+        self.ok(
+            agent,
+            Op::SetAgentState {
+                state: "Available".into(),
+            },
+        );
     }
 
     fn call(&mut self, from: &str, queue: &str) -> String {
-        self.center.place_inbound(from, queue, self.now).expect("call placed")
+        self.center
+            .place_inbound(from, queue, self.now)
+            .expect("call placed")
     }
 
     fn view(&self, agent: &str, contact: &str) -> Option<ContactView> {
-        self.center.snapshot(agent)?.contacts.into_iter().find(|c| c.contact_id == contact)
+        self.center
+            .snapshot(agent)?
+            .contacts
+            .into_iter()
+            .find(|c| c.contact_id == contact)
     }
 
     fn state(&self, agent: &str) -> String {
-        self.center.snapshot(agent).expect("agent").status.state.name
+        self.center
+            .snapshot(agent)
+            .expect("agent")
+            .status
+            .state
+            .name
     }
 
     fn events(&mut self, agent: &str) -> Vec<Event> {
@@ -147,7 +168,10 @@ impl Rig {
 }
 
 fn is_incoming(v: &Option<ContactView>) -> bool {
-    matches!(v.as_ref().map(|v| &v.state), Some(ContactState::Incoming { .. }))
+    matches!(
+        v.as_ref().map(|v| &v.state),
+        Some(ContactState::Incoming { .. })
+    )
 }
 
 #[test]
@@ -169,27 +193,82 @@ fn accept_hold_resume_end_and_clear_walk_the_agent_through_its_states() {
     let mut r = Rig::new();
     r.available("alice");
     let c = r.call("+15550001111", "support");
-    r.ok("alice", Op::Accept { contact_id: c.clone() });
+    r.ok(
+        "alice",
+        Op::Accept {
+            contact_id: c.clone(),
+        },
+    );
     assert_eq!(r.state("alice"), "Busy");
     let cust = r.conn_id("alice", &c, ConnectionKind::Inbound);
-    r.ok("alice", Op::Hold { contact_id: c.clone(), connection_id: cust.clone() });
+    r.ok(
+        "alice",
+        Op::Hold {
+            contact_id: c.clone(),
+            connection_id: cust.clone(),
+        },
+    );
     assert_eq!(r.center.caller_view(&c).expect("caller").state, "hold");
-    assert_eq!(r.op("alice", Op::Hold { contact_id: c.clone(), connection_id: cust.clone() }), Err(ErrorCode::InvalidState));
-    r.ok("alice", Op::Resume { contact_id: c.clone(), connection_id: cust.clone() });
+    assert_eq!(
+        r.op(
+            "alice",
+            Op::Hold {
+                contact_id: c.clone(),
+                connection_id: cust.clone()
+            }
+        ),
+        Err(ErrorCode::InvalidState)
+    );
+    r.ok(
+        "alice",
+        Op::Resume {
+            contact_id: c.clone(),
+            connection_id: cust.clone(),
+        },
+    );
     assert_eq!(r.center.caller_view(&c).expect("caller").state, "connected");
-    r.ok("alice", Op::SetAgentState { state: "Lunch".into() });
+    r.ok(
+        "alice",
+        Op::SetAgentState {
+            state: "Lunch".into(),
+        },
+    );
     assert_eq!(r.state("alice"), "Busy", "next state waits for the contact");
     r.center.caller_hangup(&c, r.now).expect("hangup");
     assert_eq!(r.state("alice"), "AfterCallWork");
-    assert!(matches!(r.view("alice", &c).expect("acw").state, ContactState::Ended { .. }));
-    assert_eq!(r.op("alice", Op::Clear { contact_id: c.clone(), wrap_up_code: Some("Nope".into()) }), Err(ErrorCode::InvalidArgument));
-    r.ok("alice", Op::Clear { contact_id: c.clone(), wrap_up_code: Some("Resolved".into()) });
+    assert!(matches!(
+        r.view("alice", &c).expect("acw").state,
+        ContactState::Ended { .. }
+    ));
+    assert_eq!(
+        r.op(
+            "alice",
+            Op::Clear {
+                contact_id: c.clone(),
+                wrap_up_code: Some("Nope".into())
+            }
+        ),
+        Err(ErrorCode::InvalidArgument)
+    );
+    r.ok(
+        "alice",
+        Op::Clear {
+            contact_id: c.clone(),
+            wrap_up_code: Some("Resolved".into()),
+        },
+    );
     assert_eq!(r.state("alice"), "Lunch");
     assert!(r.view("alice", &c).is_none());
     let record = r.center.store().contact(&c).expect("db").expect("record");
-    assert_eq!(record.disconnect_reason.as_deref(), Some("customer_disconnect"));
+    assert_eq!(
+        record.disconnect_reason.as_deref(),
+        Some("customer_disconnect")
+    );
     let names: Vec<&str> = record.events.iter().map(|e| e.event.as_str()).collect();
-    assert_eq!(names, ["queued", "offered", "accepted", "hold", "resume", "ended", "cleared"]);
+    assert_eq!(
+        names,
+        ["queued", "offered", "accepted", "hold", "resume", "ended", "cleared"]
+    );
 }
 
 #[test]
@@ -201,7 +280,10 @@ fn ring_timeout_misses_the_agent_and_requeues_the_contact_in_place() {
     assert!(is_incoming(&r.view("alice", &c)));
     r.advance(1);
     assert_eq!(r.state("alice"), "MissedCallAgent");
-    assert!(matches!(r.view("alice", &c).expect("missed").state, ContactState::Missed { .. }));
+    assert!(matches!(
+        r.view("alice", &c).expect("missed").state,
+        ContactState::Missed { .. }
+    ));
     assert_eq!(r.center.caller_view(&c).expect("caller").state, "queued");
     // Bob becomes available and gets it; alice dismisses by going available.
     r.available("bob");
@@ -216,13 +298,21 @@ fn reject_requeues_and_skips_the_rejecting_agent_for_a_while() {
     let mut r = Rig::new();
     r.available("alice");
     let c = r.call("+15550001111", "support");
-    r.ok("alice", Op::Reject { contact_id: c.clone() });
+    r.ok(
+        "alice",
+        Op::Reject {
+            contact_id: c.clone(),
+        },
+    );
     assert!(r.view("alice", &c).is_none());
     assert_eq!(r.state("alice"), "Available");
     r.advance(1_000);
     assert_eq!(r.center.caller_view(&c).expect("caller").state, "queued");
     r.advance(10_000);
-    assert!(is_incoming(&r.view("alice", &c)), "re-offered after the pause");
+    assert!(
+        is_incoming(&r.view("alice", &c)),
+        "re-offered after the pause"
+    );
 }
 
 #[test]
@@ -230,14 +320,28 @@ fn full_and_closed_queues_refuse_with_a_recorded_reason() {
     let mut r = Rig::new();
     r.call("+15550000001", "support");
     r.call("+15550000002", "support");
-    let full = r.center.place_inbound("+15550000003", "support", r.now).expect_err("full");
+    let full = r
+        .center
+        .place_inbound("+15550000003", "support", r.now)
+        .expect_err("full");
     assert_eq!(full.error.code, ErrorCode::QueueFull);
-    let rec = r.center.store().contact(&full.contact_id).expect("db").expect("recorded");
+    let rec = r
+        .center
+        .store()
+        .contact(&full.contact_id)
+        .expect("db")
+        .expect("recorded");
     assert_eq!(rec.disconnect_reason.as_deref(), Some("queue_full"));
-    let closed = r.center.place_inbound("+15550000004", "night", r.now).expect_err("closed at 10:00");
+    let closed = r
+        .center
+        .place_inbound("+15550000004", "night", r.now)
+        .expect_err("closed at 10:00");
     assert_eq!(closed.error.code, ErrorCode::QueueClosed);
     assert!(closed.error.message.contains("closed"));
-    let bad = r.center.place_inbound("12345", "support", r.now).expect_err("bad number");
+    let bad = r
+        .center
+        .place_inbound("12345", "support", r.now)
+        .expect_err("bad number");
     assert_eq!(bad.error.code, ErrorCode::InvalidArgument);
 }
 
@@ -258,9 +362,33 @@ fn another_agents_contact_is_refused_and_unchanged() {
     r.available("alice");
     let c = r.call("+15550001111", "support");
     let before = r.view("alice", &c);
-    assert_eq!(r.op("bob", Op::Accept { contact_id: c.clone() }), Err(ErrorCode::NotOwner));
-    assert_eq!(r.op("bob", Op::GetAttributes { contact_id: c.clone() }), Err(ErrorCode::NotOwner));
-    assert_eq!(r.op("bob", Op::Accept { contact_id: "c-nope".into() }), Err(ErrorCode::NotFound));
+    assert_eq!(
+        r.op(
+            "bob",
+            Op::Accept {
+                contact_id: c.clone()
+            }
+        ),
+        Err(ErrorCode::NotOwner)
+    );
+    assert_eq!(
+        r.op(
+            "bob",
+            Op::GetAttributes {
+                contact_id: c.clone()
+            }
+        ),
+        Err(ErrorCode::NotOwner)
+    );
+    assert_eq!(
+        r.op(
+            "bob",
+            Op::Accept {
+                contact_id: "c-nope".into()
+            }
+        ),
+        Err(ErrorCode::NotFound)
+    );
     assert_eq!(r.view("alice", &c), before);
 }
 
@@ -269,27 +397,73 @@ fn consult_then_conference_then_complete_transfer() {
     let mut r = Rig::new();
     r.available("alice");
     let c = r.call("+819012345678", "support");
-    r.ok("alice", Op::Accept { contact_id: c.clone() });
+    r.ok(
+        "alice",
+        Op::Accept {
+            contact_id: c.clone(),
+        },
+    );
     r.available("bob");
-    r.ok("alice", Op::AddConnection { contact_id: c.clone(), endpoint: qc("qc-bob") });
+    r.ok(
+        "alice",
+        Op::AddConnection {
+            contact_id: c.clone(),
+            endpoint: qc("qc-bob"),
+        },
+    );
     let v = r.view("alice", &c).expect("view");
-    assert!(matches!(v.initial_connection().expect("customer").state, ConnectionState::Hold { .. }));
+    assert!(matches!(
+        v.initial_connection().expect("customer").state,
+        ConnectionState::Hold { .. }
+    ));
     assert!(is_incoming(&r.view("bob", &c)));
-    r.ok("bob", Op::Accept { contact_id: c.clone() });
+    r.ok(
+        "bob",
+        Op::Accept {
+            contact_id: c.clone(),
+        },
+    );
     let v = r.view("alice", &c).expect("view");
     assert!(v.can_toggle());
-    r.ok("alice", Op::Toggle { contact_id: c.clone() });
+    r.ok(
+        "alice",
+        Op::Toggle {
+            contact_id: c.clone(),
+        },
+    );
     let v = r.view("alice", &c).expect("view");
-    assert!(matches!(v.initial_connection().expect("customer").state, ConnectionState::Connected { .. }));
-    r.ok("alice", Op::Conference { contact_id: c.clone() });
+    assert!(matches!(
+        v.initial_connection().expect("customer").state,
+        ConnectionState::Connected { .. }
+    ));
+    r.ok(
+        "alice",
+        Op::Conference {
+            contact_id: c.clone(),
+        },
+    );
     let v = r.view("alice", &c).expect("view");
-    assert_eq!(v.active_others().filter(|c| matches!(c.state, ConnectionState::Connected { .. })).count(), 2);
+    assert_eq!(
+        v.active_others()
+            .filter(|c| matches!(c.state, ConnectionState::Connected { .. }))
+            .count(),
+        2
+    );
     let own = r.conn_id("alice", &c, ConnectionKind::Agent);
-    r.ok("alice", Op::EndConnection { contact_id: c.clone(), connection_id: own });
+    r.ok(
+        "alice",
+        Op::EndConnection {
+            contact_id: c.clone(),
+            connection_id: own,
+        },
+    );
     assert_eq!(r.state("alice"), "AfterCallWork");
     assert_eq!(r.state("bob"), "Busy");
     assert_eq!(r.center.caller_view(&c).expect("caller").state, "connected");
-    assert_eq!(r.view("bob", &c).expect("bob").attributes["customerName"], "Justin");
+    assert_eq!(
+        r.view("bob", &c).expect("bob").attributes["customerName"],
+        "Justin"
+    );
     r.center.caller_hangup(&c, r.now).expect("hangup");
     assert_eq!(r.state("bob"), "AfterCallWork");
 }
@@ -299,14 +473,36 @@ fn cold_transfer_through_a_queue() {
     let mut r = Rig::new();
     r.available("alice");
     let c = r.call("+15550001111", "vip");
-    r.ok("alice", Op::Accept { contact_id: c.clone() });
-    r.ok("alice", Op::AddConnection { contact_id: c.clone(), endpoint: qc("qc-support") });
+    r.ok(
+        "alice",
+        Op::Accept {
+            contact_id: c.clone(),
+        },
+    );
+    r.ok(
+        "alice",
+        Op::AddConnection {
+            contact_id: c.clone(),
+            endpoint: qc("qc-support"),
+        },
+    );
     let own = r.conn_id("alice", &c, ConnectionKind::Agent);
-    r.ok("alice", Op::EndConnection { contact_id: c.clone(), connection_id: own });
+    r.ok(
+        "alice",
+        Op::EndConnection {
+            contact_id: c.clone(),
+            connection_id: own,
+        },
+    );
     assert_eq!(r.center.caller_view(&c).expect("caller").state, "hold");
     r.available("bob");
     assert!(is_incoming(&r.view("bob", &c)));
-    r.ok("bob", Op::Accept { contact_id: c.clone() });
+    r.ok(
+        "bob",
+        Op::Accept {
+            contact_id: c.clone(),
+        },
+    );
     assert_eq!(r.center.caller_view(&c).expect("caller").state, "connected");
 }
 
@@ -315,16 +511,47 @@ fn digits_reach_the_caller_and_both_sides_see_events() {
     let mut r = Rig::new();
     r.available("alice");
     let c = r.call("+15550001111", "support");
-    r.ok("alice", Op::Accept { contact_id: c.clone() });
+    r.ok(
+        "alice",
+        Op::Accept {
+            contact_id: c.clone(),
+        },
+    );
     let cust = r.conn_id("alice", &c, ConnectionKind::Inbound);
-    assert_eq!(r.op("alice", Op::SendDigits { contact_id: c.clone(), connection_id: cust.clone(), digits: "12x".into() }), Err(ErrorCode::InvalidArgument));
-    r.ok("alice", Op::SendDigits { contact_id: c.clone(), connection_id: cust, digits: "123#".into() });
-    assert_eq!(r.center.caller_view(&c).expect("caller").digits_heard, "123#");
-    r.center.caller_digits(&c, "9", r.now).expect("caller digits");
-    let digits: Vec<String> = r.events("alice").into_iter().filter_map(|e| match e {
-        Event::Digits { digits, .. } => Some(digits),
-        _ => None,
-    }).collect();
+    assert_eq!(
+        r.op(
+            "alice",
+            Op::SendDigits {
+                contact_id: c.clone(),
+                connection_id: cust.clone(),
+                digits: "12x".into()
+            }
+        ),
+        Err(ErrorCode::InvalidArgument)
+    );
+    r.ok(
+        "alice",
+        Op::SendDigits {
+            contact_id: c.clone(),
+            connection_id: cust,
+            digits: "123#".into(),
+        },
+    );
+    assert_eq!(
+        r.center.caller_view(&c).expect("caller").digits_heard,
+        "123#"
+    );
+    r.center
+        .caller_digits(&c, "9", r.now)
+        .expect("caller digits");
+    let digits: Vec<String> = r
+        .events("alice")
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Digits { digits, .. } => Some(digits),
+            _ => None,
+        })
+        .collect();
     assert_eq!(digits, ["123#", "9"]);
 }
 
@@ -332,13 +559,39 @@ fn digits_reach_the_caller_and_both_sides_see_events() {
 fn outbound_call_dials_then_connects_when_answered() {
     let mut r = Rig::new();
     r.available("alice");
-    let OpResult::ContactCreated { contact_id } = r.ok("alice", Op::Connect { endpoint: Endpoint::phone_number("+14155550100") }) else { panic!("no contact") };
+    let OpResult::ContactCreated { contact_id } = r.ok(
+        "alice",
+        Op::Connect {
+            endpoint: Endpoint::phone_number("+14155550100"),
+        },
+    ) else {
+        panic!("no contact")
+    };
     assert_eq!(r.state("alice"), "CallingCustomer");
     r.advance(500);
-    assert!(matches!(r.view("alice", &contact_id).expect("view").state, ContactState::Connected { .. }));
+    assert!(matches!(
+        r.view("alice", &contact_id).expect("view").state,
+        ContactState::Connected { .. }
+    ));
     assert_eq!(r.state("alice"), "Busy");
-    assert_eq!(r.op("alice", Op::Connect { endpoint: Endpoint::phone_number("+14155550101") }), Err(ErrorCode::InvalidState));
-    assert_eq!(r.op("bob", Op::Connect { endpoint: Endpoint::phone_number("555") }), Err(ErrorCode::InvalidArgument));
+    assert_eq!(
+        r.op(
+            "alice",
+            Op::Connect {
+                endpoint: Endpoint::phone_number("+14155550101")
+            }
+        ),
+        Err(ErrorCode::InvalidState)
+    );
+    assert_eq!(
+        r.op(
+            "bob",
+            Op::Connect {
+                endpoint: Endpoint::phone_number("555")
+            }
+        ),
+        Err(ErrorCode::InvalidArgument)
+    );
 }
 
 #[test]
@@ -356,16 +609,29 @@ fn resume_replays_missed_events_or_falls_back_to_a_snapshot() {
     };
     let c = r.call("+15550001111", "support");
     let (tx, _rx) = unbounded_channel();
-    let resume = protocol::wire::ResumeFrom { session: session.clone(), last_seq: snap.seq };
+    let resume = protocol::wire::ResumeFrom {
+        session: session.clone(),
+        last_seq: snap.seq,
+    };
     let (_, frames) = r.center.attach("alice", Some(&resume), tx).expect("attach");
     assert!(matches!(&frames[0], ServerFrame::Welcome(w) if w.resumed));
     assert!(frames[1..].iter().any(|f| matches!(f, ServerFrame::Event(e) if matches!(&e.event, Event::ContactUpdated(v) if v.contact_id == c))));
     let (tx, _rx) = unbounded_channel();
-    let stale = protocol::wire::ResumeFrom { session: "s-other".into(), last_seq: 1 };
+    let stale = protocol::wire::ResumeFrom {
+        session: "s-other".into(),
+        last_seq: 1,
+    };
     let (_, frames) = r.center.attach("alice", Some(&stale), tx).expect("attach");
     assert!(matches!(&frames[1], ServerFrame::Snapshot(s) if s.contacts.len() == 1));
 }
 
 fn qc(id: &str) -> Endpoint {
-    Endpoint { id: id.into(), kind: protocol::endpoint::EndpointKind::Agent, name: String::new(), phone_number: None, agent: None, queue: None }
+    Endpoint {
+        id: id.into(),
+        kind: protocol::endpoint::EndpointKind::Agent,
+        name: String::new(),
+        phone_number: None,
+        agent: None,
+        queue: None,
+    }
 }

@@ -1,0 +1,168 @@
+//! The CCP's connection and the signals the UI reads. The `DirectClient`
+//! is not `Send`, so it lives in a thread-local beside the (thread-safe)
+//! signals; wasm has one thread, and this keeps the components free of it.
+//!
+//! The login token is kept in `sessionStorage`, so a page refresh during a
+//! call re-attaches to it instead of asking for the password again.
+
+use std::cell::RefCell;
+use std::time::Duration;
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use protocol::contact::ContactView;
+use protocol::error::ErrorCode;
+use protocol::wire::Op;
+use streams_sdk::web::{self, DirectClient, LinkState, Subscription, Update};
+use streams_sdk::{ClientState, Output};
+
+const TOKEN_KEY: &str = "switchboard.token";
+
+thread_local! {
+    static CLIENT: RefCell<Option<(DirectClient, Subscription)>> = const { RefCell::new(None) };
+}
+
+/// Everything the components read, as copyable signals.
+#[derive(Clone, Copy)]
+pub struct Ccp {
+    /// The agent's world.
+    pub state: RwSignal<ClientState>,
+    /// The link, `None` while logged out.
+    pub link: RwSignal<Option<LinkState>>,
+    /// The last error to show.
+    pub error: RwSignal<Option<String>>,
+    /// A clock ticking each second, for timers.
+    pub now: RwSignal<u64>,
+}
+
+fn storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.session_storage().ok().flatten()
+}
+
+fn origin() -> String {
+    web_sys::window()
+        .and_then(|w| w.location().origin().ok())
+        .unwrap_or_default()
+}
+
+impl Ccp {
+    /// Fresh signals and the one-second clock.
+    pub fn new() -> Ccp {
+        let ccp = Ccp {
+            state: RwSignal::new(ClientState::default()),
+            link: RwSignal::new(None),
+            error: RwSignal::new(None),
+            now: RwSignal::new(web::now().0),
+        };
+        let now = ccp.now;
+        // The interval lives as long as the page.
+        let _ =
+            set_interval_with_handle(move || now.set(web::now().0), Duration::from_millis(1000));
+        ccp
+    }
+
+    /// Logged in (connected or reconnecting).
+    pub fn logged_in(&self) -> bool {
+        self.link
+            .with(|l| matches!(l, Some(s) if !matches!(s, LinkState::Closed(_))))
+    }
+
+    /// Whether any contact is shown.
+    pub fn has_contacts(&self) -> bool {
+        self.state.with(|s| !s.contacts.is_empty())
+    }
+
+    /// Contact ids, oldest first.
+    pub fn contact_ids(&self) -> Vec<String> {
+        self.state.with(|s| {
+            let mut v: Vec<&ContactView> = s.contacts.values().collect();
+            v.sort_by_key(|c| c.created_at);
+            v.into_iter().map(|c| c.contact_id.clone()).collect()
+        })
+    }
+
+    /// One contact.
+    pub fn contact(&self, id: &str) -> Option<ContactView> {
+        self.state.with(|s| s.contacts.get(id).cloned())
+    }
+
+    /// Reconnects with a token saved by an earlier page load.
+    pub fn resume_saved_login(&self) {
+        if let Some(token) = storage().and_then(|s| s.get_item(TOKEN_KEY).ok().flatten()) {
+            self.connect(&token);
+        }
+    }
+
+    /// Logs in and connects.
+    pub fn login(&self, username: String, password: String) {
+        let ccp = *self;
+        ccp.error.set(None);
+        spawn_local(async move {
+            match web::login(&origin(), &username, &password).await {
+                Ok(login) => {
+                    if let Some(s) = storage() {
+                        let _ = s.set_item(TOKEN_KEY, &login.token);
+                    }
+                    ccp.connect(&login.token);
+                }
+                Err(e) if e.code == ErrorCode::AuthFailed => {
+                    ccp.error.set(Some("Wrong user name or password.".into()))
+                }
+                Err(e) => ccp.error.set(Some(format!("Cannot log in: {}", e.message))),
+            }
+        });
+    }
+
+    fn connect(&self, token: &str) {
+        let ws_url = origin().replacen("http", "ws", 1) + "/v1/ws";
+        let client = DirectClient::connect(&ws_url, token);
+        let ccp = *self;
+        ccp.link.set(Some(LinkState::Connecting));
+        let sub = client.subscribe(move |u| ccp.on_update(u));
+        CLIENT.with(|c| *c.borrow_mut() = Some((client, sub)));
+    }
+
+    fn on_update(&self, update: &Update) {
+        match update {
+            Update::Link(l) => self.link.set(Some(l.clone())),
+            Update::Output(Output::ServerError(e)) if e.code == ErrorCode::AuthFailed => {
+                self.logout();
+                self.error
+                    .set(Some("Your session expired; log in again.".into()));
+            }
+            Update::Output(Output::ServerError(e)) => self.error.set(Some(e.message.clone())),
+            Update::Output(_) => {
+                let state = CLIENT.with(|c| c.borrow().as_ref().map(|(client, _)| client.state()));
+                if let Some(state) = state {
+                    self.state.set(state);
+                }
+            }
+        }
+    }
+
+    /// Runs an op; a failure shows as the panel's error.
+    pub fn run(&self, op: Op) {
+        let ccp = *self;
+        let client = CLIENT.with(|c| c.borrow().as_ref().map(|(client, _)| client.clone()));
+        let Some(client) = client else { return };
+        ccp.error.set(None);
+        spawn_local(async move {
+            if let Err(e) = client.op(op).await {
+                ccp.error.set(Some(e.message));
+            }
+        });
+    }
+
+    /// Forgets the token and closes the connection.
+    pub fn logout(&self) {
+        if let Some(s) = storage() {
+            let _ = s.remove_item(TOKEN_KEY);
+        }
+        if let Some((client, sub)) = CLIENT.with(|c| c.borrow_mut().take()) {
+            drop(sub);
+            client.close();
+        }
+        self.link.set(None);
+        self.state.set(ClientState::default());
+    }
+}

@@ -1,0 +1,175 @@
+//! One contact: who is calling, from which queue, the customer's
+//! attributes, the call timer, and the actions its state allows.
+
+use leptos::prelude::*;
+use protocol::contact::{ConnectionState, ContactState, ContactView};
+use protocol::wire::Op;
+
+use crate::ccp::Ccp;
+use crate::format::duration;
+
+fn since(state: &ContactState) -> u64 {
+    match state {
+        ContactState::Incoming { since, .. }
+        | ContactState::Connecting { since }
+        | ContactState::Connected { since }
+        | ContactState::Ended { since, .. }
+        | ContactState::Missed { since }
+        | ContactState::Rejected { since }
+        | ContactState::Error { since, .. } => since.0,
+        ContactState::Init => 0,
+    }
+}
+
+fn state_label(v: &ContactView) -> &'static str {
+    match v.state {
+        ContactState::Incoming { .. } => "Incoming call",
+        ContactState::Connecting { .. } => "Dialing",
+        ContactState::Connected { .. } => "Connected",
+        ContactState::Ended { .. } => "After-call work",
+        ContactState::Missed { .. } => "Missed call",
+        ContactState::Rejected { .. } => "Rejected",
+        ContactState::Error { .. } => "Error",
+        ContactState::Init => "",
+    }
+}
+
+/// A contact card.
+#[component]
+pub fn ContactCard(contact_id: String) -> impl IntoView {
+    let ccp = expect_context::<Ccp>();
+    let cid = StoredValue::new(contact_id);
+    let view_of = move || cid.with_value(|id| ccp.contact(id));
+    let state_name = move || view_of().map(|v| v.state.name()).unwrap_or("gone");
+    let who = move || {
+        view_of()
+            .and_then(|v| v.initial_connection().map(|c| c.endpoint.name.clone()))
+            .unwrap_or_default()
+    };
+    let queue = move || {
+        view_of()
+            .and_then(|v| v.queue.map(|q| q.name))
+            .unwrap_or_default()
+    };
+    let label = move || view_of().map(|v| state_label(&v)).unwrap_or_default();
+    let timer = move || {
+        view_of()
+            .map(|v| duration(ccp.now.get().saturating_sub(since(&v.state))))
+            .unwrap_or_default()
+    };
+    let attributes = move || {
+        view_of()
+            .map(|v| v.attributes.into_iter().collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    let customer = move || view_of().and_then(|v| v.initial_connection().cloned());
+    let customer_held = move || {
+        matches!(
+            customer().map(|c| c.state),
+            Some(ConnectionState::Hold { .. })
+        )
+    };
+    let muted = move || {
+        ccp.state
+            .with(|s| s.agent.as_ref().is_some_and(|a| a.muted))
+    };
+    let wrap_up_codes = move || {
+        ccp.state.with(|s| {
+            s.agent
+                .as_ref()
+                .map(|a| a.configuration.wrap_up_codes.clone())
+                .unwrap_or_default()
+        })
+    };
+    let wrap_up = RwSignal::new(String::new());
+
+    let accept = move |_| {
+        ccp.run(Op::Accept {
+            contact_id: cid.get_value(),
+        })
+    };
+    let reject = move |_| {
+        ccp.run(Op::Reject {
+            contact_id: cid.get_value(),
+        })
+    };
+    let hold = move |_| {
+        if let Some(c) = customer() {
+            let contact_id = cid.get_value();
+            let connection_id = c.connection_id;
+            ccp.run(if customer_held() {
+                Op::Resume {
+                    contact_id,
+                    connection_id,
+                }
+            } else {
+                Op::Hold {
+                    contact_id,
+                    connection_id,
+                }
+            });
+        }
+    };
+    let mute = move |_| ccp.run(if muted() { Op::Unmute } else { Op::Mute });
+    let end = move |_| {
+        if let Some(own) =
+            view_of().and_then(|v| v.agent_connection().map(|c| c.connection_id.clone()))
+        {
+            ccp.run(Op::EndConnection {
+                contact_id: cid.get_value(),
+                connection_id: own,
+            });
+        }
+    };
+    let clear = move |_| {
+        let code = wrap_up.get();
+        ccp.run(Op::Clear {
+            contact_id: cid.get_value(),
+            wrap_up_code: (!code.is_empty()).then_some(code),
+        });
+    };
+
+    view! {
+        <article class=move || format!("contact {}", state_name()) data-testid="contact" data-contact-id=cid.get_value()
+            aria-label=move || format!("{} {}", label(), who())>
+            <div>
+                <div class="who" data-testid="contact-caller">{who}</div>
+                <div><span data-testid="contact-state" data-state=state_name>{label}</span>" · "
+                    <span data-testid="contact-queue">{queue}</span>" · "
+                    <span class="timer" data-testid="contact-timer">{timer}</span></div>
+            </div>
+            <Show when=move || !attributes().is_empty()>
+                <dl data-testid="contact-attributes">
+                    <For each=attributes key=|(k, _)| k.clone() children=|(k, v)| view! { <dt>{k}</dt><dd>{v}</dd> } />
+                </dl>
+            </Show>
+            <div class="actions">
+                <Show when=move || state_name() == "incoming">
+                    <button data-testid="accept" on:click=accept>"Accept"</button>
+                    <button class="danger" data-testid="reject" on:click=reject>"Reject"</button>
+                </Show>
+                <Show when=move || state_name() == "connected">
+                    <button class="secondary" data-testid="hold" aria-pressed=move || customer_held().to_string() on:click=hold>
+                        {move || if customer_held() { "Resume" } else { "Hold" }}
+                    </button>
+                    <button class="secondary" data-testid="mute" aria-pressed=move || muted().to_string() on:click=mute>
+                        {move || if muted() { "Unmute" } else { "Mute" }}
+                    </button>
+                    <button class="danger" data-testid="end-call" on:click=end>"End call"</button>
+                </Show>
+                <Show when=move || state_name() == "connecting">
+                    <button class="danger" data-testid="end-call" on:click=end>"Cancel"</button>
+                </Show>
+                <Show when=move || matches!(state_name(), "ended" | "missed" | "rejected" | "error")>
+                    <Show when=move || state_name() == "ended" && !wrap_up_codes().is_empty()>
+                        <select data-testid="wrap-up" aria-label="Wrap-up code" on:change=move |ev| wrap_up.set(event_target_value(&ev))>
+                            <option value="">"No wrap-up code"</option>
+                            <For each=wrap_up_codes key=|c| c.clone() children=|c| view! { <option value=c.clone()>{c.clone()}</option> } />
+                        </select>
+                    </Show>
+                    <button data-testid="clear" on:click=clear>"Clear contact"</button>
+                </Show>
+            </div>
+        </article>
+    }
+}

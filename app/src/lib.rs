@@ -1,0 +1,43 @@
+//! The CCP: the agent's softphone panel. It is the SDK's first customer:
+//! everything it does goes through `streams_sdk::web::DirectClient`, so
+//! anything the UI can do a script can do too.
+//!
+//! `ccp` holds the connection and the signals the UI reads; `components`
+//! are the panel's parts.
+
+mod ccp;
+mod components;
+mod format;
+
+use leptos::prelude::*;
+
+use crate::ccp::Ccp;
+use crate::components::{ContactCard, Header, Login, StatusBar};
+
+/// The whole panel.
+#[component]
+pub fn App() -> impl IntoView {
+    let ccp = Ccp::new();
+    provide_context(ccp);
+    ccp.resume_saved_login();
+    view! {
+        <main>
+            <Header />
+            <Show when=move || ccp.logged_in() fallback=|| view! { <Login /> }>
+                <StatusBar />
+                <section aria-label="Contacts" data-testid="contacts">
+                    <Show when=move || ccp.has_contacts() fallback=|| view! { <p class="idle" data-testid="idle">"No contacts"</p> }>
+                        <For
+                            each=move || ccp.contact_ids()
+                            key=|id| id.clone()
+                            children=move |id| view! { <ContactCard contact_id=id /> }
+                        />
+                    </Show>
+                </section>
+            </Show>
+            <Show when=move || ccp.error.get().is_some()>
+                <p class="error" role="alert" data-testid="error">{move || ccp.error.get().unwrap_or_default()}</p>
+            </Show>
+        </main>
+    }
+}

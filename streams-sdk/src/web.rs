@@ -1,0 +1,473 @@
+//! The *direct* transport in the browser: a WebSocket straight to a
+//! backend, driving a [`Session`]. It logs in over `fetch`, says `hello`,
+//! keeps a heartbeat, fails requests on timeout, and when the socket drops
+//! it reconnects with exponential backoff and resumes the event stream, so
+//! a live call survives a network change.
+//!
+//! Browser resources are owned by guards that release them on drop: the
+//! socket with its handlers, and every timer.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::{Rc, Weak};
+
+use futures_channel::oneshot;
+use protocol::error::{ErrorBody, ErrorCode};
+use protocol::wire::{Op, OpResult};
+use protocol::Millis;
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{CloseEvent, MessageEvent, WebSocket};
+
+use crate::session::{Output, Session};
+use crate::state::ClientState;
+
+/// Requests fail after this long without an answer.
+const REQUEST_TIMEOUT_MS: u64 = 5_000;
+/// Backoff bounds for reconnecting.
+const BACKOFF_MIN_MS: u32 = 250;
+const BACKOFF_MAX_MS: u32 = 8_000;
+/// How often to ping (the server's heartbeat is 15 s) and check timeouts.
+const HEARTBEAT_MS: i32 = 5_000;
+
+/// Where the connection is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkState {
+    /// Opening the first socket.
+    Connecting,
+    /// Authenticated and live.
+    Open,
+    /// Lost; trying again (attempt number, delay).
+    Reconnecting {
+        /// Consecutive failed attempts so far.
+        attempt: u32,
+    },
+    /// Given up or closed on purpose, with why.
+    Closed(String),
+}
+
+/// What listeners receive.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Update {
+    /// The link changed.
+    Link(LinkState),
+    /// The session produced something.
+    Output(Output),
+}
+
+/// The answer to a login.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct Login {
+    /// The token for `hello`.
+    pub token: String,
+    /// The agent's username.
+    pub agent: String,
+}
+
+/// Milliseconds since the epoch from the browser's clock.
+pub fn now() -> Millis {
+    Millis(js_sys::Date::now() as u64)
+}
+
+fn js_err(context: &str, e: JsValue) -> ErrorBody {
+    let detail = e
+        .as_string()
+        .or_else(|| js_sys::JSON::stringify(&e).ok().and_then(|s| s.as_string()))
+        .unwrap_or_default();
+    ErrorBody::new(ErrorCode::Unknown, format!("{context}: {detail}"))
+}
+
+/// `POST {base}/v1/login`. An unreachable backend and a wrong password are
+/// different errors (`unknown` with the cause, `auth_failed`).
+pub async fn login(base: &str, username: &str, password: &str) -> Result<Login, ErrorBody> {
+    let window =
+        web_sys::window().ok_or_else(|| ErrorBody::new(ErrorCode::Unknown, "no window"))?;
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    let body = serde_json::json!({ "username": username, "password": password }).to_string();
+    init.set_body(&JsValue::from_str(&body));
+    let headers = web_sys::Headers::new().map_err(|e| js_err("headers", e))?;
+    headers
+        .set("Content-Type", "application/json")
+        .map_err(|e| js_err("headers", e))?;
+    init.set_headers(&headers);
+    let request = web_sys::Request::new_with_str_and_init(&format!("{base}/v1/login"), &init)
+        .map_err(|e| js_err("request", e))?;
+    let response = JsFuture::from(window.fetch_with_request(&request))
+        .await
+        .map_err(|_| ErrorBody::new(ErrorCode::Unknown, "the backend cannot be reached"))?;
+    let response: web_sys::Response = response.dyn_into().map_err(|e| js_err("response", e))?;
+    let text = JsFuture::from(response.text().map_err(|e| js_err("body", e))?)
+        .await
+        .map_err(|e| js_err("body", e))?
+        .as_string()
+        .unwrap_or_default();
+    if response.ok() {
+        serde_json::from_str(&text)
+            .map_err(|e| ErrorBody::new(ErrorCode::Unknown, format!("bad login answer: {e}")))
+    } else {
+        Err(
+            serde_json::from_str::<ErrorBody>(&text).unwrap_or_else(|_| {
+                ErrorBody::new(
+                    ErrorCode::Unknown,
+                    format!("login failed with HTTP {}", response.status()),
+                )
+            }),
+        )
+    }
+}
+
+/// A timer that is cleared when dropped.
+#[must_use]
+struct Timer {
+    id: i32,
+    interval: bool,
+    _callback: Closure<dyn FnMut()>,
+}
+
+impl Timer {
+    fn new(ms: i32, interval: bool, f: impl FnMut() + 'static) -> Option<Timer> {
+        let window = web_sys::window()?;
+        let callback = Closure::<dyn FnMut()>::new(f);
+        let cb = callback.as_ref().unchecked_ref();
+        let id = if interval {
+            window
+                .set_interval_with_callback_and_timeout_and_arguments_0(cb, ms)
+                .ok()?
+        } else {
+            window
+                .set_timeout_with_callback_and_timeout_and_arguments_0(cb, ms)
+                .ok()?
+        };
+        Some(Timer {
+            id,
+            interval,
+            _callback: callback,
+        })
+    }
+}
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        if let Some(w) = web_sys::window() {
+            if self.interval {
+                w.clear_interval_with_handle(self.id);
+            } else {
+                w.clear_timeout_with_handle(self.id);
+            }
+        }
+    }
+}
+
+/// A socket and its handlers; closing and unhooking happen on drop.
+#[must_use]
+struct Socket {
+    ws: WebSocket,
+    _on_open: Closure<dyn FnMut()>,
+    _on_message: Closure<dyn FnMut(MessageEvent)>,
+    _on_close: Closure<dyn FnMut(CloseEvent)>,
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        self.ws.set_onopen(None);
+        self.ws.set_onmessage(None);
+        self.ws.set_onclose(None);
+        let _ = self.ws.close();
+    }
+}
+
+type Listener = Rc<dyn Fn(&Update)>;
+
+struct Inner {
+    ws_url: String,
+    session: Session,
+    socket: Option<Socket>,
+    waiters: HashMap<u64, oneshot::Sender<Result<OpResult, ErrorBody>>>,
+    listeners: Vec<(u64, Listener)>,
+    next_listener: u64,
+    link: LinkState,
+    attempt: u32,
+    heartbeat: Option<Timer>,
+    retry: Option<Timer>,
+    stopped: bool,
+}
+
+/// A connection to a backend for one agent.
+#[derive(Clone)]
+pub struct DirectClient {
+    inner: Rc<RefCell<Inner>>,
+}
+
+/// Stops delivering updates to a listener when dropped.
+#[must_use = "the listener is removed when this is dropped"]
+pub struct Subscription {
+    inner: Weak<RefCell<Inner>>,
+    id: u64,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.upgrade() {
+            if let Ok(mut i) = inner.try_borrow_mut() {
+                i.listeners.retain(|(id, _)| *id != self.id);
+            }
+        }
+    }
+}
+
+impl DirectClient {
+    /// Connects to `ws_url` (e.g. `ws://127.0.0.1:8480/v1/ws`) with `token`.
+    pub fn connect(ws_url: &str, token: &str) -> DirectClient {
+        let client = DirectClient {
+            inner: Rc::new(RefCell::new(Inner {
+                ws_url: ws_url.to_owned(),
+                session: Session::new(token, REQUEST_TIMEOUT_MS),
+                socket: None,
+                waiters: HashMap::new(),
+                listeners: Vec::new(),
+                next_listener: 1,
+                link: LinkState::Connecting,
+                attempt: 0,
+                heartbeat: None,
+                retry: None,
+                stopped: false,
+            })),
+        };
+        let weak = Rc::downgrade(&client.inner);
+        let heartbeat = Timer::new(HEARTBEAT_MS, true, move || {
+            if let Some(inner) = weak.upgrade() {
+                heartbeat_tick(&inner);
+            }
+        });
+        client.inner.borrow_mut().heartbeat = heartbeat;
+        open_socket(&client.inner);
+        client
+    }
+
+    /// Calls `f` with every update until the returned guard is dropped.
+    pub fn subscribe(&self, f: impl Fn(&Update) + 'static) -> Subscription {
+        let mut inner = self.inner.borrow_mut();
+        let id = inner.next_listener;
+        inner.next_listener += 1;
+        inner.listeners.push((id, Rc::new(f)));
+        Subscription {
+            inner: Rc::downgrade(&self.inner),
+            id,
+        }
+    }
+
+    /// The agent's state as known now.
+    pub fn state(&self) -> ClientState {
+        self.inner.borrow().session.state.clone()
+    }
+
+    /// The link's state.
+    pub fn link(&self) -> LinkState {
+        self.inner.borrow().link.clone()
+    }
+
+    /// Runs an op; resolves with its result, a typed error, or a timeout.
+    pub async fn op(&self, op: Op) -> Result<OpResult, ErrorBody> {
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut inner = self.inner.borrow_mut();
+            if inner.link != LinkState::Open {
+                return Err(ErrorBody::new(
+                    ErrorCode::Unknown,
+                    "not connected to the backend; retrying",
+                ));
+            }
+            let (id, frame) = inner.session.request(op, now());
+            inner.waiters.insert(id, tx);
+            if let Some(s) = &inner.socket {
+                let _ = s.ws.send_with_str(&frame);
+            }
+        }
+        rx.await
+            .unwrap_or_else(|_| Err(ErrorBody::new(ErrorCode::Unknown, "the client was closed")))
+    }
+
+    /// Closes for good (logout).
+    pub fn close(&self) {
+        let updates = {
+            let mut inner = self.inner.borrow_mut();
+            inner.stopped = true;
+            inner.socket = None;
+            inner.retry = None;
+            inner.heartbeat = None;
+            inner.link = LinkState::Closed("closed".into());
+            let failed = inner.session.disconnected();
+            settle(&mut inner, failed)
+        };
+        dispatch(&self.inner, updates);
+    }
+
+    /// Test hook: drop the socket as a network failure would.
+    pub fn simulate_drop(&self) {
+        let socket = self.inner.borrow_mut().socket.take();
+        drop(socket);
+        on_closed(&self.inner, "dropped".into());
+    }
+}
+
+/// Resolves waiters for replies; returns the updates to publish.
+fn settle(inner: &mut Inner, outputs: Vec<Output>) -> Vec<Update> {
+    let mut updates = Vec::new();
+    for o in outputs {
+        if let Output::Reply { id, result } = &o {
+            if let Some(tx) = inner.waiters.remove(id) {
+                let _ = tx.send(result.clone());
+            }
+        }
+        updates.push(Update::Output(o));
+    }
+    updates
+}
+
+fn dispatch(inner: &Rc<RefCell<Inner>>, updates: Vec<Update>) {
+    if updates.is_empty() {
+        return;
+    }
+    // Listeners may call back into the client: never hold the borrow.
+    let listeners: Vec<Listener> = inner
+        .borrow()
+        .listeners
+        .iter()
+        .map(|(_, l)| l.clone())
+        .collect();
+    for u in &updates {
+        for l in &listeners {
+            l(u);
+        }
+    }
+}
+
+fn set_link(inner: &mut Inner, link: LinkState) -> Option<Update> {
+    (inner.link != link).then(|| {
+        inner.link = link.clone();
+        Update::Link(link)
+    })
+}
+
+fn open_socket(rc: &Rc<RefCell<Inner>>) {
+    let url = rc.borrow().ws_url.clone();
+    let ws = match WebSocket::new(&url) {
+        Ok(ws) => ws,
+        Err(e) => {
+            on_closed(rc, format!("cannot open socket: {:?}", e.as_string()));
+            return;
+        }
+    };
+    ws.set_binary_type(web_sys::BinaryType::Arraybuffer);
+    let weak = Rc::downgrade(rc);
+    let on_open = Closure::<dyn FnMut()>::new(move || {
+        let Some(rc) = weak.upgrade() else { return };
+        let inner = rc.borrow();
+        if let Some(s) = &inner.socket {
+            let _ = s.ws.send_with_str(&inner.session.hello());
+        }
+    });
+    let weak = Rc::downgrade(rc);
+    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
+        let Some(rc) = weak.upgrade() else { return };
+        let Some(text) = ev.data().as_string() else {
+            return;
+        };
+        let updates = {
+            let mut inner = rc.borrow_mut();
+            let outputs = match inner.session.handle_text(&text, now()) {
+                Ok(o) => o,
+                Err(e) => {
+                    web_sys::console::warn_1(&JsValue::from_str(&format!(
+                        "dropped server frame: {e}"
+                    )));
+                    return;
+                }
+            };
+            let mut updates = Vec::new();
+            for o in &outputs {
+                match o {
+                    Output::Ready { .. } => {
+                        inner.attempt = 0;
+                        updates.extend(set_link(&mut inner, LinkState::Open));
+                    }
+                    Output::Resync(frame) => {
+                        if let Some(s) = &inner.socket {
+                            let _ = s.ws.send_with_str(frame);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            updates.extend(settle(&mut inner, outputs));
+            updates
+        };
+        dispatch(&rc, updates);
+    });
+    let weak = Rc::downgrade(rc);
+    let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |ev: CloseEvent| {
+        if let Some(rc) = weak.upgrade() {
+            rc.borrow_mut().socket = None;
+            on_closed(&rc, format!("socket closed ({})", ev.code()));
+        }
+    });
+    ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+    ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+    rc.borrow_mut().socket = Some(Socket {
+        ws,
+        _on_open: on_open,
+        _on_message: on_message,
+        _on_close: on_close,
+    });
+}
+
+fn on_closed(rc: &Rc<RefCell<Inner>>, why: String) {
+    let updates = {
+        let mut inner = rc.borrow_mut();
+        if inner.stopped {
+            return;
+        }
+        let failed = inner.session.disconnected();
+        let mut updates = settle(&mut inner, failed);
+        inner.attempt += 1;
+        let attempt = inner.attempt;
+        updates.extend(set_link(&mut inner, LinkState::Reconnecting { attempt }));
+        // Exponential backoff with jitter so a backend restart is not met
+        // by every agent at the same instant.
+        let base = BACKOFF_MIN_MS
+            .saturating_mul(1 << attempt.min(6))
+            .min(BACKOFF_MAX_MS);
+        let jitter = (js_sys::Math::random() * f64::from(base) * 0.3) as u32;
+        let weak = Rc::downgrade(rc);
+        inner.retry = Timer::new((base + jitter) as i32, false, move || {
+            if let Some(rc) = weak.upgrade() {
+                open_socket(&rc);
+            }
+        });
+        web_sys::console::info_1(&JsValue::from_str(&format!(
+            "{why}; reconnecting in {} ms",
+            base + jitter
+        )));
+        updates
+    };
+    dispatch(rc, updates);
+}
+
+fn heartbeat_tick(rc: &Rc<RefCell<Inner>>) {
+    let updates = {
+        let mut inner = rc.borrow_mut();
+        let expired = inner.session.poll_timeouts(now());
+        let updates = settle(&mut inner, expired);
+        if inner.link == LinkState::Open {
+            let (_, frame) = inner.session.request(Op::Ping, now());
+            if let Some(s) = &inner.socket {
+                let _ = s.ws.send_with_str(&frame);
+            }
+        }
+        updates
+    };
+    dispatch(rc, updates);
+}

@@ -1,0 +1,105 @@
+// The CCP in headless Chromium against the real backend: log in, go
+// Available, take a simulated call that shows the caller's order, hold,
+// resume, end, after-call work, clear; a refresh mid-call re-attaches; a
+// wrong password is explained; the CCP page carries frame-ancestors.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startBackend, launchBrowser, api, screenshot } from './harness.mjs';
+import { CcpPage } from './pages.mjs';
+
+let backend;
+let browser;
+
+before(async () => {
+  backend = await startBackend();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  backend?.stop();
+});
+
+async function callerState(id) {
+  const { json } = await api(backend.url, 'GET', `/v1/sim/calls/${id}`);
+  return json.state;
+}
+
+async function waitFor(what, fn, ms = 10000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    if (await fn()) return;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+test('the CCP page is served with frame-ancestors for approved origins only', async () => {
+  const res = await api(backend.url, 'GET', '/ccp/');
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get('content-security-policy'), "frame-ancestors 'self' http://localhost:9");
+});
+
+test('a wrong password is explained and nothing is stored', async () => {
+  const page = await browser.newPage();
+  const ccp = new CcpPage(page, backend.url);
+  await ccp.open();
+  await ccp.login('alice', 'not-the-password');
+  assert.match(await ccp.errorText(), /wrong user name or password/i);
+  assert.equal(await page.evaluate(() => sessionStorage.length), 0);
+  await page.close();
+});
+
+test('an agent takes a call end to end, and a refresh re-attaches mid-call', async () => {
+  const context = await browser.newContext({ viewport: { width: 320, height: 460 } });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  const ccp = new CcpPage(page, backend.url);
+  await ccp.open();
+  await ccp.login('alice', 'alice-pass');
+  await ccp.expectLoggedIn('Alice Tanaka');
+  await ccp.expectAgentState('Offline');
+  await screenshot(page, 'idle');
+
+  await ccp.setStatus('Available');
+  await ccp.expectAgentState('Available');
+
+  const placed = await api(backend.url, 'POST', '/v1/sim/calls', { from: '+819012345678', queue: 'support' });
+  assert.equal(placed.status, 201);
+  const id = placed.json.contact_id;
+  await ccp.expectContactState('incoming');
+  const attrs = await ccp.attributesText();
+  for (const expected of ['Justin', 'The North Face Summit L3 Ventrix 2.0 Hoodie', '2018-11-12', '100']) {
+    assert.ok(attrs.includes(expected), `attributes show ${expected}: ${attrs}`);
+  }
+  await screenshot(page, 'ringing');
+
+  await ccp.click('accept');
+  await ccp.expectContactState('connected');
+  await ccp.expectAgentState('Busy');
+  assert.equal(await callerState(id), 'connected');
+
+  await ccp.click('hold');
+  await waitFor('caller on hold', async () => (await callerState(id)) === 'hold');
+  await screenshot(page, 'in-call-hold');
+  await ccp.click('hold');
+  await waitFor('caller resumed', async () => (await callerState(id)) === 'connected');
+
+  // A refresh during the call: the saved token re-attaches, no login form.
+  await page.reload();
+  await ccp.expectContactState('connected');
+  assert.equal(await page.getByTestId('login-username').count(), 0);
+
+  await ccp.click('end-call');
+  await ccp.expectContactState('ended');
+  await ccp.expectAgentState('AfterCallWork');
+  assert.equal(await callerState(id), 'ended');
+  await screenshot(page, 'after-call-work');
+  await ccp.contact().getByTestId('wrap-up').selectOption('Resolved');
+  await ccp.click('clear');
+  await ccp.expectNoContacts();
+  await ccp.expectAgentState('Available');
+  assert.deepEqual(errors, []);
+  await context.close();
+});

@@ -1,0 +1,110 @@
+// Shared harness for the browser tests: starts the real backend binary
+// with a generated configuration on 127.0.0.1 (port 0), launches Debian's
+// Chromium through playwright-core with the flags these machines need,
+// and offers small HTTP helpers for the simulated-caller API.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export const ARTIFACTS = join(ROOT, 'tests/browser/artifacts');
+
+const CONFIG = (dataDir) => `
+wrap_up_codes = ["Resolved", "Escalated"]
+[server]
+listen = "127.0.0.1:0"
+data_dir = "${dataDir}"
+public_dir = "${join(ROOT, 'public')}"
+ccp_dir = "${join(ROOT, 'dist')}"
+approved_origins = ["http://localhost:9"]
+ring_timeout_s = 30
+simulator = true
+[[agent_states]]
+name = "Available"
+kind = "routable"
+[[agent_states]]
+name = "Lunch"
+kind = "not_routable"
+[[agent_states]]
+name = "Offline"
+kind = "offline"
+[[queues]]
+id = "support"
+name = "Support"
+max_contacts = 10
+[[routing_profiles]]
+id = "p"
+name = "Front line"
+queues = [{ queue = "support", priority = 1 }]
+[[agents]]
+username = "alice"
+password = "alice-pass"
+name = "Alice Tanaka"
+routing_profile = "p"
+[customers."+819012345678"]
+customerName = "Justin"
+orderId = "100"
+item = "The North Face Summit L3 Ventrix 2.0 Hoodie"
+shippingDate = "2018-11-12"
+cancelled = "false"
+`;
+
+/** Starts the backend; resolves with { url, stop }. */
+export async function startBackend() {
+  const dataDir = mkdtempSync(join(tmpdir(), 'switchboard-browser-'));
+  const configPath = join(dataDir, 'config.toml');
+  writeFileSync(configPath, CONFIG(dataDir));
+  const bin = join(ROOT, 'target/debug/switchboard-server');
+  const proc = spawn(bin, ['--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  proc.stderr.on('data', (d) => { log += d; });
+  const url = await new Promise((resolveUrl, reject) => {
+    const timer = setTimeout(() => reject(new Error(`backend did not start:\n${log}`)), 20000);
+    proc.stdout.on('data', (d) => {
+      log += d;
+      const m = /backend on (http:\/\/127\.0\.0\.1:\d+)/.exec(log);
+      if (m) { clearTimeout(timer); resolveUrl(m[1]); }
+    });
+    proc.on('exit', (code) => reject(new Error(`backend exited with ${code}:\n${log}`)));
+  });
+  return {
+    url,
+    log: () => log,
+    stop: () => { proc.kill('SIGKILL'); rmSync(dataDir, { recursive: true, force: true }); },
+  };
+}
+
+/** Launches headless Chromium with the flags that work on these machines. */
+export async function launchBrowser(extraArgs = []) {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--autoplay-policy=no-user-gesture-required',
+      '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
+      ...extraArgs,
+    ],
+  });
+}
+
+export async function api(base, method, path, body) {
+  const res = await fetch(base + path, {
+    method,
+    headers: { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  const isJson = (res.headers.get('content-type') || '').includes('json');
+  return { status: res.status, json: isJson && text ? JSON.parse(text) : null, text, headers: res.headers };
+}
+
+/** Saves a screenshot for people to look at. */
+export async function screenshot(page, name) {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`) });
+}
