@@ -98,6 +98,7 @@ fn cmd_bench(args: &[String]) -> Result<(), String> {
     let which = args.first().map(String::as_str).unwrap_or("load");
     match which {
         "load" => {
+            run(cargo().args(["build", "--release", "-p", "switchboard-server"]))?;
             let mut cmd = cargo();
             cmd.args([
                 "run",
