@@ -141,9 +141,10 @@ pub const WAIT: Duration = Duration::from_secs(10);
 impl Client {
     /// Opens a socket without saying hello.
     pub async fn open(addr: SocketAddr, token: &str) -> Client {
-        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/ws"))
-            .await
-            .expect("ws connect");
+        let (ws, _) =
+            tokio_tungstenite::connect_async_with_config(format!("ws://{addr}/v1/ws"), None, true)
+                .await
+                .expect("ws connect");
         Client {
             ws,
             session: Session::new(token, 5_000),
@@ -171,9 +172,10 @@ impl Client {
 
     /// Replaces the socket (after a drop) keeping the session.
     pub async fn reconnect(&mut self, addr: SocketAddr) {
-        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/ws"))
-            .await
-            .expect("ws connect");
+        let (ws, _) =
+            tokio_tungstenite::connect_async_with_config(format!("ws://{addr}/v1/ws"), None, true)
+                .await
+                .expect("ws connect");
         self.ws = ws;
         self.log.extend(self.session.disconnected());
         self.log.retain(|o| !matches!(o, Output::Ready { .. }));

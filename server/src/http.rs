@@ -28,6 +28,9 @@ use crate::config::Config;
 /// `frame_too_large` instead of a dropped connection.
 pub const TRANSPORT_MAX_MESSAGE: usize = 16 << 20;
 
+/// Initial read buffer per socket; it grows for larger messages.
+const READ_BUFFER: usize = 4 * 1024;
+
 /// Shared by every handler.
 #[derive(Clone)]
 pub struct AppState {
@@ -163,8 +166,12 @@ async fn login(State(state): State<AppState>, body: Bytes) -> Result<Response, A
 }
 
 async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    // Small buffers: an agent's socket carries small frames, and the 128 KiB
+    // defaults cost 256 KiB per connected agent. Writes go out eagerly.
     ws.max_message_size(TRANSPORT_MAX_MESSAGE)
         .max_frame_size(TRANSPORT_MAX_MESSAGE)
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
         .on_upgrade(move |socket| crate::ws::serve_socket(socket, state))
 }
 

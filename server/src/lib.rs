@@ -19,6 +19,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
+
 pub use http::{app, crm_demo_app, AppState};
 
 use crate::center::Center;
@@ -76,6 +78,12 @@ pub async fn start_with_store(cfg: Config, store: Store) -> Result<Running, Star
         addr: cfg.listen,
         source,
     })?;
+    // Signaling frames are small and latency-bound: without TCP_NODELAY,
+    // Nagle's algorithm holds a response behind the event sent just before
+    // it until the peer's delayed ACK, about 40 ms.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let router = app(state.clone());
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router).await {

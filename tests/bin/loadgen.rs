@@ -89,7 +89,10 @@ async fn agent(
         .ok()
         .and_then(|v| v["token"].as_str().map(String::from))
         .unwrap_or_default();
-    let Ok((ws, _)) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/ws")).await else {
+    let Ok((ws, _)) =
+        tokio_tungstenite::connect_async_with_config(format!("ws://{addr}/v1/ws"), None, true)
+            .await
+    else {
         stats.errors.fetch_add(1, Ordering::Relaxed);
         return;
     };
