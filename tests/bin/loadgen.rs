@@ -261,6 +261,7 @@ async fn main() {
         .unwrap_or_default();
     lat.sort_unstable();
     let _ = child.kill();
+    let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
 
     println!("agents connected:   {agents} in {connect_secs:.1} s");
