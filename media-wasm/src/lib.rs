@@ -1,4 +1,25 @@
-//! The softphone's audio engine. Not started: issue 3 builds the DSP core
-//! (echo cancellation, noise suppression, gain, Opus with FEC, jitter
-//! buffer) here, and the AudioWorklet glue around it. The media frame
-//! header it will speak is already defined in `protocol::media`.
+//! The softphone's audio engine, in pure Rust so it runs natively (tests,
+//! benchmarks) and in WebAssembly inside an AudioWorklet.
+//!
+//! Send: capture -> [`echo`] (against exactly what was played) ->
+//! [`denoise`] -> [`gain`] -> [`codec`] (Opus, FEC) -> media frames.
+//! Receive: media frames -> [`jitter`] -> [`codec`] (decode, FEC,
+//! concealment) -> playout. [`send`] and [`receive`] are the two chains;
+//! [`engine`] runs both on the render-quantum clock and spreads their work
+//! so no quantum carries a whole frame's cost. [`quality`] turns the
+//! counters into a MOS for the call-quality indicator.
+
+pub mod codec;
+pub mod denoise;
+pub mod echo;
+pub mod engine;
+pub mod frame;
+pub mod gain;
+pub mod jitter;
+pub mod quality;
+pub mod receive;
+pub mod send;
+#[cfg(target_arch = "wasm32")]
+pub mod worklet;
+
+pub use engine::{Engine, EngineStats};

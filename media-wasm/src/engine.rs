@@ -1,0 +1,274 @@
+//! The engine: both chains on the render-quantum clock of an AudioWorklet.
+//!
+//! Each 128-sample quantum, the engine copies the microphone in and the
+//! playout out (cheap), then runs at most one heavy job: decode the next
+//! playout block, cancel echo on a captured block, denoise and level it,
+//! or encode a packet. Over 20 ms (7.5 quanta) there are six heavy jobs,
+//! so queues stay short and no quantum carries a whole frame's cost. The
+//! price is a few quanta of latency, which [`Engine::added_latency_ms`]
+//! reports.
+//!
+//! The far-end reference for echo cancellation is exactly the samples
+//! written to the output, in order.
+
+use crate::codec::{CodecError, EncoderSettings};
+use crate::frame::{BLOCK, QUANTUM, SAMPLE_RATE};
+use crate::jitter::{JitterSettings, JitterStats};
+use crate::quality::mos;
+use crate::receive::{ReceiveChain, ReceiveError};
+use crate::send::SendChain;
+
+/// Queue depth for blocks between stages.
+const DEPTH: usize = 4;
+
+/// A small fixed ring of blocks.
+struct Ring {
+    blocks: Box<[[f32; BLOCK]; DEPTH]>,
+    head: usize,
+    len: usize,
+}
+
+impl Ring {
+    fn new() -> Ring {
+        Ring { blocks: Box::new([[0.0; BLOCK]; DEPTH]), head: 0, len: 0 }
+    }
+    /// A slot to fill at the tail, or `None` when full (oldest is dropped).
+    fn push_slot(&mut self) -> &mut [f32; BLOCK] {
+        if self.len == DEPTH {
+            self.head = (self.head + 1) % DEPTH;
+            self.len -= 1;
+        }
+        let i = (self.head + self.len) % DEPTH;
+        self.len += 1;
+        &mut self.blocks[i]
+    }
+    fn front_mut(&mut self) -> Option<&mut [f32; BLOCK]> {
+        (self.len > 0).then(|| &mut self.blocks[self.head])
+    }
+    fn pop(&mut self) {
+        if self.len > 0 {
+            self.head = (self.head + 1) % DEPTH;
+            self.len -= 1;
+        }
+    }
+}
+
+/// What the call-quality indicator shows.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct EngineStats {
+    /// Jitter buffer counters.
+    pub jitter: JitterStats,
+    /// Packets sent.
+    pub packets_sent: u64,
+    /// Playout delay above the network floor, ms.
+    pub buffer_delay_ms: f32,
+    /// Its target, ms.
+    pub target_delay_ms: f32,
+    /// Echo return loss enhancement, dB.
+    pub erle_db: f64,
+    /// Microphone level, dBFS.
+    pub input_dbfs: f32,
+    /// Playout level, dBFS.
+    pub output_dbfs: f32,
+    /// Estimated MOS (E-model) from loss and delay.
+    pub mos: f64,
+    /// Captured blocks dropped because processing fell behind.
+    pub overruns: u64,
+    /// Whether the microphone is muted.
+    pub muted: bool,
+}
+
+/// The engine.
+pub struct Engine {
+    send: SendChain,
+    recv: ReceiveChain,
+    mic: [f32; BLOCK],
+    mic_len: usize,
+    captured: Ring,
+    cleaned: Ring,
+    played: [f32; BLOCK],
+    played_len: usize,
+    out: Box<[f32; BLOCK]>,
+    out_pos: usize,
+    ahead: Box<[f32; BLOCK]>,
+    ahead_ready: bool,
+    packet_ready: bool,
+    quanta: u64,
+    packets_sent: u64,
+    overruns: u64,
+    /// Extra one-way delay to report in the MOS (network), ms.
+    pub network_delay_ms: f64,
+}
+
+/// What one quantum produced for the socket.
+pub type Outgoing<'a> = Option<&'a [u8]>;
+
+impl Engine {
+    /// An engine sending on `leg` with these settings.
+    pub fn new(leg: u32, encoder: EncoderSettings, jitter: JitterSettings) -> Result<Engine, CodecError> {
+        Ok(Engine {
+            send: SendChain::new(leg, encoder)?,
+            recv: ReceiveChain::new(None, jitter)?,
+            mic: [0.0; BLOCK],
+            mic_len: 0,
+            captured: Ring::new(),
+            cleaned: Ring::new(),
+            played: [0.0; BLOCK],
+            played_len: 0,
+            out: Box::new([0.0; BLOCK]),
+            out_pos: BLOCK,
+            ahead: Box::new([0.0; BLOCK]),
+            ahead_ready: false,
+            packet_ready: false,
+            quanta: 0,
+            packets_sent: 0,
+            overruns: 0,
+            network_delay_ms: 0.0,
+        })
+    }
+
+    /// The audio clock: milliseconds of audio processed.
+    pub fn now_ms(&self) -> f64 {
+        self.quanta as f64 * QUANTUM as f64 * 1000.0 / f64::from(SAMPLE_RATE)
+    }
+
+    /// The send chain (settings, switches).
+    pub fn send_chain(&mut self) -> &mut SendChain {
+        &mut self.send
+    }
+
+    /// Mutes or unmutes the microphone.
+    pub fn set_muted(&mut self, muted: bool) {
+        self.send.set_muted(muted);
+    }
+
+    /// A media frame arrived from the socket.
+    pub fn receive(&mut self, frame: &[u8]) -> Result<(), ReceiveError> {
+        let now = self.now_ms();
+        self.recv.push_frame(frame, now)
+    }
+
+    /// One render quantum: `mic` in, `out` filled; returns a media frame to
+    /// send when one was encoded in this quantum.
+    pub fn process_quantum(&mut self, mic: &[f32], out: &mut [f32]) -> Result<Outgoing<'_>, CodecError> {
+        let n = mic.len().min(out.len()).min(QUANTUM);
+        self.play(&mut out[..n]);
+        self.capture(&mic[..n]);
+        self.quanta += 1;
+        self.run_one_job()
+    }
+
+    fn play(&mut self, out: &mut [f32]) {
+        let mut written = 0;
+        while written < out.len() {
+            if self.out_pos == BLOCK {
+                if !self.ahead_ready {
+                    // The decode job did not get a slot in time: do it now
+                    // rather than play a gap.
+                    let now = self.now_ms();
+                    self.recv.next_block(&mut self.ahead, now);
+                }
+                std::mem::swap(&mut self.out, &mut self.ahead);
+                self.ahead_ready = false;
+                self.out_pos = 0;
+            }
+            let k = (out.len() - written).min(BLOCK - self.out_pos);
+            out[written..written + k].copy_from_slice(&self.out[self.out_pos..self.out_pos + k]);
+            // The far-end reference is exactly what was played.
+            let mut copied = 0;
+            while copied < k {
+                let m = (k - copied).min(BLOCK - self.played_len);
+                self.played[self.played_len..self.played_len + m].copy_from_slice(&out[written + copied..written + copied + m]);
+                self.played_len += m;
+                copied += m;
+                if self.played_len == BLOCK {
+                    // Render analysis is light; it runs inline so the
+                    // reference is never late.
+                    self.send.far_end(&self.played);
+                    self.played_len = 0;
+                }
+            }
+            self.out_pos += k;
+            written += k;
+        }
+    }
+
+    fn capture(&mut self, mic: &[f32]) {
+        let mut taken = 0;
+        while taken < mic.len() {
+            let k = (mic.len() - taken).min(BLOCK - self.mic_len);
+            self.mic[self.mic_len..self.mic_len + k].copy_from_slice(&mic[taken..taken + k]);
+            self.mic_len += k;
+            taken += k;
+            if self.mic_len == BLOCK {
+                if self.captured.len == DEPTH {
+                    self.overruns += 1;
+                }
+                *self.captured.push_slot() = self.mic;
+                self.mic_len = 0;
+            }
+        }
+    }
+
+    fn run_one_job(&mut self) -> Result<Outgoing<'_>, CodecError> {
+        if !self.ahead_ready {
+            let now = self.now_ms();
+            self.recv.next_block(&mut self.ahead, now);
+            self.ahead_ready = true;
+            return Ok(None);
+        }
+        if self.packet_ready {
+            self.packet_ready = false;
+            self.packets_sent += 1;
+            return self.send.encode().map(Some);
+        }
+        if let Some(block) = self.cleaned.front_mut() {
+            let ready = self.send.clean(block);
+            self.cleaned.pop();
+            self.packet_ready = ready;
+            return Ok(None);
+        }
+        if let Some(block) = self.captured.front_mut() {
+            self.send.cancel_echo(block);
+            let copy = *block;
+            self.captured.pop();
+            *self.cleaned.push_slot() = copy;
+        }
+        Ok(None)
+    }
+
+    /// The engine's own latency, ms: capture-to-packet (block and packet
+    /// accumulation, stage scheduling, denoiser window, encoder look-ahead)
+    /// and packet-to-playout at the jitter buffer's floor (decode-ahead
+    /// block and the output block). Network and device latency excluded.
+    pub fn added_latency_ms(&self) -> (f64, f64) {
+        let ms = |samples: f64| samples * 1000.0 / f64::from(SAMPLE_RATE);
+        let quantum = ms(QUANTUM as f64);
+        // The last sample of a packet waits for: up to 3 quanta of
+        // scheduling (echo, clean, encode). The first sample waits a whole
+        // packet more; the packet's timestamp is its first sample.
+        let send = ms(crate::frame::PACKET as f64) + 3.0 * quantum + ms(self.send.processing_delay_samples() as f64);
+        let receive = ms(BLOCK as f64) + quantum;
+        (send, receive)
+    }
+
+    /// Counters for the quality indicator.
+    pub fn stats(&self) -> EngineStats {
+        let now = self.now_ms();
+        let jitter = self.recv.stats();
+        let buffer = f64::from(self.recv.buffer_delay_ms(now));
+        let (s, r) = self.added_latency_ms();
+        EngineStats {
+            jitter,
+            packets_sent: self.packets_sent,
+            buffer_delay_ms: buffer as f32,
+            target_delay_ms: self.recv.target_delay_ms(),
+            erle_db: self.send.erle_db(),
+            input_dbfs: self.send.input_dbfs(),
+            output_dbfs: self.recv.level_dbfs(),
+            mos: mos(s + r + buffer + self.network_delay_ms, jitter.loss_percent()),
+            overruns: self.overruns,
+            muted: self.send.muted(),
+        }
+    }
+}

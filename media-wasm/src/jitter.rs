@@ -1,0 +1,356 @@
+//! The adaptive jitter buffer: packets arrive late, lost, duplicated and
+//! out of order; audio must leave at a steady 48 kHz.
+//!
+//! Every packet's *relative delay* (arrival time minus its media time) is
+//! kept over a window of recent packets. The smallest is the network's
+//! floor; the spread above it is jitter. The target playout delay is the
+//! 95th percentile of that jitter plus a small margin, bounded. Playout
+//! runs on the receiver's audio clock: packet `ts` plays at
+//! `ts + floor + target`. When the actual delay drifts more than 5 ms from
+//! the target, the receive chain is told to shrink or grow by 10 ms, which
+//! it does with a crossfaded splice (no clicks).
+//!
+//! Packets live in a fixed ring indexed by sequence number; nothing is
+//! allocated after construction.
+
+use protocol::media::MAX_OPUS_PACKET;
+
+use crate::frame::{PACKET, SAMPLE_RATE};
+
+/// Packets the ring holds (1.28 s of 20 ms packets).
+pub const CAPACITY: usize = 64;
+/// Delay samples the target is computed from (about 5 s of packets).
+const WINDOW: usize = 256;
+
+/// Jitter buffer settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct JitterSettings {
+    /// The percentile of jitter the target tracks (0-1).
+    pub quantile: f32,
+    /// Added on top of the percentile, ms.
+    pub margin_ms: f32,
+    /// Lowest target, ms.
+    pub min_delay_ms: f32,
+    /// Highest target, ms.
+    pub max_delay_ms: f32,
+    /// Drift from the target tolerated before adjusting, ms.
+    pub tolerance_ms: f32,
+}
+
+impl Default for JitterSettings {
+    fn default() -> Self {
+        JitterSettings { quantile: 0.95, margin_ms: 12.0, min_delay_ms: 0.0, max_delay_ms: 500.0, tolerance_ms: 5.0 }
+    }
+}
+
+/// Counters for the call-quality indicator.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct JitterStats {
+    /// Packets accepted into the buffer.
+    pub received: u64,
+    /// Packets that arrived after their playout time.
+    pub late: u64,
+    /// Packets that arrived twice.
+    pub duplicates: u64,
+    /// Packets that arrived before an earlier-numbered one.
+    pub reordered: u64,
+    /// Missing packets rebuilt from the next packet's FEC.
+    pub fec_recovered: u64,
+    /// Missing packets concealed.
+    pub concealed: u64,
+    /// Packets played from themselves.
+    pub played: u64,
+    /// RFC 3550 interarrival jitter, ms.
+    pub jitter_ms: f32,
+    /// Times the buffer shrank / grew by 10 ms.
+    pub shrinks: u64,
+    /// See `shrinks`.
+    pub grows: u64,
+}
+
+impl JitterStats {
+    /// Packets that were not played from themselves (recovered or concealed).
+    pub fn lost(&self) -> u64 {
+        self.fec_recovered + self.concealed
+    }
+
+    /// Loss as a percentage of packets due.
+    pub fn loss_percent(&self) -> f64 {
+        let due = self.played + self.lost();
+        if due == 0 {
+            0.0
+        } else {
+            100.0 * self.lost() as f64 / due as f64
+        }
+    }
+}
+
+/// What to decode for the next 20 ms.
+#[derive(Debug, PartialEq)]
+pub enum Next<'a> {
+    /// Nothing has started yet: play silence.
+    Silence,
+    /// The packet itself.
+    Packet(&'a [u8]),
+    /// The packet is missing; the next one is here: decode its FEC.
+    Fec(&'a [u8]),
+    /// Missing: conceal.
+    Conceal,
+}
+
+/// A correction the receive chain should make at its next block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Adjust {
+    /// On target.
+    Keep,
+    /// Playing too late: drop 10 ms.
+    Shrink,
+    /// Playing too early: insert 10 ms.
+    Grow,
+}
+
+struct Slot {
+    filled: bool,
+    seq: u32,
+    len: usize,
+    data: [u8; MAX_OPUS_PACKET],
+}
+
+/// The buffer.
+pub struct JitterBuffer {
+    settings: JitterSettings,
+    slots: Box<[Slot]>,
+    /// Next sequence number to play, once started.
+    next_seq: Option<u32>,
+    /// Extended (unwrapped) timestamp of `next_seq`, in samples.
+    next_ts: i64,
+    /// First packet's sequence and timestamp anchor the unwrapping.
+    anchor: Option<(u32, u32, i64)>,
+    highest_seq: Option<u32>,
+    delays: [f32; WINDOW],
+    sorted: [f32; WINDOW],
+    delay_len: usize,
+    delay_pos: usize,
+    floor_ms: f32,
+    target_ms: f32,
+    last_transit: Option<f32>,
+    /// Decays from 1 after each missing packet; while it is high the
+    /// target keeps one extra packet so the next packet's FEC is at hand.
+    recent_loss: f32,
+    stats: JitterStats,
+}
+
+fn ahead(a: u32, b: u32) -> i64 {
+    i64::from(a.wrapping_sub(b) as i32)
+}
+
+impl JitterBuffer {
+    /// An empty buffer.
+    pub fn new(settings: JitterSettings) -> JitterBuffer {
+        let slots = (0..CAPACITY).map(|_| Slot { filled: false, seq: 0, len: 0, data: [0; MAX_OPUS_PACKET] }).collect();
+        JitterBuffer {
+            settings,
+            slots,
+            next_seq: None,
+            next_ts: 0,
+            anchor: None,
+            highest_seq: None,
+            delays: [0.0; WINDOW],
+            sorted: [0.0; WINDOW],
+            delay_len: 0,
+            delay_pos: 0,
+            floor_ms: 0.0,
+            target_ms: settings.min_delay_ms.max(settings.margin_ms),
+            last_transit: None,
+            recent_loss: 0.0,
+            stats: JitterStats::default(),
+        }
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> JitterStats {
+        self.stats
+    }
+
+    /// The target playout delay above the network floor, ms: the jitter
+    /// percentile plus margin, plus one packet while losses are recent
+    /// (FEC can only rebuild a packet once the next one is here).
+    pub fn target_ms(&self) -> f32 {
+        let fec = if self.recent_loss > 0.05 { crate::frame::PACKET_MS as f32 } else { 0.0 };
+        (self.target_ms + fec).min(self.settings.max_delay_ms)
+    }
+
+    /// Unwrapped media time of a packet, in samples, from its sequence
+    /// number and timestamp relative to the first packet.
+    fn extended_ts(&self, ts: u32) -> i64 {
+        match self.anchor {
+            Some((_, ts0, ext0)) => ext0 + i64::from(ts.wrapping_sub(ts0) as i32),
+            None => i64::from(ts),
+        }
+    }
+
+    /// A packet arrived at `now_ms` on the receiver's audio clock.
+    pub fn insert(&mut self, seq: u32, ts: u32, payload: &[u8], now_ms: f64) {
+        if payload.is_empty() || payload.len() > MAX_OPUS_PACKET {
+            return;
+        }
+        if self.anchor.is_none() {
+            self.anchor = Some((seq, ts, i64::from(ts)));
+        }
+        let ext = self.extended_ts(ts);
+        let media_ms = ext as f64 * 1000.0 / f64::from(SAMPLE_RATE);
+        let transit = (now_ms - media_ms) as f32;
+        if let Some(prev) = self.last_transit {
+            // RFC 3550 section 6.4.1.
+            self.stats.jitter_ms += ((transit - prev).abs() - self.stats.jitter_ms) / 16.0;
+        }
+        self.last_transit = Some(transit);
+        self.record_delay(transit);
+
+        if let Some(next) = self.next_seq {
+            let d = ahead(seq, next);
+            if d < 0 {
+                self.stats.late += 1;
+                return;
+            }
+            if d >= CAPACITY as i64 {
+                // A jump far ahead: the sender restarted (or we fell
+                // hopelessly behind). Start over from this packet.
+                self.clear_slots();
+                self.next_seq = None;
+            }
+        }
+        if let Some(h) = self.highest_seq {
+            if ahead(seq, h) < 0 {
+                self.stats.reordered += 1;
+            }
+        }
+        let slot = &mut self.slots[seq as usize % CAPACITY];
+        if slot.filled && slot.seq == seq {
+            self.stats.duplicates += 1;
+            return;
+        }
+        slot.filled = true;
+        slot.seq = seq;
+        slot.len = payload.len();
+        slot.data[..payload.len()].copy_from_slice(payload);
+        self.stats.received += 1;
+        if self.highest_seq.is_none_or(|h| ahead(seq, h) > 0) {
+            self.highest_seq = Some(seq);
+        }
+    }
+
+    fn record_delay(&mut self, transit: f32) {
+        self.delays[self.delay_pos] = transit;
+        self.delay_pos = (self.delay_pos + 1) % WINDOW;
+        self.delay_len = (self.delay_len + 1).min(WINDOW);
+        let n = self.delay_len;
+        self.sorted[..n].copy_from_slice(&self.delays[..n]);
+        self.sorted[..n].sort_unstable_by(|a, b| a.total_cmp(b));
+        self.floor_ms = self.sorted[0];
+        let q = ((n - 1) as f32 * self.settings.quantile).round() as usize;
+        let jitter = self.sorted[q.min(n - 1)] - self.floor_ms;
+        self.target_ms = (jitter + self.settings.margin_ms).clamp(self.settings.min_delay_ms, self.settings.max_delay_ms);
+    }
+
+    fn clear_slots(&mut self) {
+        for s in self.slots.iter_mut() {
+            s.filled = false;
+        }
+    }
+
+    fn slot(&self, seq: u32) -> Option<&Slot> {
+        let s = &self.slots[seq as usize % CAPACITY];
+        (s.filled && s.seq == seq).then_some(s)
+    }
+
+    fn media_ms(samples: i64) -> f64 {
+        samples as f64 * 1000.0 / f64::from(SAMPLE_RATE)
+    }
+
+    /// The delay being played now above the network floor, ms, given the
+    /// decoded audio already queued in front of the next packet.
+    pub fn current_delay_ms(&self, now_ms: f64, queued_samples: usize) -> Option<f32> {
+        self.next_seq?;
+        let playing_ms = Self::media_ms(self.next_ts - queued_samples as i64);
+        Some((now_ms - playing_ms) as f32 - self.floor_ms)
+    }
+
+    /// Whether the chain should shrink or grow before its next block.
+    pub fn adjust(&self, now_ms: f64, queued_samples: usize) -> Adjust {
+        let Some(delay) = self.current_delay_ms(now_ms, queued_samples) else { return Adjust::Keep };
+        let error = delay - self.target_ms();
+        if error > self.settings.tolerance_ms {
+            Adjust::Shrink
+        } else if error < -self.settings.tolerance_ms {
+            Adjust::Grow
+        } else {
+            Adjust::Keep
+        }
+    }
+
+    /// Records that the chain shrank (`true`) or grew by 10 ms.
+    pub fn adjusted(&mut self, shrink: bool) {
+        if shrink {
+            self.stats.shrinks += 1;
+        } else {
+            self.stats.grows += 1;
+        }
+    }
+
+    /// The next 20 ms to decode, at `now_ms`.
+    pub fn pop(&mut self, now_ms: f64) -> Next<'_> {
+        let next = match self.next_seq {
+            Some(n) => n,
+            None => {
+                // Start once the earliest buffered packet's playout time comes.
+                let Some(first) = self.earliest_buffered() else { return Next::Silence };
+                let ts = self.slot_ts(first);
+                let due = Self::media_ms(ts) + f64::from(self.floor_ms + self.target_ms());
+                if now_ms < due {
+                    return Next::Silence;
+                }
+                self.next_seq = Some(first);
+                self.next_ts = ts;
+                first
+            }
+        };
+        self.next_seq = Some(next.wrapping_add(1));
+        self.next_ts += PACKET as i64;
+        // Forget losses over about 10 s (500 packets).
+        self.recent_loss *= 0.995;
+        let idx = next as usize % CAPACITY;
+        if self.slots[idx].filled && self.slots[idx].seq == next {
+            self.slots[idx].filled = false;
+            self.stats.played += 1;
+            let s = &self.slots[idx];
+            return Next::Packet(&s.data[..s.len]);
+        }
+        let after = next.wrapping_add(1);
+        self.recent_loss = 1.0;
+        if self.slot(after).is_some() {
+            self.stats.fec_recovered += 1;
+            let s = &self.slots[after as usize % CAPACITY];
+            return Next::Fec(&s.data[..s.len]);
+        }
+        self.stats.concealed += 1;
+        Next::Conceal
+    }
+
+    fn earliest_buffered(&self) -> Option<u32> {
+        self.slots.iter().filter(|s| s.filled).map(|s| s.seq).min_by(|a, b| ahead(*a, *b).cmp(&0))
+    }
+
+    fn slot_ts(&self, seq: u32) -> i64 {
+        // Packets are 20 ms apart: derive from the anchor.
+        match self.anchor {
+            Some((seq0, _, ext0)) => ext0 + ahead(seq, seq0) * PACKET as i64,
+            None => 0,
+        }
+    }
+
+    /// Back to empty, keeping the settings.
+    pub fn reset(&mut self) {
+        *self = JitterBuffer::new(self.settings);
+    }
+}

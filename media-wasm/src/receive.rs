@@ -1,0 +1,208 @@
+//! The receive chain: media frames in, 10 ms blocks of 48 kHz audio out.
+//! Packets go through the jitter buffer; the decoder plays each packet,
+//! rebuilds a missing one from the next packet's FEC, or conceals it. When
+//! the buffer asks to shrink or grow, the chain drops or repeats 10 ms with
+//! a crossfaded splice so the waveform stays continuous.
+
+use protocol::media::decode_media_frame;
+
+use crate::codec::{CodecError, Decoder};
+use crate::frame::{fade_in, rms_dbfs, BLOCK, PACKET};
+use crate::jitter::{Adjust, JitterBuffer, JitterSettings, JitterStats, Next};
+
+/// Splice crossfade length: 5 ms.
+const FADE: usize = 240;
+
+/// A frame the chain refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReceiveError {
+    /// The media header was malformed.
+    #[error("bad media frame: {0}")]
+    BadFrame(String),
+    /// The frame belongs to another leg.
+    #[error("frame for leg {got}, expected {expected}")]
+    WrongLeg {
+        /// The frame's leg.
+        got: u32,
+        /// This chain's leg.
+        expected: u32,
+    },
+}
+
+/// The receive chain.
+pub struct ReceiveChain {
+    leg: Option<u32>,
+    jitter: JitterBuffer,
+    decoder: Decoder,
+    pcm: Box<[f32; PACKET]>,
+    pcm_pos: usize,
+    /// A block handed back after a grow, emitted next.
+    pushback: Option<Box<[f32; BLOCK]>>,
+    last: Box<[f32; BLOCK]>,
+    /// Spare block buffers, so splicing never allocates after warm-up.
+    spare: Vec<Box<[f32; BLOCK]>>,
+    decode_errors: u64,
+    level_dbfs: f32,
+}
+
+impl ReceiveChain {
+    /// A chain accepting frames for `leg` (any leg when `None`).
+    pub fn new(leg: Option<u32>, settings: JitterSettings) -> Result<ReceiveChain, CodecError> {
+        Ok(ReceiveChain {
+            leg,
+            jitter: JitterBuffer::new(settings),
+            decoder: Decoder::new()?,
+            pcm: Box::new([0.0; PACKET]),
+            pcm_pos: PACKET,
+            pushback: None,
+            last: Box::new([0.0; BLOCK]),
+            spare: vec![Box::new([0.0; BLOCK]), Box::new([0.0; BLOCK])],
+            decode_errors: 0,
+            level_dbfs: -120.0,
+        })
+    }
+
+    /// Takes one binary media frame that arrived at `now_ms` (audio clock).
+    pub fn push_frame(&mut self, bytes: &[u8], now_ms: f64) -> Result<(), ReceiveError> {
+        let frame = decode_media_frame(bytes).map_err(|e| ReceiveError::BadFrame(e.message))?;
+        if let Some(expected) = self.leg {
+            if frame.header.leg != expected {
+                return Err(ReceiveError::WrongLeg { got: frame.header.leg, expected });
+            }
+        }
+        self.push_packet(frame.header.sequence, frame.header.timestamp, frame.payload, now_ms);
+        Ok(())
+    }
+
+    /// Takes one Opus packet with its sequence number and timestamp.
+    pub fn push_packet(&mut self, seq: u32, ts: u32, payload: &[u8], now_ms: f64) {
+        self.jitter.insert(seq, ts, payload, now_ms);
+    }
+
+    /// Samples decoded but not yet played.
+    pub fn queued_samples(&self) -> usize {
+        PACKET - self.pcm_pos + self.pushback.as_ref().map_or(0, |_| BLOCK)
+    }
+
+    /// Whether producing the next block will run the decoder.
+    pub fn next_block_decodes(&self) -> bool {
+        self.pushback.is_none() && PACKET - self.pcm_pos < BLOCK
+    }
+
+    /// The next 10 ms of audio to play at `now_ms`.
+    pub fn next_block(&mut self, out: &mut [f32; BLOCK], now_ms: f64) {
+        let adjust = if self.pushback.is_some() { Adjust::Keep } else { self.jitter.adjust(now_ms, self.queued_samples()) };
+        match adjust {
+            Adjust::Keep => self.take(out, now_ms),
+            Adjust::Shrink => {
+                // Drop the next block: fade from it into the one after.
+                let mut dropped = self.spare.pop().unwrap_or_else(|| Box::new([0.0; BLOCK]));
+                self.take(&mut dropped, now_ms);
+                self.take(out, now_ms);
+                for i in 0..FADE {
+                    let w = fade_in(i, FADE);
+                    out[i] = dropped[i] * (1.0 - w) + out[i] * w;
+                }
+                self.spare.push(dropped);
+                self.jitter.adjusted(true);
+            }
+            Adjust::Grow => {
+                // Play the last block again, entering it from the true
+                // continuation, then the held-back block: both seams are
+                // continuous.
+                let mut next = self.spare.pop().unwrap_or_else(|| Box::new([0.0; BLOCK]));
+                self.take(&mut next, now_ms);
+                out.copy_from_slice(&self.last[..]);
+                for i in 0..FADE {
+                    let w = fade_in(i, FADE);
+                    out[i] = next[i] * (1.0 - w) + self.last[i] * w;
+                }
+                self.pushback = Some(next);
+                self.jitter.adjusted(false);
+            }
+        }
+        self.last.copy_from_slice(out);
+        let level = rms_dbfs(out);
+        self.level_dbfs = if level > self.level_dbfs { level } else { self.level_dbfs + 0.2 * (level - self.level_dbfs) };
+    }
+
+    fn take(&mut self, out: &mut [f32; BLOCK], now_ms: f64) {
+        if let Some(b) = self.pushback.take() {
+            out.copy_from_slice(&b[..]);
+            self.spare.push(b);
+            return;
+        }
+        let mut filled = 0;
+        while filled < BLOCK {
+            if self.pcm_pos == PACKET {
+                self.decode_next(now_ms);
+            }
+            let n = (BLOCK - filled).min(PACKET - self.pcm_pos);
+            out[filled..filled + n].copy_from_slice(&self.pcm[self.pcm_pos..self.pcm_pos + n]);
+            self.pcm_pos += n;
+            filled += n;
+        }
+    }
+
+    fn decode_next(&mut self, now_ms: f64) {
+        let result = match self.jitter.pop(now_ms) {
+            Next::Silence => {
+                self.pcm.fill(0.0);
+                Ok(())
+            }
+            Next::Packet(p) => self.decoder.decode(p, &mut self.pcm),
+            Next::Fec(next) => self.decoder.decode_fec(next, &mut self.pcm),
+            Next::Conceal => {
+                self.decoder.conceal(&mut self.pcm);
+                Ok(())
+            }
+        };
+        if result.is_err() {
+            self.decode_errors += 1;
+        }
+        self.pcm_pos = 0;
+    }
+
+    /// Jitter buffer counters.
+    pub fn stats(&self) -> JitterStats {
+        self.jitter.stats()
+    }
+
+    /// Packets that failed to decode.
+    pub fn decode_errors(&self) -> u64 {
+        self.decode_errors
+    }
+
+    /// The delay the buffer is playing at (above the network floor), ms.
+    pub fn buffer_delay_ms(&self, now_ms: f64) -> f32 {
+        self.jitter.current_delay_ms(now_ms, self.queued_samples()).unwrap_or(0.0)
+    }
+
+    /// The target delay, ms.
+    pub fn target_delay_ms(&self) -> f32 {
+        self.jitter.target_ms()
+    }
+
+    /// Output level, dBFS (fast attack, slow release).
+    pub fn level_dbfs(&self) -> f32 {
+        self.level_dbfs
+    }
+
+    /// Back to fresh.
+    pub fn reset(&mut self) -> Result<(), CodecError> {
+        let settings_leg = self.leg;
+        self.jitter.reset();
+        self.decoder.reset()?;
+        *self.pcm = [0.0; PACKET];
+        self.pcm_pos = PACKET;
+        if let Some(b) = self.pushback.take() {
+            self.spare.push(b);
+        }
+        *self.last = [0.0; BLOCK];
+        self.decode_errors = 0;
+        self.level_dbfs = -120.0;
+        self.leg = settings_leg;
+        Ok(())
+    }
+}

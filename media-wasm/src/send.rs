@@ -1,0 +1,166 @@
+//! The send chain: captured 48 kHz audio in, media frames out. Each 10 ms
+//! block goes through echo cancellation (against exactly what was played),
+//! noise suppression and gain control; every two blocks make one Opus
+//! packet with a sequence number and a 48 kHz timestamp. Mute keeps the
+//! clock running and sends silence.
+//!
+//! The stages are separate methods so the engine can run them in different
+//! render quanta.
+
+use protocol::media::{encode_media_frame, MediaHeader, FLAG_FEC};
+
+use crate::codec::{CodecError, Encoder, EncoderSettings};
+use crate::denoise::NoiseSuppressor;
+use crate::echo::EchoCanceller;
+use crate::frame::{rms_dbfs, BLOCK, PACKET};
+use crate::gain::{AutoGain, GainSettings};
+
+/// The send chain.
+pub struct SendChain {
+    leg: u32,
+    echo: EchoCanceller,
+    denoise: NoiseSuppressor,
+    gain: AutoGain,
+    encoder: Encoder,
+    packet: Box<[f32; PACKET]>,
+    filled: usize,
+    silence: Box<[f32; PACKET]>,
+    seq: u32,
+    ts: u32,
+    muted: bool,
+    frame: Vec<u8>,
+    input_dbfs: f32,
+    /// Stages can be switched off (for measurements and A/B tests).
+    pub enable_echo: bool,
+    /// See `enable_echo`.
+    pub enable_denoise: bool,
+    /// See `enable_echo`.
+    pub enable_gain: bool,
+}
+
+impl SendChain {
+    /// A chain for `leg` with these encoder settings.
+    pub fn new(leg: u32, settings: EncoderSettings) -> Result<SendChain, CodecError> {
+        Ok(SendChain {
+            leg,
+            echo: EchoCanceller::new(),
+            denoise: NoiseSuppressor::new(),
+            gain: AutoGain::new(GainSettings::default()),
+            encoder: Encoder::new(settings)?,
+            packet: Box::new([0.0; PACKET]),
+            filled: 0,
+            silence: Box::new([0.0; PACKET]),
+            seq: 0,
+            ts: 0,
+            muted: false,
+            frame: Vec::with_capacity(protocol::media::HEADER_LEN + protocol::media::MAX_OPUS_PACKET),
+            input_dbfs: -120.0,
+            enable_echo: true,
+            enable_denoise: true,
+            enable_gain: true,
+        })
+    }
+
+    /// Mutes or unmutes; packets keep flowing either way.
+    pub fn set_muted(&mut self, muted: bool) {
+        self.muted = muted;
+    }
+
+    /// Whether muted.
+    pub fn muted(&self) -> bool {
+        self.muted
+    }
+
+    /// The far-end reference: what was just played, in order.
+    pub fn far_end(&mut self, played: &[f32; BLOCK]) {
+        if self.enable_echo {
+            self.echo.far_end(played);
+        }
+    }
+
+    /// Stage 1: echo cancellation of a captured block, in place.
+    pub fn cancel_echo(&mut self, block: &mut [f32; BLOCK]) {
+        let level = rms_dbfs(block);
+        self.input_dbfs = if level > self.input_dbfs { level } else { self.input_dbfs + 0.2 * (level - self.input_dbfs) };
+        if self.enable_echo {
+            self.echo.process(block);
+        }
+    }
+
+    /// Stage 2: noise suppression and gain, in place; then the block joins
+    /// the packet being assembled. Returns true when a packet is ready.
+    pub fn clean(&mut self, block: &mut [f32; BLOCK]) -> bool {
+        let voice = if self.enable_denoise { self.denoise.process(block) } else { 1.0 };
+        if self.enable_gain {
+            self.gain.process(block, voice);
+        }
+        self.packet[self.filled..self.filled + BLOCK].copy_from_slice(block);
+        self.filled += BLOCK;
+        self.filled == PACKET
+    }
+
+    /// Stage 3: encodes the assembled packet into a media frame (header and
+    /// Opus payload); the slice lives until the next call.
+    pub fn encode(&mut self) -> Result<&[u8], CodecError> {
+        self.filled = 0;
+        let pcm = if self.muted { &self.silence } else { &self.packet };
+        let header = MediaHeader {
+            flags: if self.encoder.settings().fec { FLAG_FEC } else { 0 },
+            leg: self.leg,
+            sequence: self.seq,
+            timestamp: self.ts,
+        };
+        self.seq = self.seq.wrapping_add(1);
+        self.ts = self.ts.wrapping_add(PACKET as u32);
+        let payload = self.encoder.encode(pcm)?;
+        encode_media_frame(&header, payload, &mut self.frame);
+        Ok(&self.frame)
+    }
+
+    /// All three stages for one block; a frame when a packet completes.
+    pub fn process_block(&mut self, block: &mut [f32; BLOCK]) -> Result<Option<&[u8]>, CodecError> {
+        self.cancel_echo(block);
+        if self.clean(block) {
+            self.encode().map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Echo return loss enhancement estimate, dB.
+    pub fn erle_db(&self) -> f64 {
+        self.echo.erle_db()
+    }
+
+    /// Microphone level before processing, dBFS.
+    pub fn input_dbfs(&self) -> f32 {
+        self.input_dbfs
+    }
+
+    /// The gain in force, dB.
+    pub fn gain_db(&self) -> f32 {
+        self.gain.gain_db()
+    }
+
+    /// Samples of delay from capture to the packet's first sample: the
+    /// echo canceller's framing, the denoiser's window and the encoder's
+    /// look-ahead (block
+    /// accumulation and scheduling are the engine's).
+    pub fn processing_delay_samples(&self) -> usize {
+        EchoCanceller::DELAY_SAMPLES + self.denoise.delay_samples() + self.encoder.lookahead()
+    }
+
+    /// Back to a fresh chain with the same leg and settings.
+    pub fn reset(&mut self) -> Result<(), CodecError> {
+        self.echo.reset();
+        self.denoise.reset();
+        self.gain.reset();
+        self.encoder.reset()?;
+        self.filled = 0;
+        self.seq = 0;
+        self.ts = 0;
+        self.muted = false;
+        self.input_dbfs = -120.0;
+        Ok(())
+    }
+}
