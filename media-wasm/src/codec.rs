@@ -29,7 +29,13 @@ pub struct EncoderSettings {
 
 impl Default for EncoderSettings {
     fn default() -> Self {
-        EncoderSettings { bitrate_bps: 32_000, fec: true, expected_loss_percent: 10, dtx: false, complexity: 5 }
+        EncoderSettings {
+            bitrate_bps: 32_000,
+            fec: true,
+            expected_loss_percent: 10,
+            dtx: false,
+            complexity: 5,
+        }
     }
 }
 
@@ -43,9 +49,14 @@ pub struct Encoder {
 impl Encoder {
     /// An encoder with these settings.
     pub fn new(settings: EncoderSettings) -> Result<Encoder, CodecError> {
-        let mut inner = OpusEncoder::new(SAMPLE_RATE as i32, 1, Application::Voip).map_err(|e| CodecError(e.to_string()))?;
+        let mut inner = OpusEncoder::new(SAMPLE_RATE as i32, 1, Application::Voip)
+            .map_err(|e| CodecError(e.to_string()))?;
         apply(&mut inner, &settings);
-        Ok(Encoder { inner, settings, out: Box::new([0; MAX_OPUS_PACKET]) })
+        Ok(Encoder {
+            inner,
+            settings,
+            out: Box::new([0; MAX_OPUS_PACKET]),
+        })
     }
 
     /// The settings in force.
@@ -61,7 +72,10 @@ impl Encoder {
 
     /// Encodes one packet; the slice lives until the next call.
     pub fn encode(&mut self, pcm: &[f32; PACKET]) -> Result<&[u8], CodecError> {
-        let n = self.inner.encode(pcm, PACKET, &mut self.out[..]).map_err(|e| CodecError(e.to_string()))?;
+        let n = self
+            .inner
+            .encode(pcm, PACKET, &mut self.out[..])
+            .map_err(|e| CodecError(e.to_string()))?;
         Ok(&self.out[..n])
     }
 
@@ -72,7 +86,9 @@ impl Encoder {
 
     /// Back to a fresh stream with the same settings.
     pub fn reset(&mut self) -> Result<(), CodecError> {
-        self.inner.reset_state().map_err(|e| CodecError(e.to_string()))
+        self.inner
+            .reset_state()
+            .map_err(|e| CodecError(e.to_string()))
     }
 }
 
@@ -92,7 +108,10 @@ pub struct Decoder {
 impl Decoder {
     /// A fresh decoder.
     pub fn new() -> Result<Decoder, CodecError> {
-        Ok(Decoder { inner: OpusDecoder::new(SAMPLE_RATE as i32, 1).map_err(|e| CodecError(e.to_string()))? })
+        Ok(Decoder {
+            inner: OpusDecoder::new(SAMPLE_RATE as i32, 1)
+                .map_err(|e| CodecError(e.to_string()))?,
+        })
     }
 
     /// Decodes a 20 ms packet. A malformed packet is an error and the
@@ -102,7 +121,9 @@ impl Decoder {
             Ok(n) if n == PACKET => Ok(()),
             Ok(n) => {
                 self.conceal(out);
-                Err(CodecError(format!("packet held {n} samples, expected {PACKET}")))
+                Err(CodecError(format!(
+                    "packet held {n} samples, expected {PACKET}"
+                )))
             }
             Err(e) => {
                 self.conceal(out);
@@ -132,6 +153,8 @@ impl Decoder {
 
     /// Back to a fresh stream.
     pub fn reset(&mut self) -> Result<(), CodecError> {
-        self.inner.reset_state().map_err(|e| CodecError(e.to_string()))
+        self.inner
+            .reset_state()
+            .map_err(|e| CodecError(e.to_string()))
     }
 }

@@ -26,7 +26,12 @@ impl Default for NoiseSuppressor {
 impl NoiseSuppressor {
     /// A fresh suppressor.
     pub fn new() -> NoiseSuppressor {
-        NoiseSuppressor { state: DenoiseState::new(), scratch_in: [0.0; BLOCK], scratch_out: [0.0; BLOCK], voice_probability: 0.0 }
+        NoiseSuppressor {
+            state: DenoiseState::new(),
+            scratch_in: [0.0; BLOCK],
+            scratch_out: [0.0; BLOCK],
+            voice_probability: 0.0,
+        }
     }
 
     /// Denoises one block in place; returns the voice probability (0-1).
@@ -34,7 +39,9 @@ impl NoiseSuppressor {
         for (d, s) in self.scratch_in.iter_mut().zip(block.iter()) {
             *d = s * SCALE;
         }
-        self.voice_probability = self.state.process_frame(&mut self.scratch_out, &self.scratch_in);
+        self.voice_probability = self
+            .state
+            .process_frame(&mut self.scratch_out, &self.scratch_in);
         for (d, s) in block.iter_mut().zip(self.scratch_out.iter()) {
             *d = s / SCALE;
         }

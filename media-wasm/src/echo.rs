@@ -60,7 +60,8 @@ impl EchoCanceller {
         self.capture.split_into_frequency_bands();
         self.aec.process_capture(&mut self.capture, false);
         self.capture.merge_frequency_bands();
-        self.capture.copy_to_stream(&self.config, &mut [&mut block[..]]);
+        self.capture
+            .copy_to_stream(&self.config, &mut [&mut block[..]]);
     }
 
     /// AEC3's estimate of echo return loss enhancement, in dB.

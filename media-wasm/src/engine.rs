@@ -30,7 +30,11 @@ struct Ring {
 
 impl Ring {
     fn new() -> Ring {
-        Ring { blocks: Box::new([[0.0; BLOCK]; DEPTH]), head: 0, len: 0 }
+        Ring {
+            blocks: Box::new([[0.0; BLOCK]; DEPTH]),
+            head: 0,
+            len: 0,
+        }
     }
     /// A slot to fill at the tail, or `None` when full (oldest is dropped).
     fn push_slot(&mut self) -> &mut [f32; BLOCK] {
@@ -105,7 +109,11 @@ pub type Outgoing<'a> = Option<&'a [u8]>;
 
 impl Engine {
     /// An engine sending on `leg` with these settings.
-    pub fn new(leg: u32, encoder: EncoderSettings, jitter: JitterSettings) -> Result<Engine, CodecError> {
+    pub fn new(
+        leg: u32,
+        encoder: EncoderSettings,
+        jitter: JitterSettings,
+    ) -> Result<Engine, CodecError> {
         Ok(Engine {
             send: SendChain::new(leg, encoder)?,
             recv: ReceiveChain::new(None, jitter)?,
@@ -150,7 +158,11 @@ impl Engine {
 
     /// One render quantum: `mic` in, `out` filled; returns a media frame to
     /// send when one was encoded in this quantum.
-    pub fn process_quantum(&mut self, mic: &[f32], out: &mut [f32]) -> Result<Outgoing<'_>, CodecError> {
+    pub fn process_quantum(
+        &mut self,
+        mic: &[f32],
+        out: &mut [f32],
+    ) -> Result<Outgoing<'_>, CodecError> {
         let n = mic.len().min(out.len()).min(QUANTUM);
         self.play(&mut out[..n]);
         self.capture(&mic[..n]);
@@ -178,7 +190,8 @@ impl Engine {
             let mut copied = 0;
             while copied < k {
                 let m = (k - copied).min(BLOCK - self.played_len);
-                self.played[self.played_len..self.played_len + m].copy_from_slice(&out[written + copied..written + copied + m]);
+                self.played[self.played_len..self.played_len + m]
+                    .copy_from_slice(&out[written + copied..written + copied + m]);
                 self.played_len += m;
                 copied += m;
                 if self.played_len == BLOCK {
@@ -247,7 +260,9 @@ impl Engine {
         // The last sample of a packet waits for: up to 3 quanta of
         // scheduling (echo, clean, encode). The first sample waits a whole
         // packet more; the packet's timestamp is its first sample.
-        let send = ms(crate::frame::PACKET as f64) + 3.0 * quantum + ms(self.send.processing_delay_samples() as f64);
+        let send = ms(crate::frame::PACKET as f64)
+            + 3.0 * quantum
+            + ms(self.send.processing_delay_samples() as f64);
         let receive = ms(BLOCK as f64) + quantum;
         (send, receive)
     }
@@ -256,7 +271,8 @@ impl Engine {
     pub fn stats(&self) -> EngineStats {
         let now = self.now_ms();
         let jitter = self.recv.stats();
-        let buffer = f64::from(self.recv.buffer_delay_ms(now));
+        let unplayed = (BLOCK - self.out_pos) + if self.ahead_ready { BLOCK } else { 0 };
+        let buffer = f64::from(self.recv.buffer_delay_ms(now, unplayed));
         let (s, r) = self.added_latency_ms();
         EngineStats {
             jitter,
@@ -266,7 +282,10 @@ impl Engine {
             erle_db: self.send.erle_db(),
             input_dbfs: self.send.input_dbfs(),
             output_dbfs: self.recv.level_dbfs(),
-            mos: mos(s + r + buffer + self.network_delay_ms, jitter.loss_percent()),
+            mos: mos(
+                s + r + buffer + self.network_delay_ms,
+                jitter.loss_percent(),
+            ),
             overruns: self.overruns,
             muted: self.send.muted(),
         }

@@ -23,7 +23,13 @@ pub struct GainSettings {
 
 impl Default for GainSettings {
     fn default() -> Self {
-        GainSettings { target_dbfs: -22.0, max_gain_db: 24.0, min_gain_db: -12.0, max_step_db: 0.3, voice_threshold: 0.6 }
+        GainSettings {
+            target_dbfs: -22.0,
+            max_gain_db: 24.0,
+            min_gain_db: -12.0,
+            max_step_db: 0.3,
+            voice_threshold: 0.6,
+        }
     }
 }
 
@@ -48,7 +54,11 @@ fn db_to_lin(db: f32) -> f32 {
 impl AutoGain {
     /// A gain stage with these settings, starting at 0 dB.
     pub fn new(settings: GainSettings) -> AutoGain {
-        AutoGain { settings, gain_db: 0.0, level_dbfs: None }
+        AutoGain {
+            settings,
+            gain_db: 0.0,
+            level_dbfs: None,
+        }
     }
 
     /// The gain in force, dB.

@@ -39,7 +39,13 @@ pub struct JitterSettings {
 
 impl Default for JitterSettings {
     fn default() -> Self {
-        JitterSettings { quantile: 0.95, margin_ms: 12.0, min_delay_ms: 0.0, max_delay_ms: 500.0, tolerance_ms: 5.0 }
+        JitterSettings {
+            quantile: 0.95,
+            margin_ms: 12.0,
+            min_delay_ms: 0.0,
+            max_delay_ms: 500.0,
+            tolerance_ms: 5.0,
+        }
     }
 }
 
@@ -147,7 +153,14 @@ fn ahead(a: u32, b: u32) -> i64 {
 impl JitterBuffer {
     /// An empty buffer.
     pub fn new(settings: JitterSettings) -> JitterBuffer {
-        let slots = (0..CAPACITY).map(|_| Slot { filled: false, seq: 0, len: 0, data: [0; MAX_OPUS_PACKET] }).collect();
+        let slots = (0..CAPACITY)
+            .map(|_| Slot {
+                filled: false,
+                seq: 0,
+                len: 0,
+                data: [0; MAX_OPUS_PACKET],
+            })
+            .collect();
         JitterBuffer {
             settings,
             slots,
@@ -176,7 +189,11 @@ impl JitterBuffer {
     /// percentile plus margin, plus one packet while losses are recent
     /// (FEC can only rebuild a packet once the next one is here).
     pub fn target_ms(&self) -> f32 {
-        let fec = if self.recent_loss > 0.05 { crate::frame::PACKET_MS as f32 } else { 0.0 };
+        let fec = if self.recent_loss > 0.05 {
+            crate::frame::PACKET_MS as f32
+        } else {
+            0.0
+        };
         (self.target_ms + fec).min(self.settings.max_delay_ms)
     }
 
@@ -250,7 +267,8 @@ impl JitterBuffer {
         self.floor_ms = self.sorted[0];
         let q = ((n - 1) as f32 * self.settings.quantile).round() as usize;
         let jitter = self.sorted[q.min(n - 1)] - self.floor_ms;
-        self.target_ms = (jitter + self.settings.margin_ms).clamp(self.settings.min_delay_ms, self.settings.max_delay_ms);
+        self.target_ms = (jitter + self.settings.margin_ms)
+            .clamp(self.settings.min_delay_ms, self.settings.max_delay_ms);
     }
 
     fn clear_slots(&mut self) {
@@ -278,7 +296,9 @@ impl JitterBuffer {
 
     /// Whether the chain should shrink or grow before its next block.
     pub fn adjust(&self, now_ms: f64, queued_samples: usize) -> Adjust {
-        let Some(delay) = self.current_delay_ms(now_ms, queued_samples) else { return Adjust::Keep };
+        let Some(delay) = self.current_delay_ms(now_ms, queued_samples) else {
+            return Adjust::Keep;
+        };
         let error = delay - self.target_ms();
         if error > self.settings.tolerance_ms {
             Adjust::Shrink
@@ -303,11 +323,15 @@ impl JitterBuffer {
         let next = match self.next_seq {
             Some(n) => n,
             None => {
-                // Start once the earliest buffered packet's playout time comes.
-                let Some(first) = self.earliest_buffered() else { return Next::Silence };
+                // Start when the earliest buffered packet's playout time is
+                // nearest: pulls come every 10 ms, so start up to 5 ms early
+                // rather than up to 10 ms late.
+                let Some(first) = self.earliest_buffered() else {
+                    return Next::Silence;
+                };
                 let ts = self.slot_ts(first);
                 let due = Self::media_ms(ts) + f64::from(self.floor_ms + self.target_ms());
-                if now_ms < due {
+                if now_ms + f64::from(crate::frame::BLOCK_MS) / 2.0 < due {
                     return Next::Silence;
                 }
                 self.next_seq = Some(first);
@@ -338,7 +362,11 @@ impl JitterBuffer {
     }
 
     fn earliest_buffered(&self) -> Option<u32> {
-        self.slots.iter().filter(|s| s.filled).map(|s| s.seq).min_by(|a, b| ahead(*a, *b).cmp(&0))
+        self.slots
+            .iter()
+            .filter(|s| s.filled)
+            .map(|s| s.seq)
+            .min_by(|a, b| ahead(*a, *b).cmp(&0))
     }
 
     fn slot_ts(&self, seq: u32) -> i64 {

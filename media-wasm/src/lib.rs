@@ -9,6 +9,7 @@
 //! so no quantum carries a whole frame's cost. [`quality`] turns the
 //! counters into a MOS for the call-quality indicator.
 
+pub mod bench;
 pub mod codec;
 pub mod denoise;
 pub mod echo;

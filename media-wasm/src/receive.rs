@@ -41,6 +41,8 @@ pub struct ReceiveChain {
     pushback: Option<Box<[f32; BLOCK]>>,
     last: Box<[f32; BLOCK]>,
     /// Spare block buffers, so splicing never allocates after warm-up.
+    /// Boxed because they move in and out of `pushback` by pointer.
+    #[allow(clippy::vec_box)]
     spare: Vec<Box<[f32; BLOCK]>>,
     decode_errors: u64,
     level_dbfs: f32,
@@ -68,10 +70,18 @@ impl ReceiveChain {
         let frame = decode_media_frame(bytes).map_err(|e| ReceiveError::BadFrame(e.message))?;
         if let Some(expected) = self.leg {
             if frame.header.leg != expected {
-                return Err(ReceiveError::WrongLeg { got: frame.header.leg, expected });
+                return Err(ReceiveError::WrongLeg {
+                    got: frame.header.leg,
+                    expected,
+                });
             }
         }
-        self.push_packet(frame.header.sequence, frame.header.timestamp, frame.payload, now_ms);
+        self.push_packet(
+            frame.header.sequence,
+            frame.header.timestamp,
+            frame.payload,
+            now_ms,
+        );
         Ok(())
     }
 
@@ -92,7 +102,11 @@ impl ReceiveChain {
 
     /// The next 10 ms of audio to play at `now_ms`.
     pub fn next_block(&mut self, out: &mut [f32; BLOCK], now_ms: f64) {
-        let adjust = if self.pushback.is_some() { Adjust::Keep } else { self.jitter.adjust(now_ms, self.queued_samples()) };
+        let adjust = if self.pushback.is_some() {
+            Adjust::Keep
+        } else {
+            self.jitter.adjust(now_ms, self.queued_samples())
+        };
         match adjust {
             Adjust::Keep => self.take(out, now_ms),
             Adjust::Shrink => {
@@ -124,7 +138,11 @@ impl ReceiveChain {
         }
         self.last.copy_from_slice(out);
         let level = rms_dbfs(out);
-        self.level_dbfs = if level > self.level_dbfs { level } else { self.level_dbfs + 0.2 * (level - self.level_dbfs) };
+        self.level_dbfs = if level > self.level_dbfs {
+            level
+        } else {
+            self.level_dbfs + 0.2 * (level - self.level_dbfs)
+        };
     }
 
     fn take(&mut self, out: &mut [f32; BLOCK], now_ms: f64) {
@@ -174,9 +192,13 @@ impl ReceiveChain {
         self.decode_errors
     }
 
-    /// The delay the buffer is playing at (above the network floor), ms.
-    pub fn buffer_delay_ms(&self, now_ms: f64) -> f32 {
-        self.jitter.current_delay_ms(now_ms, self.queued_samples()).unwrap_or(0.0)
+    /// The playout delay above the network floor, ms, of the sample that
+    /// plays at `now_ms`: call it before pulling the next block, or pass
+    /// the samples already pulled but not yet played as `unplayed`.
+    pub fn buffer_delay_ms(&self, now_ms: f64, unplayed: usize) -> f32 {
+        self.jitter
+            .current_delay_ms(now_ms, self.queued_samples() + unplayed)
+            .unwrap_or(0.0)
     }
 
     /// The target delay, ms.

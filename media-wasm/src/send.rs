@@ -53,7 +53,9 @@ impl SendChain {
             seq: 0,
             ts: 0,
             muted: false,
-            frame: Vec::with_capacity(protocol::media::HEADER_LEN + protocol::media::MAX_OPUS_PACKET),
+            frame: Vec::with_capacity(
+                protocol::media::HEADER_LEN + protocol::media::MAX_OPUS_PACKET,
+            ),
             input_dbfs: -120.0,
             enable_echo: true,
             enable_denoise: true,
@@ -81,7 +83,11 @@ impl SendChain {
     /// Stage 1: echo cancellation of a captured block, in place.
     pub fn cancel_echo(&mut self, block: &mut [f32; BLOCK]) {
         let level = rms_dbfs(block);
-        self.input_dbfs = if level > self.input_dbfs { level } else { self.input_dbfs + 0.2 * (level - self.input_dbfs) };
+        self.input_dbfs = if level > self.input_dbfs {
+            level
+        } else {
+            self.input_dbfs + 0.2 * (level - self.input_dbfs)
+        };
         if self.enable_echo {
             self.echo.process(block);
         }
@@ -90,7 +96,11 @@ impl SendChain {
     /// Stage 2: noise suppression and gain, in place; then the block joins
     /// the packet being assembled. Returns true when a packet is ready.
     pub fn clean(&mut self, block: &mut [f32; BLOCK]) -> bool {
-        let voice = if self.enable_denoise { self.denoise.process(block) } else { 1.0 };
+        let voice = if self.enable_denoise {
+            self.denoise.process(block)
+        } else {
+            1.0
+        };
         if self.enable_gain {
             self.gain.process(block, voice);
         }
@@ -103,9 +113,17 @@ impl SendChain {
     /// Opus payload); the slice lives until the next call.
     pub fn encode(&mut self) -> Result<&[u8], CodecError> {
         self.filled = 0;
-        let pcm = if self.muted { &self.silence } else { &self.packet };
+        let pcm = if self.muted {
+            &self.silence
+        } else {
+            &self.packet
+        };
         let header = MediaHeader {
-            flags: if self.encoder.settings().fec { FLAG_FEC } else { 0 },
+            flags: if self.encoder.settings().fec {
+                FLAG_FEC
+            } else {
+                0
+            },
             leg: self.leg,
             sequence: self.seq,
             timestamp: self.ts,

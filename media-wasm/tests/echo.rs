@@ -10,10 +10,12 @@ use media::echo::EchoCanceller;
 use media::frame::BLOCK;
 use support::*;
 
-const FAR_TEXT: &str = "Thank you for calling the order desk. Your hoodie shipped on the twelfth of November. \
+const FAR_TEXT: &str =
+    "Thank you for calling the order desk. Your hoodie shipped on the twelfth of November. \
     It should arrive within three business days. Is there anything else I can help you with today? \
     We can also change the delivery address or the size before it leaves the warehouse.";
-const NEAR_TEXT: &str = "Yes, I would like to change the size to medium please, and the colour to blue.";
+const NEAR_TEXT: &str =
+    "Yes, I would like to change the size to medium please, and the colour to blue.";
 
 struct Run {
     erle_db: f64,
@@ -69,7 +71,10 @@ fn run(delay_ms: f32, tail_ms: f32, seed: u64) -> Run {
     // the near-end speech (at the best lag within 5 ms).
     let dt = dt_start..n.min(dt_start + near_speech.len());
     let (lag, corr) = best_lag(&near[dt.clone()], &out[dt.start..n], 2400);
-    assert!(corr > 0.7, "near-end speech is recognisable in the output (correlation {corr:.2})");
+    assert!(
+        corr > 0.7,
+        "near-end speech is recognisable in the output (correlation {corr:.2})"
+    );
     assert!(
         lag.abs_diff(EchoCanceller::DELAY_SAMPLES) <= 4,
         "the canceller's delay moved: measured {lag} samples, declared {}",
@@ -84,7 +89,11 @@ fn run(delay_ms: f32, tail_ms: f32, seed: u64) -> Run {
         }
     }
     let g = num / den;
-    Run { erle_db: db(e_in / e_out), near_attenuation_db: -20.0 * g.abs().max(1e-9).log10(), reported_erle: aec.erle_db() }
+    Run {
+        erle_db: db(e_in / e_out),
+        near_attenuation_db: -20.0 * g.abs().max(1e-9).log10(),
+        reported_erle: aec.erle_db(),
+    }
 }
 
 #[test]
@@ -95,7 +104,15 @@ fn echo_is_cancelled_and_double_talk_survives() {
             "room delay {delay} ms tail {tail} ms: ERLE {:.1} dB (AEC3 reports {:.1}), near-end attenuation in double talk {:.1} dB",
             r.erle_db, r.reported_erle, r.near_attenuation_db
         );
-        assert!(r.erle_db >= 30.0, "ERLE {:.1} dB < 30 dB (delay {delay}, tail {tail})", r.erle_db);
-        assert!(r.near_attenuation_db <= 8.0, "near end attenuated {:.1} dB > 8 dB", r.near_attenuation_db);
+        assert!(
+            r.erle_db >= 30.0,
+            "ERLE {:.1} dB < 30 dB (delay {delay}, tail {tail})",
+            r.erle_db
+        );
+        assert!(
+            r.near_attenuation_db <= 8.0,
+            "near end attenuated {:.1} dB > 8 dB",
+            r.near_attenuation_db
+        );
     }
 }

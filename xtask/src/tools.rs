@@ -95,13 +95,21 @@ pub fn ensure_build_tools() -> Result<(), String> {
     ensure_npm_packages()
 }
 
-/// What the browser tests need: Chromium, its driver, speech and sound tools.
+/// What the native tests need: cmake (C libopus for the interop test),
+/// espeak-ng and sox (test speech).
+pub fn ensure_test_tools() -> Result<(), String> {
+    ensure_apt(&[
+        ("/usr/bin/cmake", "cmake"),
+        ("/usr/bin/espeak-ng", "espeak-ng"),
+        ("/usr/bin/sox", "sox"),
+    ])
+}
+
+/// What the browser tests need: Chromium and its driver.
 pub fn ensure_browser_tools() -> Result<(), String> {
     ensure_apt(&[
         ("/usr/bin/chromium", "chromium"),
         ("/usr/bin/chromedriver", "chromium-driver"),
-        ("/usr/bin/espeak-ng", "espeak-ng"),
-        ("/usr/bin/sox", "sox"),
     ])?;
     ensure_npm_packages()
 }

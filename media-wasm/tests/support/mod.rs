@@ -38,10 +38,24 @@ pub fn speech(name: &str, voice: &str, text: &str) -> Vec<f32> {
     let raw = dir.join(format!("{name}-raw.wav"));
     let wav = dir.join(format!("{name}-48k.wav"));
     if !wav.exists() {
-        let status = Command::new("espeak-ng").args(["-v", voice, "-s", "150", "-w"]).arg(&raw).arg(text).status();
-        assert!(status.is_ok_and(|s| s.success()), "espeak-ng is needed for test speech (cargo xtask test installs it)");
-        let status = Command::new("sox").arg(&raw).args(["-r", "48000", "-c", "1", "-b", "16"]).arg(&wav).status();
-        assert!(status.is_ok_and(|s| s.success()), "sox is needed to resample test speech");
+        let status = Command::new("espeak-ng")
+            .args(["-v", voice, "-s", "150", "-w"])
+            .arg(&raw)
+            .arg(text)
+            .status();
+        assert!(
+            status.is_ok_and(|s| s.success()),
+            "espeak-ng is needed for test speech (cargo xtask test installs it)"
+        );
+        let status = Command::new("sox")
+            .arg(&raw)
+            .args(["-r", "48000", "-c", "1", "-b", "16"])
+            .arg(&wav)
+            .status();
+        assert!(
+            status.is_ok_and(|s| s.success()),
+            "sox is needed to resample test speech"
+        );
     }
     let mut pcm = read_wav(&std::fs::read(&wav).expect("wav"));
     let rms = (pcm.iter().map(|x| x * x).sum::<f32>() / pcm.len() as f32).sqrt();
@@ -57,10 +71,14 @@ pub fn read_wav(bytes: &[u8]) -> Vec<f32> {
     let mut i = 12;
     while i + 8 <= bytes.len() {
         let id = &bytes[i..i + 4];
-        let len = u32::from_le_bytes([bytes[i + 4], bytes[i + 5], bytes[i + 6], bytes[i + 7]]) as usize;
+        let len =
+            u32::from_le_bytes([bytes[i + 4], bytes[i + 5], bytes[i + 6], bytes[i + 7]]) as usize;
         if id == b"data" {
             let end = (i + 8 + len).min(bytes.len());
-            return bytes[i + 8..end].chunks_exact(2).map(|c| f32::from(i16::from_le_bytes([c[0], c[1]])) / 32768.0).collect();
+            return bytes[i + 8..end]
+                .chunks_exact(2)
+                .map(|c| f32::from(i16::from_le_bytes([c[0], c[1]])) / 32768.0)
+                .collect();
         }
         i += 8 + len + (len & 1);
     }
@@ -91,7 +109,12 @@ pub fn room_impulse(delay_ms: f32, tail_ms: f32, gain_db: f32, seed: u64) -> Vec
 
 /// Linear convolution, truncated to the input's length.
 pub fn convolve(x: &[f32], h: &[f32]) -> Vec<f32> {
-    let nz: Vec<(usize, f32)> = h.iter().copied().enumerate().filter(|(_, v)| v.abs() > 1e-5).collect();
+    let nz: Vec<(usize, f32)> = h
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|(_, v)| v.abs() > 1e-5)
+        .collect();
     let mut y = vec![0.0f32; x.len()];
     for (k, v) in nz {
         for n in k..x.len() {
@@ -111,7 +134,11 @@ pub fn db(ratio: f64) -> f64 {
 
 /// SNR of `test` against `reference`, dB.
 pub fn snr_db(reference: &[f32], test: &[f32]) -> f64 {
-    let err: f64 = reference.iter().zip(test).map(|(&r, &t)| f64::from(r - t).powi(2)).sum();
+    let err: f64 = reference
+        .iter()
+        .zip(test)
+        .map(|(&r, &t)| f64::from(r - t).powi(2))
+        .sum();
     db(energy(reference) / err.max(1e-30))
 }
 

@@ -1,0 +1,99 @@
+//! The jitter buffer on network traces: packets sent every 20 ms, each
+//! delayed by a base 40 ms plus a uniformly random 0..J ms (so with J above
+//! 20 ms they arrive out of order), with a few duplicates. For J = 0, 30
+//! and 100 ms: under 1% of packets arrive too late to play, and the delay
+//! the buffer adds stays under the trace's 95th-percentile jitter + 20 ms.
+
+mod support;
+
+use media::codec::{Encoder, EncoderSettings};
+use media::frame::{BLOCK, PACKET};
+use media::jitter::JitterSettings;
+use media::receive::ReceiveChain;
+use support::*;
+
+struct Outcome {
+    late_percent: f64,
+    mean_added_ms: f64,
+    p95_jitter_ms: f64,
+    reordered: u64,
+    duplicates: u64,
+}
+
+fn run(jitter_ms: f64, seed: u64) -> Outcome {
+    let packets = 1500; // 30 s
+    let mut enc = Encoder::new(EncoderSettings::default()).expect("encoder");
+    let tone: Vec<f32> = (0..PACKET).map(|i| 0.1 * (i as f32 * 0.05).sin()).collect();
+    let payload = enc
+        .encode(tone.as_slice().try_into().expect("packet"))
+        .expect("encode")
+        .to_vec();
+    let mut rng = Rng(seed);
+    let mut arrivals: Vec<(f64, u32)> = Vec::new();
+    let mut jitters = Vec::new();
+    for k in 0..packets {
+        let j = rng.unit() * jitter_ms;
+        jitters.push(j);
+        arrivals.push((k as f64 * 20.0 + 40.0 + j, k as u32));
+        if rng.unit() < 0.01 {
+            arrivals.push((k as f64 * 20.0 + 45.0 + j, k as u32));
+        }
+    }
+    arrivals.sort_by(|a, b| a.0.total_cmp(&b.0));
+    jitters.sort_by(f64::total_cmp);
+    let p95 = jitters[(jitters.len() as f64 * 0.95) as usize];
+
+    let mut chain = ReceiveChain::new(None, JitterSettings::default()).expect("chain");
+    let mut next = 0;
+    let mut delays = Vec::new();
+    let mut block = [0.0f32; BLOCK];
+    let end_ms = packets as f64 * 20.0;
+    let mut now = 0.0;
+    while now < end_ms {
+        // Deliver everything that arrived during the last 2.67 ms quantum.
+        while next < arrivals.len() && arrivals[next].0 <= now {
+            let seq = arrivals[next].1;
+            chain.push_packet(seq, seq * PACKET as u32, &payload, arrivals[next].0);
+            next += 1;
+        }
+        // The delay of the sample about to play, measured before the pull.
+        if now > 10_000.0 {
+            delays.push(f64::from(chain.buffer_delay_ms(now, 0)));
+        }
+        chain.next_block(&mut block, now);
+        now += 10.0;
+    }
+    let s = chain.stats();
+    Outcome {
+        late_percent: 100.0 * s.late as f64 / packets as f64,
+        mean_added_ms: delays.iter().sum::<f64>() / delays.len() as f64,
+        p95_jitter_ms: p95,
+        reordered: s.reordered,
+        duplicates: s.duplicates,
+    }
+}
+
+#[test]
+fn late_loss_under_one_percent_with_bounded_added_delay() {
+    for (j, seed) in [(0.0, 11), (30.0, 12), (100.0, 13)] {
+        let o = run(j, seed);
+        eprintln!(
+            "jitter 0..{j} ms: late {:.2}%, added delay {:.1} ms (bound {:.1}), {} reordered, {} duplicates",
+            o.late_percent, o.mean_added_ms, o.p95_jitter_ms + 20.0, o.reordered, o.duplicates
+        );
+        assert!(
+            o.late_percent < 1.0,
+            "late loss {:.2}% at {j} ms jitter",
+            o.late_percent
+        );
+        assert!(
+            o.mean_added_ms < o.p95_jitter_ms + 20.0,
+            "added {:.1} ms at {j} ms jitter",
+            o.mean_added_ms
+        );
+        assert!(o.duplicates > 0);
+        if j > 20.0 {
+            assert!(o.reordered > 0, "the trace reorders");
+        }
+    }
+}

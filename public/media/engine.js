@@ -1,0 +1,83 @@
+// Starts the Switchboard audio engine in an AudioWorklet.
+//
+//   const engine = await startEngine({ wasmUrl, workletUrl, leg, onPacket, onStats, onError });
+//   engine.receive(frameArrayBuffer);   // media frames from the socket
+//   engine.setMuted(true);
+//   engine.stop();
+//
+// The microphone is asked for with the browser's own processing off:
+// echoCancellation, noiseSuppression and autoGainControl all false, since
+// the engine does all three and stacking the browser's on top breaks ours.
+// A denied or removed microphone is reported through onError with a code.
+
+export class EngineError extends Error {
+  constructor(code, message) {
+    super(message);
+    this.code = code;
+  }
+}
+
+export async function startEngine(options) {
+  const {
+    wasmUrl, workletUrl, leg = 0, bitrate = 32000, fec = true, dtx = false, deviceId,
+    onPacket = () => {}, onStats = () => {}, onError = () => {}, onTap, tapSeconds = 0,
+  } = options;
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({
+      audio: {
+        echoCancellation: false, noiseSuppression: false, autoGainControl: false,
+        channelCount: 1, ...(deviceId ? { deviceId: { exact: deviceId } } : {}),
+      },
+    });
+  } catch (err) {
+    const code = err && err.name === 'NotAllowedError' ? 'microphone_denied'
+      : err && err.name === 'NotFoundError' ? 'microphone_missing' : 'microphone_failed';
+    throw new EngineError(code, `microphone unavailable: ${err && err.message}`);
+  }
+  const ctx = new AudioContext({ sampleRate: 48000, latencyHint: 'interactive' });
+  const module = await WebAssembly.compileStreaming(fetch(wasmUrl));
+  await ctx.audioWorklet.addModule(workletUrl);
+  const source = ctx.createMediaStreamSource(stream);
+  const node = new AudioWorkletNode(ctx, 'switchboard-engine', {
+    numberOfInputs: 1, numberOfOutputs: 1, outputChannelCount: [1],
+  });
+  source.connect(node);
+  node.connect(ctx.destination);
+  const ready = new Promise((resolve, reject) => {
+    node.port.onmessage = (e) => {
+      const m = e.data;
+      if (m.type === 'ready') resolve(m);
+      else if (m.type === 'packet') onPacket(m.frame);
+      else if (m.type === 'stats') onStats(m.stats);
+      else if (m.type === 'tap' && onTap) onTap(new Float32Array(m.input), new Float32Array(m.output));
+      else if (m.type === 'error') {
+        const err = new EngineError(m.code, m.message);
+        reject(err);
+        onError(err);
+      }
+    };
+  });
+  node.port.postMessage({ type: 'init', module, leg, bitrate, fec, dtx, tapSeconds });
+  for (const track of stream.getAudioTracks()) {
+    track.addEventListener('ended', () => onError(new EngineError('microphone_removed', 'the microphone was disconnected')));
+  }
+  if (ctx.state !== 'running') await ctx.resume();
+  const info = await ready;
+  return {
+    context: ctx,
+    addedLatencyMs: info.addedLatencyMs,
+    receive(frame) {
+      const buf = frame instanceof ArrayBuffer ? frame : frame.buffer.slice(frame.byteOffset, frame.byteOffset + frame.byteLength);
+      node.port.postMessage({ type: 'frame', frame: buf }, [buf]);
+    },
+    setMuted(muted) { node.port.postMessage({ type: 'mute', muted }); },
+    requestStats() { node.port.postMessage({ type: 'stats' }); },
+    async stop() {
+      for (const t of stream.getTracks()) t.stop();
+      node.disconnect();
+      source.disconnect();
+      await ctx.close();
+    },
+  };
+}

@@ -1,0 +1,108 @@
+// AudioWorklet processor running the Switchboard audio engine (wasm).
+//
+// The wasm module is compiled on the main thread and posted here; it has
+// no imports, so it instantiates in AudioWorkletGlobalScope. Each render
+// quantum: microphone samples go into the engine's input buffer, the engine
+// runs (at most one heavy job per quantum), the output buffer is played,
+// and an encoded media frame, when one is ready, goes back over the port.
+// No SharedArrayBuffer: frames cross the MessagePort as transferred buffers.
+
+const STATS_FIELDS = [
+  'received', 'lost', 'concealed', 'fecRecovered', 'late', 'duplicates', 'jitterMs',
+  'bufferDelayMs', 'targetDelayMs', 'erleDb', 'inputDbfs', 'outputDbfs', 'mos',
+  'packetsSent', 'overruns', 'muted',
+];
+
+class SwitchboardEngine extends AudioWorkletProcessor {
+  constructor(options) {
+    super();
+    this.x = null;
+    this.quanta = 0;
+    this.tap = null;
+    this.tapLen = 0;
+    this.opts = options.processorOptions || {};
+    this.port.onmessage = (e) => this.onMessage(e.data);
+  }
+
+  onMessage(msg) {
+    if (msg.type === 'init') {
+      WebAssembly.instantiate(msg.module, {}).then((instance) => {
+        const x = instance.exports;
+        const rc = x.sb_init(msg.leg >>> 0, msg.bitrate | 0, msg.fec ? 1 : 0, msg.dtx ? 1 : 0);
+        if (rc !== 0) {
+          this.port.postMessage({ type: 'error', code: 'engine_init_failed', message: 'the audio engine could not start' });
+          return;
+        }
+        this.x = x;
+        if (msg.tapSeconds) {
+          // Test hook: keep copies of the microphone and of what is
+          // played, on the same clock, posted in half-second chunks.
+          this.tap = new Float32Array(Math.round(sampleRate * 0.5));
+          this.tapIn = new Float32Array(this.tap.length);
+        }
+        this.port.postMessage({ type: 'ready', addedLatencyMs: x.sb_added_latency_ms() });
+      }, (err) => {
+        this.port.postMessage({ type: 'error', code: 'engine_init_failed', message: String(err) });
+      });
+    } else if (msg.type === 'frame' && this.x) {
+      const bytes = new Uint8Array(msg.frame);
+      const cap = this.x.sb_frame_capacity();
+      if (bytes.length === 0 || bytes.length > cap) return;
+      new Uint8Array(this.x.memory.buffer, this.x.sb_frame_in(), bytes.length).set(bytes);
+      if (this.x.sb_receive(bytes.length) !== 0) {
+        this.port.postMessage({ type: 'frame_rejected' });
+      }
+    } else if (msg.type === 'mute' && this.x) {
+      this.x.sb_set_muted(msg.muted ? 1 : 0);
+    } else if (msg.type === 'stats' && this.x) {
+      this.postStats();
+    }
+  }
+
+  postStats() {
+    const values = new Float64Array(this.x.memory.buffer, this.x.sb_stats(), STATS_FIELDS.length);
+    const stats = {};
+    STATS_FIELDS.forEach((k, i) => { stats[k] = values[i]; });
+    this.port.postMessage({ type: 'stats', stats });
+  }
+
+  process(inputs, outputs) {
+    const out = outputs[0] && outputs[0][0];
+    if (!this.x) {
+      if (out) out.fill(0);
+      return true;
+    }
+    const x = this.x;
+    const mic = inputs[0] && inputs[0][0];
+    const input = new Float32Array(x.memory.buffer, x.sb_input(), 128);
+    if (mic && mic.length === 128) input.set(mic); else input.fill(0);
+    if (this.tap) this.tapIn.set(input, this.tapLen);
+    const n = x.sb_process();
+    const output = new Float32Array(x.memory.buffer, x.sb_output(), 128);
+    if (out) {
+      out.set(output);
+      for (let c = 1; c < outputs[0].length; c++) outputs[0][c].set(output);
+    }
+    if (n > 0) {
+      const frame = new Uint8Array(x.memory.buffer, x.sb_packet(), n).slice();
+      this.port.postMessage({ type: 'packet', frame: frame.buffer }, [frame.buffer]);
+    } else if (n < 0) {
+      this.port.postMessage({ type: 'error', code: 'encoder_failed', message: 'the encoder failed' });
+    }
+    if (this.tap) {
+      this.tap.set(output, this.tapLen);
+      this.tapLen += 128;
+      if (this.tapLen + 128 > this.tap.length) {
+        const out = this.tap.slice(0, this.tapLen);
+        const inp = this.tapIn.slice(0, this.tapLen);
+        this.port.postMessage({ type: 'tap', input: inp.buffer, output: out.buffer }, [inp.buffer, out.buffer]);
+        this.tapLen = 0;
+      }
+    }
+    this.quanta += 1;
+    if (this.quanta % 375 === 0) this.postStats(); // once a second
+    return true;
+  }
+}
+
+registerProcessor('switchboard-engine', SwitchboardEngine);
