@@ -74,6 +74,7 @@ pub fn now() -> Millis {
 pub fn test_config(data_dir: &std::path::Path) -> Config {
     let mut cfg = Config::parse(TEST_CONFIG, "test").expect("test config");
     cfg.data_dir = data_dir.to_path_buf();
+    cfg.public_dir = data_dir.join("public");
     cfg
 }
 
@@ -133,6 +134,8 @@ pub struct Client {
     pub log: Vec<Output>,
     /// Raw text frames that did not decode.
     pub undecodable: Vec<String>,
+    /// Binary (media) frames received, in order.
+    pub media_in: Vec<Vec<u8>>,
 }
 
 /// How long a test waits for the backend before failing.
@@ -150,6 +153,7 @@ impl Client {
             session: Session::new(token, 5_000),
             log: Vec::new(),
             undecodable: Vec::new(),
+            media_in: Vec::new(),
         }
     }
 
@@ -211,8 +215,13 @@ impl Client {
         let Some(Ok(msg)) = msg else {
             panic!("socket closed: {msg:?}")
         };
-        let Message::Text(text) = msg else {
-            return Vec::new();
+        let text = match msg {
+            Message::Text(text) => text,
+            Message::Binary(bytes) => {
+                self.media_in.push(bytes.to_vec());
+                return Vec::new();
+            }
+            _ => return Vec::new(),
         };
         match self.session.handle_text(text.as_str(), now()) {
             Ok(outputs) => {
@@ -301,5 +310,39 @@ impl Client {
     /// Closes the socket abruptly from the client side.
     pub async fn ws_close(&mut self) {
         let _ = self.ws.close(None).await;
+    }
+}
+
+impl Client {
+    /// For `duration`, sends `next_frame()` every 20 ms (paced like an
+    /// audio clock) while collecting whatever arrives.
+    pub async fn stream_media(
+        &mut self,
+        duration: Duration,
+        next_frame: &mut dyn FnMut() -> Vec<u8>,
+    ) {
+        let end = tokio::time::Instant::now() + duration;
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        while tokio::time::Instant::now() < end {
+            tokio::select! {
+                _ = tick.tick() => {
+                    let frame = next_frame();
+                    self.send_binary(frame).await;
+                }
+                msg = self.ws.next() => {
+                    match msg {
+                        Some(Ok(Message::Binary(bytes))) => self.media_in.push(bytes.to_vec()),
+                        Some(Ok(Message::Text(text))) => {
+                            if let Ok(outputs) = self.session.handle_text(text.as_str(), now()) {
+                                self.log.extend(outputs);
+                            }
+                        }
+                        Some(Ok(_)) => {}
+                        other => panic!("socket closed while streaming: {other:?}"),
+                    }
+                }
+            }
+        }
     }
 }

@@ -335,6 +335,10 @@ pub struct Connection {
     pub endpoint: Endpoint,
     /// Its state.
     pub state: ConnectionState,
+    /// On the viewer's own connection: the media leg id its binary frames
+    /// carry (both directions) while the call has audio.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_leg: Option<u32>,
 }
 
 /// A contact as one agent sees it. Sent whole on every change, so a client

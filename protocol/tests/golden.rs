@@ -72,6 +72,7 @@ fn samples() -> Vec<(&'static str, Sample)> {
                 state: ConnectionState::Connected {
                     since: Millis(1_700_000_001_000),
                 },
+                media_leg: Some(7),
             },
             Connection {
                 connection_id: conn.clone(),
@@ -80,6 +81,7 @@ fn samples() -> Vec<(&'static str, Sample)> {
                 state: ConnectionState::Hold {
                     since: Millis(1_700_000_002_000),
                 },
+                media_leg: None,
             },
         ],
         created_at: Millis(1_700_000_000_500),

@@ -67,6 +67,17 @@ struct RawServer {
     simulator: bool,
     #[serde(default = "default_answer_ms")]
     external_answer_ms: u64,
+    #[serde(default = "default_true")]
+    recording: bool,
+    #[serde(default = "default_prompt")]
+    caller_prompt: PathBuf,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_prompt() -> PathBuf {
+    "audio/caller-prompt.wav".into()
 }
 
 fn default_data_dir() -> PathBuf {
@@ -165,6 +176,10 @@ pub struct Config {
     pub simulator: bool,
     /// How long simulated external parties take to answer.
     pub external_answer_ms: u64,
+    /// Whether each contact's audio is recorded (WAV under data_dir/recordings).
+    pub recording: bool,
+    /// The WAV a simulated caller plays, relative to `public_dir`.
+    pub caller_prompt: PathBuf,
     /// Wrap-up codes.
     pub wrap_up_codes: Vec<String>,
     /// Selectable agent states, in file order.
@@ -619,6 +634,8 @@ impl Validator<'_> {
             token_ttl_s: raw.server.token_ttl_s,
             simulator: raw.server.simulator,
             external_answer_ms: raw.server.external_answer_ms,
+            recording: raw.server.recording,
+            caller_prompt: raw.server.caller_prompt,
             wrap_up_codes: raw.wrap_up_codes,
             agent_states,
             queues,

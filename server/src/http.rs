@@ -36,6 +36,8 @@ const READ_BUFFER: usize = 4 * 1024;
 pub struct AppState {
     /// The contact center.
     pub center: Arc<Mutex<Center>>,
+    /// The media bridge, when media is on.
+    pub bridge: Option<crate::bridge::Bridge>,
     /// The configuration.
     pub cfg: Arc<Config>,
     clock: Arc<dyn Fn() -> Millis + Send + Sync>,
@@ -46,6 +48,7 @@ impl AppState {
     pub fn new(center: Center, cfg: Arc<Config>) -> Self {
         AppState {
             center: Arc::new(Mutex::new(center)),
+            bridge: None,
             cfg,
             clock: Arc::new(wall_clock),
         }
@@ -128,6 +131,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/sim/calls", post(sim_place))
         .route("/v1/sim/calls/{id}", get(sim_view).delete(sim_hangup))
         .route("/v1/sim/calls/{id}/digits", post(sim_digits))
+        .route("/v1/sim/calls/{id}/heard", get(sim_heard))
         .nest_service("/ccp", ccp)
         .nest_service("/phone", ServeDir::new(cfg.public_dir.join("phone")))
         .nest_service("/public", ServeDir::new(&cfg.public_dir))
@@ -223,6 +227,9 @@ fn simulator_on(state: &AppState) -> Result<(), ApiError> {
 struct PlaceBody {
     from: String,
     queue: String,
+    /// A WAV under `public_dir` for the caller to play; "" for silence.
+    #[serde(default)]
+    play: Option<String>,
 }
 
 async fn sim_place(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
@@ -230,7 +237,26 @@ async fn sim_place(State(state): State<AppState>, body: Bytes) -> Result<Respons
     let body: PlaceBody = parse_json(&body)?;
     let now = state.now();
     let mut center = lock(&state)?;
-    match center.place_inbound(&body.from, &body.queue, now) {
+    let play = match body.play.as_deref() {
+        None => Some(center.config().caller_prompt.clone()),
+        Some("") => None,
+        Some(p) => {
+            let path = std::path::PathBuf::from(p);
+            // Only files under public_dir: no absolute paths, no `..`.
+            if path
+                .components()
+                .any(|c| !matches!(c, std::path::Component::Normal(_)))
+            {
+                return Err(ErrorBody::new(
+                    ErrorCode::InvalidArgument,
+                    "`play` must be a relative path under the public directory",
+                )
+                .into());
+            }
+            Some(path)
+        }
+    };
+    match center.place_inbound_playing(&body.from, &body.queue, play.as_deref(), now) {
         Ok(id) => Ok((
             StatusCode::CREATED,
             Json(serde_json::json!({ "contact_id": id })),
@@ -291,4 +317,35 @@ async fn sim_digits(
     let now = state.now();
     lock(&state)?.caller_digits(&id, &body.digits, now)?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn sim_heard(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    simulator_on(&state)?;
+    let path = {
+        let center = lock(&state)?;
+        if center.caller_view(&id).is_some_and(|v| v.state != "ended") {
+            return Err(ErrorBody::new(
+                ErrorCode::InvalidState,
+                "the recording is complete once the call has ended",
+            )
+            .into());
+        }
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(ErrorBody::new(ErrorCode::NotFound, "no such call").into());
+        }
+        center.heard_path(&id)
+    };
+    // The bridge closes the file a moment after the call ends.
+    for _ in 0..20 {
+        if let Ok(bytes) = tokio::fs::read(&path).await {
+            if bytes.len() >= 44 && bytes[40..44] != [0, 0, 0, 0] {
+                return Ok(([(header::CONTENT_TYPE, "audio/wav")], bytes).into_response());
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    Err(ErrorBody::new(ErrorCode::NotFound, "no recording for this call").into())
 }

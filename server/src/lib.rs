@@ -6,6 +6,7 @@
 //! store, the center and its ticker; `main.rs` only parses arguments.
 
 pub mod auth;
+pub mod bridge;
 pub mod center;
 pub mod config;
 pub mod hours;
@@ -66,8 +67,11 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
 /// Serves with a given store (tests use an in-memory one).
 pub async fn start_with_store(cfg: Config, store: Store) -> Result<Running, StartError> {
     let cfg = Arc::new(cfg);
-    let center = Center::new(cfg.clone(), store, http::wall_clock())?;
-    let state = AppState::new(center, cfg.clone());
+    let mut center = Center::new(cfg.clone(), store, http::wall_clock())?;
+    let bridge = bridge::Bridge::spawn();
+    center.set_bridge(bridge.clone());
+    let mut state = AppState::new(center, cfg.clone());
+    state.bridge = Some(bridge);
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|source| StartError::Bind {

@@ -43,6 +43,8 @@ pub struct ContactRecord {
     pub disconnect_reason: Option<String>,
     /// Attributes at last update.
     pub attributes: BTreeMap<String, String>,
+    /// The recording's file, when recording was on.
+    pub recording: Option<String>,
     /// Everything that happened, in order.
     pub events: Vec<ContactRecordEvent>,
 }
@@ -103,6 +105,13 @@ impl Store {
                  username TEXT PRIMARY KEY, state TEXT NOT NULL, kind TEXT NOT NULL,
                  since INTEGER NOT NULL);",
         )?;
+        // Added after the first release of the schema.
+        let has_recording: bool = db
+            .prepare("SELECT 1 FROM pragma_table_info('contacts') WHERE name = 'recording'")?
+            .exists([])?;
+        if !has_recording {
+            db.execute_batch("ALTER TABLE contacts ADD COLUMN recording TEXT")?;
+        }
         Ok(Store { db })
     }
 
@@ -147,6 +156,15 @@ impl Store {
         Ok(())
     }
 
+    /// Notes the file a contact's recording is written to.
+    pub fn set_recording(&self, id: &str, path: &str) -> Result<(), StoreError> {
+        self.db.execute(
+            "UPDATE contacts SET recording = ?2 WHERE id = ?1",
+            params![id, path],
+        )?;
+        Ok(())
+    }
+
     /// Saves the contact's attributes.
     pub fn update_attributes(
         &self,
@@ -182,7 +200,7 @@ impl Store {
         let row = self
             .db
             .query_row(
-                "SELECT id, initiation, queue, customer_number, created_at, ended_at, disconnect_reason, attributes
+                "SELECT id, initiation, queue, customer_number, created_at, ended_at, disconnect_reason, attributes, recording
                  FROM contacts WHERE id = ?1",
                 params![id],
                 |r| {
@@ -195,6 +213,7 @@ impl Store {
                         ended_at: r.get::<_, Option<i64>>(5)?.map(|v| Millis(v as u64)),
                         disconnect_reason: r.get(6)?,
                         attributes: serde_json::from_str(&r.get::<_, String>(7)?).unwrap_or_default(),
+                        recording: r.get(8)?,
                         events: Vec::new(),
                     })
                 },

@@ -39,18 +39,35 @@ fn frame_error(code: ErrorCode, message: impl Into<String>) -> ServerFrame {
 pub async fn serve_socket(socket: WebSocket, state: AppState) {
     let (mut sink, mut stream) = socket.split();
     let (tx, mut rx) = unbounded_channel::<ServerFrame>();
+    // Media to this socket: bounded, so a backed-up socket drops stale
+    // frames at the bridge instead of queueing delay.
+    let (media_tx, mut media_rx) =
+        tokio::sync::mpsc::channel::<Vec<u8>>(crate::bridge::AGENT_QUEUE);
     let writer = tokio::spawn(async move {
-        while let Some(frame) = rx.recv().await {
-            if sink
-                .send(Message::Text(encode(&frame).into()))
-                .await
-                .is_err()
-            {
+        let mut media_open = true;
+        loop {
+            let msg = tokio::select! {
+                biased;
+                frame = rx.recv() => match frame {
+                    Some(frame) => Message::Text(encode(&frame).into()),
+                    None => break,
+                },
+                media = media_rx.recv(), if media_open => match media {
+                    Some(bytes) => Message::Binary(bytes.into()),
+                    None => {
+                        // The bridge let go of this socket (a newer one took over).
+                        media_open = false;
+                        continue;
+                    }
+                },
+            };
+            if sink.send(msg).await.is_err() {
                 break;
             }
         }
         let _ = sink.close().await;
     });
+    let mut media_tx = Some(media_tx);
 
     let mut session: Option<(String, u64)> = None;
     let opened = tokio::time::Instant::now();
@@ -73,7 +90,18 @@ pub async fn serve_socket(socket: WebSocket, state: AppState) {
             }
         };
         match msg {
-            Message::Text(text) => on_text(text.as_str(), &state, &tx, &mut session),
+            Message::Text(text) => {
+                on_text(text.as_str(), &state, &tx, &mut session);
+                // Once authenticated, the bridge learns where this agent's audio goes.
+                if let (Some((agent, _)), Some(bridge)) = (&session, &state.bridge) {
+                    if let Some(media) = media_tx.take() {
+                        bridge.send(crate::bridge::Command::AttachAgent {
+                            agent: agent.clone(),
+                            tx: media,
+                        });
+                    }
+                }
+            }
             Message::Binary(bytes) => {
                 let reply = match decode_media_frame(&bytes) {
                     Err(e) => ServerFrame::Error(FrameError {
@@ -84,10 +112,28 @@ pub async fn serve_socket(socket: WebSocket, state: AppState) {
                     Ok(_) if session.is_none() => {
                         frame_error(ErrorCode::NotAuthenticated, "send hello first")
                     }
-                    Ok(frame) => frame_error(
-                        ErrorCode::NoMediaLeg,
-                        format!("no media leg {} on this session", frame.header.leg),
-                    ),
+                    Ok(frame) => {
+                        let leg = frame.header.leg;
+                        let agent = session.as_ref().map(|(a, _)| a.clone()).unwrap_or_default();
+                        let live = state
+                            .center
+                            .lock()
+                            .is_ok_and(|c| c.media_leg_active(&agent, leg));
+                        match (&state.bridge, live) {
+                            (Some(bridge), true) => {
+                                bridge.send(crate::bridge::Command::AgentFrame {
+                                    agent,
+                                    leg,
+                                    bytes: bytes.to_vec(),
+                                });
+                                continue;
+                            }
+                            _ => frame_error(
+                                ErrorCode::NoMediaLeg,
+                                format!("no media leg {leg} on this session"),
+                            ),
+                        }
+                    }
                 };
                 let _ = tx.send(reply);
             }

@@ -35,6 +35,8 @@ pub struct Participant {
     pub initiation: Initiation,
     /// The queue wait this offer came from, restored if it is missed or rejected.
     pub offered_from: Option<Wait>,
+    /// The id this agent's audio frames carry, both ways.
+    pub media_leg: u32,
 }
 
 /// A place in a queue.
@@ -63,6 +65,8 @@ pub struct Call {
     pub ended: bool,
     /// DTMF the customer heard (read by the simulator).
     pub digits_heard: String,
+    /// What the simulated customer plays (a WAV path), if anything.
+    pub caller_play: Option<std::path::PathBuf>,
 }
 
 impl Call {
@@ -139,6 +143,7 @@ impl Call {
             kind: ConnectionKind::Agent,
             endpoint: agent_endpoint(&me.agent, cfg),
             state: me.conn.clone(),
+            media_leg: me.state.is_live().then_some(me.media_leg),
         }];
         connections.push(Connection {
             connection_id: self.customer.connection_id.clone(),
@@ -149,6 +154,7 @@ impl Call {
             },
             endpoint: self.customer.endpoint.clone(),
             state: self.customer.state.clone(),
+            media_leg: None,
         });
         for p in self.participants.iter().filter(|p| p.agent != agent) {
             let state = match &p.state {
@@ -167,6 +173,7 @@ impl Call {
                 kind: ConnectionKind::ThirdParty,
                 endpoint: agent_endpoint(&p.agent, cfg),
                 state,
+                media_leg: None,
             });
         }
         // A transfer waiting in a queue shows as a third party being reached.
@@ -177,6 +184,7 @@ impl Call {
                     kind: ConnectionKind::ThirdParty,
                     endpoint: queue_endpoint(&w.queue, cfg),
                     state: ConnectionState::Connecting { since: w.since },
+                    media_leg: None,
                 });
             }
         }
@@ -186,6 +194,7 @@ impl Call {
                 kind: ConnectionKind::ThirdParty,
                 endpoint: e.endpoint.clone(),
                 state: e.state.clone(),
+                media_leg: None,
             });
         }
         Some(ContactView {

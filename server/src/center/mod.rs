@@ -78,6 +78,7 @@ pub struct CallerView {
 pub struct Center {
     cfg: Arc<Config>,
     store: Store,
+    bridge: Option<crate::bridge::Bridge>,
     agents: HashMap<String, AgentEntry>,
     calls: HashMap<String, Call>,
     next_attach: u64,
@@ -100,6 +101,13 @@ pub fn random_id(prefix: &str) -> String {
         s.push_str(&format!("{b:02x}"));
     }
     s
+}
+
+/// A random nonzero media leg id.
+pub fn random_leg() -> u32 {
+    let mut bytes = [0u8; 4];
+    let _ = getrandom::fill(&mut bytes);
+    u32::from_be_bytes(bytes).max(1)
 }
 
 fn internal(e: StoreError) -> ErrorBody {
@@ -146,10 +154,131 @@ impl Center {
         Ok(Center {
             cfg,
             store,
+            bridge: None,
             agents,
             calls: HashMap::new(),
             next_attach: 1,
         })
+    }
+
+    /// Connects the media bridge: from now on every call change is sent
+    /// to it as a plan.
+    pub fn set_bridge(&mut self, bridge: crate::bridge::Bridge) {
+        self.bridge = Some(bridge);
+    }
+
+    /// Where a contact's recording goes, when recording is on.
+    pub fn recording_path(&self, contact_id: &str) -> Option<std::path::PathBuf> {
+        self.cfg.recording.then(|| {
+            self.cfg
+                .data_dir
+                .join("recordings")
+                .join(format!("{contact_id}.wav"))
+        })
+    }
+
+    /// Where a simulated caller's recording of what it heard goes.
+    pub fn heard_path(&self, contact_id: &str) -> std::path::PathBuf {
+        self.cfg
+            .data_dir
+            .join("recordings")
+            .join(format!("{contact_id}-caller-heard.wav"))
+    }
+
+    /// Whether `leg` is a live media leg of `agent` (frames for anything
+    /// else are refused with `no_media_leg`).
+    pub fn media_leg_active(&self, agent: &str, leg: u32) -> bool {
+        self.agents.get(agent).is_some_and(|e| {
+            e.contacts.iter().any(|id| {
+                self.calls
+                    .get(id)
+                    .and_then(|c| c.participant(agent))
+                    .is_some_and(|p| p.media_leg == leg && p.state.is_live())
+            })
+        })
+    }
+
+    /// Sends the bridge the media this call should have now.
+    fn plan_media(&self, call_id: &str) {
+        use crate::bridge::{Audio, CallPlan, Command, PartyKind, PlannedParty};
+        let Some(bridge) = &self.bridge else { return };
+        let Some(call) = self.calls.get(call_id) else {
+            bridge.send(Command::Plan(CallPlan {
+                call: call_id.to_owned(),
+                parties: Vec::new(),
+                ended: true,
+                recording: None,
+            }));
+            return;
+        };
+        let mut parties = Vec::new();
+        let live_agents = call
+            .live_agents()
+            .filter(|p| matches!(p.state, ContactState::Connected { .. }))
+            .count();
+        if !call.ended && live_agents > 0 {
+            let customer_audio = match call.customer.state {
+                ConnectionState::Connected { .. } => Some(Audio::Talking),
+                ConnectionState::Hold { .. } => Some(Audio::Held),
+                _ => None,
+            };
+            if let Some(audio) = customer_audio {
+                parties.push(PlannedParty {
+                    id: call.customer.connection_id.clone(),
+                    kind: PartyKind::Caller {
+                        play: call.caller_play.clone(),
+                        heard: Some(self.heard_path(call_id)),
+                    },
+                    audio,
+                });
+            }
+            for p in call
+                .participants
+                .iter()
+                .filter(|p| matches!(p.state, ContactState::Connected { .. }))
+            {
+                let muted = self.agents.get(&p.agent).is_some_and(|e| e.muted);
+                let audio = match p.conn {
+                    ConnectionState::Hold { .. } => Audio::Held,
+                    _ if muted => Audio::Muted,
+                    _ => Audio::Talking,
+                };
+                parties.push(PlannedParty {
+                    id: p.connection_id.clone(),
+                    kind: PartyKind::Agent {
+                        agent: p.agent.clone(),
+                        leg: p.media_leg,
+                    },
+                    audio,
+                });
+            }
+        }
+        bridge.send(Command::Plan(CallPlan {
+            call: call_id.to_owned(),
+            parties,
+            ended: call.ended,
+            recording: self.recording_path(call_id),
+        }));
+    }
+
+    /// Re-plans every call `agent` is on (after a mute change).
+    fn plan_agent_calls(&self, agent: &str) {
+        if let Some(e) = self.agents.get(agent) {
+            for id in &e.contacts {
+                self.plan_media(id);
+            }
+        }
+    }
+
+    /// Queues DTMF tones for the party on `connection_id`.
+    fn play_digits(&self, call_id: &str, connection_id: &str, digits: &str) {
+        if let Some(b) = &self.bridge {
+            b.send(crate::bridge::Command::Dtmf {
+                call: call_id.to_owned(),
+                to: connection_id.to_owned(),
+                digits: digits.to_owned(),
+            });
+        }
     }
 
     /// The configuration.
@@ -279,6 +408,7 @@ impl Center {
             self.emit(&agent, Event::ContactUpdated(view));
             self.refresh_status(&agent, now);
         }
+        self.plan_media(call_id);
     }
 
     /// Removes `agent` from a call and tells it the contact is gone.
@@ -519,6 +649,7 @@ impl Center {
                 call.initiation
             },
             offered_from: Some(wait),
+            media_leg: random_leg(),
         });
         if let Some(entry) = self.agents.get_mut(agent) {
             entry.contacts.push(call_id.to_owned());
@@ -539,6 +670,20 @@ impl Center {
         queue: &str,
         now: Millis,
     ) -> Result<String, InboundRefused> {
+        let prompt = self.cfg.caller_prompt.clone();
+        self.place_inbound_playing(from, queue, Some(prompt.as_path()), now)
+    }
+
+    /// Like [`Center::place_inbound`], with the caller playing `play` (a
+    /// WAV path relative to `public_dir`; `None` for silence).
+    pub fn place_inbound_playing(
+        &mut self,
+        from: &str,
+        queue: &str,
+        play: Option<&std::path::Path>,
+        now: Millis,
+    ) -> Result<String, InboundRefused> {
+        let caller_play = play.map(|p| self.cfg.public_dir.join(p));
         let refuse = |code, msg: String| InboundRefused {
             contact_id: String::new(),
             error: ErrorBody::new(code, msg),
@@ -556,6 +701,10 @@ impl Center {
         let attributes = self.cfg.customers.get(from).cloned().unwrap_or_default();
         self.store
             .create_contact(&id, "inbound", Some(queue), from, &attributes, now)
+            .and_then(|()| match self.recording_path(&id) {
+                Some(path) => self.store.set_recording(&id, &path.display().to_string()),
+                None => Ok(()),
+            })
             .map_err(|e| InboundRefused {
                 contact_id: String::new(),
                 error: internal(e),
@@ -623,6 +772,7 @@ impl Center {
                 rejected: Vec::new(),
                 ended: false,
                 digits_heard: String::new(),
+                caller_play,
             },
         );
         self.route(now);

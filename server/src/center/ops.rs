@@ -100,6 +100,7 @@ impl Center {
                 if entry.muted != muted {
                     entry.muted = muted;
                     self.emit(agent, Event::MuteChanged { muted });
+                    self.plan_agent_calls(agent);
                 }
                 Ok(OpResult::Ack)
             }
@@ -286,6 +287,10 @@ impl Center {
         let id = random_id("c");
         self.store
             .create_contact(&id, "outbound", None, &number, &Default::default(), now)
+            .and_then(|()| match self.recording_path(&id) {
+                Some(path) => self.store.set_recording(&id, &path.display().to_string()),
+                None => Ok(()),
+            })
             .map_err(internal)?;
         let _ = self
             .store
@@ -313,12 +318,14 @@ impl Center {
                     conn: ConnectionState::Connected { since: now },
                     initiation: Initiation::Outbound,
                     offered_from: None,
+                    media_leg: super::random_leg(),
                 }],
                 externals: Vec::new(),
                 waiting: None,
                 rejected: Vec::new(),
                 ended: false,
                 digits_heard: String::new(),
+                caller_play: Some(self.cfg.public_dir.join(&self.cfg.caller_prompt)),
             },
         );
         if let Some(entry) = self.agents.get_mut(agent) {
@@ -506,6 +513,11 @@ impl Center {
         if is_customer {
             call.digits_heard.push_str(digits);
         }
+        self.play_digits(contact_id, connection_id, digits);
+        let call = self
+            .calls
+            .get(contact_id)
+            .ok_or_else(|| err(ErrorCode::NotFound, "contact vanished"))?;
         let agents: Vec<String> = call.live_agents().map(|p| p.agent.clone()).collect();
         let _ = self
             .store
@@ -621,6 +633,7 @@ impl Center {
                     conn: ConnectionState::Connecting { since: now },
                     initiation: Initiation::Transfer,
                     offered_from: None,
+                    media_leg: super::random_leg(),
                 });
                 if let Some(e) = self.agents.get_mut(&target) {
                     e.contacts.push(contact_id.to_owned());

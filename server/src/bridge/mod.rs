@@ -1,0 +1,542 @@
+//! The media bridge: every 20 ms, for each call with audio, it takes 20 ms
+//! from each party (an agent's socket through a jitter buffer and decoder,
+//! or a simulated caller's prompt), and gives each party the mix of all the
+//! others that are talking. A held party hears the hold tone instead and is
+//! not heard; a muted agent is not heard; DTMF sent to a party is mixed
+//! into what it hears. With two parties the "mix" is just the other side;
+//! the same path does conferences. Each call's mix of every talking party
+//! is recorded to a WAV file.
+//!
+//! The bridge is a task of its own with its own state, so media work never
+//! holds the contact center's lock. The center sends it a [`CallPlan`]
+//! whenever a call changes; sockets send it frames. Frames to an agent go
+//! through a small bounded channel: when the socket backs up, stale frames
+//! are dropped rather than queued, because a WebSocket retransmits and a
+//! queue only turns into delay.
+
+pub mod tones;
+pub mod wav;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use media::codec::{Encoder, EncoderSettings};
+use media::frame::{BLOCK, PACKET};
+use media::jitter::JitterSettings;
+use media::receive::ReceiveChain;
+use protocol::media::{encode_media_frame, MediaHeader, FLAG_FEC};
+use tokio::sync::mpsc;
+
+use tones::{DtmfQueue, HoldTone};
+use wav::WavWriter;
+
+/// Frames an agent's socket may have waiting before new ones are dropped.
+pub const AGENT_QUEUE: usize = 4;
+
+/// How a party takes part right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audio {
+    /// Heard by the others, hears them.
+    Talking,
+    /// Hears the hold tone; not heard.
+    Held,
+    /// Hears the others; not heard.
+    Muted,
+}
+
+/// Who a party is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartyKind {
+    /// An agent's browser: frames on its socket, tagged with `leg`.
+    Agent {
+        /// Username.
+        agent: String,
+        /// Media leg id.
+        leg: u32,
+    },
+    /// A simulated caller playing a prompt and recording what it hears.
+    Caller {
+        /// WAV to play (None: silence).
+        play: Option<PathBuf>,
+        /// Where to record what it hears (None: not recorded).
+        heard: Option<PathBuf>,
+    },
+}
+
+/// A party in a plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedParty {
+    /// Its connection id (stable for the call's life).
+    pub id: String,
+    /// Who.
+    pub kind: PartyKind,
+    /// How.
+    pub audio: Audio,
+}
+
+/// The media a call should have now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallPlan {
+    /// Contact id.
+    pub call: String,
+    /// The parties with audio; empty or `ended` tears the call's media down.
+    pub parties: Vec<PlannedParty>,
+    /// The call is over: close its recordings.
+    pub ended: bool,
+    /// Where to record the call's mix, if recording is on.
+    pub recording: Option<PathBuf>,
+}
+
+/// What the bridge is told.
+#[derive(Debug)]
+pub enum Command {
+    /// Bring a call's media in line with this plan.
+    Plan(CallPlan),
+    /// A media frame from an agent's socket (its leg was checked).
+    AgentFrame {
+        /// Username.
+        agent: String,
+        /// Leg id from the header.
+        leg: u32,
+        /// The whole frame.
+        bytes: Vec<u8>,
+    },
+    /// An agent's socket can take frames through this sender.
+    AttachAgent {
+        /// Username.
+        agent: String,
+        /// Bounded; full means drop.
+        tx: mpsc::Sender<Vec<u8>>,
+    },
+    /// Play DTMF to one party of a call.
+    Dtmf {
+        /// Contact id.
+        call: String,
+        /// The party's connection id.
+        to: String,
+        /// Keys.
+        digits: String,
+    },
+    /// Test and benchmark hook: report counters.
+    Stats(tokio::sync::oneshot::Sender<BridgeStats>),
+}
+
+/// Counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct BridgeStats {
+    /// Calls with media now.
+    pub calls: usize,
+    /// Frames sent to agents.
+    pub frames_sent: u64,
+    /// Frames dropped because an agent's socket was backed up or gone.
+    pub frames_dropped: u64,
+    /// Frames received from agents.
+    pub frames_received: u64,
+    /// Mixing ticks that ran late (more than 10 ms behind the clock).
+    pub late_ticks: u64,
+    /// The slowest tick so far, microseconds.
+    pub worst_tick_us: u64,
+    /// 99th percentile tick time over the last 1,000 ticks, microseconds.
+    pub p99_tick_us: u64,
+}
+
+/// Sends commands to the bridge task.
+#[derive(Clone)]
+pub struct Bridge {
+    tx: mpsc::UnboundedSender<Command>,
+}
+
+impl Bridge {
+    /// Starts the bridge task.
+    pub fn spawn() -> Bridge {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(rx));
+        Bridge { tx }
+    }
+
+    /// Sends a command (ignored if the bridge stopped).
+    pub fn send(&self, cmd: Command) {
+        let _ = self.tx.send(cmd);
+    }
+
+    /// Current counters.
+    pub async fn stats(&self) -> BridgeStats {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send(Command::Stats(tx));
+        rx.await.unwrap_or_default()
+    }
+}
+
+enum Input {
+    Socket(Box<ReceiveChain>),
+    Prompt { samples: Arc<Vec<f32>>, pos: usize },
+}
+
+enum Output {
+    Socket {
+        agent: String,
+        leg: u32,
+        encoder: Box<Encoder>,
+        seq: u32,
+        ts: u32,
+    },
+    Heard(Option<WavWriter>),
+}
+
+struct Party {
+    plan: PlannedParty,
+    input: Input,
+    output: Output,
+    pcm: Box<[f32; PACKET]>,
+    hold: HoldTone,
+    dtmf: DtmfQueue,
+}
+
+struct CallMedia {
+    parties: Vec<Party>,
+    recording: Option<WavWriter>,
+}
+
+struct Hub {
+    calls: HashMap<String, CallMedia>,
+    sinks: HashMap<String, mpsc::Sender<Vec<u8>>>,
+    prompts: HashMap<PathBuf, Arc<Vec<f32>>>,
+    start: Instant,
+    stats: BridgeStats,
+    tick_times: Vec<u64>,
+    mix: Box<[f32; PACKET]>,
+    frame: Vec<u8>,
+}
+
+const TICK: Duration = Duration::from_millis(20);
+
+async fn run(mut rx: mpsc::UnboundedReceiver<Command>) {
+    let mut hub = Hub {
+        calls: HashMap::new(),
+        sinks: HashMap::new(),
+        prompts: HashMap::new(),
+        start: Instant::now(),
+        stats: BridgeStats::default(),
+        tick_times: Vec::with_capacity(1000),
+        mix: Box::new([0.0; PACKET]),
+        frame: Vec::with_capacity(1400),
+    };
+    let mut interval = tokio::time::interval(TICK);
+    // Audio is paced by this clock: a late tick is made up, not skipped,
+    // so every party gets 50 packets a second.
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    loop {
+        tokio::select! {
+            cmd = rx.recv() => match cmd {
+                Some(cmd) => hub.apply(cmd),
+                None => break,
+            },
+            at = interval.tick() => {
+                if at.elapsed() > Duration::from_millis(10) {
+                    hub.stats.late_ticks += 1;
+                }
+                let t = Instant::now();
+                hub.tick();
+                hub.record_tick(t.elapsed().as_micros() as u64);
+            }
+        }
+    }
+    for (_, call) in hub.calls.drain() {
+        close_call(call);
+    }
+}
+
+fn close_call(call: CallMedia) {
+    if let Some(w) = call.recording {
+        if let Err(e) = w.finish() {
+            tracing::warn!("recording: {e}");
+        }
+    }
+    for p in call.parties {
+        if let Output::Heard(Some(w)) = p.output {
+            if let Err(e) = w.finish() {
+                tracing::warn!("caller recording: {e}");
+            }
+        }
+    }
+}
+
+impl Hub {
+    fn now_ms(&self) -> f64 {
+        self.start.elapsed().as_secs_f64() * 1000.0
+    }
+
+    fn record_tick(&mut self, us: u64) {
+        self.stats.worst_tick_us = self.stats.worst_tick_us.max(us);
+        if self.tick_times.len() == 1000 {
+            let mut sorted = self.tick_times.clone();
+            sorted.sort_unstable();
+            self.stats.p99_tick_us = sorted[989];
+            self.tick_times.clear();
+        }
+        self.tick_times.push(us);
+    }
+
+    fn apply(&mut self, cmd: Command) {
+        match cmd {
+            Command::Plan(plan) => self.plan(plan),
+            Command::AttachAgent { agent, tx } => {
+                self.sinks.insert(agent, tx);
+            }
+            Command::AgentFrame { agent, leg, bytes } => {
+                let now = self.now_ms();
+                self.stats.frames_received += 1;
+                for call in self.calls.values_mut() {
+                    for p in call.parties.iter_mut() {
+                        let mine = matches!(&p.plan.kind, PartyKind::Agent { agent: a, leg: l } if *a == agent && *l == leg);
+                        if let (true, Input::Socket(chain)) = (mine, &mut p.input) {
+                            if let Err(e) = chain.push_frame(&bytes, now) {
+                                tracing::debug!("frame from {agent}: {e}");
+                            }
+                            return;
+                        }
+                    }
+                }
+            }
+            Command::Dtmf { call, to, digits } => {
+                if let Some(p) = self
+                    .calls
+                    .get_mut(&call)
+                    .and_then(|c| c.parties.iter_mut().find(|p| p.plan.id == to))
+                {
+                    p.dtmf.push(&digits);
+                }
+            }
+            Command::Stats(reply) => {
+                let mut s = self.stats;
+                s.calls = self.calls.len();
+                let _ = reply.send(s);
+            }
+        }
+    }
+
+    fn prompt(&mut self, path: &PathBuf) -> Arc<Vec<f32>> {
+        if let Some(p) = self.prompts.get(path) {
+            return p.clone();
+        }
+        let samples = match wav::read_48k_mono(path) {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                tracing::warn!("caller prompt: {e}");
+                Arc::new(Vec::new())
+            }
+        };
+        self.prompts.insert(path.clone(), samples.clone());
+        samples
+    }
+
+    fn plan(&mut self, plan: CallPlan) {
+        if plan.ended || plan.parties.is_empty() {
+            if let Some(call) = self.calls.remove(&plan.call) {
+                close_call(call);
+            }
+            return;
+        }
+        if !self.calls.contains_key(&plan.call) {
+            let recording = plan.recording.as_ref().and_then(|p| {
+                WavWriter::create(p)
+                    .map_err(|e| tracing::warn!("recording {}: {e}", p.display()))
+                    .ok()
+            });
+            self.calls.insert(
+                plan.call.clone(),
+                CallMedia {
+                    parties: Vec::new(),
+                    recording,
+                },
+            );
+        }
+        // Parties that left.
+        let Some(call) = self.calls.get_mut(&plan.call) else {
+            return;
+        };
+        let mut leaving = Vec::new();
+        call.parties.retain_mut(|p| {
+            let keep = plan
+                .parties
+                .iter()
+                .any(|q| q.id == p.plan.id && q.kind == p.plan.kind);
+            if !keep {
+                leaving.push(std::mem::replace(&mut p.output, Output::Heard(None)));
+            }
+            keep
+        });
+        for out in leaving {
+            if let Output::Heard(Some(w)) = out {
+                let _ = w.finish();
+            }
+        }
+        // Parties that joined or changed.
+        for q in plan.parties {
+            let call = match self.calls.get_mut(&plan.call) {
+                Some(c) => c,
+                None => return,
+            };
+            if let Some(p) = call.parties.iter_mut().find(|p| p.plan.id == q.id) {
+                if q.audio == Audio::Held && p.plan.audio != Audio::Held {
+                    // Start the hold pattern with its beeps: the caller
+                    // hears at once that they are on hold.
+                    p.hold = HoldTone::new();
+                }
+                p.plan.audio = q.audio;
+                continue;
+            }
+            let party = match &q.kind {
+                PartyKind::Agent { agent, leg } => {
+                    let Ok(chain) = ReceiveChain::new(Some(*leg), JitterSettings::default()) else {
+                        continue;
+                    };
+                    let Ok(encoder) = Encoder::new(EncoderSettings {
+                        complexity: 2,
+                        ..EncoderSettings::default()
+                    }) else {
+                        continue;
+                    };
+                    Party {
+                        input: Input::Socket(Box::new(chain)),
+                        output: Output::Socket {
+                            agent: agent.clone(),
+                            leg: *leg,
+                            encoder: Box::new(encoder),
+                            seq: 0,
+                            ts: 0,
+                        },
+                        plan: q.clone(),
+                        pcm: Box::new([0.0; PACKET]),
+                        hold: HoldTone::new(),
+                        dtmf: DtmfQueue::default(),
+                    }
+                }
+                PartyKind::Caller { play, heard } => {
+                    let samples = match play {
+                        Some(path) => self.prompt(path),
+                        None => Arc::new(Vec::new()),
+                    };
+                    let heard = heard.as_ref().and_then(|p| {
+                        WavWriter::create(p)
+                            .map_err(|e| tracing::warn!("caller recording {}: {e}", p.display()))
+                            .ok()
+                    });
+                    Party {
+                        input: Input::Prompt { samples, pos: 0 },
+                        output: Output::Heard(heard),
+                        plan: q.clone(),
+                        pcm: Box::new([0.0; PACKET]),
+                        hold: HoldTone::new(),
+                        dtmf: DtmfQueue::default(),
+                    }
+                }
+            };
+            if let Some(call) = self.calls.get_mut(&plan.call) {
+                call.parties.push(party);
+            }
+        }
+    }
+
+    fn tick(&mut self) {
+        let now = self.now_ms();
+        let Hub {
+            calls,
+            sinks,
+            stats,
+            mix,
+            frame,
+            ..
+        } = self;
+        for call in calls.values_mut() {
+            // 1. Everyone's 20 ms.
+            for p in call.parties.iter_mut() {
+                match &mut p.input {
+                    Input::Socket(chain) => {
+                        let (a, b) = p.pcm.split_at_mut(BLOCK);
+                        chain.next_block(a.try_into().expect("half a packet is a block"), now);
+                        chain.next_block(
+                            b.try_into().expect("half a packet is a block"),
+                            now + 10.0,
+                        );
+                    }
+                    Input::Prompt { samples, pos } => {
+                        for x in p.pcm.iter_mut() {
+                            *x = samples.get(*pos).copied().unwrap_or(0.0);
+                            *pos += 1;
+                        }
+                    }
+                }
+            }
+            // 2. The recording: everyone who is heard.
+            if let Some(rec) = &mut call.recording {
+                mix.fill(0.0);
+                for p in call
+                    .parties
+                    .iter()
+                    .filter(|p| p.plan.audio == Audio::Talking)
+                {
+                    for (m, x) in mix.iter_mut().zip(p.pcm.iter()) {
+                        *m += x;
+                    }
+                }
+                let _ = rec.write(&mix[..]);
+            }
+            // 3. Each party's mix of the others.
+            for j in 0..call.parties.len() {
+                mix.fill(0.0);
+                if call.parties[j].plan.audio == Audio::Held {
+                    call.parties[j].hold.fill(mix);
+                } else {
+                    for (i, p) in call.parties.iter().enumerate() {
+                        if i != j && p.plan.audio == Audio::Talking {
+                            for (m, x) in mix.iter_mut().zip(p.pcm.iter()) {
+                                *m += x;
+                            }
+                        }
+                    }
+                }
+                let p = &mut call.parties[j];
+                p.dtmf.mix_into(mix);
+                for m in mix.iter_mut() {
+                    *m = m.clamp(-1.0, 1.0);
+                }
+                match &mut p.output {
+                    Output::Heard(w) => {
+                        if let Some(w) = w {
+                            let _ = w.write(&mix[..]);
+                        }
+                    }
+                    Output::Socket {
+                        agent,
+                        leg,
+                        encoder,
+                        seq,
+                        ts,
+                    } => {
+                        let header = MediaHeader {
+                            flags: FLAG_FEC,
+                            leg: *leg,
+                            sequence: *seq,
+                            timestamp: *ts,
+                        };
+                        *seq = seq.wrapping_add(1);
+                        *ts = ts.wrapping_add(PACKET as u32);
+                        let Ok(payload) = encoder.encode(mix) else {
+                            continue;
+                        };
+                        encode_media_frame(&header, payload, frame);
+                        match sinks.get(agent.as_str()) {
+                            Some(tx) if tx.try_send(frame.clone()).is_ok() => {
+                                stats.frames_sent += 1
+                            }
+                            _ => stats.frames_dropped += 1,
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

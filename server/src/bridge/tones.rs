@@ -1,0 +1,120 @@
+//! Generated audio the bridge mixes in: the hold tone a held party hears,
+//! and DTMF tones for digits sent to a party.
+
+use media::frame::PACKET;
+
+const RATE: f32 = 48_000.0;
+
+/// Hold music: a slow, soft arpeggio (C5 E5 G5 E5, 400 ms a note with
+/// a smooth envelope, about -28 dBFS), continuous so a held caller always
+/// hears that the line is alive.
+pub struct HoldTone {
+    pos: u64,
+}
+
+const NOTES: [f32; 4] = [523.25, 659.25, 783.99, 659.25];
+const NOTE_SAMPLES: u64 = 19_200; // 400 ms
+
+impl HoldTone {
+    /// Starts at the first note.
+    pub fn new() -> HoldTone {
+        HoldTone { pos: 0 }
+    }
+
+    /// Writes the next 20 ms.
+    pub fn fill(&mut self, out: &mut [f32; PACKET]) {
+        for x in out.iter_mut() {
+            let note = NOTES[((self.pos / NOTE_SAMPLES) % NOTES.len() as u64) as usize];
+            let k = (self.pos % NOTE_SAMPLES) as f32 / NOTE_SAMPLES as f32;
+            let envelope = (std::f32::consts::PI * k).sin();
+            let t = self.pos as f32 / RATE;
+            *x = 0.06 * envelope * (2.0 * std::f32::consts::PI * note * t).sin();
+            self.pos += 1;
+        }
+    }
+}
+
+impl Default for HoldTone {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The two frequencies of a DTMF key, or `None` for a pause (`,`).
+pub fn dtmf_pair(key: char) -> Option<(f32, f32)> {
+    let (row, col) = match key {
+        '1' => (697.0, 1209.0),
+        '2' => (697.0, 1336.0),
+        '3' => (697.0, 1477.0),
+        'A' => (697.0, 1633.0),
+        '4' => (770.0, 1209.0),
+        '5' => (770.0, 1336.0),
+        '6' => (770.0, 1477.0),
+        'B' => (770.0, 1633.0),
+        '7' => (852.0, 1209.0),
+        '8' => (852.0, 1336.0),
+        '9' => (852.0, 1477.0),
+        'C' => (852.0, 1633.0),
+        '*' => (941.0, 1209.0),
+        '0' => (941.0, 1336.0),
+        '#' => (941.0, 1477.0),
+        'D' => (941.0, 1633.0),
+        _ => return None,
+    };
+    Some((row, col))
+}
+
+/// The key being played: its frequencies (none for a pause), the sample
+/// reached, and the key's whole length including the gap after it.
+struct Playing {
+    pair: Option<(f32, f32)>,
+    sample: u32,
+    len: u32,
+}
+
+/// Queued DTMF keys, played 100 ms on, 60 ms off (a comma pauses 500 ms).
+#[derive(Default)]
+pub struct DtmfQueue {
+    keys: std::collections::VecDeque<char>,
+    current: Option<Playing>,
+}
+
+impl DtmfQueue {
+    /// Queues keys (validated by the protocol layer).
+    pub fn push(&mut self, digits: &str) {
+        self.keys.extend(digits.chars());
+    }
+
+    /// Whether anything is playing or queued.
+    pub fn is_active(&self) -> bool {
+        self.current.is_some() || !self.keys.is_empty()
+    }
+
+    /// Adds the next 20 ms of tones to `out`.
+    pub fn mix_into(&mut self, out: &mut [f32; PACKET]) {
+        for x in out.iter_mut() {
+            if self.current.is_none() {
+                let Some(k) = self.keys.pop_front() else {
+                    return;
+                };
+                let pair = dtmf_pair(k);
+                let len = if pair.is_some() { 160 * 48 } else { 500 * 48 };
+                self.current = Some((pair, 0, len));
+            }
+            if let Some((pair, n, len)) = &mut self.current {
+                if let Some((a, b)) = pair {
+                    if *n < 100 * 48 {
+                        let t = *n as f32 / RATE;
+                        *x += 0.1
+                            * ((2.0 * std::f32::consts::PI * *a * t).sin()
+                                + (2.0 * std::f32::consts::PI * *b * t).sin());
+                    }
+                }
+                *n += 1;
+                if *n >= *len {
+                    self.current = None;
+                }
+            }
+        }
+    }
+}
