@@ -99,19 +99,23 @@ impl DtmfQueue {
                 };
                 let pair = dtmf_pair(k);
                 let len = if pair.is_some() { 160 * 48 } else { 500 * 48 };
-                self.current = Some((pair, 0, len));
+                self.current = Some(Playing {
+                    pair,
+                    sample: 0,
+                    len,
+                });
             }
-            if let Some((pair, n, len)) = &mut self.current {
-                if let Some((a, b)) = pair {
-                    if *n < 100 * 48 {
-                        let t = *n as f32 / RATE;
+            if let Some(p) = &mut self.current {
+                if let Some((a, b)) = p.pair {
+                    if p.sample < 100 * 48 {
+                        let t = p.sample as f32 / RATE;
                         *x += 0.1
-                            * ((2.0 * std::f32::consts::PI * *a * t).sin()
-                                + (2.0 * std::f32::consts::PI * *b * t).sin());
+                            * ((2.0 * std::f32::consts::PI * a * t).sin()
+                                + (2.0 * std::f32::consts::PI * b * t).sin());
                     }
                 }
-                *n += 1;
-                if *n >= *len {
+                p.sample += 1;
+                if p.sample >= p.len {
                     self.current = None;
                 }
             }
