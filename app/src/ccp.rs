@@ -132,8 +132,14 @@ impl Ccp {
             }
             Update::Output(Output::ServerError(e)) => self.error.set(Some(e.message.clone())),
             Update::Output(_) => {
-                let state = CLIENT.with(|c| c.borrow().as_ref().map(|(client, _)| client.state()));
-                if let Some(state) = state {
+                let current = CLIENT.with(|c| {
+                    c.borrow()
+                        .as_ref()
+                        .map(|(client, _)| (client.clone(), client.state()))
+                });
+                if let Some((client, state)) = current {
+                    let error = self.error;
+                    crate::audio::sync(&state, &client, move |msg| error.set(Some(msg)));
                     self.state.set(state);
                 }
             }
@@ -158,6 +164,7 @@ impl Ccp {
         if let Some(s) = storage() {
             let _ = s.remove_item(TOKEN_KEY);
         }
+        crate::audio::stop();
         if let Some((client, sub)) = CLIENT.with(|c| c.borrow_mut().take()) {
             drop(sub);
             client.close();

@@ -5,6 +5,7 @@
 //! `ccp` holds the connection and the signals the UI reads; `components`
 //! are the panel's parts.
 
+mod audio;
 mod ccp;
 mod components;
 mod format;

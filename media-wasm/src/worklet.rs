@@ -41,9 +41,11 @@ fn with<R>(default: R, f: impl FnOnce(&mut Handle) -> R) -> R {
     HANDLE.with(|h| h.borrow_mut().as_mut().map_or(default, f))
 }
 
-/// Creates the engine. Returns 0, or -1 when the codec cannot start.
+/// Creates the engine. `echo` 0 turns echo cancellation off (a loopback
+/// test, where the output *is* the input delayed, would otherwise be
+/// treated as echo). Returns 0, or -1 when the codec cannot start.
 #[no_mangle]
-pub extern "C" fn sb_init(leg: u32, bitrate_bps: i32, fec: u32, dtx: u32) -> i32 {
+pub extern "C" fn sb_init(leg: u32, bitrate_bps: i32, fec: u32, dtx: u32, echo: u32) -> i32 {
     let settings = EncoderSettings {
         bitrate_bps,
         fec: fec != 0,
@@ -51,7 +53,8 @@ pub extern "C" fn sb_init(leg: u32, bitrate_bps: i32, fec: u32, dtx: u32) -> i32
         ..EncoderSettings::default()
     };
     match Engine::new(leg, settings, JitterSettings::default()) {
-        Ok(engine) => {
+        Ok(mut engine) => {
+            engine.send_chain().enable_echo = echo != 0;
             HANDLE.with(|h| {
                 *h.borrow_mut() = Some(Handle {
                     engine,

@@ -116,3 +116,36 @@ fn echo_is_cancelled_and_double_talk_survives() {
         );
     }
 }
+
+/// A headset: the caller talks from the first moment and there is no echo
+/// at all. The agent's voice must not be swallowed while AEC3 has not yet
+/// measured an echo path (its default assumption suppressed it by 18-20 dB).
+#[test]
+fn no_echo_double_talk_from_the_start_keeps_the_near_end() {
+    let far = speech("far", "en-us", FAR_TEXT);
+    let near = speech("near", "en+f3", NEAR_TEXT);
+    let n = far.len().min(near.len()) / BLOCK * BLOCK;
+    let mut aec = EchoCanceller::new();
+    let mut out = vec![0.0f32; n];
+    for b in 0..n / BLOCK {
+        let r = b * BLOCK..(b + 1) * BLOCK;
+        aec.far_end(&far[r.clone()].try_into().expect("block"));
+        let mut x: [f32; BLOCK] = near[r.clone()].try_into().expect("block");
+        aec.process(&mut x);
+        out[r].copy_from_slice(&x);
+    }
+    let lag = EchoCanceller::DELAY_SAMPLES;
+    for (from, to) in [(0usize, 2usize), (2, 4)] {
+        let (mut num, mut den) = (0.0f64, 0.0f64);
+        for i in from * 48_000..(to * 48_000).min(n - lag) {
+            num += f64::from(near[i]) * f64::from(out[i + lag]);
+            den += f64::from(near[i]) * f64::from(near[i]);
+        }
+        let attenuation = -20.0 * (num / den).abs().max(1e-9).log10();
+        eprintln!("no echo, double talk {from}-{to} s: near end attenuated {attenuation:.1} dB");
+        assert!(
+            attenuation <= 6.0,
+            "near end attenuated {attenuation:.1} dB in {from}-{to} s"
+        );
+    }
+}

@@ -19,7 +19,7 @@ export class EngineError extends Error {
 
 export async function startEngine(options) {
   const {
-    wasmUrl, workletUrl, leg = 0, bitrate = 32000, fec = true, dtx = false, deviceId,
+    wasmUrl, workletUrl, leg = 0, bitrate = 32000, fec = true, dtx = false, echo = true, deviceId,
     onPacket = () => {}, onStats = () => {}, onError = () => {}, onTap, tapSeconds = 0,
   } = options;
   let stream;
@@ -58,7 +58,7 @@ export async function startEngine(options) {
       }
     };
   });
-  node.port.postMessage({ type: 'init', module, leg, bitrate, fec, dtx, tapSeconds });
+  node.port.postMessage({ type: 'init', module, leg, bitrate, fec, dtx, echo, tapSeconds });
   for (const track of stream.getAudioTracks()) {
     track.addEventListener('ended', () => onError(new EngineError('microphone_removed', 'the microphone was disconnected')));
   }

@@ -28,7 +28,7 @@ class SwitchboardEngine extends AudioWorkletProcessor {
     if (msg.type === 'init') {
       WebAssembly.instantiate(msg.module, {}).then((instance) => {
         const x = instance.exports;
-        const rc = x.sb_init(msg.leg >>> 0, msg.bitrate | 0, msg.fec ? 1 : 0, msg.dtx ? 1 : 0);
+        const rc = x.sb_init(msg.leg >>> 0, msg.bitrate | 0, msg.fec ? 1 : 0, msg.dtx ? 1 : 0, msg.echo === false ? 0 : 1);
         if (rc !== 0) {
           this.port.postMessage({ type: 'error', code: 'engine_init_failed', message: 'the audio engine could not start' });
           return;

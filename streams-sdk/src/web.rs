@@ -179,6 +179,12 @@ impl Drop for Socket {
 }
 
 type Listener = Rc<dyn Fn(&Update)>;
+type MediaSink = Rc<dyn Fn(&js_sys::Uint8Array)>;
+
+/// Bytes the socket may hold unsent before outgoing media frames are
+/// dropped (about four 20 ms frames): a WebSocket retransmits, so queued
+/// audio would only arrive late.
+const MEDIA_BACKLOG_BYTES: u32 = 1_200;
 
 struct Inner {
     ws_url: String,
@@ -192,6 +198,8 @@ struct Inner {
     heartbeat: Option<Timer>,
     retry: Option<Timer>,
     stopped: bool,
+    media_sink: Option<MediaSink>,
+    media_dropped: u64,
 }
 
 /// A connection to a backend for one agent.
@@ -233,6 +241,8 @@ impl DirectClient {
                 heartbeat: None,
                 retry: None,
                 stopped: false,
+                media_sink: None,
+                media_dropped: 0,
             })),
         };
         let weak = Rc::downgrade(&client.inner);
@@ -287,6 +297,33 @@ impl DirectClient {
         }
         rx.await
             .unwrap_or_else(|_| Err(ErrorBody::new(ErrorCode::Unknown, "the client was closed")))
+    }
+
+    /// Where incoming media frames go (replaces any earlier sink).
+    pub fn set_media_sink(&self, sink: Option<impl Fn(&js_sys::Uint8Array) + 'static>) {
+        self.inner.borrow_mut().media_sink = sink.map(|f| Rc::new(f) as MediaSink);
+    }
+
+    /// Sends a media frame now, or drops it when the socket is down or
+    /// backed up. Returns whether it was sent.
+    pub fn send_media(&self, frame: &[u8]) -> bool {
+        let mut inner = self.inner.borrow_mut();
+        let open = inner.link == LinkState::Open;
+        let sent = match &inner.socket {
+            Some(s) if open && s.ws.buffered_amount() <= MEDIA_BACKLOG_BYTES => {
+                s.ws.send_with_u8_array(frame).is_ok()
+            }
+            _ => false,
+        };
+        if !sent {
+            inner.media_dropped += 1;
+        }
+        sent
+    }
+
+    /// Outgoing media frames dropped so far.
+    pub fn media_dropped(&self) -> u64 {
+        self.inner.borrow().media_dropped
     }
 
     /// Closes for good (logout).
@@ -372,7 +409,16 @@ fn open_socket(rc: &Rc<RefCell<Inner>>) {
     let weak = Rc::downgrade(rc);
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
         let Some(rc) = weak.upgrade() else { return };
-        let Some(text) = ev.data().as_string() else {
+        let data = ev.data();
+        if let Some(buf) = data.dyn_ref::<js_sys::ArrayBuffer>() {
+            // A media frame: straight to the media listener, if any.
+            let sink = rc.borrow().media_sink.clone();
+            if let Some(sink) = sink {
+                sink(&js_sys::Uint8Array::new(buf));
+            }
+            return;
+        }
+        let Some(text) = data.as_string() else {
             return;
         };
         let updates = {

@@ -33,7 +33,7 @@ for (let s = 0; s < STAGES.length; s++) {
 perChain.sort();
 console.log(`| whole chain per 20 ms | ${pct(perChain, 0.5).toFixed(0)} | ${pct(perChain, 0.99).toFixed(0)} |`);
 
-if (x.sb_init(1, 32000, 1, 0) !== 0) throw new Error('init failed');
+if (x.sb_init(1, 32000, 1, 0, 1) !== 0) throw new Error('init failed');
 const mem = () => x.memory.buffer;
 const quanta = [];
 const pending = [];

@@ -1,0 +1,173 @@
+//! The call's audio: starts the audio engine (an AudioWorklet running the
+//! media-wasm module, loaded from `/ccp/media/`) when a contact is connected
+//! and the backend has given the agent's connection a media leg, and stops
+//! it when the call ends. Frames go between the engine and the socket as
+//! they are: the engine paces its sends by the audio clock, the client
+//! drops them when the socket backs up.
+
+use std::cell::RefCell;
+
+use js_sys::Uint8Array;
+use leptos::task::spawn_local;
+use streams_sdk::web::DirectClient;
+use streams_sdk::ClientState;
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen(inline_js = r#"
+export async function sbStart(leg, onPacket, onError) {
+  const m = await import('/ccp/media/engine.js');
+  const tap = globalThis.__switchboardTap ? 1 : 0;
+  // The Rust callbacks are freed when the engine stops; messages already
+  // on their way from the worklet must not reach them after that.
+  const live = { on: true };
+  const engine = await m.startEngine({
+    wasmUrl: '/ccp/media/engine.wasm', workletUrl: '/ccp/media/worklet.js', leg,
+    onPacket: (buf) => { if (live.on) onPacket(new Uint8Array(buf)); },
+    onError: (e) => { if (live.on) onError(e.code || 'engine_failed', e.message || String(e)); },
+    onStats: (s) => { globalThis.__switchboardStats = s; },
+    tapSeconds: tap,
+    onTap: tap ? (_input, output) => { (globalThis.__switchboardTapOutput ||= []).push(...output); } : undefined,
+  });
+  engine.live = live;
+  return engine;
+}
+export function sbReceive(engine, bytes) { engine.receive(bytes.slice().buffer); }
+export function sbMute(engine, muted) { engine.setMuted(muted); }
+export function sbStop(engine) { engine.live.on = false; engine.stop().catch(() => {}); }
+"#)]
+extern "C" {
+    #[wasm_bindgen(js_name = sbStart, catch)]
+    async fn sb_start(
+        leg: u32,
+        on_packet: &Closure<dyn FnMut(Uint8Array)>,
+        on_error: &Closure<dyn FnMut(String, String)>,
+    ) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(js_name = sbReceive)]
+    fn sb_receive(engine: &JsValue, bytes: &Uint8Array);
+    #[wasm_bindgen(js_name = sbMute)]
+    fn sb_mute(engine: &JsValue, muted: bool);
+    #[wasm_bindgen(js_name = sbStop)]
+    fn sb_stop(engine: &JsValue);
+}
+
+/// A running engine; stopped when dropped.
+struct Running {
+    engine: JsValue,
+    _on_packet: Closure<dyn FnMut(Uint8Array)>,
+    _on_error: Closure<dyn FnMut(String, String)>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        sb_stop(&self.engine);
+    }
+}
+
+#[derive(Default)]
+struct Audio {
+    /// The leg the engine runs (or is starting) for.
+    leg: Option<u32>,
+    running: Option<Running>,
+    muted: bool,
+}
+
+thread_local! {
+    static AUDIO: RefCell<Audio> = RefCell::new(Audio::default());
+}
+
+/// The media leg the agent should be sending on now, if any.
+fn wanted_leg(state: &ClientState) -> Option<u32> {
+    state.contacts.values().find_map(|c| {
+        matches!(c.state, protocol::contact::ContactState::Connected { .. })
+            .then(|| c.agent_connection().and_then(|k| k.media_leg))
+            .flatten()
+    })
+}
+
+/// Why the microphone or engine failed, for the agent.
+fn explain(code: &str) -> String {
+    match code {
+        "microphone_denied" => {
+            "Microphone access was denied. Allow the microphone for this site to talk.".into()
+        }
+        "microphone_missing" => "No microphone was found. Plug in a headset.".into(),
+        "microphone_removed" => "The microphone was disconnected.".into(),
+        other => format!("Audio could not start ({other})."),
+    }
+}
+
+/// Brings the engine in line with the state: start, switch or stop.
+pub fn sync(
+    state: &ClientState,
+    client: &DirectClient,
+    on_error: impl Fn(String) + Clone + 'static,
+) {
+    let want = wanted_leg(state);
+    let muted = state.agent.as_ref().is_some_and(|a| a.muted);
+    let start = AUDIO.with(|a| {
+        let mut a = a.borrow_mut();
+        if a.muted != muted {
+            a.muted = muted;
+            if let Some(r) = &a.running {
+                sb_mute(&r.engine, muted);
+            }
+        }
+        if a.leg == want {
+            return None;
+        }
+        a.running = None;
+        a.leg = want;
+        want
+    });
+    if want.is_none() {
+        client.set_media_sink(None::<fn(&Uint8Array)>);
+    }
+    let Some(leg) = start else { return };
+    let sender = client.clone();
+    let on_packet = Closure::<dyn FnMut(Uint8Array)>::new(move |bytes: Uint8Array| {
+        sender.send_media(&bytes.to_vec());
+    });
+    let report = on_error.clone();
+    let on_err =
+        Closure::<dyn FnMut(String, String)>::new(move |code: String, _message: String| {
+            report(explain(&code))
+        });
+    let receiver = client.clone();
+    spawn_local(async move {
+        match sb_start(leg, &on_packet, &on_err).await {
+            Ok(engine) => {
+                let current = AUDIO.with(|a| a.borrow().leg);
+                if current != Some(leg) {
+                    sb_stop(&engine);
+                    return;
+                }
+                let muted = AUDIO.with(|a| a.borrow().muted);
+                sb_mute(&engine, muted);
+                let for_sink = engine.clone();
+                receiver
+                    .set_media_sink(Some(move |bytes: &Uint8Array| sb_receive(&for_sink, bytes)));
+                AUDIO.with(|a| {
+                    a.borrow_mut().running = Some(Running {
+                        engine,
+                        _on_packet: on_packet,
+                        _on_error: on_err,
+                    })
+                });
+            }
+            Err(e) => {
+                AUDIO.with(|a| a.borrow_mut().leg = None);
+                let code = js_sys::Reflect::get(&e, &JsValue::from_str("code"))
+                    .ok()
+                    .and_then(|c| c.as_string())
+                    .unwrap_or_else(|| "engine_failed".into());
+                on_error(explain(&code));
+            }
+        }
+    });
+}
+
+/// Stops the engine (logout).
+pub fn stop() {
+    AUDIO.with(|a| *a.borrow_mut() = Audio::default());
+}

@@ -1,0 +1,81 @@
+// A real call in the CCP with audio both ways: the agent's fake
+// microphone plays known speech; a simulated caller plays the sample's
+// prompt and records what it hears. After the agent accepts in the CCP,
+// the caller's recording must contain the agent's speech and the agent's
+// page must play the caller's speech, both checked by cross-correlating
+// speech envelopes.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startBackend, launchBrowser, api, ROOT, screenshot } from './harness.mjs';
+import { CcpPage } from './pages.mjs';
+import { speechWav, readWav, envelope, bestEnvelopeMatch } from './audio.mjs';
+
+let backend;
+let dir;
+let agentWav;
+
+before(async () => {
+  backend = await startBackend();
+  dir = mkdtempSync(join(tmpdir(), 'switchboard-call-'));
+  agentWav = speechWav(dir, 'agent', 'Thank you for calling the order desk, this is Alice. I can see your order for the hoodie right here.');
+});
+
+after(() => backend?.stop());
+
+test('agent and caller hear each other through the CCP, the engine and the bridge', async () => {
+  const browser = await launchBrowser([`--use-file-for-fake-audio-capture=${agentWav}`]);
+  try {
+    const context = await browser.newContext();
+    await context.addInitScript(() => { globalThis.__switchboardTap = true; });
+    const page = await context.newPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    const ccp = new CcpPage(page, backend.url);
+    await ccp.open();
+    await ccp.login('alice', 'alice-pass');
+    await ccp.expectLoggedIn('Alice Tanaka');
+    await ccp.setStatus('Available');
+    await ccp.expectAgentState('Available');
+    const placed = await api(backend.url, 'POST', '/v1/sim/calls', { from: '+819012345678', queue: 'support' });
+    assert.equal(placed.status, 201);
+    const id = placed.json.contact_id;
+    await ccp.expectContactState('incoming');
+    await ccp.click('accept');
+    await ccp.expectContactState('connected');
+    // Eight seconds of conversation.
+    await page.waitForFunction(() => (globalThis.__switchboardTapOutput || []).length >= 48000 * 8, null, { timeout: 30000, polling: 250 });
+    await screenshot(page, 'in-call-audio');
+    const { out, stats } = await page.evaluate(() => ({
+      out: globalThis.__switchboardTapOutput.slice(0, 48000 * 8),
+      stats: globalThis.__switchboardStats,
+    }));
+    await ccp.click('end-call');
+    await ccp.expectContactState('ended');
+
+    // The caller heard the agent.
+    const heard = await fetch(`${backend.url}/v1/sim/calls/${id}/heard`);
+    assert.equal(heard.status, 200);
+    const caller = readWav(Buffer.from(await heard.arrayBuffer()));
+    const agentRef = envelope(readWav(agentWav).samples, 48000);
+    const heardEnv = envelope(caller.samples, 48000);
+    const segA = heardEnv.slice(200, 500); // 2 s to 5 s into the call
+    const matchA = bestEnvelopeMatch(segA, agentRef);
+
+    // The agent heard the caller's prompt.
+    const prompt = readWav(join(ROOT, 'public/audio/caller-prompt.wav'));
+    const promptRef = envelope(prompt.samples, prompt.rate);
+    const outEnv = envelope(out, 48000);
+    const segB = outEnv.slice(300, 600);
+    const matchB = bestEnvelopeMatch(segB, promptRef);
+    console.log(`caller heard agent: envelope correlation ${matchA.corr.toFixed(3)}; agent heard caller: ${matchB.corr.toFixed(3)}; engine stats ${JSON.stringify(stats)}`);
+    assert.ok(matchA.corr > 0.6, `the agent's speech reached the caller (${matchA.corr.toFixed(3)})`);
+    assert.ok(matchB.corr > 0.6, `the caller's speech reached the agent (${matchB.corr.toFixed(3)})`);
+    assert.ok(stats && stats.received > 100 && stats.packetsSent > 100, 'media flowed both ways');
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
