@@ -27,8 +27,12 @@ export async function sbStart(leg, onPacket, onError) {
     onError: (e) => { if (live.on) onError(e.code || 'engine_failed', e.message || String(e)); },
     onStats: (s) => { globalThis.__switchboardStats = s; },
     tapSeconds: tap,
-    onTap: tap ? (_input, output) => { (globalThis.__switchboardTapOutput ||= []).push(...output); } : undefined,
+    onTap: tap ? (input, output) => {
+      (globalThis.__switchboardTapInput ||= []).push(...input);
+      (globalThis.__switchboardTapOutput ||= []).push(...output);
+    } : undefined,
   });
+  globalThis.__switchboardEngineStartedAt = performance.now();
   engine.live = live;
   return engine;
 }

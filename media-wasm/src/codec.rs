@@ -25,6 +25,11 @@ pub struct EncoderSettings {
     pub dtx: bool,
     /// Encoder effort, 0-10.
     pub complexity: i32,
+    /// Code only up to wideband (8 kHz of audio, "HD voice"). Keeps every
+    /// packet in SILK, which is what in-band FEC protects: with
+    /// super-wideband or fullband, packets coded as hybrid or CELT carry
+    /// less (or no) redundancy.
+    pub wideband_only: bool,
 }
 
 impl Default for EncoderSettings {
@@ -32,9 +37,10 @@ impl Default for EncoderSettings {
         EncoderSettings {
             bitrate_bps: 32_000,
             fec: true,
-            expected_loss_percent: 10,
+            expected_loss_percent: 15,
             dtx: false,
             complexity: 5,
+            wideband_only: true,
         }
     }
 }
@@ -98,6 +104,12 @@ fn apply(enc: &mut OpusEncoder, s: &EncoderSettings) {
     enc.packet_loss_perc = s.expected_loss_percent.clamp(0, 100);
     enc.use_dtx = s.dtx;
     enc.complexity = s.complexity.clamp(0, 10);
+    enc.signal_type = Some(opus_pure::Signal::Voice);
+    enc.max_bandwidth = if s.wideband_only {
+        opus_pure::Bandwidth::Wideband
+    } else {
+        opus_pure::Bandwidth::Fullband
+    };
 }
 
 /// Decodes packets, conceals lost ones, and rebuilds them from FEC.

@@ -20,6 +20,7 @@ use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::auth;
+use crate::bridge::CallerAudio;
 use crate::center::Center;
 use crate::config::Config;
 
@@ -238,8 +239,14 @@ async fn sim_place(State(state): State<AppState>, body: Bytes) -> Result<Respons
     let now = state.now();
     let mut center = lock(&state)?;
     let play = match body.play.as_deref() {
-        None => Some(center.config().caller_prompt.clone()),
-        Some("") => None,
+        None => CallerAudio::Prompt(
+            center
+                .config()
+                .public_dir
+                .join(&center.config().caller_prompt),
+        ),
+        Some("") => CallerAudio::Silence,
+        Some("echo") => CallerAudio::Echo,
         Some(p) => {
             let path = std::path::PathBuf::from(p);
             // Only files under public_dir: no absolute paths, no `..`.
@@ -249,14 +256,14 @@ async fn sim_place(State(state): State<AppState>, body: Bytes) -> Result<Respons
             {
                 return Err(ErrorBody::new(
                     ErrorCode::InvalidArgument,
-                    "`play` must be a relative path under the public directory",
+                    "`play` must be a relative path under the public directory, \"echo\" or \"\"",
                 )
                 .into());
             }
-            Some(path)
+            CallerAudio::Prompt(center.config().public_dir.join(path))
         }
     };
-    match center.place_inbound_playing(&body.from, &body.queue, play.as_deref(), now) {
+    match center.place_inbound_playing(&body.from, &body.queue, play, now) {
         Ok(id) => Ok((
             StatusCode::CREATED,
             Json(serde_json::json!({ "contact_id": id })),

@@ -11,7 +11,7 @@ export function speechWav(dir, name, text, voice = 'en-us') {
   const raw = join(dir, `${name}-raw.wav`);
   const out = join(dir, `${name}.wav`);
   execFileSync('espeak-ng', ['-v', voice, '-s', '150', '-w', raw, text]);
-  execFileSync('sox', [raw, '-r', '48000', '-c', '1', '-b', '16', out, 'pad', '0', '0.5']);
+  execFileSync('sox', ['-D', raw, '-r', '48000', '-c', '1', '-b', '16', out, 'pad', '0', '0.5']);
   return out;
 }
 

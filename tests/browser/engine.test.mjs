@@ -20,7 +20,7 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'switchboard-engine-'));
   execFileSync('espeak-ng', ['-v', 'en-us', '-s', '150', '-w', join(dir, 'raw.wav'),
     'Hello, this is the audio engine test. One two three four five. The order shipped on the twelfth of November.']);
-  execFileSync('sox', [join(dir, 'raw.wav'), '-r', '48000', '-c', '1', '-b', '16', join(dir, 'mic.wav'), 'pad', '0', '1']);
+  execFileSync('sox', ['-D', join(dir, 'raw.wav'), '-r', '48000', '-c', '1', '-b', '16', join(dir, 'mic.wav'), 'pad', '0', '1']);
 });
 
 after(() => backend?.stop());

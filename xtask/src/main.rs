@@ -161,7 +161,19 @@ fn cmd_bench(args: &[String]) -> Result<(), String> {
             cmd.args(&args[args.len().min(1)..]);
             run(&mut cmd)
         }
-        other => Err(format!("unknown benchmark `{other}` (known: load, media)")),
+        "calls" => {
+            ensure_build_tools()?;
+            ensure_test_tools()?;
+            ensure_browser_tools()?;
+            build_ccp()?;
+            run(cargo().args(["build", "-p", "switchboard-server"]))?;
+            run(Command::new("node")
+                .env("PATH", tool_path())
+                .arg("tests/bench/call-latency.mjs"))
+        }
+        other => Err(format!(
+            "unknown benchmark `{other}` (known: load, media, calls)"
+        )),
     }
 }
 
@@ -193,7 +205,7 @@ fn main() -> ExitCode {
             .and_then(|()| ensure_browser_tools()),
         "lint" => cmd_lint(),
         _ => {
-            eprintln!("usage: cargo xtask run [--config FILE] | test [--no-browser] | bench [load ARGS | media] | install | lint");
+            eprintln!("usage: cargo xtask run [--config FILE] | test [--no-browser] | bench [load ARGS | media | calls] | install | lint");
             return ExitCode::from(2);
         }
     };

@@ -35,9 +35,19 @@ fn cache_dir() -> PathBuf {
 /// Speech at 48 kHz mono, normalised to -20 dBFS RMS.
 pub fn speech(name: &str, voice: &str, text: &str) -> Vec<f32> {
     let dir = cache_dir();
-    let raw = dir.join(format!("{name}-raw.wav"));
     let wav = dir.join(format!("{name}-48k.wav"));
     if !wav.exists() {
+        // Tests run in parallel and may want the same speech: build it under
+        // a private name and rename it into place, so no test ever reads a
+        // half-written file.
+        let tag = format!(
+            "{name}-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        )
+        .replace(['(', ')'], "");
+        let raw = dir.join(format!("{tag}-raw.wav"));
+        let tmp = dir.join(format!("{tag}-48k.wav"));
         let status = Command::new("espeak-ng")
             .args(["-v", voice, "-s", "150", "-w"])
             .arg(&raw)
@@ -47,15 +57,19 @@ pub fn speech(name: &str, voice: &str, text: &str) -> Vec<f32> {
             status.is_ok_and(|s| s.success()),
             "espeak-ng is needed for test speech (cargo xtask test installs it)"
         );
+        // -D: no dither, so the test audio is the same on every run.
         let status = Command::new("sox")
+            .arg("-D")
             .arg(&raw)
             .args(["-r", "48000", "-c", "1", "-b", "16"])
-            .arg(&wav)
+            .arg(&tmp)
             .status();
         assert!(
             status.is_ok_and(|s| s.success()),
             "sox is needed to resample test speech"
         );
+        std::fs::rename(&tmp, &wav).expect("move test speech into place");
+        let _ = std::fs::remove_file(&raw);
     }
     let mut pcm = read_wav(&std::fs::read(&wav).expect("wav"));
     let rms = (pcm.iter().map(|x| x * x).sum::<f32>() / pcm.len() as f32).sqrt();

@@ -58,11 +58,23 @@ pub enum PartyKind {
     },
     /// A simulated caller playing a prompt and recording what it hears.
     Caller {
-        /// WAV to play (None: silence).
-        play: Option<PathBuf>,
+        /// What it says.
+        play: CallerAudio,
         /// Where to record what it hears (None: not recorded).
         heard: Option<PathBuf>,
     },
+}
+
+/// What a simulated caller says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallerAudio {
+    /// Nothing.
+    Silence,
+    /// A WAV file, once.
+    Prompt(PathBuf),
+    /// Whatever it heard 20 ms earlier: an echo line, for measuring the
+    /// round trip through the whole path.
+    Echo,
 }
 
 /// A party in a plan.
@@ -171,7 +183,12 @@ impl Bridge {
 
 enum Input {
     Socket(Box<ReceiveChain>),
-    Prompt { samples: Arc<Vec<f32>>, pos: usize },
+    Prompt {
+        samples: Arc<Vec<f32>>,
+        pos: usize,
+    },
+    /// Says back what it heard on the previous tick.
+    Echo(Box<[f32; PACKET]>),
 }
 
 enum Output {
@@ -415,9 +432,16 @@ impl Hub {
                     }
                 }
                 PartyKind::Caller { play, heard } => {
-                    let samples = match play {
-                        Some(path) => self.prompt(path),
-                        None => Arc::new(Vec::new()),
+                    let input = match play {
+                        CallerAudio::Prompt(path) => Input::Prompt {
+                            samples: self.prompt(path),
+                            pos: 0,
+                        },
+                        CallerAudio::Silence => Input::Prompt {
+                            samples: Arc::new(Vec::new()),
+                            pos: 0,
+                        },
+                        CallerAudio::Echo => Input::Echo(Box::new([0.0; PACKET])),
                     };
                     let heard = heard.as_ref().and_then(|p| {
                         WavWriter::create(p)
@@ -425,7 +449,7 @@ impl Hub {
                             .ok()
                     });
                     Party {
-                        input: Input::Prompt { samples, pos: 0 },
+                        input,
                         output: Output::Heard(heard),
                         plan: q.clone(),
                         pcm: Box::new([0.0; PACKET]),
@@ -468,6 +492,7 @@ impl Hub {
                             *pos += 1;
                         }
                     }
+                    Input::Echo(last) => p.pcm.copy_from_slice(&last[..]),
                 }
             }
             // 2. The recording: everyone who is heard.
@@ -502,6 +527,9 @@ impl Hub {
                 p.dtmf.mix_into(mix);
                 for m in mix.iter_mut() {
                     *m = m.clamp(-1.0, 1.0);
+                }
+                if let Input::Echo(last) = &mut p.input {
+                    last.copy_from_slice(&mix[..]);
                 }
                 match &mut p.output {
                     Output::Heard(w) => {

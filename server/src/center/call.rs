@@ -65,8 +65,8 @@ pub struct Call {
     pub ended: bool,
     /// DTMF the customer heard (read by the simulator).
     pub digits_heard: String,
-    /// What the simulated customer plays (a WAV path), if anything.
-    pub caller_play: Option<std::path::PathBuf>,
+    /// What the simulated customer says.
+    pub caller_play: crate::bridge::CallerAudio,
 }
 
 impl Call {

@@ -670,20 +670,19 @@ impl Center {
         queue: &str,
         now: Millis,
     ) -> Result<String, InboundRefused> {
-        let prompt = self.cfg.caller_prompt.clone();
-        self.place_inbound_playing(from, queue, Some(prompt.as_path()), now)
+        let prompt =
+            crate::bridge::CallerAudio::Prompt(self.cfg.public_dir.join(&self.cfg.caller_prompt));
+        self.place_inbound_playing(from, queue, prompt, now)
     }
 
-    /// Like [`Center::place_inbound`], with the caller playing `play` (a
-    /// WAV path relative to `public_dir`; `None` for silence).
+    /// Like [`Center::place_inbound`], with the caller saying `caller_play`.
     pub fn place_inbound_playing(
         &mut self,
         from: &str,
         queue: &str,
-        play: Option<&std::path::Path>,
+        caller_play: crate::bridge::CallerAudio,
         now: Millis,
     ) -> Result<String, InboundRefused> {
-        let caller_play = play.map(|p| self.cfg.public_dir.join(p));
         let refuse = |code, msg: String| InboundRefused {
             contact_id: String::new(),
             error: ErrorBody::new(code, msg),

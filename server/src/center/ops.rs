@@ -325,7 +325,9 @@ impl Center {
                 rejected: Vec::new(),
                 ended: false,
                 digits_heard: String::new(),
-                caller_play: Some(self.cfg.public_dir.join(&self.cfg.caller_prompt)),
+                caller_play: crate::bridge::CallerAudio::Prompt(
+                    self.cfg.public_dir.join(&self.cfg.caller_prompt),
+                ),
             },
         );
         if let Some(entry) = self.agents.get_mut(agent) {

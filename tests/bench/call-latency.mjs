@@ -1,0 +1,89 @@
+// Call benchmarks in headless Chromium against the real backend:
+//  - mouth-to-ear: the agent's fake microphone speaks into a call whose
+//    simulated caller is an echo line; the CCP's worklet taps microphone
+//    and speaker on one clock, so the lag between them is the round trip
+//    agent -> backend -> caller -> backend -> agent; one way is half.
+//  - call set-up: from the click on Accept to the caller's prompt
+//    playing in the agent's page.
+// Run by `cargo xtask bench calls` (which builds what it needs).
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startBackend, launchBrowser, api } from '../browser/harness.mjs';
+import { CcpPage } from '../browser/pages.mjs';
+import { speechWav } from '../browser/audio.mjs';
+
+const dir = mkdtempSync(join(tmpdir(), 'switchboard-bench-'));
+const mic = speechWav(dir, 'agent', 'This is a latency measurement. One, two, three, four, five, six, seven, eight, nine, ten.');
+const backend = await startBackend();
+
+function bestLag(a, b, maxLag) {
+  let best = { lag: 0, corr: -1 };
+  const n = Math.min(a.length, b.length - maxLag);
+  for (let lag = 0; lag <= maxLag; lag += 1) {
+    let num = 0; let ea = 0; let eb = 0;
+    for (let i = 0; i < n; i += 1) { const x = a[i]; const y = b[i + lag]; num += x * y; ea += x * x; eb += y * y; }
+    const c = num / Math.sqrt(ea * eb || 1);
+    if (c > best.corr) best = { lag, corr: c };
+  }
+  return best;
+}
+
+async function call(play, seconds) {
+  const browser = await launchBrowser([`--use-file-for-fake-audio-capture=${mic}`]);
+  const context = await browser.newContext();
+  await context.addInitScript(() => { globalThis.__switchboardTap = true; });
+  const page = await context.newPage();
+  const ccp = new CcpPage(page, backend.url);
+  await ccp.open();
+  await ccp.login('alice', 'alice-pass');
+  await ccp.expectLoggedIn('Alice Tanaka');
+  await ccp.setStatus('Available');
+  await ccp.expectAgentState('Available');
+  const placed = await api(backend.url, 'POST', '/v1/sim/calls', { from: '+15550001111', queue: 'support', ...(play === undefined ? {} : { play }) });
+  await ccp.expectContactState('incoming');
+  const acceptAt = await page.evaluate(() => performance.now());
+  await ccp.click('accept');
+  await page.waitForFunction((n) => (globalThis.__switchboardTapOutput || []).length >= n, 48000 * seconds, { timeout: 60000, polling: 250 });
+  const r = await page.evaluate(() => ({
+    input: globalThis.__switchboardTapInput.slice(), output: globalThis.__switchboardTapOutput.slice(),
+    startedAt: globalThis.__switchboardEngineStartedAt, stats: globalThis.__switchboardStats,
+  }));
+  await ccp.click('end-call');
+  await ccp.expectContactState('ended');
+  await ccp.click('clear');
+  await ccp.expectNoContacts();
+  await browser.close();
+  await api(backend.url, 'DELETE', `/v1/sim/calls/${placed.json.contact_id}`);
+  return { ...r, acceptAt };
+}
+
+// Mouth-to-ear through an echo line.
+{
+  const { input, output, stats } = await call('echo', 10);
+  const dec = (x, a, n) => Array.from({ length: n / 2 }, (_, i) => x[a + 2 * i]);
+  const lags = [];
+  for (let from = 48000 * 3; from + 24000 + 48000 * 0.6 <= input.length; from += 24000) {
+    let e = 0; for (let i = from; i < from + 24000; i += 1) e += input[i] * input[i];
+    if (e / 24000 < 1e-4) continue;
+    const m = bestLag(dec(input, from, 24000), dec(output, from, 24000 + 28800), 14400);
+    if (m.corr > 0.5) lags.push((m.lag * 2) / 48);
+  }
+  lags.sort((a, b) => a - b);
+  const rtt = lags[Math.floor(lags.length / 2)];
+  console.log(`round trip agent -> backend -> echo caller -> agent: ${rtt?.toFixed(1)} ms (median of ${lags.length} windows); one way ${(rtt / 2).toFixed(1)} ms`);
+  console.log(`agent jitter buffer target ${stats?.targetDelayMs?.toFixed(1)} ms, delay ${stats?.bufferDelayMs?.toFixed(1)} ms`);
+}
+
+// Call set-up: accept -> the caller's prompt audible in the agent's page.
+{
+  const runs = [];
+  for (let i = 0; i < 3; i += 1) {
+    const { output, startedAt, acceptAt } = await call(undefined, 3);
+    const first = output.findIndex((v) => Math.abs(v) > 0.01);
+    runs.push(startedAt - acceptAt + (first / 48));
+  }
+  runs.sort((a, b) => a - b);
+  console.log(`accept -> first caller audio at the agent: ${runs.map((v) => v.toFixed(0)).join(', ')} ms (median ${runs[1].toFixed(0)} ms)`);
+}
+backend.stop();
