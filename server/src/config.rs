@@ -71,6 +71,13 @@ struct RawServer {
     recording: bool,
     #[serde(default = "default_prompt")]
     caller_prompt: PathBuf,
+    /// Test only: impair frames the bridge sends to agents.
+    #[serde(default)]
+    impair_loss_percent: f64,
+    #[serde(default)]
+    impair_jitter_ms: f64,
+    #[serde(default)]
+    impair_seed: u64,
 }
 
 fn default_true() -> bool {
@@ -180,6 +187,8 @@ pub struct Config {
     pub recording: bool,
     /// The WAV a simulated caller plays, relative to `public_dir`.
     pub caller_prompt: PathBuf,
+    /// Test only: seeded loss and jitter on frames sent to agents.
+    pub impairment: crate::bridge::Impairment,
     /// Wrap-up codes.
     pub wrap_up_codes: Vec<String>,
     /// Selectable agent states, in file order.
@@ -636,6 +645,11 @@ impl Validator<'_> {
             external_answer_ms: raw.server.external_answer_ms,
             recording: raw.server.recording,
             caller_prompt: raw.server.caller_prompt,
+            impairment: crate::bridge::Impairment {
+                loss_percent: raw.server.impair_loss_percent.clamp(0.0, 100.0),
+                jitter_ms: raw.server.impair_jitter_ms.clamp(0.0, 1000.0),
+                seed: raw.server.impair_seed,
+            },
             wrap_up_codes: raw.wrap_up_codes,
             agent_states,
             queues,

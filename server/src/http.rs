@@ -133,6 +133,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/sim/calls/{id}", get(sim_view).delete(sim_hangup))
         .route("/v1/sim/calls/{id}/digits", post(sim_digits))
         .route("/v1/sim/calls/{id}/heard", get(sim_heard))
+        .route("/v1/sim/media-stats", get(sim_media_stats))
         .nest_service("/ccp", ccp)
         .nest_service("/phone", ServeDir::new(cfg.public_dir.join("phone")))
         .nest_service("/public", ServeDir::new(&cfg.public_dir))
@@ -355,4 +356,22 @@ async fn sim_heard(
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     Err(ErrorBody::new(ErrorCode::NotFound, "no recording for this call").into())
+}
+
+async fn sim_media_stats(State(state): State<AppState>) -> Result<Response, ApiError> {
+    simulator_on(&state)?;
+    let Some(bridge) = &state.bridge else {
+        return Err(ErrorBody::new(ErrorCode::NotFound, "media is off").into());
+    };
+    let s = bridge.stats().await;
+    Ok(Json(serde_json::json!({
+        "calls": s.calls,
+        "frames_sent": s.frames_sent,
+        "frames_dropped": s.frames_dropped,
+        "frames_received": s.frames_received,
+        "late_ticks": s.late_ticks,
+        "worst_tick_us": s.worst_tick_us,
+        "p99_tick_us": s.p99_tick_us,
+    }))
+    .into_response())
 }

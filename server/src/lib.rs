@@ -68,7 +68,7 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
 pub async fn start_with_store(cfg: Config, store: Store) -> Result<Running, StartError> {
     let cfg = Arc::new(cfg);
     let mut center = Center::new(cfg.clone(), store, http::wall_clock())?;
-    let bridge = bridge::Bridge::spawn();
+    let bridge = bridge::Bridge::spawn(cfg.impairment);
     center.set_bridge(bridge.clone());
     let mut state = AppState::new(center, cfg.clone());
     state.bridge = Some(bridge);

@@ -9,7 +9,6 @@
 //! `cargo xtask bench load -- --agents 1000 --rate 20 --seconds 30`
 
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,42 +17,8 @@ use futures_util::{SinkExt, StreamExt};
 use protocol::contact::{ConnectionKind, ContactState};
 use protocol::wire::Op;
 use streams_sdk::{ContactChange, Output, Session};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use switchboard_tests::bench::{arg, rss_kib};
 use tokio_tungstenite::tungstenite::Message;
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn config(agents: u64, dir: &std::path::Path) -> String {
-    let mut s = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nring_timeout_s = 30\nsimulator = true\n\
-         [[agent_states]]\nname = \"Available\"\nkind = \"routable\"\n[[agent_states]]\nname = \"Offline\"\nkind = \"offline\"\n\
-         [[queues]]\nid = \"support\"\nname = \"Support\"\nmax_contacts = 100000\n\
-         [[routing_profiles]]\nid = \"p\"\nname = \"P\"\nqueues = [{{ queue = \"support\", priority = 1 }}]\n",
-        dir.display()
-    );
-    for i in 0..agents {
-        s.push_str(&format!("[[agents]]\nusername = \"agent{i}\"\npassword = \"pw\"\nname = \"Agent {i}\"\nrouting_profile = \"p\"\n"));
-    }
-    s
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 fn percentile(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -167,40 +132,8 @@ async fn main() {
     let rate = arg("--rate", 20);
     let seconds = arg("--seconds", 30);
     let talk = Duration::from_millis(arg("--talk-ms", 3000));
-    let dir = std::env::temp_dir().join(format!("switchboard-load-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let cfg_path = dir.join("load.toml");
-    std::fs::write(&cfg_path, config(agents, &dir)).expect("config");
-
-    let bin = std::env::current_exe()
-        .expect("exe")
-        .with_file_name("switchboard-server");
-    let mut child = Command::new(&bin)
-        .args(["--config", &cfg_path.display().to_string()])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "start {} (build it with cargo build --release -p switchboard-server): {e}",
-                bin.display()
-            )
-        });
-    let pid = child.id();
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines =
-        BufReader::new(tokio::process::ChildStdout::from_std(stdout).expect("async stdout"))
-            .lines();
-    let addr: SocketAddr = loop {
-        let line = lines
-            .next_line()
-            .await
-            .expect("read")
-            .expect("backend printed its address");
-        if let Some(rest) = line.split("backend on http://").nth(1) {
-            break rest.trim().parse().expect("address");
-        }
-    };
+    let backend = switchboard_tests::bench::Backend::start(agents, "load").await;
+    let (addr, pid) = (backend.addr, backend.pid());
     let idle_rss = rss_kib(pid);
 
     let stats = Arc::new(Stats::default());
@@ -260,9 +193,7 @@ async fn main() {
         .map(|l| l.clone())
         .unwrap_or_default();
     lat.sort_unstable();
-    let _ = child.kill();
-    let _ = child.wait();
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(backend);
 
     println!("agents connected:   {agents} in {connect_secs:.1} s");
     println!("calls offered:      {placed} at {rate}/s over {seconds} s ({refused} refused)");

@@ -54,6 +54,8 @@ test('agent and caller hear each other through the CCP, the engine and the bridg
     }));
     await ccp.click('end-call');
     await ccp.expectContactState('ended');
+    await ccp.click('clear');
+    await ccp.expectNoContacts();
 
     // The caller heard the agent.
     const heard = await fetch(`${backend.url}/v1/sim/calls/${id}/heard`);
@@ -75,6 +77,65 @@ test('agent and caller hear each other through the CCP, the engine and the bridg
     assert.ok(matchB.corr > 0.6, `the caller's speech reached the agent (${matchB.corr.toFixed(3)})`);
     assert.ok(stats && stats.received > 100 && stats.packetsSent > 100, 'media flowed both ways');
     assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('a call survives the agent\'s socket being cut for 5 seconds, and its audio resumes', async () => {
+  const browser = await launchBrowser([`--use-file-for-fake-audio-capture=${agentWav}`]);
+  try {
+    const context = await browser.newContext();
+    await context.addInitScript(() => {
+      globalThis.__switchboardTap = true;
+      // A network cut, as the page sees it: every socket open now is
+      // closed, and new ones fail until the cut ends.
+      const Native = WebSocket;
+      const open = [];
+      globalThis.__cut = { on: false };
+      globalThis.WebSocket = function Cuttable(url, protocols) {
+        const ws = new Native(globalThis.__cut.on ? url.replace(/:\d+\//, ':9/') : url, protocols);
+        open.push(ws);
+        return ws;
+      };
+      Object.assign(globalThis.WebSocket, { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 });
+      globalThis.WebSocket.prototype = Native.prototype;
+      globalThis.__cutNetwork = () => { globalThis.__cut.on = true; open.splice(0).forEach((ws) => ws.close()); };
+      globalThis.__restoreNetwork = () => { globalThis.__cut.on = false; };
+    });
+    const page = await context.newPage();
+    const ccp = new CcpPage(page, backend.url);
+    await ccp.open();
+    await ccp.login('alice', 'alice-pass');
+    await ccp.expectLoggedIn('Alice Tanaka');
+    await ccp.setStatus('Available');
+    await ccp.expectAgentState('Available');
+    const placed = await api(backend.url, 'POST', '/v1/sim/calls', { from: '+819012345678', queue: 'support', play: 'echo' });
+    const id = placed.json.contact_id;
+    await ccp.expectContactState('incoming');
+    await ccp.click('accept');
+    await ccp.expectContactState('connected');
+    await page.waitForFunction(() => (globalThis.__switchboardTapOutput || []).length >= 48000 * 3, null, { timeout: 20000, polling: 250 });
+
+    await page.evaluate(() => globalThis.__cutNetwork());
+    await page.locator('[data-testid="link-state"].down').waitFor();
+    await page.waitForTimeout(5000);
+    await page.evaluate(() => globalThis.__restoreNetwork());
+    await page.locator('[data-testid="link-state"].open').waitFor({ timeout: 20000 });
+    const cutEnd = await page.evaluate(() => globalThis.__switchboardTapOutput.length);
+    await ccp.expectContactState('connected');
+    assert.equal(await page.getByTestId('contact').count(), 1, 'the call is neither lost nor duplicated');
+    // Four more seconds: the echo line sends the agent's own voice back,
+    // so audio at the agent after the cut proves both directions resumed.
+    await page.waitForFunction((n) => globalThis.__switchboardTapOutput.length >= n, cutEnd + 48000 * 4, { timeout: 20000, polling: 250 });
+    const after = await page.evaluate((n) => globalThis.__switchboardTapOutput.slice(n + 48000, n + 48000 * 4), cutEnd);
+    const level = 10 * Math.log10(after.reduce((s, v) => s + v * v, 0) / after.length + 1e-12);
+    console.log(`after the 5 s cut: agent hears ${level.toFixed(1)} dB through the echo line`);
+    assert.ok(level > -45, `audio resumed after the cut (${level.toFixed(1)} dB)`);
+    await ccp.click('end-call');
+    await ccp.expectContactState('ended');
+    const record = await api(backend.url, 'GET', `/v1/sim/calls/${id}`);
+    assert.equal(record.json.state, 'ended');
   } finally {
     await browser.close();
   }

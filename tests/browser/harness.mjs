@@ -12,9 +12,10 @@ import { chromium } from 'playwright-core';
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const ARTIFACTS = join(ROOT, 'tests/browser/artifacts');
 
-const CONFIG = (dataDir) => `
+const CONFIG = (dataDir, extraServer = '') => `
 wrap_up_codes = ["Resolved", "Escalated"]
 [server]
+${extraServer}
 listen = "127.0.0.1:0"
 data_dir = "${dataDir}"
 public_dir = "${join(ROOT, 'public')}"
@@ -52,11 +53,14 @@ shippingDate = "2018-11-12"
 cancelled = "false"
 `;
 
-/** Starts the backend; resolves with { url, stop }. */
-export async function startBackend() {
+/**
+ * Starts the backend; resolves with { url, stop }. `extraServer` is TOML
+ * added to the [server] table (e.g. the test-only impairment keys).
+ */
+export async function startBackend(extraServer = '') {
   const dataDir = mkdtempSync(join(tmpdir(), 'switchboard-browser-'));
   const configPath = join(dataDir, 'config.toml');
-  writeFileSync(configPath, CONFIG(dataDir));
+  writeFileSync(configPath, CONFIG(dataDir, extraServer));
   const bin = join(ROOT, 'target/debug/switchboard-server');
   const proc = spawn(bin, ['--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';

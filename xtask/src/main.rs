@@ -161,6 +161,21 @@ fn cmd_bench(args: &[String]) -> Result<(), String> {
             cmd.args(&args[args.len().min(1)..]);
             run(&mut cmd)
         }
+        "media-load" => {
+            run(cargo().args(["build", "--release", "-p", "switchboard-server"]))?;
+            let mut cmd = cargo();
+            cmd.args([
+                "run",
+                "--release",
+                "-p",
+                "switchboard-tests",
+                "--bin",
+                "mediagen",
+                "--",
+            ]);
+            cmd.args(&args[1..]);
+            run(&mut cmd)
+        }
         "calls" => {
             ensure_build_tools()?;
             ensure_test_tools()?;
@@ -172,7 +187,7 @@ fn cmd_bench(args: &[String]) -> Result<(), String> {
                 .arg("tests/bench/call-latency.mjs"))
         }
         other => Err(format!(
-            "unknown benchmark `{other}` (known: load, media, calls)"
+            "unknown benchmark `{other}` (known: load, media, media-load, calls)"
         )),
     }
 }
@@ -205,7 +220,7 @@ fn main() -> ExitCode {
             .and_then(|()| ensure_browser_tools()),
         "lint" => cmd_lint(),
         _ => {
-            eprintln!("usage: cargo xtask run [--config FILE] | test [--no-browser] | bench [load ARGS | media | calls] | install | lint");
+            eprintln!("usage: cargo xtask run [--config FILE] | test [--no-browser] | bench [load ARGS | media | media-load ARGS | calls] | install | lint");
             return ExitCode::from(2);
         }
     };

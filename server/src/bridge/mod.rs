@@ -154,6 +154,18 @@ pub struct BridgeStats {
     pub p99_tick_us: u64,
 }
 
+/// A test-only network impairment on frames the bridge sends to agents:
+/// seeded random loss, and random extra delay (which also reorders).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Impairment {
+    /// Percent of frames dropped.
+    pub loss_percent: f64,
+    /// Extra delay, uniformly 0..this many ms.
+    pub jitter_ms: f64,
+    /// Seed for both.
+    pub seed: u64,
+}
+
 /// Sends commands to the bridge task.
 #[derive(Clone)]
 pub struct Bridge {
@@ -162,9 +174,9 @@ pub struct Bridge {
 
 impl Bridge {
     /// Starts the bridge task.
-    pub fn spawn() -> Bridge {
+    pub fn spawn(impairment: Impairment) -> Bridge {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(rx));
+        tokio::spawn(run(rx, impairment));
         Bridge { tx }
     }
 
@@ -225,11 +237,15 @@ struct Hub {
     tick_times: Vec<u64>,
     mix: Box<[f32; PACKET]>,
     frame: Vec<u8>,
+    impairment: Impairment,
+    rng: u64,
+    /// Impaired frames waiting for their delayed send time (ms, agent, frame).
+    delayed: Vec<(f64, String, Vec<u8>)>,
 }
 
 const TICK: Duration = Duration::from_millis(20);
 
-async fn run(mut rx: mpsc::UnboundedReceiver<Command>) {
+async fn run(mut rx: mpsc::UnboundedReceiver<Command>, impairment: Impairment) {
     let mut hub = Hub {
         calls: HashMap::new(),
         sinks: HashMap::new(),
@@ -239,6 +255,9 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Command>) {
         tick_times: Vec::with_capacity(1000),
         mix: Box::new([0.0; PACKET]),
         frame: Vec::with_capacity(1400),
+        impairment,
+        rng: impairment.seed | 1,
+        delayed: Vec::new(),
     };
     let mut interval = tokio::time::interval(TICK);
     // Audio is paced by this clock: a late tick is made up, not skipped,
@@ -464,8 +483,43 @@ impl Hub {
         }
     }
 
+    fn next_random(&mut self) -> f64 {
+        // xorshift64*: seeded, so an impaired test run is repeatable.
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        (self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Applies the impairment to frames leaving this tick.
+    fn impair(&mut self, now: f64, outgoing: Vec<(String, Vec<u8>)>) {
+        for (agent, frame) in outgoing {
+            if self.next_random() * 100.0 < self.impairment.loss_percent {
+                self.stats.frames_dropped += 1;
+                continue;
+            }
+            let due = now + self.next_random() * self.impairment.jitter_ms;
+            self.delayed.push((due, agent, frame));
+        }
+        self.send_delayed(now);
+    }
+
+    /// Sends impaired frames whose delay is over, oldest first.
+    fn send_delayed(&mut self, now: f64) {
+        self.delayed.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let due = self.delayed.iter().take_while(|d| d.0 <= now).count();
+        for (_, agent, frame) in self.delayed.drain(..due) {
+            match self.sinks.get(&agent) {
+                Some(tx) if tx.try_send(frame).is_ok() => self.stats.frames_sent += 1,
+                _ => self.stats.frames_dropped += 1,
+            }
+        }
+    }
+
     fn tick(&mut self) {
         let now = self.now_ms();
+        let impaired = self.impairment.loss_percent > 0.0 || self.impairment.jitter_ms > 0.0;
+        let mut outgoing: Vec<(String, Vec<u8>)> = Vec::new();
         let Hub {
             calls,
             sinks,
@@ -556,6 +610,10 @@ impl Hub {
                             continue;
                         };
                         encode_media_frame(&header, payload, frame);
+                        if impaired {
+                            outgoing.push((agent.clone(), frame.clone()));
+                            continue;
+                        }
                         match sinks.get(agent.as_str()) {
                             Some(tx) if tx.try_send(frame.clone()).is_ok() => {
                                 stats.frames_sent += 1
@@ -565,6 +623,9 @@ impl Hub {
                     }
                 }
             }
+        }
+        if impaired {
+            self.impair(now, outgoing);
         }
     }
 }
