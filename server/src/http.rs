@@ -134,6 +134,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/sim/calls/{id}/digits", post(sim_digits))
         .route("/v1/sim/calls/{id}/heard", get(sim_heard))
         .route("/v1/sim/media-stats", get(sim_media_stats))
+        .route("/v1/customer/ws", get(customer_upgrade))
         .nest_service("/ccp", ccp)
         .nest_service("/phone", ServeDir::new(cfg.public_dir.join("phone")))
         .nest_service("/public", ServeDir::new(&cfg.public_dir))
@@ -374,4 +375,16 @@ async fn sim_media_stats(State(state): State<AppState>) -> Result<Response, ApiE
         "p99_tick_us": s.p99_tick_us,
     }))
     .into_response())
+}
+
+async fn customer_upgrade(
+    State(state): State<AppState>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    simulator_on(&state)?;
+    Ok(ws
+        .max_message_size(64 * 1024)
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        .on_upgrade(move |socket| crate::customer::serve_customer(socket, state)))
 }

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod bridge;
 pub mod center;
 pub mod config;
+pub mod customer;
 pub mod hours;
 pub mod http;
 pub mod routing;

@@ -35,21 +35,22 @@ fn frame_error(code: ErrorCode, message: impl Into<String>) -> ServerFrame {
     })
 }
 
-/// Runs one socket until it closes.
-pub async fn serve_socket(socket: WebSocket, state: AppState) {
-    let (mut sink, mut stream) = socket.split();
-    let (tx, mut rx) = unbounded_channel::<ServerFrame>();
-    // Media to this socket: bounded, so a backed-up socket drops stale
-    // frames at the bridge instead of queueing delay.
-    let (media_tx, mut media_rx) =
-        tokio::sync::mpsc::channel::<Vec<u8>>(crate::bridge::AGENT_QUEUE);
-    let writer = tokio::spawn(async move {
+/// The one task that writes to a socket: text frames in order, media
+/// frames as they come (text first when both are ready). Ends when the
+/// text channel closes.
+pub fn spawn_writer<T: Send + 'static>(
+    mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<T>,
+    mut media_rx: tokio::sync::mpsc::Receiver<Vec<u8>>,
+    to_text: fn(T) -> String,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
         let mut media_open = true;
         loop {
             let msg = tokio::select! {
                 biased;
                 frame = rx.recv() => match frame {
-                    Some(frame) => Message::Text(encode(&frame).into()),
+                    Some(frame) => Message::Text(to_text(frame).into()),
                     None => break,
                 },
                 media = media_rx.recv(), if media_open => match media {
@@ -66,7 +67,17 @@ pub async fn serve_socket(socket: WebSocket, state: AppState) {
             }
         }
         let _ = sink.close().await;
-    });
+    })
+}
+
+/// Runs one socket until it closes.
+pub async fn serve_socket(socket: WebSocket, state: AppState) {
+    let (sink, mut stream) = socket.split();
+    let (tx, rx) = unbounded_channel::<ServerFrame>();
+    // Media to this socket: bounded, so a backed-up socket drops stale
+    // frames at the bridge instead of queueing delay.
+    let (media_tx, media_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(crate::bridge::AGENT_QUEUE);
+    let writer = spawn_writer(sink, rx, media_rx, |f| encode(&f));
     let mut media_tx = Some(media_tx);
 
     let mut session: Option<(String, u64)> = None;

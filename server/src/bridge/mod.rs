@@ -75,6 +75,17 @@ pub enum CallerAudio {
     /// Whatever it heard 20 ms earlier: an echo line, for measuring the
     /// round trip through the whole path.
     Echo,
+    /// A person on the customer phone page: frames on its own socket,
+    /// registered with the bridge under `customer:<contact id>`.
+    Live {
+        /// Media leg id.
+        leg: u32,
+    },
+}
+
+/// The key a customer phone's socket registers its sink under.
+pub fn customer_key(contact_id: &str) -> String {
+    format!("customer:{contact_id}")
 }
 
 /// A party in a plan.
@@ -326,7 +337,7 @@ impl Hub {
                 self.stats.frames_received += 1;
                 for call in self.calls.values_mut() {
                     for p in call.parties.iter_mut() {
-                        let mine = matches!(&p.plan.kind, PartyKind::Agent { agent: a, leg: l } if *a == agent && *l == leg);
+                        let mine = matches!(&p.output, Output::Socket { agent: a, leg: l, .. } if *a == agent && *l == leg);
                         if let (true, Input::Socket(chain)) = (mine, &mut p.input) {
                             if let Err(e) = chain.push_frame(&bytes, now) {
                                 tracing::debug!("frame from {agent}: {e}");
@@ -450,6 +461,34 @@ impl Hub {
                         dtmf: DtmfQueue::default(),
                     }
                 }
+                PartyKind::Caller {
+                    play: CallerAudio::Live { leg },
+                    ..
+                } => {
+                    let Ok(chain) = ReceiveChain::new(Some(*leg), JitterSettings::default()) else {
+                        continue;
+                    };
+                    let Ok(encoder) = Encoder::new(EncoderSettings {
+                        complexity: 2,
+                        ..EncoderSettings::default()
+                    }) else {
+                        continue;
+                    };
+                    Party {
+                        input: Input::Socket(Box::new(chain)),
+                        output: Output::Socket {
+                            agent: customer_key(&plan.call),
+                            leg: *leg,
+                            encoder: Box::new(encoder),
+                            seq: 0,
+                            ts: 0,
+                        },
+                        plan: q.clone(),
+                        pcm: Box::new([0.0; PACKET]),
+                        hold: HoldTone::new(),
+                        dtmf: DtmfQueue::default(),
+                    }
+                }
                 PartyKind::Caller { play, heard } => {
                     let input = match play {
                         CallerAudio::Prompt(path) => Input::Prompt {
@@ -461,6 +500,7 @@ impl Hub {
                             pos: 0,
                         },
                         CallerAudio::Echo => Input::Echo(Box::new([0.0; PACKET])),
+                        CallerAudio::Live { .. } => continue,
                     };
                     let heard = heard.as_ref().and_then(|p| {
                         WavWriter::create(p)

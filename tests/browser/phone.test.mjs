@@ -1,0 +1,69 @@
+// A person calls in from the customer phone page in one browser; an agent
+// answers in the CCP in another. Each browser's fake microphone speaks a
+// different sentence; each side must hear the other's, checked by
+// cross-correlating speech envelopes.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startBackend, launchBrowser } from './harness.mjs';
+import { CcpPage } from './pages.mjs';
+import { speechWav, readWav, envelope, bestEnvelopeMatch } from './audio.mjs';
+
+let backend;
+let agentWav;
+let customerWav;
+
+before(async () => {
+  backend = await startBackend();
+  const dir = mkdtempSync(join(tmpdir(), 'switchboard-phone-'));
+  agentWav = speechWav(dir, 'agent', 'Good morning, order desk, this is Alice speaking. How may I help you?');
+  customerWav = speechWav(dir, 'customer', 'Hi, my hoodie has not arrived yet, the order number is one hundred.', 'en+m3');
+});
+
+after(() => backend?.stop());
+
+test('a customer on the phone page and an agent in the CCP hear each other', async () => {
+  const agentBrowser = await launchBrowser([`--use-file-for-fake-audio-capture=${agentWav}`]);
+  const customerBrowser = await launchBrowser([`--use-file-for-fake-audio-capture=${customerWav}`]);
+  try {
+    const agentContext = await agentBrowser.newContext();
+    await agentContext.addInitScript(() => { globalThis.__switchboardTap = true; });
+    const agentPage = await agentContext.newPage();
+    const ccp = new CcpPage(agentPage, backend.url);
+    await ccp.open();
+    await ccp.login('alice', 'alice-pass');
+    await ccp.expectLoggedIn('Alice Tanaka');
+    await ccp.setStatus('Available');
+    await ccp.expectAgentState('Available');
+
+    const customerContext = await customerBrowser.newContext();
+    await customerContext.addInitScript(() => { globalThis.__switchboardTap = true; });
+    const phone = await customerContext.newPage();
+    await phone.goto(`${backend.url}/phone/`);
+    await phone.getByTestId('phone-call').click();
+    await ccp.expectContactState('incoming');
+    assert.match(await ccp.attributesText(), /Justin/);
+    await ccp.click('accept');
+    await ccp.expectContactState('connected');
+    await phone.locator('[data-testid="phone-status"][data-state="connected"]').waitFor();
+
+    await agentPage.waitForFunction(() => (globalThis.__switchboardTapOutput || []).length >= 48000 * 7, null, { timeout: 30000, polling: 250 });
+    await phone.waitForFunction(() => (globalThis.__switchboardTapOutput || []).length >= 48000 * 7, null, { timeout: 30000, polling: 250 });
+    const agentHeard = await agentPage.evaluate(() => globalThis.__switchboardTapOutput.slice(0, 48000 * 7));
+    const customerHeard = await phone.evaluate(() => globalThis.__switchboardTapOutput.slice(0, 48000 * 7));
+    const a = bestEnvelopeMatch(envelope(agentHeard, 48000).slice(250, 600), envelope(readWav(customerWav).samples, 48000));
+    const c = bestEnvelopeMatch(envelope(customerHeard, 48000).slice(250, 600), envelope(readWav(agentWav).samples, 48000));
+    console.log(`phone call: agent hears customer ${a.corr.toFixed(3)}, customer hears agent ${c.corr.toFixed(3)}`);
+    assert.ok(a.corr > 0.6, `the agent hears the customer (${a.corr.toFixed(3)})`);
+    assert.ok(c.corr > 0.6, `the customer hears the agent (${c.corr.toFixed(3)})`);
+
+    await phone.getByTestId('phone-hangup').click();
+    await phone.locator('[data-testid="phone-status"][data-state="ended"]').waitFor();
+    await ccp.expectContactState('ended');
+  } finally {
+    await agentBrowser.close();
+    await customerBrowser.close();
+  }
+});
