@@ -267,3 +267,175 @@ async fn audio_flows_both_ways_with_hold_mute_dtmf_and_recording() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A conference: the caller, alice and bob all hear each other. Alice
+/// consults bob (the caller goes on hold), then conferences everyone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conference_mixes_every_party_for_every_other() {
+    let dir = temp_dir("conference");
+    let cfg = test_config(&dir);
+    tone_wav(&cfg.public_dir.join("audio/tone300.wav"), 300.0, 30.0);
+    let running = server::start(cfg).await.expect("start");
+    let addr = running.addr;
+    let mut alice = Client::connect(addr, &login(addr, "alice", "alice-pass").await).await;
+    let mut bob = Client::connect(addr, &login(addr, "bob", "bob-pass").await).await;
+    alice
+        .ok(Op::SetAgentState {
+            state: "Available".into(),
+        })
+        .await;
+    let body = r#"{"from":"+819012345678","queue":"support","play":"audio/tone300.wav"}"#;
+    let (_, json) = http(addr, "POST", "/v1/sim/calls", Some(body)).await;
+    let c = json["contact_id"].as_str().expect("id").to_owned();
+    alice
+        .wait_for("ring", |a| a.state().contacts.contains_key(&c))
+        .await;
+    alice
+        .ok(Op::Accept {
+            contact_id: c.clone(),
+        })
+        .await;
+    bob.ok(Op::SetAgentState {
+        state: "Available".into(),
+    })
+    .await;
+    let qc = protocol::Endpoint {
+        id: "qc-bob".into(),
+        kind: protocol::EndpointKind::Agent,
+        name: String::new(),
+        phone_number: None,
+        agent: None,
+        queue: None,
+    };
+    alice
+        .ok(Op::AddConnection {
+            contact_id: c.clone(),
+            endpoint: qc,
+        })
+        .await;
+    bob.wait_for("transfer rings bob", |b| {
+        b.state().contacts.contains_key(&c)
+    })
+    .await;
+    bob.ok(Op::Accept {
+        contact_id: c.clone(),
+    })
+    .await;
+    alice
+        .ok(Op::Conference {
+            contact_id: c.clone(),
+        })
+        .await;
+    let leg = |cl: &Client| {
+        cl.state().contacts[&c]
+            .agent_connection()
+            .and_then(|k| k.media_leg)
+            .expect("leg")
+    };
+    bob.wait_for("bob's leg", |b| {
+        b.state()
+            .contacts
+            .get(&c)
+            .and_then(|v| v.agent_connection())
+            .and_then(|k| k.media_leg)
+            .is_some()
+    })
+    .await;
+    let (alice_leg, bob_leg) = (leg(&alice), leg(&bob));
+
+    // Alice says 1 kHz, bob 2 kHz, the caller 300 Hz, for three seconds.
+    let tone_frames = |hz: f32, leg: u32| {
+        let mut enc = Encoder::new(EncoderSettings::default()).expect("encoder");
+        let mut seq = 0u32;
+        move || {
+            let mut pcm = [0.0f32; PACKET];
+            for (i, x) in pcm.iter_mut().enumerate() {
+                *x = 0.2
+                    * (2.0 * std::f32::consts::PI * hz * (seq as usize * PACKET + i) as f32
+                        / 48_000.0)
+                        .sin();
+            }
+            let payload = enc.encode(&pcm).expect("encode").to_vec();
+            let mut frame = Vec::new();
+            encode_media_frame(
+                &MediaHeader {
+                    flags: 0,
+                    leg,
+                    sequence: seq,
+                    timestamp: seq.wrapping_mul(PACKET as u32),
+                },
+                &payload,
+                &mut frame,
+            );
+            seq += 1;
+            frame
+        }
+    };
+    let mut a_next = tone_frames(1000.0, alice_leg);
+    let mut b_next = tone_frames(2000.0, bob_leg);
+    alice.media_in.clear();
+    bob.media_in.clear();
+    tokio::join!(
+        alice.stream_media(Duration::from_millis(3000), &mut a_next),
+        bob.stream_media(Duration::from_millis(3000), &mut b_next),
+    );
+    let decode_tail = |frames: &[Vec<u8>]| {
+        let mut dec = Decoder::new().expect("decoder");
+        let mut out = Vec::new();
+        let mut pcm = [0.0f32; PACKET];
+        for f in frames {
+            let frame = decode_media_frame(f).expect("frame");
+            dec.decode(frame.payload, &mut pcm).expect("decode");
+            out.extend_from_slice(&pcm);
+        }
+        out[out.len() / 3..].to_vec()
+    };
+    let alice_hears = decode_tail(&alice.media_in);
+    let bob_hears = decode_tail(&bob.media_in);
+    let share = |x: &[f32], f: f32| tone_share(x, f);
+    eprintln!(
+        "alice hears 300 {:.2} 2k {:.2} 1k {:.2}; bob hears 300 {:.2} 1k {:.2} 2k {:.2}",
+        share(&alice_hears, 300.0),
+        share(&alice_hears, 2000.0),
+        share(&alice_hears, 1000.0),
+        share(&bob_hears, 300.0),
+        share(&bob_hears, 1000.0),
+        share(&bob_hears, 2000.0)
+    );
+    assert!(
+        share(&alice_hears, 300.0) > 0.2 && share(&alice_hears, 2000.0) > 0.2,
+        "alice hears the caller and bob"
+    );
+    assert!(
+        share(&alice_hears, 1000.0) < 0.05,
+        "alice does not hear herself"
+    );
+    assert!(
+        share(&bob_hears, 300.0) > 0.2 && share(&bob_hears, 1000.0) > 0.2,
+        "bob hears the caller and alice"
+    );
+    assert!(
+        share(&bob_hears, 2000.0) < 0.05,
+        "bob does not hear himself"
+    );
+    let (status, _) = http(addr, "DELETE", &format!("/v1/sim/calls/{c}"), None).await;
+    assert_eq!(status, 204);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, wav) =
+        server::sim::http_request_bytes(addr, "GET", &format!("/v1/sim/calls/{c}/heard"))
+            .await
+            .expect("http");
+    assert_eq!(status, 200);
+    let heard = read_wav(&wav);
+    let tail = &heard[heard.len().saturating_sub(48_000 * 2)..];
+    eprintln!(
+        "caller hears 1k {:.2} 2k {:.2}",
+        share(tail, 1000.0),
+        share(tail, 2000.0)
+    );
+    assert!(
+        share(tail, 1000.0) > 0.2 && share(tail, 2000.0) > 0.2,
+        "the caller hears both agents"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
