@@ -35,11 +35,7 @@ async function call(play, seconds) {
   await context.addInitScript(() => { globalThis.__switchboardTap = true; });
   const page = await context.newPage();
   const ccp = new CcpPage(page, backend.url);
-  await ccp.open();
-  await ccp.login('alice', 'alice-pass');
-  await ccp.expectLoggedIn('Alice Tanaka');
-  await ccp.setStatus('Available');
-  await ccp.expectAgentState('Available');
+  await ccp.startShift('alice', 'alice-pass', 'Alice Tanaka');
   const placed = await api(backend.url, 'POST', '/v1/sim/calls', { from: '+15550001111', queue: 'support', ...(play === undefined ? {} : { play }) });
   await ccp.expectContactState('incoming');
   const acceptAt = await page.evaluate(() => performance.now());

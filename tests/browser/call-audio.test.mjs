@@ -34,11 +34,7 @@ test('agent and caller hear each other through the CCP, the engine and the bridg
     const errors = [];
     page.on('pageerror', (e) => errors.push(e.message));
     const ccp = new CcpPage(page, backend.url);
-    await ccp.open();
-    await ccp.login('alice', 'alice-pass');
-    await ccp.expectLoggedIn('Alice Tanaka');
-    await ccp.setStatus('Available');
-    await ccp.expectAgentState('Available');
+    await ccp.startShift('alice', 'alice-pass', 'Alice Tanaka');
     const placed = await api(backend.url, 'POST', '/v1/sim/calls', { from: '+819012345678', queue: 'support' });
     assert.equal(placed.status, 201);
     const id = placed.json.contact_id;
@@ -105,11 +101,7 @@ test('a call survives the agent\'s socket being cut for 5 seconds, and its audio
     });
     const page = await context.newPage();
     const ccp = new CcpPage(page, backend.url);
-    await ccp.open();
-    await ccp.login('alice', 'alice-pass');
-    await ccp.expectLoggedIn('Alice Tanaka');
-    await ccp.setStatus('Available');
-    await ccp.expectAgentState('Available');
+    await ccp.startShift('alice', 'alice-pass', 'Alice Tanaka');
     const placed = await api(backend.url, 'POST', '/v1/sim/calls', { from: '+819012345678', queue: 'support', play: 'echo' });
     const id = placed.json.contact_id;
     await ccp.expectContactState('incoming');

@@ -30,11 +30,7 @@ test('speech arrives through 10% loss and 60 ms of jitter, and the statistics re
     await context.addInitScript(() => { globalThis.__switchboardTap = true; });
     const page = await context.newPage();
     const ccp = new CcpPage(page, backend.url);
-    await ccp.open();
-    await ccp.login('alice', 'alice-pass');
-    await ccp.expectLoggedIn('Alice Tanaka');
-    await ccp.setStatus('Available');
-    await ccp.expectAgentState('Available');
+    await ccp.startShift('alice', 'alice-pass', 'Alice Tanaka');
     await api(backend.url, 'POST', '/v1/sim/calls', { from: '+819012345678', queue: 'support' });
     await ccp.expectContactState('incoming');
     await ccp.click('accept');

@@ -17,6 +17,15 @@ export class CcpPage {
     await this.page.getByTestId('login-submit').click();
   }
 
+  /** Opens the CCP, logs in and goes Available. */
+  async startShift(username, password, name) {
+    await this.open();
+    await this.login(username, password);
+    await this.expectLoggedIn(name);
+    await this.setStatus('Available');
+    await this.expectAgentState('Available');
+  }
+
   async expectLoggedIn(name) {
     await this.page.getByTestId('agent-name').filter({ hasText: name }).waitFor();
     await this.page.locator('[data-testid="link-state"].open').waitFor();

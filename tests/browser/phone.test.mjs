@@ -32,11 +32,7 @@ test('a customer on the phone page and an agent in the CCP hear each other', asy
     await agentContext.addInitScript(() => { globalThis.__switchboardTap = true; });
     const agentPage = await agentContext.newPage();
     const ccp = new CcpPage(agentPage, backend.url);
-    await ccp.open();
-    await ccp.login('alice', 'alice-pass');
-    await ccp.expectLoggedIn('Alice Tanaka');
-    await ccp.setStatus('Available');
-    await ccp.expectAgentState('Available');
+    await ccp.startShift('alice', 'alice-pass', 'Alice Tanaka');
 
     const customerContext = await customerBrowser.newContext();
     await customerContext.addInitScript(() => { globalThis.__switchboardTap = true; });

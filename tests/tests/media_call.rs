@@ -66,6 +66,30 @@ fn tone_wav(path: &std::path::Path, hz: f32, seconds: f32) {
     std::fs::write(path, bytes).expect("write wav");
 }
 
+/// Media frames on `leg` carrying an Opus-encoded tone, one per call.
+fn tone_frames(hz: f32, leg: u32) -> impl FnMut() -> Vec<u8> {
+    let mut enc = Encoder::new(EncoderSettings::default()).expect("encoder");
+    let mut seq = 0u32;
+    move || {
+        let mut pcm = [0.0f32; PACKET];
+        for (i, x) in pcm.iter_mut().enumerate() {
+            let n = seq as usize * PACKET + i;
+            *x = 0.2 * (2.0 * std::f32::consts::PI * hz * n as f32 / 48_000.0).sin();
+        }
+        let payload = enc.encode(&pcm).expect("encode").to_vec();
+        let mut frame = Vec::new();
+        let header = MediaHeader {
+            flags: 0,
+            leg,
+            sequence: seq,
+            timestamp: seq.wrapping_mul(PACKET as u32),
+        };
+        encode_media_frame(&header, &payload, &mut frame);
+        seq += 1;
+        frame
+    }
+}
+
 fn read_wav(bytes: &[u8]) -> Vec<f32> {
     bytes[44..]
         .chunks_exact(2)
@@ -121,29 +145,7 @@ async fn audio_flows_both_ways_with_hold_mute_dtmf_and_recording() {
         .clone();
 
     // The agent's "microphone": a 1 kHz tone, Opus-encoded, paced at 20 ms.
-    let mut enc = Encoder::new(EncoderSettings::default()).expect("encoder");
-    let mut seq = 0u32;
-    let mut next = move || {
-        let mut pcm = [0.0f32; PACKET];
-        for (i, x) in pcm.iter_mut().enumerate() {
-            let n = seq as usize * PACKET + i;
-            *x = 0.2 * (2.0 * std::f32::consts::PI * 1000.0 * n as f32 / 48_000.0).sin();
-        }
-        let payload = enc.encode(&pcm).expect("encode").to_vec();
-        let mut frame = Vec::new();
-        encode_media_frame(
-            &MediaHeader {
-                flags: 0,
-                leg,
-                sequence: seq,
-                timestamp: seq.wrapping_mul(PACKET as u32),
-            },
-            &payload,
-            &mut frame,
-        );
-        seq += 1;
-        frame
-    };
+    let mut next = tone_frames(1000.0, leg);
     let phase = Duration::from_millis(2000);
     alice.stream_media(phase, &mut next).await; // talking
     let heard_by_agent = alice.media_in.len();
@@ -344,33 +346,6 @@ async fn conference_mixes_every_party_for_every_other() {
     let (alice_leg, bob_leg) = (leg(&alice), leg(&bob));
 
     // Alice says 1 kHz, bob 2 kHz, the caller 300 Hz, for three seconds.
-    let tone_frames = |hz: f32, leg: u32| {
-        let mut enc = Encoder::new(EncoderSettings::default()).expect("encoder");
-        let mut seq = 0u32;
-        move || {
-            let mut pcm = [0.0f32; PACKET];
-            for (i, x) in pcm.iter_mut().enumerate() {
-                *x = 0.2
-                    * (2.0 * std::f32::consts::PI * hz * (seq as usize * PACKET + i) as f32
-                        / 48_000.0)
-                        .sin();
-            }
-            let payload = enc.encode(&pcm).expect("encode").to_vec();
-            let mut frame = Vec::new();
-            encode_media_frame(
-                &MediaHeader {
-                    flags: 0,
-                    leg,
-                    sequence: seq,
-                    timestamp: seq.wrapping_mul(PACKET as u32),
-                },
-                &payload,
-                &mut frame,
-            );
-            seq += 1;
-            frame
-        }
-    };
     let mut a_next = tone_frames(1000.0, alice_leg);
     let mut b_next = tone_frames(2000.0, bob_leg);
     alice.media_in.clear();

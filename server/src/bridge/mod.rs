@@ -234,6 +234,35 @@ struct Party {
     dtmf: DtmfQueue,
 }
 
+impl Party {
+    /// A party whose audio comes and goes on a socket registered under
+    /// `key` (an agent's name, or a customer phone's key) with `leg`.
+    fn on_socket(plan: PlannedParty, key: String, leg: u32) -> Option<Party> {
+        let chain = ReceiveChain::new(Some(leg), JitterSettings::default()).ok()?;
+        // Complexity 2: the bridge encodes one stream per party per tick,
+        // and capacity matters more here than the last decibel.
+        let encoder = Encoder::new(EncoderSettings {
+            complexity: 2,
+            ..EncoderSettings::default()
+        })
+        .ok()?;
+        Some(Party {
+            input: Input::Socket(Box::new(chain)),
+            output: Output::Socket {
+                agent: key,
+                leg,
+                encoder: Box::new(encoder),
+                seq: 0,
+                ts: 0,
+            },
+            plan,
+            pcm: Box::new([0.0; PACKET]),
+            hold: HoldTone::new(),
+            dtmf: DtmfQueue::default(),
+        })
+    }
+}
+
 struct CallMedia {
     parties: Vec<Party>,
     recording: Option<WavWriter>,
@@ -437,58 +466,18 @@ impl Hub {
             }
             let party = match &q.kind {
                 PartyKind::Agent { agent, leg } => {
-                    let Ok(chain) = ReceiveChain::new(Some(*leg), JitterSettings::default()) else {
-                        continue;
-                    };
-                    let Ok(encoder) = Encoder::new(EncoderSettings {
-                        complexity: 2,
-                        ..EncoderSettings::default()
-                    }) else {
-                        continue;
-                    };
-                    Party {
-                        input: Input::Socket(Box::new(chain)),
-                        output: Output::Socket {
-                            agent: agent.clone(),
-                            leg: *leg,
-                            encoder: Box::new(encoder),
-                            seq: 0,
-                            ts: 0,
-                        },
-                        plan: q.clone(),
-                        pcm: Box::new([0.0; PACKET]),
-                        hold: HoldTone::new(),
-                        dtmf: DtmfQueue::default(),
+                    match Party::on_socket(q.clone(), agent.clone(), *leg) {
+                        Some(p) => p,
+                        None => continue,
                     }
                 }
                 PartyKind::Caller {
                     play: CallerAudio::Live { leg },
                     ..
-                } => {
-                    let Ok(chain) = ReceiveChain::new(Some(*leg), JitterSettings::default()) else {
-                        continue;
-                    };
-                    let Ok(encoder) = Encoder::new(EncoderSettings {
-                        complexity: 2,
-                        ..EncoderSettings::default()
-                    }) else {
-                        continue;
-                    };
-                    Party {
-                        input: Input::Socket(Box::new(chain)),
-                        output: Output::Socket {
-                            agent: customer_key(&plan.call),
-                            leg: *leg,
-                            encoder: Box::new(encoder),
-                            seq: 0,
-                            ts: 0,
-                        },
-                        plan: q.clone(),
-                        pcm: Box::new([0.0; PACKET]),
-                        hold: HoldTone::new(),
-                        dtmf: DtmfQueue::default(),
-                    }
-                }
+                } => match Party::on_socket(q.clone(), customer_key(&plan.call), *leg) {
+                    Some(p) => p,
+                    None => continue,
+                },
                 PartyKind::Caller { play, heard } => {
                     let input = match play {
                         CallerAudio::Prompt(path) => Input::Prompt {
