@@ -171,6 +171,42 @@ pub fn sync(
     });
 }
 
+/// What the quality indicator shows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Quality {
+    /// Estimated MOS (1-4.5).
+    pub mos: f64,
+    /// Packets lost (concealed or rebuilt) as a share of packets due, %.
+    pub loss_percent: f64,
+    /// Interarrival jitter, ms.
+    pub jitter_ms: f64,
+}
+
+/// The running engine's latest statistics, if a call has audio.
+pub fn quality() -> Option<Quality> {
+    let running = AUDIO.with(|a| a.borrow().running.is_some());
+    if !running {
+        return None;
+    }
+    let stats =
+        js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("__switchboardStats")).ok()?;
+    let num = |k: &str| {
+        js_sys::Reflect::get(&stats, &JsValue::from_str(k))
+            .ok()
+            .and_then(|v| v.as_f64())
+    };
+    let (received, lost) = (num("received")?, num("lost")?);
+    Some(Quality {
+        mos: num("mos")?,
+        loss_percent: if received + lost > 0.0 {
+            100.0 * lost / (received + lost)
+        } else {
+            0.0
+        },
+        jitter_ms: num("jitterMs")?,
+    })
+}
+
 /// Stops the engine (logout).
 pub fn stop() {
     AUDIO.with(|a| *a.borrow_mut() = Audio::default());

@@ -33,6 +33,8 @@ pub struct Ccp {
     pub error: RwSignal<Option<String>>,
     /// A clock ticking each second, for timers.
     pub now: RwSignal<u64>,
+    /// The audio engine's call quality, while a call has audio.
+    pub quality: RwSignal<Option<crate::audio::Quality>>,
 }
 
 fn storage() -> Option<web_sys::Storage> {
@@ -53,11 +55,17 @@ impl Ccp {
             link: RwSignal::new(None),
             error: RwSignal::new(None),
             now: RwSignal::new(web::now().0),
+            quality: RwSignal::new(None),
         };
-        let now = ccp.now;
+        let (now, quality) = (ccp.now, ccp.quality);
         // The interval lives as long as the page.
-        let _ =
-            set_interval_with_handle(move || now.set(web::now().0), Duration::from_millis(1000));
+        let _ = set_interval_with_handle(
+            move || {
+                now.set(web::now().0);
+                quality.set(crate::audio::quality());
+            },
+            Duration::from_millis(1000),
+        );
         ccp
     }
 

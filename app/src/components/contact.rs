@@ -6,6 +6,7 @@ use protocol::contact::{ConnectionState, ContactState, ContactView};
 use protocol::wire::Op;
 
 use crate::ccp::Ccp;
+use crate::components::{CallQuality, Keypad};
 use crate::format::duration;
 
 fn since(state: &ContactState) -> u64 {
@@ -82,6 +83,7 @@ pub fn ContactCard(contact_id: String) -> impl IntoView {
         })
     };
     let wrap_up = RwSignal::new(String::new());
+    let keypad_open = RwSignal::new(false);
 
     let accept = move |_| {
         ccp.run(Op::Accept {
@@ -155,6 +157,8 @@ pub fn ContactCard(contact_id: String) -> impl IntoView {
                     <button class="secondary" data-testid="mute" aria-pressed=move || muted().to_string() on:click=mute>
                         {move || if muted() { "Unmute" } else { "Mute" }}
                     </button>
+                    <button class="secondary" data-testid="keypad" aria-expanded=move || keypad_open.get().to_string()
+                        on:click=move |_| keypad_open.update(|o| *o = !*o)>"Keypad"</button>
                     <button class="danger" data-testid="end-call" on:click=end>"End call"</button>
                 </Show>
                 <Show when=move || state_name() == "connecting">
@@ -170,6 +174,12 @@ pub fn ContactCard(contact_id: String) -> impl IntoView {
                     <button data-testid="clear" on:click=clear>"Clear contact"</button>
                 </Show>
             </div>
+            <Show when=move || state_name() == "connected" && keypad_open.get()>
+                <Keypad contact_id=cid.get_value() />
+            </Show>
+            <Show when=move || state_name() == "connected">
+                <CallQuality />
+            </Show>
         </article>
     }
 }

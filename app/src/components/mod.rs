@@ -2,10 +2,14 @@
 
 mod contact;
 mod header;
+mod keypad;
 mod login;
+mod quality;
 mod status;
 
 pub use contact::ContactCard;
 pub use header::Header;
+pub use keypad::Keypad;
 pub use login::Login;
+pub use quality::CallQuality;
 pub use status::StatusBar;

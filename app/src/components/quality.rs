@@ -1,0 +1,38 @@
+//! The live call-quality indicator, from the audio engine's statistics:
+//! an estimated MOS with a word for it, packet loss and jitter.
+
+use leptos::prelude::*;
+
+use crate::ccp::Ccp;
+
+/// One line under the call controls.
+#[component]
+pub fn CallQuality() -> impl IntoView {
+    let ccp = expect_context::<Ccp>();
+    let text = move || {
+        ccp.quality.get().map(|q| {
+            let word = if q.mos >= 4.0 {
+                "Good"
+            } else if q.mos >= 3.5 {
+                "Fair"
+            } else {
+                "Poor"
+            };
+            (
+                word,
+                format!(
+                    "{word} · MOS {:.1} · loss {:.1}% · jitter {:.0} ms",
+                    q.mos, q.loss_percent, q.jitter_ms
+                ),
+            )
+        })
+    };
+    view! {
+        <Show when=move || text().is_some()>
+            <p class=move || format!("quality quality-{}", text().map(|t| t.0.to_lowercase()).unwrap_or_default())
+                data-testid="call-quality" aria-live="polite">
+                {move || text().map(|t| t.1).unwrap_or_default()}
+            </p>
+        </Show>
+    }
+}
