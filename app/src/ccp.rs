@@ -167,6 +167,19 @@ impl Ccp {
         });
     }
 
+    /// Runs an op and hands back its result (errors show as the panel's
+    /// error and give `None`).
+    pub async fn ask(&self, op: Op) -> Option<protocol::wire::OpResult> {
+        let client = CLIENT.with(|c| c.borrow().as_ref().map(|(client, _)| client.clone()))?;
+        match client.op(op).await {
+            Ok(result) => Some(result),
+            Err(e) => {
+                self.error.set(Some(e.message));
+                None
+            }
+        }
+    }
+
     /// Forgets the token and closes the connection.
     pub fn logout(&self) {
         if let Some(s) = storage() {

@@ -45,6 +45,21 @@ username = "alice"
 password = "alice-pass"
 name = "Alice Tanaka"
 routing_profile = "p"
+[[agents]]
+username = "bob"
+password = "bob-pass"
+name = "Bob Suzuki"
+routing_profile = "p"
+[[quick_connects]]
+id = "qc-bob"
+name = "Bob Suzuki"
+kind = "agent"
+agent = "bob"
+[[quick_connects]]
+id = "qc-alice"
+name = "Alice Tanaka"
+kind = "agent"
+agent = "alice"
 [customers."+819012345678"]
 customerName = "Justin"
 orderId = "100"

@@ -6,7 +6,7 @@ use protocol::contact::{ConnectionState, ContactState, ContactView};
 use protocol::wire::Op;
 
 use crate::ccp::Ccp;
-use crate::components::{CallQuality, Keypad};
+use crate::components::{CallQuality, Keypad, Transfer};
 use crate::format::duration;
 
 fn since(state: &ContactState) -> u64 {
@@ -178,6 +178,7 @@ pub fn ContactCard(contact_id: String) -> impl IntoView {
                 <Keypad contact_id=cid.get_value() />
             </Show>
             <Show when=move || state_name() == "connected">
+                <Transfer contact_id=cid.get_value() />
                 <CallQuality />
             </Show>
         </article>

@@ -6,6 +6,7 @@ mod keypad;
 mod login;
 mod quality;
 mod status;
+mod transfer;
 
 pub use contact::ContactCard;
 pub use header::Header;
@@ -13,3 +14,4 @@ pub use keypad::Keypad;
 pub use login::Login;
 pub use quality::CallQuality;
 pub use status::StatusBar;
+pub use transfer::Transfer;

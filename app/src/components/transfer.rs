@@ -1,0 +1,87 @@
+//! Transfer and conference: pick a quick connect (an agent, a queue or a
+//! number) to bring in; the customer waits on hold while it is reached.
+//! With a third party on the line the agent can swap between the two,
+//! join everyone in a conference, or leave (which completes a transfer).
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use protocol::contact::{ConnectionKind, ConnectionState};
+use protocol::endpoint::Endpoint;
+use protocol::wire::{Op, OpResult};
+
+use crate::ccp::Ccp;
+
+/// The transfer panel and third-party controls for one contact.
+#[component]
+pub fn Transfer(contact_id: String) -> impl IntoView {
+    let ccp = expect_context::<Ccp>();
+    let cid = StoredValue::new(contact_id);
+    let view_of = move || cid.with_value(|id| ccp.contact(id));
+    let open = RwSignal::new(false);
+    let endpoints: RwSignal<Vec<Endpoint>> = RwSignal::new(Vec::new());
+    let toggle_open = move |_| {
+        open.update(|o| *o = !*o);
+        if open.get_untracked() {
+            spawn_local(async move {
+                if let Some(OpResult::QuickConnects { endpoints: list }) =
+                    ccp.ask(Op::ListQuickConnects).await
+                {
+                    endpoints.set(list);
+                }
+            });
+        }
+    };
+    let third_parties = move || {
+        view_of()
+            .map(|v| {
+                v.connections
+                    .into_iter()
+                    .filter(|c| c.kind == ConnectionKind::ThirdParty && !c.state.is_disconnected())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+    let can_toggle = move || view_of().is_some_and(|v| v.can_toggle());
+    let can_conference = move || view_of().is_some_and(|v| v.can_conference());
+    let state_word = |s: &ConnectionState| match s {
+        ConnectionState::Connecting { .. } => "Calling…",
+        ConnectionState::Connected { .. } => "Connected",
+        ConnectionState::Hold { .. } => "On hold",
+        _ => "",
+    };
+    view! {
+        <div class="transfer">
+            <For each=third_parties key=|c| (c.connection_id.clone(), c.state.name()) children=move |c| {
+                let name = c.endpoint.name.clone();
+                let word = state_word(&c.state);
+                view! { <p class="party" data-testid="third-party" data-state=c.state.name()>{name}" · "{word}</p> }
+            } />
+            <div class="actions">
+                <Show when=can_toggle>
+                    <button class="secondary" data-testid="swap" on:click=move |_| ccp.run(Op::Toggle { contact_id: cid.get_value() })>"Swap"</button>
+                </Show>
+                <Show when=can_conference>
+                    <button class="secondary" data-testid="conference" on:click=move |_| ccp.run(Op::Conference { contact_id: cid.get_value() })>"Conference"</button>
+                </Show>
+                <Show when=move || third_parties().is_empty()>
+                    <button class="secondary" data-testid="transfer" aria-expanded=move || open.get().to_string() on:click=toggle_open>"Transfer"</button>
+                </Show>
+            </div>
+            <Show when=move || open.get() && third_parties().is_empty()>
+                <ul class="quick-connects" data-testid="quick-connects">
+                    <For each=move || endpoints.get() key=|e| e.id.clone() children=move |e| {
+                        let label = e.name.clone();
+                        let testid = format!("qc-{}", e.id);
+                        let endpoint = StoredValue::new(e);
+                        view! {
+                            <li><button class="secondary" data-testid=testid on:click=move |_| {
+                                open.set(false);
+                                ccp.run(Op::AddConnection { contact_id: cid.get_value(), endpoint: endpoint.get_value() });
+                            }>{label}</button></li>
+                        }
+                    } />
+                </ul>
+            </Show>
+        </div>
+    }
+}
