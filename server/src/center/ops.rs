@@ -192,6 +192,22 @@ impl Center {
         Ok(call)
     }
 
+    /// The call and the agent's place on it, mutably (`not_found` or
+    /// `not_owner` otherwise).
+    fn mine_mut(&mut self, agent: &str, contact_id: &str) -> Result<(&mut Call, usize), ErrorBody> {
+        self.mine(agent, contact_id)?;
+        let call = self
+            .calls
+            .get_mut(contact_id)
+            .ok_or_else(|| err(ErrorCode::NotFound, "contact vanished"))?;
+        let index = call
+            .participants
+            .iter()
+            .position(|p| p.agent == agent)
+            .ok_or_else(|| err(ErrorCode::NotOwner, "not yours"))?;
+        Ok((call, index))
+    }
+
     /// The call and the agent's participant, requiring the agent connected.
     fn mine_connected(&mut self, agent: &str, contact_id: &str) -> Result<&mut Call, ErrorBody> {
         let state = self
@@ -343,14 +359,8 @@ impl Center {
         contact_id: &str,
         now: Millis,
     ) -> Result<OpResult, ErrorBody> {
-        self.mine(agent, contact_id)?;
-        let call = self
-            .calls
-            .get_mut(contact_id)
-            .ok_or_else(|| err(ErrorCode::NotFound, "contact vanished"))?;
-        let p = call
-            .participant_mut(agent)
-            .ok_or_else(|| err(ErrorCode::NotOwner, "not yours"))?;
+        let (call, i) = self.mine_mut(agent, contact_id)?;
+        let p = &mut call.participants[i];
         let next = p.state.accept(now).map_err(invalid)?;
         p.state = next;
         p.conn = ConnectionState::Connected { since: now };
@@ -380,14 +390,8 @@ impl Center {
         contact_id: &str,
         now: Millis,
     ) -> Result<OpResult, ErrorBody> {
-        self.mine(agent, contact_id)?;
-        let call = self
-            .calls
-            .get_mut(contact_id)
-            .ok_or_else(|| err(ErrorCode::NotFound, "contact vanished"))?;
-        let p = call
-            .participant_mut(agent)
-            .ok_or_else(|| err(ErrorCode::NotOwner, "not yours"))?;
+        let (call, i) = self.mine_mut(agent, contact_id)?;
+        let p = &mut call.participants[i];
         let next = p.state.reject(now).map_err(invalid)?;
         p.state = next;
         let wait = p.offered_from.take();
@@ -828,13 +832,8 @@ impl Center {
     /// is resumed when another agent is on the call (a completed
     /// transfer); with nobody left or coming, the call ends.
     fn leave(&mut self, agent: &str, contact_id: &str, now: Millis) -> Result<OpResult, ErrorBody> {
-        let call = self
-            .calls
-            .get_mut(contact_id)
-            .ok_or_else(|| err(ErrorCode::NotFound, "contact vanished"))?;
-        let p = call
-            .participant_mut(agent)
-            .ok_or_else(|| err(ErrorCode::NotOwner, "not yours"))?;
+        let (call, i) = self.mine_mut(agent, contact_id)?;
+        let p = &mut call.participants[i];
         p.state = p.state.end("agent_disconnect", now).map_err(invalid)?;
         p.conn = p
             .conn
