@@ -832,8 +832,15 @@ impl Center {
     /// is resumed when another agent is on the call (a completed
     /// transfer); with nobody left or coming, the call ends.
     fn leave(&mut self, agent: &str, contact_id: &str, now: Millis) -> Result<OpResult, ErrorBody> {
-        let (call, i) = self.mine_mut(agent, contact_id)?;
-        let p = &mut call.participants[i];
+        // Field borrows, not `mine_mut`: the store is written below while
+        // the call is still borrowed.
+        let call = self
+            .calls
+            .get_mut(contact_id)
+            .ok_or_else(|| err(ErrorCode::NotFound, "contact vanished"))?;
+        let p = call
+            .participant_mut(agent)
+            .ok_or_else(|| err(ErrorCode::NotOwner, "not yours"))?;
         p.state = p.state.end("agent_disconnect", now).map_err(invalid)?;
         p.conn = p
             .conn
