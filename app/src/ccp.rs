@@ -16,7 +16,55 @@ use protocol::wire::Op;
 use streams_sdk::web::{self, DirectClient, LinkState, Subscription, Update};
 use streams_sdk::{ClientState, Output};
 
+use crate::i18n::{tr, Lang};
+
 const TOKEN_KEY: &str = "switchboard.token";
+const LANG_KEY: &str = "switchboard.lang";
+
+fn saved_lang() -> Lang {
+    let window = web_sys::window();
+    let saved = window
+        .as_ref()
+        .and_then(|w| w.local_storage().ok().flatten())
+        .and_then(|s| s.get_item(LANG_KEY).ok().flatten());
+    let browser = window.and_then(|w| w.navigator().language());
+    Lang::from_tag(&saved.or(browser).unwrap_or_default())
+}
+
+const THEME_KEY: &str = "switchboard.theme";
+
+fn saved_dark() -> bool {
+    let window = web_sys::window();
+    let saved = window
+        .as_ref()
+        .and_then(|w| w.local_storage().ok().flatten())
+        .and_then(|s| s.get_item(THEME_KEY).ok().flatten());
+    match saved.as_deref() {
+        Some("dark") => true,
+        Some(_) => false,
+        None => window
+            .and_then(|w| w.match_media("(prefers-color-scheme: dark)").ok().flatten())
+            .is_some_and(|m| m.matches()),
+    }
+}
+
+fn set_document_theme(dark: bool) {
+    if let Some(el) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.document_element())
+    {
+        let _ = el.set_attribute("data-theme", if dark { "dark" } else { "light" });
+    }
+}
+
+fn set_document_lang(lang: Lang) {
+    if let Some(el) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.document_element())
+    {
+        let _ = el.set_attribute("lang", lang.tag());
+    }
+}
 
 thread_local! {
     static CLIENT: RefCell<Option<(DirectClient, Subscription)>> = const { RefCell::new(None) };
@@ -35,6 +83,10 @@ pub struct Ccp {
     pub now: RwSignal<u64>,
     /// The audio engine's call quality, while a call has audio.
     pub quality: RwSignal<Option<crate::audio::Quality>>,
+    /// The display language (kept in localStorage).
+    pub lang: RwSignal<Lang>,
+    /// Dark theme (kept in localStorage; the system preference by default).
+    pub dark: RwSignal<bool>,
 }
 
 fn storage() -> Option<web_sys::Storage> {
@@ -56,7 +108,11 @@ impl Ccp {
             error: RwSignal::new(None),
             now: RwSignal::new(web::now().0),
             quality: RwSignal::new(None),
+            lang: RwSignal::new(saved_lang()),
+            dark: RwSignal::new(saved_dark()),
         };
+        set_document_lang(ccp.lang.get_untracked());
+        set_document_theme(ccp.dark.get_untracked());
         let (now, quality) = (ccp.now, ccp.quality);
         // The interval lives as long as the page.
         let _ = set_interval_with_handle(
@@ -67,6 +123,29 @@ impl Ccp {
             Duration::from_millis(1000),
         );
         ccp
+    }
+
+    /// `english` in the current language (reactive).
+    pub fn t(&self, english: &'static str) -> &'static str {
+        tr(self.lang.get(), english)
+    }
+
+    /// Switches language and remembers it.
+    pub fn set_lang(&self, lang: Lang) {
+        self.lang.set(lang);
+        set_document_lang(lang);
+        if let Some(s) = web_sys::window().and_then(|w| w.local_storage().ok().flatten()) {
+            let _ = s.set_item(LANG_KEY, lang.tag());
+        }
+    }
+
+    /// Switches theme and remembers it.
+    pub fn set_dark(&self, dark: bool) {
+        self.dark.set(dark);
+        set_document_theme(dark);
+        if let Some(s) = web_sys::window().and_then(|w| w.local_storage().ok().flatten()) {
+            let _ = s.set_item(THEME_KEY, if dark { "dark" } else { "light" });
+        }
     }
 
     /// Logged in (connected or reconnecting).
@@ -113,9 +192,9 @@ impl Ccp {
                     }
                     ccp.connect(&login.token);
                 }
-                Err(e) if e.code == ErrorCode::AuthFailed => {
-                    ccp.error.set(Some("Wrong user name or password.".into()))
-                }
+                Err(e) if e.code == ErrorCode::AuthFailed => ccp.error.set(Some(
+                    tr(ccp.lang.get_untracked(), "Wrong user name or password.").into(),
+                )),
                 Err(e) => ccp.error.set(Some(format!("Cannot log in: {}", e.message))),
             }
         });
@@ -135,8 +214,13 @@ impl Ccp {
             Update::Link(l) => self.link.set(Some(l.clone())),
             Update::Output(Output::ServerError(e)) if e.code == ErrorCode::AuthFailed => {
                 self.logout();
-                self.error
-                    .set(Some("Your session expired; log in again.".into()));
+                self.error.set(Some(
+                    tr(
+                        self.lang.get_untracked(),
+                        "Your session expired; log in again.",
+                    )
+                    .into(),
+                ));
             }
             Update::Output(Output::ServerError(e)) => self.error.set(Some(e.message.clone())),
             Update::Output(_) => {

@@ -9,6 +9,7 @@ mod audio;
 mod ccp;
 mod components;
 mod format;
+mod i18n;
 
 use leptos::prelude::*;
 
@@ -26,8 +27,8 @@ pub fn App() -> impl IntoView {
             <Header />
             <Show when=move || ccp.logged_in() fallback=|| view! { <Login /> }>
                 <StatusBar />
-                <section aria-label="Contacts" data-testid="contacts">
-                    <Show when=move || ccp.has_contacts() fallback=|| view! { <p class="idle" data-testid="idle">"No contacts"</p> }>
+                <section aria-label=move || ccp.t("Contacts") data-testid="contacts">
+                    <Show when=move || ccp.has_contacts() fallback=move || view! { <p class="idle" data-testid="idle">{move || ccp.t("No contacts")}</p> }>
                         <For
                             each=move || ccp.contact_ids()
                             key=|id| id.clone()

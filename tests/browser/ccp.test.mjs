@@ -103,3 +103,24 @@ test('an agent takes a call end to end, and a refresh re-attaches mid-call', asy
   assert.deepEqual(errors, []);
   await context.close();
 });
+
+test('the panel switches to Japanese and to a dark theme, and remembers both', async () => {
+  const page = await browser.newPage({ viewport: { width: 320, height: 460 } });
+  const ccp = new CcpPage(page, backend.url);
+  await ccp.open();
+  await page.getByTestId('language').selectOption('ja');
+  assert.equal(await page.getByTestId('login-submit').innerText(), 'ログイン');
+  assert.equal(await page.evaluate(() => document.documentElement.lang), 'ja');
+  await ccp.login('alice', 'alice-pass');
+  await ccp.expectLoggedIn('Alice Tanaka');
+  assert.equal(await page.getByTestId('logout').innerText(), 'ログアウト');
+  await screenshot(page, 'japanese');
+  await page.getByTestId('theme').click();
+  assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'dark');
+  await screenshot(page, 'dark');
+  await page.reload();
+  await ccp.expectLoggedIn('Alice Tanaka');
+  assert.equal(await page.getByTestId('logout').innerText(), 'ログアウト', 'language remembered');
+  assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'dark', 'theme remembered');
+  await page.close();
+});

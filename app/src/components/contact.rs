@@ -23,6 +23,7 @@ fn since(state: &ContactState) -> u64 {
 }
 
 fn state_label(v: &ContactView) -> &'static str {
+    // English keys; the card translates them.
     match v.state {
         ContactState::Incoming { .. } => "Incoming call",
         ContactState::Connecting { .. } => "Dialing",
@@ -52,7 +53,11 @@ pub fn ContactCard(contact_id: String) -> impl IntoView {
             .and_then(|v| v.queue.map(|q| q.name))
             .unwrap_or_default()
     };
-    let label = move || view_of().map(|v| state_label(&v)).unwrap_or_default();
+    let label = move || {
+        view_of()
+            .map(|v| ccp.t(state_label(&v)))
+            .unwrap_or_default()
+    };
     let timer = move || {
         view_of()
             .map(|v| duration(ccp.now.get().saturating_sub(since(&v.state))))
@@ -147,31 +152,31 @@ pub fn ContactCard(contact_id: String) -> impl IntoView {
             </Show>
             <div class="actions">
                 <Show when=move || state_name() == "incoming">
-                    <button data-testid="accept" on:click=accept>"Accept"</button>
-                    <button class="danger" data-testid="reject" on:click=reject>"Reject"</button>
+                    <button data-testid="accept" on:click=accept>{move || ccp.t("Accept")}</button>
+                    <button class="danger" data-testid="reject" on:click=reject>{move || ccp.t("Reject")}</button>
                 </Show>
                 <Show when=move || state_name() == "connected">
                     <button class="secondary" data-testid="hold" aria-pressed=move || customer_held().to_string() on:click=hold>
-                        {move || if customer_held() { "Resume" } else { "Hold" }}
+                        {move || ccp.t(if customer_held() { "Resume" } else { "Hold" })}
                     </button>
                     <button class="secondary" data-testid="mute" aria-pressed=move || muted().to_string() on:click=mute>
-                        {move || if muted() { "Unmute" } else { "Mute" }}
+                        {move || ccp.t(if muted() { "Unmute" } else { "Mute" })}
                     </button>
                     <button class="secondary" data-testid="keypad" aria-expanded=move || keypad_open.get().to_string()
-                        on:click=move |_| keypad_open.update(|o| *o = !*o)>"Keypad"</button>
-                    <button class="danger" data-testid="end-call" on:click=end>"End call"</button>
+                        on:click=move |_| keypad_open.update(|o| *o = !*o)>{move || ccp.t("Keypad")}</button>
+                    <button class="danger" data-testid="end-call" on:click=end>{move || ccp.t("End call")}</button>
                 </Show>
                 <Show when=move || state_name() == "connecting">
-                    <button class="danger" data-testid="end-call" on:click=end>"Cancel"</button>
+                    <button class="danger" data-testid="end-call" on:click=end>{move || ccp.t("Cancel")}</button>
                 </Show>
                 <Show when=move || matches!(state_name(), "ended" | "missed" | "rejected" | "error")>
                     <Show when=move || state_name() == "ended" && !wrap_up_codes().is_empty()>
-                        <select data-testid="wrap-up" aria-label="Wrap-up code" on:change=move |ev| wrap_up.set(event_target_value(&ev))>
-                            <option value="">"No wrap-up code"</option>
+                        <select data-testid="wrap-up" aria-label=move || ccp.t("Wrap-up code") on:change=move |ev| wrap_up.set(event_target_value(&ev))>
+                            <option value="">{move || ccp.t("No wrap-up code")}</option>
                             <For each=wrap_up_codes key=|c| c.clone() children=|c| view! { <option value=c.clone()>{c.clone()}</option> } />
                         </select>
                     </Show>
-                    <button data-testid="clear" on:click=clear>"Clear contact"</button>
+                    <button data-testid="clear" on:click=clear>{move || ccp.t("Clear contact")}</button>
                 </Show>
             </div>
             <Show when=move || state_name() == "connected" && keypad_open.get()>

@@ -1,9 +1,10 @@
-//! Title, the agent's name, the link indicator and logout.
+//! Title, the agent's name, the link indicator, language and logout.
 
 use leptos::prelude::*;
 use streams_sdk::web::LinkState;
 
 use crate::ccp::Ccp;
+use crate::i18n::Lang;
 
 /// The top bar.
 #[component]
@@ -18,21 +19,31 @@ pub fn Header() -> impl IntoView {
         })
     };
     let link = move || match ccp.link.get() {
-        Some(LinkState::Open) => ("open", "Connected".to_string()),
-        Some(LinkState::Connecting) => ("down", "Connecting…".to_string()),
+        Some(LinkState::Open) => ("open", ccp.t("Connected").to_string()),
+        Some(LinkState::Connecting) => ("down", ccp.t("Connecting…").to_string()),
         Some(LinkState::Reconnecting { attempt }) => {
-            ("down", format!("Reconnecting (attempt {attempt})…"))
+            ("down", format!("{} ({attempt})", ccp.t("Reconnecting…")))
         }
-        Some(LinkState::Closed(why)) => ("down", format!("Disconnected: {why}")),
+        Some(LinkState::Closed(why)) => ("down", format!("{}: {why}", ccp.t("Disconnected"))),
         None => ("", String::new()),
     };
+    let change_lang =
+        move |ev: leptos::ev::Event| ccp.set_lang(Lang::from_tag(&event_target_value(&ev)));
     view! {
         <header>
-            <h1>"Switchboard"</h1>
+            <h1>{move || ccp.t("Switchboard")}</h1>
+            <select class="lang" data-testid="language" aria-label=move || ccp.t("Language") on:change=change_lang>
+                <option value="en" selected=move || ccp.lang.get() == Lang::En>"English"</option>
+                <option value="ja" selected=move || ccp.lang.get() == Lang::Ja>"日本語"</option>
+            </select>
+            <button class="secondary theme" data-testid="theme" aria-pressed=move || ccp.dark.get().to_string()
+                on:click=move |_| ccp.set_dark(!ccp.dark.get_untracked())>
+                {move || ccp.t(if ccp.dark.get() { "Light" } else { "Dark" })}
+            </button>
             <Show when=move || ccp.logged_in()>
                 <span data-testid="agent-name">{name}</span>
                 <span class=move || format!("link {}", link().0) data-testid="link-state" aria-live="polite">{move || link().1}</span>
-                <button class="secondary" data-testid="logout" on:click=move |_| ccp.logout()>"Log out"</button>
+                <button class="secondary" data-testid="logout" on:click=move |_| ccp.logout()>{move || ccp.t("Log out")}</button>
             </Show>
         </header>
     }

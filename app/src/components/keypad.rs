@@ -30,7 +30,7 @@ pub fn Keypad(contact_id: String) -> impl IntoView {
         });
     };
     view! {
-        <div class="keypad" role="group" aria-label="Keypad">
+        <div class="keypad" role="group" aria-label=move || ccp.t("Keypad")>
             <output class="typed" data-testid="keypad-typed" aria-live="polite">{typed}</output>
             {KEYS.iter().map(|&k| view! {
                 <button class="secondary key" data-testid=format!("key-{}", match k { "*" => "star", "#" => "hash", d => d })

@@ -15,16 +15,16 @@ pub fn Login() -> impl IntoView {
         ccp.login(username.get(), password.get());
     };
     view! {
-        <form class="login" on:submit=submit aria-label="Log in">
-            <label>"User name"
+        <form class="login" on:submit=submit aria-label=move || ccp.t("Log in")>
+            <label>{move || ccp.t("User name")}
                 <input data-testid="login-username" autocomplete="username" required
                     prop:value=username on:input=move |ev| username.set(event_target_value(&ev)) />
             </label>
-            <label>"Password"
+            <label>{move || ccp.t("Password")}
                 <input data-testid="login-password" type="password" autocomplete="current-password" required
                     prop:value=password on:input=move |ev| password.set(event_target_value(&ev)) />
             </label>
-            <button type="submit" data-testid="login-submit">"Log in"</button>
+            <button type="submit" data-testid="login-submit">{move || ccp.t("Log in")}</button>
         </form>
     }
 }

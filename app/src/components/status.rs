@@ -36,10 +36,10 @@ pub fn StatusBar() -> impl IntoView {
     };
     let next = move || status().and_then(|s| s.next_state).map(|n| n.name);
     view! {
-        <section class="status" aria-label="Agent status">
+        <section class="status" aria-label=move || ccp.t("Agent status")>
             <strong class=move || format!("state-{}", kind()) data-testid="agent-state">{current}</strong>
             <span class="timer" data-testid="agent-state-timer">{timer}</span>
-            <select data-testid="status-select" aria-label="Change status"
+            <select data-testid="status-select" aria-label=move || ccp.t("Change status")
                 on:change=move |ev| ccp.run(Op::SetAgentState { state: event_target_value(&ev) })>
                 <For each=states key=|s| s.name.clone() children=move |s| {
                     let name = s.name.clone();
@@ -52,7 +52,7 @@ pub fn StatusBar() -> impl IntoView {
             </select>
         </section>
         <Show when=move || next().is_some()>
-            <p class="next" data-testid="next-state">"Next: " {move || next().unwrap_or_default()}</p>
+            <p class="next" data-testid="next-state">{move || ccp.t("Next:")}" "{move || next().unwrap_or_default()}</p>
         </Show>
     }
 }

@@ -43,11 +43,13 @@ pub fn Transfer(contact_id: String) -> impl IntoView {
     };
     let can_toggle = move || view_of().is_some_and(|v| v.can_toggle());
     let can_conference = move || view_of().is_some_and(|v| v.can_conference());
-    let state_word = |s: &ConnectionState| match s {
-        ConnectionState::Connecting { .. } => "Calling…",
-        ConnectionState::Connected { .. } => "Connected",
-        ConnectionState::Hold { .. } => "On hold",
-        _ => "",
+    let state_word = move |s: &ConnectionState| {
+        ccp.t(match s {
+            ConnectionState::Connecting { .. } => "Calling…",
+            ConnectionState::Connected { .. } => "Connected",
+            ConnectionState::Hold { .. } => "On hold",
+            _ => "",
+        })
     };
     view! {
         <div class="transfer">
@@ -58,13 +60,13 @@ pub fn Transfer(contact_id: String) -> impl IntoView {
             } />
             <div class="actions">
                 <Show when=can_toggle>
-                    <button class="secondary" data-testid="swap" on:click=move |_| ccp.run(Op::Toggle { contact_id: cid.get_value() })>"Swap"</button>
+                    <button class="secondary" data-testid="swap" on:click=move |_| ccp.run(Op::Toggle { contact_id: cid.get_value() })>{move || ccp.t("Swap")}</button>
                 </Show>
                 <Show when=can_conference>
-                    <button class="secondary" data-testid="conference" on:click=move |_| ccp.run(Op::Conference { contact_id: cid.get_value() })>"Conference"</button>
+                    <button class="secondary" data-testid="conference" on:click=move |_| ccp.run(Op::Conference { contact_id: cid.get_value() })>{move || ccp.t("Conference")}</button>
                 </Show>
                 <Show when=move || third_parties().is_empty()>
-                    <button class="secondary" data-testid="transfer" aria-expanded=move || open.get().to_string() on:click=toggle_open>"Transfer"</button>
+                    <button class="secondary" data-testid="transfer" aria-expanded=move || open.get().to_string() on:click=toggle_open>{move || ccp.t("Transfer")}</button>
                 </Show>
             </div>
             <Show when=move || open.get() && third_parties().is_empty()>

@@ -1,0 +1,118 @@
+//! The CCP's languages: English and Japanese. Every string the panel shows
+//! goes through [`tr`] with its English text as the key, so an untranslated
+//! string falls back to English instead of showing a key. State names that
+//! come from the backend's configuration (Available, Lunch...) are data and
+//! are shown as configured.
+
+/// A display language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lang {
+    /// English.
+    #[default]
+    En,
+    /// Japanese.
+    Ja,
+}
+
+impl Lang {
+    /// BCP 47 tag for `<html lang>`.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Ja => "ja",
+        }
+    }
+
+    /// From a tag; anything else is English.
+    pub fn from_tag(tag: &str) -> Lang {
+        if tag.starts_with("ja") {
+            Lang::Ja
+        } else {
+            Lang::En
+        }
+    }
+}
+
+const JA: &[(&str, &str)] = &[
+    ("Switchboard", "Switchboard"),
+    ("User name", "ユーザー名"),
+    ("Password", "パスワード"),
+    ("Log in", "ログイン"),
+    ("Log out", "ログアウト"),
+    ("Connected", "接続中"),
+    ("Connecting…", "接続しています…"),
+    ("Reconnecting…", "再接続しています…"),
+    ("Disconnected", "切断されました"),
+    ("No contacts", "コンタクトはありません"),
+    ("Change status", "ステータスを変更"),
+    ("Next:", "次のステータス:"),
+    ("Incoming call", "着信"),
+    ("Dialing", "発信中"),
+    ("After-call work", "後処理"),
+    ("Missed call", "不在着信"),
+    ("Rejected", "拒否しました"),
+    ("Error", "エラー"),
+    ("Accept", "応答"),
+    ("Reject", "拒否"),
+    ("Hold", "保留"),
+    ("Resume", "保留解除"),
+    ("Mute", "ミュート"),
+    ("Unmute", "ミュート解除"),
+    ("Keypad", "キーパッド"),
+    ("End call", "通話終了"),
+    ("Cancel", "キャンセル"),
+    ("No wrap-up code", "後処理コードなし"),
+    ("Wrap-up code", "後処理コード"),
+    ("Clear contact", "コンタクトをクリア"),
+    ("Transfer", "転送"),
+    ("Swap", "切り替え"),
+    ("Conference", "会議通話"),
+    ("Calling…", "呼び出し中…"),
+    ("On hold", "保留中"),
+    ("Good", "良好"),
+    ("Fair", "普通"),
+    ("Poor", "不良"),
+    ("loss", "損失"),
+    ("jitter", "ジッター"),
+    ("Language", "言語"),
+    (
+        "Wrong user name or password.",
+        "ユーザー名またはパスワードが違います。",
+    ),
+    (
+        "Your session expired; log in again.",
+        "セッションの有効期限が切れました。もう一度ログインしてください。",
+    ),
+    ("Contacts", "コンタクト"),
+    ("Agent status", "エージェントのステータス"),
+    ("Dark", "ダーク"),
+    ("Light", "ライト"),
+];
+
+/// `english` in `lang`.
+pub fn tr(lang: Lang, english: &'static str) -> &'static str {
+    match lang {
+        Lang::En => english,
+        Lang::Ja => JA
+            .iter()
+            .find(|(en, _)| *en == english)
+            .map_or(english, |(_, ja)| ja),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_entry_is_translated_once() {
+        let mut seen = std::collections::HashSet::new();
+        for (en, ja) in JA {
+            assert!(!ja.is_empty(), "{en}");
+            assert!(seen.insert(*en), "{en} twice");
+        }
+        assert_eq!(tr(Lang::Ja, "Hold"), "保留");
+        assert_eq!(tr(Lang::En, "Hold"), "Hold");
+        assert_eq!(tr(Lang::Ja, "not in the table"), "not in the table");
+    }
+}
