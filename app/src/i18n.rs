@@ -86,6 +86,9 @@ const JA: &[(&str, &str)] = &[
     ("Contacts", "コンタクト"),
     ("Agent status", "エージェントのステータス"),
     ("Dark", "ダーク"),
+    ("Call a number", "番号に発信"),
+    ("Phone number", "電話番号"),
+    ("Call", "発信"),
     ("Light", "ライト"),
 ];
 

@@ -10,11 +10,12 @@ mod ccp;
 mod components;
 mod format;
 mod i18n;
+mod shortcuts;
 
 use leptos::prelude::*;
 
 use crate::ccp::Ccp;
-use crate::components::{ContactCard, Header, Login, StatusBar};
+use crate::components::{ContactCard, Dial, Header, Login, StatusBar};
 
 /// The whole panel.
 #[component]
@@ -22,13 +23,14 @@ pub fn App() -> impl IntoView {
     let ccp = Ccp::new();
     provide_context(ccp);
     ccp.resume_saved_login();
+    crate::shortcuts::install(ccp);
     view! {
         <main>
             <Header />
             <Show when=move || ccp.logged_in() fallback=|| view! { <Login /> }>
                 <StatusBar />
                 <section aria-label=move || ccp.t("Contacts") data-testid="contacts">
-                    <Show when=move || ccp.has_contacts() fallback=move || view! { <p class="idle" data-testid="idle">{move || ccp.t("No contacts")}</p> }>
+                    <Show when=move || ccp.has_contacts() fallback=move || view! { <p class="idle" data-testid="idle">{move || ccp.t("No contacts")}</p><Dial /> }>
                         <For
                             each=move || ccp.contact_ids()
                             key=|id| id.clone()

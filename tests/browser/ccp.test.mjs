@@ -124,3 +124,32 @@ test('the panel switches to Japanese and to a dark theme, and remembers both', a
   assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'dark', 'theme remembered');
   await page.close();
 });
+
+test('an outbound call, driven by the keyboard shortcuts', async () => {
+  const page = await browser.newPage();
+  const ccp = new CcpPage(page, backend.url);
+  await ccp.open();
+  await page.getByTestId('language').selectOption('en');
+  await ccp.login('alice', 'alice-pass');
+  await ccp.expectLoggedIn('Alice Tanaka');
+  await page.getByTestId('dial-number').fill('12');
+  await page.getByTestId('dial').click();
+  assert.match(await ccp.errorText(), /E\.164/);
+  await page.getByTestId('dial-number').fill('+1 415 555 0100');
+  await page.getByTestId('dial').click();
+  await ccp.expectContactState('connecting');
+  await ccp.expectAgentState('CallingCustomer');
+  await ccp.expectContactState('connected');
+  await page.keyboard.press('Alt+KeyM');
+  await ccp.contact().locator('[data-testid="mute"][aria-pressed="true"]').waitFor();
+  await page.keyboard.press('Alt+KeyH');
+  await ccp.contact().locator('[data-testid="hold"][aria-pressed="true"]').waitFor();
+  await page.keyboard.press('Alt+KeyH');
+  await ccp.contact().locator('[data-testid="hold"][aria-pressed="false"]').waitFor();
+  await page.keyboard.press('Alt+KeyM');
+  await page.keyboard.press('Alt+KeyE');
+  await ccp.expectContactState('ended');
+  await ccp.click('clear');
+  await ccp.expectNoContacts();
+  await page.close();
+});

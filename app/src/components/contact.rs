@@ -152,19 +152,19 @@ pub fn ContactCard(contact_id: String) -> impl IntoView {
             </Show>
             <div class="actions">
                 <Show when=move || state_name() == "incoming">
-                    <button data-testid="accept" on:click=accept>{move || ccp.t("Accept")}</button>
-                    <button class="danger" data-testid="reject" on:click=reject>{move || ccp.t("Reject")}</button>
+                    <button data-testid="accept" aria-keyshortcuts="Alt+A" on:click=accept>{move || ccp.t("Accept")}</button>
+                    <button class="danger" data-testid="reject" aria-keyshortcuts="Alt+R" on:click=reject>{move || ccp.t("Reject")}</button>
                 </Show>
                 <Show when=move || state_name() == "connected">
-                    <button class="secondary" data-testid="hold" aria-pressed=move || customer_held().to_string() on:click=hold>
+                    <button class="secondary" data-testid="hold" aria-keyshortcuts="Alt+H" aria-pressed=move || customer_held().to_string() on:click=hold>
                         {move || ccp.t(if customer_held() { "Resume" } else { "Hold" })}
                     </button>
-                    <button class="secondary" data-testid="mute" aria-pressed=move || muted().to_string() on:click=mute>
+                    <button class="secondary" data-testid="mute" aria-keyshortcuts="Alt+M" aria-pressed=move || muted().to_string() on:click=mute>
                         {move || ccp.t(if muted() { "Unmute" } else { "Mute" })}
                     </button>
                     <button class="secondary" data-testid="keypad" aria-expanded=move || keypad_open.get().to_string()
                         on:click=move |_| keypad_open.update(|o| *o = !*o)>{move || ccp.t("Keypad")}</button>
-                    <button class="danger" data-testid="end-call" on:click=end>{move || ccp.t("End call")}</button>
+                    <button class="danger" data-testid="end-call" aria-keyshortcuts="Alt+E" on:click=end>{move || ccp.t("End call")}</button>
                 </Show>
                 <Show when=move || state_name() == "connecting">
                     <button class="danger" data-testid="end-call" on:click=end>{move || ccp.t("Cancel")}</button>

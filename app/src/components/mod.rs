@@ -1,6 +1,7 @@
 //! The panel's parts.
 
 mod contact;
+mod dial;
 mod header;
 mod keypad;
 mod login;
@@ -9,6 +10,7 @@ mod status;
 mod transfer;
 
 pub use contact::ContactCard;
+pub use dial::Dial;
 pub use header::Header;
 pub use keypad::Keypad;
 pub use login::Login;
