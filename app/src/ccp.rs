@@ -67,6 +67,7 @@ fn set_document_lang(lang: Lang) {
 }
 
 thread_local! {
+    static HISTORY: RefCell<crate::history::History> = RefCell::new(crate::history::History::default());
     static CLIENT: RefCell<Option<(DirectClient, Subscription)>> = const { RefCell::new(None) };
 }
 
@@ -87,6 +88,8 @@ pub struct Ccp {
     pub lang: RwSignal<Lang>,
     /// Dark theme (kept in localStorage; the system preference by default).
     pub dark: RwSignal<bool>,
+    /// This session's finished contacts, oldest first.
+    pub history: RwSignal<Vec<crate::history::Entry>>,
 }
 
 fn storage() -> Option<web_sys::Storage> {
@@ -110,6 +113,7 @@ impl Ccp {
             quality: RwSignal::new(None),
             lang: RwSignal::new(saved_lang()),
             dark: RwSignal::new(saved_dark()),
+            history: RwSignal::new(Vec::new()),
         };
         set_document_lang(ccp.lang.get_untracked());
         set_document_theme(ccp.dark.get_untracked());
@@ -232,6 +236,12 @@ impl Ccp {
                 if let Some((client, state)) = current {
                     let error = self.error;
                     crate::audio::sync(&state, &client, move |msg| error.set(Some(msg)));
+                    let done =
+                        HISTORY.with(|h| h.borrow_mut().observe(&state.contacts, web::now().0));
+                    if !done.is_empty() {
+                        // `Update` here is the client's enum, so call the signal trait by name.
+                        leptos::prelude::Update::update(&self.history, |h| h.extend(done));
+                    }
                     self.state.set(state);
                 }
             }

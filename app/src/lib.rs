@@ -9,13 +9,14 @@ mod audio;
 mod ccp;
 mod components;
 mod format;
+mod history;
 mod i18n;
 mod shortcuts;
 
 use leptos::prelude::*;
 
 use crate::ccp::Ccp;
-use crate::components::{ContactCard, Dial, Header, Login, StatusBar};
+use crate::components::{CallHistory, ContactCard, Dial, Header, Login, StatusBar};
 
 /// The whole panel.
 #[component]
@@ -38,6 +39,7 @@ pub fn App() -> impl IntoView {
                         />
                     </Show>
                 </section>
+                <CallHistory />
             </Show>
             <Show when=move || ccp.error.get().is_some()>
                 <p class="error" role="alert" data-testid="error">{move || ccp.error.get().unwrap_or_default()}</p>

@@ -100,6 +100,9 @@ test('an agent takes a call end to end, and a refresh re-attaches mid-call', asy
   await ccp.click('clear');
   await ccp.expectNoContacts();
   await ccp.expectAgentState('Available');
+  const entry = page.locator('[data-testid="history-entry"][data-outcome="answered"]');
+  await entry.waitFor();
+  assert.match(await entry.innerText(), /\+819012345678 · Support · Answered · \d+:\d\d/);
   assert.deepEqual(errors, []);
   await context.close();
 });
@@ -151,5 +154,6 @@ test('an outbound call, driven by the keyboard shortcuts', async () => {
   await ccp.expectContactState('ended');
   await ccp.click('clear');
   await ccp.expectNoContacts();
+  await page.locator('[data-testid="history-entry"][data-outcome="outbound"]').waitFor();
   await page.close();
 });

@@ -3,6 +3,7 @@
 mod contact;
 mod dial;
 mod header;
+mod history;
 mod keypad;
 mod login;
 mod quality;
@@ -12,6 +13,7 @@ mod transfer;
 pub use contact::ContactCard;
 pub use dial::Dial;
 pub use header::Header;
+pub use history::CallHistory;
 pub use keypad::Keypad;
 pub use login::Login;
 pub use quality::CallQuality;
