@@ -2,19 +2,22 @@
 //! is not `Send`, so it lives in a thread-local beside the (thread-safe)
 //! signals; wasm has one thread, and this keeps the components free of it.
 //!
-//! The login token is kept in `sessionStorage`, so a page refresh during a
-//! call re-attaches to it instead of asking for the password again.
+//! The login token is kept in `localStorage`, so a page refresh during a
+//! call re-attaches to it instead of asking for the password again, and a
+//! second tab (or a CRM's second tab framing the CCP) shares the login.
+//! Only the tab leading the election in `tabs` connects; the others mirror
+//! its state and send their ops through it.
 
 use std::cell::RefCell;
 use std::time::Duration;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use protocol::contact::ContactView;
-use protocol::error::ErrorCode;
-use protocol::wire::Op;
+use protocol::contact::{ContactState, ContactView};
+use protocol::error::{ErrorBody, ErrorCode};
+use protocol::wire::{Op, OpResult, Snapshot};
 use streams_sdk::web::{self, DirectClient, LinkState, Subscription, Update};
-use streams_sdk::{ClientState, Output};
+use streams_sdk::{ClientState, ContactChange, Output};
 
 use crate::i18n::{tr, Lang};
 
@@ -90,10 +93,16 @@ pub struct Ccp {
     pub dark: RwSignal<bool>,
     /// This session's finished contacts, oldest first.
     pub history: RwSignal<Vec<crate::history::Entry>>,
+    /// Whether this tab owns the softphone (rings, plays the call).
+    pub leader: RwSignal<bool>,
+    /// The browser blocks the ringtone until the agent clicks the page.
+    pub sound_blocked: RwSignal<bool>,
+    /// A note to show instead of the panel (the login popup's farewell).
+    pub notice: RwSignal<Option<&'static str>>,
 }
 
 fn storage() -> Option<web_sys::Storage> {
-    web_sys::window()?.session_storage().ok().flatten()
+    web_sys::window()?.local_storage().ok().flatten()
 }
 
 fn origin() -> String {
@@ -114,15 +123,20 @@ impl Ccp {
             lang: RwSignal::new(saved_lang()),
             dark: RwSignal::new(saved_dark()),
             history: RwSignal::new(Vec::new()),
+            leader: RwSignal::new(false),
+            sound_blocked: RwSignal::new(false),
+            notice: RwSignal::new(None),
         };
         set_document_lang(ccp.lang.get_untracked());
         set_document_theme(ccp.dark.get_untracked());
-        let (now, quality) = (ccp.now, ccp.quality);
-        // The interval lives as long as the page.
+        // The interval lives as long as the page. It is also the tabs'
+        // heartbeat, and re-checks whether the ringtone is still blocked.
         let _ = set_interval_with_handle(
             move || {
-                now.set(web::now().0);
-                quality.set(crate::audio::quality());
+                ccp.now.set(web::now().0);
+                ccp.quality.set(crate::audio::quality());
+                crate::tabs::broadcast_state(ccp);
+                ccp.sync_ringer();
             },
             Duration::from_millis(1000),
         );
@@ -177,10 +191,115 @@ impl Ccp {
         self.state.with(|s| s.contacts.get(id).cloned())
     }
 
-    /// Reconnects with a token saved by an earlier page load.
+    /// Reconnects with a token saved by an earlier page load or another tab.
     pub fn resume_saved_login(&self) {
         if let Some(token) = storage().and_then(|s| s.get_item(TOKEN_KEY).ok().flatten()) {
             self.connect(&token);
+        }
+    }
+
+    /// This tab won the election: connect with the saved login.
+    pub fn became_leader(&self) {
+        self.leader.set(true);
+        self.resume_saved_login();
+    }
+
+    /// Uses a token obtained here or by the login popup.
+    pub fn adopt_token(&self, token: &str) {
+        if let Some(s) = storage() {
+            let _ = s.set_item(TOKEN_KEY, token);
+        }
+        if self.leader.get_untracked() {
+            self.connect(token);
+        } else {
+            crate::tabs::announce_token();
+        }
+    }
+
+    /// A follower takes the leader's state (`link` is `None` when logged out).
+    pub fn mirror(&self, link: Option<String>, snapshot: Option<Snapshot>) {
+        let link = link.map(|l| match l.as_str() {
+            "open" => LinkState::Open,
+            "connecting" => LinkState::Connecting,
+            "reconnecting" => LinkState::Reconnecting { attempt: 1 },
+            other => LinkState::Closed(other.to_owned()),
+        });
+        let mut state = self.state.get_untracked();
+        let changes = match snapshot {
+            Some(s) if s.seq != state.seq || state.agent.is_none() => state.apply_snapshot(s),
+            Some(_) => Vec::new(),
+            None if state.agent.is_some() => {
+                let gone = state.contacts.keys().cloned().map(ContactChange::Destroyed);
+                let gone: Vec<_> = gone.collect();
+                state = ClientState::default();
+                gone
+            }
+            None => Vec::new(),
+        };
+        let link_changed = self.link.get_untracked() != link;
+        if link_changed {
+            self.link.set(link);
+        }
+        if !changes.is_empty() || link_changed {
+            self.state.set(state);
+            self.after_change(&changes);
+        }
+    }
+
+    /// Link name as the frame transport reports it.
+    pub fn link_name_untracked(&self) -> &'static str {
+        match self.link.get_untracked() {
+            None => "logged_out",
+            Some(LinkState::Connecting) => "connecting",
+            Some(LinkState::Open) => "open",
+            Some(LinkState::Reconnecting { .. }) => "reconnecting",
+            Some(LinkState::Closed(_)) => "closed",
+        }
+    }
+
+    /// The state, without subscribing.
+    pub fn state_untracked(&self) -> ClientState {
+        self.state.get_untracked()
+    }
+
+    /// Logged in, without subscribing.
+    pub fn logged_in_untracked(&self) -> bool {
+        matches!(self.link.get_untracked(), Some(s) if !matches!(s, LinkState::Closed(_)))
+    }
+
+    /// After the state or link changed: tell the other tabs and the
+    /// embedding page, and ring or stop ringing.
+    fn after_change(&self, changes: &[ContactChange]) {
+        crate::tabs::broadcast_state(*self);
+        crate::embed::push(*self, changes);
+        self.sync_ringer();
+    }
+
+    /// Rings for the first incoming contact, in the leading tab.
+    pub fn sync_ringer(&self) {
+        let lang = self.lang.get_untracked();
+        let state = self.state.get_untracked();
+        let incoming = state
+            .contacts
+            .values()
+            .find(|c| matches!(c.state, ContactState::Incoming { .. }));
+        let ring = incoming.map(|c| crate::ringer::Ring {
+            contact_id: &c.contact_id,
+            title: tr(lang, "Incoming call"),
+            body: {
+                let from = c
+                    .initial_connection()
+                    .map(|k| k.endpoint.name.clone())
+                    .unwrap_or_default();
+                match &c.queue {
+                    Some(q) => format!("{from} · {}", q.name),
+                    None => from,
+                }
+            },
+        });
+        let blocked = crate::ringer::sync(ring, self.leader.get_untracked());
+        if self.sound_blocked.get_untracked() != blocked {
+            self.sound_blocked.set(blocked);
         }
     }
 
@@ -188,14 +307,21 @@ impl Ccp {
     pub fn login(&self, username: String, password: String) {
         let ccp = *self;
         ccp.error.set(None);
+        crate::ringer::ask_permission();
         spawn_local(async move {
             match web::login(&origin(), &username, &password).await {
-                Ok(login) => {
+                Ok(login) if crate::embed::is_popup() => {
                     if let Some(s) = storage() {
                         let _ = s.set_item(TOKEN_KEY, &login.token);
                     }
-                    ccp.connect(&login.token);
+                    if crate::embed::hand_over_token(&login.token) {
+                        ccp.notice
+                            .set(Some("You are logged in. This window closes now."));
+                    } else {
+                        ccp.adopt_token(&login.token);
+                    }
                 }
+                Ok(login) => ccp.adopt_token(&login.token),
                 Err(e) if e.code == ErrorCode::AuthFailed => ccp.error.set(Some(
                     tr(ccp.lang.get_untracked(), "Wrong user name or password.").into(),
                 )),
@@ -205,6 +331,10 @@ impl Ccp {
     }
 
     fn connect(&self, token: &str) {
+        if let Some((old, sub)) = CLIENT.with(|c| c.borrow_mut().take()) {
+            drop(sub);
+            old.close();
+        }
         let ws_url = origin().replacen("http", "ws", 1) + "/v1/ws";
         let client = DirectClient::connect(&ws_url, token);
         let ccp = *self;
@@ -215,7 +345,10 @@ impl Ccp {
 
     fn on_update(&self, update: &Update) {
         match update {
-            Update::Link(l) => self.link.set(Some(l.clone())),
+            Update::Link(l) => {
+                self.link.set(Some(l.clone()));
+                self.after_change(&[]);
+            }
             Update::Output(Output::ServerError(e)) if e.code == ErrorCode::AuthFailed => {
                 self.logout();
                 self.error.set(Some(
@@ -243,19 +376,32 @@ impl Ccp {
                         leptos::prelude::Update::update(&self.history, |h| h.extend(done));
                     }
                     self.state.set(state);
+                    let changes = match update {
+                        Update::Output(Output::Contact(change)) => vec![change.clone()],
+                        _ => Vec::new(),
+                    };
+                    self.after_change(&changes);
                 }
             }
+        }
+    }
+
+    /// Runs an op here (leading tab) or through the leading tab.
+    pub async fn request(&self, op: Op) -> Result<OpResult, ErrorBody> {
+        let client = CLIENT.with(|c| c.borrow().as_ref().map(|(client, _)| client.clone()));
+        match client {
+            Some(client) => client.op(op).await,
+            None if self.logged_in_untracked() => crate::tabs::request(op).await,
+            None => Err(ErrorBody::new(ErrorCode::NotAuthenticated, "not logged in")),
         }
     }
 
     /// Runs an op; a failure shows as the panel's error.
     pub fn run(&self, op: Op) {
         let ccp = *self;
-        let client = CLIENT.with(|c| c.borrow().as_ref().map(|(client, _)| client.clone()));
-        let Some(client) = client else { return };
         ccp.error.set(None);
         spawn_local(async move {
-            if let Err(e) = client.op(op).await {
+            if let Err(e) = ccp.request(op).await {
                 ccp.error.set(Some(e.message));
             }
         });
@@ -264,8 +410,7 @@ impl Ccp {
     /// Runs an op and hands back its result (errors show as the panel's
     /// error and give `None`).
     pub async fn ask(&self, op: Op) -> Option<protocol::wire::OpResult> {
-        let client = CLIENT.with(|c| c.borrow().as_ref().map(|(client, _)| client.clone()))?;
-        match client.op(op).await {
+        match self.request(op).await {
             Ok(result) => Some(result),
             Err(e) => {
                 self.error.set(Some(e.message));
@@ -274,8 +419,14 @@ impl Ccp {
         }
     }
 
-    /// Forgets the token and closes the connection.
+    /// Logs out in every tab.
     pub fn logout(&self) {
+        self.logout_here();
+        crate::tabs::announce_logout();
+    }
+
+    /// Forgets the token and closes the connection in this tab.
+    pub fn logout_here(&self) {
         if let Some(s) = storage() {
             let _ = s.remove_item(TOKEN_KEY);
         }
@@ -285,6 +436,14 @@ impl Ccp {
             client.close();
         }
         self.link.set(None);
+        let gone: Vec<ContactChange> = self
+            .state
+            .get_untracked()
+            .contacts
+            .into_keys()
+            .map(ContactChange::Destroyed)
+            .collect();
         self.state.set(ClientState::default());
+        self.after_change(&gone);
     }
 }

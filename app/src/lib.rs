@@ -8,10 +8,13 @@
 mod audio;
 mod ccp;
 mod components;
+mod embed;
 mod format;
 mod history;
 mod i18n;
+mod ringer;
 mod shortcuts;
+mod tabs;
 
 use leptos::prelude::*;
 
@@ -23,11 +26,20 @@ use crate::components::{CallHistory, ContactCard, Dial, Header, Login, StatusBar
 pub fn App() -> impl IntoView {
     let ccp = Ccp::new();
     provide_context(ccp);
-    ccp.resume_saved_login();
+    crate::tabs::install(ccp);
+    crate::embed::install(ccp);
     crate::shortcuts::install(ccp);
     view! {
         <main>
             <Header />
+            <Show when=move || ccp.sound_blocked.get()>
+                <button class="enable-sound" data-testid="enable-sound" on:click=move |_| crate::ringer::unlock()>
+                    {move || ccp.t("Click to enable sound")}
+                </button>
+            </Show>
+            <Show when=move || ccp.notice.get().is_none() fallback=move || view! {
+                <p class="notice" role="status" data-testid="notice">{move || ccp.t(ccp.notice.get().unwrap_or_default())}</p>
+            }>
             <Show when=move || ccp.logged_in() fallback=|| view! { <Login /> }>
                 <StatusBar />
                 <section aria-label=move || ccp.t("Contacts") data-testid="contacts">
@@ -40,6 +52,7 @@ pub fn App() -> impl IntoView {
                     </Show>
                 </section>
                 <CallHistory />
+            </Show>
             </Show>
             <Show when=move || ccp.error.get().is_some()>
                 <p class="error" role="alert" data-testid="error">{move || ccp.error.get().unwrap_or_default()}</p>

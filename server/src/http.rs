@@ -123,8 +123,17 @@ pub fn app(state: AppState) -> Router {
             header::CONTENT_SECURITY_POLICY,
             csp,
         ));
+    // The SDK is loaded by CRM pages on other origins, as a module script:
+    // that needs CORS. It is public code, so any origin may load it.
+    let sdk = Router::new()
+        .fallback_service(ServeDir::new(cfg.ccp_dir.join("sdk")))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        ));
     Router::new()
         .route("/", get(|| async { Redirect::temporary("/ccp/") }))
+        .route("/v1/embed", get(embed_policy))
         .route("/healthz", get(|| async { "ok" }))
         .route("/v1/login", post(login))
         .route("/v1/ws", get(upgrade))
@@ -135,17 +144,35 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/sim/calls/{id}/heard", get(sim_heard))
         .route("/v1/sim/media-stats", get(sim_media_stats))
         .route("/v1/customer/ws", get(customer_upgrade))
+        .nest_service("/ccp/sdk", sdk)
         .nest_service("/ccp", ccp)
         .nest_service("/phone", ServeDir::new(cfg.public_dir.join("phone")))
         .nest_service("/public", ServeDir::new(&cfg.public_dir))
         .with_state(state)
 }
 
-/// The demo CRM page, served on its own origin.
-pub fn crm_demo_app(cfg: &Config) -> Router {
-    Router::new().fallback_service(
-        ServeDir::new(cfg.public_dir.join("crm")).append_index_html_on_directories(true),
-    )
+/// The demo CRM page, served on its own origin. It learns where the CCP
+/// is from `/demo-config.json` (the backend's actual address, which differs
+/// from the configured one when that names port 0).
+pub fn crm_demo_app(cfg: &Config, backend: std::net::SocketAddr) -> Router {
+    let ccp_url = format!("http://{backend}/ccp/");
+    Router::new()
+        .route(
+            "/demo-config.json",
+            get(move || {
+                let ccp_url = ccp_url.clone();
+                async move { Json(serde_json::json!({ "ccpUrl": ccp_url })) }
+            }),
+        )
+        .fallback_service(
+            ServeDir::new(cfg.public_dir.join("crm")).append_index_html_on_directories(true),
+        )
+}
+
+/// The origins that may frame the CCP. A framed CCP reads it to decide
+/// whose messages to accept; it is the same list the CSP header carries.
+async fn embed_policy(State(state): State<AppState>) -> Response {
+    Json(serde_json::json!({ "approved_origins": state.cfg.approved_origins })).into_response()
 }
 
 /// `frame-ancestors 'self' <approved origins>`.

@@ -100,14 +100,14 @@ pub async fn start_with_store(cfg: Config, store: Store) -> Result<Running, Star
             let listener = tokio::net::TcpListener::bind(crm)
                 .await
                 .map_err(|source| StartError::Bind { addr: crm, source })?;
-            let addr = listener
+            let crm_addr = listener
                 .local_addr()
                 .map_err(|source| StartError::Bind { addr: crm, source })?;
-            let router = crm_demo_app(&cfg);
+            let router = crm_demo_app(&cfg, addr);
             tokio::spawn(async move {
                 let _ = axum::serve(listener, router).await;
             });
-            Some(addr)
+            Some(crm_addr)
         }
         None => None,
     };

@@ -46,7 +46,7 @@ test('a wrong password is explained and nothing is stored', async () => {
   await ccp.open();
   await ccp.login('alice', 'not-the-password');
   assert.match(await ccp.errorText(), /wrong user name or password/i);
-  assert.equal(await page.evaluate(() => sessionStorage.length), 0);
+  assert.equal(await page.evaluate(() => localStorage.getItem('switchboard.token')), null);
   await page.close();
 });
 

@@ -3,7 +3,9 @@
 // Chromium through playwright-core with the flags these machines need,
 // and offers small HTTP helpers for the simulated-caller API.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, mkdirSync, rmSync, readFileSync, existsSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { extname } from 'node:path';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,7 +14,7 @@ import { chromium } from 'playwright-core';
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const ARTIFACTS = join(ROOT, 'tests/browser/artifacts');
 
-const CONFIG = (dataDir, extraServer = '') => `
+const CONFIG = (dataDir, extraServer = '', approved = []) => `
 wrap_up_codes = ["Resolved", "Escalated"]
 [server]
 ${extraServer}
@@ -20,7 +22,7 @@ listen = "127.0.0.1:0"
 data_dir = "${dataDir}"
 public_dir = "${join(ROOT, 'public')}"
 ccp_dir = "${join(ROOT, 'dist')}"
-approved_origins = ["http://localhost:9"]
+approved_origins = ${JSON.stringify(approved.length ? approved : ['http://localhost:9'])}
 ring_timeout_s = 30
 simulator = true
 [[agent_states]]
@@ -68,14 +70,33 @@ shippingDate = "2018-11-12"
 cancelled = "false"
 `;
 
+/** A TCP port that was free a moment ago, on 127.0.0.1. */
+export async function freePort() {
+  const server = createServer();
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address();
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
 /**
- * Starts the backend; resolves with { url, stop }. `extraServer` is TOML
- * added to the [server] table (e.g. the test-only impairment keys).
+ * Starts the backend; resolves with { url, crmUrl, stop }. `extraServer` is
+ * TOML added to the [server] table (e.g. the test-only impairment keys).
+ * `crm: true` also serves the demo CRM on its own port, approved to frame
+ * the CCP as http://127.0.0.1:<port>; `approved` adds more origins.
  */
-export async function startBackend(extraServer = '') {
+export async function startBackend(extraServer = '', { crm = false, approved = [] } = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), 'switchboard-browser-'));
   const configPath = join(dataDir, 'config.toml');
-  writeFileSync(configPath, CONFIG(dataDir, extraServer));
+  let crmUrl = null;
+  const origins = [...approved];
+  if (crm) {
+    const port = await freePort();
+    crmUrl = `http://127.0.0.1:${port}`;
+    origins.push(crmUrl);
+    extraServer += `\ncrm_demo_listen = "127.0.0.1:${port}"\n`;
+  }
+  writeFileSync(configPath, CONFIG(dataDir, extraServer, origins));
   const bin = join(ROOT, 'target/debug/switchboard-server');
   const proc = spawn(bin, ['--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
@@ -91,6 +112,7 @@ export async function startBackend(extraServer = '') {
   });
   return {
     url,
+    crmUrl,
     log: () => log,
     stop: () => { proc.kill('SIGKILL'); rmSync(dataDir, { recursive: true, force: true }); },
   };
@@ -126,4 +148,21 @@ export async function api(base, method, path, body) {
 export async function screenshot(page, name) {
   mkdirSync(ARTIFACTS, { recursive: true });
   await page.screenshot({ path: join(ARTIFACTS, `${name}.png`) });
+}
+
+const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.json': 'application/json' };
+
+/**
+ * Serves `dir` on 127.0.0.1 (a third origin for embedding tests); resolves
+ * with { url, close }.
+ */
+export async function serveStatic(dir, port = 0) {
+  const server = createServer((req, res) => {
+    const path = join(dir, decodeURIComponent(new URL(req.url, 'http://x').pathname));
+    if (!path.startsWith(dir) || !existsSync(path)) { res.writeHead(404); res.end('not found'); return; }
+    res.writeHead(200, { 'content-type': TYPES[extname(path)] || 'application/octet-stream' });
+    res.end(readFileSync(path));
+  });
+  await new Promise((r) => server.listen(port, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${server.address().port}`, close: () => server.close() };
 }

@@ -66,3 +66,59 @@ export class CcpPage {
     assert.equal(await this.page.getByTestId('contact').count(), 0);
   }
 }
+
+/** The demo CRM page (public/crm), which embeds the CCP through the SDK. */
+export class CrmPage {
+  constructor(page, crmUrl) {
+    this.page = page;
+    this.crmUrl = crmUrl;
+  }
+
+  async open() {
+    await this.page.goto(`${this.crmUrl}/`);
+    await this.page.locator('body[data-ready="true"]').waitFor();
+  }
+
+  /** Logs the hidden CCP in through the SDK's popup. */
+  async loginByPopup(username, password, backendUrl) {
+    const [popup] = await Promise.all([
+      this.page.waitForEvent('popup'),
+      this.page.getByTestId('crm-login').click(),
+    ]);
+    const closed = popup.waitForEvent('close');
+    const ccp = new CcpPage(popup, backendUrl);
+    await ccp.login(username, password);
+    await closed;
+    await this.page.getByTestId('crm-login').waitFor({ state: 'hidden' });
+  }
+
+  async setStatus(name) {
+    await this.page.getByTestId('crm-state').selectOption(name);
+    await this.expectStatus(name);
+  }
+
+  async expectStatus(text) {
+    await this.page.getByTestId('crm-status').filter({ hasText: new RegExp(`^${text}$`) }).waitFor();
+  }
+
+  async expectCall(pattern) {
+    await this.page.getByTestId('crm-call-state').filter({ hasText: pattern }).waitFor();
+  }
+
+  async click(testId) {
+    await this.page.getByTestId(testId).click();
+  }
+
+  async text(testId) {
+    return this.page.getByTestId(testId).innerText();
+  }
+
+  async logText() {
+    return this.page.getByTestId('crm-log').innerText();
+  }
+
+  /** The CCP's frame inside the page. */
+  ccpFrame() {
+    return this.page.frames().find((f) => f.url().includes('/ccp/'));
+  }
+}

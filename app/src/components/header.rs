@@ -43,6 +43,9 @@ pub fn Header() -> impl IntoView {
             <Show when=move || ccp.logged_in()>
                 <span data-testid="agent-name">{name}</span>
                 <span class=move || format!("link {}", link().0) data-testid="link-state" aria-live="polite">{move || link().1}</span>
+                <Show when=move || !ccp.leader.get()>
+                    <span class="mirror" data-testid="tab-role">{move || ccp.t("Softphone in another tab")}</span>
+                </Show>
                 <button class="secondary" data-testid="logout" on:click=move |_| ccp.logout()>{move || ccp.t("Log out")}</button>
             </Show>
         </header>

@@ -1,0 +1,285 @@
+//! One softphone across several tabs. The backend keeps one socket per
+//! agent (a newer one replaces the older), and only one tab should ring
+//! and own the microphone, so the CCPs of one browser elect a leader.
+//!
+//! The election is a Web Lock (`navigator.locks`): the tab holding
+//! `switchboard.softphone` leads, and the browser releases the lock the
+//! moment that tab closes, navigates away or crashes, granting it to the
+//! next waiting tab. The leader holds the backend connection and the audio
+//! engine; it broadcasts its state on a `BroadcastChannel` with every
+//! change and once a second (the heartbeat followers show as "mirroring"),
+//! and runs the ops the other tabs send it. Followers mirror that state and
+//! act through the leader. A follower that becomes leader connects with the
+//! saved token (a fresh snapshot) and starts the audio of a live call.
+//!
+//! The heartbeat is not used to take the lead from a silent leader: Chrome
+//! throttles timers in hidden tabs to once a minute after five minutes, so a
+//! healthy background leader would look dead. The lock's release is the
+//! liveness signal; for CCPs framed by a CRM, both lock and channel are
+//! scoped to that CRM's site by the browser's storage partitioning.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use futures_channel::oneshot;
+use leptos::task::spawn_local;
+use protocol::error::{ErrorBody, ErrorCode};
+use protocol::wire::{Op, OpResult, Snapshot};
+use serde::{Deserialize, Serialize};
+use streams_sdk::ClientState;
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::prelude::*;
+
+use crate::ccp::Ccp;
+
+/// A follower's request fails after this long without the leader's answer.
+const REQUEST_TIMEOUT_MS: i32 = 6_000;
+
+#[wasm_bindgen(inline_js = r#"
+export function sbTabs(onLead, onMessage) {
+  const channel = typeof BroadcastChannel === 'function' ? new BroadcastChannel('switchboard.tabs') : null;
+  if (channel) channel.onmessage = (e) => { if (typeof e.data === 'string') onMessage(e.data); };
+  if (navigator.locks && navigator.locks.request) {
+    navigator.locks.request('switchboard.softphone', () => {
+      onLead();
+      return new Promise(() => {}); // held for the life of this page
+    }).catch((e) => console.warn('[switchboard tabs] lock failed', e));
+  } else {
+    onLead(); // no Web Locks: every tab leads, as before
+  }
+  return (text) => { if (channel) channel.postMessage(text); };
+}
+export function sbTabId() { return Math.random().toString(36).slice(2) + Date.now().toString(36); }
+"#)]
+extern "C" {
+    #[wasm_bindgen(js_name = sbTabs)]
+    fn tabs(
+        on_lead: &Closure<dyn FnMut()>,
+        on_message: &Closure<dyn FnMut(String)>,
+    ) -> js_sys::Function;
+    #[wasm_bindgen(js_name = sbTabId)]
+    fn tab_id() -> String;
+}
+
+/// What tabs tell each other.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum TabMessage {
+    /// A new follower asks for the state.
+    Hello,
+    /// The leader's world: its link (`None` when logged out) and state.
+    State {
+        link: Option<String>,
+        snapshot: Option<Box<Snapshot>>,
+    },
+    /// A follower's op for the leader to run.
+    Request { tab: String, id: u64, op: Op },
+    /// The leader's answer.
+    Response {
+        tab: String,
+        id: u64,
+        result: Result<OpResult, ErrorBody>,
+    },
+    /// A follower saved a new token: the leader connects with it.
+    Token,
+    /// The agent logged out in some tab: every tab forgets the login.
+    Logout,
+}
+
+struct Tabs {
+    id: String,
+    leader: bool,
+    /// Whether this tab knows its role's state: it leads (and has resumed
+    /// any saved login), or it has mirrored the leader once, or waited long
+    /// enough. The frame transport does not report state before this, so
+    /// an SDK does not see "logged out" a moment before the login resumes.
+    settled: bool,
+    post: Option<js_sys::Function>,
+    next_id: u64,
+    waiting: HashMap<u64, oneshot::Sender<Result<OpResult, ErrorBody>>>,
+}
+
+thread_local! {
+    static TABS: RefCell<Tabs> = RefCell::new(Tabs {
+        id: String::new(),
+        leader: false,
+        settled: false,
+        post: None,
+        next_id: 1,
+        waiting: HashMap::new(),
+    });
+}
+
+/// Whether this tab owns the softphone.
+pub fn is_leader() -> bool {
+    TABS.with(|t| t.borrow().leader)
+}
+
+/// Whether this tab's state is worth reporting yet.
+pub fn settled() -> bool {
+    TABS.with(|t| t.borrow().settled)
+}
+
+/// How long a follower waits for the leader's first state.
+const SETTLE_MS: u32 = 1_500;
+
+fn settle(ccp: Ccp) {
+    let was = TABS.with(|t| std::mem::replace(&mut t.borrow_mut().settled, true));
+    if !was {
+        crate::embed::push(ccp, &[]);
+    }
+}
+
+fn post(msg: &TabMessage) {
+    let f = TABS.with(|t| t.borrow().post.clone());
+    if let (Some(f), Ok(text)) = (f, serde_json::to_string(msg)) {
+        let _ = f.call1(&JsValue::NULL, &JsValue::from_str(&text));
+    }
+}
+
+/// Joins the election. The winner resumes the saved login; the others ask
+/// it for the state.
+pub fn install(ccp: Ccp) {
+    TABS.with(|t| t.borrow_mut().id = tab_id());
+    let on_lead = Closure::<dyn FnMut()>::new(move || {
+        TABS.with(|t| t.borrow_mut().leader = true);
+        // Follower requests still waiting will never be answered by us.
+        let waiting: Vec<_> = TABS.with(|t| t.borrow_mut().waiting.drain().collect());
+        for (_, tx) in waiting {
+            let _ = tx.send(Err(ErrorBody::new(
+                ErrorCode::Unknown,
+                "the tab that owned the softphone closed; try again",
+            )));
+        }
+        ccp.became_leader();
+        settle(ccp);
+    });
+    let on_message = Closure::<dyn FnMut(String)>::new(move |text: String| {
+        match serde_json::from_str::<TabMessage>(&text) {
+            Ok(msg) => on_message(ccp, msg),
+            Err(e) => web_sys::console::warn_1(&format!("[switchboard tabs] dropped: {e}").into()),
+        }
+    });
+    let post = tabs(&on_lead, &on_message);
+    // Both callbacks live as long as the page.
+    on_lead.forget();
+    on_message.forget();
+    TABS.with(|t| t.borrow_mut().post = Some(post));
+    if !is_leader() {
+        post_hello();
+    }
+    leptos::prelude::set_timeout(
+        move || settle(ccp),
+        std::time::Duration::from_millis(SETTLE_MS.into()),
+    );
+}
+
+fn post_hello() {
+    post(&TabMessage::Hello);
+}
+
+fn on_message(ccp: Ccp, msg: TabMessage) {
+    let leader = is_leader();
+    match msg {
+        TabMessage::Hello if leader => broadcast_state(ccp),
+        TabMessage::State { link, snapshot } if !leader => {
+            ccp.mirror(link, snapshot.map(|s| *s));
+            settle(ccp);
+        }
+        TabMessage::Request { tab, id, op } if leader => spawn_local(async move {
+            let result = ccp.request(op).await;
+            post(&TabMessage::Response { tab, id, result });
+        }),
+        TabMessage::Response { tab, id, result } => {
+            let mine = TABS.with(|t| t.borrow().id == tab);
+            if mine {
+                if let Some(tx) = TABS.with(|t| t.borrow_mut().waiting.remove(&id)) {
+                    let _ = tx.send(result);
+                }
+            }
+        }
+        TabMessage::Token if leader => ccp.resume_saved_login(),
+        TabMessage::Logout => ccp.logout_here(),
+        _ => {}
+    }
+}
+
+/// The leader tells the other tabs its state (after every change, and
+/// once a second as the heartbeat).
+pub fn broadcast_state(ccp: Ccp) {
+    if !is_leader() {
+        return;
+    }
+    let link = ccp.link_name_untracked();
+    let snapshot = snapshot_of(&ccp.state_untracked()).map(Box::new);
+    post(&TabMessage::State {
+        link: (link != "logged_out").then(|| link.to_owned()),
+        snapshot,
+    });
+}
+
+/// The snapshot that rebuilds `state` in another tab.
+fn snapshot_of(state: &ClientState) -> Option<Snapshot> {
+    let agent = state.agent.as_ref()?;
+    let mut contacts: Vec<_> = state.contacts.values().cloned().collect();
+    contacts.sort_by_key(|c| c.created_at);
+    Some(Snapshot {
+        seq: state.seq,
+        status: agent.status.clone(),
+        muted: agent.muted,
+        configuration: agent.configuration.clone(),
+        states: agent.states.clone(),
+        contacts,
+    })
+}
+
+/// A follower asks the leader to run `op`.
+pub async fn request(op: Op) -> Result<OpResult, ErrorBody> {
+    let (tx, rx) = oneshot::channel();
+    let (tab, id) = TABS.with(|t| {
+        let mut t = t.borrow_mut();
+        let id = t.next_id;
+        t.next_id += 1;
+        t.waiting.insert(id, tx);
+        (t.id.clone(), id)
+    });
+    post(&TabMessage::Request { tab, id, op });
+    let timeout = Closure::once(move || {
+        if let Some(tx) = TABS.with(|t| t.borrow_mut().waiting.remove(&id)) {
+            let _ = tx.send(Err(ErrorBody::new(
+                ErrorCode::Unknown,
+                "the tab that owns the softphone did not answer",
+            )));
+        }
+    });
+    let window = web_sys::window();
+    let timer = window.as_ref().and_then(|w| {
+        w.set_timeout_with_callback_and_timeout_and_arguments_0(
+            timeout.as_ref().unchecked_ref(),
+            REQUEST_TIMEOUT_MS,
+        )
+        .ok()
+    });
+    let result = rx.await.unwrap_or_else(|_| {
+        Err(ErrorBody::new(
+            ErrorCode::Unknown,
+            "the request was dropped",
+        ))
+    });
+    // Cancel the timer before its callback is freed.
+    if let (Some(w), Some(t)) = (window, timer) {
+        w.clear_timeout_with_handle(t);
+    }
+    drop(timeout);
+    result
+}
+
+/// Tells the leader a token was saved.
+pub fn announce_token() {
+    post(&TabMessage::Token);
+}
+
+/// Tells every tab the agent logged out.
+pub fn announce_logout() {
+    post(&TabMessage::Logout);
+}
