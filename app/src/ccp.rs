@@ -225,22 +225,24 @@ impl Ccp {
             other => LinkState::Closed(other.to_owned()),
         });
         let mut state = self.state.get_untracked();
-        let changes = match snapshot {
-            Some(s) if s.seq != state.seq || state.agent.is_none() => state.apply_snapshot(s),
-            Some(_) => Vec::new(),
+        let (changed, changes) = match snapshot {
+            Some(s) if s.seq != state.seq || state.agent.is_none() => {
+                (true, state.apply_snapshot(s))
+            }
+            Some(_) => (false, Vec::new()),
             None if state.agent.is_some() => {
                 let gone = state.contacts.keys().cloned().map(ContactChange::Destroyed);
                 let gone: Vec<_> = gone.collect();
                 state = ClientState::default();
-                gone
+                (true, gone)
             }
-            None => Vec::new(),
+            None => (false, Vec::new()),
         };
         let link_changed = self.link.get_untracked() != link;
         if link_changed {
             self.link.set(link);
         }
-        if !changes.is_empty() || link_changed {
+        if changed || link_changed {
             self.state.set(state);
             self.after_change(&changes);
         }
