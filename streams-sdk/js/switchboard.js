@@ -41,7 +41,7 @@ export class SwitchboardError extends Error {
   constructor(code, message) {
     super(message);
     this.name = 'SwitchboardError';
-    /** @type {string} */
+    /** @readonly @type {string} */
     this.code = code;
   }
 }
@@ -153,17 +153,17 @@ export class Connection {
    * @param {any} raw
    */
   constructor(session, contactId, raw) {
-    /** @type {string} */
+    /** @readonly @type {string} */
     this.id = raw.connection_id;
-    /** @type {string} */
+    /** @readonly @type {string} */
     this.contactId = contactId;
-    /** @type {'agent'|'inbound'|'outbound'|'third_party'} */
+    /** @readonly @type {'agent'|'inbound'|'outbound'|'third_party'} */
     this.kind = raw.kind;
-    /** @type {EndpointInfo} */
+    /** @readonly @type {EndpointInfo} */
     this.endpoint = deepFreeze({ ...raw.endpoint });
-    /** @type {'init'|'connecting'|'connected'|'hold'|'disconnected'} */
+    /** @readonly @type {'init'|'connecting'|'connected'|'hold'|'disconnected'} */
     this.state = raw.state.name;
-    /** @type {number | null} */
+    /** @readonly @type {number | null} */
     this.since = raw.state.since ?? null;
     /** @type {Session} */
     this.#session = session;
@@ -204,23 +204,23 @@ export class Contact {
    * @param {any} raw
    */
   constructor(session, raw) {
-    /** @type {string} */
+    /** @readonly @type {string} */
     this.id = raw.contact_id;
-    /** @type {'voice'} */
+    /** @readonly @type {'voice'} */
     this.type = 'voice';
-    /** @type {'init'|'incoming'|'connecting'|'connected'|'ended'|'missed'|'rejected'|'error'} */
+    /** @readonly @type {'init'|'incoming'|'connecting'|'connected'|'ended'|'missed'|'rejected'|'error'} */
     this.state = raw.state.name;
-    /** @type {number | null} */
+    /** @readonly @type {number | null} */
     this.since = raw.state.since ?? null;
-    /** @type {'inbound'|'outbound'|'transfer'} */
+    /** @readonly @type {'inbound'|'outbound'|'transfer'} */
     this.initiation = raw.initiation;
-    /** @type {QueueRef | null} */
+    /** @readonly @type {QueueRef | null} */
     this.queue = raw.queue ? deepFreeze({ ...raw.queue }) : null;
-    /** @type {Readonly<Record<string, string>>} */
+    /** @readonly @type {Readonly<Record<string, string>>} */
     this.attributes = deepFreeze({ ...raw.attributes });
-    /** @type {ReadonlyArray<Connection>} */
+    /** @readonly @type {ReadonlyArray<Connection>} */
     this.connections = Object.freeze(raw.connections.map((/** @type {any} */ k) => new Connection(session, this.id, k)));
-    /** @type {number} */
+    /** @readonly @type {number} */
     this.createdAt = raw.created_at;
     /** @type {Session} */
     this.#session = session;
@@ -653,8 +653,9 @@ export class Session {
       case 'state':
         if (!this.#open || !isStateShape(msg)) { this.#drop('state of the wrong shape', msg); return; }
         this.#onState(msg);
-        // Ready once the CCP knows whether it is logged in.
-        if (msg.link !== 'connecting') this.#handshake?.(true);
+        // Ready once the CCP knows whether it is logged in, and if it is,
+        // once the agent's data has arrived.
+        if (msg.link !== 'connecting' && (msg.link !== 'open' || msg.agent)) this.#handshake?.(true);
         return;
       default:
         this.#drop(`unknown kind ${msg.kind}`, msg);

@@ -6,6 +6,7 @@
 //! - `test`: installs what is missing and runs every test: native crates,
 //!   the CCP build, and the browser end-to-end tests in headless Chromium.
 //! - `bench [load]`: the benchmarks whose figures go into docs/benchmarks.md.
+//! - `sdk-types`: regenerates the SDK's committed TypeScript declarations.
 //! - `install`: only the tool installs.
 //! - `lint`: rustfmt and clippy.
 //!
@@ -118,6 +119,7 @@ fn cmd_test(args: &[String]) -> Result<(), String> {
         ensure_browser_tools()?;
     }
     run(cargo().args(["test", "--workspace", "--exclude", "switchboard-app"]))?;
+    check_sdk_types()?;
     if browser {
         build_ccp()?;
         run(cargo().args(["build", "-p", "switchboard-server"]))?;
@@ -128,6 +130,41 @@ fn cmd_test(args: &[String]) -> Result<(), String> {
         ]))?;
     }
     Ok(())
+}
+
+/// Where `tsc` writes the SDK's declarations, and the committed copy.
+const SDK_TYPES_BUILT: &str = "target/sdk-types/switchboard.d.ts";
+const SDK_TYPES_COMMITTED: &str = "streams-sdk/js/switchboard.d.ts";
+
+/// Type-checks the SDK's JSDoc (strict) and generates its declarations.
+fn build_sdk_types() -> Result<String, String> {
+    run(Command::new("tsc")
+        .env("PATH", tool_path())
+        .args(["-p", "streams-sdk/tsconfig.json"]))?;
+    std::fs::read_to_string(root().join(SDK_TYPES_BUILT))
+        .map_err(|e| format!("{SDK_TYPES_BUILT}: {e}"))
+}
+
+/// The committed `.d.ts` must be what the build generates.
+fn check_sdk_types() -> Result<(), String> {
+    let built = build_sdk_types()?;
+    let committed = std::fs::read_to_string(root().join(SDK_TYPES_COMMITTED))
+        .map_err(|e| format!("{SDK_TYPES_COMMITTED}: {e}"))?;
+    if built == committed {
+        Ok(())
+    } else {
+        Err(format!(
+            "{SDK_TYPES_COMMITTED} is not what the SDK's source generates; \
+             run `cargo xtask sdk-types` and commit the result"
+        ))
+    }
+}
+
+fn cmd_sdk_types() -> Result<(), String> {
+    ensure_build_tools()?;
+    let built = build_sdk_types()?;
+    std::fs::write(root().join(SDK_TYPES_COMMITTED), built)
+        .map_err(|e| format!("{SDK_TYPES_COMMITTED}: {e}"))
 }
 
 fn cmd_bench(args: &[String]) -> Result<(), String> {
@@ -186,8 +223,17 @@ fn cmd_bench(args: &[String]) -> Result<(), String> {
                 .env("PATH", tool_path())
                 .arg("tests/bench/call-latency.mjs"))
         }
+        "sdk" => {
+            ensure_build_tools()?;
+            ensure_browser_tools()?;
+            build_ccp()?;
+            run(cargo().args(["build", "-p", "switchboard-server"]))?;
+            run(Command::new("node")
+                .env("PATH", tool_path())
+                .arg("tests/bench/sdk.mjs"))
+        }
         other => Err(format!(
-            "unknown benchmark `{other}` (known: load, media, media-load, calls)"
+            "unknown benchmark `{other}` (known: load, media, media-load, calls, sdk)"
         )),
     }
 }
@@ -215,12 +261,13 @@ fn main() -> ExitCode {
         "run" => cmd_run(rest),
         "test" => cmd_test(rest),
         "bench" => cmd_bench(rest),
+        "sdk-types" => cmd_sdk_types(),
         "install" => ensure_build_tools()
             .and_then(|()| ensure_test_tools())
             .and_then(|()| ensure_browser_tools()),
         "lint" => cmd_lint(),
         _ => {
-            eprintln!("usage: cargo xtask run [--config FILE] | test [--no-browser] | bench [load ARGS | media | media-load ARGS | calls] | install | lint");
+            eprintln!("usage: cargo xtask run [--config FILE] | test [--no-browser] | bench [load ARGS | media | media-load ARGS | calls | sdk] | sdk-types | install | lint");
             return ExitCode::from(2);
         }
     };
