@@ -250,13 +250,8 @@ impl Ccp {
 
     /// Link name as the frame transport reports it.
     pub fn link_name_untracked(&self) -> &'static str {
-        match self.link.get_untracked() {
-            None => "logged_out",
-            Some(LinkState::Connecting) => "connecting",
-            Some(LinkState::Open) => "open",
-            Some(LinkState::Reconnecting { .. }) => "reconnecting",
-            Some(LinkState::Closed(_)) => "closed",
-        }
+        self.link
+            .with_untracked(|l| l.as_ref().map_or("logged_out", LinkState::name))
     }
 
     /// The state, without subscribing.

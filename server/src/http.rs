@@ -135,7 +135,10 @@ pub fn app(state: AppState) -> Router {
         .route("/", get(|| async { Redirect::temporary("/ccp/") }))
         .route("/v1/embed", get(embed_policy))
         .route("/healthz", get(|| async { "ok" }))
-        .route("/v1/login", post(login))
+        .route(
+            "/v1/login",
+            post(login).layer(login_cors(&cfg.approved_origins)),
+        )
         .route("/v1/ws", get(upgrade))
         .route("/v1/contacts/{id}", get(contact_record))
         .route("/v1/sim/calls", post(sim_place))
@@ -167,6 +170,19 @@ pub fn crm_demo_app(cfg: &Config, backend: std::net::SocketAddr) -> Router {
         .fallback_service(
             ServeDir::new(cfg.public_dir.join("crm")).append_index_html_on_directories(true),
         )
+}
+
+/// Pages on approved origins may log in from script (the SDK's direct
+/// transport); the browser refuses the answer to any other origin.
+fn login_cors(origins: &[String]) -> tower_http::cors::CorsLayer {
+    let allowed: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::AllowOrigin::list(allowed))
+        .allow_methods([axum::http::Method::POST])
+        .allow_headers([header::CONTENT_TYPE])
 }
 
 /// The origins that may frame the CCP. A framed CCP reads it to decide

@@ -6,6 +6,14 @@
  * @returns {Promise<Session>}
  */
 export function init(options: InitOptions): Promise<Session>;
+/**
+ * Connects straight to a backend (no iframe, no audio) and resolves with a
+ * session once the agent's state has arrived. For scripts and tools that
+ * drive an agent; the page's origin must be approved by the backend.
+ * @param {DirectOptions} options
+ * @returns {Promise<Session>}
+ */
+export function initDirect(options: DirectOptions): Promise<Session>;
 /** The frame protocol version this SDK speaks. */
 export const FRAME_VERSION: 1;
 /**
@@ -71,6 +79,21 @@ export class SwitchboardError extends Error {
  * @property {'microphone'|'speaker'} kind
  * @property {string} device_id
  * @property {string} label
+ */
+/**
+ * @typedef {object} DirectOptions
+ * @property {string} backendUrl the backend, e.g. `http://127.0.0.1:8480`
+ * @property {string} [username] with `password`, to log in
+ * @property {string} [password]
+ * @property {string} [token] a token from an earlier login instead
+ * @property {number} [timeoutMs] how long `initDirect` waits for the backend (default 5000)
+ * @property {number} [requestTimeoutMs] how long an action may take (default 5000)
+ */
+/**
+ * The core's side of the direct transport (`direct/core.js`).
+ * @typedef {object} DirectCoreLike
+ * @property {(text: string) => void} post
+ * @property {() => void} close
  */
 /**
  * @typedef {object} InitOptions
@@ -260,17 +283,21 @@ export class Agent {
 /** A live link to one embedded CCP. */
 export class Session {
     /**
-     * Use `init()`.
-     * @param {HTMLIFrameElement} iframe
-     * @param {string} ccpOrigin
-     * @param {string} ccpUrl
-     * @param {number} requestTimeoutMs
+     * Use `init()` or `initDirect()`.
+     * @param {{iframe?: HTMLIFrameElement, ccpUrl?: string, core?: DirectCoreLike, requestTimeoutMs: number}} link
      */
-    constructor(iframe: HTMLIFrameElement, ccpOrigin: string, ccpUrl: string, requestTimeoutMs: number);
-    /** The CCP's iframe. */
-    iframe: HTMLIFrameElement;
-    /** The CCP's origin, the only one messages are exchanged with. */
-    ccpOrigin: string;
+    constructor(link: {
+        iframe?: HTMLIFrameElement;
+        ccpUrl?: string;
+        core?: DirectCoreLike;
+        requestTimeoutMs: number;
+    });
+    /** @readonly @type {'frame'|'direct'} */
+    readonly transport: "frame" | "direct";
+    /** The CCP's iframe (frame transport). @readonly @type {HTMLIFrameElement | null} */
+    readonly iframe: HTMLIFrameElement | null;
+    /** The CCP's origin, the only one messages are exchanged with (frame transport). @readonly @type {string | null} */
+    readonly ccpOrigin: string | null;
     /** The agent. */
     agent: Agent;
     /** How many messages were dropped (wrong window, origin, shape or nonce). */
@@ -329,6 +356,12 @@ export class Session {
      * @returns {Promise<void>}
      */
     _handshake(timeoutMs: number): Promise<void>;
+    /**
+     * A message from the direct transport's core.
+     * @internal
+     * @param {string} text
+     */
+    _deliver(text: string): void;
     #private;
 }
 export type AgentState = {
@@ -386,6 +419,36 @@ export type AudioDevice = {
     kind: "microphone" | "speaker";
     device_id: string;
     label: string;
+};
+export type DirectOptions = {
+    /**
+     * the backend, e.g. `http://127.0.0.1:8480`
+     */
+    backendUrl: string;
+    /**
+     * with `password`, to log in
+     */
+    username?: string | undefined;
+    password?: string | undefined;
+    /**
+     * a token from an earlier login instead
+     */
+    token?: string | undefined;
+    /**
+     * how long `initDirect` waits for the backend (default 5000)
+     */
+    timeoutMs?: number | undefined;
+    /**
+     * how long an action may take (default 5000)
+     */
+    requestTimeoutMs?: number | undefined;
+};
+/**
+ * The core's side of the direct transport (`direct/core.js`).
+ */
+export type DirectCoreLike = {
+    post: (text: string) => void;
+    close: () => void;
 };
 export type InitOptions = {
     /**

@@ -5,12 +5,17 @@
 //   session.on('incoming', (contact) => contact.accept());
 //   await session.agent.setState('Available');
 //
-// The CCP runs in an iframe on the backend's origin and owns the backend
-// connection and the audio; this module talks to it with postMessage (the
-// "frame" transport, docs/embedding.md). Every message is a JSON string
-// carrying the session's nonce. Messages are accepted only from the iframe's
-// own window and the CCP's origin, and are posted only to that origin.
-// Messages of the wrong shape are dropped and logged, never acted on.
+// Two transports, one API (docs/embedding.md):
+// - frame (`init`): the CCP runs in an iframe on the backend's origin and
+//   owns the backend connection and the audio; this module talks to it with
+//   postMessage. Every message is a JSON string carrying the session's
+//   nonce. Messages are accepted only from the iframe's own window and the
+//   CCP's origin, and are posted only to that origin. Messages of the wrong
+//   shape are dropped and logged, never acted on.
+// - direct (`initDirect`): the client core (Rust, as wasm, loaded from
+//   ./direct/) runs in this page with a WebSocket to the backend. It speaks
+//   the same messages, so everything below is shared. No audio: a direct
+//   session scripts an agent, it is not a softphone.
 //
 // Every action returns a Promise that resolves with the result or rejects
 // with a SwitchboardError (a stable `code` and a message), and times out.
@@ -99,6 +104,23 @@ export class SwitchboardError extends Error {
  * @property {'microphone'|'speaker'} kind
  * @property {string} device_id
  * @property {string} label
+ */
+
+/**
+ * @typedef {object} DirectOptions
+ * @property {string} backendUrl the backend, e.g. `http://127.0.0.1:8480`
+ * @property {string} [username] with `password`, to log in
+ * @property {string} [password]
+ * @property {string} [token] a token from an earlier login instead
+ * @property {number} [timeoutMs] how long `initDirect` waits for the backend (default 5000)
+ * @property {number} [requestTimeoutMs] how long an action may take (default 5000)
+ */
+
+/**
+ * The core's side of the direct transport (`direct/core.js`).
+ * @typedef {object} DirectCoreLike
+ * @property {(text: string) => void} post
+ * @property {() => void} close
  */
 
 /**
@@ -386,29 +408,32 @@ export class Agent {
 /** A live link to one embedded CCP. */
 export class Session {
   /**
-   * Use `init()`.
-   * @param {HTMLIFrameElement} iframe
-   * @param {string} ccpOrigin
-   * @param {string} ccpUrl
-   * @param {number} requestTimeoutMs
+   * Use `init()` or `initDirect()`.
+   * @param {{iframe?: HTMLIFrameElement, ccpUrl?: string, core?: DirectCoreLike, requestTimeoutMs: number}} link
    */
-  constructor(iframe, ccpOrigin, ccpUrl, requestTimeoutMs) {
-    /** The CCP's iframe. */
-    this.iframe = iframe;
-    /** The CCP's origin, the only one messages are exchanged with. */
-    this.ccpOrigin = ccpOrigin;
-    this.#ccpUrl = ccpUrl;
-    this.#requestTimeoutMs = requestTimeoutMs;
+  constructor(link) {
+    const url = link.ccpUrl ? new URL(link.ccpUrl) : null;
+    /** @readonly @type {'frame'|'direct'} */
+    this.transport = link.core ? 'direct' : 'frame';
+    /** The CCP's iframe (frame transport). @readonly @type {HTMLIFrameElement | null} */
+    this.iframe = link.iframe ?? null;
+    /** The CCP's origin, the only one messages are exchanged with (frame transport). @readonly @type {string | null} */
+    this.ccpOrigin = url ? url.origin : null;
+    this.#ccpUrl = url ? url.href : '';
+    this.#core = link.core ?? null;
+    this.#requestTimeoutMs = link.requestTimeoutMs;
     this.#nonce = randomNonce();
     /** The agent. */
     this.agent = new Agent(this);
     /** How many messages were dropped (wrong window, origin, shape or nonce). */
     this.dropped = 0;
     this.#onMessage = (/** @type {MessageEvent} */ e) => this.#receive(e);
-    window.addEventListener('message', this.#onMessage);
+    if (this.iframe) window.addEventListener('message', this.#onMessage);
   }
 
   #ccpUrl;
+  /** @type {DirectCoreLike | null} */
+  #core;
   #requestTimeoutMs;
   #nonce;
   /** @type {(e: MessageEvent) => void} */
@@ -489,6 +514,9 @@ export class Session {
    */
   login(options = {}) {
     if (this.loggedIn) return Promise.resolve();
+    if (!this.iframe) {
+      return Promise.reject(new SwitchboardError('invalid_argument', 'a direct session logs in through initDirect'));
+    }
     const url = new URL(this.#ccpUrl);
     url.searchParams.set('popup', '1');
     const popup = window.open(url.href, 'switchboard-login', 'popup,width=420,height=600');
@@ -529,7 +557,8 @@ export class Session {
     }
     this.#pending.clear();
     this.#listeners.clear();
-    this.iframe.remove();
+    this.iframe?.remove();
+    this.#core?.close();
   }
 
   /** @internal @param {any} op @returns {Promise<any>} */
@@ -555,9 +584,10 @@ export class Session {
       /** @type {ReturnType<typeof setInterval> | undefined} */
       let retry;
       const timer = setTimeout(() => {
-        settle(false, new SwitchboardError('init_timeout',
-          `the CCP at ${this.#ccpUrl} did not answer within ${timeoutMs} ms ` +
-          '(is it running, and is this page\'s origin approved to frame it?)'));
+        settle(false, new SwitchboardError('init_timeout', this.#core
+          ? `the backend did not send the agent's state within ${timeoutMs} ms`
+          : `the CCP at ${this.#ccpUrl} did not answer within ${timeoutMs} ms ` +
+            '(is it running, and is this page\'s origin approved to frame it?)'));
       }, timeoutMs);
       const settle = (/** @type {boolean} */ ok, /** @type {SwitchboardError | undefined} */ err) => {
         clearInterval(retry);
@@ -571,7 +601,11 @@ export class Session {
         }
       };
       this.#handshake = settle;
-      this.iframe.addEventListener('load', () => {
+      if (this.#core) {
+        this.#post(hello);
+        return;
+      }
+      this.iframe?.addEventListener('load', () => {
         if (!this.#handshake || retry !== undefined) return;
         this.#post(hello);
         retry = setInterval(() => this.#post(hello), HELLO_RETRY_MS);
@@ -581,10 +615,24 @@ export class Session {
 
   /** @param {string} text */
   #post(text) {
-    const w = this.iframe.contentWindow;
+    if (this.#terminated) return;
+    if (this.#core) {
+      this.#core.post(text);
+      return;
+    }
+    const w = this.iframe?.contentWindow;
     // Addressed to the CCP's origin: if the frame shows anything else (an
     // error page, about:blank) the browser does not deliver it.
-    if (w && !this.#terminated) w.postMessage(text, this.ccpOrigin);
+    if (w && this.ccpOrigin) w.postMessage(text, this.ccpOrigin);
+  }
+
+  /**
+   * A message from the direct transport's core.
+   * @internal
+   * @param {string} text
+   */
+  _deliver(text) {
+    if (!this.#terminated) this.#handle(text);
   }
 
   #ping() {
@@ -621,19 +669,24 @@ export class Session {
   /** @param {MessageEvent} e */
   #receive(e) {
     // Only our iframe's window, only the CCP's origin.
-    if (e.source !== this.iframe.contentWindow || e.origin !== this.ccpOrigin) {
+    if (!this.iframe || e.source !== this.iframe.contentWindow || e.origin !== this.ccpOrigin) {
       this.#drop(`from ${e.origin || 'an unknown origin'}, not the CCP frame`, e.data);
       return;
     }
+    this.#handle(e.data);
+  }
+
+  /** @param {unknown} data */
+  #handle(data) {
     /** @type {any} */
     let msg;
     try {
-      msg = typeof e.data === 'string' ? JSON.parse(e.data) : null;
+      msg = typeof data === 'string' ? JSON.parse(data) : null;
     } catch (_) {
       msg = null;
     }
     if (!msg || typeof msg !== 'object' || typeof msg.kind !== 'string' || msg.nonce !== this.#nonce) {
-      this.#drop('wrong shape or nonce', e.data);
+      this.#drop('wrong shape or nonce', data);
       return;
     }
     this.#lastHeard = Date.now();
@@ -811,8 +864,56 @@ export async function init(options) {
     iframe.style.cssText = 'width:100%;height:100%;min-width:320px;min-height:460px;border:0;';
   }
   iframe.src = url.href;
-  const session = new Session(iframe, url.origin, url.href, requestTimeoutMs);
+  const session = new Session({ iframe, ccpUrl: url.href, requestTimeoutMs });
   container.appendChild(iframe);
+  try {
+    await session._handshake(timeoutMs);
+  } catch (err) {
+    session.terminate();
+    throw err;
+  }
+  return session;
+}
+
+/**
+ * Connects straight to a backend (no iframe, no audio) and resolves with a
+ * session once the agent's state has arrived. For scripts and tools that
+ * drive an agent; the page's origin must be approved by the backend.
+ * @param {DirectOptions} options
+ * @returns {Promise<Session>}
+ */
+export async function initDirect(options) {
+  if (!options || typeof options !== 'object') throw new SwitchboardError('invalid_argument', 'initDirect needs options');
+  const { backendUrl, username, password, token, timeoutMs = DEFAULT_INIT_TIMEOUT_MS, requestTimeoutMs = DEFAULT_REQUEST_TIMEOUT_MS } = options;
+  /** @type {URL} */
+  let url;
+  try {
+    url = new URL(backendUrl);
+  } catch (_) {
+    throw new SwitchboardError('invalid_argument', `backendUrl is not a URL: ${String(backendUrl)}`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new SwitchboardError('invalid_argument', 'backendUrl must be http(s)');
+  }
+  if (token === undefined && (typeof username !== 'string' || typeof password !== 'string')) {
+    throw new SwitchboardError('invalid_argument', 'initDirect needs a token, or a username and password');
+  }
+  /** @type {any} */
+  const core = await import(new URL('./direct/core.js', import.meta.url).href);
+  await core.default();
+  /** @type {string} */
+  let tok;
+  try {
+    tok = token ?? await core.login(url.origin, username, password);
+  } catch (err) {
+    const e = /** @type {any} */ (err);
+    throw new SwitchboardError(e?.code ?? 'unknown', e?.message ?? String(err));
+  }
+  /** @type {Session | null} */
+  let session = null;
+  const ws = `${url.origin.replace(/^http/, 'ws')}/v1/ws`;
+  const direct = new core.DirectCore(ws, tok, (/** @type {string} */ text) => session?._deliver(text));
+  session = new Session({ core: direct, requestTimeoutMs });
   try {
     await session._handshake(timeoutMs);
   } catch (err) {

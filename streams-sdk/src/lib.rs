@@ -16,3 +16,6 @@ pub use state::{AgentView, ClientState, ContactChange};
 
 #[cfg(target_arch = "wasm32")]
 pub mod web;
+
+#[cfg(all(target_arch = "wasm32", feature = "js-core"))]
+pub mod js;

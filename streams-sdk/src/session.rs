@@ -30,6 +30,9 @@ pub enum Output {
         /// Its result or error (including timeouts).
         result: Result<OpResult, ErrorBody>,
     },
+    /// The state was replaced from a snapshot (on connect, or after missed
+    /// events); contact changes it caused follow as `Contact`.
+    Snapshot,
     /// A raw event, after it was applied to the state.
     Event(Event),
     /// A contact lifecycle step.
@@ -169,6 +172,7 @@ impl Session {
                 out.push(Output::Ready { resumed: w.resumed });
             }
             ServerFrame::Snapshot(s) => {
+                out.push(Output::Snapshot);
                 out.extend(
                     self.state
                         .apply_snapshot(s)
@@ -196,6 +200,7 @@ impl Session {
                 if self.snapshot_request == Some(r.id) {
                     self.snapshot_request = None;
                     if let Some(OpResult::Snapshot(s)) = &r.result {
+                        out.push(Output::Snapshot);
                         out.extend(
                             self.state
                                 .apply_snapshot(s.clone())

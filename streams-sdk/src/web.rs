@@ -49,6 +49,18 @@ pub enum LinkState {
     Closed(String),
 }
 
+impl LinkState {
+    /// The state's name as the frame transport reports it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            LinkState::Connecting => "connecting",
+            LinkState::Open => "open",
+            LinkState::Reconnecting { .. } => "reconnecting",
+            LinkState::Closed(_) => "closed",
+        }
+    }
+}
+
 /// What listeners receive.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Update {

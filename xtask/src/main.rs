@@ -64,10 +64,51 @@ fn tool_path() -> String {
 /// beside it: the worklet processor and its loader).
 fn build_ccp() -> Result<(), String> {
     run(cargo().args(["fetch"]))?;
+    // Before Trunk: it copies the core into dist/sdk/direct.
+    build_sdk_core()?;
     run(Command::new("trunk")
         .env("PATH", tool_path())
         .args(["build", "--release", "--offline"]))?;
     build_media()
+}
+
+/// The SDK's direct-transport core: streams-sdk with `js-core`, bound by
+/// wasm-bindgen for the JS SDK into `target/sdk-direct`, size-optimised;
+/// Trunk copies it to `dist/sdk/direct/` (see app/index.html).
+fn build_sdk_core() -> Result<(), String> {
+    run(cargo().args([
+        "build",
+        "--profile",
+        "sdk-core",
+        "-p",
+        "switchboard-streams-sdk",
+        "--features",
+        "js-core",
+        "--target",
+        "wasm32-unknown-unknown",
+        "--lib",
+    ]))?;
+    let out = root().join("target/sdk-direct");
+    run(Command::new("wasm-bindgen")
+        .env("PATH", tool_path())
+        .args([
+            "--target",
+            "web",
+            "--no-typescript",
+            "--out-name",
+            "core",
+            "--out-dir",
+        ])
+        .arg(&out)
+        .arg(root().join("target/wasm32-unknown-unknown/sdk-core/streams_sdk.wasm")))?;
+    let wasm = out.join("core_bg.wasm");
+    run(Command::new("wasm-opt")
+        .env("PATH", tool_path())
+        .arg("-Oz")
+        .args(WASM_FEATURES)
+        .arg(&wasm)
+        .arg("-o")
+        .arg(&wasm))
 }
 
 /// The audio engine: a dependency-free wasm module (no imports), optimised

@@ -1,0 +1,165 @@
+//! The *direct* transport for JavaScript: this crate's client core, built
+//! to wasm (feature `js-core`), driven by the JS SDK's `initDirect`.
+//!
+//! It speaks exactly the frame transport's messages (`frame.rs`): the JS
+//! `Session` posts `hello`, `ping` and `request` as JSON text and receives
+//! `hello`, `pong`, `response` and `state`, as it would from a CCP iframe.
+//! So both transports share one JS API and one Rust core: the difference
+//! is only that here the core runs in the page itself, with a WebSocket to
+//! the backend and no audio (a direct session is not a softphone: it never
+//! leads, rings or plays a call).
+
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
+
+use protocol::error::{ErrorBody, ErrorCode};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::spawn_local;
+
+use crate::frame::{Action, FromCcp, StatePush, ToCcp, FRAME_VERSION, MAX_FRAME_MESSAGE};
+use crate::web::{self, DirectClient, Subscription, Update};
+use crate::{ContactChange, Output};
+
+/// Logs in at `base` (`http://host:port`); resolves with the token or
+/// rejects with `{ code, message }`.
+#[wasm_bindgen(js_name = login)]
+pub async fn js_login(base: String, username: String, password: String) -> Result<String, JsValue> {
+    match web::login(&base, &username, &password).await {
+        Ok(login) => Ok(login.token),
+        Err(e) => Err(error_object(&e)),
+    }
+}
+
+fn error_object(e: &ErrorBody) -> JsValue {
+    let text = serde_json::to_string(e).unwrap_or_default();
+    js_sys::JSON::parse(&text).unwrap_or_else(|_| JsValue::from_str(&e.message))
+}
+
+struct Core {
+    client: DirectClient,
+    subscription: RefCell<Option<Subscription>>,
+    nonce: RefCell<Option<String>>,
+    deliver: js_sys::Function,
+}
+
+impl Core {
+    fn send(&self, msg: &FromCcp) {
+        let _ = self
+            .deliver
+            .call1(&JsValue::NULL, &JsValue::from_str(&msg.to_json()));
+    }
+
+    fn push(&self, changes: &[ContactChange]) {
+        let Some(nonce) = self.nonce.borrow().clone() else {
+            return;
+        };
+        let state = self.client.state();
+        let link = self.client.link().name();
+        self.send(&FromCcp::State(Box::new(StatePush::new(
+            &nonce, link, false, &state, changes,
+        ))));
+    }
+
+    fn on_update(&self, update: &Update) {
+        match update {
+            Update::Output(Output::Contact(change)) => self.push(std::slice::from_ref(change)),
+            Update::Output(Output::Reply { .. }) => {}
+            _ => self.push(&[]),
+        }
+    }
+}
+
+/// The client core for one agent, connected straight to a backend.
+#[wasm_bindgen]
+pub struct DirectCore {
+    core: Rc<Core>,
+}
+
+#[wasm_bindgen]
+impl DirectCore {
+    /// Connects to `ws_url` with `token`; `deliver` receives every message
+    /// for the SDK as JSON text.
+    #[wasm_bindgen(constructor)]
+    pub fn new(ws_url: &str, token: &str, deliver: js_sys::Function) -> DirectCore {
+        let core = Rc::new(Core {
+            client: DirectClient::connect(ws_url, token),
+            subscription: RefCell::new(None),
+            nonce: RefCell::new(None),
+            deliver,
+        });
+        let weak: Weak<Core> = Rc::downgrade(&core);
+        let subscription = core.client.subscribe(move |u| {
+            if let Some(core) = weak.upgrade() {
+                core.on_update(u);
+            }
+        });
+        *core.subscription.borrow_mut() = Some(subscription);
+        DirectCore { core }
+    }
+
+    /// Takes one message from the SDK (JSON text). Malformed messages are
+    /// logged and dropped.
+    pub fn post(&self, text: &str) {
+        if text.len() > MAX_FRAME_MESSAGE {
+            web_sys::console::warn_1(&"[switchboard core] dropped an oversized message".into());
+            return;
+        }
+        let msg = match serde_json::from_str::<ToCcp>(text) {
+            Ok(m) => m,
+            Err(e) => {
+                web_sys::console::warn_1(&format!("[switchboard core] dropped: {e}").into());
+                return;
+            }
+        };
+        let core = &self.core;
+        match msg {
+            ToCcp::Hello { version, nonce } if version != FRAME_VERSION => {
+                core.send(&FromCcp::HelloRefused {
+                    nonce,
+                    reason: format!("frame protocol version {version} is not supported"),
+                    versions: vec![FRAME_VERSION],
+                });
+            }
+            ToCcp::Hello { nonce, .. } => {
+                *core.nonce.borrow_mut() = Some(nonce.clone());
+                core.send(&FromCcp::Hello {
+                    version: FRAME_VERSION,
+                    nonce,
+                    logged_in: true,
+                });
+                core.push(&[]);
+            }
+            ToCcp::Ping { nonce } => core.send(&FromCcp::Pong { nonce }),
+            ToCcp::Request { nonce, id, action } => {
+                let core = core.clone();
+                spawn_local(async move {
+                    let outcome = run(&core, action).await;
+                    core.send(&FromCcp::response(&nonce, id, outcome));
+                });
+            }
+        }
+    }
+
+    /// Closes the connection for good.
+    pub fn close(&self) {
+        self.core.client.close();
+    }
+}
+
+async fn run(core: &Core, action: Action) -> Result<serde_json::Value, ErrorBody> {
+    match action {
+        Action::Op { op } => core
+            .client
+            .op(op)
+            .await
+            .map(|r| serde_json::to_value(r).unwrap_or_default()),
+        Action::Logout => {
+            core.client.close();
+            Ok(serde_json::json!({ "kind": "ack" }))
+        }
+        Action::ListDevices | Action::SetDevice { .. } => Err(ErrorBody::new(
+            ErrorCode::InvalidState,
+            "a direct session has no softphone: audio devices are the CCP's",
+        )),
+    }
+}
