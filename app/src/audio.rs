@@ -15,7 +15,7 @@ use wasm_bindgen::closure::Closure;
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen(inline_js = r#"
-export async function sbStart(leg, onPacket, onError) {
+export async function sbStart(leg, deviceId, sinkId, onPacket, onError) {
   const m = await import('/ccp/media/engine.js');
   const tap = globalThis.__switchboardTap ? 1 : 0;
   // The Rust callbacks are freed when the engine stops; messages already
@@ -23,6 +23,7 @@ export async function sbStart(leg, onPacket, onError) {
   const live = { on: true };
   const engine = await m.startEngine({
     wasmUrl: '/ccp/media/engine.wasm', workletUrl: '/ccp/media/worklet.js', leg,
+    deviceId: deviceId || undefined, sinkId: sinkId || undefined,
     onPacket: (buf) => { if (live.on) onPacket(new Uint8Array(buf)); },
     onError: (e) => { if (live.on) onError(e.code || 'engine_failed', e.message || String(e)); },
     onStats: (s) => { globalThis.__switchboardStats = s; },
@@ -33,6 +34,7 @@ export async function sbStart(leg, onPacket, onError) {
     } : undefined,
   });
   globalThis.__switchboardEngineStartedAt = performance.now();
+  globalThis.__switchboardDevices = { microphone: engine.deviceId, speaker: engine.sinkId };
   engine.live = live;
   return engine;
 }
@@ -44,6 +46,8 @@ extern "C" {
     #[wasm_bindgen(js_name = sbStart, catch)]
     async fn sb_start(
         leg: u32,
+        device_id: &str,
+        sink_id: &str,
         on_packet: &Closure<dyn FnMut(Uint8Array)>,
         on_error: &Closure<dyn FnMut(String, String)>,
     ) -> Result<JsValue, JsValue>;
@@ -139,7 +143,10 @@ pub fn sync(
         });
     let receiver = client.clone();
     spawn_local(async move {
-        match sb_start(leg, &on_packet, &on_err).await {
+        // The devices chosen in Settings (empty: the system default).
+        let microphone = crate::hooks::chosen_device("microphone");
+        let speaker = crate::hooks::chosen_device("speaker");
+        match sb_start(leg, &microphone, &speaker, &on_packet, &on_err).await {
             Ok(engine) => {
                 let current = AUDIO.with(|a| a.borrow().leg);
                 if current != Some(leg) {

@@ -100,6 +100,12 @@ const JA: &[(&str, &str)] = &[
     ("Outbound", "発信"),
     ("Abandoned", "放棄"),
     ("Light", "ライト"),
+    ("Settings", "設定"),
+    ("Microphone", "マイク"),
+    ("Speaker", "スピーカー"),
+    ("Ringer", "着信音の出力先"),
+    ("Default", "既定"),
+    ("Microphone level", "マイクの入力レベル"),
 ];
 
 /// `english` in `lang`.

@@ -11,6 +11,7 @@ mod components;
 mod embed;
 mod format;
 mod history;
+mod hooks;
 mod i18n;
 mod ringer;
 mod shortcuts;
@@ -19,7 +20,7 @@ mod tabs;
 use leptos::prelude::*;
 
 use crate::ccp::Ccp;
-use crate::components::{CallHistory, ContactCard, Dial, Header, Login, StatusBar};
+use crate::components::{CallHistory, ContactCard, Dial, Header, Login, Settings, StatusBar};
 
 /// The whole panel.
 #[component]
@@ -52,6 +53,7 @@ pub fn App() -> impl IntoView {
                     </Show>
                 </section>
                 <CallHistory />
+                <Settings />
             </Show>
             </Show>
             <Show when=move || ccp.error.get().is_some()>

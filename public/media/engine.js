@@ -9,6 +9,9 @@
 // echoCancellation, noiseSuppression and autoGainControl all false, since
 // the engine does all three and stacking the browser's on top breaks ours.
 // A denied or removed microphone is reported through onError with a code.
+// `deviceId` picks the microphone (a remembered one that is gone falls
+// back to the default with a warning); `sinkId` picks the speaker where
+// the browser has AudioContext.setSinkId, and a failure keeps the default.
 
 export class EngineError extends Error {
   constructor(code, message) {
@@ -19,23 +22,39 @@ export class EngineError extends Error {
 
 export async function startEngine(options) {
   const {
-    wasmUrl, workletUrl, leg = 0, bitrate = 32000, fec = true, dtx = false, echo = true, deviceId,
+    wasmUrl, workletUrl, leg = 0, bitrate = 32000, fec = true, dtx = false, echo = true, deviceId, sinkId,
     onPacket = () => {}, onStats = () => {}, onError = () => {}, onTap, tapSeconds = 0,
   } = options;
+  const ask = (id) => navigator.mediaDevices.getUserMedia({
+    audio: {
+      echoCancellation: false, noiseSuppression: false, autoGainControl: false,
+      channelCount: 1, ...(id ? { deviceId: { exact: id } } : {}),
+    },
+  });
   let stream;
   try {
-    stream = await navigator.mediaDevices.getUserMedia({
-      audio: {
-        echoCancellation: false, noiseSuppression: false, autoGainControl: false,
-        channelCount: 1, ...(deviceId ? { deviceId: { exact: deviceId } } : {}),
-      },
-    });
+    try {
+      stream = await ask(deviceId);
+    } catch (err) {
+      if (!deviceId || !err || err.name !== 'OverconstrainedError') throw err;
+      console.warn(`[switchboard] microphone ${deviceId} is gone; using the default one`);
+      stream = await ask(undefined);
+    }
   } catch (err) {
     const code = err && err.name === 'NotAllowedError' ? 'microphone_denied'
       : err && err.name === 'NotFoundError' ? 'microphone_missing' : 'microphone_failed';
     throw new EngineError(code, `microphone unavailable: ${err && err.message}`);
   }
   const ctx = new AudioContext({ sampleRate: 48000, latencyHint: 'interactive' });
+  if (sinkId) {
+    if (typeof ctx.setSinkId === 'function') {
+      try { await ctx.setSinkId(sinkId); } catch (err) {
+        console.warn(`[switchboard] speaker ${sinkId} unavailable, using the default: ${err && err.message}`);
+      }
+    } else {
+      console.warn('[switchboard] this browser cannot choose the speaker; using the default');
+    }
+  }
   const module = await WebAssembly.compileStreaming(fetch(wasmUrl));
   await ctx.audioWorklet.addModule(workletUrl);
   const source = ctx.createMediaStreamSource(stream);
@@ -66,6 +85,9 @@ export async function startEngine(options) {
   const info = await ready;
   return {
     context: ctx,
+    // What the call really uses ('' is the default), for the panel and tests.
+    deviceId: (stream.getAudioTracks()[0]?.getSettings().deviceId) || '',
+    sinkId: typeof ctx.sinkId === 'string' ? ctx.sinkId : '',
     addedLatencyMs: info.addedLatencyMs,
     receive(frame) {
       const buf = frame instanceof ArrayBuffer ? frame : frame.buffer.slice(frame.byteOffset, frame.byteOffset + frame.byteLength);

@@ -122,3 +122,19 @@ export class CrmPage {
     return this.page.frames().find((f) => f.url().includes('/ccp/'));
   }
 }
+
+// Settings (added with the device settings; CcpPage methods above unchanged).
+Object.assign(CcpPage.prototype, {
+  /** Opens the Settings section. */
+  async openSettings() {
+    await this.page.getByTestId('settings-toggle').click();
+    await this.page.getByTestId('settings').waitFor();
+  },
+
+  /** The options of a device select (`microphone`, `speaker`, `ringer`), once listed. */
+  async deviceOptions(kind) {
+    const select = this.page.getByTestId(`${kind}-select`);
+    await select.locator('option').nth(1).waitFor({ state: 'attached' }).catch(() => {});
+    return select.locator('option').evaluateAll((os) => os.map((o) => ({ value: o.value, text: o.textContent })));
+  },
+});

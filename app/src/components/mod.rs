@@ -7,6 +7,7 @@ mod history;
 mod keypad;
 mod login;
 mod quality;
+mod settings;
 mod status;
 mod transfer;
 
@@ -17,5 +18,6 @@ pub use history::CallHistory;
 pub use keypad::Keypad;
 pub use login::Login;
 pub use quality::CallQuality;
+pub use settings::Settings;
 pub use status::StatusBar;
 pub use transfer::Transfer;

@@ -1,0 +1,7 @@
+//! Leptos hooks over browser resources, in the style of leptos-use: each
+//! `use_x()` returns what it tracks and releases what it opened in
+//! `on_cleanup`.
+
+mod devices;
+
+pub use devices::{chosen_device, set_chosen_device, use_media_devices, use_mic_level, Device};
