@@ -403,7 +403,7 @@ mod tests {
     }
 
     fn open(h: &mut FrameHost) {
-        let got = h.receive(CRM, true, Some(&hello(NONCE, 1))).unwrap();
+        let got = h.receive(CRM, true, Some(&hello(NONCE, 1))).expect("hello accepted");
         assert!(
             matches!(got, Accepted::Opened(FromCcp::Hello { ref nonce, .. }) if nonce == NONCE)
         );
@@ -420,7 +420,7 @@ mod tests {
             r#"{{"kind":"request","nonce":"{NONCE}","id":7,"action":{{"action":"op","op":{{"op":"accept","contact_id":"c-1"}}}}}}"#
         );
         assert_eq!(
-            h.receive(CRM, true, Some(&req)).unwrap(),
+            h.receive(CRM, true, Some(&req)).expect("request accepted"),
             Accepted::Request {
                 id: 7,
                 action: Action::Op {
@@ -506,7 +506,7 @@ mod tests {
     #[test]
     fn another_version_is_refused_and_changes_nothing() {
         let mut h = host();
-        let got = h.receive(CRM, true, Some(&hello(NONCE, 9))).unwrap();
+        let got = h.receive(CRM, true, Some(&hello(NONCE, 9))).expect("answered");
         let Accepted::Refused(FromCcp::HelloRefused { versions, .. }) = got else {
             panic!("expected a refusal, got {got:?}");
         };
@@ -518,7 +518,7 @@ mod tests {
     #[test]
     fn responses_and_state_serialize_as_documented() {
         let ok = FromCcp::op_response(NONCE, 3, Ok(OpResult::Ack));
-        let v: serde_json::Value = serde_json::from_str(&ok.to_json()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&ok.to_json()).expect("valid JSON");
         assert_eq!(v["kind"], "response");
         assert_eq!(v["id"], 3);
         assert_eq!(v["result"]["kind"], "ack");
@@ -531,7 +531,7 @@ mod tests {
                 "no such contact",
             )),
         );
-        let v: serde_json::Value = serde_json::from_str(&err.to_json()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&err.to_json()).expect("valid JSON");
         assert_eq!(v["error"]["code"], "not_found");
         let state = ClientState::default();
         let push = FromCcp::State(Box::new(StatePush::new(
@@ -541,7 +541,7 @@ mod tests {
             &state,
             &[ContactChange::Destroyed("c-9".into())],
         )));
-        let v: serde_json::Value = serde_json::from_str(&push.to_json()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&push.to_json()).expect("valid JSON");
         assert_eq!(v["kind"], "state");
         assert_eq!(v["leader"], true);
         assert_eq!(v["changes"][0]["change"], "destroyed");
