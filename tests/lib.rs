@@ -19,53 +19,17 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// A small center: two agents on one profile, a support queue, quick connects.
-pub const TEST_CONFIG: &str = r#"
-wrap_up_codes = ["Resolved"]
+pub const TEST_CONFIG: &str = concat!(
+    include_str!("config/agents.toml"),
+    r#"
 [server]
 listen = "127.0.0.1:0"
 ring_timeout_s = 20
 external_answer_ms = 200
 simulator = true
 approved_origins = ["http://localhost:9999"]
-[[agent_states]]
-name = "Available"
-kind = "routable"
-[[agent_states]]
-name = "Lunch"
-kind = "not_routable"
-[[agent_states]]
-name = "Offline"
-kind = "offline"
-[[queues]]
-id = "support"
-name = "Support"
-max_contacts = 1000
-[[routing_profiles]]
-id = "p"
-name = "P"
-queues = [{ queue = "support", priority = 1 }]
-[[agents]]
-username = "alice"
-password = "alice-pass"
-name = "Alice"
-routing_profile = "p"
-[[agents]]
-username = "bob"
-password = "bob-pass"
-name = "Bob"
-routing_profile = "p"
-[[quick_connects]]
-id = "qc-bob"
-name = "Bob"
-kind = "agent"
-agent = "bob"
-[customers."+819012345678"]
-customerName = "Justin"
-orderId = "100"
-item = "The North Face Summit L3 Ventrix 2.0 Hoodie"
-shippingDate = "2018-11-12"
-cancelled = "false"
-"#;
+"#
+);
 
 /// Milliseconds on the wall clock.
 pub fn now() -> Millis {

@@ -14,8 +14,10 @@ import { chromium } from 'playwright-core';
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const ARTIFACTS = join(ROOT, 'tests/browser/artifacts');
 
-const CONFIG = (dataDir, extraServer = '', approved = []) => `
-wrap_up_codes = ["Resolved", "Escalated"]
+// The shared contact center (tests/config/agents.toml) and this harness's
+// [server] table.
+const CONFIG = (dataDir, extraServer = '', approved = [], ringTimeoutS = 30) => `
+${readFileSync(join(ROOT, 'tests/config/agents.toml'), 'utf8')}
 [server]
 ${extraServer}
 listen = "127.0.0.1:0"
@@ -23,51 +25,8 @@ data_dir = "${dataDir}"
 public_dir = "${join(ROOT, 'public')}"
 ccp_dir = "${join(ROOT, 'dist')}"
 approved_origins = ${JSON.stringify(approved.length ? approved : ['http://localhost:9'])}
-ring_timeout_s = 30
+ring_timeout_s = ${ringTimeoutS}
 simulator = true
-[[agent_states]]
-name = "Available"
-kind = "routable"
-[[agent_states]]
-name = "Lunch"
-kind = "not_routable"
-[[agent_states]]
-name = "Offline"
-kind = "offline"
-[[queues]]
-id = "support"
-name = "Support"
-max_contacts = 10
-[[routing_profiles]]
-id = "p"
-name = "Front line"
-queues = [{ queue = "support", priority = 1 }]
-[[agents]]
-username = "alice"
-password = "alice-pass"
-name = "Alice Tanaka"
-routing_profile = "p"
-[[agents]]
-username = "bob"
-password = "bob-pass"
-name = "Bob Suzuki"
-routing_profile = "p"
-[[quick_connects]]
-id = "qc-bob"
-name = "Bob Suzuki"
-kind = "agent"
-agent = "bob"
-[[quick_connects]]
-id = "qc-alice"
-name = "Alice Tanaka"
-kind = "agent"
-agent = "alice"
-[customers."+819012345678"]
-customerName = "Justin"
-orderId = "100"
-item = "The North Face Summit L3 Ventrix 2.0 Hoodie"
-shippingDate = "2018-11-12"
-cancelled = "false"
 `;
 
 /** A TCP port that was free a moment ago, on 127.0.0.1. */
@@ -83,9 +42,10 @@ export async function freePort() {
  * Starts the backend; resolves with { url, crmUrl, stop }. `extraServer` is
  * TOML added to the [server] table (e.g. the test-only impairment keys).
  * `crm: true` also serves the demo CRM on its own port, approved to frame
- * the CCP as http://127.0.0.1:<port>; `approved` adds more origins.
+ * the CCP as http://127.0.0.1:<port>; `approved` adds more origins;
+ * `ringTimeoutS` is how long a call rings before it is missed.
  */
-export async function startBackend(extraServer = '', { crm = false, approved = [] } = {}) {
+export async function startBackend(extraServer = '', { crm = false, approved = [], ringTimeoutS = 30 } = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), 'switchboard-browser-'));
   const configPath = join(dataDir, 'config.toml');
   let crmUrl = null;
@@ -96,7 +56,7 @@ export async function startBackend(extraServer = '', { crm = false, approved = [
     origins.push(crmUrl);
     extraServer += `\ncrm_demo_listen = "127.0.0.1:${port}"\n`;
   }
-  writeFileSync(configPath, CONFIG(dataDir, extraServer, origins));
+  writeFileSync(configPath, CONFIG(dataDir, extraServer, origins, ringTimeoutS));
   const bin = join(ROOT, 'target/debug/switchboard-server');
   const proc = spawn(bin, ['--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
