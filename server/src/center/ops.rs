@@ -377,11 +377,7 @@ impl Center {
                 call.customer.state = s;
             }
         }
-        let _ = self
-            .store
-            .contact_event(contact_id, now, Some(agent), "accepted", None);
-        self.publish(contact_id, now);
-        Ok(OpResult::Ack)
+        self.recorded(contact_id, agent, "accepted", now)
     }
 
     fn reject(
@@ -412,6 +408,23 @@ impl Center {
         self.destroy_view(contact_id, agent, now);
         self.publish(contact_id, now);
         self.route(now);
+        Ok(OpResult::Ack)
+    }
+
+    /// The usual end of an op: what `agent` did goes on the contact's
+    /// timeline, everyone on the contact sees the new view, and the op is
+    /// acknowledged. (A store error loses a timeline line, not the call.)
+    fn recorded(
+        &mut self,
+        contact_id: &str,
+        agent: &str,
+        event: &str,
+        now: Millis,
+    ) -> Result<OpResult, ErrorBody> {
+        let _ = self
+            .store
+            .contact_event(contact_id, now, Some(agent), event, None);
+        self.publish(contact_id, now);
         Ok(OpResult::Ack)
     }
 
@@ -700,11 +713,7 @@ impl Center {
                 **c = s;
             }
         }
-        let _ = self
-            .store
-            .contact_event(contact_id, now, Some(agent), "conference", None);
-        self.publish(contact_id, now);
-        Ok(OpResult::Ack)
+        self.recorded(contact_id, agent, "conference", now)
     }
 
     fn toggle(
@@ -734,11 +743,7 @@ impl Center {
                 **c = s;
             }
         }
-        let _ = self
-            .store
-            .contact_event(contact_id, now, Some(agent), "toggle", None);
-        self.publish(contact_id, now);
-        Ok(OpResult::Ack)
+        self.recorded(contact_id, agent, "toggle", now)
     }
 
     fn end_connection(
@@ -768,11 +773,7 @@ impl Center {
             .is_some_and(|w| w.connection_id == connection_id)
         {
             call.waiting = None;
-            let _ =
-                self.store
-                    .contact_event(contact_id, now, Some(agent), "transfer_cancelled", None);
-            self.publish(contact_id, now);
-            return Ok(OpResult::Ack);
+            return self.recorded(contact_id, agent, "transfer_cancelled", now);
         }
         if let Some(e) = call
             .externals
