@@ -1,8 +1,9 @@
 // Settings in the CCP with Chromium's fake media devices: the device
 // selects list the browser's audio devices, a choice is remembered across
 // a reload (under the localStorage keys the engine, the ringer and the SDK
-// read), the level meter follows the fake microphone's beep, and the
-// meter's microphone is released when the section closes.
+// read), a hot-plugged headset appears on `devicechange`, the level meter
+// follows the fake microphone's beep, the meter's microphone is released
+// when the section closes, and a call opens the chosen devices.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startBackend, launchBrowser, screenshot } from './harness.mjs';
@@ -27,6 +28,12 @@ test('settings list the fake devices, remember a choice, and meter the microphon
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
   // Count live microphone tracks the page holds, to see the meter let go.
+  // A headset "plugged in" later: listed on top of the browser's devices.
+  await page.addInitScript(() => {
+    globalThis.__pluggedIn = [];
+    const list = navigator.mediaDevices.enumerateDevices.bind(navigator.mediaDevices);
+    navigator.mediaDevices.enumerateDevices = async () => [...await list(), ...globalThis.__pluggedIn];
+  });
   await page.addInitScript(() => {
     globalThis.__liveTracks = new Set();
     const gum = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
@@ -87,6 +94,21 @@ test('settings list the fake devices, remember a choice, and meter the microphon
   assert.deepEqual(stored, { microphone: micChoice, speaker: speakerChoice, ringer: null });
   // The meter reopens on the chosen microphone and still moves.
   await page.waitForFunction(() => Number(document.querySelector('[data-testid="mic-level"]').value) > 0.05, null, { timeout: 5000 });
+
+  // A headset plugged in while the section is open appears, and goes when unplugged.
+  const headset = page.getByTestId('microphone-select').locator('option[value="usb-headset"]');
+  await page.evaluate(() => {
+    globalThis.__pluggedIn.push({ kind: 'audioinput', deviceId: 'usb-headset', groupId: 'h', label: 'USB Headset' });
+    navigator.mediaDevices.dispatchEvent(new Event('devicechange'));
+  });
+  await headset.waitFor({ state: 'attached', timeout: 3000 });
+  assert.equal(await headset.textContent(), 'USB Headset');
+  assert.equal(await page.getByTestId('microphone-select').inputValue(), micChoice, 'the choice survives the refresh');
+  await page.evaluate(() => {
+    globalThis.__pluggedIn.length = 0;
+    navigator.mediaDevices.dispatchEvent(new Event('devicechange'));
+  });
+  await headset.waitFor({ state: 'detached', timeout: 3000 });
 
   // Closing the section releases the meter's microphone.
   await page.getByTestId('settings-toggle').click();
