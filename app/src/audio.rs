@@ -40,6 +40,14 @@ export async function sbStart(leg, deviceId, sinkId, onPacket, onError) {
 }
 export function sbReceive(engine, bytes) { engine.receive(bytes.slice().buffer); }
 export function sbMute(engine, muted) { engine.setMuted(muted); }
+export function sbSetSpeaker(engine, sinkId) {
+  const ctx = engine.context;
+  if (typeof ctx.setSinkId !== 'function') return;
+  ctx.setSinkId(sinkId || '').then(() => {
+    engine.sinkId = typeof ctx.sinkId === 'string' ? ctx.sinkId : '';
+    globalThis.__switchboardDevices = { microphone: engine.deviceId, speaker: engine.sinkId };
+  }).catch((e) => console.warn(`[switchboard] speaker ${sinkId} unavailable: ${e && e.message}`));
+}
 export function sbStop(engine) { engine.live.on = false; engine.stop().catch(() => {}); }
 "#)]
 extern "C" {
@@ -55,6 +63,8 @@ extern "C" {
     fn sb_receive(engine: &JsValue, bytes: &Uint8Array);
     #[wasm_bindgen(js_name = sbMute)]
     fn sb_mute(engine: &JsValue, muted: bool);
+    #[wasm_bindgen(js_name = sbSetSpeaker)]
+    fn sb_set_speaker(engine: &JsValue, sink_id: &str);
     #[wasm_bindgen(js_name = sbStop)]
     fn sb_stop(engine: &JsValue);
 }
@@ -212,6 +222,16 @@ pub fn quality() -> Option<Quality> {
         },
         jitter_ms: num("jitterMs")?,
     })
+}
+
+/// Moves a running call's sound to another speaker (empty: the default);
+/// a call started later reads the choice itself.
+pub fn set_speaker(sink_id: &str) {
+    AUDIO.with(|a| {
+        if let Some(r) = &a.borrow().running {
+            sb_set_speaker(&r.engine, sink_id);
+        }
+    });
 }
 
 /// Stops the engine (logout).

@@ -162,6 +162,11 @@ test('a call uses the chosen microphone and speaker', async () => {
   assert.equal(used.microphone, inputs.at(-1), 'the engine opened the chosen microphone');
   // Chromium's AudioContext.setSinkId takes a listed output.
   assert.equal(used.speaker, outputs.at(-1), 'the engine plays to the chosen speaker');
+  // Another speaker chosen mid-call takes the call's sound at once.
+  await ccp.openSettings();
+  await page.getByTestId('speaker-select').selectOption(outputs[0]);
+  await page.waitForFunction((id) => globalThis.__switchboardDevices.speaker === id, outputs[0], { timeout: 3000 });
+  await page.getByTestId('settings-toggle').click();
   await ccp.click('end-call');
   await ccp.expectContactState('ended');
   await ccp.click('clear');

@@ -2,7 +2,10 @@
 //! uses, and a live microphone level to check the headset before a call.
 //! Choices go to localStorage (empty means the system default), where the
 //! audio engine reads them at the next call's start and the ringer at the
-//! next ring. The meter's microphone is open only while the section is.
+//! next ring; a new speaker also takes over a call in progress, while a new
+//! microphone waits for the next call (switching it would restart the
+//! engine's echo canceller mid-sentence). The meter's microphone is open
+//! only while the section is.
 
 use leptos::prelude::*;
 
@@ -25,6 +28,9 @@ fn DeviceSelect(
     let on_change = move |ev: leptos::ev::Event| {
         let id = event_target_value(&ev);
         set_chosen_device(kind, &id);
+        if kind == "speaker" {
+            crate::audio::set_speaker(&id);
+        }
         chosen.set(id);
     };
     // A label stays empty until the page may use the microphone.
