@@ -56,6 +56,8 @@ pub struct JitterStats {
     pub received: u64,
     /// Packets that arrived after their playout time.
     pub late: u64,
+    /// Times the sender restarted its sequence (a far jump either way).
+    pub restarts: u64,
     /// Packets that arrived twice.
     pub duplicates: u64,
     /// Packets that arrived before an earlier-numbered one.
@@ -211,6 +213,15 @@ impl JitterBuffer {
         if payload.is_empty() || payload.len() > MAX_OPUS_PACKET {
             return;
         }
+        if let Some(next) = self.next_seq {
+            // Further away than any reordering the buffer could hold, in
+            // either direction: the sender restarted (a reloaded page, a
+            // new engine) or we fell hopelessly behind. Its sequence and
+            // timestamp spaces are new, so start over from this packet.
+            if ahead(seq, next).unsigned_abs() >= CAPACITY as u64 {
+                self.restart();
+            }
+        }
         if self.anchor.is_none() {
             self.anchor = Some((seq, ts, i64::from(ts)));
         }
@@ -229,12 +240,6 @@ impl JitterBuffer {
             if d < 0 {
                 self.stats.late += 1;
                 return;
-            }
-            if d >= CAPACITY as i64 {
-                // A jump far ahead: the sender restarted (or we fell
-                // hopelessly behind). Start over from this packet.
-                self.clear_slots();
-                self.next_seq = None;
             }
         }
         if let Some(h) = self.highest_seq {
@@ -269,6 +274,19 @@ impl JitterBuffer {
         let jitter = self.sorted[q.min(n - 1)] - self.floor_ms;
         self.target_ms = (jitter + self.settings.margin_ms)
             .clamp(self.settings.min_delay_ms, self.settings.max_delay_ms);
+    }
+
+    /// Forgets the stream (packets, timing anchor, delay history) but
+    /// keeps the statistics and the current target, for a sender restart.
+    fn restart(&mut self) {
+        self.clear_slots();
+        self.next_seq = None;
+        self.anchor = None;
+        self.highest_seq = None;
+        self.last_transit = None;
+        self.delay_len = 0;
+        self.delay_pos = 0;
+        self.stats.restarts += 1;
     }
 
     fn clear_slots(&mut self) {

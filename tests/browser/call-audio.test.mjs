@@ -132,3 +132,37 @@ test('a call survives the agent\'s socket being cut for 5 seconds, and its audio
     await browser.close();
   }
 });
+
+test('after a page refresh mid-call the call re-attaches and its audio flows both ways', async () => {
+  const browser = await launchBrowser([`--use-file-for-fake-audio-capture=${agentWav}`]);
+  try {
+    const context = await browser.newContext();
+    await context.addInitScript(() => { globalThis.__switchboardTap = true; });
+    const page = await context.newPage();
+    const ccp = new CcpPage(page, backend.url);
+    await ccp.startShift('alice', 'alice-pass', 'Alice Tanaka');
+    const placed = await api(backend.url, 'POST', '/v1/sim/calls', { from: '+819012345678', queue: 'support', play: 'echo' });
+    const id = placed.json.contact_id;
+    await ccp.expectContactState('incoming');
+    await ccp.click('accept');
+    await ccp.expectContactState('connected');
+    await page.waitForFunction(() => (globalThis.__switchboardTapOutput || []).length >= 48000 * 2, null, { timeout: 20000, polling: 250 });
+
+    await page.reload();
+    await ccp.expectContactState('connected');
+    assert.equal(await page.getByTestId('contact').count(), 1, 'the same call, once');
+    // The reloaded page starts a new engine; the echo line returns the
+    // agent's voice, so sound at the agent proves both directions.
+    await page.waitForFunction(() => (globalThis.__switchboardTapOutput || []).length >= 48000 * 4, null, { timeout: 20000, polling: 250 });
+    const after = await page.evaluate(() => globalThis.__switchboardTapOutput.slice(48000, 48000 * 4));
+    const level = 10 * Math.log10(after.reduce((s, v) => s + v * v, 0) / after.length + 1e-12);
+    const stats = await page.evaluate(() => globalThis.__switchboardStats);
+    console.log(`after the refresh: agent hears ${level.toFixed(1)} dB through the echo line; engine ${JSON.stringify(stats)}`);
+    assert.ok(level > -45, `audio flows after the refresh (${level.toFixed(1)} dB)`);
+    assert.equal((await api(backend.url, 'GET', `/v1/sim/calls/${id}`)).json.state, 'connected');
+    await ccp.click('end-call');
+    await ccp.expectContactState('ended');
+  } finally {
+    await browser.close();
+  }
+});
