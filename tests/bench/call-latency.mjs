@@ -11,23 +11,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startBackend, launchBrowser, api } from '../browser/harness.mjs';
 import { CcpPage } from '../browser/pages.mjs';
-import { speechWav } from '../browser/audio.mjs';
+import { speechWav, medianLagMs } from '../browser/audio.mjs';
 
 const dir = mkdtempSync(join(tmpdir(), 'switchboard-bench-'));
 const mic = speechWav(dir, 'agent', 'This is a latency measurement. One, two, three, four, five, six, seven, eight, nine, ten.');
 const backend = await startBackend();
 
-function bestLag(a, b, maxLag) {
-  let best = { lag: 0, corr: -1 };
-  const n = Math.min(a.length, b.length - maxLag);
-  for (let lag = 0; lag <= maxLag; lag += 1) {
-    let num = 0; let ea = 0; let eb = 0;
-    for (let i = 0; i < n; i += 1) { const x = a[i]; const y = b[i + lag]; num += x * y; ea += x * x; eb += y * y; }
-    const c = num / Math.sqrt(ea * eb || 1);
-    if (c > best.corr) best = { lag, corr: c };
-  }
-  return best;
-}
 
 async function call(play, seconds) {
   const browser = await launchBrowser([`--use-file-for-fake-audio-capture=${mic}`]);
@@ -57,17 +46,8 @@ async function call(play, seconds) {
 // Mouth-to-ear through an echo line.
 {
   const { input, output, stats } = await call('echo', 10);
-  const dec = (x, a, n) => Array.from({ length: n / 2 }, (_, i) => x[a + 2 * i]);
-  const lags = [];
-  for (let from = 48000 * 3; from + 24000 + 48000 * 0.6 <= input.length; from += 24000) {
-    let e = 0; for (let i = from; i < from + 24000; i += 1) e += input[i] * input[i];
-    if (e / 24000 < 1e-4) continue;
-    const m = bestLag(dec(input, from, 24000), dec(output, from, 24000 + 28800), 14400);
-    if (m.corr > 0.5) lags.push((m.lag * 2) / 48);
-  }
-  lags.sort((a, b) => a - b);
-  const rtt = lags[Math.floor(lags.length / 2)];
-  console.log(`round trip agent -> backend -> echo caller -> agent: ${rtt?.toFixed(1)} ms (median of ${lags.length} windows); one way ${(rtt / 2).toFixed(1)} ms`);
+  const { ms: rtt, windows } = medianLagMs(input, output, { maxMs: 600 });
+  console.log(`round trip agent -> backend -> echo caller -> agent: ${rtt?.toFixed(1)} ms (median of ${windows} windows); one way ${(rtt / 2).toFixed(1)} ms`);
   console.log(`agent jitter buffer target ${stats?.targetDelayMs?.toFixed(1)} ms, delay ${stats?.bufferDelayMs?.toFixed(1)} ms`);
 }
 

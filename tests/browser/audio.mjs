@@ -67,3 +67,35 @@ export function bestEnvelopeMatch(seg, ref) {
   }
   return best;
 }
+
+/** The lag (in samples, 0..maxLag) at which `b` best matches `a`. */
+export function bestLag(a, b, maxLag) {
+  let best = { lag: 0, corr: -1 };
+  const n = Math.min(a.length, b.length - maxLag);
+  for (let lag = 0; lag <= maxLag; lag += 1) {
+    let num = 0; let ea = 0; let eb = 0;
+    for (let i = 0; i < n; i += 1) { const x = a[i]; const y = b[i + lag]; num += x * y; ea += x * x; eb += y * y; }
+    const c = num / Math.sqrt(ea * eb || 1);
+    if (c > best.corr) best = { lag, corr: c };
+  }
+  return best;
+}
+
+/**
+ * How far `output` lags `input` (both 48 kHz, one clock), in ms: the median
+ * over half-second windows with speech in them, matched at 24 kHz up to
+ * `maxMs`. Returns { ms, windows }.
+ */
+export function medianLagMs(input, output, { skipS = 3, maxMs = 300 } = {}) {
+  const dec = (x, a, n) => Array.from({ length: n / 2 }, (_, i) => x[a + 2 * i]);
+  const maxLag = Math.round(maxMs * 24);
+  const lags = [];
+  for (let from = 48000 * skipS; from + 24000 + maxLag * 2 <= Math.min(input.length, output.length); from += 24000) {
+    let e = 0; for (let i = from; i < from + 24000; i += 1) e += input[i] * input[i];
+    if (e / 24000 < 1e-4) continue;
+    const m = bestLag(dec(input, from, 24000), dec(output, from, 24000 + maxLag * 2), maxLag);
+    if (m.corr > 0.5) lags.push((m.lag * 2) / 48);
+  }
+  lags.sort((a, b) => a - b);
+  return { ms: lags[Math.floor(lags.length / 2)], windows: lags.length };
+}
