@@ -119,7 +119,7 @@ fn explain(code: &str) -> String {
 pub fn sync(
     state: &ClientState,
     client: &DirectClient,
-    on_error: impl Fn(String) + Clone + 'static,
+    on_error: impl Fn(&str, String) + Clone + 'static,
 ) {
     let want = wanted_leg(state);
     let muted = state.agent.as_ref().is_some_and(|a| a.muted);
@@ -149,7 +149,7 @@ pub fn sync(
     let report = on_error.clone();
     let on_err =
         Closure::<dyn FnMut(String, String)>::new(move |code: String, _message: String| {
-            report(explain(&code))
+            report(&code, explain(&code))
         });
     let receiver = client.clone();
     spawn_local(async move {
@@ -182,7 +182,7 @@ pub fn sync(
                     .ok()
                     .and_then(|c| c.as_string())
                     .unwrap_or_else(|| "engine_failed".into());
-                on_error(explain(&code));
+                on_error(&code, explain(&code));
             }
         }
     });

@@ -365,7 +365,10 @@ impl Ccp {
                 });
                 if let Some((client, state)) = current {
                     let error = self.error;
-                    crate::audio::sync(&state, &client, move |msg| error.set(Some(msg)));
+                    crate::audio::sync(&state, &client, move |code, msg| {
+                        crate::embed::softphone_error(code, &msg);
+                        error.set(Some(msg));
+                    });
                     let done =
                         HISTORY.with(|h| h.borrow_mut().observe(&state.contacts, web::now().0));
                     if !done.is_empty() {

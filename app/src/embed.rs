@@ -270,3 +270,13 @@ pub fn push(ccp: Ccp, changes: &[ContactChange]) {
     );
     send(&FromCcp::State(Box::new(msg)));
 }
+
+/// Tells the embedding page that the softphone's audio failed.
+pub fn softphone_error(code: &str, message: &str) {
+    let Some(nonce) = nonce() else { return };
+    send(&FromCcp::SoftphoneError {
+        nonce,
+        code: code.to_owned(),
+        message: message.to_owned(),
+    });
+}

@@ -701,6 +701,9 @@ export class Session {
         return;
       case 'pong':
         return;
+      case 'softphone_error':
+        this.#emit('softphoneError', new SwitchboardError(String(msg.code), String(msg.message)));
+        return;
       case 'response':
         return this.#onResponse(msg);
       case 'state':

@@ -131,6 +131,17 @@ pub enum FromCcp {
     },
     /// The agent's world, pushed whenever it changes.
     State(Box<StatePush>),
+    /// The softphone's audio failed (microphone denied or removed, engine
+    /// failed to start); the call itself goes on.
+    SoftphoneError {
+        /// The nonce.
+        nonce: String,
+        /// `microphone_denied`, `microphone_missing`, `microphone_removed`,
+        /// `engine_failed`...
+        code: String,
+        /// For people.
+        message: String,
+    },
 }
 
 /// One `state` message.
