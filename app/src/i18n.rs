@@ -95,6 +95,7 @@ const JA: &[(&str, &str)] = &[
     ("Call a number", "番号に発信"),
     ("Phone number", "電話番号"),
     ("Call", "発信"),
+    ("Quick connects", "クイック接続"),
     ("Call history", "通話履歴"),
     ("Answered", "応答済み"),
     ("Outbound", "発信"),

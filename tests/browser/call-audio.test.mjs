@@ -126,6 +126,8 @@ test('a call survives the agent\'s socket being cut for 5 seconds, and its audio
     assert.ok(level > -45, `audio resumed after the cut (${level.toFixed(1)} dB)`);
     await ccp.click('end-call');
     await ccp.expectContactState('ended');
+    await ccp.click('clear');
+    await ccp.expectNoContacts();
     const record = await api(backend.url, 'GET', `/v1/sim/calls/${id}`);
     assert.equal(record.json.state, 'ended');
   } finally {
@@ -162,6 +164,8 @@ test('after a page refresh mid-call the call re-attaches and its audio flows bot
     assert.equal((await api(backend.url, 'GET', `/v1/sim/calls/${id}`)).json.state, 'connected');
     await ccp.click('end-call');
     await ccp.expectContactState('ended');
+    await ccp.click('clear');
+    await ccp.expectNoContacts();
   } finally {
     await browser.close();
   }

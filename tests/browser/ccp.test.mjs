@@ -157,3 +157,23 @@ test('an outbound call, driven by the keyboard shortcuts', async () => {
   await page.locator('[data-testid="history-entry"][data-outcome="outbound"]').waitFor();
   await page.close();
 });
+
+test('an outbound call to a quick connect', async () => {
+  const page = await browser.newPage();
+  const ccp = new CcpPage(page, backend.url);
+  await ccp.open();
+  await ccp.login('bob', 'bob-pass');
+  await ccp.expectLoggedIn('Bob Suzuki');
+  // Only phone-number quick connects are offered for dialing.
+  await page.getByTestId('dial-qc-warehouse').waitFor();
+  assert.equal(await page.getByTestId('dial-qc-bob').count(), 0);
+  await page.getByTestId('dial-qc-warehouse').click();
+  await ccp.expectContactState('connecting');
+  assert.match(await ccp.contact().innerText(), /\+81355550100/);
+  await ccp.expectContactState('connected');
+  await ccp.click('end-call');
+  await ccp.expectContactState('ended');
+  await ccp.click('clear');
+  await ccp.expectNoContacts();
+  await page.close();
+});

@@ -1,17 +1,40 @@
-//! Outbound calling: a phone number field and a Call button, shown while
-//! the agent has no contact.
+//! Outbound calling, shown while the agent has no contact: a phone number
+//! field with a Call button, and a button for each phone-number quick
+//! connect in the agent's configuration. (Agents and queues are reached by
+//! transfer during a call; the backend places outbound calls to numbers.)
 
 use leptos::prelude::*;
-use protocol::endpoint::Endpoint;
-use protocol::wire::Op;
+use leptos::task::spawn_local;
+use protocol::endpoint::{Endpoint, EndpointKind};
+use protocol::wire::{Op, OpResult};
+use streams_sdk::web::LinkState;
 
 use crate::ccp::Ccp;
 
-/// The dial pad's number field.
+/// The dial pad's number field and quick numbers.
 #[component]
 pub fn Dial() -> impl IntoView {
     let ccp = expect_context::<Ccp>();
     let number = RwSignal::new(String::new());
+    let quick: RwSignal<Vec<Endpoint>> = RwSignal::new(Vec::new());
+    // Loaded once the link is open (and again after a reconnect); a
+    // failure only leaves the list empty: the number field still works.
+    Effect::new(move |_| {
+        if ccp.link.with(|l| matches!(l, Some(LinkState::Open))) {
+            spawn_local(async move {
+                if let Ok(OpResult::QuickConnects { endpoints }) =
+                    ccp.request(Op::ListQuickConnects).await
+                {
+                    quick.set(
+                        endpoints
+                            .into_iter()
+                            .filter(|e| e.kind == EndpointKind::PhoneNumber)
+                            .collect(),
+                    );
+                }
+            });
+        }
+    });
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let n: String = number
@@ -30,5 +53,27 @@ pub fn Dial() -> impl IntoView {
                 prop:value=number on:input=move |ev| number.set(event_target_value(&ev)) />
             <button type="submit" data-testid="dial">{move || ccp.t("Call")}</button>
         </form>
+        <Show when=move || quick.with(|q| !q.is_empty())>
+            <ul class="quick-dial" aria-label=move || ccp.t("Quick connects")>
+                <For
+                    each=move || quick.get()
+                    key=|e| e.id.clone()
+                    children=move |e| {
+                        let testid = format!("dial-{}", e.id);
+                        let label = e.name.clone();
+                        let endpoint = StoredValue::new(e);
+                        view! {
+                            <li>
+                                <button class="secondary" data-testid=testid
+                                    title=move || format!("{} {}", ccp.t("Call"), endpoint.with_value(|e| e.phone_number.clone().unwrap_or_default()))
+                                    on:click=move |_| ccp.run(Op::Connect { endpoint: endpoint.get_value() })>
+                                    {label}
+                                </button>
+                            </li>
+                        }
+                    }
+                />
+            </ul>
+        </Show>
     }
 }
