@@ -414,7 +414,9 @@ mod tests {
     }
 
     fn open(h: &mut FrameHost) {
-        let got = h.receive(CRM, true, Some(&hello(NONCE, 1))).expect("hello accepted");
+        let got = h
+            .receive(CRM, true, Some(&hello(NONCE, 1)))
+            .expect("hello accepted");
         assert!(
             matches!(got, Accepted::Opened(FromCcp::Hello { ref nonce, .. }) if nonce == NONCE)
         );
@@ -517,7 +519,9 @@ mod tests {
     #[test]
     fn another_version_is_refused_and_changes_nothing() {
         let mut h = host();
-        let got = h.receive(CRM, true, Some(&hello(NONCE, 9))).expect("answered");
+        let got = h
+            .receive(CRM, true, Some(&hello(NONCE, 9)))
+            .expect("answered");
         let Accepted::Refused(FromCcp::HelloRefused { versions, .. }) = got else {
             panic!("expected a refusal, got {got:?}");
         };
