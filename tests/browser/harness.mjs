@@ -78,15 +78,18 @@ export async function startBackend(extraServer = '', { crm = false, approved = [
   };
 }
 
-/** Launches headless Chromium with the flags that work on these machines. */
-export async function launchBrowser(extraArgs = []) {
+/**
+ * Launches headless Chromium with the flags that work on these machines.
+ * `autoplay: false` keeps Chromium's autoplay policy (sound needs a click).
+ */
+export async function launchBrowser(extraArgs = [], { autoplay = true } = {}) {
   return chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,
     args: [
       '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--autoplay-policy=no-user-gesture-required',
+      ...(autoplay ? ['--autoplay-policy=no-user-gesture-required'] : []),
       '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
       ...extraArgs,
     ],
