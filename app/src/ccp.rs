@@ -388,12 +388,32 @@ impl Ccp {
 
     /// Runs an op here (leading tab) or through the leading tab.
     pub async fn request(&self, op: Op) -> Result<OpResult, ErrorBody> {
-        let client = CLIENT.with(|c| c.borrow().as_ref().map(|(client, _)| client.clone()));
-        match client {
+        match Self::client() {
             Some(client) => client.op(op).await,
-            None if self.logged_in_untracked() => crate::tabs::request(op).await,
+            None if self.logged_in_untracked() => {
+                crate::tabs::request(serde_json::to_string(&op).unwrap_or_default()).await
+            }
             None => Err(ErrorBody::new(ErrorCode::NotAuthenticated, "not logged in")),
         }
+    }
+
+    /// Runs an op given as a JSON object (from the embedding page or another
+    /// tab) here or through the leading tab; the backend validates it.
+    pub async fn request_raw(
+        &self,
+        op: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<OpResult, ErrorBody> {
+        match Self::client() {
+            Some(client) => client.op_raw(&op).await,
+            None if self.logged_in_untracked() => {
+                crate::tabs::request(serde_json::Value::Object(op).to_string()).await
+            }
+            None => Err(ErrorBody::new(ErrorCode::NotAuthenticated, "not logged in")),
+        }
+    }
+
+    fn client() -> Option<DirectClient> {
+        CLIENT.with(|c| c.borrow().as_ref().map(|(client, _)| client.clone()))
     }
 
     /// Runs an op; a failure shows as the panel's error.

@@ -19,7 +19,7 @@ use std::cell::RefCell;
 
 use leptos::task::spawn_local;
 use protocol::error::{ErrorBody, ErrorCode};
-use streams_sdk::frame::{Accepted, Action, FrameHost, FromCcp, StatePush};
+use streams_sdk::frame::{op_outcome_json, Accepted, Action, FrameHost, FromCcp, StatePush};
 use streams_sdk::ContactChange;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::prelude::*;
@@ -218,10 +218,7 @@ fn on_message(ccp: Ccp, origin: &str, from_parent: bool, data: Option<&str>) {
 
 async fn run(ccp: Ccp, action: Action) -> Result<serde_json::Value, ErrorBody> {
     match action {
-        Action::Op { op } => ccp
-            .request(op)
-            .await
-            .map(|r| serde_json::to_value(r).unwrap_or_default()),
+        Action::Op { op } => op_outcome_json(ccp.request_raw(op).await),
         Action::ListDevices => {
             let text = devices()
                 .await
@@ -232,14 +229,11 @@ async fn run(ccp: Ccp, action: Action) -> Result<serde_json::Value, ErrorBody> {
                 .map_err(|e| ErrorBody::new(ErrorCode::Internal, e.to_string()))
         }
         Action::SetDevice { device, device_id } => {
-            let kind = serde_json::to_value(device)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default();
+            let kind = device.name();
             let storage = web_sys::window()
                 .and_then(|w| w.local_storage().ok().flatten())
                 .ok_or_else(|| ErrorBody::new(ErrorCode::Unknown, "no storage"))?;
-            let key = device_key(&kind);
+            let key = device_key(kind);
             let _ = if device_id.is_empty() {
                 storage.remove_item(&key)
             } else {

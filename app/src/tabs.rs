@@ -24,8 +24,9 @@ use std::collections::HashMap;
 use futures_channel::oneshot;
 use leptos::task::spawn_local;
 use protocol::error::{ErrorBody, ErrorCode};
-use protocol::wire::{Op, OpResult, Snapshot};
+use protocol::wire::{decode_server_frame, encode, OpResult, Response, ServerFrame, Snapshot};
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use streams_sdk::ClientState;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::prelude::*;
@@ -61,25 +62,25 @@ extern "C" {
     fn tab_id() -> String;
 }
 
-/// What tabs tell each other.
+/// What tabs tell each other. Serde's default (externally tagged) form,
+/// which decodes without buffering; the snapshot and the answers travel as
+/// protocol server frames, decoded by the code that decodes the backend's.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
 enum TabMessage {
     /// A new follower asks for the state.
     Hello,
-    /// The leader's world: its link (`None` when logged out) and state.
+    /// The leader's world: its link (`None` when logged out) and a
+    /// `snapshot` server frame.
     State {
         link: Option<String>,
-        snapshot: Option<Box<Snapshot>>,
+        snapshot: Option<String>,
     },
-    /// A follower's op for the leader to run.
-    Request { tab: String, id: u64, op: Op },
-    /// The leader's answer.
-    Response {
-        tab: String,
-        id: u64,
-        result: Result<OpResult, ErrorBody>,
-    },
+    /// A follower's op (a JSON object, as in a request frame) for the
+    /// leader to run.
+    Request { tab: String, id: u64, op: String },
+    /// The leader's answer: a `response` server frame whose id is the
+    /// follower's.
+    Response { tab: String, id: u64, frame: String },
     /// A follower saved a new token: the leader connects with it.
     Token,
     /// The agent logged out in some tab: every tab forgets the login.
@@ -183,16 +184,38 @@ fn on_message(ccp: Ccp, msg: TabMessage) {
     match msg {
         TabMessage::Hello if leader => broadcast_state(ccp),
         TabMessage::State { link, snapshot } if !leader => {
-            ccp.mirror(link, snapshot.map(|s| *s));
+            let snapshot = snapshot.and_then(|text| match decode_server_frame(&text) {
+                Ok(ServerFrame::Snapshot(s)) => Some(s),
+                _ => None,
+            });
+            ccp.mirror(link, snapshot);
             settle(ccp);
         }
         TabMessage::Request { tab, id, op } if leader => spawn_local(async move {
-            let result = ccp.request(op).await;
-            post(&TabMessage::Response { tab, id, result });
+            let (result, error) = match serde_json::from_str::<Map<String, Value>>(&op) {
+                Ok(op) => match ccp.request_raw(op).await {
+                    Ok(r) => (Some(r), None),
+                    Err(e) => (None, Some(e)),
+                },
+                Err(e) => (
+                    None,
+                    Some(ErrorBody::new(ErrorCode::BadRequest, e.to_string())),
+                ),
+            };
+            let frame = encode(&ServerFrame::Response(Response { id, result, error }));
+            post(&TabMessage::Response { tab, id, frame });
         }),
-        TabMessage::Response { tab, id, result } => {
+        TabMessage::Response { tab, id, frame } => {
             let mine = TABS.with(|t| t.borrow().id == tab);
             if mine {
+                let result = match decode_server_frame(&frame) {
+                    Ok(ServerFrame::Response(r)) => match (r.result, r.error) {
+                        (Some(ok), _) => Ok(ok),
+                        (None, Some(e)) => Err(e),
+                        (None, None) => Err(ErrorBody::new(ErrorCode::Unknown, "empty answer")),
+                    },
+                    _ => Err(ErrorBody::new(ErrorCode::Unknown, "undecodable answer")),
+                };
                 if let Some(tx) = TABS.with(|t| t.borrow_mut().waiting.remove(&id)) {
                     let _ = tx.send(result);
                 }
@@ -211,7 +234,7 @@ pub fn broadcast_state(ccp: Ccp) {
         return;
     }
     let link = ccp.link_name_untracked();
-    let snapshot = snapshot_of(&ccp.state_untracked()).map(Box::new);
+    let snapshot = snapshot_of(&ccp.state_untracked()).map(|s| encode(&ServerFrame::Snapshot(s)));
     post(&TabMessage::State {
         link: (link != "logged_out").then(|| link.to_owned()),
         snapshot,
@@ -233,8 +256,9 @@ fn snapshot_of(state: &ClientState) -> Option<Snapshot> {
     })
 }
 
-/// A follower asks the leader to run `op`.
-pub async fn request(op: Op) -> Result<OpResult, ErrorBody> {
+/// A follower asks the leader to run `op` (a JSON object, as in a
+/// request frame).
+pub async fn request(op: String) -> Result<OpResult, ErrorBody> {
     let (tx, rx) = oneshot::channel();
     let (tab, id) = TABS.with(|t| {
         let mut t = t.borrow_mut();

@@ -17,8 +17,9 @@
 
 use protocol::contact::ContactView;
 use protocol::error::ErrorBody;
-use protocol::wire::{Op, OpResult};
-use serde::{Deserialize, Serialize};
+use protocol::wire::OpResult;
+use serde::Serialize;
+use serde_json::{Map, Value};
 
 use crate::state::{ClientState, ContactChange};
 
@@ -28,9 +29,10 @@ pub const FRAME_VERSION: u32 = 1;
 /// A frame message larger than this is refused before parsing.
 pub const MAX_FRAME_MESSAGE: usize = 64 * 1024;
 
-/// What the embedding page may send.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+/// What the embedding page may send. Parsed by hand ([`ToCcp::parse`]):
+/// serde's derive for tagged enums buffers every message and would add
+/// tens of kilobytes to the CCP's download for three small shapes.
+#[derive(Debug, Clone, PartialEq)]
 pub enum ToCcp {
     /// Opens (or re-opens) the session.
     Hello {
@@ -56,13 +58,15 @@ pub enum ToCcp {
 }
 
 /// The actions a page can ask the CCP for.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    /// A protocol op, run on the CCP's backend session.
+    /// A protocol op, run on the CCP's backend session. It is an object
+    /// with a string `op` (as on the WebSocket, without `type` and `id`);
+    /// the backend validates the rest and answers a bad op with a typed
+    /// error, as it would any client's.
     Op {
         /// The op, exactly as on the WebSocket.
-        op: Op,
+        op: Map<String, Value>,
     },
     /// The audio devices the browser offers (ids and labels).
     ListDevices,
@@ -78,8 +82,7 @@ pub enum Action {
 }
 
 /// Which audio device a choice is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceKind {
     /// Capture.
     Microphone,
@@ -87,6 +90,125 @@ pub enum DeviceKind {
     Speaker,
     /// Where the ringtone plays.
     Ringer,
+}
+
+impl DeviceKind {
+    /// Its name on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceKind::Microphone => "microphone",
+            DeviceKind::Speaker => "speaker",
+            DeviceKind::Ringer => "ringer",
+        }
+    }
+}
+
+fn fields_only(obj: &Map<String, Value>, allowed: &[&str]) -> Result<(), String> {
+    match obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => Err(format!(
+            "unknown field `{}`",
+            k.chars().take(40).collect::<String>()
+        )),
+        None => Ok(()),
+    }
+}
+
+fn string_field(obj: &Map<String, Value>, name: &str) -> Result<String, String> {
+    obj.get(name)
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| format!("`{name}` must be a string"))
+}
+
+fn u64_field(obj: &Map<String, Value>, name: &str) -> Result<u64, String> {
+    obj.get(name)
+        .and_then(Value::as_u64)
+        .ok_or_else(|| format!("`{name}` must be a non-negative integer"))
+}
+
+impl ToCcp {
+    /// Parses one message strictly: a known kind, each field it needs with
+    /// the right type, and no other field.
+    pub fn parse(text: &str) -> Result<ToCcp, String> {
+        let value: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let obj = value.as_object().ok_or("not a JSON object")?;
+        match obj.get("kind").and_then(Value::as_str) {
+            Some("hello") => {
+                fields_only(obj, &["kind", "version", "nonce"])?;
+                let version = u32::try_from(u64_field(obj, "version")?)
+                    .map_err(|_| "`version` is out of range".to_string())?;
+                Ok(ToCcp::Hello {
+                    version,
+                    nonce: string_field(obj, "nonce")?,
+                })
+            }
+            Some("ping") => {
+                fields_only(obj, &["kind", "nonce"])?;
+                Ok(ToCcp::Ping {
+                    nonce: string_field(obj, "nonce")?,
+                })
+            }
+            Some("request") => {
+                fields_only(obj, &["kind", "nonce", "id", "action"])?;
+                Ok(ToCcp::Request {
+                    nonce: string_field(obj, "nonce")?,
+                    id: u64_field(obj, "id")?,
+                    action: Action::parse(obj.get("action"))?,
+                })
+            }
+            Some(other) => Err(format!(
+                "unknown kind `{}`",
+                other.chars().take(40).collect::<String>()
+            )),
+            None => Err("`kind` must be a string".into()),
+        }
+    }
+}
+
+impl Action {
+    fn parse(value: Option<&Value>) -> Result<Action, String> {
+        let obj = value
+            .and_then(Value::as_object)
+            .ok_or("`action` must be an object")?;
+        match obj.get("action").and_then(Value::as_str) {
+            Some("op") => {
+                fields_only(obj, &["action", "op"])?;
+                let op = obj
+                    .get("op")
+                    .and_then(Value::as_object)
+                    .filter(|o| o.get("op").is_some_and(Value::is_string))
+                    .filter(|o| !o.contains_key("type") && !o.contains_key("id"))
+                    .ok_or("`op` must be an object with a string `op` and no `type` or `id`")?;
+                Ok(Action::Op { op: op.clone() })
+            }
+            Some("list_devices") => {
+                fields_only(obj, &["action"])?;
+                Ok(Action::ListDevices)
+            }
+            Some("set_device") => {
+                fields_only(obj, &["action", "device", "device_id"])?;
+                let device = match string_field(obj, "device")?.as_str() {
+                    "microphone" => DeviceKind::Microphone,
+                    "speaker" => DeviceKind::Speaker,
+                    "ringer" => DeviceKind::Ringer,
+                    _ => return Err("`device` must be microphone, speaker or ringer".into()),
+                };
+                Ok(Action::SetDevice {
+                    device,
+                    device_id: string_field(obj, "device_id")?,
+                })
+            }
+            Some("logout") => {
+                fields_only(obj, &["action"])?;
+                Ok(Action::Logout)
+            }
+            Some(other) => Err(format!(
+                "unknown action `{}`",
+                other.chars().take(40).collect::<String>()
+            )),
+            None => Err("`action.action` must be a string".into()),
+        }
+    }
 }
 
 /// What the CCP sends to the embedding page.
@@ -124,7 +246,7 @@ pub enum FromCcp {
         id: u64,
         /// On success (an op result, or an action's own value).
         #[serde(skip_serializing_if = "Option::is_none")]
-        result: Option<serde_json::Value>,
+        result: Option<Value>,
         /// On failure.
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<ErrorBody>,
@@ -229,9 +351,21 @@ impl From<&ContactChange> for ChangePush {
     }
 }
 
+/// An op's outcome as the JSON a response carries. Through text rather
+/// than `to_value`: the CCP already serialises results to text (for other
+/// tabs), and one serialiser is less code to download.
+pub fn op_outcome_json(outcome: Result<OpResult, ErrorBody>) -> Result<Value, ErrorBody> {
+    outcome.map(|r| {
+        serde_json::to_string(&r)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(Value::Null)
+    })
+}
+
 impl FromCcp {
     /// The response to request `id`.
-    pub fn response(nonce: &str, id: u64, outcome: Result<serde_json::Value, ErrorBody>) -> Self {
+    pub fn response(nonce: &str, id: u64, outcome: Result<Value, ErrorBody>) -> Self {
         let (result, error) = match outcome {
             Ok(v) => (Some(v), None),
             Err(e) => (None, Some(e)),
@@ -246,8 +380,7 @@ impl FromCcp {
 
     /// The response to an op.
     pub fn op_response(nonce: &str, id: u64, outcome: Result<OpResult, ErrorBody>) -> Self {
-        let outcome = outcome.map(|r| serde_json::to_value(r).unwrap_or(serde_json::Value::Null));
-        FromCcp::response(nonce, id, outcome)
+        FromCcp::response(nonce, id, op_outcome_json(outcome))
     }
 
     /// As JSON text for `postMessage`.
@@ -354,8 +487,7 @@ impl FrameHost {
                 data.len()
             )));
         }
-        let msg: ToCcp =
-            serde_json::from_str(data).map_err(|e| Rejection::BadShape(e.to_string()))?;
+        let msg = ToCcp::parse(data).map_err(Rejection::BadShape)?;
         match msg {
             ToCcp::Hello { version, nonce } => {
                 if nonce.len() < 16 || nonce.len() > 128 {
@@ -432,14 +564,26 @@ mod tests {
         let req = format!(
             r#"{{"kind":"request","nonce":"{NONCE}","id":7,"action":{{"action":"op","op":{{"op":"accept","contact_id":"c-1"}}}}}}"#
         );
+        let Accepted::Request {
+            id: 7,
+            action: Action::Op { op },
+        } = h.receive(CRM, true, Some(&req)).expect("request accepted")
+        else {
+            panic!("expected request 7 with an op");
+        };
+        assert_eq!(op["op"], "accept");
+        assert_eq!(op["contact_id"], "c-1");
+        let device = format!(
+            r#"{{"kind":"request","nonce":"{NONCE}","id":8,"action":{{"action":"set_device","device":"ringer","device_id":"x"}}}}"#
+        );
         assert_eq!(
-            h.receive(CRM, true, Some(&req)).expect("request accepted"),
+            h.receive(CRM, true, Some(&device))
+                .expect("device accepted"),
             Accepted::Request {
-                id: 7,
-                action: Action::Op {
-                    op: Op::Accept {
-                        contact_id: "c-1".into()
-                    }
+                id: 8,
+                action: Action::SetDevice {
+                    device: DeviceKind::Ringer,
+                    device_id: "x".into()
                 }
             }
         );
@@ -483,8 +627,14 @@ mod tests {
             r#"{"kind":"launch"}"#,
             r#"{"kind":"ping"}"#,
             r#"{"kind":"ping","nonce":"0123456789abcdef","extra":1}"#,
-            r#"{"kind":"request","nonce":"0123456789abcdef","id":1,"action":{"action":"op","op":{"op":"explode"}}}"#,
+            r#"{"kind":"request","nonce":"0123456789abcdef","id":1,"action":{"action":"op","op":5}}"#,
+            r#"{"kind":"request","nonce":"0123456789abcdef","id":1,"action":{"action":"op","op":{"contact_id":"c"}}}"#,
+            r#"{"kind":"request","nonce":"0123456789abcdef","id":1,"action":{"action":"op","op":{"op":"ping","type":"hello"}}}"#,
+            r#"{"kind":"request","nonce":"0123456789abcdef","id":1,"action":{"action":"set_device","device":"tv","device_id":""}}"#,
+            r#"{"kind":"request","nonce":"0123456789abcdef","id":1,"action":{"action":"explode"}}"#,
             r#"{"kind":"request","nonce":"0123456789abcdef","id":-1,"action":{"action":"logout"}}"#,
+            r#"{"kind":"hello","version":4294967296,"nonce":"0123456789abcdef"}"#,
+            "[]",
         ] {
             assert!(
                 matches!(h.receive(CRM, true, Some(bad)), Err(Rejection::BadShape(_))),

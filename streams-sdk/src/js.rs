@@ -16,7 +16,9 @@ use protocol::error::{ErrorBody, ErrorCode};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::spawn_local;
 
-use crate::frame::{Action, FromCcp, StatePush, ToCcp, FRAME_VERSION, MAX_FRAME_MESSAGE};
+use crate::frame::{
+    op_outcome_json, Action, FromCcp, StatePush, ToCcp, FRAME_VERSION, MAX_FRAME_MESSAGE,
+};
 use crate::web::{self, DirectClient, Subscription, Update};
 use crate::{ContactChange, Output};
 
@@ -104,7 +106,7 @@ impl DirectCore {
             web_sys::console::warn_1(&"[switchboard core] dropped an oversized message".into());
             return;
         }
-        let msg = match serde_json::from_str::<ToCcp>(text) {
+        let msg = match ToCcp::parse(text) {
             Ok(m) => m,
             Err(e) => {
                 web_sys::console::warn_1(&format!("[switchboard core] dropped: {e}").into());
@@ -148,11 +150,7 @@ impl DirectCore {
 
 async fn run(core: &Core, action: Action) -> Result<serde_json::Value, ErrorBody> {
     match action {
-        Action::Op { op } => core
-            .client
-            .op(op)
-            .await
-            .map(|r| serde_json::to_value(r).unwrap_or_default()),
+        Action::Op { op } => op_outcome_json(core.client.op_raw(&op).await),
         Action::Logout => {
             core.client.close();
             Ok(serde_json::json!({ "kind": "ack" }))

@@ -111,6 +111,30 @@ impl Session {
         (id, encode(&ClientFrame::Request(Request { id, op })))
     }
 
+    /// Starts a request for an op given as a JSON object (`{"op": ...,
+    /// ...fields}`), as a page or another tab sent it. The backend
+    /// validates the op itself and answers an unknown or malformed one
+    /// with a typed error; decoding it here as well would only repeat that
+    /// (and cost the CCP's download the op decoder).
+    pub fn request_raw(
+        &mut self,
+        op: &serde_json::Map<String, serde_json::Value>,
+        now: Millis,
+    ) -> (u64, String) {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.pending.insert(
+            id,
+            Pending {
+                deadline: now.plus_ms(self.timeout_ms),
+            },
+        );
+        let mut frame = op.clone();
+        frame.insert("type".into(), "request".into());
+        frame.insert("id".into(), id.into());
+        (id, serde_json::Value::Object(frame).to_string())
+    }
+
     /// Number of requests awaiting an answer.
     pub fn pending(&self) -> usize {
         self.pending.len()

@@ -294,6 +294,23 @@ impl DirectClient {
 
     /// Runs an op; resolves with its result, a typed error, or a timeout.
     pub async fn op(&self, op: Op) -> Result<OpResult, ErrorBody> {
+        self.send_request(|session| session.request(op, now()))
+            .await
+    }
+
+    /// Runs an op given as a JSON object (see [`Session::request_raw`]).
+    pub async fn op_raw(
+        &self,
+        op: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<OpResult, ErrorBody> {
+        self.send_request(|session| session.request_raw(op, now()))
+            .await
+    }
+
+    async fn send_request(
+        &self,
+        start: impl FnOnce(&mut Session) -> (u64, String),
+    ) -> Result<OpResult, ErrorBody> {
         let (tx, rx) = oneshot::channel();
         {
             let mut inner = self.inner.borrow_mut();
@@ -303,7 +320,7 @@ impl DirectClient {
                     "not connected to the backend; retrying",
                 ));
             }
-            let (id, frame) = inner.session.request(op, now());
+            let (id, frame) = start(&mut inner.session);
             inner.waiters.insert(id, tx);
             if let Some(s) = &inner.socket {
                 let _ = s.ws.send_with_str(&frame);

@@ -274,6 +274,15 @@ fn cmd_bench(args: &[String]) -> Result<(), String> {
                 .env("PATH", tool_path())
                 .arg("tests/bench/webrtc.mjs"))
         }
+        "ccp" => {
+            ensure_build_tools()?;
+            ensure_browser_tools()?;
+            build_ccp()?;
+            run(cargo().args(["build", "-p", "switchboard-server"]))?;
+            run(Command::new("node")
+                .env("PATH", tool_path())
+                .arg("tests/bench/ccp.mjs"))
+        }
         "sdk" => {
             ensure_build_tools()?;
             ensure_browser_tools()?;
@@ -284,7 +293,7 @@ fn cmd_bench(args: &[String]) -> Result<(), String> {
                 .arg("tests/bench/sdk.mjs"))
         }
         other => Err(format!(
-            "unknown benchmark `{other}` (known: load, media, media-load, calls, webrtc, sdk)"
+            "unknown benchmark `{other}` (known: load, media, media-load, calls, webrtc, ccp, sdk)"
         )),
     }
 }
@@ -318,7 +327,7 @@ fn main() -> ExitCode {
             .and_then(|()| ensure_browser_tools()),
         "lint" => cmd_lint(),
         _ => {
-            eprintln!("usage: cargo xtask run [--config FILE] | test [--no-browser] | bench [load ARGS | media | media-load ARGS | calls | webrtc | sdk] | sdk-types | install | lint");
+            eprintln!("usage: cargo xtask run [--config FILE] | test [--no-browser] | bench [load ARGS | media | media-load ARGS | calls | webrtc | ccp | sdk] | sdk-types | install | lint");
             return ExitCode::from(2);
         }
     };
