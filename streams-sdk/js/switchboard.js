@@ -826,6 +826,41 @@ function isStateShape(m) {
     && m.changes.every((/** @type {any} */ c) => c && typeof c.change === 'string' && typeof c.contact_id === 'string');
 }
 
+/**
+ * @param {unknown} value
+ * @param {string} what
+ * @returns {URL}
+ */
+function httpUrl(value, what) {
+  /** @type {URL} */
+  let url;
+  try {
+    url = new URL(String(value), location.href);
+  } catch (_) {
+    throw new SwitchboardError('invalid_argument', `${what} is not a URL: ${String(value)}`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new SwitchboardError('invalid_argument', `${what} must be http(s)`);
+  }
+  return url;
+}
+
+/**
+ * Resolves once `session` has its first usable state; terminates it if not.
+ * @param {Session} session
+ * @param {number} timeoutMs
+ * @returns {Promise<Session>}
+ */
+async function ready(session, timeoutMs) {
+  try {
+    await session._handshake(timeoutMs);
+  } catch (err) {
+    session.terminate();
+    throw err;
+  }
+  return session;
+}
+
 function randomNonce() {
   const bytes = new Uint8Array(16);
   crypto.getRandomValues(bytes);
@@ -842,16 +877,7 @@ function randomNonce() {
 export async function init(options) {
   if (!options || typeof options !== 'object') throw new SwitchboardError('invalid_argument', 'init needs options');
   const { ccpUrl, hidden = false, timeoutMs = DEFAULT_INIT_TIMEOUT_MS, requestTimeoutMs = DEFAULT_REQUEST_TIMEOUT_MS } = options;
-  /** @type {URL} */
-  let url;
-  try {
-    url = new URL(ccpUrl, location.href);
-  } catch (_) {
-    throw new SwitchboardError('invalid_argument', `ccpUrl is not a URL: ${String(ccpUrl)}`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new SwitchboardError('invalid_argument', 'ccpUrl must be http(s)');
-  }
+  const url = httpUrl(ccpUrl, 'ccpUrl');
   const container = options.container ?? document.body;
   if (!(container instanceof HTMLElement)) throw new SwitchboardError('invalid_argument', 'container must be an element');
   const iframe = document.createElement('iframe');
@@ -869,13 +895,7 @@ export async function init(options) {
   iframe.src = url.href;
   const session = new Session({ iframe, ccpUrl: url.href, requestTimeoutMs });
   container.appendChild(iframe);
-  try {
-    await session._handshake(timeoutMs);
-  } catch (err) {
-    session.terminate();
-    throw err;
-  }
-  return session;
+  return ready(session, timeoutMs);
 }
 
 /**
@@ -888,16 +908,7 @@ export async function init(options) {
 export async function initDirect(options) {
   if (!options || typeof options !== 'object') throw new SwitchboardError('invalid_argument', 'initDirect needs options');
   const { backendUrl, username, password, token, timeoutMs = DEFAULT_INIT_TIMEOUT_MS, requestTimeoutMs = DEFAULT_REQUEST_TIMEOUT_MS } = options;
-  /** @type {URL} */
-  let url;
-  try {
-    url = new URL(backendUrl);
-  } catch (_) {
-    throw new SwitchboardError('invalid_argument', `backendUrl is not a URL: ${String(backendUrl)}`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new SwitchboardError('invalid_argument', 'backendUrl must be http(s)');
-  }
+  const url = httpUrl(backendUrl, 'backendUrl');
   if (token === undefined && (typeof username !== 'string' || typeof password !== 'string')) {
     throw new SwitchboardError('invalid_argument', 'initDirect needs a token, or a username and password');
   }
@@ -917,11 +928,5 @@ export async function initDirect(options) {
   const ws = `${url.origin.replace(/^http/, 'ws')}/v1/ws`;
   const direct = new core.DirectCore(ws, tok, (/** @type {string} */ text) => session?._deliver(text));
   session = new Session({ core: direct, requestTimeoutMs });
-  try {
-    await session._handshake(timeoutMs);
-  } catch (err) {
-    session.terminate();
-    throw err;
-  }
-  return session;
+  return ready(session, timeoutMs);
 }

@@ -100,6 +100,12 @@ impl Session {
 
     /// Starts a request; returns its id and the frame to send.
     pub fn request(&mut self, op: Op, now: Millis) -> (u64, String) {
+        let id = self.begin_request(now);
+        (id, encode(&ClientFrame::Request(Request { id, op })))
+    }
+
+    /// A fresh request id, awaited until its deadline.
+    fn begin_request(&mut self, now: Millis) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
         self.pending.insert(
@@ -108,7 +114,7 @@ impl Session {
                 deadline: now.plus_ms(self.timeout_ms),
             },
         );
-        (id, encode(&ClientFrame::Request(Request { id, op })))
+        id
     }
 
     /// Starts a request for an op given as a JSON object (`{"op": ...,
@@ -121,14 +127,7 @@ impl Session {
         op: &serde_json::Map<String, serde_json::Value>,
         now: Millis,
     ) -> (u64, String) {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.pending.insert(
-            id,
-            Pending {
-                deadline: now.plus_ms(self.timeout_ms),
-            },
-        );
+        let id = self.begin_request(now);
         let mut frame = op.clone();
         frame.insert("type".into(), "request".into());
         frame.insert("id".into(), id.into());

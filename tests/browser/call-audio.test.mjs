@@ -48,10 +48,7 @@ test('agent and caller hear each other through the CCP, the engine and the bridg
       out: globalThis.__switchboardTapOutput.slice(0, 48000 * 8),
       stats: globalThis.__switchboardStats,
     }));
-    await ccp.click('end-call');
-    await ccp.expectContactState('ended');
-    await ccp.click('clear');
-    await ccp.expectNoContacts();
+    await ccp.endAndClear();
 
     // The caller heard the agent.
     const heard = await fetch(`${backend.url}/v1/sim/calls/${id}/heard`);
@@ -102,11 +99,7 @@ test('a call survives the agent\'s socket being cut for 5 seconds, and its audio
     const page = await context.newPage();
     const ccp = new CcpPage(page, backend.url);
     await ccp.startShift('alice', 'alice-pass', 'Alice Tanaka');
-    const placed = await api(backend.url, 'POST', '/v1/sim/calls', { from: '+819012345678', queue: 'support', play: 'echo' });
-    const id = placed.json.contact_id;
-    await ccp.expectContactState('incoming');
-    await ccp.click('accept');
-    await ccp.expectContactState('connected');
+    const id = await ccp.answerSimCall({ play: 'echo' });
     await page.waitForFunction(() => (globalThis.__switchboardTapOutput || []).length >= 48000 * 3, null, { timeout: 20000, polling: 250 });
 
     await page.evaluate(() => globalThis.__cutNetwork());
@@ -124,10 +117,7 @@ test('a call survives the agent\'s socket being cut for 5 seconds, and its audio
     const level = 10 * Math.log10(after.reduce((s, v) => s + v * v, 0) / after.length + 1e-12);
     console.log(`after the 5 s cut: agent hears ${level.toFixed(1)} dB through the echo line`);
     assert.ok(level > -45, `audio resumed after the cut (${level.toFixed(1)} dB)`);
-    await ccp.click('end-call');
-    await ccp.expectContactState('ended');
-    await ccp.click('clear');
-    await ccp.expectNoContacts();
+    await ccp.endAndClear();
     const record = await api(backend.url, 'GET', `/v1/sim/calls/${id}`);
     assert.equal(record.json.state, 'ended');
   } finally {
@@ -143,11 +133,7 @@ test('after a page refresh mid-call the call re-attaches and its audio flows bot
     const page = await context.newPage();
     const ccp = new CcpPage(page, backend.url);
     await ccp.startShift('alice', 'alice-pass', 'Alice Tanaka');
-    const placed = await api(backend.url, 'POST', '/v1/sim/calls', { from: '+819012345678', queue: 'support', play: 'echo' });
-    const id = placed.json.contact_id;
-    await ccp.expectContactState('incoming');
-    await ccp.click('accept');
-    await ccp.expectContactState('connected');
+    const id = await ccp.answerSimCall({ play: 'echo' });
     await page.waitForFunction(() => (globalThis.__switchboardTapOutput || []).length >= 48000 * 2, null, { timeout: 20000, polling: 250 });
 
     await page.reload();
@@ -162,10 +148,7 @@ test('after a page refresh mid-call the call re-attaches and its audio flows bot
     console.log(`after the refresh: agent hears ${level.toFixed(1)} dB through the echo line; engine ${JSON.stringify(stats)}`);
     assert.ok(level > -45, `audio flows after the refresh (${level.toFixed(1)} dB)`);
     assert.equal((await api(backend.url, 'GET', `/v1/sim/calls/${id}`)).json.state, 'connected');
-    await ccp.click('end-call');
-    await ccp.expectContactState('ended');
-    await ccp.click('clear');
-    await ccp.expectNoContacts();
+    await ccp.endAndClear();
   } finally {
     await browser.close();
   }

@@ -2,24 +2,13 @@
 // form, the idle panel with Settings open, and a ringing call. Every
 // visible text is measured against its effective background: 4.5:1, or
 // 3:1 for large text (24 px, or 18.66 px bold); status dots 3:1.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startBackend, launchBrowser, api, screenshot } from './harness.mjs';
+import { api, screenshot, useBackendAndBrowser, backend, browser } from './harness.mjs';
 import { CcpPage } from './pages.mjs';
 import { auditContrast } from './contrast.mjs';
 
-let backend;
-let browser;
-
-before(async () => {
-  backend = await startBackend();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  backend?.stop();
-});
+useBackendAndBrowser();
 
 for (const theme of ['light', 'dark']) {
   test(`every text in the ${theme} theme meets WCAG AA contrast`, async (t) => {

@@ -2,23 +2,12 @@
 // login, and the microphone is denied during a call (the call goes on; the
 // panel says why there is no audio, and a CRM embedding the CCP hears of
 // it as the SDK's softphoneError).
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startBackend, launchBrowser, api } from './harness.mjs';
+import { api, startBackend, useBackendAndBrowser, backend, browser } from './harness.mjs';
 import { CcpPage, CrmPage } from './pages.mjs';
 
-let backend;
-let browser;
-
-before(async () => {
-  backend = await startBackend('', { crm: true });
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  backend?.stop();
-});
+useBackendAndBrowser({ crm: true });
 
 // What a denied permission looks like to the page.
 const denyMicrophone = () => {

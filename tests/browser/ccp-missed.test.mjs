@@ -2,23 +2,12 @@
 // lets a call ring until the ring timeout (5 s here), the panel
 // shows the missed call and the agent's MissedCallAgent state, and going
 // Available again dismisses it.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startBackend, launchBrowser, api, screenshot } from './harness.mjs';
+import { api, screenshot, useBackendAndBrowser, backend, browser } from './harness.mjs';
 import { CcpPage } from './pages.mjs';
 
-let backend;
-let browser;
-
-before(async () => {
-  backend = await startBackend('', { ringTimeoutS: 5 });
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  backend?.stop();
-});
+useBackendAndBrowser({ ringTimeoutS: 5 });
 
 test('a call that rings out is shown as missed, and the agent goes Available again', { timeout: 90000 }, async () => {
   const page = await browser.newPage({ viewport: { width: 320, height: 460 } });

@@ -57,10 +57,7 @@ test('blocked autoplay asks for a click, then rings; accept stops it', async () 
     await ccp.click('accept');
     await ccp.expectContactState('connected');
     await page.waitForFunction(() => globalThis.__switchboardRinging === false);
-    await ccp.click('end-call');
-    await ccp.expectContactState('ended');
-    await ccp.click('clear');
-    await ccp.expectNoContacts();
+    await ccp.endAndClear();
   } finally {
     await browser.close();
   }

@@ -4,23 +4,12 @@
 // read), a hot-plugged headset appears on `devicechange`, the level meter
 // follows the fake microphone's beep, the meter's microphone is released
 // when the section closes, and a call opens the chosen devices.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startBackend, launchBrowser, screenshot } from './harness.mjs';
+import { screenshot, useBackendAndBrowser, backend, browser } from './harness.mjs';
 import { CcpPage } from './pages.mjs';
 
-let backend;
-let browser;
-
-before(async () => {
-  backend = await startBackend();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  backend?.stop();
-});
+useBackendAndBrowser();
 
 test('settings list the fake devices, remember a choice, and meter the microphone', async () => {
   const context = await browser.newContext({ viewport: { width: 320, height: 460 } });

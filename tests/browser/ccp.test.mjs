@@ -2,23 +2,12 @@
 // Available, take a simulated call that shows the caller's order, hold,
 // resume, end, after-call work, clear; a refresh mid-call re-attaches; a
 // wrong password is explained; the CCP page carries frame-ancestors.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startBackend, launchBrowser, api, screenshot } from './harness.mjs';
+import { api, screenshot, useBackendAndBrowser, backend, browser } from './harness.mjs';
 import { CcpPage } from './pages.mjs';
 
-let backend;
-let browser;
-
-before(async () => {
-  backend = await startBackend();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  backend?.stop();
-});
+useBackendAndBrowser();
 
 async function callerState(id) {
   const { json } = await api(backend.url, 'GET', `/v1/sim/calls/${id}`);

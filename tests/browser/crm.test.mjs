@@ -4,23 +4,12 @@
 // call is answered, and accept, hold, resume, end and after-call work all
 // go through the SDK. Also: a page on an origin the backend did not approve
 // cannot frame the CCP, and forged or malformed messages change nothing.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startBackend, launchBrowser, api, screenshot } from './harness.mjs';
+import { api, screenshot, useBackendAndBrowser, backend, browser } from './harness.mjs';
 import { CrmPage } from './pages.mjs';
 
-let backend;
-let browser;
-
-before(async () => {
-  backend = await startBackend('', { crm: true });
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  backend?.stop();
-});
+useBackendAndBrowser({ crm: true });
 
 async function callerState(id) {
   return (await api(backend.url, 'GET', `/v1/sim/calls/${id}`)).json.state;

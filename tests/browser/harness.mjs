@@ -5,10 +5,10 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync, mkdirSync, rmSync, readFileSync, existsSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { extname } from 'node:path';
 import { tmpdir } from 'node:os';
-import { join, resolve, dirname } from 'node:path';
+import { join, resolve, dirname, extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { before, after } from 'node:test';
 import { chromium } from 'playwright-core';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -128,4 +128,24 @@ export async function serveStatic(dir, port = 0) {
   });
   await new Promise((r) => server.listen(port, '127.0.0.1', r));
   return { url: `http://127.0.0.1:${server.address().port}`, close: () => server.close() };
+}
+
+/** The backend and browser `useBackendAndBrowser` starts for a test file. */
+export let backend = null;
+export let browser = null;
+
+/**
+ * Starts a backend (`startBackend`'s options, plus `extraServer`) and a
+ * browser (`browserArgs`) before the file's tests and stops them after;
+ * they are the exported `backend` and `browser`.
+ */
+export function useBackendAndBrowser({ extraServer = '', browserArgs = [], ...options } = {}) {
+  before(async () => {
+    backend = await startBackend(extraServer, options);
+    browser = await launchBrowser(browserArgs);
+  });
+  after(async () => {
+    await browser?.close();
+    backend?.stop();
+  });
 }

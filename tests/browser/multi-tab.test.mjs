@@ -2,23 +2,12 @@
 // rings; the other mirrors the state and can still act through it. When
 // the leading tab closes, the other takes over within 5 seconds, rings for
 // the call still waiting, and answers it with audio.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startBackend, launchBrowser, api } from './harness.mjs';
+import { api, useBackendAndBrowser, backend, browser } from './harness.mjs';
 import { CrmPage } from './pages.mjs';
 
-let backend;
-let browser;
-
-before(async () => {
-  backend = await startBackend('', { crm: true });
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  backend?.stop();
-});
+useBackendAndBrowser({ crm: true });
 
 const ringing = (crm) => crm.ccpFrame().evaluate(() => globalThis.__switchboardRinging === true);
 const leads = (crm) => crm.page.evaluate(() => window.crmSession.leader);

@@ -1,5 +1,6 @@
 // Page objects for the CCP: tests speak in agent actions, selectors live here.
 import assert from 'node:assert/strict';
+import { api } from './harness.mjs';
 
 export class CcpPage {
   constructor(page, base) {
@@ -64,6 +65,28 @@ export class CcpPage {
   async expectNoContacts() {
     await this.page.getByTestId('idle').waitFor();
     assert.equal(await this.page.getByTestId('contact').count(), 0);
+  }
+
+  /**
+   * The sample customer calls through the simulator (`body` adds to or
+   * overrides the request, e.g. `{ play: 'echo' }`) and the agent accepts.
+   * Resolves with the contact id once connected.
+   */
+  async answerSimCall(body = {}) {
+    const placed = await api(this.base, 'POST', '/v1/sim/calls', { from: '+819012345678', queue: 'support', ...body });
+    assert.equal(placed.status, 201, placed.text);
+    await this.expectContactState('incoming');
+    await this.click('accept');
+    await this.expectContactState('connected');
+    return placed.json.contact_id;
+  }
+
+  /** Ends the call and clears its after-call work. */
+  async endAndClear() {
+    await this.click('end-call');
+    await this.expectContactState('ended');
+    await this.click('clear');
+    await this.expectNoContacts();
   }
 }
 

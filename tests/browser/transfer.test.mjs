@@ -2,23 +2,12 @@
 // the quick connects (the caller waits on hold), bob accepts in his own
 // panel, alice swaps and then conferences everyone, then leaves: she is in
 // after-call work and bob keeps the caller.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startBackend, launchBrowser, api, screenshot } from './harness.mjs';
+import { api, screenshot, useBackendAndBrowser, backend, browser } from './harness.mjs';
 import { CcpPage } from './pages.mjs';
 
-let backend;
-let browser;
-
-before(async () => {
-  backend = await startBackend();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  backend?.stop();
-});
+useBackendAndBrowser();
 
 async function callerState(id) {
   return (await api(backend.url, 'GET', `/v1/sim/calls/${id}`)).json.state;

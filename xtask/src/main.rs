@@ -254,48 +254,28 @@ fn cmd_bench(args: &[String]) -> Result<(), String> {
             cmd.args(&args[1..]);
             run(&mut cmd)
         }
-        "calls" => {
-            ensure_build_tools()?;
-            ensure_test_tools()?;
-            ensure_browser_tools()?;
-            build_ccp()?;
-            run(cargo().args(["build", "-p", "switchboard-server"]))?;
-            run(Command::new("node")
-                .env("PATH", tool_path())
-                .arg("tests/bench/call-latency.mjs"))
-        }
-        "webrtc" => {
-            ensure_build_tools()?;
-            ensure_test_tools()?;
-            ensure_browser_tools()?;
-            build_ccp()?;
-            run(cargo().args(["build", "-p", "switchboard-server"]))?;
-            run(Command::new("node")
-                .env("PATH", tool_path())
-                .arg("tests/bench/webrtc.mjs"))
-        }
-        "ccp" => {
-            ensure_build_tools()?;
-            ensure_browser_tools()?;
-            build_ccp()?;
-            run(cargo().args(["build", "-p", "switchboard-server"]))?;
-            run(Command::new("node")
-                .env("PATH", tool_path())
-                .arg("tests/bench/ccp.mjs"))
-        }
-        "sdk" => {
-            ensure_build_tools()?;
-            ensure_browser_tools()?;
-            build_ccp()?;
-            run(cargo().args(["build", "-p", "switchboard-server"]))?;
-            run(Command::new("node")
-                .env("PATH", tool_path())
-                .arg("tests/bench/sdk.mjs"))
-        }
+        "calls" => browser_bench("tests/bench/call-latency.mjs", true),
+        "webrtc" => browser_bench("tests/bench/webrtc.mjs", true),
+        "ccp" => browser_bench("tests/bench/ccp.mjs", false),
+        "sdk" => browser_bench("tests/bench/sdk.mjs", false),
         other => Err(format!(
             "unknown benchmark `{other}` (known: load, media, media-load, calls, webrtc, ccp, sdk)"
         )),
     }
+}
+
+/// A benchmark that runs in Chromium against the real backend: builds the
+/// CCP and the backend, then runs `script` with node. `speech`: it makes
+/// speech with espeak-ng and sox.
+fn browser_bench(script: &str, speech: bool) -> Result<(), String> {
+    ensure_build_tools()?;
+    if speech {
+        ensure_test_tools()?;
+    }
+    ensure_browser_tools()?;
+    build_ccp()?;
+    run(cargo().args(["build", "-p", "switchboard-server"]))?;
+    run(Command::new("node").env("PATH", tool_path()).arg(script))
 }
 
 fn cmd_lint() -> Result<(), String> {
