@@ -20,14 +20,18 @@ struct Outcome {
     duplicates: u64,
 }
 
-fn run(jitter_ms: f64, seed: u64) -> Outcome {
-    let packets = 1500; // 30 s
+/// One Opus packet of a quiet tone, sent again and again by the traces.
+fn tone_packet() -> Vec<u8> {
     let mut enc = Encoder::new(EncoderSettings::default()).expect("encoder");
     let tone: Vec<f32> = (0..PACKET).map(|i| 0.1 * (i as f32 * 0.05).sin()).collect();
-    let payload = enc
-        .encode(tone.as_slice().try_into().expect("packet"))
+    enc.encode(tone.as_slice().try_into().expect("packet"))
         .expect("encode")
-        .to_vec();
+        .to_vec()
+}
+
+fn run(jitter_ms: f64, seed: u64) -> Outcome {
+    let packets = 1500; // 30 s
+    let payload = tone_packet();
     let mut rng = Rng(seed);
     let mut arrivals: Vec<(f64, u32)> = Vec::new();
     let mut jitters = Vec::new();
@@ -138,12 +142,7 @@ fn play_stream(
 fn a_sender_that_restarts_its_sequence_is_followed_not_dropped_as_late() {
     // A reloaded page starts a new engine whose sequence numbers and
     // timestamps begin again, here far below the old stream's.
-    let mut enc = Encoder::new(EncoderSettings::default()).expect("encoder");
-    let tone: Vec<f32> = (0..PACKET).map(|i| 0.1 * (i as f32 * 0.05).sin()).collect();
-    let payload = enc
-        .encode(tone.as_slice().try_into().expect("packet"))
-        .expect("encode")
-        .to_vec();
+    let payload = tone_packet();
     let mut chain = ReceiveChain::new(None, JitterSettings::default()).expect("chain");
     let first = play_stream(&mut chain, &payload, 50_000, 7_000_000, 0.0, 2.0);
     let second = play_stream(&mut chain, &payload, 3, 12_345, 2_000.0, 2.0);
