@@ -2,7 +2,7 @@
 // the agent logs in by the SDK's popup, sets their status from the CRM,
 // a simulated customer calls, the CRM pops their latest order before the
 // call is answered, and accept, hold, resume, end and after-call work all
-// go through the SDK. Also: a page on an origin the backend did not approve
+// go through the SDK; then click-to-dial calls a customer from the list. Also: a page on an origin the backend did not approve
 // cannot frame the CCP, and forged or malformed messages change nothing.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -64,9 +64,18 @@ test('the demo CRM pops the order and handles a call through the hidden CCP', as
   await crm.expectCall(/No call/);
   await crm.expectStatus('Available');
 
+  // Click-to-dial from the CRM's customer list.
+  await crm.click('crm-dial-819087654321');
+  await crm.expectCall(/Dialing \+819087654321|On a call with \+819087654321/);
+  await crm.expectCall(/On a call with \+819087654321$/);
+  await crm.click('crm-end');
+  await crm.expectCall(/After-call work/);
+  await crm.click('crm-clear');
+  await crm.expectCall(/No call/);
+
   const log = await crm.logText();
   for (const name of ['loggedIn', 'stateChange', 'routable', 'incoming', 'accepted', 'connected', 'contactRefresh',
-    'ended', 'afterCallWork', 'destroyed']) {
+    'ended', 'afterCallWork', 'destroyed', 'dialed', 'connecting']) {
     assert.match(log, new RegExp(`\\b${name}\\b`), `the log shows ${name}`);
   }
   const { token } = (await api(backend.url, 'POST', '/v1/login', { username: 'alice', password: 'alice-pass' })).json;
