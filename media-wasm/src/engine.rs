@@ -1,12 +1,17 @@
 //! The engine: both chains on the render-quantum clock of an AudioWorklet.
 //!
 //! Each 128-sample quantum, the engine copies the microphone in and the
-//! playout out (cheap), then runs at most one heavy job: decode the next
-//! playout block, cancel echo on a captured block, denoise and level it,
-//! or encode a packet. Over 20 ms (7.5 quanta) there are six heavy jobs,
-//! so queues stay short and no quantum carries a whole frame's cost. The
-//! price is a few quanta of latency, which [`Engine::added_latency_ms`]
-//! reports.
+//! playout out, decoding the next 10 ms block just in time when the one
+//! playing runs out (decoding is cheap: about 20 us a packet in wasm), then
+//! runs at most one heavy job: cancel echo on a captured block, or denoise
+//! and level it (and, when that completes a packet, encode it). Over 20 ms
+//! (7.5 quanta) there are four heavy jobs, so no quantum carries a whole
+//! frame's cost. The price is a quantum of latency on the send side, which
+//! [`Engine::added_latency_ms`] reports.
+//!
+//! Decoding just in time matters for delay: a block decoded ahead waits
+//! for the one playing, and that wait is added to every sample (10 ms on
+//! average, measured in `tests/engine.rs`).
 //!
 //! The far-end reference for echo cancellation is exactly the samples
 //! written to the output, in order.
@@ -94,9 +99,6 @@ pub struct Engine {
     played_len: usize,
     out: Box<[f32; BLOCK]>,
     out_pos: usize,
-    ahead: Box<[f32; BLOCK]>,
-    ahead_ready: bool,
-    packet_ready: bool,
     quanta: u64,
     packets_sent: u64,
     overruns: u64,
@@ -125,9 +127,6 @@ impl Engine {
             played_len: 0,
             out: Box::new([0.0; BLOCK]),
             out_pos: BLOCK,
-            ahead: Box::new([0.0; BLOCK]),
-            ahead_ready: false,
-            packet_ready: false,
             quanta: 0,
             packets_sent: 0,
             overruns: 0,
@@ -174,14 +173,8 @@ impl Engine {
         let mut written = 0;
         while written < out.len() {
             if self.out_pos == BLOCK {
-                if !self.ahead_ready {
-                    // The decode job did not get a slot in time: do it now
-                    // rather than play a gap.
-                    let now = self.now_ms();
-                    self.recv.next_block(&mut self.ahead, now);
-                }
-                std::mem::swap(&mut self.out, &mut self.ahead);
-                self.ahead_ready = false;
+                let now = self.now_ms();
+                self.recv.next_block(&mut self.out, now);
                 self.out_pos = 0;
             }
             let k = (out.len() - written).min(BLOCK - self.out_pos);
@@ -224,21 +217,16 @@ impl Engine {
     }
 
     fn run_one_job(&mut self) -> Result<Outgoing<'_>, CodecError> {
-        if !self.ahead_ready {
-            let now = self.now_ms();
-            self.recv.next_block(&mut self.ahead, now);
-            self.ahead_ready = true;
-            return Ok(None);
-        }
-        if self.packet_ready {
-            self.packet_ready = false;
-            self.packets_sent += 1;
-            return self.send.encode().map(Some);
-        }
         if let Some(block) = self.cleaned.front_mut() {
             let ready = self.send.clean(block);
             self.cleaned.pop();
-            self.packet_ready = ready;
+            if ready {
+                // Denoising and encoding together stay well under the 1 ms a
+                // quantum may take (about 180 us in wasm), and a quantum
+                // less of delay for every packet is worth it.
+                self.packets_sent += 1;
+                return self.send.encode().map(Some);
+            }
             return Ok(None);
         }
         if let Some(block) = self.captured.front_mut() {
@@ -250,20 +238,22 @@ impl Engine {
         Ok(None)
     }
 
-    /// The engine's own latency, ms: capture-to-packet (block and packet
-    /// accumulation, stage scheduling, denoiser window, encoder look-ahead)
-    /// and packet-to-playout at the jitter buffer's floor (decode-ahead
-    /// block and the output block). Network and device latency excluded.
+    /// The engine's own latency, ms: capture-to-packet (packet
+    /// accumulation, stage scheduling, echo canceller framing, denoiser
+    /// window, encoder look-ahead) and packet-to-playout (the block that is
+    /// playing when a packet becomes due: half a block on average). Network
+    /// and device latency and the jitter buffer's delay are excluded; the
+    /// stats' `buffer_delay_ms` is that delay, output queue included.
     pub fn added_latency_ms(&self) -> (f64, f64) {
         let ms = |samples: f64| samples * 1000.0 / f64::from(SAMPLE_RATE);
         let quantum = ms(QUANTUM as f64);
-        // The last sample of a packet waits for: up to 3 quanta of
-        // scheduling (echo, clean, encode). The first sample waits a whole
-        // packet more; the packet's timestamp is its first sample.
+        // Every sample of a packet waits as long as its first: a whole
+        // packet (the timestamp is the first sample), then up to 2 quanta
+        // of scheduling (echo; denoise and encode).
         let send = ms(crate::frame::PACKET as f64)
-            + 3.0 * quantum
+            + 2.0 * quantum
             + ms(self.send.processing_delay_samples() as f64);
-        let receive = ms(BLOCK as f64) + quantum;
+        let receive = ms(BLOCK as f64) / 2.0;
         (send, receive)
     }
 
@@ -271,7 +261,7 @@ impl Engine {
     pub fn stats(&self) -> EngineStats {
         let now = self.now_ms();
         let jitter = self.recv.stats();
-        let unplayed = (BLOCK - self.out_pos) + if self.ahead_ready { BLOCK } else { 0 };
+        let unplayed = BLOCK - self.out_pos;
         let buffer = f64::from(self.recv.buffer_delay_ms(now, unplayed));
         let (s, r) = self.added_latency_ms();
         EngineStats {

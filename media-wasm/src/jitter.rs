@@ -19,6 +19,10 @@ use crate::frame::{PACKET, SAMPLE_RATE};
 
 /// Packets the ring holds (1.28 s of 20 ms packets).
 pub const CAPACITY: usize = 64;
+/// How long the delay must stay too deep before the buffer shrinks, ms.
+const SHRINK_AFTER_MS: f64 = 300.0;
+/// No shrinking this soon after growing, ms.
+const SHRINK_COOLDOWN_MS: f64 = 1_000.0;
 /// Delay samples the target is computed from (about 5 s of packets).
 const WINDOW: usize = 256;
 
@@ -142,6 +146,10 @@ pub struct JitterBuffer {
     floor_ms: f32,
     target_ms: f32,
     last_transit: Option<f32>,
+    /// Since when the delay has been over the target's tolerance.
+    over_since: Option<f64>,
+    /// When the buffer last grew.
+    last_grow_ms: f64,
     /// Decays from 1 after each missing packet; while it is high the
     /// target keeps one extra packet so the next packet's FEC is at hand.
     recent_loss: f32,
@@ -178,6 +186,8 @@ impl JitterBuffer {
             target_ms: settings.min_delay_ms.max(settings.margin_ms),
             last_transit: None,
             recent_loss: 0.0,
+            over_since: None,
+            last_grow_ms: f64::NEG_INFINITY,
             stats: JitterStats::default(),
         }
     }
@@ -313,26 +323,42 @@ impl JitterBuffer {
     }
 
     /// Whether the chain should shrink or grow before its next block.
-    pub fn adjust(&self, now_ms: f64, queued_samples: usize) -> Adjust {
+    pub fn adjust(&mut self, now_ms: f64, queued_samples: usize) -> Adjust {
         let Some(delay) = self.current_delay_ms(now_ms, queued_samples) else {
             return Adjust::Keep;
         };
         let error = delay - self.target_ms();
-        if error > self.settings.tolerance_ms {
-            Adjust::Shrink
-        } else if error < -self.settings.tolerance_ms {
+        // Too shallow risks late packets: grow at once. Too deep only costs
+        // delay: shrink once that has lasted SHRINK_AFTER_MS, and not
+        // within SHRINK_COOLDOWN_MS of a grow. Without the wait, a delay
+        // hovering at the threshold while the target moved by a millisecond
+        // or two made the buffer shrink and grow by turns, every 50 ms in a
+        // browser (an audible warble; measured by tests/browser/engine).
+        if error < -self.settings.tolerance_ms {
+            self.over_since = None;
             Adjust::Grow
+        } else if error > self.settings.tolerance_ms {
+            let since = *self.over_since.get_or_insert(now_ms);
+            if now_ms - since >= SHRINK_AFTER_MS && now_ms - self.last_grow_ms >= SHRINK_COOLDOWN_MS
+            {
+                self.over_since = None;
+                Adjust::Shrink
+            } else {
+                Adjust::Keep
+            }
         } else {
+            self.over_since = None;
             Adjust::Keep
         }
     }
 
-    /// Records that the chain shrank (`true`) or grew by 10 ms.
-    pub fn adjusted(&mut self, shrink: bool) {
+    /// Records that the chain shrank (`true`) or grew by 10 ms at `now_ms`.
+    pub fn adjusted(&mut self, shrink: bool, now_ms: f64) {
         if shrink {
             self.stats.shrinks += 1;
         } else {
             self.stats.grows += 1;
+            self.last_grow_ms = now_ms;
         }
     }
 

@@ -119,7 +119,7 @@ impl ReceiveChain {
                     out[i] = dropped[i] * (1.0 - w) + out[i] * w;
                 }
                 self.spare.push(dropped);
-                self.jitter.adjusted(true);
+                self.jitter.adjusted(true, now_ms);
             }
             Adjust::Grow => {
                 // Play the last block again, entering it from the true
@@ -133,7 +133,7 @@ impl ReceiveChain {
                     out[i] = next[i] * (1.0 - w) + self.last[i] * w;
                 }
                 self.pushback = Some(next);
-                self.jitter.adjusted(false);
+                self.jitter.adjusted(false, now_ms);
             }
         }
         self.last.copy_from_slice(out);

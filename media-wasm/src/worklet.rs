@@ -22,7 +22,7 @@ use crate::frame::QUANTUM;
 use crate::jitter::JitterSettings;
 
 /// Number of values `sb_stats` writes.
-pub const STATS_LEN: usize = 16;
+pub const STATS_LEN: usize = 19;
 
 struct Handle {
     engine: Engine,
@@ -168,6 +168,9 @@ pub extern "C" fn sb_stats() -> usize {
             s.packets_sent as f64,
             s.overruns as f64,
             if s.muted { 1.0 } else { 0.0 },
+            j.shrinks as f64,
+            j.grows as f64,
+            j.restarts as f64,
         ];
         h.stats.copy_from_slice(&values);
         h.stats.as_ptr() as usize

@@ -10,7 +10,7 @@
 const STATS_FIELDS = [
   'received', 'lost', 'concealed', 'fecRecovered', 'late', 'duplicates', 'jitterMs',
   'bufferDelayMs', 'targetDelayMs', 'erleDb', 'inputDbfs', 'outputDbfs', 'mos',
-  'packetsSent', 'overruns', 'muted',
+  'packetsSent', 'overruns', 'muted', 'shrinks', 'grows', 'restarts',
 ];
 
 class SwitchboardEngine extends AudioWorkletProcessor {
