@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startBackend, launchBrowser, api, ROOT, screenshot } from './harness.mjs';
+import { startBackend, launchBrowser, api, ROOT, screenshot, tappedPage } from './harness.mjs';
 import { CcpPage } from './pages.mjs';
 import { speechWav, readWav, envelope, bestEnvelopeMatch } from './audio.mjs';
 
@@ -26,11 +26,8 @@ before(async () => {
 after(() => backend?.stop());
 
 test('agent and caller hear each other through the CCP, the engine and the bridge', async () => {
-  const browser = await launchBrowser([`--use-file-for-fake-audio-capture=${agentWav}`]);
+  const { browser, page } = await tappedPage(agentWav);
   try {
-    const context = await browser.newContext();
-    await context.addInitScript(() => { globalThis.__switchboardTap = true; });
-    const page = await context.newPage();
     const errors = [];
     page.on('pageerror', (e) => errors.push(e.message));
     const ccp = new CcpPage(page, backend.url);
@@ -126,11 +123,8 @@ test('a call survives the agent\'s socket being cut for 5 seconds, and its audio
 });
 
 test('after a page refresh mid-call the call re-attaches and its audio flows both ways', async () => {
-  const browser = await launchBrowser([`--use-file-for-fake-audio-capture=${agentWav}`]);
+  const { browser, page } = await tappedPage(agentWav);
   try {
-    const context = await browser.newContext();
-    await context.addInitScript(() => { globalThis.__switchboardTap = true; });
-    const page = await context.newPage();
     const ccp = new CcpPage(page, backend.url);
     await ccp.startShift('alice', 'alice-pass', 'Alice Tanaka');
     const id = await ccp.answerSimCall({ play: 'echo' });

@@ -21,10 +21,7 @@ test('a call that rings out is shown as missed, and the agent goes Available aga
   await ccp.setStatus('Available');
   await ccp.expectAgentState('Available');
 
-  const placed = await api(backend.url, 'POST', '/v1/sim/calls', { from: '+819012345678', queue: 'support' });
-  assert.equal(placed.status, 201);
-  const id = placed.json.contact_id;
-  await ccp.expectContactState('incoming');
+  const id = await ccp.ringSimCall();
   const rangAt = Date.now();
 
   // Nobody answers: after the ring timeout the offer is withdrawn.

@@ -54,10 +54,7 @@ test('an agent takes a call end to end, and a refresh re-attaches mid-call', asy
   await ccp.setStatus('Available');
   await ccp.expectAgentState('Available');
 
-  const placed = await api(backend.url, 'POST', '/v1/sim/calls', { from: '+819012345678', queue: 'support' });
-  assert.equal(placed.status, 201);
-  const id = placed.json.contact_id;
-  await ccp.expectContactState('incoming');
+  const id = await ccp.ringSimCall();
   const attrs = await ccp.attributesText();
   for (const expected of ['Justin', 'The North Face Summit L3 Ventrix 2.0 Hoodie', '2018-11-12', '100']) {
     assert.ok(attrs.includes(expected), `attributes show ${expected}: ${attrs}`);

@@ -107,6 +107,18 @@ export async function api(base, method, path, body) {
   return { status: res.status, json: isJson && text ? JSON.parse(text) : null, text, headers: res.headers };
 }
 
+/**
+ * A browser whose fake microphone plays `wav`, and a page in it whose
+ * audio engine records microphone and speaker (`__switchboardTapInput`,
+ * `__switchboardTapOutput`). Close the browser when done.
+ */
+export async function tappedPage(wav) {
+  const browser = await launchBrowser([`--use-file-for-fake-audio-capture=${wav}`]);
+  const context = await browser.newContext();
+  await context.addInitScript(() => { globalThis.__switchboardTap = true; });
+  return { browser, page: await context.newPage() };
+}
+
 /** Saves a screenshot for people to look at. */
 export async function screenshot(page, name) {
   mkdirSync(ARTIFACTS, { recursive: true });

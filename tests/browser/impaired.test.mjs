@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startBackend, launchBrowser, api, ROOT } from './harness.mjs';
+import { startBackend, api, ROOT, tappedPage } from './harness.mjs';
 import { CcpPage } from './pages.mjs';
 import { speechWav, readWav, envelope, bestEnvelopeMatch } from './audio.mjs';
 
@@ -24,11 +24,8 @@ before(async () => {
 after(() => backend?.stop());
 
 test('speech arrives through 10% loss and 60 ms of jitter, and the statistics report the loss', async () => {
-  const browser = await launchBrowser([`--use-file-for-fake-audio-capture=${agentWav}`]);
+  const { browser, page } = await tappedPage(agentWav);
   try {
-    const context = await browser.newContext();
-    await context.addInitScript(() => { globalThis.__switchboardTap = true; });
-    const page = await context.newPage();
     const ccp = new CcpPage(page, backend.url);
     await ccp.startShift('alice', 'alice-pass', 'Alice Tanaka');
     await api(backend.url, 'POST', '/v1/sim/calls', { from: '+819012345678', queue: 'support' });

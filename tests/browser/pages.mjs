@@ -73,11 +73,17 @@ export class CcpPage {
    * Resolves with the contact id once connected.
    */
   async answerSimCall(body = {}) {
+    const id = await this.ringSimCall(body);
+    await this.click('accept');
+    await this.expectContactState('connected');
+    return id;
+  }
+
+  /** As `answerSimCall`, up to the call ringing in the panel. */
+  async ringSimCall(body = {}) {
     const placed = await api(this.base, 'POST', '/v1/sim/calls', { from: '+819012345678', queue: 'support', ...body });
     assert.equal(placed.status, 201, placed.text);
     await this.expectContactState('incoming');
-    await this.click('accept');
-    await this.expectContactState('connected');
     return placed.json.contact_id;
   }
 

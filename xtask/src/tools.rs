@@ -48,7 +48,8 @@ fn ensure_cargo_tool(bin: &str, krate: &str, version: &str, locked: bool) -> Res
 fn ensure_npm_packages() -> Result<(), String> {
     let r = root();
     let installed = r.join("node_modules/.bin/wasm-opt").exists()
-        && r.join("node_modules/playwright-core/package.json").exists();
+        && r.join("node_modules/playwright-core/package.json").exists()
+        && r.join("node_modules/.bin/tsc").exists();
     if installed {
         return Ok(());
     }
