@@ -5,7 +5,7 @@
 
 use leptos::ev;
 use leptos::prelude::*;
-use protocol::contact::{ConnectionState, ContactState};
+use protocol::contact::ContactState;
 use protocol::wire::Op;
 
 use crate::ccp::Ccp;
@@ -32,22 +32,7 @@ pub fn install(ccp: Ccp) {
             "KeyR" => incoming.map(|c| Op::Reject {
                 contact_id: c.contact_id.clone(),
             }),
-            "KeyH" => connected.and_then(|c| {
-                let k = c.initial_connection()?;
-                let contact_id = c.contact_id.clone();
-                let connection_id = k.connection_id.clone();
-                Some(if matches!(k.state, ConnectionState::Hold { .. }) {
-                    Op::Resume {
-                        contact_id,
-                        connection_id,
-                    }
-                } else {
-                    Op::Hold {
-                        contact_id,
-                        connection_id,
-                    }
-                })
-            }),
+            "KeyH" => connected.and_then(crate::components::hold_toggle),
             "KeyM" => {
                 let muted = ccp
                     .state

@@ -224,36 +224,8 @@ fn cmd_bench(args: &[String]) -> Result<(), String> {
             build_media()?;
             run(Command::new("node").args(["tests/bench/media-wasm.mjs", "dist/media/engine.wasm"]))
         }
-        "load" => {
-            run(cargo().args(["build", "--release", "-p", "switchboard-server"]))?;
-            let mut cmd = cargo();
-            cmd.args([
-                "run",
-                "--release",
-                "-p",
-                "switchboard-tests",
-                "--bin",
-                "loadgen",
-                "--",
-            ]);
-            cmd.args(&args[args.len().min(1)..]);
-            run(&mut cmd)
-        }
-        "media-load" => {
-            run(cargo().args(["build", "--release", "-p", "switchboard-server"]))?;
-            let mut cmd = cargo();
-            cmd.args([
-                "run",
-                "--release",
-                "-p",
-                "switchboard-tests",
-                "--bin",
-                "mediagen",
-                "--",
-            ]);
-            cmd.args(&args[1..]);
-            run(&mut cmd)
-        }
+        "load" => load_bench("loadgen", &args[args.len().min(1)..]),
+        "media-load" => load_bench("mediagen", &args[args.len().min(1)..]),
         "calls" => browser_bench("tests/bench/call-latency.mjs", true),
         "webrtc" => browser_bench("tests/bench/webrtc.mjs", true),
         "ccp" => browser_bench("tests/bench/ccp.mjs", false),
@@ -262,6 +234,24 @@ fn cmd_bench(args: &[String]) -> Result<(), String> {
             "unknown benchmark `{other}` (known: load, media, media-load, calls, webrtc, ccp, sdk)"
         )),
     }
+}
+
+/// A load generator from the tests crate (`loadgen`, `mediagen`) against a
+/// release backend, with the arguments after the benchmark's name.
+fn load_bench(bin: &str, args: &[String]) -> Result<(), String> {
+    run(cargo().args(["build", "--release", "-p", "switchboard-server"]))?;
+    let mut cmd = cargo();
+    cmd.args([
+        "run",
+        "--release",
+        "-p",
+        "switchboard-tests",
+        "--bin",
+        bin,
+        "--",
+    ]);
+    cmd.args(args);
+    run(&mut cmd)
 }
 
 /// A benchmark that runs in Chromium against the real backend: builds the

@@ -9,6 +9,24 @@ use crate::ccp::Ccp;
 use crate::components::{CallQuality, Keypad, Transfer};
 use crate::format::duration;
 
+/// Holds the customer, or resumes them if held (the Hold button and Alt+H).
+pub fn hold_toggle(contact: &ContactView) -> Option<Op> {
+    let k = contact.initial_connection()?;
+    let contact_id = contact.contact_id.clone();
+    let connection_id = k.connection_id.clone();
+    Some(if matches!(k.state, ConnectionState::Hold { .. }) {
+        Op::Resume {
+            contact_id,
+            connection_id,
+        }
+    } else {
+        Op::Hold {
+            contact_id,
+            connection_id,
+        }
+    })
+}
+
 fn since(state: &ContactState) -> u64 {
     match state {
         ContactState::Incoming { since, .. }
@@ -101,20 +119,8 @@ pub fn ContactCard(contact_id: String) -> impl IntoView {
         })
     };
     let hold = move |_| {
-        if let Some(c) = customer() {
-            let contact_id = cid.get_value();
-            let connection_id = c.connection_id;
-            ccp.run(if customer_held() {
-                Op::Resume {
-                    contact_id,
-                    connection_id,
-                }
-            } else {
-                Op::Hold {
-                    contact_id,
-                    connection_id,
-                }
-            });
+        if let Some(op) = view_of().as_ref().and_then(hold_toggle) {
+            ccp.run(op);
         }
     };
     let mute = move |_| ccp.run(if muted() { Op::Unmute } else { Op::Mute });
