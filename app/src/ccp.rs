@@ -357,6 +357,8 @@ impl Ccp {
                 ));
             }
             Update::Output(Output::ServerError(e)) => self.error.set(Some(e.message.clone())),
+            // A reply goes to whoever asked; it changes no state.
+            Update::Output(Output::Reply { .. }) => {}
             Update::Output(_) => {
                 let current = CLIENT.with(|c| {
                     c.borrow()
