@@ -49,7 +49,8 @@ fn ensure_npm_packages() -> Result<(), String> {
     let r = root();
     let installed = r.join("node_modules/.bin/wasm-opt").exists()
         && r.join("node_modules/playwright-core/package.json").exists()
-        && r.join("node_modules/.bin/tsc").exists();
+        && r.join("node_modules/.bin/tsc").exists()
+        && r.join("node_modules/.bin/esbuild").exists();
     if installed {
         return Ok(());
     }
