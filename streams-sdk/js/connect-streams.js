@@ -973,9 +973,12 @@
     var url = new URL(options.ccpUrl, global.location ? global.location.href : undefined);
     if (soft.disableRingtone) url.searchParams.set('ringtone', 'off');
     else if (soft.ringtoneUrl) url.searchParams.set('ringtone', new URL(soft.ringtoneUrl, url.href).href);
-    // Streams hides its frame with CSS on the container; the SDK's hidden
-    // mode keeps the frame rendered so its audio is not throttled.
-    var hidden = !!(container && container.style && container.style.display === 'none');
+    // Streams integrations hide the CCP with CSS on its container. A frame
+    // inside a display:none container is not rendered (and may be
+    // throttled), so such a CCP goes to the SDK's hidden mode instead: a
+    // rendered, invisible frame on the page's body.
+    var hidden = !!(container && global.getComputedStyle && global.getComputedStyle(container).display === 'none');
+    if (hidden && doc) container = doc.body;
     var initTimeout = options.ccpLoadTimeout || options.ccpAckTimeout || 5000;
     loadSdk().then(function (sdk) {
       return sdk.init({ ccpUrl: url.href, container: container || (doc && doc.body), hidden: hidden, timeoutMs: initTimeout });

@@ -8,20 +8,23 @@
 // is checked against Streams' documented event semantics in
 // streams-facade.test.mjs; the browser tests check the same against the
 // real SDK and backend.
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { dirname, join } from 'node:path';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
 
-/** Loads a fresh copy of the facade (a classic script) into this process. */
-export function loadFacade() {
+/**
+ * Loads a fresh copy of the facade (a classic script) into this process.
+ * Imported as a module (the package is `"type": "module"`), with a query
+ * so every call evaluates it anew.
+ */
+let loads = 0;
+export async function loadFacade() {
   delete globalThis.connect;
   globalThis.window = globalThis;
-  const require = createRequire(import.meta.url);
-  const path = join(ROOT, 'streams-sdk/js/connect-streams.js');
-  delete require.cache[require.resolve(path)];
-  require(path);
+  const url = pathToFileURL(join(ROOT, 'streams-sdk/js/connect-streams.js'));
+  url.search = `?load=${++loads}`;
+  await import(url.href);
   return globalThis.connect;
 }
 

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadFacade } from './fake-sdk.mjs';
 
-const connect = loadFacade();
+const connect = await loadFacade();
 
 const FUNCTIONS = [
   // connect.core

@@ -29,7 +29,7 @@ let session;
 let events;
 
 beforeEach(async () => {
-  connect = loadFacade();
+  connect = await loadFacade();
   session = new FakeSession();
   session.setStatus('Available');
   events = [];
@@ -60,7 +60,7 @@ async function endCall() {
 }
 
 test('first update: agent INIT, REFRESH, routing and state events in Streams order', async () => {
-  const c2 = loadFacade();
+  const c2 = await loadFacade();
   const s2 = new FakeSession();
   s2.setStatus('Available');
   const seen = [];
