@@ -276,6 +276,7 @@
     options: null,
     agentData: null, // the latest Streams-shaped data
     endedFired: {}, // contactId -> true once onEnded fired for it
+    acceptPending: {}, // contactId -> true while the page's accept is unanswered
     lastLink: null,
     terminated: false,
     initialized: false,
@@ -432,6 +433,12 @@
   }
 
   function fireContactTransition(id, from, to) {
+    // The page's accept was answered after the push that connected the
+    // call: ACCEPTED still comes first, as it does in Streams.
+    if (to === ContactStateType.CONNECTED && state.acceptPending[id]) {
+      delete state.acceptPending[id];
+      fireContact(ContactEvents.ACCEPTED, id, new Contact(id));
+    }
     contactEvents(from, to).forEach(function (event) {
       if (event === ContactEvents.ENDED) {
         if (state.endedFired[id]) return;
@@ -494,6 +501,7 @@
       fireContact(ContactEvents.DESTROYED, id, snap);
       unsubscribeContact(id);
       delete state.endedFired[id];
+      delete state.acceptPending[id];
       delete state.lastContacts[id];
     });
     next.snapshot.contacts.forEach(function (c) {
@@ -748,16 +756,24 @@
     var id = this.contactId;
     return withCallbacks(function () { return run(liveContact(id)); }, callbacks, map);
   };
-  // ACCEPTED is the page's own event: it fires when its accept succeeds.
+  // ACCEPTED is the page's own event: it fires once its accept succeeds,
+  // or with the push that connects the call if that comes first.
   Contact.prototype.accept = function (cb) {
-    var self = this;
+    var id = this.contactId;
     var cbs = cb && typeof cb === 'object' ? cb : {};
+    state.acceptPending[id] = true;
     return this._act(function (c) { return c.accept(); }, {
       success: function (data) {
-        fireContact(ContactEvents.ACCEPTED, self.contactId, new Contact(self.contactId));
+        if (state.acceptPending[id]) {
+          delete state.acceptPending[id];
+          fireContact(ContactEvents.ACCEPTED, id, new Contact(id));
+        }
         if (isFunction(cbs.success)) cbs.success(data);
       },
-      failure: cbs.failure,
+      failure: function (err, data) {
+        delete state.acceptPending[id];
+        if (isFunction(cbs.failure)) cbs.failure(err, data);
+      },
     });
   };
   Contact.prototype.reject = function (cb) { return this._act(function (c) { return c.reject(); }, cb); };
@@ -1014,6 +1030,7 @@
     state.initialized = false;
     state.lastContacts = {};
     state.endedFired = {};
+    state.acceptPending = {};
     connect.core.initialized = false;
     connect.agent.initialized = false;
     bus.trigger(EventType.TERMINATED);

@@ -43,10 +43,17 @@ async function openIntegration(fixture, user) {
   const closed = popup.waitForEvent('close');
   await new CcpPage(popup, backend.url).login(user, `${user}-pass`);
   await closed;
-  const logged = (pattern) => page.waitForFunction(
-    (source) => (window.streamsLog || []).some((l) => new RegExp(source).test(l)),
-    pattern.source, { polling: 50, timeout: 15000 },
-  );
+  const logged = async (pattern) => {
+    try {
+      await page.waitForFunction(
+        (source) => (window.streamsLog || []).some((l) => new RegExp(source).test(l)),
+        pattern.source, { polling: 50, timeout: 15000 },
+      );
+    } catch (err) {
+      const lines = await page.evaluate(() => window.streamsLog || []);
+      throw new Error(`no line matching ${pattern} in:\n${lines.join('\n')}`, { cause: err });
+    }
+  };
   return { page, context, logged, log: () => page.evaluate(() => window.streamsLog || []) };
 }
 

@@ -118,6 +118,22 @@ test('inbound call accepted: CONNECTING (not INCOMING), ACCEPTED, CONNECTED, ACW
   assert.deepEqual(session.calls.map((c) => c[0]), ['accept']);
 });
 
+test('ACCEPTED comes before CONNECTED even when the connecting push beats the accept\'s answer', async () => {
+  await ring();
+  let answer;
+  const view = session.contact.bind(session);
+  session.contact = (id) => ({ ...view(id), accept: () => new Promise((r) => { answer = r; }) });
+  events.length = 0;
+  let accepted = 0;
+  const done = new Promise((resolve) => new connect.Contact('c-1').accept({ success: () => { accepted++; resolve(); } }));
+  await connectCall();
+  answer();
+  await done;
+  const contactOnly = events.filter((e) => e.startsWith('contact::') && e !== 'contact::refresh');
+  assert.deepEqual(contactOnly, ['contact::accepted', 'contact::connected']);
+  assert.equal(accepted, 1);
+});
+
 test('missed call: ENDED then MISSED for the contact, agent ERROR in MissedCallAgent', async () => {
   await ring();
   events.length = 0;
