@@ -345,7 +345,9 @@ async fn sessions(ctx: &mut Ctx<'_>, token_a: &str, token_b: &str) {
     if want_bad {
         bad_input(ctx, &mut main).await;
     }
-    super::limits::before_call(ctx, &mut main, token_a).await;
+    // The second agent's token: a hello with the first agent's would take
+    // its event stream away from `main`.
+    super::limits::before_call(ctx, &mut main, token_b).await;
     if !want_call {
         main.close().await;
         return;

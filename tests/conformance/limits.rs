@@ -18,7 +18,8 @@ use super::client::{clip, code_of, Closed, Conn};
 
 const S1: &str = "§1 (limits)";
 
-/// Checks that need a quiet agent socket and no call.
+/// Checks that need a quiet agent socket and no call; `token` is the
+/// second agent's (its stream is not in use yet).
 pub(super) async fn before_call(ctx: &mut Ctx<'_>, main: &mut Conn, token: &str) {
     if !ctx.t.group_selected("limits") {
         return;
@@ -145,7 +146,7 @@ async fn frame_refused_early(ctx: &Ctx<'_>) -> Verdict {
 }
 
 async fn huge_frame(ctx: &Ctx<'_>, token: &str) -> Verdict {
-    let user = &ctx.t.agents[0].username;
+    let user = &ctx.t.agents[1].username;
     let mut c = Conn::open(&ctx.t.endpoint, &format!("{user}#huge"), &ctx.v).await?;
     let text = format!(
         r#"{{"type":"request","id":1,"op":"ping","pad":"{}"}}"#,

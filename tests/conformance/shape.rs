@@ -119,6 +119,12 @@ pub fn fits(expected: &Value, actual: &Value, path: &str, errs: &mut Vec<String>
         (Value::Object(e), Value::Object(a)) => {
             for (key, ev) in e {
                 match a.get(key) {
+                    // A free string map: its keys are data, not shape.
+                    Some(av) if key == "attributes" => {
+                        if !av.as_object().is_some_and(|m| m.values().all(Value::is_string)) {
+                            errs.push(format!("`{path}.{key}` must be a map of strings"));
+                        }
+                    }
                     Some(av) => fits(ev, av, &format!("{path}.{key}"), errs),
                     None if OPTIONAL.contains(&key.as_str()) => {}
                     None => errs.push(format!("`{path}.{key}` is missing")),
