@@ -254,16 +254,8 @@ pub(super) async fn connect(
 async fn hello_timeout(ep: &super::Endpoint) -> Verdict {
     let v = Violations::default();
     let mut c = Conn::open(ep, "silent", &v).await?;
-    let start = tokio::time::Instant::now();
     match c.recv(Duration::from_secs(14)).await {
-        Err(_) => {
-            let after = start.elapsed();
-            ensure!(
-                after >= Duration::from_secs(5),
-                "closed after only {after:?}"
-            );
-            Ok(())
-        }
+        Err(_) => Ok(()),
         Ok(Some(f)) => Err(format!(
             "the backend sent {} to a socket that said nothing",
             clip(&f.to_string())
@@ -970,11 +962,13 @@ async fn bad_input(ctx: &mut Ctx<'_>, a: &mut Conn) {
         let id = a.id();
         let text = format!(
             r#"{{"type":"request","id":{id},"op":"ping","pad":"{}"}}"#,
-            "x".repeat(70_000)
+            // Just over the limit: a backend's transport may close on
+            // much larger messages (section 1), not on this one.
+            "x".repeat(66_000)
         );
         a.send_text(&text).await?;
         let e = a.next_error("frame_too_large").await?;
-        expect_code(&e, "frame_too_large", "a 70 KB text frame")?;
+        expect_code(&e, "frame_too_large", "a 66,040-byte text frame")?;
         let after = a.sync().await?;
         ensure!(
             !after.iter().any(|f| f["id"].as_u64() == Some(id)),
@@ -1435,6 +1429,44 @@ async fn live_call(
         verdict,
     );
 
+    // What the backend sent so far (the caller's audio, if any): wait up
+    // to a second more for some to arrive.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+    while a.media.len() == media_before && tokio::time::Instant::now() < deadline {
+        if a.recv(Duration::from_millis(100)).await.is_err() {
+            break;
+        }
+    }
+    let frames: Vec<&Vec<u8>> = a.media.get(media_before..).unwrap_or(&[]).iter().collect();
+    let wrong: Vec<u32> = frames
+        .iter()
+        .filter_map(|f| shape::media_header(f).ok())
+        .filter(|l| *l != leg)
+        .collect();
+    if frames.is_empty() {
+        ctx.skip(
+            "media.received",
+            "§8",
+            "media the backend sends carries the agent's media_leg",
+            "no audio arrived (the caller may be silent)",
+        );
+    } else {
+        ctx.check(
+            "media.received",
+            "§8",
+            "media the backend sends carries the agent's media_leg",
+            if wrong.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} frame(s) on legs {:?}, not {leg}",
+                    wrong.len(),
+                    &wrong[..wrong.len().min(5)]
+                ))
+            },
+        );
+    }
+
     let verdict = async {
         for digits in ["", "12X", "1 2", &"1".repeat(65), "E"] {
             let r = a
@@ -1642,34 +1674,4 @@ async fn live_call(
         "clear (with a wrap-up code): ack, contact_destroyed, gone from the snapshot",
         verdict,
     );
-
-    let frames: Vec<&Vec<u8>> = a.media[media_before..].iter().collect();
-    let wrong: Vec<u32> = frames
-        .iter()
-        .filter_map(|f| shape::media_header(f).ok())
-        .filter(|l| *l != leg)
-        .collect();
-    if frames.is_empty() {
-        ctx.skip(
-            "media.received",
-            "§8",
-            "media the backend sends carries the agent's media_leg",
-            "no audio arrived (the caller may be silent)",
-        );
-    } else {
-        ctx.check(
-            "media.received",
-            "§8",
-            "media the backend sends carries the agent's media_leg",
-            if wrong.is_empty() {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{} frame(s) on legs {:?}, not {leg}",
-                    wrong.len(),
-                    &wrong[..wrong.len().min(5)]
-                ))
-            },
-        );
-    }
 }

@@ -20,6 +20,13 @@ use super::shape;
 
 /// How long the suite waits for an answer the contract says must come.
 pub const WAIT: Duration = Duration::from_secs(5);
+/// How long an HTTP exchange may take (a backend may slow failed logins down).
+const HTTP_WAIT: Duration = Duration::from_secs(15);
+/// The least time between two frames the suite sends on one socket (about
+/// 45 a second): a client following the contract must not meet a
+/// backend's message-rate limit. Only the flood of `limits.rate_limited`
+/// and the pipelined requests go faster.
+const MIN_GAP: Duration = Duration::from_millis(22);
 
 /// Where the backend is: `host:port` for sockets and a path prefix.
 #[derive(Debug, Clone)]
@@ -109,9 +116,9 @@ pub async fn http(
             .map_err(|e| format!("read: {e}"))?;
         Ok::<_, String>(raw)
     };
-    let raw = tokio::time::timeout(WAIT, exchange)
+    let raw = tokio::time::timeout(HTTP_WAIT, exchange)
         .await
-        .map_err(|_| format!("{method} {path}: no answer within {WAIT:?}"))??;
+        .map_err(|_| format!("{method} {path}: no answer within {HTTP_WAIT:?}"))??;
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -198,6 +205,7 @@ pub struct Conn {
     /// Every event frame received, in order.
     pub events: Vec<Value>,
     violations: Violations,
+    last_send: Option<tokio::time::Instant>,
 }
 
 impl Conn {
@@ -254,11 +262,21 @@ impl Conn {
             last_seq: None,
             events: Vec::new(),
             violations: v.clone(),
+            last_send: None,
         })
+    }
+
+    /// Waits until [`MIN_GAP`] has passed since the last frame sent.
+    async fn pace(&mut self) {
+        if let Some(last) = self.last_send {
+            tokio::time::sleep_until(last + MIN_GAP).await;
+        }
+        self.last_send = Some(tokio::time::Instant::now());
     }
 
     /// Sends a text frame as is.
     pub async fn send_text(&mut self, text: &str) -> Result<(), String> {
+        self.pace().await;
         self.ws
             .send(Message::Text(text.into()))
             .await
@@ -272,6 +290,7 @@ impl Conn {
 
     /// Sends a binary frame.
     pub async fn send_binary(&mut self, bytes: Vec<u8>) -> Result<(), String> {
+        self.pace().await;
         self.ws
             .send(Message::Binary(bytes.into()))
             .await

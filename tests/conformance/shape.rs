@@ -121,7 +121,10 @@ pub fn fits(expected: &Value, actual: &Value, path: &str, errs: &mut Vec<String>
                 match a.get(key) {
                     // A free string map: its keys are data, not shape.
                     Some(av) if key == "attributes" => {
-                        if !av.as_object().is_some_and(|m| m.values().all(Value::is_string)) {
+                        if !av
+                            .as_object()
+                            .is_some_and(|m| m.values().all(Value::is_string))
+                        {
                             errs.push(format!("`{path}.{key}` must be a map of strings"));
                         }
                     }
