@@ -4,7 +4,7 @@
 //! any third-party backend.
 
 use switchboard_tests::conformance::{self, Agent, CallSource, Endpoint, Outcome, Target};
-use switchboard_tests::{temp_dir, test_config};
+use switchboard_tests::{temp_dir, test_config, TEST_CONFIG};
 
 /// `limits.*` checks the reference backend does not pass yet on this
 /// branch: the bounds they test (issue 10, item 1) are being built
@@ -20,6 +20,23 @@ const LIMITS_NOT_YET: &[&str] = &[
 /// Checks that may be skipped: the simulated caller may be silent.
 const MAY_SKIP: &[&str] = &["media.received"];
 
+/// The simulator key the test configuration sets, if any (the simulator
+/// may be fenced behind one), read from the configuration text so this
+/// test needs nothing but what a third party would pass on the command line.
+fn sim_key() -> Option<String> {
+    TEST_CONFIG
+        .lines()
+        .find_map(|l| {
+            let value = l
+                .trim()
+                .strip_prefix("simulator_key")?
+                .trim()
+                .strip_prefix('=')?;
+            Some(value.trim().trim_matches('"').to_owned())
+        })
+        .filter(|k| !k.is_empty())
+}
+
 fn target(url: &str) -> Target {
     Target {
         endpoint: Endpoint::parse(url).expect("url"),
@@ -28,7 +45,7 @@ fn target(url: &str) -> Target {
             Agent::parse("bob:bob-pass").expect("agent"),
         ],
         call: CallSource::Simulator {
-            key: None,
+            key: sim_key(),
             from: "+15550001234".into(),
             queue: "support".into(),
         },

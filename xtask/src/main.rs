@@ -317,7 +317,7 @@ fn main() -> ExitCode {
         "lint" => cmd_lint(),
         "conformance" => cmd_conformance(rest),
         _ => {
-            eprintln!("usage: cargo xtask run [--config FILE] | test [--no-browser] | bench [load ARGS | media | media-load ARGS | calls | webrtc | ccp | sdk] | sdk-types | install | lint | conformance --url URL --agent U:P --agent U:P [--sim | --sim-key KEY | --call-command CMD]");
+            eprintln!("usage: cargo xtask run [--config FILE] | test [--no-browser] | bench [load ARGS | media | media-load ARGS | calls | webrtc | ccp | sdk] | sdk-types | install | lint");
             return ExitCode::from(2);
         }
     };
