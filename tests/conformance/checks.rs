@@ -365,7 +365,15 @@ async fn sessions(ctx: &mut Ctx<'_>, token_a: &str, token_b: &str) {
         }
     };
     if let Some(b) = b.as_mut() {
-        call(ctx, &mut main, b, token_a, routable.as_deref()).await;
+        call(
+            ctx,
+            &mut main,
+            b,
+            token_a,
+            routable.as_deref(),
+            away.as_deref(),
+        )
+        .await;
     }
     super::limits::after_call(ctx, &mut main, token_b).await;
     main.close().await;
@@ -899,13 +907,29 @@ async fn bad_input(ctx: &mut Ctx<'_>, a: &mut Conn) {
             }
             refused_request(a, id, &frame.to_string(), "bad_request", what).await?;
         }
+        // No readable id: the answer is a frame-level error.
+        for text in [
+            r#"{"type":"request","id":"seven","op":"ping"}"#,
+            r#"{"type":"request","id":-3,"op":"ping"}"#,
+            r#"{"type":"request","op":"ping"}"#,
+        ] {
+            a.send_text(text).await?;
+            let e = a.next_error("bad_request").await?;
+            expect_code(&e, "bad_request", text)?;
+            ensure!(
+                e["type"] == "error",
+                "{text}: the request id is not readable, so the answer must be a frame-level `error`, got {}",
+                clip(&e.to_string())
+            );
+        }
+        a.sync().await?;
         Ok(())
     }
     .await;
     ctx.check(
         "errors.bad_request",
         "§5",
-        "a known op with missing or mistyped fields: its response carries bad_request",
+        "a known op with missing or mistyped fields: bad_request, as its response, or as a frame-level error when the id is unreadable",
         verdict,
     );
 
@@ -1193,6 +1217,7 @@ async fn call(
     b: &mut Conn,
     token_a: &str,
     routable: Option<&str>,
+    away: Option<&str>,
 ) {
     let title = "an inbound call rings the first agent: contact_updated, state incoming, shaped like event_contact_updated.json";
     let Some(routable) = routable else {
@@ -1362,22 +1387,39 @@ async fn call(
     let accepted = verdict.is_ok();
     ctx.check("call.accept", "§5 §6 §8", "accept: ack, preceded by contact_updated connected with media_leg on the agent's own connection", verdict);
     if accepted {
-        live_call(ctx, a, b, &cid, &customer, leg.unwrap_or(0) as u32, token_a).await;
+        let leg = leg.unwrap_or(0) as u32;
+        let live = Live {
+            cid: &cid,
+            customer: &customer,
+            leg,
+            token: token_a,
+            away,
+        };
+        live_call(ctx, a, b, live).await;
     }
     if let Some(child) = child.as_mut() {
         let _ = child.start_kill();
     }
 }
 
-async fn live_call(
-    ctx: &mut Ctx<'_>,
-    a: &mut Conn,
-    b: &mut Conn,
-    cid: &str,
-    customer: &str,
+/// What the live-call checks need to know about the call.
+#[derive(Clone, Copy)]
+struct Live<'s> {
+    cid: &'s str,
+    customer: &'s str,
     leg: u32,
-    token_a: &str,
-) {
+    token: &'s str,
+    away: Option<&'s str>,
+}
+
+async fn live_call(ctx: &mut Ctx<'_>, a: &mut Conn, b: &mut Conn, live: Live<'_>) {
+    let Live {
+        cid,
+        customer,
+        leg,
+        token: token_a,
+        away,
+    } = live;
     let media_before = a.media.len();
     let verdict = async {
         for i in 0..10u32 {
@@ -1620,6 +1662,22 @@ async fn live_call(
 
     super::limits::during_call(ctx, a, cid, token_a).await;
 
+    // Choosing a state while on a call makes it the next state.
+    let mut next = Err("the agent has no not_routable or offline state".to_owned());
+    if let Some(away) = away {
+        next = async {
+            let (r, _) = a.ok("set_agent_state", json!({"state": away})).await?;
+            ensure!(r["kind"] == "agent_state", "set_agent_state: {}", r["kind"]);
+            ensure!(
+                r["next_state"]["name"] == away && r["state"]["name"] != away,
+                "set_agent_state {away} while connected must leave the state and set next_state; got {}",
+                clip(&r.to_string())
+            );
+            Ok(())
+        }
+        .await;
+    }
+
     let verdict = async {
         let (result, mut before) = a.ok("end_connection", json!({"contact_id": cid, "connection_id": customer})).await?;
         ensure!(result["kind"] == "ack", "end_connection: {}", result["kind"]);
@@ -1673,5 +1731,25 @@ async fn live_call(
         "§5 §6",
         "clear (with a wrap-up code): ack, contact_destroyed, gone from the snapshot",
         verdict,
+    );
+
+    if next.is_ok() {
+        next = async {
+            let (r, _) = a.ok("get_agent_state", json!({})).await?;
+            ensure!(
+                r["state"]["name"] == away.unwrap_or_default()
+                    && r.get("next_state").is_none_or(Value::is_null),
+                "after the last contact was cleared the next state must apply; got {}",
+                clip(&r.to_string())
+            );
+            Ok(())
+        }
+        .await;
+    }
+    ctx.check(
+        "call.next_state",
+        "§5",
+        "a state chosen during a call becomes next_state and applies when the contact is cleared",
+        next,
     );
 }
