@@ -9,6 +9,8 @@
 //! - `sdk-types`: regenerates the SDK's committed TypeScript declarations.
 //! - `install`: only the tool installs.
 //! - `lint`: rustfmt and clippy.
+//! - `conformance --url http://HOST:PORT --agent U:P --agent U2:P2 [...]`:
+//!   checks any running backend against docs/protocol.md.
 //!
 //! Every install step checks first and skips what is already there, so a
 //! second run costs seconds.
@@ -313,6 +315,23 @@ fn cmd_lint() -> Result<(), String> {
     ]))
 }
 
+/// The protocol conformance suite (tests/conformance) against a running
+/// backend; the arguments go to it as they are (`--help` lists them).
+fn cmd_conformance(args: &[String]) -> Result<(), String> {
+    let mut cmd = cargo();
+    cmd.args([
+        "run",
+        "-q",
+        "-p",
+        "switchboard-tests",
+        "--bin",
+        "conformance",
+        "--",
+    ]);
+    cmd.args(args);
+    run(&mut cmd)
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (command, rest) = args
@@ -327,6 +346,7 @@ fn main() -> ExitCode {
             .and_then(|()| ensure_test_tools())
             .and_then(|()| ensure_browser_tools()),
         "lint" => cmd_lint(),
+        "conformance" => cmd_conformance(rest),
         _ => {
             eprintln!("usage: cargo xtask run [--config FILE] | test [--no-browser] | bench [load ARGS | media | media-load ARGS | calls | webrtc | ccp | sdk] | sdk-types | install | lint");
             return ExitCode::from(2);
