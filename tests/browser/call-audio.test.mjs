@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startBackend, launchBrowser, api, ROOT, screenshot, tappedPage } from './harness.mjs';
+import { startBackend, launchBrowser, api, ROOT, screenshot, tappedPage, simHeaders } from './harness.mjs';
 import { CcpPage } from './pages.mjs';
 import { speechWav, readWav, envelope, bestEnvelopeMatch } from './audio.mjs';
 
@@ -48,7 +48,7 @@ test('agent and caller hear each other through the CCP, the engine and the bridg
     await ccp.endAndClear();
 
     // The caller heard the agent.
-    const heard = await fetch(`${backend.url}/v1/sim/calls/${id}/heard`);
+    const heard = await fetch(`${backend.url}/v1/sim/calls/${id}/heard`, { headers: simHeaders() });
     assert.equal(heard.status, 200);
     const caller = readWav(Buffer.from(await heard.arrayBuffer()));
     const agentRef = envelope(readWav(agentWav).samples, 48000);
