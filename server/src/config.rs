@@ -848,9 +848,10 @@ mod tests {
         assert_eq!(err.line, Some(line_containing("simulator_key")));
         assert!(err.message.contains("at least 16"), "{}", err.message);
         // Off, it needs no key.
-        let off = SAMPLE
-            .replacen(key_line, "", 1)
-            .replacen("simulator = true", "simulator = false", 1);
+        let off =
+            SAMPLE
+                .replacen(key_line, "", 1)
+                .replacen("simulator = true", "simulator = false", 1);
         let cfg = Config::parse(&off, "off.toml").expect("off needs no key");
         assert!(!cfg.simulator && cfg.simulator_key.is_empty());
         let err = broken("max_wait_s = 300", "max_wait_s = 0");
@@ -860,7 +861,11 @@ mod tests {
             "simulator_calls_per_minute = 60",
             "simulator_calls_per_minute = 0",
         );
-        assert!(err.message.contains("simulator_calls_per_minute"), "{}", err.message);
+        assert!(
+            err.message.contains("simulator_calls_per_minute"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

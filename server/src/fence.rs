@@ -38,7 +38,9 @@ pub enum FenceError {
     #[error("the simulator key is missing or wrong")]
     BadKey,
     /// Over the calls-per-minute budget.
-    #[error("too many simulated calls: at most {per_minute} a minute; try again in {retry_after_s} s")]
+    #[error(
+        "too many simulated calls: at most {per_minute} a minute; try again in {retry_after_s} s"
+    )]
     RateLimited {
         /// The configured budget.
         per_minute: u32,
@@ -127,7 +129,7 @@ impl SimFence {
             Some(origin) => {
                 let origin = origin.to_str().map_err(|_| FenceError::ForeignOrigin)?;
                 let origin = origin.to_ascii_lowercase();
-                if self.origins.iter().any(|o| *o == origin) {
+                if self.origins.contains(&origin) {
                     Ok(())
                 } else {
                     Err(FenceError::ForeignOrigin)

@@ -87,7 +87,14 @@ pub async fn place_call(
 ) -> std::io::Result<(u16, String)> {
     let body = serde_json::json!({ "from": from, "queue": queue }).to_string();
     let (name, value) = key_header(key);
-    http_request_with(addr, "POST", "/v1/sim/calls", Some(&body), &[(name, &value)]).await
+    http_request_with(
+        addr,
+        "POST",
+        "/v1/sim/calls",
+        Some(&body),
+        &[(name, &value)],
+    )
+    .await
 }
 
 /// Sends one HTTP request (with extra `headers`) and returns the status

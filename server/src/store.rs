@@ -244,7 +244,9 @@ impl Store {
     pub fn took_part(&self, id: &str, agent: &str) -> Result<bool, StoreError> {
         Ok(self
             .db
-            .prepare_cached("SELECT 1 FROM contact_events WHERE contact_id = ?1 AND agent = ?2 LIMIT 1")?
+            .prepare_cached(
+                "SELECT 1 FROM contact_events WHERE contact_id = ?1 AND agent = ?2 LIMIT 1",
+            )?
             .exists(params![id, agent])?)
     }
 

@@ -193,7 +193,10 @@ async fn the_customer_phone_needs_the_key_in_its_dial_message() {
         >,
     ) -> Option<serde_json::Value> {
         loop {
-            match tokio::time::timeout(WAIT, ws.next()).await.expect("in time") {
+            match tokio::time::timeout(WAIT, ws.next())
+                .await
+                .expect("in time")
+            {
                 Some(Ok(Message::Text(t))) => return serde_json::from_str(t.as_str()).ok(),
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
                 Some(Ok(_)) => {}
@@ -205,7 +208,8 @@ async fn the_customer_phone_needs_the_key_in_its_dial_message() {
         let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
             .await
             .expect("open");
-        let mut dial = serde_json::json!({ "type": "dial", "from": "+15550001111", "queue": "support" });
+        let mut dial =
+            serde_json::json!({ "type": "dial", "from": "+15550001111", "queue": "support" });
         if let Some(k) = key {
             dial["key"] = k.into();
         }
@@ -256,26 +260,42 @@ async fn placing_calls_is_rate_limited() {
     assert!(response.contains("rate_limited"), "{response}");
     let retry: u64 = response
         .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("retry-after: ").map(str::to_owned))
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("retry-after: ")
+                .map(str::to_owned)
+        })
         .and_then(|v| v.trim().parse().ok())
         .expect("a Retry-After header");
-    assert!((1..=20).contains(&retry), "3 a minute: one every 20 s, not {retry}");
-    assert_eq!(contact_count(&running), before, "the refused call left no record");
+    assert!(
+        (1..=20).contains(&retry),
+        "3 a minute: one every 20 s, not {retry}"
+    );
+    assert_eq!(
+        contact_count(&running),
+        before,
+        "the refused call left no record"
+    );
     // The customer phone draws on the same budget.
     use futures_util::{SinkExt, StreamExt};
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/customer/ws"))
         .await
         .expect("open");
     let dial = serde_json::json!({ "type": "dial", "from": "+15550001111", "queue": "support", "key": SIM_KEY });
-    ws.send(tokio_tungstenite::tungstenite::Message::Text(dial.to_string().into()))
-        .await
-        .expect("send");
+    ws.send(tokio_tungstenite::tungstenite::Message::Text(
+        dial.to_string().into(),
+    ))
+    .await
+    .expect("send");
     let answer = tokio::time::timeout(WAIT, ws.next())
         .await
         .expect("in time")
         .expect("open")
         .expect("frame");
-    assert!(answer.to_text().unwrap_or("").contains("rate_limited"), "{answer:?}");
+    assert!(
+        answer.to_text().unwrap_or("").contains("rate_limited"),
+        "{answer:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -301,7 +321,11 @@ async fn caller_numbers_must_be_e164() {
             "from {from:?}: {json}"
         );
     }
-    assert_eq!(contact_count(&running), before, "no record for a refused number");
+    assert_eq!(
+        contact_count(&running),
+        before,
+        "no record for a refused number"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -204,10 +204,14 @@ async fn audio_flows_both_ways_with_hold_mute_dtmf_and_recording() {
     );
 
     // What the caller heard, phase by phase (skipping 400 ms around each change).
-    let (status, wav) =
-        server::sim::http_request_bytes(addr, "GET", &format!("/v1/sim/calls/{c}/heard"), &[sim_auth()])
-            .await
-            .expect("http");
+    let (status, wav) = server::sim::http_request_bytes(
+        addr,
+        "GET",
+        &format!("/v1/sim/calls/{c}/heard"),
+        &[sim_auth()],
+    )
+    .await
+    .expect("http");
     assert_eq!(status, 200);
     let heard = read_wav(&wav);
     let seg = |from_ms: usize, to_ms: usize| {
@@ -396,10 +400,14 @@ async fn conference_mixes_every_party_for_every_other() {
     let (status, _) = sim_http(addr, "DELETE", &format!("/v1/sim/calls/{c}"), None).await;
     assert_eq!(status, 204);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (status, wav) =
-        server::sim::http_request_bytes(addr, "GET", &format!("/v1/sim/calls/{c}/heard"), &[sim_auth()])
-            .await
-            .expect("http");
+    let (status, wav) = server::sim::http_request_bytes(
+        addr,
+        "GET",
+        &format!("/v1/sim/calls/{c}/heard"),
+        &[sim_auth()],
+    )
+    .await
+    .expect("http");
     assert_eq!(status, 200);
     let heard = read_wav(&wav);
     let tail = &heard[heard.len().saturating_sub(48_000 * 2)..];
