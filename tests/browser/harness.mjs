@@ -139,12 +139,19 @@ export async function screenshot(page, name) {
 const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.json': 'application/json' };
 
 /**
- * Serves `dir` on 127.0.0.1 (a third origin for embedding tests); resolves
- * with { url, close }.
+ * Serves `dir` on 127.0.0.1 (a third origin for embedding tests), plus
+ * `files` (path to text, e.g. { '/config.json': '{...}' }) from memory;
+ * resolves with { url, close }.
  */
-export async function serveStatic(dir, port = 0) {
+export async function serveStatic(dir, port = 0, files = {}) {
   const server = createServer((req, res) => {
-    const path = join(dir, decodeURIComponent(new URL(req.url, 'http://x').pathname));
+    const pathname = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+    if (Object.hasOwn(files, pathname)) {
+      res.writeHead(200, { 'content-type': TYPES[extname(pathname)] || 'text/plain' });
+      res.end(files[pathname]);
+      return;
+    }
+    const path = join(dir, pathname);
     if (!path.startsWith(dir) || !existsSync(path)) { res.writeHead(404); res.end('not found'); return; }
     res.writeHead(200, { 'content-type': TYPES[extname(path)] || 'application/octet-stream' });
     res.end(readFileSync(path));

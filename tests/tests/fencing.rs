@@ -424,3 +424,105 @@ async fn calls_nobody_answers_leave_the_queue_after_its_max_wait() {
         .expect("record");
     assert_eq!(record.disconnect_reason.as_deref(), Some("queue_timeout"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ccp_origin_serves_only_the_ccp_and_the_demo_pages_have_their_own() {
+    let dir = temp_dir("origins");
+    let dist = dir.join("dist");
+    let public = dir.join("public");
+    for (path, text) in [
+        (dist.join("index.html"), "<!doctype html><title>CCP</title>"),
+        (dist.join("stray.html"), "<script>alert(1)</script>"),
+        (dist.join("media/engine.js"), "export {}"),
+        (public.join("crm/index.html"), "<title>CRM</title>"),
+        (public.join("phone/index.html"), "<title>phone</title>"),
+    ] {
+        std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    }
+    let mut cfg = test_config(&dir);
+    cfg.ccp_dir = dist;
+    cfg.public_dir = public;
+    cfg.crm_demo_listen = Some("127.0.0.1:0".parse().expect("addr"));
+    let running = server::start(cfg).await.expect("start");
+    let (addr, demo) = (running.addr, running.crm_addr.expect("demo origin"));
+    let get = |at: std::net::SocketAddr, path: &str| {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {at}\r\nConnection: close\r\n\r\n");
+        async move { raw(at, &request).await }
+    };
+    let header = |response: &str, name: &str| -> Option<String> {
+        response.split("\r\n\r\n").next()?.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+        })
+    };
+
+    let ccp = get(addr, "/ccp/").await;
+    assert!(ccp.starts_with("HTTP/1.1 200"), "{ccp}");
+    let csp = header(&ccp, "content-security-policy").expect("a CSP");
+    for directive in [
+        "default-src 'self'",
+        "script-src 'self' 'wasm-unsafe-eval';",
+        &format!("connect-src 'self' ws://{addr} wss://{addr};"),
+        "object-src 'none'",
+        "base-uri 'none'",
+    ] {
+        assert!(csp.contains(directive), "{directive} in {csp}");
+    }
+    assert!(
+        csp.ends_with("frame-ancestors 'self' http://localhost:9999"),
+        "{csp}"
+    );
+    assert_eq!(
+        header(&ccp, "permissions-policy").as_deref(),
+        Some("microphone=(self \"http://localhost:9999\"), camera=(), geolocation=()")
+    );
+    assert_eq!(
+        header(&ccp, "x-content-type-options").as_deref(),
+        Some("nosniff")
+    );
+    assert_eq!(
+        header(&ccp, "referrer-policy").as_deref(),
+        Some("no-referrer")
+    );
+    // A Host that is not a plain host[:port] never reaches the header.
+    let forged = raw(
+        addr,
+        "GET /ccp/ HTTP/1.1\r\nHost: x; script-src *\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let csp = header(&forged, "content-security-policy").expect("a CSP");
+    assert!(csp.contains("connect-src 'self';"), "{csp}");
+    assert!(!csp.contains("script-src *"), "{csp}");
+
+    // Assets the CCP needs are served; no other page is.
+    assert!(get(addr, "/ccp/media/engine.js")
+        .await
+        .starts_with("HTTP/1.1 200"));
+    for path in [
+        "/ccp/stray.html",
+        "/ccp/media/../stray.html",
+        "/public/crm/",
+        "/public/crm/index.html",
+        "/phone/",
+        "/public/phone/index.html",
+    ] {
+        let res = get(addr, path).await;
+        assert!(res.starts_with("HTTP/1.1 404"), "{path}: {res}");
+    }
+
+    // The demo origin: both demo pages, the engine, and its config, which
+    // no other origin may read.
+    for path in ["/", "/phone/", "/media/engine.js"] {
+        let res = get(demo, path).await;
+        assert!(res.starts_with("HTTP/1.1 200"), "demo {path}: {res}");
+    }
+    let config = get(demo, "/demo-config.json").await;
+    assert_eq!(header(&config, "access-control-allow-origin"), None);
+    let body: serde_json::Value =
+        serde_json::from_str(config.split("\r\n\r\n").nth(1).expect("body")).expect("json");
+    assert_eq!(body["ccpUrl"], format!("http://{addr}/ccp/"));
+    assert_eq!(body["backendUrl"], format!("http://{addr}"));
+    assert_eq!(body["simulatorKey"], SIM_KEY);
+    let _ = std::fs::remove_dir_all(dir);
+}
