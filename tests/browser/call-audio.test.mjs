@@ -79,12 +79,13 @@ test('a call survives the agent\'s socket being cut for 5 seconds, and its audio
     await context.addInitScript(() => {
       globalThis.__switchboardTap = true;
       // A network cut, as the page sees it: every socket open now is
-      // closed, and new ones fail until the cut ends.
+      // closed, and new ones fail until the cut ends (they go to a path
+      // the backend refuses: the CCP's CSP would block another port).
       const Native = WebSocket;
       const open = [];
       globalThis.__cut = { on: false };
       globalThis.WebSocket = function Cuttable(url, protocols) {
-        const ws = new Native(globalThis.__cut.on ? url.replace(/:\d+\//, ':9/') : url, protocols);
+        const ws = new Native(globalThis.__cut.on ? String(url).replace(/\/v1\/ws$/, '/v1/ws-cut') : url, protocols);
         open.push(ws);
         return ws;
       };
