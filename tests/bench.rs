@@ -20,14 +20,17 @@ pub fn arg(name: &str, default: u64) -> u64 {
 }
 
 /// A configuration with `agents` agents named `agent0..`, password `pw`,
-/// all on one profile serving the `support` queue.
+/// all on one profile serving the `support` queue; its simulator takes
+/// [`crate::SIM_KEY`] with no practical rate limit.
 pub fn config(agents: u64, dir: &Path) -> String {
     let mut s = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nring_timeout_s = 30\nsimulator = true\n\
+         simulator_key = \"{}\"\nsimulator_calls_per_minute = 1000000\n\
          [[agent_states]]\nname = \"Available\"\nkind = \"routable\"\n[[agent_states]]\nname = \"Offline\"\nkind = \"offline\"\n\
          [[queues]]\nid = \"support\"\nname = \"Support\"\nmax_contacts = 100000\n\
          [[routing_profiles]]\nid = \"p\"\nname = \"P\"\nqueues = [{{ queue = \"support\", priority = 1 }}]\n",
-        dir.display()
+        dir.display(),
+        crate::SIM_KEY
     );
     for i in 0..agents {
         s.push_str(&format!("[[agents]]\nusername = \"agent{i}\"\npassword = \"pw\"\nname = \"Agent {i}\"\nrouting_profile = \"p\"\n"));

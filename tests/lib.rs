@@ -20,7 +20,18 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+/// The simulator key of [`TEST_CONFIG`] (a macro, so `concat!` can use it).
+macro_rules! sim_key {
+    () => {
+        "test-only-simulator-key-1f3c"
+    };
+}
+
+/// The simulator key every test backend is configured with.
+pub const SIM_KEY: &str = sim_key!();
+
 /// A small center: two agents on one profile, a support queue, quick connects.
+/// Its simulator takes [`SIM_KEY`] and a rate no functional test reaches.
 pub const TEST_CONFIG: &str = concat!(
     include_str!("config/agents.toml"),
     r#"
@@ -29,6 +40,10 @@ listen = "127.0.0.1:0"
 ring_timeout_s = 20
 external_answer_ms = 200
 simulator = true
+simulator_key = ""#,
+    sim_key!(),
+    r#""
+simulator_calls_per_minute = 1000000
 approved_origins = ["http://localhost:9999"]
 "#
 );
@@ -73,6 +88,38 @@ pub async fn http(
     )
 }
 
+/// Sends one request to the simulator API with [`SIM_KEY`].
+pub async fn sim_http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> (u16, serde_json::Value) {
+    http_with(addr, method, path, body, &[sim_auth()]).await
+}
+
+/// The `Authorization` header carrying [`SIM_KEY`].
+pub fn sim_auth() -> (&'static str, &'static str) {
+    ("Authorization", concat!("Bearer ", sim_key!()))
+}
+
+/// Sends one HTTP request with extra headers.
+pub async fn http_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> (u16, serde_json::Value) {
+    let (status, body) = server::sim::http_request_with(addr, method, path, body, headers)
+        .await
+        .expect("http");
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
 /// Logs in and returns the token.
 pub async fn login(addr: SocketAddr, user: &str, password: &str) -> String {
     let body = serde_json::json!({ "username": user, "password": password }).to_string();
@@ -83,7 +130,7 @@ pub async fn login(addr: SocketAddr, user: &str, password: &str) -> String {
 
 /// Places a simulated call and returns the contact id.
 pub async fn sim_call(addr: SocketAddr, from: &str, queue: &str) -> String {
-    let (status, json) = server::sim::place_call(addr, from, queue)
+    let (status, json) = server::sim::place_call(addr, SIM_KEY, from, queue)
         .await
         .expect("sim");
     assert_eq!(status, 201, "sim call: {json}");

@@ -17,6 +17,13 @@
 //! healthy background leader would look dead. The lock's release is the
 //! liveness signal; for CCPs framed by a CRM, both lock and channel are
 //! scoped to that CRM's site by the browser's storage partitioning.
+//!
+//! Messages on the channel are untrusted input, like the backend's frames:
+//! any script on the origin can post to it. A message is acted on only if
+//! it is small enough, decodes with no unknown fields, and everything it
+//! carries is well formed (a snapshot that decodes as one, a plain link
+//! name, a tab id of this module's making); anything else is dropped with
+//! a console warning and changes nothing.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -35,6 +42,8 @@ use crate::ccp::Ccp;
 
 /// A follower's request fails after this long without the leader's answer.
 const REQUEST_TIMEOUT_MS: i32 = 6_000;
+/// Larger tab messages are dropped unread (a snapshot is far smaller).
+const MAX_TAB_MESSAGE: usize = 4 << 20;
 
 #[wasm_bindgen(inline_js = r#"
 export function sbTabs(onLead, onMessage) {
@@ -66,6 +75,7 @@ extern "C" {
 /// which decodes without buffering; the snapshot and the answers travel as
 /// protocol server frames, decoded by the code that decodes the backend's.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 enum TabMessage {
     /// A new follower asks for the state.
     Hello,
@@ -156,7 +166,14 @@ pub fn install(ccp: Ccp) {
         settle(ccp);
     });
     let on_message = Closure::<dyn FnMut(String)>::new(move |text: String| {
-        match serde_json::from_str::<TabMessage>(&text) {
+        let msg = if text.len() > MAX_TAB_MESSAGE {
+            Err(format!("{} bytes", text.len()))
+        } else {
+            serde_json::from_str::<TabMessage>(&text)
+                .map_err(|e| e.to_string())
+                .and_then(validated)
+        };
+        match msg {
             Ok(msg) => on_message(ccp, msg),
             Err(e) => web_sys::console::warn_1(&format!("[switchboard tabs] dropped: {e}").into()),
         }
@@ -177,6 +194,45 @@ pub fn install(ccp: Ccp) {
 
 fn post_hello() {
     post(&TabMessage::Hello);
+}
+
+/// Whether `s` looks like something this module made: a tab id from
+/// `sbTabId` or a link name (short, lowercase letters, digits, `_`).
+fn plain_word(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// The message if everything it carries is well formed. A `State` whose
+/// snapshot does not decode is refused whole: read as "no snapshot", it
+/// would log the follower out.
+fn validated(msg: TabMessage) -> Result<TabMessage, String> {
+    match &msg {
+        TabMessage::State { link, snapshot } => {
+            if link.as_deref().is_some_and(|l| !plain_word(l)) {
+                return Err("a malformed link name".into());
+            }
+            if let Some(text) = snapshot {
+                if !matches!(decode_server_frame(text), Ok(ServerFrame::Snapshot(_))) {
+                    return Err("a state whose snapshot does not decode".into());
+                }
+            }
+        }
+        TabMessage::Request { tab, op, .. } => {
+            if !plain_word(tab) {
+                return Err("a request from a malformed tab id".into());
+            }
+            if !matches!(serde_json::from_str::<Value>(op), Ok(Value::Object(_))) {
+                return Err("a request whose op is not an object".into());
+            }
+        }
+        TabMessage::Response { tab, .. } if !plain_word(tab) => {
+            return Err("a response to a malformed tab id".into());
+        }
+        _ => {}
+    }
+    Ok(msg)
 }
 
 fn on_message(ccp: Ccp, msg: TabMessage) {

@@ -47,6 +47,8 @@ pub enum ErrorCode {
     NoMediaLeg,
     /// The server failed; the message never carries internals.
     Internal,
+    /// Too many requests of this kind; try again later.
+    RateLimited,
     /// A code this version does not know.
     #[serde(other)]
     Unknown,
@@ -75,6 +77,7 @@ impl ErrorCode {
             ErrorCode::QueueClosed => "queue_closed",
             ErrorCode::NoMediaLeg => "no_media_leg",
             ErrorCode::Internal => "internal",
+            ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Unknown => "unknown",
         }
     }

@@ -78,6 +78,17 @@ struct RawServer {
     impair_jitter_ms: f64,
     #[serde(default)]
     impair_seed: u64,
+    /// The key every simulator request must carry (see [`crate::fence`]).
+    simulator_key: Option<Spanned<String>>,
+    #[serde(default = "default_sim_calls_per_minute")]
+    simulator_calls_per_minute: u32,
+}
+
+fn default_sim_calls_per_minute() -> u32 {
+    60
+}
+fn default_max_wait_s() -> u64 {
+    600
 }
 
 fn default_true() -> bool {
@@ -121,6 +132,7 @@ struct RawQueue {
     max_contacts: usize,
     time_zone: Option<Spanned<String>>,
     hours: Option<Spanned<BTreeMap<String, String>>>,
+    max_wait_s: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -205,6 +217,10 @@ pub struct Config {
     pub quick_connects: Vec<Endpoint>,
     /// Customer attributes by caller number.
     pub customers: HashMap<String, BTreeMap<String, String>>,
+    /// The simulator's key (empty when the simulator is off).
+    pub simulator_key: String,
+    /// Most simulated calls placed per minute (HTTP and customer phone).
+    pub simulator_calls_per_minute: u32,
 }
 
 /// A queue.
@@ -218,6 +234,8 @@ pub struct Queue {
     pub max_contacts: usize,
     /// Opening hours; `None` means always open.
     pub hours: Option<Hours>,
+    /// A contact waiting longer than this leaves the queue (`queue_timeout`).
+    pub max_wait_ms: u64,
 }
 
 /// A routing profile.
@@ -425,6 +443,16 @@ impl Validator<'_> {
                     return self.err(&tz.span(), format!("queue `{id}`: time_zone without hours"))
                 }
             };
+            let max_wait_s = match &q.max_wait_s {
+                Some(w) if !(1..=86_400).contains(w.get_ref()) => {
+                    return self.err(
+                        &w.span(),
+                        format!("queue `{id}`: max_wait_s must be between 1 and 86400"),
+                    )
+                }
+                Some(w) => *w.get_ref(),
+                None => default_max_wait_s(),
+            };
             queues.insert(
                 id.clone(),
                 Queue {
@@ -432,6 +460,7 @@ impl Validator<'_> {
                     name: q.name,
                     max_contacts: q.max_contacts,
                     hours,
+                    max_wait_ms: max_wait_s * 1000,
                 },
             );
         }
@@ -632,6 +661,7 @@ impl Validator<'_> {
             customers.insert(number.into_inner(), attrs);
         }
 
+        let (simulator_key, simulator_calls_per_minute) = self.simulator_fence(&raw.server)?;
         Ok(Config {
             listen,
             crm_demo_listen,
@@ -658,9 +688,48 @@ impl Validator<'_> {
             agent_order,
             quick_connects,
             customers,
+            simulator_key,
+            simulator_calls_per_minute,
         })
     }
+
+    /// The simulator's key and rate: a simulator that is on needs a key
+    /// of at least [`MIN_SIMULATOR_KEY`] printable characters, so no
+    /// configuration turns it on open to anyone.
+    fn simulator_fence(&self, server: &RawServer) -> Result<(String, u32), ConfigError> {
+        let rate = server.simulator_calls_per_minute;
+        if rate == 0 || rate > 1_000_000 {
+            return self.err(
+                &server.listen.span(),
+                "simulator_calls_per_minute must be between 1 and 1000000",
+            );
+        }
+        if !server.simulator {
+            return Ok((String::new(), rate));
+        }
+        let Some(key) = &server.simulator_key else {
+            return self.err(
+                &server.listen.span(),
+                format!(
+                    "simulator = true needs simulator_key (at least {MIN_SIMULATOR_KEY} characters)"
+                ),
+            );
+        };
+        let k = key.get_ref();
+        if k.len() < MIN_SIMULATOR_KEY || !k.chars().all(|c| c.is_ascii_graphic()) {
+            return self.err(
+                &key.span(),
+                format!(
+                    "simulator_key must be at least {MIN_SIMULATOR_KEY} printable ASCII characters without spaces"
+                ),
+            );
+        }
+        Ok((k.clone(), rate))
+    }
 }
+
+/// Shortest simulator key the configuration accepts.
+pub const MIN_SIMULATOR_KEY: usize = 16;
 
 fn is_system_name(name: &str) -> bool {
     [
@@ -759,6 +828,44 @@ mod tests {
         assert_eq!(err.line, Some(line_containing("max_contacts = 50")));
         let err = broken("ring_timeout_s = 20", "ring_timeout = 20");
         assert!(err.message.contains("ring_timeout"), "{}", err.message);
+    }
+
+    #[test]
+    fn the_simulator_needs_a_key_and_queues_a_sane_max_wait() {
+        let cfg = Config::sample().expect("sample");
+        assert!(cfg.simulator);
+        assert!(cfg.simulator_key.len() >= MIN_SIMULATOR_KEY);
+        assert_eq!(cfg.simulator_calls_per_minute, 60);
+        assert_eq!(cfg.queues["orders"].max_wait_ms, 300_000);
+        assert_eq!(cfg.queues["support"].max_wait_ms, 600_000, "the default");
+        let key_line = SAMPLE
+            .lines()
+            .find(|l| l.starts_with("simulator_key"))
+            .expect("sample has a key");
+        let err = broken(key_line, "");
+        assert!(err.message.contains("simulator_key"), "{}", err.message);
+        let err = broken(key_line, "simulator_key = \"short\"");
+        assert_eq!(err.line, Some(line_containing("simulator_key")));
+        assert!(err.message.contains("at least 16"), "{}", err.message);
+        // Off, it needs no key.
+        let off =
+            SAMPLE
+                .replacen(key_line, "", 1)
+                .replacen("simulator = true", "simulator = false", 1);
+        let cfg = Config::parse(&off, "off.toml").expect("off needs no key");
+        assert!(!cfg.simulator && cfg.simulator_key.is_empty());
+        let err = broken("max_wait_s = 300", "max_wait_s = 0");
+        assert_eq!(err.line, Some(line_containing("max_wait_s = 300")));
+        assert!(err.message.contains("max_wait_s"), "{}", err.message);
+        let err = broken(
+            "simulator_calls_per_minute = 60",
+            "simulator_calls_per_minute = 0",
+        );
+        assert!(
+            err.message.contains("simulator_calls_per_minute"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! simulator on): a person dials a queue from a browser tab and talks
 //! through the same audio engine the CCP uses.
 //!
-//! Text frames, JSON: the page sends `{"type":"dial","from","queue"}` and
+//! Text frames, JSON: the page sends `{"type":"dial","from","queue","key"}`
+//! (`key` is the simulator key: a page's WebSocket cannot carry a header,
+//! and a URL is no place for a secret; see [`crate::fence`]) and
 //! later `{"type":"hangup"}`; the backend answers `{"type":"dialed",
 //! "contact_id","leg"}` or `{"type":"error","code","message"}`, and sends
 //! `{"type":"state","state"}` (queued, ringing, connected, hold, ended) as
@@ -27,7 +29,12 @@ use crate::ws::spawn_writer;
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Request {
-    Dial { from: String, queue: String },
+    Dial {
+        from: String,
+        queue: String,
+        #[serde(default)]
+        key: String,
+    },
     Hangup,
 }
 
@@ -51,9 +58,18 @@ pub async fn serve_customer(socket: WebSocket, state: AppState) {
                 let Some(Ok(msg)) = msg else { break };
                 match msg {
                     Message::Text(text) => match serde_json::from_str::<Request>(text.as_str()) {
-                        Ok(Request::Dial { from, queue }) if call.is_none() => {
-                            let leg = random_leg();
+                        Ok(Request::Dial { from, queue, key }) if call.is_none() => {
                             let now = state.now();
+                            if let Err(e) = state.fence.check_key(&key) {
+                                // Wrong key: say so and hang up the socket.
+                                let _ = tx.send(error(e.code(), e.to_string()));
+                                break;
+                            }
+                            if let Err(e) = state.fence.take_call(now) {
+                                let _ = tx.send(error(e.code(), e.to_string()));
+                                continue;
+                            }
+                            let leg = random_leg();
                             let placed = match state.center.lock() {
                                 Ok(mut c) => c.place_inbound_playing(&from, &queue, CallerAudio::Live { leg }, now),
                                 Err(_) => break,

@@ -1,6 +1,8 @@
 //! The HTTP surface: login, the WebSocket upgrade, contact records, the
-//! simulated-caller API, and static files (the CCP with its
-//! `frame-ancestors` policy, the customer phone page, the demo CRM origin).
+//! simulated-caller API (behind [`crate::fence`]), and static files: the
+//! CCP with its Content-Security-Policy on the backend's origin, and the
+//! demo pages (demo CRM, customer phone) on the demo origin only, so no
+//! page that takes input from its URL runs where the agent's token lives.
 //! JSON errors share the wire's `{code, message}` shape and never carry
 //! internals.
 
@@ -9,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use axum::extract::{Path, State, WebSocketUpgrade};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -41,6 +43,8 @@ pub struct AppState {
     pub bridge: Option<crate::bridge::Bridge>,
     /// The configuration.
     pub cfg: Arc<Config>,
+    /// The simulator's key, origin and rate checks.
+    pub fence: Arc<crate::fence::SimFence>,
     clock: Arc<dyn Fn() -> Millis + Send + Sync>,
 }
 
@@ -50,6 +54,7 @@ impl AppState {
         AppState {
             center: Arc::new(Mutex::new(center)),
             bridge: None,
+            fence: Arc::new(crate::fence::SimFence::new(&cfg)),
             cfg,
             clock: Arc::new(wall_clock),
         }
@@ -87,7 +92,14 @@ fn status_for(code: ErrorCode) -> StatusCode {
             StatusCode::CONFLICT
         }
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+impl From<crate::fence::FenceError> for ApiError {
+    fn from(e: crate::fence::FenceError) -> Self {
+        ApiError(e.status(), e.body())
     }
 }
 
@@ -115,13 +127,11 @@ fn lock(state: &AppState) -> Result<std::sync::MutexGuard<'_, Center>, ApiError>
 /// The backend's router. Static directories come from the configuration.
 pub fn app(state: AppState) -> Router {
     let cfg = state.cfg.clone();
-    let csp = HeaderValue::from_str(&frame_ancestors(&cfg.approved_origins))
-        .unwrap_or_else(|_| HeaderValue::from_static("frame-ancestors 'self'"));
     let ccp = Router::new()
         .fallback_service(ServeDir::new(&cfg.ccp_dir).append_index_html_on_directories(true))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::CONTENT_SECURITY_POLICY,
-            csp,
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(CcpPolicy::new(&cfg.approved_origins)),
+            ccp_policy,
         ));
     // The SDK is loaded by CRM pages on other origins, as a module script:
     // that needs CORS. It is public code, so any origin may load it.
@@ -149,27 +159,139 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/customer/ws", get(customer_upgrade))
         .nest_service("/ccp/sdk", sdk)
         .nest_service("/ccp", ccp)
-        .nest_service("/phone", ServeDir::new(cfg.public_dir.join("phone")))
-        .nest_service("/public", ServeDir::new(&cfg.public_dir))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
         .with_state(state)
 }
 
-/// The demo CRM page, served on its own origin. It learns where the CCP
-/// is from `/demo-config.json` (the backend's actual address, which differs
-/// from the configured one when that names port 0).
+/// The headers every CCP response carries: a Content-Security-Policy that
+/// lets the page run only its own scripts and wasm, talk only to this
+/// backend, and be framed only by approved origins; and a
+/// Permissions-Policy that keeps the microphone to the CCP (and the CRM
+/// frames that delegate it).
+pub struct CcpPolicy {
+    origins: Vec<String>,
+}
+
+impl CcpPolicy {
+    /// The policy for these approved origins (validated by the configuration).
+    pub fn new(origins: &[String]) -> CcpPolicy {
+        CcpPolicy {
+            origins: origins.to_vec(),
+        }
+    }
+
+    /// The CSP for a page served to `host` (the request's `Host`, when it
+    /// is a plain `host[:port]`): its WebSocket URL is this backend's.
+    pub fn csp(&self, host: Option<&str>) -> String {
+        let mut connect = String::from("'self'");
+        if let Some(h) = host {
+            connect.push_str(&format!(" ws://{h} wss://{h}"));
+        }
+        let mut media = String::from("'self'");
+        for o in &self.origins {
+            // An embedding CRM may supply its own ringtone (Streams' ringtoneUrl).
+            media.push(' ');
+            media.push_str(o);
+        }
+        format!(
+            "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
+             connect-src {connect}; media-src {media}; object-src 'none'; base-uri 'none'; \
+             form-action 'self'; {}",
+            frame_ancestors(&self.origins)
+        )
+    }
+
+    /// `microphone=(self "<origin>" ...)`: the CCP and the CRM pages that
+    /// frame it may use the microphone; nothing uses the camera or location.
+    pub fn permissions(&self) -> String {
+        let mut mic = String::from("self");
+        for o in &self.origins {
+            mic.push_str(&format!(" \"{o}\""));
+        }
+        format!("microphone=({mic}), camera=(), geolocation=()")
+    }
+}
+
+/// Whether `host` is a bare `host[:port]` fit to put in a header.
+fn plain_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 255
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+}
+
+/// Adds [`CcpPolicy`]'s headers, and serves no HTML under `/ccp/` but the
+/// CCP itself: a stray page in the build directory must not run on the
+/// CCP's origin.
+async fn ccp_policy(
+    State(policy): State<Arc<CcpPolicy>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = req.uri().path();
+    if path.ends_with(".html") && path != "/index.html" {
+        return (StatusCode::NOT_FOUND, "not found").into_response();
+    }
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| plain_host(h))
+        .map(str::to_owned);
+    let mut res = next.run(req).await;
+    let headers = res.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&policy.csp(host.as_deref())) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&policy.permissions()) {
+        headers.insert(HeaderName::from_static("permissions-policy"), v);
+    }
+    res
+}
+
+/// The demo origin: the demo CRM page at `/`, the customer phone page at
+/// `/phone/` (with the audio engine it needs at `/media/`), never on the
+/// CCP's origin. The pages learn where the backend is from
+/// `/demo-config.json` (the backend's actual address, which differs from
+/// the configured one when that names port 0) and nowhere else, not from
+/// their URL. The config also hands the customer phone the simulator key:
+/// a development convenience, readable by any page on this origin (and by
+/// no other: no CORS here), so a deployment with a real key turns the demo
+/// origin off.
 pub fn crm_demo_app(cfg: &Config, backend: std::net::SocketAddr) -> Router {
-    let ccp_url = format!("http://{backend}/ccp/");
+    let config = serde_json::json!({
+        "ccpUrl": format!("http://{backend}/ccp/"),
+        "backendUrl": format!("http://{backend}"),
+        "simulatorKey": cfg.simulator.then(|| cfg.simulator_key.clone()),
+    });
     Router::new()
         .route(
             "/demo-config.json",
             get(move || {
-                let ccp_url = ccp_url.clone();
-                async move { Json(serde_json::json!({ "ccpUrl": ccp_url })) }
+                let config = config.clone();
+                async move { Json(config) }
             }),
         )
+        .nest_service(
+            "/phone",
+            ServeDir::new(cfg.public_dir.join("phone")).append_index_html_on_directories(true),
+        )
+        .nest_service("/media", ServeDir::new(cfg.ccp_dir.join("media")))
         .fallback_service(
             ServeDir::new(cfg.public_dir.join("crm")).append_index_html_on_directories(true),
         )
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
 }
 
 /// Pages on approved origins may log in from script (the SDK's direct
@@ -246,7 +368,16 @@ async fn contact_record(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let center = lock(&state)?;
-    bearer_agent(&state, &headers, &center)?;
+    let agent = bearer_agent(&state, &headers, &center)?;
+    // Only an agent who took part sees the record; anyone else gets the
+    // same 404 as for a contact that does not exist, which reveals nothing.
+    let took_part = center.store().took_part(&id, &agent).unwrap_or_else(|e| {
+        tracing::error!("{e}");
+        false
+    });
+    if !took_part {
+        return Err(ErrorBody::new(ErrorCode::NotFound, "no such contact").into());
+    }
     match center.store().contact(&id) {
         Ok(Some(record)) => Ok(Json(record).into_response()),
         Ok(None) => Err(ErrorBody::new(ErrorCode::NotFound, "no such contact").into()),
@@ -257,15 +388,29 @@ async fn contact_record(
     }
 }
 
-fn simulator_on(state: &AppState) -> Result<(), ApiError> {
-    if state.cfg.simulator {
+/// Every simulator request: on, from no foreign page, with the key.
+fn simulator_on(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    Ok(state.fence.admit(headers)?)
+}
+
+/// A simulator POST must say its body is JSON. Browsers send that type
+/// cross-origin only after a CORS preflight, which this API never grants.
+fn json_body(headers: &HeaderMap) -> Result<(), ApiError> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if json {
         Ok(())
     } else {
-        Err(ErrorBody::new(
-            ErrorCode::NotFound,
-            "the simulator is switched off in the configuration",
-        )
-        .into())
+        Err(ApiError(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorBody::new(
+                ErrorCode::BadRequest,
+                "the body must be sent as Content-Type: application/json",
+            ),
+        ))
     }
 }
 
@@ -278,10 +423,25 @@ struct PlaceBody {
     play: Option<String>,
 }
 
-async fn sim_place(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
-    simulator_on(&state)?;
+async fn sim_place(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    simulator_on(&state, &headers)?;
+    json_body(&headers)?;
     let body: PlaceBody = parse_json(&body)?;
     let now = state.now();
+    if let Err(e) = state.fence.take_call(now) {
+        let retry = match &e {
+            crate::fence::FenceError::RateLimited { retry_after_s, .. } => *retry_after_s,
+            _ => 60,
+        };
+        let mut res = ApiError::from(e).into_response();
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(retry));
+        return Ok(res);
+    }
     let mut center = lock(&state)?;
     let play = match body.play.as_deref() {
         None => CallerAudio::Prompt(
@@ -328,9 +488,10 @@ async fn sim_place(State(state): State<AppState>, body: Bytes) -> Result<Respons
 
 async fn sim_view(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    simulator_on(&state)?;
+    simulator_on(&state, &headers)?;
     let center = lock(&state)?;
     if let Some(view) = center.caller_view(&id) {
         return Ok(Json(view).into_response());
@@ -346,9 +507,10 @@ async fn sim_view(
 
 async fn sim_hangup(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    simulator_on(&state)?;
+    simulator_on(&state, &headers)?;
     let now = state.now();
     lock(&state)?.caller_hangup(&id, now)?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -361,10 +523,12 @@ struct DigitsBody {
 
 async fn sim_digits(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    simulator_on(&state)?;
+    simulator_on(&state, &headers)?;
+    json_body(&headers)?;
     let body: DigitsBody = parse_json(&body)?;
     let now = state.now();
     lock(&state)?.caller_digits(&id, &body.digits, now)?;
@@ -373,9 +537,10 @@ async fn sim_digits(
 
 async fn sim_heard(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    simulator_on(&state)?;
+    simulator_on(&state, &headers)?;
     let path = {
         let center = lock(&state)?;
         if center.caller_view(&id).is_some_and(|v| v.state != "ended") {
@@ -402,8 +567,11 @@ async fn sim_heard(
     Err(ErrorBody::new(ErrorCode::NotFound, "no recording for this call").into())
 }
 
-async fn sim_media_stats(State(state): State<AppState>) -> Result<Response, ApiError> {
-    simulator_on(&state)?;
+async fn sim_media_stats(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    simulator_on(&state, &headers)?;
     let Some(bridge) = &state.bridge else {
         return Err(ErrorBody::new(ErrorCode::NotFound, "media is off").into());
     };
@@ -422,9 +590,12 @@ async fn sim_media_stats(State(state): State<AppState>) -> Result<Response, ApiE
 
 async fn customer_upgrade(
     State(state): State<AppState>,
+    headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    simulator_on(&state)?;
+    // A WebSocket cannot carry a header from a page's script: the key
+    // comes in the dial message (see customer.rs); the origin is checked here.
+    state.fence.admit_origin(&headers)?;
     Ok(ws
         .max_message_size(64 * 1024)
         .read_buffer_size(READ_BUFFER)

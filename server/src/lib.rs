@@ -10,6 +10,7 @@ pub mod bridge;
 pub mod center;
 pub mod config;
 pub mod customer;
+pub mod fence;
 pub mod hours;
 pub mod http;
 pub mod routing;

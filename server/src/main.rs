@@ -1,7 +1,8 @@
 //! `switchboard-server [--config FILE]` runs the backend (the embedded
 //! sample configuration when no file is given);
-//! `switchboard-server sim-call --server ADDR --from NUMBER --queue QUEUE`
-//! places a simulated inbound call.
+//! `switchboard-server sim-call --server ADDR --from NUMBER --queue QUEUE
+//! [--key KEY | --config FILE]` places a simulated inbound call with the
+//! simulator key given, or the one in FILE, or the sample's development key.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,7 +29,7 @@ async fn main() -> ExitCode {
         return sim_call(&args).await;
     }
     if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!("switchboard-server [--config FILE]\nswitchboard-server sim-call --server 127.0.0.1:8480 --from +819012345678 --queue support");
+        println!("switchboard-server [--config FILE]\nswitchboard-server sim-call --server 127.0.0.1:8480 --from +819012345678 --queue support [--key KEY | --config FILE]");
         return ExitCode::SUCCESS;
     }
     let cfg = match arg(&args, "--config") {
@@ -51,9 +52,9 @@ async fn main() -> ExitCode {
     };
     println!("Switchboard backend on http://{}", running.addr);
     println!("  CCP (agent softphone):  http://{}/ccp/", running.addr);
-    println!("  customer phone page:    http://{}/phone/", running.addr);
-    if let Some(crm) = running.crm_addr {
-        println!("  demo CRM page:          http://{crm}/");
+    if let Some(demo) = running.crm_addr {
+        println!("  demo CRM page:          http://{demo}/");
+        println!("  customer phone page:    http://{demo}/phone/");
     }
     println!("  sample agents: alice / alice-pass, bob / bob-pass, carol / carol-pass");
     let _ = tokio::signal::ctrl_c().await;
@@ -73,7 +74,29 @@ async fn sim_call(args: &[String]) -> ExitCode {
     };
     let from = arg(args, "--from").unwrap_or_else(|| "+819012345678".into());
     let queue = arg(args, "--queue").unwrap_or_else(|| "support".into());
-    match server::sim::place_call(server, &from, &queue).await {
+    let key = match (arg(args, "--key"), arg(args, "--config")) {
+        (Some(key), _) => key,
+        (None, Some(path)) => match Config::load(&PathBuf::from(path)) {
+            Ok(cfg) if cfg.simulator => cfg.simulator_key,
+            Ok(_) => {
+                eprintln!("the simulator is off in that configuration");
+                return ExitCode::from(2);
+            }
+            Err(e) => {
+                eprintln!("configuration error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        // The sample's development key, for `cargo xtask run`.
+        (None, None) => match Config::sample() {
+            Ok(cfg) => cfg.simulator_key,
+            Err(e) => {
+                eprintln!("configuration error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    match server::sim::place_call(server, &key, &from, &queue).await {
         Ok((status, body)) => {
             println!("{status} {body}");
             if (200..300).contains(&status) {

@@ -1,7 +1,8 @@
 //! The simulated caller as a command: `switchboard-server sim-call` places
 //! an inbound call through the backend's HTTP API, like a customer dialing
 //! a queue. A plain HTTP/1.1 exchange over a socket is all it needs, so the
-//! backend carries no HTTP client dependency.
+//! backend carries no HTTP client dependency. Simulator requests carry the
+//! configured key as `Authorization: Bearer <key>` (see [`crate::fence`]).
 
 use std::net::SocketAddr;
 
@@ -14,10 +15,50 @@ pub async fn http_request(
     path: &str,
     body: Option<&str>,
 ) -> std::io::Result<(u16, String)> {
+    http_request_with(addr, method, path, body, &[]).await
+}
+
+/// `headers` as `Name: value` lines, refusing any that would split the request.
+fn header_lines(headers: &[(&str, &str)]) -> std::io::Result<String> {
+    let mut out = String::new();
+    for (name, value) in headers {
+        if [name, value].iter().any(|s| s.contains(['\r', '\n'])) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "a header may not contain a line break",
+            ));
+        }
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    Ok(out)
+}
+
+/// The `Authorization` header that carries the simulator key.
+pub fn key_header(key: &str) -> (&'static str, String) {
+    ("Authorization", format!("Bearer {key}"))
+}
+
+/// [`http_request`] with extra headers (the simulator key, an `Origin`...).
+pub async fn http_request_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> std::io::Result<(u16, String)> {
+    let extra = header_lines(headers)?;
     let mut stream = tokio::net::TcpStream::connect(addr).await?;
     let body = body.unwrap_or("");
+    let has_type = headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("content-type"));
+    let content_type = if has_type {
+        ""
+    } else {
+        "Content-Type: application/json\r\n"
+    };
     let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{content_type}{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(request.as_bytes()).await?;
@@ -36,24 +77,37 @@ pub async fn http_request(
     Ok((status, body))
 }
 
-/// Places a call from `from` to `queue`; returns the backend's answer.
+/// Places a call from `from` to `queue` with the simulator `key`; returns
+/// the backend's answer.
 pub async fn place_call(
     addr: SocketAddr,
+    key: &str,
     from: &str,
     queue: &str,
 ) -> std::io::Result<(u16, String)> {
     let body = serde_json::json!({ "from": from, "queue": queue }).to_string();
-    http_request(addr, "POST", "/v1/sim/calls", Some(&body)).await
+    let (name, value) = key_header(key);
+    http_request_with(
+        addr,
+        "POST",
+        "/v1/sim/calls",
+        Some(&body),
+        &[(name, &value)],
+    )
+    .await
 }
 
-/// Sends one HTTP request and returns the status and the raw body bytes.
+/// Sends one HTTP request (with extra `headers`) and returns the status
+/// and the raw body bytes.
 pub async fn http_request_bytes(
     addr: SocketAddr,
     method: &str,
     path: &str,
+    headers: &[(&str, &str)],
 ) -> std::io::Result<(u16, Vec<u8>)> {
+    let extra = header_lines(headers)?;
     let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    let request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    let request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response).await?;

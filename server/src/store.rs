@@ -238,6 +238,18 @@ impl Store {
         Ok(Some(record))
     }
 
+    /// Whether `agent` took part in contact `id`: it was offered it (rang),
+    /// dialed it, or acted on it. Every such step names the agent in the
+    /// timeline, so the timeline is the participant list.
+    pub fn took_part(&self, id: &str, agent: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .db
+            .prepare_cached(
+                "SELECT 1 FROM contact_events WHERE contact_id = ?1 AND agent = ?2 LIMIT 1",
+            )?
+            .exists(params![id, agent])?)
+    }
+
     /// Number of stored contacts.
     pub fn contact_count(&self) -> Result<u64, StoreError> {
         Ok(self
@@ -378,6 +390,9 @@ mod tests {
         assert_eq!(rec.events.len(), 2);
         assert_eq!(rec.events[1].agent.as_deref(), Some("alice"));
         assert_eq!(store.contact("nope").expect("read"), None);
+        assert!(store.took_part("c1", "alice").expect("q"));
+        assert!(!store.took_part("c1", "bob").expect("q"));
+        assert!(!store.took_part("nope", "alice").expect("q"));
     }
 
     #[test]

@@ -175,7 +175,7 @@ async fn main() {
     while load_start.elapsed() < Duration::from_secs(seconds) {
         interval.tick().await;
         let from = format!("+1555{:07}", placed % 10_000_000);
-        match server::sim::place_call(addr, &from, "support").await {
+        match server::sim::place_call(addr, switchboard_tests::SIM_KEY, &from, "support").await {
             Ok((201, _)) => placed += 1,
             _ => refused += 1,
         }

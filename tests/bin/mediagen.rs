@@ -112,15 +112,28 @@ async fn main() {
     for i in 0..calls {
         let body =
             serde_json::json!({ "from": format!("+1555{:07}", i), "queue": "support" }).to_string();
-        let _ = server::sim::http_request(addr, "POST", "/v1/sim/calls", Some(&body)).await;
+        let _ = server::sim::http_request_with(
+            addr,
+            "POST",
+            "/v1/sim/calls",
+            Some(&body),
+            &[switchboard_tests::sim_auth()],
+        )
+        .await;
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
     let before = received.load(Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     let got = received.load(Ordering::Relaxed) - before;
-    let (_, stats) = server::sim::http_request(addr, "GET", "/v1/sim/media-stats", None)
-        .await
-        .expect("stats");
+    let (_, stats) = server::sim::http_request_with(
+        addr,
+        "GET",
+        "/v1/sim/media-stats",
+        None,
+        &[switchboard_tests::sim_auth()],
+    )
+    .await
+    .expect("stats");
     let rss = rss_kib(backend.pid());
     stop.notify_waiters();
     let s: serde_json::Value = serde_json::from_str(&stats).unwrap_or_default();

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startBackend, launchBrowser, api, ROOT, screenshot, tappedPage } from './harness.mjs';
+import { startBackend, launchBrowser, api, ROOT, screenshot, tappedPage, simHeaders } from './harness.mjs';
 import { CcpPage } from './pages.mjs';
 import { speechWav, readWav, envelope, bestEnvelopeMatch } from './audio.mjs';
 
@@ -48,7 +48,7 @@ test('agent and caller hear each other through the CCP, the engine and the bridg
     await ccp.endAndClear();
 
     // The caller heard the agent.
-    const heard = await fetch(`${backend.url}/v1/sim/calls/${id}/heard`);
+    const heard = await fetch(`${backend.url}/v1/sim/calls/${id}/heard`, { headers: simHeaders() });
     assert.equal(heard.status, 200);
     const caller = readWav(Buffer.from(await heard.arrayBuffer()));
     const agentRef = envelope(readWav(agentWav).samples, 48000);
@@ -79,12 +79,13 @@ test('a call survives the agent\'s socket being cut for 5 seconds, and its audio
     await context.addInitScript(() => {
       globalThis.__switchboardTap = true;
       // A network cut, as the page sees it: every socket open now is
-      // closed, and new ones fail until the cut ends.
+      // closed, and new ones fail until the cut ends (they go to a path
+      // the backend refuses: the CCP's CSP would block another port).
       const Native = WebSocket;
       const open = [];
       globalThis.__cut = { on: false };
       globalThis.WebSocket = function Cuttable(url, protocols) {
-        const ws = new Native(globalThis.__cut.on ? url.replace(/:\d+\//, ':9/') : url, protocols);
+        const ws = new Native(globalThis.__cut.on ? String(url).replace(/\/v1\/ws$/, '/v1/ws-cut') : url, protocols);
         open.push(ws);
         return ws;
       };

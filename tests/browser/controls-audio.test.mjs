@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startBackend, launchBrowser, api, screenshot } from './harness.mjs';
+import { startBackend, launchBrowser, api, screenshot, simHeaders } from './harness.mjs';
 import { CcpPage } from './pages.mjs';
 import { speechWav, readWav } from './audio.mjs';
 
@@ -66,7 +66,7 @@ test('hold, mute and the keypad act on the caller\'s audio', async () => {
     await ccp.click('end-call');
     await ccp.expectContactState('ended');
 
-    const res = await fetch(`${backend.url}/v1/sim/calls/${id}/heard`);
+    const res = await fetch(`${backend.url}/v1/sim/calls/${id}/heard`, { headers: simHeaders() });
     assert.equal(res.status, 200);
     const heard = readWav(Buffer.from(await res.arrayBuffer())).samples;
     const seg = (a, b) => heard.slice(Math.round(a * 48), Math.round(b * 48));

@@ -16,7 +16,7 @@ let backend;
 let dir;
 
 before(async () => {
-  backend = await startBackend();
+  backend = await startBackend('', { crm: true });
   dir = mkdtempSync(join(tmpdir(), 'switchboard-engine-'));
   execFileSync('espeak-ng', ['-v', 'en-us', '-s', '150', '-w', join(dir, 'raw.wav'),
     'Hello, this is the audio engine test. One two three four five. The order shipped on the twelfth of November.']);
@@ -47,7 +47,7 @@ test('speech through the whole send and receive chain comes out, with the engine
     const page = await browser.newPage();
     const errors = [];
     page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(`${backend.url}/ccp/media/loopback.html?autostart`);
+    await page.goto(`${backend.crmUrl}/phone/loopback.html?autostart`);
     await page.waitForFunction(() => window.loopback.ready || window.loopback.error, null, { timeout: 20000 });
     assert.equal(await page.evaluate(() => window.loopback.error), null);
     // Six seconds of audio.
@@ -97,11 +97,11 @@ test('a denied microphone is a clear error', async () => {
     const context = await browser.newContext();
     const page = await context.newPage();
     // Without the fake-UI flag's auto-accept, deny explicitly.
-    await context.grantPermissions([], { origin: backend.url });
+    await context.grantPermissions([], { origin: backend.crmUrl });
     await page.addInitScript(() => {
       navigator.mediaDevices.getUserMedia = () => Promise.reject(new DOMException('denied', 'NotAllowedError'));
     });
-    await page.goto(`${backend.url}/ccp/media/loopback.html?autostart`);
+    await page.goto(`${backend.crmUrl}/phone/loopback.html?autostart`);
     await page.waitForFunction(() => window.loopback.error, null, { timeout: 10000 });
     assert.equal(await page.evaluate(() => window.loopback.error), 'microphone_denied');
   } finally {

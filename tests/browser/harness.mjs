@@ -1,7 +1,8 @@
 // Shared harness for the browser tests: starts the real backend binary
 // with a generated configuration on 127.0.0.1 (port 0), launches Debian's
 // Chromium through playwright-core with the flags these machines need,
-// and offers small HTTP helpers for the simulated-caller API.
+// and offers small HTTP helpers for the simulated-caller API (which send
+// the configured simulator key).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync, mkdirSync, rmSync, readFileSync, existsSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -13,6 +14,12 @@ import { chromium } from 'playwright-core';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const ARTIFACTS = join(ROOT, 'tests/browser/artifacts');
+
+/** The simulator key of every test backend (a test-only secret). */
+export const SIM_KEY = 'browser-test-simulator-key-7c2e';
+
+/** Headers that authorize a simulator request. */
+export const simHeaders = () => ({ authorization: `Bearer ${SIM_KEY}` });
 
 // The shared contact center (tests/config/agents.toml) and this harness's
 // [server] table.
@@ -27,6 +34,8 @@ ccp_dir = "${join(ROOT, 'dist')}"
 approved_origins = ${JSON.stringify(approved.length ? approved : ['http://localhost:9'])}
 ring_timeout_s = ${ringTimeoutS}
 simulator = true
+simulator_key = "${SIM_KEY}"
+simulator_calls_per_minute = 100000
 `;
 
 /** A TCP port that was free a moment ago, on 127.0.0.1. */
@@ -41,8 +50,9 @@ export async function freePort() {
 /**
  * Starts the backend; resolves with { url, crmUrl, stop }. `extraServer` is
  * TOML added to the [server] table (e.g. the test-only impairment keys).
- * `crm: true` also serves the demo CRM on its own port, approved to frame
- * the CCP as http://127.0.0.1:<port>; `approved` adds more origins;
+ * `crm: true` also serves the demo origin on its own port (the demo CRM at
+ * /, the customer phone at /phone/), approved to frame the CCP (and to use
+ * the simulator) as http://127.0.0.1:<port>; `approved` adds more origins;
  * `ringTimeoutS` is how long a call rings before it is missed.
  */
 export async function startBackend(extraServer = '', { crm = false, approved = [], ringTimeoutS = 30 } = {}) {
@@ -96,10 +106,11 @@ export async function launchBrowser(extraArgs = [], { autoplay = true } = {}) {
   });
 }
 
+/** One request to the backend; simulator paths carry the simulator key. */
 export async function api(base, method, path, body) {
   const res = await fetch(base + path, {
     method,
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...(path.startsWith('/v1/sim/') ? simHeaders() : {}) },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();
@@ -128,12 +139,19 @@ export async function screenshot(page, name) {
 const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.json': 'application/json' };
 
 /**
- * Serves `dir` on 127.0.0.1 (a third origin for embedding tests); resolves
- * with { url, close }.
+ * Serves `dir` on 127.0.0.1 (a third origin for embedding tests), plus
+ * `files` (path to text, e.g. { '/config.json': '{...}' }) from memory;
+ * resolves with { url, close }.
  */
-export async function serveStatic(dir, port = 0) {
+export async function serveStatic(dir, port = 0, files = {}) {
   const server = createServer((req, res) => {
-    const path = join(dir, decodeURIComponent(new URL(req.url, 'http://x').pathname));
+    const pathname = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+    if (Object.hasOwn(files, pathname)) {
+      res.writeHead(200, { 'content-type': TYPES[extname(pathname)] || 'text/plain' });
+      res.end(files[pathname]);
+      return;
+    }
+    const path = join(dir, pathname);
     if (!path.startsWith(dir) || !existsSync(path)) { res.writeHead(404); res.end('not found'); return; }
     res.writeHead(200, { 'content-type': TYPES[extname(path)] || 'application/octet-stream' });
     res.end(readFileSync(path));

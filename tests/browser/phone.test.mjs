@@ -16,7 +16,7 @@ let agentWav;
 let customerWav;
 
 before(async () => {
-  backend = await startBackend();
+  backend = await startBackend('', { crm: true });
   const dir = mkdtempSync(join(tmpdir(), 'switchboard-phone-'));
   agentWav = speechWav(dir, 'agent', 'Good morning, order desk, this is Alice speaking. How may I help you?');
   customerWav = speechWav(dir, 'customer', 'Hi, my hoodie has not arrived yet, the order number is one hundred.', 'en+m3');
@@ -37,7 +37,8 @@ test('a customer on the phone page and an agent in the CCP hear each other', asy
     const customerContext = await customerBrowser.newContext();
     await customerContext.addInitScript(() => { globalThis.__switchboardTap = true; });
     const phone = await customerContext.newPage();
-    await phone.goto(`${backend.url}/phone/`);
+    // The phone page lives on the demo origin, not the CCP's.
+    await phone.goto(`${backend.crmUrl}/phone/`);
     await phone.getByTestId('phone-call').click();
     await ccp.expectContactState('incoming');
     assert.match(await ccp.attributesText(), /Justin/);

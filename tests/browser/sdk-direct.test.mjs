@@ -15,7 +15,9 @@ let site;
 before(async () => {
   const port = await freePort();
   backend = await startBackend('', { approved: [`http://127.0.0.1:${port}`] });
-  site = await serveStatic(join(ROOT, 'tests/browser/fixtures'), port);
+  site = await serveStatic(join(ROOT, 'tests/browser/fixtures'), port, {
+    '/config.json': JSON.stringify({ backendUrl: backend.url }),
+  });
   browser = await launchBrowser();
 });
 
@@ -27,7 +29,7 @@ after(async () => {
 
 async function openScript(origin) {
   const page = await browser.newPage();
-  await page.goto(`${origin}/direct.html?backend=${encodeURIComponent(backend.url)}`);
+  await page.goto(`${origin}/direct.html`);
   await page.waitForFunction(() => document.body.dataset.ready === 'true');
   return page;
 }

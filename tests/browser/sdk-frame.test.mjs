@@ -14,9 +14,11 @@ useBackendAndBrowser({ approved: [origin] });
 let site;
 
 async function sdkPage() {
-  site ??= await serveStatic(join(ROOT, 'tests/browser/fixtures'), port);
+  site ??= await serveStatic(join(ROOT, 'tests/browser/fixtures'), port, {
+    '/config.json': JSON.stringify({ backendUrl: backend.url }),
+  });
   const page = await browser.newPage();
-  await page.goto(`${site.url}/direct.html?backend=${encodeURIComponent(backend.url)}`);
+  await page.goto(`${site.url}/direct.html`);
   await page.waitForFunction(() => document.body.dataset.ready === 'true');
   return page;
 }

@@ -16,7 +16,9 @@ before(async () => {
   const port = await freePort();
   const origin = `http://127.0.0.1:${port}`;
   backend = await startBackend('', { approved: [origin] });
-  site = await serveStatic(join(ROOT, 'tests/browser/fixtures'), port);
+  site = await serveStatic(join(ROOT, 'tests/browser/fixtures'), port, {
+    '/config.json': JSON.stringify({ ccpUrl: `${backend.url}/ccp/` }),
+  });
   // Streams opens its login popup from initCCP, without a click.
   browser = await launchBrowser(['--disable-popup-blocking']);
 });
@@ -31,7 +33,7 @@ test('a Streams integration runs unchanged on the facade', async () => {
   const page = await (await browser.newContext()).newPage();
   const [popup] = await Promise.all([
     page.waitForEvent('popup'),
-    page.goto(`${site.url}/streams-compat.html?ccp=${encodeURIComponent(`${backend.url}/ccp/`)}`),
+    page.goto(`${site.url}/streams-compat.html`),
   ]);
   const closed = popup.waitForEvent('close');
   await new CcpPage(popup, backend.url).login('alice', 'alice-pass');

@@ -21,7 +21,9 @@ let site;
 before(async () => {
   const port = await freePort();
   backend = await startBackend('', { approved: [`http://127.0.0.1:${port}`] });
-  site = await serveStatic(join(ROOT, 'tests/browser/fixtures'), port);
+  site = await serveStatic(join(ROOT, 'tests/browser/fixtures'), port, {
+    '/config.json': JSON.stringify({ ccpUrl: `${backend.url}/ccp/` }),
+  });
   // Streams opens its login popup from initCCP, without a click.
   browser = await launchBrowser(['--disable-popup-blocking']);
 });
@@ -38,7 +40,7 @@ async function openIntegration(fixture, user) {
   const page = await context.newPage();
   const [popup] = await Promise.all([
     page.waitForEvent('popup'),
-    page.goto(`${site.url}/${fixture}?ccp=${encodeURIComponent(`${backend.url}/ccp/`)}`),
+    page.goto(`${site.url}/${fixture}`),
   ]);
   const closed = popup.waitForEvent('close');
   await new CcpPage(popup, backend.url).login(user, `${user}-pass`);

@@ -212,7 +212,7 @@ async fn http_api_refuses_bad_bodies_with_typed_errors() {
     )
     .await;
     assert_eq!((status, json["code"].as_str()), (401, Some("auth_failed")));
-    let (status, json) = http(
+    let (status, json) = sim_http(
         addr,
         "POST",
         "/v1/sim/calls",
@@ -223,7 +223,7 @@ async fn http_api_refuses_bad_bodies_with_typed_errors() {
         (status, json["code"].as_str()),
         (400, Some("invalid_argument"))
     );
-    let (status, json) = http(
+    let (status, json) = sim_http(
         addr,
         "POST",
         "/v1/sim/calls",
@@ -231,7 +231,7 @@ async fn http_api_refuses_bad_bodies_with_typed_errors() {
     )
     .await;
     assert_eq!((status, json["code"].as_str()), (404, Some("not_found")));
-    let (status, _) = http(addr, "DELETE", "/v1/sim/calls/c-unknown", None).await;
+    let (status, _) = sim_http(addr, "DELETE", "/v1/sim/calls/c-unknown", None).await;
     assert_eq!(status, 404);
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -69,7 +69,7 @@ async fn two_agents_take_transfer_conference_and_wrap_up_a_call() {
             connection_id: customer.clone(),
         })
         .await;
-    let (_, caller) = http(addr, "GET", &format!("/v1/sim/calls/{c}"), None).await;
+    let (_, caller) = sim_http(addr, "GET", &format!("/v1/sim/calls/{c}"), None).await;
     assert_eq!(caller["state"], "hold");
     alice
         .ok(Op::Resume {
@@ -84,12 +84,12 @@ async fn two_agents_take_transfer_conference_and_wrap_up_a_call() {
             digits: "42#".into(),
         })
         .await;
-    let (_, caller) = http(addr, "GET", &format!("/v1/sim/calls/{c}"), None).await;
+    let (_, caller) = sim_http(addr, "GET", &format!("/v1/sim/calls/{c}"), None).await;
     assert_eq!(caller["state"], "connected");
     assert_eq!(caller["digits_heard"], "42#");
 
     // Caller presses a key; the agent sees it.
-    let (status, _) = http(
+    let (status, _) = sim_http(
         addr,
         "POST",
         &format!("/v1/sim/calls/{c}/digits"),
@@ -182,7 +182,7 @@ async fn two_agents_take_transfer_conference_and_wrap_up_a_call() {
         .await;
 
     // The caller hangs up; bob wraps up too.
-    let (status, _) = http(addr, "DELETE", &format!("/v1/sim/calls/{c}"), None).await;
+    let (status, _) = sim_http(addr, "DELETE", &format!("/v1/sim/calls/{c}"), None).await;
     assert_eq!(status, 204);
     bob.wait_for("bob in ACW", |b| b.agent_state() == "AfterCallWork")
         .await;
@@ -274,7 +274,7 @@ async fn dropped_socket_resumes_the_call_without_losing_or_duplicating_it() {
 
     // The socket dies; meanwhile the caller presses keys (events are missed).
     alice.ws_close().await;
-    let (status, _) = http(
+    let (status, _) = sim_http(
         addr,
         "POST",
         &format!("/v1/sim/calls/{c}/digits"),

@@ -112,7 +112,7 @@ async fn audio_flows_both_ways_with_hold_mute_dtmf_and_recording() {
         .await;
 
     let body = r#"{"from":"+819012345678","queue":"support","play":"audio/tone300.wav"}"#;
-    let (status, json) = http(addr, "POST", "/v1/sim/calls", Some(body)).await;
+    let (status, json) = sim_http(addr, "POST", "/v1/sim/calls", Some(body)).await;
     assert_eq!(status, 201, "{json}");
     let c = json["contact_id"].as_str().expect("id").to_owned();
     alice
@@ -175,7 +175,7 @@ async fn audio_flows_both_ways_with_hold_mute_dtmf_and_recording() {
     alice
         .stream_media(Duration::from_millis(1000), &mut next)
         .await; // DTMF
-    let (status, _) = http(addr, "DELETE", &format!("/v1/sim/calls/{c}"), None).await;
+    let (status, _) = sim_http(addr, "DELETE", &format!("/v1/sim/calls/{c}"), None).await;
     assert_eq!(status, 204);
 
     // What the agent heard: the caller's 300 Hz.
@@ -204,10 +204,14 @@ async fn audio_flows_both_ways_with_hold_mute_dtmf_and_recording() {
     );
 
     // What the caller heard, phase by phase (skipping 400 ms around each change).
-    let (status, wav) =
-        server::sim::http_request_bytes(addr, "GET", &format!("/v1/sim/calls/{c}/heard"))
-            .await
-            .expect("http");
+    let (status, wav) = server::sim::http_request_bytes(
+        addr,
+        "GET",
+        &format!("/v1/sim/calls/{c}/heard"),
+        &[sim_auth()],
+    )
+    .await
+    .expect("http");
     assert_eq!(status, 200);
     let heard = read_wav(&wav);
     let seg = |from_ms: usize, to_ms: usize| {
@@ -287,7 +291,7 @@ async fn conference_mixes_every_party_for_every_other() {
         })
         .await;
     let body = r#"{"from":"+819012345678","queue":"support","play":"audio/tone300.wav"}"#;
-    let (_, json) = http(addr, "POST", "/v1/sim/calls", Some(body)).await;
+    let (_, json) = sim_http(addr, "POST", "/v1/sim/calls", Some(body)).await;
     let c = json["contact_id"].as_str().expect("id").to_owned();
     alice
         .wait_for("ring", |a| a.state().contacts.contains_key(&c))
@@ -393,13 +397,17 @@ async fn conference_mixes_every_party_for_every_other() {
         share(&bob_hears, 2000.0) < 0.05,
         "bob does not hear himself"
     );
-    let (status, _) = http(addr, "DELETE", &format!("/v1/sim/calls/{c}"), None).await;
+    let (status, _) = sim_http(addr, "DELETE", &format!("/v1/sim/calls/{c}"), None).await;
     assert_eq!(status, 204);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (status, wav) =
-        server::sim::http_request_bytes(addr, "GET", &format!("/v1/sim/calls/{c}/heard"))
-            .await
-            .expect("http");
+    let (status, wav) = server::sim::http_request_bytes(
+        addr,
+        "GET",
+        &format!("/v1/sim/calls/{c}/heard"),
+        &[sim_auth()],
+    )
+    .await
+    .expect("http");
     assert_eq!(status, 200);
     let heard = read_wav(&wav);
     let tail = &heard[heard.len().saturating_sub(48_000 * 2)..];

@@ -25,7 +25,7 @@ async fn records_tokens_and_statuses_survive_a_restart() {
             contact_id: done.clone(),
         })
         .await;
-    let (status, _) = http(first.addr, "DELETE", &format!("/v1/sim/calls/{done}"), None).await;
+    let (status, _) = sim_http(first.addr, "DELETE", &format!("/v1/sim/calls/{done}"), None).await;
     assert_eq!(status, 204);
     alice
         .ok(Op::Clear {

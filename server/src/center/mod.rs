@@ -491,7 +491,46 @@ impl Center {
     pub fn tick(&mut self, now: Millis) {
         self.ring_outs(now);
         self.answers(now);
+        self.queue_timeouts(now);
         self.route(now);
+    }
+
+    /// Contacts that waited in a queue longer than its `max_wait_s` leave
+    /// it with the reason `queue_timeout`: a caller nobody answers is
+    /// disconnected; a transfer into the queue while an agent still holds
+    /// the customer is withdrawn and the agent keeps the call. Waiting is
+    /// counted from when the contact entered the queue; one ringing an
+    /// agent is not waiting and is not cut off.
+    fn queue_timeouts(&mut self, now: Millis) {
+        let expired: Vec<(String, bool)> = self
+            .calls
+            .values()
+            .filter(|c| {
+                c.waiting.as_ref().is_some_and(|w| {
+                    self.cfg
+                        .queues
+                        .get(&w.queue)
+                        .is_some_and(|q| now.since(w.since) >= q.max_wait_ms)
+                })
+            })
+            .map(|c| (c.id.clone(), c.live_agents().next().is_some()))
+            .collect();
+        for (call_id, agent_holds_it) in expired {
+            let queue = self
+                .calls
+                .get_mut(&call_id)
+                .and_then(|c| c.waiting.take())
+                .map(|w| w.queue)
+                .unwrap_or_default();
+            let _ = self
+                .store
+                .contact_event(&call_id, now, None, "queue_timeout", Some(&queue));
+            if agent_holds_it {
+                self.publish(&call_id, now);
+            } else {
+                self.end_call(&call_id, "queue_timeout", now);
+            }
+        }
     }
 
     fn ring_outs(&mut self, now: Millis) {

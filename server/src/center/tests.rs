@@ -43,6 +43,11 @@ name = "Night"
 max_contacts = 5
 time_zone = "UTC"
 hours = { mon = "22:00-23:00" }
+[[queues]]
+id = "brief"
+name = "Brief"
+max_contacts = 1
+max_wait_s = 30
 [[routing_profiles]]
 id = "p"
 name = "P"
@@ -67,6 +72,11 @@ id = "qc-support"
 name = "Support"
 kind = "queue"
 queue = "support"
+[[quick_connects]]
+id = "qc-brief"
+name = "Brief"
+kind = "queue"
+queue = "brief"
 [customers."+819012345678"]
 customerName = "Justin"
 "#;
@@ -634,4 +644,79 @@ fn qc(id: &str) -> Endpoint {
         agent: None,
         queue: None,
     }
+}
+
+#[test]
+fn a_contact_waiting_past_max_wait_leaves_the_queue_with_a_recorded_reason() {
+    let mut r = Rig::new();
+    // Nobody serves `brief`: its one place stays taken until the wait ends.
+    let first = r.call("+15550000001", "brief");
+    let full = r
+        .center
+        .place_inbound("+15550000002", "brief", r.now)
+        .expect_err("one place, taken");
+    assert_eq!(full.error.code, ErrorCode::QueueFull);
+    r.advance(29_999);
+    assert_eq!(r.center.caller_view(&first).expect("live").state, "queued");
+    r.advance(1);
+    assert!(
+        r.center
+            .caller_view(&first)
+            .is_none_or(|v| v.state == "ended"),
+        "the caller left the queue at 30 s"
+    );
+    let rec = r
+        .center
+        .store()
+        .contact(&first)
+        .expect("db")
+        .expect("recorded");
+    assert_eq!(rec.disconnect_reason.as_deref(), Some("queue_timeout"));
+    assert!(rec
+        .events
+        .iter()
+        .any(|e| e.event == "queue_timeout" && e.detail.as_deref() == Some("brief")));
+    let next = r.call("+15550000003", "brief");
+    assert_eq!(r.center.caller_view(&next).expect("live").state, "queued");
+}
+
+#[test]
+fn a_transfer_into_a_queue_that_times_out_is_withdrawn_and_the_agent_keeps_the_call() {
+    let mut r = Rig::new();
+    r.available("alice");
+    let c = r.call("+15550001111", "vip");
+    r.ok(
+        "alice",
+        Op::Accept {
+            contact_id: c.clone(),
+        },
+    );
+    r.ok(
+        "alice",
+        Op::AddConnection {
+            contact_id: c.clone(),
+            endpoint: qc("qc-brief"),
+        },
+    );
+    let third_parties = |r: &Rig| {
+        r.view("alice", &c)
+            .expect("view")
+            .connections
+            .iter()
+            .filter(|x| x.kind == ConnectionKind::ThirdParty)
+            .count()
+    };
+    assert_eq!(third_parties(&r), 1, "the queue is being reached");
+    r.advance(29_000);
+    assert_eq!(third_parties(&r), 1);
+    r.advance(1_000);
+    assert_eq!(third_parties(&r), 0, "the queue leg is withdrawn");
+    assert!(matches!(
+        r.view("alice", &c).expect("view").state,
+        ContactState::Connected { .. }
+    ));
+    assert_ne!(r.center.caller_view(&c).expect("caller").state, "ended");
+    let rec = r.center.store().contact(&c).expect("db").expect("recorded");
+    assert_eq!(rec.disconnect_reason, None, "the call goes on");
+    assert!(rec.events.iter().any(|e| e.event == "queue_timeout"));
 }
