@@ -43,6 +43,8 @@
     contactCallbacks: [],
     initCallbacks: [],
     authFailCallbacks: [],
+    accessDeniedCallbacks: [],
+    authorizeSuccessCallbacks: [],
     agentHandlers: {},       // event -> [cb]
     contactHandlers: {},     // contactId -> event -> [cb]
     contacts: {},            // contactId -> CompatContact
@@ -328,6 +330,13 @@
   function wire(session) {
     session.on('loggedIn', function () { announceAgent(); markInitialized(); });
     session.on('loginRequired', function () { state.authFailCallbacks.forEach(function (cb) { call(cb); }); });
+    // Streams fires AUTHORIZE_SUCCESS when the CCP renews its authorization;
+    // a revoked login (logged out elsewhere) is access denied. An expired
+    // one reaches onAuthFail through loginRequired, as a logged-out CCP does.
+    session.on('tokenRefreshed', function () { state.authorizeSuccessCallbacks.forEach(function (cb) { call(cb); }); });
+    session.on('sessionExpired', function (err) {
+      if (err.code === 'token_revoked') state.accessDeniedCallbacks.forEach(function (cb) { call(cb); });
+    });
     session.on('agentRefresh', function () {
       announceAgent();
       if (state.agent) fire(state.agentHandlers, 'Refresh', state.agent);
@@ -417,6 +426,8 @@
         if (state.initialized) call(cb); else state.initCallbacks.push(cb);
       },
       onAuthFail: function (cb) { state.authFailCallbacks.push(cb); },
+      onAccessDenied: function (cb) { if (typeof cb === 'function') state.accessDeniedCallbacks.push(cb); },
+      onAuthorizeSuccess: function (cb) { if (typeof cb === 'function') state.authorizeSuccessCallbacks.push(cb); },
       loginWindow: null,
       getPopupManager: function () { return { clear: function () {} }; },
       terminate: function () {

@@ -132,6 +132,35 @@ pub async fn login(base: &str, username: &str, password: &str) -> Result<Login, 
     }
 }
 
+/// Revokes `token`'s login at the backend (`POST /v1/logout`): sockets on
+/// it are closed and it stops working everywhere. Best effort: a backend
+/// that cannot be reached lets the token expire on its own.
+pub async fn logout(base: &str, token: &str) -> Result<(), ErrorBody> {
+    let window =
+        web_sys::window().ok_or_else(|| ErrorBody::new(ErrorCode::Unknown, "no window"))?;
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    let headers = web_sys::Headers::new().map_err(|e| js_err("headers", e))?;
+    headers
+        .set("Authorization", &format!("Bearer {token}"))
+        .map_err(|e| js_err("headers", e))?;
+    init.set_headers(&headers);
+    let request = web_sys::Request::new_with_str_and_init(&format!("{base}/v1/logout"), &init)
+        .map_err(|e| js_err("request", e))?;
+    let response = JsFuture::from(window.fetch_with_request(&request))
+        .await
+        .map_err(|_| ErrorBody::new(ErrorCode::Unknown, "the backend cannot be reached"))?;
+    let response: web_sys::Response = response.dyn_into().map_err(|e| js_err("response", e))?;
+    if response.ok() {
+        Ok(())
+    } else {
+        Err(ErrorBody::new(
+            ErrorCode::AuthFailed,
+            format!("logout answered HTTP {}", response.status()),
+        ))
+    }
+}
+
 /// A timer that is cleared when dropped.
 #[must_use]
 struct Timer {
@@ -285,6 +314,11 @@ impl DirectClient {
     /// The agent's state as known now.
     pub fn state(&self) -> ClientState {
         self.inner.borrow().session.state.clone()
+    }
+
+    /// The token the session presents now (a refresh replaces it).
+    pub fn token(&self) -> String {
+        self.inner.borrow().session.token().to_owned()
     }
 
     /// The link's state.
@@ -470,10 +504,25 @@ fn open_socket(rc: &Rc<RefCell<Inner>>) {
                         inner.attempt = 0;
                         updates.extend(set_link(&mut inner, LinkState::Open));
                     }
-                    Output::Resync(frame) => {
+                    Output::Resync(frame)
+                    | Output::TokenExpiring {
+                        refresh: Some(frame),
+                        ..
+                    } => {
                         if let Some(s) = &inner.socket {
                             let _ = s.ws.send_with_str(frame);
                         }
+                    }
+                    Output::SessionEnded(e) => {
+                        // The login is over: reconnecting with this token
+                        // would only be refused.
+                        inner.stopped = true;
+                        inner.retry = None;
+                        inner.heartbeat = None;
+                        updates.extend(set_link(
+                            &mut inner,
+                            LinkState::Closed(e.code.as_str().to_owned()),
+                        ));
                     }
                     _ => {}
                 }
