@@ -173,12 +173,29 @@ pub async fn login(
     let known = cfg.agents.contains_key(username);
     let ok = {
         let _permit = auth.checks.acquire().await.map_err(|_| AuthError::Unavailable)?;
+        // The address may have been blocked while this attempt waited.
+        let recheck = auth
+            .limiter
+            .lock()
+            .map_err(|_| AuthError::Unavailable)?
+            .recheck(&attempt, state.now());
+        if let Err(t) = recheck {
+            tracing::warn!(user = %shown_user.escape_debug(), address = %ip, retry_after_ms = t.retry_after_ms, "login throttled");
+            return Err(AuthError::Throttled {
+                retry_after_ms: t.retry_after_ms,
+            });
+        }
         let password = password.to_owned();
         tokio::task::spawn_blocking(move || credential.verify(&password))
             .await
             .unwrap_or(false)
     } && known;
     if !ok {
+        let attempt = auth
+            .limiter
+            .lock()
+            .map_err(|_| AuthError::Unavailable)?
+            .failed(attempt, state.now());
         tracing::warn!(
             user = %shown_user.escape_debug(),
             address = %ip,
