@@ -386,7 +386,8 @@ impl Ccp {
                 } else {
                     "Your session expired; log in again."
                 };
-                self.error.set(Some(tr(self.lang.get_untracked(), why).into()));
+                self.error
+                    .set(Some(tr(self.lang.get_untracked(), why).into()));
             }
             Update::Output(_) => {
                 let current = CLIENT.with(|c| {

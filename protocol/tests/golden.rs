@@ -410,10 +410,7 @@ fn samples() -> Vec<(&'static str, Sample)> {
             "error_token_revoked",
             Sample::Server(ServerFrame::Error(FrameError {
                 id: None,
-                error: ErrorBody::new(
-                    ErrorCode::TokenRevoked,
-                    "you logged out; log in again",
-                ),
+                error: ErrorBody::new(ErrorCode::TokenRevoked, "you logged out; log in again"),
                 supported_versions: None,
             })),
         ),

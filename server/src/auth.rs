@@ -33,7 +33,8 @@ pub use password::Credential;
 
 /// The one answer to every failed login: it does not say whether the user
 /// exists, the password was wrong, or the account is being throttled.
-pub const LOGIN_FAILED: &str = "login failed: wrong user name or password, or too many attempts; try again later";
+pub const LOGIN_FAILED: &str =
+    "login failed: wrong user name or password, or too many attempts; try again later";
 
 /// Password checks that may run at once; more wait their turn, so a flood
 /// of logins cannot take every core (each check is ~20 ms of one core and
@@ -98,7 +99,10 @@ impl AuthError {
             ),
             AuthError::Store(e) => {
                 tracing::error!("{e}");
-                ErrorBody::new(ErrorCode::Internal, "the login could not be saved; try again")
+                ErrorBody::new(
+                    ErrorCode::Internal,
+                    "the login could not be saved; try again",
+                )
             }
             AuthError::Unavailable => ErrorBody::new(ErrorCode::Internal, "backend unavailable"),
         }
@@ -172,7 +176,11 @@ pub async fn login(
         .map_or_else(|| auth.dummy.clone(), |a| a.password.clone());
     let known = cfg.agents.contains_key(username);
     let ok = {
-        let _permit = auth.checks.acquire().await.map_err(|_| AuthError::Unavailable)?;
+        let _permit = auth
+            .checks
+            .acquire()
+            .await
+            .map_err(|_| AuthError::Unavailable)?;
         // The address may have been blocked while this attempt waited.
         let recheck = auth
             .limiter

@@ -109,7 +109,10 @@ fn default_backoff_base() -> Spanned<u64> {
     Spanned::new(0..0, crate::auth::LoginPolicy::default().backoff_base_ms)
 }
 fn default_backoff_max() -> Spanned<u64> {
-    Spanned::new(0..0, crate::auth::LoginPolicy::default().backoff_max_ms / 1000)
+    Spanned::new(
+        0..0,
+        crate::auth::LoginPolicy::default().backoff_max_ms / 1000,
+    )
 }
 fn default_failure_window() -> Spanned<u64> {
     Spanned::new(0..0, crate::auth::LoginPolicy::default().window_ms / 1000)
@@ -382,7 +385,10 @@ impl Validator<'_> {
             }
         };
         if token_ttl_s == 0 || token_ttl_s > 30 * 86_400 {
-            return self.err(&server.span(), "token_ttl_s must be between 1 and 2592000 (30 days)");
+            return self.err(
+                &server.span(),
+                "token_ttl_s must be between 1 and 2592000 (30 days)",
+            );
         }
         let warning = &raw.token_warning_s;
         let warning_s = if warning.span().is_empty() {
@@ -400,8 +406,14 @@ impl Validator<'_> {
             );
         }
         for (key, v) in [
-            ("login_free_failures_per_user", &raw.login_free_failures_per_user),
-            ("login_free_failures_per_address", &raw.login_free_failures_per_address),
+            (
+                "login_free_failures_per_user",
+                &raw.login_free_failures_per_user,
+            ),
+            (
+                "login_free_failures_per_address",
+                &raw.login_free_failures_per_address,
+            ),
         ] {
             if *v.get_ref() == 0 || *v.get_ref() > 1_000 {
                 return self.err(&at(&v.span()), format!("{key} must be between 1 and 1000"));
@@ -409,10 +421,14 @@ impl Validator<'_> {
         }
         let base = &raw.login_backoff_base_ms;
         if *base.get_ref() == 0 || *base.get_ref() > 60_000 {
-            return self.err(&at(&base.span()), "login_backoff_base_ms must be between 1 and 60000");
+            return self.err(
+                &at(&base.span()),
+                "login_backoff_base_ms must be between 1 and 60000",
+            );
         }
         let max = &raw.login_backoff_max_s;
-        if *max.get_ref() == 0 || *max.get_ref() > 86_400 || max.get_ref() * 1000 < *base.get_ref() {
+        if *max.get_ref() == 0 || *max.get_ref() > 86_400 || max.get_ref() * 1000 < *base.get_ref()
+        {
             return self.err(
                 &at(&max.span()),
                 "login_backoff_max_s must be between the base delay and 86400",
@@ -420,7 +436,10 @@ impl Validator<'_> {
         }
         let window = &raw.login_failure_window_s;
         if *window.get_ref() == 0 || *window.get_ref() > 7 * 86_400 {
-            return self.err(&at(&window.span()), "login_failure_window_s must be between 1 and 604800");
+            return self.err(
+                &at(&window.span()),
+                "login_failure_window_s must be between 1 and 604800",
+            );
         }
         let policy = crate::auth::LoginPolicy {
             free_per_user: *raw.login_free_failures_per_user.get_ref(),

@@ -81,7 +81,9 @@ fn hash_password(args: &[String]) -> ExitCode {
         .unwrap_or(&input);
     let cost = |name: &str, default: u32| match arg(args, name) {
         None => Ok(default),
-        Some(v) => v.parse::<u32>().map_err(|_| format!("{name} must be a number")),
+        Some(v) => v
+            .parse::<u32>()
+            .map_err(|_| format!("{name} must be a number")),
     };
     let (m_cost, t_cost) = match (cost("--m-cost", 19_456), cost("--t-cost", 2)) {
         (Ok(m), Ok(t)) => (m, t),

@@ -292,9 +292,10 @@ impl Store {
 
     /// Deletes every token of a login (logout); returns how many.
     pub fn revoke_family(&self, family: &str) -> Result<usize, StoreError> {
-        Ok(self
-            .db
-            .execute("DELETE FROM login_tokens WHERE family = ?1", params![family])?)
+        Ok(self.db.execute(
+            "DELETE FROM login_tokens WHERE family = ?1",
+            params![family],
+        )?)
     }
 
     /// Drops expired tokens.
@@ -408,11 +409,23 @@ mod tests {
     #[test]
     fn tokens_expire_and_a_family_is_revoked_together() {
         let store = Store::in_memory().expect("db");
-        store.save_token("h1", "l-1", "alice", Millis(100)).expect("save");
-        store.save_token("h2", "l-1", "alice", Millis(200)).expect("save");
-        store.save_token("h3", "l-2", "alice", Millis(200)).expect("save");
-        let owner = store.token_owner("h1", Millis(99)).expect("q").expect("live");
-        assert_eq!((owner.agent.as_str(), owner.family.as_str()), ("alice", "l-1"));
+        store
+            .save_token("h1", "l-1", "alice", Millis(100))
+            .expect("save");
+        store
+            .save_token("h2", "l-1", "alice", Millis(200))
+            .expect("save");
+        store
+            .save_token("h3", "l-2", "alice", Millis(200))
+            .expect("save");
+        let owner = store
+            .token_owner("h1", Millis(99))
+            .expect("q")
+            .expect("live");
+        assert_eq!(
+            (owner.agent.as_str(), owner.family.as_str()),
+            ("alice", "l-1")
+        );
         assert_eq!(owner.expires_at, Millis(100));
         assert_eq!(store.token_owner("h1", Millis(100)).expect("q"), None);
         assert_eq!(store.token_owner("other", Millis(0)).expect("q"), None);
@@ -435,7 +448,9 @@ mod tests {
             .expect("old schema");
         }
         let store = Store::open(&dir).expect("an old database opens");
-        store.save_token("h", "l", "alice", Millis(10)).expect("new table works");
+        store
+            .save_token("h", "l", "alice", Millis(10))
+            .expect("new table works");
         let old: bool = store
             .db
             .prepare("SELECT 1 FROM sqlite_master WHERE name = 'tokens'")

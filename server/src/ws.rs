@@ -215,7 +215,11 @@ fn on_grant_event(event: GrantEvent, tx: &UnboundedSender<ServerFrame>) -> bool 
 
 /// `refresh_token`: a new token in this socket's login; the socket now
 /// lives until the new token expires.
-fn refresh(state: &AppState, agent: &str, grant: &mut Option<Grant>) -> Result<OpResult, ErrorBody> {
+fn refresh(
+    state: &AppState,
+    agent: &str,
+    grant: &mut Option<Grant>,
+) -> Result<OpResult, ErrorBody> {
     let now = state.now();
     let Some(g) = grant.as_mut().filter(|g| g.valid(now)) else {
         return Err(ErrorBody::new(

@@ -244,7 +244,10 @@ impl Session {
                 out.extend(changes.into_iter().map(Output::Contact));
             }
             ServerFrame::TokenExpiring(t) => {
-                let refresh = if self.refresh_request.is_some_and(|id| self.pending.contains_key(&id)) {
+                let refresh = if self
+                    .refresh_request
+                    .is_some_and(|id| self.pending.contains_key(&id))
+                {
                     None
                 } else {
                     let (id, frame) = self.request(Op::RefreshToken, now);
@@ -420,7 +423,10 @@ mod tests {
         assert!(frame.contains("\"op\":\"refresh_token\""), "{frame}");
         // A second warning while the refresh is out does not ask again.
         let out = s.handle_text(&warn, Millis(20)).expect("decodes");
-        assert!(matches!(&out[..], [Output::TokenExpiring { refresh: None, .. }]));
+        assert!(matches!(
+            &out[..],
+            [Output::TokenExpiring { refresh: None, .. }]
+        ));
         let id = s.refresh_request.expect("pending");
         let reply = encode(&ServerFrame::Response(Response::ok(
             id,
@@ -441,7 +447,13 @@ mod tests {
         assert!(s.hello().contains("\"token\":\"new\""));
         // The next warning (for the new token) refreshes again.
         let out = s.handle_text(&warn, Millis(40)).expect("decodes");
-        assert!(matches!(&out[..], [Output::TokenExpiring { refresh: Some(_), .. }]));
+        assert!(matches!(
+            &out[..],
+            [Output::TokenExpiring {
+                refresh: Some(_),
+                ..
+            }]
+        ));
     }
 
     #[test]
@@ -454,7 +466,10 @@ mod tests {
                 supported_versions: None,
             }));
             let out = s.handle_text(&frame, Millis(0)).expect("decodes");
-            assert!(matches!(&out[..], [Output::SessionEnded(e)] if e.code == code), "{out:?}");
+            assert!(
+                matches!(&out[..], [Output::SessionEnded(e)] if e.code == code),
+                "{out:?}"
+            );
         }
     }
 

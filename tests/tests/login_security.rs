@@ -20,9 +20,8 @@ const AGENTS: &str = include_str!("../config/agents.toml");
 
 /// The shared test agents (hashed passwords) with this `[server]` table body.
 fn config(dir: &std::path::Path, server: &str) -> Config {
-    let text = format!(
-        "{AGENTS}\n[server]\nlisten = \"127.0.0.1:0\"\nsimulator = false\n{server}\n"
-    );
+    let text =
+        format!("{AGENTS}\n[server]\nlisten = \"127.0.0.1:0\"\nsimulator = false\n{server}\n");
     let mut cfg = Config::parse(&text, "login-test").expect("config");
     cfg.data_dir = dir.to_path_buf();
     cfg.public_dir = dir.join("public");
@@ -117,8 +116,11 @@ fn plain_text_passwords_are_refused_without_the_development_flag() {
     let cfg = Config::parse(&dev, "agents.toml").expect("allowed in development");
     assert!(cfg.dev_plaintext_passwords);
     // The shared test agents carry real hashes and need no flag.
-    let hashed = Config::parse(&format!("{AGENTS}\n[server]\nlisten = \"127.0.0.1:0\"\n"), "t")
-        .expect("hashed agents");
+    let hashed = Config::parse(
+        &format!("{AGENTS}\n[server]\nlisten = \"127.0.0.1:0\"\n"),
+        "t",
+    )
+    .expect("hashed agents");
     assert!(!hashed.dev_plaintext_passwords);
     assert!(AGENTS.contains("password = \"$argon2id$"));
 }
@@ -136,7 +138,10 @@ async fn a_hashed_password_logs_in_and_failures_share_one_message() {
     let wrong = try_login(backend.addr, HOME, "alice", "alice-pasS").await;
     let unknown = try_login(backend.addr, HOME, "mallory", "alice-pass").await;
     assert_eq!((wrong.status, unknown.status), (401, 401));
-    assert_eq!(wrong.json, unknown.json, "one message, not telling who exists");
+    assert_eq!(
+        wrong.json, unknown.json,
+        "one message, not telling who exists"
+    );
     assert_eq!(wrong.json["code"], "auth_failed");
 
     // A development configuration with plain text still logs in.
@@ -147,13 +152,17 @@ async fn a_hashed_password_logs_in_and_failures_share_one_message() {
             .expect("a password line"),
         "password = \"alice-pass\"",
     );
-    let text = format!(
-        "{plain}\n[server]\nlisten = \"127.0.0.1:0\"\ndev_plaintext_passwords = true\n"
-    );
+    let text =
+        format!("{plain}\n[server]\nlisten = \"127.0.0.1:0\"\ndev_plaintext_passwords = true\n");
     let mut cfg = Config::parse(&text, "dev").expect("dev config");
     cfg.data_dir = temp_dir("login-dev");
     let dev = server::start(cfg).await.expect("start dev");
-    assert_eq!(try_login(dev.addr, HOME, "alice", "alice-pass").await.status, 200);
+    assert_eq!(
+        try_login(dev.addr, HOME, "alice", "alice-pass")
+            .await
+            .status,
+        200
+    );
     assert_eq!(try_login(dev.addr, HOME, "alice", "nope").await.status, 401);
 }
 
@@ -185,7 +194,10 @@ async fn the_probe_300_wrong_passwords_then_the_right_one_is_refused() {
     assert_eq!(checked, 6, "password checks during the burst ({burst:?})");
 
     let right = try_login(addr, HOME, "alice", "alice-pass").await;
-    assert_eq!(right.status, 429, "the right password right after the burst is refused");
+    assert_eq!(
+        right.status, 429,
+        "the right password right after the burst is refused"
+    );
     assert_eq!(right.json["code"], "login_throttled");
     let generic = try_login(addr, HOME, "alice", "wrong").await;
     assert_eq!(right.json["message"], generic.json["message"]);
@@ -193,7 +205,10 @@ async fn the_probe_300_wrong_passwords_then_the_right_one_is_refused() {
 
     // Another user, and another address, are not locked out by it.
     assert_eq!(try_login(addr, HOME, "bob", "bob-pass").await.status, 200);
-    assert_eq!(try_login(addr, ELSEWHERE, "bob", "bob-pass").await.status, 200);
+    assert_eq!(
+        try_login(addr, ELSEWHERE, "bob", "bob-pass").await.status,
+        200
+    );
     eprintln!("300 guesses took {burst:?}; {checked} checked, {throttled} throttled");
 }
 
@@ -230,8 +245,14 @@ async fn failures_are_throttled_with_growing_delays_and_recover() {
     let third = try_login(addr, HOME, "alice", "wrong").await;
     assert_eq!(third.status, 401);
     let during = try_login(addr, HOME, "alice", "alice-pass").await;
-    assert_eq!(during.status, 429, "the right password is refused while throttled");
-    assert_eq!(during.json["message"], third.json["message"], "one generic message");
+    assert_eq!(
+        during.status, 429,
+        "the right password is refused while throttled"
+    );
+    assert_eq!(
+        during.json["message"], third.json["message"],
+        "one generic message"
+    );
     assert_eq!(during.retry_after, Some(1), "300 ms rounds up to 1 s");
     // Bob, from the same address, is unaffected.
     assert_eq!(try_login(addr, HOME, "bob", "bob-pass").await.status, 200);
@@ -241,8 +262,14 @@ async fn failures_are_throttled_with_growing_delays_and_recover() {
     let second = blocked_for(addr, "alice").await;
     let third = blocked_for(addr, "alice").await;
     assert!(first >= Duration::from_millis(100), "{first:?}");
-    assert!(second >= first + Duration::from_millis(200), "{first:?} then {second:?}");
-    assert!(third >= second + Duration::from_millis(400), "{second:?} then {third:?}");
+    assert!(
+        second >= first + Duration::from_millis(200),
+        "{first:?} then {second:?}"
+    );
+    assert!(
+        third >= second + Duration::from_millis(400),
+        "{second:?} then {third:?}"
+    );
 
     // After the delay the right password gets in, and the count starts over.
     let mut waited = 0;
@@ -256,7 +283,10 @@ async fn failures_are_throttled_with_growing_delays_and_recover() {
     };
     assert_eq!(ok.status, 200, "{:?}", ok.json);
     assert_eq!(try_login(addr, HOME, "alice", "wrong").await.status, 401);
-    assert_eq!(try_login(addr, HOME, "alice", "alice-pass").await.status, 200);
+    assert_eq!(
+        try_login(addr, HOME, "alice", "alice-pass").await.status,
+        200
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -275,7 +305,10 @@ async fn an_address_spraying_user_names_is_throttled_and_others_are_not() {
         assert_eq!(a.status, 401, "attempt {i}");
     }
     let blocked = try_login(addr, HOME, "bob", "bob-pass").await;
-    assert_eq!(blocked.status, 429, "this address is throttled, whoever it names");
+    assert_eq!(
+        blocked.status, 429,
+        "this address is throttled, whoever it names"
+    );
     assert_eq!(blocked.retry_after, Some(5));
     let other = try_login(addr, ELSEWHERE, "bob", "bob-pass").await;
     assert_eq!(other.status, 200, "another address is not");
@@ -308,7 +341,9 @@ async fn logout_revokes_the_login_for_sockets_hello_and_http() {
     let mut alice = Client::connect(addr, &token).await;
     let record = "/v1/contacts/c-0000000000000000";
     assert_eq!(
-        request(addr, HOME, "GET", record, Some(&token), None).await.status,
+        request(addr, HOME, "GET", record, Some(&token), None)
+            .await
+            .status,
         404,
         "the token works for HTTP before logout"
     );
@@ -381,18 +416,28 @@ async fn an_open_socket_is_warned_then_closed_at_expiry() {
         Output::TokenExpiring { expires_at, .. } => Some(expires_at.0),
         _ => None,
     });
-    assert_eq!(warned, Some(expires_at), "warned with the token's expiry: {seen:?}");
+    assert_eq!(
+        warned,
+        Some(expires_at),
+        "warned with the token's expiry: {seen:?}"
+    );
     assert!(
         seen.iter()
             .any(|o| matches!(o, Output::SessionEnded(e) if e.code == ErrorCode::SessionExpired)),
         "closed with a typed reason: {seen:?}"
     );
     assert!(closed_at >= expires_at, "not before the expiry");
-    assert!(closed_at < expires_at + 2_000, "soon after it: {}", closed_at - expires_at);
+    assert!(
+        closed_at < expires_at + 2_000,
+        "soon after it: {}",
+        closed_at - expires_at
+    );
     let warn_index = seen
         .iter()
         .position(|o| matches!(o, Output::TokenExpiring { .. }));
-    let end_index = seen.iter().position(|o| matches!(o, Output::SessionEnded(_)));
+    let end_index = seen
+        .iter()
+        .position(|o| matches!(o, Output::SessionEnded(_)));
     assert!(warn_index < end_index, "warning first: {seen:?}");
 }
 
@@ -433,7 +478,11 @@ async fn a_refresh_keeps_the_socket_past_the_original_expiry() {
     let (new_token, new_expiry) = new_token.expect("refreshed");
     assert_ne!(new_token, token);
     assert!(new_expiry > first_expiry, "{new_expiry} > {first_expiry}");
-    assert_eq!(alice.session.token(), new_token, "the next hello uses the new token");
+    assert_eq!(
+        alice.session.token(),
+        new_token,
+        "the next hello uses the new token"
+    );
 
     // Past the first token's expiry, the socket still works.
     while now().0 < first_expiry + 300 {
@@ -445,7 +494,10 @@ async fn a_refresh_keeps_the_socket_past_the_original_expiry() {
         OpResult::AgentState(_)
     ));
     assert!(
-        !alice.log.iter().any(|o| matches!(o, Output::SessionEnded(_))),
+        !alice
+            .log
+            .iter()
+            .any(|o| matches!(o, Output::SessionEnded(_))),
         "{:?}",
         alice.log
     );

@@ -298,7 +298,9 @@ mod tests {
             assert_eq!(a.user_failures, n);
         }
         // The fourth is checked, and blocks the next for 100 ms.
-        let _ = l.begin("alice", A, now, any).expect("fourth is let through");
+        let _ = l
+            .begin("alice", A, now, any)
+            .expect("fourth is let through");
         assert_eq!(
             l.begin("alice", B, now, any).map(|_| ()),
             Err(Throttled {
@@ -308,7 +310,10 @@ mod tests {
         );
         let mut delays = Vec::new();
         for _ in 0..6 {
-            let wait = l.begin("alice", A, now, any).expect_err("blocked").retry_after_ms;
+            let wait = l
+                .begin("alice", A, now, any)
+                .expect_err("blocked")
+                .retry_after_ms;
             delays.push(wait);
             now = now.plus_ms(wait);
             let _ = l.begin("alice", A, now, any).expect("after the delay");
@@ -355,8 +360,14 @@ mod tests {
         for i in 0..11 {
             let _ = wrong(&mut l, &format!("user{i}"), A, Millis(0)).expect("new name each time");
         }
-        assert!(l.begin("zed", A, Millis(0), any).is_err(), "address blocked");
-        assert!(l.begin("zed", B, Millis(0), any).is_ok(), "another address is not");
+        assert!(
+            l.begin("zed", A, Millis(0), any).is_err(),
+            "address blocked"
+        );
+        assert!(
+            l.begin("zed", B, Millis(0), any).is_ok(),
+            "another address is not"
+        );
     }
 
     #[test]
@@ -364,7 +375,10 @@ mod tests {
         let mut l = Limiter::new(policy());
         // Twelve guesses at different names pass the first check together...
         let queued: Vec<Attempt> = (0..12)
-            .map(|i| l.begin(&format!("user{i}"), A, Millis(0), any).expect("first check"))
+            .map(|i| {
+                l.begin(&format!("user{i}"), A, Millis(0), any)
+                    .expect("first check")
+            })
             .collect();
         let mut checked = 0;
         for a in queued {
@@ -376,14 +390,21 @@ mod tests {
         // ...but only the free allowance plus the one that set the delay
         // get their password checked.
         assert_eq!(checked, 11);
-        assert_eq!(l.tracked().0, 11, "refused attempts are not held against their users");
+        assert_eq!(
+            l.tracked().0,
+            11,
+            "refused attempts are not held against their users"
+        );
     }
 
     #[test]
     fn many_right_passwords_at_once_from_one_address_all_pass() {
         let mut l = Limiter::new(policy());
         let attempts: Vec<Attempt> = (0..100)
-            .map(|i| l.begin(&format!("agent{i}"), A, Millis(0), any).expect("not throttled"))
+            .map(|i| {
+                l.begin(&format!("agent{i}"), A, Millis(0), any)
+                    .expect("not throttled")
+            })
             .collect();
         for a in attempts {
             l.recheck(&a, Millis(0)).expect("not throttled");
@@ -407,7 +428,10 @@ mod tests {
         }
         let (users, addresses) = l.tracked();
         assert!(users <= MAX_TRACKED && addresses <= MAX_TRACKED);
-        assert!(l.begin("alice", B, Millis(2), known).is_err(), "alice still blocked");
+        assert!(
+            l.begin("alice", B, Millis(2), known).is_err(),
+            "alice still blocked"
+        );
     }
 
     #[test]

@@ -84,7 +84,10 @@ impl Registry {
     pub fn open_on(&self, family: &str) -> usize {
         self.sockets
             .lock()
-            .map(|m| m.get(family).map_or(0, |l| l.iter().filter(|(_, s)| !s.is_closed()).count()))
+            .map(|m| {
+                m.get(family)
+                    .map_or(0, |l| l.iter().filter(|(_, s)| !s.is_closed()).count())
+            })
             .unwrap_or(0)
     }
 

@@ -225,7 +225,10 @@ mod tests {
         let Credential::Hash(dummy) = dummy_hash([&real]) else {
             panic!("a hash")
         };
-        assert!(dummy.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"), "{dummy}");
+        assert!(
+            dummy.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"),
+            "{dummy}"
+        );
         let dummy = Credential::Hash(dummy);
         assert!(!dummy.verify("pw"));
         assert!(!dummy.verify(""));
