@@ -897,6 +897,91 @@ mod tests {
     }
 
     #[test]
+    fn passwords_are_hashes_unless_the_development_flag_is_on() {
+        let cfg = Config::sample().expect("sample");
+        assert!(!cfg.dev_plaintext_passwords);
+        assert!(matches!(
+            cfg.agents["alice"].password,
+            crate::auth::Credential::Hash(_)
+        ));
+        assert!(cfg.agents["alice"].password.verify("alice-pass"));
+        let hashed = SAMPLE
+            .lines()
+            .find(|l| l.starts_with("password = \"$argon2id$"))
+            .expect("a hashed password");
+        let err = broken(hashed, "password = \"alice-pass\"");
+        assert_eq!(err.line, Some(line_containing(hashed)));
+        assert!(err.message.contains("agent `alice`"), "{}", err.message);
+        assert!(
+            err.message.contains("dev_plaintext_passwords = true"),
+            "{}",
+            err.message
+        );
+        let dev = SAMPLE
+            .replacen(hashed, "password = \"alice-pass\"", 1)
+            .replacen(
+                "dev_plaintext_passwords = false",
+                "dev_plaintext_passwords = true",
+                1,
+            );
+        let cfg = Config::parse(&dev, "dev.toml").expect("allowed in development");
+        assert!(cfg.agents["alice"].password.verify("alice-pass"));
+        let err = broken(
+            hashed,
+            "password = \"$argon2i$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA\"",
+        );
+        assert!(err.message.contains("argon2id"), "{}", err.message);
+    }
+
+    #[test]
+    fn login_settings_are_checked() {
+        let cfg = Config::sample().expect("sample");
+        assert_eq!(cfg.token_warning_s, 300);
+        assert_eq!(cfg.login, crate::auth::LoginPolicy::default());
+        for (from, to, needle) in [
+            (
+                "token_warning_s = 300",
+                "token_warning_s = 43200",
+                "less than token_ttl_s",
+            ),
+            (
+                "login_backoff_base_ms = 1000",
+                "login_backoff_base_ms = 0",
+                "login_backoff_base_ms",
+            ),
+            (
+                "login_backoff_max_s = 900",
+                "login_backoff_max_s = 0",
+                "login_backoff_max_s",
+            ),
+            (
+                "login_free_failures_per_user = 5",
+                "login_free_failures_per_user = 0",
+                "login_free_failures_per_user",
+            ),
+            (
+                "login_failure_window_s = 900",
+                "login_failure_window_s = 0",
+                "login_failure_window_s",
+            ),
+        ] {
+            let err = broken(from, to);
+            assert_eq!(err.line, Some(line_containing(from)), "{to}: {err}");
+            assert!(err.message.contains(needle), "{to}: {}", err.message);
+        }
+        // Left out, the warning is at most half the token's lifetime.
+        let short = SAMPLE.replacen("token_warning_s = 300\n", "", 1).replacen(
+            "token_ttl_s = 43200",
+            "token_ttl_s = 60",
+            1,
+        );
+        assert_eq!(
+            Config::parse(&short, "t").expect("valid").token_warning_s,
+            30
+        );
+    }
+
+    #[test]
     fn bad_references_and_values_fail() {
         assert!(broken(
             "routing_profile = \"billing-team\"",
