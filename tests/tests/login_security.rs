@@ -509,3 +509,51 @@ async fn a_refresh_keeps_the_socket_past_the_original_expiry() {
     old.send_text(&hello).await;
     assert_eq!(old.next_server_error().await.code, ErrorCode::AuthFailed);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_user_name_takes_as_long_as_a_wrong_password() {
+    // Real cost parameters (the `hash-password` defaults), so the hash
+    // dominates the time; without the dummy check an unknown name would be
+    // refused in microseconds and give itself away.
+    let phc = server::auth::password::hash_password("alice-pass").expect("hash");
+    let hashed = AGENTS
+        .lines()
+        .find(|l| l.starts_with("password = "))
+        .expect("a password line");
+    let agents = AGENTS.replacen(hashed, &format!("password = \"{phc}\""), 1);
+    let text = format!(
+        "{agents}\n[server]\nlisten = \"127.0.0.1:0\"\n\
+         login_free_failures_per_user = 1000\nlogin_free_failures_per_address = 1000\n"
+    );
+    let mut cfg = Config::parse(&text, "timing").expect("config");
+    cfg.data_dir = temp_dir("login-timing");
+    let backend = server::start(cfg).await.expect("start");
+    let mut known = Vec::new();
+    let mut unknown = Vec::new();
+    for i in 0..8 {
+        let t = Instant::now();
+        assert_eq!(
+            try_login(backend.addr, HOME, "alice", &format!("no{i}"))
+                .await
+                .status,
+            401
+        );
+        known.push(t.elapsed());
+        let t = Instant::now();
+        assert_eq!(
+            try_login(backend.addr, HOME, &format!("nobody{i}"), "x")
+                .await
+                .status,
+            401
+        );
+        unknown.push(t.elapsed());
+    }
+    known.sort();
+    unknown.sort();
+    let (k, u) = (known[4].as_secs_f64(), unknown[4].as_secs_f64());
+    eprintln!("median wrong password {k:.4} s, unknown user {u:.4} s");
+    assert!(
+        u > k * 0.5 && u < k * 2.0,
+        "known {known:?} unknown {unknown:?}"
+    );
+}
