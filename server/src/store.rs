@@ -92,6 +92,16 @@ impl Store {
     }
 
     fn init(db: Connection) -> Result<Store, StoreError> {
+        // An earlier version kept tokens in plain text: drop them with their
+        // bytes overwritten, not left in free pages of the file.
+        let plain_tokens: bool = db
+            .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tokens'")?
+            .exists([])?;
+        if plain_tokens {
+            db.execute_batch(
+                "PRAGMA secure_delete = ON; DROP TABLE tokens; PRAGMA secure_delete = OFF;",
+            )?;
+        }
         db.execute_batch(
             "PRAGMA journal_mode=WAL;
              PRAGMA synchronous=NORMAL;
@@ -103,7 +113,6 @@ impl Store {
                  seq INTEGER PRIMARY KEY AUTOINCREMENT, contact_id TEXT NOT NULL,
                  at INTEGER NOT NULL, agent TEXT, event TEXT NOT NULL, detail TEXT);
              CREATE INDEX IF NOT EXISTS contact_events_by_contact ON contact_events(contact_id);
-             DROP TABLE IF EXISTS tokens;
              CREATE TABLE IF NOT EXISTS login_tokens(
                  token_sha256 TEXT PRIMARY KEY, family TEXT NOT NULL,
                  username TEXT NOT NULL, expires_at INTEGER NOT NULL);
@@ -458,6 +467,16 @@ mod tests {
             .expect("query");
         assert!(!old, "the plain-text token table is gone");
         drop(store);
+        let mut bytes = Vec::new();
+        for name in ["switchboard.sqlite3", "switchboard.sqlite3-wal"] {
+            if let Ok(b) = std::fs::read(dir.join(name)) {
+                bytes.extend(b);
+            }
+        }
+        assert!(
+            !bytes.windows(17).any(|w| w == b"t-plaintextsecret"),
+            "the old tokens' bytes are overwritten"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
