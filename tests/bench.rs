@@ -19,12 +19,14 @@ pub fn arg(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// A configuration with `agents` agents named `agent0..`, password `pw`,
-/// all on one profile serving the `support` queue; its simulator takes
-/// [`crate::SIM_KEY`] with no practical rate limit.
+/// A configuration with `agents` agents named `agent0..`, password `pw`
+/// (plain text, allowed by the development flag: a thousand Argon2 checks
+/// would measure the password hash, not the backend), all on one profile
+/// serving the `support` queue; its simulator takes [`crate::SIM_KEY`]
+/// with no practical rate limit.
 pub fn config(agents: u64, dir: &Path) -> String {
     let mut s = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nring_timeout_s = 30\nsimulator = true\n\
+        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nring_timeout_s = 30\nsimulator = true\ndev_plaintext_passwords = true\n\
          simulator_key = \"{}\"\nsimulator_calls_per_minute = 1000000\n\
          [[agent_states]]\nname = \"Available\"\nkind = \"routable\"\n[[agent_states]]\nname = \"Offline\"\nkind = \"offline\"\n\
          [[queues]]\nid = \"support\"\nname = \"Support\"\nmax_contacts = 100000\n\

@@ -361,3 +361,26 @@ impl Client {
         }
     }
 }
+
+impl Client {
+    /// Reads one frame and feeds it to the session, like [`Client::pump`],
+    /// but returns `None` when the server closed the socket (tests of why
+    /// and when a socket is closed).
+    pub async fn try_pump(&mut self) -> Option<Vec<Output>> {
+        let msg = tokio::time::timeout(WAIT, self.ws.next())
+            .await
+            .expect("backend answered in time");
+        match msg {
+            Some(Ok(Message::Text(text))) => {
+                let outputs = self
+                    .session
+                    .handle_text(text.as_str(), now())
+                    .unwrap_or_default();
+                self.log.extend(outputs.iter().cloned());
+                Some(outputs)
+            }
+            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => None,
+            Some(Ok(_)) => Some(Vec::new()),
+        }
+    }
+}

@@ -322,6 +322,13 @@ impl Ccp {
                 Err(e) if e.code == ErrorCode::AuthFailed => ccp.error.set(Some(
                     tr(ccp.lang.get_untracked(), "Wrong user name or password.").into(),
                 )),
+                Err(e) if e.code == ErrorCode::LoginThrottled => ccp.error.set(Some(
+                    tr(
+                        ccp.lang.get_untracked(),
+                        "Too many failed attempts; wait a moment and try again.",
+                    )
+                    .into(),
+                )),
                 Err(e) => ccp.error.set(Some(format!("Cannot log in: {}", e.message))),
             }
         });
@@ -359,6 +366,29 @@ impl Ccp {
             Update::Output(Output::ServerError(e)) => self.error.set(Some(e.message.clone())),
             // A reply goes to whoever asked; it changes no state.
             Update::Output(Output::Reply { .. }) => {}
+            // The client already sent `refresh_token`; the page is told.
+            Update::Output(o @ Output::TokenExpiring { .. }) => crate::embed::auth(o),
+            Update::Output(o @ Output::TokenRefreshed { token, .. }) => {
+                // Where the login lives: a reload or another tab uses it.
+                if let Some(s) = storage() {
+                    let _ = s.set_item(TOKEN_KEY, token);
+                }
+                crate::embed::auth(o);
+            }
+            Update::Output(o @ Output::SessionEnded(e)) => {
+                crate::embed::auth(o);
+                // The backend already ended the login: forget it everywhere
+                // without revoking it again.
+                self.logout_here();
+                crate::tabs::announce_logout();
+                let why = if e.code == ErrorCode::TokenRevoked {
+                    "You were logged out; log in again."
+                } else {
+                    "Your session expired; log in again."
+                };
+                self.error
+                    .set(Some(tr(self.lang.get_untracked(), why).into()));
+            }
             Update::Output(_) => {
                 let current = CLIENT.with(|c| {
                     c.borrow()
@@ -441,8 +471,16 @@ impl Ccp {
         }
     }
 
-    /// Logs out in every tab.
+    /// Logs out in every tab and revokes the login at the backend, so the
+    /// token stops working everywhere (not only in this browser).
     pub fn logout(&self) {
+        if let Some(token) = storage().and_then(|s| s.get_item(TOKEN_KEY).ok().flatten()) {
+            spawn_local(async move {
+                if let Err(e) = web::logout(&origin(), &token).await {
+                    web_sys::console::warn_1(&format!("logout: {}", e.message).into());
+                }
+            });
+        }
         self.logout_here();
         crate::tabs::announce_logout();
     }

@@ -265,6 +265,15 @@ pub fn push(ccp: Ccp, changes: &[ContactChange]) {
     send(&FromCcp::State(Box::new(msg)));
 }
 
+/// Tells the embedding page about the login's lifetime (expiring,
+/// refreshed, ended); never the token itself.
+pub fn auth(output: &streams_sdk::Output) {
+    let Some(nonce) = nonce() else { return };
+    if let Some(msg) = FromCcp::auth(&nonce, output) {
+        send(&msg);
+    }
+}
+
 /// Tells the embedding page that the softphone's audio failed.
 pub fn softphone_error(code: &str, message: &str) {
     let Some(nonce) = nonce() else { return };

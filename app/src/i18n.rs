@@ -89,6 +89,14 @@ const JA: &[(&str, &str)] = &[
         "Your session expired; log in again.",
         "セッションの有効期限が切れました。もう一度ログインしてください。",
     ),
+    (
+        "Too many failed attempts; wait a moment and try again.",
+        "失敗が多すぎます。しばらく待ってからもう一度お試しください。",
+    ),
+    (
+        "You were logged out; log in again.",
+        "ログアウトされました。もう一度ログインしてください。",
+    ),
     ("Contacts", "コンタクト"),
     ("Agent status", "エージェントのステータス"),
     ("Dark", "ダーク"),

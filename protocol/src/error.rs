@@ -45,6 +45,15 @@ pub enum ErrorCode {
     QueueClosed,
     /// No media path exists for this frame's leg.
     NoMediaLeg,
+    /// Too many failed logins for this user name or client address; the
+    /// HTTP answer is 429 with `Retry-After`.
+    LoginThrottled,
+    /// The token expired on an open socket (no `refresh_token` in time);
+    /// the server closes the socket after this error.
+    SessionExpired,
+    /// The token was revoked (logout); the server closes the socket after
+    /// this error.
+    TokenRevoked,
     /// The server failed; the message never carries internals.
     Internal,
     /// Too many requests of this kind; try again later.
@@ -76,6 +85,9 @@ impl ErrorCode {
             ErrorCode::QueueFull => "queue_full",
             ErrorCode::QueueClosed => "queue_closed",
             ErrorCode::NoMediaLeg => "no_media_leg",
+            ErrorCode::LoginThrottled => "login_throttled",
+            ErrorCode::SessionExpired => "session_expired",
+            ErrorCode::TokenRevoked => "token_revoked",
             ErrorCode::Internal => "internal",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Unknown => "unknown",

@@ -168,6 +168,9 @@ pub enum Op {
         /// Keys and values to set.
         attributes: BTreeMap<String, String>,
     },
+    /// A new token for this login, before the current one expires; this
+    /// socket then lives until the new token's `expires_at`.
+    RefreshToken,
 }
 
 /// The wire names of every op, for telling unknown ops from malformed ones.
@@ -195,6 +198,7 @@ pub const OP_NAMES: &[&str] = &[
     "end_connection",
     "get_attributes",
     "update_attributes",
+    "refresh_token",
 ];
 
 /// A frame from server to client.
@@ -211,6 +215,16 @@ pub enum ServerFrame {
     Event(EventFrame),
     /// A frame-level error (bad JSON, unknown type, not authenticated...).
     Error(FrameError),
+    /// The token this socket authenticated with expires soon: send
+    /// `refresh_token`, or the socket closes with `session_expired`.
+    TokenExpiring(TokenExpiring),
+}
+
+/// Sent once per token, a configured lead time before it expires.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenExpiring {
+    /// When the socket's token stops working.
+    pub expires_at: crate::Millis,
 }
 
 /// Sent once the `hello` is accepted.
@@ -317,6 +331,13 @@ pub enum OpResult {
     Attributes {
         /// All attributes after the op.
         attributes: BTreeMap<String, String>,
+    },
+    /// Answer to `refresh_token`: the token to use from now on.
+    Token {
+        /// Present it in the next `hello` (and as the HTTP bearer).
+        token: String,
+        /// When it stops working.
+        expires_at: crate::Millis,
     },
 }
 

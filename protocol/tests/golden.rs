@@ -376,6 +376,44 @@ fn samples() -> Vec<(&'static str, Sample)> {
                 supported_versions: Some(vec![1]),
             })),
         ),
+        // Login lifetime: the warning before expiry, the refresh, and the
+        // two typed reasons a socket is closed for.
+        ("op_refresh_token", req(24, Op::RefreshToken)),
+        (
+            "result_token",
+            ok(
+                24,
+                OpResult::Token {
+                    token: "t-5b0c".into(),
+                    expires_at: Millis(1_700_043_200_000),
+                },
+            ),
+        ),
+        (
+            "token_expiring",
+            Sample::Server(ServerFrame::TokenExpiring(TokenExpiring {
+                expires_at: Millis(1_700_000_300_000),
+            })),
+        ),
+        (
+            "error_session_expired",
+            Sample::Server(ServerFrame::Error(FrameError {
+                id: None,
+                error: ErrorBody::new(
+                    ErrorCode::SessionExpired,
+                    "your login expired; log in again",
+                ),
+                supported_versions: None,
+            })),
+        ),
+        (
+            "error_token_revoked",
+            Sample::Server(ServerFrame::Error(FrameError {
+                id: None,
+                error: ErrorBody::new(ErrorCode::TokenRevoked, "you logged out; log in again"),
+                supported_versions: None,
+            })),
+        ),
     ]
 }
 

@@ -82,6 +82,22 @@ struct RawServer {
     simulator_key: Option<Spanned<String>>,
     #[serde(default = "default_sim_calls_per_minute")]
     simulator_calls_per_minute: u32,
+    // Login security (see `auth` and `Validator::login`).
+    /// Accept plain-text agent passwords (development only).
+    #[serde(default)]
+    dev_plaintext_passwords: bool,
+    #[serde(default = "default_token_warning")]
+    token_warning_s: Spanned<u64>,
+    #[serde(default = "default_free_per_user")]
+    login_free_failures_per_user: Spanned<u32>,
+    #[serde(default = "default_free_per_address")]
+    login_free_failures_per_address: Spanned<u32>,
+    #[serde(default = "default_backoff_base")]
+    login_backoff_base_ms: Spanned<u64>,
+    #[serde(default = "default_backoff_max")]
+    login_backoff_max_s: Spanned<u64>,
+    #[serde(default = "default_failure_window")]
+    login_failure_window_s: Spanned<u64>,
 }
 
 fn default_sim_calls_per_minute() -> u32 {
@@ -89,6 +105,28 @@ fn default_sim_calls_per_minute() -> u32 {
 }
 fn default_max_wait_s() -> u64 {
     600
+}
+
+fn default_token_warning() -> Spanned<u64> {
+    Spanned::new(0..0, 300)
+}
+fn default_free_per_user() -> Spanned<u32> {
+    Spanned::new(0..0, crate::auth::LoginPolicy::default().free_per_user)
+}
+fn default_free_per_address() -> Spanned<u32> {
+    Spanned::new(0..0, crate::auth::LoginPolicy::default().free_per_address)
+}
+fn default_backoff_base() -> Spanned<u64> {
+    Spanned::new(0..0, crate::auth::LoginPolicy::default().backoff_base_ms)
+}
+fn default_backoff_max() -> Spanned<u64> {
+    Spanned::new(
+        0..0,
+        crate::auth::LoginPolicy::default().backoff_max_ms / 1000,
+    )
+}
+fn default_failure_window() -> Spanned<u64> {
+    Spanned::new(0..0, crate::auth::LoginPolicy::default().window_ms / 1000)
 }
 
 fn default_true() -> bool {
@@ -156,7 +194,7 @@ struct RawProfileQueue {
 #[serde(deny_unknown_fields)]
 struct RawAgent {
     username: Spanned<String>,
-    password: String,
+    password: Spanned<String>,
     name: String,
     routing_profile: Spanned<String>,
 }
@@ -191,6 +229,13 @@ pub struct Config {
     pub ring_timeout_ms: u64,
     /// Token lifetime in seconds.
     pub token_ttl_s: u64,
+    /// How long before a token expires an open socket is told
+    /// (`token_expiring`), in seconds.
+    pub token_warning_s: u64,
+    /// Failed-login throttling.
+    pub login: crate::auth::LoginPolicy,
+    /// Plain-text agent passwords are accepted (development only).
+    pub dev_plaintext_passwords: bool,
     /// Whether the simulated-caller HTTP API is on.
     pub simulator: bool,
     /// How long simulated external parties take to answer.
@@ -265,8 +310,8 @@ pub struct ProfileQueue {
 pub struct Agent {
     /// Login name.
     pub username: String,
-    /// Password (plain text in this reference backend).
-    pub password: String,
+    /// An Argon2id hash (or, in development, plain text).
+    pub password: crate::auth::Credential,
     /// Display name.
     pub name: String,
     /// Routing profile id.
@@ -344,6 +389,86 @@ impl Validator<'_> {
         })
     }
 
+    /// Token lifetime and failed-login throttling keys.
+    /// Returns the throttling policy and the expiry warning lead time
+    /// (left at its default, it is at most half the token lifetime).
+    fn login(&self, raw: &RawServer) -> Result<(crate::auth::LoginPolicy, u64), ConfigError> {
+        let (token_ttl_s, server) = (raw.token_ttl_s, &raw.listen);
+        // Keys left at their default have no span; point at [server].
+        let at = |v: &std::ops::Range<usize>| {
+            if v.is_empty() {
+                server.span()
+            } else {
+                v.clone()
+            }
+        };
+        if token_ttl_s == 0 || token_ttl_s > 30 * 86_400 {
+            return self.err(
+                &server.span(),
+                "token_ttl_s must be between 1 and 2592000 (30 days)",
+            );
+        }
+        let warning = &raw.token_warning_s;
+        let warning_s = if warning.span().is_empty() {
+            (*warning.get_ref()).min(token_ttl_s / 2)
+        } else {
+            *warning.get_ref()
+        };
+        if warning_s >= token_ttl_s {
+            return self.err(
+                &at(&warning.span()),
+                format!(
+                    "token_warning_s ({}) must be less than token_ttl_s ({token_ttl_s})",
+                    warning.get_ref()
+                ),
+            );
+        }
+        for (key, v) in [
+            (
+                "login_free_failures_per_user",
+                &raw.login_free_failures_per_user,
+            ),
+            (
+                "login_free_failures_per_address",
+                &raw.login_free_failures_per_address,
+            ),
+        ] {
+            if *v.get_ref() == 0 || *v.get_ref() > 1_000 {
+                return self.err(&at(&v.span()), format!("{key} must be between 1 and 1000"));
+            }
+        }
+        let base = &raw.login_backoff_base_ms;
+        if *base.get_ref() == 0 || *base.get_ref() > 60_000 {
+            return self.err(
+                &at(&base.span()),
+                "login_backoff_base_ms must be between 1 and 60000",
+            );
+        }
+        let max = &raw.login_backoff_max_s;
+        if *max.get_ref() == 0 || *max.get_ref() > 86_400 || max.get_ref() * 1000 < *base.get_ref()
+        {
+            return self.err(
+                &at(&max.span()),
+                "login_backoff_max_s must be between the base delay and 86400",
+            );
+        }
+        let window = &raw.login_failure_window_s;
+        if *window.get_ref() == 0 || *window.get_ref() > 7 * 86_400 {
+            return self.err(
+                &at(&window.span()),
+                "login_failure_window_s must be between 1 and 604800",
+            );
+        }
+        let policy = crate::auth::LoginPolicy {
+            free_per_user: *raw.login_free_failures_per_user.get_ref(),
+            free_per_address: *raw.login_free_failures_per_address.get_ref(),
+            backoff_base_ms: *base.get_ref(),
+            backoff_max_ms: max.get_ref() * 1000,
+            window_ms: window.get_ref() * 1000,
+        };
+        Ok((policy, warning_s))
+    }
+
     fn validate(&self, raw: RawConfig) -> Result<Config, ConfigError> {
         let listen = self.addr(&raw.server.listen, "listen")?;
         let crm_demo_listen = raw
@@ -369,6 +494,8 @@ impl Validator<'_> {
                 "ring_timeout_s must be between 1 and 600",
             );
         }
+
+        let (login, token_warning_s) = self.login(&raw.server)?;
 
         let mut agent_states = Vec::new();
         for st in &raw.agent_states {
@@ -540,12 +667,17 @@ impl Validator<'_> {
                     ),
                 );
             }
+            let password = crate::auth::Credential::parse(
+                a.password.get_ref(),
+                raw.server.dev_plaintext_passwords,
+            )
+            .or_else(|e| self.err(&a.password.span(), format!("agent `{username}`: {e}")))?;
             agent_order.push(username.clone());
             agents.insert(
                 username.clone(),
                 Agent {
                     username,
-                    password: a.password,
+                    password,
                     name: a.name,
                     routing_profile: a.routing_profile.into_inner(),
                 },
@@ -671,6 +803,9 @@ impl Validator<'_> {
             approved_origins,
             ring_timeout_ms: raw.server.ring_timeout_s * 1000,
             token_ttl_s: raw.server.token_ttl_s,
+            token_warning_s,
+            login,
+            dev_plaintext_passwords: raw.server.dev_plaintext_passwords,
             simulator: raw.server.simulator,
             external_answer_ms: raw.server.external_answer_ms,
             recording: raw.server.recording,
@@ -865,6 +1000,91 @@ mod tests {
             err.message.contains("simulator_calls_per_minute"),
             "{}",
             err.message
+        );
+    }
+
+    #[test]
+    fn passwords_are_hashes_unless_the_development_flag_is_on() {
+        let cfg = Config::sample().expect("sample");
+        assert!(!cfg.dev_plaintext_passwords);
+        assert!(matches!(
+            cfg.agents["alice"].password,
+            crate::auth::Credential::Hash(_)
+        ));
+        assert!(cfg.agents["alice"].password.verify("alice-pass"));
+        let hashed = SAMPLE
+            .lines()
+            .find(|l| l.starts_with("password = \"$argon2id$"))
+            .expect("a hashed password");
+        let err = broken(hashed, "password = \"alice-pass\"");
+        assert_eq!(err.line, Some(line_containing(hashed)));
+        assert!(err.message.contains("agent `alice`"), "{}", err.message);
+        assert!(
+            err.message.contains("dev_plaintext_passwords = true"),
+            "{}",
+            err.message
+        );
+        let dev = SAMPLE
+            .replacen(hashed, "password = \"alice-pass\"", 1)
+            .replacen(
+                "dev_plaintext_passwords = false",
+                "dev_plaintext_passwords = true",
+                1,
+            );
+        let cfg = Config::parse(&dev, "dev.toml").expect("allowed in development");
+        assert!(cfg.agents["alice"].password.verify("alice-pass"));
+        let err = broken(
+            hashed,
+            "password = \"$argon2i$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA\"",
+        );
+        assert!(err.message.contains("argon2id"), "{}", err.message);
+    }
+
+    #[test]
+    fn login_settings_are_checked() {
+        let cfg = Config::sample().expect("sample");
+        assert_eq!(cfg.token_warning_s, 300);
+        assert_eq!(cfg.login, crate::auth::LoginPolicy::default());
+        for (from, to, needle) in [
+            (
+                "token_warning_s = 300",
+                "token_warning_s = 43200",
+                "less than token_ttl_s",
+            ),
+            (
+                "login_backoff_base_ms = 1000",
+                "login_backoff_base_ms = 0",
+                "login_backoff_base_ms",
+            ),
+            (
+                "login_backoff_max_s = 900",
+                "login_backoff_max_s = 0",
+                "login_backoff_max_s",
+            ),
+            (
+                "login_free_failures_per_user = 5",
+                "login_free_failures_per_user = 0",
+                "login_free_failures_per_user",
+            ),
+            (
+                "login_failure_window_s = 900",
+                "login_failure_window_s = 0",
+                "login_failure_window_s",
+            ),
+        ] {
+            let err = broken(from, to);
+            assert_eq!(err.line, Some(line_containing(from)), "{to}: {err}");
+            assert!(err.message.contains(needle), "{to}: {}", err.message);
+        }
+        // Left out, the warning is at most half the token's lifetime.
+        let short = SAMPLE.replacen("token_warning_s = 300\n", "", 1).replacen(
+            "token_ttl_s = 43200",
+            "token_ttl_s = 60",
+            1,
+        );
+        assert_eq!(
+            Config::parse(&short, "t").expect("valid").token_warning_s,
+            30
         );
     }
 

@@ -45,6 +45,8 @@ pub struct AppState {
     pub cfg: Arc<Config>,
     /// The simulator's key, origin and rate checks.
     pub fence: Arc<crate::fence::SimFence>,
+    /// Login throttling and the sockets open per login.
+    pub auth: Arc<auth::AuthState>,
     clock: Arc<dyn Fn() -> Millis + Send + Sync>,
 }
 
@@ -55,6 +57,7 @@ impl AppState {
             center: Arc::new(Mutex::new(center)),
             bridge: None,
             fence: Arc::new(crate::fence::SimFence::new(&cfg)),
+            auth: Arc::new(auth::AuthState::new(&cfg)),
             cfg,
             clock: Arc::new(wall_clock),
         }
@@ -86,6 +89,7 @@ impl IntoResponse for ApiError {
 fn status_for(code: ErrorCode) -> StatusCode {
     match code {
         ErrorCode::AuthFailed | ErrorCode::NotAuthenticated => StatusCode::UNAUTHORIZED,
+        ErrorCode::LoginThrottled => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
         ErrorCode::NotOwner => StatusCode::FORBIDDEN,
         ErrorCode::QueueFull | ErrorCode::QueueClosed | ErrorCode::InvalidState => {
@@ -148,6 +152,14 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/v1/login",
             post(login).layer(login_cors(&cfg.approved_origins)),
+        )
+        .route(
+            "/v1/logout",
+            post(logout).layer(token_cors(&cfg.approved_origins)),
+        )
+        .route(
+            "/v1/token/refresh",
+            post(refresh_token).layer(token_cors(&cfg.approved_origins)),
         )
         .route("/v1/ws", get(upgrade))
         .route("/v1/contacts/{id}", get(contact_record))
@@ -329,11 +341,85 @@ struct LoginBody {
     password: String,
 }
 
-async fn login(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+/// Logout and refresh carry the bearer token from script on approved
+/// origins (the SDK's direct transport), so they allow `Authorization`.
+fn token_cors(origins: &[String]) -> tower_http::cors::CorsLayer {
+    let allowed: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::AllowOrigin::list(allowed))
+        .allow_methods([axum::http::Method::POST])
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+        .expose_headers([header::RETRY_AFTER])
+}
+
+/// The client's address as the listener saw it (the backend is meant to
+/// face clients directly; behind a proxy every client shares its address).
+/// Served without connect info (a test's own `axum::serve`), every client
+/// counts as `0.0.0.0`.
+fn peer_ip(extensions: &axum::http::Extensions) -> std::net::IpAddr {
+    extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |c| {
+            c.0.ip()
+        })
+}
+
+impl From<auth::AuthError> for ApiError {
+    fn from(e: auth::AuthError) -> Self {
+        ApiError::from(e.body())
+    }
+}
+
+async fn login(
+    State(state): State<AppState>,
+    extensions: axum::http::Extensions,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let body: LoginBody = parse_json(&body)?;
+    match auth::login(&state, &body.username, &body.password, peer_ip(&extensions)).await {
+        Ok(login) => Ok(Json(login).into_response()),
+        Err(e @ auth::AuthError::Throttled { retry_after_ms }) => {
+            let secs = retry_after_ms.div_ceil(1000).max(1);
+            Ok((
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, secs.to_string())],
+                Json(e.body()),
+            )
+                .into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> &str {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("")
+}
+
+/// Revokes the presented token's login: it and every token refreshed from
+/// it stop working, and sockets open on them are closed (`token_revoked`).
+async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    auth::logout(&state, bearer(&headers))?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// A new token for the presented token's login (the presented one keeps
+/// working until its own expiry).
+async fn refresh_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let now = state.now();
     let center = lock(&state)?;
-    let login = auth::login(&center, &body.username, &body.password, now)?;
+    let info =
+        auth::authenticate(&center, bearer(&headers), now).ok_or(auth::AuthError::BadToken)?;
+    let login = auth::refresh(&center, &info.agent, &info.family, now)?;
     Ok(Json(login).into_response())
 }
 
@@ -352,14 +438,9 @@ fn bearer_agent(
     headers: &HeaderMap,
     center: &Center,
 ) -> Result<String, ApiError> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    auth::authenticate(center, token, state.now()).ok_or_else(|| {
-        ErrorBody::new(ErrorCode::AuthFailed, "a valid bearer token is required").into()
-    })
+    auth::authenticate(center, bearer(headers), state.now())
+        .map(|t| t.agent)
+        .ok_or_else(|| auth::AuthError::BadToken.into())
 }
 
 async fn contact_record(

@@ -92,7 +92,9 @@ pub async fn start_with_store(cfg: Config, store: Store) -> Result<Running, Star
     });
     let router = app(state.clone());
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
+        // With the peer address: failed logins are throttled per address.
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        if let Err(e) = axum::serve(listener, service).await {
             tracing::error!("backend stopped: {e}");
         }
     });

@@ -3,6 +3,8 @@
 //! `switchboard-server sim-call --server ADDR --from NUMBER --queue QUEUE
 //! [--key KEY | --config FILE]` places a simulated inbound call with the
 //! simulator key given, or the one in FILE, or the sample's development key.
+//! `switchboard-server hash-password` reads a password from stdin and
+//! prints its Argon2id hash for an agent's `password` in the configuration.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,8 +30,11 @@ async fn main() -> ExitCode {
     if args.first().map(String::as_str) == Some("sim-call") {
         return sim_call(&args).await;
     }
+    if args.first().map(String::as_str) == Some("hash-password") {
+        return hash_password(&args);
+    }
     if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!("switchboard-server [--config FILE]\nswitchboard-server sim-call --server 127.0.0.1:8480 --from +819012345678 --queue support [--key KEY | --config FILE]");
+        println!("switchboard-server [--config FILE]\nswitchboard-server sim-call --server 127.0.0.1:8480 --from +819012345678 --queue support [--key KEY | --config FILE]\necho -n 'secret' | switchboard-server hash-password [--m-cost KIB] [--t-cost N]");
         return ExitCode::SUCCESS;
     }
     let cfg = match arg(&args, "--config") {
@@ -59,6 +64,45 @@ async fn main() -> ExitCode {
     println!("  sample agents: alice / alice-pass, bob / bob-pass, carol / carol-pass");
     let _ = tokio::signal::ctrl_c().await;
     ExitCode::SUCCESS
+}
+
+/// One line from stdin (a trailing newline is not part of the password),
+/// hashed with Argon2id; the PHC string goes to stdout. `--m-cost KIB` and
+/// `--t-cost N` override the defaults (19456 KiB, 2 passes).
+fn hash_password(args: &[String]) -> ExitCode {
+    use std::io::Read;
+    let mut input = String::new();
+    if let Err(e) = std::io::stdin().take(4096).read_to_string(&mut input) {
+        eprintln!("cannot read the password from stdin: {e}");
+        return ExitCode::from(2);
+    }
+    let password = input
+        .strip_suffix('\n')
+        .map(|p| p.strip_suffix('\r').unwrap_or(p))
+        .unwrap_or(&input);
+    let cost = |name: &str, default: u32| match arg(args, name) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<u32>()
+            .map_err(|_| format!("{name} must be a number")),
+    };
+    let (m_cost, t_cost) = match (cost("--m-cost", 19_456), cost("--t-cost", 2)) {
+        (Ok(m), Ok(t)) => (m, t),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    match server::auth::password::hash_password_with(password, m_cost, t_cost) {
+        Ok(phc) => {
+            println!("{phc}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 async fn sim_call(args: &[String]) -> ExitCode {

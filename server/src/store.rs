@@ -2,6 +2,10 @@
 //! tokens and agent statuses. Everything a restart must not lose lives
 //! here; the in-memory contact center is rebuilt around it.
 //!
+//! Login tokens are stored as their SHA-256 only (`login_tokens`); the
+//! plain-text `tokens` table of earlier versions is dropped when an old
+//! database is opened, so agents log in once more after the upgrade.
+//!
 //! Writes are small and synchronous (WAL, synchronous=NORMAL): a contact
 //! event is a single INSERT of a few tens of microseconds, cheap enough to
 //! make inside the center's lock and simple enough to reason about.
@@ -88,6 +92,16 @@ impl Store {
     }
 
     fn init(db: Connection) -> Result<Store, StoreError> {
+        // An earlier version kept tokens in plain text: drop them with their
+        // bytes overwritten, not left in free pages of the file.
+        let plain_tokens: bool = db
+            .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tokens'")?
+            .exists([])?;
+        if plain_tokens {
+            db.execute_batch(
+                "PRAGMA secure_delete = ON; DROP TABLE tokens; PRAGMA secure_delete = OFF;",
+            )?;
+        }
         db.execute_batch(
             "PRAGMA journal_mode=WAL;
              PRAGMA synchronous=NORMAL;
@@ -99,8 +113,10 @@ impl Store {
                  seq INTEGER PRIMARY KEY AUTOINCREMENT, contact_id TEXT NOT NULL,
                  at INTEGER NOT NULL, agent TEXT, event TEXT NOT NULL, detail TEXT);
              CREATE INDEX IF NOT EXISTS contact_events_by_contact ON contact_events(contact_id);
-             CREATE TABLE IF NOT EXISTS tokens(
-                 token TEXT PRIMARY KEY, username TEXT NOT NULL, expires_at INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS login_tokens(
+                 token_sha256 TEXT PRIMARY KEY, family TEXT NOT NULL,
+                 username TEXT NOT NULL, expires_at INTEGER NOT NULL);
+             CREATE INDEX IF NOT EXISTS login_tokens_by_family ON login_tokens(family);
              CREATE TABLE IF NOT EXISTS agent_status(
                  username TEXT PRIMARY KEY, state TEXT NOT NULL, kind TEXT NOT NULL,
                  since INTEGER NOT NULL);",
@@ -258,36 +274,55 @@ impl Store {
             as u64)
     }
 
-    /// Saves a login token.
+    /// Saves a login token, by its SHA-256 (see `auth::token_hash`).
     pub fn save_token(
         &self,
-        token: &str,
+        token_sha256: &str,
+        family: &str,
         username: &str,
         expires_at: Millis,
     ) -> Result<(), StoreError> {
         self.db.execute(
-            "INSERT INTO tokens(token, username, expires_at) VALUES (?1, ?2, ?3)",
-            params![token, username, expires_at.0 as i64],
+            "INSERT INTO login_tokens(token_sha256, family, username, expires_at) VALUES (?1, ?2, ?3, ?4)",
+            params![token_sha256, family, username, expires_at.0 as i64],
         )?;
         Ok(())
     }
 
-    /// The username a live token belongs to.
-    pub fn token_owner(&self, token: &str, now: Millis) -> Result<Option<String>, StoreError> {
+    /// The owner of a live token, by the token's SHA-256.
+    pub fn token_owner(
+        &self,
+        token_sha256: &str,
+        now: Millis,
+    ) -> Result<Option<crate::auth::TokenInfo>, StoreError> {
         Ok(self
             .db
             .query_row(
-                "SELECT username FROM tokens WHERE token = ?1 AND expires_at > ?2",
-                params![token, now.0 as i64],
-                |r| r.get(0),
+                "SELECT username, family, expires_at FROM login_tokens WHERE token_sha256 = ?1 AND expires_at > ?2",
+                params![token_sha256, now.0 as i64],
+                |r| {
+                    Ok(crate::auth::TokenInfo {
+                        agent: r.get(0)?,
+                        family: r.get(1)?,
+                        expires_at: Millis(r.get::<_, i64>(2)? as u64),
+                    })
+                },
             )
             .optional()?)
+    }
+
+    /// Deletes every token of a login (logout); returns how many.
+    pub fn revoke_family(&self, family: &str) -> Result<usize, StoreError> {
+        Ok(self.db.execute(
+            "DELETE FROM login_tokens WHERE family = ?1",
+            params![family],
+        )?)
     }
 
     /// Drops expired tokens.
     pub fn purge_tokens(&self, now: Millis) -> Result<(), StoreError> {
         self.db.execute(
-            "DELETE FROM tokens WHERE expires_at <= ?1",
+            "DELETE FROM login_tokens WHERE expires_at <= ?1",
             params![now.0 as i64],
         )?;
         Ok(())
@@ -396,15 +431,68 @@ mod tests {
     }
 
     #[test]
-    fn tokens_expire() {
+    fn tokens_expire_and_a_family_is_revoked_together() {
         let store = Store::in_memory().expect("db");
-        store.save_token("t", "alice", Millis(100)).expect("save");
+        store
+            .save_token("h1", "l-1", "alice", Millis(100))
+            .expect("save");
+        store
+            .save_token("h2", "l-1", "alice", Millis(200))
+            .expect("save");
+        store
+            .save_token("h3", "l-2", "alice", Millis(200))
+            .expect("save");
+        let owner = store
+            .token_owner("h1", Millis(99))
+            .expect("q")
+            .expect("live");
         assert_eq!(
-            store.token_owner("t", Millis(99)).expect("q").as_deref(),
-            Some("alice")
+            (owner.agent.as_str(), owner.family.as_str()),
+            ("alice", "l-1")
         );
-        assert_eq!(store.token_owner("t", Millis(100)).expect("q"), None);
+        assert_eq!(owner.expires_at, Millis(100));
+        assert_eq!(store.token_owner("h1", Millis(100)).expect("q"), None);
         assert_eq!(store.token_owner("other", Millis(0)).expect("q"), None);
+        assert_eq!(store.revoke_family("l-1").expect("revoke"), 2);
+        assert_eq!(store.token_owner("h2", Millis(0)).expect("q"), None);
+        assert!(store.token_owner("h3", Millis(0)).expect("q").is_some());
+    }
+
+    #[test]
+    fn an_old_database_with_plain_tokens_opens_and_drops_them() {
+        let dir = std::env::temp_dir().join(format!("sb-store-old-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        {
+            let db = Connection::open(dir.join("switchboard.sqlite3")).expect("open");
+            db.execute_batch(
+                "CREATE TABLE tokens(token TEXT PRIMARY KEY, username TEXT NOT NULL, expires_at INTEGER NOT NULL);
+                 INSERT INTO tokens VALUES ('t-plaintextsecret', 'alice', 9999999999999);",
+            )
+            .expect("old schema");
+        }
+        let store = Store::open(&dir).expect("an old database opens");
+        store
+            .save_token("h", "l", "alice", Millis(10))
+            .expect("new table works");
+        let old: bool = store
+            .db
+            .prepare("SELECT 1 FROM sqlite_master WHERE name = 'tokens'")
+            .and_then(|mut s| s.exists([]))
+            .expect("query");
+        assert!(!old, "the plain-text token table is gone");
+        drop(store);
+        let mut bytes = Vec::new();
+        for name in ["switchboard.sqlite3", "switchboard.sqlite3-wal"] {
+            if let Ok(b) = std::fs::read(dir.join(name)) {
+                bytes.extend(b);
+            }
+        }
+        assert!(
+            !bytes.windows(17).any(|w| w == b"t-plaintextsecret"),
+            "the old tokens' bytes are overwritten"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -5,6 +5,12 @@
 //! Nothing a client sends can take the socket down except closing it:
 //! bad JSON, unknown types and ops, oversized and malformed frames each get
 //! a typed error and the session carries on.
+//!
+//! The login holds on the open socket ([`crate::auth::Grant`]): a
+//! configured lead time before the token expires the socket gets
+//! `token_expiring`; `refresh_token` moves its expiry to the new token's;
+//! at expiry it gets `session_expired` and is closed, and a logout closes
+//! it at once with `token_revoked`.
 
 use std::time::Duration;
 
@@ -13,12 +19,13 @@ use futures_util::{SinkExt, StreamExt};
 use protocol::error::{ErrorBody, ErrorCode};
 use protocol::media::decode_media_frame;
 use protocol::wire::{
-    decode_client_frame, encode, ClientFrame, FrameError, Hello, Response, ServerFrame,
+    decode_client_frame, encode, ClientFrame, FrameError, Hello, Op, OpResult, Response,
+    ServerFrame, TokenExpiring,
 };
 use protocol::SUPPORTED_VERSIONS;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
-use crate::auth::authenticate;
+use crate::auth::{authenticate, Grant, GrantEvent};
 use crate::center::HEARTBEAT_MS;
 use crate::http::AppState;
 
@@ -81,6 +88,7 @@ pub async fn serve_socket(socket: WebSocket, state: AppState) {
     let mut media_tx = Some(media_tx);
 
     let mut session: Option<(String, u64)> = None;
+    let mut grant: Option<Grant> = None;
     let opened = tokio::time::Instant::now();
     loop {
         let wait = if session.is_some() {
@@ -88,7 +96,16 @@ pub async fn serve_socket(socket: WebSocket, state: AppState) {
         } else {
             HELLO_TIMEOUT.saturating_sub(opened.elapsed())
         };
-        let msg = match tokio::time::timeout(wait, stream.next()).await {
+        let read = tokio::select! {
+            read = tokio::time::timeout(wait, stream.next()) => read,
+            event = next_grant_event(&mut grant, &state) => {
+                if on_grant_event(event, &tx) {
+                    continue;
+                }
+                break;
+            }
+        };
+        let msg = match read {
             Ok(Some(Ok(msg))) => msg,
             Ok(Some(Err(e))) => {
                 tracing::debug!("socket error: {e}");
@@ -102,7 +119,7 @@ pub async fn serve_socket(socket: WebSocket, state: AppState) {
         };
         match msg {
             Message::Text(text) => {
-                on_text(text.as_str(), &state, &tx, &mut session);
+                on_text(text.as_str(), &state, &tx, &mut session, &mut grant);
                 // Once authenticated, the bridge learns where this agent's audio goes.
                 if let (Some((agent, _)), Some(bridge)) = (&session, &state.bridge) {
                     if let Some(media) = media_tx.take() {
@@ -157,8 +174,70 @@ pub async fn serve_socket(socket: WebSocket, state: AppState) {
             center.detach(&agent, id);
         }
     }
+    drop(grant);
     drop(tx);
     let _ = writer.await;
+}
+
+/// The next thing the socket's login needs (never, before `hello`).
+async fn next_grant_event(grant: &mut Option<Grant>, state: &AppState) -> GrantEvent {
+    match grant {
+        Some(g) => g.next(|| state.now()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Tells the client; returns whether the socket stays open.
+fn on_grant_event(event: GrantEvent, tx: &UnboundedSender<ServerFrame>) -> bool {
+    match event {
+        GrantEvent::Expiring(expires_at) => {
+            let _ = tx.send(ServerFrame::TokenExpiring(TokenExpiring { expires_at }));
+            true
+        }
+        GrantEvent::Expired => {
+            tracing::debug!("socket closed: token expired");
+            let _ = tx.send(frame_error(
+                ErrorCode::SessionExpired,
+                "your login expired; log in again",
+            ));
+            false
+        }
+        GrantEvent::Revoked => {
+            tracing::debug!("socket closed: token revoked");
+            let _ = tx.send(frame_error(
+                ErrorCode::TokenRevoked,
+                "you logged out; log in again",
+            ));
+            false
+        }
+    }
+}
+
+/// `refresh_token`: a new token in this socket's login; the socket now
+/// lives until the new token expires.
+fn refresh(
+    state: &AppState,
+    agent: &str,
+    grant: &mut Option<Grant>,
+) -> Result<OpResult, ErrorBody> {
+    let now = state.now();
+    let Some(g) = grant.as_mut().filter(|g| g.valid(now)) else {
+        return Err(ErrorBody::new(
+            ErrorCode::SessionExpired,
+            "your login expired; log in again",
+        ));
+    };
+    let center = state
+        .center
+        .lock()
+        .map_err(|_| ErrorBody::new(ErrorCode::Internal, "backend unavailable"))?;
+    let login = crate::auth::refresh(&center, agent, g.family(), now).map_err(|e| e.body())?;
+    drop(center);
+    g.extend(login.expires_at);
+    Ok(OpResult::Token {
+        token: login.token,
+        expires_at: login.expires_at,
+    })
 }
 
 fn on_text(
@@ -166,6 +245,7 @@ fn on_text(
     state: &AppState,
     tx: &UnboundedSender<ServerFrame>,
     session: &mut Option<(String, u64)>,
+    grant: &mut Option<Grant>,
 ) {
     let frame = match decode_client_frame(text) {
         Ok(f) => f,
@@ -175,7 +255,7 @@ fn on_text(
         }
     };
     match frame {
-        ClientFrame::Hello(hello) => on_hello(hello, state, tx, session),
+        ClientFrame::Hello(hello) => on_hello(hello, state, tx, session, grant),
         ClientFrame::Request(req) => {
             let Some((agent, _)) = session.as_ref() else {
                 let body = ErrorBody::new(
@@ -185,6 +265,14 @@ fn on_text(
                 let _ = tx.send(ServerFrame::Response(Response::err(req.id, body)));
                 return;
             };
+            if req.op == Op::RefreshToken {
+                let response = match refresh(state, agent, grant) {
+                    Ok(result) => Response::ok(req.id, result),
+                    Err(e) => Response::err(req.id, e),
+                };
+                let _ = tx.send(ServerFrame::Response(response));
+                return;
+            }
             let now = state.now();
             let Ok(mut center) = state.center.lock() else {
                 let _ = tx.send(ServerFrame::Response(Response::err(
@@ -207,6 +295,7 @@ fn on_hello(
     state: &AppState,
     tx: &UnboundedSender<ServerFrame>,
     session: &mut Option<(String, u64)>,
+    grant: &mut Option<Grant>,
 ) {
     if session.is_some() {
         let _ = tx.send(frame_error(
@@ -234,7 +323,7 @@ fn on_hello(
     let Ok(mut center) = state.center.lock() else {
         return;
     };
-    let Some(agent) = authenticate(&center, &hello.token, now) else {
+    let Some(token) = authenticate(&center, &hello.token, now) else {
         let _ = tx.send(frame_error(
             ErrorCode::AuthFailed,
             "the token is unknown or expired; log in again",
@@ -243,10 +332,15 @@ fn on_hello(
     };
     // The first frames go into the channel while the lock is held, so no
     // event can slip in ahead of the welcome and snapshot.
-    if let Some((id, frames)) = center.attach(&agent, hello.resume.as_ref(), tx.clone()) {
+    if let Some((id, frames)) = center.attach(&token.agent, hello.resume.as_ref(), tx.clone()) {
         for f in frames {
             let _ = tx.send(f);
         }
-        *session = Some((agent, id));
+        *session = Some((token.agent, id));
+        *grant = Some(state.auth.live.track(
+            &token.family,
+            token.expires_at,
+            state.cfg.token_warning_s.saturating_mul(1000),
+        ));
     }
 }

@@ -944,6 +944,13 @@
 
   function wire(session) {
     STATE_EVENTS.forEach(function (name) { session.on(name, queueUpdate); });
+    // Streams fires AUTHORIZE_SUCCESS when the CCP renews its authorization;
+    // a revoked login (logged out elsewhere) is access denied. An expired
+    // one reaches onAuthFail through loginRequired, as a logged-out CCP does.
+    session.on('tokenRefreshed', function () { bus.trigger(EventType.AUTHORIZE_SUCCESS); });
+    session.on('sessionExpired', function (err) {
+      if (err && err.code === 'token_revoked') bus.trigger(EventType.ACCESS_DENIED);
+    });
     session.on('loginRequired', function () {
       bus.trigger(EventType.AUTH_FAIL);
       if (state.agentData) bus.trigger(EventType.TERMINATED);

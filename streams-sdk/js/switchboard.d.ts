@@ -279,6 +279,9 @@ export class Agent {
  * @property {boolean} leader whether this tab's CCP owns the softphone
  * @property {SwitchboardError} error something failed outside an action (lost frame)
  * @property {SwitchboardError} softphoneError the audio could not start
+ * @property {{expiresAt: number}} tokenWillExpire the login's token expires at `expiresAt` (ms since the epoch); the CCP is already refreshing it (Twilio's `tokenWillExpire`)
+ * @property {{expiresAt: number}} tokenRefreshed the CCP got a new token, valid until `expiresAt`; the token itself stays in the CCP
+ * @property {SwitchboardError} sessionExpired the backend ended the login: `session_expired` (not refreshed in time) or `token_revoked` (logged out elsewhere); `loginRequired` follows
  */
 /** A live link to one embedded CCP. */
 export class Session {
@@ -561,4 +564,20 @@ export type SessionEvents = {
      * the audio could not start
      */
     softphoneError: SwitchboardError;
+    /**
+     * the login's token expires at `expiresAt` (ms since the epoch); the CCP is already refreshing it (Twilio's `tokenWillExpire`)
+     */
+    tokenWillExpire: {
+        expiresAt: number;
+    };
+    /**
+     * the CCP got a new token, valid until `expiresAt`; the token itself stays in the CCP
+     */
+    tokenRefreshed: {
+        expiresAt: number;
+    };
+    /**
+     * the backend ended the login: `session_expired` (not refreshed in time) or `token_revoked` (logged out elsewhere); `loginRequired` follows
+     */
+    sessionExpired: SwitchboardError;
 };

@@ -403,6 +403,9 @@ export class Agent {
  * @property {boolean} leader whether this tab's CCP owns the softphone
  * @property {SwitchboardError} error something failed outside an action (lost frame)
  * @property {SwitchboardError} softphoneError the audio could not start
+ * @property {{expiresAt: number}} tokenWillExpire the login's token expires at `expiresAt` (ms since the epoch); the CCP is already refreshing it (Twilio's `tokenWillExpire`)
+ * @property {{expiresAt: number}} tokenRefreshed the CCP got a new token, valid until `expiresAt`; the token itself stays in the CCP
+ * @property {SwitchboardError} sessionExpired the backend ended the login: `session_expired` (not refreshed in time) or `token_revoked` (logged out elsewhere); `loginRequired` follows
  */
 
 /** A live link to one embedded CCP. */
@@ -704,6 +707,8 @@ export class Session {
       case 'softphone_error':
         this.#emit('softphoneError', new SwitchboardError(String(msg.code), String(msg.message)));
         return;
+      case 'auth':
+        return this.#onAuth(msg);
       case 'response':
         return this.#onResponse(msg);
       case 'state':
@@ -715,6 +720,25 @@ export class Session {
         return;
       default:
         this.#drop(`unknown kind ${msg.kind}`, msg);
+    }
+  }
+
+  /** @param {any} msg */
+  #onAuth(msg) {
+    if (!this.#open) { this.#drop('auth before hello', msg); return; }
+    switch (msg.event) {
+      case 'token_expiring':
+      case 'token_refreshed':
+        if (typeof msg.expires_at !== 'number') { this.#drop('auth without expires_at', msg); return; }
+        this.#emit(msg.event === 'token_expiring' ? 'tokenWillExpire' : 'tokenRefreshed',
+          Object.freeze({ expiresAt: msg.expires_at }));
+        return;
+      case 'session_expired':
+      case 'token_revoked':
+        this.#emit('sessionExpired', new SwitchboardError(msg.event, String(msg.message ?? msg.event)));
+        return;
+      default:
+        this.#drop(`unknown auth event ${String(msg.event)}`, msg);
     }
   }
 

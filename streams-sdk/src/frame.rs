@@ -264,6 +264,52 @@ pub enum FromCcp {
         /// For people.
         message: String,
     },
+    /// The login's lifetime (the token itself never leaves the CCP):
+    /// `token_expiring` (a refresh is under way), `token_refreshed`,
+    /// `session_expired` or `token_revoked` (logged out; log in again).
+    Auth {
+        /// The nonce.
+        nonce: String,
+        /// What happened.
+        event: &'static str,
+        /// When the current token expires (`token_expiring`,
+        /// `token_refreshed`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        expires_at: Option<protocol::Millis>,
+        /// For people (`session_expired`, `token_revoked`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+}
+
+impl FromCcp {
+    /// The `auth` message for a session output, if it is about the login.
+    pub fn auth(nonce: &str, output: &crate::Output) -> Option<FromCcp> {
+        let (event, expires_at, message) = match output {
+            crate::Output::TokenExpiring { expires_at, .. } => {
+                ("token_expiring", Some(*expires_at), None)
+            }
+            crate::Output::TokenRefreshed { expires_at, .. } => {
+                ("token_refreshed", Some(*expires_at), None)
+            }
+            crate::Output::SessionEnded(e) => (
+                if e.code == protocol::error::ErrorCode::TokenRevoked {
+                    "token_revoked"
+                } else {
+                    "session_expired"
+                },
+                None,
+                Some(e.message.clone()),
+            ),
+            _ => return None,
+        };
+        Some(FromCcp::Auth {
+            nonce: nonce.to_owned(),
+            event,
+            expires_at,
+            message,
+        })
+    }
 }
 
 /// One `state` message.

@@ -39,6 +39,8 @@ fn error_object(e: &ErrorBody) -> JsValue {
 
 struct Core {
     client: DirectClient,
+    /// The backend's HTTP base (`http://host:port`), for logout.
+    base: String,
     subscription: RefCell<Option<Subscription>>,
     nonce: RefCell<Option<String>>,
     deliver: js_sys::Function,
@@ -66,6 +68,16 @@ impl Core {
         match update {
             Update::Output(Output::Contact(change)) => self.push(std::slice::from_ref(change)),
             Update::Output(Output::Reply { .. }) => {}
+            Update::Output(
+                o @ (Output::TokenExpiring { .. }
+                | Output::TokenRefreshed { .. }
+                | Output::SessionEnded(_)),
+            ) => {
+                let nonce = self.nonce.borrow().clone();
+                if let Some(msg) = nonce.and_then(|n| FromCcp::auth(&n, o)) {
+                    self.send(&msg);
+                }
+            }
             _ => self.push(&[]),
         }
     }
@@ -83,8 +95,14 @@ impl DirectCore {
     /// for the SDK as JSON text.
     #[wasm_bindgen(constructor)]
     pub fn new(ws_url: &str, token: &str, deliver: js_sys::Function) -> DirectCore {
+        // `ws://host/v1/ws` -> `http://host` (and wss -> https).
+        let base = ws_url
+            .replacen("ws", "http", 1)
+            .trim_end_matches("/v1/ws")
+            .to_owned();
         let core = Rc::new(Core {
             client: DirectClient::connect(ws_url, token),
+            base,
             subscription: RefCell::new(None),
             nonce: RefCell::new(None),
             deliver,
@@ -152,7 +170,12 @@ async fn run(core: &Core, action: Action) -> Result<serde_json::Value, ErrorBody
     match action {
         Action::Op { op } => op_outcome_json(core.client.op_raw(&op).await),
         Action::Logout => {
+            let token = core.client.token();
             core.client.close();
+            // Revoke the login at the backend too; the socket is already
+            // closed here, so a failure only leaves the token to expire.
+            let base = core.base.clone();
+            let _ = web::logout(&base, &token).await;
             Ok(serde_json::json!({ "kind": "ack" }))
         }
         Action::ListDevices | Action::SetDevice { .. } => Err(ErrorBody::new(

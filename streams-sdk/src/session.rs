@@ -41,6 +41,26 @@ pub enum Output {
     ServerError(ErrorBody),
     /// Events were missed: send this `get_snapshot` request frame.
     Resync(String),
+    /// The token expires at `expires_at` (the server's `token_expiring`).
+    /// Send `refresh` (a `refresh_token` request) to keep the session;
+    /// it is `None` when a refresh is already under way.
+    TokenExpiring {
+        /// When the socket's token stops working.
+        expires_at: Millis,
+        /// The request frame to send.
+        refresh: Option<String>,
+    },
+    /// A `refresh_token` succeeded: this session now says `hello` with
+    /// `token`. Store it where the old one was kept.
+    TokenRefreshed {
+        /// The new token.
+        token: String,
+        /// When it stops working.
+        expires_at: Millis,
+    },
+    /// The server ended the login (`session_expired` or `token_revoked`)
+    /// and closes the socket: do not reconnect with this token.
+    SessionEnded(ErrorBody),
 }
 
 /// Why a frame could not be used.
@@ -68,6 +88,7 @@ pub struct Session {
     pub state: ClientState,
     timeout_ms: u64,
     snapshot_request: Option<u64>,
+    refresh_request: Option<u64>,
 }
 
 impl Session {
@@ -82,7 +103,13 @@ impl Session {
             state: ClientState::default(),
             timeout_ms,
             snapshot_request: None,
+            refresh_request: None,
         }
+    }
+
+    /// The token the next `hello` presents (updated by a refresh).
+    pub fn token(&self) -> &str {
+        &self.token
     }
 
     /// The `hello` to send on a (re)connected socket, resuming when possible.
@@ -216,9 +243,36 @@ impl Session {
                 out.push(Output::Event(e.event));
                 out.extend(changes.into_iter().map(Output::Contact));
             }
+            ServerFrame::TokenExpiring(t) => {
+                let refresh = if self
+                    .refresh_request
+                    .is_some_and(|id| self.pending.contains_key(&id))
+                {
+                    None
+                } else {
+                    let (id, frame) = self.request(Op::RefreshToken, now);
+                    self.refresh_request = Some(id);
+                    Some(frame)
+                };
+                out.push(Output::TokenExpiring {
+                    expires_at: t.expires_at,
+                    refresh,
+                });
+            }
             ServerFrame::Response(r) => {
                 if self.pending.remove(&r.id).is_none() {
                     return Ok(out);
+                }
+                if self.refresh_request == Some(r.id) {
+                    self.refresh_request = None;
+                }
+                // Whoever asked for it, a new token replaces the old one.
+                if let Some(OpResult::Token { token, expires_at }) = &r.result {
+                    self.token.clone_from(token);
+                    out.push(Output::TokenRefreshed {
+                        token: token.clone(),
+                        expires_at: *expires_at,
+                    });
                 }
                 if self.snapshot_request == Some(r.id) {
                     self.snapshot_request = None;
@@ -249,7 +303,14 @@ impl Session {
                         return Ok(out);
                     }
                 }
-                out.push(Output::ServerError(e.error));
+                if matches!(
+                    e.error.code,
+                    ErrorCode::SessionExpired | ErrorCode::TokenRevoked
+                ) {
+                    out.push(Output::SessionEnded(e.error));
+                } else {
+                    out.push(Output::ServerError(e.error));
+                }
             }
         }
         Ok(out)
@@ -341,6 +402,75 @@ mod tests {
         let out = s.handle_text(&ev(5), Millis(2)).expect("gap");
         assert!(matches!(&out[..], [Output::Resync(f)] if f.contains("get_snapshot")));
         assert_eq!(s.state.seq, 1, "the gapped event is not applied");
+    }
+
+    #[test]
+    fn token_expiring_refreshes_once_and_the_new_token_is_used() {
+        let mut s = Session::new("old", 1_000);
+        s.handle_text(&welcome("s-1"), Millis(0)).expect("welcome");
+        let warn = encode(&ServerFrame::TokenExpiring(protocol::wire::TokenExpiring {
+            expires_at: Millis(500),
+        }));
+        let out = s.handle_text(&warn, Millis(10)).expect("decodes");
+        let [Output::TokenExpiring {
+            expires_at,
+            refresh: Some(frame),
+        }] = &out[..]
+        else {
+            panic!("{out:?}")
+        };
+        assert_eq!(*expires_at, Millis(500));
+        assert!(frame.contains("\"op\":\"refresh_token\""), "{frame}");
+        // A second warning while the refresh is out does not ask again.
+        let out = s.handle_text(&warn, Millis(20)).expect("decodes");
+        assert!(matches!(
+            &out[..],
+            [Output::TokenExpiring { refresh: None, .. }]
+        ));
+        let id = s.refresh_request.expect("pending");
+        let reply = encode(&ServerFrame::Response(Response::ok(
+            id,
+            OpResult::Token {
+                token: "new".into(),
+                expires_at: Millis(9_000),
+            },
+        )));
+        let out = s.handle_text(&reply, Millis(30)).expect("decodes");
+        assert_eq!(
+            out[0],
+            Output::TokenRefreshed {
+                token: "new".into(),
+                expires_at: Millis(9_000)
+            }
+        );
+        assert_eq!(s.token(), "new");
+        assert!(s.hello().contains("\"token\":\"new\""));
+        // The next warning (for the new token) refreshes again.
+        let out = s.handle_text(&warn, Millis(40)).expect("decodes");
+        assert!(matches!(
+            &out[..],
+            [Output::TokenExpiring {
+                refresh: Some(_),
+                ..
+            }]
+        ));
+    }
+
+    #[test]
+    fn expiry_and_revocation_end_the_session() {
+        let mut s = Session::new("tok", 1_000);
+        for code in [ErrorCode::SessionExpired, ErrorCode::TokenRevoked] {
+            let frame = encode(&ServerFrame::Error(protocol::wire::FrameError {
+                id: None,
+                error: ErrorBody::new(code, "bye"),
+                supported_versions: None,
+            }));
+            let out = s.handle_text(&frame, Millis(0)).expect("decodes");
+            assert!(
+                matches!(&out[..], [Output::SessionEnded(e)] if e.code == code),
+                "{out:?}"
+            );
+        }
     }
 
     #[test]

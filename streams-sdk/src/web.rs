@@ -92,22 +92,33 @@ fn js_err(context: &str, e: JsValue) -> ErrorBody {
     ErrorBody::new(ErrorCode::Unknown, format!("{context}: {detail}"))
 }
 
-/// `POST {base}/v1/login`. An unreachable backend and a wrong password are
-/// different errors (`unknown` with the cause, `auth_failed`).
-pub async fn login(base: &str, username: &str, password: &str) -> Result<Login, ErrorBody> {
+/// `POST url` with an optional JSON body and bearer token; resolves with
+/// whether the status was 2xx, the status, and the body text. One copy of
+/// the fetch plumbing for login and logout (it is what the CCP downloads).
+async fn post(
+    url: &str,
+    body: Option<&str>,
+    bearer: Option<&str>,
+) -> Result<(bool, u16, String), ErrorBody> {
     let window =
         web_sys::window().ok_or_else(|| ErrorBody::new(ErrorCode::Unknown, "no window"))?;
     let init = web_sys::RequestInit::new();
     init.set_method("POST");
-    let body = serde_json::json!({ "username": username, "password": password }).to_string();
-    init.set_body(&JsValue::from_str(&body));
     let headers = web_sys::Headers::new().map_err(|e| js_err("headers", e))?;
-    headers
-        .set("Content-Type", "application/json")
-        .map_err(|e| js_err("headers", e))?;
+    if let Some(body) = body {
+        init.set_body(&JsValue::from_str(body));
+        headers
+            .set("Content-Type", "application/json")
+            .map_err(|e| js_err("headers", e))?;
+    }
+    if let Some(token) = bearer {
+        headers
+            .set("Authorization", &format!("Bearer {token}"))
+            .map_err(|e| js_err("headers", e))?;
+    }
     init.set_headers(&headers);
-    let request = web_sys::Request::new_with_str_and_init(&format!("{base}/v1/login"), &init)
-        .map_err(|e| js_err("request", e))?;
+    let request =
+        web_sys::Request::new_with_str_and_init(url, &init).map_err(|e| js_err("request", e))?;
     let response = JsFuture::from(window.fetch_with_request(&request))
         .await
         .map_err(|_| ErrorBody::new(ErrorCode::Unknown, "the backend cannot be reached"))?;
@@ -117,7 +128,15 @@ pub async fn login(base: &str, username: &str, password: &str) -> Result<Login, 
         .map_err(|e| js_err("body", e))?
         .as_string()
         .unwrap_or_default();
-    if response.ok() {
+    Ok((response.ok(), response.status(), text))
+}
+
+/// `POST {base}/v1/login`. An unreachable backend and a wrong password are
+/// different errors (`unknown` with the cause, `auth_failed`).
+pub async fn login(base: &str, username: &str, password: &str) -> Result<Login, ErrorBody> {
+    let body = serde_json::json!({ "username": username, "password": password }).to_string();
+    let (ok, status, text) = post(&format!("{base}/v1/login"), Some(&body), None).await?;
+    if ok {
         serde_json::from_str(&text)
             .map_err(|e| ErrorBody::new(ErrorCode::Unknown, format!("bad login answer: {e}")))
     } else {
@@ -125,10 +144,25 @@ pub async fn login(base: &str, username: &str, password: &str) -> Result<Login, 
             serde_json::from_str::<ErrorBody>(&text).unwrap_or_else(|_| {
                 ErrorBody::new(
                     ErrorCode::Unknown,
-                    format!("login failed with HTTP {}", response.status()),
+                    format!("login failed with HTTP {status}"),
                 )
             }),
         )
+    }
+}
+
+/// Revokes `token`'s login at the backend (`POST /v1/logout`): sockets on
+/// it are closed and it stops working everywhere. Best effort: a backend
+/// that cannot be reached lets the token expire on its own.
+pub async fn logout(base: &str, token: &str) -> Result<(), ErrorBody> {
+    let (ok, status, _) = post(&format!("{base}/v1/logout"), None, Some(token)).await?;
+    if ok {
+        Ok(())
+    } else {
+        Err(ErrorBody::new(
+            ErrorCode::AuthFailed,
+            format!("logout answered HTTP {status}"),
+        ))
     }
 }
 
@@ -285,6 +319,11 @@ impl DirectClient {
     /// The agent's state as known now.
     pub fn state(&self) -> ClientState {
         self.inner.borrow().session.state.clone()
+    }
+
+    /// The token the session presents now (a refresh replaces it).
+    pub fn token(&self) -> String {
+        self.inner.borrow().session.token().to_owned()
     }
 
     /// The link's state.
@@ -470,10 +509,25 @@ fn open_socket(rc: &Rc<RefCell<Inner>>) {
                         inner.attempt = 0;
                         updates.extend(set_link(&mut inner, LinkState::Open));
                     }
-                    Output::Resync(frame) => {
+                    Output::Resync(frame)
+                    | Output::TokenExpiring {
+                        refresh: Some(frame),
+                        ..
+                    } => {
                         if let Some(s) = &inner.socket {
                             let _ = s.ws.send_with_str(frame);
                         }
+                    }
+                    Output::SessionEnded(e) => {
+                        // The login is over: reconnecting with this token
+                        // would only be refused.
+                        inner.stopped = true;
+                        inner.retry = None;
+                        inner.heartbeat = None;
+                        updates.extend(set_link(
+                            &mut inner,
+                            LinkState::Closed(e.code.as_str().to_owned()),
+                        ));
                     }
                     _ => {}
                 }

@@ -31,6 +31,8 @@ pub fn golden(name: &str) -> Value {
         "event_contact_updated" => golden!("event_contact_updated"),
         "event_contact_destroyed" => golden!("event_contact_destroyed"),
         "event_digits" => golden!("event_digits"),
+        "token_expiring" => golden!("token_expiring"),
+        "result_token" => golden!("result_token"),
         "result_ack" => golden!("result_ack"),
         "result_pong" => golden!("result_pong"),
         "result_snapshot" => golden!("result_snapshot"),
@@ -47,8 +49,9 @@ pub fn golden(name: &str) -> Value {
     serde_json::from_str(text).unwrap_or(Value::Null)
 }
 
-/// Every error code of docs/protocol.md section 5, plus `rate_limited`
-/// (the per-socket message-rate limit of issue 10, documented with it).
+/// Every error code of docs/protocol.md section 5: `rate_limited` is the
+/// per-socket message-rate limit; `login_throttled` (HTTP login only),
+/// `session_expired` and `token_revoked` end a login.
 pub const ERROR_CODES: &[&str] = &[
     "bad_json",
     "bad_media_frame",
@@ -70,6 +73,9 @@ pub const ERROR_CODES: &[&str] = &[
     "no_media_leg",
     "internal",
     "rate_limited",
+    "login_throttled",
+    "session_expired",
+    "token_revoked",
 ];
 
 /// Keys the contract marks optional (`next_state?`, `media_leg` only while
@@ -327,6 +333,10 @@ pub fn server_frame(v: &Value, errs: &mut Vec<String>) {
                 fits(&golden("error_frame"), v, "error", errs);
             }
         }
+        "token_expiring" => {
+            fits(&golden("token_expiring"), v, "token_expiring", errs);
+            integer(&v["expires_at"], "token_expiring.expires_at", errs);
+        }
         "event" => {
             integer(&v["seq"], "event.seq", errs);
             match v["event"].as_str() {
@@ -375,7 +385,8 @@ fn result(r: &Value, errs: &mut Vec<String>) {
         | "quick_connects"
         | "contact_created"
         | "connection_added"
-        | "attributes" => format!("result_{kind}"),
+        | "attributes"
+        | "token" => format!("result_{kind}"),
         _ => {
             errs.push(format!("undocumented result kind {}", r["kind"]));
             return;

@@ -372,3 +372,13 @@ test('the CCP logging out fires onAuthFail and TERMINATED', async () => {
   session.emit('loginRequired');
   assert.deepEqual(seen, ['auth_fail', 'terminated']);
 });
+
+test('a refreshed login is onAuthorizeSuccess; a revoked one onAccessDenied', async () => {
+  const seen = [];
+  connect.core.onAuthorizeSuccess(() => seen.push('authorized'));
+  connect.core.onAccessDenied(() => seen.push('denied'));
+  session.emit('tokenRefreshed', { expiresAt: 1 });
+  session.emit('sessionExpired', { code: 'session_expired' });
+  session.emit('sessionExpired', { code: 'token_revoked' });
+  assert.deepEqual(seen, ['authorized', 'denied']);
+});

@@ -66,6 +66,11 @@ impl Center {
             return Err(err(ErrorCode::AuthFailed, "unknown agent"));
         }
         match op {
+            // The socket answers it (it knows the login the token belongs to).
+            Op::RefreshToken => Err(err(
+                ErrorCode::InvalidState,
+                "refresh_token is answered by the socket layer",
+            )),
             Op::Ping => Ok(OpResult::Pong),
             Op::GetSnapshot => self
                 .snapshot(agent)

@@ -20,6 +20,7 @@ wrap_up_codes = ["Resolved"]
 listen = "127.0.0.1:0"
 ring_timeout_s = 20
 external_answer_ms = 500
+dev_plaintext_passwords = true
 [[agent_states]]
 name = "Available"
 kind = "routable"
