@@ -61,10 +61,16 @@ impl Backend {
     /// Writes a configuration for `agents` agents and starts the release
     /// backend beside this executable.
     pub async fn start(agents: u64, name: &str) -> Backend {
+        Backend::start_with(agents, name, "").await
+    }
+
+    /// Like [`Backend::start`], with `extra` TOML appended to the
+    /// configuration (a `[limits]` table, say).
+    pub async fn start_with(agents: u64, name: &str, extra: &str) -> Backend {
         let dir = std::env::temp_dir().join(format!("switchboard-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let cfg_path = dir.join("load.toml");
-        std::fs::write(&cfg_path, config(agents, &dir)).expect("config");
+        std::fs::write(&cfg_path, config(agents, &dir) + extra).expect("config");
         let bin = std::env::current_exe()
             .expect("exe")
             .with_file_name("switchboard-server");

@@ -47,6 +47,9 @@ pub enum ErrorCode {
     NoMediaLeg,
     /// The server failed; the message never carries internals.
     Internal,
+    /// Too many messages or connections; slow down. A socket that keeps
+    /// sending after this is closed.
+    RateLimited,
     /// A code this version does not know.
     #[serde(other)]
     Unknown,
@@ -75,6 +78,7 @@ impl ErrorCode {
             ErrorCode::QueueClosed => "queue_closed",
             ErrorCode::NoMediaLeg => "no_media_leg",
             ErrorCode::Internal => "internal",
+            ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Unknown => "unknown",
         }
     }
