@@ -788,11 +788,11 @@ impl Validator<'_> {
 
     fn limits(&self, raw: &RawLimits) -> Result<Limits, ConfigError> {
         let d = Limits::default();
-        let size = |v, key, default: usize, min, max| {
+        let size = |v: &Option<Spanned<u64>>, key: &str, default: usize, min: u64, max: u64| {
             self.bounded(v, key, default as u64, min, max)
                 .map(|n| n as usize)
         };
-        let count = |v, key, default: u32, min, max| {
+        let count = |v: &Option<Spanned<u64>>, key: &str, default: u32, min: u64, max: u64| {
             self.bounded(v, key, u64::from(default), min, max)
                 .map(|n| n as u32)
         };

@@ -22,7 +22,7 @@ use crate::bridge::{customer_key, CallerAudio, Command, AGENT_QUEUE};
 use crate::center::random_leg;
 use crate::http::AppState;
 use crate::limits::{CloseReason, FloodGuard, Kind, Outbox, SocketTicket, Verdict};
-use crate::ws::{finish_writer, is_too_big, spawn_writer, RATE_LIMITED};
+use crate::ws::{finish_writer, is_too_big, linger, lingers, spawn_writer, RATE_LIMITED};
 
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -59,7 +59,7 @@ pub async fn serve_customer(socket: WebSocket, state: AppState, mut ticket: Sock
     let mut deadline = Some(tokio::time::Instant::now() + hello_timeout);
     let mut poll = tokio::time::interval(Duration::from_millis(250));
     loop {
-        let expiry = async {
+        let expiry = async move {
             match deadline {
                 Some(at) => tokio::time::sleep_until(at).await,
                 None => std::future::pending().await,
@@ -197,7 +197,11 @@ pub async fn serve_customer(socket: WebSocket, state: AppState, mut ticket: Sock
     }
     drop(tx);
     if !writer_done {
-        finish_writer(&mut writer, write_timeout).await;
+        if lingers(shutdown.reason()) {
+            tokio::join!(finish_writer(&mut writer, write_timeout), linger(&mut stream));
+        } else {
+            finish_writer(&mut writer, write_timeout).await;
+        }
     }
     drop(ticket);
 }

@@ -472,7 +472,7 @@ impl Sockets {
 }
 
 impl SocketTicket {
-    fn leave_pre_hello(&mut self, c: &mut Counts) {
+    fn leave_pre_hello(&self, c: &mut Counts) {
         if self.stage == Stage::PreHello {
             if let Some(n) = c.pre_hello.get_mut(&self.addr) {
                 *n = n.saturating_sub(1);

@@ -122,6 +122,33 @@ pub async fn finish_writer(writer: &mut tokio::task::JoinHandle<()>, write_timeo
     }
 }
 
+/// After the backend closes a socket, how long it keeps reading (and
+/// discarding) what the client still sends. Closing a TCP socket with
+/// unread input resets the connection, and a reset makes the client's
+/// kernel drop what it had received but not yet read: the last errors and
+/// the close frame would be lost. Reading until the client answers the
+/// close (or this passes, or [`LINGER_MESSAGES`] arrive) avoids that.
+const LINGER: Duration = Duration::from_secs(1);
+/// At most this many messages are read while lingering.
+const LINGER_MESSAGES: usize = 1_000;
+
+/// Whether a close for `reason` lingers: not for an oversized frame
+/// (reading on would buffer it) nor for a client that does not read.
+pub(crate) fn lingers(reason: Option<CloseReason>) -> bool {
+    reason.is_some_and(|r| r != CloseReason::TOO_BIG && r != CloseReason::SLOW_READER)
+}
+
+/// Reads and discards until the client closes, for at most [`LINGER`].
+pub(crate) async fn linger(stream: &mut futures_util::stream::SplitStream<WebSocket>) {
+    let deadline = tokio::time::Instant::now() + LINGER;
+    for _ in 0..LINGER_MESSAGES {
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(Some(Ok(Message::Close(_)))) | Ok(Some(Err(_))) | Ok(None) | Err(_) => return,
+            Ok(Some(Ok(_))) => {}
+        }
+    }
+}
+
 /// Runs one socket until it closes. `ticket` holds its place among the
 /// backend's sockets (see [`crate::limits::Sockets`]).
 pub async fn serve_socket(socket: WebSocket, state: AppState, mut ticket: SocketTicket) {
@@ -222,7 +249,11 @@ pub async fn serve_socket(socket: WebSocket, state: AppState, mut ticket: Socket
     }
     drop(tx);
     if !writer_done {
-        finish_writer(&mut writer, write_timeout).await;
+        if lingers(shutdown.reason()) {
+            tokio::join!(finish_writer(&mut writer, write_timeout), linger(&mut stream));
+        } else {
+            finish_writer(&mut writer, write_timeout).await;
+        }
     }
     drop(ticket);
 }
