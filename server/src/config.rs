@@ -797,23 +797,107 @@ impl Validator<'_> {
                 .map(|n| n as u32)
         };
         let limits = Limits {
-            max_frame_bytes: size(&raw.max_frame_bytes, "max_frame_bytes", d.max_frame_bytes, 65_536, 1 << 20)?,
-            hello_timeout_ms: self.bounded(&raw.hello_timeout_ms, "hello_timeout_ms", d.hello_timeout_ms, 100, 120_000)?,
-            write_timeout_ms: self.bounded(&raw.write_timeout_ms, "write_timeout_ms", d.write_timeout_ms, 100, 120_000)?,
-            send_queue_frames: size(&raw.send_queue_frames, "send_queue_frames", d.send_queue_frames, 16, 1 << 20)?,
-            send_queue_bytes: size(&raw.send_queue_bytes, "send_queue_bytes", d.send_queue_bytes, 128 << 10, 256 << 20)?,
+            max_frame_bytes: size(
+                &raw.max_frame_bytes,
+                "max_frame_bytes",
+                d.max_frame_bytes,
+                65_536,
+                1 << 20,
+            )?,
+            hello_timeout_ms: self.bounded(
+                &raw.hello_timeout_ms,
+                "hello_timeout_ms",
+                d.hello_timeout_ms,
+                100,
+                120_000,
+            )?,
+            write_timeout_ms: self.bounded(
+                &raw.write_timeout_ms,
+                "write_timeout_ms",
+                d.write_timeout_ms,
+                100,
+                120_000,
+            )?,
+            send_queue_frames: size(
+                &raw.send_queue_frames,
+                "send_queue_frames",
+                d.send_queue_frames,
+                16,
+                1 << 20,
+            )?,
+            send_queue_bytes: size(
+                &raw.send_queue_bytes,
+                "send_queue_bytes",
+                d.send_queue_bytes,
+                128 << 10,
+                256 << 20,
+            )?,
             max_sockets: size(&raw.max_sockets, "max_sockets", d.max_sockets, 1, 1_000_000)?,
-            max_pre_hello_per_ip: size(&raw.max_pre_hello_per_ip, "max_pre_hello_per_ip", d.max_pre_hello_per_ip, 1, 1_000_000)?,
-            max_sockets_per_agent: size(&raw.max_sockets_per_agent, "max_sockets_per_agent", d.max_sockets_per_agent, 1, 64)?,
-            pre_hello_errors: count(&raw.pre_hello_errors, "pre_hello_errors", d.pre_hello_errors, 1, 1_000)?,
-            messages_per_s: count(&raw.messages_per_s, "messages_per_s", d.messages_per_s, 1, 100_000)?,
-            message_burst: count(&raw.message_burst, "message_burst", d.message_burst, 1, 100_000)?,
+            max_pre_hello_per_ip: size(
+                &raw.max_pre_hello_per_ip,
+                "max_pre_hello_per_ip",
+                d.max_pre_hello_per_ip,
+                1,
+                1_000_000,
+            )?,
+            max_sockets_per_agent: size(
+                &raw.max_sockets_per_agent,
+                "max_sockets_per_agent",
+                d.max_sockets_per_agent,
+                1,
+                64,
+            )?,
+            pre_hello_errors: count(
+                &raw.pre_hello_errors,
+                "pre_hello_errors",
+                d.pre_hello_errors,
+                1,
+                1_000,
+            )?,
+            messages_per_s: count(
+                &raw.messages_per_s,
+                "messages_per_s",
+                d.messages_per_s,
+                1,
+                100_000,
+            )?,
+            message_burst: count(
+                &raw.message_burst,
+                "message_burst",
+                d.message_burst,
+                1,
+                100_000,
+            )?,
             media_per_s: count(&raw.media_per_s, "media_per_s", d.media_per_s, 50, 100_000)?,
             media_burst: count(&raw.media_burst, "media_burst", d.media_burst, 1, 100_000)?,
-            rate_limit_strikes: count(&raw.rate_limit_strikes, "rate_limit_strikes", d.rate_limit_strikes, 0, 100_000)?,
-            backlog_events: size(&raw.backlog_events, "backlog_events", d.backlog_events, 1, 1 << 20)?,
-            backlog_bytes: size(&raw.backlog_bytes, "backlog_bytes", d.backlog_bytes, 64 << 10, 64 << 20)?,
-            bridge_frame_queue: size(&raw.bridge_frame_queue, "bridge_frame_queue", d.bridge_frame_queue, 16, 1 << 20)?,
+            rate_limit_strikes: count(
+                &raw.rate_limit_strikes,
+                "rate_limit_strikes",
+                d.rate_limit_strikes,
+                0,
+                100_000,
+            )?,
+            backlog_events: size(
+                &raw.backlog_events,
+                "backlog_events",
+                d.backlog_events,
+                1,
+                1 << 20,
+            )?,
+            backlog_bytes: size(
+                &raw.backlog_bytes,
+                "backlog_bytes",
+                d.backlog_bytes,
+                64 << 10,
+                64 << 20,
+            )?,
+            bridge_frame_queue: size(
+                &raw.bridge_frame_queue,
+                "bridge_frame_queue",
+                d.bridge_frame_queue,
+                16,
+                1 << 20,
+            )?,
         };
         // A resume replays the backlog into a fresh send queue in one go: it must fit.
         if limits.backlog_events + 2 > limits.send_queue_frames
@@ -978,17 +1062,28 @@ mod tests {
     #[test]
     fn limits_default_and_bad_values_name_their_line() {
         let cfg = Config::sample().expect("sample parses");
-        assert_eq!(cfg.limits, Limits::default(), "the sample spells out the defaults");
+        assert_eq!(
+            cfg.limits,
+            Limits::default(),
+            "the sample spells out the defaults"
+        );
         let err = broken("hello_timeout_ms = 10000", "hello_timeout_ms = 0");
         assert_eq!(err.line, Some(line_containing("hello_timeout_ms = 10000")));
-        assert!(err.message.contains("limits.hello_timeout_ms"), "{}", err.message);
+        assert!(
+            err.message.contains("limits.hello_timeout_ms"),
+            "{}",
+            err.message
+        );
         let err = broken("max_frame_bytes = 69632", "max_frame_bytes = 1000");
         assert!(err.message.contains("max_frame_bytes"), "{}", err.message);
         let err = broken("backlog_events = 512", "backlog_events = 4000");
         assert!(err.message.contains("whole backlog"), "{}", err.message);
         let err = broken("media_burst = 200", "media_burts = 200");
         assert!(err.message.contains("media_burts"), "{}", err.message);
-        let err = broken("orderId = \"100\"", &format!("orderId = \"{}\"", "9".repeat(5000)));
+        let err = broken(
+            "orderId = \"100\"",
+            &format!("orderId = \"{}\"", "9".repeat(5000)),
+        );
         assert!(err.message.contains("orderId"), "{}", err.message);
     }
 }

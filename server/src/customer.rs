@@ -198,7 +198,10 @@ pub async fn serve_customer(socket: WebSocket, state: AppState, mut ticket: Sock
     drop(tx);
     if !writer_done {
         if lingers(shutdown.reason()) {
-            tokio::join!(finish_writer(&mut writer, write_timeout), linger(&mut stream));
+            tokio::join!(
+                finish_writer(&mut writer, write_timeout),
+                linger(&mut stream)
+            );
         } else {
             finish_writer(&mut writer, write_timeout).await;
         }

@@ -25,7 +25,9 @@ use tokio::sync::mpsc;
 use crate::auth::authenticate;
 use crate::center::HEARTBEAT_MS;
 use crate::http::AppState;
-use crate::limits::{CloseReason, FloodGuard, Inbox, Kind, Outbox, Shutdown, SocketTicket, Verdict};
+use crate::limits::{
+    CloseReason, FloodGuard, Inbox, Kind, Outbox, Shutdown, SocketTicket, Verdict,
+};
 
 /// A session that sends nothing for this long is considered gone.
 const IDLE_TIMEOUT: Duration = Duration::from_millis(HEARTBEAT_MS * 3);
@@ -250,7 +252,10 @@ pub async fn serve_socket(socket: WebSocket, state: AppState, mut ticket: Socket
     drop(tx);
     if !writer_done {
         if lingers(shutdown.reason()) {
-            tokio::join!(finish_writer(&mut writer, write_timeout), linger(&mut stream));
+            tokio::join!(
+                finish_writer(&mut writer, write_timeout),
+                linger(&mut stream)
+            );
         } else {
             finish_writer(&mut writer, write_timeout).await;
         }

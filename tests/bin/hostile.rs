@@ -116,7 +116,9 @@ async fn attacker(
     c: Arc<Counters>,
     stop: Arc<AtomicBool>,
 ) {
-    let garbage: Vec<u8> = (0..64).flat_map(|i| raw::text(&format!("garbage {i}"))).collect();
+    let garbage: Vec<u8> = (0..64)
+        .flat_map(|i| raw::text(&format!("garbage {i}")))
+        .collect();
     let token = if mode == "noread" {
         token(addr, &user).await
     } else {
@@ -169,7 +171,8 @@ async fn attacker(
                 }
                 // Hold it (never finishing) until the server closes or the phase ends.
                 while !stop.load(Ordering::Relaxed) {
-                    let (code, _) = raw::read_until_close(&mut tcp, Duration::from_millis(200)).await;
+                    let (code, _) =
+                        raw::read_until_close(&mut tcp, Duration::from_millis(200)).await;
                     if code.is_some() {
                         break;
                     }
@@ -192,11 +195,17 @@ async fn attacker(
                 while !stop.load(Ordering::Relaxed) {
                     tick.tick().await;
                     id += 1;
-                    let req = serde_json::json!({ "type": "request", "id": id, "op": "get_snapshot" })
-                        .to_string();
+                    let req =
+                        serde_json::json!({ "type": "request", "id": id, "op": "get_snapshot" })
+                            .to_string();
                     // A write that does not complete in a second: the server
                     // has stopped reading us (it closed the socket).
-                    match tokio::time::timeout(Duration::from_secs(1), tcp.write_all(&raw::text(&req))).await {
+                    match tokio::time::timeout(
+                        Duration::from_secs(1),
+                        tcp.write_all(&raw::text(&req)),
+                    )
+                    .await
+                    {
                         Ok(Ok(())) => {}
                         _ => break,
                     }
@@ -249,11 +258,18 @@ async fn main() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let mut rows = Vec::new();
     let mut report = |mode: &str, peak: u64, after: u64, c: &Counters| {
-        let mut lat = latencies.lock().map(|mut l| std::mem::take(&mut *l)).unwrap_or_default();
+        let mut lat = latencies
+            .lock()
+            .map(|mut l| std::mem::take(&mut *l))
+            .unwrap_or_default();
         lat.sort_unstable();
         let row = format!(
             "| {mode} | {} | {:.1} | {:.1} | {:.2} | {:.2} | {:.2} | {} | {} | {} |",
-            if mode == "none" { 0 } else { hostile_count(mode, hostile, noread) },
+            if mode == "none" {
+                0
+            } else {
+                hostile_count(mode, hostile, noread)
+            },
             peak.saturating_sub(idle) as f64 / 1024.0,
             after.saturating_sub(idle) as f64 / 1024.0,
             percentile(&lat, 0.5),
@@ -302,8 +318,14 @@ async fn main() {
     }
     stop_agents.store(true, Ordering::Relaxed);
     println!();
-    println!("backend idle RSS: {} MiB ({agents} agents connected)", idle / 1024);
-    println!("well-behaved agent errors: {}", agent_errors.load(Ordering::Relaxed));
+    println!(
+        "backend idle RSS: {} MiB ({agents} agents connected)",
+        idle / 1024
+    );
+    println!(
+        "well-behaved agent errors: {}",
+        agent_errors.load(Ordering::Relaxed)
+    );
     println!("| attack | hostile clients | peak RSS above idle, MiB | 2 s after, MiB | ping p50 ms | p99 ms | max ms | hostile sockets opened | refused (429) | pings |");
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for r in rows {

@@ -20,7 +20,10 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-async fn start(dir_name: &str, tune: impl FnOnce(&mut Config)) -> (server::Running, std::path::PathBuf) {
+async fn start(
+    dir_name: &str,
+    tune: impl FnOnce(&mut Config),
+) -> (server::Running, std::path::PathBuf) {
     let dir = temp_dir(dir_name);
     let mut cfg = test_config(&dir);
     tune(&mut cfg);
@@ -115,7 +118,11 @@ async fn garbage_before_hello_gets_a_few_errors_then_a_close() {
     // closed, sends fail and the flood stops.
     let mut sent = 0;
     for i in 0..2_000 {
-        if ws.send(Message::Text(format!("garbage {i}").into())).await.is_err() {
+        if ws
+            .send(Message::Text(format!("garbage {i}").into()))
+            .await
+            .is_err()
+        {
             break;
         }
         sent += 1;
@@ -124,7 +131,11 @@ async fn garbage_before_hello_gets_a_few_errors_then_a_close() {
     assert!(r.ended, "the socket was closed");
     assert_eq!(r.close, Some(1008), "policy close: {r:?}");
     let codes = r.codes();
-    assert_eq!(codes.len(), cap, "exactly {cap} errors answered, got {codes:?}");
+    assert_eq!(
+        codes.len(),
+        cap,
+        "exactly {cap} errors answered, got {codes:?}"
+    );
     assert!(codes.iter().all(|c| c == "bad_json"), "{codes:?}");
     assert!(sent > cap, "the flood went on after the errors");
     still_works(&mut bob).await;
@@ -172,7 +183,11 @@ async fn hello_timeout_closes_agent_and_customer_sockets() {
     while running.state.sockets.total() != 1 && t.elapsed() < WAIT {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(running.state.sockets.total(), 1, "only bob's socket is counted");
+    assert_eq!(
+        running.state.sockets.total(),
+        1,
+        "only bob's socket is counted"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -251,9 +266,15 @@ async fn a_flood_is_answered_rate_limited_then_closed() {
     let mut bob = Client::connect(addr, &login(addr, "bob", "bob-pass").await).await;
     let token = login(addr, "alice", "alice-pass").await;
     let mut ws = raw(addr, "/v1/ws").await;
-    ws.send(Message::Text(hello(&token).into())).await.expect("hello");
+    ws.send(Message::Text(hello(&token).into()))
+        .await
+        .expect("hello");
     for id in 1..=200u64 {
-        if ws.send(Message::Text(request(id, "ping").into())).await.is_err() {
+        if ws
+            .send(Message::Text(request(id, "ping").into()))
+            .await
+            .is_err()
+        {
             break;
         }
     }
@@ -273,7 +294,9 @@ async fn a_flood_is_answered_rate_limited_then_closed() {
     assert!((9..40).contains(&pongs), "{pongs} pongs");
     // Five refusals as responses to their requests, then the closing one.
     assert_eq!(limited.len(), 6, "{limited:?}");
-    assert!(limited[..5].iter().all(|t| t["type"] == "response" && t["id"].is_u64()));
+    assert!(limited[..5]
+        .iter()
+        .all(|t| t["type"] == "response" && t["id"].is_u64()));
     assert_eq!(limited[5]["type"], "error");
     still_works(&mut bob).await;
     let _ = std::fs::remove_dir_all(dir);
@@ -294,7 +317,10 @@ async fn sockets_are_capped_per_address_in_total_and_per_agent() {
     let refused = |r: Result<_, tokio_tungstenite::tungstenite::Error>| match r {
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
             let body = resp.body().clone().unwrap_or_default();
-            (resp.status().as_u16(), String::from_utf8_lossy(&body).into_owned())
+            (
+                resp.status().as_u16(),
+                String::from_utf8_lossy(&body).into_owned(),
+            )
         }
         Err(e) => panic!("unexpected error {e}"),
         Ok(_) => panic!("the upgrade was accepted"),
@@ -304,7 +330,11 @@ async fn sockets_are_capped_per_address_in_total_and_per_agent() {
     for _ in 0..3 {
         pending.push(raw(addr, "/v1/ws").await);
     }
-    let (status, body) = refused(tokio_tungstenite::connect_async(url.as_str()).await.map(|_| ()));
+    let (status, body) = refused(
+        tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .map(|_| ()),
+    );
     assert_eq!(status, 429);
     assert!(body.contains("rate_limited"), "{body}");
     // A socket that says hello no longer counts against its address.
@@ -314,11 +344,18 @@ async fn sockets_are_capped_per_address_in_total_and_per_agent() {
     // Total: bob, alice twice, two more pending make 5; one more fits, then 429.
     let mut third = raw(addr, "/v1/ws").await;
     assert_eq!(running.state.sockets.total(), 6);
-    let (status, body) = refused(tokio_tungstenite::connect_async(url.as_str()).await.map(|_| ()));
+    let (status, body) = refused(
+        tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .map(|_| ()),
+    );
     assert_eq!(status, 429, "total cap: {body}");
 
     // Per agent: alice's third socket closes her oldest.
-    third.send(Message::Text(hello(&token).into())).await.expect("hello");
+    third
+        .send(Message::Text(hello(&token).into()))
+        .await
+        .expect("hello");
     let r = read_until_closed(&mut pending[0], WAIT).await;
     assert_eq!(r.close, Some(1008), "{r:?}");
     still_works(&mut bob).await;
@@ -328,9 +365,14 @@ async fn sockets_are_capped_per_address_in_total_and_per_agent() {
 
 /// Says hello on a raw socket and waits for the snapshot.
 async fn say_hello(ws: &mut Ws, token: &str) {
-    ws.send(Message::Text(hello(token).into())).await.expect("hello");
+    ws.send(Message::Text(hello(token).into()))
+        .await
+        .expect("hello");
     loop {
-        match tokio::time::timeout(WAIT, ws.next()).await.expect("in time") {
+        match tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("in time")
+        {
             Some(Ok(Message::Text(t))) if t.as_str().contains("\"snapshot\"") => return,
             Some(Ok(_)) => {}
             other => panic!("{other:?}"),
@@ -344,14 +386,19 @@ async fn small_buffer_socket(addr: SocketAddr) -> Ws {
     let sock = tokio::net::TcpSocket::new_v4().expect("socket");
     sock.set_recv_buffer_size(4096).expect("rcvbuf");
     let tcp = sock.connect(addr).await.expect("connect");
-    let (ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}/v1/ws"), MaybeTlsStream::Plain(tcp))
-        .await
-        .expect("upgrade");
+    let (ws, _) =
+        tokio_tungstenite::client_async(format!("ws://{addr}/v1/ws"), MaybeTlsStream::Plain(tcp))
+            .await
+            .expect("upgrade");
     ws
 }
 
 /// Feeds frames to `session` until `pred` holds on an output.
-async fn pump_until(ws: &mut Ws, session: &mut Session, pred: impl Fn(&Output) -> bool) -> Vec<Output> {
+async fn pump_until(
+    ws: &mut Ws,
+    session: &mut Session,
+    pred: impl Fn(&Output) -> bool,
+) -> Vec<Output> {
     let deadline = tokio::time::Instant::now() + WAIT;
     let mut seen = Vec::new();
     loop {
@@ -388,19 +435,43 @@ async fn a_client_that_never_reads_is_disconnected_and_resumes_from_its_backlog(
     let token = login(addr, "alice", "alice-pass").await;
     let mut session = Session::new(&token, 30_000);
     let mut ws = small_buffer_socket(addr).await;
-    ws.send(Message::Text(session.hello().into())).await.expect("hello");
+    ws.send(Message::Text(session.hello().into()))
+        .await
+        .expect("hello");
     pump_until(&mut ws, &mut session, |o| matches!(o, Output::Ready { .. })).await;
-    let (id, f) = session.request(Op::SetAgentState { state: "Available".into() }, now());
+    let (id, f) = session.request(
+        Op::SetAgentState {
+            state: "Available".into(),
+        },
+        now(),
+    );
     ws.send(Message::Text(f.into())).await.expect("send");
-    pump_until(&mut ws, &mut session, |o| matches!(o, Output::Reply { id: r, .. } if *r == id)).await;
-    let contact = sim_call(addr, "+15550001111", "support").await;
-    pump_until(&mut ws, &mut session, |o| {
-        matches!(o, Output::Contact(ContactChange::Incoming(v)) if v.contact_id == contact)
-    })
+    pump_until(
+        &mut ws,
+        &mut session,
+        |o| matches!(o, Output::Reply { id: r, .. } if *r == id),
+    )
     .await;
-    let (id, f) = session.request(Op::Accept { contact_id: contact.clone() }, now());
+    let contact = sim_call(addr, "+15550001111", "support").await;
+    pump_until(
+        &mut ws,
+        &mut session,
+        |o| matches!(o, Output::Contact(ContactChange::Incoming(v)) if v.contact_id == contact),
+    )
+    .await;
+    let (id, f) = session.request(
+        Op::Accept {
+            contact_id: contact.clone(),
+        },
+        now(),
+    );
     ws.send(Message::Text(f.into())).await.expect("send");
-    pump_until(&mut ws, &mut session, |o| matches!(o, Output::Reply { id: r, .. } if *r == id)).await;
+    pump_until(
+        &mut ws,
+        &mut session,
+        |o| matches!(o, Output::Reply { id: r, .. } if *r == id),
+    )
+    .await;
 
     // Stop reading. Every op now sends back ~2 x 28 KB (the contact's
     // attributes in its event and in the response).
@@ -417,14 +488,27 @@ async fn a_client_that_never_reads_is_disconnected_and_resumes_from_its_backlog(
         if ws.send(Message::Text(f.into())).await.is_err() {
             break;
         }
-        if i % 10 == 0 && !running.state.center.lock().expect("lock").is_attached("alice") {
+        if i % 10 == 0
+            && !running
+                .state
+                .center
+                .lock()
+                .expect("lock")
+                .is_attached("alice")
+        {
             detached_after = Some(t.elapsed());
             break;
         }
     }
     let wait_start = Instant::now();
     while detached_after.is_none() && wait_start.elapsed() < WAIT {
-        if !running.state.center.lock().expect("lock").is_attached("alice") {
+        if !running
+            .state
+            .center
+            .lock()
+            .expect("lock")
+            .is_attached("alice")
+        {
             detached_after = Some(t.elapsed());
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -446,24 +530,47 @@ async fn a_client_that_never_reads_is_disconnected_and_resumes_from_its_backlog(
     let mut session2 = session;
     let _ = session2.disconnected();
     let mut ws = raw(addr, "/v1/ws").await;
-    ws.send(Message::Text(session2.hello().into())).await.expect("hello");
-    let outs = pump_until(&mut ws, &mut session2, |o| matches!(o, Output::Ready { .. })).await;
+    ws.send(Message::Text(session2.hello().into()))
+        .await
+        .expect("hello");
+    let outs = pump_until(&mut ws, &mut session2, |o| {
+        matches!(o, Output::Ready { .. })
+    })
+    .await;
     assert!(
-        outs.iter().any(|o| matches!(o, Output::Ready { resumed: true })),
+        outs.iter()
+            .any(|o| matches!(o, Output::Ready { resumed: true })),
         "resumed: {outs:?}"
     );
-    let (id, f) = session2.request(Op::GetAttributes { contact_id: contact.clone() }, now());
+    let (id, f) = session2.request(
+        Op::GetAttributes {
+            contact_id: contact.clone(),
+        },
+        now(),
+    );
     ws.send(Message::Text(f.into())).await.expect("send");
-    let outs = pump_until(&mut ws, &mut session2, |o| matches!(o, Output::Reply { id: r, .. } if *r == id)).await;
+    let outs = pump_until(
+        &mut ws,
+        &mut session2,
+        |o| matches!(o, Output::Reply { id: r, .. } if *r == id),
+    )
+    .await;
     let server_attrs = outs
         .iter()
         .find_map(|o| match o {
-            Output::Reply { result: Ok(OpResult::Attributes { attributes }), .. } => Some(attributes.clone()),
+            Output::Reply {
+                result: Ok(OpResult::Attributes { attributes }),
+                ..
+            } => Some(attributes.clone()),
             _ => None,
         })
         .expect("attributes");
     assert_eq!(
-        session2.state.contacts.get(&contact).map(|c| c.attributes.clone()),
+        session2
+            .state
+            .contacts
+            .get(&contact)
+            .map(|c| c.attributes.clone()),
         Some(server_attrs),
         "the replayed events brought the client to the server's state"
     );
@@ -479,10 +586,20 @@ async fn the_backlog_is_bounded_in_bytes() {
     let addr = running.addr;
     let token = login(addr, "alice", "alice-pass").await;
     let mut alice = Client::connect(addr, &token).await;
-    alice.ok(Op::SetAgentState { state: "Available".into() }).await;
+    alice
+        .ok(Op::SetAgentState {
+            state: "Available".into(),
+        })
+        .await;
     let contact = sim_call(addr, "+15550001111", "support").await;
-    alice.wait_for("ring", |a| a.state().contacts.contains_key(&contact)).await;
-    alice.ok(Op::Accept { contact_id: contact.clone() }).await;
+    alice
+        .wait_for("ring", |a| a.state().contacts.contains_key(&contact))
+        .await;
+    alice
+        .ok(Op::Accept {
+            contact_id: contact.clone(),
+        })
+        .await;
     // Leave, and let another socket of the same agent pile up large events.
     alice.ws_close().await;
     let mut other = Client::connect(addr, &token).await;
@@ -491,17 +608,36 @@ async fn the_backlog_is_bounded_in_bytes() {
             .map(|k| (format!("k{k}"), format!("{i:04}").repeat(1000)))
             .collect();
         other
-            .ok(Op::UpdateAttributes { contact_id: contact.clone(), attributes })
+            .ok(Op::UpdateAttributes {
+                contact_id: contact.clone(),
+                attributes,
+            })
             .await;
-        let (events, bytes) = running.state.center.lock().expect("lock").backlog_size("alice");
-        assert!(bytes <= 64 << 10, "backlog holds {bytes} bytes in {events} events");
+        let (events, bytes) = running
+            .state
+            .center
+            .lock()
+            .expect("lock")
+            .backlog_size("alice");
+        assert!(
+            bytes <= 64 << 10,
+            "backlog holds {bytes} bytes in {events} events"
+        );
     }
-    let (events, _) = running.state.center.lock().expect("lock").backlog_size("alice");
+    let (events, _) = running
+        .state
+        .center
+        .lock()
+        .expect("lock")
+        .backlog_size("alice");
     assert!(events <= 3, "{events} events of ~28 KB fit in 64 KiB");
     // The first socket's resume point is gone: it gets a snapshot, with
     // the latest attributes.
     alice.reconnect(addr).await;
-    assert!(alice.log.iter().any(|o| matches!(o, Output::Ready { resumed: false })));
+    assert!(alice
+        .log
+        .iter()
+        .any(|o| matches!(o, Output::Ready { resumed: false })));
     let latest = "0019".repeat(1000);
     alice
         .wait_for("the snapshot with the latest attributes", |a| {
@@ -519,11 +655,25 @@ async fn attribute_bounds_hold_and_a_refusal_changes_nothing() {
     let (running, dir) = start("hostile-attrs", |_| {}).await;
     let addr = running.addr;
     let mut alice = Client::connect(addr, &login(addr, "alice", "alice-pass").await).await;
-    alice.ok(Op::SetAgentState { state: "Available".into() }).await;
+    alice
+        .ok(Op::SetAgentState {
+            state: "Available".into(),
+        })
+        .await;
     let contact = sim_call(addr, "+819012345678", "support").await;
-    alice.wait_for("ring", |a| a.state().contacts.contains_key(&contact)).await;
-    alice.ok(Op::Accept { contact_id: contact.clone() }).await;
-    let before = alice.ok(Op::GetAttributes { contact_id: contact.clone() }).await;
+    alice
+        .wait_for("ring", |a| a.state().contacts.contains_key(&contact))
+        .await;
+    alice
+        .ok(Op::Accept {
+            contact_id: contact.clone(),
+        })
+        .await;
+    let before = alice
+        .ok(Op::GetAttributes {
+            contact_id: contact.clone(),
+        })
+        .await;
 
     let update = |pairs: Vec<(String, String)>| Op::UpdateAttributes {
         contact_id: contact.clone(),
@@ -534,24 +684,51 @@ async fn attribute_bounds_hold_and_a_refusal_changes_nothing() {
         update(vec![("k".repeat(129), "v".into())]),
         update(vec![("k".into(), "v".repeat(4097))]),
         update((0..129).map(|i| (format!("k{i}"), "v".into())).collect()),
-        update((0..9).map(|i| (format!("k{i}"), "v".repeat(4000))).collect()),
+        update(
+            (0..9)
+                .map(|i| (format!("k{i}"), "v".repeat(4000)))
+                .collect(),
+        ),
     ];
     for op in refused {
         let err = alice.op(op).await.expect_err("refused");
-        assert_eq!(err.code, protocol::error::ErrorCode::InvalidArgument, "{err}");
+        assert_eq!(
+            err.code,
+            protocol::error::ErrorCode::InvalidArgument,
+            "{err}"
+        );
     }
     // Within every bound alone, over the total once merged.
     alice
-        .ok(update((0..7).map(|i| (format!("k{i}"), "v".repeat(4000))).collect()))
+        .ok(update(
+            (0..7)
+                .map(|i| (format!("k{i}"), "v".repeat(4000)))
+                .collect(),
+        ))
         .await;
-    let kept = alice.ok(Op::GetAttributes { contact_id: contact.clone() }).await;
+    let kept = alice
+        .ok(Op::GetAttributes {
+            contact_id: contact.clone(),
+        })
+        .await;
     let err = alice
-        .op(update((7..9).map(|i| (format!("k{i}"), "v".repeat(4000))).collect()))
+        .op(update(
+            (7..9)
+                .map(|i| (format!("k{i}"), "v".repeat(4000)))
+                .collect(),
+        ))
         .await
         .expect_err("over the total");
     assert_eq!(err.code, protocol::error::ErrorCode::InvalidArgument);
     assert!(err.message.contains("32768"), "{}", err.message);
-    assert_eq!(alice.ok(Op::GetAttributes { contact_id: contact.clone() }).await, kept);
+    assert_eq!(
+        alice
+            .ok(Op::GetAttributes {
+                contact_id: contact.clone()
+            })
+            .await,
+        kept
+    );
     assert_ne!(kept, before);
     let _ = std::fs::remove_dir_all(dir);
     drop(running);
