@@ -99,6 +99,9 @@ impl Backend {
                 break rest.trim().parse().expect("address");
             }
         };
+        // Keep reading: the backend prints more lines, and a closed pipe
+        // would make its `println!` fail and stop it.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Backend { addr, child, dir }
     }
 

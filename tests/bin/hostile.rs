@@ -13,7 +13,8 @@
 //! For each it reports the backend's resident memory above idle (peak, and
 //! after the attack) and the other agents' ping round trip (p50, p99, max).
 //! Every hostile client is admitted unless `--per-ip` says otherwise (the
-//! worst case: N attackers on N addresses).
+//! worst case: N attackers on N addresses). The attackers run in a child
+//! process at `nice` 19 (`--nice`), standing in for machines of their own.
 //!
 //! `cargo xtask bench hostile -- --agents 20 --hostile 200 --noread 20 --seconds 10`
 
@@ -217,6 +218,19 @@ async fn attacker(
     }
 }
 
+/// CPU time the process has used (user + system), in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name (which ends with ')').
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0)
+}
+
 fn percentile(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -225,14 +239,64 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[i] as f64 / 1000.0
 }
 
+/// `--name VALUE` as a string.
+fn sarg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+/// The child process: `n` attackers of one kind for `seconds`, then
+/// prints "sockets refused".
+async fn attack(mode: &'static str, addr: SocketAddr) {
+    let n = arg("--n", 200);
+    let first = arg("--first", 0);
+    let seconds = arg("--seconds", 10);
+    let max_frame = 65_536 + 4_096;
+    let c = Arc::new(Counters::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            tokio::spawn(attacker(
+                addr,
+                mode,
+                format!("agent{}", first + i),
+                max_frame,
+                c.clone(),
+                stop.clone(),
+            ))
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.abort();
+    }
+    println!(
+        "{} {}",
+        c.sockets.load(Ordering::Relaxed),
+        c.refused.load(Ordering::Relaxed)
+    );
+}
+
 #[tokio::main]
 async fn main() {
+    if let (Some(mode), Some(addr)) = (sarg("--attack"), sarg("--addr")) {
+        let mode = ["flood", "big", "hold", "noread"]
+            .into_iter()
+            .find(|m| *m == mode)
+            .expect("--attack flood|big|hold|noread");
+        attack(mode, addr.parse().expect("--addr")).await;
+        return;
+    }
+    let nice = arg("--nice", 19);
     let agents = arg("--agents", 20);
     let hostile = arg("--hostile", 200);
     let noread = arg("--noread", 20);
     let seconds = arg("--seconds", 10);
     let per_ip = arg("--per-ip", hostile + noread + 16);
-    let max_frame = 65_536 + 4_096;
     let extra = format!("[limits]\nmax_pre_hello_per_ip = {per_ip}\n");
     let backend = Backend::start_with(agents + noread, "hostile", &extra).await;
     let (addr, pid) = (backend.addr, backend.pid());
@@ -241,30 +305,55 @@ async fn main() {
     let measure = Arc::new(AtomicBool::new(false));
     let stop_agents = Arc::new(AtomicBool::new(false));
     let agent_errors = Arc::new(AtomicU64::new(0));
-    for i in 0..agents {
-        tokio::spawn(agent(
-            addr,
-            format!("agent{i}"),
+    // The well-behaved agents get a runtime of their own, so the attackers'
+    // tasks in this process do not delay their measurements.
+    let agents_thread = {
+        let (latencies, measure, stop, errors) = (
             latencies.clone(),
             measure.clone(),
             stop_agents.clone(),
             agent_errors.clone(),
-        ));
-    }
+        );
+        std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                let tasks: Vec<_> = (0..agents)
+                    .map(|i| {
+                        tokio::spawn(agent(
+                            addr,
+                            format!("agent{i}"),
+                            latencies.clone(),
+                            measure.clone(),
+                            stop.clone(),
+                            errors.clone(),
+                        ))
+                    })
+                    .collect();
+                for t in tasks {
+                    let _ = t.await;
+                }
+            });
+        })
+    };
     tokio::time::sleep(Duration::from_secs(2)).await;
     let idle = rss_kib(pid);
     // Baseline round trips with nobody attacking.
     measure.store(true, Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs(3)).await;
     let mut rows = Vec::new();
-    let mut report = |mode: &str, peak: u64, after: u64, c: &Counters| {
+    let mut report = |mode: &str, peak: u64, after: u64, cpu: f64, c: &Counters| {
         let mut lat = latencies
             .lock()
             .map(|mut l| std::mem::take(&mut *l))
             .unwrap_or_default();
         lat.sort_unstable();
         let row = format!(
-            "| {mode} | {} | {:.1} | {:.1} | {:.2} | {:.2} | {:.2} | {} | {} | {} |",
+            "| {mode} | {} | {:.1} | {:.1} | {:.0}% | {:.2} | {:.2} | {:.2} | {} | {} | {} |",
             if mode == "none" {
                 0
             } else {
@@ -272,6 +361,7 @@ async fn main() {
             },
             peak.saturating_sub(idle) as f64 / 1024.0,
             after.saturating_sub(idle) as f64 / 1024.0,
+            cpu,
             percentile(&lat, 0.5),
             percentile(&lat, 0.99),
             percentile(&lat, 1.0),
@@ -282,41 +372,60 @@ async fn main() {
         println!("{row}");
         rows.push(row);
     };
-    report("none", rss_kib(pid), rss_kib(pid), &Counters::default());
+    let cpu0 = cpu_ticks(pid);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let base_cpu = (cpu_ticks(pid) - cpu0) as f64 / 2.0;
+    report(
+        "none",
+        rss_kib(pid),
+        rss_kib(pid),
+        base_cpu,
+        &Counters::default(),
+    );
 
+    let exe = std::env::current_exe().expect("exe");
     for mode in ["flood", "big", "hold", "noread"] {
-        let c = Arc::new(Counters::default());
-        let stop = Arc::new(AtomicBool::new(false));
         let n = hostile_count(mode, hostile, noread);
-        let mut tasks = Vec::new();
-        for i in 0..n {
-            tasks.push(tokio::spawn(attacker(
-                addr,
-                mode,
-                format!("agent{}", agents + i),
-                max_frame,
-                c.clone(),
-                stop.clone(),
-            )));
-        }
+        // The attackers run in a child process at low priority: on this
+        // one machine they would otherwise take the CPU the backend and
+        // the agents need, which a remote attacker does not.
+        let child = std::process::Command::new("nice")
+            .args(["-n", &nice.to_string()])
+            .arg(&exe)
+            .args(["--attack", mode, "--addr", &addr.to_string()])
+            .args(["--n", &n.to_string(), "--first", &agents.to_string()])
+            .args(["--seconds", &seconds.to_string()])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the attackers");
         let start = Instant::now();
+        let cpu0 = cpu_ticks(pid);
         let mut peak = rss_kib(pid);
         while start.elapsed() < Duration::from_secs(seconds) {
             tokio::time::sleep(Duration::from_millis(100)).await;
             peak = peak.max(rss_kib(pid));
         }
+        let cpu = (cpu_ticks(pid) - cpu0) as f64 / start.elapsed().as_secs_f64();
         measure.store(false, Ordering::Relaxed);
-        stop.store(true, Ordering::Relaxed);
-        for t in tasks {
-            t.abort();
-        }
+        let out = child.wait_with_output().expect("attackers");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let nums: Vec<u64> = text
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        let c = Counters::default();
+        c.sockets
+            .store(nums.first().copied().unwrap_or(0), Ordering::Relaxed);
+        c.refused
+            .store(nums.get(1).copied().unwrap_or(0), Ordering::Relaxed);
         tokio::time::sleep(Duration::from_secs(2)).await;
         let after = rss_kib(pid);
-        report(mode, peak, after, &c);
+        report(mode, peak, after, cpu, &c);
         measure.store(true, Ordering::Relaxed);
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     stop_agents.store(true, Ordering::Relaxed);
+    let _ = agents_thread.join();
     println!();
     println!(
         "backend idle RSS: {} MiB ({agents} agents connected)",
@@ -326,8 +435,8 @@ async fn main() {
         "well-behaved agent errors: {}",
         agent_errors.load(Ordering::Relaxed)
     );
-    println!("| attack | hostile clients | peak RSS above idle, MiB | 2 s after, MiB | ping p50 ms | p99 ms | max ms | hostile sockets opened | refused (429) | pings |");
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!("| attack | hostile clients | peak RSS above idle, MiB | 2 s after, MiB | backend CPU | ping p50 ms | p99 ms | max ms | hostile sockets opened | refused (429) | pings |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for r in rows {
         println!("{r}");
     }
