@@ -700,6 +700,9 @@ pub struct Limits {
     pub max_pre_hello_per_ip: usize,
     /// Authenticated sockets per agent; a newer one closes the oldest.
     pub max_sockets_per_agent: usize,
+    /// Sockets from one address closed for abuse in a minute before the
+    /// address is refused (429) for the rest of that minute.
+    pub policy_closes_per_minute: u32,
     /// Errors a socket gets before `hello` before it is closed.
     pub pre_hello_errors: u32,
     /// Text frames per second per socket, sustained.
@@ -731,6 +734,7 @@ impl Default for Limits {
             max_sockets: 10_000,
             max_pre_hello_per_ip: 32,
             max_sockets_per_agent: 4,
+            policy_closes_per_minute: 20,
             pre_hello_errors: 8,
             messages_per_s: 50,
             message_burst: 100,
@@ -755,6 +759,7 @@ struct RawLimits {
     max_sockets: Option<Spanned<u64>>,
     max_pre_hello_per_ip: Option<Spanned<u64>>,
     max_sockets_per_agent: Option<Spanned<u64>>,
+    policy_closes_per_minute: Option<Spanned<u64>>,
     pre_hello_errors: Option<Spanned<u64>>,
     messages_per_s: Option<Spanned<u64>>,
     message_burst: Option<Spanned<u64>>,
@@ -846,6 +851,13 @@ impl Validator<'_> {
                 d.max_sockets_per_agent,
                 1,
                 64,
+            )?,
+            policy_closes_per_minute: count(
+                &raw.policy_closes_per_minute,
+                "policy_closes_per_minute",
+                d.policy_closes_per_minute,
+                1,
+                1_000_000,
             )?,
             pre_hello_errors: count(
                 &raw.pre_hello_errors,

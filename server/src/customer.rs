@@ -195,6 +195,12 @@ pub async fn serve_customer(socket: WebSocket, state: AppState, mut ticket: Sock
             let _ = c.caller_hangup(&id, now);
         }
     }
+    if shutdown
+        .reason()
+        .is_some_and(|r| r.code == crate::limits::close_code::POLICY && r != CloseReason::EVICTED)
+    {
+        ticket.penalize();
+    }
     drop(tx);
     if !writer_done {
         if lingers(shutdown.reason()) {

@@ -363,7 +363,16 @@ pub enum Refused {
     /// said hello yet.
     #[error("too many unauthenticated sockets from this address; try again later")]
     PerAddress,
+    /// Sockets from this address were closed for abuse
+    /// `policy_closes_per_minute` times this minute.
+    #[error("too many sockets from this address were closed for abuse; try again in a minute")]
+    Penalized,
 }
+
+/// How long policy closes count against an address.
+const PENALTY_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+/// Addresses remembered for penalties; beyond it expired entries are dropped.
+const PENALTY_TABLE: usize = 65_536;
 
 /// The key sockets are counted under: the IPv4 address, or the /64 of an
 /// IPv6 address (one host usually owns a whole /64).
@@ -386,6 +395,8 @@ struct Counts {
     pre_hello: HashMap<IpAddr, usize>,
     /// Authenticated sockets per agent, oldest first.
     agents: HashMap<String, VecDeque<(u64, Arc<Shutdown>)>>,
+    /// Policy closes per address in its current window (count, start).
+    penalties: HashMap<IpAddr, (u32, Instant)>,
     next_id: u64,
 }
 
@@ -395,6 +406,7 @@ pub struct Sockets {
     max_total: usize,
     max_pre_hello_per_ip: usize,
     max_per_agent: usize,
+    max_policy_closes: u32,
     counts: Mutex<Counts>,
 }
 
@@ -422,6 +434,7 @@ impl Sockets {
             max_total: limits.max_sockets,
             max_pre_hello_per_ip: limits.max_pre_hello_per_ip,
             max_per_agent: limits.max_sockets_per_agent,
+            max_policy_closes: limits.policy_closes_per_minute,
             counts: Mutex::new(Counts::default()),
         })
     }
@@ -438,6 +451,11 @@ impl Sockets {
         let mut c = self.counts();
         if c.total >= self.max_total {
             return Err(Refused::Total);
+        }
+        if c.penalties.get(&addr).is_some_and(|(n, since)| {
+            *n >= self.max_policy_closes && since.elapsed() < PENALTY_WINDOW
+        }) {
+            return Err(Refused::Penalized);
         }
         let pre = c.pre_hello.entry(addr).or_insert(0);
         if *pre >= self.max_pre_hello_per_ip {
@@ -495,6 +513,28 @@ impl SocketTicket {
             }
         }
         self.stage = Stage::Agent(agent.to_owned());
+    }
+
+    /// The socket was closed for abuse (flooding, errors or silence before
+    /// `hello`): it counts against its address, which is refused for the
+    /// rest of the minute once it reaches `policy_closes_per_minute`. A
+    /// flooder that reconnects at once then costs a 429, not a socket.
+    pub fn penalize(&self) {
+        let sockets = self.sockets.clone();
+        let mut c = sockets.counts();
+        if c.penalties.len() >= PENALTY_TABLE {
+            c.penalties
+                .retain(|_, (_, since)| since.elapsed() < PENALTY_WINDOW);
+        }
+        if c.penalties.len() >= PENALTY_TABLE {
+            // Still full of live entries: forget them rather than grow.
+            c.penalties.clear();
+        }
+        let entry = c.penalties.entry(self.addr).or_insert((0, Instant::now()));
+        if entry.1.elapsed() >= PENALTY_WINDOW {
+            *entry = (0, Instant::now());
+        }
+        entry.0 += 1;
     }
 
     /// The socket is past its opening step but has no agent (a customer
@@ -597,6 +637,21 @@ mod tests {
         drop((t1, t3, t4));
         assert_eq!(s.total(), 0);
         assert_eq!(s.pre_hello(a), 0);
+    }
+
+    #[test]
+    fn an_address_whose_sockets_keep_being_closed_for_abuse_is_refused() {
+        let s = Sockets::new(&Limits {
+            policy_closes_per_minute: 2,
+            ..Limits::default()
+        });
+        let a: IpAddr = "10.0.0.1".parse().expect("ip");
+        for _ in 0..2 {
+            let t = s.admit(a).expect("admitted");
+            t.penalize();
+        }
+        assert_eq!(s.admit(a).err(), Some(Refused::Penalized));
+        assert!(s.admit("10.0.0.2".parse().expect("ip")).is_ok());
     }
 
     #[test]

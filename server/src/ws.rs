@@ -249,6 +249,12 @@ pub async fn serve_socket(socket: WebSocket, state: AppState, mut ticket: Socket
             center.detach(&agent, id);
         }
     }
+    if shutdown
+        .reason()
+        .is_some_and(|r| r.code == crate::limits::close_code::POLICY && r != CloseReason::EVICTED)
+    {
+        ticket.penalize();
+    }
     drop(tx);
     if !writer_done {
         if lingers(shutdown.reason()) {

@@ -16,7 +16,7 @@
 //! worst case: N attackers on N addresses). The attackers run in a child
 //! process at `nice` 19 (`--nice`), standing in for machines of their own.
 //!
-//! `cargo xtask bench hostile -- --agents 20 --hostile 200 --noread 20 --seconds 10`
+//! `cargo xtask bench hostile --agents 20 --hostile 200 --noread 20 --seconds 10`
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -108,7 +108,7 @@ async fn still_works(c: &mut Client) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_before_hello_gets_a_few_errors_then_a_close() {
-    let (running, dir) = start("hostile-garbage", |_| {}).await;
+    let (running, dir) = start("hostile-garbage", |c| c.limits.policy_closes_per_minute = 2).await;
     let addr = running.addr;
     let mut bob = Client::connect(addr, &login(addr, "bob", "bob-pass").await).await;
     let cap = running.state.cfg.limits.pre_hello_errors as usize;
@@ -155,6 +155,21 @@ async fn garbage_before_hello_gets_a_few_errors_then_a_close() {
     let r = read_until_closed(&mut ws, WAIT).await;
     assert_eq!(r.close, Some(1008), "{r:?}");
     assert_eq!(r.codes().len(), cap, "{:?}", r.codes());
+    still_works(&mut bob).await;
+
+    // Two policy closes this minute: the address is refused for now (the
+    // server counts a close once its socket task ends, a moment later).
+    let url = format!("ws://{addr}/v1/ws");
+    let t = Instant::now();
+    let status = loop {
+        match tokio_tungstenite::connect_async(url.as_str()).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => break resp.status().as_u16(),
+            Ok(_) if t.elapsed() < WAIT => tokio::time::sleep(Duration::from_millis(20)).await,
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+    };
+    assert_eq!(status, 429);
+    // Authenticated agents are not affected.
     still_works(&mut bob).await;
     let _ = std::fs::remove_dir_all(dir);
 }
