@@ -701,7 +701,7 @@ pub struct Limits {
     /// Authenticated sockets per agent; a newer one closes the oldest.
     pub max_sockets_per_agent: usize,
     /// Sockets from one address closed for abuse in a minute before the
-    /// address is refused (429) for the rest of that minute.
+    /// address may hold only one socket before `hello` for the rest of it.
     pub policy_closes_per_minute: u32,
     /// Errors a socket gets before `hello` before it is closed.
     pub pre_hello_errors: u32,

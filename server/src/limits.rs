@@ -364,8 +364,9 @@ pub enum Refused {
     #[error("too many unauthenticated sockets from this address; try again later")]
     PerAddress,
     /// Sockets from this address were closed for abuse
-    /// `policy_closes_per_minute` times this minute.
-    #[error("too many sockets from this address were closed for abuse; try again in a minute")]
+    /// `policy_closes_per_minute` times this minute: for the rest of it,
+    /// it may have one socket at a time that has not said hello.
+    #[error("sockets from this address keep being closed for abuse; one at a time for now")]
     Penalized,
 }
 
@@ -452,12 +453,13 @@ impl Sockets {
         if c.total >= self.max_total {
             return Err(Refused::Total);
         }
-        if c.penalties.get(&addr).is_some_and(|(n, since)| {
+        let penalized = c.penalties.get(&addr).is_some_and(|(n, since)| {
             *n >= self.max_policy_closes && since.elapsed() < PENALTY_WINDOW
-        }) {
+        });
+        let pre = c.pre_hello.entry(addr).or_insert(0);
+        if penalized && *pre >= 1 {
             return Err(Refused::Penalized);
         }
-        let pre = c.pre_hello.entry(addr).or_insert(0);
         if *pre >= self.max_pre_hello_per_ip {
             return Err(Refused::PerAddress);
         }
@@ -516,9 +518,11 @@ impl SocketTicket {
     }
 
     /// The socket was closed for abuse (flooding, errors or silence before
-    /// `hello`): it counts against its address, which is refused for the
-    /// rest of the minute once it reaches `policy_closes_per_minute`. A
-    /// flooder that reconnects at once then costs a 429, not a socket.
+    /// `hello`): it counts against its address. Once the address reaches
+    /// `policy_closes_per_minute`, for the rest of the minute it may hold
+    /// one socket before `hello` at a time (not none: agents behind the
+    /// same NAT address must still get in), so a flooder that reconnects
+    /// at once mostly costs a 429, not a socket.
     pub fn penalize(&self) {
         let sockets = self.sockets.clone();
         let mut c = sockets.counts();
@@ -650,8 +654,13 @@ mod tests {
             let t = s.admit(a).expect("admitted");
             t.penalize();
         }
+        let one = s.admit(a).expect("one at a time still gets in");
         assert_eq!(s.admit(a).err(), Some(Refused::Penalized));
-        assert!(s.admit("10.0.0.2".parse().expect("ip")).is_ok());
+        let _other = s
+            .admit("10.0.0.2".parse().expect("ip"))
+            .expect("other address");
+        drop(one);
+        assert!(s.admit(a).is_ok());
     }
 
     #[test]

@@ -13,8 +13,12 @@
 //! For each it reports the backend's resident memory above idle (peak, and
 //! after the attack) and the other agents' ping round trip (p50, p99, max).
 //! Every hostile client is admitted unless `--per-ip` says otherwise (the
-//! worst case: N attackers on N addresses). The attackers run in a child
-//! process at `nice` 19 (`--nice`), standing in for machines of their own.
+//! worst case: N attackers on N addresses), and the per-address penalty
+//! for repeated abuse is off unless `--penalty N` sets
+//! `policy_closes_per_minute` (it would carry over from one attack to the
+//! next; measure one attack with `--only MODE`). The attackers run in a
+//! child process at `nice` 19 (`--nice`), standing in for machines of
+//! their own.
 //!
 //! `cargo xtask bench hostile --agents 20 --hostile 200 --noread 20 --seconds 10`
 
@@ -297,7 +301,11 @@ async fn main() {
     let noread = arg("--noread", 20);
     let seconds = arg("--seconds", 10);
     let per_ip = arg("--per-ip", hostile + noread + 16);
-    let extra = format!("[limits]\nmax_pre_hello_per_ip = {per_ip}\n");
+    let penalty = arg("--penalty", 1_000_000);
+    let only = sarg("--only");
+    let extra = format!(
+        "[limits]\nmax_pre_hello_per_ip = {per_ip}\npolicy_closes_per_minute = {penalty}\n"
+    );
     let backend = Backend::start_with(agents + noread, "hostile", &extra).await;
     let (addr, pid) = (backend.addr, backend.pid());
 
@@ -385,6 +393,9 @@ async fn main() {
 
     let exe = std::env::current_exe().expect("exe");
     for mode in ["flood", "big", "hold", "noread"] {
+        if only.as_deref().is_some_and(|o| o != mode) {
+            continue;
+        }
         let n = hostile_count(mode, hostile, noread);
         // The attackers run in a child process at low priority: on this
         // one machine they would otherwise take the CPU the backend and
