@@ -195,10 +195,7 @@ pub async fn serve_customer(socket: WebSocket, state: AppState, mut ticket: Sock
             let _ = c.caller_hangup(&id, now);
         }
     }
-    if shutdown
-        .reason()
-        .is_some_and(|r| r.code == crate::limits::close_code::POLICY && r != CloseReason::EVICTED)
-    {
+    if shutdown.reason().is_some_and(CloseReason::is_abuse) {
         ticket.penalize();
     }
     drop(tx);

@@ -41,6 +41,14 @@ pub struct CloseReason {
 }
 
 impl CloseReason {
+    /// Whether the client earned this close: it counts against its
+    /// address ([`SocketTicket::penalize`]). Being evicted by a newer
+    /// socket of the same agent or being slow to read does not.
+    pub fn is_abuse(self) -> bool {
+        self == CloseReason::TOO_BIG
+            || (self.code == close_code::POLICY && self != CloseReason::EVICTED)
+    }
+
     /// The client did not read: its queue or write deadline ran out.
     pub const SLOW_READER: CloseReason = CloseReason {
         code: close_code::TRY_AGAIN_LATER,

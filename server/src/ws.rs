@@ -249,10 +249,7 @@ pub async fn serve_socket(socket: WebSocket, state: AppState, mut ticket: Socket
             center.detach(&agent, id);
         }
     }
-    if shutdown
-        .reason()
-        .is_some_and(|r| r.code == crate::limits::close_code::POLICY && r != CloseReason::EVICTED)
-    {
+    if shutdown.reason().is_some_and(CloseReason::is_abuse) {
         ticket.penalize();
     }
     drop(tx);
