@@ -61,7 +61,9 @@ impl Backend {
     /// Writes a configuration for `agents` agents and starts the release
     /// backend beside this executable.
     pub async fn start(agents: u64, name: &str) -> Backend {
-        Backend::start_with(agents, name, "").await
+        // Every simulated agent connects from 127.0.0.1: the cap on
+        // sockets before `hello` per address is meant for the Internet.
+        Backend::start_with(agents, name, "[limits]\nmax_pre_hello_per_ip = 1000000\n").await
     }
 
     /// Like [`Backend::start`], with `extra` TOML appended to the
