@@ -100,7 +100,7 @@ async fn still_works(c: &mut Client) {
     let t = Instant::now();
     assert_eq!(c.ok(Op::Ping).await, OpResult::Pong);
     assert!(
-        t.elapsed() < Duration::from_millis(500),
+        t.elapsed() < Duration::from_secs(1),
         "ping took {:?}",
         t.elapsed()
     );
