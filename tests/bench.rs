@@ -66,10 +66,18 @@ impl Backend {
     /// Writes a configuration for `agents` agents and starts the release
     /// backend beside this executable.
     pub async fn start(agents: u64, name: &str) -> Backend {
+        // Every simulated agent connects from 127.0.0.1: the cap on
+        // sockets before `hello` per address is meant for the Internet.
+        Backend::start_with(agents, name, "[limits]\nmax_pre_hello_per_ip = 1000000\n").await
+    }
+
+    /// Like [`Backend::start`], with `extra` TOML appended to the
+    /// configuration (a `[limits]` table, say).
+    pub async fn start_with(agents: u64, name: &str, extra: &str) -> Backend {
         let dir = std::env::temp_dir().join(format!("switchboard-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let cfg_path = dir.join("load.toml");
-        std::fs::write(&cfg_path, config(agents, &dir)).expect("config");
+        std::fs::write(&cfg_path, config(agents, &dir) + extra).expect("config");
         let bin = std::env::current_exe()
             .expect("exe")
             .with_file_name("switchboard-server");
@@ -98,6 +106,9 @@ impl Backend {
                 break rest.trim().parse().expect("address");
             }
         };
+        // Keep reading: the backend prints more lines, and a closed pipe
+        // would make its `println!` fail and stop it.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Backend { addr, child, dir }
     }
 

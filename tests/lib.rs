@@ -6,6 +6,7 @@
 pub mod conformance;
 
 pub mod bench;
+pub mod raw;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -56,7 +56,8 @@ pub enum ErrorCode {
     TokenRevoked,
     /// The server failed; the message never carries internals.
     Internal,
-    /// Too many requests of this kind; try again later.
+    /// Too many messages or connections; slow down. A socket that keeps
+    /// sending after this is closed.
     RateLimited,
     /// A code this version does not know.
     #[serde(other)]

@@ -44,6 +44,8 @@ struct RawConfig {
     quick_connects: Vec<RawQuickConnect>,
     #[serde(default)]
     customers: BTreeMap<Spanned<String>, BTreeMap<String, toml::Value>>,
+    #[serde(default)]
+    limits: RawLimits,
 }
 
 #[derive(Debug, Deserialize)]
@@ -266,6 +268,8 @@ pub struct Config {
     pub simulator_key: String,
     /// Most simulated calls placed per minute (HTTP and customer phone).
     pub simulator_calls_per_minute: u32,
+    /// Resource bounds (`[limits]`).
+    pub limits: Limits,
 }
 
 /// A queue.
@@ -762,6 +766,8 @@ impl Validator<'_> {
             quick_connects.push(endpoint);
         }
 
+        let limits = self.limits(&raw.limits)?;
+
         let mut customers = HashMap::new();
         for (number, fields) in raw.customers {
             if !is_e164(number.get_ref()) {
@@ -789,6 +795,12 @@ impl Validator<'_> {
                     }
                 };
                 attrs.insert(k, value);
+            }
+            if let Err(e) = crate::limits::check_attributes(&attrs) {
+                return self.err(
+                    &number.span(),
+                    format!("customer `{}`: {e}", number.get_ref()),
+                );
             }
             customers.insert(number.into_inner(), attrs);
         }
@@ -825,6 +837,7 @@ impl Validator<'_> {
             customers,
             simulator_key,
             simulator_calls_per_minute,
+            limits,
         })
     }
 
@@ -865,6 +878,262 @@ impl Validator<'_> {
 
 /// Shortest simulator key the configuration accepts.
 pub const MIN_SIMULATOR_KEY: usize = 16;
+
+/// Resource bounds, from the `[limits]` table (every key optional). The
+/// defaults are safe for a production backend; tests lower the timeouts.
+/// `docs/architecture.md` ("Limits") explains each one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Largest WebSocket message or frame the transport reads. Text frames
+    /// between the protocol's 65,536 bytes and this get `frame_too_large`;
+    /// larger ones close the socket with 1009 before they are buffered.
+    pub max_frame_bytes: usize,
+    /// A socket that has not said `hello` (or, on the customer phone,
+    /// dialed) by then is closed.
+    pub hello_timeout_ms: u64,
+    /// A socket write that has not completed by then disconnects the client.
+    pub write_timeout_ms: u64,
+    /// Frames a socket's outgoing queue holds before the client counts as
+    /// not reading and is disconnected.
+    pub send_queue_frames: usize,
+    /// Bytes a socket's outgoing queue holds, likewise.
+    pub send_queue_bytes: usize,
+    /// Sockets open at once, all kinds.
+    pub max_sockets: usize,
+    /// Sockets from one address (IPv6: one /64) that have not said hello.
+    pub max_pre_hello_per_ip: usize,
+    /// Authenticated sockets per agent; a newer one closes the oldest.
+    pub max_sockets_per_agent: usize,
+    /// Sockets from one address closed for abuse in a minute before the
+    /// address may hold only one socket before `hello` for the rest of it.
+    pub policy_closes_per_minute: u32,
+    /// Errors a socket gets before `hello` before it is closed.
+    pub pre_hello_errors: u32,
+    /// Text frames per second per socket, sustained.
+    pub messages_per_s: u32,
+    /// Text frames a socket may send in a burst.
+    pub message_burst: u32,
+    /// Media frames per second per socket, sustained.
+    pub media_per_s: u32,
+    /// Media frames a socket may send in a burst.
+    pub media_burst: u32,
+    /// Messages answered `rate_limited` before the socket is closed.
+    pub rate_limit_strikes: u32,
+    /// Events an agent's backlog keeps for resuming clients.
+    pub backlog_events: usize,
+    /// Bytes (encoded) an agent's backlog keeps.
+    pub backlog_bytes: usize,
+    /// Media frames waiting for the media bridge before new ones are dropped.
+    pub bridge_frame_queue: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_frame_bytes: 65_536 + 4_096,
+            hello_timeout_ms: 10_000,
+            write_timeout_ms: 10_000,
+            send_queue_frames: 1_024,
+            send_queue_bytes: 384 << 10,
+            max_sockets: 10_000,
+            max_pre_hello_per_ip: 32,
+            max_sockets_per_agent: 4,
+            policy_closes_per_minute: 20,
+            pre_hello_errors: 8,
+            messages_per_s: 50,
+            message_burst: 100,
+            media_per_s: 100,
+            media_burst: 200,
+            rate_limit_strikes: 20,
+            backlog_events: 512,
+            backlog_bytes: 256 << 10,
+            bridge_frame_queue: 4_096,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_frame_bytes: Option<Spanned<u64>>,
+    hello_timeout_ms: Option<Spanned<u64>>,
+    write_timeout_ms: Option<Spanned<u64>>,
+    send_queue_frames: Option<Spanned<u64>>,
+    send_queue_bytes: Option<Spanned<u64>>,
+    max_sockets: Option<Spanned<u64>>,
+    max_pre_hello_per_ip: Option<Spanned<u64>>,
+    max_sockets_per_agent: Option<Spanned<u64>>,
+    policy_closes_per_minute: Option<Spanned<u64>>,
+    pre_hello_errors: Option<Spanned<u64>>,
+    messages_per_s: Option<Spanned<u64>>,
+    message_burst: Option<Spanned<u64>>,
+    media_per_s: Option<Spanned<u64>>,
+    media_burst: Option<Spanned<u64>>,
+    rate_limit_strikes: Option<Spanned<u64>>,
+    backlog_events: Option<Spanned<u64>>,
+    backlog_bytes: Option<Spanned<u64>>,
+    bridge_frame_queue: Option<Spanned<u64>>,
+}
+
+impl Validator<'_> {
+    /// `key` within `min..=max`, or its default.
+    fn bounded(
+        &self,
+        v: &Option<Spanned<u64>>,
+        key: &str,
+        default: u64,
+        min: u64,
+        max: u64,
+    ) -> Result<u64, ConfigError> {
+        match v {
+            None => Ok(default),
+            Some(s) if (min..=max).contains(s.get_ref()) => Ok(*s.get_ref()),
+            Some(s) => self.err(
+                &s.span(),
+                format!("limits.{key} must be between {min} and {max}"),
+            ),
+        }
+    }
+
+    fn limits(&self, raw: &RawLimits) -> Result<Limits, ConfigError> {
+        let d = Limits::default();
+        let size = |v: &Option<Spanned<u64>>, key: &str, default: usize, min: u64, max: u64| {
+            self.bounded(v, key, default as u64, min, max)
+                .map(|n| n as usize)
+        };
+        let count = |v: &Option<Spanned<u64>>, key: &str, default: u32, min: u64, max: u64| {
+            self.bounded(v, key, u64::from(default), min, max)
+                .map(|n| n as u32)
+        };
+        let limits = Limits {
+            max_frame_bytes: size(
+                &raw.max_frame_bytes,
+                "max_frame_bytes",
+                d.max_frame_bytes,
+                65_536,
+                1 << 20,
+            )?,
+            hello_timeout_ms: self.bounded(
+                &raw.hello_timeout_ms,
+                "hello_timeout_ms",
+                d.hello_timeout_ms,
+                100,
+                120_000,
+            )?,
+            write_timeout_ms: self.bounded(
+                &raw.write_timeout_ms,
+                "write_timeout_ms",
+                d.write_timeout_ms,
+                100,
+                120_000,
+            )?,
+            send_queue_frames: size(
+                &raw.send_queue_frames,
+                "send_queue_frames",
+                d.send_queue_frames,
+                16,
+                1 << 20,
+            )?,
+            send_queue_bytes: size(
+                &raw.send_queue_bytes,
+                "send_queue_bytes",
+                d.send_queue_bytes,
+                128 << 10,
+                256 << 20,
+            )?,
+            max_sockets: size(&raw.max_sockets, "max_sockets", d.max_sockets, 1, 1_000_000)?,
+            max_pre_hello_per_ip: size(
+                &raw.max_pre_hello_per_ip,
+                "max_pre_hello_per_ip",
+                d.max_pre_hello_per_ip,
+                1,
+                1_000_000,
+            )?,
+            max_sockets_per_agent: size(
+                &raw.max_sockets_per_agent,
+                "max_sockets_per_agent",
+                d.max_sockets_per_agent,
+                1,
+                64,
+            )?,
+            policy_closes_per_minute: count(
+                &raw.policy_closes_per_minute,
+                "policy_closes_per_minute",
+                d.policy_closes_per_minute,
+                1,
+                1_000_000,
+            )?,
+            pre_hello_errors: count(
+                &raw.pre_hello_errors,
+                "pre_hello_errors",
+                d.pre_hello_errors,
+                1,
+                1_000,
+            )?,
+            messages_per_s: count(
+                &raw.messages_per_s,
+                "messages_per_s",
+                d.messages_per_s,
+                1,
+                100_000,
+            )?,
+            message_burst: count(
+                &raw.message_burst,
+                "message_burst",
+                d.message_burst,
+                1,
+                100_000,
+            )?,
+            media_per_s: count(&raw.media_per_s, "media_per_s", d.media_per_s, 50, 100_000)?,
+            media_burst: count(&raw.media_burst, "media_burst", d.media_burst, 1, 100_000)?,
+            rate_limit_strikes: count(
+                &raw.rate_limit_strikes,
+                "rate_limit_strikes",
+                d.rate_limit_strikes,
+                0,
+                100_000,
+            )?,
+            backlog_events: size(
+                &raw.backlog_events,
+                "backlog_events",
+                d.backlog_events,
+                1,
+                1 << 20,
+            )?,
+            backlog_bytes: size(
+                &raw.backlog_bytes,
+                "backlog_bytes",
+                d.backlog_bytes,
+                64 << 10,
+                64 << 20,
+            )?,
+            bridge_frame_queue: size(
+                &raw.bridge_frame_queue,
+                "bridge_frame_queue",
+                d.bridge_frame_queue,
+                16,
+                1 << 20,
+            )?,
+        };
+        // A resume replays the backlog into a fresh send queue in one go: it must fit.
+        if limits.backlog_events + 2 > limits.send_queue_frames
+            || limits.backlog_bytes + (64 << 10) > limits.send_queue_bytes
+        {
+            let at = raw
+                .backlog_events
+                .as_ref()
+                .or(raw.backlog_bytes.as_ref())
+                .or(raw.send_queue_frames.as_ref())
+                .or(raw.send_queue_bytes.as_ref())
+                .map_or(0..0, |s| s.span());
+            return self.err(
+                &at,
+                "limits: the send queue must hold the whole backlog (send_queue_frames >= backlog_events + 2, send_queue_bytes >= backlog_bytes + 65536)",
+            );
+        }
+        Ok(limits)
+    }
+}
 
 fn is_system_name(name: &str) -> bool {
     [
@@ -1127,5 +1396,33 @@ mod tests {
                 .message
                 .contains("address")
         );
+    }
+
+    #[test]
+    fn limits_default_and_bad_values_name_their_line() {
+        let cfg = Config::sample().expect("sample parses");
+        assert_eq!(
+            cfg.limits,
+            Limits::default(),
+            "the sample spells out the defaults"
+        );
+        let err = broken("hello_timeout_ms = 10000", "hello_timeout_ms = 0");
+        assert_eq!(err.line, Some(line_containing("hello_timeout_ms = 10000")));
+        assert!(
+            err.message.contains("limits.hello_timeout_ms"),
+            "{}",
+            err.message
+        );
+        let err = broken("max_frame_bytes = 69632", "max_frame_bytes = 1000");
+        assert!(err.message.contains("max_frame_bytes"), "{}", err.message);
+        let err = broken("backlog_events = 512", "backlog_events = 4000");
+        assert!(err.message.contains("whole backlog"), "{}", err.message);
+        let err = broken("media_burst = 200", "media_burts = 200");
+        assert!(err.message.contains("media_burts"), "{}", err.message);
+        let err = broken(
+            "orderId = \"100\"",
+            &format!("orderId = \"{}\"", "9".repeat(5000)),
+        );
+        assert!(err.message.contains("orderId"), "{}", err.message);
     }
 }

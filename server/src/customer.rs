@@ -11,7 +11,7 @@
 //! the call moves. Binary frames carry media with the `leg` from `dialed`,
 //! both ways, exactly as on an agent's socket.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::{Message, WebSocket};
 use futures_util::StreamExt;
@@ -19,12 +19,12 @@ use protocol::error::ErrorCode;
 use protocol::media::decode_media_frame;
 use serde::Deserialize;
 use serde_json::json;
-use tokio::sync::mpsc::unbounded_channel;
 
 use crate::bridge::{customer_key, CallerAudio, Command, AGENT_QUEUE};
 use crate::center::random_leg;
 use crate::http::AppState;
-use crate::ws::spawn_writer;
+use crate::limits::{CloseReason, FloodGuard, Kind, Outbox, SocketTicket, Verdict};
+use crate::ws::{finish_writer, is_too_big, linger, lingers, spawn_writer, RATE_LIMITED};
 
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -43,81 +43,153 @@ fn error(code: ErrorCode, message: impl Into<String>) -> String {
 }
 
 /// Runs one customer phone socket until it closes; hangs up its call then.
-pub async fn serve_customer(socket: WebSocket, state: AppState) {
+/// Bounded like an agent's socket: it must dial within the hello timeout
+/// (and is closed that long after its call ended), its messages are rate
+/// limited, and its outgoing queue and writes have the same limits.
+pub async fn serve_customer(socket: WebSocket, state: AppState, mut ticket: SocketTicket) {
+    let limits = state.cfg.limits.clone();
+    let write_timeout = Duration::from_millis(limits.write_timeout_ms);
+    let hello_timeout = Duration::from_millis(limits.hello_timeout_ms);
     let (sink, mut stream) = socket.split();
-    let (tx, rx) = unbounded_channel::<String>();
+    let (tx, inbox) = Outbox::for_socket(&limits);
+    let shutdown = tx.shutdown().clone();
     let (media_tx, media_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(AGENT_QUEUE);
-    let writer = spawn_writer(sink, rx, media_rx, |s| s);
+    let mut writer = spawn_writer(sink, inbox, media_rx, shutdown.clone(), write_timeout);
+    let mut writer_done = false;
     let mut media_tx = Some(media_tx);
+    let mut flood = FloodGuard::new(&limits, Instant::now());
+    let mut errors_before_dial = 0u32;
     let mut call: Option<(String, u32)> = None;
     let mut last_state = String::new();
+    // Until a call is placed, and again once it has ended, the socket
+    // must do something within the hello timeout.
+    let mut deadline = Some(tokio::time::Instant::now() + hello_timeout);
     let mut poll = tokio::time::interval(Duration::from_millis(250));
     loop {
+        let expiry = async move {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
+            biased;
+            () = shutdown.requested() => break,
+            _ = &mut writer => {
+                writer_done = true;
+                break;
+            }
+            () = expiry => {
+                shutdown.set_reason(CloseReason::HELLO_TIMEOUT);
+                break;
+            }
             msg = stream.next() => {
-                let Some(Ok(msg)) = msg else { break };
-                match msg {
-                    Message::Text(text) => match serde_json::from_str::<Request>(text.as_str()) {
-                        Ok(Request::Dial { from, queue, key }) if call.is_none() => {
-                            let now = state.now();
-                            if let Err(e) = state.fence.check_key(&key) {
-                                // Wrong key: say so and hang up the socket.
-                                let _ = tx.send(error(e.code(), e.to_string()));
-                                break;
-                            }
-                            if let Err(e) = state.fence.take_call(now) {
-                                let _ = tx.send(error(e.code(), e.to_string()));
-                                continue;
-                            }
-                            let leg = random_leg();
-                            let placed = match state.center.lock() {
-                                Ok(mut c) => c.place_inbound_playing(&from, &queue, CallerAudio::Live { leg }, now),
-                                Err(_) => break,
-                            };
-                            match placed {
-                                Ok(id) => {
-                                    if let (Some(bridge), Some(media)) = (&state.bridge, media_tx.take()) {
-                                        bridge.send(Command::AttachAgent { agent: customer_key(&id), tx: media });
-                                    }
-                                    let _ = tx.send(json!({ "type": "dialed", "contact_id": id, "leg": leg }).to_string());
-                                    call = Some((id, leg));
-                                }
-                                Err(refused) => {
-                                    let _ = tx.send(error(refused.error.code, refused.error.message));
-                                }
-                            }
+                let msg = match msg {
+                    Some(Ok(msg)) => msg,
+                    Some(Err(e)) => {
+                        if is_too_big(e) {
+                            shutdown.set_reason(CloseReason::TOO_BIG);
                         }
-                        Ok(Request::Dial { .. }) => {
-                            let _ = tx.send(error(ErrorCode::InvalidState, "this phone is already on a call"));
-                        }
-                        Ok(Request::Hangup) => {
-                            if let Some((id, _)) = &call {
-                                let now = state.now();
-                                if let Ok(mut c) = state.center.lock() {
-                                    let _ = c.caller_hangup(id, now);
-                                }
-                            }
-                        }
-                        Err(e) => {
-                            let _ = tx.send(error(ErrorCode::BadRequest, format!("bad message: {e}")));
-                        }
-                    },
-                    Message::Binary(bytes) => {
-                        let ok = match (&call, decode_media_frame(&bytes)) {
-                            (Some((id, leg)), Ok(frame)) if frame.header.leg == *leg => {
-                                if let Some(bridge) = &state.bridge {
-                                    bridge.send(Command::AgentFrame { agent: customer_key(id), leg: *leg, bytes: bytes.to_vec() });
-                                }
-                                true
-                            }
-                            _ => false,
-                        };
-                        if !ok {
-                            let _ = tx.send(error(ErrorCode::NoMediaLeg, "no call on this leg"));
-                        }
+                        break;
                     }
+                    None => break,
+                };
+                let kind = match &msg {
+                    Message::Binary(_) => Kind::Media,
                     Message::Close(_) => break,
-                    _ => {}
+                    _ => Kind::Text,
+                };
+                let verdict = flood.check(kind, Instant::now());
+                if verdict == Verdict::Close {
+                    tx.push(error(ErrorCode::RateLimited, "too many messages; closing"));
+                    shutdown.set_reason(CloseReason::FLOOD);
+                    break;
+                }
+                let mut errored = false;
+                if verdict == Verdict::Refuse {
+                    if !matches!(msg, Message::Ping(_) | Message::Pong(_)) {
+                        tx.push(error(ErrorCode::RateLimited, RATE_LIMITED));
+                    }
+                    errored = true;
+                } else {
+                    match msg {
+                        Message::Text(text) => match serde_json::from_str::<Request>(text.as_str()) {
+                            Ok(Request::Dial { from, queue, key }) if call.is_none() => {
+                                let now = state.now();
+                                if let Err(e) = state.fence.check_key(&key) {
+                                    // Wrong key: say so and hang up the socket.
+                                    tx.push(error(e.code(), e.to_string()));
+                                    break;
+                                }
+                                if let Err(e) = state.fence.take_call(now) {
+                                    // Rate-limited: not the caller's error; it may dial again.
+                                    tx.push(error(e.code(), e.to_string()));
+                                    continue;
+                                }
+                                let leg = random_leg();
+                                let placed = match state.center.lock() {
+                                    Ok(mut c) => c.place_inbound_playing(&from, &queue, CallerAudio::Live { leg }, now),
+                                    Err(_) => break,
+                                };
+                                match placed {
+                                    Ok(id) => {
+                                        if let (Some(bridge), Some(media)) = (&state.bridge, media_tx.take()) {
+                                            bridge.send(Command::AttachAgent { agent: customer_key(&id), tx: media });
+                                        }
+                                        tx.push(json!({ "type": "dialed", "contact_id": id, "leg": leg }).to_string());
+                                        call = Some((id, leg));
+                                        deadline = None;
+                                        ticket.admitted_other();
+                                    }
+                                    Err(refused) => {
+                                        tx.push(error(refused.error.code, refused.error.message));
+                                        errored = true;
+                                    }
+                                }
+                            }
+                            Ok(Request::Dial { .. }) => {
+                                tx.push(error(ErrorCode::InvalidState, "this phone is already on a call"));
+                                errored = true;
+                            }
+                            Ok(Request::Hangup) => {
+                                if let Some((id, _)) = &call {
+                                    let now = state.now();
+                                    if let Ok(mut c) = state.center.lock() {
+                                        let _ = c.caller_hangup(id, now);
+                                    }
+                                }
+                            }
+                            Err(e) => {
+                                // serde's message may quote the input: keep it short.
+                                let m: String = format!("bad message: {e}").chars().take(200).collect();
+                                tx.push(error(ErrorCode::BadRequest, m));
+                                errored = true;
+                            }
+                        },
+                        Message::Binary(bytes) => {
+                            let ok = match (&call, decode_media_frame(&bytes)) {
+                                (Some((id, leg)), Ok(frame)) if frame.header.leg == *leg => {
+                                    if let Some(bridge) = &state.bridge {
+                                        bridge.send(Command::AgentFrame { agent: customer_key(id), leg: *leg, bytes: bytes.to_vec() });
+                                    }
+                                    true
+                                }
+                                _ => false,
+                            };
+                            if !ok {
+                                tx.push(error(ErrorCode::NoMediaLeg, "no call on this leg"));
+                                errored = true;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                if errored && call.is_none() {
+                    errors_before_dial += 1;
+                    if errors_before_dial >= limits.pre_hello_errors {
+                        shutdown.set_reason(CloseReason::PRE_HELLO_ERRORS);
+                        break;
+                    }
                 }
             }
             _ = poll.tick() => {
@@ -125,7 +197,10 @@ pub async fn serve_customer(socket: WebSocket, state: AppState) {
                 let view = state.center.lock().ok().and_then(|c| c.caller_view(id));
                 let now_state = view.map_or_else(|| "ended".to_string(), |v| v.state);
                 if now_state != last_state {
-                    let _ = tx.send(json!({ "type": "state", "state": now_state }).to_string());
+                    if now_state == "ended" {
+                        deadline = Some(tokio::time::Instant::now() + hello_timeout);
+                    }
+                    tx.push(json!({ "type": "state", "state": now_state }).to_string());
                     last_state = now_state;
                 }
             }
@@ -137,6 +212,19 @@ pub async fn serve_customer(socket: WebSocket, state: AppState) {
             let _ = c.caller_hangup(&id, now);
         }
     }
+    if shutdown.reason().is_some_and(CloseReason::is_abuse) {
+        ticket.penalize();
+    }
     drop(tx);
-    let _ = writer.await;
+    if !writer_done {
+        if lingers(shutdown.reason()) {
+            tokio::join!(
+                finish_writer(&mut writer, write_timeout),
+                linger(&mut stream)
+            );
+        } else {
+            finish_writer(&mut writer, write_timeout).await;
+        }
+    }
+    drop(ticket);
 }

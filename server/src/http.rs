@@ -26,11 +26,6 @@ use crate::bridge::CallerAudio;
 use crate::center::Center;
 use crate::config::Config;
 
-/// Largest WebSocket message the transport reads. Far above any valid
-/// frame, so oversized frames reach the protocol layer and get a typed
-/// `frame_too_large` instead of a dropped connection.
-pub const TRANSPORT_MAX_MESSAGE: usize = 16 << 20;
-
 /// Initial read buffer per socket; it grows for larger messages.
 const READ_BUFFER: usize = 4 * 1024;
 
@@ -48,6 +43,8 @@ pub struct AppState {
     /// Login throttling and the sockets open per login.
     pub auth: Arc<auth::AuthState>,
     clock: Arc<dyn Fn() -> Millis + Send + Sync>,
+    /// Every open socket, counted against `[limits]`.
+    pub sockets: Arc<crate::limits::Sockets>,
 }
 
 impl AppState {
@@ -58,6 +55,7 @@ impl AppState {
             bridge: None,
             fence: Arc::new(crate::fence::SimFence::new(&cfg)),
             auth: Arc::new(auth::AuthState::new(&cfg)),
+            sockets: crate::limits::Sockets::new(&cfg.limits),
             cfg,
             clock: Arc::new(wall_clock),
         }
@@ -423,14 +421,44 @@ async fn refresh_token(
     Ok(Json(login).into_response())
 }
 
-async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
-    // Small buffers: an agent's socket carries small frames, and the 128 KiB
-    // defaults cost 256 KiB per connected agent. Writes go out eagerly.
-    ws.max_message_size(TRANSPORT_MAX_MESSAGE)
-        .max_frame_size(TRANSPORT_MAX_MESSAGE)
+async fn upgrade(
+    State(state): State<AppState>,
+    extensions: axum::http::Extensions,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let ticket = match admit(&state, &extensions) {
+        Ok(t) => t,
+        Err(refused) => return refused.into_response(),
+    };
+    limit_transport(ws, &state.cfg.limits)
+        .on_upgrade(move |socket| crate::ws::serve_socket(socket, state, ticket))
+}
+
+/// A place among the backend's sockets for the peer, or 429 with a typed
+/// `rate_limited` body. Without connect info (a router served without
+/// it), every peer counts as one unknown address.
+fn admit(
+    state: &AppState,
+    extensions: &axum::http::Extensions,
+) -> Result<crate::limits::SocketTicket, ApiError> {
+    let ip = extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+    state.sockets.admit(ip).map_err(|refused| {
+        tracing::debug!(%ip, "socket refused: {refused}");
+        ErrorBody::new(ErrorCode::RateLimited, refused.to_string()).into()
+    })
+}
+
+/// The transport's limits: a message or frame over `max_frame_bytes` is
+/// refused from its header, before its payload is buffered (close 1009).
+/// Small buffers: an agent's socket carries small frames, and the 128 KiB
+/// defaults cost 256 KiB per connected agent. Writes go out eagerly.
+fn limit_transport(ws: WebSocketUpgrade, limits: &crate::config::Limits) -> WebSocketUpgrade {
+    ws.max_message_size(limits.max_frame_bytes)
+        .max_frame_size(limits.max_frame_bytes)
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(0)
-        .on_upgrade(move |socket| crate::ws::serve_socket(socket, state))
 }
 
 fn bearer_agent(
@@ -672,14 +700,13 @@ async fn sim_media_stats(
 async fn customer_upgrade(
     State(state): State<AppState>,
     headers: HeaderMap,
+    extensions: axum::http::Extensions,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     // A WebSocket cannot carry a header from a page's script: the key
     // comes in the dial message (see customer.rs); the origin is checked here.
     state.fence.admit_origin(&headers)?;
-    Ok(ws
-        .max_message_size(64 * 1024)
-        .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(0)
-        .on_upgrade(move |socket| crate::customer::serve_customer(socket, state)))
+    let ticket = admit(&state, &extensions)?;
+    Ok(limit_transport(ws, &state.cfg.limits)
+        .on_upgrade(move |socket| crate::customer::serve_customer(socket, state, ticket)))
 }

@@ -13,6 +13,7 @@ pub mod customer;
 pub mod fence;
 pub mod hours;
 pub mod http;
+pub mod limits;
 pub mod routing;
 pub mod sim;
 pub mod store;
@@ -70,7 +71,7 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
 pub async fn start_with_store(cfg: Config, store: Store) -> Result<Running, StartError> {
     let cfg = Arc::new(cfg);
     let mut center = Center::new(cfg.clone(), store, http::wall_clock())?;
-    let bridge = bridge::Bridge::spawn(cfg.impairment);
+    let bridge = bridge::Bridge::spawn(cfg.impairment, cfg.limits.bridge_frame_queue);
     center.set_bridge(bridge.clone());
     let mut state = AppState::new(center, cfg.clone());
     state.bridge = Some(bridge);
@@ -90,10 +91,10 @@ pub async fn start_with_store(cfg: Config, store: Store) -> Result<Running, Star
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    let router = app(state.clone());
+    // With the peer address: sockets are counted (`[limits]`) and failed
+    // logins throttled per remote address.
+    let service = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move {
-        // With the peer address: failed logins are throttled per address.
-        let service = router.into_make_service_with_connect_info::<SocketAddr>();
         if let Err(e) = axum::serve(listener, service).await {
             tracing::error!("backend stopped: {e}");
         }

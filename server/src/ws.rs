@@ -2,9 +2,12 @@
 //! center. It authenticates the first `hello`, forwards requests, and
 //! writes whatever the center emits, in order, through one writer task.
 //!
-//! Nothing a client sends can take the socket down except closing it:
-//! bad JSON, unknown types and ops, oversized and malformed frames each get
-//! a typed error and the session carries on.
+//! Bad JSON, unknown types and ops, and malformed frames each get a typed
+//! error and the session carries on. What the socket may cost is bounded
+//! (`[limits]`, see [`crate::limits`]): a frame over the transport limit
+//! closes it with 1009, a client that floods gets `rate_limited` and then
+//! a close, one that does not read is disconnected, one that sends only
+//! errors or no `hello` at all is closed.
 //!
 //! The login holds on the open socket ([`crate::auth::Grant`]): a
 //! configured lead time before the token expires the socket gets
@@ -12,9 +15,10 @@
 //! at expiry it gets `session_expired` and is closed, and a logout closes
 //! it at once with `token_revoked`.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use axum::extract::ws::{Message, WebSocket};
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use protocol::error::{ErrorBody, ErrorCode};
 use protocol::media::decode_media_frame;
@@ -23,16 +27,17 @@ use protocol::wire::{
     ServerFrame, TokenExpiring,
 };
 use protocol::SUPPORTED_VERSIONS;
-use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
+use tokio::sync::mpsc;
 
 use crate::auth::{authenticate, Grant, GrantEvent};
 use crate::center::HEARTBEAT_MS;
 use crate::http::AppState;
+use crate::limits::{
+    CloseReason, FloodGuard, Inbox, Kind, Outbox, Shutdown, SocketTicket, Verdict,
+};
 
 /// A session that sends nothing for this long is considered gone.
 const IDLE_TIMEOUT: Duration = Duration::from_millis(HEARTBEAT_MS * 3);
-/// A socket that has not completed `hello` by then is closed.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn frame_error(code: ErrorCode, message: impl Into<String>) -> ServerFrame {
     ServerFrame::Error(FrameError {
@@ -42,22 +47,41 @@ fn frame_error(code: ErrorCode, message: impl Into<String>) -> ServerFrame {
     })
 }
 
+/// Queues a frame on the socket's outbox (see [`Outbox::push`]).
+fn send(tx: &Outbox, frame: ServerFrame) -> bool {
+    tx.push(encode(&frame))
+}
+
+/// The answer to a message over the rate limit.
+pub(crate) const RATE_LIMITED: &str = "too many messages; slow down";
+
+/// Whether a read error is the transport's size limit (then the socket
+/// closes with 1009). The error comes from tungstenite through axum.
+pub(crate) fn is_too_big(e: axum::Error) -> bool {
+    e.into_inner()
+        .downcast_ref::<tungstenite::Error>()
+        .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)))
+}
+
 /// The one task that writes to a socket: text frames in order, media
-/// frames as they come (text first when both are ready). Ends when the
-/// text channel closes.
-pub fn spawn_writer<T: Send + 'static>(
+/// frames as they come (text first when both are ready). Every write has
+/// a deadline: a client that stops reading is disconnected (its driver is
+/// told through `shutdown`), never waited for. Ends when every [`Outbox`]
+/// is dropped, after sending the close frame `shutdown` holds, if any.
+pub fn spawn_writer(
     mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
-    mut rx: tokio::sync::mpsc::UnboundedReceiver<T>,
-    mut media_rx: tokio::sync::mpsc::Receiver<Vec<u8>>,
-    to_text: fn(T) -> String,
+    mut inbox: Inbox,
+    mut media_rx: mpsc::Receiver<Vec<u8>>,
+    shutdown: Arc<Shutdown>,
+    write_timeout: Duration,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut media_open = true;
         loop {
             let msg = tokio::select! {
                 biased;
-                frame = rx.recv() => match frame {
-                    Some(frame) => Message::Text(to_text(frame).into()),
+                text = inbox.recv() => match text {
+                    Some(text) => Message::Text(text.into()),
                     None => break,
                 },
                 media = media_rx.recv(), if media_open => match media {
@@ -69,23 +93,88 @@ pub fn spawn_writer<T: Send + 'static>(
                     }
                 },
             };
-            if sink.send(msg).await.is_err() {
-                break;
+            match tokio::time::timeout(write_timeout, sink.send(msg)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return,
+                Err(_) => {
+                    shutdown.close(CloseReason::SLOW_READER);
+                    return;
+                }
             }
         }
-        let _ = sink.close().await;
+        if let Some(why) = shutdown.reason() {
+            let close = Message::Close(Some(CloseFrame {
+                code: why.code,
+                reason: why.reason.into(),
+            }));
+            if !matches!(
+                tokio::time::timeout(write_timeout, sink.send(close)).await,
+                Ok(Ok(()))
+            ) {
+                return;
+            }
+        }
+        let _ = tokio::time::timeout(write_timeout, sink.close()).await;
     })
 }
 
-/// Runs one socket until it closes.
-pub async fn serve_socket(socket: WebSocket, state: AppState) {
+/// Waits for a socket's writer to finish, within its deadline; a writer
+/// stuck on a client that does not read is stopped.
+pub async fn finish_writer(writer: &mut tokio::task::JoinHandle<()>, write_timeout: Duration) {
+    // The writer may need one deadline for the last queued frame and one
+    // for the close frame.
+    if tokio::time::timeout(write_timeout * 2 + Duration::from_millis(100), &mut *writer)
+        .await
+        .is_err()
+    {
+        writer.abort();
+    }
+}
+
+/// After the backend closes a socket, how long it keeps reading (and
+/// discarding) what the client still sends. Closing a TCP socket with
+/// unread input resets the connection, and a reset makes the client's
+/// kernel drop what it had received but not yet read: the last errors and
+/// the close frame would be lost. Reading until the client answers the
+/// close (or this passes, or [`LINGER_MESSAGES`] arrive) avoids that.
+const LINGER: Duration = Duration::from_secs(1);
+/// At most this many messages are read while lingering.
+const LINGER_MESSAGES: usize = 1_000;
+
+/// Whether a close for `reason` lingers: not for an oversized frame
+/// (reading on would buffer it) nor for a client that does not read.
+pub(crate) fn lingers(reason: Option<CloseReason>) -> bool {
+    reason.is_some_and(|r| r != CloseReason::TOO_BIG && r != CloseReason::SLOW_READER)
+}
+
+/// Reads and discards until the client closes, for at most [`LINGER`].
+pub(crate) async fn linger(stream: &mut futures_util::stream::SplitStream<WebSocket>) {
+    let deadline = tokio::time::Instant::now() + LINGER;
+    for _ in 0..LINGER_MESSAGES {
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(Some(Ok(Message::Close(_)))) | Ok(Some(Err(_))) | Ok(None) | Err(_) => return,
+            Ok(Some(Ok(_))) => {}
+        }
+    }
+}
+
+/// Runs one socket until it closes. `ticket` holds its place among the
+/// backend's sockets (see [`crate::limits::Sockets`]).
+pub async fn serve_socket(socket: WebSocket, state: AppState, mut ticket: SocketTicket) {
+    let limits = state.cfg.limits.clone();
+    let write_timeout = Duration::from_millis(limits.write_timeout_ms);
+    let hello_timeout = Duration::from_millis(limits.hello_timeout_ms);
     let (sink, mut stream) = socket.split();
-    let (tx, rx) = unbounded_channel::<ServerFrame>();
+    let (tx, inbox) = Outbox::for_socket(&limits);
+    let shutdown = tx.shutdown().clone();
     // Media to this socket: bounded, so a backed-up socket drops stale
     // frames at the bridge instead of queueing delay.
-    let (media_tx, media_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(crate::bridge::AGENT_QUEUE);
-    let writer = spawn_writer(sink, rx, media_rx, |f| encode(&f));
+    let (media_tx, media_rx) = mpsc::channel::<Vec<u8>>(crate::bridge::AGENT_QUEUE);
+    let mut writer = spawn_writer(sink, inbox, media_rx, shutdown.clone(), write_timeout);
+    let mut writer_done = false;
     let mut media_tx = Some(media_tx);
+    let mut flood = FloodGuard::new(&limits, Instant::now());
+    let mut errors_before_hello = 0u32;
 
     let mut session: Option<(String, u64)> = None;
     let mut grant: Option<Grant> = None;
@@ -94,79 +183,86 @@ pub async fn serve_socket(socket: WebSocket, state: AppState) {
         let wait = if session.is_some() {
             IDLE_TIMEOUT
         } else {
-            HELLO_TIMEOUT.saturating_sub(opened.elapsed())
+            hello_timeout.saturating_sub(opened.elapsed())
         };
-        let read = tokio::select! {
-            read = tokio::time::timeout(wait, stream.next()) => read,
+        let next = tokio::select! {
+            biased;
+            () = shutdown.requested() => break,
+            _ = &mut writer => {
+                writer_done = true;
+                break;
+            }
             event = next_grant_event(&mut grant, &state) => {
                 if on_grant_event(event, &tx) {
                     continue;
                 }
                 break;
             }
+            next = tokio::time::timeout(wait, stream.next()) => next,
         };
-        let msg = match read {
+        let msg = match next {
             Ok(Some(Ok(msg))) => msg,
             Ok(Some(Err(e))) => {
                 tracing::debug!("socket error: {e}");
+                if is_too_big(e) {
+                    shutdown.set_reason(CloseReason::TOO_BIG);
+                }
                 break;
             }
             Ok(None) => break,
             Err(_) => {
                 tracing::debug!(authenticated = session.is_some(), "socket timed out");
+                if session.is_none() {
+                    shutdown.set_reason(CloseReason::HELLO_TIMEOUT);
+                }
                 break;
             }
         };
-        match msg {
-            Message::Text(text) => {
-                on_text(text.as_str(), &state, &tx, &mut session, &mut grant);
-                // Once authenticated, the bridge learns where this agent's audio goes.
-                if let (Some((agent, _)), Some(bridge)) = (&session, &state.bridge) {
-                    if let Some(media) = media_tx.take() {
-                        bridge.send(crate::bridge::Command::AttachAgent {
-                            agent: agent.clone(),
-                            tx: media,
-                        });
-                    }
-                }
-            }
-            Message::Binary(bytes) => {
-                let reply = match decode_media_frame(&bytes) {
-                    Err(e) => ServerFrame::Error(FrameError {
-                        id: None,
-                        error: e,
-                        supported_versions: None,
-                    }),
-                    Ok(_) if session.is_none() => {
-                        frame_error(ErrorCode::NotAuthenticated, "send hello first")
-                    }
-                    Ok(frame) => {
-                        let leg = frame.header.leg;
-                        let agent = session.as_ref().map(|(a, _)| a.clone()).unwrap_or_default();
-                        let live = state
-                            .center
-                            .lock()
-                            .is_ok_and(|c| c.media_leg_active(&agent, leg));
-                        match (&state.bridge, live) {
-                            (Some(bridge), true) => {
-                                bridge.send(crate::bridge::Command::AgentFrame {
-                                    agent,
-                                    leg,
-                                    bytes: bytes.to_vec(),
-                                });
-                                continue;
-                            }
-                            _ => frame_error(
-                                ErrorCode::NoMediaLeg,
-                                format!("no media leg {leg} on this session"),
-                            ),
-                        }
-                    }
-                };
-                let _ = tx.send(reply);
-            }
+        let kind = match &msg {
+            Message::Binary(_) => Kind::Media,
             Message::Close(_) => break,
-            Message::Ping(_) | Message::Pong(_) => {}
+            _ => Kind::Text,
+        };
+        let verdict = flood.check(kind, Instant::now());
+        if verdict == Verdict::Close {
+            send(
+                &tx,
+                frame_error(ErrorCode::RateLimited, "too many messages; closing"),
+            );
+            shutdown.set_reason(CloseReason::FLOOD);
+            break;
+        }
+        let limited = verdict == Verdict::Refuse;
+        let was_authenticated = session.is_some();
+        let errored = match msg {
+            Message::Text(text) => on_text(
+                text.as_str(),
+                &state,
+                &tx,
+                &mut session,
+                &mut grant,
+                limited,
+            ),
+            Message::Binary(bytes) => on_binary(&bytes, &state, &tx, &session, limited),
+            // Control frames: tungstenite answers pings itself.
+            _ => false,
+        };
+        if let (false, Some((agent, _))) = (was_authenticated, &session) {
+            ticket.authenticated(agent, shutdown.clone());
+            // The bridge learns where this agent's audio goes.
+            if let (Some(bridge), Some(media)) = (&state.bridge, media_tx.take()) {
+                bridge.send(crate::bridge::Command::AttachAgent {
+                    agent: agent.clone(),
+                    tx: media,
+                });
+            }
+        }
+        if errored && session.is_none() {
+            errors_before_hello += 1;
+            if errors_before_hello >= limits.pre_hello_errors {
+                shutdown.set_reason(CloseReason::PRE_HELLO_ERRORS);
+                break;
+            }
         }
     }
     if let Some((agent, id)) = session {
@@ -174,9 +270,22 @@ pub async fn serve_socket(socket: WebSocket, state: AppState) {
             center.detach(&agent, id);
         }
     }
+    if shutdown.reason().is_some_and(CloseReason::is_abuse) {
+        ticket.penalize();
+    }
     drop(grant);
     drop(tx);
-    let _ = writer.await;
+    if !writer_done {
+        if lingers(shutdown.reason()) {
+            tokio::join!(
+                finish_writer(&mut writer, write_timeout),
+                linger(&mut stream)
+            );
+        } else {
+            finish_writer(&mut writer, write_timeout).await;
+        }
+    }
+    drop(ticket);
 }
 
 /// The next thing the socket's login needs (never, before `hello`).
@@ -188,26 +297,26 @@ async fn next_grant_event(grant: &mut Option<Grant>, state: &AppState) -> GrantE
 }
 
 /// Tells the client; returns whether the socket stays open.
-fn on_grant_event(event: GrantEvent, tx: &UnboundedSender<ServerFrame>) -> bool {
+fn on_grant_event(event: GrantEvent, tx: &Outbox) -> bool {
     match event {
         GrantEvent::Expiring(expires_at) => {
-            let _ = tx.send(ServerFrame::TokenExpiring(TokenExpiring { expires_at }));
+            send(tx, ServerFrame::TokenExpiring(TokenExpiring { expires_at }));
             true
         }
         GrantEvent::Expired => {
             tracing::debug!("socket closed: token expired");
-            let _ = tx.send(frame_error(
-                ErrorCode::SessionExpired,
-                "your login expired; log in again",
-            ));
+            send(
+                tx,
+                frame_error(ErrorCode::SessionExpired, "your login expired; log in again"),
+            );
             false
         }
         GrantEvent::Revoked => {
             tracing::debug!("socket closed: token revoked");
-            let _ = tx.send(frame_error(
-                ErrorCode::TokenRevoked,
-                "you logged out; log in again",
-            ));
+            send(
+                tx,
+                frame_error(ErrorCode::TokenRevoked, "you logged out; log in again"),
+            );
             false
         }
     }
@@ -215,11 +324,7 @@ fn on_grant_event(event: GrantEvent, tx: &UnboundedSender<ServerFrame>) -> bool 
 
 /// `refresh_token`: a new token in this socket's login; the socket now
 /// lives until the new token expires.
-fn refresh(
-    state: &AppState,
-    agent: &str,
-    grant: &mut Option<Grant>,
-) -> Result<OpResult, ErrorBody> {
+fn refresh(state: &AppState, agent: &str, grant: &mut Option<Grant>) -> Result<OpResult, ErrorBody> {
     let now = state.now();
     let Some(g) = grant.as_mut().filter(|g| g.valid(now)) else {
         return Err(ErrorBody::new(
@@ -240,20 +345,81 @@ fn refresh(
     })
 }
 
+/// Handles a binary (media) frame; true when it was answered with an error.
+fn on_binary(
+    bytes: &[u8],
+    state: &AppState,
+    tx: &Outbox,
+    session: &Option<(String, u64)>,
+    limited: bool,
+) -> bool {
+    let reply = match decode_media_frame(bytes) {
+        _ if limited => frame_error(ErrorCode::RateLimited, RATE_LIMITED),
+        Err(e) => ServerFrame::Error(FrameError {
+            id: None,
+            error: e,
+            supported_versions: None,
+        }),
+        Ok(_) if session.is_none() => frame_error(ErrorCode::NotAuthenticated, "send hello first"),
+        Ok(frame) => {
+            let leg = frame.header.leg;
+            let agent = session.as_ref().map(|(a, _)| a.clone()).unwrap_or_default();
+            let live = state
+                .center
+                .lock()
+                .is_ok_and(|c| c.media_leg_active(&agent, leg));
+            match (&state.bridge, live) {
+                (Some(bridge), true) => {
+                    bridge.send(crate::bridge::Command::AgentFrame {
+                        agent,
+                        leg,
+                        bytes: bytes.to_vec(),
+                    });
+                    return false;
+                }
+                _ => frame_error(
+                    ErrorCode::NoMediaLeg,
+                    format!("no media leg {leg} on this session"),
+                ),
+            }
+        }
+    };
+    send(tx, reply);
+    true
+}
+
+/// Handles a text frame; true when it was answered with an error.
 fn on_text(
     text: &str,
     state: &AppState,
-    tx: &UnboundedSender<ServerFrame>,
+    tx: &Outbox,
     session: &mut Option<(String, u64)>,
     grant: &mut Option<Grant>,
-) {
+    limited: bool,
+) -> bool {
     let frame = match decode_client_frame(text) {
         Ok(f) => f,
-        Err(e) => {
-            let _ = tx.send(e.to_frame());
-            return;
+        Err(mut e) => {
+            if limited {
+                e.body = ErrorBody::new(ErrorCode::RateLimited, RATE_LIMITED);
+            }
+            send(tx, e.to_frame());
+            return true;
         }
     };
+    if limited {
+        let body = ErrorBody::new(ErrorCode::RateLimited, RATE_LIMITED);
+        let reply = match frame {
+            ClientFrame::Request(req) => ServerFrame::Response(Response::err(req.id, body)),
+            ClientFrame::Hello(_) => ServerFrame::Error(FrameError {
+                id: None,
+                error: body,
+                supported_versions: None,
+            }),
+        };
+        send(tx, reply);
+        return true;
+    }
     match frame {
         ClientFrame::Hello(hello) => on_hello(hello, state, tx, session, grant),
         ClientFrame::Request(req) => {
@@ -262,79 +428,93 @@ fn on_text(
                     ErrorCode::NotAuthenticated,
                     "send hello with your token first",
                 );
-                let _ = tx.send(ServerFrame::Response(Response::err(req.id, body)));
-                return;
+                send(tx, ServerFrame::Response(Response::err(req.id, body)));
+                return true;
             };
             if req.op == Op::RefreshToken {
-                let response = match refresh(state, agent, grant) {
-                    Ok(result) => Response::ok(req.id, result),
-                    Err(e) => Response::err(req.id, e),
+                let (response, failed) = match refresh(state, agent, grant) {
+                    Ok(result) => (Response::ok(req.id, result), false),
+                    Err(e) => (Response::err(req.id, e), true),
                 };
-                let _ = tx.send(ServerFrame::Response(response));
-                return;
+                send(tx, ServerFrame::Response(response));
+                return failed;
             }
             let now = state.now();
             let Ok(mut center) = state.center.lock() else {
-                let _ = tx.send(ServerFrame::Response(Response::err(
-                    req.id,
-                    ErrorBody::new(ErrorCode::Internal, "backend unavailable"),
-                )));
-                return;
+                send(
+                    tx,
+                    ServerFrame::Response(Response::err(
+                        req.id,
+                        ErrorBody::new(ErrorCode::Internal, "backend unavailable"),
+                    )),
+                );
+                return true;
             };
-            let response = match center.handle(agent, req.op, now) {
-                Ok(result) => Response::ok(req.id, result),
-                Err(e) => Response::err(req.id, e),
+            let (response, failed) = match center.handle(agent, req.op, now) {
+                Ok(result) => (Response::ok(req.id, result), false),
+                Err(e) => (Response::err(req.id, e), true),
             };
-            let _ = tx.send(ServerFrame::Response(response));
+            send(tx, ServerFrame::Response(response));
+            failed
         }
     }
 }
 
+/// Handles `hello`; true when it was answered with an error.
 fn on_hello(
     hello: Hello,
     state: &AppState,
-    tx: &UnboundedSender<ServerFrame>,
+    tx: &Outbox,
     session: &mut Option<(String, u64)>,
     grant: &mut Option<Grant>,
-) {
+) -> bool {
     if session.is_some() {
-        let _ = tx.send(frame_error(
-            ErrorCode::AlreadyAuthenticated,
-            "this socket already said hello",
-        ));
-        return;
+        send(
+            tx,
+            frame_error(
+                ErrorCode::AlreadyAuthenticated,
+                "this socket already said hello",
+            ),
+        );
+        return true;
     }
     if !hello
         .versions
         .iter()
         .any(|v| SUPPORTED_VERSIONS.contains(v))
     {
-        let _ = tx.send(ServerFrame::Error(FrameError {
-            id: None,
-            error: ErrorBody::new(
-                ErrorCode::UnsupportedVersion,
-                "none of the offered protocol versions is supported",
-            ),
-            supported_versions: Some(SUPPORTED_VERSIONS.to_vec()),
-        }));
-        return;
+        send(
+            tx,
+            ServerFrame::Error(FrameError {
+                id: None,
+                error: ErrorBody::new(
+                    ErrorCode::UnsupportedVersion,
+                    "none of the offered protocol versions is supported",
+                ),
+                supported_versions: Some(SUPPORTED_VERSIONS.to_vec()),
+            }),
+        );
+        return true;
     }
     let now = state.now();
     let Ok(mut center) = state.center.lock() else {
-        return;
+        return true;
     };
     let Some(token) = authenticate(&center, &hello.token, now) else {
-        let _ = tx.send(frame_error(
-            ErrorCode::AuthFailed,
-            "the token is unknown or expired; log in again",
-        ));
-        return;
+        send(
+            tx,
+            frame_error(
+                ErrorCode::AuthFailed,
+                "the token is unknown or expired; log in again",
+            ),
+        );
+        return true;
     };
     // The first frames go into the channel while the lock is held, so no
     // event can slip in ahead of the welcome and snapshot.
     if let Some((id, frames)) = center.attach(&token.agent, hello.resume.as_ref(), tx.clone()) {
         for f in frames {
-            let _ = tx.send(f);
+            send(tx, f);
         }
         *session = Some((token.agent, id));
         *grant = Some(state.auth.live.track(
@@ -343,4 +523,5 @@ fn on_hello(
             state.cfg.token_warning_s.saturating_mul(1000),
         ));
     }
+    false
 }

@@ -6,17 +6,6 @@
 use switchboard_tests::conformance::{self, Agent, CallSource, Endpoint, Outcome, Target};
 use switchboard_tests::{temp_dir, test_config, TEST_CONFIG};
 
-/// `limits.*` checks the reference backend does not pass yet on this
-/// branch: the bounds they test (issue 10, item 1) are being built
-/// alongside. Each one reported as FAIL or SKIP here is tolerated and
-/// printed; remove an entry once the backend passes it.
-const LIMITS_NOT_YET: &[&str] = &[
-    "limits.frame_refused_early",
-    "limits.rate_limited",
-    "limits.non_reading_client",
-    "limits.sockets_per_address",
-];
-
 /// Checks that may be skipped: the simulated caller may be silent.
 const MAY_SKIP: &[&str] = &["media.received"];
 
@@ -67,9 +56,9 @@ async fn the_reference_backend_passes_the_conformance_suite() {
         let tolerated = match &r.outcome {
             Outcome::Pass => true,
             Outcome::Skip(_) => {
-                MAY_SKIP.contains(&r.id.as_str()) || LIMITS_NOT_YET.contains(&r.id.as_str())
+                MAY_SKIP.contains(&r.id.as_str())
             }
-            Outcome::Fail(_) => LIMITS_NOT_YET.contains(&r.id.as_str()),
+            Outcome::Fail(_) => false,
         };
         if !tolerated {
             problems.push(format!("{}: {:?}", r.id, r.outcome));

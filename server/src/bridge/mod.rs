@@ -13,13 +13,27 @@
 //! through a small bounded channel: when the socket backs up, stale frames
 //! are dropped rather than queued, because a WebSocket retransmits and a
 //! queue only turns into delay.
+//!
+//! Into the bridge, nothing is unbounded and nothing blocks the sender
+//! (often the center, under its lock). Media frames from sockets go
+//! through a bounded queue (`limits.bridge_frame_queue`) with `try_send`:
+//! when the bridge falls behind, new frames are dropped and counted, which
+//! the jitter buffer conceals. Plans must not be lost, so they do not share
+//! that queue: they go to a mailbox that keeps, per call, only the latest
+//! plan (a plan is the call's whole desired media, so an older one is
+//! worthless once a newer one exists) plus the final `ended` one, so a call
+//! that starts and ends between two wake-ups still opens and closes its
+//! recording. The mailbox is bounded by the number of calls, like the
+//! bridge itself. Socket registrations keep the latest per key; DTMF keeps
+//! at most [`MAX_PENDING_DTMF`] requests waiting.
 
 pub mod tones;
 pub mod wav;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use media::codec::{Encoder, EncoderSettings};
@@ -34,6 +48,12 @@ use wav::WavWriter;
 
 /// Frames an agent's socket may have waiting before new ones are dropped.
 pub const AGENT_QUEUE: usize = 4;
+
+/// DTMF requests that may wait for the bridge; more are dropped (logged).
+pub const MAX_PENDING_DTMF: usize = 256;
+
+/// Stats requests that may wait for the bridge; more are answered empty.
+const MAX_PENDING_STATS: usize = 64;
 
 /// How a party takes part right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,6 +183,9 @@ pub struct BridgeStats {
     pub worst_tick_us: u64,
     /// 99th percentile tick time over the last 1,000 ticks, microseconds.
     pub p99_tick_us: u64,
+    /// Frames from sockets dropped because the bridge's input queue was
+    /// full, plus DTMF requests dropped from a full mailbox.
+    pub input_dropped: u64,
 }
 
 /// A test-only network impairment on frames the bridge sends to agents:
@@ -177,23 +200,100 @@ pub struct Impairment {
     pub seed: u64,
 }
 
+/// Commands other than media frames, waiting for the bridge task. See
+/// the module documentation for why each part is bounded.
+#[derive(Default)]
+struct Pending {
+    /// Per call: the latest live plan, and the `ended` plan if one came.
+    plans: HashMap<String, (Option<CallPlan>, Option<CallPlan>)>,
+    attach: HashMap<String, mpsc::Sender<Vec<u8>>>,
+    dtmf: Vec<(String, String, String)>,
+    stats: Vec<tokio::sync::oneshot::Sender<BridgeStats>>,
+}
+
+struct Mailbox {
+    pending: Mutex<Pending>,
+    wake: tokio::sync::Notify,
+    dropped: AtomicU64,
+}
+
+impl Mailbox {
+    fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
+        // Every update is one insert or push: a poisoned lock is still consistent.
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn dropped(&self, what: &str) {
+        let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        // Log the first drop and then every thousandth: a flood must not
+        // become a flood of log lines.
+        if n == 1 || n % 1000 == 0 {
+            tracing::warn!(dropped = n, "media bridge behind: dropped {what}");
+        }
+    }
+}
+
 /// Sends commands to the bridge task.
 #[derive(Clone)]
 pub struct Bridge {
-    tx: mpsc::UnboundedSender<Command>,
+    frames: mpsc::Sender<Command>,
+    mailbox: Arc<Mailbox>,
 }
 
 impl Bridge {
-    /// Starts the bridge task.
-    pub fn spawn(impairment: Impairment) -> Bridge {
-        let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(rx, impairment));
-        Bridge { tx }
+    /// Starts the bridge task; at most `frame_queue` media frames wait for it.
+    pub fn spawn(impairment: Impairment, frame_queue: usize) -> Bridge {
+        let (frames, rx) = mpsc::channel(frame_queue.max(1));
+        let mailbox = Arc::new(Mailbox {
+            pending: Mutex::default(),
+            wake: tokio::sync::Notify::new(),
+            dropped: AtomicU64::new(0),
+        });
+        tokio::spawn(run(rx, mailbox.clone(), impairment));
+        Bridge { frames, mailbox }
     }
 
-    /// Sends a command (ignored if the bridge stopped).
+    /// Sends a command. Never waits: a media frame is dropped (and counted)
+    /// when the bridge is behind; everything else goes to the mailbox.
     pub fn send(&self, cmd: Command) {
-        let _ = self.tx.send(cmd);
+        if let Command::AgentFrame { .. } = cmd {
+            if let Err(mpsc::error::TrySendError::Full(_)) = self.frames.try_send(cmd) {
+                self.mailbox.dropped("media frames");
+            }
+            return;
+        }
+        {
+            let mut p = self.mailbox.pending();
+            match cmd {
+                Command::Plan(plan) => {
+                    let slot = p.plans.entry(plan.call.clone()).or_default();
+                    if plan.ended {
+                        slot.1 = Some(plan);
+                    } else {
+                        slot.0 = Some(plan);
+                    }
+                }
+                Command::AttachAgent { agent, tx } => {
+                    p.attach.insert(agent, tx);
+                }
+                Command::Dtmf { call, to, digits } => {
+                    if p.dtmf.len() >= MAX_PENDING_DTMF {
+                        drop(p);
+                        self.mailbox.dropped("DTMF");
+                        return;
+                    }
+                    p.dtmf.push((call, to, digits));
+                }
+                Command::Stats(reply) => {
+                    // Dropping `reply` answers the asker with empty stats.
+                    if p.stats.len() < MAX_PENDING_STATS {
+                        p.stats.push(reply);
+                    }
+                }
+                Command::AgentFrame { .. } => {}
+            }
+        }
+        self.mailbox.wake.notify_one();
     }
 
     /// Current counters.
@@ -285,7 +385,7 @@ struct Hub {
 
 const TICK: Duration = Duration::from_millis(20);
 
-async fn run(mut rx: mpsc::UnboundedReceiver<Command>, impairment: Impairment) {
+async fn run(mut rx: mpsc::Receiver<Command>, mailbox: Arc<Mailbox>, impairment: Impairment) {
     let mut hub = Hub {
         calls: HashMap::new(),
         sinks: HashMap::new(),
@@ -305,6 +405,12 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Command>, impairment: Impairment) {
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     loop {
         tokio::select! {
+            biased;
+            () = mailbox.wake.notified() => {
+                let pending = std::mem::take(&mut *mailbox.pending());
+                hub.stats.input_dropped = mailbox.dropped.load(Ordering::Relaxed);
+                hub.apply_pending(pending);
+            }
             cmd = rx.recv() => match cmd {
                 Some(cmd) => hub.apply(cmd),
                 None => break,
@@ -353,6 +459,25 @@ impl Hub {
             self.tick_times.clear();
         }
         self.tick_times.push(us);
+    }
+
+    /// Applies the mailbox: sockets first, then plans (each call's live
+    /// plan before its `ended` one), then DTMF for the parties they made.
+    fn apply_pending(&mut self, p: Pending) {
+        for (agent, tx) in p.attach {
+            self.sinks.insert(agent, tx);
+        }
+        for (_, (live, ended)) in p.plans {
+            for plan in [live, ended].into_iter().flatten() {
+                self.plan(plan);
+            }
+        }
+        for (call, to, digits) in p.dtmf {
+            self.apply(Command::Dtmf { call, to, digits });
+        }
+        for reply in p.stats {
+            self.apply(Command::Stats(reply));
+        }
     }
 
     fn apply(&mut self, cmd: Command) {
@@ -412,6 +537,10 @@ impl Hub {
         if plan.ended || plan.parties.is_empty() {
             if let Some(call) = self.calls.remove(&plan.call) {
                 close_call(call);
+            }
+            if plan.ended {
+                // A customer phone's sink lives as long as its call.
+                self.sinks.remove(&customer_key(&plan.call));
             }
             return;
         }
@@ -656,5 +785,64 @@ impl Hub {
         if impaired {
             self.impair(now, outgoing);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller_plan(call: &str, ended: bool) -> CallPlan {
+        CallPlan {
+            call: call.into(),
+            parties: vec![PlannedParty {
+                id: format!("k-{call}"),
+                kind: PartyKind::Caller {
+                    play: CallerAudio::Silence,
+                    heard: None,
+                },
+                audio: Audio::Talking,
+            }],
+            ended,
+            recording: None,
+        }
+    }
+
+    /// On a single-threaded runtime the bridge task cannot run while this
+    /// test sends: the frame queue fills and drops, the plans do not.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_flood_of_frames_is_dropped_but_plans_are_not() {
+        let bridge = Bridge::spawn(Impairment::default(), 16);
+        for i in 0..5_000u32 {
+            bridge.send(Command::AgentFrame {
+                agent: "alice".into(),
+                leg: 1,
+                bytes: vec![0; 100 + (i % 10) as usize],
+            });
+        }
+        // Many plans for one call coalesce into its latest; another call
+        // starts and ends before the bridge runs.
+        for _ in 0..1_000 {
+            bridge.send(Command::Plan(caller_plan("c-1", false)));
+        }
+        bridge.send(Command::Plan(caller_plan("c-2", false)));
+        bridge.send(Command::Plan(caller_plan("c-2", true)));
+        {
+            let p = bridge.mailbox.pending();
+            assert_eq!(p.plans.len(), 2, "one slot per call");
+        }
+        let stats = bridge.stats().await;
+        assert_eq!(stats.calls, 1, "c-1 live, c-2 opened and closed");
+        assert_eq!(stats.input_dropped, 5_000 - 16, "{stats:?}");
+        for _ in 0..(MAX_PENDING_DTMF + 10) {
+            bridge.send(Command::Dtmf {
+                call: "c-1".into(),
+                to: "k-c-1".into(),
+                digits: "1".into(),
+            });
+        }
+        assert_eq!(bridge.mailbox.pending().dtmf.len(), MAX_PENDING_DTMF);
+        let stats = bridge.stats().await;
+        assert_eq!(stats.input_dropped, 5_000 - 16 + 10);
     }
 }

@@ -20,7 +20,8 @@ use protocol::endpoint::{is_dtmf, is_e164, Endpoint};
 use protocol::error::{ErrorBody, ErrorCode};
 use protocol::wire::{Event, EventFrame, ResumeFrom, ServerFrame, Snapshot, Welcome};
 use protocol::Millis;
-use tokio::sync::mpsc::UnboundedSender;
+
+use crate::limits::Outbox;
 
 pub use call::{agent_endpoint, Call, Participant, Party, Wait};
 
@@ -28,8 +29,6 @@ use crate::config::Config;
 use crate::routing::{self, Candidate, Waiting};
 use crate::store::{Store, StoreError};
 
-/// How many events a link keeps for resuming clients.
-const BACKLOG: usize = 1024;
 /// A rejecting agent is not offered the same contact again for this long.
 const REOFFER_AFTER_MS: u64 = 10_000;
 /// Clients are asked to send something this often.
@@ -39,9 +38,12 @@ pub const HEARTBEAT_MS: u64 = 15_000;
 struct Link {
     session: String,
     seq: u64,
-    backlog: VecDeque<EventFrame>,
-    /// The attached socket writer, with the attachment's id.
-    tx: Option<(u64, UnboundedSender<ServerFrame>)>,
+    /// Recent events with their encoded sizes, bounded by
+    /// `limits.backlog_events` and `limits.backlog_bytes`.
+    backlog: VecDeque<(EventFrame, usize)>,
+    backlog_bytes: usize,
+    /// The attached socket's outgoing queue, with the attachment's id.
+    tx: Option<(u64, Outbox)>,
 }
 
 struct AgentEntry {
@@ -145,6 +147,7 @@ impl Center {
                         session: random_id("s"),
                         seq: 0,
                         backlog: VecDeque::new(),
+                        backlog_bytes: 0,
                         tx: None,
                     },
                     contacts: Vec::new(),
@@ -293,15 +296,15 @@ impl Center {
 
     // ---- sessions -------------------------------------------------------
 
-    /// Attaches a socket writer for `agent`. Returns the attachment id and
-    /// the frames to send first: `welcome`, then either the missed events
-    /// (resume) or a fresh snapshot. A newer attachment replaces an older
-    /// one, whose writer then sees its channel close.
+    /// Attaches a socket's outgoing queue for `agent`. Returns the
+    /// attachment id and the frames to send first: `welcome`, then either
+    /// the missed events (resume) or a fresh snapshot. A newer attachment
+    /// replaces an older one, which then gets no more events.
     pub fn attach(
         &mut self,
         agent: &str,
         resume: Option<&ResumeFrom>,
-        tx: UnboundedSender<ServerFrame>,
+        tx: Outbox,
     ) -> Option<(u64, Vec<ServerFrame>)> {
         let id = self.next_attach;
         self.next_attach += 1;
@@ -312,12 +315,12 @@ impl Center {
             if r.session != link.session || r.last_seq > link.seq {
                 return None;
             }
-            let oldest = link.backlog.front().map_or(link.seq + 1, |f| f.seq);
+            let oldest = link.backlog.front().map_or(link.seq + 1, |(f, _)| f.seq);
             (r.last_seq + 1 >= oldest).then(|| {
                 link.backlog
                     .iter()
-                    .filter(|f| f.seq > r.last_seq)
-                    .map(|f| ServerFrame::Event(f.clone()))
+                    .filter(|(f, _)| f.seq > r.last_seq)
+                    .map(|(f, _)| ServerFrame::Event(f.clone()))
                     .collect()
             })
         });
@@ -350,6 +353,13 @@ impl Center {
         }
     }
 
+    /// The agent's event backlog: (events, encoded bytes).
+    pub fn backlog_size(&self, agent: &str) -> (usize, usize) {
+        self.agents
+            .get(agent)
+            .map_or((0, 0), |e| (e.link.backlog.len(), e.link.backlog_bytes))
+    }
+
     /// Whether `agent` has a socket attached.
     pub fn is_attached(&self, agent: &str) -> bool {
         self.agents.get(agent).is_some_and(|e| e.link.tx.is_some())
@@ -378,16 +388,31 @@ impl Center {
         };
         let link = &mut entry.link;
         link.seq += 1;
-        let frame = EventFrame {
+        let frame = ServerFrame::Event(EventFrame {
             seq: link.seq,
             event,
+        });
+        // Encoded once: its size bounds the backlog, its text goes out.
+        let text = protocol::wire::encode(&frame);
+        let ServerFrame::Event(frame) = frame else {
+            return;
         };
-        if link.backlog.len() == BACKLOG {
-            link.backlog.pop_front();
+        let size = text.len();
+        let limits = &self.cfg.limits;
+        while !link.backlog.is_empty()
+            && (link.backlog.len() >= limits.backlog_events
+                || link.backlog_bytes + size > limits.backlog_bytes)
+        {
+            if let Some((_, n)) = link.backlog.pop_front() {
+                link.backlog_bytes -= n;
+            }
         }
-        link.backlog.push_back(frame.clone());
+        link.backlog.push_back((frame, size));
+        link.backlog_bytes += size;
+        // A full queue means the client is not reading: the socket is told
+        // to close and the agent detached; it resumes from the backlog.
         if let Some((_, tx)) = &link.tx {
-            if tx.send(ServerFrame::Event(frame)).is_err() {
+            if !tx.push(text) {
                 link.tx = None;
             }
         }

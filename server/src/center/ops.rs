@@ -16,10 +16,6 @@ use protocol::Millis;
 use super::{internal, random_id, Call, Center, Participant, Party, Wait};
 use crate::config::Config;
 
-const MAX_ATTRIBUTES: usize = 128;
-const MAX_ATTRIBUTE_KEY: usize = 128;
-const MAX_ATTRIBUTE_VALUE: usize = 4096;
-
 fn err(code: ErrorCode, message: impl Into<String>) -> ErrorBody {
     ErrorBody::new(code, message)
 }
@@ -150,21 +146,14 @@ impl Center {
                 attributes,
             } => {
                 self.mine(agent, &contact_id)?;
-                if attributes
-                    .keys()
-                    .any(|k| k.is_empty() || k.len() > MAX_ATTRIBUTE_KEY)
-                    || attributes.values().any(|v| v.len() > MAX_ATTRIBUTE_VALUE)
-                {
-                    return Err(err(ErrorCode::InvalidArgument, format!("attribute keys are 1-{MAX_ATTRIBUTE_KEY} bytes, values at most {MAX_ATTRIBUTE_VALUE}")));
-                }
+                // The new keys alone are checked first, so a bad request is
+                // named as such even when the merge would also be too big.
+                crate::limits::check_attributes(&attributes)
+                    .map_err(|m| err(ErrorCode::InvalidArgument, m))?;
                 let mut merged = self.attributes_of(&contact_id);
                 merged.extend(attributes);
-                if merged.len() > MAX_ATTRIBUTES {
-                    return Err(err(
-                        ErrorCode::InvalidArgument,
-                        format!("a contact holds at most {MAX_ATTRIBUTES} attributes"),
-                    ));
-                }
+                crate::limits::check_attributes(&merged)
+                    .map_err(|m| err(ErrorCode::InvalidArgument, m))?;
                 self.store
                     .update_attributes(&contact_id, &merged)
                     .map_err(internal)?;

@@ -8,10 +8,10 @@ use protocol::endpoint::Endpoint;
 use protocol::error::ErrorCode;
 use protocol::wire::{Event, Op, OpResult, ServerFrame};
 use protocol::Millis;
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 use super::Center;
 use crate::config::Config;
+use crate::limits::{Inbox, Outbox};
 use crate::store::Store;
 
 const CONFIG: &str = r#"
@@ -88,7 +88,7 @@ const T0: u64 = 1_795_514_400_000;
 struct Rig {
     center: Center,
     now: Millis,
-    rx: std::collections::HashMap<&'static str, UnboundedReceiver<ServerFrame>>,
+    rx: std::collections::HashMap<&'static str, Inbox>,
 }
 
 impl Rig {
@@ -101,7 +101,7 @@ impl Rig {
             rx: Default::default(),
         };
         for agent in ["alice", "bob"] {
-            let (tx, rx) = unbounded_channel();
+            let (tx, rx) = Outbox::new(4096, 64 << 20);
             rig.center.attach(agent, None, tx).expect("attach");
             rig.rx.insert(agent, rx);
         }
@@ -158,8 +158,8 @@ impl Rig {
     fn events(&mut self, agent: &str) -> Vec<Event> {
         let rx = self.rx.get_mut(agent).expect("agent");
         let mut out = Vec::new();
-        while let Ok(f) = rx.try_recv() {
-            if let ServerFrame::Event(e) = f {
+        while let Some(text) = rx.try_recv() {
+            if let Ok(ServerFrame::Event(e)) = protocol::wire::decode_server_frame(&text) {
                 out.push(e.event);
             }
         }
@@ -611,7 +611,7 @@ fn resume_replays_missed_events_or_falls_back_to_a_snapshot() {
     r.available("alice");
     let snap = r.center.snapshot("alice").expect("snap");
     let session = {
-        let (tx, _rx) = unbounded_channel();
+        let (tx, _rx) = Outbox::new(4096, 64 << 20);
         let (_, frames) = r.center.attach("alice", None, tx).expect("attach");
         match &frames[0] {
             ServerFrame::Welcome(w) => w.session.clone(),
@@ -619,7 +619,7 @@ fn resume_replays_missed_events_or_falls_back_to_a_snapshot() {
         }
     };
     let c = r.call("+15550001111", "support");
-    let (tx, _rx) = unbounded_channel();
+    let (tx, _rx) = Outbox::new(4096, 64 << 20);
     let resume = protocol::wire::ResumeFrom {
         session: session.clone(),
         last_seq: snap.seq,
@@ -627,7 +627,7 @@ fn resume_replays_missed_events_or_falls_back_to_a_snapshot() {
     let (_, frames) = r.center.attach("alice", Some(&resume), tx).expect("attach");
     assert!(matches!(&frames[0], ServerFrame::Welcome(w) if w.resumed));
     assert!(frames[1..].iter().any(|f| matches!(f, ServerFrame::Event(e) if matches!(&e.event, Event::ContactUpdated(v) if v.contact_id == c))));
-    let (tx, _rx) = unbounded_channel();
+    let (tx, _rx) = Outbox::new(4096, 64 << 20);
     let stale = protocol::wire::ResumeFrom {
         session: "s-other".into(),
         last_seq: 1,
