@@ -4,6 +4,7 @@
 //! `tests/*.rs` beside this file; the load benchmark reuses this client.
 
 pub mod bench;
+pub mod process;
 
 use std::net::SocketAddr;
 use std::time::Duration;

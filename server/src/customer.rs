@@ -45,8 +45,16 @@ pub async fn serve_customer(socket: WebSocket, state: AppState) {
     let mut call: Option<(String, u32)> = None;
     let mut last_state = String::new();
     let mut poll = tokio::time::interval(Duration::from_millis(250));
+    // A graceful stop waits for this socket to tell its caller the call ended.
+    let _busy = state.shutdown.busy();
     loop {
         tokio::select! {
+            () = state.shutdown.triggered() => {
+                if call.is_some() && last_state != "ended" {
+                    let _ = tx.send(json!({ "type": "state", "state": "ended" }).to_string());
+                }
+                break;
+            }
             msg = stream.next() => {
                 let Some(Ok(msg)) = msg else { break };
                 match msg {

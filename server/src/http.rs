@@ -42,6 +42,8 @@ pub struct AppState {
     /// The configuration.
     pub cfg: Arc<Config>,
     clock: Arc<dyn Fn() -> Millis + Send + Sync>,
+    /// The graceful-stop signal every socket task watches.
+    pub shutdown: crate::shutdown::Shutdown,
 }
 
 impl AppState {
@@ -52,6 +54,7 @@ impl AppState {
             bridge: None,
             cfg,
             clock: Arc::new(wall_clock),
+            shutdown: crate::shutdown::Shutdown::new(),
         }
     }
 

@@ -82,13 +82,21 @@ pub async fn serve_socket(socket: WebSocket, state: AppState) {
 
     let mut session: Option<(String, u64)> = None;
     let opened = tokio::time::Instant::now();
+    // A graceful stop waits for this socket to send what it has queued.
+    let _busy = state.shutdown.busy();
     loop {
         let wait = if session.is_some() {
             IDLE_TIMEOUT
         } else {
             HELLO_TIMEOUT.saturating_sub(opened.elapsed())
         };
-        let msg = match tokio::time::timeout(wait, stream.next()).await {
+        let read = tokio::select! {
+            read = tokio::time::timeout(wait, stream.next()) => read,
+            // The backend is stopping: the center has already sent this
+            // agent what happened to its contacts; flush and close.
+            () = state.shutdown.triggered() => break,
+        };
+        let msg = match read {
             Ok(Some(Ok(msg))) => msg,
             Ok(Some(Err(e))) => {
                 tracing::debug!("socket error: {e}");

@@ -14,6 +14,7 @@
 //! are dropped rather than queued, because a WebSocket retransmits and a
 //! queue only turns into delay.
 
+pub mod recorder;
 pub mod tones;
 pub mod wav;
 
@@ -29,8 +30,8 @@ use media::receive::ReceiveChain;
 use protocol::media::{encode_media_frame, MediaHeader, FLAG_FEC};
 use tokio::sync::mpsc;
 
+use recorder::Recorder;
 use tones::{DtmfQueue, HoldTone};
-use wav::WavWriter;
 
 /// Frames an agent's socket may have waiting before new ones are dropped.
 pub const AGENT_QUEUE: usize = 4;
@@ -144,6 +145,9 @@ pub enum Command {
     },
     /// Test and benchmark hook: report counters.
     Stats(tokio::sync::oneshot::Sender<BridgeStats>),
+    /// The backend is stopping: finish every recording, answer with how
+    /// many files were closed, and stop.
+    Shutdown(tokio::sync::oneshot::Sender<usize>),
 }
 
 /// Counters.
@@ -196,6 +200,16 @@ impl Bridge {
         let _ = self.tx.send(cmd);
     }
 
+    /// Finishes every recording (complete headers, synced to disk) and
+    /// stops the bridge; resolves with the number of files closed, or
+    /// `None` if the bridge had already stopped. Commands sent before this
+    /// one (the plans that end calls) are applied first.
+    pub async fn shutdown(&self) -> Option<usize> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send(Command::Shutdown(tx));
+        rx.await.ok()
+    }
+
     /// Current counters.
     pub async fn stats(&self) -> BridgeStats {
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -222,7 +236,7 @@ enum Output {
         seq: u32,
         ts: u32,
     },
-    Heard(Option<WavWriter>),
+    Heard(Option<Box<dyn Recorder>>),
 }
 
 struct Party {
@@ -265,7 +279,7 @@ impl Party {
 
 struct CallMedia {
     parties: Vec<Party>,
-    recording: Option<WavWriter>,
+    recording: Option<Box<dyn Recorder>>,
 }
 
 struct Hub {
@@ -303,9 +317,14 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Command>, impairment: Impairment) {
     // Audio is paced by this clock: a late tick is made up, not skipped,
     // so every party gets 50 packets a second.
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut stopped: Option<tokio::sync::oneshot::Sender<usize>> = None;
     loop {
         tokio::select! {
             cmd = rx.recv() => match cmd {
+                Some(Command::Shutdown(reply)) => {
+                    stopped = Some(reply);
+                    break;
+                }
                 Some(cmd) => hub.apply(cmd),
                 None => break,
             },
@@ -319,24 +338,33 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Command>, impairment: Impairment) {
             }
         }
     }
+    let mut closed = 0;
     for (_, call) in hub.calls.drain() {
-        close_call(call);
+        closed += close_call(call);
+    }
+    if let Some(reply) = stopped {
+        let _ = reply.send(closed);
     }
 }
 
-fn close_call(call: CallMedia) {
+/// Finishes a call's recordings; returns how many files it closed.
+fn close_call(call: CallMedia) -> usize {
+    let mut closed = 0;
     if let Some(w) = call.recording {
-        if let Err(e) = w.finish() {
-            tracing::warn!("recording: {e}");
+        match w.finish() {
+            Ok(()) => closed += 1,
+            Err(e) => tracing::warn!("recording: {e}"),
         }
     }
     for p in call.parties {
         if let Output::Heard(Some(w)) = p.output {
-            if let Err(e) = w.finish() {
-                tracing::warn!("caller recording: {e}");
+            match w.finish() {
+                Ok(()) => closed += 1,
+                Err(e) => tracing::warn!("caller recording: {e}"),
             }
         }
     }
+    closed
 }
 
 impl Hub {
@@ -390,6 +418,8 @@ impl Hub {
                 s.calls = self.calls.len();
                 let _ = reply.send(s);
             }
+            // Handled by the loop, which stops.
+            Command::Shutdown(_) => {}
         }
     }
 
@@ -411,14 +441,14 @@ impl Hub {
     fn plan(&mut self, plan: CallPlan) {
         if plan.ended || plan.parties.is_empty() {
             if let Some(call) = self.calls.remove(&plan.call) {
-                close_call(call);
+                let _ = close_call(call);
             }
             return;
         }
         if !self.calls.contains_key(&plan.call) {
             let recording = plan.recording.as_ref().and_then(|p| {
-                WavWriter::create(p)
-                    .map_err(|e| tracing::warn!("recording {}: {e}", p.display()))
+                recorder::create(p)
+                    .map_err(|e| tracing::warn!("recording: {e}"))
                     .ok()
             });
             self.calls.insert(
@@ -492,8 +522,8 @@ impl Hub {
                         CallerAudio::Live { .. } => continue,
                     };
                     let heard = heard.as_ref().and_then(|p| {
-                        WavWriter::create(p)
-                            .map_err(|e| tracing::warn!("caller recording {}: {e}", p.display()))
+                        recorder::create(p)
+                            .map_err(|e| tracing::warn!("caller recording: {e}"))
                             .ok()
                     });
                     Party {
