@@ -4,41 +4,47 @@
 //!
 //! `CARGO_BIN_EXE_*` only names binaries of the crate under test, and the
 //! backend's binary belongs to the server crate; so [`server_binary`]
-//! finds it beside this test's own executable (`target/<profile>/`) and
-//! builds it first if it is missing.
+//! runs `cargo build -p switchboard-server` once per test process (a
+//! no-op when it is fresh: Cargo has released its lock by the time tests
+//! run) and uses the binary beside this test's executable.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// `target/<profile>/switchboard-server`, built if missing.
+/// `target/<profile>/switchboard-server`, built (or brought up to date)
+/// on first use.
 pub fn server_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable");
-    // target/<profile>/deps/<test>-<hash>
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test executable under target/<profile>/deps");
-    let bin = profile_dir.join(format!("switchboard-server{}", std::env::consts::EXE_SUFFIX));
-    if !bin.exists() {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test executable");
+        // target/<profile>/deps/<test>-<hash>
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("test executable under target/<profile>/deps");
+        let bin = profile_dir.join(format!(
+            "switchboard-server{}",
+            std::env::consts::EXE_SUFFIX
+        ));
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut build = Command::new(cargo);
         build.args(["build", "-p", "switchboard-server"]);
         if profile_dir.file_name().is_some_and(|n| n == "release") {
             build.arg("--release");
         }
-        let status = build.status().expect("run cargo build");
-        assert!(status.success(), "cargo build -p switchboard-server failed");
-    }
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build -p switchboard-server`",
-        bin.display()
-    );
-    bin
+        let built = build.status().is_ok_and(|s| s.success());
+        assert!(
+            built || bin.exists(),
+            "cannot build {}: run `cargo build -p switchboard-server`",
+            bin.display()
+        );
+        bin
+    })
+    .clone()
 }
 
 /// A backend process on a configuration file in a data directory.

@@ -76,9 +76,9 @@ pub struct StopReport {
     pub calls_ended: usize,
     /// Sockets still open at the deadline (0: every agent was told).
     pub sockets_left: usize,
-    /// Recording files finished by the bridge (`None`: the bridge did not
-    /// answer before the deadline, or media is off).
-    pub recordings_closed: Option<usize>,
+    /// Whether the bridge finished every recording before the deadline
+    /// (false also when media is off).
+    pub bridge_done: bool,
     /// Whether the store's log was checkpointed into the database.
     pub store_flushed: bool,
 }
@@ -113,13 +113,12 @@ impl Running {
             match bridge {
                 Some(b) => tokio::time::timeout_at(until, b.shutdown())
                     .await
-                    .ok()
-                    .flatten(),
-                None => None,
+                    .is_ok_and(|answer| answer.is_some()),
+                None => false,
             }
         };
         let left = until.saturating_duration_since(tokio::time::Instant::now());
-        let (sockets_left, recordings_closed) =
+        let (sockets_left, bridge_done) =
             tokio::join!(self.state.shutdown.drained(left), recordings);
         for server in self.servers.drain(..) {
             let _ = tokio::time::timeout_at(until, server).await;
@@ -136,7 +135,7 @@ impl Running {
         StopReport {
             calls_ended,
             sockets_left,
-            recordings_closed,
+            bridge_done,
             store_flushed,
         }
     }

@@ -62,7 +62,7 @@ async fn main() -> ExitCode {
     tracing::info!(
         calls_ended = report.calls_ended,
         sockets_left = report.sockets_left,
-        recordings_closed = ?report.recordings_closed,
+        bridge_done = report.bridge_done,
         store_flushed = report.store_flushed,
         "stopped"
     );

@@ -511,7 +511,14 @@ mod tests {
                 .execute_batch(&format!("PRAGMA synchronous={mode}"))
                 .expect("mode");
             store
-                .create_contact("c", "inbound", None, "+15550001111", &BTreeMap::new(), Millis(1))
+                .create_contact(
+                    "c",
+                    "inbound",
+                    None,
+                    "+15550001111",
+                    &BTreeMap::new(),
+                    Millis(1),
+                )
                 .expect("create");
             let n = 2000;
             let mut times: Vec<f64> = (0..n)

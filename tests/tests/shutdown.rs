@@ -100,7 +100,8 @@ fn wav(path: &Path) -> (u32, u32, Vec<i16>, usize) {
     assert_eq!(&bytes[0..4], b"RIFF");
     assert_eq!(&bytes[8..16], b"WAVEfmt ");
     assert_eq!(&bytes[36..40], b"data");
-    let u32_at = |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+    let u32_at =
+        |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
     let (riff, data) = (u32_at(4), u32_at(40));
     assert_eq!(u32_at(24), 48_000, "48 kHz");
     let end = (44 + data as usize).min(bytes.len());
@@ -112,11 +113,14 @@ fn wav(path: &Path) -> (u32, u32, Vec<i16>, usize) {
 }
 
 fn level_db(samples: &[i16]) -> f64 {
-    let energy: f64 = samples.iter().map(|&s| (f64::from(s) / 32768.0).powi(2)).sum();
+    let energy: f64 = samples
+        .iter()
+        .map(|&s| (f64::from(s) / 32768.0).powi(2))
+        .sum();
     10.0 * (energy / samples.len().max(1) as f64 + 1e-12).log10()
 }
 
-fn db(dir: &Path) -> rusqlite::Connection {
+fn open_db(dir: &Path) -> rusqlite::Connection {
     let db = rusqlite::Connection::open(dir.join("switchboard.sqlite3")).expect("open db");
     let check: String = db
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
@@ -173,7 +177,7 @@ async fn graceful_stop(signal: &str) {
     assert_eq!(status.code(), Some(0), "{}", server.log_text());
     println!("SIG{signal}: exited 0 {took:?} after the signal, {call_ms} ms into the call");
 
-    let db = db(&dir);
+    let db = open_db(&dir);
     let (ended_at, why, recording) = record(&db, &id);
     assert!(ended_at.is_some(), "the record is ended");
     assert_eq!(why.as_deref(), Some("backend_shutdown"));
@@ -193,7 +197,10 @@ async fn graceful_stop(signal: &str) {
     );
     let level = level_db(&samples);
     println!("SIG{signal}: recording {secs:.2} s at {level:.1} dBFS");
-    assert!(level > -40.0, "the caller's speech is in it ({level:.1} dBFS)");
+    assert!(
+        level > -40.0,
+        "the caller's speech is in it ({level:.1} dBFS)"
+    );
     drop(db);
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -216,14 +223,14 @@ async fn kill_9_leaves_an_intact_store_and_a_playable_recording() {
         alice,
         id,
         connected,
-    } = live_call("kill9", Duration::from_millis(2500)).await;
+    } = live_call("kill9", Duration::from_millis(2700)).await;
     let call = connected.elapsed();
     server.signal("KILL");
     let status = server.wait_exit(STOP_DEADLINE).await.expect("killed");
     assert!(!status.success());
     drop(alice);
 
-    let db = db(&dir);
+    let db = open_db(&dir);
     let (ended_at, _, recording) = record(&db, &id);
     assert_eq!(ended_at, None, "nobody closed it: the process died");
     drop(db);
@@ -250,7 +257,7 @@ async fn kill_9_leaves_an_intact_store_and_a_playable_recording() {
 
     // The next start closes the call the dead process left open.
     let again = ServerProcess::start(&dir, &config(&dir));
-    let db = db(&dir);
+    let db = open_db(&dir);
     let (ended_at, why, _) = record(&db, &id);
     assert!(ended_at.is_some());
     assert_eq!(why.as_deref(), Some("backend_restart"));

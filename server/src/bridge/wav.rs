@@ -220,7 +220,11 @@ mod tests {
         let path = dir.join("x.wav");
         let mut w = WavWriter::create(&path).expect("create");
         let bytes = std::fs::read(&path).expect("read");
-        assert_eq!((bytes.len(), sizes(&bytes)), (44, (36, 0)), "empty but valid");
+        assert_eq!(
+            (bytes.len(), sizes(&bytes)),
+            (44, (36, 0)),
+            "empty but valid"
+        );
         // 1.26 s in 20 ms packets, as the bridge writes.
         let packet: Vec<f32> = (0..960).map(|i| 0.5 * (i as f32 * 0.05).sin()).collect();
         for _ in 0..63 {
@@ -230,7 +234,11 @@ mod tests {
         std::mem::forget(w);
         let bytes = std::fs::read(&path).expect("read");
         let (riff, data) = sizes(&bytes);
-        assert_eq!(data as usize, bytes.len() - 44, "the header describes the file");
+        assert_eq!(
+            data as usize,
+            bytes.len() - 44,
+            "the header describes the file"
+        );
         assert_eq!(riff, data + 36);
         let claimed_ms = data / 96;
         assert!(

@@ -666,9 +666,9 @@ fn shutdown_ends_live_calls_with_a_reason_destroys_every_view_and_refuses_new_ca
         matches!(e, Event::ContactUpdated(v) if v.contact_id == live
             && matches!(&v.state, ContactState::Ended { reason, .. } if reason == "backend_shutdown"))
     });
-    let destroyed = events.iter().position(
-        |e| matches!(e, Event::ContactDestroyed { contact_id } if *contact_id == live),
-    );
+    let destroyed = events
+        .iter()
+        .position(|e| matches!(e, Event::ContactDestroyed { contact_id } if *contact_id == live));
     assert!(
         ended.is_some() && destroyed > ended,
         "ended with the reason, then destroyed: {events:?}"
