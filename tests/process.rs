@@ -67,6 +67,7 @@ impl ServerProcess {
             .arg("--config")
             .arg(&path)
             .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
             .stdin(Stdio::null())
             .spawn()

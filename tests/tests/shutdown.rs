@@ -176,6 +176,23 @@ async fn graceful_stop(signal: &str) {
     let call_ms = sent.duration_since(connected).as_millis();
     assert_eq!(status.code(), Some(0), "{}", server.log_text());
     println!("SIG{signal}: exited 0 {took:?} after the signal, {call_ms} ms into the call");
+    let log = server.log_text();
+    let stopped = log
+        .lines()
+        .find(|l| l.contains(" stopped"))
+        .unwrap_or_default();
+    println!("SIG{signal}: {stopped}");
+    for done in [
+        "calls_ended=1",
+        "sockets_left=0",
+        "bridge_done=true",
+        "store_flushed=true",
+    ] {
+        assert!(
+            stopped.contains(done),
+            "{done} in the backend's report: {log}"
+        );
+    }
 
     let db = open_db(&dir);
     let (ended_at, why, recording) = record(&db, &id);
