@@ -393,7 +393,13 @@ async fn sim_heard(
         }
         center.heard_path(&id)
     };
-    // The bridge closes the file a moment after the call ends.
+    // The bridge closes the file a moment after the call ends, when it
+    // applies the ended plan. Its header is kept current while the call
+    // runs, so a non-zero size alone does not mean finished: a round trip
+    // to the bridge, which applies commands in order, does.
+    if let Some(bridge) = &state.bridge {
+        let _ = bridge.stats().await;
+    }
     for _ in 0..20 {
         if let Ok(bytes) = tokio::fs::read(&path).await {
             if bytes.len() >= 44 && bytes[40..44] != [0, 0, 0, 0] {
