@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::rc::{Rc, Weak};
 
 use futures_channel::oneshot;
+use protocol::contact::ContactState;
 use protocol::error::{ErrorBody, ErrorCode};
 use protocol::wire::{Op, OpResult};
 use protocol::Millis;
@@ -35,9 +36,10 @@ const BACKOFF_MAX_MS: u32 = 2_000;
 /// How often to ping (the server's heartbeat is 15 s).
 const HEARTBEAT_MS: f64 = 5_000.0;
 /// How often the watchdog runs: request timeouts, pings, a dead link.
-const WATCH_MS: i32 = 1_000;
-/// Nothing heard for this long: ask (a ping) whether the link is alive.
-/// During a call media arrives every 20 ms, so silence means trouble.
+const WATCH_MS: i32 = 500;
+/// On a call, nothing heard for this long: ask (a ping) whether the link
+/// is alive. Media arrives every 20 ms during a call, so silence means
+/// trouble; an idle agent relies on the heartbeat's ping instead.
 const QUIET_MS: f64 = 1_500.0;
 /// A ping unanswered (nothing at all heard since) for this long: the link
 /// is dead even though the socket says open, as when a cable is pulled or
@@ -605,8 +607,14 @@ fn heartbeat_tick(rc: &Rc<RefCell<Inner>>) {
         // after a quiet spell asks whether the link is still there. Timers
         // in a hidden tab may fire only once a minute: staleness is judged
         // from an unanswered ping, never from the silence alone.
+        let on_call = inner
+            .session
+            .state
+            .contacts
+            .values()
+            .any(|c| matches!(c.state, ContactState::Connected { .. }));
         let due = t - inner.last_ping >= HEARTBEAT_MS
-            || (t - inner.last_rx >= QUIET_MS && t - inner.last_ping >= QUIET_MS);
+            || (on_call && t - inner.last_rx >= QUIET_MS && t - inner.last_ping >= QUIET_MS);
         if dead.is_none() && inner.link == LinkState::Open && due {
             let (_, frame) = inner.session.request(Op::Ping, now());
             if let Some(s) = &inner.socket {

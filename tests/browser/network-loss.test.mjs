@@ -28,7 +28,7 @@ import { speechWav } from './audio.mjs';
 
 const OUTAGE_MS = 30000;
 /** How soon the agent must see the link down after the loss. */
-const DETECT_MS = 8000;
+const DETECT_MS = 9000;
 /** How soon the link must be back after the network is. */
 const RECOVER_MS = 15000;
 
