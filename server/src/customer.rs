@@ -47,9 +47,11 @@ pub async fn serve_customer(socket: WebSocket, state: AppState) {
     let mut poll = tokio::time::interval(Duration::from_millis(250));
     // A graceful stop waits for this socket to tell its caller the call ended.
     let _busy = state.shutdown.busy();
+    let stop = state.shutdown.triggered();
+    tokio::pin!(stop);
     loop {
         tokio::select! {
-            () = state.shutdown.triggered() => {
+            () = &mut stop => {
                 if call.is_some() && last_state != "ended" {
                     let _ = tx.send(json!({ "type": "state", "state": "ended" }).to_string());
                 }

@@ -84,6 +84,8 @@ pub async fn serve_socket(socket: WebSocket, state: AppState) {
     let opened = tokio::time::Instant::now();
     // A graceful stop waits for this socket to send what it has queued.
     let _busy = state.shutdown.busy();
+    let stop = state.shutdown.triggered();
+    tokio::pin!(stop);
     loop {
         let wait = if session.is_some() {
             IDLE_TIMEOUT
@@ -94,7 +96,7 @@ pub async fn serve_socket(socket: WebSocket, state: AppState) {
             read = tokio::time::timeout(wait, stream.next()) => read,
             // The backend is stopping: the center has already sent this
             // agent what happened to its contacts; flush and close.
-            () = state.shutdown.triggered() => break,
+            () = &mut stop => break,
         };
         let msg = match read {
             Ok(Some(Ok(msg))) => msg,
