@@ -7,6 +7,7 @@ pub mod conformance;
 
 pub mod bench;
 pub mod raw;
+pub mod process;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -65,6 +65,10 @@ pub async fn serve_customer(socket: WebSocket, state: AppState, mut ticket: Sock
     // must do something within the hello timeout.
     let mut deadline = Some(tokio::time::Instant::now() + hello_timeout);
     let mut poll = tokio::time::interval(Duration::from_millis(250));
+    // A graceful stop waits for this socket to tell its caller the call ended.
+    let _busy = state.shutdown.busy();
+    let stop = state.shutdown.triggered();
+    tokio::pin!(stop);
     loop {
         let expiry = async move {
             match deadline {
@@ -77,6 +81,12 @@ pub async fn serve_customer(socket: WebSocket, state: AppState, mut ticket: Sock
             () = shutdown.requested() => break,
             _ = &mut writer => {
                 writer_done = true;
+                break;
+            }
+            () = &mut stop => {
+                if call.is_some() && last_state != "ended" {
+                    tx.push(json!({ "type": "state", "state": "ended" }).to_string());
+                }
                 break;
             }
             () = expiry => {

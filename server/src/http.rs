@@ -45,6 +45,8 @@ pub struct AppState {
     clock: Arc<dyn Fn() -> Millis + Send + Sync>,
     /// Every open socket, counted against `[limits]`.
     pub sockets: Arc<crate::limits::Sockets>,
+    /// The graceful-stop signal every socket task watches.
+    pub shutdown: crate::shutdown::Shutdown,
 }
 
 impl AppState {
@@ -58,6 +60,7 @@ impl AppState {
             sockets: crate::limits::Sockets::new(&cfg.limits),
             cfg,
             clock: Arc::new(wall_clock),
+            shutdown: crate::shutdown::Shutdown::new(),
         }
     }
 
@@ -664,7 +667,13 @@ async fn sim_heard(
         }
         center.heard_path(&id)
     };
-    // The bridge closes the file a moment after the call ends.
+    // The bridge closes the file a moment after the call ends, when it
+    // applies the ended plan. Its header is kept current while the call
+    // runs, so a non-zero size alone does not mean finished: a round trip
+    // to the bridge, which applies commands in order, does.
+    if let Some(bridge) = &state.bridge {
+        let _ = bridge.stats().await;
+    }
     for _ in 0..20 {
         if let Ok(bytes) = tokio::fs::read(&path).await {
             if bytes.len() >= 44 && bytes[40..44] != [0, 0, 0, 0] {

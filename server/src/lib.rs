@@ -15,6 +15,7 @@ pub mod hours;
 pub mod http;
 pub mod limits;
 pub mod routing;
+pub mod shutdown;
 pub mod sim;
 pub mod store;
 pub mod ws;
@@ -59,12 +60,87 @@ pub struct Running {
     pub crm_addr: Option<SocketAddr>,
     /// Shared state (tests reach into the center through it).
     pub state: AppState,
+    /// Closing it stops the listeners accepting.
+    stop_accepting: tokio::sync::watch::Sender<bool>,
+    /// The listeners' tasks.
+    servers: Vec<tokio::task::JoinHandle<()>>,
+    /// Syncs the store once a second (none for an in-memory store).
+    syncer: Option<store::Syncer>,
+}
+
+/// The disconnect reason of calls a graceful stop ends.
+pub const SHUTDOWN_REASON: &str = "backend_shutdown";
+
+/// What a graceful stop did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StopReport {
+    /// Live calls ended with [`SHUTDOWN_REASON`].
+    pub calls_ended: usize,
+    /// Sockets still open at the deadline (0: every agent was told).
+    pub sockets_left: usize,
+    /// Whether the bridge finished every recording before the deadline
+    /// (false also when media is off).
+    pub bridge_done: bool,
+    /// Whether the store's log was checkpointed into the database.
+    pub store_flushed: bool,
 }
 
 /// Opens the store in the configured data directory and serves.
 pub async fn start(cfg: Config) -> Result<Running, StartError> {
     let store = Store::open(&cfg.data_dir)?;
-    start_with_store(cfg, store).await
+    let syncer = store::Syncer::spawn(&cfg.data_dir)?;
+    let mut running = start_with_store(cfg, store).await?;
+    running.syncer = Some(syncer);
+    Ok(running)
+}
+
+impl Running {
+    /// Stops gracefully, within about `deadline`: the listeners stop
+    /// accepting; every live call ends with [`SHUTDOWN_REASON`] (recorded)
+    /// and every agent gets `contact_destroyed` for its contacts; sockets
+    /// flush and close; the bridge finishes every recording with a
+    /// complete header, synced; the store is checkpointed. Each wait is
+    /// bounded, so a client that does not read cannot hold the stop.
+    pub async fn shutdown(mut self, deadline: Duration) -> StopReport {
+        let until = tokio::time::Instant::now() + deadline;
+        let _ = self.stop_accepting.send(true);
+        let now = self.state.now();
+        let calls_ended = match self.state.center.lock() {
+            Ok(mut center) => center.shutdown(SHUTDOWN_REASON, now),
+            Err(_) => 0,
+        };
+        self.state.shutdown.trigger();
+        let bridge = self.state.bridge.clone();
+        let recordings = async move {
+            match bridge {
+                Some(b) => tokio::time::timeout_at(until, b.shutdown())
+                    .await
+                    .is_ok_and(|answer| answer.is_some()),
+                None => false,
+            }
+        };
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        let (sockets_left, bridge_done) =
+            tokio::join!(self.state.shutdown.drained(left), recordings);
+        for server in self.servers.drain(..) {
+            let _ = tokio::time::timeout_at(until, server).await;
+        }
+        self.syncer = None;
+        let store_flushed = match self.state.center.lock() {
+            Ok(center) => center
+                .store()
+                .checkpoint()
+                .map_err(|e| tracing::error!("flushing the store: {e}"))
+                .is_ok(),
+            Err(_) => false,
+        };
+        StopReport {
+            calls_ended,
+            sockets_left,
+            bridge_done,
+            store_flushed,
+        }
+    }
 }
 
 /// Serves with a given store (tests use an in-memory one).
@@ -94,11 +170,20 @@ pub async fn start_with_store(cfg: Config, store: Store) -> Result<Running, Star
     // With the peer address: sockets are counted (`[limits]`) and failed
     // logins throttled per remote address.
     let service = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, service).await {
+    let (stop_accepting, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let mut servers = Vec::new();
+    let stop = stopped(stop_rx.clone());
+    servers.push(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, service)
+            .with_graceful_shutdown(stop)
+            .await
+        {
             tracing::error!("backend stopped: {e}");
         }
-    });
+    }));
     let crm_addr = match cfg.crm_demo_listen {
         Some(crm) => {
             let listener = tokio::net::TcpListener::bind(crm)
@@ -108,9 +193,12 @@ pub async fn start_with_store(cfg: Config, store: Store) -> Result<Running, Star
                 .local_addr()
                 .map_err(|source| StartError::Bind { addr: crm, source })?;
             let router = crm_demo_app(&cfg, addr);
-            tokio::spawn(async move {
-                let _ = axum::serve(listener, router).await;
-            });
+            let stop = stopped(stop_rx.clone());
+            servers.push(tokio::spawn(async move {
+                let _ = axum::serve(listener, router)
+                    .with_graceful_shutdown(stop)
+                    .await;
+            }));
             Some(crm_addr)
         }
         None => None,
@@ -132,5 +220,8 @@ pub async fn start_with_store(cfg: Config, store: Store) -> Result<Running, Star
         addr,
         crm_addr,
         state,
+        stop_accepting,
+        servers,
+        syncer: None,
     })
 }

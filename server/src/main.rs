@@ -62,7 +62,16 @@ async fn main() -> ExitCode {
         println!("  customer phone page:    http://{demo}/phone/");
     }
     println!("  sample agents: alice / alice-pass, bob / bob-pass, carol / carol-pass");
-    let _ = tokio::signal::ctrl_c().await;
+    let signal = stop_signal().await;
+    tracing::info!("{signal}: stopping");
+    let report = running.shutdown(STOP_DEADLINE).await;
+    tracing::info!(
+        calls_ended = report.calls_ended,
+        sockets_left = report.sockets_left,
+        bridge_done = report.bridge_done,
+        store_flushed = report.store_flushed,
+        "stopped"
+    );
     ExitCode::SUCCESS
 }
 
@@ -102,6 +111,37 @@ fn hash_password(args: &[String]) -> ExitCode {
             eprintln!("{e}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// How long a graceful stop may take before the process exits anyway
+/// (supervisors such as systemd wait 90 s before SIGKILL; Kubernetes 30 s).
+const STOP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Resolves on SIGTERM (service managers, `kill`) or SIGINT (Ctrl-C) with
+/// the signal's name.
+async fn stop_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            },
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
     }
 }
 

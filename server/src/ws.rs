@@ -179,6 +179,10 @@ pub async fn serve_socket(socket: WebSocket, state: AppState, mut ticket: Socket
     let mut session: Option<(String, u64)> = None;
     let mut grant: Option<Grant> = None;
     let opened = tokio::time::Instant::now();
+    // A graceful stop waits for this socket to send what it has queued.
+    let _busy = state.shutdown.busy();
+    let stop = state.shutdown.triggered();
+    tokio::pin!(stop);
     loop {
         let wait = if session.is_some() {
             IDLE_TIMEOUT
@@ -198,6 +202,9 @@ pub async fn serve_socket(socket: WebSocket, state: AppState, mut ticket: Socket
                 }
                 break;
             }
+            // The backend is stopping: the center has already sent this
+            // agent what happened to its contacts; flush and close.
+            () = &mut stop => break,
             next = tokio::time::timeout(wait, stream.next()) => next,
         };
         let msg = match next {

@@ -2,7 +2,9 @@
 //! backend, driving a [`Session`]. It logs in over `fetch`, says `hello`,
 //! keeps a heartbeat, fails requests on timeout, and when the socket drops
 //! it reconnects with exponential backoff and resumes the event stream, so
-//! a live call survives a network change.
+//! a live call survives a network change. A socket that stays open but
+//! goes silent (a pulled cable sends no reset) is found by a watchdog: an
+//! unanswered ping after a quiet spell, a few seconds, counts as a drop.
 //!
 //! Browser resources are owned by guards that release them on drop: the
 //! socket with its handlers, and every timer.
@@ -12,6 +14,7 @@ use std::collections::HashMap;
 use std::rc::{Rc, Weak};
 
 use futures_channel::oneshot;
+use protocol::contact::ContactState;
 use protocol::error::{ErrorBody, ErrorCode};
 use protocol::wire::{Op, OpResult};
 use protocol::Millis;
@@ -30,8 +33,22 @@ const REQUEST_TIMEOUT_MS: u64 = 5_000;
 /// try comes within 2.6 s, not 8.
 const BACKOFF_MIN_MS: u32 = 250;
 const BACKOFF_MAX_MS: u32 = 2_000;
-/// How often to ping (the server's heartbeat is 15 s) and check timeouts.
-const HEARTBEAT_MS: i32 = 5_000;
+/// How often to ping (the server's heartbeat is 15 s).
+const HEARTBEAT_MS: f64 = 5_000.0;
+/// How often the watchdog runs: request timeouts, pings, a dead link.
+const WATCH_MS: i32 = 500;
+/// On a call, nothing heard for this long: ask (a ping) whether the link
+/// is alive. Media arrives every 20 ms during a call, so silence means
+/// trouble; an idle agent relies on the heartbeat's ping instead.
+const QUIET_MS: f64 = 1_500.0;
+/// A ping unanswered (nothing at all heard since) for this long: the link
+/// is dead even though the socket says open, as when a cable is pulled or
+/// a NAT forgets the flow and no TCP reset ever comes. The socket is
+/// dropped and the client reconnects and resumes.
+const PROBE_TIMEOUT_MS: f64 = 3_500.0;
+/// A new socket that is not authenticated by then is dropped and retried
+/// (a connection attempt into a black hole never fails by itself).
+const CONNECT_TIMEOUT_MS: f64 = 6_000.0;
 
 /// Where the connection is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -246,6 +263,14 @@ struct Inner {
     heartbeat: Option<Timer>,
     retry: Option<Timer>,
     stopped: bool,
+    /// When the current socket was opened (ms, browser clock).
+    opened_at: f64,
+    /// When anything last arrived on it.
+    last_rx: f64,
+    /// When the last ping went out.
+    last_ping: f64,
+    /// The oldest ping not followed by anything from the server.
+    probe_since: Option<f64>,
     media_sink: Option<MediaSink>,
     media_dropped: u64,
 }
@@ -289,12 +314,16 @@ impl DirectClient {
                 heartbeat: None,
                 retry: None,
                 stopped: false,
+                opened_at: 0.0,
+                last_rx: 0.0,
+                last_ping: 0.0,
+                probe_since: None,
                 media_sink: None,
                 media_dropped: 0,
             })),
         };
         let weak = Rc::downgrade(&client.inner);
-        let heartbeat = Timer::new(HEARTBEAT_MS, true, move || {
+        let heartbeat = Timer::new(WATCH_MS, true, move || {
             if let Some(inner) = weak.upgrade() {
                 heartbeat_tick(&inner);
             }
@@ -468,6 +497,13 @@ fn open_socket(rc: &Rc<RefCell<Inner>>) {
         }
     };
     ws.set_binary_type(web_sys::BinaryType::Arraybuffer);
+    {
+        let mut inner = rc.borrow_mut();
+        let t = js_sys::Date::now();
+        inner.opened_at = t;
+        inner.last_rx = t;
+        inner.probe_since = None;
+    }
     let weak = Rc::downgrade(rc);
     let on_open = Closure::<dyn FnMut()>::new(move || {
         let Some(rc) = weak.upgrade() else { return };
@@ -479,6 +515,12 @@ fn open_socket(rc: &Rc<RefCell<Inner>>) {
     let weak = Rc::downgrade(rc);
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
         let Some(rc) = weak.upgrade() else { return };
+        {
+            // Anything at all proves the link is alive.
+            let mut inner = rc.borrow_mut();
+            inner.last_rx = js_sys::Date::now();
+            inner.probe_since = None;
+        }
         let data = ev.data();
         if let Some(buf) = data.dyn_ref::<js_sys::ArrayBuffer>() {
             // A media frame: straight to the media listener, if any.
@@ -587,18 +629,62 @@ fn on_closed(rc: &Rc<RefCell<Inner>>, why: String) {
     dispatch(rc, updates);
 }
 
+/// Why the watchdog gives up on the current socket, if it does.
+fn dead_link(inner: &Inner, t: f64) -> Option<String> {
+    inner.socket.as_ref()?;
+    if inner.link == LinkState::Open {
+        let since = inner.probe_since?;
+        (t - since >= PROBE_TIMEOUT_MS).then(|| {
+            format!(
+                "nothing from the backend for {:.1} s",
+                (t - inner.last_rx) / 1000.0
+            )
+        })
+    } else {
+        (t - inner.opened_at >= CONNECT_TIMEOUT_MS).then(|| {
+            format!(
+                "no answer to connecting in {:.1} s",
+                (t - inner.opened_at) / 1000.0
+            )
+        })
+    }
+}
+
 fn heartbeat_tick(rc: &Rc<RefCell<Inner>>) {
-    let updates = {
+    let (updates, dead) = {
         let mut inner = rc.borrow_mut();
         let expired = inner.session.poll_timeouts(now());
         let updates = settle(&mut inner, expired);
-        if inner.link == LinkState::Open {
+        let t = js_sys::Date::now();
+        let dead = dead_link(&inner, t);
+        // A ping every heartbeat keeps the server's idle timer happy; one
+        // after a quiet spell asks whether the link is still there. Timers
+        // in a hidden tab may fire only once a minute: staleness is judged
+        // from an unanswered ping, never from the silence alone.
+        let on_call = inner
+            .session
+            .state
+            .contacts
+            .values()
+            .any(|c| matches!(c.state, ContactState::Connected { .. }));
+        let due = t - inner.last_ping >= HEARTBEAT_MS
+            || (on_call && t - inner.last_rx >= QUIET_MS && t - inner.last_ping >= QUIET_MS);
+        if dead.is_none() && inner.link == LinkState::Open && due {
             let (_, frame) = inner.session.request(Op::Ping, now());
             if let Some(s) = &inner.socket {
                 let _ = s.ws.send_with_str(&frame);
             }
+            inner.last_ping = t;
+            inner.probe_since.get_or_insert(t);
         }
-        updates
+        (updates, dead)
     };
     dispatch(rc, updates);
+    if let Some(why) = dead {
+        // Dropping the socket unhooks its handlers: a late close event
+        // from the browser cannot start a second reconnect.
+        let socket = rc.borrow_mut().socket.take();
+        drop(socket);
+        on_closed(rc, why);
+    }
 }

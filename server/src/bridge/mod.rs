@@ -27,6 +27,7 @@
 //! bridge itself. Socket registrations keep the latest per key; DTMF keeps
 //! at most [`MAX_PENDING_DTMF`] requests waiting.
 
+pub mod recorder;
 pub mod tones;
 pub mod wav;
 
@@ -43,8 +44,8 @@ use media::receive::ReceiveChain;
 use protocol::media::{encode_media_frame, MediaHeader, FLAG_FEC};
 use tokio::sync::mpsc;
 
+use recorder::Recorder;
 use tones::{DtmfQueue, HoldTone};
-use wav::WavWriter;
 
 /// Frames an agent's socket may have waiting before new ones are dropped.
 pub const AGENT_QUEUE: usize = 4;
@@ -164,6 +165,9 @@ pub enum Command {
     },
     /// Test and benchmark hook: report counters.
     Stats(tokio::sync::oneshot::Sender<BridgeStats>),
+    /// The backend is stopping: finish every recording, answer with how
+    /// many files were closed, and stop.
+    Shutdown(tokio::sync::oneshot::Sender<usize>),
 }
 
 /// Counters.
@@ -209,6 +213,9 @@ struct Pending {
     attach: HashMap<String, mpsc::Sender<Vec<u8>>>,
     dtmf: Vec<(String, String, String)>,
     stats: Vec<tokio::sync::oneshot::Sender<BridgeStats>>,
+    /// A graceful stop: applied after everything else in the mailbox, so
+    /// the plans that end calls close their recordings first.
+    shutdown: Option<tokio::sync::oneshot::Sender<usize>>,
 }
 
 struct Mailbox {
@@ -290,10 +297,21 @@ impl Bridge {
                         p.stats.push(reply);
                     }
                 }
+                Command::Shutdown(reply) => p.shutdown = Some(reply),
                 Command::AgentFrame { .. } => {}
             }
         }
         self.mailbox.wake.notify_one();
+    }
+
+    /// Finishes every recording (complete headers, synced to disk) and
+    /// stops the bridge; resolves with the number of files closed, or
+    /// `None` if the bridge had already stopped. Commands sent before this
+    /// one (the plans that end calls) are applied first.
+    pub async fn shutdown(&self) -> Option<usize> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send(Command::Shutdown(tx));
+        rx.await.ok()
     }
 
     /// Current counters.
@@ -322,7 +340,7 @@ enum Output {
         seq: u32,
         ts: u32,
     },
-    Heard(Option<WavWriter>),
+    Heard(Option<Box<dyn Recorder>>),
 }
 
 struct Party {
@@ -365,7 +383,7 @@ impl Party {
 
 struct CallMedia {
     parties: Vec<Party>,
-    recording: Option<WavWriter>,
+    recording: Option<Box<dyn Recorder>>,
 }
 
 struct Hub {
@@ -403,15 +421,25 @@ async fn run(mut rx: mpsc::Receiver<Command>, mailbox: Arc<Mailbox>, impairment:
     // Audio is paced by this clock: a late tick is made up, not skipped,
     // so every party gets 50 packets a second.
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut stopped: Option<tokio::sync::oneshot::Sender<usize>> = None;
     loop {
         tokio::select! {
             biased;
             () = mailbox.wake.notified() => {
-                let pending = std::mem::take(&mut *mailbox.pending());
+                let mut pending = std::mem::take(&mut *mailbox.pending());
+                let stop = pending.shutdown.take();
                 hub.stats.input_dropped = mailbox.dropped.load(Ordering::Relaxed);
                 hub.apply_pending(pending);
+                if let Some(reply) = stop {
+                    stopped = Some(reply);
+                    break;
+                }
             }
             cmd = rx.recv() => match cmd {
+                Some(Command::Shutdown(reply)) => {
+                    stopped = Some(reply);
+                    break;
+                }
                 Some(cmd) => hub.apply(cmd),
                 None => break,
             },
@@ -425,24 +453,33 @@ async fn run(mut rx: mpsc::Receiver<Command>, mailbox: Arc<Mailbox>, impairment:
             }
         }
     }
+    let mut closed = 0;
     for (_, call) in hub.calls.drain() {
-        close_call(call);
+        closed += close_call(call);
+    }
+    if let Some(reply) = stopped {
+        let _ = reply.send(closed);
     }
 }
 
-fn close_call(call: CallMedia) {
+/// Finishes a call's recordings; returns how many files it closed.
+fn close_call(call: CallMedia) -> usize {
+    let mut closed = 0;
     if let Some(w) = call.recording {
-        if let Err(e) = w.finish() {
-            tracing::warn!("recording: {e}");
+        match w.finish() {
+            Ok(()) => closed += 1,
+            Err(e) => tracing::warn!("recording: {e}"),
         }
     }
     for p in call.parties {
         if let Output::Heard(Some(w)) = p.output {
-            if let Err(e) = w.finish() {
-                tracing::warn!("caller recording: {e}");
+            match w.finish() {
+                Ok(()) => closed += 1,
+                Err(e) => tracing::warn!("caller recording: {e}"),
             }
         }
     }
+    closed
 }
 
 impl Hub {
@@ -515,6 +552,8 @@ impl Hub {
                 s.calls = self.calls.len();
                 let _ = reply.send(s);
             }
+            // Handled by the loop, which stops.
+            Command::Shutdown(_) => {}
         }
     }
 
@@ -536,7 +575,7 @@ impl Hub {
     fn plan(&mut self, plan: CallPlan) {
         if plan.ended || plan.parties.is_empty() {
             if let Some(call) = self.calls.remove(&plan.call) {
-                close_call(call);
+                let _ = close_call(call);
             }
             if plan.ended {
                 // A customer phone's sink lives as long as its call.
@@ -546,8 +585,8 @@ impl Hub {
         }
         if !self.calls.contains_key(&plan.call) {
             let recording = plan.recording.as_ref().and_then(|p| {
-                WavWriter::create(p)
-                    .map_err(|e| tracing::warn!("recording {}: {e}", p.display()))
+                recorder::create(p)
+                    .map_err(|e| tracing::warn!("recording: {e}"))
                     .ok()
             });
             self.calls.insert(
@@ -621,8 +660,8 @@ impl Hub {
                         CallerAudio::Live { .. } => continue,
                     };
                     let heard = heard.as_ref().and_then(|p| {
-                        WavWriter::create(p)
-                            .map_err(|e| tracing::warn!("caller recording {}: {e}", p.display()))
+                        recorder::create(p)
+                            .map_err(|e| tracing::warn!("caller recording: {e}"))
                             .ok()
                     });
                     Party {

@@ -84,6 +84,8 @@ pub struct Center {
     agents: HashMap<String, AgentEntry>,
     calls: HashMap<String, Call>,
     next_attach: u64,
+    /// The backend is stopping: no new calls.
+    stopping: bool,
 }
 
 /// A random id like `c-3f9a0c...` (16 hex digits).
@@ -161,6 +163,7 @@ impl Center {
             agents,
             calls: HashMap::new(),
             next_attach: 1,
+            stopping: false,
         })
     }
 
@@ -760,6 +763,12 @@ impl Center {
         let Some(q) = self.cfg.queues.get(queue).cloned() else {
             return Err(refuse(ErrorCode::NotFound, format!("no queue `{queue}`")));
         };
+        if self.stopping {
+            return Err(refuse(
+                ErrorCode::Internal,
+                "the contact center is shutting down; please call again shortly".into(),
+            ));
+        }
         let id = random_id("c");
         let attributes = self.cfg.customers.get(from).cloned().unwrap_or_default();
         self.store
@@ -966,6 +975,43 @@ impl Center {
         {
             self.calls.remove(call_id);
         }
+    }
+
+    /// The backend is stopping: every live call ends with `reason`
+    /// (recorded, and its media plan ended so the bridge finishes the
+    /// recording), then every agent is told its contacts are gone
+    /// (`contact_ended` state first, then `contact_destroyed`), since
+    /// after-call work cannot outlive the process. New calls are refused
+    /// from now on. Returns how many live calls were ended.
+    pub fn shutdown(&mut self, reason: &str, now: Millis) -> usize {
+        self.stopping = true;
+        let live: Vec<String> = self
+            .calls
+            .values()
+            .filter(|c| !c.ended)
+            .map(|c| c.id.clone())
+            .collect();
+        for id in &live {
+            self.end_call(id, reason, now);
+        }
+        let views: Vec<(String, String)> = self
+            .calls
+            .values()
+            .flat_map(|c| {
+                c.participants
+                    .iter()
+                    .map(move |p| (c.id.clone(), p.agent.clone()))
+            })
+            .collect();
+        for (call, agent) in views {
+            self.destroy_view(&call, &agent, now);
+        }
+        live.len()
+    }
+
+    /// Whether [`Center::shutdown`] ran.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping
     }
 
     /// Number of calls held in memory (live or in after-call work).

@@ -721,3 +721,58 @@ fn a_transfer_into_a_queue_that_times_out_is_withdrawn_and_the_agent_keeps_the_c
     assert_eq!(rec.disconnect_reason, None, "the call goes on");
     assert!(rec.events.iter().any(|e| e.event == "queue_timeout"));
 }
+
+#[test]
+fn shutdown_ends_live_calls_with_a_reason_destroys_every_view_and_refuses_new_calls() {
+    let mut r = Rig::new();
+    r.available("alice");
+    r.available("bob");
+    let live = r.call("+15550001111", "support");
+    let owner = if r.view("alice", &live).is_some() {
+        "alice"
+    } else {
+        "bob"
+    };
+    r.ok(
+        owner,
+        Op::Accept {
+            contact_id: live.clone(),
+        },
+    );
+    let ringing = r.call("+15550002222", "support");
+    let ringer = if owner == "alice" { "bob" } else { "alice" };
+    assert!(is_incoming(&r.view(ringer, &ringing)));
+    let queued = r.call("+15550003333", "support");
+    r.events("alice");
+    r.events("bob");
+
+    assert_eq!(r.center.shutdown("backend_shutdown", r.now), 3);
+    let events = r.events(owner);
+    let ended = events.iter().position(|e| {
+        matches!(e, Event::ContactUpdated(v) if v.contact_id == live
+            && matches!(&v.state, ContactState::Ended { reason, .. } if reason == "backend_shutdown"))
+    });
+    let destroyed = events
+        .iter()
+        .position(|e| matches!(e, Event::ContactDestroyed { contact_id } if *contact_id == live));
+    assert!(
+        ended.is_some() && destroyed > ended,
+        "ended with the reason, then destroyed: {events:?}"
+    );
+    assert!(r
+        .events(ringer)
+        .iter()
+        .any(|e| matches!(e, Event::ContactDestroyed { contact_id } if *contact_id == ringing)));
+    assert_eq!(r.center.live_calls(), 0);
+    for id in [&live, &ringing, &queued] {
+        let rec = r.center.store().contact(id).expect("db").expect("record");
+        assert_eq!(rec.disconnect_reason.as_deref(), Some("backend_shutdown"));
+        assert!(rec.ended_at.is_some());
+    }
+    assert!(r.center.is_stopping());
+    let refused = r
+        .center
+        .place_inbound("+15550004444", "support", r.now)
+        .expect_err("refused while stopping");
+    assert_eq!(refused.error.code, ErrorCode::Internal);
+}
