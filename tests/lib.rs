@@ -6,8 +6,8 @@
 pub mod conformance;
 
 pub mod bench;
-pub mod raw;
 pub mod process;
+pub mod raw;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -314,7 +314,10 @@ fn on_grant_event(event: GrantEvent, tx: &Outbox) -> bool {
             tracing::debug!("socket closed: token expired");
             send(
                 tx,
-                frame_error(ErrorCode::SessionExpired, "your login expired; log in again"),
+                frame_error(
+                    ErrorCode::SessionExpired,
+                    "your login expired; log in again",
+                ),
             );
             false
         }
@@ -331,7 +334,11 @@ fn on_grant_event(event: GrantEvent, tx: &Outbox) -> bool {
 
 /// `refresh_token`: a new token in this socket's login; the socket now
 /// lives until the new token expires.
-fn refresh(state: &AppState, agent: &str, grant: &mut Option<Grant>) -> Result<OpResult, ErrorBody> {
+fn refresh(
+    state: &AppState,
+    agent: &str,
+    grant: &mut Option<Grant>,
+) -> Result<OpResult, ErrorBody> {
     let now = state.now();
     let Some(g) = grant.as_mut().filter(|g| g.valid(now)) else {
         return Err(ErrorBody::new(

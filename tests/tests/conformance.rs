@@ -55,9 +55,7 @@ async fn the_reference_backend_passes_the_conformance_suite() {
     for r in &report.results {
         let tolerated = match &r.outcome {
             Outcome::Pass => true,
-            Outcome::Skip(_) => {
-                MAY_SKIP.contains(&r.id.as_str())
-            }
+            Outcome::Skip(_) => MAY_SKIP.contains(&r.id.as_str()),
             Outcome::Fail(_) => false,
         };
         if !tolerated {

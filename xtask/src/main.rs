@@ -191,9 +191,11 @@ fn cmd_test(args: &[String]) -> Result<(), String> {
     check_sdk_types()?;
     // The SDK's JS that needs no browser: the Streams facade's semantics,
     // its API rows, and the npm package with a strict TypeScript consumer.
-    run(Command::new("node")
-        .env("PATH", tool_path())
-        .args(["--test", "--test-concurrency=1", "tests/js/"]))?;
+    run(Command::new("node").env("PATH", tool_path()).args([
+        "--test",
+        "--test-concurrency=1",
+        "tests/js/",
+    ]))?;
     if browser {
         build_ccp()?;
         run(cargo().args(["build", "-p", "switchboard-server"]))?;
