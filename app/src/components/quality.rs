@@ -29,7 +29,7 @@ pub fn CallQuality() -> impl IntoView {
     };
     view! {
         <Show when=move || text().is_some()>
-            <p class=move || format!("quality quality-{}", text().map(|t| t.0.to_lowercase()).unwrap_or_default())
+            <p class=move || format!("quality quality-{}", text().map(|t| t.0.to_ascii_lowercase()).unwrap_or_default())
                 data-testid="call-quality" aria-live="polite">
                 {move || text().map(|t| t.1).unwrap_or_default()}
             </p>

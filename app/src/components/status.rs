@@ -26,7 +26,7 @@ pub fn StatusBar() -> impl IntoView {
     let current = move || status().map(|s| s.state.name).unwrap_or_default();
     let kind = move || {
         status()
-            .map(|s| format!("{:?}", s.state.kind).to_lowercase())
+            .map(|s| format!("{:?}", s.state.kind).to_ascii_lowercase())
             .unwrap_or_default()
     };
     let timer = move || {
