@@ -327,7 +327,7 @@ pub async fn request(op: String) -> Result<OpResult, ErrorBody> {
     let timeout = Closure::once(move || {
         if let Some(tx) = TABS.with(|t| t.borrow_mut().waiting.remove(&id)) {
             let _ = tx.send(Err(ErrorBody::new(
-                ErrorCode::Unknown,
+                ErrorCode::Timeout,
                 "the tab that owns the softphone did not answer",
             )));
         }

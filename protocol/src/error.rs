@@ -59,6 +59,10 @@ pub enum ErrorCode {
     /// Too many messages or connections; slow down. A socket that keeps
     /// sending after this is closed.
     RateLimited,
+    /// No answer before the request's deadline. Raised by clients (the
+    /// client core, a follower tab, the JS SDK) for their own requests,
+    /// never sent by a backend; one code for one failure everywhere.
+    Timeout,
     /// A code this version does not know.
     #[serde(other)]
     Unknown,
@@ -91,6 +95,7 @@ impl ErrorCode {
             ErrorCode::TokenRevoked => "token_revoked",
             ErrorCode::Internal => "internal",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Timeout => "timeout",
             ErrorCode::Unknown => "unknown",
         }
     }

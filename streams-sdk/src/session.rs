@@ -186,7 +186,7 @@ impl Session {
                 Output::Reply {
                     id,
                     result: Err(ErrorBody::new(
-                        ErrorCode::Unknown,
+                        ErrorCode::Timeout,
                         "timed out waiting for the backend",
                     )),
                 }
@@ -355,7 +355,8 @@ mod tests {
         let (late, _) = s.request(Op::Ping, Millis(100));
         assert!(s.poll_timeouts(Millis(1_099)).is_empty());
         let out = s.poll_timeouts(Millis(1_100));
-        assert!(matches!(&out[..], [Output::Reply { id, result: Err(_) }] if *id == late));
+        assert!(matches!(&out[..], [Output::Reply { id, result: Err(e) }]
+            if *id == late && e.code == ErrorCode::Timeout && e.code.as_str() == "timeout"));
         assert_eq!(s.pending(), 0);
     }
 

@@ -56,8 +56,8 @@ test('a customer on the phone page and an agent in the CCP hear each other', asy
     const best = (heard, wav) => {
       const env = envelope(heard, 48000);
       const ref = envelope(readWav(wav).samples, 48000);
-      return [[100, 400], [250, 550], [400, 700]]
-        .map(([from, to]) => bestEnvelopeMatch(env.slice(from, to), ref))
+      return [100, 175, 250, 325, 400]
+        .map((from) => bestEnvelopeMatch(env.slice(from, from + 300), ref))
         .reduce((x, y) => (y.corr > x.corr ? y : x));
     };
     const a = best(agentHeard, customerWav);
