@@ -24,7 +24,7 @@ use crate::bridge::{customer_key, CallerAudio, Command, AGENT_QUEUE};
 use crate::center::random_leg;
 use crate::http::AppState;
 use crate::limits::{CloseReason, FloodGuard, Kind, Outbox, SocketTicket, Verdict};
-use crate::ws::{finish_writer, is_too_big, linger, lingers, spawn_writer, RATE_LIMITED};
+use crate::ws::{is_too_big, spawn_writer, RATE_LIMITED};
 
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -222,19 +222,14 @@ pub async fn serve_customer(socket: WebSocket, state: AppState, mut ticket: Sock
             let _ = c.caller_hangup(&id, now);
         }
     }
-    if shutdown.reason().is_some_and(CloseReason::is_abuse) {
-        ticket.penalize();
-    }
     drop(tx);
-    if !writer_done {
-        if lingers(shutdown.reason()) {
-            tokio::join!(
-                finish_writer(&mut writer, write_timeout),
-                linger(&mut stream)
-            );
-        } else {
-            finish_writer(&mut writer, write_timeout).await;
-        }
-    }
-    drop(ticket);
+    crate::ws::wind_down(
+        ticket,
+        &shutdown,
+        writer,
+        writer_done,
+        &mut stream,
+        write_timeout,
+    )
+    .await;
 }

@@ -345,13 +345,7 @@ struct LoginBody {
 /// Logout and refresh carry the bearer token from script on approved
 /// origins (the SDK's direct transport), so they allow `Authorization`.
 fn token_cors(origins: &[String]) -> tower_http::cors::CorsLayer {
-    let allowed: Vec<HeaderValue> = origins
-        .iter()
-        .filter_map(|o| HeaderValue::from_str(o).ok())
-        .collect();
-    tower_http::cors::CorsLayer::new()
-        .allow_origin(tower_http::cors::AllowOrigin::list(allowed))
-        .allow_methods([axum::http::Method::POST])
+    login_cors(origins)
         .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
         .expose_headers([header::RETRY_AFTER])
 }

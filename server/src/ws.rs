@@ -277,17 +277,37 @@ pub async fn serve_socket(socket: WebSocket, state: AppState, mut ticket: Socket
             center.detach(&agent, id);
         }
     }
+    drop(grant);
+    drop(tx);
+    wind_down(
+        ticket,
+        &shutdown,
+        writer,
+        writer_done,
+        &mut stream,
+        write_timeout,
+    )
+    .await;
+}
+
+/// The end of every socket, once its driver has dropped its outbox: an
+/// address that abused it is penalised, and the writer gets its deadlines
+/// to send what is queued and the close frame, while the socket lingers
+/// (reads and discards) when the close reason calls for it.
+pub(crate) async fn wind_down(
+    ticket: SocketTicket,
+    shutdown: &Shutdown,
+    mut writer: tokio::task::JoinHandle<()>,
+    writer_done: bool,
+    stream: &mut futures_util::stream::SplitStream<WebSocket>,
+    write_timeout: Duration,
+) {
     if shutdown.reason().is_some_and(CloseReason::is_abuse) {
         ticket.penalize();
     }
-    drop(grant);
-    drop(tx);
     if !writer_done {
         if lingers(shutdown.reason()) {
-            tokio::join!(
-                finish_writer(&mut writer, write_timeout),
-                linger(&mut stream)
-            );
+            tokio::join!(finish_writer(&mut writer, write_timeout), linger(stream));
         } else {
             finish_writer(&mut writer, write_timeout).await;
         }
