@@ -34,14 +34,18 @@ use protocol::error::{ErrorBody, ErrorCode};
 use protocol::wire::{decode_server_frame, encode, OpResult, Response, ServerFrame, Snapshot};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use streams_sdk::deadlines::{delay_ms, Deadlines};
+use streams_sdk::web::now;
 use streams_sdk::ClientState;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::prelude::*;
 
 use crate::ccp::Ccp;
 
-/// A follower's request fails after this long without the leader's answer.
-const REQUEST_TIMEOUT_MS: i32 = 6_000;
+/// A follower's request fails after this long without the leader's
+/// answer: longer than the leader's own request timeout, so the leader's
+/// verdict (a result or `timeout`) is the one the follower reports.
+const REQUEST_TIMEOUT_MS: u64 = streams_sdk::deadlines::RELAY_TIMEOUT_MS;
 /// Larger tab messages are dropped unread (a snapshot is far smaller).
 const MAX_TAB_MESSAGE: usize = 4 << 20;
 
@@ -108,6 +112,24 @@ struct Tabs {
     post: Option<js_sys::Function>,
     next_id: u64,
     waiting: HashMap<u64, oneshot::Sender<Result<OpResult, ErrorBody>>>,
+    /// When each of `waiting` times out; one timer is armed at the next.
+    deadlines: Deadlines,
+    armed: Option<Armed>,
+}
+
+/// The follower's one request-timeout timer, cleared when dropped.
+struct Armed {
+    at: protocol::Millis,
+    handle: i32,
+    _callback: Closure<dyn FnMut()>,
+}
+
+impl Drop for Armed {
+    fn drop(&mut self) {
+        if let Some(w) = web_sys::window() {
+            w.clear_timeout_with_handle(self.handle);
+        }
+    }
 }
 
 thread_local! {
@@ -118,6 +140,8 @@ thread_local! {
         post: None,
         next_id: 1,
         waiting: HashMap::new(),
+        deadlines: Deadlines::default(),
+        armed: None,
     });
 }
 
@@ -155,7 +179,11 @@ pub fn install(ccp: Ccp) {
     let on_lead = Closure::<dyn FnMut()>::new(move || {
         TABS.with(|t| t.borrow_mut().leader = true);
         // Follower requests still waiting will never be answered by us.
-        let waiting: Vec<_> = TABS.with(|t| t.borrow_mut().waiting.drain().collect());
+        let waiting: Vec<_> = TABS.with(|t| {
+            let mut t = t.borrow_mut();
+            t.deadlines.drain();
+            t.waiting.drain().collect()
+        });
         for (_, tx) in waiting {
             let _ = tx.send(Err(ErrorBody::new(
                 ErrorCode::Unknown,
@@ -272,7 +300,12 @@ fn on_message(ccp: Ccp, msg: TabMessage) {
                     },
                     _ => Err(ErrorBody::new(ErrorCode::Unknown, "undecodable answer")),
                 };
-                if let Some(tx) = TABS.with(|t| t.borrow_mut().waiting.remove(&id)) {
+                let tx = TABS.with(|t| {
+                    let mut t = t.borrow_mut();
+                    t.deadlines.remove(id);
+                    t.waiting.remove(&id)
+                });
+                if let Some(tx) = tx {
                     let _ = tx.send(result);
                 }
             }
@@ -321,37 +354,71 @@ pub async fn request(op: String) -> Result<OpResult, ErrorBody> {
         let id = t.next_id;
         t.next_id += 1;
         t.waiting.insert(id, tx);
+        t.deadlines.insert(id, now().plus_ms(REQUEST_TIMEOUT_MS));
         (t.id.clone(), id)
     });
     post(&TabMessage::Request { tab, id, op });
-    let timeout = Closure::once(move || {
-        if let Some(tx) = TABS.with(|t| t.borrow_mut().waiting.remove(&id)) {
-            let _ = tx.send(Err(ErrorBody::new(
-                ErrorCode::Timeout,
-                "the tab that owns the softphone did not answer",
-            )));
-        }
-    });
-    let window = web_sys::window();
-    let timer = window.as_ref().and_then(|w| {
-        w.set_timeout_with_callback_and_timeout_and_arguments_0(
-            timeout.as_ref().unchecked_ref(),
-            REQUEST_TIMEOUT_MS,
-        )
-        .ok()
-    });
-    let result = rx.await.unwrap_or_else(|_| {
+    arm_deadline();
+    rx.await.unwrap_or_else(|_| {
         Err(ErrorBody::new(
             ErrorCode::Unknown,
             "the request was dropped",
         ))
+    })
+}
+
+/// Arms the one timer at the next deadline, unless it is armed for that
+/// instant or earlier (an early timer finds nothing due and re-arms).
+fn arm_deadline() {
+    let next = TABS.with(|t| {
+        let t = t.borrow();
+        match (t.deadlines.next(), &t.armed) {
+            (Some(next), Some(armed)) if armed.at <= next => None,
+            (next, _) => Some(next),
+        }
     });
-    // Cancel the timer before its callback is freed.
-    if let (Some(w), Some(t)) = (window, timer) {
-        w.clear_timeout_with_handle(t);
+    let Some(next) = next else { return };
+    let armed = next.and_then(|at| {
+        let callback = Closure::<dyn FnMut()>::new(on_deadline);
+        let handle = web_sys::window()?
+            .set_timeout_with_callback_and_timeout_and_arguments_0(
+                callback.as_ref().unchecked_ref(),
+                i32::try_from(delay_ms(at, now())).unwrap_or(i32::MAX),
+            )
+            .ok()?;
+        Some(Armed {
+            at,
+            handle,
+            _callback: callback,
+        })
+    });
+    // The replaced timer is dropped outside the borrow.
+    let old = TABS.with(|t| std::mem::replace(&mut t.borrow_mut().armed, armed));
+    drop(old);
+}
+
+/// The timer fired: fail what is due with `timeout`, and arm for the next.
+fn on_deadline() {
+    let (spent, due) = TABS.with(|t| {
+        let mut t = t.borrow_mut();
+        let spent = t.armed.take();
+        let due: Vec<_> = t
+            .deadlines
+            .expire(now())
+            .into_iter()
+            .filter_map(|id| t.waiting.remove(&id))
+            .collect();
+        (spent, due)
+    });
+    for tx in due {
+        let _ = tx.send(Err(ErrorBody::new(
+            ErrorCode::Timeout,
+            "the tab that owns the softphone did not answer",
+        )));
     }
-    drop(timeout);
-    result
+    arm_deadline();
+    // wasm-bindgen defers freeing the running closure until it returns.
+    drop(spent);
 }
 
 /// Tells the leader a token was saved.

@@ -26,7 +26,13 @@
 export const FRAME_VERSION = 1;
 
 const DEFAULT_INIT_TIMEOUT_MS = 5000;
-const DEFAULT_REQUEST_TIMEOUT_MS = 5000;
+// The CCP's core answers `timeout` itself 5 s after it sent a request to
+// the backend, a follower tab 6 s after it relayed one to the leader tab
+// (streams-sdk/src/deadlines.rs): the page waits for that verdict, and
+// gives up on its own only after this backstop, for a CCP that stopped
+// answering at all. So a page is not told `timeout` for an op the CCP then
+// completes.
+const DEFAULT_REQUEST_TIMEOUT_MS = 8000;
 const HELLO_RETRY_MS = 100;
 const PING_MS = 5000;
 const FRAME_LOST_MS = 15000;
@@ -113,7 +119,7 @@ export class SwitchboardError extends Error {
  * @property {string} [password]
  * @property {string} [token] a token from an earlier login instead
  * @property {number} [timeoutMs] how long `initDirect` waits for the backend (default 5000)
- * @property {number} [requestTimeoutMs] how long an action may take (default 5000)
+ * @property {number} [requestTimeoutMs] the backstop for an action the core never answers (default 8000; the core itself answers `timeout` after 5000)
  */
 
 /**
@@ -129,7 +135,7 @@ export class SwitchboardError extends Error {
  * @property {HTMLElement} [container] where the iframe goes (default: `document.body`)
  * @property {boolean} [hidden] keep the CCP invisible; audio still plays
  * @property {number} [timeoutMs] how long `init` waits for the CCP (default 5000)
- * @property {number} [requestTimeoutMs] how long an action may take (default 5000)
+ * @property {number} [requestTimeoutMs] the backstop for an action the CCP never answers (default 8000; the CCP itself answers `timeout` after 5000, or 6000 in a follower tab, and a smaller backstop may report `timeout` for an action the CCP then completes)
  */
 
 /** Ways to name a destination. */
@@ -656,7 +662,7 @@ export class Session {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#pending.delete(id);
-        reject(new SwitchboardError('timeout', `no answer from the CCP within ${this.#requestTimeoutMs} ms`));
+        reject(new SwitchboardError('timeout', `no answer from the ${this.#core ? 'core' : 'CCP'} within ${this.#requestTimeoutMs} ms`));
       }, this.#requestTimeoutMs);
       this.#pending.set(id, { resolve, reject, timer });
       this.#post(JSON.stringify({ kind: 'request', nonce: this.#nonce, id, action }));

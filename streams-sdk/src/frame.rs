@@ -478,55 +478,25 @@ pub enum Accepted {
     },
 }
 
-/// The CCP side of the frame transport: origin binding and session nonce.
-#[derive(Debug, Clone)]
-pub struct FrameHost {
-    approved: Vec<String>,
-    /// The origin of the page that opened the session; fixed once set.
-    bound: Option<String>,
+/// The session handshake and nonce check, one implementation for both
+/// transports: the CCP's [`FrameHost`] (behind its window and origin
+/// checks) and the direct core (`js.rs`), whose messages come from the
+/// page's own SDK. A valid `hello` of the right version opens (or
+/// re-opens) the session with its nonce; every other message must carry
+/// that nonce, or it is refused.
+#[derive(Debug, Clone, Default)]
+pub struct Handshake {
     nonce: Option<String>,
 }
 
-impl FrameHost {
-    /// A host that accepts sessions from `approved` origins.
-    pub fn new(approved: Vec<String>) -> FrameHost {
-        FrameHost {
-            approved,
-            bound: None,
-            nonce: None,
-        }
-    }
-
-    /// The origin messages go to, once a session is open.
-    pub fn target_origin(&self) -> Option<&str> {
-        self.nonce.as_ref().and(self.bound.as_deref())
-    }
-
-    /// The session's nonce.
+impl Handshake {
+    /// The session's nonce, once a `hello` opened it.
     pub fn nonce(&self) -> Option<&str> {
         self.nonce.as_deref()
     }
 
-    /// Judges one message event: `from_parent` is whether its source is
-    /// `window.parent`; `data` is its payload if it was a string.
-    pub fn receive(
-        &mut self,
-        origin: &str,
-        from_parent: bool,
-        data: Option<&str>,
-    ) -> Result<Accepted, Rejection> {
-        if !from_parent {
-            return Err(Rejection::NotFromParent);
-        }
-        if !self.approved.iter().any(|o| o == origin) {
-            return Err(Rejection::OriginNotApproved(origin.to_owned()));
-        }
-        if let Some(bound) = &self.bound {
-            if bound != origin {
-                return Err(Rejection::OriginMismatch(origin.to_owned()));
-            }
-        }
-        let data = data.ok_or_else(|| Rejection::BadShape("not a string".into()))?;
+    /// Judges one message's text: size, shape, version, nonce.
+    pub fn receive(&mut self, data: &str) -> Result<Accepted, Rejection> {
         if data.len() > MAX_FRAME_MESSAGE {
             return Err(Rejection::BadShape(format!(
                 "{} bytes is too large",
@@ -548,7 +518,6 @@ impl FrameHost {
                         versions: vec![FRAME_VERSION],
                     }));
                 }
-                self.bound = Some(origin.to_owned());
                 self.nonce = Some(nonce.clone());
                 Ok(Accepted::Opened(FromCcp::Hello {
                     version: FRAME_VERSION,
@@ -573,6 +542,64 @@ impl FrameHost {
             Some(n) if n == nonce => Ok(()),
             Some(_) => Err(Rejection::WrongNonce),
         }
+    }
+}
+
+/// The CCP side of the frame transport: the window and origin checks, the
+/// origin binding, then the shared [`Handshake`].
+#[derive(Debug, Clone)]
+pub struct FrameHost {
+    approved: Vec<String>,
+    /// The origin of the page that opened the session; fixed once set.
+    bound: Option<String>,
+    handshake: Handshake,
+}
+
+impl FrameHost {
+    /// A host that accepts sessions from `approved` origins.
+    pub fn new(approved: Vec<String>) -> FrameHost {
+        FrameHost {
+            approved,
+            bound: None,
+            handshake: Handshake::default(),
+        }
+    }
+
+    /// The origin messages go to, once a session is open.
+    pub fn target_origin(&self) -> Option<&str> {
+        self.handshake.nonce().and(self.bound.as_deref())
+    }
+
+    /// The session's nonce.
+    pub fn nonce(&self) -> Option<&str> {
+        self.handshake.nonce()
+    }
+
+    /// Judges one message event: `from_parent` is whether its source is
+    /// `window.parent`; `data` is its payload if it was a string.
+    pub fn receive(
+        &mut self,
+        origin: &str,
+        from_parent: bool,
+        data: Option<&str>,
+    ) -> Result<Accepted, Rejection> {
+        if !from_parent {
+            return Err(Rejection::NotFromParent);
+        }
+        if !self.approved.iter().any(|o| o == origin) {
+            return Err(Rejection::OriginNotApproved(origin.to_owned()));
+        }
+        if let Some(bound) = &self.bound {
+            if bound != origin {
+                return Err(Rejection::OriginMismatch(origin.to_owned()));
+            }
+        }
+        let data = data.ok_or_else(|| Rejection::BadShape("not a string".into()))?;
+        let accepted = self.handshake.receive(data)?;
+        if matches!(accepted, Accepted::Opened(_)) {
+            self.bound = Some(origin.to_owned());
+        }
+        Ok(accepted)
     }
 }
 
@@ -757,5 +784,74 @@ mod tests {
         assert_eq!(v["leader"], true);
         assert_eq!(v["changes"][0]["change"], "destroyed");
         assert_eq!(v["changes"][0]["contact_id"], "c-9");
+    }
+
+    /// Frame mode (the CCP's host) and direct mode (the core in the page)
+    /// share one handshake: a message with a missing or wrong nonce, or
+    /// before any `hello`, is refused by both, and changes nothing.
+    #[test]
+    fn both_modes_refuse_a_missing_or_wrong_nonce() {
+        let mut frame = host();
+        let mut direct = Handshake::default();
+        let mut modes: [(&str, Box<dyn FnMut(&str) -> Result<Accepted, Rejection>>); 2] = [
+            (
+                "frame",
+                Box::new(move |m| frame.receive(CRM, true, Some(m))),
+            ),
+            ("direct", Box::new(move |m| direct.receive(m))),
+        ];
+        let ping = |n: &str| format!(r#"{{"kind":"ping","nonce":"{n}"}}"#);
+        let request = |n: &str| {
+            format!(r#"{{"kind":"request","nonce":"{n}","id":7,"action":{{"action":"logout"}}}}"#)
+        };
+        for (mode, receive) in &mut modes {
+            assert_eq!(receive(&ping(NONCE)), Err(Rejection::NoSession), "{mode}");
+            assert_eq!(
+                receive(&request(NONCE)),
+                Err(Rejection::NoSession),
+                "{mode}"
+            );
+            assert!(
+                matches!(receive(&hello(NONCE, 1)), Ok(Accepted::Opened(_))),
+                "{mode}"
+            );
+            for wrong in ["ffffffffffffffff", "", "0123456789abcdeF"] {
+                assert_eq!(
+                    receive(&ping(wrong)),
+                    Err(Rejection::WrongNonce),
+                    "{mode} {wrong}"
+                );
+                assert_eq!(
+                    receive(&request(wrong)),
+                    Err(Rejection::WrongNonce),
+                    "{mode} {wrong}"
+                );
+            }
+            let missing = [
+                r#"{"kind":"ping"}"#,
+                r#"{"kind":"request","id":7,"action":{"action":"logout"}}"#,
+                r#"{"kind":"ping","nonce":7}"#,
+            ];
+            for m in missing {
+                assert!(
+                    matches!(receive(m), Err(Rejection::BadShape(_))),
+                    "{mode} {m}"
+                );
+            }
+            assert!(
+                matches!(receive(&ping(NONCE)), Ok(Accepted::Ping(_))),
+                "{mode}"
+            );
+            assert!(
+                matches!(
+                    receive(&request(NONCE)),
+                    Ok(Accepted::Request {
+                        id: 7,
+                        action: Action::Logout
+                    })
+                ),
+                "{mode}"
+            );
+        }
     }
 }

@@ -16,9 +16,7 @@ use protocol::error::{ErrorBody, ErrorCode};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::spawn_local;
 
-use crate::frame::{
-    op_outcome_json, Action, FromCcp, StatePush, ToCcp, FRAME_VERSION, MAX_FRAME_MESSAGE,
-};
+use crate::frame::{op_outcome_json, Accepted, Action, FromCcp, Handshake, StatePush};
 use crate::web::{self, DirectClient, Subscription, Update};
 use crate::{ContactChange, Output};
 
@@ -42,11 +40,16 @@ struct Core {
     /// The backend's HTTP base (`http://host:port`), for logout.
     base: String,
     subscription: RefCell<Option<Subscription>>,
-    nonce: RefCell<Option<String>>,
+    /// The same handshake and nonce check as the CCP's frame host.
+    handshake: RefCell<Handshake>,
     deliver: js_sys::Function,
 }
 
 impl Core {
+    fn nonce(&self) -> Option<String> {
+        self.handshake.borrow().nonce().map(str::to_owned)
+    }
+
     fn send(&self, msg: &FromCcp) {
         let _ = self
             .deliver
@@ -54,7 +57,7 @@ impl Core {
     }
 
     fn push(&self, changes: &[ContactChange]) {
-        let Some(nonce) = self.nonce.borrow().clone() else {
+        let Some(nonce) = self.nonce() else {
             return;
         };
         let state = self.client.state();
@@ -73,7 +76,7 @@ impl Core {
                 | Output::TokenRefreshed { .. }
                 | Output::SessionEnded(_)),
             ) => {
-                let nonce = self.nonce.borrow().clone();
+                let nonce = self.nonce();
                 if let Some(msg) = nonce.and_then(|n| FromCcp::auth(&n, o)) {
                     self.send(&msg);
                 }
@@ -104,7 +107,7 @@ impl DirectCore {
             client: DirectClient::connect(ws_url, token),
             base,
             subscription: RefCell::new(None),
-            nonce: RefCell::new(None),
+            handshake: RefCell::new(Handshake::default()),
             deliver,
         });
         let weak: Weak<Core> = Rc::downgrade(&core);
@@ -117,44 +120,35 @@ impl DirectCore {
         DirectCore { core }
     }
 
-    /// Takes one message from the SDK (JSON text). Malformed messages are
-    /// logged and dropped.
+    /// Takes one message from the SDK (JSON text). It is judged by the
+    /// frame host's own [`Handshake`]: malformed messages, and messages
+    /// without this session's nonce, are logged and dropped.
     pub fn post(&self, text: &str) {
-        if text.len() > MAX_FRAME_MESSAGE {
-            web_sys::console::warn_1(&"[switchboard core] dropped an oversized message".into());
-            return;
-        }
-        let msg = match ToCcp::parse(text) {
-            Ok(m) => m,
+        let core = &self.core;
+        let verdict = core.handshake.borrow_mut().receive(text);
+        match verdict {
             Err(e) => {
                 web_sys::console::warn_1(&format!("[switchboard core] dropped: {e}").into());
-                return;
             }
-        };
-        let core = &self.core;
-        match msg {
-            ToCcp::Hello { version, nonce } if version != FRAME_VERSION => {
-                core.send(&FromCcp::HelloRefused {
-                    nonce,
-                    reason: format!("frame protocol version {version} is not supported"),
-                    versions: vec![FRAME_VERSION],
-                });
-            }
-            ToCcp::Hello { nonce, .. } => {
-                *core.nonce.borrow_mut() = Some(nonce.clone());
+            Ok(Accepted::Opened(FromCcp::Hello { version, nonce, .. })) => {
                 core.send(&FromCcp::Hello {
-                    version: FRAME_VERSION,
+                    version,
                     nonce,
                     logged_in: true,
                 });
                 core.push(&[]);
             }
-            ToCcp::Ping { nonce } => core.send(&FromCcp::Pong { nonce }),
-            ToCcp::Request { nonce, id, action } => {
+            Ok(Accepted::Opened(reply) | Accepted::Refused(reply) | Accepted::Ping(reply)) => {
+                core.send(&reply);
+            }
+            Ok(Accepted::Request { id, action }) => {
                 let core = core.clone();
                 spawn_local(async move {
                     let outcome = run(&core, action).await;
-                    core.send(&FromCcp::response(&nonce, id, outcome));
+                    // The nonce of the session that is open when it ends.
+                    if let Some(nonce) = core.nonce() {
+                        core.send(&FromCcp::response(&nonce, id, outcome));
+                    }
                 });
             }
         }

@@ -7,6 +7,7 @@
 //! a CRM page's frame bridge) only moves strings.
 #![warn(missing_docs)]
 
+pub mod deadlines;
 pub mod frame;
 pub mod session;
 pub mod state;

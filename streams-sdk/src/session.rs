@@ -4,8 +4,6 @@
 //! `hello` with a resume point, and a gap in event numbers asks for a
 //! fresh snapshot instead of guessing.
 
-use std::collections::BTreeMap;
-
 use protocol::error::{ErrorBody, ErrorCode};
 use protocol::wire::{
     decode_server_frame, encode, ClientFrame, Event, Hello, Op, OpResult, Request, ResumeFrom,
@@ -13,6 +11,7 @@ use protocol::wire::{
 };
 use protocol::Millis;
 
+use crate::deadlines::Deadlines;
 use crate::state::{ClientState, ContactChange};
 
 /// What a frame, or the passing of time, produced.
@@ -72,17 +71,12 @@ pub enum SessionError {
     Decode(String),
 }
 
-#[derive(Debug)]
-struct Pending {
-    deadline: Millis,
-}
-
 /// A protocol session.
 #[derive(Debug)]
 pub struct Session {
     token: String,
     next_id: u64,
-    pending: BTreeMap<u64, Pending>,
+    pending: Deadlines,
     server_session: Option<String>,
     /// The agent's state as known so far.
     pub state: ClientState,
@@ -98,7 +92,7 @@ impl Session {
         Session {
             token: token.to_owned(),
             next_id: 1,
-            pending: BTreeMap::new(),
+            pending: Deadlines::default(),
             server_session: None,
             state: ClientState::default(),
             timeout_ms,
@@ -135,12 +129,7 @@ impl Session {
     fn begin_request(&mut self, now: Millis) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
-        self.pending.insert(
-            id,
-            Pending {
-                deadline: now.plus_ms(self.timeout_ms),
-            },
-        );
+        self.pending.insert(id, now.plus_ms(self.timeout_ms));
         id
     }
 
@@ -166,30 +155,25 @@ impl Session {
         self.pending.len()
     }
 
-    /// When the next request times out, if any is pending.
+    /// When the next request times out, if any is pending: a driver arms
+    /// one timer for this instant and then calls [`Session::poll_timeouts`]
+    /// (see [`crate::deadlines`]). It changes whenever a request starts or
+    /// is answered, so drivers ask again after each.
     pub fn next_deadline(&self) -> Option<Millis> {
-        self.pending.values().map(|p| p.deadline).min()
+        self.pending.next()
     }
 
     /// Fails every request whose deadline passed.
     pub fn poll_timeouts(&mut self, now: Millis) -> Vec<Output> {
-        let expired: Vec<u64> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| p.deadline <= now)
-            .map(|(id, _)| *id)
-            .collect();
-        expired
+        self.pending
+            .expire(now)
             .into_iter()
-            .map(|id| {
-                self.pending.remove(&id);
-                Output::Reply {
-                    id,
-                    result: Err(ErrorBody::new(
-                        ErrorCode::Timeout,
-                        "timed out waiting for the backend",
-                    )),
-                }
+            .map(|id| Output::Reply {
+                id,
+                result: Err(ErrorBody::new(
+                    ErrorCode::Timeout,
+                    "timed out waiting for the backend",
+                )),
             })
             .collect()
     }
@@ -197,8 +181,9 @@ impl Session {
     /// The socket closed: pending requests fail now (their outcome is
     /// unknown; the state after reconnecting tells what happened).
     pub fn disconnected(&mut self) -> Vec<Output> {
-        std::mem::take(&mut self.pending)
-            .into_keys()
+        self.pending
+            .drain()
+            .into_iter()
             .map(|id| Output::Reply {
                 id,
                 result: Err(ErrorBody::new(
@@ -246,7 +231,7 @@ impl Session {
             ServerFrame::TokenExpiring(t) => {
                 let refresh = if self
                     .refresh_request
-                    .is_some_and(|id| self.pending.contains_key(&id))
+                    .is_some_and(|id| self.pending.contains(id))
                 {
                     None
                 } else {
@@ -260,7 +245,7 @@ impl Session {
                 });
             }
             ServerFrame::Response(r) => {
-                if self.pending.remove(&r.id).is_none() {
+                if !self.pending.remove(r.id) {
                     return Ok(out);
                 }
                 if self.refresh_request == Some(r.id) {
@@ -295,7 +280,7 @@ impl Session {
             }
             ServerFrame::Error(e) => {
                 if let Some(id) = e.id {
-                    if self.pending.remove(&id).is_some() {
+                    if self.pending.remove(id) {
                         out.push(Output::Reply {
                             id,
                             result: Err(e.error),
@@ -358,6 +343,76 @@ mod tests {
         assert!(matches!(&out[..], [Output::Reply { id, result: Err(e) }]
             if *id == late && e.code == ErrorCode::Timeout && e.code.as_str() == "timeout"));
         assert_eq!(s.pending(), 0);
+    }
+
+    /// A driver as web.rs is one: it sleeps until the session's next
+    /// deadline (or until a frame arrives), on a virtual clock.
+    #[test]
+    fn a_driver_woken_at_the_next_deadline_times_out_at_5_s_and_not_a_reply_at_4_9_s() {
+        use crate::deadlines::REQUEST_TIMEOUT_MS;
+        let mut s = Session::new("t", REQUEST_TIMEOUT_MS);
+        let t0 = Millis(1_000_000);
+        let (answered, _) = s.request(Op::Ping, t0);
+        let (never, _) = s.request(Op::Ping, t0.plus_ms(100));
+        assert_eq!(s.next_deadline(), Some(t0.plus_ms(5_000)));
+        // The answer to the first arrives at 4.9 s, before its deadline.
+        let reply = encode(&ServerFrame::Response(Response::ok(
+            answered,
+            OpResult::Pong,
+        )));
+        let mut clock = t0;
+        let mut replies = Vec::new();
+        let mut frame_at = Some(t0.plus_ms(4_900));
+        for _ in 0..10 {
+            let wake = match (s.next_deadline(), frame_at) {
+                (Some(d), Some(f)) => d.min(f),
+                (Some(d), None) => d,
+                (None, Some(f)) => f,
+                (None, None) => break,
+            };
+            assert!(wake >= clock, "time runs forward");
+            clock = wake;
+            if frame_at == Some(clock) {
+                frame_at = None;
+                let out = s.handle_text(&reply, clock).expect("decodes");
+                replies.extend(out.into_iter().map(|o| (clock, o)));
+            }
+            replies.extend(s.poll_timeouts(clock).into_iter().map(|o| (clock, o)));
+        }
+        assert_eq!(replies.len(), 2, "{replies:?}");
+        assert!(
+            matches!(&replies[0], (at, Output::Reply { id, result: Ok(OpResult::Pong) })
+            if *id == answered && *at == t0.plus_ms(4_900))
+        );
+        // The second fails exactly at its deadline: 5 s after it started.
+        assert!(
+            matches!(&replies[1], (at, Output::Reply { id, result: Err(e) })
+            if *id == never && *at == t0.plus_ms(5_100) && e.code == ErrorCode::Timeout)
+        );
+        assert_eq!(s.next_deadline(), None);
+        // The late answer changes nothing.
+        let late = encode(&ServerFrame::Response(Response::ok(never, OpResult::Pong)));
+        assert!(s
+            .handle_text(&late, t0.plus_ms(6_000))
+            .expect("decodes")
+            .is_empty());
+    }
+
+    #[test]
+    fn the_next_deadline_follows_requests_and_answers() {
+        let mut s = Session::new("t", 1_000);
+        assert_eq!(s.next_deadline(), None);
+        let (a, _) = s.request(Op::Ping, Millis(0));
+        let (_b, _) = s.request(Op::Ping, Millis(300));
+        assert_eq!(s.next_deadline(), Some(Millis(1_000)));
+        let reply = encode(&ServerFrame::Response(Response::ok(a, OpResult::Pong)));
+        s.handle_text(&reply, Millis(10)).expect("decodes");
+        assert_eq!(s.next_deadline(), Some(Millis(1_300)));
+        let lost = s.disconnected();
+        assert!(
+            matches!(&lost[..], [Output::Reply { result: Err(e), .. }] if e.code == ErrorCode::Unknown)
+        );
+        assert_eq!(s.next_deadline(), None);
     }
 
     #[test]

@@ -26,8 +26,7 @@ use web_sys::{CloseEvent, MessageEvent, WebSocket};
 use crate::session::{Output, Session};
 use crate::state::ClientState;
 
-/// Requests fail after this long without an answer.
-const REQUEST_TIMEOUT_MS: u64 = 5_000;
+use crate::deadlines::{delay_ms, REQUEST_TIMEOUT_MS};
 /// Backoff bounds for reconnecting. The ceiling is low because a live
 /// call is silent until the socket is back: after a 5 s outage the next
 /// try comes within 2.6 s, not 8.
@@ -35,7 +34,8 @@ const BACKOFF_MIN_MS: u32 = 250;
 const BACKOFF_MAX_MS: u32 = 2_000;
 /// How often to ping (the server's heartbeat is 15 s).
 const HEARTBEAT_MS: f64 = 5_000.0;
-/// How often the watchdog runs: request timeouts, pings, a dead link.
+/// How often the watchdog runs: pings and a dead link. (Request
+/// timeouts have their own timer, armed at the session's next deadline.)
 const WATCH_MS: i32 = 500;
 /// On a call, nothing heard for this long: ask (a ping) whether the link
 /// is alive. Media arrives every 20 ms during a call, so silence means
@@ -262,6 +262,9 @@ struct Inner {
     attempt: u32,
     heartbeat: Option<Timer>,
     retry: Option<Timer>,
+    /// The one timer for request timeouts, armed at the session's next
+    /// deadline (the instant it is armed for, and the timer).
+    deadline: Option<(Millis, Timer)>,
     stopped: bool,
     /// When the current socket was opened (ms, browser clock).
     opened_at: f64,
@@ -313,6 +316,7 @@ impl DirectClient {
                 attempt: 0,
                 heartbeat: None,
                 retry: None,
+                deadline: None,
                 stopped: false,
                 opened_at: 0.0,
                 last_rx: 0.0,
@@ -394,6 +398,7 @@ impl DirectClient {
                 let _ = s.ws.send_with_str(&frame);
             }
         }
+        arm_deadline(&self.inner);
         rx.await
             .unwrap_or_else(|_| Err(ErrorBody::new(ErrorCode::Unknown, "the client was closed")))
     }
@@ -433,6 +438,7 @@ impl DirectClient {
             inner.socket = None;
             inner.retry = None;
             inner.heartbeat = None;
+            inner.deadline = None;
             inner.link = LinkState::Closed("closed".into());
             let failed = inner.session.disconnected();
             settle(&mut inner, failed)
@@ -577,6 +583,9 @@ fn open_socket(rc: &Rc<RefCell<Inner>>) {
             updates.extend(settle(&mut inner, outputs));
             updates
         };
+        // An answer may move the next deadline; a resync or refresh
+        // request adds one.
+        arm_deadline(&rc);
         dispatch(&rc, updates);
     });
     let weak = Rc::downgrade(rc);
@@ -650,11 +659,48 @@ fn dead_link(inner: &Inner, t: f64) -> Option<String> {
     }
 }
 
-fn heartbeat_tick(rc: &Rc<RefCell<Inner>>) {
-    let (updates, dead) = {
+/// Arms the request-timeout timer at the session's next deadline, unless
+/// it is already armed for that instant or an earlier one (a timer that
+/// fires early finds nothing due and re-arms).
+fn arm_deadline(rc: &Rc<RefCell<Inner>>) {
+    let mut inner = rc.borrow_mut();
+    let Some(next) = inner.session.next_deadline() else {
+        inner.deadline = None;
+        return;
+    };
+    if inner.stopped || inner.deadline.as_ref().is_some_and(|(at, _)| *at <= next) {
+        return;
+    }
+    let delay = i32::try_from(delay_ms(next, now())).unwrap_or(i32::MAX);
+    let weak = Rc::downgrade(rc);
+    let timer = Timer::new(delay, false, move || {
+        if let Some(rc) = weak.upgrade() {
+            on_deadline(&rc);
+        }
+    });
+    inner.deadline = timer.map(|t| (next, t));
+}
+
+/// The deadline timer fired: fail what is due, and arm for the next.
+fn on_deadline(rc: &Rc<RefCell<Inner>>) {
+    let updates = {
         let mut inner = rc.borrow_mut();
+        // The fired timer's guard: clearing a spent id is harmless, and
+        // wasm-bindgen defers freeing a closure that is running.
+        let spent = inner.deadline.take();
         let expired = inner.session.poll_timeouts(now());
         let updates = settle(&mut inner, expired);
+        drop(inner);
+        arm_deadline(rc);
+        drop(spent);
+        updates
+    };
+    dispatch(rc, updates);
+}
+
+fn heartbeat_tick(rc: &Rc<RefCell<Inner>>) {
+    let dead = {
+        let mut inner = rc.borrow_mut();
         let t = js_sys::Date::now();
         let dead = dead_link(&inner, t);
         // A ping every heartbeat keeps the server's idle timer happy; one
@@ -677,9 +723,10 @@ fn heartbeat_tick(rc: &Rc<RefCell<Inner>>) {
             inner.last_ping = t;
             inner.probe_since.get_or_insert(t);
         }
-        (updates, dead)
+        dead
     };
-    dispatch(rc, updates);
+    // The ping is a request too: its deadline may be the next one.
+    arm_deadline(rc);
     if let Some(why) = dead {
         // Dropping the socket unhooks its handlers: a late close event
         // from the browser cannot start a second reconnect.
