@@ -101,6 +101,39 @@ impl ErrorCode {
     }
 }
 
+impl ErrorCode {
+    /// Every code, in declaration order. Clients' code lists are generated
+    /// from it (the JS SDK's `ERROR_CODES`); the test
+    /// `every_code_is_listed_once_and_round_trips` checks it is complete.
+    pub const ALL: [ErrorCode; 25] = [
+        ErrorCode::BadJson,
+        ErrorCode::BadMediaFrame,
+        ErrorCode::UnknownType,
+        ErrorCode::UnknownOp,
+        ErrorCode::BadRequest,
+        ErrorCode::UnsupportedVersion,
+        ErrorCode::NotAuthenticated,
+        ErrorCode::AuthFailed,
+        ErrorCode::AlreadyAuthenticated,
+        ErrorCode::FrameTooLarge,
+        ErrorCode::NotFound,
+        ErrorCode::NotOwner,
+        ErrorCode::InvalidState,
+        ErrorCode::InvalidArgument,
+        ErrorCode::UnsupportedEndpoint,
+        ErrorCode::QueueFull,
+        ErrorCode::QueueClosed,
+        ErrorCode::NoMediaLeg,
+        ErrorCode::LoginThrottled,
+        ErrorCode::SessionExpired,
+        ErrorCode::TokenRevoked,
+        ErrorCode::Internal,
+        ErrorCode::RateLimited,
+        ErrorCode::Timeout,
+        ErrorCode::Unknown,
+    ];
+}
+
 impl std::fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -124,5 +157,71 @@ impl ErrorBody {
             code,
             message: message.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod all_codes_tests {
+    use super::*;
+
+    /// Exhaustive (a new variant does not compile without an arm here):
+    /// its place in [`ErrorCode::ALL`].
+    fn position(code: ErrorCode) -> usize {
+        match code {
+            ErrorCode::BadJson => 0,
+            ErrorCode::BadMediaFrame => 1,
+            ErrorCode::UnknownType => 2,
+            ErrorCode::UnknownOp => 3,
+            ErrorCode::BadRequest => 4,
+            ErrorCode::UnsupportedVersion => 5,
+            ErrorCode::NotAuthenticated => 6,
+            ErrorCode::AuthFailed => 7,
+            ErrorCode::AlreadyAuthenticated => 8,
+            ErrorCode::FrameTooLarge => 9,
+            ErrorCode::NotFound => 10,
+            ErrorCode::NotOwner => 11,
+            ErrorCode::InvalidState => 12,
+            ErrorCode::InvalidArgument => 13,
+            ErrorCode::UnsupportedEndpoint => 14,
+            ErrorCode::QueueFull => 15,
+            ErrorCode::QueueClosed => 16,
+            ErrorCode::NoMediaLeg => 17,
+            ErrorCode::LoginThrottled => 18,
+            ErrorCode::SessionExpired => 19,
+            ErrorCode::TokenRevoked => 20,
+            ErrorCode::Internal => 21,
+            ErrorCode::RateLimited => 22,
+            ErrorCode::Timeout => 23,
+            // Keep `Unknown` last: a new code goes before it, so its
+            // position is `ALL.len() - 1` and `ALL` must grow to hold it.
+            ErrorCode::Unknown => 24,
+        }
+    }
+
+    #[test]
+    fn every_code_is_listed_once_and_round_trips() {
+        assert_eq!(position(ErrorCode::Unknown), ErrorCode::ALL.len() - 1);
+        let mut names = std::collections::BTreeSet::new();
+        for (i, code) in ErrorCode::ALL.into_iter().enumerate() {
+            assert_eq!(position(code), i, "{code} is out of place in ALL");
+            let name = code.as_str();
+            assert!(names.insert(name), "{name} twice");
+            let json = serde_json::to_string(&code).expect("serializes");
+            assert_eq!(json, format!("\"{name}\""));
+            assert_eq!(
+                serde_json::from_str::<ErrorCode>(&json).expect("parses"),
+                code
+            );
+            let body = ErrorBody::new(code, "m");
+            let text = serde_json::to_string(&body).expect("serializes");
+            assert_eq!(
+                serde_json::from_str::<ErrorBody>(&text).expect("parses"),
+                body
+            );
+        }
+        assert_eq!(
+            serde_json::from_str::<ErrorCode>("\"from_the_future\"").expect("parses"),
+            ErrorCode::Unknown
+        );
     }
 }

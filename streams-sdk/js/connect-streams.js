@@ -521,13 +521,23 @@
 
   // ---- callbacks: Streams' {success, failure} ------------------------------------
 
+  // The SDK's ERROR_CODES (generated from the Rust core's list), once the
+  // SDK is loaded: the facade reports the same codes as the SDK and core.
+  var errorCodes = null;
+  function errorCode(err) {
+    var code = err && typeof err.code === 'string' ? err.code : 'unknown';
+    return errorCodes && errorCodes.indexOf(code) < 0 ? 'unknown' : code;
+  }
+
   // Streams hands `failure` an error object {type, message, stack,
-  // retryStatus}; ours also prints readably ("[object Object]" is a common
-  // complaint about Streams' errors).
+  // retryStatus}: that shape, with our stable code as `type` (and as a
+  // non-enumerable `code`, as on SwitchboardError); it also prints
+  // readably ("[object Object]" is a common complaint about Streams' errors).
   function streamsError(err) {
-    var type = (err && err.code) || 'unknown';
+    var type = errorCode(err);
     var message = (err && err.message) || String(err);
     var e = { type: type, message: message, stack: [], retryStatus: 'NONE' };
+    Object.defineProperty(e, 'code', { value: type });
     Object.defineProperty(e, 'toString', { value: function () { return JSON.stringify({ type: type, message: message }); } });
     return e;
   }
@@ -1004,6 +1014,7 @@
     if (hidden && doc) container = doc.body;
     var initTimeout = options.ccpLoadTimeout || options.ccpAckTimeout || 5000;
     loadSdk().then(function (sdk) {
+      if (sdk && Array.isArray(sdk.ERROR_CODES)) errorCodes = sdk.ERROR_CODES;
       return sdk.init({ ccpUrl: url.href, container: container || (doc && doc.body), hidden: hidden, timeoutMs: initTimeout });
     }).then(function (session) {
       if (state.terminated) { session.terminate(); return; }

@@ -16,12 +16,15 @@ export function init(options: InitOptions): Promise<Session>;
 export function initDirect(options: DirectOptions): Promise<Session>;
 /** The frame protocol version this SDK speaks. */
 export const FRAME_VERSION: 1;
+/** Every error code the SDK reports (anything else becomes `unknown`). @type {ReadonlyArray<string>} */
+export const ERROR_CODES: ReadonlyArray<string>;
 /**
- * Every failure the SDK reports. `code` is stable: the backend's error codes
- * (`not_found`, `invalid_state`, `auth_failed`...) or one of the SDK's own:
- * `invalid_argument`, `timeout`, `init_timeout`, `version_mismatch`,
+ * Every failure the SDK reports. `code` is stable, one of `ERROR_CODES`
+ * (generated from the Rust core's list): the backend's error codes
+ * (`not_found`, `invalid_state`, `auth_failed`...), the core's `timeout`,
+ * or one of the SDK's own: `init_timeout`, `version_mismatch`,
  * `not_logged_in`, `popup_blocked`, `login_cancelled`, `terminated`,
- * `frame_lost`.
+ * `frame_lost`. A code outside the list (from a newer CCP) is `unknown`.
  */
 export class SwitchboardError extends Error {
     /**
@@ -87,7 +90,7 @@ export class SwitchboardError extends Error {
  * @property {string} [password]
  * @property {string} [token] a token from an earlier login instead
  * @property {number} [timeoutMs] how long `initDirect` waits for the backend (default 5000)
- * @property {number} [requestTimeoutMs] how long an action may take (default 5000)
+ * @property {number} [requestTimeoutMs] the backstop for an action the core never answers (default 8000; the core itself answers `timeout` after 5000)
  */
 /**
  * The core's side of the direct transport (`direct/core.js`).
@@ -101,7 +104,7 @@ export class SwitchboardError extends Error {
  * @property {HTMLElement} [container] where the iframe goes (default: `document.body`)
  * @property {boolean} [hidden] keep the CCP invisible; audio still plays
  * @property {number} [timeoutMs] how long `init` waits for the CCP (default 5000)
- * @property {number} [requestTimeoutMs] how long an action may take (default 5000)
+ * @property {number} [requestTimeoutMs] the backstop for an action the CCP never answers (default 8000; the CCP itself answers `timeout` after 5000, or 6000 in a follower tab, and a smaller backstop may report `timeout` for an action the CCP then completes)
  */
 /** Ways to name a destination. */
 export const Endpoint: Readonly<{
@@ -442,7 +445,7 @@ export type DirectOptions = {
      */
     timeoutMs?: number | undefined;
     /**
-     * how long an action may take (default 5000)
+     * the backstop for an action the core never answers (default 8000; the core itself answers `timeout` after 5000)
      */
     requestTimeoutMs?: number | undefined;
 };
@@ -471,7 +474,7 @@ export type InitOptions = {
      */
     timeoutMs?: number | undefined;
     /**
-     * how long an action may take (default 5000)
+     * the backstop for an action the CCP never answers (default 8000; the CCP itself answers `timeout` after 5000, or 6000 in a follower tab, and a smaller backstop may report `timeout` for an action the CCP then completes)
      */
     requestTimeoutMs?: number | undefined;
 };

@@ -25,6 +25,19 @@
 /** The frame protocol version this SDK speaks. */
 export const FRAME_VERSION = 1;
 
+// BEGIN ERROR_CODES: generated from protocol/src/error.rs and streams-sdk/src/errors.rs by `cargo xtask sdk-types`; do not edit.
+/** Every error code the SDK reports (anything else becomes `unknown`). @type {ReadonlyArray<string>} */
+export const ERROR_CODES = Object.freeze([
+  'bad_json', 'bad_media_frame', 'unknown_type', 'unknown_op', 'bad_request', 'unsupported_version',
+  'not_authenticated', 'auth_failed', 'already_authenticated', 'frame_too_large', 'not_found', 'not_owner',
+  'invalid_state', 'invalid_argument', 'unsupported_endpoint', 'queue_full', 'queue_closed', 'no_media_leg',
+  'login_throttled', 'session_expired', 'token_revoked', 'internal', 'rate_limited', 'timeout',
+  'unknown', 'init_timeout', 'version_mismatch', 'not_logged_in', 'popup_blocked', 'login_cancelled',
+  'terminated', 'frame_lost', 'not_initialized', 'not_supported', 'microphone_denied', 'microphone_missing',
+  'microphone_removed', 'engine_failed',
+]);
+// END ERROR_CODES
+
 const DEFAULT_INIT_TIMEOUT_MS = 5000;
 // The CCP's core answers `timeout` itself 5 s after it sent a request to
 // the backend, a follower tab 6 s after it relayed one to the leader tab
@@ -38,11 +51,12 @@ const PING_MS = 5000;
 const FRAME_LOST_MS = 15000;
 
 /**
- * Every failure the SDK reports. `code` is stable: the backend's error codes
- * (`not_found`, `invalid_state`, `auth_failed`...) or one of the SDK's own:
- * `invalid_argument`, `timeout`, `init_timeout`, `version_mismatch`,
+ * Every failure the SDK reports. `code` is stable, one of `ERROR_CODES`
+ * (generated from the Rust core's list): the backend's error codes
+ * (`not_found`, `invalid_state`, `auth_failed`...), the core's `timeout`,
+ * or one of the SDK's own: `init_timeout`, `version_mismatch`,
  * `not_logged_in`, `popup_blocked`, `login_cancelled`, `terminated`,
- * `frame_lost`.
+ * `frame_lost`. A code outside the list (from a newer CCP) is `unknown`.
  */
 export class SwitchboardError extends Error {
   /**
@@ -53,7 +67,7 @@ export class SwitchboardError extends Error {
     super(message);
     this.name = 'SwitchboardError';
     /** @readonly @type {string} */
-    this.code = code;
+    this.code = ERROR_CODES.includes(code) ? code : 'unknown';
   }
 }
 

@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod deadlines;
+pub mod errors;
 pub mod frame;
 pub mod session;
 pub mod state;
