@@ -470,8 +470,6 @@ export class Session {
   #agentRaw = null;
   /** @type {Map<string, Contact>} */
   #contacts = new Map();
-  /** The state each contact had at its last lifecycle event. @type {Map<string, string>} */
-  #announced = new Map();
   #link = 'logged_out';
   #leader = false;
   #lastHeard = Date.now();
@@ -778,7 +776,6 @@ export class Session {
   /** @param {any} msg */
   #onState(msg) {
     const previousAgent = this.#agentRaw;
-    const previousContacts = this.#contacts;
     const previousLink = this.#link;
     this.#agentRaw = msg.agent ? deepFreeze(msg.agent) : null;
     this.#link = msg.link;
@@ -803,35 +800,14 @@ export class Session {
       }
       if (previousAgent !== this.#agentRaw) this.#emit('agentRefresh', this.agent);
     }
+    // The Rust core names the events each change fires (ContactChange::events
+    // in streams-sdk/src/state.rs); they are emitted as named, not re-derived.
     for (const change of msg.changes) {
       const contact = this.#contacts.get(change.contact_id);
-      // A push can carry the new state before the change that names it,
-      // so "accepted" compares with the last announced state.
-      const before = this.#announced.get(change.contact_id) ?? previousContacts.get(change.contact_id)?.state;
-      if (change.change === 'destroyed') this.#announced.delete(change.contact_id);
-      else if (contact && change.change !== 'refresh') this.#announced.set(change.contact_id, change.change);
-      switch (change.change) {
-        case 'destroyed':
-          this.#emit('destroyed', Object.freeze({ id: change.contact_id }));
-          break;
-        case 'connected':
-          if (!contact) break;
-          if (before === 'incoming') this.#emit('accepted', contact);
-          this.#emit('connected', contact);
-          break;
-        case 'ended':
-          if (!contact) break;
-          this.#emit('ended', contact);
-          this.#emit('afterCallWork', contact);
-          break;
-        case 'incoming': case 'connecting': case 'missed':
-          if (contact) this.#emit(change.change, contact);
-          break;
-        case 'refresh':
-          if (contact) this.#emit('contactRefresh', contact);
-          break;
-        default:
-          this.#drop(`unknown change ${change.change}`, change);
+      for (const name of change.events) {
+        if (name === 'destroyed') this.#emit(name, Object.freeze({ id: change.contact_id }));
+        else if (!CONTACT_EVENTS.includes(name)) this.#drop(`unknown contact event ${name}`, change);
+        else if (contact) this.#emit(name, contact);
       }
     }
   }
@@ -851,6 +827,9 @@ export class Session {
   }
 }
 
+/** The contact events a `state` push may name (besides `destroyed`). */
+const CONTACT_EVENTS = ['incoming', 'connecting', 'accepted', 'connected', 'missed', 'ended', 'afterCallWork', 'contactRefresh'];
+
 /** @param {any} a @returns {AgentStatus} */
 function statusOf(a) {
   return Object.freeze({
@@ -867,7 +846,8 @@ function isStateShape(m) {
     && Array.isArray(m.contacts) && Array.isArray(m.changes)
     && (m.agent === null || (typeof m.agent === 'object' && typeof m.agent.status === 'object'))
     && m.contacts.every((/** @type {any} */ c) => c && typeof c.contact_id === 'string' && Array.isArray(c.connections) && c.state)
-    && m.changes.every((/** @type {any} */ c) => c && typeof c.change === 'string' && typeof c.contact_id === 'string');
+    && m.changes.every((/** @type {any} */ c) => c && typeof c.change === 'string' && typeof c.contact_id === 'string'
+      && Array.isArray(c.events) && c.events.every((/** @type {any} */ e) => typeof e === 'string'));
 }
 
 /**

@@ -342,7 +342,7 @@ pub struct AgentPush {
     pub states: Vec<protocol::AgentState>,
 }
 
-/// A contact change, named as the SDK names its events.
+/// A contact change, with the SDK events it fires.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChangePush {
     /// `incoming`, `connecting`, `connected`, `missed`, `ended`, `refresh`
@@ -350,6 +350,10 @@ pub struct ChangePush {
     pub change: &'static str,
     /// The contact.
     pub contact_id: String,
+    /// The SDK events to fire for it, in order (`accepted`, `connected`,
+    /// `afterCallWork`...): named here, from [`ContactChange::events`], so
+    /// the SDK does not re-derive them.
+    pub events: &'static [&'static str],
 }
 
 impl StatePush {
@@ -381,18 +385,10 @@ impl StatePush {
 
 impl From<&ContactChange> for ChangePush {
     fn from(c: &ContactChange) -> ChangePush {
-        let (change, id) = match c {
-            ContactChange::Incoming(v) => ("incoming", &v.contact_id),
-            ContactChange::Connecting(v) => ("connecting", &v.contact_id),
-            ContactChange::Connected(v) => ("connected", &v.contact_id),
-            ContactChange::Missed(v) => ("missed", &v.contact_id),
-            ContactChange::Ended(v) => ("ended", &v.contact_id),
-            ContactChange::Refreshed(v) => ("refresh", &v.contact_id),
-            ContactChange::Destroyed(id) => ("destroyed", id),
-        };
         ChangePush {
-            change,
-            contact_id: id.clone(),
+            change: c.name(),
+            contact_id: c.contact_id().to_owned(),
+            events: c.events(),
         }
     }
 }

@@ -40,7 +40,10 @@ pub enum ContactChange {
     Incoming(ContactView),
     /// An outbound call started dialing.
     Connecting(ContactView),
-    /// The agent accepted (or the far end answered).
+    /// The agent accepted a contact that was ringing at it.
+    Accepted(ContactView),
+    /// Connected without ringing at the agent first (the far end answered
+    /// an outbound call, or a transfer or snapshot found it connected).
     Connected(ContactView),
     /// It rang out.
     Missed(ContactView),
@@ -50,6 +53,51 @@ pub enum ContactChange {
     Refreshed(ContactView),
     /// Gone (cleared, rejected, withdrawn).
     Destroyed(String),
+}
+
+impl ContactChange {
+    /// The SDK events this change fires, in order: the one table the JS
+    /// SDK emits from (it receives them with each `state` push), so no
+    /// client re-derives them from state diffs.
+    pub fn events(&self) -> &'static [&'static str] {
+        match self {
+            ContactChange::Incoming(_) => &["incoming"],
+            ContactChange::Connecting(_) => &["connecting"],
+            ContactChange::Accepted(_) => &["accepted", "connected"],
+            ContactChange::Connected(_) => &["connected"],
+            ContactChange::Missed(_) => &["missed"],
+            ContactChange::Ended(_) => &["ended", "afterCallWork"],
+            ContactChange::Refreshed(_) => &["contactRefresh"],
+            ContactChange::Destroyed(_) => &["destroyed"],
+        }
+    }
+
+    /// The lifecycle step's name on the frame wire (`change`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            ContactChange::Incoming(_) => "incoming",
+            ContactChange::Connecting(_) => "connecting",
+            ContactChange::Accepted(_) | ContactChange::Connected(_) => "connected",
+            ContactChange::Missed(_) => "missed",
+            ContactChange::Ended(_) => "ended",
+            ContactChange::Refreshed(_) => "refresh",
+            ContactChange::Destroyed(_) => "destroyed",
+        }
+    }
+
+    /// The contact it is about.
+    pub fn contact_id(&self) -> &str {
+        match self {
+            ContactChange::Incoming(v)
+            | ContactChange::Connecting(v)
+            | ContactChange::Accepted(v)
+            | ContactChange::Connected(v)
+            | ContactChange::Missed(v)
+            | ContactChange::Ended(v)
+            | ContactChange::Refreshed(v) => &v.contact_id,
+            ContactChange::Destroyed(id) => id,
+        }
+    }
 }
 
 impl ClientState {
@@ -113,9 +161,134 @@ fn diff(old: Option<&ContactView>, new: &ContactView) -> Option<ContactChange> {
     Some(match new.state {
         ContactState::Incoming { .. } => ContactChange::Incoming(new.clone()),
         ContactState::Connecting { .. } => ContactChange::Connecting(new.clone()),
+        ContactState::Connected { .. }
+            if old.is_some_and(|o| matches!(o.state, ContactState::Incoming { .. })) =>
+        {
+            ContactChange::Accepted(new.clone())
+        }
         ContactState::Connected { .. } => ContactChange::Connected(new.clone()),
         ContactState::Missed { .. } => ContactChange::Missed(new.clone()),
         ContactState::Ended { .. } => ContactChange::Ended(new.clone()),
         _ => ContactChange::Refreshed(new.clone()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::contact::Initiation;
+
+    fn view(id: &str, state: ContactState) -> ContactView {
+        let mut v: ContactView = serde_json::from_value(serde_json::json!({
+            "contact_id": id, "initiation": "inbound", "state": {"name": "init"},
+            "attributes": {}, "connections": [], "created_at": 1
+        }))
+        .expect("a contact view");
+        v.state = state;
+        v.initiation = Initiation::Inbound;
+        v
+    }
+
+    fn event_names(changes: &[ContactChange]) -> Vec<&'static str> {
+        changes
+            .iter()
+            .flat_map(|c| c.events().iter().copied())
+            .collect()
+    }
+
+    /// The SDK events of an inbound call accepted and one dialed out, as
+    /// the core names them from the contact's previous state.
+    #[test]
+    fn the_core_names_the_sdk_events_of_a_call() {
+        let mut s = ClientState::default();
+        let t = protocol::Millis(5);
+        let ring = ContactState::Incoming {
+            since: t,
+            expires_at: t,
+        };
+        let talk = ContactState::Connected { since: t };
+        let mut seq = 0;
+        let mut step = |s: &mut ClientState, v: ContactView| {
+            seq += 1;
+            event_names(&s.apply_event(seq, &Event::ContactUpdated(v)))
+        };
+        assert_eq!(step(&mut s, view("in", ring)), ["incoming"]);
+        assert_eq!(
+            step(&mut s, view("in", talk.clone())),
+            ["accepted", "connected"]
+        );
+        let mut held = view("in", talk.clone());
+        held.attributes.insert("k".into(), "v".into());
+        assert_eq!(step(&mut s, held), ["contactRefresh"]);
+        let ended = ContactState::Ended {
+            since: t,
+            reason: "customer_disconnect".into(),
+        };
+        assert_eq!(step(&mut s, view("in", ended)), ["ended", "afterCallWork"]);
+        let gone = s.apply_event(
+            9,
+            &Event::ContactDestroyed {
+                contact_id: "in".into(),
+            },
+        );
+        assert_eq!(event_names(&gone), ["destroyed"]);
+        // Outbound: dialing, then the far end answers; nothing was accepted.
+        let mut s = ClientState::default();
+        assert_eq!(
+            event_names(&s.apply_event(
+                1,
+                &Event::ContactUpdated(view("out", ContactState::Connecting { since: t }))
+            )),
+            ["connecting"]
+        );
+        assert_eq!(
+            event_names(&s.apply_event(2, &Event::ContactUpdated(view("out", talk)))),
+            ["connected"]
+        );
+    }
+
+    /// The JS SDK's allow-list of contact events is the core's table.
+    #[test]
+    fn the_js_sdk_knows_every_event_the_core_names() {
+        let v = view("c", ContactState::Init);
+        let all = [
+            ContactChange::Incoming(v.clone()),
+            ContactChange::Connecting(v.clone()),
+            ContactChange::Accepted(v.clone()),
+            ContactChange::Connected(v.clone()),
+            ContactChange::Missed(v.clone()),
+            ContactChange::Ended(v.clone()),
+            ContactChange::Refreshed(v),
+        ];
+        let mut names: Vec<&str> = Vec::new();
+        for c in &all {
+            for e in c.events() {
+                if !names.contains(e) {
+                    names.push(e);
+                }
+            }
+        }
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/js/switchboard.js");
+        let js = std::fs::read_to_string(path).expect("switchboard.js");
+        let line = js
+            .lines()
+            .find(|l| l.starts_with("const CONTACT_EVENTS = ["))
+            .expect("CONTACT_EVENTS in switchboard.js");
+        let listed: Vec<&str> = line.split('\'').skip(1).step_by(2).collect();
+        let mut want = names.clone();
+        want.sort_unstable();
+        let mut got = listed.clone();
+        got.sort_unstable();
+        assert_eq!(
+            got, want,
+            "switchboard.js CONTACT_EVENTS vs ContactChange::events"
+        );
+        // Every one is a documented SDK event.
+        for name in names.iter().chain(&["destroyed"]) {
+            assert!(
+                js.contains(&format!("@property {{")) && js.contains(&format!("}} {name} ")),
+                "{name} is not in SessionEvents"
+            );
+        }
+    }
 }
