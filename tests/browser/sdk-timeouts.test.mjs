@@ -142,3 +142,42 @@ test('an op answered at 4.9 s succeeds; one never answered is `timeout` from the
   assert.ok(seen.some((s) => s.msg.state === 'Never'), 'the op reached the backend');
   await page.close();
 });
+
+test('the direct core refuses a ping or request with a wrong or missing nonce, as the frame host does', async () => {
+  const page = await browser.newPage();
+  await page.goto(origin);
+  await page.waitForFunction(() => document.body.dataset.ready === 'true');
+  const out = await page.evaluate(async (url) => {
+    const core = await import('/ccp/sdk/direct/core.js');
+    await core.default();
+    const got = [];
+    const direct = new core.DirectCore(`${url.replace(/^http/, 'ws')}/v1/ws`, 'stand-in-token', (t) => got.push(JSON.parse(t)));
+    const wait = async (pred) => {
+      for (let i = 0; i < 100 && !got.some(pred); i++) await new Promise((r) => setTimeout(r, 20));
+      return got.some(pred);
+    };
+    const nonce = 'a'.repeat(32);
+    const forged = 'b'.repeat(32);
+    direct.post(JSON.stringify({ kind: 'request', nonce, id: 1, action: { action: 'op', op: { op: 'set_agent_state', state: 'BeforeHello' } } }));
+    direct.post(JSON.stringify({ kind: 'hello', version: 1, nonce }));
+    const opened = await wait((m) => m.kind === 'state' && m.agent);
+    const before = got.length;
+    direct.post(JSON.stringify({ kind: 'ping', nonce: forged }));
+    direct.post(JSON.stringify({ kind: 'ping' }));
+    direct.post(JSON.stringify({ kind: 'request', nonce: forged, id: 2, action: { action: 'op', op: { op: 'set_agent_state', state: 'Forged' } } }));
+    direct.post(JSON.stringify({ kind: 'request', id: 3, action: { action: 'logout' } }));
+    direct.post(JSON.stringify({ kind: 'ping', nonce }));
+    const ponged = await wait((m) => m.kind === 'pong');
+    direct.post(JSON.stringify({ kind: 'request', nonce, id: 4, action: { action: 'op', op: { op: 'set_agent_state', state: 'Genuine' } } }));
+    const answered = await wait((m) => m.kind === 'response' && m.id === 4);
+    direct.close();
+    return { opened, ponged, answered, after: got.slice(before).map((m) => [m.kind, m.id ?? null, m.nonce === nonce]) };
+  }, origin);
+  assert.ok(out.opened && out.ponged && out.answered, JSON.stringify(out));
+  // Only the genuine ping and request were answered, with the session's nonce.
+  assert.deepEqual(out.after.filter(([k]) => k !== 'state'), [['pong', null, true], ['response', 4, true]]);
+  const states = seen.map((s) => s.msg.state).filter(Boolean);
+  assert.ok(states.includes('Genuine'));
+  for (const refused of ['BeforeHello', 'Forged']) assert.ok(!states.includes(refused), `${refused} reached the backend`);
+  await page.close();
+});
