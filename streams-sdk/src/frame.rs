@@ -789,7 +789,8 @@ mod tests {
     fn both_modes_refuse_a_missing_or_wrong_nonce() {
         let mut frame = host();
         let mut direct = Handshake::default();
-        let mut modes: [(&str, Box<dyn FnMut(&str) -> Result<Accepted, Rejection>>); 2] = [
+        type Receive = Box<dyn FnMut(&str) -> Result<Accepted, Rejection>>;
+        let mut modes: [(&str, Receive); 2] = [
             (
                 "frame",
                 Box::new(move |m| frame.receive(CRM, true, Some(m))),

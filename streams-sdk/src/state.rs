@@ -286,7 +286,7 @@ mod tests {
         // Every one is a documented SDK event.
         for name in names.iter().chain(&["destroyed"]) {
             assert!(
-                js.contains(&format!("@property {{")) && js.contains(&format!("}} {name} ")),
+                js.contains(&format!("}} {name} ")),
                 "{name} is not in SessionEvents"
             );
         }
