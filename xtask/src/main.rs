@@ -240,9 +240,14 @@ fn cmd_sdk_types() -> Result<(), String> {
     ensure_build_tools()?;
     // The SDK's ERROR_CODES, generated from the Rust list (the same test
     // checks it in `cargo test`).
-    run(cargo()
-        .env("SWITCHBOARD_BLESS", "1")
-        .args(["test", "-q", "-p", "switchboard-streams-sdk", "--lib", "errors::"]))?;
+    run(cargo().env("SWITCHBOARD_BLESS", "1").args([
+        "test",
+        "-q",
+        "-p",
+        "switchboard-streams-sdk",
+        "--lib",
+        "errors::",
+    ]))?;
     let built = build_sdk_types()?;
     std::fs::write(root().join(SDK_TYPES_COMMITTED), built)
         .map_err(|e| format!("{SDK_TYPES_COMMITTED}: {e}"))
