@@ -668,7 +668,9 @@ fn arm_deadline(rc: &Rc<RefCell<Inner>>) {
         inner.deadline = None;
         return;
     };
-    if inner.stopped || inner.deadline.as_ref().is_some_and(|(at, _)| *at <= next) {
+    // Even when stopped (the login ended): a request still awaited must
+    // fail at its deadline rather than hang.
+    if inner.deadline.as_ref().is_some_and(|(at, _)| *at <= next) {
         return;
     }
     let delay = i32::try_from(delay_ms(next, now())).unwrap_or(i32::MAX);

@@ -114,3 +114,26 @@ test('the SDK\'s ping is the golden ping', async (t) => {
   expectSent('ping');
   s.terminate();
 });
+
+test('the page waits for the CCP\'s verdict: an answer at 7 s (a follower\'s timeout is 6 s) succeeds, silence is `timeout` at the 8 s backstop', async (t) => {
+  t.mock.timers.enable({ apis: ['setInterval', 'setTimeout', 'Date'] });
+  const { s, deliver, posted } = session();
+  const ready = s._handshake(2000);
+  deliver('hello');
+  deliver('state');
+  await ready;
+  const late = s.agent.setState('Lunch');
+  const lateId = posted.at(-1).id;
+  const silent = s.agent.setState('Lunch');
+  let silentOutcome = null;
+  silent.then(() => { silentOutcome = 'ok'; }, (e) => { silentOutcome = e.code; });
+  t.mock.timers.tick(7000);
+  deliver('response-ok', { id: lateId });
+  assert.equal(await late, undefined);
+  t.mock.timers.tick(900);
+  await Promise.resolve();
+  assert.equal(silentOutcome, null, 'still waiting for the CCP at 7.9 s');
+  t.mock.timers.tick(100);
+  await assert.rejects(silent, (e) => e.code === 'timeout');
+  s.terminate();
+});
