@@ -7,7 +7,7 @@
 //! Why: rustfft chooses its planner (AVX, SSE, NEON, wasm SIMD, scalar) at
 //! run time and links every algorithm of every planner for both f32 and
 //! f64, which was over half of the engine's WebAssembly code. This crate
-//! is one portable mixed-radix Stockham FFT (radix-4 and radix-2
+//! is one portable mixed-radix Stockham FFT (radix-4, -2, -3 and -5
 //! butterflies, a direct DFT butterfly for other small primes, a direct
 //! DFT of the whole length when a prime factor is large), with twiddles
 //! computed once per plan. It implements only what those crates call:
@@ -124,6 +124,10 @@ struct Plan<T> {
     radices: Vec<usize>,
     /// A prime factor exceeded [`MAX_RADIX`]: one direct DFT.
     direct: bool,
+    /// Butterfly constants, signed by direction: sin(2 pi / 3) for radix
+    /// 3; cos and sin of 2 pi / 5 and 4 pi / 5 for radix 5.
+    sin3: T,
+    five: [T; 4],
 }
 
 /// Where a transform's result ended up.
@@ -175,12 +179,20 @@ impl<T: FftNum> Plan<T> {
             .collect();
         let radices = if len < 2 { Vec::new() } else { factor(len) };
         let direct = radices.iter().any(|&r| r > MAX_RADIX);
+        let tau = 2.0 * std::f64::consts::PI;
         Plan {
             len,
             direction,
             twiddles,
             radices: if direct { Vec::new() } else { radices },
             direct,
+            sin3: from_f64(sign * (tau / 3.0).sin()),
+            five: [
+                from_f64((tau / 5.0).cos()),
+                from_f64((2.0 * tau / 5.0).cos()),
+                from_f64(sign * (tau / 5.0).sin()),
+                from_f64(sign * (2.0 * tau / 5.0).sin()),
+            ],
         }
     }
 
@@ -193,9 +205,16 @@ impl<T: FftNum> Plan<T> {
         let mut side = Side::First;
         let mut span = 1;
         for &radix in &self.radices {
-            match side {
-                Side::First => self.stage(radix, span, a, b),
-                Side::Second => self.stage(radix, span, b, a),
+            let (src, dst) = match side {
+                Side::First => (&*a, &mut *b),
+                Side::Second => (&*b, &mut *a),
+            };
+            match radix {
+                2 => self.stage_fixed::<2>(span, src, dst),
+                3 => self.stage_fixed::<3>(span, src, dst),
+                4 => self.stage_fixed::<4>(span, src, dst),
+                5 => self.stage_fixed::<5>(span, src, dst),
+                _ => self.stage(radix, span, src, dst),
             }
             side = match side {
                 Side::First => Side::Second,
@@ -215,17 +234,19 @@ impl<T: FftNum> Plan<T> {
         let step = n / (span * radix);
         let zero = Complex::new(T::zero(), T::zero());
         let mut v = [zero; MAX_RADIX];
-        for g in 0..m / span {
-            for k in 0..span {
+        let mut w = [zero; MAX_RADIX];
+        // Twiddles depend only on the position within the sub-transform,
+        // so each set is looked up once and used for every group.
+        for k in 0..span {
+            for (r, t) in w.iter_mut().enumerate().take(radix) {
+                *t = self.twiddles[r * k * step];
+            }
+            for g in 0..m / span {
                 let j = g * span + k;
                 v[0] = src[j];
-                for (r, slot) in v.iter_mut().enumerate().take(radix).skip(1) {
+                for r in 1..radix {
                     let x = src[j + r * m];
-                    *slot = if k == 0 {
-                        x
-                    } else {
-                        x * self.twiddles[r * k * step]
-                    };
+                    v[r] = if k == 0 { x } else { x * w[r] };
                 }
                 self.butterfly(radix, &mut v[..radix]);
                 let d = g * span * radix + k;
@@ -236,7 +257,40 @@ impl<T: FftNum> Plan<T> {
         }
     }
 
+    /// [`Plan::stage`] for a radix known at compile time (the common
+    /// ones), so its loops unroll and its values stay in registers.
+    fn stage_fixed<const R: usize>(&self, span: usize, src: &[Complex<T>], dst: &mut [Complex<T>]) {
+        let n = self.len;
+        let m = n / R;
+        let step = n / (span * R);
+        let zero = Complex::new(T::zero(), T::zero());
+        let mut w = [zero; R];
+        for k in 0..span {
+            for (r, t) in w.iter_mut().enumerate() {
+                *t = self.twiddles[r * k * step];
+            }
+            for g in 0..m / span {
+                let j = g * span + k;
+                let mut v = [zero; R];
+                for (r, x) in v.iter_mut().enumerate() {
+                    *x = src[j + r * m];
+                }
+                if k != 0 {
+                    for r in 1..R {
+                        v[r] = v[r] * w[r];
+                    }
+                }
+                self.butterfly(R, &mut v);
+                let d = g * span * R + k;
+                for (r, x) in v.iter().enumerate() {
+                    dst[d + r * span] = *x;
+                }
+            }
+        }
+    }
+
     /// A DFT of `radix` points in place.
+    #[inline(always)]
     fn butterfly(&self, radix: usize, v: &mut [Complex<T>]) {
         match radix {
             2 => {
@@ -258,6 +312,34 @@ impl<T: FftNum> Plan<T> {
                 v[1] = t1 + t3;
                 v[2] = t0 - t2;
                 v[3] = t1 - t3;
+            }
+            3 => {
+                let sum = v[1] + v[2];
+                let half = T::from_f64(0.5).unwrap_or_else(T::zero);
+                let mid = v[0] - sum * half;
+                let d = (v[1] - v[2]) * self.sin3;
+                // i times d.
+                let rot = Complex::new(-d.im, d.re);
+                v[0] = v[0] + sum;
+                v[1] = mid + rot;
+                v[2] = mid - rot;
+            }
+            5 => {
+                let [c1, c2, s1, s2] = self.five;
+                let (a0, b1, b2) = (v[0], v[1] + v[4], v[2] + v[3]);
+                let (d1, d2) = (v[1] - v[4], v[2] - v[3]);
+                let r1 = a0 + b1 * c1 + b2 * c2;
+                let r2 = a0 + b1 * c2 + b2 * c1;
+                let q1 = d1 * s1 + d2 * s2;
+                let q2 = d1 * s2 - d2 * s1;
+                // i times q.
+                let i1 = Complex::new(-q1.im, q1.re);
+                let i2 = Complex::new(-q2.im, q2.re);
+                v[0] = a0 + b1 + b2;
+                v[1] = r1 + i1;
+                v[4] = r1 - i1;
+                v[2] = r2 + i2;
+                v[3] = r2 - i2;
             }
             _ => {
                 let zero = Complex::new(T::zero(), T::zero());
