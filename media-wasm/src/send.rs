@@ -75,6 +75,7 @@ impl SendChain {
 
     /// The far-end reference: what was just played, in order.
     pub fn far_end(&mut self, played: &[f32; BLOCK]) {
+        self.gain.far_end(played);
         if self.enable_echo {
             self.echo.far_end(played);
         }

@@ -142,15 +142,18 @@ fn build_sdk_core() -> Result<(), String> {
 /// The audio engine: a dependency-free wasm module (no imports), optimised
 /// with wasm-opt -O3 (speed over size: it runs every 2.67 ms).
 fn build_media() -> Result<(), String> {
+    // The engine profile: release with opus-pure optimised for size (see
+    // the root Cargo.toml), so the native server keeps a fast codec.
     run(cargo().args([
         "build",
-        "--release",
+        "--profile",
+        "engine",
         "-p",
         "switchboard-media",
         "--target",
         "wasm32-unknown-unknown",
     ]))?;
-    let input = root().join("target/wasm32-unknown-unknown/release/media.wasm");
+    let input = root().join("target/wasm32-unknown-unknown/engine/media.wasm");
     let output = root().join("dist/media/engine.wasm");
     std::fs::create_dir_all(root().join("dist/media")).map_err(|e| format!("dist/media: {e}"))?;
     run(Command::new("wasm-opt")
