@@ -486,7 +486,8 @@ fn on_text(
             };
             let (response, failed) = match center.handle(agent, req.op, now) {
                 Ok(result) => (Response::ok(req.id, result), false),
-                Err(e) => (Response::err(req.id, e), true),
+                // The one place a domain error becomes a wire error.
+                Err(e) => (Response::err(req.id, e.body()), true),
             };
             send(tx, ServerFrame::Response(response));
             failed
