@@ -18,6 +18,7 @@ use protocol::error::{ErrorBody, ErrorCode};
 use protocol::Millis;
 
 use super::{store_failed, Call, Center, Participant, Party, Wait};
+use crate::config::Profile;
 use crate::routing::{self, Candidate, Waiting};
 use crate::store::StoreError;
 
@@ -130,6 +131,49 @@ impl RoutingIndex {
             self.placed
                 .insert(agent.to_owned(), (profile.to_owned(), since));
         }
+    }
+
+    /// The idle agents worth handing to [`routing::assign`] for `waiting`
+    /// contacts when the agents in `excluded` are excluded from some of
+    /// them: per profile the first `waiting` agents in idle order that are
+    /// not in `excluded`, and every indexed agent in `excluded` (see
+    /// [`Center::route`] for why the pairing is then the full one).
+    pub(super) fn candidates<'a>(
+        &'a self,
+        profiles: &'a HashMap<String, Profile>,
+        waiting: usize,
+        excluded: &HashSet<&'a str>,
+    ) -> Vec<Candidate<'a>> {
+        let mut out = Vec::new();
+        for (profile, order) in &self.by_profile {
+            let Some(p) = profiles.get(profile) else {
+                continue;
+            };
+            out.extend(
+                order
+                    .iter()
+                    .filter(|(_, agent)| !excluded.contains(agent.as_str()))
+                    .take(waiting)
+                    .map(|(idle_since, agent)| Candidate {
+                        agent,
+                        idle_since: *idle_since,
+                        queues: &p.queues,
+                    }),
+            );
+        }
+        for agent in excluded {
+            let Some((name, (profile, idle_since))) = self.placed.get_key_value(*agent) else {
+                continue;
+            };
+            if let Some(p) = profiles.get(profile) {
+                out.push(Candidate {
+                    agent: name,
+                    idle_since: *idle_since,
+                    queues: &p.queues,
+                });
+            }
+        }
+        out
     }
 
     /// Number of agents indexed.
@@ -317,35 +361,9 @@ impl Center {
             })
             .collect();
         let any_excluded: HashSet<&str> = excluded.values().flatten().map(String::as_str).collect();
-        let mut candidates: Vec<Candidate> = Vec::new();
-        for (profile, order) in &self.idle.by_profile {
-            let Some(p) = self.cfg.routing_profiles.get(profile) else {
-                continue;
-            };
-            candidates.extend(
-                order
-                    .iter()
-                    .filter(|(_, agent)| !any_excluded.contains(agent.as_str()))
-                    .take(waiting.len())
-                    .map(|(idle_since, agent)| Candidate {
-                        agent,
-                        idle_since: *idle_since,
-                        queues: &p.queues,
-                    }),
-            );
-        }
-        for agent in &any_excluded {
-            let Some((profile, idle_since)) = self.idle.placed.get(*agent) else {
-                continue;
-            };
-            if let Some(p) = self.cfg.routing_profiles.get(profile) {
-                candidates.push(Candidate {
-                    agent,
-                    idle_since: *idle_since,
-                    queues: &p.queues,
-                });
-            }
-        }
+        let candidates =
+            self.idle
+                .candidates(&self.cfg.routing_profiles, waiting.len(), &any_excluded);
         let pairs: Vec<(String, String)> = routing::assign(&waiting, &candidates, now)
             .into_iter()
             .map(|(c, a)| (c.to_owned(), a.to_owned()))
@@ -506,5 +524,117 @@ impl Center {
             }
             self.publish(&call_id, now);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::center::{Rng, SeededRng};
+    use crate::config::ProfileQueue;
+
+    fn pick(rng: &mut SeededRng, n: u64) -> u64 {
+        let mut b = [0u8; 8];
+        rng.fill(&mut b);
+        u64::from_be_bytes(b) % n
+    }
+
+    /// The reduced candidate set pairs exactly as every idle agent does,
+    /// over random profiles, idle times, queues, delays and exclusions.
+    #[test]
+    fn the_reduced_candidates_pair_exactly_like_all_idle_agents() {
+        let mut rng = SeededRng::new(12);
+        let queues = ["q0", "q1", "q2"];
+        for round in 0..400 {
+            let mut profiles = HashMap::new();
+            for p in 0..3 {
+                let mut served = Vec::new();
+                for q in queues {
+                    if pick(&mut rng, 3) > 0 {
+                        served.push(ProfileQueue {
+                            queue: q.to_string(),
+                            priority: pick(&mut rng, 3) as u32,
+                            delay_s: if pick(&mut rng, 4) == 0 { 5 } else { 0 },
+                        });
+                    }
+                }
+                profiles.insert(
+                    format!("p{p}"),
+                    Profile {
+                        id: format!("p{p}"),
+                        name: format!("P{p}"),
+                        queues: served,
+                    },
+                );
+            }
+            let mut index = RoutingIndex::default();
+            let agents: Vec<String> = (0..1 + pick(&mut rng, 30))
+                .map(|i| format!("a{i}"))
+                .collect();
+            for a in &agents {
+                let profile = format!("p{}", pick(&mut rng, 3));
+                // Few distinct idle times, so ties are broken by name.
+                index.set(a, Some((&profile, Millis(pick(&mut rng, 8)))));
+            }
+            let contacts: Vec<String> = (0..pick(&mut rng, 6)).map(|i| format!("c{i}")).collect();
+            let exclusions: Vec<Vec<String>> = contacts
+                .iter()
+                .map(|_| {
+                    agents
+                        .iter()
+                        .filter(|_| pick(&mut rng, 10) == 0)
+                        .cloned()
+                        .collect()
+                })
+                .collect();
+            let waiting: Vec<Waiting> = contacts
+                .iter()
+                .zip(&exclusions)
+                .map(|(c, ex)| Waiting {
+                    contact: c,
+                    queue: queues[pick(&mut rng, 3) as usize],
+                    since: Millis(pick(&mut rng, 10_000)),
+                    excluded: ex,
+                })
+                .collect();
+            let now = Millis(8_000);
+            let all: Vec<Candidate> = index
+                .placed
+                .iter()
+                .filter_map(|(a, (p, since))| {
+                    Some(Candidate {
+                        agent: a,
+                        idle_since: *since,
+                        queues: &profiles.get(p)?.queues,
+                    })
+                })
+                .collect();
+            let any_excluded: HashSet<&str> =
+                exclusions.iter().flatten().map(String::as_str).collect();
+            let reduced = index.candidates(&profiles, waiting.len(), &any_excluded);
+            assert!(reduced.len() <= all.len());
+            assert_eq!(
+                routing::assign(&waiting, &reduced, now),
+                routing::assign(&waiting, &all, now),
+                "round {round}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_index_moves_and_removes_agents() {
+        let mut index = RoutingIndex::default();
+        index.set("a", Some(("p", Millis(5))));
+        index.set("b", Some(("p", Millis(3))));
+        index.set("a", Some(("p", Millis(1))));
+        let order: Vec<&str> = index.by_profile["p"]
+            .iter()
+            .map(|(_, a)| a.as_str())
+            .collect();
+        assert_eq!(order, ["a", "b"]);
+        index.set("a", None);
+        index.set("b", Some(("q", Millis(3))));
+        assert!(index.by_profile["p"].is_empty());
+        assert_eq!(index.len(), 1);
     }
 }
