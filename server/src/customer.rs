@@ -152,7 +152,8 @@ pub async fn serve_customer(socket: WebSocket, state: AppState, mut ticket: Sock
                                         ticket.admitted_other();
                                     }
                                     Err(refused) => {
-                                        tx.push(error(refused.error.code, refused.error.message));
+                                        let body = refused.body();
+                                        tx.push(error(body.code, body.message));
                                         errored = true;
                                     }
                                 }
@@ -205,7 +206,7 @@ pub async fn serve_customer(socket: WebSocket, state: AppState, mut ticket: Sock
             _ = poll.tick() => {
                 let Some((id, _)) = &call else { continue };
                 let view = state.center.lock().ok().and_then(|c| c.caller_view(id));
-                let now_state = view.map_or_else(|| "ended".to_string(), |v| v.state);
+                let now_state = view.map_or_else(|| "ended".to_string(), |v| v.state.as_str().to_string());
                 if now_state != last_state {
                     if now_state == "ended" {
                         deadline = Some(tokio::time::Instant::now() + hello_timeout);

@@ -581,9 +581,9 @@ async fn sim_place(
         )
             .into_response()),
         Err(refused) => {
-            let status = status_for(refused.error.code);
-            let mut json =
-                serde_json::json!({ "code": refused.error.code, "message": refused.error.message });
+            let error = refused.body();
+            let status = status_for(error.code);
+            let mut json = serde_json::json!({ "code": error.code, "message": error.message });
             if !refused.contact_id.is_empty() {
                 json["contact_id"] = refused.contact_id.into();
             }
@@ -618,7 +618,9 @@ async fn sim_hangup(
 ) -> Result<Response, ApiError> {
     simulator_on(&state, &headers)?;
     let now = state.now();
-    lock(&state)?.caller_hangup(&id, now)?;
+    lock(&state)?
+        .caller_hangup(&id, now)
+        .map_err(|e| e.body())?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -637,7 +639,9 @@ async fn sim_digits(
     json_body(&headers)?;
     let body: DigitsBody = parse_json(&body)?;
     let now = state.now();
-    lock(&state)?.caller_digits(&id, &body.digits, now)?;
+    lock(&state)?
+        .caller_digits(&id, &body.digits, now)
+        .map_err(|e| e.body())?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -649,7 +653,10 @@ async fn sim_heard(
     simulator_on(&state, &headers)?;
     let path = {
         let center = lock(&state)?;
-        if center.caller_view(&id).is_some_and(|v| v.state != "ended") {
+        if center
+            .caller_view(&id)
+            .is_some_and(|v| v.state != crate::center::CallerPhase::Ended)
+        {
             return Err(ErrorBody::new(
                 ErrorCode::InvalidState,
                 "the recording is complete once the call has ended",

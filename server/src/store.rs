@@ -6,12 +6,16 @@
 //! plain-text `tokens` table of earlier versions is dropped when an old
 //! database is opened, so agents log in once more after the upgrade.
 //!
-//! Writes are small and synchronous (WAL, synchronous=NORMAL): a contact
-//! event is a single INSERT of a few tens of microseconds, cheap enough to
-//! make inside the center's lock and simple enough to reason about. A
-//! killed process loses no commit; a power loss loses at most the last
-//! [`SYNC_EVERY`], which the [`Syncer`] makes durable from its own thread
-//! (docs/architecture.md, "Stopping and crashing", has the measurements).
+//! Writes are small (WAL, synchronous=NORMAL). The contact timeline (a
+//! contact's events and its end), the bulk of them, goes to a writer
+//! thread with its own connection that commits in batches, so the center's
+//! lock never waits for SQLite on the hot path; reads of the timeline
+//! flush it first. Other writes (a new contact, tokens, statuses) stay
+//! synchronous, since their callers act on failure. A killed process loses
+//! what the writer had not committed yet (milliseconds of events); a power
+//! loss loses at most the last [`SYNC_EVERY`], which the [`Syncer`] makes
+//! durable from its own thread (docs/architecture.md, "Stopping and
+//! crashing", has the measurements).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -29,6 +33,8 @@ pub struct StoreError(#[from] rusqlite::Error);
 /// The database handle.
 pub struct Store {
     db: Connection,
+    /// The timeline writer (file databases only).
+    writer: Option<Writer>,
 }
 
 /// A stored contact with its timeline.
@@ -86,7 +92,21 @@ impl Store {
                 format!("{}: {e}", dir.display()).into(),
             ))
         })?;
-        Store::init(Connection::open(dir.join("switchboard.sqlite3"))?)
+        let path = dir.join("switchboard.sqlite3");
+        let mut store = Store::init(Connection::open(&path)?)?;
+        store.writer = Some(Writer::spawn(&path)?);
+        Ok(store)
+    }
+
+    /// Waits until the timeline writer has committed everything queued
+    /// so far (at most a few seconds).
+    fn flush(&self) {
+        if let Some(w) = &self.writer {
+            let (done, wait) = std::sync::mpsc::channel();
+            if w.send(Write::Flush(done)).is_ok() {
+                let _ = wait.recv_timeout(std::time::Duration::from_secs(5));
+            }
+        }
     }
 
     /// An in-memory database, for tests.
@@ -131,7 +151,7 @@ impl Store {
         if !has_recording {
             db.execute_batch("ALTER TABLE contacts ADD COLUMN recording TEXT")?;
         }
-        Ok(Store { db })
+        Ok(Store { db, writer: None })
     }
 
     /// Records a new contact.
@@ -168,6 +188,18 @@ impl Store {
         event: &str,
         detail: Option<&str>,
     ) -> Result<(), StoreError> {
+        if let Some(w) = &self.writer {
+            let queued = w.send(Write::Event {
+                id: id.to_owned(),
+                at: now,
+                agent: agent.map(str::to_owned),
+                event: event.to_owned(),
+                detail: detail.map(str::to_owned),
+            });
+            if queued.is_ok() {
+                return Ok(());
+            }
+        }
         self.db.execute(
             "INSERT INTO contact_events(contact_id, at, agent, event, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![id, now.0 as i64, agent, event, detail],
@@ -199,6 +231,16 @@ impl Store {
 
     /// Marks a contact ended (once; later calls keep the first reason).
     pub fn end_contact(&self, id: &str, reason: &str, now: Millis) -> Result<(), StoreError> {
+        if let Some(w) = &self.writer {
+            let queued = w.send(Write::End {
+                id: id.to_owned(),
+                reason: reason.to_owned(),
+                at: now,
+            });
+            if queued.is_ok() {
+                return Ok(());
+            }
+        }
         self.db.execute(
             "UPDATE contacts SET ended_at = ?2, disconnect_reason = ?3 WHERE id = ?1 AND ended_at IS NULL",
             params![id, now.0 as i64, reason],
@@ -216,6 +258,7 @@ impl Store {
 
     /// One contact's record.
     pub fn contact(&self, id: &str) -> Result<Option<ContactRecord>, StoreError> {
+        self.flush();
         let row = self
             .db
             .query_row(
@@ -261,6 +304,7 @@ impl Store {
     /// dialed it, or acted on it. Every such step names the agent in the
     /// timeline, so the timeline is the participant list.
     pub fn took_part(&self, id: &str, agent: &str) -> Result<bool, StoreError> {
+        self.flush();
         Ok(self
             .db
             .prepare_cached(
@@ -273,11 +317,13 @@ impl Store {
     /// empties the log: after this, everything committed is on disk in
     /// the main file (a graceful stop calls it last).
     pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.flush();
         checkpoint(&self.db, "TRUNCATE")
     }
 
     /// Number of stored contacts.
     pub fn contact_count(&self) -> Result<u64, StoreError> {
+        self.flush();
         Ok(self
             .db
             .query_row("SELECT COUNT(*) FROM contacts", [], |r| r.get::<_, i64>(0))?
@@ -400,6 +446,128 @@ fn checkpoint(db: &Connection, mode: &str) -> Result<(), StoreError> {
 /// How often the [`Syncer`] makes committed writes durable.
 pub const SYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// Timeline writes the center hands off instead of making them under its
+/// lock (see [`Writer`]).
+enum Write {
+    Event {
+        id: String,
+        at: Millis,
+        agent: Option<String>,
+        event: String,
+        detail: Option<String>,
+    },
+    End {
+        id: String,
+        reason: String,
+        at: Millis,
+    },
+    /// Answered once everything queued before it is committed.
+    Flush(std::sync::mpsc::Sender<()>),
+}
+
+/// Writes queued before a backpressure wait: enough for minutes of a busy
+/// center's timeline.
+const WRITE_QUEUE: usize = 65_536;
+/// Writes committed in one transaction at most.
+const WRITE_BATCH: usize = 512;
+
+/// The thread that writes contact timelines (events and ends) with its
+/// own connection, in batches of one transaction each, so the center's
+/// lock never waits for SQLite on the hot path. Reads of the timeline
+/// (`contact`, `took_part`, `contact_count`, `checkpoint`) flush it first,
+/// so they see every write made before them. A full queue makes the
+/// sender wait (bounded), and a writer that is gone makes it write
+/// itself.
+struct Writer {
+    tx: Option<std::sync::mpsc::SyncSender<Write>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Writer {
+    fn spawn(path: &Path) -> Result<Writer, StoreError> {
+        let db = Connection::open(path)?;
+        db.execute_batch("PRAGMA synchronous=NORMAL;")?;
+        let (tx, rx) = std::sync::mpsc::sync_channel(WRITE_QUEUE);
+        let thread = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || write_batches(db, rx))
+            .map_err(|e| StoreError(rusqlite::Error::InvalidPath(e.to_string().into())))?;
+        Ok(Writer {
+            tx: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues `w`; gives it back when the writer is gone.
+    fn send(&self, w: Write) -> Result<(), Write> {
+        match &self.tx {
+            Some(tx) => tx.send(w).map_err(|e| e.0),
+            None => Err(w),
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // Closing the queue ends the thread once it has written the rest.
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn write_one(db: &Connection, w: &Write) -> rusqlite::Result<()> {
+    match w {
+        Write::Event {
+            id,
+            at,
+            agent,
+            event,
+            detail,
+        } => {
+            db.prepare_cached(
+                "INSERT INTO contact_events(contact_id, at, agent, event, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![id, at.0 as i64, agent, event, detail])?;
+        }
+        Write::End { id, reason, at } => {
+            db.prepare_cached(
+                "UPDATE contacts SET ended_at = ?2, disconnect_reason = ?3 WHERE id = ?1 AND ended_at IS NULL",
+            )?
+            .execute(params![id, at.0 as i64, reason])?;
+        }
+        Write::Flush(_) => {}
+    }
+    Ok(())
+}
+
+fn write_batches(mut db: Connection, rx: std::sync::mpsc::Receiver<Write>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < WRITE_BATCH {
+            match rx.try_recv() {
+                Ok(w) => batch.push(w),
+                Err(_) => break,
+            }
+        }
+        let written = db.transaction().and_then(|tx| {
+            for w in &batch {
+                write_one(&tx, w)?;
+            }
+            tx.commit()
+        });
+        if let Err(e) = written {
+            tracing::error!(lost = batch.len(), "store writer: {e}");
+        }
+        for w in batch {
+            if let Write::Flush(done) = w {
+                let _ = done.send(());
+            }
+        }
+    }
+}
+
 /// Makes committed writes durable every [`SYNC_EVERY`] from a second
 /// connection on its own thread. With `synchronous=NORMAL` a commit is
 /// not synced; a passive checkpoint syncs the log and then the database,
@@ -449,6 +617,50 @@ fn to_json(attributes: &BTreeMap<String, String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timeline_writes_through_the_writer_are_read_back_in_order() {
+        let dir = std::env::temp_dir().join(format!("switchboard-writer-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        {
+            let store = Store::open(&dir).expect("db");
+            assert!(store.writer.is_some(), "a file database has a writer");
+            store
+                .create_contact(
+                    "c1",
+                    "inbound",
+                    None,
+                    "+15550000001",
+                    &BTreeMap::new(),
+                    Millis(1),
+                )
+                .expect("create");
+            for i in 0..300u64 {
+                store
+                    .contact_event("c1", Millis(2 + i), None, &format!("e{i}"), None)
+                    .expect("queued");
+            }
+            store
+                .end_contact("c1", "done", Millis(400))
+                .expect("queued");
+            // Read at once: the read waits for what was queued before it.
+            let rec = store.contact("c1").expect("read").expect("exists");
+            let names: Vec<String> = rec.events.iter().map(|e| e.event.clone()).collect();
+            let want: Vec<String> = (0..300).map(|i| format!("e{i}")).collect();
+            assert_eq!(names, want);
+            assert_eq!(rec.ended_at, Some(Millis(400)));
+            assert_eq!(rec.disconnect_reason.as_deref(), Some("done"));
+            store
+                .contact_event("c1", Millis(500), None, "last", None)
+                .expect("queued");
+        }
+        // Dropping the store lets the writer finish what was queued.
+        let store = Store::open(&dir).expect("reopen");
+        let rec = store.contact("c1").expect("read").expect("exists");
+        assert_eq!(rec.events.last().map(|e| e.event.as_str()), Some("last"));
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn contact_record_round_trips_with_timeline() {

@@ -484,9 +484,14 @@ fn on_text(
                 );
                 return true;
             };
-            let (response, failed) = match center.handle(agent, req.op, now) {
+            let result = center.handle(agent, req.op, now);
+            // The op's events are queued; the response is encoded and
+            // queued after them without holding every other agent up.
+            drop(center);
+            let (response, failed) = match result {
                 Ok(result) => (Response::ok(req.id, result), false),
-                Err(e) => (Response::err(req.id, e), true),
+                // The one place a domain error becomes a wire error.
+                Err(e) => (Response::err(req.id, e.body()), true),
             };
             send(tx, ServerFrame::Response(response));
             failed

@@ -135,6 +135,31 @@ impl Call {
         out
     }
 
+    /// Times at which this call has something due on the center's tick:
+    /// a ring-out, a simulated answer, the queue's max wait, or a routing
+    /// delay that lets another profile take it.
+    pub fn deadlines(&self, cfg: &Config) -> Vec<Millis> {
+        let mut out = Vec::new();
+        for p in &self.participants {
+            if let ContactState::Incoming { expires_at, .. } = p.state {
+                out.push(expires_at);
+            }
+        }
+        out.extend(self.customer.answer_at);
+        out.extend(self.externals.iter().filter_map(|e| e.answer_at));
+        if let Some(w) = &self.waiting {
+            if let Some(q) = cfg.queues.get(&w.queue) {
+                out.push(w.since.plus_ms(q.max_wait_ms));
+            }
+            for profile in cfg.routing_profiles.values() {
+                for pq in profile.queues.iter().filter(|pq| pq.queue == w.queue) {
+                    out.push(w.since.plus_ms(u64::from(pq.delay_s) * 1000));
+                }
+            }
+        }
+        out
+    }
+
     /// The contact as `agent` sees it, if the agent is on it.
     pub fn view(&self, agent: &str, cfg: &Config) -> Option<ContactView> {
         let me = self.participant(agent)?;

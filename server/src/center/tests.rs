@@ -111,10 +111,16 @@ impl Rig {
     fn advance(&mut self, ms: u64) {
         self.now = self.now.plus_ms(ms);
         self.center.tick(self.now);
+        self.center.check_index();
     }
 
     fn op(&mut self, agent: &str, op: Op) -> Result<OpResult, ErrorCode> {
-        self.center.handle(agent, op, self.now).map_err(|e| e.code)
+        let result = self
+            .center
+            .handle(agent, op, self.now)
+            .map_err(|e| e.code());
+        self.center.check_index();
+        result
     }
 
     fn ok(&mut self, agent: &str, op: Op) -> OpResult {
@@ -219,7 +225,10 @@ fn accept_hold_resume_end_and_clear_walk_the_agent_through_its_states() {
             connection_id: cust.clone(),
         },
     );
-    assert_eq!(r.center.caller_view(&c).expect("caller").state, "hold");
+    assert_eq!(
+        r.center.caller_view(&c).expect("caller").state.as_str(),
+        "hold"
+    );
     assert_eq!(
         r.op(
             "alice",
@@ -237,7 +246,10 @@ fn accept_hold_resume_end_and_clear_walk_the_agent_through_its_states() {
             connection_id: cust.clone(),
         },
     );
-    assert_eq!(r.center.caller_view(&c).expect("caller").state, "connected");
+    assert_eq!(
+        r.center.caller_view(&c).expect("caller").state.as_str(),
+        "connected"
+    );
     r.ok(
         "alice",
         Op::SetAgentState {
@@ -295,7 +307,10 @@ fn ring_timeout_misses_the_agent_and_requeues_the_contact_in_place() {
         r.view("alice", &c).expect("missed").state,
         ContactState::Missed { .. }
     ));
-    assert_eq!(r.center.caller_view(&c).expect("caller").state, "queued");
+    assert_eq!(
+        r.center.caller_view(&c).expect("caller").state.as_str(),
+        "queued"
+    );
     // Bob becomes available and gets it; alice dismisses by going available.
     r.available("bob");
     assert!(is_incoming(&r.view("bob", &c)));
@@ -318,7 +333,10 @@ fn reject_requeues_and_skips_the_rejecting_agent_for_a_while() {
     assert!(r.view("alice", &c).is_none());
     assert_eq!(r.state("alice"), "Available");
     r.advance(1_000);
-    assert_eq!(r.center.caller_view(&c).expect("caller").state, "queued");
+    assert_eq!(
+        r.center.caller_view(&c).expect("caller").state.as_str(),
+        "queued"
+    );
     r.advance(10_000);
     assert!(
         is_incoming(&r.view("alice", &c)),
@@ -335,7 +353,7 @@ fn full_and_closed_queues_refuse_with_a_recorded_reason() {
         .center
         .place_inbound("+15550000003", "support", r.now)
         .expect_err("full");
-    assert_eq!(full.error.code, ErrorCode::QueueFull);
+    assert_eq!(full.body().code, ErrorCode::QueueFull);
     let rec = r
         .center
         .store()
@@ -347,13 +365,13 @@ fn full_and_closed_queues_refuse_with_a_recorded_reason() {
         .center
         .place_inbound("+15550000004", "night", r.now)
         .expect_err("closed at 10:00");
-    assert_eq!(closed.error.code, ErrorCode::QueueClosed);
-    assert!(closed.error.message.contains("closed"));
+    assert_eq!(closed.body().code, ErrorCode::QueueClosed);
+    assert!(closed.body().message.contains("closed"));
     let bad = r
         .center
         .place_inbound("12345", "support", r.now)
         .expect_err("bad number");
-    assert_eq!(bad.error.code, ErrorCode::InvalidArgument);
+    assert_eq!(bad.body().code, ErrorCode::InvalidArgument);
 }
 
 #[test]
@@ -470,7 +488,10 @@ fn consult_then_conference_then_complete_transfer() {
     );
     assert_eq!(r.state("alice"), "AfterCallWork");
     assert_eq!(r.state("bob"), "Busy");
-    assert_eq!(r.center.caller_view(&c).expect("caller").state, "connected");
+    assert_eq!(
+        r.center.caller_view(&c).expect("caller").state.as_str(),
+        "connected"
+    );
     assert_eq!(
         r.view("bob", &c).expect("bob").attributes["customerName"],
         "Justin"
@@ -505,7 +526,10 @@ fn cold_transfer_through_a_queue() {
             connection_id: own,
         },
     );
-    assert_eq!(r.center.caller_view(&c).expect("caller").state, "hold");
+    assert_eq!(
+        r.center.caller_view(&c).expect("caller").state.as_str(),
+        "hold"
+    );
     r.available("bob");
     assert!(is_incoming(&r.view("bob", &c)));
     r.ok(
@@ -514,7 +538,10 @@ fn cold_transfer_through_a_queue() {
             contact_id: c.clone(),
         },
     );
-    assert_eq!(r.center.caller_view(&c).expect("caller").state, "connected");
+    assert_eq!(
+        r.center.caller_view(&c).expect("caller").state.as_str(),
+        "connected"
+    );
 }
 
 #[test]
@@ -656,14 +683,17 @@ fn a_contact_waiting_past_max_wait_leaves_the_queue_with_a_recorded_reason() {
         .center
         .place_inbound("+15550000002", "brief", r.now)
         .expect_err("one place, taken");
-    assert_eq!(full.error.code, ErrorCode::QueueFull);
+    assert_eq!(full.body().code, ErrorCode::QueueFull);
     r.advance(29_999);
-    assert_eq!(r.center.caller_view(&first).expect("live").state, "queued");
+    assert_eq!(
+        r.center.caller_view(&first).expect("live").state.as_str(),
+        "queued"
+    );
     r.advance(1);
     assert!(
         r.center
             .caller_view(&first)
-            .is_none_or(|v| v.state == "ended"),
+            .is_none_or(|v| v.state.as_str() == "ended"),
         "the caller left the queue at 30 s"
     );
     let rec = r
@@ -678,7 +708,10 @@ fn a_contact_waiting_past_max_wait_leaves_the_queue_with_a_recorded_reason() {
         .iter()
         .any(|e| e.event == "queue_timeout" && e.detail.as_deref() == Some("brief")));
     let next = r.call("+15550000003", "brief");
-    assert_eq!(r.center.caller_view(&next).expect("live").state, "queued");
+    assert_eq!(
+        r.center.caller_view(&next).expect("live").state.as_str(),
+        "queued"
+    );
 }
 
 #[test]
@@ -716,7 +749,10 @@ fn a_transfer_into_a_queue_that_times_out_is_withdrawn_and_the_agent_keeps_the_c
         r.view("alice", &c).expect("view").state,
         ContactState::Connected { .. }
     ));
-    assert_ne!(r.center.caller_view(&c).expect("caller").state, "ended");
+    assert_ne!(
+        r.center.caller_view(&c).expect("caller").state.as_str(),
+        "ended"
+    );
     let rec = r.center.store().contact(&c).expect("db").expect("recorded");
     assert_eq!(rec.disconnect_reason, None, "the call goes on");
     assert!(rec.events.iter().any(|e| e.event == "queue_timeout"));
@@ -774,5 +810,5 @@ fn shutdown_ends_live_calls_with_a_reason_destroys_every_view_and_refuses_new_ca
         .center
         .place_inbound("+15550004444", "support", r.now)
         .expect_err("refused while stopping");
-    assert_eq!(refused.error.code, ErrorCode::Internal);
+    assert_eq!(refused.body().code, ErrorCode::Internal);
 }

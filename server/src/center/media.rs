@@ -1,0 +1,130 @@
+//! The media domain, as far as the center goes: what each call's audio
+//! should be (a plan sent to the bridge whenever a call changes), DTMF to
+//! play, which media legs are live, and where recordings go. The center
+//! never waits on media: plans and digits are fire-and-forget messages.
+
+use protocol::contact::{ConnectionState, ContactState};
+
+use super::Center;
+
+impl Center {
+    /// Connects the media bridge: from now on every call change is sent
+    /// to it as a plan.
+    pub fn set_bridge(&mut self, bridge: crate::bridge::Bridge) {
+        self.bridge = Some(bridge);
+    }
+
+    /// Where a contact's recording goes, when recording is on.
+    pub fn recording_path(&self, contact_id: &str) -> Option<std::path::PathBuf> {
+        self.cfg.recording.then(|| {
+            self.cfg
+                .data_dir
+                .join("recordings")
+                .join(format!("{contact_id}.wav"))
+        })
+    }
+
+    /// Where a simulated caller's recording of what it heard goes.
+    pub fn heard_path(&self, contact_id: &str) -> std::path::PathBuf {
+        self.cfg
+            .data_dir
+            .join("recordings")
+            .join(format!("{contact_id}-caller-heard.wav"))
+    }
+
+    /// Whether `leg` is a live media leg of `agent` (frames for anything
+    /// else are refused with `no_media_leg`).
+    pub fn media_leg_active(&self, agent: &str, leg: u32) -> bool {
+        self.agents.get(agent).is_some_and(|e| {
+            e.contacts.iter().any(|id| {
+                self.calls
+                    .get(id)
+                    .and_then(|c| c.participant(agent))
+                    .is_some_and(|p| p.media_leg == leg && p.state.is_live())
+            })
+        })
+    }
+
+    /// Sends the bridge the media this call should have now.
+    pub(super) fn plan_media(&self, call_id: &str) {
+        use crate::bridge::{Audio, CallPlan, Command, PartyKind, PlannedParty};
+        let Some(bridge) = &self.bridge else { return };
+        let Some(call) = self.calls.get(call_id) else {
+            bridge.send(Command::Plan(CallPlan {
+                call: call_id.to_owned(),
+                parties: Vec::new(),
+                ended: true,
+                recording: None,
+            }));
+            return;
+        };
+        let mut parties = Vec::new();
+        let live_agents = call
+            .live_agents()
+            .filter(|p| matches!(p.state, ContactState::Connected { .. }))
+            .count();
+        if !call.ended && live_agents > 0 {
+            let customer_audio = match call.customer.state {
+                ConnectionState::Connected { .. } => Some(Audio::Talking),
+                ConnectionState::Hold { .. } => Some(Audio::Held),
+                _ => None,
+            };
+            if let Some(audio) = customer_audio {
+                parties.push(PlannedParty {
+                    id: call.customer.connection_id.clone(),
+                    kind: PartyKind::Caller {
+                        play: call.caller_play.clone(),
+                        heard: Some(self.heard_path(call_id)),
+                    },
+                    audio,
+                });
+            }
+            for p in call
+                .participants
+                .iter()
+                .filter(|p| matches!(p.state, ContactState::Connected { .. }))
+            {
+                let muted = self.agents.get(&p.agent).is_some_and(|e| e.muted);
+                let audio = match p.conn {
+                    ConnectionState::Hold { .. } => Audio::Held,
+                    _ if muted => Audio::Muted,
+                    _ => Audio::Talking,
+                };
+                parties.push(PlannedParty {
+                    id: p.connection_id.clone(),
+                    kind: PartyKind::Agent {
+                        agent: p.agent.clone(),
+                        leg: p.media_leg,
+                    },
+                    audio,
+                });
+            }
+        }
+        bridge.send(Command::Plan(CallPlan {
+            call: call_id.to_owned(),
+            parties,
+            ended: call.ended,
+            recording: self.recording_path(call_id),
+        }));
+    }
+
+    /// Re-plans every call `agent` is on (after a mute change).
+    pub(super) fn plan_agent_calls(&self, agent: &str) {
+        if let Some(e) = self.agents.get(agent) {
+            for id in &e.contacts {
+                self.plan_media(id);
+            }
+        }
+    }
+
+    /// Queues DTMF tones for the party on `connection_id`.
+    pub(super) fn play_digits(&self, call_id: &str, connection_id: &str, digits: &str) {
+        if let Some(b) = &self.bridge {
+            b.send(crate::bridge::Command::Dtmf {
+                call: call_id.to_owned(),
+                to: connection_id.to_owned(),
+                digits: digits.to_owned(),
+            });
+        }
+    }
+}
