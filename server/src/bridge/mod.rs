@@ -55,6 +55,9 @@ pub const AGENT_QUEUE: usize = 4;
 /// DTMF requests that may wait for the bridge; more are dropped (logged).
 pub const MAX_PENDING_DTMF: usize = 256;
 
+/// The most mixer threads the bridge starts (one per core up to this).
+pub const MAX_MIXERS: usize = 8;
+
 /// Stats requests that may wait for the bridge; more are answered empty.
 const MAX_PENDING_STATS: usize = 64;
 
@@ -240,69 +243,105 @@ impl Mailbox {
     }
 }
 
-/// Sends commands to the bridge task.
+/// One mixer thread: its frame queue and its mailbox.
 #[derive(Clone)]
-pub struct Bridge {
+struct Shard {
     frames: mpsc::Sender<Command>,
     mailbox: Arc<Mailbox>,
+}
+
+/// Sends commands to the bridge: routes for the sockets, and a small fixed
+/// set of mixer threads (about one per core), each with its own clock and
+/// its share of the calls (by a hash of the call id).
+#[derive(Clone)]
+pub struct Bridge {
+    shards: Arc<[Shard]>,
     routes: Arc<Routes>,
 }
 
 impl Bridge {
-    /// Starts the bridge's mixer on a thread of its own (with its own
-    /// 20 ms clock, so mixing never occupies the sockets' runtime); at
-    /// most `frame_queue` media frames wait for it.
+    /// Starts the bridge's mixers, one thread per core (at most
+    /// [`MAX_MIXERS`]), each with its own 20 ms clock so mixing never
+    /// occupies the sockets' runtime; at most `frame_queue` media frames
+    /// wait for each.
     pub fn spawn(impairment: Impairment, frame_queue: usize) -> Bridge {
-        let (bridge, rx) = Bridge::new(impairment, frame_queue);
-        let (mailbox, routes) = (bridge.mailbox.clone(), bridge.routes.clone());
-        let started = std::thread::Builder::new()
-            .name("bridge-mixer".into())
-            .spawn(move || {
-                match tokio::runtime::Builder::new_current_thread()
-                    .enable_time()
-                    .build()
-                {
-                    Ok(rt) => rt.block_on(run(rx, mailbox, impairment, routes)),
-                    Err(e) => tracing::error!("media mixer runtime: {e}"),
-                }
-            });
-        if let Err(e) = started {
-            tracing::error!("media mixer thread: {e}");
+        let n = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, MAX_MIXERS);
+        let (bridge, receivers) = Bridge::new(impairment, frame_queue, n);
+        for (i, rx) in receivers.into_iter().enumerate() {
+            let mailbox = bridge.shards[i].mailbox.clone();
+            let routes = bridge.routes.clone();
+            let started = std::thread::Builder::new()
+                .name(format!("bridge-mixer-{i}"))
+                .spawn(move || {
+                    match tokio::runtime::Builder::new_current_thread()
+                        .enable_time()
+                        .build()
+                    {
+                        Ok(rt) => rt.block_on(run(rx, mailbox, impairment, routes)),
+                        Err(e) => tracing::error!("media mixer runtime: {e}"),
+                    }
+                });
+            if let Err(e) = started {
+                tracing::error!("media mixer thread: {e}");
+            }
         }
         bridge
     }
 
-    /// Starts the mixer as a task on the current runtime (tests that
-    /// need it to run only when they yield).
+    /// Starts one mixer as a task on the current runtime (tests that need
+    /// it to run only when they yield).
     #[cfg(test)]
     fn spawn_task(impairment: Impairment, frame_queue: usize) -> Bridge {
-        let (bridge, rx) = Bridge::new(impairment, frame_queue);
-        tokio::spawn(run(
-            rx,
-            bridge.mailbox.clone(),
-            impairment,
-            bridge.routes.clone(),
-        ));
+        let (bridge, receivers) = Bridge::new(impairment, frame_queue, 1);
+        for (i, rx) in receivers.into_iter().enumerate() {
+            tokio::spawn(run(
+                rx,
+                bridge.shards[i].mailbox.clone(),
+                impairment,
+                bridge.routes.clone(),
+            ));
+        }
         bridge
     }
 
-    fn new(impairment: Impairment, frame_queue: usize) -> (Bridge, mpsc::Receiver<Command>) {
-        let (frames, rx) = mpsc::channel(frame_queue.max(1));
-        let mailbox = Arc::new(Mailbox {
-            pending: Mutex::default(),
-            wake: tokio::sync::Notify::new(),
-            dropped: AtomicU64::new(0),
-        });
+    fn new(
+        impairment: Impairment,
+        frame_queue: usize,
+        mixers: usize,
+    ) -> (Bridge, Vec<mpsc::Receiver<Command>>) {
+        let mut shards = Vec::new();
+        let mut receivers = Vec::new();
+        for _ in 0..mixers.max(1) {
+            let (frames, rx) = mpsc::channel(frame_queue.max(1));
+            shards.push(Shard {
+                frames,
+                mailbox: Arc::new(Mailbox {
+                    pending: Mutex::default(),
+                    wake: tokio::sync::Notify::new(),
+                    dropped: AtomicU64::new(0),
+                }),
+            });
+            receivers.push(rx);
+        }
         let impaired = impairment.loss_percent > 0.0 || impairment.jitter_ms > 0.0;
         let routes = Arc::new(Routes::new(!impaired));
         (
             Bridge {
-                frames,
-                mailbox,
+                shards: shards.into(),
                 routes,
             },
-            rx,
+            receivers,
         )
+    }
+
+    /// The mixer that owns `call`.
+    fn shard(&self, call: &str) -> &Shard {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        call.hash(&mut h);
+        &self.shards[(h.finish() % self.shards.len() as u64) as usize]
     }
 
     /// A socket registered under `key` (an agent's name, or
@@ -345,7 +384,71 @@ impl Bridge {
 
     /// Sends a command. Never waits: a media frame is dropped (and counted)
     /// when the bridge is behind; everything else goes to the mailbox.
+    /// Stats and shutdown go to every mixer (see [`Bridge::stats`] and
+    /// [`Bridge::shutdown`]); everything else to the call's mixer.
     pub fn send(&self, cmd: Command) {
+        let shard = match &cmd {
+            Command::Plan(p) => self.shard(&p.call),
+            Command::AgentFrame { call: Some(c), .. } => self.shard(c),
+            Command::Dtmf { call, .. } => self.shard(call),
+            _ => &self.shards[0],
+        };
+        shard.send(cmd, &self.routes);
+    }
+
+    /// Finishes every recording (complete headers, synced to disk) and
+    /// stops the bridge; resolves with the number of files closed, or
+    /// `None` if the bridge had already stopped. Commands sent before this
+    /// one (the plans that end calls) are applied first.
+    pub async fn shutdown(&self) -> Option<usize> {
+        let mut waits = Vec::new();
+        for shard in self.shards.iter() {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            shard.send(Command::Shutdown(tx), &self.routes);
+            waits.push(rx);
+        }
+        let mut closed = None;
+        for rx in waits {
+            if let Ok(n) = rx.await {
+                closed = Some(closed.unwrap_or(0) + n);
+            }
+        }
+        closed
+    }
+
+    /// Current counters, summed over the mixers.
+    pub async fn stats(&self) -> BridgeStats {
+        let mut waits = Vec::new();
+        for shard in self.shards.iter() {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            shard.send(Command::Stats(tx), &self.routes);
+            waits.push(rx);
+        }
+        let mut total = BridgeStats::default();
+        for rx in waits {
+            let s = rx.await.unwrap_or_default();
+            total.calls += s.calls;
+            total.frames_received += s.frames_received;
+            total.frames_dropped += s.frames_dropped;
+            total.late_ticks += s.late_ticks;
+            total.worst_tick_us = total.worst_tick_us.max(s.worst_tick_us);
+            total.p99_tick_us = total.p99_tick_us.max(s.p99_tick_us);
+            total.input_dropped += s.input_dropped;
+        }
+        let r = &self.routes.stats;
+        total.frames_sent = r.sent.load(Ordering::Relaxed);
+        total.frames_dropped += r.dropped.load(Ordering::Relaxed);
+        total.frames_forwarded = r.forwarded.load(Ordering::Relaxed);
+        total.frames_received = total
+            .frames_received
+            .max(r.received.load(Ordering::Relaxed));
+        total.delay = route::FORWARD_DELAY.summary();
+        total
+    }
+}
+
+impl Shard {
+    fn send(&self, cmd: Command, routes: &Routes) {
         if let Command::AgentFrame { .. } = cmd {
             if let Err(mpsc::error::TrySendError::Full(_)) = self.frames.try_send(cmd) {
                 self.mailbox.dropped("media frames");
@@ -358,7 +461,7 @@ impl Bridge {
                 Command::Plan(plan) => {
                     // Routes first, synchronously: a frame read after the
                     // center changed the call goes where the call now says.
-                    self.routes.apply_plan(&plan);
+                    routes.apply_plan(&plan);
                     let slot = p.plans.entry(plan.call.clone()).or_default();
                     if plan.ended {
                         slot.1 = Some(plan);
@@ -386,23 +489,6 @@ impl Bridge {
         }
         self.mailbox.wake.notify_one();
     }
-
-    /// Finishes every recording (complete headers, synced to disk) and
-    /// stops the bridge; resolves with the number of files closed, or
-    /// `None` if the bridge had already stopped. Commands sent before this
-    /// one (the plans that end calls) are applied first.
-    pub async fn shutdown(&self) -> Option<usize> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.send(Command::Shutdown(tx));
-        rx.await.ok()
-    }
-
-    /// Current counters.
-    pub async fn stats(&self) -> BridgeStats {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.send(Command::Stats(tx));
-        rx.await.unwrap_or_default()
-    }
 }
 
 enum Input {
@@ -411,7 +497,7 @@ enum Input {
         samples: Arc<Vec<f32>>,
         /// The same prompt encoded once: what a listener hearing only
         /// this caller gets, with no encode per tick.
-        packets: Arc<Vec<Vec<u8>>>,
+        packets: Arc<Mutex<PromptPackets>>,
         pos: usize,
     },
     /// Says back what it heard on the previous tick.
@@ -438,6 +524,8 @@ struct Party {
     listen: Listen,
     /// For [`Listen::Prompt`]: the id of the caller whose prompt it hears.
     prompt_of: Option<String>,
+    /// This tick's packet was already sent (canned) or is forwarded.
+    done: bool,
     input: Input,
     output: Output,
     pcm: Box<[f32; PACKET]>,
@@ -470,6 +558,7 @@ impl Party {
             plan,
             listen: Listen::Mix,
             prompt_of: None,
+            done: false,
             pcm: Box::new([0.0; PACKET]),
             hold: HoldTone::new(),
             dtmf: DtmfQueue::default(),
@@ -510,22 +599,49 @@ impl Canned {
     }
 }
 
-/// Encodes a prompt once, 20 ms a packet.
-fn encode_prompt(samples: &[f32]) -> Vec<Vec<u8>> {
-    let Ok(mut enc) = Encoder::new(EncoderSettings::default()) else {
-        return Vec::new();
-    };
-    samples
-        .chunks(PACKET)
-        .map(|c| {
-            let mut pcm = [0.0f32; PACKET];
-            pcm[..c.len()].copy_from_slice(c);
-            enc.encode(&pcm).map(<[u8]>::to_vec).unwrap_or_default()
-        })
-        .collect()
+/// A prompt encoded once, 20 ms a packet, lazily and in order: packet
+/// `k` is encoded the first time any listener reaches it, so a prompt
+/// costs at most one encode per tick (the furthest listener's) and then
+/// nothing, however many calls play it.
+pub struct PromptPackets {
+    samples: Arc<Vec<f32>>,
+    encoder: Option<Encoder>,
+    packets: Vec<Vec<u8>>,
 }
 
-type Prompt = (Arc<Vec<f32>>, Arc<Vec<Vec<u8>>>);
+impl PromptPackets {
+    fn new(samples: Arc<Vec<f32>>) -> PromptPackets {
+        PromptPackets {
+            samples,
+            encoder: Encoder::new(EncoderSettings::default()).ok(),
+            packets: Vec::new(),
+        }
+    }
+
+    /// Packet `k` (the prompt's samples `k * PACKET ..`), or `None` past
+    /// the end.
+    fn packet(&mut self, k: usize) -> Option<Vec<u8>> {
+        while self.packets.len() <= k {
+            let from = self.packets.len() * PACKET;
+            let chunk = self.samples.get(from..)?;
+            if chunk.is_empty() {
+                return None;
+            }
+            let mut pcm = [0.0f32; PACKET];
+            let n = chunk.len().min(PACKET);
+            pcm[..n].copy_from_slice(&chunk[..n]);
+            let packet = self
+                .encoder
+                .as_mut()
+                .and_then(|e| e.encode(&pcm).ok().map(<[u8]>::to_vec))
+                .unwrap_or_default();
+            self.packets.push(packet);
+        }
+        self.packets.get(k).cloned()
+    }
+}
+
+type Prompt = (Arc<Vec<f32>>, Arc<Mutex<PromptPackets>>);
 
 struct Hub {
     calls: HashMap<String, CallMedia>,
@@ -708,12 +824,6 @@ impl Hub {
             Command::Stats(reply) => {
                 let mut s = self.stats;
                 s.calls = self.calls.len();
-                let r = &self.routes.stats;
-                s.frames_sent = r.sent.load(Ordering::Relaxed);
-                s.frames_dropped += r.dropped.load(Ordering::Relaxed);
-                s.frames_forwarded = r.forwarded.load(Ordering::Relaxed);
-                s.frames_received = s.frames_received.max(r.received.load(Ordering::Relaxed));
-                s.delay = route::FORWARD_DELAY.summary();
                 let _ = reply.send(s);
             }
             // Handled by the loop, which stops.
@@ -732,8 +842,9 @@ impl Hub {
                 Vec::new()
             }
         };
-        let packets = Arc::new(encode_prompt(&samples));
-        let p = (Arc::new(samples), packets);
+        let samples = Arc::new(samples);
+        let packets = Arc::new(Mutex::new(PromptPackets::new(samples.clone())));
+        let p = (samples, packets);
         self.prompts.insert(path.clone(), p.clone());
         p
     }
@@ -827,7 +938,7 @@ impl Hub {
                         }
                         CallerAudio::Silence => Input::Prompt {
                             samples: Arc::new(Vec::new()),
-                            packets: Arc::new(Vec::new()),
+                            packets: Arc::new(Mutex::new(PromptPackets::new(Arc::default()))),
                             pos: 0,
                         },
                         CallerAudio::Echo => Input::Echo(Box::new([0.0; PACKET])),
@@ -844,6 +955,7 @@ impl Hub {
                         plan: q.clone(),
                         listen: Listen::NotSocket,
                         prompt_of: None,
+                        done: false,
                         pcm: Box::new([0.0; PACKET]),
                         hold: HoldTone::new(),
                         dtmf: DtmfQueue::default(),
@@ -908,6 +1020,92 @@ impl Hub {
             mix,
             ..
         } = self;
+        // First pass, cheap: every canned packet of every call leaves
+        // before any decoding or encoding, so its delay does not grow with
+        // the mixing work of the calls ahead of it.
+        for call in calls.values_mut() {
+            for p in call.parties.iter_mut() {
+                if let Input::Prompt { pos, .. } = &mut p.input {
+                    *pos += PACKET;
+                }
+            }
+            for j in 0..call.parties.len() {
+                call.parties[j].done = false;
+                let dtmf = call.parties[j].dtmf.is_active();
+                let Output::Socket { out, hold_pos, .. } = &call.parties[j].output else {
+                    continue;
+                };
+                if matches!(call.parties[j].listen, Listen::Forward { .. }) {
+                    // DTMF to a forwarded party: the mixer takes the leg
+                    // over while the digits play.
+                    out.set_mixer_override(dtmf);
+                }
+                if !out.mixer_sends() {
+                    // Forwarded by the sockets.
+                    call.parties[j].done = true;
+                    continue;
+                }
+                let packet = match &call.parties[j].listen {
+                    _ if dtmf => None,
+                    Listen::Hold => canned
+                        .hold
+                        .get(hold_pos % canned.hold.len().max(1))
+                        .cloned(),
+                    Listen::Silence => Some(canned.silence.clone()),
+                    Listen::Prompt(_) => Some(
+                        call.parties[j]
+                            .prompt_of
+                            .as_ref()
+                            .and_then(|id| call.parties.iter().find(|c| &c.plan.id == id))
+                            .and_then(|c| match &c.input {
+                                Input::Prompt { packets, pos, .. } => packets
+                                    .lock()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .packet((pos / PACKET).saturating_sub(1)),
+                                _ => None,
+                            })
+                            .unwrap_or_else(|| canned.silence.clone()),
+                    ),
+                    _ => None,
+                };
+                let Some(packet) = packet else {
+                    continue;
+                };
+                let p = &mut call.parties[j];
+                p.done = true;
+                if let Output::Socket {
+                    out,
+                    source,
+                    seq,
+                    ts,
+                    hold_pos,
+                    ..
+                } = &mut p.output
+                {
+                    let header = MediaHeader {
+                        flags: FLAG_FEC,
+                        leg: out.leg,
+                        sequence: *seq,
+                        timestamp: *ts,
+                    };
+                    *seq = seq.wrapping_add(1);
+                    *ts = ts.wrapping_add(PACKET as u32);
+                    *hold_pos = hold_pos.wrapping_add(1);
+                    if impaired {
+                        outgoing.push(Delayed {
+                            due: 0.0,
+                            out: out.clone(),
+                            source: *source,
+                            header,
+                            payload: packet,
+                        });
+                    } else {
+                        out.offer(*source, true, &header, &packet, since, &routes.stats);
+                    }
+                }
+            }
+        }
+        // Second pass: decode, record, mix and encode what needs it.
         for call in calls.values_mut() {
             // 1. Everyone's 20 ms.
             for p in call.parties.iter_mut() {
@@ -921,9 +1119,9 @@ impl Hub {
                         );
                     }
                     Input::Prompt { samples, pos, .. } => {
-                        for x in p.pcm.iter_mut() {
-                            *x = samples.get(*pos).copied().unwrap_or(0.0);
-                            *pos += 1;
+                        let from = pos.saturating_sub(PACKET);
+                        for (k, x) in p.pcm.iter_mut().enumerate() {
+                            *x = samples.get(from + k).copied().unwrap_or(0.0);
                         }
                     }
                     Input::Echo(last) => p.pcm.copy_from_slice(&last[..]),
@@ -944,73 +1142,9 @@ impl Hub {
                 let _ = rec.write(&mix[..]);
             }
             // 3. Each party's mix of the others, unless what it hears is
-            // forwarded or canned.
+            // forwarded or canned (sent above).
             for j in 0..call.parties.len() {
-                let dtmf = call.parties[j].dtmf.is_active();
-                let canned_packet = match &call.parties[j].output {
-                    Output::Heard(_) => None,
-                    Output::Socket { out, hold_pos, .. } => {
-                        if matches!(call.parties[j].listen, Listen::Forward { .. }) {
-                            // DTMF to a forwarded party: the mixer takes the
-                            // leg over while the digits play.
-                            out.set_mixer_override(dtmf);
-                        }
-                        if !out.mixer_sends() {
-                            continue;
-                        }
-                        match &call.parties[j].listen {
-                            _ if dtmf => None,
-                            Listen::Hold => canned.hold.get(hold_pos % canned.hold.len().max(1)),
-                            Listen::Silence => Some(&canned.silence),
-                            Listen::Prompt(_) => Some(
-                                call.parties[j]
-                                    .prompt_of
-                                    .as_ref()
-                                    .and_then(|id| call.parties.iter().find(|c| &c.plan.id == id))
-                                    .and_then(|c| match &c.input {
-                                        Input::Prompt { packets, pos, .. } => {
-                                            packets.get((pos / PACKET).saturating_sub(1))
-                                        }
-                                        _ => None,
-                                    })
-                                    .unwrap_or(&canned.silence),
-                            ),
-                            _ => None,
-                        }
-                    }
-                };
-                if let Some(packet) = canned_packet {
-                    let packet = packet.clone();
-                    if let Output::Socket {
-                        out,
-                        source,
-                        seq,
-                        ts,
-                        hold_pos,
-                        ..
-                    } = &mut call.parties[j].output
-                    {
-                        let header = MediaHeader {
-                            flags: FLAG_FEC,
-                            leg: out.leg,
-                            sequence: *seq,
-                            timestamp: *ts,
-                        };
-                        *seq = seq.wrapping_add(1);
-                        *ts = ts.wrapping_add(PACKET as u32);
-                        *hold_pos = hold_pos.wrapping_add(1);
-                        if impaired {
-                            outgoing.push(Delayed {
-                                due: 0.0,
-                                out: out.clone(),
-                                source: *source,
-                                header,
-                                payload: packet,
-                            });
-                        } else {
-                            out.offer(*source, true, &header, &packet, since, &routes.stats);
-                        }
-                    }
+                if call.parties[j].done {
                     continue;
                 }
                 mix.fill(0.0);
@@ -1120,7 +1254,7 @@ mod tests {
         bridge.send(Command::Plan(caller_plan("c-2", false)));
         bridge.send(Command::Plan(caller_plan("c-2", true)));
         {
-            let p = bridge.mailbox.pending();
+            let p = bridge.shards[0].mailbox.pending();
             assert_eq!(p.plans.len(), 2, "one slot per call");
         }
         let stats = bridge.stats().await;
@@ -1133,7 +1267,10 @@ mod tests {
                 digits: "1".into(),
             });
         }
-        assert_eq!(bridge.mailbox.pending().dtmf.len(), MAX_PENDING_DTMF);
+        assert_eq!(
+            bridge.shards[0].mailbox.pending().dtmf.len(),
+            MAX_PENDING_DTMF
+        );
         let stats = bridge.stats().await;
         assert_eq!(stats.input_dropped, 5_000 - 16 + 10);
     }
