@@ -27,6 +27,7 @@
 //! bridge itself. Socket registrations keep the latest per key; DTMF keeps
 //! at most [`MAX_PENDING_DTMF`] requests waiting.
 
+pub mod ogg;
 pub mod recorder;
 pub mod route;
 pub mod tones;
