@@ -249,4 +249,73 @@ async fn an_echo_line_gets_the_agents_own_packets_back_untouched() {
         "{stats}"
     );
     assert!(stats["delay_frames"].as_u64().unwrap_or(0) >= 60, "{stats}");
+
+    // The recording without decoding: alice's packets as received, in an
+    // Ogg Opus file of her own, with the manifest of the call.
+    let agent_conn = view
+        .agent_connection()
+        .expect("alice's connection")
+        .connection_id
+        .clone();
+    let (status, _) = sim_http(addr, "DELETE", &format!("/v1/sim/calls/{c}"), None).await;
+    assert_eq!(status, 204);
+    let rec_dir = dir.join("recordings").join(&c);
+    let manifest = rec_dir.join("manifest.jsonl");
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = std::fs::read_to_string(&manifest).unwrap_or_default();
+        if text.contains("\"end\"") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let said = |party: &str, event: &str| {
+        events
+            .iter()
+            .any(|e| e["party"] == party && e["event"] == event)
+    };
+    assert_eq!(events[0]["event"], "start", "{text}");
+    assert!(
+        said(&agent_conn, "join") && said(&agent_conn, "talking"),
+        "{text}"
+    );
+    assert!(said(&customer_id(&view), "held"), "{text}");
+    assert!(said(&agent_conn, "leave"), "{text}");
+    assert_eq!(events.last().expect("events")["event"], "end", "{text}");
+    let file = std::fs::read(rec_dir.join(format!("{agent_conn}.opus"))).expect("alice's file");
+    let packets = server::bridge::ogg::read_packets(&file);
+    assert_eq!(&packets[0][..8], b"OpusHead");
+    let audio: Vec<&Vec<u8>> = packets[2..].iter().filter(|p| p.len() > 1).collect();
+    let mine = sent.iter().filter(|(_, p)| audio.contains(&p)).count();
+    assert!(
+        mine + 2 >= sent.len(),
+        "{mine} of {} packets recorded as sent",
+        sent.len()
+    );
+    // The losses are in the file as concealment, not closed up.
+    let fillers = packets[2..].iter().filter(|p| p.len() == 1).count();
+    assert!(fillers >= sent.len() / 5, "{fillers} fillers");
+    if std::path::Path::new("/usr/bin/opusinfo").exists() {
+        let out = std::process::Command::new("opusinfo")
+            .arg(rec_dir.join(format!("{agent_conn}.opus")))
+            .output()
+            .expect("opusinfo");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}
+
+fn customer_id(view: &protocol::contact::ContactView) -> String {
+    view.connections
+        .iter()
+        .find(|k| k.kind == ConnectionKind::Inbound)
+        .map(|k| k.connection_id.clone())
+        .unwrap_or_default()
 }

@@ -28,6 +28,7 @@
 //! at most [`MAX_PENDING_DTMF`] requests waiting.
 
 pub mod ogg;
+pub mod parties;
 pub mod recorder;
 pub mod route;
 pub mod tones;
@@ -327,7 +328,9 @@ impl Bridge {
             receivers.push(rx);
         }
         let impaired = impairment.loss_percent > 0.0 || impairment.jitter_ms > 0.0;
-        let routes = Arc::new(Routes::new(!impaired));
+        let mut routes = Routes::new(!impaired);
+        routes.recorder = Some(parties::PartyRecorder::start());
+        let routes = Arc::new(routes);
         (
             Bridge {
                 shards: shards.into(),
@@ -362,6 +365,9 @@ impl Bridge {
         let Ok(frame) = protocol::media::decode_media_frame(bytes) else {
             return;
         };
+        if let (Some(file), Some(rec)) = (&route.record, &self.routes.recorder) {
+            rec.packet(file, frame.payload, frame.header.timestamp);
+        }
         for out in &route.forward {
             if out.offer(
                 route.source,

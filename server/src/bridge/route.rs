@@ -28,6 +28,7 @@
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
@@ -35,6 +36,7 @@ use std::time::Instant;
 use protocol::media::{opus_packet_samples, MediaHeader, FLAG_MARKER, HEADER_LEN};
 use tokio::sync::mpsc;
 
+use super::parties::{PartyFile, PartyRecorder};
 use super::{customer_key, Audio, CallPlan, CallerAudio, PartyKind, PlannedParty};
 
 /// A frame on its way to a socket's writer, stamped when the backend read
@@ -271,8 +273,10 @@ pub struct InRoute {
     pub call: Arc<str>,
     /// This leg as a source.
     pub source: u64,
-    /// Listening legs that hear this one alone.
+    /// Listening legs that hear this leg alone.
     pub forward: Vec<Arc<OutLeg>>,
+    /// The party's own recording, while it is heard and the call records.
+    pub record: Option<Arc<PartyFile>>,
 }
 
 /// One socket (an agent's, or a customer phone's) as the routes see it:
@@ -331,6 +335,18 @@ struct Table {
     slots: HashMap<String, Arc<SocketSlot>>,
     outs: HashMap<(String, u32), Arc<OutLeg>>,
     calls: HashMap<String, CallRoutes>,
+    logs: HashMap<String, CallLog>,
+}
+
+/// What a recorded call's manifest has said so far.
+struct CallLog {
+    start: Instant,
+    /// The call's recording directory.
+    dir: PathBuf,
+    /// Each party's id and how it took part at the last plan.
+    parties: Vec<(String, Audio)>,
+    /// Party files open.
+    files: Vec<PathBuf>,
 }
 
 /// Every socket's routes. Written when plans change or sockets attach;
@@ -342,6 +358,9 @@ pub struct Routes {
     /// Off when the test impairment is on: every frame then goes through
     /// the mixer, which applies it.
     forward_enabled: bool,
+    /// Writes each party's packets to its own file (None: no recording
+    /// per party).
+    pub recorder: Option<PartyRecorder>,
 }
 
 impl Routes {
@@ -351,6 +370,7 @@ impl Routes {
             table: Mutex::default(),
             stats: RouteStats::default(),
             forward_enabled,
+            recorder: None,
         }
     }
 
@@ -384,6 +404,114 @@ impl Routes {
             slot,
             state: Mutex::default(),
         })
+    }
+
+    /// Writes what changed to the call's manifest, closes the files of
+    /// parties no longer heard, and returns the files of those heard.
+    fn log_plan(&self, t: &mut Table, plan: &CallPlan) -> HashMap<(String, u32), Arc<PartyFile>> {
+        let mut files = HashMap::new();
+        let Some(rec) = &self.recorder else {
+            return files;
+        };
+        // The final plan of a call may not name its recording: the log
+        // remembers where it is.
+        let Some(dir) = plan
+            .recording
+            .as_ref()
+            .map(|p| p.with_extension(""))
+            .or_else(|| t.logs.get(&plan.call).map(|l| l.dir.clone()))
+        else {
+            return files;
+        };
+        let manifest = dir.join("manifest.jsonl");
+        let now = Instant::now();
+        let fresh = !t.logs.contains_key(&plan.call);
+        let log = t.logs.entry(plan.call.clone()).or_insert_with(|| CallLog {
+            start: now,
+            dir: dir.clone(),
+            parties: Vec::new(),
+            files: Vec::new(),
+        });
+        let ms = now.saturating_duration_since(log.start).as_millis() as u64;
+        let line = |party: &str, event: &str| {
+            serde_json::json!({ "t_ms": ms, "party": party, "event": event }).to_string()
+        };
+        if fresh {
+            rec.manifest(
+                manifest.clone(),
+                serde_json::json!({ "t_ms": 0, "event": "start", "call": plan.call }).to_string(),
+            );
+        }
+        let parties: Vec<(String, Audio)> = if plan.ended {
+            Vec::new()
+        } else {
+            plan.parties
+                .iter()
+                .map(|p| (p.id.clone(), p.audio))
+                .collect()
+        };
+        for (id, audio) in &parties {
+            let before = log.parties.iter().find(|(i, _)| i == id).map(|(_, a)| *a);
+            if before != Some(*audio) {
+                if before.is_none() {
+                    rec.manifest(manifest.clone(), line(id, "join"));
+                }
+                let event = match audio {
+                    Audio::Talking => "talking",
+                    Audio::Held => "held",
+                    Audio::Muted => "muted",
+                };
+                rec.manifest(manifest.clone(), line(id, event));
+            }
+        }
+        for (id, _) in &log.parties {
+            if !parties.iter().any(|(i, _)| i == id) {
+                rec.manifest(manifest.clone(), line(id, "leave"));
+            }
+        }
+        let mut open = Vec::new();
+        for p in plan.parties.iter().filter(|_| !plan.ended) {
+            let Some((key, leg)) = socket_of(&plan.call, p) else {
+                continue;
+            };
+            if p.audio != Audio::Talking {
+                continue;
+            }
+            let file = dir.join(format!("{}.opus", p.id));
+            open.push(file.clone());
+            files.insert(
+                (key, leg),
+                Arc::new(PartyFile {
+                    path: file,
+                    call_start: log.start,
+                    serial: source_id("party", &p.id, 0) as u32,
+                }),
+            );
+        }
+        // A party that left closes its file; one that comes back (after a
+        // hold) continues it: the writer keeps it open, filling the gap.
+        let in_plan = |f: &PathBuf| {
+            parties
+                .iter()
+                .any(|(id, _)| dir.join(format!("{id}.opus")) == *f)
+        };
+        for f in &log.files {
+            if !in_plan(f) {
+                rec.close(f.clone());
+            }
+        }
+        log.files.retain(|f| in_plan(f));
+        for f in open {
+            if !log.files.contains(&f) {
+                log.files.push(f);
+            }
+        }
+        log.parties = parties;
+        if plan.ended {
+            rec.manifest(manifest, line("", "end"));
+            t.logs.remove(&plan.call);
+        }
+        files
     }
 
     /// Brings the routes in line with a call's plan.
@@ -430,6 +558,7 @@ impl Routes {
             now.outputs.push((key.clone(), leg));
             now.inputs.push((key, leg));
         }
+        let files = self.log_plan(&mut t, plan);
         // Sources: every socket party's leg is routed (to the mixer at
         // least, which records it and mixes it for whoever needs it).
         for (key, leg) in &now.inputs {
@@ -437,6 +566,7 @@ impl Routes {
                 call: call.clone(),
                 source: source_id("socket", key, *leg),
                 forward: forwards.remove(&(key.clone(), *leg)).unwrap_or_default(),
+                record: files.get(&(key.clone(), *leg)).cloned(),
             };
             let slot = t.slots.entry(key.clone()).or_default().clone();
             slot.edit_legs(|legs| {
