@@ -702,6 +702,7 @@ async fn sim_media_stats(
         "delay_p50_us": s.delay.p50_us,
         "delay_p99_us": s.delay.p99_us,
         "delay_max_us": s.delay.max_us,
+        "delay_buckets_us": crate::bridge::route::FORWARD_DELAY.buckets(),
     }))
     .into_response())
 }

@@ -241,6 +241,34 @@ async fn main() {
         - n(&before, "frames_dropped")
         - n(&before, "input_dropped");
     let cpu_pct = cpu as f64 / wall; // ticks are 1/100 s: per second = percent
+                                     // The delay histogram over the window only: now less before.
+    let hist = |v: &serde_json::Value| -> std::collections::BTreeMap<u64, u64> {
+        v["delay_buckets_us"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|b| Some((b[0].as_u64()?, b[1].as_u64()?)))
+            .collect()
+    };
+    let (h0, h1) = (hist(&before), hist(&s));
+    let window: Vec<(u64, u64)> = h1
+        .iter()
+        .map(|(k, n)| (*k, n - h0.get(k).copied().unwrap_or(0)))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    let total: u64 = window.iter().map(|(_, n)| n).sum();
+    let pct = |q: f64| {
+        let want = (total as f64 * q).ceil() as u64;
+        let mut seen = 0;
+        window
+            .iter()
+            .find(|(_, n)| {
+                seen += n;
+                seen >= want
+            })
+            .map_or(0.0, |(k, _)| *k as f64 / 1000.0)
+    };
+    let (w50, w99, wmax) = (pct(0.5), pct(0.99), pct(1.0));
     println!(
         "calls: {calls} bridged ({} with media), {seconds} s measured",
         n(&s, "calls")
@@ -259,7 +287,10 @@ async fn main() {
         n(&s, "frames_forwarded")
     );
     println!(
-        "delay inside the backend (read or tick to write): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms over {} frames",
+        "delay inside the backend (read or tick to write), measured window: p50 {w50:.1} ms, p99 {w99:.1} ms, max {wmax:.1} ms (100 µs buckets) over {total} frames"
+    );
+    println!(
+        "since start: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms over {} frames",
         n(&s, "delay_p50_us") as f64 / 1000.0,
         n(&s, "delay_p99_us") as f64 / 1000.0,
         n(&s, "delay_max_us") as f64 / 1000.0,
@@ -271,13 +302,11 @@ async fn main() {
         n(&s, "worst_tick_us") as f64 / 1000.0,
         n(&s, "late_ticks")
     );
-    println!("bridge: {s}");
     println!(
-        "| {calls} | {:.1} | {:.2} | {:.2} | {dropped} | {cpu_pct:.0} % | {} |",
+        "| {calls} | {:.1} | {w50:.1} ms | {w99:.1} ms | {wmax:.1} ms | {dropped} | {cpu_pct:.0} % | {} MiB | {:.1} ms |",
         got as f64 / calls as f64 / wall,
-        n(&s, "delay_p50_us") as f64 / 1000.0,
-        n(&s, "delay_p99_us") as f64 / 1000.0,
-        rss / 1024
+        rss / 1024,
+        n(&s, "p99_tick_us") as f64 / 1000.0,
     );
     for t in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(2), t).await;

@@ -640,6 +640,17 @@ impl DelayHistogram {
         self.max_us.fetch_max(us, Ordering::Relaxed);
     }
 
+    /// The non-empty buckets so far: (upper bound in µs, frames), so a
+    /// benchmark can take the difference of two readings.
+    pub fn buckets(&self) -> Vec<(u64, u64)> {
+        self.buckets
+            .iter()
+            .enumerate()
+            .map(|(i, b)| ((i as u64 + 1) * BUCKET_US, b.load(Ordering::Relaxed)))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+
     /// Counts, percentiles and maximum so far.
     pub fn summary(&self) -> DelaySummary {
         let counts: Vec<u64> = self
