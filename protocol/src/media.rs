@@ -103,6 +103,27 @@ pub fn encode_media_frame(header: &MediaHeader, payload: &[u8], out: &mut Vec<u8
     out.extend_from_slice(payload);
 }
 
+/// How many 48 kHz samples an Opus packet holds, from its TOC byte and
+/// frame count (RFC 6716 section 3.1): 2.5 to 60 ms a frame, up to 120 ms
+/// a packet. `None` for an empty or malformed packet.
+pub fn opus_packet_samples(packet: &[u8]) -> Option<u32> {
+    let toc = *packet.first()?;
+    let config = toc >> 3;
+    // Frame length in 48 kHz samples per configuration range.
+    let frame: u32 = match config {
+        0..=11 => [480, 960, 1920, 2880][usize::from(config % 4)],
+        12..=15 => [480, 960][usize::from(config % 2)],
+        _ => [120, 240, 480, 960][usize::from(config % 4)],
+    };
+    let frames: u32 = match toc & 3 {
+        0 => 1,
+        1 | 2 => 2,
+        _ => u32::from(*packet.get(1)? & 0x3f),
+    };
+    let total = frame * frames;
+    (frames > 0 && total <= 5760).then_some(total)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,5 +179,27 @@ mod tests {
             decode_media_frame(&big).expect_err("big").code,
             ErrorCode::FrameTooLarge
         );
+    }
+    #[test]
+    fn packet_durations_come_from_the_toc() {
+        // SILK narrowband 10/20/40/60 ms, one frame (code 0).
+        assert_eq!(opus_packet_samples(&[0 << 3]), Some(480));
+        assert_eq!(opus_packet_samples(&[1 << 3]), Some(960));
+        assert_eq!(opus_packet_samples(&[3 << 3]), Some(2880));
+        // Hybrid 10/20 ms; CELT 2.5/5/10/20 ms.
+        assert_eq!(opus_packet_samples(&[12 << 3]), Some(480));
+        assert_eq!(opus_packet_samples(&[15 << 3]), Some(960));
+        assert_eq!(opus_packet_samples(&[16 << 3]), Some(120));
+        assert_eq!(opus_packet_samples(&[30 << 3]), Some(480));
+        assert_eq!(opus_packet_samples(&[31 << 3]), Some(960));
+        // Two frames (codes 1 and 2), and code 3 with its count byte.
+        assert_eq!(opus_packet_samples(&[(31 << 3) | 1, 0]), Some(1920));
+        assert_eq!(opus_packet_samples(&[(30 << 3) | 2, 0]), Some(960));
+        assert_eq!(opus_packet_samples(&[(31 << 3) | 3, 3]), Some(2880));
+        // Empty, a code 3 without its count, zero frames, over 120 ms.
+        assert_eq!(opus_packet_samples(&[]), None);
+        assert_eq!(opus_packet_samples(&[(31 << 3) | 3]), None);
+        assert_eq!(opus_packet_samples(&[(31 << 3) | 3, 0]), None);
+        assert_eq!(opus_packet_samples(&[(3 << 3) | 3, 3]), None);
     }
 }

@@ -20,7 +20,8 @@ use protocol::media::decode_media_frame;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::bridge::{customer_key, CallerAudio, Command, AGENT_QUEUE};
+use crate::bridge::route::MediaOut;
+use crate::bridge::{customer_key, CallerAudio, AGENT_QUEUE};
 use crate::center::random_leg;
 use crate::http::AppState;
 use crate::limits::{CloseReason, FloodGuard, Kind, Outbox, SocketTicket, Verdict};
@@ -53,10 +54,11 @@ pub async fn serve_customer(socket: WebSocket, state: AppState, mut ticket: Sock
     let (sink, mut stream) = socket.split();
     let (tx, inbox) = Outbox::for_socket(&limits);
     let shutdown = tx.shutdown().clone();
-    let (media_tx, media_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(AGENT_QUEUE);
+    let (media_tx, media_rx) = tokio::sync::mpsc::channel::<MediaOut>(AGENT_QUEUE);
     let mut writer = spawn_writer(sink, inbox, media_rx, shutdown.clone(), write_timeout);
     let mut writer_done = false;
     let mut media_tx = Some(media_tx);
+    let mut media_slot = None;
     let mut flood = FloodGuard::new(&limits, Instant::now());
     let mut errors_before_dial = 0u32;
     let mut call: Option<(String, u32)> = None;
@@ -144,7 +146,7 @@ pub async fn serve_customer(socket: WebSocket, state: AppState, mut ticket: Sock
                                 match placed {
                                     Ok(id) => {
                                         if let (Some(bridge), Some(media)) = (&state.bridge, media_tx.take()) {
-                                            bridge.send(Command::AttachAgent { agent: customer_key(&id), tx: media });
+                                            media_slot = Some(bridge.attach(&customer_key(&id), media));
                                         }
                                         tx.push(json!({ "type": "dialed", "contact_id": id, "leg": leg }).to_string());
                                         call = Some((id, leg));
@@ -178,10 +180,13 @@ pub async fn serve_customer(socket: WebSocket, state: AppState, mut ticket: Sock
                             }
                         },
                         Message::Binary(bytes) => {
+                            let read_at = Instant::now();
                             let ok = match (&call, decode_media_frame(&bytes)) {
                                 (Some((id, leg)), Ok(frame)) if frame.header.leg == *leg => {
-                                    if let Some(bridge) = &state.bridge {
-                                        bridge.send(Command::AgentFrame { agent: customer_key(id), leg: *leg, bytes: bytes.to_vec() });
+                                    // Routed once the call has media; before that, dropped.
+                                    let route = media_slot.as_ref().and_then(|s: &std::sync::Arc<crate::bridge::route::SocketSlot>| s.route(*leg));
+                                    if let (Some(bridge), Some(route)) = (&state.bridge, route) {
+                                        bridge.on_frame(&customer_key(id), &route, &bytes, read_at);
                                     }
                                     true
                                 }

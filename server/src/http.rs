@@ -703,6 +703,13 @@ async fn sim_media_stats(
         "late_ticks": s.late_ticks,
         "worst_tick_us": s.worst_tick_us,
         "p99_tick_us": s.p99_tick_us,
+        "input_dropped": s.input_dropped,
+        "frames_forwarded": s.frames_forwarded,
+        "delay_frames": s.delay.count,
+        "delay_p50_us": s.delay.p50_us,
+        "delay_p99_us": s.delay.p99_us,
+        "delay_max_us": s.delay.max_us,
+        "delay_buckets_us": crate::bridge::route::FORWARD_DELAY.buckets(),
     }))
     .into_response())
 }

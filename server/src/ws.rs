@@ -30,6 +30,7 @@ use protocol::SUPPORTED_VERSIONS;
 use tokio::sync::mpsc;
 
 use crate::auth::{authenticate, Grant, GrantEvent};
+use crate::bridge::route::{MediaOut, SocketSlot, FORWARD_DELAY};
 use crate::center::HEARTBEAT_MS;
 use crate::http::AppState;
 use crate::limits::{
@@ -71,13 +72,14 @@ pub(crate) fn is_too_big(e: axum::Error) -> bool {
 pub fn spawn_writer(
     mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
     mut inbox: Inbox,
-    mut media_rx: mpsc::Receiver<Vec<u8>>,
+    mut media_rx: mpsc::Receiver<MediaOut>,
     shutdown: Arc<Shutdown>,
     write_timeout: Duration,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut media_open = true;
         loop {
+            let mut since = None;
             let msg = tokio::select! {
                 biased;
                 text = inbox.recv() => match text {
@@ -85,7 +87,10 @@ pub fn spawn_writer(
                     None => break,
                 },
                 media = media_rx.recv(), if media_open => match media {
-                    Some(bytes) => Message::Binary(bytes.into()),
+                    Some(out) => {
+                        since = Some(out.since);
+                        Message::Binary(out.bytes.into())
+                    }
                     None => {
                         // The bridge let go of this socket (a newer one took over).
                         media_open = false;
@@ -94,7 +99,11 @@ pub fn spawn_writer(
                 },
             };
             match tokio::time::timeout(write_timeout, sink.send(msg)).await {
-                Ok(Ok(())) => {}
+                Ok(Ok(())) => {
+                    if let Some(since) = since {
+                        FORWARD_DELAY.record(since);
+                    }
+                }
                 Ok(Err(_)) => return,
                 Err(_) => {
                     shutdown.close(CloseReason::SLOW_READER);
@@ -169,10 +178,11 @@ pub async fn serve_socket(socket: WebSocket, state: AppState, mut ticket: Socket
     let shutdown = tx.shutdown().clone();
     // Media to this socket: bounded, so a backed-up socket drops stale
     // frames at the bridge instead of queueing delay.
-    let (media_tx, media_rx) = mpsc::channel::<Vec<u8>>(crate::bridge::AGENT_QUEUE);
+    let (media_tx, media_rx) = mpsc::channel::<MediaOut>(crate::bridge::AGENT_QUEUE);
     let mut writer = spawn_writer(sink, inbox, media_rx, shutdown.clone(), write_timeout);
     let mut writer_done = false;
     let mut media_tx = Some(media_tx);
+    let mut media_slot: Option<Arc<SocketSlot>> = None;
     let mut flood = FloodGuard::new(&limits, Instant::now());
     let mut errors_before_hello = 0u32;
 
@@ -250,7 +260,14 @@ pub async fn serve_socket(socket: WebSocket, state: AppState, mut ticket: Socket
                 &mut grant,
                 limited,
             ),
-            Message::Binary(bytes) => on_binary(&bytes, &state, &tx, &session, limited),
+            Message::Binary(bytes) => on_binary(
+                &bytes,
+                &state,
+                &tx,
+                &session,
+                media_slot.as_deref(),
+                limited,
+            ),
             // Control frames: tungstenite answers pings itself.
             _ => false,
         };
@@ -258,10 +275,7 @@ pub async fn serve_socket(socket: WebSocket, state: AppState, mut ticket: Socket
             ticket.authenticated(agent, shutdown.clone());
             // The bridge learns where this agent's audio goes.
             if let (Some(bridge), Some(media)) = (&state.bridge, media_tx.take()) {
-                bridge.send(crate::bridge::Command::AttachAgent {
-                    agent: agent.clone(),
-                    tx: media,
-                });
+                media_slot = Some(bridge.attach(agent, media));
             }
         }
         if errored && session.is_none() {
@@ -380,13 +394,21 @@ fn refresh(
 }
 
 /// Handles a binary (media) frame; true when it was answered with an error.
+///
+/// A frame on a leg the bridge routes goes straight on (forwarded in this
+/// task, copied to the mixer), without the contact center's lock. Only a
+/// frame on a leg that has no route asks the center whether the leg is
+/// live at all (a leg still connecting: dropped quietly; any other:
+/// `no_media_leg`).
 fn on_binary(
     bytes: &[u8],
     state: &AppState,
     tx: &Outbox,
     session: &Option<(String, u64)>,
+    slot: Option<&SocketSlot>,
     limited: bool,
 ) -> bool {
+    let read_at = Instant::now();
     let reply = match decode_media_frame(bytes) {
         _ if limited => frame_error(ErrorCode::RateLimited, RATE_LIMITED),
         Err(e) => ServerFrame::Error(FrameError {
@@ -397,20 +419,20 @@ fn on_binary(
         Ok(_) if session.is_none() => frame_error(ErrorCode::NotAuthenticated, "send hello first"),
         Ok(frame) => {
             let leg = frame.header.leg;
-            let agent = session.as_ref().map(|(a, _)| a.clone()).unwrap_or_default();
+            let agent = session
+                .as_ref()
+                .map(|(a, _)| a.as_str())
+                .unwrap_or_default();
+            if let (Some(bridge), Some(route)) = (&state.bridge, slot.and_then(|s| s.route(leg))) {
+                bridge.on_frame(agent, &route, bytes, read_at);
+                return false;
+            }
             let live = state
                 .center
                 .lock()
-                .is_ok_and(|c| c.media_leg_active(&agent, leg));
+                .is_ok_and(|c| c.media_leg_active(agent, leg));
             match (&state.bridge, live) {
-                (Some(bridge), true) => {
-                    bridge.send(crate::bridge::Command::AgentFrame {
-                        agent,
-                        leg,
-                        bytes: bytes.to_vec(),
-                    });
-                    return false;
-                }
+                (Some(_), true) => return false,
                 _ => frame_error(
                     ErrorCode::NoMediaLeg,
                     format!("no media leg {leg} on this session"),

@@ -104,6 +104,8 @@ pub fn ensure_test_tools() -> Result<(), String> {
         ("/usr/bin/cmake", "cmake"),
         ("/usr/bin/espeak-ng", "espeak-ng"),
         ("/usr/bin/sox", "sox"),
+        // opusinfo/opusdec check the bridge's Ogg Opus recordings.
+        ("/usr/bin/opusinfo", "opus-tools"),
     ])
 }
 

@@ -27,7 +27,10 @@
 //! bridge itself. Socket registrations keep the latest per key; DTMF keeps
 //! at most [`MAX_PENDING_DTMF`] requests waiting.
 
+pub mod ogg;
+pub mod parties;
 pub mod recorder;
+pub mod route;
 pub mod tones;
 pub mod wav;
 
@@ -41,10 +44,11 @@ use media::codec::{Encoder, EncoderSettings};
 use media::frame::{BLOCK, PACKET};
 use media::jitter::JitterSettings;
 use media::receive::ReceiveChain;
-use protocol::media::{encode_media_frame, MediaHeader, FLAG_FEC};
+use protocol::media::{MediaHeader, FLAG_FEC};
 use tokio::sync::mpsc;
 
 use recorder::Recorder;
+use route::{listen_modes, InRoute, Listen, MediaOut, OutLeg, Routes, SocketSlot};
 use tones::{DtmfQueue, HoldTone};
 
 /// Frames an agent's socket may have waiting before new ones are dropped.
@@ -52,6 +56,9 @@ pub const AGENT_QUEUE: usize = 4;
 
 /// DTMF requests that may wait for the bridge; more are dropped (logged).
 pub const MAX_PENDING_DTMF: usize = 256;
+
+/// The most mixer threads the bridge starts (one per core up to this).
+pub const MAX_MIXERS: usize = 8;
 
 /// Stats requests that may wait for the bridge; more are answered empty.
 const MAX_PENDING_STATS: usize = 64;
@@ -140,19 +147,14 @@ pub enum Command {
     Plan(CallPlan),
     /// A media frame from an agent's socket (its leg was checked).
     AgentFrame {
+        /// The call its route names (`None`: look in every call).
+        call: Option<Arc<str>>,
         /// Username.
         agent: String,
         /// Leg id from the header.
         leg: u32,
         /// The whole frame.
         bytes: Vec<u8>,
-    },
-    /// An agent's socket can take frames through this sender.
-    AttachAgent {
-        /// Username.
-        agent: String,
-        /// Bounded; full means drop.
-        tx: mpsc::Sender<Vec<u8>>,
     },
     /// Play DTMF to one party of a call.
     Dtmf {
@@ -190,6 +192,10 @@ pub struct BridgeStats {
     /// Frames from sockets dropped because the bridge's input queue was
     /// full, plus DTMF requests dropped from a full mailbox.
     pub input_dropped: u64,
+    /// Frames forwarded without decoding (a subset of `frames_sent`).
+    pub frames_forwarded: u64,
+    /// Forwarding delay inside the backend, frame read to frame written.
+    pub delay: route::DelaySummary,
 }
 
 /// A test-only network impairment on frames the bridge sends to agents:
@@ -210,7 +216,6 @@ pub struct Impairment {
 struct Pending {
     /// Per call: the latest live plan, and the `ended` plan if one came.
     plans: HashMap<String, (Option<CallPlan>, Option<CallPlan>)>,
-    attach: HashMap<String, mpsc::Sender<Vec<u8>>>,
     dtmf: Vec<(String, String, String)>,
     stats: Vec<tokio::sync::oneshot::Sender<BridgeStats>>,
     /// A graceful stop: applied after everything else in the mailbox, so
@@ -240,29 +245,217 @@ impl Mailbox {
     }
 }
 
-/// Sends commands to the bridge task.
+/// One mixer thread: its frame queue and its mailbox.
 #[derive(Clone)]
-pub struct Bridge {
+struct Shard {
     frames: mpsc::Sender<Command>,
     mailbox: Arc<Mailbox>,
 }
 
+/// Sends commands to the bridge: routes for the sockets, and a small fixed
+/// set of mixer threads (about one per core), each with its own clock and
+/// its share of the calls (by a hash of the call id).
+#[derive(Clone)]
+pub struct Bridge {
+    shards: Arc<[Shard]>,
+    routes: Arc<Routes>,
+}
+
 impl Bridge {
-    /// Starts the bridge task; at most `frame_queue` media frames wait for it.
+    /// Starts the bridge's mixers, one thread per core (at most
+    /// [`MAX_MIXERS`]), each with its own 20 ms clock so mixing never
+    /// occupies the sockets' runtime; at most `frame_queue` media frames
+    /// wait for each.
     pub fn spawn(impairment: Impairment, frame_queue: usize) -> Bridge {
-        let (frames, rx) = mpsc::channel(frame_queue.max(1));
-        let mailbox = Arc::new(Mailbox {
-            pending: Mutex::default(),
-            wake: tokio::sync::Notify::new(),
-            dropped: AtomicU64::new(0),
+        let n = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, MAX_MIXERS);
+        let (bridge, receivers) = Bridge::new(impairment, frame_queue, n);
+        for (i, rx) in receivers.into_iter().enumerate() {
+            let mailbox = bridge.shards[i].mailbox.clone();
+            let routes = bridge.routes.clone();
+            let started = std::thread::Builder::new()
+                .name(format!("bridge-mixer-{i}"))
+                .spawn(move || {
+                    match tokio::runtime::Builder::new_current_thread()
+                        .enable_time()
+                        .build()
+                    {
+                        Ok(rt) => rt.block_on(run(rx, mailbox, impairment, routes)),
+                        Err(e) => tracing::error!("media mixer runtime: {e}"),
+                    }
+                });
+            if let Err(e) = started {
+                tracing::error!("media mixer thread: {e}");
+            }
+        }
+        bridge
+    }
+
+    /// Starts one mixer as a task on the current runtime (tests that need
+    /// it to run only when they yield).
+    #[cfg(test)]
+    fn spawn_task(impairment: Impairment, frame_queue: usize) -> Bridge {
+        let (bridge, receivers) = Bridge::new(impairment, frame_queue, 1);
+        for (i, rx) in receivers.into_iter().enumerate() {
+            tokio::spawn(run(
+                rx,
+                bridge.shards[i].mailbox.clone(),
+                impairment,
+                bridge.routes.clone(),
+            ));
+        }
+        bridge
+    }
+
+    fn new(
+        impairment: Impairment,
+        frame_queue: usize,
+        mixers: usize,
+    ) -> (Bridge, Vec<mpsc::Receiver<Command>>) {
+        let mut shards = Vec::new();
+        let mut receivers = Vec::new();
+        for _ in 0..mixers.max(1) {
+            let (frames, rx) = mpsc::channel(frame_queue.max(1));
+            shards.push(Shard {
+                frames,
+                mailbox: Arc::new(Mailbox {
+                    pending: Mutex::default(),
+                    wake: tokio::sync::Notify::new(),
+                    dropped: AtomicU64::new(0),
+                }),
+            });
+            receivers.push(rx);
+        }
+        let impaired = impairment.loss_percent > 0.0 || impairment.jitter_ms > 0.0;
+        let mut routes = Routes::new(!impaired);
+        routes.recorder = Some(parties::PartyRecorder::start());
+        let routes = Arc::new(routes);
+        (
+            Bridge {
+                shards: shards.into(),
+                routes,
+            },
+            receivers,
+        )
+    }
+
+    /// The mixer that owns `call`.
+    fn shard(&self, call: &str) -> &Shard {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        call.hash(&mut h);
+        &self.shards[(h.finish() % self.shards.len() as u64) as usize]
+    }
+
+    /// A socket registered under `key` (an agent's name, or
+    /// [`customer_key`]) takes media frames through `tx` from now on; a
+    /// newer socket of the same key replaces it. The slot returned is
+    /// where the socket looks up the route of each frame it reads.
+    pub fn attach(&self, key: &str, tx: mpsc::Sender<MediaOut>) -> Arc<SocketSlot> {
+        self.routes.attach(key, tx)
+    }
+
+    /// A media frame a socket read on a routed leg: forwarded at once to
+    /// whoever hears this leg alone, and given to the mixer (which
+    /// records it and mixes it for whoever hears more than one talker).
+    pub fn on_frame(&self, key: &str, route: &InRoute, bytes: &[u8], since: Instant) {
+        let stats = &self.routes.stats;
+        stats.received.fetch_add(1, Ordering::Relaxed);
+        let Ok(frame) = protocol::media::decode_media_frame(bytes) else {
+            return;
+        };
+        if let (Some(file), Some(rec)) = (&route.record, &self.routes.recorder) {
+            rec.packet(file, frame.payload, frame.header.timestamp);
+        }
+        for out in &route.forward {
+            if out.offer(
+                route.source,
+                false,
+                &frame.header,
+                frame.payload,
+                since,
+                stats,
+            ) != route::Sent::NotMine
+            {
+                stats.forwarded.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.send(Command::AgentFrame {
+            call: Some(route.call.clone()),
+            agent: key.to_owned(),
+            leg: frame.header.leg,
+            bytes: bytes.to_vec(),
         });
-        tokio::spawn(run(rx, mailbox.clone(), impairment));
-        Bridge { frames, mailbox }
     }
 
     /// Sends a command. Never waits: a media frame is dropped (and counted)
     /// when the bridge is behind; everything else goes to the mailbox.
+    /// Stats and shutdown go to every mixer (see [`Bridge::stats`] and
+    /// [`Bridge::shutdown`]); everything else to the call's mixer.
     pub fn send(&self, cmd: Command) {
+        let shard = match &cmd {
+            Command::Plan(p) => self.shard(&p.call),
+            Command::AgentFrame { call: Some(c), .. } => self.shard(c),
+            Command::Dtmf { call, .. } => self.shard(call),
+            _ => &self.shards[0],
+        };
+        shard.send(cmd, &self.routes);
+    }
+
+    /// Finishes every recording (complete headers, synced to disk) and
+    /// stops the bridge; resolves with the number of files closed, or
+    /// `None` if the bridge had already stopped. Commands sent before this
+    /// one (the plans that end calls) are applied first.
+    pub async fn shutdown(&self) -> Option<usize> {
+        let mut waits = Vec::new();
+        for shard in self.shards.iter() {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            shard.send(Command::Shutdown(tx), &self.routes);
+            waits.push(rx);
+        }
+        let mut closed = None;
+        for rx in waits {
+            if let Ok(n) = rx.await {
+                closed = Some(closed.unwrap_or(0) + n);
+            }
+        }
+        closed
+    }
+
+    /// Current counters, summed over the mixers.
+    pub async fn stats(&self) -> BridgeStats {
+        let mut waits = Vec::new();
+        for shard in self.shards.iter() {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            shard.send(Command::Stats(tx), &self.routes);
+            waits.push(rx);
+        }
+        let mut total = BridgeStats::default();
+        for rx in waits {
+            let s = rx.await.unwrap_or_default();
+            total.calls += s.calls;
+            total.frames_received += s.frames_received;
+            total.frames_dropped += s.frames_dropped;
+            total.late_ticks += s.late_ticks;
+            total.worst_tick_us = total.worst_tick_us.max(s.worst_tick_us);
+            total.p99_tick_us = total.p99_tick_us.max(s.p99_tick_us);
+            total.input_dropped += s.input_dropped;
+        }
+        let r = &self.routes.stats;
+        total.frames_sent = r.sent.load(Ordering::Relaxed);
+        total.frames_dropped += r.dropped.load(Ordering::Relaxed);
+        total.frames_forwarded = r.forwarded.load(Ordering::Relaxed);
+        total.frames_received = total
+            .frames_received
+            .max(r.received.load(Ordering::Relaxed));
+        total.delay = route::FORWARD_DELAY.summary();
+        total
+    }
+}
+
+impl Shard {
+    fn send(&self, cmd: Command, routes: &Routes) {
         if let Command::AgentFrame { .. } = cmd {
             if let Err(mpsc::error::TrySendError::Full(_)) = self.frames.try_send(cmd) {
                 self.mailbox.dropped("media frames");
@@ -273,15 +466,15 @@ impl Bridge {
             let mut p = self.mailbox.pending();
             match cmd {
                 Command::Plan(plan) => {
+                    // Routes first, synchronously: a frame read after the
+                    // center changed the call goes where the call now says.
+                    routes.apply_plan(&plan);
                     let slot = p.plans.entry(plan.call.clone()).or_default();
                     if plan.ended {
                         slot.1 = Some(plan);
                     } else {
                         slot.0 = Some(plan);
                     }
-                }
-                Command::AttachAgent { agent, tx } => {
-                    p.attach.insert(agent, tx);
                 }
                 Command::Dtmf { call, to, digits } => {
                     if p.dtmf.len() >= MAX_PENDING_DTMF {
@@ -303,29 +496,15 @@ impl Bridge {
         }
         self.mailbox.wake.notify_one();
     }
-
-    /// Finishes every recording (complete headers, synced to disk) and
-    /// stops the bridge; resolves with the number of files closed, or
-    /// `None` if the bridge had already stopped. Commands sent before this
-    /// one (the plans that end calls) are applied first.
-    pub async fn shutdown(&self) -> Option<usize> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.send(Command::Shutdown(tx));
-        rx.await.ok()
-    }
-
-    /// Current counters.
-    pub async fn stats(&self) -> BridgeStats {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.send(Command::Stats(tx));
-        rx.await.unwrap_or_default()
-    }
 }
 
 enum Input {
     Socket(Box<ReceiveChain>),
     Prompt {
         samples: Arc<Vec<f32>>,
+        /// The same prompt encoded once: what a listener hearing only
+        /// this caller gets, with no encode per tick.
+        packets: Arc<Mutex<PromptPackets>>,
         pos: usize,
     },
     /// Says back what it heard on the previous tick.
@@ -334,17 +513,26 @@ enum Input {
 
 enum Output {
     Socket {
-        agent: String,
-        leg: u32,
+        out: Arc<OutLeg>,
+        /// The mixer as this leg's source.
+        source: u64,
         encoder: Box<Encoder>,
         seq: u32,
         ts: u32,
+        /// Position in the canned hold loop.
+        hold_pos: usize,
     },
     Heard(Option<Box<dyn Recorder>>),
 }
 
 struct Party {
     plan: PlannedParty,
+    /// What it hears (see [`route::listen_modes`]).
+    listen: Listen,
+    /// For [`Listen::Prompt`]: the id of the caller whose prompt it hears.
+    prompt_of: Option<String>,
+    /// This tick's packet was already sent (canned) or is forwarded.
+    done: bool,
     input: Input,
     output: Output,
     pcm: Box<[f32; PACKET]>,
@@ -353,27 +541,31 @@ struct Party {
 }
 
 impl Party {
-    /// A party whose audio comes and goes on a socket registered under
-    /// `key` (an agent's name, or a customer phone's key) with `leg`.
-    fn on_socket(plan: PlannedParty, key: String, leg: u32) -> Option<Party> {
+    /// A party whose audio comes and goes on a socket leg, `out`.
+    fn on_socket(plan: PlannedParty, leg: u32, out: Arc<OutLeg>) -> Option<Party> {
         let chain = ReceiveChain::new(Some(leg), JitterSettings::default()).ok()?;
-        // Complexity 2: the bridge encodes one stream per party per tick,
-        // and capacity matters more here than the last decibel.
+        // Complexity 2: the bridge encodes one stream per mixed party per
+        // tick, and capacity matters more here than the last decibel.
         let encoder = Encoder::new(EncoderSettings {
             complexity: 2,
             ..EncoderSettings::default()
         })
         .ok()?;
+        let source = route::source_id("mixer", &plan.id, leg);
         Some(Party {
             input: Input::Socket(Box::new(chain)),
             output: Output::Socket {
-                agent: key,
-                leg,
+                out,
+                source,
                 encoder: Box::new(encoder),
                 seq: 0,
                 ts: 0,
+                hold_pos: 0,
             },
             plan,
+            listen: Listen::Mix,
+            prompt_of: None,
+            done: false,
             pcm: Box::new([0.0; PACKET]),
             hold: HoldTone::new(),
             dtmf: DtmfQueue::default(),
@@ -386,33 +578,119 @@ struct CallMedia {
     recording: Option<Box<dyn Recorder>>,
 }
 
+/// Packets encoded once and looped: hold music and silence.
+struct Canned {
+    hold: Vec<Vec<u8>>,
+    silence: Vec<u8>,
+}
+
+impl Canned {
+    fn new() -> Canned {
+        // Quality over speed: this runs once.
+        let mut enc = Encoder::new(EncoderSettings::default()).ok();
+        let mut encode = |pcm: &[f32; PACKET]| -> Vec<u8> {
+            enc.as_mut()
+                .and_then(|e| e.encode(pcm).ok().map(<[u8]>::to_vec))
+                .unwrap_or_default()
+        };
+        let mut tone = HoldTone::new();
+        let mut pcm = [0.0f32; PACKET];
+        let hold = (0..tones::HOLD_LOOP_PACKETS)
+            .map(|_| {
+                tone.fill(&mut pcm);
+                encode(&pcm)
+            })
+            .collect();
+        let silence = encode(&[0.0; PACKET]);
+        Canned { hold, silence }
+    }
+}
+
+/// A prompt encoded once, 20 ms a packet, lazily and in order: packet
+/// `k` is encoded the first time any listener reaches it, so a prompt
+/// costs at most one encode per tick (the furthest listener's) and then
+/// nothing, however many calls play it.
+pub struct PromptPackets {
+    samples: Arc<Vec<f32>>,
+    encoder: Option<Encoder>,
+    packets: Vec<Vec<u8>>,
+}
+
+impl PromptPackets {
+    fn new(samples: Arc<Vec<f32>>) -> PromptPackets {
+        PromptPackets {
+            samples,
+            encoder: Encoder::new(EncoderSettings::default()).ok(),
+            packets: Vec::new(),
+        }
+    }
+
+    /// Packet `k` (the prompt's samples `k * PACKET ..`), or `None` past
+    /// the end.
+    fn packet(&mut self, k: usize) -> Option<Vec<u8>> {
+        while self.packets.len() <= k {
+            let from = self.packets.len() * PACKET;
+            let chunk = self.samples.get(from..)?;
+            if chunk.is_empty() {
+                return None;
+            }
+            let mut pcm = [0.0f32; PACKET];
+            let n = chunk.len().min(PACKET);
+            pcm[..n].copy_from_slice(&chunk[..n]);
+            let packet = self
+                .encoder
+                .as_mut()
+                .and_then(|e| e.encode(&pcm).ok().map(<[u8]>::to_vec))
+                .unwrap_or_default();
+            self.packets.push(packet);
+        }
+        self.packets.get(k).cloned()
+    }
+}
+
+type Prompt = (Arc<Vec<f32>>, Arc<Mutex<PromptPackets>>);
+
 struct Hub {
     calls: HashMap<String, CallMedia>,
-    sinks: HashMap<String, mpsc::Sender<Vec<u8>>>,
-    prompts: HashMap<PathBuf, Arc<Vec<f32>>>,
+    routes: Arc<Routes>,
+    canned: Canned,
+    prompts: HashMap<PathBuf, Prompt>,
     start: Instant,
     stats: BridgeStats,
     tick_times: Vec<u64>,
     mix: Box<[f32; PACKET]>,
-    frame: Vec<u8>,
     impairment: Impairment,
     rng: u64,
-    /// Impaired frames waiting for their delayed send time (ms, agent, frame).
-    delayed: Vec<(f64, String, Vec<u8>)>,
+    /// Impaired frames waiting for their delayed send time.
+    delayed: Vec<Delayed>,
+}
+
+/// A mixer packet held back by the test impairment.
+struct Delayed {
+    due: f64,
+    out: Arc<OutLeg>,
+    source: u64,
+    header: MediaHeader,
+    payload: Vec<u8>,
 }
 
 const TICK: Duration = Duration::from_millis(20);
 
-async fn run(mut rx: mpsc::Receiver<Command>, mailbox: Arc<Mailbox>, impairment: Impairment) {
+async fn run(
+    mut rx: mpsc::Receiver<Command>,
+    mailbox: Arc<Mailbox>,
+    impairment: Impairment,
+    routes: Arc<Routes>,
+) {
     let mut hub = Hub {
         calls: HashMap::new(),
-        sinks: HashMap::new(),
+        routes,
+        canned: Canned::new(),
         prompts: HashMap::new(),
         start: Instant::now(),
         stats: BridgeStats::default(),
         tick_times: Vec::with_capacity(1000),
         mix: Box::new([0.0; PACKET]),
-        frame: Vec::with_capacity(1400),
         impairment,
         rng: impairment.seed | 1,
         delayed: Vec::new(),
@@ -498,12 +776,9 @@ impl Hub {
         self.tick_times.push(us);
     }
 
-    /// Applies the mailbox: sockets first, then plans (each call's live
-    /// plan before its `ended` one), then DTMF for the parties they made.
+    /// Applies the mailbox: plans (each call's live plan before its
+    /// `ended` one), then DTMF for the parties they made.
     fn apply_pending(&mut self, p: Pending) {
-        for (agent, tx) in p.attach {
-            self.sinks.insert(agent, tx);
-        }
         for (_, (live, ended)) in p.plans {
             for plan in [live, ended].into_iter().flatten() {
                 self.plan(plan);
@@ -520,15 +795,21 @@ impl Hub {
     fn apply(&mut self, cmd: Command) {
         match cmd {
             Command::Plan(plan) => self.plan(plan),
-            Command::AttachAgent { agent, tx } => {
-                self.sinks.insert(agent, tx);
-            }
-            Command::AgentFrame { agent, leg, bytes } => {
+            Command::AgentFrame {
+                call,
+                agent,
+                leg,
+                bytes,
+            } => {
                 let now = self.now_ms();
                 self.stats.frames_received += 1;
-                for call in self.calls.values_mut() {
-                    for p in call.parties.iter_mut() {
-                        let mine = matches!(&p.output, Output::Socket { agent: a, leg: l, .. } if *a == agent && *l == leg);
+                for (id, media) in self.calls.iter_mut() {
+                    if call.as_ref().is_some_and(|c| **c != **id) {
+                        continue;
+                    }
+                    for p in media.parties.iter_mut() {
+                        let mine = route::socket_of(id, &p.plan)
+                            .is_some_and(|(k, l)| l == leg && k == agent);
                         if let (true, Input::Socket(chain)) = (mine, &mut p.input) {
                             if let Err(e) = chain.push_frame(&bytes, now) {
                                 tracing::debug!("frame from {agent}: {e}");
@@ -557,29 +838,28 @@ impl Hub {
         }
     }
 
-    fn prompt(&mut self, path: &PathBuf) -> Arc<Vec<f32>> {
+    fn prompt(&mut self, path: &PathBuf) -> Prompt {
         if let Some(p) = self.prompts.get(path) {
             return p.clone();
         }
         let samples = match wav::read_48k_mono(path) {
-            Ok(s) => Arc::new(s),
+            Ok(s) => s,
             Err(e) => {
                 tracing::warn!("caller prompt: {e}");
-                Arc::new(Vec::new())
+                Vec::new()
             }
         };
-        self.prompts.insert(path.clone(), samples.clone());
-        samples
+        let samples = Arc::new(samples);
+        let packets = Arc::new(Mutex::new(PromptPackets::new(samples.clone())));
+        let p = (samples, packets);
+        self.prompts.insert(path.clone(), p.clone());
+        p
     }
 
     fn plan(&mut self, plan: CallPlan) {
         if plan.ended || plan.parties.is_empty() {
             if let Some(call) = self.calls.remove(&plan.call) {
                 let _ = close_call(call);
-            }
-            if plan.ended {
-                // A customer phone's sink lives as long as its call.
-                self.sinks.remove(&customer_key(&plan.call));
             }
             return;
         }
@@ -617,8 +897,13 @@ impl Hub {
                 let _ = w.finish();
             }
         }
+        let modes = listen_modes(&plan.call, &plan.parties);
         // Parties that joined or changed.
-        for q in plan.parties {
+        for (q, listen) in plan.parties.iter().zip(modes) {
+            let prompt_of = match listen {
+                Listen::Prompt(i) => plan.parties.get(i).map(|c| c.id.clone()),
+                _ => None,
+            };
             let call = match self.calls.get_mut(&plan.call) {
                 Some(c) => c,
                 None => return,
@@ -628,32 +913,39 @@ impl Hub {
                     // Start the hold pattern with its beeps: the caller
                     // hears at once that they are on hold.
                     p.hold = HoldTone::new();
+                    if let Output::Socket { hold_pos, .. } = &mut p.output {
+                        *hold_pos = 0;
+                    }
                 }
                 p.plan.audio = q.audio;
+                p.listen = listen;
+                p.prompt_of = prompt_of;
                 continue;
             }
-            let party = match &q.kind {
-                PartyKind::Agent { agent, leg } => {
-                    match Party::on_socket(q.clone(), agent.clone(), *leg) {
+            let mut party = match route::socket_of(&plan.call, q) {
+                Some((key, leg)) => {
+                    let out = self.routes.out_leg(&key, leg);
+                    match Party::on_socket(q.clone(), leg, out) {
                         Some(p) => p,
                         None => continue,
                     }
                 }
-                PartyKind::Caller {
-                    play: CallerAudio::Live { leg },
-                    ..
-                } => match Party::on_socket(q.clone(), customer_key(&plan.call), *leg) {
-                    Some(p) => p,
-                    None => continue,
-                },
-                PartyKind::Caller { play, heard } => {
+                None => {
+                    let PartyKind::Caller { play, heard } = &q.kind else {
+                        continue;
+                    };
                     let input = match play {
-                        CallerAudio::Prompt(path) => Input::Prompt {
-                            samples: self.prompt(path),
-                            pos: 0,
-                        },
+                        CallerAudio::Prompt(path) => {
+                            let (samples, packets) = self.prompt(path);
+                            Input::Prompt {
+                                samples,
+                                packets,
+                                pos: 0,
+                            }
+                        }
                         CallerAudio::Silence => Input::Prompt {
                             samples: Arc::new(Vec::new()),
+                            packets: Arc::new(Mutex::new(PromptPackets::new(Arc::default()))),
                             pos: 0,
                         },
                         CallerAudio::Echo => Input::Echo(Box::new([0.0; PACKET])),
@@ -668,12 +960,17 @@ impl Hub {
                         input,
                         output: Output::Heard(heard),
                         plan: q.clone(),
+                        listen: Listen::NotSocket,
+                        prompt_of: None,
+                        done: false,
                         pcm: Box::new([0.0; PACKET]),
                         hold: HoldTone::new(),
                         dtmf: DtmfQueue::default(),
                     }
                 }
             };
+            party.listen = listen;
+            party.prompt_of = prompt_of;
             if let Some(call) = self.calls.get_mut(&plan.call) {
                 call.parties.push(party);
             }
@@ -688,43 +985,134 @@ impl Hub {
         (self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    /// Applies the impairment to frames leaving this tick.
-    fn impair(&mut self, now: f64, outgoing: Vec<(String, Vec<u8>)>) {
-        for (agent, frame) in outgoing {
+    /// Applies the impairment to packets leaving this tick.
+    fn impair(&mut self, now: f64, outgoing: Vec<Delayed>) {
+        for mut d in outgoing {
             if self.next_random() * 100.0 < self.impairment.loss_percent {
                 self.stats.frames_dropped += 1;
                 continue;
             }
-            let due = now + self.next_random() * self.impairment.jitter_ms;
-            self.delayed.push((due, agent, frame));
+            d.due = now + self.next_random() * self.impairment.jitter_ms;
+            self.delayed.push(d);
         }
         self.send_delayed(now);
     }
 
-    /// Sends impaired frames whose delay is over, oldest first.
+    /// Sends impaired packets whose delay is over, oldest first.
     fn send_delayed(&mut self, now: f64) {
-        self.delayed.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let due = self.delayed.iter().take_while(|d| d.0 <= now).count();
-        for (_, agent, frame) in self.delayed.drain(..due) {
-            match self.sinks.get(&agent) {
-                Some(tx) if tx.try_send(frame).is_ok() => self.stats.frames_sent += 1,
-                _ => self.stats.frames_dropped += 1,
-            }
+        self.delayed.sort_by(|a, b| a.due.total_cmp(&b.due));
+        let due = self.delayed.iter().take_while(|d| d.due <= now).count();
+        let since = Instant::now();
+        for d in self.delayed.drain(..due) {
+            d.out.offer(
+                d.source,
+                true,
+                &d.header,
+                &d.payload,
+                since,
+                &self.routes.stats,
+            );
         }
     }
 
     fn tick(&mut self) {
         let now = self.now_ms();
+        let since = Instant::now();
         let impaired = self.impairment.loss_percent > 0.0 || self.impairment.jitter_ms > 0.0;
-        let mut outgoing: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut outgoing: Vec<Delayed> = Vec::new();
         let Hub {
             calls,
-            sinks,
-            stats,
+            routes,
+            canned,
             mix,
-            frame,
             ..
         } = self;
+        // First pass, cheap: every canned packet of every call leaves
+        // before any decoding or encoding, so its delay does not grow with
+        // the mixing work of the calls ahead of it.
+        for call in calls.values_mut() {
+            for p in call.parties.iter_mut() {
+                if let Input::Prompt { pos, .. } = &mut p.input {
+                    *pos += PACKET;
+                }
+            }
+            for j in 0..call.parties.len() {
+                call.parties[j].done = false;
+                let dtmf = call.parties[j].dtmf.is_active();
+                let Output::Socket { out, hold_pos, .. } = &call.parties[j].output else {
+                    continue;
+                };
+                if matches!(call.parties[j].listen, Listen::Forward { .. }) {
+                    // DTMF to a forwarded party: the mixer takes the leg
+                    // over while the digits play.
+                    out.set_mixer_override(dtmf);
+                }
+                if !out.mixer_sends() {
+                    // Forwarded by the sockets.
+                    call.parties[j].done = true;
+                    continue;
+                }
+                let packet = match &call.parties[j].listen {
+                    _ if dtmf => None,
+                    Listen::Hold => canned
+                        .hold
+                        .get(hold_pos % canned.hold.len().max(1))
+                        .cloned(),
+                    Listen::Silence => Some(canned.silence.clone()),
+                    Listen::Prompt(_) => Some(
+                        call.parties[j]
+                            .prompt_of
+                            .as_ref()
+                            .and_then(|id| call.parties.iter().find(|c| &c.plan.id == id))
+                            .and_then(|c| match &c.input {
+                                Input::Prompt { packets, pos, .. } => packets
+                                    .lock()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .packet((pos / PACKET).saturating_sub(1)),
+                                _ => None,
+                            })
+                            .unwrap_or_else(|| canned.silence.clone()),
+                    ),
+                    _ => None,
+                };
+                let Some(packet) = packet else {
+                    continue;
+                };
+                let p = &mut call.parties[j];
+                p.done = true;
+                if let Output::Socket {
+                    out,
+                    source,
+                    seq,
+                    ts,
+                    hold_pos,
+                    ..
+                } = &mut p.output
+                {
+                    let header = MediaHeader {
+                        flags: FLAG_FEC,
+                        leg: out.leg,
+                        sequence: *seq,
+                        timestamp: *ts,
+                    };
+                    *seq = seq.wrapping_add(1);
+                    *ts = ts.wrapping_add(PACKET as u32);
+                    *hold_pos = hold_pos.wrapping_add(1);
+                    if impaired {
+                        outgoing.push(Delayed {
+                            due: 0.0,
+                            out: out.clone(),
+                            source: *source,
+                            header,
+                            payload: packet,
+                        });
+                    } else {
+                        out.offer(*source, true, &header, &packet, since, &routes.stats);
+                    }
+                }
+            }
+        }
+        // Second pass: decode, record, mix and encode what needs it.
         for call in calls.values_mut() {
             // 1. Everyone's 20 ms.
             for p in call.parties.iter_mut() {
@@ -737,10 +1125,10 @@ impl Hub {
                             now + 10.0,
                         );
                     }
-                    Input::Prompt { samples, pos } => {
-                        for x in p.pcm.iter_mut() {
-                            *x = samples.get(*pos).copied().unwrap_or(0.0);
-                            *pos += 1;
+                    Input::Prompt { samples, pos, .. } => {
+                        let from = pos.saturating_sub(PACKET);
+                        for (k, x) in p.pcm.iter_mut().enumerate() {
+                            *x = samples.get(from + k).copied().unwrap_or(0.0);
                         }
                     }
                     Input::Echo(last) => p.pcm.copy_from_slice(&last[..]),
@@ -760,8 +1148,12 @@ impl Hub {
                 }
                 let _ = rec.write(&mix[..]);
             }
-            // 3. Each party's mix of the others.
+            // 3. Each party's mix of the others, unless what it hears is
+            // forwarded or canned (sent above).
             for j in 0..call.parties.len() {
+                if call.parties[j].done {
+                    continue;
+                }
                 mix.fill(0.0);
                 if call.parties[j].plan.audio == Audio::Held {
                     call.parties[j].hold.fill(mix);
@@ -789,15 +1181,16 @@ impl Hub {
                         }
                     }
                     Output::Socket {
-                        agent,
-                        leg,
+                        out,
+                        source,
                         encoder,
                         seq,
                         ts,
+                        ..
                     } => {
                         let header = MediaHeader {
                             flags: FLAG_FEC,
-                            leg: *leg,
+                            leg: out.leg,
                             sequence: *seq,
                             timestamp: *ts,
                         };
@@ -806,16 +1199,16 @@ impl Hub {
                         let Ok(payload) = encoder.encode(mix) else {
                             continue;
                         };
-                        encode_media_frame(&header, payload, frame);
                         if impaired {
-                            outgoing.push((agent.clone(), frame.clone()));
-                            continue;
-                        }
-                        match sinks.get(agent.as_str()) {
-                            Some(tx) if tx.try_send(frame.clone()).is_ok() => {
-                                stats.frames_sent += 1
-                            }
-                            _ => stats.frames_dropped += 1,
+                            outgoing.push(Delayed {
+                                due: 0.0,
+                                out: out.clone(),
+                                source: *source,
+                                header,
+                                payload: payload.to_vec(),
+                            });
+                        } else {
+                            out.offer(*source, true, &header, payload, since, &routes.stats);
                         }
                     }
                 }
@@ -851,9 +1244,10 @@ mod tests {
     /// test sends: the frame queue fills and drops, the plans do not.
     #[tokio::test(flavor = "current_thread")]
     async fn a_flood_of_frames_is_dropped_but_plans_are_not() {
-        let bridge = Bridge::spawn(Impairment::default(), 16);
+        let bridge = Bridge::spawn_task(Impairment::default(), 16);
         for i in 0..5_000u32 {
             bridge.send(Command::AgentFrame {
+                call: None,
                 agent: "alice".into(),
                 leg: 1,
                 bytes: vec![0; 100 + (i % 10) as usize],
@@ -867,7 +1261,7 @@ mod tests {
         bridge.send(Command::Plan(caller_plan("c-2", false)));
         bridge.send(Command::Plan(caller_plan("c-2", true)));
         {
-            let p = bridge.mailbox.pending();
+            let p = bridge.shards[0].mailbox.pending();
             assert_eq!(p.plans.len(), 2, "one slot per call");
         }
         let stats = bridge.stats().await;
@@ -880,7 +1274,10 @@ mod tests {
                 digits: "1".into(),
             });
         }
-        assert_eq!(bridge.mailbox.pending().dtmf.len(), MAX_PENDING_DTMF);
+        assert_eq!(
+            bridge.shards[0].mailbox.pending().dtmf.len(),
+            MAX_PENDING_DTMF
+        );
         let stats = bridge.stats().await;
         assert_eq!(stats.input_dropped, 5_000 - 16 + 10);
     }

@@ -15,6 +15,11 @@ pub struct HoldTone {
 const NOTES: [f32; 4] = [523.25, 659.25, 783.99, 659.25];
 const NOTE_SAMPLES: u64 = 19_200; // 400 ms
 
+/// One whole hold pattern in 20 ms packets (4 notes of 400 ms): the
+/// bridge encodes this many once and loops them. Each note starts and
+/// ends at zero amplitude, so the loop has no audible seam.
+pub const HOLD_LOOP_PACKETS: usize = (NOTES.len() as u64 * NOTE_SAMPLES / PACKET as u64) as usize;
+
 impl HoldTone {
     /// Starts at the first note.
     pub fn new() -> HoldTone {
