@@ -253,3 +253,35 @@ test('transfer panel: warm transfer handed over, then a conference, with Streams
   await context.close();
   await bob.page.context().close();
 });
+
+// Issue 15 item 1 through the facade: a Streams page that moves its CCP's
+// frame (the browser reloads it) hears the new CCP's ACKNOWLEDGE, as Streams
+// reports a reloaded CCP, and its subscriptions and actions keep working.
+test('hidden CCP custom softphone survives its CCP frame being moved (reloaded)', async () => {
+  const { page, context, logged, log } = await openIntegration('streams-hidden.html', 'alice');
+  await page.selectOption('#status', 'Available');
+  await logged(/^set Available$/);
+  await page.evaluate(() => {
+    window.acks = 0;
+    connect.core.getEventBus().subscribe(connect.EventType.ACKNOWLEDGE, () => { window.acks++; });
+    document.body.append(document.querySelector('iframe[data-switchboard="ccp"]'));
+  });
+  await page.waitForFunction(() => window.acks === 1, null, { timeout: 15000, polling: 50 });
+  await page.selectOption('#status', 'Lunch');
+  await logged(/^set Lunch$/);
+  await logged(/^state Available -> Lunch$/);
+  await page.selectOption('#status', 'Available');
+  await logged(/^state Lunch -> Available$/);
+  await placeCall();
+  await logged(/^ringing$/);
+  await page.click('#answer');
+  await logged(/^connected$/);
+  await page.click('#hangup');
+  await logged(/^acw$/);
+  await page.selectOption('#status', 'Available');
+  await logged(/^destroyed$/);
+  const lines = await log();
+  assert.ok(!lines.some((l) => /failed/.test(l)), lines.join('\n'));
+  assert.equal(await page.evaluate(() => new connect.Agent().getName()), 'Alice Tanaka');
+  await context.close();
+});

@@ -580,3 +580,20 @@ test('conference: join, drop the third party (REFRESH only), join again, then th
   assert.deepEqual(seen.filter((e) => e !== 'Refresh'), ['ACW', 'Ended', 'Destroy']);
   assert.ok(!seen.includes('Connected') && !seen.includes('Connecting'), 'no state events while the contact stays CONNECTED');
 });
+
+// Streams reports a reloaded CCP (core.js: the conduit relays the new
+// document's ACKNOWLEDGE upstream onto the page's event bus) and carries on
+// with the same subscriptions; no agent INIT again.
+test('a reloaded CCP frame: ACKNOWLEDGE again, subscriptions and agent data carry on', async () => {
+  const seen = [];
+  connect.core.getEventBus().subscribe(connect.EventType.ACKNOWLEDGE, () => seen.push('ack'));
+  new connect.Agent().onStateChange((e) => seen.push(`state ${e.newState}`));
+  session.setStatus('Lunch');
+  session.emit('frameReloaded', { loads: 2 });
+  await new Promise((r) => setTimeout(r, 0));
+  assert.deepEqual(seen, ['ack', 'state Lunch']);
+  assert.ok(!events.includes('agent::init'), 'the agent is not initialized again');
+  assert.equal(connect.core.initialized, true);
+  await ok((cb) => new connect.Agent().setState(new connect.Agent().getAgentStates()[0], cb));
+  assert.deepEqual(session.calls.at(-1), ['setState', 'Available']);
+});
