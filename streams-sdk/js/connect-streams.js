@@ -974,6 +974,15 @@
         bus.trigger('agent::network_connection_status_changed', { status: networkStatus(link), previousStatus: networkStatus(before) });
       }
     });
+    // The CCP frame loaded again (moved in the page, reloaded) and the SDK
+    // opened a new frame session with it. Streams reports a reloaded CCP by
+    // the new document's ACKNOWLEDGE on the event bus; subscriptions and
+    // the agent's data carry on, and the next diff fires what changed.
+    session.on('frameReloaded', function (info) {
+      Log.info('the CCP frame reloaded (load %s); new frame session', info && info.loads);
+      bus.trigger(EventType.ACKNOWLEDGE, { id: 'switchboard-frame-' + (info && info.loads) });
+      queueUpdate();
+    });
     session.on('error', function (err) {
       // A CCP frame that stopped answering: Streams' retries-exhausted signal.
       if (err && err.code === 'frame_lost') bus.trigger(EventType.IFRAME_RETRIES_EXHAUSTED);

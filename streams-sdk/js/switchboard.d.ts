@@ -281,6 +281,7 @@ export class Agent {
  * @property {string} link the CCP's backend link: `open`, `connecting`, `reconnecting`, `closed`, `logged_out`
  * @property {boolean} leader whether this tab's CCP owns the softphone
  * @property {SwitchboardError} error something failed outside an action (lost frame)
+ * @property {{loads: number}} frameReloaded the CCP frame loaded again (moved in the page, reloaded) and a new frame session is up; subscriptions carry on, actions in flight at the reload failed with `frame_lost`
  * @property {SwitchboardError} softphoneError the audio could not start
  * @property {{expiresAt: number}} tokenWillExpire the login's token expires at `expiresAt` (ms since the epoch); the CCP is already refreshing it (Twilio's `tokenWillExpire`)
  * @property {{expiresAt: number}} tokenRefreshed the CCP got a new token, valid until `expiresAt`; the token itself stays in the CCP
@@ -563,6 +564,12 @@ export type SessionEvents = {
      * something failed outside an action (lost frame)
      */
     error: SwitchboardError;
+    /**
+     * the CCP frame loaded again (moved in the page, reloaded) and a new frame session is up; subscriptions carry on, actions in flight at the reload failed with `frame_lost`
+     */
+    frameReloaded: {
+        loads: number;
+    };
     /**
      * the audio could not start
      */

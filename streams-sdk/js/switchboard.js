@@ -422,6 +422,7 @@ export class Agent {
  * @property {string} link the CCP's backend link: `open`, `connecting`, `reconnecting`, `closed`, `logged_out`
  * @property {boolean} leader whether this tab's CCP owns the softphone
  * @property {SwitchboardError} error something failed outside an action (lost frame)
+ * @property {{loads: number}} frameReloaded the CCP frame loaded again (moved in the page, reloaded) and a new frame session is up; subscriptions carry on, actions in flight at the reload failed with `frame_lost`
  * @property {SwitchboardError} softphoneError the audio could not start
  * @property {{expiresAt: number}} tokenWillExpire the login's token expires at `expiresAt` (ms since the epoch); the CCP is already refreshing it (Twilio's `tokenWillExpire`)
  * @property {{expiresAt: number}} tokenRefreshed the CCP got a new token, valid until `expiresAt`; the token itself stays in the CCP
@@ -451,7 +452,14 @@ export class Session {
     /** How many messages were dropped (wrong window, origin, shape or nonce). */
     this.dropped = 0;
     this.#onMessage = (/** @type {MessageEvent} */ e) => this.#receive(e);
-    if (this.iframe) window.addEventListener('message', this.#onMessage);
+    this.#onLoad = () => this.#frameLoaded();
+    if (this.iframe) {
+      window.addEventListener('message', this.#onMessage);
+      // Every load of the frame is a new CCP document (the page moved the
+      // frame, the browser or the CCP reloaded it): each gets its own
+      // handshake and frame session, not just the first.
+      this.iframe.addEventListener('load', this.#onLoad);
+    }
   }
 
   #ccpUrl;
@@ -461,6 +469,18 @@ export class Session {
   #nonce;
   /** @type {(e: MessageEvent) => void} */
   #onMessage;
+  /** @type {() => void} */
+  #onLoad;
+  /** How many times the frame has loaded a CCP document. */
+  #loads = 0;
+  /** Says hello to the frame's current document until it answers. @type {ReturnType<typeof setInterval> | undefined} */
+  #helloRetry;
+  /** How long a hello is repeated after a load (the init timeout). */
+  #helloWindowMs = DEFAULT_INIT_TIMEOUT_MS;
+  /** Requests made while a reloaded frame was not ready yet, sent once it is. @type {Array<{id: number, action: any}>} */
+  #queued = [];
+  /** Set by a reload until the new document's first usable state. */
+  #reconnecting = false;
   #nextId = 1;
   /** @type {Map<number, {resolve: (v: any) => void, reject: (e: SwitchboardError) => void, timer: ReturnType<typeof setTimeout>}>} */
   #pending = new Map();
@@ -571,6 +591,9 @@ export class Session {
     if (this.#terminated) return;
     this.#terminated = true;
     window.removeEventListener('message', this.#onMessage);
+    this.iframe?.removeEventListener('load', this.#onLoad);
+    clearInterval(this.#helloRetry);
+    this.#queued = [];
     if (this.#pinger) clearInterval(this.#pinger);
     for (const [, p] of this.#pending) {
       clearTimeout(p.timer);
@@ -602,8 +625,6 @@ export class Session {
       const hello = JSON.stringify({ kind: 'hello', version: FRAME_VERSION, nonce: this.#nonce });
       // Said from the frame's load on (before it, the frame is about:blank)
       // and repeated until the CCP's listener is up and answers.
-      /** @type {ReturnType<typeof setInterval> | undefined} */
-      let retry;
       const timer = setTimeout(() => {
         settle(false, new SwitchboardError('init_timeout', this.#core
           ? `the backend did not send the agent's state within ${timeoutMs} ms`
@@ -611,7 +632,6 @@ export class Session {
             '(is it running, and is this page\'s origin approved to frame it?)'));
       }, timeoutMs);
       const settle = (/** @type {boolean} */ ok, /** @type {SwitchboardError | undefined} */ err) => {
-        clearInterval(retry);
         clearTimeout(timer);
         this.#handshake = null;
         if (ok) {
@@ -626,12 +646,46 @@ export class Session {
         this.#post(hello);
         return;
       }
-      this.iframe?.addEventListener('load', () => {
-        if (!this.#handshake || retry !== undefined) return;
-        this.#post(hello);
-        retry = setInterval(() => this.#post(hello), HELLO_RETRY_MS);
-      });
+      // The frame's loads say hello (#frameLoaded), this one and every later one.
+      this.#helloWindowMs = timeoutMs;
+      if (this.#loads > 0 && this.#helloRetry === undefined) this.#sayHello();
     });
+  }
+
+  /** The frame loaded a (new) CCP document. */
+  #frameLoaded() {
+    if (this.#terminated) return;
+    this.#loads++;
+    if (this.#loads > 1) {
+      // A new document knows nothing of the old session: a fresh nonce (so
+      // late messages of the old one are dropped), and what it was asked
+      // and never answered fails now rather than at its timeout.
+      this.#open = false;
+      this.#nonce = randomNonce();
+      this.#reconnecting = !this.#handshake;
+      for (const [, p] of this.#pending) {
+        clearTimeout(p.timer);
+        p.reject(new SwitchboardError('frame_lost', 'the CCP frame reloaded before answering'));
+      }
+      this.#pending.clear();
+    }
+    this.#sayHello();
+  }
+
+  /** Says hello now and again until the frame's document answers (bounded by the init timeout). */
+  #sayHello() {
+    clearInterval(this.#helloRetry);
+    const hello = () => JSON.stringify({ kind: 'hello', version: FRAME_VERSION, nonce: this.#nonce });
+    const started = Date.now();
+    this.#post(hello());
+    this.#helloRetry = setInterval(() => {
+      if (this.#open || this.#terminated || Date.now() - started > this.#helloWindowMs) {
+        clearInterval(this.#helloRetry);
+        this.#helloRetry = undefined;
+        return;
+      }
+      this.#post(hello());
+    }, HELLO_RETRY_MS);
   }
 
   /** @param {string} text */
@@ -661,7 +715,7 @@ export class Session {
       this.#emit('error', new SwitchboardError('frame_lost', 'the CCP stopped answering'));
       this.#lastHeard = Date.now();
     }
-    this.#post(JSON.stringify({ kind: 'ping', nonce: this.#nonce }));
+    if (this.#open || this.#core) this.#post(JSON.stringify({ kind: 'ping', nonce: this.#nonce }));
   }
 
   /**
@@ -674,9 +728,16 @@ export class Session {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#pending.delete(id);
+        this.#queued = this.#queued.filter((q) => q.id !== id);
         reject(new SwitchboardError('timeout', `no answer from the ${this.#core ? 'core' : 'CCP'} within ${this.#requestTimeoutMs} ms`));
       }, this.#requestTimeoutMs);
       this.#pending.set(id, { resolve, reject, timer });
+      if (!this.#core && this.#loads > 1 && (!this.#open || this.#reconnecting)) {
+        // A reloaded frame is not ready yet: sent once it is.
+        // Bounded by the pending requests, each of which times out.
+        this.#queued.push({ id, action });
+        return;
+      }
       this.#post(JSON.stringify({ kind: 'request', nonce: this.#nonce, id, action }));
     });
   }
@@ -715,6 +776,9 @@ export class Session {
       case 'hello':
         if (msg.version !== FRAME_VERSION) { this.#drop('hello of another version', msg); return; }
         this.#open = true;
+        clearInterval(this.#helloRetry);
+        this.#helloRetry = undefined;
+        if (!this.#reconnecting) this.#flushQueued();
         return;
       case 'hello_refused':
         this.#handshake?.(false, new SwitchboardError('version_mismatch',
@@ -731,13 +795,35 @@ export class Session {
         return this.#onResponse(msg);
       case 'state':
         if (!this.#open || !isStateShape(msg)) { this.#drop('state of the wrong shape', msg); return; }
-        this.#onState(msg);
-        // Ready once the CCP knows whether it is logged in, and if it is,
-        // once the agent's data has arrived.
-        if (msg.link !== 'connecting' && (msg.link !== 'open' || msg.agent)) this.#handshake?.(true);
+        this.#onStatePush(msg);
         return;
       default:
         this.#drop(`unknown kind ${msg.kind}`, msg);
+    }
+  }
+
+  /** @param {any} msg */
+  #onStatePush(msg) {
+    // Usable once the CCP knows whether it is logged in, and if it is,
+    // once the agent's data has arrived.
+    const usable = msg.link !== 'connecting' && (msg.link !== 'open' || msg.agent);
+    // A reloaded CCP starting up knows nothing yet about the agent: the
+    // page keeps the last state it had until the new document's is usable.
+    if (this.#reconnecting && !usable) return;
+    this.#onState(msg);
+    if (!usable) return;
+    this.#handshake?.(true);
+    if (this.#reconnecting) {
+      this.#reconnecting = false;
+      this.#flushQueued();
+      this.#emit('frameReloaded', Object.freeze({ loads: this.#loads }));
+    }
+  }
+
+  /** Sends the requests held while a reloaded frame was not ready. */
+  #flushQueued() {
+    for (const q of this.#queued.splice(0)) {
+      if (this.#pending.has(q.id)) this.#post(JSON.stringify({ kind: 'request', nonce: this.#nonce, id: q.id, action: q.action }));
     }
   }
 

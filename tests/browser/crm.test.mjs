@@ -85,6 +85,73 @@ test('the demo CRM pops the order and handles a call through the hidden CCP', as
   await context.close();
 });
 
+// Issue 15 item 1: moving an iframe in the DOM reloads it, and a reloaded
+// CCP is a new document that knows nothing of the page's session. The SDK
+// must open a new frame session on every load (actions then succeed,
+// events keep arriving), and the demo must show its softphone without
+// moving the frame at all.
+test('the softphone shows and hides without reloading; a moved frame reconnects and keeps working', async () => {
+  const context = await browser.newContext({ viewport: { width: 1100, height: 760 } });
+  const page = await context.newPage();
+  const crm = new CrmPage(page, backend.crmUrl);
+  await crm.open();
+  await page.getByTestId('crm-login').waitFor();
+  // alice again (the first test's alice stays routable on the backend).
+  await crm.loginByPopup('alice', 'alice-pass', backend.url);
+  await page.getByTestId('crm-agent').filter({ hasText: 'Alice Tanaka' }).waitFor();
+  await crm.setStatus('Available');
+  await page.evaluate(() => {
+    window.reloads = [];
+    window.crmSession.on('frameReloaded', (e) => window.reloads.push(e.loads));
+  });
+
+  // Show and hide: the same CCP document throughout (a marker set in it survives).
+  const frame = page.locator('iframe[data-switchboard="ccp"]');
+  await crm.ccpFrame().evaluate(() => { globalThis.__crmMarker = 'first document'; });
+  await crm.click('crm-toggle-ccp');
+  await page.getByTestId('crm-toggle-ccp').filter({ hasText: 'Hide softphone' }).waitFor();
+  const shown = await frame.boundingBox();
+  assert.ok(shown.width >= 320 && shown.height >= 460, `the CCP is shown (${shown.width}x${shown.height})`);
+  await screenshot(page, 'crm-softphone-shown');
+  assert.equal(await crm.ccpFrame().evaluate(() => globalThis.__crmMarker), 'first document', 'showing did not reload the CCP');
+  await crm.setStatus('Lunch');
+  await crm.click('crm-toggle-ccp');
+  await page.getByTestId('crm-toggle-ccp').filter({ hasText: 'Show softphone' }).waitFor();
+  const hidden = await frame.boundingBox();
+  assert.ok(hidden.width <= 1 && hidden.height <= 1, `the CCP is hidden again (${hidden.width}x${hidden.height})`);
+  assert.equal(await crm.ccpFrame().evaluate(() => globalThis.__crmMarker), 'first document', 'hiding did not reload the CCP');
+  await crm.setStatus('Available');
+  assert.deepEqual(await page.evaluate(() => window.reloads), []);
+
+  // A page that moves the frame anyway (as the demo used to): the browser
+  // reloads it, and the SDK opens a new frame session with the new document.
+  await page.evaluate(() => document.querySelector('main').append(window.crmSession.iframe));
+  await page.waitForFunction(() => window.reloads.length === 1, null, { timeout: 15000, polling: 50 });
+  assert.equal(await crm.ccpFrame().evaluate(() => globalThis.__crmMarker), undefined, 'a new CCP document');
+  await crm.setStatus('Lunch');
+  await crm.setStatus('Available');
+
+  // Events keep arriving through the new session: a call rings, is taken and ended.
+  const placed = await api(backend.url, 'POST', '/v1/sim/calls', { from: '+819012345678', queue: 'support' });
+  assert.equal(placed.status, 201, placed.text);
+  await crm.expectCall(/Incoming call from \+819012345678/);
+  await crm.click('crm-accept');
+  await crm.expectCall(/On a call with/);
+  assert.equal(await callerState(placed.json.contact_id), 'connected');
+
+  // Reloaded mid-call: the call stays, and hanging up goes through.
+  await page.evaluate(() => { const f = window.crmSession.iframe; f.src = f.src; });
+  await page.waitForFunction(() => window.reloads.length === 2, null, { timeout: 15000, polling: 50 });
+  await crm.click('crm-end');
+  await crm.expectCall(/After-call work/);
+  await crm.click('crm-clear');
+  await crm.expectCall(/No call/);
+  const log = await crm.logText();
+  assert.doesNotMatch(log, /frame_lost|timeout/, 'no action timed out and the frame was never lost');
+  assert.match(log, /frameReloaded/);
+  await context.close();
+});
+
 test('a page on an origin that is not approved cannot frame the CCP', async () => {
   // Same server, other origin: localhost is not on the allow-list.
   const other = backend.crmUrl.replace('127.0.0.1', 'localhost');

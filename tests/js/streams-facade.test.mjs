@@ -382,3 +382,218 @@ test('a refreshed login is onAuthorizeSuccess; a revoked one onAccessDenied', as
   session.emit('sessionExpired', { code: 'token_revoked' });
   assert.deepEqual(seen, ['authorized', 'denied']);
 });
+
+// ---- transfer and conference ---------------------------------------------------
+//
+// Streams (src/api.js) drives every contact event from the contact's state
+// type alone (core.js's contact transition table); a transfer or conference
+// changes the contact's connections, not its state, while the agent stays on
+// the call. So, as Streams emits them:
+// - contact.addConnection(endpoint) (CREATE_ADDITIONAL_CONNECTION) adds a
+//   third-party connection of type OUTBOUND that is CONNECTING then
+//   CONNECTED; the initial (customer) connection goes to HOLD; the contact
+//   stays CONNECTED: agent REFRESH + contact REFRESH only, per push.
+// - toggleActiveConnections() (TOGGLE_ACTIVE_CONNECTIONS) swaps which of
+//   the two is on HOLD; conferenceConnections() (CONFERENCE_CONNECTIONS)
+//   makes both CONNECTED: REFRESH only again.
+// - connection.destroy() (DESTROY_CONNECTION) on a third-party connection
+//   drops it (REFRESH only); on the agent's own connection it leaves the
+//   call to the others: the agent's contact goes ENDED (agent
+//   AfterCallWork: STATE_CHANGE, ACW; contact ACW, ENDED), then DESTROYED
+//   once cleared, without a second ENDED.
+// - getters (Documentation.md): getThirdPartyConnections() is every
+//   connection that is neither initial nor the agent's;
+//   getSingleActiveThirdPartyConnection() the active one (CONNECTING,
+//   CONNECTED and HOLD are active states); getActiveInitialConnection()
+//   the customer while connected or on hold.
+
+const BOB = { id: 'agent:bob', kind: 'agent', name: 'Bob Suzuki', agent: 'bob' };
+
+/** The contact's connections during a transfer to bob. */
+function transferConnections(customer, agent, bob) {
+  return [
+    ...inboundConnections(customer, agent),
+    { id: 'k-bob', kind: 'third_party', endpoint: BOB, state: bob, since: 1000 },
+  ];
+}
+
+function ok(run) {
+  return new Promise((resolve, reject) => run({ success: resolve, failure: (e) => reject(new Error(String(e))) }));
+}
+
+async function bobEndpoint() {
+  const { endpoints } = await ok((cb) => new connect.Agent().getEndpoints(null, cb));
+  return endpoints.find((e) => e.type === connect.EndpointType.AGENT);
+}
+
+/** A connected call, then contact.addConnection(bob): bob rings, the caller holds. */
+async function startTransfer(contactEvents) {
+  await ring();
+  await connectCall();
+  const contact = new connect.Contact('c-1');
+  if (contactEvents) {
+    for (const name of ['Connecting', 'Connected', 'Refresh', 'ACW', 'Ended', 'Destroy', 'Missed']) {
+      contact['on' + name](() => contactEvents.push(name));
+    }
+  }
+  await ok((cb) => contact.addConnection(endpointBob, cb));
+  assert.deepEqual(session.calls.at(-1), ['addConnection', 'c-1', BOB]);
+  events.length = 0;
+  session.putContact('c-1', { connections: transferConnections('hold', 'connected', 'connecting') });
+  await session.push(['contactRefresh']);
+  assert.deepEqual(events, ['agent::refresh', 'contact::refresh']);
+  assert.equal(contact.getStatus().type, connect.ContactStateType.CONNECTED);
+  const third = contact.getThirdPartyConnections();
+  assert.equal(third.length, 1);
+  assert.equal(third[0].getType(), connect.ConnectionType.OUTBOUND);
+  assert.equal(third[0].isConnecting(), true);
+  assert.equal(third[0].isActive(), true, 'CONNECTING is an active connection state');
+  assert.equal(third[0].getEndpoint().name, 'Bob Suzuki');
+  assert.equal(contact.getSingleActiveThirdPartyConnection().getConnectionId(), 'k-bob');
+  assert.equal(contact.getInitialConnection().isOnHold(), true);
+  assert.equal(contact.getActiveInitialConnection().getConnectionId(), 'k-cust', 'a held customer is still active');
+  assert.equal(contact.getAgentConnection().isConnected(), true);
+  return contact;
+}
+let endpointBob = null;
+
+/** The agent's own connection.destroy(): the agent leaves the others on the call. */
+async function agentLeaves(contact, customer, bob) {
+  await ok((cb) => contact.getAgentConnection().destroy(cb));
+  assert.deepEqual(session.calls.at(-1), ['end', 'c-1', 'k-agent']);
+  events.length = 0;
+  session.setStatus('AfterCallWork');
+  session.putContact('c-1', { state: 'ended', connections: transferConnections(customer, 'disconnected', bob) });
+  await session.push(['ended']);
+  assert.deepEqual(events, [
+    'agent::refresh', 'agent::state_change', 'agent::acw', 'contact::acw', 'contact::ended', 'contact::refresh',
+  ]);
+  assert.equal(contact.getStatus().type, connect.ContactStateType.ENDED);
+  assert.equal(new connect.Agent().getState().name, 'AfterCallWork');
+}
+
+/** Choosing Available clears after-call work; the contact is then destroyed, ENDED not repeated. */
+async function clearAfterTransfer() {
+  const agent = new connect.Agent();
+  const available = agent.getAgentStates().find((s) => s.type === connect.AgentStateType.ROUTABLE);
+  await ok((cb) => agent.setState(available, cb));
+  assert.deepEqual(session.calls.slice(-2), [['clear', 'c-1'], ['setState', 'Available']]);
+  events.length = 0;
+  session.removeContact('c-1');
+  session.setStatus('Available');
+  await session.push(['destroyed']);
+  assert.deepEqual(events, ['agent::refresh', 'agent::routable', 'agent::state_change', 'contact::destroyed']);
+}
+
+test('cold transfer: addConnection, then the agent leaves at once: REFRESH, then ACW/ENDED, DESTROYED', async () => {
+  endpointBob = await bobEndpoint();
+  const seen = [];
+  const contact = await startTransfer(seen);
+  // Cold: the agent hangs up while bob still rings; the caller waits on hold for him.
+  await agentLeaves(contact, 'hold', 'connecting');
+  await clearAfterTransfer();
+  assert.deepEqual(seen, ['Refresh', 'ACW', 'Ended', 'Refresh', 'Destroy']);
+  assert.deepEqual(session.calls.map((c) => c[0]), ['addConnection', 'end', 'clear', 'setState']);
+});
+
+test('warm transfer: consult, swap both ways, then hand over: contact events only when the agent leaves', async () => {
+  endpointBob = await bobEndpoint();
+  const seen = [];
+  const contact = await startTransfer(seen);
+
+  // Bob answers: the agent consults him while the caller holds.
+  events.length = 0;
+  session.putContact('c-1', { connections: transferConnections('hold', 'connected', 'connected') });
+  await session.push(['contactRefresh']);
+  assert.deepEqual(events, ['agent::refresh', 'contact::refresh']);
+  assert.equal(contact.getSingleActiveThirdPartyConnection().isConnected(), true);
+  assert.equal(contact.getActiveConnections().length, 3);
+
+  // toggleActiveConnections: back to the caller, bob holds...
+  await ok((cb) => contact.toggleActiveConnections(cb));
+  assert.deepEqual(session.calls.at(-1), ['toggle', 'c-1']);
+  events.length = 0;
+  session.putContact('c-1', { connections: transferConnections('connected', 'connected', 'hold') });
+  await session.push(['contactRefresh']);
+  assert.deepEqual(events, ['agent::refresh', 'contact::refresh']);
+  assert.equal(contact.getInitialConnection().isConnected(), true);
+  assert.equal(contact.getSingleActiveThirdPartyConnection().isOnHold(), true);
+  assert.equal(contact.getStatus().type, connect.ContactStateType.CONNECTED);
+
+  // ...and again: bob, the caller holds.
+  await ok((cb) => contact.toggleActiveConnections(cb));
+  events.length = 0;
+  session.putContact('c-1', { connections: transferConnections('hold', 'connected', 'connected') });
+  await session.push(['contactRefresh']);
+  assert.deepEqual(events, ['agent::refresh', 'contact::refresh']);
+
+  // Hand over (complete the transfer): the agent leaves; the caller is
+  // resumed and talks to bob.
+  await agentLeaves(contact, 'connected', 'connected');
+  assert.equal(contact.getInitialConnection().isConnected(), true);
+  assert.equal(contact.getSingleActiveThirdPartyConnection().isConnected(), true);
+  await clearAfterTransfer();
+  assert.deepEqual(seen, ['Refresh', 'Refresh', 'Refresh', 'Refresh', 'ACW', 'Ended', 'Refresh', 'Destroy']);
+  assert.deepEqual(session.calls.map((c) => c[0]), ['addConnection', 'toggle', 'toggle', 'end', 'clear', 'setState']);
+});
+
+test('conference: join, drop the third party (REFRESH only), join again, then the agent leaves', async () => {
+  endpointBob = await bobEndpoint();
+  const seen = [];
+  const contact = await startTransfer(seen);
+  session.putContact('c-1', { connections: transferConnections('hold', 'connected', 'connected') });
+  await session.push(['contactRefresh']);
+
+  await ok((cb) => contact.conferenceConnections(cb));
+  assert.deepEqual(session.calls.at(-1), ['conference', 'c-1']);
+  events.length = 0;
+  session.putContact('c-1', { connections: transferConnections('connected', 'connected', 'connected') });
+  await session.push(['contactRefresh']);
+  assert.deepEqual(events, ['agent::refresh', 'contact::refresh']);
+  assert.equal(contact.getActiveConnections().length, 3);
+  assert.ok(contact.getConnections().every((k) => k.isConnected() && !k.isOnHold()), 'nobody holds in a conference');
+  assert.equal(contact.hasTwoActiveParticipants(), false);
+
+  // The agent drops bob from the conference: the call goes on, two parties.
+  await ok((cb) => contact.getSingleActiveThirdPartyConnection().destroy(cb));
+  assert.deepEqual(session.calls.at(-1), ['end', 'c-1', 'k-bob']);
+  events.length = 0;
+  session.putContact('c-1', { connections: transferConnections('connected', 'connected', 'disconnected') });
+  await session.push(['contactRefresh']);
+  assert.deepEqual(events, ['agent::refresh', 'contact::refresh']);
+  assert.equal(contact.getSingleActiveThirdPartyConnection(), null);
+  assert.equal(contact.getThirdPartyConnections()[0].isActive(), false);
+  assert.equal(contact.hasTwoActiveParticipants(), true);
+  assert.equal(contact.getStatus().type, connect.ContactStateType.CONNECTED);
+
+  // Bob again, conferenced, then the agent leaves the two of them talking.
+  await ok((cb) => contact.addConnection(endpointBob, cb));
+  session.putContact('c-1', { connections: transferConnections('hold', 'connected', 'connecting') });
+  await session.push(['contactRefresh']);
+  session.putContact('c-1', { connections: transferConnections('hold', 'connected', 'connected') });
+  await session.push(['contactRefresh']);
+  await ok((cb) => contact.conferenceConnections(cb));
+  session.putContact('c-1', { connections: transferConnections('connected', 'connected', 'connected') });
+  await session.push(['contactRefresh']);
+  await agentLeaves(contact, 'connected', 'connected');
+  await clearAfterTransfer();
+  assert.deepEqual(seen.filter((e) => e !== 'Refresh'), ['ACW', 'Ended', 'Destroy']);
+  assert.ok(!seen.includes('Connected') && !seen.includes('Connecting'), 'no state events while the contact stays CONNECTED');
+});
+
+// Streams reports a reloaded CCP (core.js: the conduit relays the new
+// document's ACKNOWLEDGE upstream onto the page's event bus) and carries on
+// with the same subscriptions; no agent INIT again.
+test('a reloaded CCP frame: ACKNOWLEDGE again, subscriptions and agent data carry on', async () => {
+  const seen = [];
+  connect.core.getEventBus().subscribe(connect.EventType.ACKNOWLEDGE, () => seen.push('ack'));
+  new connect.Agent().onStateChange((e) => seen.push(`state ${e.newState}`));
+  session.setStatus('Lunch');
+  session.emit('frameReloaded', { loads: 2 });
+  await new Promise((r) => setTimeout(r, 0));
+  assert.deepEqual(seen, ['ack', 'state Lunch']);
+  assert.ok(!events.includes('agent::init'), 'the agent is not initialized again');
+  assert.equal(connect.core.initialized, true);
+  await ok((cb) => new connect.Agent().setState(new connect.Agent().getAgentStates()[0], cb));
+  assert.deepEqual(session.calls.at(-1), ['setState', 'Available']);
+});
