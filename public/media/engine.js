@@ -89,6 +89,10 @@ export async function startEngine(options) {
     deviceId: (stream.getAudioTracks()[0]?.getSettings().deviceId) || '',
     sinkId: typeof ctx.sinkId === 'string' ? ctx.sinkId : '',
     addedLatencyMs: info.addedLatencyMs,
+    // The microphone's stream and the engine's node, for measurements
+    // (tests/bench/webrtc.mjs reads the capture track and the output).
+    stream,
+    node,
     receive(frame) {
       const buf = frame instanceof ArrayBuffer ? frame : frame.buffer.slice(frame.byteOffset, frame.byteOffset + frame.byteLength);
       node.port.postMessage({ type: 'frame', frame: buf }, [buf]);
