@@ -12,12 +12,14 @@
 //    from getStats().
 // Two reference points, both reported:
 //  - capture track: MediaStreamTrackProcessor on the microphone's own track
-//    and on the played audio (ours: the worklet's output, through a
-//    MediaStreamAudioDestinationNode; WebRTC: the remote track), lined up
-//    by the AudioData timestamps, which Chromium gives on the page's
-//    performance clock. This is what the user's voice waits for: WebRTC
+//    (AudioData timestamps, which Chromium gives on the page's performance
+//    clock) to the moment the played audio is produced: for WebRTC the
+//    remote track's AudioData timestamps; for ours the worklet's output,
+//    its AudioContext time mapped to the performance clock with
+//    getOutputTimestamp() less the output latency (the device's own delay
+//    counts for neither). This is what the user's voice waits for: WebRTC
 //    reads the capture track directly, our engine only once Chromium has
-//    handed the microphone to the AudioContext.
+//    handed the microphone to the AudioContext (the hand-off, reported).
 //  - AudioContext tap: an AudioWorklet sees the microphone and the played
 //    audio on the audio clock (the engine's own tap for ours, a recorder
 //    worklet for WebRTC). Both already paid the capture hand-off.
@@ -98,25 +100,43 @@ async function ours() {
     await page.evaluate(HELPERS);
     const latency = await page.evaluate(async () => {
       const { startEngine } = await import('/media/engine.js');
-      window.rec = { input: [], output: [], engine: null };
+      window.rec = { input: [], output: [], engine: null, tapIn: [], tapOut: [], offsets: [] };
       const engine = await startEngine({
         wasmUrl: '/media/engine.wasm', workletUrl: '/media/worklet.js', leg: 1, tapSeconds: 1, echo: true,
         onPacket: (frame) => { if (window.rec.engine) window.rec.engine.receive(frame); },
-        onTap: (inp, out) => { window.rec.input.push(...inp); window.rec.output.push(...out); },
+        onTap: (inp, out, time) => {
+          window.rec.input.push(...inp);
+          window.rec.output.push(...out);
+          // The tap's chunks on the performance clock (us), through the
+          // context's own mapping of its clock to the device's.
+          const ctx = window.rec.engine && window.rec.engine.context;
+          if (!ctx || typeof time !== 'number') return;
+          const o = ctx.getOutputTimestamp();
+          if (o.performanceTime > 0) window.rec.offsets.push(o.performanceTime - 1000 * o.contextTime);
+          window.rec.tapIn.push({ time, rate: 48000, data: inp });
+          window.rec.tapOut.push({ time, rate: 48000, data: out });
+        },
       });
       window.rec.engine = engine;
-      const dest = engine.context.createMediaStreamDestination();
-      engine.node.connect(dest);
       window.rec.trackIn = window.trackRecorder(engine.stream.getAudioTracks()[0]);
-      window.rec.trackOut = window.trackRecorder(dest.stream.getAudioTracks()[0]);
+      window.rec.trackOut = window.rec.tapOut;
       return engine.addedLatencyMs;
     });
-    await page.waitForFunction((n) => window.rec.output.length >= n && window.rec.trackOut.length >= n / 480 + 50, 48000 * SECONDS, { timeout: 60000, polling: 250 });
-    const r = await page.evaluate((s) => ({
-      input: window.rec.input.slice(0, 48000 * s),
-      output: window.rec.output.slice(0, 48000 * s),
-      track: window.trackPair(window.rec.trackIn, window.rec.trackOut, s),
-    }), SECONDS);
+    await page.waitForFunction((n) => window.rec.output.length >= n + 48000, 48000 * SECONDS, { timeout: 60000, polling: 250 });
+    const r = await page.evaluate((s) => {
+      const offsets = window.rec.offsets.slice().sort((a, b) => a - b);
+      const offsetMs = offsets[Math.floor(offsets.length / 2)];
+      const outputLatencyMs = 1000 * (window.rec.engine.context.outputLatency || 0);
+      // Rendered = played at the device less the output latency.
+      const place = (chunks) => chunks.map((c) => ({ ts: 1000 * (1000 * c.time + offsetMs - outputLatencyMs), rate: c.rate, data: c.data }));
+      return {
+        input: window.rec.input.slice(0, 48000 * s),
+        output: window.rec.output.slice(0, 48000 * s),
+        track: window.trackPair(window.rec.trackIn, place(window.rec.tapOut), s),
+        handoff: window.trackPair(window.rec.trackIn, place(window.rec.tapIn), s),
+        outputLatencyMs,
+      };
+    }, SECONDS);
     return { ...r, latency };
   } finally {
     await browser.close();
@@ -203,14 +223,15 @@ try {
   const rows = { ours: { tap: [], track: [] }, webrtc: { tap: [], track: [] } };
   for (let run = 1; run <= RUNS; run += 1) {
     const mine = await ours();
-    const mt = medianLagMs(mine.input, mine.output);
-    const mk = medianLagMs(mine.track.input, mine.track.output);
+    const mt = medianLagMs(mine.input, mine.output, { maxMs: 600 });
+    const mk = medianLagMs(mine.track.input, mine.track.output, { maxMs: 600 });
+    const mh = medianLagMs(mine.handoff.input, mine.handoff.output, { maxMs: 600 });
     rows.ours.tap.push(mt.ms);
     rows.ours.track.push(mk.ms);
-    console.log(`run ${run} ours (engine loopback, AEC+NS on, declares ${f(mine.latency)} ms): capture track -> playout ${f(mk.ms)} ms (${mk.windows} windows); AudioContext tap ${f(mt.ms)} ms (${mt.windows} windows)`);
+    console.log(`run ${run} ours (engine loopback, AEC+NS on, declares ${f(mine.latency)} ms): capture track -> playout ${f(mk.ms)} ms (${mk.windows} windows); AudioContext tap ${f(mt.ms)} ms (${mt.windows} windows); capture hand-off ${f(mh.ms)} ms; output latency ${f(mine.outputLatencyMs)} ms`);
     const theirs = await webrtc();
-    const wt = medianLagMs(theirs.input, theirs.output);
-    const wk = medianLagMs(theirs.track.input, theirs.track.output);
+    const wt = medianLagMs(theirs.input, theirs.output, { maxMs: 600 });
+    const wk = medianLagMs(theirs.track.input, theirs.track.output, { maxMs: 600 });
     rows.webrtc.tap.push(wt.ms);
     rows.webrtc.track.push(wk.ms);
     console.log(`run ${run} Chromium WebRTC (AEC/NS/AGC on, loopback peer connection): capture track -> playout ${f(wk.ms)} ms (${wk.windows} windows); AudioContext tap ${f(wt.ms)} ms (${wt.windows} windows); jitter buffer ${f(theirs.jitterBufferMs)} ms`);
