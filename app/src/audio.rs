@@ -1,7 +1,10 @@
 //! The call's audio: starts the audio engine (an AudioWorklet running the
 //! media-wasm module, loaded from `/ccp/media/`) when a contact is connected
 //! and the backend has given the agent's connection a media leg, and stops
-//! it when the call ends. Frames go between the engine and the socket as
+//! it when the call ends. While a call rings, everything that does not need
+//! the leg is done ahead (microphone, AudioContext, compiling the module,
+//! loading the worklet: about 100 ms of the accept-to-audio time), so
+//! accepting only posts the leg; a call not taken releases it all. Frames go between the engine and the socket as
 //! they are: the engine paces its sends by the audio clock, the client
 //! drops them when the socket backs up.
 
@@ -15,13 +18,36 @@ use wasm_bindgen::closure::Closure;
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen(inline_js = r#"
+// The engine prepared while a call rings (a promise), used by the next
+// start or stopped when the ringing ends without one.
+let prepared = null;
+export function sbPrepare(deviceId, sinkId) {
+  if (prepared) return;
+  prepared = import('/ccp/media/engine.js').then((m) => m.prepareEngine({
+    wasmUrl: '/ccp/media/engine.wasm', workletUrl: '/ccp/media/worklet.js',
+    deviceId: deviceId || undefined, sinkId: sinkId || undefined,
+  }));
+  // A failure is reported by the start that would have used it.
+  prepared.catch(() => {});
+}
+export function sbCancelPrepare() {
+  const p = prepared;
+  prepared = null;
+  if (p) p.then((e) => e.stop(), () => {});
+}
 export async function sbStart(leg, deviceId, sinkId, onPacket, onError) {
   const m = await import('/ccp/media/engine.js');
+  const ahead = prepared;
+  prepared = null;
+  let ready = null;
+  if (ahead) {
+    try { ready = await ahead; } catch (e) { ready = null; }
+  }
   const tap = globalThis.__switchboardTap ? 1 : 0;
   // The Rust callbacks are freed when the engine stops; messages already
   // on their way from the worklet must not reach them after that.
   const live = { on: true };
-  const engine = await m.startEngine({
+  const options = {
     wasmUrl: '/ccp/media/engine.wasm', workletUrl: '/ccp/media/worklet.js', leg,
     deviceId: deviceId || undefined, sinkId: sinkId || undefined,
     onPacket: (buf) => { if (live.on) onPacket(new Uint8Array(buf)); },
@@ -32,7 +58,8 @@ export async function sbStart(leg, deviceId, sinkId, onPacket, onError) {
       (globalThis.__switchboardTapInput ||= []).push(...input);
       (globalThis.__switchboardTapOutput ||= []).push(...output);
     } : undefined,
-  });
+  };
+  const engine = ready ? await ready.start(options) : await m.startEngine(options);
   globalThis.__switchboardEngineStartedAt = performance.now();
   globalThis.__switchboardDevices = { microphone: engine.deviceId, speaker: engine.sinkId };
   engine.live = live;
@@ -59,6 +86,10 @@ extern "C" {
         on_packet: &Closure<dyn FnMut(Uint8Array)>,
         on_error: &Closure<dyn FnMut(String, String)>,
     ) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(js_name = sbPrepare)]
+    fn sb_prepare(device_id: &str, sink_id: &str);
+    #[wasm_bindgen(js_name = sbCancelPrepare)]
+    fn sb_cancel_prepare();
     #[wasm_bindgen(js_name = sbReceive)]
     fn sb_receive(engine: &JsValue, bytes: &Uint8Array);
     #[wasm_bindgen(js_name = sbMute)]
@@ -103,6 +134,18 @@ fn wanted_leg(state: &ClientState) -> Option<u32> {
     })
 }
 
+/// Whether a call is ringing at the agent, or connected while its media
+/// leg is still on its way: the engine is prepared (or kept prepared) then.
+fn call_coming(state: &ClientState) -> bool {
+    state.contacts.values().any(|c| {
+        matches!(
+            c.state,
+            protocol::contact::ContactState::Incoming { .. }
+                | protocol::contact::ContactState::Connected { .. }
+        )
+    })
+}
+
 /// Why the microphone or engine failed, for the agent.
 fn explain(code: &str) -> String {
     match code {
@@ -140,6 +183,15 @@ pub fn sync(
     });
     if want.is_none() {
         client.set_media_sink(None::<fn(&Uint8Array)>);
+        // Prepare while ringing; release a prepared engine no call took.
+        if call_coming(state) {
+            sb_prepare(
+                &crate::hooks::chosen_device("microphone"),
+                &crate::hooks::chosen_device("speaker"),
+            );
+        } else {
+            sb_cancel_prepare();
+        }
     }
     let Some(leg) = start else { return };
     let sender = client.clone();
@@ -236,5 +288,6 @@ pub fn set_speaker(sink_id: &str) {
 
 /// Stops the engine (logout).
 pub fn stop() {
+    sb_cancel_prepare();
     AUDIO.with(|a| *a.borrow_mut() = Audio::default());
 }

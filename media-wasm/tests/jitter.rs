@@ -8,7 +8,7 @@ mod support;
 
 use media::codec::{Encoder, EncoderSettings};
 use media::frame::{BLOCK, PACKET};
-use media::jitter::JitterSettings;
+use media::jitter::{JitterBuffer, JitterSettings, WINDOW};
 use media::receive::ReceiveChain;
 use support::*;
 
@@ -161,4 +161,133 @@ fn a_sender_that_restarts_its_sequence_is_followed_not_dropped_as_late() {
     assert!(third > -40.0, "a jump ahead plays too ({third:.1} dBFS)");
     assert_eq!(s.restarts, 2);
     assert!(s.late < 5, "{} packets dropped as late", s.late);
+}
+
+/// What the module documents: the target is the 95th percentile (rounded
+/// rank over the window) of the last `WINDOW` packets' relative delays
+/// above their minimum, plus the margin, bounded.
+fn documented_target(window: &[f32], s: &JitterSettings) -> f32 {
+    let mut v = window.to_vec();
+    v.sort_by(f32::total_cmp);
+    let q = ((v.len() - 1) as f32 * s.quantile).round() as usize;
+    (v[q] - v[0] + s.margin_ms).clamp(s.min_delay_ms, s.max_delay_ms)
+}
+
+#[test]
+fn target_is_the_percentile_of_the_last_window_of_delays_on_every_packet() {
+    // Random delays with heavy reordering, repeated values and outliers,
+    // over many windows, so evictions of every rank happen. Nothing is
+    // popped: no loss, so the target carries no FEC allowance.
+    let settings = JitterSettings::default();
+    let mut jb = JitterBuffer::new(settings);
+    let mut rng = Rng(77);
+    let mut delays: Vec<f32> = Vec::new();
+    let mut checked = 0;
+    for k in 0..3_000u32 {
+        let d = match rng.next_u64() % 10 {
+            0 => 40.0,                             // a repeated value
+            1 => 40.0 + 200.0 * rng.unit() as f32, // an outlier
+            _ => 40.0 + (30.0 * rng.unit()).round() as f32,
+        };
+        // Media time k * 20 ms; arrival = media time + delay.
+        let now = f64::from(k) * 20.0 + f64::from(d);
+        jb.insert(k, k * PACKET as u32, &[1, 2, 3], now);
+        delays.push(d);
+        // After the start-up period and one whole window, the window is
+        // exactly the last WINDOW delays.
+        if delays.len() > WINDOW + 100 {
+            let want = documented_target(&delays[delays.len() - WINDOW..], &settings);
+            let got = jb.target_ms();
+            assert!(
+                (got - want).abs() < 1e-3,
+                "packet {k}: target {got} ms, the window's percentile gives {want} ms"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 2_500);
+}
+
+#[test]
+fn a_packet_stamped_at_a_non_finite_time_changes_nothing() {
+    let mut jb = JitterBuffer::new(JitterSettings::default());
+    jb.insert(0, 0, &[1, 2, 3], 40.0);
+    let (stats, target) = (jb.stats(), jb.target_ms());
+    jb.insert(1, PACKET as u32, &[1, 2, 3], f64::NAN);
+    jb.insert(1, PACKET as u32, &[1, 2, 3], f64::INFINITY);
+    assert_eq!(jb.stats(), stats);
+    assert_eq!(jb.target_ms(), target);
+}
+
+/// Plays a trace whose first 300 ms of packets are held up by a start-up
+/// stall and arrive in one burst at `stall_ms`, then arrive with a steady
+/// 0..`jitter_ms`; returns (ms since the first arrival, buffer delay) every
+/// 10 ms.
+fn bursty_start(stall_ms: f64, jitter_ms: f64, seed: u64) -> Vec<(f64, f64)> {
+    let payload = tone_packet();
+    let mut rng = Rng(seed);
+    let mut arrivals: Vec<(f64, u32)> = (0..1_000u32)
+        .map(|k| {
+            let sent = f64::from(k) * 20.0;
+            let steady = sent + 40.0 + rng.unit() * jitter_ms;
+            let at = if sent < 300.0 {
+                steady.max(stall_ms)
+            } else {
+                steady
+            };
+            (at, k)
+        })
+        .collect();
+    arrivals.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let first = arrivals[0].0;
+    let mut chain = ReceiveChain::new(None, JitterSettings::default()).expect("chain");
+    let mut block = [0.0f32; BLOCK];
+    let mut next = 0;
+    let mut out = Vec::new();
+    let mut now = 0.0;
+    while now < 20_000.0 {
+        while next < arrivals.len() && arrivals[next].0 <= now {
+            let seq = arrivals[next].1;
+            chain.push_packet(seq, seq * PACKET as u32, &payload, arrivals[next].0);
+            next += 1;
+        }
+        if now >= first {
+            out.push((now - first, f64::from(chain.buffer_delay_ms(now, 0))));
+        }
+        chain.next_block(&mut block, now);
+        now += 10.0;
+    }
+    out
+}
+
+#[test]
+fn the_steady_state_delay_is_reached_within_two_seconds_of_a_bursty_start() {
+    for (stall, jitter, seed) in [(150.0, 10.0, 5), (340.0, 10.0, 6), (250.0, 30.0, 7)] {
+        let trace = bursty_start(stall, jitter, seed);
+        let mut steady: Vec<f64> = trace
+            .iter()
+            .filter(|(t, _)| (10_000.0..18_000.0).contains(t))
+            .map(|(_, d)| *d)
+            .collect();
+        steady.sort_by(f64::total_cmp);
+        let steady = steady[steady.len() / 2];
+        // The delay may sit anywhere within the target's tolerance (5 ms)
+        // and moves in 10 ms splices.
+        let worst = trace
+            .iter()
+            .filter(|(t, _)| *t >= 2_000.0)
+            .map(|(t, d)| (*t, d - steady))
+            .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
+            .expect("samples");
+        eprintln!(
+            "stall {stall} ms, jitter 0..{jitter} ms: steady delay {steady:.1} ms, worst after 2 s {:+.1} ms at {:.0} ms",
+            worst.1, worst.0
+        );
+        assert!(
+            worst.1.abs() <= 12.0,
+            "stall {stall} ms: delay {:+.1} ms off its steady {steady:.1} ms at {:.0} ms after media start",
+            worst.1,
+            worst.0
+        );
+    }
 }

@@ -21,10 +21,17 @@ export class EngineError extends Error {
 }
 
 export async function startEngine(options) {
-  const {
-    wasmUrl, workletUrl, leg = 0, bitrate = 32000, fec = true, dtx = false, echo = true, deviceId, sinkId,
-    onPacket = () => {}, onStats = () => {}, onError = () => {}, onTap, tapSeconds = 0,
-  } = options;
+  const prepared = await prepareEngine(options);
+  return prepared.start(options);
+}
+
+// Everything that does not need the media leg: the microphone, the
+// AudioContext, compiling the module and loading the worklet. The CCP runs
+// it while a call rings, so accepting only has to post the leg
+// (`prepared.start({ leg, onPacket, ... })`); `prepared.stop()` releases
+// the microphone if the call is not taken. Nothing is sent before start.
+export async function prepareEngine(options) {
+  const { wasmUrl, workletUrl, deviceId, sinkId } = options;
   const ask = (id) => navigator.mediaDevices.getUserMedia({
     audio: {
       echoCancellation: false, noiseSuppression: false, autoGainControl: false,
@@ -45,7 +52,13 @@ export async function startEngine(options) {
       : err && err.name === 'NotFoundError' ? 'microphone_missing' : 'microphone_failed';
     throw new EngineError(code, `microphone unavailable: ${err && err.message}`);
   }
-  const ctx = new AudioContext({ sampleRate: 48000, latencyHint: 'interactive' });
+  let ctx;
+  try {
+    ctx = new AudioContext({ sampleRate: 48000, latencyHint: 'interactive' });
+  } catch (err) {
+    for (const t of stream.getTracks()) t.stop();
+    throw new EngineError('engine_failed', `no audio output: ${err && err.message}`);
+  }
   if (sinkId) {
     if (typeof ctx.setSinkId === 'function') {
       try { await ctx.setSinkId(sinkId); } catch (err) {
@@ -55,51 +68,81 @@ export async function startEngine(options) {
       console.warn('[switchboard] this browser cannot choose the speaker; using the default');
     }
   }
-  const module = await WebAssembly.compileStreaming(fetch(wasmUrl));
-  await ctx.audioWorklet.addModule(workletUrl);
+  let module;
+  try {
+    [module] = await Promise.all([
+      WebAssembly.compileStreaming(fetch(wasmUrl)),
+      ctx.audioWorklet.addModule(workletUrl),
+    ]);
+  } catch (err) {
+    // Release the microphone: a failed start must not keep it open.
+    for (const t of stream.getTracks()) t.stop();
+    ctx.close().catch(() => {});
+    throw err;
+  }
   const source = ctx.createMediaStreamSource(stream);
   const node = new AudioWorkletNode(ctx, 'switchboard-engine', {
     numberOfInputs: 1, numberOfOutputs: 1, outputChannelCount: [1],
   });
   source.connect(node);
   node.connect(ctx.destination);
-  const ready = new Promise((resolve, reject) => {
-    node.port.onmessage = (e) => {
-      const m = e.data;
-      if (m.type === 'ready') resolve(m);
-      else if (m.type === 'packet') onPacket(m.frame);
-      else if (m.type === 'stats') onStats(m.stats);
-      else if (m.type === 'tap' && onTap) onTap(new Float32Array(m.input), new Float32Array(m.output));
-      else if (m.type === 'error') {
-        const err = new EngineError(m.code, m.message);
-        reject(err);
-        onError(err);
-      }
-    };
-  });
-  node.port.postMessage({ type: 'init', module, leg, bitrate, fec, dtx, echo, tapSeconds });
-  for (const track of stream.getAudioTracks()) {
-    track.addEventListener('ended', () => onError(new EngineError('microphone_removed', 'the microphone was disconnected')));
-  }
-  if (ctx.state !== 'running') await ctx.resume();
-  const info = await ready;
+  let stopped = false;
+  const stopAll = async () => {
+    if (stopped) return;
+    stopped = true;
+    for (const t of stream.getTracks()) t.stop();
+    node.disconnect();
+    source.disconnect();
+    await ctx.close();
+  };
   return {
     context: ctx,
-    // What the call really uses ('' is the default), for the panel and tests.
-    deviceId: (stream.getAudioTracks()[0]?.getSettings().deviceId) || '',
-    sinkId: typeof ctx.sinkId === 'string' ? ctx.sinkId : '',
-    addedLatencyMs: info.addedLatencyMs,
-    receive(frame) {
-      const buf = frame instanceof ArrayBuffer ? frame : frame.buffer.slice(frame.byteOffset, frame.byteOffset + frame.byteLength);
-      node.port.postMessage({ type: 'frame', frame: buf }, [buf]);
-    },
-    setMuted(muted) { node.port.postMessage({ type: 'mute', muted }); },
-    requestStats() { node.port.postMessage({ type: 'stats' }); },
-    async stop() {
-      for (const t of stream.getTracks()) t.stop();
-      node.disconnect();
-      source.disconnect();
-      await ctx.close();
+    stream,
+    node,
+    stop: stopAll,
+    async start(startOptions) {
+      const {
+        leg = 0, bitrate = 32000, fec = true, dtx = false, echo = true,
+        onPacket = () => {}, onStats = () => {}, onError = () => {}, onTap, tapSeconds = 0,
+      } = startOptions;
+      const ready = new Promise((resolve, reject) => {
+        node.port.onmessage = (e) => {
+          const m = e.data;
+          if (m.type === 'ready') resolve(m);
+          else if (m.type === 'packet') onPacket(m.frame);
+          else if (m.type === 'stats') onStats(m.stats);
+          else if (m.type === 'tap' && onTap) onTap(new Float32Array(m.input), new Float32Array(m.output), m.time);
+          else if (m.type === 'error') {
+            const err = new EngineError(m.code, m.message);
+            reject(err);
+            onError(err);
+          }
+        };
+      });
+      node.port.postMessage({ type: 'init', module, leg, bitrate, fec, dtx, echo, tapSeconds });
+      for (const track of stream.getAudioTracks()) {
+        track.addEventListener('ended', () => onError(new EngineError('microphone_removed', 'the microphone was disconnected')));
+      }
+      if (ctx.state !== 'running') await ctx.resume();
+      const info = await ready;
+      return {
+        context: ctx,
+        // What the call really uses ('' is the default), for the panel and tests.
+        deviceId: (stream.getAudioTracks()[0]?.getSettings().deviceId) || '',
+        sinkId: typeof ctx.sinkId === 'string' ? ctx.sinkId : '',
+        addedLatencyMs: info.addedLatencyMs,
+        // The microphone's stream and the engine's node, for measurements
+        // (tests/bench/webrtc.mjs reads the capture track and the output).
+        stream,
+        node,
+        receive(frame) {
+          const buf = frame instanceof ArrayBuffer ? frame : frame.buffer.slice(frame.byteOffset, frame.byteOffset + frame.byteLength);
+          node.port.postMessage({ type: 'frame', frame: buf }, [buf]);
+        },
+        setMuted(muted) { node.port.postMessage({ type: 'mute', muted }); },
+        requestStats() { node.port.postMessage({ type: 'stats' }); },
+        stop: stopAll,
+      };
     },
   };
 }

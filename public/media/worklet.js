@@ -76,7 +76,10 @@ class SwitchboardEngine extends AudioWorkletProcessor {
     const mic = inputs[0] && inputs[0][0];
     const input = new Float32Array(x.memory.buffer, x.sb_input(), 128);
     if (mic && mic.length === 128) input.set(mic); else input.fill(0);
-    if (this.tap) this.tapIn.set(input, this.tapLen);
+    if (this.tap) {
+      if (this.tapLen === 0) this.tapStart = currentTime;
+      this.tapIn.set(input, this.tapLen);
+    }
     const n = x.sb_process();
     const output = new Float32Array(x.memory.buffer, x.sb_output(), 128);
     if (out) {
@@ -95,7 +98,8 @@ class SwitchboardEngine extends AudioWorkletProcessor {
       if (this.tapLen + 128 > this.tap.length) {
         const out = this.tap.slice(0, this.tapLen);
         const inp = this.tapIn.slice(0, this.tapLen);
-        this.port.postMessage({ type: 'tap', input: inp.buffer, output: out.buffer }, [inp.buffer, out.buffer]);
+        // `time`: the chunk's first sample on the AudioContext clock, s.
+        this.port.postMessage({ type: 'tap', input: inp.buffer, output: out.buffer, time: this.tapStart }, [inp.buffer, out.buffer]);
         this.tapLen = 0;
       }
     }

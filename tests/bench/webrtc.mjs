@@ -1,17 +1,30 @@
 // Side by side with Chromium's own WebRTC audio stack (`cargo xtask bench
-// webrtc`): the same fake microphone (speech), the same page clock, the
-// same measurement (median lag between the microphone and what plays, over
-// half-second windows of speech).
-//  - ours: /ccp/media/loopback.html, our engine's whole send chain (no echo
-//    canceller, as it is a loopback), packets straight back into its
-//    receive chain, out through the worklet;
+// webrtc [RUNS]`): the same fake microphone (speech), the same measurement
+// (median lag between the microphone and what plays, over half-second
+// windows of speech), RUNS (default 5) interleaved runs of each, each run
+// in a fresh browser.
+//  - ours: our engine's whole send chain with its echo canceller and noise
+//    suppression ON (as the browser's are below), its packets straight back
+//    into its receive chain, out through the worklet;
 //  - WebRTC: two RTCPeerConnections in one page over loopback, the browser's
 //    echo cancellation, noise suppression and gain on (what a WebRTC
-//    softphone uses), Opus at its defaults, the remote track played through
-//    the same AudioContext. Its jitter buffer delay comes from getStats().
-// Both paths include the browser's capture and playout; neither has a
-// network, so the difference is the two stacks' own processing and
-// buffering.
+//    softphone uses), Opus at its defaults. Its jitter buffer delay comes
+//    from getStats().
+// Two reference points, both reported:
+//  - capture track: MediaStreamTrackProcessor on the microphone's own track
+//    (AudioData timestamps, which Chromium gives on the page's performance
+//    clock) to the moment the played audio is produced: for WebRTC the
+//    remote track's AudioData timestamps; for ours the worklet's output,
+//    its AudioContext time mapped to the performance clock with
+//    getOutputTimestamp() less the output latency (the device's own delay
+//    counts for neither). This is what the user's voice waits for: WebRTC
+//    reads the capture track directly, our engine only once Chromium has
+//    handed the microphone to the AudioContext (the hand-off, reported).
+//  - AudioContext tap: an AudioWorklet sees the microphone and the played
+//    audio on the audio clock (the engine's own tap for ours, a recorder
+//    worklet for WebRTC). Both already paid the capture hand-off.
+// Neither path has a network, so the difference is the two stacks' own
+// processing and buffering.
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,17 +33,111 @@ import { speechWav, medianLagMs } from '../browser/audio.mjs';
 
 const dir = mkdtempSync(join(tmpdir(), 'switchboard-webrtc-'));
 const mic = speechWav(dir, 'mic', 'Thank you for calling the order desk. Your hoodie shipped on the twelfth of November. Is there anything else I can help you with today?');
-const backend = await startBackend();
+const backend = await startBackend('', { crm: true });
 const SECONDS = 10;
+const RUNS = Math.max(1, Number(process.argv[2]) || 5);
+
+// Page-side helpers, installed before either stack starts: a
+// MediaStreamTrackProcessor reader that keeps every chunk with its
+// timestamp, and a resampler onto a 48 kHz grid starting at a given time.
+const HELPERS = () => {
+  window.trackRecorder = (track) => {
+    const chunks = [];
+    const reader = new MediaStreamTrackProcessor({ track }).readable.getReader();
+    (async () => {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        const data = new Float32Array(value.numberOfFrames);
+        value.copyTo(data, { planeIndex: 0, format: 'f32-planar' });
+        chunks.push({ ts: value.timestamp, rate: value.sampleRate, data });
+        value.close();
+      }
+    })();
+    return chunks;
+  };
+  // A track's chunks are contiguous audio, but some tracks' timestamps
+  // (a MediaStreamAudioDestinationNode's) jitter by +-1.5 ms with the
+  // delivery: place chunk i at the stream's median offset plus the samples
+  // before it, so jitter neither overlaps nor gaps the timeline.
+  window.smooth = (chunks) => {
+    let cum = 0;
+    const offsets = chunks.map((c) => { const o = c.ts - (cum * 1e6) / c.rate; cum += c.data.length; return o; });
+    const sorted = offsets.slice().sort((a, b) => a - b);
+    const offset = sorted[Math.floor(sorted.length / 2)];
+    cum = 0;
+    return chunks.map((c) => { const ts = offset + (cum * 1e6) / c.rate; cum += c.data.length; return { ...c, ts }; });
+  };
+  // Linear interpolation of each chunk onto 48 kHz samples from t0 (us);
+  // gaps stay silent.
+  window.timeline = (chunks, t0, n) => {
+    const out = new Float32Array(n);
+    for (const c of window.smooth(chunks)) {
+      const first = Math.max(0, Math.ceil(((c.ts - t0) * 48000) / 1e6));
+      const last = Math.min(n - 1, Math.floor(((c.ts - t0) * 48000) / 1e6 + (c.data.length - 1) * (48000 / c.rate)));
+      for (let j = first; j <= last; j += 1) {
+        const pos = ((t0 + (j * 1e6) / 48000 - c.ts) * c.rate) / 1e6;
+        const i = Math.floor(pos);
+        const f = pos - i;
+        out[j] = i + 1 < c.data.length ? c.data[i] * (1 - f) + c.data[i + 1] * f : c.data[i];
+      }
+    }
+    return out;
+  };
+  window.trackPair = (input, output, seconds) => {
+    const t0 = window.smooth(input)[0].ts;
+    const n = 48000 * seconds;
+    return { input: Array.from(window.timeline(input, t0, n)), output: Array.from(window.timeline(output, t0, n)) };
+  };
+};
 
 async function ours() {
   const browser = await launchBrowser([`--use-file-for-fake-audio-capture=${mic}`]);
   try {
     const page = await browser.newPage();
-    await page.goto(`${backend.url}/ccp/media/loopback.html?autostart`);
-    await page.waitForFunction(() => window.loopback.ready || window.loopback.error, null, { timeout: 20000 });
-    await page.waitForFunction((n) => window.loopback.output.length >= n, 48000 * SECONDS, { timeout: 60000, polling: 250 });
-    return await page.evaluate((n) => ({ input: window.loopback.input.slice(0, n), output: window.loopback.output.slice(0, n) }), 48000 * SECONDS);
+    // The demo origin serves the engine at /media/ (the loopback page's).
+    await page.goto(`${backend.crmUrl}/phone/loopback.html`);
+    await page.evaluate(HELPERS);
+    const latency = await page.evaluate(async () => {
+      const { startEngine } = await import('/media/engine.js');
+      window.rec = { input: [], output: [], engine: null, tapIn: [], tapOut: [], offsets: [] };
+      const engine = await startEngine({
+        wasmUrl: '/media/engine.wasm', workletUrl: '/media/worklet.js', leg: 1, tapSeconds: 1, echo: true,
+        onPacket: (frame) => { if (window.rec.engine) window.rec.engine.receive(frame); },
+        onTap: (inp, out, time) => {
+          window.rec.input.push(...inp);
+          window.rec.output.push(...out);
+          // The tap's chunks on the performance clock (us), through the
+          // context's own mapping of its clock to the device's.
+          const ctx = window.rec.engine && window.rec.engine.context;
+          if (!ctx || typeof time !== 'number') return;
+          const o = ctx.getOutputTimestamp();
+          if (o.performanceTime > 0) window.rec.offsets.push(o.performanceTime - 1000 * o.contextTime);
+          window.rec.tapIn.push({ time, rate: 48000, data: inp });
+          window.rec.tapOut.push({ time, rate: 48000, data: out });
+        },
+      });
+      window.rec.engine = engine;
+      window.rec.trackIn = window.trackRecorder(engine.stream.getAudioTracks()[0]);
+      window.rec.trackOut = window.rec.tapOut;
+      return engine.addedLatencyMs;
+    });
+    await page.waitForFunction((n) => window.rec.output.length >= n + 48000, 48000 * SECONDS, { timeout: 60000, polling: 250 });
+    const r = await page.evaluate((s) => {
+      const offsets = window.rec.offsets.slice().sort((a, b) => a - b);
+      const offsetMs = offsets[Math.floor(offsets.length / 2)];
+      const outputLatencyMs = 1000 * (window.rec.engine.context.outputLatency || 0);
+      // Rendered = played at the device less the output latency.
+      const place = (chunks) => chunks.map((c) => ({ ts: 1000 * (1000 * c.time + offsetMs - outputLatencyMs), rate: c.rate, data: c.data }));
+      return {
+        input: window.rec.input.slice(0, 48000 * s),
+        output: window.rec.output.slice(0, 48000 * s),
+        track: window.trackPair(window.rec.trackIn, place(window.rec.tapOut), s),
+        handoff: window.trackPair(window.rec.trackIn, place(window.rec.tapIn), s),
+        outputLatencyMs,
+      };
+    }, SECONDS);
+    return { ...r, latency };
   } finally {
     await browser.close();
   }
@@ -41,6 +148,7 @@ async function webrtc() {
   try {
     const page = await browser.newPage();
     await page.goto(`${backend.url}/healthz`); // any page on a trustworthy origin
+    await page.evaluate(HELPERS);
     await page.evaluate(async () => {
       const stream = await navigator.mediaDevices.getUserMedia({
         audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
@@ -78,31 +186,62 @@ async function webrtc() {
       mute.gain.value = 0;
       rec.connect(mute).connect(ctx.destination);
       window.rec = { input: [], output: [], pc: b };
+      window.rec.trackIn = window.trackRecorder(stream.getAudioTracks()[0]);
+      window.rec.trackOut = window.trackRecorder(remoteStream.getAudioTracks()[0]);
       rec.port.onmessage = (e) => { window.rec.input.push(...e.data[0]); window.rec.output.push(...e.data[1]); };
       await ctx.resume();
     });
-    await page.waitForFunction((n) => window.rec.output.length >= n, 48000 * SECONDS, { timeout: 60000, polling: 250 });
-    return await page.evaluate(async (n) => {
+    await page.waitForFunction((n) => window.rec.output.length >= n && window.rec.trackOut.length >= n / 480 + 50, 48000 * SECONDS, { timeout: 60000, polling: 250 });
+    return await page.evaluate(async (s) => {
       let jitterBufferMs = null;
-      (await window.rec.pc.getStats()).forEach((s) => {
-        if (s.type === 'inbound-rtp' && s.kind === 'audio' && s.jitterBufferEmittedCount) {
-          jitterBufferMs = (1000 * s.jitterBufferDelay) / s.jitterBufferEmittedCount;
+      (await window.rec.pc.getStats()).forEach((st) => {
+        if (st.type === 'inbound-rtp' && st.kind === 'audio' && st.jitterBufferEmittedCount) {
+          jitterBufferMs = (1000 * st.jitterBufferDelay) / st.jitterBufferEmittedCount;
         }
       });
-      return { input: window.rec.input.slice(0, n), output: window.rec.output.slice(0, n), jitterBufferMs };
-    }, 48000 * SECONDS);
+      return {
+        input: window.rec.input.slice(0, 48000 * s),
+        output: window.rec.output.slice(0, 48000 * s),
+        track: window.trackPair(window.rec.trackIn, window.rec.trackOut, s),
+        jitterBufferMs,
+      };
+    }, SECONDS);
   } finally {
     await browser.close();
   }
 }
 
+const median = (xs) => {
+  const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return NaN;
+  const m = Math.floor(v.length / 2);
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+};
+const f = (x) => (Number.isFinite(x) ? x.toFixed(1) : 'n/a');
+
 try {
-  const mine = await ours();
-  const m = medianLagMs(mine.input, mine.output);
-  console.log(`ours (Switchboard engine, loopback): ${m.ms?.toFixed(1)} ms mic -> playout (median of ${m.windows} windows)`);
-  const theirs = await webrtc();
-  const w = medianLagMs(theirs.input, theirs.output);
-  console.log(`Chromium WebRTC (AEC/NS/AGC on, loopback peer connection): ${w.ms?.toFixed(1)} ms mic -> playout (median of ${w.windows} windows); its jitter buffer averaged ${theirs.jitterBufferMs?.toFixed(1)} ms`);
+  const rows = { ours: { tap: [], track: [] }, webrtc: { tap: [], track: [] } };
+  for (let run = 1; run <= RUNS; run += 1) {
+    const mine = await ours();
+    const mt = medianLagMs(mine.input, mine.output, { maxMs: 600 });
+    const mk = medianLagMs(mine.track.input, mine.track.output, { maxMs: 600 });
+    const mh = medianLagMs(mine.handoff.input, mine.handoff.output, { maxMs: 600 });
+    rows.ours.tap.push(mt.ms);
+    rows.ours.track.push(mk.ms);
+    console.log(`run ${run} ours (engine loopback, AEC+NS on, declares ${f(mine.latency)} ms): capture track -> playout ${f(mk.ms)} ms (${mk.windows} windows); AudioContext tap ${f(mt.ms)} ms (${mt.windows} windows); capture hand-off ${f(mh.ms)} ms; output latency ${f(mine.outputLatencyMs)} ms`);
+    const theirs = await webrtc();
+    const wt = medianLagMs(theirs.input, theirs.output, { maxMs: 600 });
+    const wk = medianLagMs(theirs.track.input, theirs.track.output, { maxMs: 600 });
+    rows.webrtc.tap.push(wt.ms);
+    rows.webrtc.track.push(wk.ms);
+    console.log(`run ${run} Chromium WebRTC (AEC/NS/AGC on, loopback peer connection): capture track -> playout ${f(wk.ms)} ms (${wk.windows} windows); AudioContext tap ${f(wt.ms)} ms (${wt.windows} windows); jitter buffer ${f(theirs.jitterBufferMs)} ms`);
+  }
+  for (const point of ['track', 'tap']) {
+    const o = median(rows.ours[point]);
+    const w = median(rows.webrtc[point]);
+    const pairs = rows.ours[point].map((x, i) => x / rows.webrtc[point][i]);
+    console.log(`${point === 'track' ? 'capture track' : 'AudioContext tap'}: ours median ${f(o)} ms, WebRTC median ${f(w)} ms over ${RUNS} interleaved runs; ratio of medians ${(o / w).toFixed(2)}, per-run ratios ${pairs.map((x) => x.toFixed(2)).join(' ')}`);
+  }
 } finally {
   backend.stop();
 }
