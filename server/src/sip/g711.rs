@@ -153,10 +153,13 @@ impl Resampler {
     pub fn down(&mut self, wide: &[f32], out: &mut Vec<f32>) {
         out.clear();
         for chunk in wide.chunks_exact(RATIO) {
-            for &x in chunk {
+            // Output at the chunk's first sample, so the delay is a whole
+            // number of 8 kHz samples.
+            self.push(chunk[0]);
+            out.push(self.output());
+            for &x in &chunk[1..] {
                 self.push(x);
             }
-            out.push(self.output());
         }
     }
 }
