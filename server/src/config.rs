@@ -1397,12 +1397,14 @@ impl Validator<'_> {
                         realm: t.realm.as_ref().map(|r| r.get_ref().clone()),
                     })
                 }
-                _ => return self.err(
-                    &at,
-                    format!(
+                _ => {
+                    return self.err(
+                        &at,
+                        format!(
                         "sip trunk `{name}`: username and password go together and are not empty"
                     ),
-                ),
+                    )
+                }
             };
             if t.register && (credentials.is_none() || t.address.is_none()) {
                 return self.err(
@@ -1412,17 +1414,18 @@ impl Validator<'_> {
                     ),
                 );
             }
-            let register_expires_s =
-                match &t.register_expires_s {
-                    None => 600,
-                    Some(e) if (10..=86_400).contains(e.get_ref()) => *e.get_ref(),
-                    Some(e) => return self.err(
+            let register_expires_s = match &t.register_expires_s {
+                None => 600,
+                Some(e) if (10..=86_400).contains(e.get_ref()) => *e.get_ref(),
+                Some(e) => {
+                    return self.err(
                         &e.span(),
                         format!(
                             "sip trunk `{name}`: register_expires_s must be between 10 and 86400"
                         ),
-                    ),
-                };
+                    )
+                }
+            };
             trunks.push(SipTrunk {
                 name,
                 address: t.address.as_ref().map(|a| a.get_ref().clone()),
