@@ -119,9 +119,9 @@ fn ncc_at(reference: &[f32], rec: &[f32], lag: i64) -> f64 {
 
 /// Best normalised cross-correlation of `rec` against `reference` within
 /// +-`max_lag` samples, and its lag: a coarse search on 5 ms energy
-/// envelopes, then every lag within 60 ms of the coarse one (a full search
+/// envelopes, then every lag within 10 ms of the three best coarse ones (a full search
 /// is too slow in a debug build).
-fn ncc(reference: &[f32], rec: &[f32], max_lag: usize) -> (f64, i64) {
+fn ncc(reference: &[f32], rec: &[f32], centre: i64, max_lag: usize) -> (f64, i64) {
     const BLOCK: usize = 40;
     let env = |x: &[f32]| -> Vec<f32> {
         x.chunks(BLOCK)
@@ -134,14 +134,37 @@ fn ncc(reference: &[f32], rec: &[f32], max_lag: usize) -> (f64, i64) {
     let er: Vec<f32> = er.iter().map(|v| v - mr).collect();
     let ec: Vec<f32> = ec.iter().map(|v| v - mc).collect();
     let blocks = (max_lag / BLOCK) as i64;
-    let coarse = (-blocks..=blocks)
+    let c = centre / BLOCK as i64;
+    let mut coarse: Vec<(f64, i64)> = (c - blocks..=c + blocks)
         .map(|l| (ncc_at(&er, &ec, l), l))
-        .fold((f64::MIN, 0), |a, b| if b.0 > a.0 { b } else { a })
-        .1;
-    let centre = coarse * BLOCK as i64;
-    (centre - 480..=centre + 480)
+        .collect();
+    coarse.sort_by(|a, b| b.0.total_cmp(&a.0));
+    // The fine search around the three best envelope lags.
+    coarse
+        .iter()
+        .take(3)
+        .flat_map(|&(_, l)| {
+            let centre = l * BLOCK as i64;
+            centre - 2 * BLOCK as i64..=centre + 2 * BLOCK as i64
+        })
         .map(|l| (ncc_at(reference, rec, l), l))
         .fold((-1.0, 0), |a, b| if b.0 > a.0 { b } else { a })
+}
+
+/// The median, over the reference's voiced 1 s windows, of each window's
+/// best correlation in `rec`: robust to a lost or late packet shifting
+/// the rest of a recording, which a single global lag is not.
+fn ncc_windows(reference: &[f32], rec: &[f32], max_lag: usize) -> f64 {
+    const WINDOW: usize = 8000;
+    let mut scores: Vec<f64> = reference
+        .chunks_exact(WINDOW)
+        .enumerate()
+        .filter(|(_, w)| (w.iter().map(|v| v * v).sum::<f32>() / WINDOW as f32).sqrt() > 0.02)
+        .map(|(k, w)| ncc(w, rec, (k * WINDOW) as i64, max_lag).0)
+        .collect();
+    assert!(scores.len() >= 2, "the reference has speech");
+    scores.sort_by(f64::total_cmp);
+    scores[scores.len() / 2]
 }
 
 fn free_udp_port_pair() -> u16 {
@@ -343,7 +366,7 @@ async fn baresip_call_audio_both_ways_caller_hangs_up() {
 
     // The agent heard the caller's speech.
     let mut dec = Decoder::new().expect("decoder");
-    let mut heard48 = Vec::new();
+    let mut heard48: Vec<f32> = Vec::new();
     let mut pcm = [0.0f32; PACKET];
     for f in &alice.media_in {
         let frame = decode_media_frame(f).expect("frame");
@@ -356,8 +379,8 @@ async fn baresip_call_audio_both_ways_caller_hangs_up() {
         .collect();
     let (_, caller_ref) = read_wav_pcm16(&caller8);
     let (_, agent_ref) = read_wav_pcm16(&agent8);
-    let (at_agent, lag_agent) = ncc(&caller_ref, &heard8, 8_000);
-    let (control, _) = ncc(&agent_ref, &heard8, 8_000);
+    let at_agent = ncc_windows(&caller_ref, &heard8, 8_000);
+    let control = ncc_windows(&agent_ref, &heard8, 8_000);
     // What baresip decoded (sndfile's *-dec.wav) is the agent's speech.
     let dec_wav = std::fs::read_dir(bdir.join("rec"))
         .expect("recordings")
@@ -366,15 +389,23 @@ async fn baresip_call_audio_both_ways_caller_hangs_up() {
         .expect("baresip recorded what it heard");
     let (rate, at_phone_pcm) = read_wav_pcm16(&dec_wav);
     assert_eq!(rate, 8000);
-    let (at_phone, lag_phone) = ncc(&agent_ref, &at_phone_pcm, 8_000);
+    let at_phone = ncc_windows(&agent_ref, &at_phone_pcm, 8_000);
     eprintln!(
-        "ncc: caller->agent {at_agent:.4} at lag {lag_agent} (control {control:.4}); \
-agent->caller {at_phone:.4} at lag {lag_phone}; agent heard {} samples at 8 kHz",
+        "ncc (median of 1 s windows): caller->agent {at_agent:.4} (control {control:.4}); \
+agent->caller {at_phone:.4}; agent heard {} samples at 8 kHz",
         heard8.len()
     );
-    assert!(at_agent > 0.8, "the agent hears the caller: ncc {at_agent}");
-    assert!(control < 0.3, "control correlation {control}");
-    assert!(at_phone > 0.8, "the caller hears the agent: ncc {at_phone}");
+    // Measured on this machine: 0.86-0.97 through G.711 + Opus; the wrong
+    // reference (control) 0.07-0.26. Silence or garbage gives about 0.
+    assert!(
+        at_agent > 0.75,
+        "the agent hears the caller: ncc {at_agent}"
+    );
+    assert!(control < 0.5, "control correlation {control}");
+    assert!(
+        at_phone > 0.75,
+        "the caller hears the agent: ncc {at_phone}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -412,11 +443,7 @@ async fn baresip_call_agent_hangs_up_sends_bye() {
         })
         .await;
     let r = wait_ended(&running, &c).await;
-    assert!(
-        r.events.iter().any(|e| e.event == "sip_bye_sent"),
-        "{:?}",
-        r.events
-    );
+    assert_eq!(r.disconnect_reason.as_deref(), Some("agent_disconnect"));
     // baresip got our BYE: its call closes and the log says so.
     let log = bdir.join("baresip.log");
     let mut closed = false;
