@@ -402,6 +402,7 @@ impl SipCall {
         let answered_at = tokio::time::Instant::now();
         let mut media = Media::new(self.codec, self.pt, self.leg);
         let mut rtp_peer = self.rtp_peer;
+        let mut media_open = true;
         let mut buf = vec![0u8; 2048];
         // Our own requests in the dialog: only BYE, once.
         let bye_cseq = 1u32;
@@ -467,16 +468,20 @@ impl SipCall {
                     }
                     rtp_peer = src;
                     if let (Some(slot), Some(bridge)) = (&slot, &self.state.bridge) {
-                        if let Some(frame) = media.from_rtp(&buf[..n]) {
+                        if let Some(frame) = media.frame_of_rtp(&buf[..n]) {
                             if let Some(route) = slot.route(self.leg) {
                                 bridge.on_frame(&key, &route, &frame, Instant::now());
                             }
                         }
                     }
                 }
-                out = media_rx.recv() => {
-                    let Some(out) = out else { continue };
-                    if let Some(packet) = media.to_rtp(&out.bytes) {
+                out = media_rx.recv(), if media_open => {
+                    // The bridge replaced or dropped our sink: stop polling it.
+                    let Some(out) = out else {
+                        media_open = false;
+                        continue;
+                    };
+                    if let Some(packet) = media.rtp_of_frame(&out.bytes) {
                         let _ = self.rtp.send_to(&packet, rtp_peer).await;
                     }
                 }
@@ -583,7 +588,7 @@ impl Media {
 
     /// An RTP packet from the trunk to a media frame for the bridge (one
     /// per 20 ms of audio gathered).
-    fn from_rtp(&mut self, packet: &[u8]) -> Option<Vec<u8>> {
+    fn frame_of_rtp(&mut self, packet: &[u8]) -> Option<Vec<u8>> {
         if packet.len() < 12 || packet[0] >> 6 != 2 {
             return None;
         }
@@ -626,7 +631,7 @@ impl Media {
     }
 
     /// A media frame from the bridge to an RTP packet for the trunk.
-    fn to_rtp(&mut self, frame: &[u8]) -> Option<Vec<u8>> {
+    fn rtp_of_frame(&mut self, frame: &[u8]) -> Option<Vec<u8>> {
         let f = decode_media_frame(frame).ok()?;
         let mut wide = [0.0f32; media::frame::PACKET];
         // A bad packet comes back as concealment: keep the clock going.
