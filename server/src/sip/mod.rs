@@ -45,6 +45,9 @@ pub enum SipError {
 const MAX_CALLS: usize = 1024;
 /// A call's queue of SIP messages from the receive loop.
 const CALL_QUEUE: usize = 16;
+/// Most RTP packets waiting for the pacing clock (60 ms); older ones are
+/// dropped first.
+const PACED_MAX: usize = 3;
 /// RFC 3261 T1.
 const T1: Duration = Duration::from_millis(500);
 
@@ -403,6 +406,7 @@ impl SipCall {
         let mut media = Media::new(self.codec, self.pt, self.leg);
         let mut rtp_peer = self.rtp_peer;
         let mut media_open = true;
+        let mut paced: std::collections::VecDeque<Vec<u8>> = std::collections::VecDeque::new();
         let mut buf = vec![0u8; 2048];
         // Our own requests in the dialog: only BYE, once.
         let bye_cseq = 1u32;
@@ -482,10 +486,22 @@ impl SipCall {
                         continue;
                     };
                     if let Some(packet) = media.rtp_of_frame(&out.bytes) {
-                        let _ = self.rtp.send_to(&packet, rtp_peer).await;
+                        // Paced out on the 20 ms clock below: frames come
+                        // from the bridge in bursts when the machine is
+                        // busy, and a trunk's jitter buffer may be small.
+                        if paced.len() >= PACED_MAX {
+                            paced.pop_front();
+                        }
+                        paced.push_back(packet);
                     }
                 }
                 _ = poll.tick() => {
+                    // One packet a tick; two when behind, to catch up.
+                    for _ in 0..if paced.len() > 2 { 2 } else { 1 } {
+                        if let Some(p) = paced.pop_front() {
+                            let _ = self.rtp.send_to(&p, rtp_peer).await;
+                        }
+                    }
                     let view = self.state.center.lock().ok().and_then(|c| c.caller_view(&self.contact));
                     let st = view.map_or("ended", |v| v.state.as_str());
                     match st {
