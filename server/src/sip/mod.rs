@@ -674,6 +674,76 @@ impl Media {
 mod tests {
     use super::*;
 
+    const SAMPLE: &str = include_str!("../../config/sample.toml");
+
+    fn with_sip(sip: &str) -> Result<crate::config::Config, crate::config::ConfigError> {
+        crate::config::Config::parse(&format!("{SAMPLE}\n{sip}"), "f.toml")
+    }
+
+    const GOOD: &str = "[sip]\nlisten_udp = \"127.0.0.1:5090\"\nrtp_ports = [30000, 30100]\n\
+[[sip.trunks]]\nname = \"t\"\naddress = \"127.0.0.1:5060\"\nallow = [\"127.0.0.1\"]\n\
+codecs = [\"PCMA\", \"PCMU\", \"telephone-event\"]\nusername = \"u\"\npassword = \"p\"\n\
+register = true\nregister_expires_s = 60\n[sip.trunks.dids]\n\"+15550100\" = \"support\"\n";
+
+    #[test]
+    fn sip_config_is_off_by_default_and_parses() {
+        let off = crate::config::Config::sample().expect("sample");
+        assert!(!off.sip.enabled(), "no trunk: no gateway");
+        let cfg = with_sip(GOOD).expect("good sip config");
+        let t = &cfg.sip.trunks[0];
+        assert_eq!(cfg.sip.rtp_ports, (30000, 30100));
+        assert_eq!(
+            t.codecs,
+            vec![SipCodec::Pcma, SipCodec::Pcmu, SipCodec::TelephoneEvent]
+        );
+        assert_eq!(t.dids.get("+15550100").map(String::as_str), Some("support"));
+        assert!(t.register && t.register_expires_s == 60);
+        assert_eq!(
+            t.credentials.as_ref().map(|c| c.username.as_str()),
+            Some("u")
+        );
+    }
+
+    #[test]
+    fn bad_sip_config_fails_with_file_line_and_reason() {
+        let base_lines = SAMPLE.lines().count() + 1;
+        for (from, to, why) in [
+            ("127.0.0.1:5090", "nope", "sip.listen_udp"),
+            ("[30000, 30100]", "[30100, 30000]", "rtp_ports"),
+            ("[\"127.0.0.1\"]", "[\"10.0.0.300\"]", "not an IP address"),
+            ("[\"127.0.0.1\"]", "[]", "allow must list"),
+            ("\"PCMA\", \"PCMU\"", "\"G729\"", "not PCMU, PCMA"),
+            ("= \"support\"", "= \"nowhere\"", "unknown queue"),
+            ("\"+15550100\" =", "\"5550100\" =", "not an E.164"),
+            (
+                "register_expires_s = 60",
+                "register_expires_s = 5",
+                "between 10 and 86400",
+            ),
+            (
+                "password = \"p\"\n",
+                "",
+                "username and password go together",
+            ),
+            (
+                "address = \"127.0.0.1:5060\"",
+                "address = \"nohost\"",
+                "not host:port",
+            ),
+        ] {
+            let text = GOOD.replace(from, to);
+            assert_ne!(text, GOOD, "{from}");
+            let e = with_sip(&text).expect_err(why);
+            let line = e.line.unwrap_or(0);
+            assert!(e.message.contains(why), "{why}: {e}");
+            assert!(e.to_string().starts_with("f.toml:"), "{e}");
+            assert!(
+                line > base_lines,
+                "{why}: line {line} is in the [sip] section"
+            );
+        }
+    }
+
     #[test]
     fn numbers_normalize_to_e164() {
         assert_eq!(normalize("15551234"), "+15551234");
