@@ -583,3 +583,84 @@ Call-ID: x4\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n"
         "the contact ended"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sipp_cancel_while_ringing() {
+    let dir = temp_dir("sip-cancel");
+    let running = server::start(sip_config(&dir, "127.0.0.1"))
+        .await
+        .expect("start");
+    let addr = running.addr;
+    let sip = running.sip_addr.expect("sip");
+    // Alice is available and lets it ring: SIPp gets 180, then cancels.
+    let mut alice = Client::connect(addr, &login(addr, "alice", "alice-pass").await).await;
+    alice
+        .ok(Op::SetAgentState {
+            state: "Available".into(),
+        })
+        .await;
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("sip/uac_cancel_ringing.xml");
+    let port = free_udp_port_pair().to_string();
+    let sipp = tokio::process::Command::new("sipp")
+        .current_dir(&dir)
+        .args([
+            "-sf",
+            scenario.to_str().expect("path"),
+            "-s",
+            DID,
+            &sip.to_string(),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-m",
+            "1",
+            "-nostdin",
+            "-timeout",
+            "20",
+            "-timeout_error",
+            "-trace_err",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("sipp must be installed (sip-tester; cargo xtask test installs it)");
+    alice
+        .wait_for("the SIPp call rings", |a| !a.state().contacts.is_empty())
+        .await;
+    let id = alice
+        .state()
+        .contacts
+        .keys()
+        .next()
+        .expect("contact")
+        .clone();
+    let out = tokio::time::timeout(Duration::from_secs(30), sipp.wait_with_output())
+        .await
+        .expect("SIPp finished in time")
+        .expect("sipp ran");
+    assert!(
+        out.status.success(),
+        "SIPp's scenario (180, CANCEL, 200, 487) passed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The offer is withdrawn; the contact ended with the CANCEL recorded.
+    alice
+        .wait_for("the offer is withdrawn", |a| a.state().contacts.is_empty())
+        .await;
+    let r = wait_ended(&running, &id).await;
+    assert_eq!(r.disconnect_reason.as_deref(), Some("customer_disconnect"));
+    for _ in 0..50 {
+        if record(&running, &id)
+            .events
+            .iter()
+            .any(|e| e.event == "sip_cancel")
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no sip_cancel event: {:?}", record(&running, &id).events);
+}
