@@ -46,6 +46,8 @@ struct RawConfig {
     customers: BTreeMap<Spanned<String>, BTreeMap<String, toml::Value>>,
     #[serde(default)]
     limits: RawLimits,
+    #[serde(default)]
+    sip: RawSip,
 }
 
 #[derive(Debug, Deserialize)]
@@ -270,6 +272,8 @@ pub struct Config {
     pub simulator_calls_per_minute: u32,
     /// Resource bounds (`[limits]`).
     pub limits: Limits,
+    /// The SIP trunk gateway (`[sip]`, `[[sip.trunks]]`); off without trunks.
+    pub sip: SipConfig,
 }
 
 /// A queue.
@@ -767,6 +771,7 @@ impl Validator<'_> {
         }
 
         let limits = self.limits(&raw.limits)?;
+        let sip = self.sip(&raw.sip, &queues)?;
 
         let mut customers = HashMap::new();
         for (number, fields) in raw.customers {
@@ -838,6 +843,7 @@ impl Validator<'_> {
             simulator_key,
             simulator_calls_per_minute,
             limits,
+            sip,
         })
     }
 
@@ -1161,6 +1167,281 @@ fn valid_origin(o: &str) -> bool {
                     .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
         }
         None => false,
+    }
+}
+
+// ---- SIP trunk gateway (`[sip]`, `[[sip.trunks]]`) -------------------------
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSip {
+    listen_udp: Option<Spanned<String>>,
+    rtp_ports: Option<Spanned<Vec<u16>>>,
+    #[serde(default)]
+    trunks: Vec<RawTrunk>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTrunk {
+    name: Spanned<String>,
+    address: Option<Spanned<String>>,
+    #[serde(default)]
+    allow: Vec<Spanned<String>>,
+    #[serde(default)]
+    dids: BTreeMap<String, Spanned<String>>,
+    codecs: Option<Spanned<Vec<String>>>,
+    username: Option<Spanned<String>>,
+    password: Option<Spanned<String>>,
+    realm: Option<Spanned<String>>,
+    #[serde(default)]
+    register: bool,
+    register_expires_s: Option<Spanned<u32>>,
+}
+
+/// A codec a trunk may use, in the trunk's preference order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SipCodec {
+    /// G.711 μ-law (payload type 0).
+    Pcmu,
+    /// G.711 A-law (payload type 8).
+    Pcma,
+    /// Opus (a later slice: accepted in the file, not negotiated yet).
+    Opus,
+    /// RFC 4733 telephone events.
+    TelephoneEvent,
+}
+
+/// Digest credentials for a trunk (registration and outbound calls are a
+/// later slice; the keys are validated now).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SipCredentials {
+    /// Auth user name.
+    pub username: String,
+    /// Password.
+    pub password: String,
+    /// Realm, when the provider's is known in advance.
+    pub realm: Option<String>,
+}
+
+/// One trunk.
+#[derive(Debug, Clone)]
+pub struct SipTrunk {
+    /// Name (logs, contact events).
+    pub name: String,
+    /// The trunk's (or registrar's) address, `host:port`.
+    pub address: Option<String>,
+    /// Source addresses allowed to send us calls (toll-fraud protection).
+    pub allow: Vec<std::net::IpAddr>,
+    /// Inbound numbers (E.164) to queue ids.
+    pub dids: HashMap<String, String>,
+    /// Codecs in preference order.
+    pub codecs: Vec<SipCodec>,
+    /// Digest credentials.
+    pub credentials: Option<SipCredentials>,
+    /// Register with `address`.
+    pub register: bool,
+    /// Requested registration expiry in seconds.
+    pub register_expires_s: u32,
+}
+
+/// The SIP gateway's configuration.
+#[derive(Debug, Clone, Default)]
+pub struct SipConfig {
+    /// UDP listen address for SIP (required with trunks; port 0 picks one).
+    pub listen_udp: Option<SocketAddr>,
+    /// RTP ports, inclusive.
+    pub rtp_ports: (u16, u16),
+    /// Trunks, in file order.
+    pub trunks: Vec<SipTrunk>,
+}
+
+impl SipConfig {
+    /// Whether the gateway runs.
+    pub fn enabled(&self) -> bool {
+        !self.trunks.is_empty()
+    }
+}
+
+impl Validator<'_> {
+    fn sip(&self, raw: &RawSip, queues: &HashMap<String, Queue>) -> Result<SipConfig, ConfigError> {
+        let listen_udp = raw
+            .listen_udp
+            .as_ref()
+            .map(|s| self.addr(s, "sip.listen_udp"))
+            .transpose()?;
+        let rtp_ports = match &raw.rtp_ports {
+            None => (20_000, 20_999),
+            Some(p) => match p.get_ref().as_slice() {
+                [a, b] if *a >= 1024 && a < b => (*a, *b),
+                _ => {
+                    return self.err(
+                        &p.span(),
+                        "sip.rtp_ports must be [first, last] with 1024 <= first < last",
+                    )
+                }
+            },
+        };
+        let mut trunks = Vec::new();
+        let mut seen_dids = std::collections::HashSet::new();
+        for t in &raw.trunks {
+            let at = t.name.span();
+            let name = t.name.get_ref().clone();
+            if name.is_empty() {
+                return self.err(&at, "a sip trunk needs a name");
+            }
+            if listen_udp.is_none() {
+                return self.err(&at, format!("sip trunk `{name}` needs sip.listen_udp"));
+            }
+            if let Some(a) = &t.address {
+                let ok = a
+                    .get_ref()
+                    .rsplit_once(':')
+                    .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+                if !ok {
+                    return self.err(
+                        &a.span(),
+                        format!(
+                            "sip trunk `{name}`: address `{}` is not host:port",
+                            a.get_ref()
+                        ),
+                    );
+                }
+            }
+            let mut allow = Vec::new();
+            for a in &t.allow {
+                match a.get_ref().parse::<std::net::IpAddr>() {
+                    Ok(ip) => allow.push(ip),
+                    Err(_) => {
+                        return self.err(
+                            &a.span(),
+                            format!(
+                                "sip trunk `{name}`: allow `{}` is not an IP address",
+                                a.get_ref()
+                            ),
+                        )
+                    }
+                }
+            }
+            if allow.is_empty() {
+                return self.err(
+                    &at,
+                    format!("sip trunk `{name}`: allow must list the addresses it calls from"),
+                );
+            }
+            let mut dids = HashMap::new();
+            for (did, queue) in &t.dids {
+                if !is_e164(did) {
+                    return self.err(
+                        &queue.span(),
+                        format!("sip trunk `{name}`: DID `{did}` is not an E.164 number"),
+                    );
+                }
+                if !queues.contains_key(queue.get_ref()) {
+                    return self.err(
+                        &queue.span(),
+                        format!(
+                            "sip trunk `{name}`: DID `{did}` maps to unknown queue `{}`",
+                            queue.get_ref()
+                        ),
+                    );
+                }
+                if !seen_dids.insert(did.clone()) {
+                    return self.err(&queue.span(), format!("DID `{did}` is on two trunks"));
+                }
+                dids.insert(did.clone(), queue.get_ref().clone());
+            }
+            let codecs = match &t.codecs {
+                None => vec![SipCodec::Pcmu, SipCodec::Pcma, SipCodec::TelephoneEvent],
+                Some(list) => {
+                    let mut out = Vec::new();
+                    for c in list.get_ref() {
+                        let codec = match c.to_ascii_lowercase().as_str() {
+                            "pcmu" => SipCodec::Pcmu,
+                            "pcma" => SipCodec::Pcma,
+                            "opus" => SipCodec::Opus,
+                            "telephone-event" => SipCodec::TelephoneEvent,
+                            _ => {
+                                return self.err(
+                                    &list.span(),
+                                    format!("sip trunk `{name}`: codec `{c}` is not PCMU, PCMA, Opus or telephone-event"),
+                                )
+                            }
+                        };
+                        if out.contains(&codec) {
+                            return self.err(
+                                &list.span(),
+                                format!("sip trunk `{name}`: codec `{c}` twice"),
+                            );
+                        }
+                        out.push(codec);
+                    }
+                    if !out
+                        .iter()
+                        .any(|c| matches!(c, SipCodec::Pcmu | SipCodec::Pcma))
+                    {
+                        return self.err(
+                            &list.span(),
+                            format!("sip trunk `{name}`: codecs must include PCMU or PCMA"),
+                        );
+                    }
+                    out
+                }
+            };
+            let credentials = match (&t.username, &t.password) {
+                (None, None) => None,
+                (Some(u), Some(p)) if !u.get_ref().is_empty() && !p.get_ref().is_empty() => {
+                    Some(SipCredentials {
+                        username: u.get_ref().clone(),
+                        password: p.get_ref().clone(),
+                        realm: t.realm.as_ref().map(|r| r.get_ref().clone()),
+                    })
+                }
+                _ => {
+                    return self.err(
+                        &at,
+                        format!(
+                        "sip trunk `{name}`: username and password go together and are not empty"
+                    ),
+                    )
+                }
+            };
+            if t.register && (credentials.is_none() || t.address.is_none()) {
+                return self.err(
+                    &at,
+                    format!(
+                        "sip trunk `{name}`: register = true needs address, username and password"
+                    ),
+                );
+            }
+            let register_expires_s = match &t.register_expires_s {
+                None => 600,
+                Some(e) if (10..=86_400).contains(e.get_ref()) => *e.get_ref(),
+                Some(e) => {
+                    return self.err(
+                        &e.span(),
+                        format!(
+                            "sip trunk `{name}`: register_expires_s must be between 10 and 86400"
+                        ),
+                    )
+                }
+            };
+            trunks.push(SipTrunk {
+                name,
+                address: t.address.as_ref().map(|a| a.get_ref().clone()),
+                allow,
+                dids,
+                codecs,
+                credentials,
+                register: t.register,
+                register_expires_s,
+            });
+        }
+        Ok(SipConfig {
+            listen_udp,
+            rtp_ports,
+            trunks,
+        })
     }
 }
 

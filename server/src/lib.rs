@@ -17,6 +17,7 @@ pub mod limits;
 pub mod routing;
 pub mod shutdown;
 pub mod sim;
+pub mod sip;
 pub mod store;
 pub mod ws;
 
@@ -60,6 +61,8 @@ pub struct Running {
     pub crm_addr: Option<SocketAddr>,
     /// Shared state (tests reach into the center through it).
     pub state: AppState,
+    /// Where the SIP gateway listens (UDP), when trunks are configured.
+    pub sip_addr: Option<SocketAddr>,
     /// Closing it stops the listeners accepting.
     stop_accepting: tokio::sync::watch::Sender<bool>,
     /// The listeners' tasks.
@@ -216,10 +219,24 @@ pub async fn start_with_store(cfg: Config, store: Store) -> Result<Running, Star
             }
         }
     });
+    let sip_addr = if cfg.sip.enabled() {
+        let listen = cfg.sip.listen_udp.unwrap_or(cfg.listen);
+        Some(
+            sip::start(state.clone())
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: listen,
+                    source,
+                })?,
+        )
+    } else {
+        None
+    };
     Ok(Running {
         addr,
         crm_addr,
         state,
+        sip_addr,
         stop_accepting,
         servers,
         syncer: None,

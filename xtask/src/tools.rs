@@ -106,6 +106,10 @@ pub fn ensure_test_tools() -> Result<(), String> {
         ("/usr/bin/sox", "sox"),
         // opusinfo/opusdec check the bridge's Ogg Opus recordings.
         ("/usr/bin/opusinfo", "opus-tools"),
+        // The SIP trunk tests' far ends (tests/tests/sip_trunk.rs): a real
+        // SIP phone (baresip-core, not the GUI metapackage) and SIPp.
+        ("/usr/bin/baresip", "baresip-core"),
+        ("/usr/bin/sipp", "sip-tester"),
     ])
 }
 

@@ -1,0 +1,763 @@
+//! The SIP trunk gateway, first slice: inbound calls over UDP from IP-
+//! authenticated trunks. An INVITE from an allowed address to a configured
+//! DID becomes a contact in the mapped queue, exactly like a caller on the
+//! customer phone page: the call's RTP leg attaches to the bridge under
+//! `customer:<contact>` and talks Opus media frames there, transcoded here
+//! from and to G.711 at 8 kHz. Signaling state follows the center's
+//! caller view (queued: 100; ringing: 180; connected: 200 with SDP; ended:
+//! BYE or a final error). See docs/sip.md for what is and is not done.
+
+pub mod g711;
+pub mod msg;
+pub mod sdp;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use protocol::media::{decode_media_frame, encode_media_frame, MediaHeader};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use crate::bridge::route::MediaOut;
+use crate::bridge::{customer_key, CallerAudio, AGENT_QUEUE};
+use crate::center::{random_id, random_leg};
+use crate::config::{SipCodec, SipTrunk};
+use crate::http::AppState;
+use msg::{Message, Start};
+
+/// Why a SIP or SDP input was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SipError {
+    /// Not a well-formed SIP message (answered 400 when it can be).
+    #[error("malformed SIP: {0}")]
+    Malformed(String),
+    /// Not a usable SDP offer (answered 488).
+    #[error("bad SDP: {0}")]
+    BadSdp(String),
+    /// No RTP port free in the configured range.
+    #[error("no free RTP port")]
+    NoRtpPort,
+}
+
+/// Most calls in progress at once (a flood of INVITEs is refused 503).
+const MAX_CALLS: usize = 1024;
+/// A call's queue of SIP messages from the receive loop.
+const CALL_QUEUE: usize = 16;
+/// Most RTP packets waiting for the pacing clock (60 ms); older ones are
+/// dropped first.
+const PACED_MAX: usize = 3;
+/// RFC 3261 T1.
+const T1: Duration = Duration::from_millis(500);
+
+/// Binds the SIP socket and runs the gateway; returns where it listens.
+pub async fn start(state: AppState) -> std::io::Result<SocketAddr> {
+    let listen = state
+        .cfg
+        .sip
+        .listen_udp
+        .ok_or_else(|| std::io::Error::other("sip.listen_udp not set"))?;
+    let socket = Arc::new(UdpSocket::bind(listen).await?);
+    let addr = socket.local_addr()?;
+    tokio::spawn(receive_loop(socket, addr, state));
+    Ok(addr)
+}
+
+struct Gateway {
+    socket: Arc<UdpSocket>,
+    local: SocketAddr,
+    state: AppState,
+    calls: HashMap<String, mpsc::Sender<Message>>,
+    next_rtp: u16,
+}
+
+async fn receive_loop(socket: Arc<UdpSocket>, local: SocketAddr, state: AppState) {
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<String>();
+    let mut gw = Gateway {
+        socket: socket.clone(),
+        local,
+        next_rtp: state.cfg.sip.rtp_ports.0,
+        state,
+        calls: HashMap::new(),
+    };
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        tokio::select! {
+            Some(id) = done_rx.recv() => { gw.calls.remove(&id); }
+            r = socket.recv_from(&mut buf) => {
+                let Ok((n, from)) = r else { continue };
+                gw.on_datagram(&buf[..n], from, &done_tx).await;
+            }
+        }
+    }
+}
+
+impl Gateway {
+    fn trunk_for(&self, from: SocketAddr) -> Option<&SipTrunk> {
+        self.state
+            .cfg
+            .sip
+            .trunks
+            .iter()
+            .find(|t| t.allow.contains(&from.ip()))
+    }
+
+    async fn send(&self, bytes: &[u8], to: SocketAddr) {
+        let _ = self.socket.send_to(bytes, to).await;
+    }
+
+    async fn on_datagram(
+        &mut self,
+        bytes: &[u8],
+        from: SocketAddr,
+        done: &mpsc::UnboundedSender<String>,
+    ) {
+        // Keep-alive CRLFs (RFC 5626) and stray bytes.
+        if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+            return;
+        }
+        let trunk = self.trunk_for(from).cloned();
+        let m = match Message::parse(bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                // Only an allowed trunk gets an answer to garbage: floods
+                // from elsewhere cost one parse and nothing sent.
+                if trunk.is_some() && !bytes.starts_with(b"SIP/2.0") {
+                    if let Some(reply) = bad_request_reply(bytes, &e) {
+                        self.send(&reply, from).await;
+                    }
+                }
+                return;
+            }
+        };
+        let Start::Request { method, uri } = &m.start else {
+            // Responses (to our BYE) go to their call.
+            if let Some(tx) = self.calls.get(m.call_id()) {
+                let _ = tx.try_send(m);
+            }
+            return;
+        };
+        let Some(trunk) = trunk else {
+            if method != "ACK" {
+                tracing::warn!("sip: {method} from {from} refused: not an allowed trunk address");
+                self.send(&m.response(403, "Forbidden", None, &[], b""), from)
+                    .await;
+            }
+            return;
+        };
+        if let Some(tx) = self.calls.get(m.call_id()) {
+            let _ = tx.try_send(m);
+            return;
+        }
+        match method.as_str() {
+            "INVITE" if m.to_tag().is_none() => {
+                let uri = uri.clone();
+                self.on_invite(m, &uri, from, &trunk, done).await;
+            }
+            "ACK" => {}
+            "OPTIONS" => {
+                let allow = ("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS".to_string());
+                self.send(
+                    &m.response(200, "OK", Some(&random_id("t")), &[allow], b""),
+                    from,
+                )
+                .await;
+            }
+            "CANCEL" | "BYE" => {
+                self.send(
+                    &m.response(481, "Call/Transaction Does Not Exist", None, &[], b""),
+                    from,
+                )
+                .await;
+            }
+            _ => {
+                self.send(&m.response(501, "Not Implemented", None, &[], b""), from)
+                    .await;
+            }
+        }
+    }
+
+    async fn on_invite(
+        &mut self,
+        m: Message,
+        uri: &str,
+        from: SocketAddr,
+        trunk: &SipTrunk,
+        done: &mpsc::UnboundedSender<String>,
+    ) {
+        let tag = random_id("t");
+        let reply = |code: u16, reason: &str| m.response(code, reason, Some(&tag), &[], b"");
+        if self.calls.len() >= MAX_CALLS {
+            self.send(&reply(503, "Service Unavailable"), from).await;
+            return;
+        }
+        let to_user = msg::user_of(uri)
+            .or_else(|| msg::user_of(msg::uri_of(m.header("to").unwrap_or_default())));
+        let Some(queue) = to_user.and_then(|u| trunk.dids.get(&normalize(u))).cloned() else {
+            self.send(&reply(404, "Not Found"), from).await;
+            return;
+        };
+        let offer = match sdp::Offer::parse(&m.body) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::info!("sip: INVITE from {from}: {e}");
+                self.send(&reply(488, "Not Acceptable Here"), from).await;
+                return;
+            }
+        };
+        let Some((codec, pt, te)) = offer.choose(&trunk.codecs) else {
+            self.send(&reply(488, "Not Acceptable Here"), from).await;
+            return;
+        };
+        let caller = m
+            .header("p-asserted-identity")
+            .or(m.header("from"))
+            .and_then(|v| msg::user_of(msg::uri_of(v)))
+            .map(normalize)
+            .unwrap_or_default();
+        let Ok(rtp) = self.bind_rtp().await else {
+            self.send(&reply(503, "Service Unavailable"), from).await;
+            return;
+        };
+        let leg = random_leg();
+        let now = self.state.now();
+        let placed = match self.state.center.lock() {
+            Ok(mut c) => c.place_inbound_playing(&caller, &queue, CallerAudio::Live { leg }, now),
+            Err(_) => return,
+        };
+        let contact = match placed {
+            Ok(id) => id,
+            Err(refused) => {
+                tracing::info!(
+                    "sip: INVITE from {from} ({caller}) refused: {}",
+                    refused.error
+                );
+                let (code, reason) = if refused.contact_id.is_empty() {
+                    (403, "Forbidden")
+                } else {
+                    (480, "Temporarily Unavailable")
+                };
+                self.send(&reply(code, reason), from).await;
+                return;
+            }
+        };
+        if let Ok(c) = self.state.center.lock() {
+            let detail = format!("trunk {} from {from}", trunk.name);
+            let _ = c
+                .store()
+                .contact_event(&contact, now, None, "sip_invite", Some(&detail));
+        }
+        self.send(&reply(100, "Trying"), from).await;
+        let (tx, rx) = mpsc::channel(CALL_QUEUE);
+        self.calls.insert(m.call_id().to_owned(), tx);
+        let call = SipCall {
+            socket: self.socket.clone(),
+            local: self.local,
+            state: self.state.clone(),
+            contact,
+            leg,
+            tag,
+            invite: m,
+            peer: from,
+            rtp,
+            rtp_peer: offer.rtp,
+            codec,
+            pt,
+            te,
+        };
+        let done = done.clone();
+        tokio::spawn(async move {
+            let id = call.invite.call_id().to_owned();
+            call.run(rx).await;
+            let _ = done.send(id);
+        });
+    }
+
+    /// Binds the next free even port of the range (RTCP would take +1).
+    async fn bind_rtp(&mut self) -> Result<UdpSocket, SipError> {
+        let (first, last) = self.state.cfg.sip.rtp_ports;
+        let ip = self.local.ip();
+        let span = u32::from(last - first) / 2 + 1;
+        for _ in 0..span {
+            let port = self.next_rtp;
+            self.next_rtp = if port.saturating_add(2) > last {
+                first
+            } else {
+                port + 2
+            };
+            if let Ok(s) = UdpSocket::bind(SocketAddr::new(ip, port)).await {
+                return Ok(s);
+            }
+        }
+        Err(SipError::NoRtpPort)
+    }
+}
+
+/// A caller or DID number as E.164: digits alone get a `+`.
+fn normalize(user: &str) -> String {
+    if !user.starts_with('+') && !user.is_empty() && user.bytes().all(|b| b.is_ascii_digit()) {
+        format!("+{user}")
+    } else {
+        user.to_owned()
+    }
+}
+
+/// A 400 for a request we could not parse, when its headers still say
+/// where to send one (Via, From, To, Call-ID, CSeq read leniently).
+fn bad_request_reply(bytes: &[u8], e: &SipError) -> Option<Vec<u8>> {
+    let text = String::from_utf8_lossy(bytes);
+    let mut out = String::from("SIP/2.0 400 Bad Request\r\n");
+    let mut found = 0;
+    for line in text.split("\r\n").skip(1) {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let name = name.trim().to_ascii_lowercase();
+        if matches!(
+            name.as_str(),
+            "via" | "v" | "from" | "f" | "to" | "t" | "call-id" | "i" | "cseq"
+        ) {
+            found += 1;
+            out.push_str(&format!("{}: {}\r\n", name, value.trim()));
+        }
+    }
+    if found < 5 {
+        return None;
+    }
+    let why: String = e
+        .to_string()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(100)
+        .collect();
+    out.push_str(&format!(
+        "Warning: 399 switchboard \"{why}\"\r\nContent-Length: 0\r\n\r\n"
+    ));
+    Some(out.into_bytes())
+}
+
+/// One inbound call after its INVITE was accepted for queueing.
+struct SipCall {
+    socket: Arc<UdpSocket>,
+    local: SocketAddr,
+    state: AppState,
+    contact: String,
+    leg: u32,
+    tag: String,
+    invite: Message,
+    peer: SocketAddr,
+    rtp: UdpSocket,
+    rtp_peer: SocketAddr,
+    codec: SipCodec,
+    pt: u8,
+    te: Option<u8>,
+}
+
+#[derive(PartialEq, Eq, Clone, Copy)]
+enum Phase {
+    Queued,
+    Ringing,
+    /// 200 sent, waiting for ACK (retransmitting).
+    Answered,
+    Confirmed,
+}
+
+impl SipCall {
+    fn record(&self, event: &str, detail: &str) {
+        let now = self.state.now();
+        if let Ok(c) = self.state.center.lock() {
+            let _ = c
+                .store()
+                .contact_event(&self.contact, now, None, event, Some(detail));
+        }
+    }
+
+    fn hang_up_center(&self) {
+        let now = self.state.now();
+        if let Ok(mut c) = self.state.center.lock() {
+            let _ = c.caller_hangup(&self.contact, now);
+        }
+    }
+
+    async fn send(&self, bytes: &[u8]) {
+        let _ = self.socket.send_to(bytes, self.peer).await;
+    }
+
+    fn contact_header(&self) -> (&'static str, String) {
+        ("Contact", format!("<sip:switchboard@{}>", self.local))
+    }
+
+    async fn run(self, mut rx: mpsc::Receiver<Message>) {
+        let (media_tx, mut media_rx) = mpsc::channel::<MediaOut>(AGENT_QUEUE);
+        let key = customer_key(&self.contact);
+        let slot = self.state.bridge.as_ref().map(|b| b.attach(&key, media_tx));
+        let rtp_local = match self.rtp.local_addr() {
+            Ok(a) => a,
+            Err(_) => return,
+        };
+        let session = u64::from(self.leg);
+        let answer_sdp = sdp::answer(rtp_local, session, self.codec, self.pt, self.te);
+        let mut phase = Phase::Queued;
+        let mut poll = tokio::time::interval(Duration::from_millis(20));
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut retransmit_at: Option<(tokio::time::Instant, Duration)> = None;
+        let answered_at = tokio::time::Instant::now();
+        let mut media = Media::new(self.codec, self.pt, self.leg);
+        let mut rtp_peer = self.rtp_peer;
+        let mut media_open = true;
+        let mut paced: std::collections::VecDeque<Vec<u8>> = std::collections::VecDeque::new();
+        let mut buf = vec![0u8; 2048];
+        // Our own requests in the dialog: only BYE, once.
+        let bye_cseq = 1u32;
+        let ok_200 = |s: &SipCall| {
+            s.invite.response(
+                200,
+                "OK",
+                Some(&s.tag),
+                &[s.contact_header()],
+                answer_sdp.as_bytes(),
+            )
+        };
+        loop {
+            tokio::select! {
+                m = rx.recv() => {
+                    let Some(m) = m else { break };
+                    let method = m.method().to_owned();
+                    let is_request = matches!(m.start, Start::Request { .. });
+                    match (is_request, method.as_str()) {
+                        (true, "INVITE") if m.to_tag().is_none() => {
+                            // A retransmitted INVITE: repeat where we are.
+                            let again = match phase {
+                                Phase::Queued => self.invite.response(100, "Trying", None, &[], b""),
+                                Phase::Ringing => self.invite.response(180, "Ringing", Some(&self.tag), &[self.contact_header()], b""),
+                                _ => ok_200(&self),
+                            };
+                            self.send(&again).await;
+                        }
+                        (true, "ACK") => {
+                            if phase == Phase::Answered {
+                                phase = Phase::Confirmed;
+                                retransmit_at = None;
+                            }
+                        }
+                        (true, "CANCEL") if matches!(phase, Phase::Queued | Phase::Ringing) => {
+                            self.send(&m.response(200, "OK", Some(&self.tag), &[], b"")).await;
+                            self.send(&self.invite.response(487, "Request Terminated", Some(&self.tag), &[], b"")).await;
+                            self.record("sip_cancel", "the caller cancelled before answer");
+                            self.hang_up_center();
+                            return;
+                        }
+                        (true, "CANCEL") => {
+                            self.send(&m.response(200, "OK", Some(&self.tag), &[], b"")).await;
+                        }
+                        (true, "BYE") => {
+                            self.send(&m.response(200, "OK", None, &[], b"")).await;
+                            self.record("sip_bye", "the caller hung up");
+                            self.hang_up_center();
+                            return;
+                        }
+                        (true, _) => {
+                            self.send(&m.response(501, "Not Implemented", None, &[], b"")).await;
+                        }
+                        (false, _) => {}
+                    }
+                }
+                r = self.rtp.recv_from(&mut buf) => {
+                    let Ok((n, src)) = r else { continue };
+                    // Symmetric RTP: only the trunk's address may send; we
+                    // answer to wherever its packets come from.
+                    if src.ip() != self.peer.ip() && src.ip() != self.rtp_peer.ip() {
+                        continue;
+                    }
+                    rtp_peer = src;
+                    if let (Some(slot), Some(bridge)) = (&slot, &self.state.bridge) {
+                        if let Some(frame) = media.frame_of_rtp(&buf[..n]) {
+                            if let Some(route) = slot.route(self.leg) {
+                                bridge.on_frame(&key, &route, &frame, Instant::now());
+                            }
+                        }
+                    }
+                }
+                out = media_rx.recv(), if media_open => {
+                    // The bridge replaced or dropped our sink: stop polling it.
+                    let Some(out) = out else {
+                        media_open = false;
+                        continue;
+                    };
+                    if let Some(packet) = media.rtp_of_frame(&out.bytes) {
+                        // Paced out on the 20 ms clock below: frames come
+                        // from the bridge in bursts when the machine is
+                        // busy, and a trunk's jitter buffer may be small.
+                        if paced.len() >= PACED_MAX {
+                            paced.pop_front();
+                        }
+                        paced.push_back(packet);
+                    }
+                }
+                _ = poll.tick() => {
+                    // One packet a tick; two when behind, to catch up.
+                    for _ in 0..if paced.len() > 2 { 2 } else { 1 } {
+                        if let Some(p) = paced.pop_front() {
+                            let _ = self.rtp.send_to(&p, rtp_peer).await;
+                        }
+                    }
+                    let view = self.state.center.lock().ok().and_then(|c| c.caller_view(&self.contact));
+                    let st = view.map_or("ended", |v| v.state.as_str());
+                    match st {
+                        "ended" => {
+                            match phase {
+                                Phase::Queued | Phase::Ringing => {
+                                    self.send(&self.invite.response(480, "Temporarily Unavailable", Some(&self.tag), &[], b"")).await;
+                                }
+                                Phase::Answered | Phase::Confirmed => {
+                                    self.record("sip_bye_sent", "the agent side ended the call");
+                                    self.send(&self.bye(bye_cseq)).await;
+                                }
+                            }
+                            return;
+                        }
+                        "ringing" if phase == Phase::Queued => {
+                            phase = Phase::Ringing;
+                            self.send(&self.invite.response(180, "Ringing", Some(&self.tag), &[self.contact_header()], b"")).await;
+                        }
+                        "connected" | "hold" if matches!(phase, Phase::Queued | Phase::Ringing) => {
+                            phase = Phase::Answered;
+                            self.send(&ok_200(&self)).await;
+                            retransmit_at = Some((tokio::time::Instant::now() + T1, T1));
+                        }
+                        _ => {}
+                    }
+                    if let Some((at, gap)) = retransmit_at {
+                        if tokio::time::Instant::now() >= at {
+                            if answered_at.elapsed() > 64 * T1 {
+                                // No ACK: RFC 3261 §13.3.1.4 says end it.
+                                self.record("sip_no_ack", "no ACK for our 200 OK");
+                                self.send(&self.bye(bye_cseq)).await;
+                                self.hang_up_center();
+                                return;
+                            }
+                            self.send(&ok_200(&self)).await;
+                            let gap = (gap * 2).min(Duration::from_secs(4));
+                            retransmit_at = Some((tokio::time::Instant::now() + gap, gap));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Our BYE in the dialog the INVITE created (we are the UAS: our To is
+    /// its From, sent to its Contact).
+    fn bye(&self, cseq: u32) -> Vec<u8> {
+        let from = self.invite.header("from").unwrap_or_default();
+        let to = self.invite.header("to").unwrap_or_default();
+        let target = msg::uri_of(self.invite.header("contact").unwrap_or(from)).to_owned();
+        let branch = random_id("z9hG4bK");
+        format!(
+            "BYE {target} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch={branch};rport\r\n\
+Max-Forwards: 70\r\nFrom: {to};tag={tag}\r\nTo: {from}\r\nCall-ID: {cid}\r\nCSeq: {cseq} BYE\r\n\
+Content-Length: 0\r\n\r\n",
+            local = self.local,
+            tag = self.tag,
+            cid = self.invite.call_id(),
+        )
+        .into_bytes()
+    }
+}
+
+/// The transcoding between one G.711 RTP stream and one Opus media leg.
+struct Media {
+    codec: SipCodec,
+    pt: u8,
+    leg: u32,
+    enc: Option<media::codec::Encoder>,
+    dec: Option<media::codec::Decoder>,
+    up: g711::Resampler,
+    down: g711::Resampler,
+    narrow_in: Vec<f32>,
+    scratch: Vec<f32>,
+    frame_seq: u32,
+    ssrc: u32,
+    rtp_seq: u16,
+    rtp_ts: u32,
+}
+
+impl Media {
+    fn new(codec: SipCodec, pt: u8, leg: u32) -> Media {
+        Media {
+            codec,
+            pt,
+            leg,
+            enc: media::codec::Encoder::new(media::codec::EncoderSettings::default()).ok(),
+            dec: media::codec::Decoder::new().ok(),
+            up: g711::Resampler::default(),
+            down: g711::Resampler::default(),
+            narrow_in: Vec::with_capacity(2 * g711::NARROW),
+            scratch: Vec::new(),
+            frame_seq: 0,
+            ssrc: random_leg(),
+            rtp_seq: 0,
+            rtp_ts: 0,
+        }
+    }
+
+    /// An RTP packet from the trunk to a media frame for the bridge (one
+    /// per 20 ms of audio gathered).
+    fn frame_of_rtp(&mut self, packet: &[u8]) -> Option<Vec<u8>> {
+        if packet.len() < 12 || packet[0] >> 6 != 2 {
+            return None;
+        }
+        let pt = packet[1] & 0x7f;
+        if pt != self.pt {
+            return None; // telephone-event and others: later slices.
+        }
+        let csrc = usize::from(packet[0] & 0x0f) * 4;
+        let mut start = 12 + csrc;
+        if packet[0] & 0x10 != 0 {
+            let ext = packet.get(start + 2..start + 4)?;
+            start += 4 + 4 * usize::from(u16::from_be_bytes([ext[0], ext[1]]));
+        }
+        let payload = packet.get(start..)?;
+        let mut pcm = Vec::new();
+        g711::decode(self.codec, payload, &mut pcm);
+        self.narrow_in.extend_from_slice(&pcm);
+        if self.narrow_in.len() > 4 * g711::NARROW {
+            self.narrow_in.clear(); // bounded: a burst is dropped
+            return None;
+        }
+        if self.narrow_in.len() < g711::NARROW {
+            return None;
+        }
+        let chunk: Vec<f32> = self.narrow_in.drain(..g711::NARROW).collect();
+        self.up.up(&chunk, &mut self.scratch);
+        let mut wide = [0.0f32; media::frame::PACKET];
+        wide.copy_from_slice(&self.scratch[..media::frame::PACKET]);
+        let payload = self.enc.as_mut()?.encode(&wide).ok()?.to_vec();
+        let header = MediaHeader {
+            flags: 0,
+            leg: self.leg,
+            sequence: self.frame_seq,
+            timestamp: self.frame_seq.wrapping_mul(media::frame::PACKET as u32),
+        };
+        self.frame_seq = self.frame_seq.wrapping_add(1);
+        let mut frame = Vec::new();
+        encode_media_frame(&header, &payload, &mut frame);
+        Some(frame)
+    }
+
+    /// A media frame from the bridge to an RTP packet for the trunk.
+    fn rtp_of_frame(&mut self, frame: &[u8]) -> Option<Vec<u8>> {
+        let f = decode_media_frame(frame).ok()?;
+        let mut wide = [0.0f32; media::frame::PACKET];
+        // A bad packet comes back as concealment: keep the clock going.
+        let _ = self.dec.as_mut()?.decode(f.payload, &mut wide);
+        let mut narrow = Vec::new();
+        self.down.down(&wide, &mut narrow);
+        let mut payload = Vec::new();
+        g711::encode(self.codec, &narrow, &mut payload);
+        let mut p = Vec::with_capacity(12 + payload.len());
+        let marker = if self.rtp_seq == 0 { 0x80 } else { 0 };
+        p.push(0x80);
+        p.push(marker | self.pt);
+        p.extend_from_slice(&self.rtp_seq.to_be_bytes());
+        p.extend_from_slice(&self.rtp_ts.to_be_bytes());
+        p.extend_from_slice(&self.ssrc.to_be_bytes());
+        p.extend_from_slice(&payload);
+        self.rtp_seq = self.rtp_seq.wrapping_add(1);
+        self.rtp_ts = self.rtp_ts.wrapping_add(narrow.len() as u32);
+        Some(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = include_str!("../../config/sample.toml");
+
+    fn with_sip(sip: &str) -> Result<crate::config::Config, crate::config::ConfigError> {
+        crate::config::Config::parse(&format!("{SAMPLE}\n{sip}"), "f.toml")
+    }
+
+    const GOOD: &str = "[sip]\nlisten_udp = \"127.0.0.1:5090\"\nrtp_ports = [30000, 30100]\n\
+[[sip.trunks]]\nname = \"t\"\naddress = \"127.0.0.1:5060\"\nallow = [\"127.0.0.1\"]\n\
+codecs = [\"PCMA\", \"PCMU\", \"telephone-event\"]\nusername = \"u\"\npassword = \"p\"\n\
+register = true\nregister_expires_s = 60\n[sip.trunks.dids]\n\"+15550100\" = \"support\"\n";
+
+    #[test]
+    fn sip_config_is_off_by_default_and_parses() {
+        let off = crate::config::Config::sample().expect("sample");
+        assert!(!off.sip.enabled(), "no trunk: no gateway");
+        let cfg = with_sip(GOOD).expect("good sip config");
+        let t = &cfg.sip.trunks[0];
+        assert_eq!(cfg.sip.rtp_ports, (30000, 30100));
+        assert_eq!(
+            t.codecs,
+            vec![SipCodec::Pcma, SipCodec::Pcmu, SipCodec::TelephoneEvent]
+        );
+        assert_eq!(t.dids.get("+15550100").map(String::as_str), Some("support"));
+        assert!(t.register && t.register_expires_s == 60);
+        assert_eq!(
+            t.credentials.as_ref().map(|c| c.username.as_str()),
+            Some("u")
+        );
+    }
+
+    #[test]
+    fn bad_sip_config_fails_with_file_line_and_reason() {
+        let base_lines = SAMPLE.lines().count() + 1;
+        for (from, to, why) in [
+            ("127.0.0.1:5090", "nope", "sip.listen_udp"),
+            ("[30000, 30100]", "[30100, 30000]", "rtp_ports"),
+            ("[\"127.0.0.1\"]", "[\"10.0.0.300\"]", "not an IP address"),
+            ("[\"127.0.0.1\"]", "[]", "allow must list"),
+            ("\"PCMA\", \"PCMU\"", "\"G729\"", "not PCMU, PCMA"),
+            ("= \"support\"", "= \"nowhere\"", "unknown queue"),
+            ("\"+15550100\" =", "\"5550100\" =", "not an E.164"),
+            (
+                "register_expires_s = 60",
+                "register_expires_s = 5",
+                "between 10 and 86400",
+            ),
+            (
+                "password = \"p\"\n",
+                "",
+                "username and password go together",
+            ),
+            (
+                "address = \"127.0.0.1:5060\"",
+                "address = \"nohost\"",
+                "not host:port",
+            ),
+        ] {
+            let text = GOOD.replace(from, to);
+            assert_ne!(text, GOOD, "{from}");
+            let e = with_sip(&text).expect_err(why);
+            let line = e.line.unwrap_or(0);
+            assert!(e.message.contains(why), "{why}: {e}");
+            assert!(e.to_string().starts_with("f.toml:"), "{e}");
+            assert!(
+                line > base_lines,
+                "{why}: line {line} is in the [sip] section"
+            );
+        }
+    }
+
+    #[test]
+    fn numbers_normalize_to_e164() {
+        assert_eq!(normalize("15551234"), "+15551234");
+        assert_eq!(normalize("+4420"), "+4420");
+        assert_eq!(normalize("alice"), "alice");
+    }
+
+    #[test]
+    fn garbage_with_headers_gets_a_400() {
+        let bytes = b"INVITE nonsense\r\nVia: SIP/2.0/UDP 1.2.3.4;branch=z9hG4bKx\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\nCall-ID: q\r\nCSeq: 1 INVITE\r\n\r\n";
+        let e = Message::parse(bytes).expect_err("malformed");
+        let r = String::from_utf8(bad_request_reply(bytes, &e).expect("reply")).expect("utf8");
+        assert!(r.starts_with("SIP/2.0 400 Bad Request\r\n"), "{r}");
+        assert!(r.contains("call-id: q\r\n"), "{r}");
+        assert!(bad_request_reply(b"junk\r\n\r\n", &e).is_none());
+    }
+}

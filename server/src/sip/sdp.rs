@@ -1,0 +1,196 @@
+//! SDP offer/answer (RFC 3264, RFC 4566) for one audio stream: read the
+//! trunk's offer (connection address, port, payload types) and write our
+//! answer with the first of the trunk's configured codecs the offer has.
+
+use std::net::{IpAddr, SocketAddr};
+
+use super::SipError;
+use crate::config::SipCodec;
+
+/// What the far end offered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offer {
+    /// Where it wants our RTP.
+    pub rtp: SocketAddr,
+    /// Offered payload types, in order, with their encoding names
+    /// (static ones named by RFC 3551 when no rtpmap says otherwise).
+    pub formats: Vec<(u8, String)>,
+}
+
+impl Offer {
+    /// Parses the first audio stream of an SDP body.
+    pub fn parse(body: &[u8]) -> Result<Offer, SipError> {
+        let bad = |m: &str| SipError::BadSdp(m.to_owned());
+        let text = std::str::from_utf8(body).map_err(|_| bad("not UTF-8"))?;
+        let mut session_addr: Option<IpAddr> = None;
+        let mut media_addr: Option<IpAddr> = None;
+        let mut audio: Option<(u16, Vec<u8>)> = None;
+        let mut in_audio = false;
+        let mut names: Vec<(u8, String)> = Vec::new();
+        if !text.starts_with("v=0") {
+            return Err(bad("does not start with v=0"));
+        }
+        for line in text.lines() {
+            let line = line.trim_end_matches('\r');
+            if let Some(m) = line.strip_prefix("m=") {
+                let mut f = m.split(' ');
+                let kind = f.next().unwrap_or_default();
+                if kind == "audio" && audio.is_none() {
+                    let port: u16 = f
+                        .next()
+                        .and_then(|p| p.parse().ok())
+                        .ok_or_else(|| bad("bad audio port"))?;
+                    if f.next() != Some("RTP/AVP") {
+                        return Err(bad("audio is not RTP/AVP"));
+                    }
+                    let pts: Result<Vec<u8>, _> = f.map(str::parse::<u8>).collect();
+                    let pts = pts.map_err(|_| bad("bad payload type"))?;
+                    audio = Some((port, pts));
+                    in_audio = true;
+                } else {
+                    in_audio = false;
+                }
+            } else if let Some(c) = line.strip_prefix("c=") {
+                let addr = c
+                    .strip_prefix("IN IP4 ")
+                    .or_else(|| c.strip_prefix("IN IP6 "))
+                    .and_then(|a| a.split('/').next())
+                    .and_then(|a| a.parse::<IpAddr>().ok())
+                    .ok_or_else(|| bad("bad c= line"))?;
+                if audio.is_none() {
+                    session_addr = Some(addr);
+                } else if in_audio {
+                    media_addr = Some(addr);
+                }
+            } else if let Some(map) = line.strip_prefix("a=rtpmap:").filter(|_| in_audio) {
+                let (pt, name) = map.split_once(' ').ok_or_else(|| bad("bad rtpmap"))?;
+                let pt: u8 = pt.parse().map_err(|_| bad("bad rtpmap"))?;
+                names.push((pt, name.to_ascii_lowercase()));
+            }
+        }
+        let (port, pts) = audio.ok_or_else(|| bad("no audio stream"))?;
+        let ip = media_addr
+            .or(session_addr)
+            .ok_or_else(|| bad("no connection address"))?;
+        if port == 0 {
+            return Err(bad("audio stream refused (port 0)"));
+        }
+        let formats = pts
+            .into_iter()
+            .map(|pt| {
+                let name = names
+                    .iter()
+                    .find(|(p, _)| *p == pt)
+                    .map(|(_, n)| n.clone())
+                    .unwrap_or_else(|| match pt {
+                        0 => "pcmu/8000".into(),
+                        8 => "pcma/8000".into(),
+                        _ => String::new(),
+                    });
+                (pt, name)
+            })
+            .collect();
+        Ok(Offer {
+            rtp: SocketAddr::new(ip, port),
+            formats,
+        })
+    }
+
+    /// The first of `prefs` (G.711 only in this slice) the offer has, with
+    /// its payload type, and the offer's telephone-event payload type when
+    /// `prefs` allows it.
+    pub fn choose(&self, prefs: &[SipCodec]) -> Option<(SipCodec, u8, Option<u8>)> {
+        let find = |name: &str| {
+            self.formats
+                .iter()
+                .find(|(_, n)| n.split('/').next() == Some(name))
+                .map(|(pt, _)| *pt)
+        };
+        let (codec, pt) = prefs.iter().find_map(|c| match c {
+            SipCodec::Pcmu => find("pcmu").map(|pt| (*c, pt)),
+            SipCodec::Pcma => find("pcma").map(|pt| (*c, pt)),
+            // Opus trunk legs are a later slice.
+            SipCodec::Opus | SipCodec::TelephoneEvent => None,
+        })?;
+        let te = prefs
+            .contains(&SipCodec::TelephoneEvent)
+            .then(|| find("telephone-event"))
+            .flatten();
+        Some((codec, pt, te))
+    }
+}
+
+/// Our answer: one audio stream at `rtp`, the chosen payload type (and
+/// telephone-event), symmetric RTP, 20 ms packets.
+pub fn answer(rtp: SocketAddr, session: u64, codec: SipCodec, pt: u8, te: Option<u8>) -> String {
+    let ip = rtp.ip();
+    let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
+    let name = match codec {
+        SipCodec::Pcma => "PCMA",
+        _ => "PCMU",
+    };
+    let mut pts = pt.to_string();
+    let mut attrs = format!("a=rtpmap:{pt} {name}/8000\r\n");
+    if let Some(te) = te {
+        pts.push_str(&format!(" {te}"));
+        attrs.push_str(&format!(
+            "a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-15\r\n"
+        ));
+    }
+    format!(
+        "v=0\r\no=switchboard {session} {session} IN {family} {ip}\r\ns=switchboard\r\n\
+c=IN {family} {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP {pts}\r\n{attrs}a=ptime:20\r\na=sendrecv\r\n",
+        port = rtp.port()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BARESIP: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+m=audio 20140 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n";
+
+    #[test]
+    fn reads_an_offer_and_answers() {
+        let o = Offer::parse(BARESIP.as_bytes()).expect("offer");
+        assert_eq!(o.rtp, "127.0.0.1:20140".parse().expect("addr"));
+        assert_eq!(o.formats[1], (8, "pcma/8000".into()));
+        let prefs = [SipCodec::Pcma, SipCodec::Pcmu, SipCodec::TelephoneEvent];
+        assert_eq!(o.choose(&prefs), Some((SipCodec::Pcma, 8, Some(101))));
+        assert_eq!(o.choose(&[SipCodec::Pcmu]), Some((SipCodec::Pcmu, 0, None)));
+        assert_eq!(o.choose(&[SipCodec::Opus]), None);
+        let a = answer(
+            "127.0.0.1:30000".parse().expect("addr"),
+            5,
+            SipCodec::Pcmu,
+            0,
+            Some(101),
+        );
+        let back = Offer::parse(a.as_bytes()).expect("our answer parses");
+        assert_eq!(back.rtp.port(), 30000);
+        assert_eq!(
+            back.formats,
+            vec![
+                (0, "pcmu/8000".into()),
+                (101, "telephone-event/8000".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn refuses_bad_sdp() {
+        for bad in [
+            "",
+            "hello",
+            "v=0\r\nm=audio 1 RTP/AVP 0\r\n",
+            "v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio x RTP/AVP 0\r\n",
+            "v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 0 RTP/AVP 0\r\n",
+            "v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 5 RTP/SAVP 0\r\n",
+            "v=0\r\nc=IN IP4 nope\r\nm=audio 5 RTP/AVP 0\r\n",
+            "v=0\r\nc=IN IP4 1.2.3.4\r\nm=video 5 RTP/AVP 96\r\n",
+        ] {
+            assert!(Offer::parse(bad.as_bytes()).is_err(), "{bad:?}");
+        }
+    }
+}
