@@ -264,6 +264,11 @@ impl Ccp {
             .with_untracked(|l| l.as_ref().map_or("logged_out", LinkState::name))
     }
 
+    /// Displaced by a newer session, without subscribing.
+    pub fn displaced_untracked(&self) -> bool {
+        self.displaced.get_untracked()
+    }
+
     /// The state, without subscribing.
     pub fn state_untracked(&self) -> ClientState {
         self.state.get_untracked()

@@ -29,12 +29,19 @@ test('a window displaced by a newer login says so, and can take the session back
   await first.login('alice', 'alice-pass');
   await first.expectLoggedIn('Alice Tanaka');
 
+  // A second tab of the first browser mirrors the first (it holds no socket).
+  const follower = new CcpPage(await first.page.context().newPage(), backend.url);
+  await follower.open();
+  await follower.expectLoggedIn('Alice Tanaka');
+  await follower.page.getByTestId('tab-role').waitFor();
+
   await second.open();
   await second.page.getByTestId('language').selectOption('en');
   await second.login('alice', 'alice-pass');
   await second.expectLoggedIn('Alice Tanaka');
 
   await expectDisplaced(first);
+  await expectDisplaced(follower);
   await screenshot(first.page, 'displaced');
   // The second window is the live one: its status change works.
   await second.setStatus('Lunch');
@@ -46,6 +53,8 @@ test('a window displaced by a newer login says so, and can take the session back
   await first.expectAgentState('Lunch');
   await expectDisplaced(second);
   assert.equal(await first.page.getByTestId('displaced').count(), 0);
+  await follower.expectLoggedIn('Alice Tanaka');
+  assert.equal(await follower.page.getByTestId('displaced').count(), 0);
   assert.deepEqual(errors, []);
   await first.page.context().close();
   await second.page.context().close();
