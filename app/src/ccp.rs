@@ -23,6 +23,8 @@ use crate::i18n::{tr, Lang};
 
 const TOKEN_KEY: &str = "switchboard.token";
 const LANG_KEY: &str = "switchboard.lang";
+/// The link's closed reason when a newer session replaced this one.
+const DISPLACED: &str = "session_replaced";
 
 fn saved_lang() -> Lang {
     let window = web_sys::window();
@@ -99,6 +101,9 @@ pub struct Ccp {
     pub sound_blocked: RwSignal<bool>,
     /// A note to show instead of the panel (the login popup's farewell).
     pub notice: RwSignal<Option<&'static str>>,
+    /// The same agent opened a newer session elsewhere: this window is
+    /// disconnected (its login kept) until the agent takes the session back.
+    pub displaced: RwSignal<bool>,
 }
 
 fn storage() -> Option<web_sys::Storage> {
@@ -126,6 +131,7 @@ impl Ccp {
             leader: RwSignal::new(false),
             sound_blocked: RwSignal::new(false),
             notice: RwSignal::new(None),
+            displaced: RwSignal::new(false),
         };
         set_document_lang(ccp.lang.get_untracked());
         set_document_theme(ccp.dark.get_untracked());
@@ -238,6 +244,10 @@ impl Ccp {
             }
             None => (false, Vec::new()),
         };
+        let displaced = matches!(&link, Some(LinkState::Closed(why)) if why == DISPLACED);
+        if self.displaced.get_untracked() != displaced {
+            self.displaced.set(displaced);
+        }
         let link_changed = self.link.get_untracked() != link;
         if link_changed {
             self.link.set(link);
@@ -252,6 +262,11 @@ impl Ccp {
     pub fn link_name_untracked(&self) -> &'static str {
         self.link
             .with_untracked(|l| l.as_ref().map_or("logged_out", LinkState::name))
+    }
+
+    /// Displaced by a newer session, without subscribing.
+    pub fn displaced_untracked(&self) -> bool {
+        self.displaced.get_untracked()
     }
 
     /// The state, without subscribing.
@@ -342,6 +357,7 @@ impl Ccp {
         let ws_url = origin().replacen("http", "ws", 1) + "/v1/ws";
         let client = DirectClient::connect(&ws_url, token);
         let ccp = *self;
+        ccp.displaced.set(false);
         ccp.link.set(Some(LinkState::Connecting));
         let sub = client.subscribe(move |u| ccp.on_update(u));
         CLIENT.with(|c| *c.borrow_mut() = Some((client, sub)));
@@ -374,6 +390,9 @@ impl Ccp {
                     let _ = s.set_item(TOKEN_KEY, token);
                 }
                 crate::embed::auth(o);
+            }
+            Update::Output(Output::SessionEnded(e)) if e.code == ErrorCode::SessionReplaced => {
+                self.displaced_here();
             }
             Update::Output(o @ Output::SessionEnded(e)) => {
                 crate::embed::auth(o);
@@ -485,8 +504,43 @@ impl Ccp {
         crate::tabs::announce_logout();
     }
 
+    /// The agent's session was opened elsewhere: stop the call audio and
+    /// the connection, forget the (stale) contacts, keep the login, and
+    /// say so instead of the panel. Followers learn it from the link name.
+    fn displaced_here(&self) {
+        crate::audio::stop();
+        if let Some((client, sub)) = CLIENT.with(|c| c.borrow_mut().take()) {
+            drop(sub);
+            client.close();
+        }
+        self.error.set(None);
+        self.displaced.set(true);
+        self.link.set(Some(LinkState::Closed(DISPLACED.to_owned())));
+        let gone: Vec<ContactChange> = self
+            .state
+            .get_untracked()
+            .contacts
+            .into_keys()
+            .map(ContactChange::Destroyed)
+            .collect();
+        self.state.set(ClientState::default());
+        self.after_change(&gone);
+    }
+
+    /// Takes the session back in this window (the other one is displaced
+    /// in turn), with the login kept here.
+    pub fn take_back(&self) {
+        self.displaced.set(false);
+        if self.leader.get_untracked() {
+            self.resume_saved_login();
+        } else {
+            crate::tabs::announce_token();
+        }
+    }
+
     /// Forgets the token and closes the connection in this tab.
     pub fn logout_here(&self) {
+        self.displaced.set(false);
         if let Some(s) = storage() {
             let _ = s.remove_item(TOKEN_KEY);
         }

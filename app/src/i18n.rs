@@ -115,6 +115,18 @@ const JA: &[(&str, &str)] = &[
     ("Ringer", "着信音の出力先"),
     ("Default", "既定"),
     ("Microphone level", "マイクの入力レベル"),
+    ("You are muted", "ミュート中"),
+    ("Busy", "通話中"),
+    (
+        "You signed in in another window, so this one is no longer connected.",
+        "別のウィンドウでサインインしたため、このウィンドウの接続は終了しました。",
+    ),
+    ("Use this window", "このウィンドウを使う"),
+    ("Calling customer", "顧客に発信中"),
+    (
+        "You are not taking calls. Choose a status to go on.",
+        "着信を受けられない状態です。ステータスを選んでください。",
+    ),
 ];
 
 /// `english` in `lang`.

@@ -41,6 +41,13 @@ pub fn App() -> impl IntoView {
             <Show when=move || ccp.notice.get().is_none() fallback=move || view! {
                 <p class="notice" role="status" data-testid="notice">{move || ccp.t(ccp.notice.get().unwrap_or_default())}</p>
             }>
+            <Show when=move || !ccp.displaced.get() fallback=move || view! {
+                <section class="displaced" role="alert" data-testid="displaced">
+                    <p>{move || ccp.t("You signed in in another window, so this one is no longer connected.")}</p>
+                    <button data-testid="take-back" on:click=move |_| ccp.take_back()>{move || ccp.t("Use this window")}</button>
+                    <button class="secondary" data-testid="displaced-logout" on:click=move |_| ccp.logout()>{move || ccp.t("Log out")}</button>
+                </section>
+            }>
             <Show when=move || ccp.logged_in() fallback=|| view! { <Login /> }>
                 <StatusBar />
                 <section aria-label=move || ccp.t("Contacts") data-testid="contacts">
@@ -54,6 +61,7 @@ pub fn App() -> impl IntoView {
                 </section>
                 <CallHistory />
                 <Settings />
+            </Show>
             </Show>
             </Show>
             <Show when=move || ccp.error.get().is_some()>

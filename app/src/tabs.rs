@@ -322,7 +322,12 @@ pub fn broadcast_state(ccp: Ccp) {
     if !is_leader() {
         return;
     }
-    let link = ccp.link_name_untracked();
+    // A displaced leader tells its followers why it is closed.
+    let link = if ccp.displaced_untracked() {
+        "session_replaced"
+    } else {
+        ccp.link_name_untracked()
+    };
     let snapshot = snapshot_of(&ccp.state_untracked()).map(|s| encode(&ServerFrame::Snapshot(s)));
     post(&TabMessage::State {
         link: (link != "logged_out").then(|| link.to_owned()),

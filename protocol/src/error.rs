@@ -54,6 +54,10 @@ pub enum ErrorCode {
     /// The token was revoked (logout); the server closes the socket after
     /// this error.
     TokenRevoked,
+    /// The same agent opened a newer session elsewhere (another browser or
+    /// device): this one gets no more events and the server closes it after
+    /// this error. The login stays valid; reconnecting takes the session back.
+    SessionReplaced,
     /// The server failed; the message never carries internals.
     Internal,
     /// Too many messages or connections; slow down. A socket that keeps
@@ -93,6 +97,7 @@ impl ErrorCode {
             ErrorCode::LoginThrottled => "login_throttled",
             ErrorCode::SessionExpired => "session_expired",
             ErrorCode::TokenRevoked => "token_revoked",
+            ErrorCode::SessionReplaced => "session_replaced",
             ErrorCode::Internal => "internal",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Timeout => "timeout",
@@ -105,7 +110,7 @@ impl ErrorCode {
     /// Every code, in declaration order. Clients' code lists are generated
     /// from it (the JS SDK's `ERROR_CODES`); the test
     /// `every_code_is_listed_once_and_round_trips` checks it is complete.
-    pub const ALL: [ErrorCode; 25] = [
+    pub const ALL: [ErrorCode; 26] = [
         ErrorCode::BadJson,
         ErrorCode::BadMediaFrame,
         ErrorCode::UnknownType,
@@ -127,6 +132,7 @@ impl ErrorCode {
         ErrorCode::LoginThrottled,
         ErrorCode::SessionExpired,
         ErrorCode::TokenRevoked,
+        ErrorCode::SessionReplaced,
         ErrorCode::Internal,
         ErrorCode::RateLimited,
         ErrorCode::Timeout,
@@ -189,12 +195,13 @@ mod all_codes_tests {
             ErrorCode::LoginThrottled => 18,
             ErrorCode::SessionExpired => 19,
             ErrorCode::TokenRevoked => 20,
-            ErrorCode::Internal => 21,
-            ErrorCode::RateLimited => 22,
-            ErrorCode::Timeout => 23,
+            ErrorCode::SessionReplaced => 21,
+            ErrorCode::Internal => 22,
+            ErrorCode::RateLimited => 23,
+            ErrorCode::Timeout => 24,
             // Keep `Unknown` last: a new code goes before it, so its
             // position is `ALL.len() - 1` and `ALL` must grow to hold it.
-            ErrorCode::Unknown => 24,
+            ErrorCode::Unknown => 25,
         }
     }
 

@@ -31,10 +31,10 @@ export const ERROR_CODES = Object.freeze([
   'bad_json', 'bad_media_frame', 'unknown_type', 'unknown_op', 'bad_request', 'unsupported_version',
   'not_authenticated', 'auth_failed', 'already_authenticated', 'frame_too_large', 'not_found', 'not_owner',
   'invalid_state', 'invalid_argument', 'unsupported_endpoint', 'queue_full', 'queue_closed', 'no_media_leg',
-  'login_throttled', 'session_expired', 'token_revoked', 'internal', 'rate_limited', 'timeout',
-  'unknown', 'init_timeout', 'version_mismatch', 'not_logged_in', 'popup_blocked', 'login_cancelled',
-  'terminated', 'frame_lost', 'not_initialized', 'not_supported', 'microphone_denied', 'microphone_missing',
-  'microphone_removed', 'engine_failed',
+  'login_throttled', 'session_expired', 'token_revoked', 'session_replaced', 'internal', 'rate_limited',
+  'timeout', 'unknown', 'init_timeout', 'version_mismatch', 'not_logged_in', 'popup_blocked',
+  'login_cancelled', 'terminated', 'frame_lost', 'not_initialized', 'not_supported', 'microphone_denied',
+  'microphone_missing', 'microphone_removed', 'engine_failed',
 ]);
 // END ERROR_CODES
 

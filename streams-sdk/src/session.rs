@@ -290,7 +290,9 @@ impl Session {
                 }
                 if matches!(
                     e.error.code,
-                    ErrorCode::SessionExpired | ErrorCode::TokenRevoked
+                    ErrorCode::SessionExpired
+                        | ErrorCode::TokenRevoked
+                        | ErrorCode::SessionReplaced
                 ) {
                     out.push(Output::SessionEnded(e.error));
                 } else {

@@ -32,8 +32,9 @@ export class CcpPage {
     await this.page.locator('[data-testid="link-state"].open').waitFor();
   }
 
+  /** Waits for the agent state by its wire name (the panel shows a translated label). */
   async expectAgentState(name) {
-    await this.page.getByTestId('agent-state').filter({ hasText: new RegExp(`^${name}$`) }).waitFor();
+    await this.page.locator(`[data-testid="agent-state"][data-state="${name}"]`).waitFor();
   }
 
   async setStatus(name) {

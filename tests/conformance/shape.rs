@@ -51,7 +51,8 @@ pub fn golden(name: &str) -> Value {
 
 /// Every error code of docs/protocol.md section 5: `rate_limited` is the
 /// per-socket message-rate limit; `login_throttled` (HTTP login only),
-/// `session_expired` and `token_revoked` end a login.
+/// `session_expired` and `token_revoked` end a login; `session_replaced`
+/// tells an older socket a newer `hello` took its session over.
 pub const ERROR_CODES: &[&str] = &[
     "bad_json",
     "bad_media_frame",
@@ -76,6 +77,7 @@ pub const ERROR_CODES: &[&str] = &[
     "login_throttled",
     "session_expired",
     "token_revoked",
+    "session_replaced",
 ];
 
 /// Keys the contract marks optional (`next_state?`, `media_leg` only while

@@ -49,6 +49,22 @@ fn used_strings(src: &str) -> Vec<String> {
             }
         }
     }
+    // Label tables: `ContactState::X => "Label"`, `Outcome::X => "Label"` and
+    // `"WireName" => "Label"` (a capitalised wire name, as the status bar's).
+    for line in src.lines() {
+        let t = line.trim_start();
+        let labelled = t.starts_with("ContactState::")
+            || t.starts_with("Outcome::")
+            || t.strip_prefix('"').is_some_and(|r| {
+                r.starts_with(|c: char| c.is_ascii_uppercase()) && r.contains("\" => \"")
+            });
+        if let Some(i) = t.find("=> \"").filter(|_| labelled) {
+            let rest = &t[i + 4..];
+            if let Some(end) = rest.find('"') {
+                found.push(rest[..end].to_string());
+            }
+        }
+    }
     found.retain(|s| !s.is_empty() && s != "Switchboard");
     found
 }

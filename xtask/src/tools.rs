@@ -113,11 +113,16 @@ pub fn ensure_test_tools() -> Result<(), String> {
     ])
 }
 
-/// What the browser tests need: Chromium and its driver.
+/// What the browser tests need: Chromium and its driver, and a CJK font
+/// (without one the Japanese panel renders as boxes in the screenshots).
 pub fn ensure_browser_tools() -> Result<(), String> {
     ensure_apt(&[
         ("/usr/bin/chromium", "chromium"),
         ("/usr/bin/chromedriver", "chromium-driver"),
+        (
+            "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+            "fonts-noto-cjk",
+        ),
     ])?;
     ensure_npm_packages()
 }

@@ -40,8 +40,34 @@ fn since(state: &ContactState) -> u64 {
     }
 }
 
+/// When a connection entered its present state (0 when it has none).
+pub fn connection_since(state: &ConnectionState) -> u64 {
+    match state {
+        ConnectionState::Connecting { since }
+        | ConnectionState::Connected { since }
+        | ConnectionState::Hold { since }
+        | ConnectionState::Disconnected { since, .. } => since.0,
+        ConnectionState::Init => 0,
+    }
+}
+
+/// The customer's hold start, while the contact is connected and the
+/// customer waits on hold (the card then says so, with its own timer).
+fn customer_hold_since(v: &ContactView) -> Option<u64> {
+    if !matches!(v.state, ContactState::Connected { .. }) {
+        return None;
+    }
+    match v.initial_connection()?.state {
+        ConnectionState::Hold { since } => Some(since.0),
+        _ => None,
+    }
+}
+
 fn state_label(v: &ContactView) -> &'static str {
     // English keys; the card translates them.
+    if customer_hold_since(v).is_some() {
+        return "On hold";
+    }
     match v.state {
         ContactState::Incoming { .. } => "Incoming call",
         ContactState::Connecting { .. } => "Dialing",
@@ -76,11 +102,16 @@ pub fn ContactCard(contact_id: String) -> impl IntoView {
             .map(|v| ccp.t(state_label(&v)))
             .unwrap_or_default()
     };
+    // On hold the timer counts the hold, as the customer experiences it.
     let timer = move || {
         view_of()
-            .map(|v| duration(ccp.now.get().saturating_sub(since(&v.state))))
+            .map(|v| {
+                let from = customer_hold_since(&v).unwrap_or_else(|| since(&v.state));
+                duration(ccp.now.get().saturating_sub(from))
+            })
             .unwrap_or_default()
     };
+    let on_hold = move || view_of().is_some_and(|v| customer_hold_since(&v).is_some());
     let attributes = move || {
         view_of()
             .map(|v| v.attributes.into_iter().collect::<Vec<_>>())
@@ -143,14 +174,19 @@ pub fn ContactCard(contact_id: String) -> impl IntoView {
     };
 
     view! {
-        <article class=move || format!("contact {}", state_name()) data-testid="contact" data-contact-id=cid.get_value()
+        <article class=move || format!("contact {}{}", state_name(), if on_hold() { " hold" } else { "" }) data-testid="contact" data-contact-id=cid.get_value()
             aria-label=move || format!("{} {}", label(), who())>
             <div>
                 <div class="who" data-testid="contact-caller">{who}</div>
-                <div><span data-testid="contact-state" data-state=state_name>{label}</span>" · "
-                    <span data-testid="contact-queue">{queue}</span>" · "
+                <div><span class="state" data-testid="contact-state" data-state=state_name data-hold=move || on_hold().to_string()>{label}</span>" · "
+                    <Show when=move || !queue().is_empty()>
+                        <span data-testid="contact-queue">{queue}</span>" · "
+                    </Show>
                     <span class="timer" data-testid="contact-timer">{timer}</span></div>
             </div>
+            <Show when=move || state_name() == "connected" && muted()>
+                <p class="muted-banner" role="status" data-testid="muted-indicator">{move || ccp.t("You are muted")}</p>
+            </Show>
             <Show when=move || !attributes().is_empty()>
                 <dl data-testid="contact-attributes">
                     <For each=attributes key=|(k, _)| k.clone() children=|(k, v)| view! { <dt>{k}</dt><dd>{v}</dd> } />

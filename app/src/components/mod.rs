@@ -11,7 +11,7 @@ mod settings;
 mod status;
 mod transfer;
 
-pub use contact::{hold_toggle, ContactCard};
+pub use contact::{connection_since, hold_toggle, ContactCard};
 pub use dial::Dial;
 pub use header::Header;
 pub use history::CallHistory;

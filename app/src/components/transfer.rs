@@ -56,7 +56,11 @@ pub fn Transfer(contact_id: String) -> impl IntoView {
             <For each=third_parties key=|c| (c.connection_id.clone(), c.state.name()) children=move |c| {
                 let name = c.endpoint.name.clone();
                 let word = state_word(&c.state);
-                view! { <p class="party" data-testid="third-party" data-state=c.state.name()>{name}" · "{word}</p> }
+                // Each party's own timer: how long it has rung, talked or waited on hold.
+                let from = crate::components::connection_since(&c.state);
+                let timer = move || crate::format::duration(ccp.now.get().saturating_sub(from));
+                view! { <p class=format!("party {}", c.state.name()) data-testid="third-party" data-state=c.state.name()>
+                    {name}" · "<span class="state">{word}</span>" · "<span class="timer" data-testid="party-timer">{timer}</span></p> }
             } />
             <div class="actions">
                 <Show when=can_toggle>

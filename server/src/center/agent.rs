@@ -218,7 +218,23 @@ impl Center {
             Some(events) => frames.extend(events),
             None => frames.push(ServerFrame::Snapshot(snapshot)),
         }
-        link.tx = Some((id, tx));
+        // The older socket gets no more events: it is told why, so that
+        // window stops looking alive (its ops would take effect unseen) and
+        // its client stops. The socket itself stays within the per-agent
+        // cap; its login stays valid, and reconnecting takes the session back.
+        if let Some((_, old)) = link.tx.replace((id, tx)) {
+            let why = ErrorBody::new(
+                ErrorCode::SessionReplaced,
+                "this session was opened in another window",
+            );
+            old.push(protocol::wire::encode(&ServerFrame::Error(
+                protocol::wire::FrameError {
+                    id: None,
+                    error: why,
+                    supported_versions: None,
+                },
+            )));
+        }
         self.reindex(agent);
         Some((id, frames))
     }
@@ -430,10 +446,23 @@ impl Center {
         if entry.status.is_routable() && entry.contacts.is_empty() && !was_routable_idle {
             entry.idle_since = now;
         }
+        // Mute belongs to a call: once the agent has no live call left it
+        // is lifted, so the next call never starts muted unseen.
+        let unmute = entry.muted
+            && !matches!(
+                phase,
+                Some(AgentPhase::Connected) | Some(AgentPhase::Dialing)
+            );
+        if unmute {
+            entry.muted = false;
+        }
         let view = changed.then(|| entry.status.view());
         self.reindex(agent);
         if let Some(view) = view {
             self.emit(agent, Event::AgentStateChanged(view));
+        }
+        if unmute {
+            self.emit(agent, Event::MuteChanged { muted: false });
         }
     }
 

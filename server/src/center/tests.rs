@@ -812,3 +812,58 @@ fn shutdown_ends_live_calls_with_a_reason_destroys_every_view_and_refuses_new_ca
         .expect_err("refused while stopping");
     assert_eq!(refused.body().code, ErrorCode::Internal);
 }
+
+#[test]
+fn a_mute_is_lifted_when_the_call_ends_so_the_next_call_starts_unmuted() {
+    let mut r = Rig::new();
+    r.available("alice");
+    let c = r.call("+819012345678", "support");
+    r.ok(
+        "alice",
+        Op::Accept {
+            contact_id: c.clone(),
+        },
+    );
+    r.ok("alice", Op::Mute);
+    assert!(r.center.snapshot("alice").expect("snap").muted);
+    r.events("alice");
+    r.center.caller_hangup(&c, r.now).expect("hangup");
+    assert!(
+        !r.center.snapshot("alice").expect("snap").muted,
+        "no live call left: the mute is lifted"
+    );
+    assert!(r
+        .events("alice")
+        .iter()
+        .any(|e| matches!(e, Event::MuteChanged { muted: false })));
+    r.ok(
+        "alice",
+        Op::Clear {
+            contact_id: c,
+            wrap_up_code: None,
+        },
+    );
+    let next = r.call("+819012345678", "support");
+    r.ok("alice", Op::Accept { contact_id: next });
+    assert!(!r.center.snapshot("alice").expect("snap").muted);
+}
+
+#[test]
+fn a_newer_socket_for_the_agent_tells_the_older_one_it_was_replaced() {
+    let mut r = Rig::new();
+    let (tx, mut newer) = Outbox::new(4096, 64 << 20);
+    r.center.attach("alice", None, tx).expect("attach");
+    let told: Vec<ServerFrame> = std::iter::from_fn(|| r.rx.get_mut("alice")?.try_recv())
+        .filter_map(|t| protocol::wire::decode_server_frame(&t).ok())
+        .collect();
+    assert!(
+        told.iter().any(|f| matches!(f, ServerFrame::Error(e)
+            if e.error.code == ErrorCode::SessionReplaced && e.id.is_none())),
+        "{told:?}"
+    );
+    // Events now go to the newer socket only.
+    r.available("alice");
+    assert!(r.events("alice").is_empty());
+    let to_newer: Vec<String> = std::iter::from_fn(|| newer.try_recv()).collect();
+    assert!(to_newer.iter().any(|t| t.contains("agent_state_changed")));
+}
