@@ -188,8 +188,20 @@ impl SendChain {
     /// As [`SendChain::processing_delay_samples`], for a chain whose echo
     /// cancellation runs chunk by chunk ([`SendChain::cancel_echo_chunk`],
     /// the engine's way): without the 10 ms interface's framing.
+    /// A stage switched off adds nothing (the loopback page runs without
+    /// echo cancellation).
     pub fn streaming_delay_samples(&self) -> usize {
-        EchoCanceller::CHUNK_DELAY_SAMPLES + self.denoise.delay_samples() + self.encoder.lookahead()
+        let echo = if self.enable_echo {
+            EchoCanceller::CHUNK_DELAY_SAMPLES
+        } else {
+            0
+        };
+        let denoise = if self.enable_denoise {
+            self.denoise.delay_samples()
+        } else {
+            0
+        };
+        echo + denoise + self.encoder.lookahead()
     }
 
     /// Back to a fresh chain with the same leg and settings.
