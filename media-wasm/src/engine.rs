@@ -2,12 +2,15 @@
 //!
 //! Each 128-sample quantum, the engine copies the microphone in and the
 //! playout out, decoding the next 10 ms block just in time when the one
-//! playing runs out (decoding is cheap: about 20 us a packet in wasm), then
-//! runs at most one heavy job: cancel echo on a captured block, or denoise
-//! and level it (and, when that completes a packet, encode it). Over 20 ms
-//! (7.5 quanta) there are four heavy jobs, so no quantum carries a whole
-//! frame's cost. The price is a quantum of latency on the send side, which
-//! [`Engine::added_latency_ms`] reports.
+//! playing runs out (decoding is cheap: about 20 us a packet in wasm).
+//! Echo cancellation runs inline, on each 4 ms chunk as soon as the
+//! microphone has delivered it (at most one chunk per quantum, a quantum
+//! being shorter than a chunk), so it adds no framing of its own; then at
+//! most one heavy job runs: denoise and level a completed 10 ms block (and,
+//! when that completes a packet, encode it). A 20 ms packet is five whole
+//! chunks, so the packet is encoded in the quantum that captures its last
+//! sample; the price is that quantum, which [`Engine::added_latency_ms`]
+//! reports.
 //!
 //! Decoding just in time matters for delay: a block decoded ahead waits
 //! for the one playing, and that wait is added to every sample (10 ms on
@@ -17,6 +20,7 @@
 //! written to the output, in order.
 
 use crate::codec::{CodecError, EncoderSettings};
+use crate::echo::CHUNK;
 use crate::frame::{BLOCK, QUANTUM, SAMPLE_RATE};
 use crate::jitter::{JitterSettings, JitterStats};
 use crate::quality::mos;
@@ -91,9 +95,11 @@ pub struct EngineStats {
 pub struct Engine {
     send: SendChain,
     recv: ReceiveChain,
-    mic: [f32; BLOCK],
+    mic: [f32; CHUNK],
     mic_len: usize,
-    captured: Ring,
+    /// Echo-cancelled samples being assembled into a 10 ms block.
+    echoed: [f32; BLOCK],
+    echoed_len: usize,
     cleaned: Ring,
     played: [f32; BLOCK],
     played_len: usize,
@@ -119,9 +125,10 @@ impl Engine {
         Ok(Engine {
             send: SendChain::new(leg, encoder)?,
             recv: ReceiveChain::new(None, jitter)?,
-            mic: [0.0; BLOCK],
+            mic: [0.0; CHUNK],
             mic_len: 0,
-            captured: Ring::new(),
+            echoed: [0.0; BLOCK],
+            echoed_len: 0,
             cleaned: Ring::new(),
             played: [0.0; BLOCK],
             played_len: 0,
@@ -202,16 +209,34 @@ impl Engine {
     fn capture(&mut self, mic: &[f32]) {
         let mut taken = 0;
         while taken < mic.len() {
-            let k = (mic.len() - taken).min(BLOCK - self.mic_len);
+            let k = (mic.len() - taken).min(CHUNK - self.mic_len);
             self.mic[self.mic_len..self.mic_len + k].copy_from_slice(&mic[taken..taken + k]);
             self.mic_len += k;
             taken += k;
-            if self.mic_len == BLOCK {
-                if self.captured.len == DEPTH {
+            if self.mic_len == CHUNK {
+                self.mic_len = 0;
+                self.send.cancel_echo_chunk(&mut self.mic);
+                self.assemble();
+            }
+        }
+    }
+
+    /// Moves an echo-cancelled chunk into the blocks waiting for the
+    /// denoiser (480 samples are two and a half chunks).
+    fn assemble(&mut self) {
+        let mut moved = 0;
+        while moved < CHUNK {
+            let k = (CHUNK - moved).min(BLOCK - self.echoed_len);
+            self.echoed[self.echoed_len..self.echoed_len + k]
+                .copy_from_slice(&self.mic[moved..moved + k]);
+            self.echoed_len += k;
+            moved += k;
+            if self.echoed_len == BLOCK {
+                self.echoed_len = 0;
+                if self.cleaned.len == DEPTH {
                     self.overruns += 1;
                 }
-                *self.captured.push_slot() = self.mic;
-                self.mic_len = 0;
+                *self.cleaned.push_slot() = self.echoed;
             }
         }
     }
@@ -222,25 +247,19 @@ impl Engine {
             self.cleaned.pop();
             if ready {
                 // Denoising and encoding together stay well under the 1 ms a
-                // quantum may take (about 180 us in wasm), and a quantum
-                // less of delay for every packet is worth it.
+                // quantum may take (about 180 us in wasm, plus a chunk of
+                // echo cancellation), and a quantum less of delay for every
+                // packet is worth it.
                 self.packets_sent += 1;
                 return self.send.encode().map(Some);
             }
-            return Ok(None);
-        }
-        if let Some(block) = self.captured.front_mut() {
-            self.send.cancel_echo(block);
-            let copy = *block;
-            self.captured.pop();
-            *self.cleaned.push_slot() = copy;
         }
         Ok(None)
     }
 
     /// The engine's own latency, ms: capture-to-packet (packet
-    /// accumulation, stage scheduling, echo canceller framing, denoiser
-    /// window, encoder look-ahead) and packet-to-playout (the block that is
+    /// accumulation, the quantum that completes it, the echo canceller's
+    /// overlap-add and filter bank, denoiser window, encoder look-ahead) and packet-to-playout (the block that is
     /// playing when a packet becomes due: half a block on average). Network
     /// and device latency and the jitter buffer's delay are excluded; the
     /// stats' `buffer_delay_ms` is that delay, output queue included.
@@ -248,11 +267,12 @@ impl Engine {
         let ms = |samples: f64| samples * 1000.0 / f64::from(SAMPLE_RATE);
         let quantum = ms(QUANTUM as f64);
         // Every sample of a packet waits as long as its first: a whole
-        // packet (the timestamp is the first sample), then up to 2 quanta
-        // of scheduling (echo; denoise and encode).
+        // packet (the timestamp is the first sample), then up to a quantum
+        // (the one that delivers its last sample: echo, denoise and encode
+        // all run in it).
         let send = ms(crate::frame::PACKET as f64)
-            + 2.0 * quantum
-            + ms(self.send.processing_delay_samples() as f64);
+            + quantum
+            + ms(self.send.streaming_delay_samples() as f64);
         let receive = ms(BLOCK as f64) / 2.0;
         (send, receive)
     }

@@ -11,7 +11,7 @@ use protocol::media::{encode_media_frame, MediaHeader, FLAG_FEC};
 
 use crate::codec::{CodecError, Encoder, EncoderSettings};
 use crate::denoise::NoiseSuppressor;
-use crate::echo::EchoCanceller;
+use crate::echo::{EchoCanceller, CHUNK};
 use crate::frame::{rms_dbfs, BLOCK, PACKET};
 use crate::gain::{AutoGain, GainSettings};
 
@@ -94,6 +94,22 @@ impl SendChain {
         }
     }
 
+    /// Stage 1 on the engine's clock: echo cancellation of one 4 ms chunk
+    /// as soon as it is captured, in place (see [`EchoCanceller`]); the
+    /// caller assembles the chunks into blocks for [`SendChain::clean`].
+    pub fn cancel_echo_chunk(&mut self, chunk: &mut [f32; CHUNK]) {
+        let level = rms_dbfs(chunk);
+        // The same release as per 10 ms block (0.2), per 4 ms.
+        self.input_dbfs = if level > self.input_dbfs {
+            level
+        } else {
+            self.input_dbfs + 0.085 * (level - self.input_dbfs)
+        };
+        if self.enable_echo {
+            self.echo.process_chunk(chunk);
+        }
+    }
+
     /// Stage 2: noise suppression and gain, in place; then the block joins
     /// the packet being assembled. Returns true when a packet is ready.
     pub fn clean(&mut self, block: &mut [f32; BLOCK]) -> bool {
@@ -167,6 +183,25 @@ impl SendChain {
     /// accumulation and scheduling are the engine's).
     pub fn processing_delay_samples(&self) -> usize {
         EchoCanceller::DELAY_SAMPLES + self.denoise.delay_samples() + self.encoder.lookahead()
+    }
+
+    /// As [`SendChain::processing_delay_samples`], for a chain whose echo
+    /// cancellation runs chunk by chunk ([`SendChain::cancel_echo_chunk`],
+    /// the engine's way): without the 10 ms interface's framing.
+    /// A stage switched off adds nothing (the loopback page runs without
+    /// echo cancellation).
+    pub fn streaming_delay_samples(&self) -> usize {
+        let echo = if self.enable_echo {
+            EchoCanceller::CHUNK_DELAY_SAMPLES
+        } else {
+            0
+        };
+        let denoise = if self.enable_denoise {
+            self.denoise.delay_samples()
+        } else {
+            0
+        };
+        echo + denoise + self.encoder.lookahead()
     }
 
     /// Back to a fresh chain with the same leg and settings.
