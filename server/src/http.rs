@@ -757,8 +757,10 @@ async fn sim_heard(
                     Ok(Ok(wav)) => Ok(([(header::CONTENT_TYPE, "audio/wav")], wav).into_response()),
                     Ok(Err(e)) => {
                         tracing::warn!("heard file: {e}");
-                        Err(ErrorBody::new(ErrorCode::Internal, "the recording could not be read")
-                            .into())
+                        Err(
+                            ErrorBody::new(ErrorCode::Internal, "the recording could not be read")
+                                .into(),
+                        )
                     }
                     Err(_) => Err(ErrorBody::new(ErrorCode::Internal, "decoding failed").into()),
                 };

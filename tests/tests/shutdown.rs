@@ -105,9 +105,9 @@ fn read_recording(dir: &Path) -> (f64, Vec<i16>, bool) {
         .collect();
     assert!(!files.is_empty(), "party files in {}", dir.display());
     assert!(dir.join("manifest.jsonl").exists(), "a manifest");
-    let finished = files.iter().all(|f| {
-        server::bridge::mixdown::finished(&std::fs::read(f).expect("party file"))
-    });
+    let finished = files
+        .iter()
+        .all(|f| server::bridge::mixdown::finished(&std::fs::read(f).expect("party file")));
     let mix = server::bridge::mixdown::mix_dir(dir).expect("the files decode");
     let samples: Vec<i16> = mix.iter().map(|x| (x * 32767.0) as i16).collect();
     (mix.len() as f64 / 48_000.0, samples, finished)
@@ -206,7 +206,10 @@ async fn graceful_stop(signal: &str) {
     );
 
     let (secs, samples, finished) = read_recording(Path::new(&recording));
-    assert!(finished, "every party file is complete (end-of-stream page)");
+    assert!(
+        finished,
+        "every party file is complete (end-of-stream page)"
+    );
     assert!(
         secs >= 1.8,
         "the recording holds the call's ~2 s ({secs:.2} s)"

@@ -4,8 +4,10 @@
 //! others that are talking. A held party hears the hold tone instead and is
 //! not heard; a muted agent is not heard; DTMF sent to a party is mixed
 //! into what it hears. With two parties the "mix" is just the other side;
-//! the same path does conferences. Each call's mix of every talking party
-//! is recorded to a WAV file.
+//! the same path does conferences. (That is the mixer's model; most legs
+//! are forwarded or canned without it, see [`route`].) Recordings are each
+//! party's packets in Ogg Opus ([`parties`]); a mix is made only when one
+//! is fetched ([`mixdown`]).
 //!
 //! The bridge is a task of its own with its own state, so media work never
 //! holds the contact center's lock. The center sends it a [`CallPlan`]
@@ -636,10 +638,12 @@ struct CallMedia {
     parties: Vec<Party>,
 }
 
-/// Packets encoded once and looped: hold music and silence.
+/// Packets encoded once and looped: hold music and silence, and each
+/// DTMF key's packets (encoded the first time the key is played).
 struct Canned {
     hold: Vec<Vec<u8>>,
     silence: Vec<u8>,
+    dtmf: Vec<Option<Vec<Vec<u8>>>>,
 }
 
 impl Canned {
@@ -660,7 +664,41 @@ impl Canned {
             })
             .collect();
         let silence = encode(&[0.0; PACKET]);
-        Canned { hold, silence }
+        Canned {
+            hold,
+            silence,
+            dtmf: vec![None; tones::DTMF_KEYS.len()],
+        }
+    }
+
+    /// A DTMF packet: a key's, encoded once on its first use, or silence.
+    fn dtmf_packet(&mut self, p: tones::DtmfPacket) -> Vec<u8> {
+        let tones::DtmfPacket::Key(key, k) = p else {
+            return self.silence.clone();
+        };
+        let Some(slot) = self.dtmf.get_mut(key) else {
+            return self.silence.clone();
+        };
+        let packets = slot.get_or_insert_with(|| {
+            let Some(c) = tones::DTMF_KEYS.chars().nth(key) else {
+                return Vec::new();
+            };
+            let pcm = tones::key_pcm(c);
+            let mut enc = Encoder::new(EncoderSettings::default()).ok();
+            pcm.chunks_exact(PACKET)
+                .map(|chunk| {
+                    let mut block = [0.0f32; PACKET];
+                    block.copy_from_slice(chunk);
+                    enc.as_mut()
+                        .and_then(|e| e.encode(&block).ok().map(<[u8]>::to_vec))
+                        .unwrap_or_default()
+                })
+                .collect()
+        });
+        packets
+            .get(k)
+            .cloned()
+            .unwrap_or_else(|| self.silence.clone())
     }
 }
 
@@ -1121,10 +1159,7 @@ impl Hub {
                         (&p.rec, recorder, p.plan.audio)
                     {
                         let k = *pos / PACKET - 1;
-                        let packet = packets
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .packet(k);
+                        let packet = packets.lock().unwrap_or_else(|e| e.into_inner()).packet(k);
                         if let Some(packet) = packet {
                             rec.packet(file, &packet, (k * PACKET) as u32);
                         }
@@ -1142,6 +1177,7 @@ impl Hub {
                 let Output::Socket { out, hold_pos, .. } = &call.parties[j].output else {
                     continue;
                 };
+                let hold_pos = *hold_pos;
                 if matches!(call.parties[j].listen, Listen::Forward { .. }) {
                     // DTMF to a forwarded party: the mixer takes the leg
                     // over while the digits play.
@@ -1152,7 +1188,16 @@ impl Hub {
                     call.parties[j].done = true;
                     continue;
                 }
+                // DTMF to a party that hears one source or canned audio:
+                // the key's canned packets replace that audio while the
+                // digits play (no decode, no encode). A party hearing a mix
+                // gets them mixed in.
+                let dtmf_packet = match call.parties[j].listen {
+                    Listen::Mix => None,
+                    _ => call.parties[j].dtmf.next_packet(),
+                };
                 let packet = match &call.parties[j].listen {
+                    _ if dtmf_packet.is_some() => dtmf_packet.map(|d| canned.dtmf_packet(d)),
                     _ if dtmf => None,
                     Listen::Hold => canned
                         .hold
@@ -1227,6 +1272,17 @@ impl Hub {
                 let p = &mut call.parties[j];
                 match &mut p.input {
                     Input::Socket(chain) => {
+                        if needed && !p.decode {
+                            // Its frames skipped the jitter buffer while
+                            // nobody mixed it: start afresh rather than
+                            // from where it stopped, seconds ago.
+                            let fresh = route::socket_of("", &p.plan).and_then(|(_, leg)| {
+                                ReceiveChain::new(Some(leg), JitterSettings::default()).ok()
+                            });
+                            if let Some(fresh) = fresh {
+                                **chain = fresh;
+                            }
+                        }
                         p.decode = needed;
                         if !needed {
                             continue;
@@ -1341,19 +1397,20 @@ impl Hub {
 
 /// A simulated caller's tick (party `j`): writes what it hears to its
 /// "heard" file without decoding when that is one source or canned audio;
-/// returns false when it needs a mix (it hears several talkers or DTMF,
+/// returns false when it needs a mix (it hears several talkers,
 /// or it is an echo line, which says back what it hears).
 fn heard_without_mixing(
     parties: &mut [Party],
     j: usize,
-    canned: &Canned,
+    canned: &mut Canned,
     recorder: Option<&parties::PartyRecorder>,
 ) -> bool {
     if matches!(parties[j].input, Input::Echo(_)) {
         return false;
     }
     let held = parties[j].plan.audio == Audio::Held;
-    let dtmf = parties[j].dtmf.is_active();
+    // DTMF replaces what it hears while the digits play (canned packets).
+    let dtmf = parties[j].dtmf.next_packet();
     let talkers: Vec<usize> = (0..parties.len())
         .filter(|&i| i != j && parties[i].plan.audio == Audio::Talking)
         .collect();
@@ -1363,7 +1420,7 @@ fn heard_without_mixing(
     };
     // The packets this tick: a copy of the one source's, or canned.
     let from_socket: Vec<(u64, u32, Vec<u8>)> = match single_socket {
-        Some(i) if !held && !dtmf => {
+        Some(i) if !held && dtmf.is_none() => {
             let src = route::source_id("heard-src", &parties[i].plan.id, 0);
             parties[i]
                 .raw
@@ -1385,13 +1442,16 @@ fn heard_without_mixing(
         return true;
     };
     let ts = h.tick_ts;
-    if held {
+    if let Some(d) = dtmf {
+        let packet = canned.dtmf_packet(d);
+        h.packet(rec, MIXER_SOURCE, ts, &packet);
+    } else if held {
         let k = h.hold_pos % canned.hold.len().max(1);
         h.hold_pos = h.hold_pos.wrapping_add(1);
         if let Some(packet) = canned.hold.get(k) {
             h.packet(rec, MIXER_SOURCE, ts, packet);
         }
-    } else if dtmf || (!talkers.is_empty() && single_socket.is_none()) {
+    } else if !talkers.is_empty() && single_socket.is_none() {
         // Mixed in the second pass, which moves the clock on.
         return false;
     } else if talkers.is_empty() {
