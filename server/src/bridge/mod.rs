@@ -65,7 +65,7 @@ pub const MAX_MIXERS: usize = 8;
 
 /// Packets of a socket party kept between two ticks for a simulated
 /// caller that hears it alone (its "heard" file); more are dropped.
-const RAW_KEPT: usize = 8;
+const RAW_KEPT: usize = 32;
 
 /// Stats requests that may wait for the bridge; more are answered empty.
 const MAX_PENDING_STATS: usize = 64;
