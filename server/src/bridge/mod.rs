@@ -896,10 +896,21 @@ impl Hub {
             } => {
                 let now = self.now_ms();
                 self.stats.frames_received += 1;
-                for (id, media) in self.calls.iter_mut() {
-                    if call.as_ref().is_some_and(|c| **c != **id) {
-                        continue;
-                    }
+                // The route names the call: one lookup, not a scan of
+                // every call (its string compares showed in the profile).
+                let calls: Vec<(&str, &mut CallMedia)> = match &call {
+                    Some(c) => self
+                        .calls
+                        .get_mut(&**c)
+                        .map(|m| vec![(&**c, m)])
+                        .unwrap_or_default(),
+                    None => self
+                        .calls
+                        .iter_mut()
+                        .map(|(k, m)| (k.as_str(), m))
+                        .collect(),
+                };
+                for (id, media) in calls {
                     for p in media.parties.iter_mut() {
                         let mine = route::socket_of(id, &p.plan)
                             .is_some_and(|(k, l)| l == leg && k == agent);
