@@ -244,7 +244,7 @@ pub struct Config {
     pub simulator: bool,
     /// How long simulated external parties take to answer.
     pub external_answer_ms: u64,
-    /// Whether each contact's audio is recorded (WAV under data_dir/recordings).
+    /// Whether each contact's audio is recorded (per-party Ogg Opus under data_dir/recordings).
     pub recording: bool,
     /// The WAV a simulated caller plays, relative to `public_dir`.
     pub caller_prompt: PathBuf,

@@ -164,6 +164,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/v1/ws", get(upgrade))
         .route("/v1/contacts/{id}", get(contact_record))
+        .route("/v1/contacts/{id}/recording", get(contact_recording))
         .route("/v1/sim/calls", post(sim_place))
         .route("/v1/sim/calls/{id}", get(sim_view).delete(sim_hangup))
         .route("/v1/sim/calls/{id}/digits", post(sim_digits))
@@ -494,6 +495,74 @@ async fn contact_record(
     }
 }
 
+/// `GET /v1/contacts/{id}/recording`: the call's mix as a WAV, made now
+/// from the parties' Ogg Opus files (the backend stores no mix). The same
+/// authorization as the record: only an agent who took part.
+async fn contact_recording(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let not_found = || ErrorBody::new(ErrorCode::NotFound, "no such contact");
+    let (dir, live) = {
+        let center = lock(&state)?;
+        let agent = bearer_agent(&state, &headers, &center)?;
+        let took_part = center.store().took_part(&id, &agent).unwrap_or_else(|e| {
+            tracing::error!("{e}");
+            false
+        });
+        if !took_part {
+            return Err(not_found().into());
+        }
+        let record = match center.store().contact(&id) {
+            Ok(Some(record)) => record,
+            Ok(None) => return Err(not_found().into()),
+            Err(e) => {
+                tracing::error!("{e}");
+                return Err(
+                    ErrorBody::new(ErrorCode::Internal, "the record could not be read").into(),
+                );
+            }
+        };
+        let live = center
+            .caller_view(&id)
+            .is_some_and(|v| v.state != crate::center::CallerPhase::Ended)
+            || record.ended_at.is_none();
+        (record.recording, live)
+    };
+    let Some(dir) = dir else {
+        return Err(ErrorBody::new(ErrorCode::NotFound, "this contact was not recorded").into());
+    };
+    if live {
+        return Err(ErrorBody::new(
+            ErrorCode::InvalidState,
+            "the recording is complete once the call has ended",
+        )
+        .into());
+    }
+    if let Some(bridge) = &state.bridge {
+        bridge.settle_recordings().await;
+    }
+    let dir = std::path::PathBuf::from(dir);
+    let mixed = tokio::task::spawn_blocking(move || {
+        crate::bridge::mixdown::mix_dir(&dir).map(|pcm| crate::bridge::mixdown::wav_bytes(&pcm))
+    })
+    .await;
+    match mixed {
+        Ok(Ok(wav)) => Ok(([(header::CONTENT_TYPE, "audio/wav")], wav).into_response()),
+        Ok(Err(crate::bridge::mixdown::MixdownError::Read { source, .. }))
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            Err(ErrorBody::new(ErrorCode::NotFound, "no recording for this contact").into())
+        }
+        Ok(Err(e)) => {
+            tracing::warn!("recording of {id}: {e}");
+            Err(ErrorBody::new(ErrorCode::Internal, "the recording could not be read").into())
+        }
+        Err(_) => Err(ErrorBody::new(ErrorCode::Internal, "mixing failed").into()),
+    }
+}
+
 /// Every simulator request: on, from no foreign page, with the key.
 fn simulator_on(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     Ok(state.fence.admit(headers)?)
@@ -669,16 +738,32 @@ async fn sim_heard(
         center.heard_path(&id)
     };
     // The bridge closes the file a moment after the call ends, when it
-    // applies the ended plan. Its header is kept current while the call
-    // runs, so a non-zero size alone does not mean finished: a round trip
-    // to the bridge, which applies commands in order, does.
+    // applies the ended plan; the file is finished once its end-of-stream
+    // page is on disk. What it holds are the packets the caller was sent:
+    // decoded here, on a blocking thread, only because someone asked.
     if let Some(bridge) = &state.bridge {
-        let _ = bridge.stats().await;
+        bridge.settle_recordings().await;
     }
     for _ in 0..20 {
         if let Ok(bytes) = tokio::fs::read(&path).await {
-            if bytes.len() >= 44 && bytes[40..44] != [0, 0, 0, 0] {
-                return Ok(([(header::CONTENT_TYPE, "audio/wav")], bytes).into_response());
+            if crate::bridge::mixdown::finished(&bytes) {
+                let shown = path.display().to_string();
+                let wav = tokio::task::spawn_blocking(move || {
+                    crate::bridge::mixdown::decode(&bytes, &shown)
+                        .map(|pcm| crate::bridge::mixdown::wav_bytes(&pcm))
+                })
+                .await;
+                return match wav {
+                    Ok(Ok(wav)) => Ok(([(header::CONTENT_TYPE, "audio/wav")], wav).into_response()),
+                    Ok(Err(e)) => {
+                        tracing::warn!("heard file: {e}");
+                        Err(
+                            ErrorBody::new(ErrorCode::Internal, "the recording could not be read")
+                                .into(),
+                        )
+                    }
+                    Err(_) => Err(ErrorBody::new(ErrorCode::Internal, "decoding failed").into()),
+                };
             }
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;

@@ -128,7 +128,17 @@ async fn group(
                             match o {
                                 Output::Ready { .. } => ops.push(Op::SetAgentState { state: "Available".into() }),
                                 Output::Contact(ContactChange::Incoming(v)) => ops.push(Op::Accept { contact_id: v.contact_id }),
-                                Output::Contact(ContactChange::Connected(v)) => a.leg = v.agent_connection().and_then(|c| c.media_leg),
+                                // The media leg comes with the accepted contact
+                                // (or a later update of it).
+                                Output::Contact(
+                                    ContactChange::Accepted(v)
+                                    | ContactChange::Connected(v)
+                                    | ContactChange::Refreshed(v),
+                                ) => {
+                                    if let Some(leg) = v.agent_connection().and_then(|c| c.media_leg) {
+                                        a.leg = Some(leg);
+                                    }
+                                }
                                 _ => {}
                             }
                         }

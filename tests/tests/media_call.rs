@@ -4,7 +4,8 @@
 //! agent hears the caller; the caller hears the agent; on hold the caller
 //! hears the hold tone and not the agent; muted, the caller hears nothing
 //! of the agent; DTMF "5" reaches the caller as 770 + 1336 Hz; the
-//! contact's recording is a WAV on disk referenced from its record.
+//! contact's recording (per-party Ogg Opus files referenced from its
+//! record) mixes on demand into both sides, for an agent who took part.
 
 use std::time::Duration;
 
@@ -251,7 +252,9 @@ async fn audio_flows_both_ways_with_hold_mute_dtmf_and_recording() {
         "DTMF 5 is audible"
     );
 
-    // The contact's recording is on disk and in its record.
+    // The contact's recording is on disk (one Ogg Opus file per party and
+    // a manifest, referenced from the record), and its mix is made when an
+    // agent who took part fetches it.
     let record = running
         .state
         .center
@@ -261,15 +264,54 @@ async fn audio_flows_both_ways_with_hold_mute_dtmf_and_recording() {
         .contact(&c)
         .expect("db")
         .expect("record");
-    let path = record
-        .recording
-        .expect("recording referenced from the record");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let rec = read_wav(&std::fs::read(&path).expect("recording file"));
+    let rec_dir = std::path::PathBuf::from(
+        record
+            .recording
+            .expect("recording referenced from the record"),
+    );
+    let path = format!("/v1/contacts/{c}/recording");
+    let (status, _) = server::sim::http_request_bytes(addr, "GET", &path, &[])
+        .await
+        .expect("http");
+    assert_eq!(status, 401, "a recording needs a token");
+    let bob_token = login(addr, "bob", "bob-pass").await;
+    let bob_auth = format!("Bearer {bob_token}");
+    let (status, _) =
+        server::sim::http_request_bytes(addr, "GET", &path, &[("Authorization", &bob_auth)])
+            .await
+            .expect("http");
+    assert_eq!(status, 404, "an agent who took no part gets nothing");
+    let alice_auth = format!("Bearer {}", login(addr, "alice", "alice-pass").await);
+    let (status, wav) =
+        server::sim::http_request_bytes(addr, "GET", &path, &[("Authorization", &alice_auth)])
+            .await
+            .expect("http");
+    assert_eq!(status, 200);
+    let rec = read_wav(&wav);
     assert!(
         rec.len() > 48_000 * 5,
         "recording covers the call: {} samples",
         rec.len()
+    );
+    // The mix holds both sides: the caller's 300 Hz and the agent's 1 kHz
+    // while both talk (the first phase, skipping its edges).
+    let talking = &rec[(600 * 48).min(rec.len())..(1800 * 48).min(rec.len())];
+    assert!(
+        tone_share(talking, 300.0) > 0.1 && tone_share(talking, 1000.0) > 0.1,
+        "the mix has both parties: 300 Hz {:.2}, 1 kHz {:.2}",
+        tone_share(talking, 300.0),
+        tone_share(talking, 1000.0)
+    );
+    let files: Vec<String> = std::fs::read_dir(&rec_dir)
+        .expect("recording dir")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        files.iter().filter(|f| f.ends_with(".opus")).count() == 2
+            && files.iter().any(|f| f == "manifest.jsonl")
+            && !files.iter().any(|f| f.ends_with(".wav")),
+        "one Ogg file per party and a manifest, no WAV: {files:?}"
     );
     let _ = std::fs::remove_dir_all(dir);
 }

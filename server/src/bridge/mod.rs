@@ -4,8 +4,10 @@
 //! others that are talking. A held party hears the hold tone instead and is
 //! not heard; a muted agent is not heard; DTMF sent to a party is mixed
 //! into what it hears. With two parties the "mix" is just the other side;
-//! the same path does conferences. Each call's mix of every talking party
-//! is recorded to a WAV file.
+//! the same path does conferences. (That is the mixer's model; most legs
+//! are forwarded or canned without it, see [`route`].) Recordings are each
+//! party's packets in Ogg Opus ([`parties`]); a mix is made only when one
+//! is fetched ([`mixdown`]).
 //!
 //! The bridge is a task of its own with its own state, so media work never
 //! holds the contact center's lock. The center sends it a [`CallPlan`]
@@ -27,6 +29,7 @@
 //! bridge itself. Socket registrations keep the latest per key; DTMF keeps
 //! at most [`MAX_PENDING_DTMF`] requests waiting.
 
+pub mod mixdown;
 pub mod ogg;
 pub mod parties;
 pub mod recorder;
@@ -34,7 +37,7 @@ pub mod route;
 pub mod tones;
 pub mod wav;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -44,10 +47,10 @@ use media::codec::{Encoder, EncoderSettings};
 use media::frame::{BLOCK, PACKET};
 use media::jitter::JitterSettings;
 use media::receive::ReceiveChain;
-use protocol::media::{MediaHeader, FLAG_FEC};
+use protocol::media::{MediaHeader, FLAG_FEC, HEADER_LEN};
 use tokio::sync::mpsc;
 
-use recorder::Recorder;
+use parties::PartyFile;
 use route::{listen_modes, InRoute, Listen, MediaOut, OutLeg, Routes, SocketSlot};
 use tones::{DtmfQueue, HoldTone};
 
@@ -59,6 +62,10 @@ pub const MAX_PENDING_DTMF: usize = 256;
 
 /// The most mixer threads the bridge starts (one per core up to this).
 pub const MAX_MIXERS: usize = 8;
+
+/// Packets of a socket party kept between two ticks for a simulated
+/// caller that hears it alone (its "heard" file); more are dropped.
+const RAW_KEPT: usize = 32;
 
 /// Stats requests that may wait for the bridge; more are answered empty.
 const MAX_PENDING_STATS: usize = 64;
@@ -423,6 +430,16 @@ impl Bridge {
         closed
     }
 
+    /// Resolves once every command the mixers had (the plans ending calls)
+    /// is applied and every recording write queued before is on disk: a
+    /// recording fetched after this is complete.
+    pub async fn settle_recordings(&self) {
+        let _ = self.stats().await;
+        if let Some(rec) = self.routes.recorder.clone() {
+            let _ = tokio::task::spawn_blocking(move || rec.flush()).await;
+        }
+    }
+
     /// Current counters, summed over the mixers.
     pub async fn stats(&self) -> BridgeStats {
         let mut waits = Vec::new();
@@ -522,7 +539,40 @@ enum Output {
         /// Position in the canned hold loop.
         hold_pos: usize,
     },
-    Heard(Option<Box<dyn Recorder>>),
+    /// A simulated caller: what it hears goes to its "heard" file as
+    /// packets (the ones it would be sent), see [`Heard`].
+    Heard(Option<Box<Heard>>),
+}
+
+/// A simulated caller's "heard" file: the packets a socket in its place
+/// would get (forwarded, canned, or mixed only when it hears several
+/// talkers or DTMF), with timestamps kept continuous across source
+/// switches like [`route::OutLeg`] does. Nothing is decoded for it.
+struct Heard {
+    file: Arc<PartyFile>,
+    /// The source of the last packet, and the timestamp offset fixed when
+    /// it started.
+    src: u64,
+    offset: u32,
+    /// This tick's timestamp on the file's timeline (20 ms a tick).
+    tick_ts: u32,
+    /// Position in the canned hold loop.
+    hold_pos: usize,
+    /// Made on first use: only a caller hearing a mix needs one.
+    encoder: Option<Box<Encoder>>,
+}
+
+/// The mixer's own packets in a heard file (canned or mixed).
+const MIXER_SOURCE: u64 = 0;
+
+impl Heard {
+    fn packet(&mut self, rec: &parties::PartyRecorder, src: u64, ts: u32, payload: &[u8]) {
+        if src != self.src {
+            self.src = src;
+            self.offset = self.tick_ts.wrapping_sub(ts);
+        }
+        rec.packet(&self.file, payload, ts.wrapping_add(self.offset));
+    }
 }
 
 struct Party {
@@ -538,6 +588,14 @@ struct Party {
     pcm: Box<[f32; PACKET]>,
     hold: HoldTone,
     dtmf: DtmfQueue,
+    /// A socket party's packets since the last tick (header timestamp,
+    /// whole frame), for a caller that hears it alone.
+    raw: VecDeque<(u32, Vec<u8>)>,
+    /// Whether its frames go through the jitter buffer and decoder: only
+    /// while someone hears it in a mix.
+    decode: bool,
+    /// A simulated caller's own recording (its prompt's packets).
+    rec: Option<Arc<PartyFile>>,
 }
 
 impl Party {
@@ -569,19 +627,23 @@ impl Party {
             pcm: Box::new([0.0; PACKET]),
             hold: HoldTone::new(),
             dtmf: DtmfQueue::default(),
+            raw: VecDeque::new(),
+            decode: false,
+            rec: None,
         })
     }
 }
 
 struct CallMedia {
     parties: Vec<Party>,
-    recording: Option<Box<dyn Recorder>>,
 }
 
-/// Packets encoded once and looped: hold music and silence.
+/// Packets encoded once and looped: hold music and silence, and each
+/// DTMF key's packets (encoded the first time the key is played).
 struct Canned {
     hold: Vec<Vec<u8>>,
     silence: Vec<u8>,
+    dtmf: Vec<Option<Vec<Vec<u8>>>>,
 }
 
 impl Canned {
@@ -602,7 +664,41 @@ impl Canned {
             })
             .collect();
         let silence = encode(&[0.0; PACKET]);
-        Canned { hold, silence }
+        Canned {
+            hold,
+            silence,
+            dtmf: vec![None; tones::DTMF_KEYS.len()],
+        }
+    }
+
+    /// A DTMF packet: a key's, encoded once on its first use, or silence.
+    fn dtmf_packet(&mut self, p: tones::DtmfPacket) -> Vec<u8> {
+        let tones::DtmfPacket::Key(key, k) = p else {
+            return self.silence.clone();
+        };
+        let Some(slot) = self.dtmf.get_mut(key) else {
+            return self.silence.clone();
+        };
+        let packets = slot.get_or_insert_with(|| {
+            let Some(c) = tones::DTMF_KEYS.chars().nth(key) else {
+                return Vec::new();
+            };
+            let pcm = tones::key_pcm(c);
+            let mut enc = Encoder::new(EncoderSettings::default()).ok();
+            pcm.chunks_exact(PACKET)
+                .map(|chunk| {
+                    let mut block = [0.0f32; PACKET];
+                    block.copy_from_slice(chunk);
+                    enc.as_mut()
+                        .and_then(|e| e.encode(&block).ok().map(<[u8]>::to_vec))
+                        .unwrap_or_default()
+                })
+                .collect()
+        });
+        packets
+            .get(k)
+            .cloned()
+            .unwrap_or_else(|| self.silence.clone())
     }
 }
 
@@ -733,28 +829,25 @@ async fn run(
     }
     let mut closed = 0;
     for (_, call) in hub.calls.drain() {
-        closed += close_call(call);
+        closed += close_call(call, &hub.routes);
+    }
+    if let Some(rec) = &hub.routes.recorder {
+        // Every file closed above is written and synced before the answer.
+        rec.flush();
     }
     if let Some(reply) = stopped {
         let _ = reply.send(closed);
     }
 }
 
-/// Finishes a call's recordings; returns how many files it closed.
-fn close_call(call: CallMedia) -> usize {
+/// Finishes a call's "heard" files (the parties' recordings are closed by
+/// the routes when the call's plan ends); returns how many it closed.
+fn close_call(call: CallMedia, routes: &Routes) -> usize {
     let mut closed = 0;
-    if let Some(w) = call.recording {
-        match w.finish() {
-            Ok(()) => closed += 1,
-            Err(e) => tracing::warn!("recording: {e}"),
-        }
-    }
     for p in call.parties {
-        if let Output::Heard(Some(w)) = p.output {
-            match w.finish() {
-                Ok(()) => closed += 1,
-                Err(e) => tracing::warn!("caller recording: {e}"),
-            }
+        if let (Output::Heard(Some(h)), Some(rec)) = (p.output, &routes.recorder) {
+            rec.close(h.file.path.clone());
+            closed += 1;
         }
     }
     closed
@@ -803,16 +896,35 @@ impl Hub {
             } => {
                 let now = self.now_ms();
                 self.stats.frames_received += 1;
-                for (id, media) in self.calls.iter_mut() {
-                    if call.as_ref().is_some_and(|c| **c != **id) {
-                        continue;
-                    }
+                // The route names the call: one lookup, not a scan of
+                // every call (its string compares showed in the profile).
+                let calls: Vec<(&str, &mut CallMedia)> = match &call {
+                    Some(c) => self
+                        .calls
+                        .get_mut(&**c)
+                        .map(|m| vec![(&**c, m)])
+                        .unwrap_or_default(),
+                    None => self
+                        .calls
+                        .iter_mut()
+                        .map(|(k, m)| (k.as_str(), m))
+                        .collect(),
+                };
+                for (id, media) in calls {
                     for p in media.parties.iter_mut() {
                         let mine = route::socket_of(id, &p.plan)
                             .is_some_and(|(k, l)| l == leg && k == agent);
                         if let (true, Input::Socket(chain)) = (mine, &mut p.input) {
-                            if let Err(e) = chain.push_frame(&bytes, now) {
-                                tracing::debug!("frame from {agent}: {e}");
+                            if p.decode {
+                                if let Err(e) = chain.push_frame(&bytes, now) {
+                                    tracing::debug!("frame from {agent}: {e}");
+                                }
+                            }
+                            if let Ok(f) = protocol::media::decode_media_frame(&bytes) {
+                                if p.raw.len() == RAW_KEPT {
+                                    p.raw.pop_front();
+                                }
+                                p.raw.push_back((f.header.timestamp, bytes));
                             }
                             return;
                         }
@@ -859,21 +971,15 @@ impl Hub {
     fn plan(&mut self, plan: CallPlan) {
         if plan.ended || plan.parties.is_empty() {
             if let Some(call) = self.calls.remove(&plan.call) {
-                let _ = close_call(call);
+                let _ = close_call(call, &self.routes);
             }
             return;
         }
         if !self.calls.contains_key(&plan.call) {
-            let recording = plan.recording.as_ref().and_then(|p| {
-                recorder::create(p)
-                    .map_err(|e| tracing::warn!("recording: {e}"))
-                    .ok()
-            });
             self.calls.insert(
                 plan.call.clone(),
                 CallMedia {
                     parties: Vec::new(),
-                    recording,
                 },
             );
         }
@@ -893,8 +999,8 @@ impl Hub {
             keep
         });
         for out in leaving {
-            if let Output::Heard(Some(w)) = out {
-                let _ = w.finish();
+            if let (Output::Heard(Some(h)), Some(rec)) = (out, &self.routes.recorder) {
+                rec.close(h.file.path.clone());
             }
         }
         let modes = listen_modes(&plan.call, &plan.parties);
@@ -913,8 +1019,10 @@ impl Hub {
                     // Start the hold pattern with its beeps: the caller
                     // hears at once that they are on hold.
                     p.hold = HoldTone::new();
-                    if let Output::Socket { hold_pos, .. } = &mut p.output {
-                        *hold_pos = 0;
+                    match &mut p.output {
+                        Output::Socket { hold_pos, .. } => *hold_pos = 0,
+                        Output::Heard(Some(h)) => h.hold_pos = 0,
+                        Output::Heard(None) => {}
                     }
                 }
                 p.plan.audio = q.audio;
@@ -951,11 +1059,29 @@ impl Hub {
                         CallerAudio::Echo => Input::Echo(Box::new([0.0; PACKET])),
                         CallerAudio::Live { .. } => continue,
                     };
-                    let heard = heard.as_ref().and_then(|p| {
-                        recorder::create(p)
-                            .map_err(|e| tracing::warn!("caller recording: {e}"))
-                            .ok()
-                    });
+                    let heard = heard
+                        .as_ref()
+                        .filter(|_| self.routes.recorder.is_some())
+                        .map(|p| {
+                            Box::new(Heard {
+                                file: Arc::new(PartyFile {
+                                    path: p.clone(),
+                                    call_start: Instant::now(),
+                                    serial: route::source_id("heard", &q.id, 0) as u32,
+                                }),
+                                src: MIXER_SOURCE,
+                                offset: 0,
+                                tick_ts: 0,
+                                hold_pos: 0,
+                                encoder: None,
+                            })
+                        });
+                    // Its own words are recorded (packets encoded once,
+                    // shared with its listeners); an echo line's are not.
+                    let rec = match play {
+                        CallerAudio::Prompt(_) => self.routes.party_file(&plan.call, &q.id),
+                        _ => None,
+                    };
                     Party {
                         input,
                         output: Output::Heard(heard),
@@ -966,6 +1092,9 @@ impl Hub {
                         pcm: Box::new([0.0; PACKET]),
                         hold: HoldTone::new(),
                         dtmf: DtmfQueue::default(),
+                        raw: VecDeque::new(),
+                        decode: false,
+                        rec,
                     }
                 }
             };
@@ -1027,21 +1156,39 @@ impl Hub {
             mix,
             ..
         } = self;
+        let recorder = routes.recorder.as_ref();
         // First pass, cheap: every canned packet of every call leaves
         // before any decoding or encoding, so its delay does not grow with
         // the mixing work of the calls ahead of it.
         for call in calls.values_mut() {
             for p in call.parties.iter_mut() {
-                if let Input::Prompt { pos, .. } = &mut p.input {
+                if let Input::Prompt { pos, packets, .. } = &mut p.input {
                     *pos += PACKET;
+                    // A talking caller's own recording: its prompt's
+                    // packets (encoded once, shared with its listeners).
+                    if let (Some(file), Some(rec), Audio::Talking) =
+                        (&p.rec, recorder, p.plan.audio)
+                    {
+                        let k = *pos / PACKET - 1;
+                        let packet = packets.lock().unwrap_or_else(|e| e.into_inner()).packet(k);
+                        if let Some(packet) = packet {
+                            rec.packet(file, &packet, (k * PACKET) as u32);
+                        }
+                    }
                 }
             }
             for j in 0..call.parties.len() {
                 call.parties[j].done = false;
                 let dtmf = call.parties[j].dtmf.is_active();
+                if let Output::Heard(_) = call.parties[j].output {
+                    call.parties[j].done =
+                        heard_without_mixing(&mut call.parties, j, canned, recorder);
+                    continue;
+                }
                 let Output::Socket { out, hold_pos, .. } = &call.parties[j].output else {
                     continue;
                 };
+                let hold_pos = *hold_pos;
                 if matches!(call.parties[j].listen, Listen::Forward { .. }) {
                     // DTMF to a forwarded party: the mixer takes the leg
                     // over while the digits play.
@@ -1052,7 +1199,16 @@ impl Hub {
                     call.parties[j].done = true;
                     continue;
                 }
+                // DTMF to a party that hears one source or canned audio:
+                // the key's canned packets replace that audio while the
+                // digits play (no decode, no encode). A party hearing a mix
+                // gets them mixed in.
+                let dtmf_packet = match call.parties[j].listen {
+                    Listen::Mix => None,
+                    _ => call.parties[j].dtmf.next_packet(),
+                };
                 let packet = match &call.parties[j].listen {
+                    _ if dtmf_packet.is_some() => dtmf_packet.map(|d| canned.dtmf_packet(d)),
                     _ if dtmf => None,
                     Listen::Hold => canned
                         .hold
@@ -1112,12 +1268,36 @@ impl Hub {
                 }
             }
         }
-        // Second pass: decode, record, mix and encode what needs it.
+        // Second pass: decode, mix and encode only what someone hears in a
+        // mix. A call whose every party is forwarded or canned (every
+        // two-party call) decodes nothing.
         for call in calls.values_mut() {
-            // 1. Everyone's 20 ms.
             for p in call.parties.iter_mut() {
+                p.raw.clear();
+            }
+            let mixing = call.parties.iter().filter(|p| !p.done).count();
+            // 1. The 20 ms of everyone heard in a mix.
+            for j in 0..call.parties.len() {
+                let needed = call.parties[j].plan.audio == Audio::Talking
+                    && (mixing > 1 || (mixing == 1 && call.parties[j].done));
+                let p = &mut call.parties[j];
                 match &mut p.input {
                     Input::Socket(chain) => {
+                        if needed && !p.decode {
+                            // Its frames skipped the jitter buffer while
+                            // nobody mixed it: start afresh rather than
+                            // from where it stopped, seconds ago.
+                            let fresh = route::socket_of("", &p.plan).and_then(|(_, leg)| {
+                                ReceiveChain::new(Some(leg), JitterSettings::default()).ok()
+                            });
+                            if let Some(fresh) = fresh {
+                                **chain = fresh;
+                            }
+                        }
+                        p.decode = needed;
+                        if !needed {
+                            continue;
+                        }
                         let (a, b) = p.pcm.split_at_mut(BLOCK);
                         chain.next_block(a.try_into().expect("half a packet is a block"), now);
                         chain.next_block(
@@ -1134,21 +1314,10 @@ impl Hub {
                     Input::Echo(last) => p.pcm.copy_from_slice(&last[..]),
                 }
             }
-            // 2. The recording: everyone who is heard.
-            if let Some(rec) = &mut call.recording {
-                mix.fill(0.0);
-                for p in call
-                    .parties
-                    .iter()
-                    .filter(|p| p.plan.audio == Audio::Talking)
-                {
-                    for (m, x) in mix.iter_mut().zip(p.pcm.iter()) {
-                        *m += x;
-                    }
-                }
-                let _ = rec.write(&mix[..]);
+            if mixing == 0 {
+                continue;
             }
-            // 3. Each party's mix of the others, unless what it hears is
+            // 2. Each party's mix of the others, unless what it hears is
             // forwarded or canned (sent above).
             for j in 0..call.parties.len() {
                 if call.parties[j].done {
@@ -1175,9 +1344,26 @@ impl Hub {
                     last.copy_from_slice(&mix[..]);
                 }
                 match &mut p.output {
-                    Output::Heard(w) => {
-                        if let Some(w) = w {
-                            let _ = w.write(&mix[..]);
+                    Output::Heard(h) => {
+                        let (Some(h), Some(rec)) = (h, recorder) else {
+                            continue;
+                        };
+                        if h.encoder.is_none() {
+                            h.encoder = Encoder::new(EncoderSettings {
+                                complexity: 2,
+                                ..EncoderSettings::default()
+                            })
+                            .ok()
+                            .map(Box::new);
+                        }
+                        let ts = h.tick_ts;
+                        h.tick_ts = ts.wrapping_add(PACKET as u32);
+                        let packet = h
+                            .encoder
+                            .as_mut()
+                            .and_then(|e| e.encode(mix).ok().map(<[u8]>::to_vec));
+                        if let Some(packet) = packet {
+                            h.packet(rec, MIXER_SOURCE, ts, &packet);
                         }
                     }
                     Output::Socket {
@@ -1218,6 +1404,76 @@ impl Hub {
             self.impair(now, outgoing);
         }
     }
+}
+
+/// A simulated caller's tick (party `j`): writes what it hears to its
+/// "heard" file without decoding when that is one source or canned audio;
+/// returns false when it needs a mix (it hears several talkers,
+/// or it is an echo line, which says back what it hears).
+fn heard_without_mixing(
+    parties: &mut [Party],
+    j: usize,
+    canned: &mut Canned,
+    recorder: Option<&parties::PartyRecorder>,
+) -> bool {
+    if matches!(parties[j].input, Input::Echo(_)) {
+        return false;
+    }
+    let held = parties[j].plan.audio == Audio::Held;
+    // DTMF replaces what it hears while the digits play (canned packets).
+    let dtmf = parties[j].dtmf.next_packet();
+    let talkers: Vec<usize> = (0..parties.len())
+        .filter(|&i| i != j && parties[i].plan.audio == Audio::Talking)
+        .collect();
+    let single_socket = match talkers.as_slice() {
+        [i] if matches!(parties[*i].input, Input::Socket(_)) => Some(*i),
+        _ => None,
+    };
+    // The packets this tick: a copy of the one source's, or canned.
+    let from_socket: Vec<(u64, u32, Vec<u8>)> = match single_socket {
+        Some(i) if !held && dtmf.is_none() => {
+            let src = route::source_id("heard-src", &parties[i].plan.id, 0);
+            parties[i]
+                .raw
+                .iter()
+                .map(|(ts, bytes)| (src, *ts, bytes.get(HEADER_LEN..).unwrap_or(&[]).to_vec()))
+                .collect()
+        }
+        _ => Vec::new(),
+    };
+    let p = &mut parties[j];
+    let Output::Heard(heard) = &mut p.output else {
+        return false;
+    };
+    let Some(h) = heard else {
+        // Nothing records what it hears: nothing to do.
+        return true;
+    };
+    let Some(rec) = recorder else {
+        return true;
+    };
+    let ts = h.tick_ts;
+    if let Some(d) = dtmf {
+        let packet = canned.dtmf_packet(d);
+        h.packet(rec, MIXER_SOURCE, ts, &packet);
+    } else if held {
+        let k = h.hold_pos % canned.hold.len().max(1);
+        h.hold_pos = h.hold_pos.wrapping_add(1);
+        if let Some(packet) = canned.hold.get(k) {
+            h.packet(rec, MIXER_SOURCE, ts, packet);
+        }
+    } else if !talkers.is_empty() && single_socket.is_none() {
+        // Mixed in the second pass, which moves the clock on.
+        return false;
+    } else if talkers.is_empty() {
+        h.packet(rec, MIXER_SOURCE, ts, &canned.silence);
+    } else {
+        for (src, pts, payload) in from_socket {
+            h.packet(rec, src, pts, &payload);
+        }
+    }
+    h.tick_ts = ts.wrapping_add(PACKET as u32);
+    true
 }
 
 #[cfg(test)]

@@ -187,7 +187,18 @@ fn write_packet(
             if let Some(dir) = file.path.parent() {
                 std::fs::create_dir_all(dir)?;
             }
-            let mut writer = OggOpusWriter::new(File::create(&file.path)?, file.serial)?;
+            // A file that exists was closed (its party left, or the call
+            // ended): a packet still in flight after that is dropped rather
+            // than truncating the finished file.
+            let created = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&file.path);
+            let created = match created {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+                other => other?,
+            };
+            let mut writer = OggOpusWriter::new(created, file.serial)?;
             // The party's file starts at the call's start.
             writer.fill_to(since_start)?;
             open.entry(file.path.clone()).or_insert(Open {

@@ -514,6 +514,25 @@ impl Routes {
         files
     }
 
+    /// The recording file of a party the mixer feeds (a simulated caller
+    /// playing a prompt), if the call records: aligned to the call's start
+    /// like the sockets' parties, and closed with them when the party
+    /// leaves or the call ends.
+    pub fn party_file(&self, call: &str, party: &str) -> Option<Arc<PartyFile>> {
+        self.recorder.as_ref()?;
+        let mut t = self.table();
+        let log = t.logs.get_mut(call)?;
+        let path = log.dir.join(format!("{party}.opus"));
+        if !log.files.contains(&path) {
+            log.files.push(path.clone());
+        }
+        Some(Arc::new(PartyFile {
+            path,
+            call_start: log.start,
+            serial: source_id("party", party, 0) as u32,
+        }))
+    }
+
     /// Brings the routes in line with a call's plan.
     pub fn apply_plan(&self, plan: &CallPlan) {
         let mut t = self.table();

@@ -77,11 +77,44 @@ struct Playing {
     len: u32,
 }
 
+/// The keys DTMF can play, in the order of [`DTMF_KEYS`]'s canned packets.
+pub const DTMF_KEYS: &str = "123A456B789C*0#D";
+
+/// A key's length in 20 ms packets (100 ms on, 60 ms off).
+pub const KEY_PACKETS: usize = 160 * 48 / PACKET;
+
+/// A pause's length in 20 ms packets.
+pub const PAUSE_PACKETS: usize = 500 * 48 / PACKET;
+
+/// One key's whole sound (tone and gap), for encoding once.
+pub fn key_pcm(key: char) -> Vec<f32> {
+    let mut q = DtmfQueue::default();
+    q.push(&key.to_string());
+    let mut out = Vec::with_capacity(KEY_PACKETS * PACKET);
+    for _ in 0..KEY_PACKETS {
+        let mut pcm = [0.0f32; PACKET];
+        q.mix_into(&mut pcm);
+        out.extend_from_slice(&pcm);
+    }
+    out
+}
+
+/// The next 20 ms of queued DTMF as a canned packet reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DtmfPacket {
+    /// Packet `1` of key number `0` (in [`DTMF_KEYS`]).
+    Key(usize, usize),
+    /// A pause.
+    Silence,
+}
+
 /// Queued DTMF keys, played 100 ms on, 60 ms off (a comma pauses 500 ms).
 #[derive(Default)]
 pub struct DtmfQueue {
     keys: std::collections::VecDeque<char>,
     current: Option<Playing>,
+    /// The playing key's index in [`DTMF_KEYS`].
+    key: Option<usize>,
 }
 
 impl DtmfQueue {
@@ -93,6 +126,34 @@ impl DtmfQueue {
     /// Whether anything is playing or queued.
     pub fn is_active(&self) -> bool {
         self.current.is_some() || !self.keys.is_empty()
+    }
+
+    /// The next 20 ms as a canned packet (keys are whole packets long, so
+    /// this and [`DtmfQueue::mix_into`] stay aligned whichever is used);
+    /// `None` when nothing is queued.
+    pub fn next_packet(&mut self) -> Option<DtmfPacket> {
+        if self.current.is_none() {
+            let k = self.keys.pop_front()?;
+            let pair = dtmf_pair(k);
+            let len = if pair.is_some() { 160 * 48 } else { 500 * 48 };
+            self.current = Some(Playing {
+                pair,
+                sample: 0,
+                len,
+            });
+            self.key = DTMF_KEYS.chars().position(|c| c == k);
+        }
+        let p = self.current.as_mut()?;
+        let index = p.sample as usize / PACKET;
+        p.sample += PACKET as u32;
+        let out = match (p.pair, self.key) {
+            (Some(_), Some(key)) => DtmfPacket::Key(key, index),
+            _ => DtmfPacket::Silence,
+        };
+        if p.sample >= p.len {
+            self.current = None;
+        }
+        Some(out)
     }
 
     /// Adds the next 20 ms of tones to `out`.
@@ -109,6 +170,7 @@ impl DtmfQueue {
                     sample: 0,
                     len,
                 });
+                self.key = DTMF_KEYS.chars().position(|c| c == k);
             }
             if let Some(p) = &mut self.current {
                 if let Some((a, b)) = p.pair {
@@ -125,5 +187,34 @@ impl DtmfQueue {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canned_dtmf_packets_follow_the_keys_and_pauses() {
+        let mut q = DtmfQueue::default();
+        q.push("5,#");
+        let mut got = Vec::new();
+        while let Some(p) = q.next_packet() {
+            got.push(p);
+            assert!(got.len() < 100, "bounded");
+        }
+        let five = DTMF_KEYS.find('5').expect("5");
+        let hash = DTMF_KEYS.find('#').expect("#");
+        let mut want: Vec<DtmfPacket> =
+            (0..KEY_PACKETS).map(|k| DtmfPacket::Key(five, k)).collect();
+        want.extend(std::iter::repeat_n(DtmfPacket::Silence, PAUSE_PACKETS));
+        want.extend((0..KEY_PACKETS).map(|k| DtmfPacket::Key(hash, k)));
+        assert_eq!(got, want);
+        assert!(!q.is_active());
+        // A key's sound: 100 ms of tone, then 60 ms of silence.
+        let pcm = key_pcm('5');
+        assert_eq!(pcm.len(), KEY_PACKETS * PACKET);
+        assert!(pcm[..100 * 48].iter().any(|x| x.abs() > 0.1));
+        assert!(pcm[100 * 48..].iter().all(|x| *x == 0.0));
     }
 }

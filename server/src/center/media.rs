@@ -14,22 +14,22 @@ impl Center {
         self.bridge = Some(bridge);
     }
 
-    /// Where a contact's recording goes, when recording is on.
+    /// Where a contact's recording goes, when recording is on: a
+    /// directory of one Ogg Opus file per party and a manifest (the mix is
+    /// made when the recording is fetched, see `bridge::mixdown`).
     pub fn recording_path(&self, contact_id: &str) -> Option<std::path::PathBuf> {
-        self.cfg.recording.then(|| {
-            self.cfg
-                .data_dir
-                .join("recordings")
-                .join(format!("{contact_id}.wav"))
-        })
+        self.cfg
+            .recording
+            .then(|| self.cfg.data_dir.join("recordings").join(contact_id))
     }
 
-    /// Where a simulated caller's recording of what it heard goes.
+    /// Where a simulated caller's recording of what it heard goes: the
+    /// packets it was sent, as Ogg Opus (decoded when fetched).
     pub fn heard_path(&self, contact_id: &str) -> std::path::PathBuf {
         self.cfg
             .data_dir
             .join("recordings")
-            .join(format!("{contact_id}-caller-heard.wav"))
+            .join(format!("{contact_id}-caller-heard.opus"))
     }
 
     /// Whether `leg` is a live media leg of `agent` (frames for anything
