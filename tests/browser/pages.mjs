@@ -8,8 +8,11 @@ export class CcpPage {
     this.base = base;
   }
 
+  /** Opens the CCP and waits until the app has mounted (the module and
+   * its wasm load after the page's load event). */
   async open() {
     await this.page.goto(`${this.base}/ccp/`);
+    await this.page.locator('body > *:not(script)').first().waitFor();
   }
 
   async login(username, password) {
