@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::Instant;
@@ -26,6 +26,12 @@ use super::ogg::OggOpusWriter;
 
 /// Commands waiting for the writer thread, at most.
 pub const QUEUE: usize = 8192;
+
+/// Room in [`QUEUE`] kept for closes, manifest lines and flushes: packets
+/// may fill the queue only up to `QUEUE - CONTROL_ROOM`, so a backed-up
+/// writer drops audio (a concealed gap) but never a file's end or a
+/// manifest line.
+const CONTROL_ROOM: usize = 1024;
 
 /// A gap longer than this in a party's timestamps is taken from the wall
 /// clock instead (the party's client restarted its numbering).
@@ -61,6 +67,8 @@ enum Cmd {
 #[derive(Clone)]
 pub struct PartyRecorder {
     tx: SyncSender<Cmd>,
+    /// Packets sent and not yet taken by the writer.
+    queued_packets: Arc<AtomicUsize>,
     /// Packets dropped because the writer was behind.
     pub dropped: Arc<AtomicU64>,
 }
@@ -69,23 +77,39 @@ impl PartyRecorder {
     /// Starts the writer thread.
     pub fn start() -> PartyRecorder {
         let (tx, rx) = sync_channel(QUEUE);
+        let queued_packets = Arc::new(AtomicUsize::new(0));
+        let taken = queued_packets.clone();
         let started = std::thread::Builder::new()
             .name("recording-writer".into())
-            .spawn(move || run(rx));
+            .spawn(move || run(rx, &taken));
         if let Err(e) = started {
             tracing::error!("recording writer thread: {e}");
         }
         PartyRecorder {
             tx,
+            queued_packets,
             dropped: Arc::new(AtomicU64::new(0)),
         }
     }
 
     fn send(&self, cmd: Cmd) {
-        if let Err(TrySendError::Full(_)) = self.tx.try_send(cmd) {
+        let is_packet = matches!(cmd, Cmd::Packet { .. });
+        // Counted before sending, so the writer's decrement never comes
+        // first; undone when the packet is not sent.
+        let room = !is_packet
+            || self.queued_packets.fetch_add(1, Ordering::Relaxed) < QUEUE - CONTROL_ROOM;
+        let sent = room && !matches!(self.tx.try_send(cmd), Err(TrySendError::Full(_)));
+        if is_packet && !sent {
+            self.queued_packets.fetch_sub(1, Ordering::Relaxed);
+        }
+        if !sent {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            if n == 1 || n % 1000 == 0 {
-                tracing::warn!(dropped = n, "recording writer behind: dropped packets");
+            if !is_packet || n == 1 || n % 1000 == 0 {
+                tracing::warn!(
+                    dropped = n,
+                    control = !is_packet,
+                    "recording writer behind: dropped a command"
+                );
             }
         }
     }
@@ -126,7 +150,7 @@ struct Open {
     next_ts: u32,
 }
 
-fn run(rx: Receiver<Cmd>) {
+fn run(rx: Receiver<Cmd>, queued_packets: &AtomicUsize) {
     let mut open: HashMap<PathBuf, Open> = HashMap::new();
     while let Ok(cmd) = rx.recv() {
         match cmd {
@@ -136,6 +160,7 @@ fn run(rx: Receiver<Cmd>) {
                 timestamp,
                 at,
             } => {
+                queued_packets.fetch_sub(1, Ordering::Relaxed);
                 if let Err(e) = write_packet(&mut open, &file, &payload, timestamp, at) {
                     tracing::warn!("recording {}: {e}", file.path.display());
                     open.remove(&file.path);
@@ -226,6 +251,35 @@ fn write_packet(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_writer_far_behind_drops_packets_but_never_a_close_or_a_manifest_line() {
+        // A writer that takes nothing yet: its queue fills.
+        let (tx, rx) = sync_channel(QUEUE);
+        let rec = PartyRecorder {
+            tx,
+            queued_packets: Arc::new(AtomicUsize::new(0)),
+            dropped: Arc::new(AtomicU64::new(0)),
+        };
+        let file = Arc::new(PartyFile {
+            path: PathBuf::from("/nonexistent/p.opus"),
+            call_start: Instant::now(),
+            serial: 1,
+        });
+        for k in 0..QUEUE as u32 {
+            rec.packet(&file, &[31u8 << 3, 1], k * 960);
+        }
+        let dropped = rec.dropped.load(Ordering::Relaxed);
+        assert_eq!(dropped, CONTROL_ROOM as u64, "packets beyond the packet share");
+        for _ in 0..100 {
+            rec.manifest(PathBuf::from("/nonexistent/m.jsonl"), "{}".into());
+        }
+        rec.close(file.path.clone());
+        assert_eq!(rec.dropped.load(Ordering::Relaxed), dropped, "no control command lost");
+        let queued: Vec<Cmd> = rx.try_iter().collect();
+        assert!(matches!(queued.last(), Some(Cmd::Close(_))));
+        assert_eq!(queued.len(), QUEUE - CONTROL_ROOM + 101);
+    }
 
     #[test]
     fn a_party_file_is_aligned_to_the_call_and_keeps_gaps() {
