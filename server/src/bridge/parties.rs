@@ -270,12 +270,19 @@ mod tests {
             rec.packet(&file, &[31u8 << 3, 1], k * 960);
         }
         let dropped = rec.dropped.load(Ordering::Relaxed);
-        assert_eq!(dropped, CONTROL_ROOM as u64, "packets beyond the packet share");
+        assert_eq!(
+            dropped, CONTROL_ROOM as u64,
+            "packets beyond the packet share"
+        );
         for _ in 0..100 {
             rec.manifest(PathBuf::from("/nonexistent/m.jsonl"), "{}".into());
         }
         rec.close(file.path.clone());
-        assert_eq!(rec.dropped.load(Ordering::Relaxed), dropped, "no control command lost");
+        assert_eq!(
+            rec.dropped.load(Ordering::Relaxed),
+            dropped,
+            "no control command lost"
+        );
         let queued: Vec<Cmd> = rx.try_iter().collect();
         assert!(matches!(queued.last(), Some(Cmd::Close(_))));
         assert_eq!(queued.len(), QUEUE - CONTROL_ROOM + 101);
