@@ -324,6 +324,33 @@ impl Client {
 }
 
 impl Client {
+    /// Accepts the ringing contact `contact_id` and waits until the agent
+    /// has its media leg and the customer's connection is known: the
+    /// agent's leg and the customer's connection id, what a media test
+    /// needs to send audio and find the customer's recording.
+    pub async fn accept_with_leg(&mut self, contact_id: &str) -> (u32, String) {
+        self.ok(Op::Accept {
+            contact_id: contact_id.to_owned(),
+        })
+        .await;
+        let leg_and_customer = |c: &Client| {
+            let view = c.state().contacts.get(contact_id)?;
+            let leg = view.agent_connection()?.media_leg?;
+            let customer = view
+                .connections
+                .iter()
+                .find(|k| k.kind == protocol::contact::ConnectionKind::Inbound)?;
+            Some((leg, customer.connection_id.clone()))
+        };
+        self.wait_for("a media leg and the customer", |c| {
+            leg_and_customer(c).is_some()
+        })
+        .await;
+        leg_and_customer(self).expect("waited for")
+    }
+}
+
+impl Client {
     /// Closes the socket abruptly from the client side.
     pub async fn ws_close(&mut self) {
         let _ = self.ws.close(None).await;

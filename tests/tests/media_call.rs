@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use media::codec::{Decoder, Encoder, EncoderSettings};
 use media::frame::PACKET;
-use protocol::contact::ConnectionKind;
 use protocol::media::{decode_media_frame, encode_media_frame, MediaHeader};
 use protocol::wire::Op;
 use switchboard_tests::*;
@@ -119,31 +118,7 @@ async fn audio_flows_both_ways_with_hold_mute_dtmf_and_recording() {
     alice
         .wait_for("ring", |a| a.state().contacts.contains_key(&c))
         .await;
-    alice
-        .ok(Op::Accept {
-            contact_id: c.clone(),
-        })
-        .await;
-    alice
-        .wait_for("media leg", |a| {
-            a.state().contacts[&c]
-                .agent_connection()
-                .and_then(|k| k.media_leg)
-                .is_some()
-        })
-        .await;
-    let view = alice.state().contacts[&c].clone();
-    let leg = view
-        .agent_connection()
-        .and_then(|k| k.media_leg)
-        .expect("leg");
-    let customer = view
-        .connections
-        .iter()
-        .find(|k| k.kind == ConnectionKind::Inbound)
-        .expect("customer")
-        .connection_id
-        .clone();
+    let (leg, customer) = alice.accept_with_leg(&c).await;
 
     // The agent's "microphone": a 1 kHz tone, Opus-encoded, paced at 20 ms.
     let mut next = tone_frames(1000.0, leg);

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use media::codec::{Encoder, EncoderSettings};
 use media::frame::PACKET;
-use protocol::contact::ConnectionKind;
 use protocol::media::{decode_media_frame, encode_media_frame, MediaHeader, FLAG_MARKER};
 use protocol::wire::Op;
 use switchboard_tests::*;
@@ -33,34 +32,8 @@ async fn an_echo_line_gets_the_agents_own_packets_back_untouched() {
     alice
         .wait_for("ring", |a| a.state().contacts.contains_key(&c))
         .await;
-    alice
-        .ok(Op::Accept {
-            contact_id: c.clone(),
-        })
-        .await;
-    alice
-        .wait_for("connected with a leg", |a| {
-            a.state().contacts[&c]
-                .agent_connection()
-                .is_some_and(|k| k.media_leg.is_some())
-                && a.state().contacts[&c]
-                    .connections
-                    .iter()
-                    .any(|k| k.kind == ConnectionKind::Inbound)
-        })
-        .await;
+    let (leg, customer) = alice.accept_with_leg(&c).await;
     let view = alice.state().contacts[&c].clone();
-    let leg = view
-        .agent_connection()
-        .and_then(|k| k.media_leg)
-        .expect("leg");
-    let customer = view
-        .connections
-        .iter()
-        .find(|k| k.kind == ConnectionKind::Inbound)
-        .expect("customer")
-        .connection_id
-        .clone();
 
     // Distinct packets (a tone whose frequency moves), numbered from an
     // arbitrary place, every fifth one never sent.
@@ -211,7 +184,7 @@ async fn an_echo_line_gets_the_agents_own_packets_back_untouched() {
     alice
         .ok(Op::Resume {
             contact_id: c.clone(),
-            connection_id: customer,
+            connection_id: customer.clone(),
         })
         .await;
     alice
@@ -283,7 +256,7 @@ async fn an_echo_line_gets_the_agents_own_packets_back_untouched() {
         said(&agent_conn, "join") && said(&agent_conn, "talking"),
         "{text}"
     );
-    assert!(said(&customer_id(&view), "held"), "{text}");
+    assert!(said(&customer, "held"), "{text}");
     assert!(said(&agent_conn, "leave"), "{text}");
     assert_eq!(events.last().expect("events")["event"], "end", "{text}");
     let file = std::fs::read(rec_dir.join(format!("{agent_conn}.opus"))).expect("alice's file");
@@ -310,12 +283,4 @@ async fn an_echo_line_gets_the_agents_own_packets_back_untouched() {
             String::from_utf8_lossy(&out.stdout)
         );
     }
-}
-
-fn customer_id(view: &protocol::contact::ContactView) -> String {
-    view.connections
-        .iter()
-        .find(|k| k.kind == ConnectionKind::Inbound)
-        .map(|k| k.connection_id.clone())
-        .unwrap_or_default()
 }

@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use media::codec::{Decoder, Encoder, EncoderSettings};
 use media::frame::PACKET;
-use protocol::contact::ConnectionKind;
 use protocol::media::{decode_media_frame, encode_media_frame, MediaHeader};
 use protocol::wire::Op;
 use switchboard_tests::*;
@@ -260,31 +259,7 @@ async fn agent_answers(client: &mut Client) -> (String, u32, String) {
         .next()
         .expect("contact")
         .clone();
-    client
-        .ok(Op::Accept {
-            contact_id: c.clone(),
-        })
-        .await;
-    client
-        .wait_for("media leg", |a| {
-            a.state().contacts[&c]
-                .agent_connection()
-                .and_then(|k| k.media_leg)
-                .is_some()
-        })
-        .await;
-    let view = client.state().contacts[&c].clone();
-    let leg = view
-        .agent_connection()
-        .and_then(|k| k.media_leg)
-        .expect("leg");
-    let customer = view
-        .connections
-        .iter()
-        .find(|k| k.kind == ConnectionKind::Inbound)
-        .expect("customer")
-        .connection_id
-        .clone();
+    let (leg, customer) = client.accept_with_leg(&c).await;
     (c, leg, customer)
 }
 
