@@ -324,6 +324,18 @@ impl Client {
 }
 
 impl Client {
+    /// Logs `user` in, opens a session and sets the agent Available: the
+    /// start of every test that has a call routed to an agent.
+    pub async fn available(addr: SocketAddr, user: &str, password: &str) -> Client {
+        let mut agent = Client::connect(addr, &login(addr, user, password).await).await;
+        agent
+            .ok(Op::SetAgentState {
+                state: "Available".into(),
+            })
+            .await;
+        agent
+    }
+
     /// Accepts the ringing contact `contact_id` and waits until the agent
     /// has its media leg and the customer's connection is known: the
     /// agent's leg and the customer's connection id, what a media test

@@ -104,12 +104,7 @@ async fn audio_flows_both_ways_with_hold_mute_dtmf_and_recording() {
     tone_wav(&cfg.public_dir.join("audio/tone300.wav"), 300.0, 30.0);
     let running = server::start(cfg).await.expect("start");
     let addr = running.addr;
-    let mut alice = Client::connect(addr, &login(addr, "alice", "alice-pass").await).await;
-    alice
-        .ok(Op::SetAgentState {
-            state: "Available".into(),
-        })
-        .await;
+    let mut alice = Client::available(addr, "alice", "alice-pass").await;
 
     let body = r#"{"from":"+819012345678","queue":"support","play":"audio/tone300.wav"}"#;
     let (status, json) = sim_http(addr, "POST", "/v1/sim/calls", Some(body)).await;

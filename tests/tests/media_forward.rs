@@ -19,12 +19,7 @@ async fn an_echo_line_gets_the_agents_own_packets_back_untouched() {
     let dir = temp_dir("media-forward");
     let running = server::start(test_config(&dir)).await.expect("start");
     let addr = running.addr;
-    let mut alice = Client::connect(addr, &login(addr, "alice", "alice-pass").await).await;
-    alice
-        .ok(Op::SetAgentState {
-            state: "Available".into(),
-        })
-        .await;
+    let mut alice = Client::available(addr, "alice", "alice-pass").await;
     let body = r#"{"from":"+819012345678","queue":"support","play":"echo"}"#;
     let (status, json) = sim_http(addr, "POST", "/v1/sim/calls", Some(body)).await;
     assert_eq!(status, 201, "{json}");

@@ -306,12 +306,7 @@ async fn baresip_call_audio_both_ways_caller_hangs_up() {
         .expect("start");
     let addr = running.addr;
     let sip = running.sip_addr.expect("the gateway listens");
-    let mut alice = Client::connect(addr, &login(addr, "alice", "alice-pass").await).await;
-    alice
-        .ok(Op::SetAgentState {
-            state: "Available".into(),
-        })
-        .await;
+    let mut alice = Client::available(addr, "alice", "alice-pass").await;
 
     let bdir = dir.join("baresip");
     std::fs::create_dir_all(&bdir).expect("mkdir");
@@ -397,12 +392,7 @@ async fn baresip_call_agent_hangs_up_sends_bye() {
         .expect("start");
     let addr = running.addr;
     let sip = running.sip_addr.expect("the gateway listens");
-    let mut alice = Client::connect(addr, &login(addr, "alice", "alice-pass").await).await;
-    alice
-        .ok(Op::SetAgentState {
-            state: "Available".into(),
-        })
-        .await;
+    let mut alice = Client::available(addr, "alice", "alice-pass").await;
     let bdir = dir.join("baresip");
     std::fs::create_dir_all(&bdir).expect("mkdir");
     let mut phone = baresip(&bdir, &caller8, sip, 30);
@@ -568,12 +558,7 @@ async fn sipp_cancel_while_ringing() {
     let addr = running.addr;
     let sip = running.sip_addr.expect("sip");
     // Alice is available and lets it ring: SIPp gets 180, then cancels.
-    let mut alice = Client::connect(addr, &login(addr, "alice", "alice-pass").await).await;
-    alice
-        .ok(Op::SetAgentState {
-            state: "Available".into(),
-        })
-        .await;
+    let mut alice = Client::available(addr, "alice", "alice-pass").await;
     let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("sip/uac_cancel_ringing.xml");
     let port = free_udp_port_pair().to_string();
     let sipp = tokio::process::Command::new("sipp")
