@@ -5,6 +5,29 @@
 // does what the inline loader did. Both URLs must be on this origin. The
 // loader is already in the module map (a script tag before this one), so
 // importing it here fetches nothing.
+// Framed by a CRM page, the CCP answers the SDK's `hello`. The page says
+// hello as soon as this frame loads, well before the app's module has been
+// fetched and compiled, so that hello would be lost and the page would wait
+// for its next retry (100 ms later). Keep the first few messages until the
+// app's frame transport takes them (`sbListen` in src/embed.rs), and ask
+// for the approved origins now rather than after the module has started.
+// Bounded: a page that posts more before the app starts loses the rest
+// (the SDK repeats its hello).
+if (window.parent !== window) {
+  const early = [];
+  const keep = (e) => {
+    if (early.length < 16) early.push(e);
+  };
+  window.addEventListener('message', keep);
+  globalThis.__switchboardEarly = {
+    messages() {
+      window.removeEventListener('message', keep);
+      return early.splice(0);
+    },
+    embed: fetch('/v1/embed').then((r) => r.text()),
+  };
+}
+
 const el = document.querySelector('script[data-app-js][data-app-wasm]');
 const own = (url) => {
   const u = new URL(url, location.href);

@@ -32,9 +32,23 @@ export function sbPopup() {
   return !!window.opener && new URLSearchParams(location.search).get('popup') === '1';
 }
 export function sbListen(cb) {
-  window.addEventListener('message', (e) => {
+  const deliver = (e) =>
     cb(e.origin, e.source === window.parent, typeof e.data === 'string' ? e.data : undefined);
-  });
+  // Messages that arrived before the app started (boot.js kept them), in
+  // order, then every later one. Synchronous, so none can slip between.
+  const early = globalThis.__switchboardEarly;
+  if (early) for (const e of early.messages()) deliver(e);
+  window.addEventListener('message', deliver);
+}
+export async function sbEmbedText() {
+  const early = globalThis.__switchboardEarly;
+  if (early && early.embed) {
+    const pending = early.embed;
+    early.embed = undefined;
+    try { return await pending; } catch (_) { /* fetch again below */ }
+  }
+  const r = await fetch('/v1/embed');
+  return await r.text();
 }
 export function sbPostParent(text, origin) { window.parent.postMessage(text, origin); }
 export function sbWarn(text) { console.warn('[switchboard frame] ' + text); }
@@ -63,6 +77,8 @@ extern "C" {
     fn listen(cb: &Closure<dyn FnMut(String, bool, Option<String>)>);
     #[wasm_bindgen(js_name = sbPostParent)]
     fn post_parent(text: &str, origin: &str);
+    #[wasm_bindgen(js_name = sbEmbedText, catch)]
+    async fn embed_text() -> Result<JsValue, JsValue>;
     #[wasm_bindgen(js_name = sbWarn)]
     fn warn(text: &str);
     #[wasm_bindgen(js_name = sbDevices, catch)]
@@ -133,14 +149,10 @@ async fn approved_origins() -> Result<Vec<String>, String> {
     struct Embed {
         approved_origins: Vec<String>,
     }
-    let window = web_sys::window().ok_or("no window")?;
-    let resp = wasm_bindgen_futures::JsFuture::from(window.fetch_with_str("/v1/embed"))
+    // boot.js started this fetch while the module was still loading.
+    let text = embed_text()
         .await
-        .map_err(|_| "the backend cannot be reached".to_string())?;
-    let resp: web_sys::Response = resp.dyn_into().map_err(|_| "not a response")?;
-    let text = wasm_bindgen_futures::JsFuture::from(resp.text().map_err(|_| "no body")?)
-        .await
-        .map_err(|_| "no body")?
+        .map_err(|_| "the backend cannot be reached".to_string())?
         .as_string()
         .unwrap_or_default();
     serde_json::from_str::<Embed>(&text)
