@@ -250,7 +250,7 @@ async fn ccp_policy(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let path = req.uri().path();
+    let path = req.uri().path().to_owned();
     if path.ends_with(".html") && path != "/index.html" {
         return (StatusCode::NOT_FOUND, "not found").into_response();
     }
@@ -261,6 +261,7 @@ async fn ccp_policy(
         .filter(|h| plain_host(h))
         .map(str::to_owned);
     let mut res = next.run(req).await;
+    let ok = res.status() == StatusCode::OK;
     let headers = res.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&policy.csp(host.as_deref())) {
         headers.insert(header::CONTENT_SECURITY_POLICY, v);
@@ -268,7 +269,44 @@ async fn ccp_policy(
     if let Ok(v) = HeaderValue::from_str(&policy.permissions()) {
         headers.insert(HeaderName::from_static("permissions-policy"), v);
     }
+    if ok {
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(cache_policy(&path)),
+        );
+    }
     res
+}
+
+/// How long a browser may keep a file of the CCP. Trunk names the CCP's
+/// module, its loader and its style sheet after a hash of their content, so
+/// a changed build has new names: those are kept for a year without asking
+/// again (a reload then skips the round trip, and Chromium reuses its
+/// compiled code for the module). Everything else (the page, boot.js, the
+/// wasm-bindgen snippets, whose directory is named after the crate rather
+/// than their content, the SDK and the audio engine) is asked about every
+/// time, so a new build is never hidden behind a stale copy.
+fn cache_policy(path: &str) -> &'static str {
+    let file = path.rsplit('/').next().unwrap_or_default();
+    if !path.contains("/snippets/") && has_content_hash(file) {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    }
+}
+
+/// Whether a file name carries Trunk's content hash: `-` then 16 lowercase
+/// hex digits, ending the name's stem (`app-0123456789abcdef.js`,
+/// `app-0123456789abcdef_bg.wasm`).
+fn has_content_hash(file: &str) -> bool {
+    file.match_indices('-').any(|(i, _)| {
+        let rest = &file[i + 1..];
+        rest.len() > 16
+            && rest.as_bytes()[..16]
+                .iter()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+            && matches!(rest.as_bytes()[16], b'.' | b'_')
+    })
 }
 
 /// The demo origin: the demo CRM page at `/`, the customer phone page at
@@ -811,4 +849,37 @@ async fn customer_upgrade(
     let ticket = admit(&state, &extensions)?;
     Ok(limit_transport(ws, &state.cfg.limits)
         .on_upgrade(move |socket| crate::customer::serve_customer(socket, state, ticket)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cache_policy;
+
+    const KEEP: &str = "public, max-age=31536000, immutable";
+
+    #[test]
+    fn trunk_hashed_files_are_kept_and_everything_else_is_revalidated() {
+        // Names as `trunk build` writes them into dist/.
+        for kept in [
+            "/switchboard-app-a2ed7d506c4f65f2_bg.wasm",
+            "/switchboard-app-a2ed7d506c4f65f2.js",
+            "/style-dc9a5ff6c32a5893.css",
+        ] {
+            assert_eq!(cache_policy(kept), KEEP, "{kept}");
+        }
+        for asked in [
+            "/",
+            "/index.html",
+            "/boot.js",
+            "/snippets/switchboard-app-a2ed7d506c4f65f2/inline0.js",
+            "/media/engine.wasm",
+            "/sdk/switchboard.js",
+            "/app-a2ed7d506c4f65f.js",
+            "/app-a2ed7d506c4f65g2.js",
+            "/app-A2ED7D506C4F65F2.js",
+            "/app-a2ed7d506c4f65f2",
+        ] {
+            assert_eq!(cache_policy(asked), "no-cache", "{asked}");
+        }
+    }
 }
