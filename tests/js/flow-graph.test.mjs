@@ -1,4 +1,4 @@
-// The flow page's graph layout (public/flows/flow-graph.js), from the
+// The flow page's graph layout (public/flows/flow-graph.mjs), from the
 // contract's JSON shapes: `GET /v1/flows` (fixtures/flows/flows.json, the
 // sample flows as the API lists them) and contact records with their
 // `flow_log` (fixtures/flows/contact-*.json). Every block is drawn once,
@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { layoutFlow, firstFlowOf, NODE_W } from '../../public/flows/flow-graph.js';
+import { layoutFlow, firstFlowOf, NODE_W } from '../../public/flows/flow-graph.mjs';
 
 const fixture = (name) =>
   JSON.parse(readFileSync(new URL(`./fixtures/flows/${name}`, import.meta.url), 'utf8'));
