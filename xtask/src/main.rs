@@ -285,7 +285,14 @@ fn cmd_test(args: &[String]) -> Result<(), String> {
     ]))?;
     if browser {
         build_ccp()?;
-        run(cargo().args(["build", "-p", "switchboard-server"]))?;
+        // The order service too: the flow page's test runs the sample flow.
+        run(cargo().args([
+            "build",
+            "-p",
+            "switchboard-server",
+            "-p",
+            "switchboard-order-service",
+        ]))?;
         run(Command::new("node").env("PATH", tool_path()).args([
             "--test",
             "--test-concurrency=1",
