@@ -80,9 +80,10 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The bound address, not the flag's: with port 0 the OS picks it.
+    let bound = listener.local_addr().unwrap_or(args.listen);
     println!(
-        "Sample order service on http://{} (database {})",
-        args.listen,
+        "Sample order service on http://{bound} (database {})",
         args.db.display()
     );
     let stop = stop_signal(args.exit_on_stdin_eof);
