@@ -467,3 +467,31 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{backend_data_dir, root};
+
+    #[test]
+    fn the_order_service_database_goes_in_the_backends_data_dir() {
+        assert_eq!(backend_data_dir(&[]).ok(), Some(root().join("var")));
+        let file = std::env::temp_dir().join(format!("xtask-data-dir-{}.toml", std::process::id()));
+        let args = ["--config".to_string(), file.display().to_string()];
+        let cases = [
+            // Only [server]'s key counts, comments and spacing aside.
+            ("[other]\ndata_dir = \"no\"\n[server]\nlisten = \"x\"\ndata_dir   =  \"state/db\" # here\n", root().join("state/db")),
+            ("[server]\ndata_dir = \"/abs/dir\"\n", std::path::PathBuf::from("/abs/dir")),
+            ("[server]\nlisten = \"x\"\n", root().join("var")),
+            ("[server.more]\ndata_dir = \"no\"\n", root().join("var")),
+        ];
+        for (text, want) in cases {
+            std::fs::write(&file, text).expect("write");
+            assert_eq!(backend_data_dir(&args).ok(), Some(want), "{text}");
+        }
+        let _ = std::fs::remove_file(&file);
+        assert!(
+            backend_data_dir(&args).is_err(),
+            "a missing file is an error"
+        );
+    }
+}
