@@ -151,6 +151,9 @@ test('a failed step and an unknown block are shown as errors; steps in another f
   const errors = await page.getByTestId('path-errors').locator('li').allTextContents();
   assert.ok(errors.some((e) => /unknown block "ghost_block"/.test(e)), errors.join('\n'));
   assert.ok(errors.some((e) => /no answer within 3000 ms/.test(e)), errors.join('\n'));
+  await page.locator('[data-testid="node-lookup"]').focus();
+  await page.getByTestId('block-details').filter({ hasText: 'no answer within 3000 ms' }).waitFor();
+  await screenshot(page, 'flow-page-error');
   await page.getByTestId('step-17').getByRole('button').click();
   await page.locator('#graph[data-flow="order-queue"]').waitFor();
   assert.equal(await page.locator('[data-testid="node-passes_en"]').getAttribute('data-state'), 'taken');
