@@ -83,7 +83,7 @@ async function queuedCall(to, digits) {
   const id = await call(to, digits);
   // Nobody serves the Order desk in this center: the call waits there.
   await until(`call ${id} to be queued`, async () =>
-    (await api(center.url, 'GET', `/v1/sim/calls/${id}`)).json?.state === 'queued', 80);
+    (await api(center.url, 'GET', `/v1/sim/calls/${id}`)).json?.state === 'queued', 120);
   assert.equal((await api(center.url, 'DELETE', `/v1/sim/calls/${id}`)).status, 204);
   return flowLog(center.url, token, id, (e) => e.block === 'to_agent');
 }
