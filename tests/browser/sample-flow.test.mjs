@@ -84,8 +84,14 @@ async function queuedCall(to, digits) {
   // Nobody serves the Order desk in this center: the call waits there.
   await until(`call ${id} to be queued`, async () =>
     (await api(center.url, 'GET', `/v1/sim/calls/${id}`)).json?.state === 'queued', 120);
+  // The queue flow runs while the caller waits: where they stand first.
+  const record = await flowLog(center.url, token, id, (e) => e.flow === 'order-queue' && e.block === 'position_ja');
   assert.equal((await api(center.url, 'DELETE', `/v1/sim/calls/${id}`)).status, 204);
-  return flowLog(center.url, token, id, (e) => e.block === 'to_agent');
+  assert.ok(record.flow_log.some((e) => e.block === 'to_agent'), path(record));
+  // Alone in the queue: "you are next" (contacts_in_queue counts the caller).
+  const position = record.flow_log.find((e) => e.flow === 'order-queue' && e.block === 'position_ja');
+  assert.equal(position.branch, 'le 1', path(record));
+  return record;
 }
 
 test('a wrong key at the menu goes to the Order desk queue, with the reason', async () => {
