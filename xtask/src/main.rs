@@ -2,7 +2,9 @@
 //! wherever cargo does.
 //!
 //! - `run [--config FILE]`: installs what is missing, builds the CCP with
-//!   Trunk and starts the backend (release) with the sample configuration.
+//!   Trunk and starts the backend (release) with the sample configuration,
+//!   and beside it the sample order service (127.0.0.1:8091, its database
+//!   in the backend's data_dir), stopped with the backend.
 //! - `test`: installs what is missing and runs every test: native crates,
 //!   the CCP build, and the browser end-to-end tests in headless Chromium.
 //! - `bench [load]`: the benchmarks whose figures go into docs/benchmarks.md.
@@ -177,10 +179,92 @@ const WASM_FEATURES: &[&str] = &[
 fn cmd_run(args: &[String]) -> Result<(), String> {
     ensure_build_tools()?;
     build_ccp()?;
+    // Stopped when this guard drops: after the backend exits, or on error.
+    let _orders = start_order_service(args)?;
     let mut server = cargo();
     server.args(["run", "--release", "-p", "switchboard-server", "--"]);
     server.args(args);
     run(&mut server)
+}
+
+/// The sample order service (order-service/), the external function the
+/// sample flow invokes, running beside the backend. Its database lives in
+/// the backend's data directory. Dropping the guard closes the service's
+/// stdin (it runs with `--exit-on-stdin-eof`), waits a moment for it to
+/// stop, then kills it; if xtask itself dies (Ctrl-C, a kill) the pipe
+/// closes with it, so no orphan keeps port 8091.
+struct OrderService(std::process::Child);
+
+impl Drop for OrderService {
+    fn drop(&mut self) {
+        drop(self.0.stdin.take());
+        for _ in 0..60 {
+            if matches!(self.0.try_wait(), Ok(Some(_)) | Err(_)) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_order_service(backend_args: &[String]) -> Result<OrderService, String> {
+    run(cargo().args(["build", "--release", "-p", "switchboard-order-service"]))?;
+    let db = backend_data_dir(backend_args)?.join("orders.sqlite");
+    let mut cmd = cargo();
+    cmd.current_dir(root())
+        .args([
+            "run",
+            "--release",
+            "-q",
+            "-p",
+            "switchboard-order-service",
+            "--",
+        ])
+        .args(["--listen", "127.0.0.1:8091", "--exit-on-stdin-eof", "--db"])
+        .arg(&db)
+        .stdin(std::process::Stdio::piped());
+    eprintln!("xtask> {cmd:?}");
+    cmd.spawn()
+        .map(OrderService)
+        .map_err(|e| format!("cannot start the order service: {e}"))
+}
+
+/// The backend's `[server] data_dir` (relative to the workspace root, where
+/// the backend runs): read from `--config FILE` if given, else the sample's
+/// "var". A line scan, not a TOML parser: xtask has no dependencies, and the
+/// backend validates the file itself a moment later.
+fn backend_data_dir(backend_args: &[String]) -> Result<PathBuf, String> {
+    let Some(file) = backend_args
+        .iter()
+        .position(|a| a == "--config")
+        .and_then(|i| backend_args.get(i + 1))
+    else {
+        return Ok(root().join("var"));
+    };
+    let path = root().join(file);
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut in_server = false;
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_server = line == "[server]";
+        } else if let Some(value) = line
+            .strip_prefix("data_dir")
+            .map(str::trim_start)
+            .and_then(|rest| rest.strip_prefix('='))
+            .filter(|_| in_server)
+        {
+            let value = value
+                .split('#')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .trim_matches('"');
+            return Ok(root().join(value));
+        }
+    }
+    Ok(root().join("var"))
 }
 
 fn cmd_test(args: &[String]) -> Result<(), String> {
@@ -201,7 +285,14 @@ fn cmd_test(args: &[String]) -> Result<(), String> {
     ]))?;
     if browser {
         build_ccp()?;
-        run(cargo().args(["build", "-p", "switchboard-server"]))?;
+        // The order service too: the flow page's test runs the sample flow.
+        run(cargo().args([
+            "build",
+            "-p",
+            "switchboard-server",
+            "-p",
+            "switchboard-order-service",
+        ]))?;
         run(Command::new("node").env("PATH", tool_path()).args([
             "--test",
             "--test-concurrency=1",
@@ -374,5 +465,33 @@ fn main() -> ExitCode {
             eprintln!("xtask: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{backend_data_dir, root};
+
+    #[test]
+    fn the_order_service_database_goes_in_the_backends_data_dir() {
+        assert_eq!(backend_data_dir(&[]).ok(), Some(root().join("var")));
+        let file = std::env::temp_dir().join(format!("xtask-data-dir-{}.toml", std::process::id()));
+        let args = ["--config".to_string(), file.display().to_string()];
+        let cases = [
+            // Only [server]'s key counts, comments and spacing aside.
+            ("[other]\ndata_dir = \"no\"\n[server]\nlisten = \"x\"\ndata_dir   =  \"state/db\" # here\n", root().join("state/db")),
+            ("[server]\ndata_dir = \"/abs/dir\"\n", std::path::PathBuf::from("/abs/dir")),
+            ("[server]\nlisten = \"x\"\n", root().join("var")),
+            ("[server.more]\ndata_dir = \"no\"\n", root().join("var")),
+        ];
+        for (text, want) in cases {
+            std::fs::write(&file, text).expect("write");
+            assert_eq!(backend_data_dir(&args).ok(), Some(want), "{text}");
+        }
+        let _ = std::fs::remove_file(&file);
+        assert!(
+            backend_data_dir(&args).is_err(),
+            "a missing file is an error"
+        );
     }
 }
