@@ -11,6 +11,7 @@ pub mod center;
 pub mod config;
 pub mod customer;
 pub mod fence;
+pub mod flow;
 pub mod hours;
 pub mod http;
 pub mod limits;
