@@ -1307,6 +1307,39 @@ pub fn load(
         .collect())
 }
 
+/// Flows from text, for tests: `(id, text)` pairs, queues `support` and
+/// `orders`, function `f` (1 s), and a trunk.
+#[cfg(test)]
+pub(crate) fn test_flows(files: &[(&str, &str)]) -> Flows {
+    let queues: HashSet<String> = ["support", "orders"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let functions: HashSet<String> = ["f".to_string()].into_iter().collect();
+    let refs = Refs {
+        queues: &queues,
+        functions: &functions,
+        trunk: true,
+        base: Path::new("."),
+    };
+    let mut flows = Flows::default();
+    for (id, text) in files {
+        let path = PathBuf::from(format!("{id}.toml"));
+        let p = parse_text(text, id, &path, &refs).unwrap_or_else(|e| panic!("{e}"));
+        flows.order.push(p.flow.id.clone());
+        flows.flows.insert(p.flow.id.clone(), p.flow);
+    }
+    flows.functions.insert(
+        "f".into(),
+        Function {
+            name: "f".into(),
+            url: "http://127.0.0.1:9/".into(),
+            timeout_ms: 1000,
+        },
+    );
+    flows
+}
+
 #[cfg(test)]
 mod tests {
     use crate::config::{Config, ConfigError, SAMPLE};

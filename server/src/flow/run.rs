@@ -1135,3 +1135,750 @@ fn holds(c: &Condition, value: Option<&str>) -> bool {
         Op::Ge => num().is_some_and(|(a, b)| a >= b),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::file::test_flows;
+    use std::collections::HashSet;
+
+    /// Queues `support` (open) and `orders` (closed), with fixed metrics.
+    struct FakeEnv {
+        open: HashSet<&'static str>,
+        waiting: f64,
+    }
+
+    impl Env for FakeEnv {
+        fn queue_open(&self, queue: &str, _now: Millis) -> bool {
+            self.open.contains(queue)
+        }
+        fn queue_metric(&self, _queue: &str, metric: Metric, _now: Millis) -> f64 {
+            match metric {
+                Metric::ContactsInQueue => self.waiting,
+                Metric::OldestContactAgeS => 42.0,
+                Metric::AgentsAvailable => 0.0,
+            }
+        }
+        fn queue_name(&self, queue: &str) -> String {
+            format!("The {queue} queue")
+        }
+    }
+
+    fn env() -> FakeEnv {
+        FakeEnv {
+            open: ["support"].into_iter().collect(),
+            waiting: 3.0,
+        }
+    }
+
+    fn runner(files: &[(&str, &str)]) -> Runner {
+        let flows = Arc::new(test_flows(files));
+        let first = files[0].0;
+        let mut ctx = Context::new("c-1", "+15555550100", "+18005550100");
+        ctx.attributes.insert("product".into(), "Hoodie".into());
+        Runner::new(flows, first, ctx)
+    }
+
+    fn play_seq(actions: &[Action]) -> u64 {
+        actions
+            .iter()
+            .find_map(|a| match a {
+                Action::Play { seq, .. } => Some(*seq),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no prompt in {actions:?}"))
+    }
+
+    fn branches(r: &mut Runner) -> Vec<(String, Option<String>)> {
+        r.take_log()
+            .into_iter()
+            .map(|e| (e.block, e.branch))
+            .collect()
+    }
+
+    const MENU: &str = r#"name = "Menu"
+type = "inbound"
+start = "menu"
+
+[blocks.menu]
+type = "get_customer_input"
+text = "You bought $.Attributes.product. Press 1 or 2."
+timeout_ms = 5000
+max_digits = 1
+keys = { "1" = "one", "2" = "two" }
+default = "wrong"
+timeout = "none"
+error = "err"
+
+[blocks.one]
+type = "set_working_queue"
+queue = "support"
+next = "go"
+
+[blocks.two]
+type = "disconnect"
+
+[blocks.wrong]
+type = "disconnect"
+
+[blocks.none]
+type = "disconnect"
+
+[blocks.err]
+type = "disconnect"
+
+[blocks.go]
+type = "transfer_to_queue"
+error = "err"
+"#;
+
+    #[test]
+    fn a_prompt_renders_references_and_the_full_stop_after_them() {
+        let mut r = runner(&[("menu", MENU)]);
+        let a = r.start(Millis(0), &env());
+        assert!(
+            a.contains(&Action::Play {
+                seq: 1,
+                say: Say::Text("You bought Hoodie. Press 1 or 2.".into()),
+                language: Language::EnUs
+            }),
+            "{a:?}"
+        );
+        let (text, unknown) =
+            r.render("Hi $.Attributes.nobody, $.Foo.Bar and $.CustomerEndpoint.Address.");
+        assert_eq!(text, "Hi , .Bar and +15555550100.");
+        assert_eq!(unknown, ["$.Attributes.nobody", "$.Foo"]);
+    }
+
+    #[test]
+    fn a_key_pressed_over_the_prompt_stops_it_and_takes_its_branch() {
+        let mut r = runner(&[("menu", MENU)]);
+        r.start(Millis(0), &env());
+        let a = r.input(Input::Digits("1".into()), Millis(1500), &env());
+        assert_eq!(a[0], Action::StopPrompt);
+        assert_eq!(
+            a[1],
+            Action::Queue {
+                queue: "support".into()
+            }
+        );
+        assert!(r.finished());
+        let log = r.take_log();
+        assert_eq!(log[0].block, "menu");
+        assert_eq!(log[0].branch.as_deref(), Some("1"));
+        assert_eq!(log[0].inputs["digits"], "1");
+        assert_eq!(log[0].started_ms, 0);
+        assert_eq!(log[0].ended_ms, 1500);
+        assert_eq!(log[1].branch.as_deref(), Some("next"));
+        assert_eq!(log[2].block, "go");
+    }
+
+    #[test]
+    fn a_wrong_key_takes_default() {
+        let mut r = runner(&[("menu", MENU)]);
+        r.start(Millis(0), &env());
+        let a = r.input(Input::Digits("7".into()), Millis(100), &env());
+        assert!(a.contains(&Action::Disconnect {
+            reason: "flow_disconnect".into()
+        }));
+        assert_eq!(branches(&mut r)[0], ("menu".into(), Some("default".into())));
+    }
+
+    #[test]
+    fn no_input_times_out_after_the_prompt_ends() {
+        let mut r = runner(&[("menu", MENU)]);
+        let a = r.start(Millis(0), &env());
+        let seq = play_seq(&a);
+        // No timer while the prompt plays.
+        assert_eq!(r.deadline(), None);
+        assert!(r.tick(Millis(60_000), &env()).is_empty());
+        r.input(Input::PromptDone(seq + 99), Millis(60_000), &env());
+        assert_eq!(r.deadline(), None, "another prompt's end is ignored");
+        r.input(Input::PromptDone(seq), Millis(61_000), &env());
+        assert_eq!(r.deadline(), Some(Millis(66_000)));
+        assert!(r.tick(Millis(65_999), &env()).is_empty());
+        let a = r.tick(Millis(66_000), &env());
+        assert!(matches!(a[0], Action::Disconnect { .. }), "{a:?}");
+        let log = r.take_log();
+        assert_eq!(log[0].branch.as_deref(), Some("timeout"));
+        assert_eq!(log[0].outputs["result"], "no input");
+        assert_eq!(log[1].block, "none");
+    }
+
+    #[test]
+    fn without_a_timeout_branch_no_input_takes_error() {
+        let text = MENU.replacen("timeout = \"none\"\n", "", 1);
+        let mut r = runner(&[("menu", &text)]);
+        let seq = play_seq(&r.start(Millis(0), &env()));
+        r.input(Input::PromptDone(seq), Millis(10), &env());
+        r.tick(Millis(5010), &env());
+        assert_eq!(branches(&mut r)[0].1.as_deref(), Some("error"));
+    }
+
+    const STORE: &str = r##"name = "Date"
+type = "inbound"
+start = "ask"
+
+[blocks.ask]
+type = "store_customer_input"
+text = "Enter the date, then the pound key."
+attribute = "new_date"
+max_digits = 8
+terminator = "#"
+timeout_ms = 4000
+next = "change"
+timeout = "none"
+error = "none"
+
+[blocks.change]
+type = "invoke_function"
+function = "f"
+parameters = { action = "change", product = "$.Attributes.product" }
+next = "check"
+error = "sorry"
+
+[blocks.check]
+type = "check_attribute"
+attribute = "change_result"
+conditions = [ { op = "equals", value = "ok", to = "done" }, { op = "starts_with", value = "bad", to = "sorry" } ]
+no_match = "sorry"
+
+[blocks.done]
+type = "play_prompt"
+text = "Changed to $.Attributes.shipping_date, from $.StoredCustomerInput."
+next = "bye"
+
+[blocks.sorry]
+type = "play_prompt"
+text = "Sorry."
+next = "bye"
+
+[blocks.none]
+type = "disconnect"
+
+[blocks.bye]
+type = "disconnect"
+"##;
+
+    #[test]
+    fn stored_keys_go_to_the_function_and_its_answer_to_the_attributes() {
+        let mut r = runner(&[("date", STORE)]);
+        let seq = play_seq(&r.start(Millis(0), &env()));
+        r.input(Input::PromptDone(seq), Millis(2000), &env());
+        // Keys one by one; each restarts the time allowed.
+        r.input(Input::Digits("2018".into()), Millis(3000), &env());
+        assert_eq!(r.deadline(), Some(Millis(7000)));
+        let a = r.input(Input::Digits("1120#".into()), Millis(4000), &env());
+        let (seq, body) = match &a[0] {
+            Action::Invoke {
+                seq,
+                function,
+                body,
+            } => {
+                assert_eq!(function, "f");
+                (*seq, body.clone())
+            }
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(r.ctx().attributes["new_date"], "20181120");
+        let params = &body["Details"]["Parameters"];
+        assert_eq!(params["StoredCustomerInput"], "20181120");
+        assert_eq!(params["action"], "change");
+        assert_eq!(params["product"], "Hoodie");
+        let data = &body["Details"]["ContactData"];
+        assert_eq!(data["CustomerEndpoint"]["Address"], "+15555550100");
+        assert_eq!(data["SystemEndpoint"]["Address"], "+18005550100");
+        assert_eq!(data["Attributes"]["new_date"], "20181120");
+        assert_eq!(data["Queue"], serde_json::Value::Null);
+        assert_eq!(body["Name"], "ContactFlowEvent");
+        let answer: BTreeMap<String, String> = [
+            ("shipping_date".to_string(), "2018-11-20".to_string()),
+            ("change_result".to_string(), "ok".to_string()),
+        ]
+        .into_iter()
+        .collect();
+        let a = r.input(Input::FunctionDone(seq, Ok(answer)), Millis(4100), &env());
+        assert!(
+            a.contains(&Action::Play {
+                seq: seq + 1,
+                say: Say::Text("Changed to 2018-11-20, from 20181120.".into()),
+                language: Language::EnUs,
+            }),
+            "{a:?}"
+        );
+        let log = r.take_log();
+        assert_eq!(log[0].outputs["new_date"], "20181120");
+        assert_eq!(log[1].outputs["shipping_date"], "2018-11-20");
+        assert_eq!(log[2].branch.as_deref(), Some("equals ok"));
+    }
+
+    #[test]
+    fn a_function_error_or_silence_takes_the_error_branch() {
+        let mut r = runner(&[("date", STORE)]);
+        r.start(Millis(0), &env());
+        let a = r.input(Input::Digits("1#".into()), Millis(10), &env());
+        let Action::Invoke { seq, .. } = a[1].clone() else {
+            panic!("{a:?}")
+        };
+        let a = r.input(
+            Input::FunctionDone(seq, Err("refused".into())),
+            Millis(20),
+            &env(),
+        );
+        assert!(matches!(&a[0], Action::Play { say: Say::Text(t), .. } if t == "Sorry."));
+        let log = r.take_log();
+        assert_eq!(log[1].branch.as_deref(), Some("error"));
+        assert_eq!(log[1].error.as_deref(), Some("refused"));
+
+        // No answer at all: the runner's own deadline (timeout + grace).
+        let mut r = runner(&[("date", STORE)]);
+        r.start(Millis(0), &env());
+        r.input(Input::Digits("1#".into()), Millis(10), &env());
+        assert_eq!(r.deadline(), Some(Millis(10 + 1000 + FUNCTION_GRACE_MS)));
+        let a = r.tick(Millis(2010), &env());
+        assert!(matches!(&a[0], Action::Play { .. }), "{a:?}");
+        let log = r.take_log();
+        assert!(log[1]
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("in time")));
+        // An answer too late is ignored.
+        assert!(r
+            .input(
+                Input::FunctionDone(1, Ok(BTreeMap::new())),
+                Millis(3000),
+                &env()
+            )
+            .is_empty());
+    }
+
+    #[test]
+    fn stored_input_times_out_with_nothing_or_keeps_a_partial_entry() {
+        let mut r = runner(&[("date", STORE)]);
+        let seq = play_seq(&r.start(Millis(0), &env()));
+        r.input(Input::PromptDone(seq), Millis(1000), &env());
+        let a = r.tick(Millis(5000), &env());
+        assert!(matches!(a[0], Action::Disconnect { .. }));
+        assert_eq!(branches(&mut r)[0].1.as_deref(), Some("timeout"));
+
+        let mut r = runner(&[("date", STORE)]);
+        let seq = play_seq(&r.start(Millis(0), &env()));
+        r.input(Input::PromptDone(seq), Millis(1000), &env());
+        r.input(Input::Digits("12".into()), Millis(1500), &env());
+        let a = r.tick(Millis(5500), &env());
+        assert!(matches!(a[0], Action::Invoke { .. }), "{a:?}");
+        assert_eq!(r.ctx().attributes["new_date"], "12");
+    }
+
+    #[test]
+    fn keys_typed_ahead_feed_the_next_input_block() {
+        let text = r#"name = "T"
+type = "inbound"
+start = "hello"
+
+[blocks.hello]
+type = "play_prompt"
+text = "Hello."
+next = "menu"
+
+[blocks.menu]
+type = "get_customer_input"
+text = "Press 1."
+keys = { "1" = "bye" }
+error = "bye"
+
+[blocks.bye]
+type = "disconnect"
+"#;
+        let mut r = runner(&[("t", text)]);
+        let seq = play_seq(&r.start(Millis(0), &env()));
+        assert!(r
+            .input(Input::Digits("1".into()), Millis(5), &env())
+            .is_empty());
+        let a = r.input(Input::PromptDone(seq), Millis(900), &env());
+        assert!(a.contains(&Action::StopPrompt), "{a:?}");
+        assert!(matches!(a.last(), Some(Action::Disconnect { .. })));
+        assert_eq!(branches(&mut r)[1].1.as_deref(), Some("1"));
+    }
+
+    const ROUTING: &str = r#"name = "Routing"
+type = "inbound"
+start = "voice"
+
+[blocks.voice]
+type = "set_voice"
+language = "ja-JP"
+next = "attrs"
+
+[blocks.attrs]
+type = "set_attributes"
+attributes = { tier = "gold", caller = "$.CustomerEndpoint.Address", n = "7" }
+next = "num"
+
+[blocks.num]
+type = "check_attribute"
+attribute = "n"
+conditions = [ { op = "gt", value = "10", to = "bye" }, { op = "le", value = 7, to = "hours" } ]
+no_match = "bye"
+
+[blocks.hours]
+type = "check_hours"
+queue = "orders"
+in_hours = "bye"
+out_of_hours = "wq"
+
+[blocks.wq]
+type = "set_working_queue"
+queue = "support"
+next = "status"
+
+[blocks.status]
+type = "check_queue_status"
+metric = "contacts_in_queue"
+conditions = [ { op = "ge", value = 10, to = "bye" }, { op = "lt", value = 10, to = "prio" } ]
+no_match = "bye"
+
+[blocks.prio]
+type = "change_routing_priority"
+priority = 1
+age_s = 30
+next = "cbn"
+
+[blocks.cbn]
+type = "set_callback_number"
+next = "qflow"
+error = "bye"
+
+[blocks.qflow]
+type = "set_queue_flow"
+flow = "wait"
+next = "say"
+
+[blocks.say]
+type = "play_prompt"
+text = "$.Queue.Name"
+next = "go"
+
+[blocks.go]
+type = "transfer_to_queue"
+error = "bye"
+
+[blocks.bye]
+type = "disconnect"
+"#;
+
+    const WAIT: &str = r#"name = "Wait"
+type = "customer_queue"
+start = "msg"
+
+[blocks.msg]
+type = "play_prompt"
+text = "Please hold."
+next = "again"
+
+[blocks.again]
+type = "loop"
+count = 2
+looping = "msg"
+complete = "last"
+
+[blocks.last]
+type = "play_prompt"
+text = "Still here."
+"#;
+
+    #[test]
+    fn attributes_checks_hours_queue_status_priority_and_queue_flow() {
+        let mut r = runner(&[("routing", ROUTING), ("wait", WAIT)]);
+        let a = r.start(Millis(0), &env());
+        assert_eq!(
+            a,
+            [Action::Play {
+                seq: 1,
+                say: Say::Text("support".into()),
+                language: Language::JaJp
+            }]
+        );
+        let ctx = r.ctx().clone();
+        assert_eq!(ctx.attributes["tier"], "gold");
+        assert_eq!(ctx.attributes["caller"], "+15555550100");
+        assert_eq!(ctx.queue.as_deref(), Some("support"));
+        assert_eq!(ctx.priority, Some(1));
+        assert_eq!(ctx.age_s, 30);
+        assert_eq!(ctx.callback_number.as_deref(), Some("+15555550100"));
+        assert_eq!(ctx.queue_flow.as_deref(), Some("wait"));
+        let taken: Vec<Option<String>> = r.take_log().into_iter().map(|e| e.branch).collect();
+        assert_eq!(
+            taken,
+            [
+                Some("next".into()),
+                Some("next".into()),
+                Some("le 7".into()),
+                Some("out_of_hours".into()),
+                Some("next".into()),
+                Some("lt 10".into()),
+                Some("next".into()),
+                Some("next".into()),
+                Some("next".into()),
+            ]
+        );
+        let a = r.input(Input::PromptDone(1), Millis(500), &env());
+        assert_eq!(
+            a,
+            [Action::Queue {
+                queue: "support".into()
+            }]
+        );
+        // The center could not queue it: the error branch.
+        let a = r.input(Input::QueueRefused("full".into()), Millis(600), &env());
+        assert!(matches!(a[0], Action::Disconnect { .. }));
+        let log = r.take_log();
+        assert_eq!(log.last().map(|e| e.block.as_str()), Some("bye"));
+        assert!(log.iter().any(|e| e.error.as_deref() == Some("full")));
+    }
+
+    #[test]
+    fn a_loop_takes_looping_count_times_then_complete_and_a_side_flow_ends() {
+        let flows = Arc::new(test_flows(&[("wait", WAIT)]));
+        let mut r = Runner::new(flows, "wait", Context::new("c", "+1555", "+1800"));
+        let mut a = r.start(Millis(0), &env());
+        let mut plays = 0;
+        let mut t = 0;
+        while let Some(seq) = a.iter().find_map(|x| match x {
+            Action::Play { seq, .. } => Some(*seq),
+            _ => None,
+        }) {
+            plays += 1;
+            assert!(plays < 10, "runaway");
+            t += 1000;
+            a = r.input(Input::PromptDone(seq), Millis(t), &env());
+        }
+        // Three "Please hold." (first pass and two loops), then "Still here."
+        assert_eq!(plays, 4);
+        assert_eq!(a, [Action::End]);
+        let loops: Vec<Option<String>> = r
+            .take_log()
+            .into_iter()
+            .filter(|e| e.block == "again")
+            .map(|e| e.branch)
+            .collect();
+        assert_eq!(
+            loops,
+            [
+                Some("looping".into()),
+                Some("looping".into()),
+                Some("complete".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_cycle_without_a_loop_block_ends_the_call_with_the_reason_logged() {
+        let text = r#"name = "Cycle"
+type = "inbound"
+start = "a"
+
+[blocks.a]
+type = "set_attributes"
+attributes = { x = "1" }
+next = "b"
+
+[blocks.b]
+type = "set_logging"
+enabled = true
+next = "a"
+"#;
+        let mut r = runner(&[("cycle", text)]);
+        let a = r.start(Millis(0), &env());
+        assert_eq!(
+            a,
+            [Action::Disconnect {
+                reason: "flow_error".into()
+            }]
+        );
+        assert!(r.finished());
+        let log = r.take_log();
+        assert!(log.len() <= MAX_BURST as usize + 1);
+        assert!(log
+            .last()
+            .and_then(|e| e.error.as_deref())
+            .is_some_and(|e| e.contains("without waiting")));
+    }
+
+    #[test]
+    fn a_cycle_through_prompts_stops_at_the_step_limit() {
+        let text = r#"name = "Forever"
+type = "inbound"
+start = "a"
+
+[blocks.a]
+type = "play_prompt"
+text = "Again."
+next = "a"
+"#;
+        let mut r = runner(&[("forever", text)]);
+        let mut a = r.start(Millis(0), &env());
+        let mut n = 0u64;
+        loop {
+            n += 1;
+            assert!(n < 2 * u64::from(MAX_STEPS), "runaway");
+            let Some(seq) = a.iter().find_map(|x| match x {
+                Action::Play { seq, .. } => Some(*seq),
+                _ => None,
+            }) else {
+                break;
+            };
+            a = r.input(Input::PromptDone(seq), Millis(n), &env());
+        }
+        assert_eq!(
+            a,
+            [Action::Disconnect {
+                reason: "flow_error".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn transfers_callbacks_flows_logging_and_disconnect() {
+        let main = r#"name = "Main"
+type = "inbound"
+start = "quiet"
+
+[blocks.quiet]
+type = "set_logging"
+enabled = false
+next = "hidden"
+
+[blocks.hidden]
+type = "set_attributes"
+attributes = { secret = "1" }
+next = "loud"
+
+[blocks.loud]
+type = "set_logging"
+enabled = true
+next = "whisper"
+
+[blocks.whisper]
+type = "set_whisper_flow"
+flow = "whisper"
+next = "hold"
+
+[blocks.hold]
+type = "set_hold_flow"
+flow = "hold"
+next = "cb"
+
+[blocks.cb]
+type = "set_callback_number"
+attribute = "cbnum"
+next = "q"
+error = "other"
+
+[blocks.q]
+type = "queue_callback"
+queue = "orders"
+next = "bye"
+
+[blocks.other]
+type = "transfer_to_flow"
+flow = "second"
+
+[blocks.bye]
+type = "disconnect"
+"#;
+        let second = r#"name = "Second"
+type = "transfer_to_queue"
+start = "phone"
+
+[blocks.phone]
+type = "transfer_to_phone_number"
+number = "+15555550199"
+"#;
+        let whisper = r#"name = "W"
+type = "agent_whisper"
+start = "w"
+
+[blocks.w]
+type = "play_prompt"
+text = "Order $.Attributes.order_id."
+"#;
+        let hold = r#"name = "H"
+type = "agent_hold"
+start = "h"
+
+[blocks.h]
+type = "play_prompt"
+text = "Held."
+"#;
+        let files = [
+            ("main", main),
+            ("second", second),
+            ("whisper", whisper),
+            ("hold", hold),
+        ];
+        // No callback number attribute: error branch, then another flow.
+        let mut r = runner(&files);
+        let a = r.start(Millis(0), &env());
+        assert_eq!(
+            a,
+            [Action::TransferToPhone {
+                number: "+15555550199".into()
+            }]
+        );
+        assert_eq!(r.flow(), "second");
+        assert_eq!(r.ctx().agent_whisper_flow.as_deref(), Some("whisper"));
+        assert_eq!(r.ctx().agent_hold_flow.as_deref(), Some("hold"));
+        let log = r.take_log();
+        assert!(log.iter().all(|e| e.block != "hidden"), "logging was off");
+        assert!(log
+            .iter()
+            .find(|e| e.block == "cb")
+            .and_then(|e| e.error.clone())
+            .is_some());
+        assert_eq!(log.last().map(|e| e.flow.as_str()), Some("second"));
+
+        // With one: a callback is queued and the flow carries on.
+        let mut r = runner(&files);
+        r.ctx
+            .attributes
+            .insert("cbnum".into(), "+15555550111".into());
+        let a = r.start(Millis(0), &env());
+        assert_eq!(
+            a,
+            [
+                Action::Callback {
+                    queue: "orders".into(),
+                    number: "+15555550111".into()
+                },
+                Action::Disconnect {
+                    reason: "flow_disconnect".into()
+                }
+            ]
+        );
+        // Keys after the end change nothing.
+        assert!(r
+            .input(Input::Digits("1".into()), Millis(5), &env())
+            .is_empty());
+    }
+
+    #[test]
+    fn conditions_compare_text_and_numbers() {
+        let c = |op, value: &str| Condition {
+            op,
+            value: value.into(),
+            to: String::new(),
+        };
+        assert!(holds(&c(Op::Equals, "5"), Some("5.0")));
+        assert!(holds(&c(Op::Equals, "abc"), Some("abc")));
+        assert!(!holds(&c(Op::Equals, "abc"), None));
+        assert!(holds(&c(Op::NotEquals, "abc"), Some("abd")));
+        assert!(holds(&c(Op::Contains, "North"), Some("The North Face")));
+        assert!(holds(&c(Op::StartsWith, "The"), Some("The North Face")));
+        assert!(!holds(&c(Op::Lt, "3"), Some("x")));
+        assert!(holds(&c(Op::Lt, "3"), Some("2")));
+        assert!(holds(&c(Op::Ge, "3"), Some("3")));
+        assert!(!holds(&c(Op::Present, ""), Some("")));
+        assert!(!holds(&c(Op::Present, ""), None));
+    }
+}
