@@ -421,14 +421,16 @@ impl Validator<'_> {
                         ),
                     )
                 }
-                Some(f) if f.kind != FlowType::Inbound => return self.err(
-                    &e.flow.span(),
-                    format!(
+                Some(f) if f.kind != FlowType::Inbound => {
+                    return self.err(
+                        &e.flow.span(),
+                        format!(
                         "entry point `{number}` names `{}`, a {} flow (it needs an inbound one)",
                         f.id,
                         f.kind.as_str()
                     ),
-                ),
+                    )
+                }
                 Some(_) => {}
             }
             entry_points.insert(number.clone(), e.flow.get_ref().clone());

@@ -15,6 +15,7 @@ pub mod file;
 pub mod invoke;
 pub mod run;
 pub mod tts;
+pub mod worker;
 
 pub use file::{
     Block, BlockKind, Condition, Flow, FlowEntry, FlowSlot, FlowType, Flows, Function, Language,

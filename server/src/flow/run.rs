@@ -271,6 +271,11 @@ impl Runner {
         &self.flow
     }
 
+    /// Blocks run so far.
+    pub fn steps(&self) -> u32 {
+        self.steps
+    }
+
     /// Whether the flow is over (routed, hung up or ended).
     pub fn finished(&self) -> bool {
         matches!(self.wait, Wait::Done | Wait::Queued)

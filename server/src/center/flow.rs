@@ -1,0 +1,754 @@
+//! The flow domain of the center: calls to an entry point run a flow
+//! before they queue, and flows run beside calls (the customer queue flow
+//! while waiting, the agent whisper before the agent is connected).
+//!
+//! The center stays driven and clock-free: a call's [`FlowRun`] holds the
+//! sans-IO [`Runner`]; what the runner asks for that takes time off the
+//! lock (rendering a prompt, invoking a function) goes out as a
+//! [`FlowJob`] on a bounded channel to a worker ([`crate::flow::worker`])
+//! that answers through [`Center::flow_done`]. Prompt ends and the
+//! runner's own timeouts are deadlines on the center's tick, so a
+//! virtual-clock test steps flows like everything else.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use protocol::contact::{ConnectionState, Initiation};
+use protocol::endpoint::{is_e164, Endpoint};
+use protocol::Millis;
+
+use super::queue::{InboundRefused, QueueError};
+use super::{Call, Center, Party, Wait};
+use crate::flow::run::{Action, Context, Env, Input, Runner, Say};
+use crate::flow::{FlowType, Language, Metric};
+
+/// Jobs that may wait for the flow worker; beyond, a prompt is skipped and
+/// a function fails at once (logged), rather than queueing without bound.
+pub const FLOW_JOBS: usize = 256;
+
+/// Why a flow runs beside the call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FlowRole {
+    /// The entry point's flow (and flows it transfers to).
+    Entry,
+    /// The customer queue flow, while the call waits.
+    Queue,
+    /// The agent whisper flow, before `agent` is connected to the caller.
+    Whisper {
+        /// The agent hearing it.
+        agent: String,
+    },
+}
+
+/// A prompt being rendered or played.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Playing {
+    /// The runner's number for it.
+    pub seq: u64,
+    /// The WAV, once rendered.
+    pub path: Option<PathBuf>,
+    /// When it ends, once playing.
+    pub ends_at: Option<Millis>,
+}
+
+/// A flow running beside a call.
+pub struct FlowRun {
+    /// The machine.
+    pub runner: Runner,
+    /// Why it runs.
+    pub role: FlowRole,
+    /// Its prompt, if one is due.
+    pub playing: Option<Playing>,
+}
+
+impl std::fmt::Debug for FlowRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlowRun")
+            .field("flow", &self.runner.flow())
+            .field("role", &self.role)
+            .field("playing", &self.playing)
+            .finish()
+    }
+}
+
+impl Clone for FlowRun {
+    fn clone(&self) -> Self {
+        // Calls are cloned only for views and tests; a flow does not
+        // travel with a clone.
+        FlowRun {
+            runner: Runner::new(
+                Arc::new(crate::flow::Flows::default()),
+                "",
+                self.runner.ctx().clone(),
+            ),
+            role: self.role.clone(),
+            playing: None,
+        }
+    }
+}
+
+impl FlowRun {
+    /// When the center's tick has something to do for it.
+    pub fn deadlines(&self) -> impl Iterator<Item = Millis> + '_ {
+        self.runner
+            .deadline()
+            .into_iter()
+            .chain(self.playing.as_ref().and_then(|p| p.ends_at))
+    }
+
+    /// The prompt playing now, if any.
+    pub fn playing_path(&self) -> Option<(u64, &PathBuf)> {
+        let p = self.playing.as_ref()?;
+        p.ends_at?;
+        Some((p.seq, p.path.as_ref()?))
+    }
+}
+
+/// Work for the flow worker.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FlowJob {
+    /// Render (or find) a prompt's WAV and measure it.
+    Prompt {
+        /// Contact id.
+        contact: String,
+        /// The runner's prompt number.
+        seq: u64,
+        /// What.
+        say: Say,
+        /// Voice.
+        language: Language,
+    },
+    /// POST to a function.
+    Invoke {
+        /// Contact id.
+        contact: String,
+        /// The runner's call number.
+        seq: u64,
+        /// Where.
+        url: String,
+        /// Longest wait.
+        timeout_ms: u64,
+        /// JSON body.
+        body: String,
+    },
+}
+
+/// A finished job.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FlowDone {
+    /// A prompt's WAV and length (ms), or why there is none.
+    Prompt {
+        /// Contact id.
+        contact: String,
+        /// The runner's prompt number.
+        seq: u64,
+        /// The file and its length.
+        result: Result<(PathBuf, u64), String>,
+    },
+    /// A function's attributes, or why it failed.
+    Invoke {
+        /// Contact id.
+        contact: String,
+        /// The runner's call number.
+        seq: u64,
+        /// Attributes.
+        result: Result<BTreeMap<String, String>, String>,
+    },
+}
+
+/// Queue hours and metrics as the runner sees them.
+struct CenterEnv<'a> {
+    center: &'a Center,
+}
+
+impl Env for CenterEnv<'_> {
+    fn queue_open(&self, queue: &str, now: Millis) -> bool {
+        self.center
+            .cfg
+            .queues
+            .get(queue)
+            .is_some_and(|q| q.hours.as_ref().is_none_or(|h| h.is_open(now)))
+    }
+
+    fn queue_metric(&self, queue: &str, metric: Metric, now: Millis) -> f64 {
+        let waiting = self
+            .center
+            .calls
+            .values()
+            .filter_map(|c| c.waiting.as_ref())
+            .filter(|w| w.queue == queue);
+        match metric {
+            Metric::ContactsInQueue => waiting.count() as f64,
+            Metric::OldestContactAgeS => waiting
+                .map(|w| now.since(w.since) / 1000)
+                .max()
+                .unwrap_or(0) as f64,
+            Metric::AgentsAvailable => {
+                self.center
+                    .idle
+                    .available_for(&self.center.cfg.routing_profiles, queue) as f64
+            }
+        }
+    }
+
+    fn queue_name(&self, queue: &str) -> String {
+        self.center
+            .cfg
+            .queues
+            .get(queue)
+            .map_or_else(|| queue.to_owned(), |q| q.name.clone())
+    }
+}
+
+impl Center {
+    /// Connects the flow worker: from now on prompts are rendered and
+    /// functions invoked through `jobs`.
+    pub fn set_flow_jobs(&mut self, jobs: tokio::sync::mpsc::Sender<FlowJob>) {
+        self.flow_jobs = Some(jobs);
+    }
+
+    /// The flow a call to `number` enters (an entry point), if any. SIP
+    /// DIDs use the same lookup.
+    pub fn flow_for_number(&self, number: &str) -> Option<&str> {
+        self.cfg.flows.for_number(number).map(|f| f.id.as_str())
+    }
+
+    /// A caller from `from` dials `to`, an entry point: the call runs its
+    /// flow, which decides where it goes.
+    pub fn place_flow_call(
+        &mut self,
+        from: &str,
+        to: &str,
+        caller_play: crate::bridge::CallerAudio,
+        now: Millis,
+    ) -> Result<String, InboundRefused> {
+        let refuse = |error| InboundRefused {
+            contact_id: String::new(),
+            error,
+        };
+        if !is_e164(from) {
+            return Err(refuse(QueueError::BadNumber { from: from.into() }));
+        }
+        let Some(flow) = self.flow_for_number(to).map(str::to_owned) else {
+            return Err(refuse(QueueError::NoEntryPoint { number: to.into() }));
+        };
+        if self.stopping {
+            return Err(refuse(QueueError::ShuttingDown));
+        }
+        let id = self.new_id("c");
+        let attributes = self.cfg.customers.get(from).cloned().unwrap_or_default();
+        self.store
+            .create_contact(&id, "inbound", None, from, &attributes, now)
+            .and_then(|()| match self.recording_path(&id) {
+                Some(path) => self.store.set_recording(&id, &path.display().to_string()),
+                None => Ok(()),
+            })
+            .map_err(|e| refuse(e.into()))?;
+        let _ = self
+            .store
+            .contact_event(&id, now, None, "flow_started", Some(&flow));
+        let mut ctx = Context::new(&id, from, to);
+        ctx.attributes = attributes.clone();
+        let runner = Runner::new(Arc::new(self.cfg.flows.clone()), &flow, ctx);
+        let customer_conn = self.new_id("k");
+        self.calls.insert(
+            id.clone(),
+            Call {
+                id: id.clone(),
+                initiation: Initiation::Inbound,
+                queue: None,
+                created_at: now,
+                attributes,
+                customer: Party {
+                    connection_id: customer_conn,
+                    endpoint: Endpoint::phone_number(from),
+                    state: ConnectionState::Connecting { since: now },
+                    answer_at: None,
+                },
+                participants: Vec::new(),
+                externals: Vec::new(),
+                waiting: None,
+                rejected: Vec::new(),
+                ended: false,
+                digits_heard: String::new(),
+                caller_play,
+                flow: Some(Box::new(FlowRun {
+                    runner,
+                    role: FlowRole::Entry,
+                    playing: None,
+                })),
+                flow_ctx: None,
+                callback: false,
+                via_flow: true,
+            },
+        );
+        self.drive_flow(&id, None, now);
+        Ok(id)
+    }
+
+    /// A job finished: its result goes to the runner that asked.
+    pub fn flow_done(&mut self, done: FlowDone, now: Millis) {
+        match done {
+            FlowDone::Prompt {
+                contact,
+                seq,
+                result,
+            } => {
+                let Some(run) = self
+                    .calls
+                    .get_mut(&contact)
+                    .filter(|c| !c.ended)
+                    .and_then(|c| c.flow.as_mut())
+                else {
+                    return;
+                };
+                let Some(p) = run.playing.as_mut().filter(|p| p.seq == seq) else {
+                    return;
+                };
+                match result {
+                    Ok((path, ms)) => {
+                        p.path = Some(path);
+                        p.ends_at = Some(now.plus_ms(ms));
+                        self.plan_media(&contact);
+                    }
+                    Err(why) => {
+                        // A prompt that cannot be rendered is skipped (the
+                        // caller hears silence), never a stuck flow.
+                        tracing::warn!(%contact, "prompt: {why}");
+                        run.playing = None;
+                        self.drive_flow(&contact, Some(Input::PromptDone(seq)), now);
+                    }
+                }
+            }
+            FlowDone::Invoke {
+                contact,
+                seq,
+                result,
+            } => self.drive_flow(&contact, Some(Input::FunctionDone(seq, result)), now),
+        }
+    }
+
+    /// The caller's keys, if a flow listens: true when one did.
+    pub(super) fn flow_digits(&mut self, contact_id: &str, digits: &str, now: Millis) -> bool {
+        let listening = self
+            .calls
+            .get(contact_id)
+            .and_then(|c| c.flow.as_ref())
+            .is_some_and(|f| f.role != FlowRole::Queue || !f.runner.finished());
+        if listening {
+            self.drive_flow(contact_id, Some(Input::Digits(digits.to_owned())), now);
+        }
+        listening
+    }
+
+    /// Prompts that ended and runner timeouts, on the tick.
+    pub(super) fn flow_ticks(&mut self, now: Millis) {
+        let due: Vec<String> = self
+            .calls
+            .values()
+            .filter(|c| {
+                !c.ended
+                    && c.flow
+                        .as_ref()
+                        .is_some_and(|f| f.deadlines().any(|t| t <= now))
+            })
+            .map(|c| c.id.clone())
+            .collect();
+        for id in due {
+            let ended = self
+                .calls
+                .get_mut(&id)
+                .and_then(|c| c.flow.as_mut())
+                .and_then(|f| {
+                    let p = f.playing.as_ref()?;
+                    if p.ends_at.is_some_and(|t| t <= now) {
+                        let seq = p.seq;
+                        f.playing = None;
+                        Some(seq)
+                    } else {
+                        None
+                    }
+                });
+            if let Some(seq) = ended {
+                self.plan_media(&id);
+                self.drive_flow(&id, Some(Input::PromptDone(seq)), now);
+            }
+            self.drive_flow(&id, None, now);
+        }
+    }
+
+    /// Feeds the call's runner (or only fires its due timers, with no
+    /// input) and performs what it asks.
+    fn drive_flow(&mut self, call_id: &str, input: Option<Input>, now: Millis) {
+        let Some(mut run) = self
+            .calls
+            .get_mut(call_id)
+            .filter(|c| !c.ended)
+            .and_then(|c| c.flow.take())
+        else {
+            return;
+        };
+        let actions = {
+            let env = CenterEnv { center: self };
+            match input {
+                None if run.runner.deadline().is_some_and(|t| t <= now) => {
+                    run.runner.tick(now, &env)
+                }
+                None => {
+                    // First drive of a new runner: start it.
+                    if run.playing.is_none() && !run.runner.finished() && self.is_fresh(&run) {
+                        run.runner.start(now, &env)
+                    } else {
+                        Vec::new()
+                    }
+                }
+                Some(i) => run.runner.input(i, now, &env),
+            }
+        };
+        self.save_flow_log(call_id, &mut run, now);
+        if let Some(call) = self.calls.get_mut(call_id) {
+            // Attributes a flow set are the contact's from now on.
+            let attrs = run.runner.ctx().attributes.clone();
+            if call.attributes != attrs {
+                call.attributes = attrs;
+                let _ = self.store.update_attributes(call_id, &call.attributes);
+            }
+            call.flow = Some(run);
+        }
+        for action in actions {
+            self.flow_action(call_id, action, now);
+        }
+    }
+
+    /// Whether a runner has not run a block yet.
+    fn is_fresh(&self, run: &FlowRun) -> bool {
+        run.runner.steps() == 0
+    }
+
+    /// Writes the runner's new log entries to the contact's record.
+    fn save_flow_log(&mut self, call_id: &str, run: &mut FlowRun, now: Millis) {
+        for entry in run.runner.take_log() {
+            if let Ok(json) = serde_json::to_string(&entry) {
+                let _ = self.store.contact_event(
+                    call_id,
+                    now,
+                    None,
+                    crate::store::FLOW_BLOCK_EVENT,
+                    Some(&json),
+                );
+            }
+        }
+    }
+
+    fn send_job(&mut self, job: FlowJob) -> Result<(), FlowJob> {
+        match &self.flow_jobs {
+            Some(tx) => tx.try_send(job).map_err(|e| match e {
+                tokio::sync::mpsc::error::TrySendError::Full(j)
+                | tokio::sync::mpsc::error::TrySendError::Closed(j) => j,
+            }),
+            None => Err(job),
+        }
+    }
+
+    fn flow_action(&mut self, call_id: &str, action: Action, now: Millis) {
+        match action {
+            Action::Play { seq, say, language } => {
+                if let Some(run) = self.calls.get_mut(call_id).and_then(|c| c.flow.as_mut()) {
+                    run.playing = Some(Playing {
+                        seq,
+                        path: None,
+                        ends_at: None,
+                    });
+                }
+                let job = FlowJob::Prompt {
+                    contact: call_id.to_owned(),
+                    seq,
+                    say,
+                    language,
+                };
+                if self.send_job(job).is_err() {
+                    self.flow_done(
+                        FlowDone::Prompt {
+                            contact: call_id.to_owned(),
+                            seq,
+                            result: Err("no prompt worker (or it is busy)".into()),
+                        },
+                        now,
+                    );
+                }
+            }
+            Action::StopPrompt => {
+                if let Some(run) = self.calls.get_mut(call_id).and_then(|c| c.flow.as_mut()) {
+                    run.playing = None;
+                }
+                self.plan_media(call_id);
+            }
+            Action::Invoke {
+                seq,
+                function,
+                body,
+            } => {
+                let f = self.cfg.flows.functions.get(&function).cloned();
+                let job = f.map(|f| FlowJob::Invoke {
+                    contact: call_id.to_owned(),
+                    seq,
+                    url: f.url,
+                    timeout_ms: f.timeout_ms,
+                    body: body.to_string(),
+                });
+                let failed = match job {
+                    Some(job) => self.send_job(job).is_err(),
+                    None => true,
+                };
+                if failed {
+                    self.drive_flow(
+                        call_id,
+                        Some(Input::FunctionDone(
+                            seq,
+                            Err("the function could not be invoked (no worker, or busy)".into()),
+                        )),
+                        now,
+                    );
+                }
+            }
+            Action::Queue { queue } => self.flow_queue(call_id, &queue, now),
+            Action::Callback { queue, number } => {
+                self.queue_callback(call_id, &queue, &number, now)
+            }
+            Action::TransferToPhone { number } => {
+                // Outbound SIP is not wired to flows yet: the caller is
+                // told nothing more and the reason is recorded.
+                let _ = self.store.contact_event(
+                    call_id,
+                    now,
+                    None,
+                    "flow_transfer_to_phone",
+                    Some(&number),
+                );
+                self.end_call(call_id, "flow_transfer_unsupported", now);
+            }
+            Action::Disconnect { reason } => self.end_call(call_id, &reason, now),
+            Action::End => self.flow_ended(call_id, now),
+        }
+    }
+
+    /// A flow beside the call ended: a whisper lets the call connect; a
+    /// queue flow leaves the caller waiting in silence.
+    fn flow_ended(&mut self, call_id: &str, now: Millis) {
+        let Some(call) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        let run = call.flow.take();
+        if let Some(run) = run {
+            call.flow_ctx = Some(Box::new(run.runner.ctx().clone()));
+            if let FlowRole::Whisper { agent } = &run.role {
+                let agent = agent.clone();
+                let _ = self
+                    .store
+                    .contact_event(call_id, now, Some(&agent), "whisper_done", None);
+            }
+        }
+        self.publish(call_id, now);
+    }
+
+    /// The flow queues the call: the caller waits with the flow's
+    /// attributes, age and working queue; a closed or full queue is the
+    /// flow's error branch.
+    fn flow_queue(&mut self, call_id: &str, queue: &str, now: Millis) {
+        let Some(q) = self.cfg.queues.get(queue).cloned() else {
+            return self.drive_flow(
+                call_id,
+                Some(Input::QueueRefused(format!("no queue `{queue}`"))),
+                now,
+            );
+        };
+        let waiting_now = self
+            .calls
+            .values()
+            .filter(|c| c.waiting.as_ref().is_some_and(|w| w.queue == queue))
+            .count();
+        let refusal = if q.hours.as_ref().is_some_and(|h| !h.is_open(now)) {
+            Some(QueueError::Closed {
+                queue_name: q.name.clone(),
+            })
+        } else if waiting_now >= q.max_contacts {
+            Some(QueueError::Full {
+                queue_name: q.name.clone(),
+            })
+        } else {
+            None
+        };
+        if let Some(error) = refusal {
+            return self.drive_flow(call_id, Some(Input::QueueRefused(error.to_string())), now);
+        }
+        let reserved = self.new_id("k");
+        let flows = Arc::new(self.cfg.flows.clone());
+        let Some(call) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        let Some(run) = call.flow.take() else {
+            return;
+        };
+        let ctx = run.runner.ctx().clone();
+        call.queue = Some(queue.to_owned());
+        call.attributes = ctx.attributes.clone();
+        // The flow's age counts as time already waited.
+        call.waiting = Some(Wait {
+            queue: queue.to_owned(),
+            since: Millis(now.0.saturating_sub(ctx.age_s.saturating_mul(1000))),
+            connection_id: reserved,
+        });
+        let queue_flow = ctx.queue_flow.clone().filter(|f| {
+            flows
+                .flows
+                .get(f)
+                .is_some_and(|f| f.kind == FlowType::CustomerQueue)
+        });
+        call.flow = queue_flow.map(|f| {
+            Box::new(FlowRun {
+                runner: Runner::new(flows.clone(), &f, ctx.clone()),
+                role: FlowRole::Queue,
+                playing: None,
+            })
+        });
+        call.flow_ctx = Some(Box::new(ctx));
+        let _ = self.store.set_queue(call_id, queue);
+        let attrs = call.attributes.clone();
+        let _ = self.store.update_attributes(call_id, &attrs);
+        let _ = self
+            .store
+            .contact_event(call_id, now, None, "queued", Some(queue));
+        self.plan_media(call_id);
+        self.route(now);
+        if self
+            .calls
+            .get(call_id)
+            .is_some_and(|c| c.flow.is_some() && c.waiting.is_some())
+        {
+            self.drive_flow(call_id, None, now);
+        }
+    }
+
+    /// A callback: a new contact waits in `queue`; the agent who takes it
+    /// is connected first, then the customer is called.
+    fn queue_callback(&mut self, from_call: &str, queue: &str, number: &str, now: Millis) {
+        let attributes = self
+            .calls
+            .get(from_call)
+            .map(|c| c.attributes.clone())
+            .unwrap_or_default();
+        let id = self.new_id("c");
+        if let Err(e) =
+            self.store
+                .create_contact(&id, "callback", Some(queue), number, &attributes, now)
+        {
+            tracing::error!("callback: {e}");
+            return;
+        }
+        let _ = self
+            .store
+            .contact_event(&id, now, None, "callback_queued", Some(from_call));
+        let _ = self
+            .store
+            .contact_event(from_call, now, None, "callback_queued", Some(&id));
+        let (customer_conn, reserved) = (self.new_id("k"), self.new_id("k"));
+        let prompt =
+            crate::bridge::CallerAudio::Prompt(self.cfg.public_dir.join(&self.cfg.caller_prompt));
+        self.calls.insert(
+            id.clone(),
+            Call {
+                id: id.clone(),
+                initiation: Initiation::Outbound,
+                queue: Some(queue.to_owned()),
+                created_at: now,
+                attributes,
+                customer: Party {
+                    connection_id: customer_conn,
+                    endpoint: Endpoint::phone_number(number),
+                    state: ConnectionState::Init,
+                    answer_at: None,
+                },
+                participants: Vec::new(),
+                externals: Vec::new(),
+                waiting: Some(Wait {
+                    queue: queue.to_owned(),
+                    since: now,
+                    connection_id: reserved,
+                }),
+                rejected: Vec::new(),
+                ended: false,
+                digits_heard: String::new(),
+                caller_play: prompt,
+                flow: None,
+                flow_ctx: None,
+                callback: true,
+                via_flow: false,
+            },
+        );
+        self.route(now);
+    }
+
+    /// An agent accepted: the queue flow stops; a callback dials the
+    /// customer; an agent whisper flow, if one is set, plays to the agent
+    /// before the caller is connected.
+    pub(super) fn flow_accepted(&mut self, call_id: &str, agent: &str, now: Millis) {
+        let answer_ms = self.cfg.external_answer_ms;
+        let flows = Arc::new(self.cfg.flows.clone());
+        let Some(call) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        if call.callback && call.customer.answer_at.is_none() {
+            call.customer.state = ConnectionState::Connecting { since: now };
+            call.customer.answer_at = Some(now.plus_ms(answer_ms));
+        }
+        if call
+            .flow
+            .as_ref()
+            .is_some_and(|f| f.role == FlowRole::Queue)
+        {
+            if let Some(run) = call.flow.take() {
+                call.flow_ctx = Some(Box::new(run.runner.ctx().clone()));
+            }
+        }
+        let whisper = call
+            .flow_ctx
+            .as_ref()
+            .and_then(|c| c.agent_whisper_flow.clone())
+            .filter(|f| {
+                flows
+                    .flows
+                    .get(f)
+                    .is_some_and(|f| f.kind == FlowType::AgentWhisper)
+            });
+        if let (Some(w), Some(ctx)) = (whisper, call.flow_ctx.clone()) {
+            let mut ctx = *ctx;
+            ctx.attributes = call.attributes.clone();
+            call.flow = Some(Box::new(FlowRun {
+                runner: Runner::new(flows, &w, ctx),
+                role: FlowRole::Whisper {
+                    agent: agent.to_owned(),
+                },
+                playing: None,
+            }));
+            let _ = self
+                .store
+                .contact_event(call_id, now, Some(agent), "whisper", Some(&w));
+            self.drive_flow(call_id, None, now);
+        }
+    }
+}
+
+/// The bounded channel between the center and the flow worker.
+pub fn flow_channel() -> (
+    tokio::sync::mpsc::Sender<FlowJob>,
+    tokio::sync::mpsc::Receiver<FlowJob>,
+) {
+    tokio::sync::mpsc::channel(FLOW_JOBS)
+}
+
+#[allow(dead_code)]
+fn _assert_send() {
+    fn is_send<T: Send>() {}
+    is_send::<FlowRun>();
+}
