@@ -752,3 +752,232 @@ fn _assert_send() {
     fn is_send<T: Send>() {}
     is_send::<FlowRun>();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::store::Store;
+    use protocol::wire::Op;
+
+    const CONFIG: &str = r#"
+[server]
+listen = "127.0.0.1:0"
+dev_plaintext_passwords = true
+[[agent_states]]
+name = "Available"
+kind = "routable"
+[[agent_states]]
+name = "Offline"
+kind = "offline"
+[[queues]]
+id = "support"
+name = "Support"
+max_contacts = 5
+[[routing_profiles]]
+id = "p"
+name = "P"
+queues = [{ queue = "support", priority = 1 }]
+[[agents]]
+username = "alice"
+password = "pw"
+name = "Alice"
+routing_profile = "p"
+"#;
+
+    const FLOW: &str = r#"name = "T"
+type = "inbound"
+start = "hello"
+
+[blocks.hello]
+type = "play_prompt"
+text = "Hello."
+next = "lookup"
+
+[blocks.lookup]
+type = "invoke_function"
+function = "f"
+next = "menu"
+error = "menu"
+
+[blocks.menu]
+type = "get_customer_input"
+text = "Press 1."
+timeout_ms = 2000
+keys = { "1" = "q" }
+timeout = "bye"
+error = "bye"
+
+[blocks.q]
+type = "set_working_queue"
+queue = "support"
+next = "go"
+
+[blocks.go]
+type = "transfer_to_queue"
+error = "bye"
+
+[blocks.bye]
+type = "disconnect"
+"#;
+
+    const T0: Millis = Millis(1_795_514_400_000);
+
+    fn center() -> Center {
+        let mut cfg = Config::parse(CONFIG, "test").expect("config");
+        cfg.flows = crate::flow::file::test_flows(&[("t", FLOW)]);
+        cfg.flows
+            .entry_points
+            .insert("+18005550100".into(), "t".into());
+        Center::new(Arc::new(cfg), Store::in_memory().expect("db"), T0).expect("center")
+    }
+
+    fn path(c: &Center, id: &str) -> Vec<(String, String)> {
+        c.store()
+            .contact(id)
+            .expect("read")
+            .expect("record")
+            .flow_log
+            .iter()
+            .map(|e| {
+                (
+                    e["block"].as_str().unwrap_or("").to_owned(),
+                    e["branch"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_flow_call_plays_asks_and_queues_on_a_virtual_clock() {
+        let mut c = center();
+        let (tx, mut rx) = flow_channel();
+        c.set_flow_jobs(tx);
+        let id = c
+            .place_flow_call(
+                "+15555550100",
+                "+18005550100",
+                crate::bridge::CallerAudio::Silence,
+                T0,
+            )
+            .expect("placed");
+        assert_eq!(
+            c.caller_view(&id).map(|v| v.state),
+            Some(super::super::CallerPhase::Flow)
+        );
+        let Ok(FlowJob::Prompt { seq, say, .. }) = rx.try_recv() else {
+            panic!("a prompt job");
+        };
+        assert_eq!(say, Say::Text("Hello.".into()));
+        // Rendered: 1.5 s long. Nothing happens before it ends.
+        c.flow_done(
+            FlowDone::Prompt {
+                contact: id.clone(),
+                seq,
+                result: Ok((PathBuf::from("/x.wav"), 1500)),
+            },
+            T0.plus_ms(100),
+        );
+        assert_eq!(c.next_deadline(T0.plus_ms(100)), Some(T0.plus_ms(1600)));
+        c.tick(T0.plus_ms(1599));
+        assert!(rx.try_recv().is_err());
+        c.tick(T0.plus_ms(1600));
+        let Ok(FlowJob::Invoke { seq, body, url, .. }) = rx.try_recv() else {
+            panic!("an invoke job");
+        };
+        assert_eq!(url, "http://127.0.0.1:9/");
+        assert!(body.contains("ContactFlowEvent"));
+        let answer = [("tier".to_string(), "gold".to_string())]
+            .into_iter()
+            .collect();
+        c.flow_done(
+            FlowDone::Invoke {
+                contact: id.clone(),
+                seq,
+                result: Ok(answer),
+            },
+            T0.plus_ms(1700),
+        );
+        assert!(matches!(rx.try_recv(), Ok(FlowJob::Prompt { .. })));
+        c.caller_digits(&id, "1", T0.plus_ms(2000)).expect("digits");
+        assert_eq!(
+            c.caller_view(&id).map(|v| v.state),
+            Some(super::super::CallerPhase::Queued)
+        );
+        assert_eq!(c.calls[&id].attributes["tier"], "gold");
+        let p = path(&c, &id);
+        assert_eq!(
+            p,
+            [
+                ("hello".into(), "next".into()),
+                ("lookup".into(), "next".into()),
+                ("menu".into(), "1".into()),
+                ("q".into(), "next".into()),
+                ("go".into(), String::new()),
+            ]
+        );
+        // An agent becomes available: the call rings with the attributes.
+        let (tx, _rx) = crate::limits::Outbox::new(64, 1 << 20);
+        c.attach("alice", None, tx).expect("attach");
+        c.handle(
+            "alice",
+            Op::SetAgentState {
+                state: "Available".into(),
+            },
+            T0.plus_ms(2100),
+        )
+        .expect("available");
+        assert_eq!(
+            c.caller_view(&id).map(|v| v.state),
+            Some(super::super::CallerPhase::Ringing)
+        );
+    }
+
+    #[test]
+    fn without_a_worker_a_flow_still_never_hangs() {
+        let mut c = center();
+        let id = c
+            .place_flow_call(
+                "+15555550100",
+                "+18005550100",
+                crate::bridge::CallerAudio::Silence,
+                T0,
+            )
+            .expect("placed");
+        // Prompts are skipped, the function fails at once; the menu waits
+        // for keys with its timeout, then hangs up.
+        assert_eq!(c.next_deadline(T0), Some(T0.plus_ms(2000)));
+        c.tick(T0.plus_ms(2000));
+        assert_eq!(c.caller_view(&id).map(|v| v.state), None, "ended and gone");
+        let p = path(&c, &id);
+        assert_eq!(p[1], ("lookup".into(), "error".into()));
+        assert_eq!(p[2], ("menu".into(), "timeout".into()));
+        let rec = c.store().contact(&id).expect("read").expect("record");
+        assert_eq!(rec.disconnect_reason.as_deref(), Some("flow_disconnect"));
+    }
+
+    #[test]
+    fn calls_to_numbers_that_are_no_entry_point_are_refused() {
+        let mut c = center();
+        let err = c
+            .place_flow_call(
+                "+15555550100",
+                "+18005550999",
+                crate::bridge::CallerAudio::Silence,
+                T0,
+            )
+            .expect_err("refused");
+        assert!(matches!(err.error, QueueError::NoEntryPoint { .. }));
+        assert!(err.contact_id.is_empty());
+        let err = c
+            .place_flow_call(
+                "5555",
+                "+18005550100",
+                crate::bridge::CallerAudio::Silence,
+                T0,
+            )
+            .expect_err("refused");
+        assert!(matches!(err.error, QueueError::BadNumber { .. }));
+        assert_eq!(c.flow_for_number("+18005550100"), Some("t"));
+    }
+}

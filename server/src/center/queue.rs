@@ -380,6 +380,11 @@ impl Center {
                     queue: &w.queue,
                     since: w.since,
                     excluded: excluded.get(c.id.as_str()).map_or(&[], |v| v.as_slice()),
+                    priority: c
+                        .flow_ctx
+                        .as_ref()
+                        .and_then(|f| f.priority)
+                        .unwrap_or(routing::DEFAULT_PRIORITY),
                 })
             })
             .collect();
@@ -618,6 +623,7 @@ mod tests {
                     queue: queues[pick(&mut rng, 3) as usize],
                     since: Millis(pick(&mut rng, 10_000)),
                     excluded: ex,
+                    priority: pick(&mut rng, 3) as i64,
                 })
                 .collect();
             let now = Millis(8_000);
