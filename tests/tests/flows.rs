@@ -353,6 +353,29 @@ async fn cancelling_by_keypad_marks_the_order_cancelled() {
     assert_eq!(o.messages, ["cancelled"]);
     let bob = login(addr, "bob", "bob-pass").await;
     assert!(took(&path_of(&record(addr, &bob, &c).await), "menu", "2"));
+    // The caller heard the prompts (it says nothing itself, and no agent
+    // was ever on the call): speech in what it was sent.
+    let (status, wav) = server::sim::http_request_bytes(
+        addr,
+        "GET",
+        &format!("/v1/sim/calls/{c}/heard"),
+        &[sim_auth()],
+    )
+    .await
+    .expect("http");
+    assert_eq!(status, 200);
+    let pcm: Vec<f32> = wav[44..]
+        .chunks_exact(2)
+        .map(|c| f32::from(i16::from_le_bytes([c[0], c[1]])) / 32768.0)
+        .collect();
+    let loud = pcm
+        .chunks(960)
+        .filter(|w| (w.iter().map(|x| x * x).sum::<f32>() / w.len() as f32).sqrt() > 0.01)
+        .count();
+    eprintln!("caller heard {loud} loud windows of {}", pcm.len() / 960);
+    // "You bought ..." until the key at 1.5 s, then "Cancelled.": well over
+    // a second of speech in 20 ms windows.
+    assert!(loud > 50, "{loud} loud windows of {}", pcm.len() / 960);
 }
 
 /// Waits until `agent` is offered a contact; its id.
