@@ -284,7 +284,7 @@ pub struct Config {
     pub sip: SipConfig,
     /// Contact flows, entry points and external functions (`[[flows]]`,
     /// `[[entry_points]]`, `[[functions]]`).
-    pub flows: crate::flow::Flows,
+    pub flows: std::sync::Arc<crate::flow::Flows>,
 }
 
 /// `[[flows]]`: a flow file, relative to the configuration's directory.
@@ -1022,7 +1022,7 @@ impl Validator<'_> {
             simulator_calls_per_minute,
             limits,
             sip,
-            flows,
+            flows: std::sync::Arc::new(flows),
         })
     }
 

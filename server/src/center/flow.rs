@@ -250,7 +250,7 @@ impl Center {
             .contact_event(&id, now, None, "flow_started", Some(&flow));
         let mut ctx = Context::new(&id, from, to);
         ctx.attributes = attributes.clone();
-        let runner = Runner::new(Arc::new(self.cfg.flows.clone()), &flow, ctx);
+        let runner = Runner::new(self.cfg.flows.clone(), &flow, ctx);
         let customer_conn = self.new_id("k");
         self.calls.insert(
             id.clone(),
@@ -380,14 +380,30 @@ impl Center {
 
     /// Feeds the call's runner (or only fires its due timers, with no
     /// input) and performs what it asks.
+    ///
+    /// What the center answers at once (a job it cannot send, a queue
+    /// that refuses) is fed back in this loop, not by recursion, so a flow
+    /// failing over and over costs iterations (bounded by the runner's step
+    /// limit), never stack.
     fn drive_flow(&mut self, call_id: &str, input: Option<Input>, now: Millis) {
+        let mut pending: std::collections::VecDeque<Option<Input>> =
+            std::collections::VecDeque::from([input]);
+        while let Some(input) = pending.pop_front() {
+            for answer in self.drive_once(call_id, input, now) {
+                pending.push_back(Some(answer));
+            }
+        }
+    }
+
+    /// One feeding of the runner; the inputs the center answers at once.
+    fn drive_once(&mut self, call_id: &str, input: Option<Input>, now: Millis) -> Vec<Input> {
         let Some(mut run) = self
             .calls
             .get_mut(call_id)
             .filter(|c| !c.ended)
             .and_then(|c| c.flow.take())
         else {
-            return;
+            return Vec::new();
         };
         let actions = {
             let env = CenterEnv { center: self };
@@ -416,9 +432,10 @@ impl Center {
             }
             call.flow = Some(run);
         }
-        for action in actions {
-            self.flow_action(call_id, action, now);
-        }
+        actions
+            .into_iter()
+            .filter_map(|action| self.flow_action(call_id, action, now))
+            .collect()
     }
 
     /// Whether a runner has not run a block yet.
@@ -451,7 +468,9 @@ impl Center {
         }
     }
 
-    fn flow_action(&mut self, call_id: &str, action: Action, now: Millis) {
+    /// Performs an action; an input for the runner when the answer is
+    /// immediate (a job that cannot be sent, a queue that refuses).
+    fn flow_action(&mut self, call_id: &str, action: Action, now: Millis) -> Option<Input> {
         match action {
             Action::Play { seq, say, language } => {
                 if let Some(run) = self.calls.get_mut(call_id).and_then(|c| c.flow.as_mut()) {
@@ -468,21 +487,21 @@ impl Center {
                     language,
                 };
                 if self.send_job(job).is_err() {
-                    self.flow_done(
-                        FlowDone::Prompt {
-                            contact: call_id.to_owned(),
-                            seq,
-                            result: Err("no prompt worker (or it is busy)".into()),
-                        },
-                        now,
-                    );
+                    // Skipped (the caller hears silence), never waited for.
+                    tracing::warn!(contact = %call_id, "prompt: no prompt worker (or it is busy)");
+                    if let Some(run) = self.calls.get_mut(call_id).and_then(|c| c.flow.as_mut()) {
+                        run.playing = None;
+                    }
+                    return Some(Input::PromptDone(seq));
                 }
+                None
             }
             Action::StopPrompt => {
                 if let Some(run) = self.calls.get_mut(call_id).and_then(|c| c.flow.as_mut()) {
                     run.playing = None;
                 }
                 self.plan_media(call_id);
+                None
             }
             Action::Invoke {
                 seq,
@@ -501,20 +520,17 @@ impl Center {
                     Some(job) => self.send_job(job).is_err(),
                     None => true,
                 };
-                if failed {
-                    self.drive_flow(
-                        call_id,
-                        Some(Input::FunctionDone(
-                            seq,
-                            Err("the function could not be invoked (no worker, or busy)".into()),
-                        )),
-                        now,
-                    );
-                }
+                failed.then(|| {
+                    Input::FunctionDone(
+                        seq,
+                        Err("the function could not be invoked (no worker, or busy)".into()),
+                    )
+                })
             }
             Action::Queue { queue } => self.flow_queue(call_id, &queue, now),
             Action::Callback { queue, number } => {
-                self.queue_callback(call_id, &queue, &number, now)
+                self.queue_callback(call_id, &queue, &number, now);
+                None
             }
             Action::TransferToPhone { number } => {
                 // Outbound SIP is not wired to flows yet: the caller is
@@ -527,9 +543,16 @@ impl Center {
                     Some(&number),
                 );
                 self.end_call(call_id, "flow_transfer_unsupported", now);
+                None
             }
-            Action::Disconnect { reason } => self.end_call(call_id, &reason, now),
-            Action::End => self.flow_ended(call_id, now),
+            Action::Disconnect { reason } => {
+                self.end_call(call_id, &reason, now);
+                None
+            }
+            Action::End => {
+                self.flow_ended(call_id, now);
+                None
+            }
         }
     }
 
@@ -555,13 +578,9 @@ impl Center {
     /// The flow queues the call: the caller waits with the flow's
     /// attributes, age and working queue; a closed or full queue is the
     /// flow's error branch.
-    fn flow_queue(&mut self, call_id: &str, queue: &str, now: Millis) {
+    fn flow_queue(&mut self, call_id: &str, queue: &str, now: Millis) -> Option<Input> {
         let Some(q) = self.cfg.queues.get(queue).cloned() else {
-            return self.drive_flow(
-                call_id,
-                Some(Input::QueueRefused(format!("no queue `{queue}`"))),
-                now,
-            );
+            return Some(Input::QueueRefused(format!("no queue `{queue}`")));
         };
         let waiting_now = self
             .calls
@@ -580,16 +599,12 @@ impl Center {
             None
         };
         if let Some(error) = refusal {
-            return self.drive_flow(call_id, Some(Input::QueueRefused(error.to_string())), now);
+            return Some(Input::QueueRefused(error.to_string()));
         }
         let reserved = self.new_id("k");
-        let flows = Arc::new(self.cfg.flows.clone());
-        let Some(call) = self.calls.get_mut(call_id) else {
-            return;
-        };
-        let Some(run) = call.flow.take() else {
-            return;
-        };
+        let flows = self.cfg.flows.clone();
+        let call = self.calls.get_mut(call_id)?;
+        let run = call.flow.take()?;
         let ctx = run.runner.ctx().clone();
         call.queue = Some(queue.to_owned());
         call.attributes = ctx.attributes.clone();
@@ -626,8 +641,10 @@ impl Center {
             .get(call_id)
             .is_some_and(|c| c.flow.is_some() && c.waiting.is_some())
         {
+            // The queue flow, a runner of its own.
             self.drive_flow(call_id, None, now);
         }
+        None
     }
 
     /// A callback: a new contact waits in `queue`; the agent who takes it
@@ -694,7 +711,7 @@ impl Center {
     /// before the caller is connected.
     pub(super) fn flow_accepted(&mut self, call_id: &str, agent: &str, now: Millis) {
         let answer_ms = self.cfg.external_answer_ms;
-        let flows = Arc::new(self.cfg.flows.clone());
+        let flows = self.cfg.flows.clone();
         let Some(call) = self.calls.get_mut(call_id) else {
             return;
         };
@@ -821,14 +838,28 @@ error = "bye"
 type = "disconnect"
 "#;
 
+    /// A function that fails, retried forever (no loop block).
+    const CYCLE: &str = r#"name = "C"
+type = "inbound"
+start = "a"
+
+[blocks.a]
+type = "invoke_function"
+function = "f"
+next = "a"
+error = "a"
+"#;
+
     const T0: Millis = Millis(1_795_514_400_000);
 
     fn center() -> Center {
         let mut cfg = Config::parse(CONFIG, "test").expect("config");
-        cfg.flows = crate::flow::file::test_flows(&[("t", FLOW)]);
-        cfg.flows
+        let mut flows = crate::flow::file::test_flows(&[("t", FLOW), ("cycle", CYCLE)]);
+        flows.entry_points.insert("+18005550100".into(), "t".into());
+        flows
             .entry_points
-            .insert("+18005550100".into(), "t".into());
+            .insert("+18005550111".into(), "cycle".into());
+        cfg.flows = Arc::new(flows);
         Center::new(Arc::new(cfg), Store::in_memory().expect("db"), T0).expect("center")
     }
 
@@ -979,5 +1010,27 @@ type = "disconnect"
             .expect_err("refused");
         assert!(matches!(err.error, QueueError::BadNumber { .. }));
         assert_eq!(c.flow_for_number("+18005550100"), Some("t"));
+    }
+
+    #[test]
+    fn a_function_failing_in_a_cycle_ends_at_the_step_limit_without_recursion() {
+        let mut c = center();
+        // No worker: every invoke fails at once, so the cycle never waits.
+        let id = c
+            .place_flow_call(
+                "+15555550100",
+                "+18005550111",
+                crate::bridge::CallerAudio::Silence,
+                T0,
+            )
+            .expect("placed");
+        let rec = c.store().contact(&id).expect("read").expect("record");
+        assert_eq!(rec.disconnect_reason.as_deref(), Some("flow_error"));
+        let last = rec.flow_log.last().expect("log");
+        assert!(
+            last["error"].as_str().is_some_and(|e| e.contains("blocks")),
+            "{last}"
+        );
+        assert!(rec.flow_log.len() <= crate::flow::run::MAX_STEPS as usize + 1);
     }
 }
