@@ -18,6 +18,10 @@ pub const RENDER_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest text rendered (longer is cut).
 pub const MAX_TEXT: usize = 2000;
 
+/// Prompts kept in the cache directory; beyond, the least recently used
+/// are removed (texts with attributes in them are one per caller).
+pub const MAX_CACHED: usize = 2000;
+
 /// The engine's binary.
 pub const ESPEAK: &str = "espeak-ng";
 
@@ -66,6 +70,11 @@ pub fn render(dir: &Path, version: &str, voice: &str, text: &str) -> Result<Path
     let text: String = text.chars().take(MAX_TEXT).collect();
     let path = cache_path(dir, version, voice, &text);
     if path.is_file() {
+        // Used now: the last to be pruned.
+        let _ = std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_modified(std::time::SystemTime::now()));
         return Ok(path);
     }
     std::fs::create_dir_all(dir).map_err(TtsError::Cache)?;
@@ -108,7 +117,28 @@ pub fn render(dir: &Path, version: &str, voice: &str, text: &str) -> Result<Path
         return Err(TtsError::Failed(format!("{status}: {}", err.trim())));
     }
     std::fs::rename(&tmp, &path).map_err(TtsError::Cache)?;
+    prune(dir, MAX_CACHED);
     Ok(path)
+}
+
+/// Removes the least recently used WAVs of `dir` beyond `keep`.
+pub fn prune(dir: &Path, keep: usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut files: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "wav"))
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    if files.len() <= keep {
+        return;
+    }
+    files.sort();
+    let extra = files.len() - keep;
+    for (_, path) in files.into_iter().take(extra) {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 /// How long a WAV plays, in milliseconds (0 if unreadable).
@@ -133,6 +163,28 @@ mod tests {
     }
 
     #[test]
+    fn the_cache_keeps_the_most_recently_used() {
+        let dir = std::env::temp_dir().join(format!("sb-tts-prune-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let t0 = std::time::SystemTime::now() - Duration::from_secs(100);
+        for i in 0..5u64 {
+            let p = dir.join(format!("{i}.wav"));
+            std::fs::write(&p, b"x").expect("write");
+            let f = std::fs::File::options().write(true).open(&p).expect("open");
+            f.set_modified(t0 + Duration::from_secs(i)).expect("mtime");
+        }
+        std::fs::write(dir.join("keep.txt"), b"x").expect("write");
+        prune(&dir, 3);
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .expect("dir")
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["2.wav", "3.wav", "4.wav", "keep.txt"]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn renders_once_and_reuses_the_file() {
         let version = engine_version();
         if version.is_empty() {
@@ -144,17 +196,17 @@ mod tests {
         let p = render(&dir, &version, "en-us", "Press one.").expect("render");
         let ms = duration_ms(&p);
         assert!(ms > 200 && ms < 5000, "{ms} ms");
-        let modified = std::fs::metadata(&p)
-            .and_then(|m| m.modified())
-            .expect("meta");
+        // A second rendering of the same text is the cached file: a
+        // marker written into it survives.
+        let mut bytes = std::fs::read(&p).expect("read");
+        bytes.extend_from_slice(b"cached");
+        std::fs::write(&p, &bytes).expect("mark");
         let again = render(&dir, &version, "en-us", "Press one.").expect("render");
         assert_eq!(p, again);
-        assert_eq!(
-            std::fs::metadata(&again)
-                .and_then(|m| m.modified())
-                .expect("meta"),
-            modified
-        );
+        assert!(std::fs::read(&again).expect("read").ends_with(b"cached"));
+        // Another version of the engine renders anew.
+        let other = render(&dir, "other", "en-us", "Press one.").expect("render");
+        assert_ne!(other, p);
         let ja = render(&dir, &version, "ja", "こんにちは").expect("render ja");
         assert!(duration_ms(&ja) > 100);
         let _ = std::fs::remove_dir_all(&dir);
