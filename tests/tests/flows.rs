@@ -723,4 +723,39 @@ async fn supervisors_read_the_flows_as_graphs() {
     assert!(branches.contains(&("timeout".into(), "no_input".into())));
     let (status, _) = http(addr, "GET", "/v1/flows", None).await;
     assert_eq!(status, 401);
+
+    // The flow page (public/flows/) is served at /flows/ under the CCP's
+    // policy; other HTML beside it is not.
+    let page = running.state.cfg.public_dir.join("flows");
+    std::fs::create_dir_all(&page).expect("dir");
+    std::fs::write(
+        page.join("index.html"),
+        "<!doctype html><title>Flows</title>",
+    )
+    .expect("page");
+    std::fs::write(page.join("other.html"), "<!doctype html>").expect("page");
+    let head = raw_get(addr, "/flows/").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.contains("<title>Flows</title>"));
+    let csp = head
+        .lines()
+        .find(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("content-security-policy:")
+        })
+        .expect("a CSP");
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    assert!(raw_get(addr, "/flows/other.html")
+        .await
+        .starts_with("HTTP/1.1 404"));
+}
+
+/// A GET's whole response, headers included.
+async fn raw_get(addr: SocketAddr, path: &str) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.expect("send");
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.expect("read");
+    String::from_utf8_lossy(&out).into_owned()
 }
