@@ -39,6 +39,12 @@ pub enum FlowRole {
         /// The agent hearing it.
         agent: String,
     },
+    /// The customer whisper flow, before the caller is connected to
+    /// `agent` (and before the agent whisper).
+    CustomerWhisper {
+        /// The agent who accepted.
+        agent: String,
+    },
 }
 
 /// A prompt being rendered or played.
@@ -565,11 +571,27 @@ impl Center {
         let run = call.flow.take();
         if let Some(run) = run {
             call.flow_ctx = Some(Box::new(run.runner.ctx().clone()));
-            if let FlowRole::Whisper { agent } = &run.role {
-                let agent = agent.clone();
-                let _ = self
-                    .store
-                    .contact_event(call_id, now, Some(&agent), "whisper_done", None);
+            match &run.role {
+                FlowRole::Whisper { agent } => {
+                    let agent = agent.clone();
+                    let _ =
+                        self.store
+                            .contact_event(call_id, now, Some(&agent), "whisper_done", None);
+                }
+                FlowRole::CustomerWhisper { agent } => {
+                    let agent = agent.clone();
+                    let _ = self.store.contact_event(
+                        call_id,
+                        now,
+                        Some(&agent),
+                        "customer_whisper_done",
+                        None,
+                    );
+                    // Then the agent's own whisper, if one is set.
+                    self.start_whisper(call_id, &agent, false, now);
+                    return self.publish(call_id, now);
+                }
+                _ => {}
             }
         }
         self.publish(call_id, now);
@@ -707,11 +729,11 @@ impl Center {
     }
 
     /// An agent accepted: the queue flow stops; a callback dials the
-    /// customer; an agent whisper flow, if one is set, plays to the agent
-    /// before the caller is connected.
+    /// customer; the customer whisper flow, if one is set, plays to the
+    /// caller, then the agent whisper flow to the agent, before the two
+    /// are connected.
     pub(super) fn flow_accepted(&mut self, call_id: &str, agent: &str, now: Millis) {
         let answer_ms = self.cfg.external_answer_ms;
-        let flows = self.cfg.flows.clone();
         let Some(call) = self.calls.get_mut(call_id) else {
             return;
         };
@@ -728,31 +750,55 @@ impl Center {
                 call.flow_ctx = Some(Box::new(run.runner.ctx().clone()));
             }
         }
-        let whisper = call
-            .flow_ctx
-            .as_ref()
-            .and_then(|c| c.agent_whisper_flow.clone())
-            .filter(|f| {
-                flows
-                    .flows
-                    .get(f)
-                    .is_some_and(|f| f.kind == FlowType::AgentWhisper)
-            });
-        if let (Some(w), Some(ctx)) = (whisper, call.flow_ctx.clone()) {
-            let mut ctx = *ctx;
-            ctx.attributes = call.attributes.clone();
-            call.flow = Some(Box::new(FlowRun {
-                runner: Runner::new(flows, &w, ctx),
-                role: FlowRole::Whisper {
+        self.start_whisper(call_id, agent, true, now);
+    }
+
+    /// Starts the customer whisper flow (`customer_first`, if one is set)
+    /// or else the agent whisper flow, if one is set.
+    fn start_whisper(&mut self, call_id: &str, agent: &str, customer_first: bool, now: Millis) {
+        let flows = self.cfg.flows.clone();
+        let Some(call) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        let Some(ctx) = call.flow_ctx.clone() else {
+            return;
+        };
+        let valid = |f: &Option<String>, kind: FlowType| {
+            f.clone()
+                .filter(|f| flows.flows.get(f).is_some_and(|f| f.kind == kind))
+        };
+        let customer =
+            valid(&ctx.customer_whisper_flow, FlowType::CustomerWhisper).filter(|_| customer_first);
+        let (flow, role, event) = match customer {
+            Some(f) => (
+                f,
+                FlowRole::CustomerWhisper {
                     agent: agent.to_owned(),
                 },
-                playing: None,
-            }));
-            let _ = self
-                .store
-                .contact_event(call_id, now, Some(agent), "whisper", Some(&w));
-            self.drive_flow(call_id, None, now);
-        }
+                "customer_whisper",
+            ),
+            None => match valid(&ctx.agent_whisper_flow, FlowType::AgentWhisper) {
+                Some(f) => (
+                    f,
+                    FlowRole::Whisper {
+                        agent: agent.to_owned(),
+                    },
+                    "whisper",
+                ),
+                None => return,
+            },
+        };
+        let mut ctx = *ctx;
+        ctx.attributes = call.attributes.clone();
+        call.flow = Some(Box::new(FlowRun {
+            runner: Runner::new(flows, &flow, ctx),
+            role,
+            playing: None,
+        }));
+        let _ = self
+            .store
+            .contact_event(call_id, now, Some(agent), event, Some(&flow));
+        self.drive_flow(call_id, None, now);
     }
 }
 
@@ -850,11 +896,60 @@ next = "a"
 error = "a"
 "#;
 
+    /// Queues with both whisper flows set.
+    const WHISPERED: &str = r#"name = "W"
+type = "inbound"
+start = "cw"
+
+[blocks.cw]
+type = "set_whisper_flow"
+flow = "cw"
+next = "aw"
+
+[blocks.aw]
+type = "set_whisper_flow"
+flow = "aw"
+next = "q"
+
+[blocks.q]
+type = "set_working_queue"
+queue = "support"
+next = "go"
+
+[blocks.go]
+type = "transfer_to_queue"
+"#;
+
+    const CUSTOMER_WHISPER: &str = r#"name = "CW"
+type = "customer_whisper"
+start = "say"
+
+[blocks.say]
+type = "play_prompt"
+text = "You are connected."
+"#;
+
+    const AGENT_WHISPER: &str = r#"name = "AW"
+type = "agent_whisper"
+start = "say"
+
+[blocks.say]
+type = "play_prompt"
+text = "Order $.Attributes.order_id."
+"#;
+
     const T0: Millis = Millis(1_795_514_400_000);
 
     fn center() -> Center {
         let mut cfg = Config::parse(CONFIG, "test").expect("config");
-        let mut flows = crate::flow::file::test_flows(&[("t", FLOW), ("cycle", CYCLE)]);
+        let mut flows = crate::flow::file::test_flows(&[
+            ("t", FLOW),
+            ("cycle", CYCLE),
+            ("w", WHISPERED),
+            ("cw", CUSTOMER_WHISPER),
+            ("aw", AGENT_WHISPER),
+        ]);
+        flows.entry_points.insert("+18005550122".into(), "w".into());
         flows.entry_points.insert("+18005550100".into(), "t".into());
         flows
             .entry_points
@@ -1032,5 +1127,89 @@ error = "a"
             "{last}"
         );
         assert!(rec.flow_log.len() <= crate::flow::run::MAX_STEPS as usize + 1);
+    }
+
+    #[test]
+    fn the_customer_whisper_then_the_agent_whisper_play_before_connecting() {
+        let mut c = center();
+        let (tx, mut rx) = flow_channel();
+        c.set_flow_jobs(tx);
+        let id = c
+            .place_flow_call(
+                "+15555550100",
+                "+18005550122",
+                crate::bridge::CallerAudio::Silence,
+                T0,
+            )
+            .expect("placed");
+        c.calls
+            .get_mut(&id)
+            .expect("call")
+            .attributes
+            .insert("order_id".into(), "100".into());
+        let (otx, _orx) = crate::limits::Outbox::new(64, 1 << 20);
+        c.attach("alice", None, otx).expect("attach");
+        let t = T0.plus_ms(10);
+        c.handle(
+            "alice",
+            Op::SetAgentState {
+                state: "Available".into(),
+            },
+            t,
+        )
+        .expect("available");
+        c.handle(
+            "alice",
+            Op::Accept {
+                contact_id: id.clone(),
+            },
+            t,
+        )
+        .expect("accept");
+        let mut said = Vec::new();
+        let mut now = t;
+        for _ in 0..2 {
+            let Ok(FlowJob::Prompt { seq, say, .. }) = rx.try_recv() else {
+                panic!("a prompt job");
+            };
+            said.push(say);
+            c.flow_done(
+                FlowDone::Prompt {
+                    contact: id.clone(),
+                    seq,
+                    result: Ok((PathBuf::from("/x.wav"), 700)),
+                },
+                now,
+            );
+            now = now.plus_ms(700);
+            c.tick(now);
+        }
+        assert_eq!(
+            said,
+            [
+                Say::Text("You are connected.".into()),
+                Say::Text("Order 100.".into())
+            ]
+        );
+        assert!(c.calls[&id].flow.is_none(), "both whispers over");
+        let events: Vec<String> = c
+            .store()
+            .contact(&id)
+            .expect("read")
+            .expect("record")
+            .events
+            .into_iter()
+            .map(|e| e.event)
+            .filter(|e| e.contains("whisper"))
+            .collect();
+        assert_eq!(
+            events,
+            [
+                "customer_whisper",
+                "customer_whisper_done",
+                "whisper",
+                "whisper_done"
+            ]
+        );
     }
 }

@@ -123,13 +123,13 @@ impl Center {
         if call.ended {
             return;
         }
-        let whisper = call
-            .flow
-            .as_ref()
-            .is_some_and(|f| matches!(f.role, super::FlowRole::Whisper { .. }));
-        if whisper {
+        let role = call.flow.as_ref().map(|f| &f.role);
+        if matches!(role, Some(super::FlowRole::Whisper { .. })) {
             // The agent hears the whisper before the caller is connected.
             parties.retain(|p| p.id != call.customer.connection_id);
+        } else if matches!(role, Some(super::FlowRole::CustomerWhisper { .. })) {
+            // The caller hears its whisper before the agent is connected.
+            parties.retain(|p| p.id == call.customer.connection_id);
         } else if call.via_flow && live_agents == 0 && !call.customer.state.is_disconnected() {
             parties.push(PlannedParty {
                 id: call.customer.connection_id.clone(),
