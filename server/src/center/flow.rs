@@ -810,11 +810,6 @@ pub fn flow_channel() -> (
     tokio::sync::mpsc::channel(FLOW_JOBS)
 }
 
-#[allow(dead_code)]
-fn _assert_send() {
-    fn is_send<T: Send>() {}
-    is_send::<FlowRun>();
-}
 
 #[cfg(test)]
 mod tests {
