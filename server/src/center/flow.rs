@@ -810,7 +810,6 @@ pub fn flow_channel() -> (
     tokio::sync::mpsc::channel(FLOW_JOBS)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
