@@ -48,6 +48,12 @@ struct RawConfig {
     limits: RawLimits,
     #[serde(default)]
     sip: RawSip,
+    #[serde(default)]
+    flows: Vec<RawFlowFile>,
+    #[serde(default)]
+    entry_points: Vec<RawEntryPoint>,
+    #[serde(default)]
+    functions: Vec<RawFunction>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -201,6 +207,8 @@ struct RawAgent {
     password: Spanned<String>,
     name: String,
     routing_profile: Spanned<String>,
+    #[serde(default)]
+    supervisor: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -274,6 +282,166 @@ pub struct Config {
     pub limits: Limits,
     /// The SIP trunk gateway (`[sip]`, `[[sip.trunks]]`); off without trunks.
     pub sip: SipConfig,
+    /// Contact flows, entry points and external functions (`[[flows]]`,
+    /// `[[entry_points]]`, `[[functions]]`).
+    pub flows: std::sync::Arc<crate::flow::Flows>,
+}
+
+/// `[[flows]]`: a flow file, relative to the configuration's directory.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFlowFile {
+    file: Spanned<String>,
+}
+
+/// `[[entry_points]]`: a number that starts a flow.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEntryPoint {
+    number: Spanned<String>,
+    flow: Spanned<String>,
+}
+
+/// `[[functions]]`: an external function flows may invoke.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFunction {
+    name: Spanned<String>,
+    url: Spanned<String>,
+    #[serde(default = "default_function_timeout")]
+    timeout_ms: Spanned<u64>,
+}
+
+fn default_function_timeout() -> Spanned<u64> {
+    Spanned::new(0..0, 3000)
+}
+
+/// The directory relative paths in a configuration start from: the
+/// file's own, or the shipped `server/config` for the sample.
+fn config_dir(file: &str) -> PathBuf {
+    if file == "<sample>" {
+        return Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    }
+    Path::new(file)
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+impl Validator<'_> {
+    /// `[[functions]]`, `[[flows]]` and `[[entry_points]]`, checked
+    /// together: flows name functions and queues, entry points name flows.
+    fn flows(
+        &self,
+        (flow_files, raw_entries, raw_functions): (
+            &[RawFlowFile],
+            &[RawEntryPoint],
+            &[RawFunction],
+        ),
+        queues: &HashMap<String, Queue>,
+        trunk: bool,
+        base: &Path,
+    ) -> Result<crate::flow::Flows, ConfigError> {
+        use crate::flow::{FlowEntry, FlowType, Function, Refs};
+        let mut functions = BTreeMap::new();
+        for f in raw_functions {
+            let name = f.name.get_ref().clone();
+            if name.is_empty() || functions.contains_key(&name) {
+                return self.err(
+                    &f.name.span(),
+                    format!("function `{name}` is empty or defined twice"),
+                );
+            }
+            if let Err(e) = crate::flow::invoke::parse_url(f.url.get_ref()) {
+                return self.err(&f.url.span(), format!("function `{name}`: {e}"));
+            }
+            let timeout_ms = *f.timeout_ms.get_ref();
+            if !(1..=crate::flow::MAX_FUNCTION_TIMEOUT_MS).contains(&timeout_ms) {
+                return self.err(
+                    &f.timeout_ms.span(),
+                    format!(
+                        "function `{name}`: timeout_ms must be between 1 and {}",
+                        crate::flow::MAX_FUNCTION_TIMEOUT_MS
+                    ),
+                );
+            }
+            functions.insert(
+                name.clone(),
+                Function {
+                    name,
+                    url: f.url.get_ref().clone(),
+                    timeout_ms,
+                },
+            );
+        }
+        let entries: Vec<FlowEntry> = flow_files
+            .iter()
+            .map(|f| FlowEntry {
+                file: f.file.get_ref().clone(),
+                line: line_of(self.text, f.file.span().start),
+            })
+            .collect();
+        let queue_ids: HashSet<String> = queues.keys().cloned().collect();
+        let function_names: HashSet<String> = functions.keys().cloned().collect();
+        let refs = Refs {
+            queues: &queue_ids,
+            functions: &function_names,
+            trunk,
+            base,
+        };
+        let flows = crate::flow::file::load(&entries, self.file, &refs)?;
+        let order = flow_files
+            .iter()
+            .filter_map(|f| {
+                let stem = Path::new(f.file.get_ref()).file_stem()?;
+                Some(stem.to_string_lossy().into_owned())
+            })
+            .collect();
+        let mut entry_points = BTreeMap::new();
+        for e in raw_entries {
+            let number = e.number.get_ref();
+            if !is_e164(number) {
+                return self.err(
+                    &e.number.span(),
+                    format!("entry point `{number}` is not an E.164 number"),
+                );
+            }
+            if entry_points.contains_key(number) {
+                return self.err(
+                    &e.number.span(),
+                    format!("entry point `{number}` is defined twice"),
+                );
+            }
+            match flows.get(e.flow.get_ref()) {
+                None => {
+                    return self.err(
+                        &e.flow.span(),
+                        format!(
+                            "entry point `{number}` names unknown flow `{}`",
+                            e.flow.get_ref()
+                        ),
+                    )
+                }
+                Some(f) if f.kind != FlowType::Inbound => {
+                    return self.err(
+                        &e.flow.span(),
+                        format!(
+                        "entry point `{number}` names `{}`, a {} flow (it needs an inbound one)",
+                        f.id,
+                        f.kind.as_str()
+                    ),
+                    )
+                }
+                Some(_) => {}
+            }
+            entry_points.insert(number.clone(), e.flow.get_ref().clone());
+        }
+        Ok(crate::flow::Flows {
+            flows,
+            order,
+            entry_points,
+            functions,
+        })
+    }
 }
 
 /// A queue.
@@ -324,6 +492,8 @@ pub struct Agent {
     pub name: String,
     /// Routing profile id.
     pub routing_profile: String,
+    /// Reads every contact's record and the flows (`supervisor = true`).
+    pub supervisor: bool,
 }
 
 impl Config {
@@ -349,7 +519,8 @@ impl Config {
             line: e.span().map(|s| line_of(text, s.start)),
             message: e.message().to_owned(),
         })?;
-        Validator { text, file }.validate(raw)
+        let base = config_dir(file);
+        Validator { text, file }.validate(raw, &base)
     }
 
     /// A state by name among the selectable ones.
@@ -477,7 +648,7 @@ impl Validator<'_> {
         Ok((policy, warning_s))
     }
 
-    fn validate(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+    fn validate(&self, raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
         let listen = self.addr(&raw.server.listen, "listen")?;
         let crm_demo_listen = raw
             .server
@@ -688,6 +859,7 @@ impl Validator<'_> {
                     password,
                     name: a.name,
                     routing_profile: a.routing_profile.into_inner(),
+                    supervisor: a.supervisor,
                 },
             );
         }
@@ -811,6 +983,12 @@ impl Validator<'_> {
         }
 
         let (simulator_key, simulator_calls_per_minute) = self.simulator_fence(&raw.server)?;
+        let flows = self.flows(
+            (&raw.flows, &raw.entry_points, &raw.functions),
+            &queues,
+            sip.enabled(),
+            base,
+        )?;
         Ok(Config {
             listen,
             crm_demo_listen,
@@ -844,6 +1022,7 @@ impl Validator<'_> {
             simulator_calls_per_minute,
             limits,
             sip,
+            flows: std::sync::Arc::new(flows),
         })
     }
 

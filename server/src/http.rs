@@ -138,6 +138,15 @@ pub fn app(state: AppState) -> Router {
             Arc::new(CcpPolicy::new(&cfg.approved_origins)),
             ccp_policy,
         ));
+    // The flow page: static, on the CCP's origin, under the CCP's policy.
+    let flows_page = Router::new()
+        .fallback_service(
+            ServeDir::new(cfg.public_dir.join("flows")).append_index_html_on_directories(true),
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(CcpPolicy::new(&cfg.approved_origins)),
+            ccp_policy,
+        ));
     // The SDK is loaded by CRM pages on other origins, as a module script:
     // that needs CORS. It is public code, so any origin may load it.
     let sdk = Router::new()
@@ -164,6 +173,8 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/v1/ws", get(upgrade))
         .route("/v1/contacts/{id}", get(contact_record))
+        .route("/v1/flows", get(flows_list))
+        .nest_service("/flows", flows_page)
         .route("/v1/contacts/{id}/recording", get(contact_recording))
         .route("/v1/sim/calls", post(sim_place))
         .route("/v1/sim/calls/{id}", get(sim_view).delete(sim_hangup))
@@ -514,12 +525,14 @@ async fn contact_record(
 ) -> Result<Response, ApiError> {
     let center = lock(&state)?;
     let agent = bearer_agent(&state, &headers, &center)?;
-    // Only an agent who took part sees the record; anyone else gets the
-    // same 404 as for a contact that does not exist, which reveals nothing.
-    let took_part = center.store().took_part(&id, &agent).unwrap_or_else(|e| {
-        tracing::error!("{e}");
-        false
-    });
+    // Only an agent who took part sees the record (a supervisor sees
+    // every one); anyone else gets the same 404 as for a contact that
+    // does not exist, which reveals nothing.
+    let took_part = is_supervisor(&state, &agent)
+        || center.store().took_part(&id, &agent).unwrap_or_else(|e| {
+            tracing::error!("{e}");
+            false
+        });
     if !took_part {
         return Err(ErrorBody::new(ErrorCode::NotFound, "no such contact").into());
     }
@@ -627,10 +640,82 @@ fn json_body(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
+/// Whether `agent` has `supervisor = true`.
+fn is_supervisor(state: &AppState, agent: &str) -> bool {
+    state.cfg.agents.get(agent).is_some_and(|a| a.supervisor)
+}
+
+/// `GET /v1/flows`: every configured flow as a graph (supervisors only).
+async fn flows_list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let agent = {
+        let center = lock(&state)?;
+        bearer_agent(&state, &headers, &center)?
+    };
+    if !is_supervisor(&state, &agent) {
+        return Err(ErrorBody::new(
+            ErrorCode::NotOwner,
+            "only supervisors (supervisor = true) may read the flows",
+        )
+        .into());
+    }
+    let flows = &state.cfg.flows;
+    let list: Vec<serde_json::Value> = flows
+        .order
+        .iter()
+        .filter_map(|id| flows.flows.get(id))
+        .map(|f| {
+            let mut blocks: Vec<&crate::flow::Block> = f.blocks.values().collect();
+            blocks.sort_by_key(|b| b.line);
+            serde_json::json!({
+                "id": f.id,
+                "name": f.name,
+                "type": f.kind,
+                "start": f.start,
+                "blocks": blocks.iter().map(|b| serde_json::json!({
+                    "id": b.id,
+                    "type": b.type_name,
+                    "label": b.label(),
+                    "branches": b.all_branches().into_iter().map(|(name, to)| {
+                        serde_json::json!({ "name": name, "to": to })
+                    }).collect::<Vec<_>>(),
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "flows": list })).into_response())
+}
+
+/// One step of a simulated caller's digit script.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DigitStep {
+    /// Pause before pressing, from the call's start (first step) or the
+    /// previous step.
+    after_ms: u64,
+    keys: String,
+}
+
+/// Most steps in a digit script.
+const MAX_DIGIT_STEPS: usize = 32;
+
+/// Longest pause in a digit script.
+const MAX_DIGIT_PAUSE_MS: u64 = 600_000;
+
 #[derive(Deserialize)]
 struct PlaceBody {
     from: String,
-    queue: String,
+    /// A queue to dial (or `to`, an entry point number).
+    #[serde(default)]
+    queue: Option<String>,
+    /// An entry point number: the call runs its flow.
+    #[serde(default)]
+    to: Option<String>,
+    /// Keys to press, with pauses.
+    #[serde(default)]
+    digits: Vec<DigitStep>,
     /// A WAV under `public_dir` for the caller to play; "" for silence.
     #[serde(default)]
     play: Option<String>,
@@ -644,6 +729,27 @@ async fn sim_place(
     simulator_on(&state, &headers)?;
     json_body(&headers)?;
     let body: PlaceBody = parse_json(&body)?;
+    if body.queue.is_some() == body.to.is_some() {
+        return Err(ErrorBody::new(
+            ErrorCode::InvalidArgument,
+            "give either `queue` or `to` (an entry point number)",
+        )
+        .into());
+    }
+    if body.digits.len() > MAX_DIGIT_STEPS
+        || body
+            .digits
+            .iter()
+            .any(|d| d.after_ms > MAX_DIGIT_PAUSE_MS || !protocol::endpoint::is_dtmf(&d.keys))
+    {
+        return Err(ErrorBody::new(
+            ErrorCode::InvalidArgument,
+            format!(
+                "`digits`: at most {MAX_DIGIT_STEPS} steps of {{ after_ms (0-{MAX_DIGIT_PAUSE_MS}), keys (1-64 of 0-9 * # A-D) }}"
+            ),
+        )
+        .into());
+    }
     let now = state.now();
     if let Err(e) = state.fence.take_call(now) {
         let retry = match &e {
@@ -681,7 +787,16 @@ async fn sim_place(
             CallerAudio::Prompt(center.config().public_dir.join(path))
         }
     };
-    match center.place_inbound_playing(&body.from, &body.queue, play, now) {
+    let placed = match (&body.queue, &body.to) {
+        (Some(queue), _) => center.place_inbound_playing(&body.from, queue, play, now),
+        (None, Some(to)) => center.place_flow_call(&body.from, to, play, now),
+        (None, None) => unreachable_place(),
+    };
+    drop(center);
+    if let (Ok(id), false) = (&placed, body.digits.is_empty()) {
+        spawn_digit_script(state.clone(), id.clone(), body.digits);
+    }
+    match placed {
         Ok(id) => Ok((
             StatusCode::CREATED,
             Json(serde_json::json!({ "contact_id": id })),
@@ -697,6 +812,35 @@ async fn sim_place(
             Ok((status, Json(json)).into_response())
         }
     }
+}
+
+/// Never reached (`sim_place` checked that one of the two is given);
+/// an error rather than a panic all the same.
+fn unreachable_place() -> Result<String, crate::center::InboundRefused> {
+    Err(crate::center::InboundRefused {
+        contact_id: String::new(),
+        error: crate::center::QueueError::NoQueue {
+            queue: String::new(),
+        },
+    })
+}
+
+/// Presses a simulated caller's keys on schedule, until the script ends
+/// or the call does.
+fn spawn_digit_script(state: AppState, contact_id: String, steps: Vec<DigitStep>) {
+    tokio::spawn(async move {
+        for step in steps {
+            tokio::time::sleep(std::time::Duration::from_millis(step.after_ms)).await;
+            let now = state.now();
+            let pressed = match state.center.lock() {
+                Ok(mut c) => c.caller_digits(&contact_id, &step.keys, now),
+                Err(_) => return,
+            };
+            if pressed.is_err() {
+                return;
+            }
+        }
+    });
 }
 
 async fn sim_view(

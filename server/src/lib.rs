@@ -11,6 +11,7 @@ pub mod center;
 pub mod config;
 pub mod customer;
 pub mod fence;
+pub mod flow;
 pub mod hours;
 pub mod http;
 pub mod limits;
@@ -152,8 +153,11 @@ pub async fn start_with_store(cfg: Config, store: Store) -> Result<Running, Star
     let mut center = Center::new(cfg.clone(), store, http::wall_clock())?;
     let bridge = bridge::Bridge::spawn(cfg.impairment, cfg.limits.bridge_frame_queue);
     center.set_bridge(bridge.clone());
+    let (flow_jobs, flow_rx) = center::flow_channel();
+    center.set_flow_jobs(flow_jobs);
     let mut state = AppState::new(center, cfg.clone());
     state.bridge = Some(bridge);
+    tokio::spawn(flow::worker::run(state.clone(), flow_rx));
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|source| StartError::Bind {

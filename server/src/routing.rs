@@ -4,7 +4,8 @@
 //!
 //! Agents are served longest-idle first. Each takes, among the contacts in
 //! its routing profile's queues that have waited at least that queue's
-//! delay, the one in the lowest priority number, oldest first.
+//! delay, the one in the lowest priority number, then the lowest contact
+//! priority (a flow's `change_routing_priority`), oldest first.
 
 use protocol::Millis;
 
@@ -22,7 +23,13 @@ pub struct Waiting<'a> {
     /// Agents that must not be offered this contact now (they rejected it
     /// moments ago, or are already on it).
     pub excluded: &'a [String],
+    /// The contact's own priority, lower first ([`DEFAULT_PRIORITY`]
+    /// unless a flow changed it).
+    pub priority: i64,
 }
+
+/// A contact's priority when no flow set one (Amazon Connect's default).
+pub const DEFAULT_PRIORITY: i64 = 5;
 
 /// An agent that could take a contact now.
 #[derive(Debug, Clone)]
@@ -46,7 +53,7 @@ pub fn assign<'a>(
     let mut taken = vec![false; waiting.len()];
     let mut out = Vec::new();
     for agent in order {
-        let mut best: Option<(u32, Millis, usize)> = None;
+        let mut best: Option<(u32, i64, Millis, usize)> = None;
         for (i, w) in waiting.iter().enumerate() {
             if taken[i] || w.excluded.iter().any(|a| a == agent.agent) {
                 continue;
@@ -57,12 +64,12 @@ pub fn assign<'a>(
             if now.since(w.since) < u64::from(pq.delay_s) * 1000 {
                 continue;
             }
-            let key = (pq.priority, w.since, i);
+            let key = (pq.priority, w.priority, w.since, i);
             if best.is_none_or(|b| key < b) {
                 best = Some(key);
             }
         }
-        if let Some((_, _, i)) = best {
+        if let Some((_, _, _, i)) = best {
             taken[i] = true;
             out.push((waiting[i].contact, agent.agent));
         }
@@ -88,6 +95,7 @@ mod tests {
             queue,
             since: Millis(since),
             excluded: &[],
+            priority: DEFAULT_PRIORITY,
         }
     }
 
@@ -197,10 +205,32 @@ mod tests {
                 queue: "q",
                 since: Millis(0),
                 excluded: &excluded,
+                priority: DEFAULT_PRIORITY,
             },
             w("c2", "q", 10),
         ];
         let got = assign(&waiting, &agents, Millis(100));
         assert_eq!(got, vec![("c2", "a"), ("c1", "b")]);
+    }
+
+    #[test]
+    fn a_lower_contact_priority_goes_first_within_a_queue() {
+        let profile = [pq("q", 1, 0)];
+        let agents = [Candidate {
+            agent: "a",
+            idle_since: Millis(0),
+            queues: &profile,
+        }];
+        let mut urgent = w("urgent", "q", 9_000);
+        urgent.priority = 1;
+        let got = assign(&[w("old", "q", 1_000), urgent], &agents, Millis(10_000));
+        assert_eq!(got, vec![("urgent", "a")]);
+        // Same priority: the older one.
+        let got = assign(
+            &[w("old", "q", 1_000), w("new", "q", 9_000)],
+            &agents,
+            Millis(10_000),
+        );
+        assert_eq!(got, vec![("old", "a")]);
     }
 }

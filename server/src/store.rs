@@ -60,7 +60,13 @@ pub struct ContactRecord {
     pub recording: Option<String>,
     /// Everything that happened, in order.
     pub events: Vec<ContactRecordEvent>,
+    /// The blocks its flows ran, in order (see `crate::flow::run::LogEntry`).
+    pub flow_log: Vec<serde_json::Value>,
 }
+
+/// The timeline event a flow block's log entry is stored as (kept out of
+/// `events`, returned as `flow_log`).
+pub const FLOW_BLOCK_EVENT: &str = "flow_block";
 
 /// One line of a contact's timeline.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -207,6 +213,16 @@ impl Store {
         Ok(())
     }
 
+    /// Notes the queue a contact entered after it was created (a flow
+    /// chose it).
+    pub fn set_queue(&self, id: &str, queue: &str) -> Result<(), StoreError> {
+        self.db.execute(
+            "UPDATE contacts SET queue = ?2 WHERE id = ?1",
+            params![id, queue],
+        )?;
+        Ok(())
+    }
+
     /// Notes the file a contact's recording is written to.
     pub fn set_recording(&self, id: &str, path: &str) -> Result<(), StoreError> {
         self.db.execute(
@@ -277,6 +293,7 @@ impl Store {
                         attributes: serde_json::from_str(&r.get::<_, String>(7)?).unwrap_or_default(),
                         recording: r.get(8)?,
                         events: Vec::new(),
+                        flow_log: Vec::new(),
                     })
                 },
             )
@@ -297,6 +314,14 @@ impl Store {
                 })
             })?
             .collect::<Result<_, _>>()?;
+        let (flow, events): (Vec<_>, Vec<_>) = std::mem::take(&mut record.events)
+            .into_iter()
+            .partition(|e| e.event == FLOW_BLOCK_EVENT);
+        record.events = events;
+        record.flow_log = flow
+            .into_iter()
+            .filter_map(|e| serde_json::from_str(e.detail.as_deref()?).ok())
+            .collect();
         Ok(Some(record))
     }
 

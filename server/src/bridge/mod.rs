@@ -67,6 +67,10 @@ pub const MAX_MIXERS: usize = 8;
 /// caller that hears it alone (its "heard" file); more are dropped.
 const RAW_KEPT: usize = 32;
 
+/// Prompts a mixer keeps decoded and encoded; beyond, the ones no party
+/// plays are dropped.
+const MAX_CACHED_PROMPTS: usize = 256;
+
 /// Stats requests that may wait for the bridge; more are answered empty.
 const MAX_PENDING_STATS: usize = 64;
 
@@ -964,6 +968,12 @@ impl Hub {
         let samples = Arc::new(samples);
         let packets = Arc::new(Mutex::new(PromptPackets::new(samples.clone())));
         let p = (samples, packets);
+        if self.prompts.len() >= MAX_CACHED_PROMPTS {
+            // Flow prompts can be one per caller ("Order 100, Justin"):
+            // keep only the ones some party still plays.
+            self.prompts
+                .retain(|_, (samples, _)| Arc::strong_count(samples) > 2);
+        }
         self.prompts.insert(path.clone(), p.clone());
         p
     }

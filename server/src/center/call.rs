@@ -67,6 +67,16 @@ pub struct Call {
     pub digits_heard: String,
     /// What the simulated customer says.
     pub caller_play: crate::bridge::CallerAudio,
+    /// The flow running beside the call, if any.
+    pub flow: Option<Box<super::flow::FlowRun>>,
+    /// The contact as its last flow left it (whisper and queue flows
+    /// start from it).
+    pub flow_ctx: Option<Box<crate::flow::run::Context>>,
+    /// A queued callback: the customer is dialed once an agent accepts.
+    pub callback: bool,
+    /// The call came in through an entry point's flow: the caller's
+    /// media lives from the start (it hears prompts before any agent).
+    pub via_flow: bool,
 }
 
 impl Call {
@@ -146,6 +156,9 @@ impl Call {
             }
         }
         out.extend(self.customer.answer_at);
+        if let Some(f) = &self.flow {
+            out.extend(f.deadlines());
+        }
         out.extend(self.externals.iter().filter_map(|e| e.answer_at));
         if let Some(w) = &self.waiting {
             if let Some(q) = cfg.queues.get(&w.queue) {

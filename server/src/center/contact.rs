@@ -147,6 +147,8 @@ fn not_yours(contact_id: &str) -> ContactError {
 pub enum CallerPhase {
     /// Not yet queued.
     Init,
+    /// In an entry point's flow (hearing prompts, pressing keys).
+    Flow,
     /// Waiting in a queue.
     Queued,
     /// An agent's phone is ringing.
@@ -164,6 +166,7 @@ impl CallerPhase {
     pub fn as_str(self) -> &'static str {
         match self {
             CallerPhase::Init => "init",
+            CallerPhase::Flow => "flow",
             CallerPhase::Queued => "queued",
             CallerPhase::Ringing => "ringing",
             CallerPhase::Connected => "connected",
@@ -323,6 +326,10 @@ impl Center {
                 rejected: Vec::new(),
                 ended: false,
                 digits_heard: String::new(),
+                flow: None,
+                flow_ctx: None,
+                callback: false,
+                via_flow: false,
                 caller_play: crate::bridge::CallerAudio::Prompt(
                     self.cfg.public_dir.join(&self.cfg.caller_prompt),
                 ),
@@ -346,8 +353,11 @@ impl Center {
         p.conn = ConnectionState::Connected { since: now };
         p.offered_from = None;
         let transfer = p.initiation == Initiation::Transfer;
-        if let Ok(s) = call.customer.state.connect(now) {
-            call.customer.state = s;
+        // A callback's customer is dialed now (see `flow_accepted`).
+        if !call.callback {
+            if let Ok(s) = call.customer.state.connect(now) {
+                call.customer.state = s;
+            }
         }
         // A cold transfer: the sender already left, so the customer (held
         // during the transfer) now talks to the new agent.
@@ -357,6 +367,7 @@ impl Center {
                 call.customer.state = s;
             }
         }
+        self.flow_accepted(contact_id, agent, now);
         self.recorded(contact_id, agent, "accepted", now)
     }
 
@@ -688,6 +699,7 @@ impl Center {
         let _ = self
             .store
             .contact_event(contact_id, now, None, "caller_digits", Some(digits));
+        self.flow_digits(contact_id, digits, now);
         for a in agents {
             self.emit(
                 &a,
@@ -719,6 +731,12 @@ impl Center {
             .any(|p| matches!(p.state, ContactState::Incoming { .. }))
         {
             CallerPhase::Ringing
+        } else if call
+            .flow
+            .as_ref()
+            .is_some_and(|f| f.role == super::FlowRole::Entry)
+        {
+            CallerPhase::Flow
         } else if call.waiting.is_some() {
             CallerPhase::Queued
         } else {
@@ -739,6 +757,7 @@ impl Center {
         };
         call.ended = true;
         call.waiting = None;
+        call.flow = None;
         if let Ok(s) = call.customer.state.disconnect(reason, now) {
             call.customer.state = s;
         }

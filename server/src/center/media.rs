@@ -100,12 +100,58 @@ impl Center {
                 });
             }
         }
+        self.plan_flow_media(call, live_agents, &mut parties);
         bridge.send(Command::Plan(CallPlan {
             call: call_id.to_owned(),
             parties,
             ended: call.ended,
             recording: self.recording_path(call_id),
         }));
+    }
+
+    /// A flow's media: a call that came in through a flow keeps its
+    /// caller's media from the start, and a prompt playing is one more
+    /// party (a canned source, encoded once) heard by the caller, or, for
+    /// an agent whisper, by the agent alone.
+    fn plan_flow_media(
+        &self,
+        call: &super::Call,
+        live_agents: usize,
+        parties: &mut Vec<crate::bridge::PlannedParty>,
+    ) {
+        use crate::bridge::{Audio, CallerAudio, PartyKind, PlannedParty};
+        if call.ended {
+            return;
+        }
+        let role = call.flow.as_ref().map(|f| &f.role);
+        if matches!(role, Some(super::FlowRole::Whisper { .. })) {
+            // The agent hears the whisper before the caller is connected.
+            parties.retain(|p| p.id != call.customer.connection_id);
+        } else if matches!(role, Some(super::FlowRole::CustomerWhisper { .. })) {
+            // The caller hears its whisper before the agent is connected.
+            parties.retain(|p| p.id == call.customer.connection_id);
+        } else if call.via_flow && live_agents == 0 && !call.customer.state.is_disconnected() {
+            parties.push(PlannedParty {
+                id: call.customer.connection_id.clone(),
+                kind: PartyKind::Caller {
+                    play: call.caller_play.clone(),
+                    heard: Some(self.heard_path(&call.id)),
+                },
+                audio: Audio::Talking,
+            });
+        }
+        if let Some((seq, path)) = call.flow.as_ref().and_then(|f| f.playing_path()) {
+            if !parties.is_empty() {
+                parties.push(PlannedParty {
+                    id: format!("flow-prompt-{seq}"),
+                    kind: PartyKind::Caller {
+                        play: CallerAudio::Prompt(path.clone()),
+                        heard: None,
+                    },
+                    audio: Audio::Talking,
+                });
+            }
+        }
     }
 
     /// Re-plans every call `agent` is on (after a mute change).

@@ -20,6 +20,7 @@
 mod agent;
 mod call;
 mod contact;
+mod flow;
 mod media;
 mod queue;
 mod rng;
@@ -35,6 +36,7 @@ use protocol::Millis;
 pub use agent::{AgentError, AgentPhase};
 pub use call::{agent_endpoint, Call, Participant, Party, Wait};
 pub use contact::{CallerPhase, CallerView, ContactError};
+pub use flow::{flow_channel, FlowDone, FlowJob, FlowRole, FLOW_JOBS};
 pub use queue::{InboundRefused, QueueError};
 pub use rng::{OsRng, Rng, SeededRng};
 pub use transfer::TransferError;
@@ -113,6 +115,8 @@ pub struct Center {
     /// The backend is stopping: no new calls.
     stopping: bool,
     rng: Box<dyn Rng>,
+    /// Where prompts to render and functions to invoke go.
+    flow_jobs: Option<tokio::sync::mpsc::Sender<FlowJob>>,
 }
 
 /// A random id like `c-3f9a0c...` (16 hex digits) from the OS.
@@ -160,6 +164,7 @@ impl Center {
             next_attach: 1,
             stopping: false,
             rng,
+            flow_jobs: None,
         })
     }
 
@@ -268,6 +273,7 @@ impl Center {
         self.ring_outs(now);
         self.answers(now);
         self.queue_timeouts(now);
+        self.flow_ticks(now);
         self.route(now);
     }
 

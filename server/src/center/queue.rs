@@ -50,6 +50,12 @@ pub enum QueueError {
         /// The queue's display name.
         queue_name: String,
     },
+    /// No entry point has this number.
+    #[error("`{number}` is not an entry point")]
+    NoEntryPoint {
+        /// The number dialed.
+        number: String,
+    },
     /// The queue holds its maximum of waiting contacts.
     #[error("all {queue_name} agents are busy and the queue is full; please call again later")]
     Full {
@@ -66,7 +72,7 @@ impl QueueError {
     pub fn body(&self) -> ErrorBody {
         let code = match self {
             QueueError::BadNumber { .. } => ErrorCode::InvalidArgument,
-            QueueError::NoQueue { .. } => ErrorCode::NotFound,
+            QueueError::NoQueue { .. } | QueueError::NoEntryPoint { .. } => ErrorCode::NotFound,
             QueueError::ShuttingDown => ErrorCode::Internal,
             QueueError::Closed { .. } => ErrorCode::QueueClosed,
             QueueError::Full { .. } => ErrorCode::QueueFull,
@@ -174,6 +180,19 @@ impl RoutingIndex {
             }
         }
         out
+    }
+
+    /// Idle routable agents whose profile serves `queue`.
+    pub(super) fn available_for(&self, profiles: &HashMap<String, Profile>, queue: &str) -> usize {
+        self.by_profile
+            .iter()
+            .filter(|(p, _)| {
+                profiles
+                    .get(*p)
+                    .is_some_and(|p| p.queues.iter().any(|q| q.queue == queue))
+            })
+            .map(|(_, set)| set.len())
+            .sum()
     }
 
     /// Number of agents indexed.
@@ -313,6 +332,10 @@ impl Center {
                 rejected: Vec::new(),
                 ended: false,
                 digits_heard: String::new(),
+                flow: None,
+                flow_ctx: None,
+                callback: false,
+                via_flow: false,
                 caller_play,
             },
         );
@@ -357,6 +380,11 @@ impl Center {
                     queue: &w.queue,
                     since: w.since,
                     excluded: excluded.get(c.id.as_str()).map_or(&[], |v| v.as_slice()),
+                    priority: c
+                        .flow_ctx
+                        .as_ref()
+                        .and_then(|f| f.priority)
+                        .unwrap_or(routing::DEFAULT_PRIORITY),
                 })
             })
             .collect();
@@ -595,6 +623,7 @@ mod tests {
                     queue: queues[pick(&mut rng, 3) as usize],
                     since: Millis(pick(&mut rng, 10_000)),
                     excluded: ex,
+                    priority: pick(&mut rng, 3) as i64,
                 })
                 .collect();
             let now = Millis(8_000);
