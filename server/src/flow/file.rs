@@ -1342,7 +1342,7 @@ pub(crate) fn test_flows(files: &[(&str, &str)]) -> Flows {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::{Config, ConfigError, SAMPLE};
+    use crate::config::{sample_without_flows, Config, ConfigError};
     use std::path::PathBuf;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -1427,7 +1427,7 @@ text = "Thank you for waiting."
             std::fs::write(dir.join("flows").join(name), text).expect("flow");
         }
         let main = dir.join("main.toml");
-        std::fs::write(&main, format!("{SAMPLE}\n{extra}")).expect("main");
+        std::fs::write(&main, format!("{}\n{extra}", sample_without_flows())).expect("main");
         let out = Config::load(&main);
         let _ = std::fs::remove_dir_all(&dir);
         out
@@ -1648,7 +1648,7 @@ flow = "order-support"
             let main = MAIN.replacen(from, to, 1);
             let err = load(&main, &flows).expect_err(to);
             assert!(err.file.ends_with("main.toml"), "{err}");
-            let full = format!("{SAMPLE}\n{main}");
+            let full = format!("{}\n{main}", sample_without_flows());
             assert_eq!(err.line, Some(line_in(&full, to)), "{to}: {err}");
             assert!(err.message.contains(why), "{to}: {err}");
         }
