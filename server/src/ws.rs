@@ -423,7 +423,9 @@ fn on_binary(
                 .as_ref()
                 .map(|(a, _)| a.as_str())
                 .unwrap_or_default();
-            if let (Some(bridge), Some(route)) = (&state.bridge, slot.and_then(|s| s.route(leg))) {
+            if let (Some(bridge), Some(route)) =
+                (&state.bridge, slot.and_then(|s| s.route_shared(leg)))
+            {
                 bridge.on_frame(agent, &route, bytes, read_at);
                 return false;
             }

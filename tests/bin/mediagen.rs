@@ -433,9 +433,12 @@ async fn main() {
     let rss = rss_kib(backend.pid());
     let _ = stop_tx.send(true);
     let n = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap_or(0);
-    let dropped = n(&s, "frames_dropped") + n(&s, "input_dropped")
+    // Every frame the backend dropped: to a backed-up socket, at a full
+    // mixer inbox, or at the recording writer's full inbox.
+    let dropped = n(&s, "frames_dropped") + n(&s, "input_dropped") + n(&s, "recording_dropped")
         - n(&before, "frames_dropped")
-        - n(&before, "input_dropped");
+        - n(&before, "input_dropped")
+        - n(&before, "recording_dropped");
     let cpu_pct = cpu as f64 / wall; // ticks are 1/100 s: per second = percent
                                      // The delay histogram over the window only: now less before.
     let hist = |v: &serde_json::Value| -> std::collections::BTreeMap<u64, u64> {

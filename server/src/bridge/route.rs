@@ -277,6 +277,11 @@ pub struct InRoute {
     pub forward: Vec<Arc<OutLeg>>,
     /// The party's own recording, while it is heard and the call records.
     pub record: Option<Arc<PartyFile>>,
+    /// Whether the mixer needs this leg's frames (someone hears it in a
+    /// mix, or a simulated caller hears it). A call whose every leg is
+    /// forwarded (every two-party call of sockets) hands the mixer
+    /// nothing.
+    pub to_mixer: bool,
 }
 
 /// One socket (an agent's, or a customer phone's) as the routes see it:
@@ -284,14 +289,20 @@ pub struct InRoute {
 #[derive(Debug, Default)]
 pub struct SocketSlot {
     sink: Mutex<Option<mpsc::Sender<MediaOut>>>,
-    legs: RwLock<Arc<HashMap<u32, InRoute>>>,
+    legs: RwLock<Arc<HashMap<u32, Arc<InRoute>>>>,
 }
 
 impl SocketSlot {
     /// The route of a frame this socket read on `leg`, if the leg is in a
     /// call's media now.
     pub fn route(&self, leg: u32) -> Option<InRoute> {
-        let legs = self.legs.read().unwrap_or_else(|e| e.into_inner()).clone();
+        self.route_shared(leg).map(|r| InRoute::clone(&r))
+    }
+
+    /// Like [`SocketSlot::route`], without copying the route: what the
+    /// sockets use for every frame (no allocation per frame).
+    pub fn route_shared(&self, leg: u32) -> Option<Arc<InRoute>> {
+        let legs = self.legs.read().unwrap_or_else(|e| e.into_inner());
         legs.get(&leg).cloned()
     }
 
@@ -300,7 +311,7 @@ impl SocketSlot {
         sink.as_ref().is_some_and(|tx| tx.try_send(frame).is_ok())
     }
 
-    fn edit_legs(&self, f: impl FnOnce(&mut HashMap<u32, InRoute>)) {
+    fn edit_legs(&self, f: impl FnOnce(&mut HashMap<u32, Arc<InRoute>>)) {
         let mut guard = self.legs.write().unwrap_or_else(|e| e.into_inner());
         let mut legs = HashMap::clone(&guard);
         f(&mut legs);
@@ -578,6 +589,13 @@ impl Routes {
             now.inputs.push((key, leg));
         }
         let files = self.log_plan(&mut t, plan);
+        // The mixer needs the sockets' frames only for a mix or for a
+        // simulated caller's ears; with the test impairment on, it sends
+        // everything.
+        let to_mixer = !self.forward_enabled
+            || modes
+                .iter()
+                .any(|m| matches!(m, Listen::Mix | Listen::NotSocket));
         // Sources: every socket party's leg is routed (to the mixer at
         // least, which records it and mixes it for whoever needs it).
         for (key, leg) in &now.inputs {
@@ -586,10 +604,11 @@ impl Routes {
                 source: source_id("socket", key, *leg),
                 forward: forwards.remove(&(key.clone(), *leg)).unwrap_or_default(),
                 record: files.get(&(key.clone(), *leg)).cloned(),
+                to_mixer,
             };
             let slot = t.slots.entry(key.clone()).or_default().clone();
             slot.edit_legs(|legs| {
-                legs.insert(*leg, route);
+                legs.insert(*leg, Arc::new(route));
             });
         }
         // What the old plan had and this one has not.
@@ -854,6 +873,18 @@ mod tests {
         let slot = routes.attach("customer:k", mpsc::channel(4).0);
         let route = slot.route(9).expect("the customer's leg is routed");
         assert_eq!(route.forward.len(), 1, "to alice");
+        assert!(
+            !route.to_mixer,
+            "a call forwarded both ways hands the mixer nothing"
+        );
+        // A third talker makes a mix: every leg goes to the mixer too.
+        let mut three = plan.clone();
+        three.parties.push(agent("bob", 2, Audio::Talking));
+        routes.apply_plan(&three);
+        assert!(slot.route_shared(9).expect("routed").to_mixer);
+        routes.apply_plan(&plan);
+        let route = slot.route(9).expect("routed again");
+        assert!(!route.to_mixer);
         let out = &route.forward[0];
         let stats = RouteStats::default();
         let t = Instant::now();
