@@ -37,7 +37,6 @@
 pub mod mixdown;
 pub mod ogg;
 pub mod parties;
-pub mod recorder;
 pub mod route;
 pub mod tones;
 pub mod wav;
@@ -56,7 +55,7 @@ use protocol::media::{MediaHeader, FLAG_FEC, HEADER_LEN};
 use tokio::sync::mpsc;
 
 use parties::PartyFile;
-use route::{listen_modes, InRoute, Listen, MediaOut, OutLeg, Routes, SocketSlot};
+use route::{InRoute, Listen, MediaOut, OutLeg, Routes, SocketSlot};
 use tones::{DtmfQueue, HoldTone};
 
 /// Frames an agent's socket may have waiting before new ones are dropped.
@@ -434,6 +433,18 @@ impl Bridge {
     /// where the socket looks up the route of each frame it reads.
     pub fn attach(&self, key: &str, tx: mpsc::Sender<MediaOut>) -> Arc<SocketSlot> {
         self.routes.attach(key, tx)
+    }
+
+    /// Like [`Bridge::attach`], for an agent socket whose client announced
+    /// `media_legs` (`mixes_legs`): in a conference it gets each talker on
+    /// the talker's own leg instead of a mix.
+    pub fn attach_with_legs(
+        &self,
+        key: &str,
+        tx: mpsc::Sender<MediaOut>,
+        mixes_legs: bool,
+    ) -> Arc<SocketSlot> {
+        self.routes.attach_with_legs(key, tx, mixes_legs)
     }
 
     /// A media frame a socket read on a routed leg: forwarded at once to
@@ -1118,7 +1129,7 @@ impl Hub {
                 rec.close(h.file.path.clone());
             }
         }
-        let modes = listen_modes(&plan.call, &plan.parties);
+        let modes = self.routes.modes(&plan.call, &plan.parties);
         // Parties that joined or changed.
         for (q, listen) in plan.parties.iter().zip(modes) {
             let prompt_of = match listen {
@@ -1305,7 +1316,10 @@ impl Hub {
                     continue;
                 };
                 let hold_pos = *hold_pos;
-                if matches!(call.parties[j].listen, Listen::Forward { .. }) {
+                if matches!(
+                    call.parties[j].listen,
+                    Listen::Forward { .. } | Listen::Legs(_)
+                ) {
                     // DTMF to a forwarded party: the mixer takes the leg
                     // over while the digits play.
                     out.set_mixer_override(dtmf);

@@ -72,6 +72,11 @@ pub enum Listen {
     /// Two or more talkers, or one that is not a socket nor canned: the
     /// mixer decodes, sums and encodes.
     Mix,
+    /// Two or more talkers, every one a socket, heard by an agent whose
+    /// client announced `media_legs`: each talker's packets are forwarded
+    /// on the talker's own leg id (`(key, leg)` of each source), and the
+    /// client mixes them. The listener's own leg carries only DTMF.
+    Legs(Vec<(String, u32)>),
 }
 
 /// The socket key and leg a party's audio comes and goes on, if any.
@@ -86,9 +91,44 @@ pub fn socket_of(call: &str, p: &PlannedParty) -> Option<(String, u32)> {
     }
 }
 
-/// Each party's listening mode, in plan order. Pure: the routes and the
-/// mixer both use it, so they agree on who forwards what.
+/// Each party's listening mode, in plan order, when no client mixes legs
+/// itself. Pure: the routes and the mixer both use it, so they agree on
+/// who forwards what.
 pub fn listen_modes(call: &str, parties: &[PlannedParty]) -> Vec<Listen> {
+    listen_modes_with_legs(call, parties, |_| false)
+}
+
+/// Like [`listen_modes`], where `mixes_legs(key)` says whether the socket
+/// `key` announced `media_legs`: an agent that did, hearing two or more
+/// talkers that are all sockets, gets [`Listen::Legs`] instead of a mix.
+pub fn listen_modes_with_legs(
+    call: &str,
+    parties: &[PlannedParty],
+    mixes_legs: impl Fn(&str) -> bool,
+) -> Vec<Listen> {
+    let mut modes = base_modes(call, parties);
+    for (j, mode) in modes.iter_mut().enumerate() {
+        if *mode != Listen::Mix || !matches!(parties[j].kind, PartyKind::Agent { .. }) {
+            continue;
+        }
+        let Some((key, _)) = socket_of(call, &parties[j]) else {
+            continue;
+        };
+        if !mixes_legs(&key) {
+            continue;
+        }
+        let sources: Option<Vec<(String, u32)>> = (0..parties.len())
+            .filter(|&i| i != j && parties[i].audio == Audio::Talking)
+            .map(|i| socket_of(call, &parties[i]))
+            .collect();
+        if let Some(sources) = sources.filter(|s| s.len() >= 2) {
+            *mode = Listen::Legs(sources);
+        }
+    }
+    modes
+}
+
+fn base_modes(call: &str, parties: &[PlannedParty]) -> Vec<Listen> {
     (0..parties.len())
         .map(|j| {
             let me = &parties[j];
@@ -150,6 +190,11 @@ pub fn source_id(kind: &str, key: &str, leg: u32) -> u64 {
     (kind, key, leg).hash(&mut h);
     h.finish()
 }
+
+/// The planned "source" of a listener's own leg in [`Listen::Legs`] mode:
+/// no socket sends on it (the talkers come on legs of their own), and the
+/// mixer only while it plays DTMF.
+const LEGS_ONLY: u64 = 1;
 
 /// Rewriting state of one listening leg.
 #[derive(Debug, Default)]
@@ -290,6 +335,8 @@ pub struct InRoute {
 pub struct SocketSlot {
     sink: Mutex<Option<mpsc::Sender<MediaOut>>>,
     legs: RwLock<Arc<HashMap<u32, Arc<InRoute>>>>,
+    /// The socket's client announced `media_legs`.
+    mixes_legs: std::sync::atomic::AtomicBool,
 }
 
 impl SocketSlot {
@@ -339,12 +386,17 @@ struct CallRoutes {
     inputs: Vec<(String, u32)>,
     /// Listening legs of this call.
     outputs: Vec<(String, u32)>,
+    /// Per-talker legs of listeners in [`Listen::Legs`] mode: (listener
+    /// key, listener leg, talker leg).
+    leg_outputs: Vec<(String, u32, u32)>,
 }
 
 #[derive(Default)]
 struct Table {
     slots: HashMap<String, Arc<SocketSlot>>,
     outs: HashMap<(String, u32), Arc<OutLeg>>,
+    /// See [`CallRoutes::leg_outputs`].
+    leg_outs: HashMap<(String, u32, u32), Arc<OutLeg>>,
     calls: HashMap<String, CallRoutes>,
     logs: HashMap<String, CallLog>,
 }
@@ -392,6 +444,18 @@ impl Routes {
     /// A socket can take frames through `tx` (replacing an older socket of
     /// the same key, whose queue is closed); returns its slot.
     pub fn attach(&self, key: &str, tx: mpsc::Sender<MediaOut>) -> Arc<SocketSlot> {
+        self.attach_with_legs(key, tx, false)
+    }
+
+    /// Like [`Routes::attach`], for a socket whose client may have
+    /// announced `media_legs` (`mixes_legs`). Takes effect from the call's
+    /// next plan.
+    pub fn attach_with_legs(
+        &self,
+        key: &str,
+        tx: mpsc::Sender<MediaOut>,
+        mixes_legs: bool,
+    ) -> Arc<SocketSlot> {
         let slot = self
             .table()
             .slots
@@ -399,7 +463,23 @@ impl Routes {
             .or_default()
             .clone();
         *slot.sink.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
+        slot.mixes_legs.store(mixes_legs, Ordering::Relaxed);
         slot
+    }
+
+    /// Each party's listening mode, knowing which sockets mix legs
+    /// themselves (what the mixer must agree with).
+    pub fn modes(&self, call: &str, parties: &[PlannedParty]) -> Vec<Listen> {
+        let t = self.table();
+        Self::modes_in(&t, call, parties)
+    }
+
+    fn modes_in(t: &Table, call: &str, parties: &[PlannedParty]) -> Vec<Listen> {
+        listen_modes_with_legs(call, parties, |key| {
+            t.slots
+                .get(key)
+                .is_some_and(|s| s.mixes_legs.load(Ordering::Relaxed))
+        })
     }
 
     /// The listening leg of `(key, leg)`, created if the plan has not made
@@ -550,7 +630,7 @@ impl Routes {
         let old = t.calls.remove(&plan.call).unwrap_or_default();
         let live = !(plan.ended || plan.parties.is_empty());
         let modes = if live {
-            listen_modes(&plan.call, &plan.parties)
+            Self::modes_in(&t, &plan.call, &plan.parties)
         } else {
             Vec::new()
         };
@@ -581,6 +661,27 @@ impl Routes {
                         .or_default()
                         .push(out.clone());
                     Some(source_id("socket", k, *l))
+                }
+                Listen::Legs(sources) if self.forward_enabled => {
+                    for (k, l) in sources {
+                        let slot = t.slots.entry(key.clone()).or_default().clone();
+                        let talker = t
+                            .leg_outs
+                            .entry((key.clone(), leg, *l))
+                            .or_insert_with(|| {
+                                Arc::new(OutLeg {
+                                    leg: *l,
+                                    slot,
+                                    state: Mutex::default(),
+                                })
+                            })
+                            .clone();
+                        talker.rewrite().planned = Some(source_id("socket", k, *l));
+                        forwards.entry((k.clone(), *l)).or_default().push(talker);
+                        now.leg_outputs.push((key.clone(), leg, *l));
+                    }
+                    // The own leg: nobody's but the mixer's DTMF.
+                    Some(LEGS_ONLY)
                 }
                 _ => None,
             };
@@ -624,6 +725,11 @@ impl Routes {
         for k in old.outputs {
             if !now.outputs.contains(&k) {
                 t.outs.remove(&k);
+            }
+        }
+        for k in old.leg_outputs {
+            if !now.leg_outputs.contains(&k) {
+                t.leg_outs.remove(&k);
             }
         }
         if plan.ended {
