@@ -8,6 +8,12 @@
 //!   driven by the same group tasks, streaming 50 packets a second like
 //!   the agent. Both directions are forwarded in the sockets' tasks: this
 //!   is the forward-heavy shape.
+//! - `conference`: `--calls N` conferences of three: a customer phone
+//!   socket, agent A who accepts, and agent B whom A adds and then
+//!   conferences in (2N agents). Every party streams. With `--legs 1`
+//!   (the default) the agents announce `media_legs`, so each hears the
+//!   other two forwarded on their own legs and only the customer's mix is
+//!   encoded; `--legs 0` makes every party a mix.
 //!
 //! The generator is lean so that it, not the backend, is not the limit:
 //! agents are driven in groups, many sockets per task, each group on one
@@ -41,8 +47,13 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 struct Agent {
     tx: OwnedWriteHalf,
     session: Session,
+    name: String,
     leg: Option<u32>,
     seq: u32,
+    /// The contact it accepted.
+    contact: Option<String>,
+    /// Stays unavailable until its partner asks (agent B of a conference).
+    held_back: bool,
 }
 
 /// What one read of a socket brought: media frames (counted, not kept)
@@ -99,7 +110,12 @@ fn incoming(rd: OwnedReadHalf) -> BoxStream<'static, Incoming> {
     .boxed()
 }
 
-async fn connect(addr: std::net::SocketAddr, name: &str) -> Option<(Agent, OwnedReadHalf)> {
+async fn connect(
+    addr: std::net::SocketAddr,
+    name: &str,
+    legs: bool,
+    held_back: bool,
+) -> Option<(Agent, OwnedReadHalf)> {
     let body = serde_json::json!({ "username": name, "password": "pw" }).to_string();
     let Ok((200, login)) = server::sim::http_request(addr, "POST", "/v1/login", Some(&body)).await
     else {
@@ -111,14 +127,20 @@ async fn connect(addr: std::net::SocketAddr, name: &str) -> Option<(Agent, Owned
     let tcp = raw::upgrade(addr, "/v1/ws").await.ok()?;
     let _ = tcp.set_nodelay(true);
     let (rx, mut tx) = tcp.into_split();
-    let session = Session::new(&token, 10_000);
+    let mut session = Session::new(&token, 10_000);
+    if legs {
+        session.announce(protocol::wire::CAP_MEDIA_LEGS);
+    }
     tx.write_all(&raw::text(&session.hello())).await.ok()?;
     Some((
         Agent {
             tx,
             session,
+            name: name.to_owned(),
             leg: None,
             seq: 0,
+            contact: None,
+            held_back,
         },
         rx,
     ))
@@ -176,6 +198,90 @@ struct GroupPlan {
     phase: Duration,
     /// When the customers dial (every agent is Available by then).
     dial_at: tokio::time::Instant,
+    /// Conference shape: `names` are pairs (A, B); from `pair_at` on, each
+    /// A adds its B and conferences.
+    pairs: bool,
+    pair_at: tokio::time::Instant,
+    /// The agents announce `media_legs`.
+    legs: bool,
+}
+
+/// Where a conference pair is: 0 A has no call yet, 1 B asked to be
+/// Available, 2 B added (ringing), 3 conferenced.
+struct Pair {
+    stage: u8,
+    since: tokio::time::Instant,
+}
+
+/// Sends an op for agent `a`.
+async fn op(a: &mut Agent, op: Op) {
+    let (_, f) = a.session.request(op, server::http::wall_clock());
+    let _ = a.tx.write_all(&raw::text(&f)).await;
+}
+
+/// Moves each conference pair on (called every tick).
+async fn step_pairs(agents: &mut [Agent], pairs: &mut [Pair]) {
+    let now = tokio::time::Instant::now();
+    for (p, pair) in pairs.iter_mut().enumerate() {
+        let Some([a, b]) = agents.get_mut(2 * p..2 * p + 2) else {
+            continue;
+        };
+        let waited = now - pair.since;
+        match pair.stage {
+            0 if a.contact.is_some() => {
+                op(
+                    b,
+                    Op::SetAgentState {
+                        state: "Available".into(),
+                    },
+                )
+                .await;
+                *pair = Pair {
+                    stage: 1,
+                    since: now,
+                };
+            }
+            1 if waited > Duration::from_millis(300) => {
+                let endpoint = protocol::Endpoint {
+                    id: format!("agent-{}", b.name),
+                    kind: protocol::EndpointKind::Agent,
+                    name: b.name.clone(),
+                    phone_number: None,
+                    agent: Some(b.name.clone()),
+                    queue: None,
+                };
+                let contact_id = a.contact.clone().unwrap_or_default();
+                op(
+                    a,
+                    Op::AddConnection {
+                        contact_id,
+                        endpoint,
+                    },
+                )
+                .await;
+                *pair = Pair {
+                    stage: 2,
+                    since: now,
+                };
+            }
+            2 if b.leg.is_some() => {
+                let contact_id = a.contact.clone().unwrap_or_default();
+                op(a, Op::Conference { contact_id }).await;
+                *pair = Pair {
+                    stage: 3,
+                    since: now,
+                };
+            }
+            // Not rung yet (B was not Available in time): add again.
+            2 if waited > Duration::from_secs(3) => {
+                *pair = Pair {
+                    stage: 1,
+                    since: now,
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Drives `plan.names` (and its customers) on one 20 ms clock that starts
@@ -190,8 +296,9 @@ async fn group(
     let mut agents = Vec::new();
     let mut customers: Vec<Customer> = Vec::new();
     let mut reads = SelectAll::new();
-    for name in &plan.names {
-        if let Some((agent, rx)) = connect(addr, name).await {
+    for (k, name) in plan.names.iter().enumerate() {
+        let held_back = plan.pairs && k % 2 == 1;
+        if let Some((agent, rx)) = connect(addr, name, plan.legs, held_back).await {
             let i = agents.len();
             agents.push(agent);
             reads.push(incoming(rx).map(move |m| (Side::Agent(i), m)).boxed());
@@ -204,6 +311,16 @@ async fn group(
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (mut media, mut frame) = (Vec::new(), Vec::new());
+    let mut pairs: Vec<Pair> = if plan.pairs {
+        (0..agents.len() / 2)
+            .map(|_| Pair {
+                stage: 0,
+                since: tokio::time::Instant::now(),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     loop {
         tokio::select! {
             _ = stop.changed() => break,
@@ -218,6 +335,9 @@ async fn group(
                 }
             }
             _ = tick.tick() => {
+                if plan.pairs && tokio::time::Instant::now() >= plan.pair_at {
+                    step_pairs(&mut agents, &mut pairs).await;
+                }
                 let legs = agents
                     .iter_mut()
                     .map(|a| (&mut a.tx, a.leg, &mut a.seq))
@@ -271,7 +391,7 @@ async fn agent_text(a: &mut Agent, text: &str) {
     let mut ops = Vec::new();
     for o in outputs {
         match o {
-            Output::Ready { .. } => ops.push(Op::SetAgentState {
+            Output::Ready { .. } if !a.held_back => ops.push(Op::SetAgentState {
                 state: "Available".into(),
             }),
             Output::Contact(ContactChange::Incoming(v)) => ops.push(Op::Accept {
@@ -286,14 +406,14 @@ async fn agent_text(a: &mut Agent, text: &str) {
             ) => {
                 if let Some(leg) = v.agent_connection().and_then(|c| c.media_leg) {
                     a.leg = Some(leg);
+                    a.contact = Some(v.contact_id.clone());
                 }
             }
             _ => {}
         }
     }
-    for op in ops {
-        let (_, f) = a.session.request(op, server::http::wall_clock());
-        let _ = a.tx.write_all(&raw::text(&f)).await;
+    for o in ops {
+        op(a, o).await;
     }
 }
 
@@ -328,6 +448,7 @@ async fn stats(addr: std::net::SocketAddr) -> serde_json::Value {
 enum Shape {
     Prompt,
     Customer,
+    Conference,
 }
 
 /// `--shape prompt|customer` (default prompt); anything else stops the run.
@@ -341,8 +462,9 @@ fn shape_arg() -> Shape {
     {
         None | Some("prompt") => Shape::Prompt,
         Some("customer") => Shape::Customer,
+        Some("conference") => Shape::Conference,
         Some(other) => {
-            eprintln!("unknown --shape {other} (known: prompt, customer)");
+            eprintln!("unknown --shape {other} (known: prompt, customer, conference)");
             std::process::exit(2);
         }
     }
@@ -353,7 +475,14 @@ async fn main() {
     let calls = arg("--calls", 50);
     let seconds = arg("--seconds", 20);
     let per_group = arg("--group", 50).max(1);
-    let backend = Backend::start(calls, "media").await;
+    let shape = shape_arg();
+    let legs = arg("--legs", 1) == 1 && shape == Shape::Conference;
+    // A conference has two agents; every other shape one.
+    let agents_n = match shape {
+        Shape::Conference => 2 * calls,
+        _ => calls,
+    };
+    let backend = Backend::start(agents_n, "media").await;
     let addr = backend.addr;
     let mut enc = Encoder::new(EncoderSettings::default()).expect("encoder");
     let tone: Vec<f32> = (0..PACKET).map(|i| 0.1 * (i as f32 * 0.06).sin()).collect();
@@ -362,17 +491,23 @@ async fn main() {
             .expect("encode")
             .to_vec(),
     );
-    let shape = shape_arg();
     let counters = Arc::new(Counters::default());
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let names: Vec<String> = (0..calls).map(|i| format!("agent{i}")).collect();
+    let names: Vec<String> = (0..agents_n).map(|i| format!("agent{i}")).collect();
+    // Conference pairs stay in one group.
+    let per_group = match shape {
+        Shape::Conference => per_group + per_group % 2,
+        _ => per_group,
+    };
     let groups: Vec<Vec<String>> = names
         .chunks(per_group as usize)
         .map(<[String]>::to_vec)
         .collect();
     let n_groups = groups.len().max(1) as u64;
     // Every agent logged in and Available before the calls come.
-    let dial_at = tokio::time::Instant::now() + Duration::from_secs(2 + calls / 200);
+    let dial_at = tokio::time::Instant::now() + Duration::from_secs(2 + agents_n / 200);
+    // Every call is taken by an A agent before any B agent is Available.
+    let pair_at = dial_at + Duration::from_secs(3 + calls / 100);
     let mut tasks = Vec::new();
     let mut first = 0;
     for (g, names) in groups.into_iter().enumerate() {
@@ -381,14 +516,20 @@ async fn main() {
             Shape::Customer => (first..first + names.len())
                 .map(|i| format!("+1555{i:07}"))
                 .collect(),
+            Shape::Conference => (first..first + names.len() / 2)
+                .map(|i| format!("+1555{i:07}"))
+                .collect(),
             Shape::Prompt => Vec::new(),
         };
-        first += names.len();
+        first += callers.len().max(names.len());
         let plan = GroupPlan {
             names,
             callers,
             phase,
             dial_at,
+            pairs: shape == Shape::Conference,
+            pair_at,
+            legs,
         };
         tasks.push(tokio::spawn(group(
             addr,
@@ -413,7 +554,11 @@ async fn main() {
             .await;
         }
     }
-    tokio::time::sleep(Duration::from_secs(3 + calls / 250)).await;
+    let settle = match shape {
+        Shape::Conference => pair_at + Duration::from_secs(3 + calls / 50),
+        _ => tokio::time::Instant::now() + Duration::from_secs(3 + calls / 250),
+    };
+    tokio::time::sleep_until(settle).await;
     let before = stats(addr).await;
     let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
     let (got0, cgot0, sent0) = (
@@ -472,15 +617,17 @@ async fn main() {
         "calls: {calls} bridged ({} with media), {seconds} s measured",
         n(&s, "calls")
     );
-    let sockets = match shape {
-        Shape::Customer => 2 * calls,
-        Shape::Prompt => calls,
+    let customers_n = match shape {
+        Shape::Prompt => 0,
+        _ => calls,
     };
+    let sockets = agents_n + customers_n;
     println!(
-        "shape {shape:?}: sockets sent {:.1} frames per socket per second; agents received {:.1}, customers {:.1} per call per second (50 expected)",
+        "shape {shape:?}{}: sockets sent {:.1} frames per socket per second; each agent received {:.1}, each customer {:.1} per second (50 a stream)",
+        if legs { " with media_legs" } else { "" },
         out as f64 / sockets as f64 / wall,
-        got as f64 / calls as f64 / wall,
-        cgot as f64 / calls as f64 / wall,
+        got as f64 / agents_n as f64 / wall,
+        cgot as f64 / customers_n.max(1) as f64 / wall,
     );
     // CPU per frame the backend wrote: comparable across runs on a
     // loaded machine, where the rates are not.
@@ -512,8 +659,8 @@ async fn main() {
     );
     println!(
         "| {calls} | {:.1} / {:.1} | {w50:.1} ms | {w99:.1} ms | {wmax:.1} ms | {dropped} | {cpu_pct:.0} % | {} MiB | {:.1} ms |",
-        got as f64 / calls as f64 / wall,
-        cgot as f64 / calls as f64 / wall,
+        got as f64 / agents_n as f64 / wall,
+        cgot as f64 / customers_n.max(1) as f64 / wall,
         rss / 1024,
         n(&s, "p99_tick_us") as f64 / 1000.0,
     );
