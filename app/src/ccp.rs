@@ -356,6 +356,8 @@ impl Ccp {
         }
         let ws_url = origin().replacen("http", "ws", 1) + "/v1/ws";
         let client = DirectClient::connect(&ws_url, token);
+        // The engine mixes a conference's legs itself (media-wasm legs.rs).
+        client.announce(protocol::wire::CAP_MEDIA_LEGS);
         let ccp = *self;
         ccp.displaced.set(false);
         ccp.link.set(Some(LinkState::Connecting));

@@ -110,6 +110,9 @@ pub struct Engine {
     overruns: u64,
     /// Extra one-way delay to report in the MOS (network), ms.
     pub network_delay_ms: f64,
+    /// A conference's other legs, mixed into the own leg's playout (only
+    /// once [`Engine::enable_legs`] was called).
+    legs: Option<crate::legs::Legs>,
 }
 
 /// What one quantum produced for the socket.
@@ -138,6 +141,7 @@ impl Engine {
             packets_sent: 0,
             overruns: 0,
             network_delay_ms: 0.0,
+            legs: None,
         })
     }
 
@@ -156,9 +160,30 @@ impl Engine {
         self.send.set_muted(muted);
     }
 
+    /// From now on, frames of legs other than `own` (the leg this engine
+    /// sends on) are separate talkers, each with its own jitter buffer and
+    /// decoder, mixed into the playout: what a client announcing the
+    /// `media_legs` capability does.
+    pub fn enable_legs(&mut self, own: u32) {
+        if self.legs.as_ref().map(crate::legs::Legs::own) != Some(own) {
+            self.legs = Some(crate::legs::Legs::new(own, JitterSettings::default()));
+        }
+    }
+
     /// A media frame arrived from the socket.
     pub fn receive(&mut self, frame: &[u8]) -> Result<(), ReceiveError> {
         let now = self.now_ms();
+        if let Some(legs) = &mut self.legs {
+            if let Some(leg) = legs.other_leg(frame) {
+                return legs.push_frame(frame, now).map_err(|e| match e {
+                    crate::legs::LegsError::BadFrame(m) => ReceiveError::BadFrame(m),
+                    _ => ReceiveError::WrongLeg {
+                        got: leg,
+                        expected: legs.own(),
+                    },
+                });
+            }
+        }
         self.recv.push_frame(frame, now)
     }
 
@@ -182,6 +207,9 @@ impl Engine {
             if self.out_pos == BLOCK {
                 let now = self.now_ms();
                 self.recv.next_block(&mut self.out, now);
+                if let Some(legs) = &mut self.legs {
+                    legs.mix_into(&mut self.out, now);
+                }
                 self.out_pos = 0;
             }
             let k = (out.len() - written).min(BLOCK - self.out_pos);

@@ -6,7 +6,8 @@
 //! Receive: media frames -> [`jitter`] -> [`codec`] (decode, FEC,
 //! concealment) -> playout. [`send`] and [`receive`] are the two chains;
 //! [`engine`] runs both on the render-quantum clock and spreads their work
-//! so no quantum carries a whole frame's cost. [`quality`] turns the
+//! so no quantum carries a whole frame's cost; [`legs`] mixes the other
+//! legs of a conference when the backend forwards each talker apart. [`quality`] turns the
 //! counters into a MOS for the call-quality indicator.
 
 pub mod bench;
@@ -17,6 +18,7 @@ pub mod engine;
 pub mod frame;
 pub mod gain;
 pub mod jitter;
+pub mod legs;
 pub mod quality;
 pub mod receive;
 pub mod send;

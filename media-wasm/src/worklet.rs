@@ -55,6 +55,9 @@ pub extern "C" fn sb_init(leg: u32, bitrate_bps: i32, fec: u32, dtx: u32, echo: 
     match Engine::new(leg, settings, JitterSettings::default()) {
         Ok(mut engine) => {
             engine.send_chain().enable_echo = echo != 0;
+            // The CCP announces `media_legs`: a conference's talkers may
+            // come on legs of their own, mixed here.
+            engine.enable_legs(leg);
             HANDLE.with(|h| {
                 *h.borrow_mut() = Some(Handle {
                     engine,

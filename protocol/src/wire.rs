@@ -38,7 +38,16 @@ pub struct Hello {
     /// Set when reconnecting: resume the event stream after `last_seq`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resume: Option<ResumeFrom>,
+    /// Optional features the client supports (e.g. [`CAP_MEDIA_LEGS`]);
+    /// the server ignores names it does not know.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capabilities: Vec<String>,
 }
+
+/// Capability: the client's audio engine receives several media legs at
+/// once and mixes them itself, so in a conference the backend forwards
+/// each talker on its own leg instead of sending a mix.
+pub const CAP_MEDIA_LEGS: &str = "media_legs";
 
 /// Where a reconnecting client left off.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -104,6 +104,7 @@ fn samples() -> Vec<(&'static str, Sample)> {
                 versions: vec![1],
                 token: "tok_3f9a".into(),
                 resume: None,
+                capabilities: Vec::new(),
             })),
         ),
         (
@@ -115,6 +116,7 @@ fn samples() -> Vec<(&'static str, Sample)> {
                     session: "s-1".into(),
                     last_seq: 40,
                 }),
+                capabilities: Vec::new(),
             })),
         ),
         ("op_ping", req(1, Op::Ping)),

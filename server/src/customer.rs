@@ -184,7 +184,7 @@ pub async fn serve_customer(socket: WebSocket, state: AppState, mut ticket: Sock
                             let ok = match (&call, decode_media_frame(&bytes)) {
                                 (Some((id, leg)), Ok(frame)) if frame.header.leg == *leg => {
                                     // Routed once the call has media; before that, dropped.
-                                    let route = media_slot.as_ref().and_then(|s: &std::sync::Arc<crate::bridge::route::SocketSlot>| s.route(*leg));
+                                    let route = media_slot.as_ref().and_then(|s: &std::sync::Arc<crate::bridge::route::SocketSlot>| s.route_shared(*leg));
                                     if let (Some(bridge), Some(route)) = (&state.bridge, route) {
                                         bridge.on_frame(&customer_key(id), &route, &bytes, read_at);
                                     }

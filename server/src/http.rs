@@ -972,6 +972,7 @@ async fn sim_media_stats(
         "p99_tick_us": s.p99_tick_us,
         "input_dropped": s.input_dropped,
         "frames_forwarded": s.frames_forwarded,
+        "recording_dropped": s.recording_dropped,
         "delay_frames": s.delay.count,
         "delay_p50_us": s.delay.p50_us,
         "delay_p99_us": s.delay.p99_us,

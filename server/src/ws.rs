@@ -127,6 +127,21 @@ pub fn spawn_writer(
     })
 }
 
+/// Whether a text frame is a `hello` announcing `media_legs` (read before
+/// the frame is handled, since the bridge learns it with the socket).
+fn announces_media_legs(text: &str) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Caps {
+        #[serde(default)]
+        capabilities: Vec<String>,
+    }
+    serde_json::from_str::<Caps>(text).is_ok_and(|c| {
+        c.capabilities
+            .iter()
+            .any(|c| c == protocol::wire::CAP_MEDIA_LEGS)
+    })
+}
+
 /// Waits for a socket's writer to finish, within its deadline; a writer
 /// stuck on a client that does not read is stopped.
 pub async fn finish_writer(writer: &mut tokio::task::JoinHandle<()>, write_timeout: Duration) {
@@ -183,6 +198,8 @@ pub async fn serve_socket(socket: WebSocket, state: AppState, mut ticket: Socket
     let mut writer_done = false;
     let mut media_tx = Some(media_tx);
     let mut media_slot: Option<Arc<SocketSlot>> = None;
+    // Whether the hello announced `media_legs` (the client mixes legs).
+    let mut mixes_legs = false;
     let mut flood = FloodGuard::new(&limits, Instant::now());
     let mut errors_before_hello = 0u32;
 
@@ -252,14 +269,19 @@ pub async fn serve_socket(socket: WebSocket, state: AppState, mut ticket: Socket
         let limited = verdict == Verdict::Refuse;
         let was_authenticated = session.is_some();
         let errored = match msg {
-            Message::Text(text) => on_text(
-                text.as_str(),
-                &state,
-                &tx,
-                &mut session,
-                &mut grant,
-                limited,
-            ),
+            Message::Text(text) => {
+                if session.is_none() {
+                    mixes_legs = announces_media_legs(text.as_str());
+                }
+                on_text(
+                    text.as_str(),
+                    &state,
+                    &tx,
+                    &mut session,
+                    &mut grant,
+                    limited,
+                )
+            }
             Message::Binary(bytes) => on_binary(
                 &bytes,
                 &state,
@@ -275,7 +297,7 @@ pub async fn serve_socket(socket: WebSocket, state: AppState, mut ticket: Socket
             ticket.authenticated(agent, shutdown.clone());
             // The bridge learns where this agent's audio goes.
             if let (Some(bridge), Some(media)) = (&state.bridge, media_tx.take()) {
-                media_slot = Some(bridge.attach(agent, media));
+                media_slot = Some(bridge.attach_with_legs(agent, media, mixes_legs));
             }
         }
         if errored && session.is_none() {
@@ -423,7 +445,9 @@ fn on_binary(
                 .as_ref()
                 .map(|(a, _)| a.as_str())
                 .unwrap_or_default();
-            if let (Some(bridge), Some(route)) = (&state.bridge, slot.and_then(|s| s.route(leg))) {
+            if let (Some(bridge), Some(route)) =
+                (&state.bridge, slot.and_then(|s| s.route_shared(leg)))
+            {
                 bridge.on_frame(agent, &route, bytes, read_at);
                 return false;
             }

@@ -83,6 +83,8 @@ pub struct Session {
     timeout_ms: u64,
     snapshot_request: Option<u64>,
     refresh_request: Option<u64>,
+    /// Announced in every `hello` (see [`Session::announce`]).
+    capabilities: Vec<String>,
 }
 
 impl Session {
@@ -98,6 +100,16 @@ impl Session {
             timeout_ms,
             snapshot_request: None,
             refresh_request: None,
+            capabilities: Vec::new(),
+        }
+    }
+
+    /// Announces an optional feature (e.g. `protocol::wire::CAP_MEDIA_LEGS`)
+    /// in every `hello` from now on. Announce only what the client really
+    /// does: the server changes what it sends.
+    pub fn announce(&mut self, capability: &str) {
+        if !self.capabilities.iter().any(|c| c == capability) {
+            self.capabilities.push(capability.to_owned());
         }
     }
 
@@ -116,6 +128,7 @@ impl Session {
             versions: protocol::SUPPORTED_VERSIONS.to_vec(),
             token: self.token.clone(),
             resume,
+            capabilities: self.capabilities.clone(),
         }))
     }
 
@@ -421,6 +434,10 @@ mod tests {
     fn hello_resumes_after_a_welcome() {
         let mut s = Session::new("tok", 1_000);
         assert!(!s.hello().contains("resume"));
+        assert!(!s.hello().contains("capabilities"), "none announced");
+        s.announce(protocol::wire::CAP_MEDIA_LEGS);
+        s.announce(protocol::wire::CAP_MEDIA_LEGS);
+        assert!(s.hello().contains(r#""capabilities":["media_legs"]"#));
         s.handle_text(&welcome("s-1"), Millis(0)).expect("welcome");
         assert!(s.hello().contains("\"session\":\"s-1\""));
     }

@@ -403,6 +403,13 @@ impl DirectClient {
             .unwrap_or_else(|_| Err(ErrorBody::new(ErrorCode::Unknown, "the client was closed")))
     }
 
+    /// Announces an optional feature in every `hello` from now on (call it
+    /// right after [`DirectClient::connect`], before the socket opens):
+    /// the CCP announces `media_legs`, since its engine mixes legs itself.
+    pub fn announce(&self, capability: &str) {
+        self.inner.borrow_mut().session.announce(capability);
+    }
+
     /// Where incoming media frames go (replaces any earlier sink).
     pub fn set_media_sink(&self, sink: Option<impl Fn(&js_sys::Uint8Array) + 'static>) {
         self.inner.borrow_mut().media_sink = sink.map(|f| Rc::new(f) as MediaSink);

@@ -1,6 +1,19 @@
-//! Backend media capacity: N agents each take a simulated call (the caller
-//! plays the configured prompt) and stream Opus frames at 20 ms; the
-//! backend forwards or plays canned packets, and records every call.
+//! Backend media capacity: N agents each take a call and stream Opus
+//! frames at 20 ms; the backend forwards or plays canned packets, and
+//! records every call. The call's other side depends on `--shape`:
+//!
+//! - `prompt` (the default): a simulated caller playing the configured
+//!   prompt. The agent hears canned packets; nothing is forwarded.
+//! - `customer`: a customer phone socket (`/v1/customer/ws`) per call,
+//!   driven by the same group tasks, streaming 50 packets a second like
+//!   the agent. Both directions are forwarded in the sockets' tasks: this
+//!   is the forward-heavy shape.
+//! - `conference`: `--calls N` conferences of three: a customer phone
+//!   socket, agent A who accepts, and agent B whom A adds and then
+//!   conferences in (2N agents). Every party streams. With `--legs 1`
+//!   (the default) the agents announce `media_legs`, so each hears the
+//!   other two forwarded on their own legs and only the customer's mix is
+//!   encoded; `--legs 0` makes every party a mix.
 //!
 //! The generator is lean so that it, not the backend, is not the limit:
 //! agents are driven in groups, many sockets per task, each group on one
@@ -13,37 +26,96 @@
 //! backend (socket read, or the mixer's tick, to socket write), with the
 //! mixer's tick times.
 //!
-//! `cargo xtask bench media-load -- --calls 1000 --seconds 20 --group 50`
+//! `cargo xtask bench media-load -- --calls 1000 --seconds 20 --group 50 --shape customer`
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::stream::{SelectAll, SplitSink};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::stream::{BoxStream, SelectAll};
+use futures_util::StreamExt;
 use media::codec::{Encoder, EncoderSettings};
 use media::frame::PACKET;
 use protocol::media::{encode_media_frame, MediaHeader};
 use protocol::wire::Op;
 use streams_sdk::{ContactChange, Output, Session};
 use switchboard_tests::bench::{arg, rss_kib, Backend};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+use switchboard_tests::raw;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 struct Agent {
-    tx: SplitSink<Ws, Message>,
+    tx: OwnedWriteHalf,
     session: Session,
+    name: String,
     leg: Option<u32>,
     seq: u32,
+    /// The contact it accepted.
+    contact: Option<String>,
+    /// Stays unavailable until its partner asks (agent B of a conference).
+    held_back: bool,
+}
+
+/// What one read of a socket brought: media frames (counted, not kept)
+/// and text frames.
+struct Incoming {
+    binary: u64,
+    texts: Vec<String>,
+}
+
+/// A socket's server frames, a read at a time (server frames are not
+/// masked). Ends when the socket does.
+fn incoming(rd: OwnedReadHalf) -> BoxStream<'static, Incoming> {
+    let state = (rd, Vec::with_capacity(16 * 1024), vec![0u8; 16 * 1024]);
+    futures_util::stream::unfold(state, |(mut rd, mut buf, mut chunk)| async move {
+        let n = match rd.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => n,
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        let mut got = Incoming {
+            binary: 0,
+            texts: Vec::new(),
+        };
+        let mut at = 0;
+        while buf.len() - at >= 2 {
+            let b = &buf[at..];
+            let opcode = b[0] & 0x0f;
+            let (len, head) = match b[1] & 0x7f {
+                126 if b.len() >= 4 => (usize::from(u16::from_be_bytes([b[2], b[3]])), 4),
+                127 if b.len() >= 10 => {
+                    let mut l = [0u8; 8];
+                    l.copy_from_slice(&b[2..10]);
+                    (u64::from_be_bytes(l) as usize, 10)
+                }
+                126 | 127 => break,
+                n => (usize::from(n), 2),
+            };
+            if b.len() < head + len {
+                break;
+            }
+            match opcode {
+                0x2 => got.binary += 1,
+                0x1 => got
+                    .texts
+                    .push(String::from_utf8_lossy(&b[head..head + len]).into_owned()),
+                0x8 => return None,
+                _ => {}
+            }
+            at += head + len;
+        }
+        buf.drain(..at);
+        Some((got, (rd, buf, chunk)))
+    })
+    .boxed()
 }
 
 async fn connect(
     addr: std::net::SocketAddr,
     name: &str,
-) -> Option<(Agent, futures_util::stream::SplitStream<Ws>)> {
+    legs: bool,
+    held_back: bool,
+) -> Option<(Agent, OwnedReadHalf)> {
     let body = serde_json::json!({ "username": name, "password": "pw" }).to_string();
     let Ok((200, login)) = server::sim::http_request(addr, "POST", "/v1/login", Some(&body)).await
     else {
@@ -52,17 +124,47 @@ async fn connect(
     let token = serde_json::from_str::<serde_json::Value>(&login)
         .ok()
         .and_then(|v| v["token"].as_str().map(String::from))?;
-    let (ws, _) =
-        tokio_tungstenite::connect_async_with_config(format!("ws://{addr}/v1/ws"), None, true)
-            .await
-            .ok()?;
-    let (mut tx, rx) = ws.split();
-    let session = Session::new(&token, 10_000);
-    tx.send(Message::Text(session.hello().into())).await.ok()?;
+    let tcp = raw::upgrade(addr, "/v1/ws").await.ok()?;
+    let _ = tcp.set_nodelay(true);
+    let (rx, mut tx) = tcp.into_split();
+    let mut session = Session::new(&token, 10_000);
+    if legs {
+        session.announce(protocol::wire::CAP_MEDIA_LEGS);
+    }
+    tx.write_all(&raw::text(&session.hello())).await.ok()?;
     Some((
         Agent {
             tx,
             session,
+            name: name.to_owned(),
+            leg: None,
+            seq: 0,
+            contact: None,
+            held_back,
+        },
+        rx,
+    ))
+}
+
+/// A customer phone socket of the `customer` shape.
+struct Customer {
+    tx: OwnedWriteHalf,
+    leg: Option<u32>,
+    seq: u32,
+}
+
+/// Opens a customer phone socket and dials the support queue.
+async fn dial(addr: std::net::SocketAddr, from: &str) -> Option<(Customer, OwnedReadHalf)> {
+    let tcp = raw::upgrade(addr, "/v1/customer/ws").await.ok()?;
+    let _ = tcp.set_nodelay(true);
+    let (rx, mut tx) = tcp.into_split();
+    let dial = serde_json::json!({
+        "type": "dial", "from": from, "queue": "support", "key": switchboard_tests::SIM_KEY,
+    });
+    tx.write_all(&raw::text(&dial.to_string())).await.ok()?;
+    Some((
+        Customer {
+            tx,
             leg: None,
             seq: 0,
         },
@@ -70,87 +172,248 @@ async fn connect(
     ))
 }
 
-/// Drives `names` on one 20 ms clock that starts after `phase`.
+/// Which socket of a group a message came from.
+#[derive(Clone, Copy)]
+enum Side {
+    Agent(usize),
+    Customer(usize),
+}
+
+/// Frame counters shared by the groups.
+#[derive(Default)]
+struct Counters {
+    /// Frames the agents received.
+    agent_received: AtomicU64,
+    /// Frames the customer sockets received.
+    customer_received: AtomicU64,
+    /// Frames sent (agents and customers).
+    sent: AtomicU64,
+}
+
+/// One group's part of the run.
+struct GroupPlan {
+    names: Vec<String>,
+    /// Customer phones this group dials (the `customer` shape), by caller number.
+    callers: Vec<String>,
+    phase: Duration,
+    /// When the customers dial (every agent is Available by then).
+    dial_at: tokio::time::Instant,
+    /// Conference shape: `names` are pairs (A, B); from `pair_at` on, each
+    /// A adds its B and conferences.
+    pairs: bool,
+    pair_at: tokio::time::Instant,
+    /// The agents announce `media_legs`.
+    legs: bool,
+}
+
+/// Where a conference pair is: 0 A has no call yet, 1 B asked to be
+/// Available, 2 B added (ringing), 3 conferenced.
+struct Pair {
+    stage: u8,
+    since: tokio::time::Instant,
+}
+
+/// Sends an op for agent `a`.
+async fn op(a: &mut Agent, op: Op) {
+    let (_, f) = a.session.request(op, server::http::wall_clock());
+    let _ = a.tx.write_all(&raw::text(&f)).await;
+}
+
+/// Moves each conference pair on (called every tick).
+async fn step_pairs(agents: &mut [Agent], pairs: &mut [Pair]) {
+    let now = tokio::time::Instant::now();
+    for (p, pair) in pairs.iter_mut().enumerate() {
+        let Some([a, b]) = agents.get_mut(2 * p..2 * p + 2) else {
+            continue;
+        };
+        let waited = now - pair.since;
+        match pair.stage {
+            0 if a.contact.is_some() => {
+                op(
+                    b,
+                    Op::SetAgentState {
+                        state: "Available".into(),
+                    },
+                )
+                .await;
+                *pair = Pair {
+                    stage: 1,
+                    since: now,
+                };
+            }
+            1 if waited > Duration::from_millis(300) => {
+                let endpoint = protocol::Endpoint {
+                    id: format!("agent-{}", b.name),
+                    kind: protocol::EndpointKind::Agent,
+                    name: b.name.clone(),
+                    phone_number: None,
+                    agent: Some(b.name.clone()),
+                    queue: None,
+                };
+                let contact_id = a.contact.clone().unwrap_or_default();
+                op(
+                    a,
+                    Op::AddConnection {
+                        contact_id,
+                        endpoint,
+                    },
+                )
+                .await;
+                *pair = Pair {
+                    stage: 2,
+                    since: now,
+                };
+            }
+            2 if b.leg.is_some() => {
+                let contact_id = a.contact.clone().unwrap_or_default();
+                op(a, Op::Conference { contact_id }).await;
+                *pair = Pair {
+                    stage: 3,
+                    since: now,
+                };
+            }
+            // Not rung yet (B was not Available in time): add again.
+            2 if waited > Duration::from_secs(3) => {
+                *pair = Pair {
+                    stage: 1,
+                    since: now,
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Drives `plan.names` (and its customers) on one 20 ms clock that starts
+/// after `plan.phase`.
 async fn group(
     addr: std::net::SocketAddr,
-    names: Vec<String>,
-    phase: Duration,
+    plan: GroupPlan,
     payload: Arc<Vec<u8>>,
-    received: Arc<AtomicU64>,
-    sent: Arc<AtomicU64>,
+    counters: Arc<Counters>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut agents = Vec::new();
+    let mut customers: Vec<Customer> = Vec::new();
     let mut reads = SelectAll::new();
-    for name in &names {
-        if let Some((agent, rx)) = connect(addr, name).await {
+    for (k, name) in plan.names.iter().enumerate() {
+        let held_back = plan.pairs && k % 2 == 1;
+        if let Some((agent, rx)) = connect(addr, name, plan.legs, held_back).await {
             let i = agents.len();
             agents.push(agent);
-            reads.push(rx.map(move |m| (i, m)));
+            reads.push(incoming(rx).map(move |m| (Side::Agent(i), m)).boxed());
         }
     }
-    tokio::time::sleep(phase).await;
+    let dialing = tokio::time::sleep_until(plan.dial_at);
+    tokio::pin!(dialing);
+    let mut dialed = plan.callers.is_empty();
+    tokio::time::sleep(plan.phase).await;
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut frame = Vec::new();
+    let (mut media, mut frame) = (Vec::new(), Vec::new());
+    let mut pairs: Vec<Pair> = if plan.pairs {
+        (0..agents.len() / 2)
+            .map(|_| Pair {
+                stage: 0,
+                since: tokio::time::Instant::now(),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     loop {
         tokio::select! {
             _ = stop.changed() => break,
+            () = &mut dialing, if !dialed => {
+                dialed = true;
+                for from in &plan.callers {
+                    if let Some((c, rx)) = dial(addr, from).await {
+                        let i = customers.len();
+                        customers.push(c);
+                        reads.push(incoming(rx).map(move |m| (Side::Customer(i), m)).boxed());
+                    }
+                }
+            }
             _ = tick.tick() => {
-                for a in agents.iter_mut() {
-                    let Some(leg) = a.leg else { continue };
+                if plan.pairs && tokio::time::Instant::now() >= plan.pair_at {
+                    step_pairs(&mut agents, &mut pairs).await;
+                }
+                let legs = agents
+                    .iter_mut()
+                    .map(|a| (&mut a.tx, a.leg, &mut a.seq))
+                    .chain(customers.iter_mut().map(|c| (&mut c.tx, c.leg, &mut c.seq)));
+                for (tx, leg, seq) in legs {
+                    let Some(leg) = leg else { continue };
                     let header = MediaHeader {
                         flags: 0,
                         leg,
-                        sequence: a.seq,
-                        timestamp: a.seq.wrapping_mul(PACKET as u32),
+                        sequence: *seq,
+                        timestamp: seq.wrapping_mul(PACKET as u32),
                     };
-                    encode_media_frame(&header, &payload, &mut frame);
-                    a.seq = a.seq.wrapping_add(1);
-                    if a.tx.send(Message::Binary(frame.clone().into())).await.is_ok() {
-                        sent.fetch_add(1, Ordering::Relaxed);
+                    encode_media_frame(&header, &payload, &mut media);
+                    frame.clear();
+                    frame.extend_from_slice(&raw::header(0x2, media.len() as u64));
+                    frame.extend_from_slice(&media);
+                    *seq = seq.wrapping_add(1);
+                    if tx.write_all(&frame).await.is_ok() {
+                        counters.sent.fetch_add(1, Ordering::Relaxed);
                     }
                 }
             }
             next = reads.next() => {
-                let Some((i, msg)) = next else { break };
-                match msg {
-                    Ok(Message::Binary(_)) => {
-                        received.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Ok(Message::Text(text)) => {
-                        let a = &mut agents[i];
-                        let Ok(outputs) = a.session.handle_text(text.as_str(), server::http::wall_clock()) else {
-                            continue;
-                        };
-                        let mut ops = Vec::new();
-                        for o in outputs {
-                            match o {
-                                Output::Ready { .. } => ops.push(Op::SetAgentState { state: "Available".into() }),
-                                Output::Contact(ContactChange::Incoming(v)) => ops.push(Op::Accept { contact_id: v.contact_id }),
-                                // The media leg comes with the accepted contact
-                                // (or a later update of it).
-                                Output::Contact(
-                                    ContactChange::Accepted(v)
-                                    | ContactChange::Connected(v)
-                                    | ContactChange::Refreshed(v),
-                                ) => {
-                                    if let Some(leg) = v.agent_connection().and_then(|c| c.media_leg) {
-                                        a.leg = Some(leg);
-                                    }
-                                }
-                                _ => {}
+                let Some((side, got)) = next else { break };
+                match side {
+                    Side::Agent(_) => counters.agent_received.fetch_add(got.binary, Ordering::Relaxed),
+                    Side::Customer(_) => counters.customer_received.fetch_add(got.binary, Ordering::Relaxed),
+                };
+                for text in got.texts {
+                    match side {
+                        Side::Customer(i) => {
+                            let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+                            if v["type"] == "dialed" {
+                                customers[i].leg = v["leg"].as_u64().and_then(|l| u32::try_from(l).ok());
                             }
                         }
-                        for op in ops {
-                            let (_, f) = a.session.request(op, server::http::wall_clock());
-                            let _ = a.tx.send(Message::Text(f.into())).await;
-                        }
+                        Side::Agent(i) => agent_text(&mut agents[i], &text).await,
                     }
-                    _ => {}
                 }
             }
         }
+    }
+}
+
+/// An agent's text frame: go Available when ready, accept what rings,
+/// take the media leg from the accepted contact.
+async fn agent_text(a: &mut Agent, text: &str) {
+    let Ok(outputs) = a.session.handle_text(text, server::http::wall_clock()) else {
+        return;
+    };
+    let mut ops = Vec::new();
+    for o in outputs {
+        match o {
+            Output::Ready { .. } if !a.held_back => ops.push(Op::SetAgentState {
+                state: "Available".into(),
+            }),
+            Output::Contact(ContactChange::Incoming(v)) => ops.push(Op::Accept {
+                contact_id: v.contact_id,
+            }),
+            // The media leg comes with the accepted contact (or a later
+            // update of it).
+            Output::Contact(
+                ContactChange::Accepted(v)
+                | ContactChange::Connected(v)
+                | ContactChange::Refreshed(v),
+            ) => {
+                if let Some(leg) = v.agent_connection().and_then(|c| c.media_leg) {
+                    a.leg = Some(leg);
+                    a.contact = Some(v.contact_id.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+    for o in ops {
+        op(a, o).await;
     }
 }
 
@@ -180,12 +443,46 @@ async fn stats(addr: std::net::SocketAddr) -> serde_json::Value {
     serde_json::from_str(&stats).unwrap_or_default()
 }
 
+/// The call's other side (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Prompt,
+    Customer,
+    Conference,
+}
+
+/// `--shape prompt|customer` (default prompt); anything else stops the run.
+fn shape_arg() -> Shape {
+    let args: Vec<String> = std::env::args().collect();
+    match args
+        .iter()
+        .position(|a| a == "--shape")
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str)
+    {
+        None | Some("prompt") => Shape::Prompt,
+        Some("customer") => Shape::Customer,
+        Some("conference") => Shape::Conference,
+        Some(other) => {
+            eprintln!("unknown --shape {other} (known: prompt, customer, conference)");
+            std::process::exit(2);
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let calls = arg("--calls", 50);
     let seconds = arg("--seconds", 20);
     let per_group = arg("--group", 50).max(1);
-    let backend = Backend::start(calls, "media").await;
+    let shape = shape_arg();
+    let legs = arg("--legs", 1) == 1 && shape == Shape::Conference;
+    // A conference has two agents; every other shape one.
+    let agents_n = match shape {
+        Shape::Conference => 2 * calls,
+        _ => calls,
+    };
+    let backend = Backend::start(agents_n, "media").await;
     let addr = backend.addr;
     let mut enc = Encoder::new(EncoderSettings::default()).expect("encoder");
     let tone: Vec<f32> = (0..PACKET).map(|i| 0.1 * (i as f32 * 0.06).sin()).collect();
@@ -194,62 +491,99 @@ async fn main() {
             .expect("encode")
             .to_vec(),
     );
-    let received = Arc::new(AtomicU64::new(0));
-    let sent = Arc::new(AtomicU64::new(0));
+    let counters = Arc::new(Counters::default());
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let names: Vec<String> = (0..calls).map(|i| format!("agent{i}")).collect();
+    let names: Vec<String> = (0..agents_n).map(|i| format!("agent{i}")).collect();
+    // Conference pairs stay in one group.
+    let per_group = match shape {
+        Shape::Conference => per_group + per_group % 2,
+        _ => per_group,
+    };
     let groups: Vec<Vec<String>> = names
         .chunks(per_group as usize)
         .map(<[String]>::to_vec)
         .collect();
     let n_groups = groups.len().max(1) as u64;
+    // Every agent logged in and Available before the calls come.
+    let dial_at = tokio::time::Instant::now() + Duration::from_secs(2 + agents_n / 200);
+    // Every call is taken by an A agent before any B agent is Available.
+    let pair_at = dial_at + Duration::from_secs(3 + calls / 100);
     let mut tasks = Vec::new();
+    let mut first = 0;
     for (g, names) in groups.into_iter().enumerate() {
         let phase = Duration::from_micros(20_000 * g as u64 / n_groups);
+        let callers = match shape {
+            Shape::Customer => (first..first + names.len())
+                .map(|i| format!("+1555{i:07}"))
+                .collect(),
+            Shape::Conference => (first..first + names.len() / 2)
+                .map(|i| format!("+1555{i:07}"))
+                .collect(),
+            Shape::Prompt => Vec::new(),
+        };
+        first += callers.len().max(names.len());
+        let plan = GroupPlan {
+            names,
+            callers,
+            phase,
+            dial_at,
+            pairs: shape == Shape::Conference,
+            pair_at,
+            legs,
+        };
         tasks.push(tokio::spawn(group(
             addr,
-            names,
-            phase,
+            plan,
             payload.clone(),
-            received.clone(),
-            sent.clone(),
+            counters.clone(),
             stop.clone(),
         )));
     }
-    // Every agent logged in and Available before the calls come.
-    tokio::time::sleep(Duration::from_secs(2 + calls / 200)).await;
-    for i in 0..calls {
-        let body =
-            serde_json::json!({ "from": format!("+1555{:07}", i), "queue": "support" }).to_string();
-        let _ = server::sim::http_request_with(
-            addr,
-            "POST",
-            "/v1/sim/calls",
-            Some(&body),
-            &[switchboard_tests::sim_auth()],
-        )
-        .await;
+    tokio::time::sleep_until(dial_at).await;
+    if shape == Shape::Prompt {
+        for i in 0..calls {
+            let body = serde_json::json!({ "from": format!("+1555{:07}", i), "queue": "support" })
+                .to_string();
+            let _ = server::sim::http_request_with(
+                addr,
+                "POST",
+                "/v1/sim/calls",
+                Some(&body),
+                &[switchboard_tests::sim_auth()],
+            )
+            .await;
+        }
     }
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let settle = match shape {
+        Shape::Conference => pair_at + Duration::from_secs(3 + calls / 50),
+        _ => tokio::time::Instant::now() + Duration::from_secs(3 + calls / 250),
+    };
+    tokio::time::sleep_until(settle).await;
     let before = stats(addr).await;
-    let (got0, sent0) = (
-        received.load(Ordering::Relaxed),
-        sent.load(Ordering::Relaxed),
+    let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    let (got0, cgot0, sent0) = (
+        load(&counters.agent_received),
+        load(&counters.customer_received),
+        load(&counters.sent),
     );
     let cpu0 = cpu_ticks(backend.pid());
     let t0 = std::time::Instant::now();
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     let cpu = cpu_ticks(backend.pid()) - cpu0;
     let wall = t0.elapsed().as_secs_f64();
-    let got = received.load(Ordering::Relaxed) - got0;
-    let out = sent.load(Ordering::Relaxed) - sent0;
+    let got = load(&counters.agent_received) - got0;
+    let cgot = load(&counters.customer_received) - cgot0;
+    let out = load(&counters.sent) - sent0;
     let s = stats(addr).await;
     let rss = rss_kib(backend.pid());
     let _ = stop_tx.send(true);
     let n = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap_or(0);
-    let dropped = n(&s, "frames_dropped") + n(&s, "input_dropped")
+    // Every frame the backend dropped: to a backed-up socket, at a full
+    // mixer inbox, or at the recording writer's full inbox.
+    let dropped = n(&s, "frames_dropped") + n(&s, "input_dropped") + n(&s, "recording_dropped")
         - n(&before, "frames_dropped")
-        - n(&before, "input_dropped");
+        - n(&before, "input_dropped")
+        - n(&before, "recording_dropped");
     let cpu_pct = cpu as f64 / wall; // ticks are 1/100 s: per second = percent
                                      // The delay histogram over the window only: now less before.
     let hist = |v: &serde_json::Value| -> std::collections::BTreeMap<u64, u64> {
@@ -283,13 +617,24 @@ async fn main() {
         "calls: {calls} bridged ({} with media), {seconds} s measured",
         n(&s, "calls")
     );
+    let customers_n = match shape {
+        Shape::Prompt => 0,
+        _ => calls,
+    };
+    let sockets = agents_n + customers_n;
     println!(
-        "agents sent {:.1} and received {:.1} frames per call per second (50 expected)",
-        out as f64 / calls as f64 / wall,
-        got as f64 / calls as f64 / wall
+        "shape {shape:?}{}: sockets sent {:.1} frames per socket per second; each agent received {:.1}, each customer {:.1} per second (50 a stream)",
+        if legs { " with media_legs" } else { "" },
+        out as f64 / sockets as f64 / wall,
+        got as f64 / agents_n as f64 / wall,
+        cgot as f64 / customers_n.max(1) as f64 / wall,
     );
+    // CPU per frame the backend wrote: comparable across runs on a
+    // loaded machine, where the rates are not.
+    let written = n(&s, "frames_sent") - n(&before, "frames_sent");
     println!(
-        "backend CPU {cpu_pct:.0} % of one core, RSS {} MiB",
+        "backend CPU {cpu_pct:.0} % of one core ({:.1} µs per frame written, {written} written), RSS {} MiB",
+        cpu as f64 * 10_000.0 / written.max(1) as f64,
         rss / 1024
     );
     println!(
@@ -313,8 +658,9 @@ async fn main() {
         n(&s, "late_ticks")
     );
     println!(
-        "| {calls} | {:.1} | {w50:.1} ms | {w99:.1} ms | {wmax:.1} ms | {dropped} | {cpu_pct:.0} % | {} MiB | {:.1} ms |",
-        got as f64 / calls as f64 / wall,
+        "| {calls} | {:.1} / {:.1} | {w50:.1} ms | {w99:.1} ms | {wmax:.1} ms | {dropped} | {cpu_pct:.0} % | {} MiB | {:.1} ms |",
+        got as f64 / agents_n as f64 / wall,
+        cgot as f64 / customers_n.max(1) as f64 / wall,
         rss / 1024,
         n(&s, "p99_tick_us") as f64 / 1000.0,
     );

@@ -17,10 +17,15 @@
 //! queue only turns into delay.
 //!
 //! Into the bridge, nothing is unbounded and nothing blocks the sender
-//! (often the center, under its lock). Media frames from sockets go
-//! through a bounded queue (`limits.bridge_frame_queue`) with `try_send`:
-//! when the bridge falls behind, new frames are dropped and counted, which
-//! the jitter buffer conceals. Plans must not be lost, so they do not share
+//! (often the center, under its lock). Media frames the mixer needs (only
+//! those someone hears in a mix, or a simulated caller hears: a forwarded
+//! call hands it nothing) go into a bounded inbox per mixer
+//! (`limits.bridge_frame_queue` frames), copied into its byte arena under
+//! a short lock, **without waking the mixer**: the mixer takes the whole
+//! inbox once per tick (one swap, no allocation per frame), and each
+//! frame keeps the instant it was read, so the jitter buffer sees true
+//! arrival times. When the inbox is full, new frames are dropped and
+//! counted, which the jitter buffer conceals. Plans must not be lost, so they do not share
 //! that queue: they go to a mailbox that keeps, per call, only the latest
 //! plan (a plan is the call's whole desired media, so an older one is
 //! worthless once a newer one exists) plus the final `ended` one, so a call
@@ -32,7 +37,6 @@
 pub mod mixdown;
 pub mod ogg;
 pub mod parties;
-pub mod recorder;
 pub mod route;
 pub mod tones;
 pub mod wav;
@@ -51,7 +55,7 @@ use protocol::media::{MediaHeader, FLAG_FEC, HEADER_LEN};
 use tokio::sync::mpsc;
 
 use parties::PartyFile;
-use route::{listen_modes, InRoute, Listen, MediaOut, OutLeg, Routes, SocketSlot};
+use route::{InRoute, Listen, MediaOut, OutLeg, Routes, SocketSlot};
 use tones::{DtmfQueue, HoldTone};
 
 /// Frames an agent's socket may have waiting before new ones are dropped.
@@ -207,6 +211,9 @@ pub struct BridgeStats {
     pub frames_forwarded: u64,
     /// Forwarding delay inside the backend, frame read to frame written.
     pub delay: route::DelaySummary,
+    /// Packets (or, rarely, control commands) the recording writer's
+    /// full inbox refused.
+    pub recording_dropped: u64,
 }
 
 /// A test-only network impairment on frames the bridge sends to agents:
@@ -256,11 +263,70 @@ impl Mailbox {
     }
 }
 
-/// One mixer thread: its frame queue and its mailbox.
+/// One mixer thread: its frame inbox and its mailbox. (`alive` carries
+/// nothing: the mixer stops when every sender of it is gone, i.e. when the
+/// bridge is dropped.)
 #[derive(Clone)]
 struct Shard {
-    frames: mpsc::Sender<Command>,
+    _alive: mpsc::Sender<Command>,
+    inbox: Arc<FrameInbox>,
     mailbox: Arc<Mailbox>,
+}
+
+/// A frame waiting for its mixer: its bytes are
+/// `FrameBatch::bytes[start..start + len]`.
+struct Inbound {
+    /// The call its route names (`None`: look in every call).
+    call: Option<Arc<str>>,
+    /// The socket leg it came from, as [`route::source_id`] names it.
+    source: u64,
+    start: usize,
+    len: usize,
+    /// When the socket read it.
+    at: Instant,
+}
+
+#[derive(Default)]
+struct FrameBatch {
+    frames: Vec<Inbound>,
+    bytes: Vec<u8>,
+}
+
+/// Media frames for one mixer, taken a batch per tick (see the module
+/// documentation).
+struct FrameInbox {
+    batch: Mutex<FrameBatch>,
+    cap: usize,
+}
+
+impl FrameInbox {
+    fn batch(&self) -> std::sync::MutexGuard<'_, FrameBatch> {
+        // Every update is a push: a poisoned lock is still consistent.
+        self.batch.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Copies a frame in; false when the inbox is full.
+    fn push(&self, call: Option<Arc<str>>, source: u64, bytes: &[u8], at: Instant) -> bool {
+        let mut b = self.batch();
+        if b.frames.len() >= self.cap {
+            return false;
+        }
+        let start = b.bytes.len();
+        b.bytes.extend_from_slice(bytes);
+        b.frames.push(Inbound {
+            call,
+            source,
+            start,
+            len: bytes.len(),
+            at,
+        });
+        true
+    }
+
+    /// Swaps the waiting frames into `spare` (which must be empty).
+    fn take(&self, spare: &mut FrameBatch) {
+        std::mem::swap(&mut *self.batch(), spare);
+    }
 }
 
 /// Sends commands to the bridge: routes for the sockets, and a small fixed
@@ -284,6 +350,7 @@ impl Bridge {
         let (bridge, receivers) = Bridge::new(impairment, frame_queue, n);
         for (i, rx) in receivers.into_iter().enumerate() {
             let mailbox = bridge.shards[i].mailbox.clone();
+            let inbox = bridge.shards[i].inbox.clone();
             let routes = bridge.routes.clone();
             let started = std::thread::Builder::new()
                 .name(format!("bridge-mixer-{i}"))
@@ -292,7 +359,7 @@ impl Bridge {
                         .enable_time()
                         .build()
                     {
-                        Ok(rt) => rt.block_on(run(rx, mailbox, impairment, routes)),
+                        Ok(rt) => rt.block_on(run(rx, inbox, mailbox, impairment, routes)),
                         Err(e) => tracing::error!("media mixer runtime: {e}"),
                     }
                 });
@@ -311,6 +378,7 @@ impl Bridge {
         for (i, rx) in receivers.into_iter().enumerate() {
             tokio::spawn(run(
                 rx,
+                bridge.shards[i].inbox.clone(),
                 bridge.shards[i].mailbox.clone(),
                 impairment,
                 bridge.routes.clone(),
@@ -327,9 +395,13 @@ impl Bridge {
         let mut shards = Vec::new();
         let mut receivers = Vec::new();
         for _ in 0..mixers.max(1) {
-            let (frames, rx) = mpsc::channel(frame_queue.max(1));
+            let (alive, rx) = mpsc::channel(1);
             shards.push(Shard {
-                frames,
+                _alive: alive,
+                inbox: Arc::new(FrameInbox {
+                    batch: Mutex::default(),
+                    cap: frame_queue.max(1),
+                }),
                 mailbox: Arc::new(Mailbox {
                     pending: Mutex::default(),
                     wake: tokio::sync::Notify::new(),
@@ -367,6 +439,18 @@ impl Bridge {
         self.routes.attach(key, tx)
     }
 
+    /// Like [`Bridge::attach`], for an agent socket whose client announced
+    /// `media_legs` (`mixes_legs`): in a conference it gets each talker on
+    /// the talker's own leg instead of a mix.
+    pub fn attach_with_legs(
+        &self,
+        key: &str,
+        tx: mpsc::Sender<MediaOut>,
+        mixes_legs: bool,
+    ) -> Arc<SocketSlot> {
+        self.routes.attach_with_legs(key, tx, mixes_legs)
+    }
+
     /// A media frame a socket read on a routed leg: forwarded at once to
     /// whoever hears this leg alone, and given to the mixer (which
     /// records it and mixes it for whoever hears more than one talker).
@@ -392,12 +476,16 @@ impl Bridge {
                 stats.forwarded.fetch_add(1, Ordering::Relaxed);
             }
         }
-        self.send(Command::AgentFrame {
-            call: Some(route.call.clone()),
-            agent: key.to_owned(),
-            leg: frame.header.leg,
-            bytes: bytes.to_vec(),
-        });
+        if route.to_mixer {
+            let _ = key;
+            let shard = self.shard(&route.call);
+            if !shard
+                .inbox
+                .push(Some(route.call.clone()), route.source, bytes, since)
+            {
+                shard.mailbox.dropped("media frames");
+            }
+        }
     }
 
     /// Sends a command. Never waits: a media frame is dropped (and counted)
@@ -471,14 +559,26 @@ impl Bridge {
             .frames_received
             .max(r.received.load(Ordering::Relaxed));
         total.delay = route::FORWARD_DELAY.summary();
+        total.recording_dropped = self
+            .routes
+            .recorder
+            .as_ref()
+            .map_or(0, |r| r.dropped.load(Ordering::Relaxed));
         total
     }
 }
 
 impl Shard {
     fn send(&self, cmd: Command, routes: &Routes) {
-        if let Command::AgentFrame { .. } = cmd {
-            if let Err(mpsc::error::TrySendError::Full(_)) = self.frames.try_send(cmd) {
+        if let Command::AgentFrame {
+            call,
+            agent,
+            leg,
+            bytes,
+        } = cmd
+        {
+            let source = route::source_id("socket", &agent, leg);
+            if !self.inbox.push(call, source, &bytes, Instant::now()) {
                 self.mailbox.dropped("media frames");
             }
             return;
@@ -600,11 +700,13 @@ struct Party {
     decode: bool,
     /// A simulated caller's own recording (its prompt's packets).
     rec: Option<Arc<PartyFile>>,
+    /// Its socket leg as a source ([`route::source_id`]; 0 if none).
+    source_in: u64,
 }
 
 impl Party {
     /// A party whose audio comes and goes on a socket leg, `out`.
-    fn on_socket(plan: PlannedParty, leg: u32, out: Arc<OutLeg>) -> Option<Party> {
+    fn on_socket(plan: PlannedParty, key: &str, leg: u32, out: Arc<OutLeg>) -> Option<Party> {
         let chain = ReceiveChain::new(Some(leg), JitterSettings::default()).ok()?;
         // Complexity 2: the bridge encodes one stream per mixed party per
         // tick, and capacity matters more here than the last decibel.
@@ -634,6 +736,7 @@ impl Party {
             raw: VecDeque::new(),
             decode: false,
             rec: None,
+            source_in: route::source_id("socket", key, leg),
         })
     }
 }
@@ -778,6 +881,7 @@ const TICK: Duration = Duration::from_millis(20);
 
 async fn run(
     mut rx: mpsc::Receiver<Command>,
+    inbox: Arc<FrameInbox>,
     mailbox: Arc<Mailbox>,
     impairment: Impairment,
     routes: Arc<Routes>,
@@ -800,6 +904,7 @@ async fn run(
     // so every party gets 50 packets a second.
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut stopped: Option<tokio::sync::oneshot::Sender<usize>> = None;
+    let mut frames = FrameBatch::default();
     loop {
         tokio::select! {
             biased;
@@ -826,6 +931,9 @@ async fn run(
                     hub.stats.late_ticks += 1;
                 }
                 let t = Instant::now();
+                // The frames since the last tick, all at once.
+                inbox.take(&mut frames);
+                hub.take_frames(&mut frames);
                 hub.tick();
                 hub.record_tick(t.elapsed().as_micros() as u64);
             }
@@ -873,6 +981,57 @@ impl Hub {
         self.tick_times.push(us);
     }
 
+    /// Takes a batch of frames from the inbox (leaving `batch` empty, its
+    /// capacity kept for the next swap).
+    fn take_frames(&mut self, batch: &mut FrameBatch) {
+        for f in batch.frames.drain(..) {
+            let Some(bytes) = batch.bytes.get(f.start..f.start + f.len) else {
+                continue;
+            };
+            let at = f.at.saturating_duration_since(self.start).as_secs_f64() * 1000.0;
+            self.frame(f.call.as_deref(), f.source, bytes, at);
+        }
+        batch.bytes.clear();
+    }
+
+    /// One frame from the socket leg `source`, read at `at` (ms on the
+    /// mixer's clock).
+    fn frame(&mut self, call: Option<&str>, source: u64, bytes: &[u8], at: f64) {
+        self.stats.frames_received += 1;
+        // The route names the call: one lookup, not a scan of every call
+        // (its string compares showed in the profile).
+        let calls: Vec<(&str, &mut CallMedia)> = match call {
+            Some(c) => self
+                .calls
+                .get_mut(c)
+                .map(|m| vec![(c, m)])
+                .unwrap_or_default(),
+            None => self
+                .calls
+                .iter_mut()
+                .map(|(k, m)| (k.as_str(), m))
+                .collect(),
+        };
+        for (_, media) in calls {
+            for p in media.parties.iter_mut() {
+                if let (true, Input::Socket(chain)) = (p.source_in == source, &mut p.input) {
+                    if p.decode {
+                        if let Err(e) = chain.push_frame(bytes, at) {
+                            tracing::debug!("frame from {}: {e}", p.plan.id);
+                        }
+                    }
+                    if let Ok(f) = protocol::media::decode_media_frame(bytes) {
+                        if p.raw.len() == RAW_KEPT {
+                            p.raw.pop_front();
+                        }
+                        p.raw.push_back((f.header.timestamp, bytes.to_vec()));
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
     /// Applies the mailbox: plans (each call's live plan before its
     /// `ended` one), then DTMF for the parties they made.
     fn apply_pending(&mut self, p: Pending) {
@@ -898,42 +1057,9 @@ impl Hub {
                 leg,
                 bytes,
             } => {
+                let source = route::source_id("socket", &agent, leg);
                 let now = self.now_ms();
-                self.stats.frames_received += 1;
-                // The route names the call: one lookup, not a scan of
-                // every call (its string compares showed in the profile).
-                let calls: Vec<(&str, &mut CallMedia)> = match &call {
-                    Some(c) => self
-                        .calls
-                        .get_mut(&**c)
-                        .map(|m| vec![(&**c, m)])
-                        .unwrap_or_default(),
-                    None => self
-                        .calls
-                        .iter_mut()
-                        .map(|(k, m)| (k.as_str(), m))
-                        .collect(),
-                };
-                for (id, media) in calls {
-                    for p in media.parties.iter_mut() {
-                        let mine = route::socket_of(id, &p.plan)
-                            .is_some_and(|(k, l)| l == leg && k == agent);
-                        if let (true, Input::Socket(chain)) = (mine, &mut p.input) {
-                            if p.decode {
-                                if let Err(e) = chain.push_frame(&bytes, now) {
-                                    tracing::debug!("frame from {agent}: {e}");
-                                }
-                            }
-                            if let Ok(f) = protocol::media::decode_media_frame(&bytes) {
-                                if p.raw.len() == RAW_KEPT {
-                                    p.raw.pop_front();
-                                }
-                                p.raw.push_back((f.header.timestamp, bytes));
-                            }
-                            return;
-                        }
-                    }
-                }
+                self.frame(call.as_deref(), source, &bytes, now);
             }
             Command::Dtmf { call, to, digits } => {
                 if let Some(p) = self
@@ -1013,7 +1139,7 @@ impl Hub {
                 rec.close(h.file.path.clone());
             }
         }
-        let modes = listen_modes(&plan.call, &plan.parties);
+        let modes = self.routes.modes(&plan.call, &plan.parties);
         // Parties that joined or changed.
         for (q, listen) in plan.parties.iter().zip(modes) {
             let prompt_of = match listen {
@@ -1043,7 +1169,7 @@ impl Hub {
             let mut party = match route::socket_of(&plan.call, q) {
                 Some((key, leg)) => {
                     let out = self.routes.out_leg(&key, leg);
-                    match Party::on_socket(q.clone(), leg, out) {
+                    match Party::on_socket(q.clone(), &key, leg, out) {
                         Some(p) => p,
                         None => continue,
                     }
@@ -1105,6 +1231,7 @@ impl Hub {
                         raw: VecDeque::new(),
                         decode: false,
                         rec,
+                        source_in: 0,
                     }
                 }
             };
@@ -1199,7 +1326,10 @@ impl Hub {
                     continue;
                 };
                 let hold_pos = *hold_pos;
-                if matches!(call.parties[j].listen, Listen::Forward { .. }) {
+                if matches!(
+                    call.parties[j].listen,
+                    Listen::Forward { .. } | Listen::Legs(_)
+                ) {
                     // DTMF to a forwarded party: the mixer takes the leg
                     // over while the digits play.
                     out.set_mixer_override(dtmf);

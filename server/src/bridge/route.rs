@@ -72,6 +72,11 @@ pub enum Listen {
     /// Two or more talkers, or one that is not a socket nor canned: the
     /// mixer decodes, sums and encodes.
     Mix,
+    /// Two or more talkers, every one a socket, heard by an agent whose
+    /// client announced `media_legs`: each talker's packets are forwarded
+    /// on the talker's own leg id (`(key, leg)` of each source), and the
+    /// client mixes them. The listener's own leg carries only DTMF.
+    Legs(Vec<(String, u32)>),
 }
 
 /// The socket key and leg a party's audio comes and goes on, if any.
@@ -86,9 +91,44 @@ pub fn socket_of(call: &str, p: &PlannedParty) -> Option<(String, u32)> {
     }
 }
 
-/// Each party's listening mode, in plan order. Pure: the routes and the
-/// mixer both use it, so they agree on who forwards what.
+/// Each party's listening mode, in plan order, when no client mixes legs
+/// itself. Pure: the routes and the mixer both use it, so they agree on
+/// who forwards what.
 pub fn listen_modes(call: &str, parties: &[PlannedParty]) -> Vec<Listen> {
+    listen_modes_with_legs(call, parties, |_| false)
+}
+
+/// Like [`listen_modes`], where `mixes_legs(key)` says whether the socket
+/// `key` announced `media_legs`: an agent that did, hearing two or more
+/// talkers that are all sockets, gets [`Listen::Legs`] instead of a mix.
+pub fn listen_modes_with_legs(
+    call: &str,
+    parties: &[PlannedParty],
+    mixes_legs: impl Fn(&str) -> bool,
+) -> Vec<Listen> {
+    let mut modes = base_modes(call, parties);
+    for (j, mode) in modes.iter_mut().enumerate() {
+        if *mode != Listen::Mix || !matches!(parties[j].kind, PartyKind::Agent { .. }) {
+            continue;
+        }
+        let Some((key, _)) = socket_of(call, &parties[j]) else {
+            continue;
+        };
+        if !mixes_legs(&key) {
+            continue;
+        }
+        let sources: Option<Vec<(String, u32)>> = (0..parties.len())
+            .filter(|&i| i != j && parties[i].audio == Audio::Talking)
+            .map(|i| socket_of(call, &parties[i]))
+            .collect();
+        if let Some(sources) = sources.filter(|s| s.len() >= 2) {
+            *mode = Listen::Legs(sources);
+        }
+    }
+    modes
+}
+
+fn base_modes(call: &str, parties: &[PlannedParty]) -> Vec<Listen> {
     (0..parties.len())
         .map(|j| {
             let me = &parties[j];
@@ -150,6 +190,11 @@ pub fn source_id(kind: &str, key: &str, leg: u32) -> u64 {
     (kind, key, leg).hash(&mut h);
     h.finish()
 }
+
+/// The planned "source" of a listener's own leg in [`Listen::Legs`] mode:
+/// no socket sends on it (the talkers come on legs of their own), and the
+/// mixer only while it plays DTMF.
+const LEGS_ONLY: u64 = 1;
 
 /// Rewriting state of one listening leg.
 #[derive(Debug, Default)]
@@ -277,6 +322,11 @@ pub struct InRoute {
     pub forward: Vec<Arc<OutLeg>>,
     /// The party's own recording, while it is heard and the call records.
     pub record: Option<Arc<PartyFile>>,
+    /// Whether the mixer needs this leg's frames (someone hears it in a
+    /// mix, or a simulated caller hears it). A call whose every leg is
+    /// forwarded (every two-party call of sockets) hands the mixer
+    /// nothing.
+    pub to_mixer: bool,
 }
 
 /// One socket (an agent's, or a customer phone's) as the routes see it:
@@ -284,14 +334,22 @@ pub struct InRoute {
 #[derive(Debug, Default)]
 pub struct SocketSlot {
     sink: Mutex<Option<mpsc::Sender<MediaOut>>>,
-    legs: RwLock<Arc<HashMap<u32, InRoute>>>,
+    legs: RwLock<Arc<HashMap<u32, Arc<InRoute>>>>,
+    /// The socket's client announced `media_legs`.
+    mixes_legs: std::sync::atomic::AtomicBool,
 }
 
 impl SocketSlot {
     /// The route of a frame this socket read on `leg`, if the leg is in a
     /// call's media now.
     pub fn route(&self, leg: u32) -> Option<InRoute> {
-        let legs = self.legs.read().unwrap_or_else(|e| e.into_inner()).clone();
+        self.route_shared(leg).map(|r| InRoute::clone(&r))
+    }
+
+    /// Like [`SocketSlot::route`], without copying the route: what the
+    /// sockets use for every frame (no allocation per frame).
+    pub fn route_shared(&self, leg: u32) -> Option<Arc<InRoute>> {
+        let legs = self.legs.read().unwrap_or_else(|e| e.into_inner());
         legs.get(&leg).cloned()
     }
 
@@ -300,7 +358,7 @@ impl SocketSlot {
         sink.as_ref().is_some_and(|tx| tx.try_send(frame).is_ok())
     }
 
-    fn edit_legs(&self, f: impl FnOnce(&mut HashMap<u32, InRoute>)) {
+    fn edit_legs(&self, f: impl FnOnce(&mut HashMap<u32, Arc<InRoute>>)) {
         let mut guard = self.legs.write().unwrap_or_else(|e| e.into_inner());
         let mut legs = HashMap::clone(&guard);
         f(&mut legs);
@@ -328,12 +386,17 @@ struct CallRoutes {
     inputs: Vec<(String, u32)>,
     /// Listening legs of this call.
     outputs: Vec<(String, u32)>,
+    /// Per-talker legs of listeners in [`Listen::Legs`] mode: (listener
+    /// key, listener leg, talker leg).
+    leg_outputs: Vec<(String, u32, u32)>,
 }
 
 #[derive(Default)]
 struct Table {
     slots: HashMap<String, Arc<SocketSlot>>,
     outs: HashMap<(String, u32), Arc<OutLeg>>,
+    /// See [`CallRoutes::leg_outputs`].
+    leg_outs: HashMap<(String, u32, u32), Arc<OutLeg>>,
     calls: HashMap<String, CallRoutes>,
     logs: HashMap<String, CallLog>,
 }
@@ -381,6 +444,18 @@ impl Routes {
     /// A socket can take frames through `tx` (replacing an older socket of
     /// the same key, whose queue is closed); returns its slot.
     pub fn attach(&self, key: &str, tx: mpsc::Sender<MediaOut>) -> Arc<SocketSlot> {
+        self.attach_with_legs(key, tx, false)
+    }
+
+    /// Like [`Routes::attach`], for a socket whose client may have
+    /// announced `media_legs` (`mixes_legs`). Takes effect from the call's
+    /// next plan.
+    pub fn attach_with_legs(
+        &self,
+        key: &str,
+        tx: mpsc::Sender<MediaOut>,
+        mixes_legs: bool,
+    ) -> Arc<SocketSlot> {
         let slot = self
             .table()
             .slots
@@ -388,7 +463,23 @@ impl Routes {
             .or_default()
             .clone();
         *slot.sink.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
+        slot.mixes_legs.store(mixes_legs, Ordering::Relaxed);
         slot
+    }
+
+    /// Each party's listening mode, knowing which sockets mix legs
+    /// themselves (what the mixer must agree with).
+    pub fn modes(&self, call: &str, parties: &[PlannedParty]) -> Vec<Listen> {
+        let t = self.table();
+        Self::modes_in(&t, call, parties)
+    }
+
+    fn modes_in(t: &Table, call: &str, parties: &[PlannedParty]) -> Vec<Listen> {
+        listen_modes_with_legs(call, parties, |key| {
+            t.slots
+                .get(key)
+                .is_some_and(|s| s.mixes_legs.load(Ordering::Relaxed))
+        })
     }
 
     /// The listening leg of `(key, leg)`, created if the plan has not made
@@ -539,7 +630,7 @@ impl Routes {
         let old = t.calls.remove(&plan.call).unwrap_or_default();
         let live = !(plan.ended || plan.parties.is_empty());
         let modes = if live {
-            listen_modes(&plan.call, &plan.parties)
+            Self::modes_in(&t, &plan.call, &plan.parties)
         } else {
             Vec::new()
         };
@@ -571,6 +662,27 @@ impl Routes {
                         .push(out.clone());
                     Some(source_id("socket", k, *l))
                 }
+                Listen::Legs(sources) if self.forward_enabled => {
+                    for (k, l) in sources {
+                        let slot = t.slots.entry(key.clone()).or_default().clone();
+                        let talker = t
+                            .leg_outs
+                            .entry((key.clone(), leg, *l))
+                            .or_insert_with(|| {
+                                Arc::new(OutLeg {
+                                    leg: *l,
+                                    slot,
+                                    state: Mutex::default(),
+                                })
+                            })
+                            .clone();
+                        talker.rewrite().planned = Some(source_id("socket", k, *l));
+                        forwards.entry((k.clone(), *l)).or_default().push(talker);
+                        now.leg_outputs.push((key.clone(), leg, *l));
+                    }
+                    // The own leg: nobody's but the mixer's DTMF.
+                    Some(LEGS_ONLY)
+                }
                 _ => None,
             };
             out.rewrite().planned = planned;
@@ -578,6 +690,13 @@ impl Routes {
             now.inputs.push((key, leg));
         }
         let files = self.log_plan(&mut t, plan);
+        // The mixer needs the sockets' frames only for a mix or for a
+        // simulated caller's ears; with the test impairment on, it sends
+        // everything.
+        let to_mixer = !self.forward_enabled
+            || modes
+                .iter()
+                .any(|m| matches!(m, Listen::Mix | Listen::NotSocket));
         // Sources: every socket party's leg is routed (to the mixer at
         // least, which records it and mixes it for whoever needs it).
         for (key, leg) in &now.inputs {
@@ -586,10 +705,11 @@ impl Routes {
                 source: source_id("socket", key, *leg),
                 forward: forwards.remove(&(key.clone(), *leg)).unwrap_or_default(),
                 record: files.get(&(key.clone(), *leg)).cloned(),
+                to_mixer,
             };
             let slot = t.slots.entry(key.clone()).or_default().clone();
             slot.edit_legs(|legs| {
-                legs.insert(*leg, route);
+                legs.insert(*leg, Arc::new(route));
             });
         }
         // What the old plan had and this one has not.
@@ -605,6 +725,11 @@ impl Routes {
         for k in old.outputs {
             if !now.outputs.contains(&k) {
                 t.outs.remove(&k);
+            }
+        }
+        for k in old.leg_outputs {
+            if !now.leg_outputs.contains(&k) {
+                t.leg_outs.remove(&k);
             }
         }
         if plan.ended {
@@ -854,6 +979,18 @@ mod tests {
         let slot = routes.attach("customer:k", mpsc::channel(4).0);
         let route = slot.route(9).expect("the customer's leg is routed");
         assert_eq!(route.forward.len(), 1, "to alice");
+        assert!(
+            !route.to_mixer,
+            "a call forwarded both ways hands the mixer nothing"
+        );
+        // A third talker makes a mix: every leg goes to the mixer too.
+        let mut three = plan.clone();
+        three.parties.push(agent("bob", 2, Audio::Talking));
+        routes.apply_plan(&three);
+        assert!(slot.route_shared(9).expect("routed").to_mixer);
+        routes.apply_plan(&plan);
+        let route = slot.route(9).expect("routed again");
+        assert!(!route.to_mixer);
         let out = &route.forward[0];
         let stats = RouteStats::default();
         let t = Instant::now();
