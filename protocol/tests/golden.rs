@@ -104,6 +104,16 @@ fn samples() -> Vec<(&'static str, Sample)> {
                 versions: vec![1],
                 token: "tok_3f9a".into(),
                 resume: None,
+                packet_ms: vec![],
+            })),
+        ),
+        (
+            "hello_packet_ms",
+            Sample::Client(ClientFrame::Hello(Hello {
+                versions: vec![1],
+                token: "tok_3f9a".into(),
+                resume: None,
+                packet_ms: vec![10, 20],
             })),
         ),
         (
@@ -115,6 +125,7 @@ fn samples() -> Vec<(&'static str, Sample)> {
                     session: "s-1".into(),
                     last_seq: 40,
                 }),
+                packet_ms: vec![],
             })),
         ),
         ("op_ping", req(1, Op::Ping)),
@@ -271,6 +282,18 @@ fn samples() -> Vec<(&'static str, Sample)> {
                 agent: "alice".into(),
                 resumed: false,
                 heartbeat_ms: 15_000,
+                packet_ms: None,
+            })),
+        ),
+        (
+            "welcome_packet_ms",
+            Sample::Server(ServerFrame::Welcome(Welcome {
+                version: 1,
+                session: "s-1".into(),
+                agent: "alice".into(),
+                resumed: false,
+                heartbeat_ms: 15_000,
+                packet_ms: Some(10),
             })),
         ),
         (

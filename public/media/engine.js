@@ -5,6 +5,11 @@
 //   engine.setMuted(true);
 //   engine.stop();
 //
+// `packetMs` (10 or 20, default 10) is the packet duration: the `welcome`'s
+// `packet_ms` when the backend sends one (docs/protocol.md section 3); a
+// backend that sends none takes both, as the protocol requires of every
+// receiver.
+//
 // The microphone is asked for with the browser's own processing off:
 // echoCancellation, noiseSuppression and autoGainControl all false, since
 // the engine does all three and stacking the browser's on top breaks ours.
@@ -102,7 +107,7 @@ export async function prepareEngine(options) {
     stop: stopAll,
     async start(startOptions) {
       const {
-        leg = 0, bitrate = 32000, fec = true, dtx = false, echo = true,
+        leg = 0, bitrate = 32000, fec = true, dtx = false, echo = true, packetMs = 10,
         onPacket = () => {}, onStats = () => {}, onError = () => {}, onTap, tapSeconds = 0,
       } = startOptions;
       const ready = new Promise((resolve, reject) => {
@@ -119,7 +124,7 @@ export async function prepareEngine(options) {
           }
         };
       });
-      node.port.postMessage({ type: 'init', module, leg, bitrate, fec, dtx, echo, tapSeconds });
+      node.port.postMessage({ type: 'init', module, leg, bitrate, fec, dtx, echo, packetMs, tapSeconds });
       for (const track of stream.getAudioTracks()) {
         track.addEventListener('ended', () => onError(new EngineError('microphone_removed', 'the microphone was disconnected')));
       }

@@ -33,6 +33,12 @@ class SwitchboardEngine extends AudioWorkletProcessor {
           this.port.postMessage({ type: 'error', code: 'engine_init_failed', message: 'the audio engine could not start' });
           return;
         }
+        // 10 ms packets halve the packet's wait; an older module without
+        // the export keeps 20 ms.
+        if (typeof x.sb_set_packet_ms === 'function' && x.sb_set_packet_ms(msg.packetMs === 20 ? 20 : 10) !== 0) {
+          this.port.postMessage({ type: 'error', code: 'engine_init_failed', message: `packet duration ${msg.packetMs} ms refused` });
+          return;
+        }
         this.x = x;
         if (msg.tapSeconds) {
           // Test hook: keep copies of the microphone and of what is

@@ -83,6 +83,8 @@ pub struct Session {
     timeout_ms: u64,
     snapshot_request: Option<u64>,
     refresh_request: Option<u64>,
+    /// The media packet duration the last `welcome` granted, ms.
+    packet_ms: u32,
 }
 
 impl Session {
@@ -98,7 +100,15 @@ impl Session {
             timeout_ms,
             snapshot_request: None,
             refresh_request: None,
+            packet_ms: 20,
         }
+    }
+
+    /// The media packet duration to send, ms: what the last `welcome`
+    /// granted (10 or 20), 20 before one or when it granted nothing. The
+    /// audio engine takes it as its `packetMs`.
+    pub fn packet_ms(&self) -> u32 {
+        self.packet_ms
     }
 
     /// The token the next `hello` presents (updated by a refresh).
@@ -116,6 +126,8 @@ impl Session {
             versions: protocol::SUPPORTED_VERSIONS.to_vec(),
             token: self.token.clone(),
             resume,
+            // The engine sends 10 ms packets where the backend grants them.
+            packet_ms: vec![10, 20],
         }))
     }
 
@@ -204,6 +216,7 @@ impl Session {
                     self.state = ClientState::default();
                 }
                 self.server_session = Some(w.session);
+                self.packet_ms = w.packet_ms.filter(|ms| *ms == 10).unwrap_or(20);
                 out.push(Output::Ready { resumed: w.resumed });
             }
             ServerFrame::Snapshot(s) => {
@@ -309,6 +322,31 @@ mod tests {
     use super::*;
     use protocol::wire::{EventFrame, Response, Welcome};
 
+    #[test]
+    fn the_granted_packet_duration_is_kept_and_offered_in_every_hello() {
+        let mut s = Session::new("t", 1_000);
+        assert!(s.hello().contains("\"packet_ms\":[10,20]"));
+        assert_eq!(s.packet_ms(), 20, "20 ms until a welcome grants 10");
+        let mut w = Welcome {
+            version: 1,
+            session: "s-1".into(),
+            agent: "a".into(),
+            resumed: false,
+            heartbeat_ms: 1,
+            packet_ms: Some(10),
+        };
+        s.handle_text(&encode(&ServerFrame::Welcome(w.clone())), Millis(0))
+            .expect("welcome");
+        assert_eq!(s.packet_ms(), 10);
+        // A server that grants nothing (or something unknown): 20 ms.
+        for granted in [None, Some(40)] {
+            w.packet_ms = granted;
+            s.handle_text(&encode(&ServerFrame::Welcome(w.clone())), Millis(0))
+                .expect("welcome");
+            assert_eq!(s.packet_ms(), 20, "{granted:?}");
+        }
+    }
+
     fn welcome(session: &str) -> String {
         encode(&ServerFrame::Welcome(Welcome {
             version: 1,
@@ -316,6 +354,7 @@ mod tests {
             agent: "a".into(),
             resumed: false,
             heartbeat_ms: 1,
+            packet_ms: None,
         }))
     }
 
