@@ -87,6 +87,19 @@ impl SendChain {
         self.packet_samples
     }
 
+    /// Switches noise suppression to its zero-window form (no delay of its
+    /// own; see [`crate::denoise`]) or back to RNNoise's windowed one,
+    /// starting fresh.
+    pub fn set_denoise_zero_window(&mut self, on: bool) {
+        if self.denoise.is_zero_window() != on {
+            self.denoise = if on {
+                NoiseSuppressor::zero_window()
+            } else {
+                NoiseSuppressor::new()
+            };
+        }
+    }
+
     /// Mutes or unmutes; packets keep flowing either way.
     pub fn set_muted(&mut self, muted: bool) {
         self.muted = muted;
