@@ -42,6 +42,10 @@ async fn a_ten_ms_call_is_forwarded_played_and_recorded_at_ten_ms() {
     let running = server::start(test_config(&dir)).await.expect("start");
     let addr = running.addr;
     let mut alice = Client::available(addr, "alice", "alice-pass").await;
+    assert_eq!(alice.session.packet_ms(), 20, "the SDK offers 20 ms first");
+    // A client whose engine takes the grant offers 10 ms first.
+    alice.session.offer_packet_ms(&[10, 20]);
+    alice.reconnect(addr).await;
     assert_eq!(alice.session.packet_ms(), 10, "the welcome granted 10 ms");
 
     let body = r#"{"from":"+819012345678","queue":"support","play":"echo"}"#;
