@@ -377,8 +377,20 @@ impl Client {
         duration: Duration,
         next_frame: &mut dyn FnMut() -> Vec<u8>,
     ) {
+        self.stream_media_every(duration, Duration::from_millis(20), next_frame)
+            .await;
+    }
+
+    /// As [`Client::stream_media`], one frame every `period` (10 ms for
+    /// an engine sending 10 ms packets).
+    pub async fn stream_media_every(
+        &mut self,
+        duration: Duration,
+        period: Duration,
+        next_frame: &mut dyn FnMut() -> Vec<u8>,
+    ) {
         let end = tokio::time::Instant::now() + duration;
-        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
         while tokio::time::Instant::now() < end {
             tokio::select! {

@@ -175,32 +175,54 @@ fn algorithmic_delay() {
         declared(enc.lookahead()),
     );
 
-    // The whole engine, every stage on, looped back.
-    let mut engine =
-        Engine::new(1, EncoderSettings::default(), JitterSettings::default()).expect("engine");
-    let m = x.len() / QUANTUM * QUANTUM;
-    let mut out = vec![0.0f32; m];
-    for (i, o) in x[..m]
-        .chunks_exact(QUANTUM)
-        .zip(out.chunks_exact_mut(QUANTUM))
-    {
-        let frame = engine
-            .process_quantum(i, o)
-            .expect("process")
-            .map(<[u8]>::to_vec);
-        if let Some(f) = frame {
-            engine.receive(&f).expect("own frame");
-        }
+    // The zero-window noise suppressor (opt-in, see media::denoise).
+    let mut ns = NoiseSuppressor::zero_window();
+    for (i, o) in x[..n].chunks_exact(BLOCK).zip(out.chunks_exact_mut(BLOCK)) {
+        let mut block: [f32; BLOCK] = i.try_into().expect("block");
+        ns.process(&mut block);
+        o.copy_from_slice(&block);
     }
-    let (s, r) = engine.added_latency_ms();
-    let buffer = f64::from(engine.stats().buffer_delay_ms);
     print_delay(
-        "whole engine, looped back (send + jitter floor + playout)",
+        "noise suppressor, zero-window form",
         delay_of(&x, &out, skip, max_lag),
-        Some(s + buffer),
+        declared(ns.delay_samples()),
     );
-    let stages = engine.send_chain().processing_delay_samples() as f64 / 48.0;
-    println!("declared: send {s:.2} ms (of which the stages' own delay {stages:.2} ms), jitter buffer floor and playout {buffer:.2} ms (playout about {r:.2})");
+
+    // The whole engine, every stage on, looped back: 20 ms packets (the
+    // native default), 10 ms packets (the browser's), and 10 ms with the
+    // zero-window suppressor.
+    for (packet_ms, zero_window) in [(20, false), (10, false), (10, true)] {
+        let mut engine =
+            Engine::new(1, EncoderSettings::default(), JitterSettings::default()).expect("engine");
+        engine.set_packet_ms(packet_ms).expect("10 or 20 ms");
+        engine.send_chain().set_denoise_zero_window(zero_window);
+        let m = x.len() / QUANTUM * QUANTUM;
+        let mut out = vec![0.0f32; m];
+        for (i, o) in x[..m]
+            .chunks_exact(QUANTUM)
+            .zip(out.chunks_exact_mut(QUANTUM))
+        {
+            let frame = engine
+                .process_quantum(i, o)
+                .expect("process")
+                .map(<[u8]>::to_vec);
+            if let Some(f) = frame {
+                engine.receive(&f).expect("own frame");
+            }
+        }
+        let (s, r) = engine.added_latency_ms();
+        let buffer = f64::from(engine.stats().buffer_delay_ms);
+        let ns = if zero_window { ", zero-window NS" } else { "" };
+        print_delay(
+            &format!(
+                "whole engine, {packet_ms} ms packets{ns}, looped back (send + jitter floor + playout)"
+            ),
+            delay_of(&x, &out, skip, max_lag),
+            Some(s + buffer),
+        );
+        let stages = engine.send_chain().streaming_delay_samples() as f64 / 48.0;
+        println!("declared: send {s:.2} ms (of which the stages' own delay {stages:.2} ms), jitter buffer floor and playout {buffer:.2} ms (playout about {r:.2})");
+    }
 }
 
 fn main() {

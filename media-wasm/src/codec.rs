@@ -1,11 +1,20 @@
 //! Opus in and out, through the pure-Rust `opus-pure` codec (it builds for
-//! wasm32, where C libopus cannot). VoIP mode, 20 ms packets, in-band FEC
-//! on by default so a lost packet can be rebuilt from the next one.
+//! wasm32, where C libopus cannot). VoIP mode, 10 or 20 ms packets, in-band
+//! FEC on by default so a lost packet can be rebuilt from the next one.
+//!
+//! At 10 ms, SILK wideband still carries in-band FEC (LBRR), but only while
+//! the rate left after the per-packet overhead stays above its threshold
+//! (about 24.5 kb/s at 10 ms), which is why the default stays at 32 kb/s.
 
 use opus_pure::{Application, OpusDecoder, OpusEncoder};
 use protocol::media::MAX_OPUS_PACKET;
 
-use crate::frame::{PACKET, SAMPLE_RATE};
+use crate::frame::{PACKET, PACKET_10MS, SAMPLE_RATE};
+
+/// Whether `n` samples is a packet duration the engine sends: 10 or 20 ms.
+pub fn is_packet_samples(n: usize) -> bool {
+    n == PACKET || n == PACKET_10MS
+}
 
 /// A codec failure (bad packet, bad setting).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -45,7 +54,7 @@ impl Default for EncoderSettings {
     }
 }
 
-/// Encodes 20 ms of 48 kHz mono into one packet.
+/// Encodes 10 or 20 ms of 48 kHz mono into one packet.
 pub struct Encoder {
     inner: OpusEncoder,
     settings: EncoderSettings,
@@ -81,6 +90,22 @@ impl Encoder {
         let n = self
             .inner
             .encode(pcm, PACKET, &mut self.out[..])
+            .map_err(|e| CodecError(e.to_string()))?;
+        Ok(&self.out[..n])
+    }
+
+    /// Encodes one packet of 10 or 20 ms (`pcm.len()` 480 or 960); any
+    /// other length is an error and nothing is encoded.
+    pub fn encode_samples(&mut self, pcm: &[f32]) -> Result<&[u8], CodecError> {
+        if !is_packet_samples(pcm.len()) {
+            return Err(CodecError(format!(
+                "a packet is 480 or 960 samples, not {}",
+                pcm.len()
+            )));
+        }
+        let n = self
+            .inner
+            .encode(pcm, pcm.len(), &mut self.out[..])
             .map_err(|e| CodecError(e.to_string()))?;
         Ok(&self.out[..n])
     }
@@ -126,15 +151,38 @@ impl Decoder {
         })
     }
 
-    /// Decodes a 20 ms packet. A malformed packet is an error and the
-    /// output is concealment instead, so the caller always gets audio.
+    /// Decodes a packet of up to 20 ms into the start of `out` (the rest
+    /// is left as it was; [`Decoder::decode_len`] says how much was
+    /// written). A malformed packet is an error and the output is
+    /// concealment instead, so the caller always gets audio.
     pub fn decode(&mut self, packet: &[u8], out: &mut [f32; PACKET]) -> Result<(), CodecError> {
+        self.decode_len(packet, out).map(|_| ())
+    }
+
+    /// As [`Decoder::decode`], returning the samples the packet held (its
+    /// duration from the Opus TOC: 480 for 10 ms, 960 for 20 ms). On an
+    /// error, `PACKET` samples of concealment are written.
+    pub fn decode_len(
+        &mut self,
+        packet: &[u8],
+        out: &mut [f32; PACKET],
+    ) -> Result<usize, CodecError> {
+        let Some(expected) = protocol::media::opus_packet_samples(packet)
+            .map(|n| n as usize)
+            .filter(|n| (1..=PACKET).contains(n))
+        else {
+            self.conceal(out);
+            return Err(CodecError(format!(
+                "packet of {} bytes is not an Opus packet of at most {PACKET} samples",
+                packet.len()
+            )));
+        };
         match self.inner.decode(packet, PACKET, out) {
-            Ok(n) if n == PACKET => Ok(()),
+            Ok(n) if n == expected => Ok(n),
             Ok(n) => {
                 self.conceal(out);
                 Err(CodecError(format!(
-                    "packet held {n} samples, expected {PACKET}"
+                    "packet held {n} samples, expected {expected}"
                 )))
             }
             Err(e) => {
@@ -147,10 +195,23 @@ impl Decoder {
     /// Rebuilds the packet before `next` from `next`'s in-band FEC (or
     /// conceals when `next` carries none).
     pub fn decode_fec(&mut self, next: &[u8], out: &mut [f32; PACKET]) -> Result<(), CodecError> {
-        match self.inner.decode_fec(next, PACKET, out) {
+        self.decode_fec_len(next, PACKET, out)
+    }
+
+    /// Rebuilds the missing packet of `samples` (480 or 960) before `next`
+    /// from `next`'s in-band FEC into `out[..samples]`, or conceals that
+    /// much when it carries none.
+    pub fn decode_fec_len(
+        &mut self,
+        next: &[u8],
+        samples: usize,
+        out: &mut [f32; PACKET],
+    ) -> Result<(), CodecError> {
+        let samples = samples.clamp(1, PACKET);
+        match self.inner.decode_fec(next, samples, &mut out[..samples]) {
             Ok(_) => Ok(()),
             Err(e) => {
-                self.conceal(out);
+                self.conceal_len(samples, out);
                 Err(CodecError(e.to_string()))
             }
         }
@@ -158,8 +219,19 @@ impl Decoder {
 
     /// Packet-loss concealment for one missing packet.
     pub fn conceal(&mut self, out: &mut [f32; PACKET]) {
-        if self.inner.decode(&[], PACKET, out).is_err() {
-            out.fill(0.0);
+        self.conceal_len(PACKET, out);
+    }
+
+    /// Packet-loss concealment for `samples` (480 or 960) into
+    /// `out[..samples]`.
+    pub fn conceal_len(&mut self, samples: usize, out: &mut [f32; PACKET]) {
+        let samples = samples.clamp(1, PACKET);
+        if self
+            .inner
+            .decode(&[], samples, &mut out[..samples])
+            .is_err()
+        {
+            out[..samples].fill(0.0);
         }
     }
 

@@ -155,6 +155,12 @@ impl Engine {
         &mut self.send
     }
 
+    /// Sets the packet duration: 10 or 20 ms (what the backend granted in
+    /// its `welcome`); anything else is refused and changes nothing.
+    pub fn set_packet_ms(&mut self, ms: u32) -> Result<(), CodecError> {
+        self.send.set_packet_ms(ms)
+    }
+
     /// Mutes or unmutes the microphone.
     pub fn set_muted(&mut self, muted: bool) {
         self.send.set_muted(muted);
@@ -298,8 +304,18 @@ impl Engine {
         // packet (the timestamp is the first sample), then up to a quantum
         // (the one that delivers its last sample: echo, denoise and encode
         // all run in it).
-        let send = ms(crate::frame::PACKET as f64)
+        // At 10 ms, every other block ends inside a 4 ms echo chunk (480
+        // is two and a half chunks) and waits for the chunk's last 96
+        // samples: 48 on average.
+        let packet = self.send.packet_samples();
+        let chunk_wait = if packet % CHUNK == 0 {
+            0.0
+        } else {
+            (CHUNK - packet % CHUNK) as f64 / 2.0
+        };
+        let send = ms(packet as f64)
             + quantum
+            + ms(chunk_wait)
             + ms(self.send.streaming_delay_samples() as f64);
         let receive = ms(BLOCK as f64) / 2.0;
         (send, receive)

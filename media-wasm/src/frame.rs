@@ -1,14 +1,17 @@
 //! The engine's time units. Everything runs at 48 kHz mono. DSP stages work
 //! on 10 ms blocks (what echo cancellation and noise suppression are built
-//! for), Opus on 20 ms packets, and the AudioWorklet calls in 128-sample
-//! render quanta.
+//! for), Opus on 10 or 20 ms packets (negotiated; [`PACKET`] is the longer
+//! one, and every packet buffer is sized for it), and the AudioWorklet calls
+//! in 128-sample render quanta.
 
 /// Samples per second.
 pub const SAMPLE_RATE: u32 = 48_000;
 /// One DSP block: 10 ms.
 pub const BLOCK: usize = 480;
-/// One Opus packet: 20 ms.
+/// One Opus packet: 20 ms (the longest the engine sends or plays).
 pub const PACKET: usize = 960;
+/// A short Opus packet: 10 ms.
+pub const PACKET_10MS: usize = 480;
 /// One AudioWorklet render quantum.
 pub const QUANTUM: usize = 128;
 /// Milliseconds per block.

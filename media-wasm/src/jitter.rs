@@ -10,6 +10,13 @@
 //! the target, the receive chain is told to shrink or grow by 10 ms, which
 //! it does with a crossfaded splice (no clicks).
 //!
+//! Packets may be 10 or 20 ms (the sender's choice, negotiated in the
+//! `hello`; a forwarded leg may switch at a source change), so the buffer
+//! counts media time in samples, never in packets: each packet keeps its own
+//! timestamp and duration (from its Opus TOC), playout advances by the
+//! duration of what it plays, and a missing packet is taken to last as
+//! long as the gap to the next one (or the stream's last duration).
+//!
 //! Packets live in a fixed ring indexed by sequence number; nothing is
 //! allocated after construction. The delay window is kept sorted as it
 //! goes: each packet removes the delay it evicts and inserts its own by
@@ -25,10 +32,10 @@
 
 use protocol::media::MAX_OPUS_PACKET;
 
-use crate::frame::{PACKET, SAMPLE_RATE};
+use crate::frame::{PACKET, PACKET_10MS, SAMPLE_RATE};
 
-/// Packets the ring holds (1.28 s of 20 ms packets).
-pub const CAPACITY: usize = 64;
+/// Packets the ring holds (1.28 s of 10 ms packets, 2.56 s of 20 ms ones).
+pub const CAPACITY: usize = 128;
 /// How long the delay must stay too deep before the buffer shrinks, ms.
 const SHRINK_AFTER_MS: f64 = 300.0;
 /// No shrinking this soon after growing, ms.
@@ -120,17 +127,23 @@ impl JitterStats {
     }
 }
 
-/// What to decode for the next 20 ms.
+/// What to decode next (one packet's worth: 10 or 20 ms).
 #[derive(Debug, PartialEq)]
 pub enum Next<'a> {
-    /// Nothing has started yet: play silence.
-    Silence,
+    /// Nothing has started yet: play this many samples of silence.
+    Silence(usize),
     /// The packet itself.
     Packet(&'a [u8]),
-    /// The packet is missing; the next one is here: decode its FEC.
-    Fec(&'a [u8]),
-    /// Missing: conceal.
-    Conceal,
+    /// The packet is missing; the next one is here: decode its FEC for
+    /// the missing packet's duration.
+    Fec {
+        /// The packet after the missing one.
+        next: &'a [u8],
+        /// The missing packet's duration, samples.
+        samples: usize,
+    },
+    /// Missing, this many samples: conceal.
+    Conceal(usize),
 }
 
 /// A correction the receive chain should make at its next block.
@@ -147,6 +160,10 @@ pub enum Adjust {
 struct Slot {
     filled: bool,
     seq: u32,
+    /// Extended (unwrapped) timestamp, samples.
+    ts: i64,
+    /// Duration, samples (480 or 960 for our senders).
+    samples: usize,
     len: usize,
     data: [u8; MAX_OPUS_PACKET],
 }
@@ -184,6 +201,9 @@ pub struct JitterBuffer {
     /// Decays from 1 after each missing packet; while it is high the
     /// target keeps one extra packet so the next packet's FEC is at hand.
     recent_loss: f32,
+    /// The duration of the last packet received, samples: what a missing
+    /// packet is assumed to last, and the extra delay FEC needs.
+    last_samples: usize,
     stats: JitterStats,
 }
 
@@ -198,6 +218,8 @@ impl JitterBuffer {
             .map(|_| Slot {
                 filled: false,
                 seq: 0,
+                ts: 0,
+                samples: PACKET,
                 len: 0,
                 data: [0; MAX_OPUS_PACKET],
             })
@@ -220,6 +242,7 @@ impl JitterBuffer {
             target_ms: settings.min_delay_ms.max(settings.margin_ms),
             last_transit: None,
             recent_loss: 0.0,
+            last_samples: PACKET,
             over_since: None,
             last_grow_ms: f64::NEG_INFINITY,
             stats: JitterStats::default(),
@@ -236,7 +259,7 @@ impl JitterBuffer {
     /// (FEC can only rebuild a packet once the next one is here).
     pub fn target_ms(&self) -> f32 {
         let fec = if self.recent_loss > 0.05 {
-            crate::frame::PACKET_MS as f32
+            Self::media_ms(self.last_samples as i64) as f32
         } else {
             0.0
         };
@@ -296,8 +319,18 @@ impl JitterBuffer {
             self.stats.duplicates += 1;
             return;
         }
+        // A duration the engine cannot play in one piece (a malformed TOC,
+        // over 20 ms) counts as 20 ms: the decoder rejects the packet and
+        // conceals that much, so the clock keeps its pace.
+        let samples = protocol::media::opus_packet_samples(payload)
+            .map(|n| n as usize)
+            .filter(|n| (1..=PACKET).contains(n))
+            .unwrap_or(PACKET);
+        self.last_samples = samples;
         slot.filled = true;
         slot.seq = seq;
+        slot.ts = ext;
+        slot.samples = samples;
         slot.len = payload.len();
         slot.data[..payload.len()].copy_from_slice(payload);
         self.stats.received += 1;
@@ -440,7 +473,7 @@ impl JitterBuffer {
         }
     }
 
-    /// The next 20 ms to decode, at `now_ms`.
+    /// The next packet to decode, at `now_ms`.
     pub fn pop(&mut self, now_ms: f64) -> Next<'_> {
         let next = match self.next_seq {
             Some(n) => n,
@@ -449,12 +482,12 @@ impl JitterBuffer {
                 // nearest: pulls come every 10 ms, so start up to 5 ms early
                 // rather than up to 10 ms late.
                 let Some(first) = self.earliest_buffered() else {
-                    return Next::Silence;
+                    return Next::Silence(PACKET_10MS);
                 };
-                let ts = self.slot_ts(first);
+                let ts = self.slots[first as usize % CAPACITY].ts;
                 let due = Self::media_ms(ts) + f64::from(self.floor_ms + self.target_ms());
                 if now_ms + f64::from(crate::frame::BLOCK_MS) / 2.0 < due {
-                    return Next::Silence;
+                    return Next::Silence(PACKET_10MS);
                 }
                 self.next_seq = Some(first);
                 self.next_ts = ts;
@@ -462,25 +495,40 @@ impl JitterBuffer {
             }
         };
         self.next_seq = Some(next.wrapping_add(1));
-        self.next_ts += PACKET as i64;
-        // Forget losses over about 10 s (500 packets).
+        // Forget losses over about 10 s (500 to 1,000 packets).
         self.recent_loss *= 0.995;
         let idx = next as usize % CAPACITY;
         if self.slots[idx].filled && self.slots[idx].seq == next {
             self.slots[idx].filled = false;
             self.stats.played += 1;
             let s = &self.slots[idx];
+            self.next_ts = s.ts + s.samples as i64;
             return Next::Packet(&s.data[..s.len]);
         }
         let after = next.wrapping_add(1);
         self.recent_loss = 1.0;
-        if self.slot(after).is_some() {
+        if let Some(a) = self.slot(after) {
+            // The gap to the next packet is the missing one's duration
+            // when it is one we could have sent; otherwise assume the
+            // stream's current duration.
+            let gap = a.ts - self.next_ts;
+            let samples = if gap == PACKET as i64 || gap == PACKET_10MS as i64 {
+                gap as usize
+            } else {
+                self.last_samples
+            };
+            self.next_ts += samples as i64;
             self.stats.fec_recovered += 1;
             let s = &self.slots[after as usize % CAPACITY];
-            return Next::Fec(&s.data[..s.len]);
+            return Next::Fec {
+                next: &s.data[..s.len],
+                samples,
+            };
         }
+        let samples = self.last_samples;
+        self.next_ts += samples as i64;
         self.stats.concealed += 1;
-        Next::Conceal
+        Next::Conceal(samples)
     }
 
     fn earliest_buffered(&self) -> Option<u32> {
@@ -489,14 +537,6 @@ impl JitterBuffer {
             .filter(|s| s.filled)
             .map(|s| s.seq)
             .min_by(|a, b| ahead(*a, *b).cmp(&0))
-    }
-
-    fn slot_ts(&self, seq: u32) -> i64 {
-        // Packets are 20 ms apart: derive from the anchor.
-        match self.anchor {
-            Some((seq0, _, ext0)) => ext0 + ahead(seq, seq0) * PACKET as i64,
-            None => 0,
-        }
     }
 
     /// Back to empty, keeping the settings.

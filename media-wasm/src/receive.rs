@@ -2,7 +2,8 @@
 //! Packets go through the jitter buffer; the decoder plays each packet,
 //! rebuilds a missing one from the next packet's FEC, or conceals it. When
 //! the buffer asks to shrink or grow, the chain drops or repeats 10 ms with
-//! a crossfaded splice so the waveform stays continuous.
+//! a crossfaded splice so the waveform stays continuous. Packets may be 10
+//! or 20 ms, mixed freely: the chain plays each for its own duration.
 
 use protocol::media::decode_media_frame;
 
@@ -36,6 +37,8 @@ pub struct ReceiveChain {
     jitter: JitterBuffer,
     decoder: Decoder,
     pcm: Box<[f32; PACKET]>,
+    /// Samples of `pcm` the last decode filled (480 or 960).
+    pcm_len: usize,
     pcm_pos: usize,
     /// A block handed back after a grow, emitted next.
     pushback: Option<Box<[f32; BLOCK]>>,
@@ -56,6 +59,7 @@ impl ReceiveChain {
             jitter: JitterBuffer::new(settings),
             decoder: Decoder::new()?,
             pcm: Box::new([0.0; PACKET]),
+            pcm_len: PACKET,
             pcm_pos: PACKET,
             pushback: None,
             last: Box::new([0.0; BLOCK]),
@@ -92,12 +96,12 @@ impl ReceiveChain {
 
     /// Samples decoded but not yet played.
     pub fn queued_samples(&self) -> usize {
-        PACKET - self.pcm_pos + self.pushback.as_ref().map_or(0, |_| BLOCK)
+        self.pcm_len - self.pcm_pos + self.pushback.as_ref().map_or(0, |_| BLOCK)
     }
 
     /// Whether producing the next block will run the decoder.
     pub fn next_block_decodes(&self) -> bool {
-        self.pushback.is_none() && PACKET - self.pcm_pos < BLOCK
+        self.pushback.is_none() && self.pcm_len - self.pcm_pos < BLOCK
     }
 
     /// The next 10 ms of audio to play at `now_ms`.
@@ -153,10 +157,10 @@ impl ReceiveChain {
         }
         let mut filled = 0;
         while filled < BLOCK {
-            if self.pcm_pos == PACKET {
+            if self.pcm_pos >= self.pcm_len {
                 self.decode_next(now_ms);
             }
-            let n = (BLOCK - filled).min(PACKET - self.pcm_pos);
+            let n = (BLOCK - filled).min(self.pcm_len - self.pcm_pos);
             out[filled..filled + n].copy_from_slice(&self.pcm[self.pcm_pos..self.pcm_pos + n]);
             self.pcm_pos += n;
             filled += n;
@@ -164,21 +168,35 @@ impl ReceiveChain {
     }
 
     fn decode_next(&mut self, now_ms: f64) {
-        let result = match self.jitter.pop(now_ms) {
-            Next::Silence => {
-                self.pcm.fill(0.0);
-                Ok(())
+        let (len, result) = match self.jitter.pop(now_ms) {
+            Next::Silence(n) => {
+                self.pcm[..n].fill(0.0);
+                (n, Ok(()))
             }
-            Next::Packet(p) => self.decoder.decode(p, &mut self.pcm),
-            Next::Fec(next) => self.decoder.decode_fec(next, &mut self.pcm),
-            Next::Conceal => {
-                self.decoder.conceal(&mut self.pcm);
-                Ok(())
+            Next::Packet(p) => match self.decoder.decode_len(p, &mut self.pcm) {
+                Ok(n) => (n, Ok(())),
+                // The decoder concealed a whole 20 ms; play what the
+                // jitter buffer counted for the packet (its TOC's).
+                Err(e) => (
+                    protocol::media::opus_packet_samples(p)
+                        .map_or(PACKET, |n| n as usize)
+                        .clamp(1, PACKET),
+                    Err(e),
+                ),
+            },
+            Next::Fec { next, samples } => (
+                samples,
+                self.decoder.decode_fec_len(next, samples, &mut self.pcm),
+            ),
+            Next::Conceal(n) => {
+                self.decoder.conceal_len(n, &mut self.pcm);
+                (n, Ok(()))
             }
         };
         if result.is_err() {
             self.decode_errors += 1;
         }
+        self.pcm_len = len.clamp(1, PACKET);
         self.pcm_pos = 0;
     }
 
@@ -217,6 +235,7 @@ impl ReceiveChain {
         self.jitter.reset();
         self.decoder.reset()?;
         *self.pcm = [0.0; PACKET];
+        self.pcm_len = PACKET;
         self.pcm_pos = PACKET;
         if let Some(b) = self.pushback.take() {
             self.spare.push(b);

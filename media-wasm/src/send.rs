@@ -1,7 +1,8 @@
 //! The send chain: captured 48 kHz audio in, media frames out. Each 10 ms
 //! block goes through echo cancellation (against exactly what was played),
-//! noise suppression and gain control; every two blocks make one Opus
-//! packet with a sequence number and a 48 kHz timestamp. Mute keeps the
+//! noise suppression and gain control; every block (10 ms packets) or every
+//! two blocks (20 ms, the default here) make one Opus packet with a
+//! sequence number and a 48 kHz timestamp. Mute keeps the
 //! clock running and sends silence.
 //!
 //! The stages are separate methods so the engine can run them in different
@@ -9,7 +10,7 @@
 
 use protocol::media::{encode_media_frame, MediaHeader, FLAG_FEC};
 
-use crate::codec::{CodecError, Encoder, EncoderSettings};
+use crate::codec::{is_packet_samples, CodecError, Encoder, EncoderSettings};
 use crate::denoise::NoiseSuppressor;
 use crate::echo::{EchoCanceller, CHUNK};
 use crate::frame::{rms_dbfs, BLOCK, PACKET};
@@ -23,6 +24,8 @@ pub struct SendChain {
     gain: AutoGain,
     encoder: Encoder,
     packet: Box<[f32; PACKET]>,
+    /// Samples per packet: 480 (10 ms) or 960 (20 ms).
+    packet_samples: usize,
     filled: usize,
     silence: Box<[f32; PACKET]>,
     seq: u32,
@@ -48,6 +51,7 @@ impl SendChain {
             gain: AutoGain::new(GainSettings::default()),
             encoder: Encoder::new(settings)?,
             packet: Box::new([0.0; PACKET]),
+            packet_samples: PACKET,
             filled: 0,
             silence: Box::new([0.0; PACKET]),
             seq: 0,
@@ -61,6 +65,39 @@ impl SendChain {
             enable_denoise: true,
             enable_gain: true,
         })
+    }
+
+    /// Sets the packet duration, 10 or 20 ms; anything else is refused
+    /// and changes nothing. Takes effect at the next packet (a packet
+    /// being assembled is sent at the old duration first when it is
+    /// already longer than the new one).
+    pub fn set_packet_ms(&mut self, ms: u32) -> Result<(), CodecError> {
+        let samples = ms as usize * BLOCK / 10;
+        if ms % 10 != 0 || !is_packet_samples(samples) {
+            return Err(CodecError(format!(
+                "packet duration {ms} ms: only 10 or 20"
+            )));
+        }
+        self.packet_samples = samples;
+        Ok(())
+    }
+
+    /// Samples per packet (480 or 960).
+    pub fn packet_samples(&self) -> usize {
+        self.packet_samples
+    }
+
+    /// Switches noise suppression to its zero-window form (no delay of its
+    /// own; see [`crate::denoise`]) or back to RNNoise's windowed one,
+    /// starting fresh.
+    pub fn set_denoise_zero_window(&mut self, on: bool) {
+        if self.denoise.is_zero_window() != on {
+            self.denoise = if on {
+                NoiseSuppressor::zero_window()
+            } else {
+                NoiseSuppressor::new()
+            };
+        }
     }
 
     /// Mutes or unmutes; packets keep flowing either way.
@@ -121,14 +158,25 @@ impl SendChain {
         if self.enable_gain {
             self.gain.process(block, voice);
         }
+        if self.filled + BLOCK > PACKET {
+            // Unreachable with 10/20 ms packets; a guard, not a panic.
+            self.filled = 0;
+        }
         self.packet[self.filled..self.filled + BLOCK].copy_from_slice(block);
         self.filled += BLOCK;
-        self.filled == PACKET
+        self.filled >= self.packet_samples
     }
 
     /// Stage 3: encodes the assembled packet into a media frame (header and
     /// Opus payload); the slice lives until the next call.
     pub fn encode(&mut self) -> Result<&[u8], CodecError> {
+        // One packet of the duration in force; a 20 ms packet begun before
+        // a switch to 10 ms goes out whole.
+        let n = if self.filled >= PACKET {
+            PACKET
+        } else {
+            self.packet_samples
+        };
         self.filled = 0;
         let pcm = if self.muted {
             &self.silence
@@ -146,8 +194,8 @@ impl SendChain {
             timestamp: self.ts,
         };
         self.seq = self.seq.wrapping_add(1);
-        self.ts = self.ts.wrapping_add(PACKET as u32);
-        let payload = self.encoder.encode(pcm)?;
+        self.ts = self.ts.wrapping_add(n as u32);
+        let payload = self.encoder.encode_samples(&pcm[..n])?;
         encode_media_frame(&header, payload, &mut self.frame);
         Ok(&self.frame)
     }

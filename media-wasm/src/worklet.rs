@@ -74,6 +74,16 @@ pub extern "C" fn sb_init(leg: u32, bitrate_bps: i32, fec: u32, dtx: u32, echo: 
     }
 }
 
+/// Sets the packet duration, 10 or 20 ms. Returns 0, or -1 when refused
+/// (another duration, or no engine) and nothing changed.
+#[no_mangle]
+pub extern "C" fn sb_set_packet_ms(ms: u32) -> i32 {
+    with(-1, |h| match h.engine.set_packet_ms(ms) {
+        Ok(()) => 0,
+        Err(_) => -1,
+    })
+}
+
 /// Address of the 128-sample microphone buffer.
 #[no_mangle]
 pub extern "C" fn sb_input() -> usize {

@@ -42,6 +42,17 @@ pub struct Hello {
     /// the server ignores names it does not know.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub capabilities: Vec<String>,
+    /// Media packet durations, in ms, the client can send (10 and/or 20),
+    /// most preferred first; empty (absent) means 20 ms only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packet_ms: Vec<u32>,
+}
+
+/// The media packet duration a server grants from a `hello`'s
+/// `packet_ms` offer, ms: the client's first choice among those the
+/// protocol allows (10, 20), `None` when it offered none (20 ms then).
+pub fn choose_packet_ms(offered: &[u32]) -> Option<u32> {
+    offered.iter().copied().find(|ms| *ms == 10 || *ms == 20)
 }
 
 /// Capability: the client's audio engine receives several media legs at
@@ -249,6 +260,10 @@ pub struct Welcome {
     pub resumed: bool,
     /// The client should send something (a `ping`) at least this often.
     pub heartbeat_ms: u64,
+    /// The media packet duration the client sends, ms (10 or 20), chosen
+    /// from the `hello`'s `packet_ms`; absent: 20.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packet_ms: Option<u32>,
 }
 
 /// The whole state an agent's client needs.
@@ -567,6 +582,22 @@ fn truncate(s: &str, max: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_packet_duration_granted_is_the_first_allowed_one_offered() {
+        assert_eq!(choose_packet_ms(&[10, 20]), Some(10));
+        assert_eq!(choose_packet_ms(&[20, 10]), Some(20));
+        assert_eq!(choose_packet_ms(&[5, 40, 20]), Some(20));
+        assert_eq!(choose_packet_ms(&[5, 40]), None);
+        assert_eq!(choose_packet_ms(&[]), None);
+        // An old client's hello has no `packet_ms`: it decodes to none.
+        let Ok(ClientFrame::Hello(h)) =
+            decode_client_frame(r#"{"type":"hello","versions":[1],"token":"t"}"#)
+        else {
+            panic!("hello decodes");
+        };
+        assert!(h.packet_ms.is_empty());
+    }
 
     #[test]
     fn unknown_op_keeps_the_request_id() {

@@ -105,6 +105,17 @@ fn samples() -> Vec<(&'static str, Sample)> {
                 token: "tok_3f9a".into(),
                 resume: None,
                 capabilities: Vec::new(),
+                packet_ms: vec![],
+            })),
+        ),
+        (
+            "hello_packet_ms",
+            Sample::Client(ClientFrame::Hello(Hello {
+                versions: vec![1],
+                token: "tok_3f9a".into(),
+                resume: None,
+                capabilities: Vec::new(),
+                packet_ms: vec![10, 20],
             })),
         ),
         (
@@ -117,6 +128,7 @@ fn samples() -> Vec<(&'static str, Sample)> {
                     last_seq: 40,
                 }),
                 capabilities: Vec::new(),
+                packet_ms: vec![],
             })),
         ),
         ("op_ping", req(1, Op::Ping)),
@@ -273,6 +285,18 @@ fn samples() -> Vec<(&'static str, Sample)> {
                 agent: "alice".into(),
                 resumed: false,
                 heartbeat_ms: 15_000,
+                packet_ms: None,
+            })),
+        ),
+        (
+            "welcome_packet_ms",
+            Sample::Server(ServerFrame::Welcome(Welcome {
+                version: 1,
+                session: "s-1".into(),
+                agent: "alice".into(),
+                resumed: false,
+                heartbeat_ms: 15_000,
+                packet_ms: Some(10),
             })),
         ),
         (

@@ -5,6 +5,12 @@
 //   engine.setMuted(true);
 //   engine.stop();
 //
+// `packetMs` (10 or 20, default 20) is the packet duration: the `welcome`'s
+// `packet_ms` (docs/protocol.md section 3; the SDK's `Session::packet_ms`).
+// 10 ms saves 10 ms mouth to ear, but every packet crosses the page's main
+// thread twice as often; on a loaded machine the loopback then lost
+// packets late (docs/benchmarks.md), so 20 stays the default.
+//
 // The microphone is asked for with the browser's own processing off:
 // echoCancellation, noiseSuppression and autoGainControl all false, since
 // the engine does all three and stacking the browser's on top breaks ours.
@@ -30,8 +36,18 @@ export async function startEngine(options) {
 // it while a call rings, so accepting only has to post the leg
 // (`prepared.start({ leg, onPacket, ... })`); `prepared.stop()` releases
 // the microphone if the call is not taken. Nothing is sent before start.
+//
+// `capture`: 'worklet' (default) takes the microphone through the
+// AudioContext (a MediaStreamAudioSourceNode into the worklet); 'track'
+// reads the capture track with MediaStreamTrackProcessor in a Worker
+// (`captureWorkerUrl`, default beside the worklet) that posts samples
+// straight to the worklet, skipping the AudioContext's capture hand-off
+// and the main thread (the worker resamples a track that is not at 48 kHz);
+// where the browser lacks it (not Chromium) it falls back to 'worklet'. The started engine's
+// `capture` says which one runs.
 export async function prepareEngine(options) {
-  const { wasmUrl, workletUrl, deviceId, sinkId } = options;
+  const { wasmUrl, workletUrl, deviceId, sinkId, capture = 'worklet' } = options;
+  const captureWorkerUrl = options.captureWorkerUrl || new URL('capture-worker.js', new URL(workletUrl, location.href)).href;
   const ask = (id) => navigator.mediaDevices.getUserMedia({
     audio: {
       echoCancellation: false, noiseSuppression: false, autoGainControl: false,
@@ -86,10 +102,36 @@ export async function prepareEngine(options) {
   });
   source.connect(node);
   node.connect(ctx.destination);
+  let captureMode = 'worklet';
+  let captureWorker = null;
+  let captureTrack = null;
+  const track = stream.getAudioTracks()[0];
+  if (capture === 'track' && track && typeof MediaStreamTrackProcessor === 'function'
+      && typeof Worker === 'function') {
+    try {
+      // A clone, so the node's own input (the fallback) keeps its track.
+      captureTrack = track.clone();
+      const processor = new MediaStreamTrackProcessor({ track: captureTrack });
+      const channel = new MessageChannel();
+      captureWorker = new Worker(captureWorkerUrl);
+      captureWorker.postMessage({ readable: processor.readable, port: channel.port1 }, [processor.readable, channel.port1]);
+      node.port.postMessage({ type: 'capture', port: channel.port2 }, [channel.port2]);
+      captureMode = 'track';
+    } catch (err) {
+      console.warn(`[switchboard] track capture unavailable, using the AudioContext: ${err && err.message}`);
+      if (captureWorker) captureWorker.terminate();
+      if (captureTrack) captureTrack.stop();
+      captureWorker = null;
+      captureTrack = null;
+    }
+  }
   let stopped = false;
   const stopAll = async () => {
     if (stopped) return;
     stopped = true;
+    if (captureWorker) captureWorker.terminate();
+    // The microphone is released only once its clone stops too.
+    if (captureTrack) captureTrack.stop();
     for (const t of stream.getTracks()) t.stop();
     node.disconnect();
     source.disconnect();
@@ -102,7 +144,7 @@ export async function prepareEngine(options) {
     stop: stopAll,
     async start(startOptions) {
       const {
-        leg = 0, bitrate = 32000, fec = true, dtx = false, echo = true,
+        leg = 0, bitrate = 32000, fec = true, dtx = false, echo = true, packetMs = 20,
         onPacket = () => {}, onStats = () => {}, onError = () => {}, onTap, tapSeconds = 0,
       } = startOptions;
       const ready = new Promise((resolve, reject) => {
@@ -111,6 +153,10 @@ export async function prepareEngine(options) {
           if (m.type === 'ready') resolve(m);
           else if (m.type === 'packet') onPacket(m.frame);
           else if (m.type === 'stats') onStats(m.stats);
+          else if (m.type === 'capture_fallback') {
+            captureMode = 'worklet';
+            console.warn(`[switchboard] track capture stopped (${m.reason}); using the AudioContext`);
+          }
           else if (m.type === 'tap' && onTap) onTap(new Float32Array(m.input), new Float32Array(m.output), m.time);
           else if (m.type === 'error') {
             const err = new EngineError(m.code, m.message);
@@ -119,7 +165,7 @@ export async function prepareEngine(options) {
           }
         };
       });
-      node.port.postMessage({ type: 'init', module, leg, bitrate, fec, dtx, echo, tapSeconds });
+      node.port.postMessage({ type: 'init', module, leg, bitrate, fec, dtx, echo, packetMs, tapSeconds });
       for (const track of stream.getAudioTracks()) {
         track.addEventListener('ended', () => onError(new EngineError('microphone_removed', 'the microphone was disconnected')));
       }
@@ -131,6 +177,8 @@ export async function prepareEngine(options) {
         deviceId: (stream.getAudioTracks()[0]?.getSettings().deviceId) || '',
         sinkId: typeof ctx.sinkId === 'string' ? ctx.sinkId : '',
         addedLatencyMs: info.addedLatencyMs,
+        // 'track' or 'worklet' (see prepareEngine).
+        get capture() { return captureMode; },
         // The microphone's stream and the engine's node, for measurements
         // (tests/bench/webrtc.mjs reads the capture track and the output).
         stream,

@@ -6,6 +6,15 @@
 // runs (at most one heavy job per quantum), the output buffer is played,
 // and an encoded media frame, when one is ready, goes back over the port.
 // No SharedArrayBuffer: frames cross the MessagePort as transferred buffers.
+//
+// Capture: the node's own input (the AudioContext's microphone), or, when
+// the page started the track path (Chromium's MediaStreamTrackProcessor in
+// a Worker, capture-worker.js), samples posted by that worker on a port of
+// their own, queued here and taken 128 a quantum. The queue starts a
+// quantum deep past the first chunk, re-primes after an underrun, and
+// drops a quantum when it has stayed at least two quanta deeper than it
+// needed to for half a second (capture and audio clocks drift apart).
+const RING = 48000 / 2;
 
 const STATS_FIELDS = [
   'received', 'lost', 'concealed', 'fecRecovered', 'late', 'duplicates', 'jitterMs',
@@ -21,6 +30,7 @@ class SwitchboardEngine extends AudioWorkletProcessor {
     this.tap = null;
     this.tapLen = 0;
     this.opts = options.processorOptions || {};
+    this.ring = null;
     this.port.onmessage = (e) => this.onMessage(e.data);
   }
 
@@ -31,6 +41,12 @@ class SwitchboardEngine extends AudioWorkletProcessor {
         const rc = x.sb_init(msg.leg >>> 0, msg.bitrate | 0, msg.fec ? 1 : 0, msg.dtx ? 1 : 0, msg.echo === false ? 0 : 1);
         if (rc !== 0) {
           this.port.postMessage({ type: 'error', code: 'engine_init_failed', message: 'the audio engine could not start' });
+          return;
+        }
+        // 10 ms packets halve the packet's wait; an older module without
+        // the export keeps 20 ms.
+        if (typeof x.sb_set_packet_ms === 'function' && x.sb_set_packet_ms(msg.packetMs === 10 ? 10 : 20) !== 0) {
+          this.port.postMessage({ type: 'error', code: 'engine_init_failed', message: `packet duration ${msg.packetMs} ms refused` });
           return;
         }
         this.x = x;
@@ -52,6 +68,17 @@ class SwitchboardEngine extends AudioWorkletProcessor {
       if (this.x.sb_receive(bytes.length) !== 0) {
         this.port.postMessage({ type: 'frame_rejected' });
       }
+    } else if (msg.type === 'capture' && msg.port) {
+      // The track path: samples come from the capture worker.
+      this.ring = new Float32Array(RING);
+      this.ringRead = 0;
+      this.ringLen = 0;
+      this.primed = false;
+      this.lowest = Infinity;
+      this.lowestSince = 0;
+      this.captureUnderruns = 0;
+      this.captureDrops = 0;
+      msg.port.onmessage = (e) => this.onCapture(e.data);
     } else if (msg.type === 'mute' && this.x) {
       this.x.sb_set_muted(msg.muted ? 1 : 0);
     } else if (msg.type === 'stats' && this.x) {
@@ -59,10 +86,59 @@ class SwitchboardEngine extends AudioWorkletProcessor {
     }
   }
 
+  onCapture(m) {
+    if (!this.ring) return;
+    if (m.type === 'mic') {
+      const s = new Float32Array(m.samples);
+      for (let i = 0; i < s.length; i++) {
+        if (this.ringLen === RING) { this.ringRead = (this.ringRead + 1) % RING; this.ringLen -= 1; }
+        this.ring[(this.ringRead + this.ringLen) % RING] = s[i];
+        this.ringLen += 1;
+      }
+      // Chunks are 10 ms (441 or 480 samples before resampling).
+      if (!this.primed && this.ringLen >= Math.max(s.length, 480) + 128) this.primed = true;
+    } else {
+      // Unsupported or ended: back to the node's own input.
+      this.ring = null;
+      this.port.postMessage({ type: 'capture_fallback', reason: m.message || m.type });
+    }
+  }
+
+  /** 128 captured samples from the track path into `input`; false when none are due. */
+  takeCaptured(input) {
+    if (!this.primed || this.ringLen < 128) {
+      if (this.primed) { this.primed = false; this.captureUnderruns += 1; }
+      return false;
+    }
+    if (this.ringLen < this.lowest) this.lowest = this.ringLen;
+    if (currentTime - this.lowestSince >= 0.5) {
+      // Deeper than needed for half a second (bursts, clock drift, a
+      // stalled audio thread catching up): drop the excess over one
+      // quantum at once, in whole quanta.
+      if (this.lowest !== Infinity && this.lowest >= 2 * 128) {
+        const drop = Math.floor((this.lowest - 128) / 128) * 128;
+        this.ringRead = (this.ringRead + drop) % RING;
+        this.ringLen -= drop;
+        this.captureDrops += 1;
+      }
+      this.lowest = Infinity;
+      this.lowestSince = currentTime;
+    }
+    for (let i = 0; i < 128; i++) input[i] = this.ring[(this.ringRead + i) % RING];
+    this.ringRead = (this.ringRead + 128) % RING;
+    this.ringLen -= 128;
+    return true;
+  }
+
   postStats() {
     const values = new Float64Array(this.x.memory.buffer, this.x.sb_stats(), STATS_FIELDS.length);
     const stats = {};
     STATS_FIELDS.forEach((k, i) => { stats[k] = values[i]; });
+    if (this.ring) {
+      stats.captureQueued = this.ringLen;
+      stats.captureUnderruns = this.captureUnderruns;
+      stats.captureDrops = this.captureDrops;
+    }
     this.port.postMessage({ type: 'stats', stats });
   }
 
@@ -75,7 +151,9 @@ class SwitchboardEngine extends AudioWorkletProcessor {
     const x = this.x;
     const mic = inputs[0] && inputs[0][0];
     const input = new Float32Array(x.memory.buffer, x.sb_input(), 128);
-    if (mic && mic.length === 128) input.set(mic); else input.fill(0);
+    if (this.ring) {
+      if (!this.takeCaptured(input)) input.fill(0);
+    } else if (mic && mic.length === 128) input.set(mic); else input.fill(0);
     if (this.tap) {
       if (this.tapLen === 0) this.tapStart = currentTime;
       this.tapIn.set(input, this.tapLen);

@@ -597,7 +597,12 @@ fn on_hello(
     };
     // The first frames go into the channel while the lock is held, so no
     // event can slip in ahead of the welcome and snapshot.
-    if let Some((id, frames)) = center.attach(&token.agent, hello.resume.as_ref(), tx.clone()) {
+    if let Some((id, mut frames)) = center.attach(&token.agent, hello.resume.as_ref(), tx.clone()) {
+        // The bridge forwards, records and mixes 10 and 20 ms packets
+        // alike, so the client's first choice is granted.
+        if let Some(ServerFrame::Welcome(w)) = frames.first_mut() {
+            w.packet_ms = protocol::wire::choose_packet_ms(&hello.packet_ms);
+        }
         for f in frames {
             send(tx, f);
         }

@@ -85,6 +85,10 @@ pub struct Session {
     refresh_request: Option<u64>,
     /// Announced in every `hello` (see [`Session::announce`]).
     capabilities: Vec<String>,
+    /// The media packet duration the last `welcome` granted, ms.
+    packet_ms: u32,
+    /// The durations the `hello` offers, most preferred first.
+    packet_ms_offer: Vec<u32>,
 }
 
 impl Session {
@@ -101,6 +105,8 @@ impl Session {
             snapshot_request: None,
             refresh_request: None,
             capabilities: Vec::new(),
+            packet_ms: 20,
+            packet_ms_offer: vec![20, 10],
         }
     }
 
@@ -111,6 +117,23 @@ impl Session {
         if !self.capabilities.iter().any(|c| c == capability) {
             self.capabilities.push(capability.to_owned());
         }
+    }
+
+    /// Sets the packet durations the next `hello` offers (10 and/or 20 ms,
+    /// most preferred first). By default 20 first: the browser engine
+    /// sends 20 ms unless told otherwise, because over the page's main
+    /// thread 10 ms packets arrived late too often on a loaded machine
+    /// (docs/benchmarks.md); a client whose engine takes the grant as its
+    /// `packetMs` offers 10 first.
+    pub fn offer_packet_ms(&mut self, offer: &[u32]) {
+        self.packet_ms_offer = offer.to_vec();
+    }
+
+    /// The media packet duration to send, ms: what the last `welcome`
+    /// granted (10 or 20), 20 before one or when it granted nothing. The
+    /// audio engine takes it as its `packetMs`.
+    pub fn packet_ms(&self) -> u32 {
+        self.packet_ms
     }
 
     /// The token the next `hello` presents (updated by a refresh).
@@ -129,6 +152,7 @@ impl Session {
             token: self.token.clone(),
             resume,
             capabilities: self.capabilities.clone(),
+            packet_ms: self.packet_ms_offer.clone(),
         }))
     }
 
@@ -217,6 +241,7 @@ impl Session {
                     self.state = ClientState::default();
                 }
                 self.server_session = Some(w.session);
+                self.packet_ms = w.packet_ms.filter(|ms| *ms == 10).unwrap_or(20);
                 out.push(Output::Ready { resumed: w.resumed });
             }
             ServerFrame::Snapshot(s) => {
@@ -322,6 +347,33 @@ mod tests {
     use super::*;
     use protocol::wire::{EventFrame, Response, Welcome};
 
+    #[test]
+    fn the_granted_packet_duration_is_kept_and_offered_in_every_hello() {
+        let mut s = Session::new("t", 1_000);
+        assert!(s.hello().contains("\"packet_ms\":[20,10]"));
+        s.offer_packet_ms(&[10, 20]);
+        assert!(s.hello().contains("\"packet_ms\":[10,20]"));
+        assert_eq!(s.packet_ms(), 20, "20 ms until a welcome grants 10");
+        let mut w = Welcome {
+            version: 1,
+            session: "s-1".into(),
+            agent: "a".into(),
+            resumed: false,
+            heartbeat_ms: 1,
+            packet_ms: Some(10),
+        };
+        s.handle_text(&encode(&ServerFrame::Welcome(w.clone())), Millis(0))
+            .expect("welcome");
+        assert_eq!(s.packet_ms(), 10);
+        // A server that grants nothing (or something unknown): 20 ms.
+        for granted in [None, Some(40)] {
+            w.packet_ms = granted;
+            s.handle_text(&encode(&ServerFrame::Welcome(w.clone())), Millis(0))
+                .expect("welcome");
+            assert_eq!(s.packet_ms(), 20, "{granted:?}");
+        }
+    }
+
     fn welcome(session: &str) -> String {
         encode(&ServerFrame::Welcome(Welcome {
             version: 1,
@@ -329,6 +381,7 @@ mod tests {
             agent: "a".into(),
             resumed: false,
             heartbeat_ms: 1,
+            packet_ms: None,
         }))
     }
 

@@ -91,18 +91,18 @@ const HELPERS = () => {
   };
 };
 
-async function ours() {
+async function ours(capture = 'worklet') {
   const browser = await launchBrowser([`--use-file-for-fake-audio-capture=${mic}`]);
   try {
     const page = await browser.newPage();
     // The demo origin serves the engine at /media/ (the loopback page's).
     await page.goto(`${backend.crmUrl}/phone/loopback.html`);
     await page.evaluate(HELPERS);
-    const latency = await page.evaluate(async () => {
+    const latency = await page.evaluate(async (capture) => {
       const { startEngine } = await import('/media/engine.js');
       window.rec = { input: [], output: [], engine: null, tapIn: [], tapOut: [], offsets: [] };
       const engine = await startEngine({
-        wasmUrl: '/media/engine.wasm', workletUrl: '/media/worklet.js', leg: 1, tapSeconds: 1, echo: true,
+        wasmUrl: '/media/engine.wasm', workletUrl: '/media/worklet.js', leg: 1, tapSeconds: 1, echo: true, capture,
         onPacket: (frame) => { if (window.rec.engine) window.rec.engine.receive(frame); },
         onTap: (inp, out, time) => {
           window.rec.input.push(...inp);
@@ -120,8 +120,9 @@ async function ours() {
       window.rec.engine = engine;
       window.rec.trackIn = window.trackRecorder(engine.stream.getAudioTracks()[0]);
       window.rec.trackOut = window.rec.tapOut;
+      window.rec.capture = engine.capture;
       return engine.addedLatencyMs;
-    });
+    }, capture);
     await page.waitForFunction((n) => window.rec.output.length >= n + 48000, 48000 * SECONDS, { timeout: 60000, polling: 250 });
     const r = await page.evaluate((s) => {
       const offsets = window.rec.offsets.slice().sort((a, b) => a - b);
@@ -137,7 +138,8 @@ async function ours() {
         outputLatencyMs,
       };
     }, SECONDS);
-    return { ...r, latency };
+    const mode = await page.evaluate(() => window.rec.engine.capture);
+    return { ...r, latency, mode };
   } finally {
     await browser.close();
   }
@@ -220,8 +222,17 @@ const median = (xs) => {
 const f = (x) => (Number.isFinite(x) ? x.toFixed(1) : 'n/a');
 
 try {
-  const rows = { ours: { tap: [], track: [] }, webrtc: { tap: [], track: [] } };
+  const rows = { ours: { tap: [], track: [] }, oursTrack: { tap: [], track: [] }, webrtc: { tap: [], track: [] } };
   for (let run = 1; run <= RUNS; run += 1) {
+    // Our engine with track capture (MediaStreamTrackProcessor in a
+    // Worker, straight to the worklet), then the AudioContext capture,
+    // then WebRTC.
+    const viaTrack = await ours('track');
+    const vk = medianLagMs(viaTrack.track.input, viaTrack.track.output, { maxMs: 600 });
+    const vt = medianLagMs(viaTrack.input, viaTrack.output, { maxMs: 600 });
+    rows.oursTrack.track.push(vk.ms);
+    rows.oursTrack.tap.push(vt.ms);
+    console.log(`run ${run} ours, track capture (${viaTrack.mode}; declares ${f(viaTrack.latency)} ms): capture track -> playout ${f(vk.ms)} ms (${vk.windows} windows); engine input -> output ${f(vt.ms)} ms; capture track -> engine input ${f(medianLagMs(viaTrack.handoff.input, viaTrack.handoff.output, { maxMs: 600 }).ms)} ms`);
     const mine = await ours();
     const mt = medianLagMs(mine.input, mine.output, { maxMs: 600 });
     const mk = medianLagMs(mine.track.input, mine.track.output, { maxMs: 600 });
@@ -235,6 +246,12 @@ try {
     rows.webrtc.tap.push(wt.ms);
     rows.webrtc.track.push(wk.ms);
     console.log(`run ${run} Chromium WebRTC (AEC/NS/AGC on, loopback peer connection): capture track -> playout ${f(wk.ms)} ms (${wk.windows} windows); AudioContext tap ${f(wt.ms)} ms (${wt.windows} windows); jitter buffer ${f(theirs.jitterBufferMs)} ms`);
+  }
+  {
+    const o = median(rows.oursTrack.track);
+    const w = median(rows.webrtc.track);
+    const pairs = rows.oursTrack.track.map((x, i) => x / rows.webrtc.track[i]);
+    console.log(`capture track, ours with track capture: median ${f(o)} ms, WebRTC median ${f(w)} ms over ${RUNS} interleaved runs; ratio of medians ${(o / w).toFixed(2)}, per-run ratios ${pairs.map((x) => x.toFixed(2)).join(' ')}`);
   }
   for (const point of ['track', 'tap']) {
     const o = median(rows.ours[point]);

@@ -41,15 +41,17 @@ function bestLag(a, b, maxLag) {
   return best;
 }
 
-test('speech through the whole send and receive chain comes out, with the engine delay measured', async () => {
+for (const capture of ['worklet', 'track']) test(`speech through the whole send and receive chain comes out, with the engine delay measured (${capture} capture)`, async () => {
   const browser = await launchBrowser([`--use-file-for-fake-audio-capture=${join(dir, 'mic.wav')}`]);
   try {
     const page = await browser.newPage();
     const errors = [];
     page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(`${backend.crmUrl}/phone/loopback.html?autostart`);
+    await page.goto(`${backend.crmUrl}/phone/loopback.html?autostart&capture=${capture}`);
     await page.waitForFunction(() => window.loopback.ready || window.loopback.error, null, { timeout: 20000 });
     assert.equal(await page.evaluate(() => window.loopback.error), null);
+    // Chromium has MediaStreamTrackProcessor: the track path runs there.
+    assert.equal(await page.evaluate(() => window.loopback.capture), capture);
     // Six seconds of audio.
     await page.waitForFunction(() => window.loopback.output.length >= 48000 * 6, null, { timeout: 30000, polling: 200 });
     const { input, output, stats, addedLatencyMs } = await page.evaluate(() => {
@@ -81,7 +83,7 @@ test('speech through the whole send and receive chain comes out, with the engine
     assert.ok(windows.length >= 3, 'the microphone carried speech');
     const { lag, corr } = windows[Math.floor(windows.length / 2)]; // the median window
     const delayMs = (lag * 2) / 48;
-    console.log(`loopback: correlation ${corr.toFixed(3)} at ${delayMs.toFixed(1)} ms (engine declares ${addedLatencyMs.toFixed(1)} ms + jitter buffer); stats ${JSON.stringify(stats)}`);
+    console.log(`loopback (${capture} capture): correlation ${corr.toFixed(3)} at ${delayMs.toFixed(1)} ms (engine declares ${addedLatencyMs.toFixed(1)} ms + jitter buffer); stats ${JSON.stringify(stats)}`);
     assert.ok(corr > 0.5, `speech came through (correlation ${corr.toFixed(3)})`);
     assert.ok(delayMs > 20 && delayMs < 200, `plausible engine delay ${delayMs} ms`);
     assert.ok(stats && stats.packetsSent > 100 && stats.received > 100, 'packets flowed');

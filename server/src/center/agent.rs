@@ -213,6 +213,7 @@ impl Center {
             agent: agent.to_owned(),
             resumed: replay.is_some(),
             heartbeat_ms: HEARTBEAT_MS,
+            packet_ms: None,
         })];
         match replay {
             Some(events) => frames.extend(events),

@@ -1,0 +1,81 @@
+// The engine's capture path off the main thread (Chromium): the
+// microphone's MediaStreamTrackProcessor stream is transferred here, and
+// every AudioData chunk goes straight to the engine's AudioWorklet over a
+// MessageChannel port. Neither the page's main thread nor the
+// AudioContext's input (MediaStreamAudioSourceNode, which hands captured
+// audio over 15-20 ms late) is on the way.
+//
+//   worker.postMessage({ readable, port }, [readable, port]);
+//
+// A track at another rate than the engine's 48 kHz (Chromium's fake
+// device runs at 44.1 kHz, so do some microphones) is resampled here, by
+// cubic (Catmull-Rom) interpolation: flat within 1 dB up to the 8 kHz the
+// wideband codec keeps. A stream that fails or ends is reported on the
+// port ({ type: 'capture_ended' }) and the worklet goes back to its own
+// input.
+
+const RATE = 48000;
+
+/** Streaming resampler onto 48 kHz: keeps the samples the next chunk needs. */
+function resampler() {
+  let pending = new Float32Array(0);
+  let pos = 1;
+  return (input, rate) => {
+    if (rate === RATE) return input;
+    const x = new Float32Array(pending.length + input.length);
+    x.set(pending);
+    x.set(input, pending.length);
+    const step = rate / RATE;
+    const out = new Float32Array(Math.ceil((x.length - pos) / step) + 1);
+    let n = 0;
+    while (pos + 2 < x.length) {
+      const i = Math.floor(pos);
+      const t = pos - i;
+      const y0 = x[i - 1];
+      const y1 = x[i];
+      const y2 = x[i + 1];
+      const y3 = x[i + 2];
+      out[n++] = y1 + 0.5 * t * (y2 - y0 + t * (2 * y0 - 5 * y1 + 4 * y2 - y3 + t * (3 * (y1 - y2) + y3 - y0)));
+      pos += step;
+    }
+    const keep = Math.max(0, Math.floor(pos) - 1);
+    pending = x.slice(keep);
+    pos -= keep;
+    return out.slice(0, n);
+  };
+}
+
+onmessage = (e) => {
+  const { readable, port } = e.data || {};
+  if (!readable || !port) return;
+  const reader = readable.getReader();
+  const resample = resampler();
+  (async () => {
+    for (;;) {
+      let step;
+      try {
+        step = await reader.read();
+      } catch (err) {
+        port.postMessage({ type: 'capture_ended', message: String(err) });
+        return;
+      }
+      if (step.done) {
+        port.postMessage({ type: 'capture_ended', message: 'the track ended' });
+        return;
+      }
+      const data = step.value;
+      let samples;
+      try {
+        const raw = new Float32Array(data.numberOfFrames);
+        data.copyTo(raw, { planeIndex: 0, format: 'f32-planar' });
+        samples = resample(raw, data.sampleRate);
+      } catch (err) {
+        port.postMessage({ type: 'capture_ended', message: String(err) });
+        return;
+      } finally {
+        data.close();
+      }
+      port.postMessage({ type: 'mic', samples: samples.buffer }, [samples.buffer]);
+    }
+  })();
+};
