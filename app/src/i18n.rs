@@ -127,6 +127,23 @@ const JA: &[(&str, &str)] = &[
         "You are not taking calls. Choose a status to go on.",
         "着信を受けられない状態です。ステータスを選んでください。",
     ),
+    (
+        "The backend cannot be reached; check the connection and try again.",
+        "サーバーに接続できません。接続を確認してもう一度お試しください。",
+    ),
+    (
+        "Microphone access was denied. Allow the microphone for this site to talk.",
+        "マイクへのアクセスが拒否されました。通話するにはこのサイトにマイクを許可してください。",
+    ),
+    (
+        "No microphone was found. Plug in a headset.",
+        "マイクが見つかりません。ヘッドセットを接続してください。",
+    ),
+    (
+        "The microphone was disconnected.",
+        "マイクが取り外されました。",
+    ),
+    ("Audio could not start.", "音声を開始できませんでした。"),
 ];
 
 /// `english` in `lang`.

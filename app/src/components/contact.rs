@@ -189,7 +189,7 @@ pub fn ContactCard(contact_id: String) -> impl IntoView {
             </Show>
             <Show when=move || !attributes().is_empty()>
                 <dl data-testid="contact-attributes">
-                    <For each=attributes key=|(k, _)| k.clone() children=|(k, v)| view! { <dt>{k}</dt><dd>{v}</dd> } />
+                    {move || attributes().into_iter().map(|(k, v)| view! { <dt>{k}</dt><dd>{v}</dd> }).collect_view()}
                 </dl>
             </Show>
             <div class="actions">
