@@ -144,6 +144,14 @@ const JA: &[(&str, &str)] = &[
         "マイクが取り外されました。",
     ),
     ("Audio could not start.", "音声を開始できませんでした。"),
+    ("Cancel transfer", "転送を取り消す"),
+    ("Search quick connects", "クイック接続を検索"),
+    (
+        "No quick connect matches.",
+        "一致するクイック接続はありません。",
+    ),
+    ("Complete transfer", "転送を完了"),
+    ("Transferred to you", "あなたへの転送"),
 ];
 
 /// `english` in `lang`.
