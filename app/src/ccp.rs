@@ -84,14 +84,23 @@ thread_local! {
     static CORE: RefCell<Core> = RefCell::new(Core::default());
 }
 
-/// An error to show: an English sentence (translated when shown) or a
-/// message already in the agent's words.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Problem {
-    /// An English key for `tr`.
-    Text(&'static str),
-    /// Shown as it is.
-    Raw(String),
+/// The agent's sentence (an English key for `tr`) for a failed action's
+/// code: the backend's own message is for logs and developers, never the
+/// screen.
+pub fn sentence(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::InvalidArgument => "Not accepted: numbers are written in E.164, + and the country code (e.g. +81 3 1234 5678).",
+        ErrorCode::InvalidState => "That cannot be done in the call's present state.",
+        ErrorCode::NotFound => "That contact or party is no longer there.",
+        ErrorCode::NotOwner => "That contact belongs to another agent.",
+        ErrorCode::UnsupportedEndpoint => "That destination cannot be used here.",
+        ErrorCode::QueueFull => "The queue is full; try again later.",
+        ErrorCode::QueueClosed => "The queue is closed now.",
+        ErrorCode::Timeout => "No answer from the backend; try again.",
+        ErrorCode::RateLimited => "Too many actions at once; wait a moment.",
+        ErrorCode::NotAuthenticated => "You are not logged in.",
+        _ => "That did not work; try again.",
+    }
 }
 
 /// The session's signals (all `Copy`): the state views derive from.
@@ -101,8 +110,9 @@ pub struct Ccp {
     pub state: RwSignal<ClientState>,
     /// The link, `None` while logged out.
     pub link: RwSignal<Option<LinkState>>,
-    /// The last error to show.
-    pub error: RwSignal<Option<Problem>>,
+    /// The last error to show: an English sentence, translated when shown
+    /// (never a backend's message).
+    pub error: RwSignal<Option<&'static str>>,
     /// A clock ticking each second, for timers.
     pub now: RwSignal<u64>,
     /// The display language.
@@ -160,11 +170,8 @@ impl Ccp {
     }
 
     /// The error in the current language (reactive).
-    pub fn error_text(&self) -> Option<String> {
-        self.error.get().map(|p| match p {
-            Problem::Text(t) => self.t(t).to_owned(),
-            Problem::Raw(s) => s,
-        })
+    pub fn error_text(&self) -> Option<&'static str> {
+        self.error.get().map(|english| self.t(english))
     }
 
     fn emit(&self, event: Event) {
@@ -299,13 +306,13 @@ impl Ccp {
         match web::login(&origin(), &username, &password).await {
             Ok(login) => Some(login.token),
             Err(e) => {
-                self.error.set(Some(Problem::Text(match e.code {
+                self.error.set(Some(match e.code {
                     ErrorCode::AuthFailed => "Wrong user name or password.",
                     ErrorCode::LoginThrottled => {
                         "Too many failed attempts; wait a moment and try again."
                     }
                     _ => "The backend cannot be reached; check the connection and try again.",
-                })));
+                }));
                 None
             }
         }
@@ -335,12 +342,13 @@ impl Ccp {
             Update::Link(l) => self.link.set(Some(l.clone())),
             Update::Output(Output::ServerError(e)) if e.code == ErrorCode::AuthFailed => {
                 self.logout();
-                self.error
-                    .set(Some(Problem::Text("Your session expired; log in again.")));
+                self.error.set(Some("Your session expired; log in again."));
             }
-            Update::Output(Output::ServerError(e)) => {
-                self.error.set(Some(Problem::Raw(e.message.clone())))
-            }
+            // A media frame that crossed the leg's removal (leaving a
+            // conference, a call ending): the next frames go nowhere and
+            // nothing is wrong for the agent.
+            Update::Output(Output::ServerError(e)) if e.code == ErrorCode::NoMediaLeg => {}
+            Update::Output(Output::ServerError(e)) => self.error.set(Some(sentence(e.code))),
             // A reply goes to whoever asked; it changes no state.
             Update::Output(Output::Reply { .. }) => {}
             // The client already sent `refresh_token`; the page is told.
@@ -359,12 +367,11 @@ impl Ccp {
                 // without revoking it again.
                 self.logout_here();
                 self.emit(Event::LoggedOut);
-                self.error
-                    .set(Some(Problem::Text(if e.code == ErrorCode::TokenRevoked {
-                        "You were logged out; log in again."
-                    } else {
-                        "Your session expired; log in again."
-                    })));
+                self.error.set(Some(if e.code == ErrorCode::TokenRevoked {
+                    "You were logged out; log in again."
+                } else {
+                    "Your session expired; log in again."
+                }));
             }
             Update::Output(out) => {
                 if let Some(client) = Self::client() {
@@ -421,7 +428,7 @@ impl Ccp {
         ccp.error.set(None);
         spawn_local(async move {
             if let Err(e) = ccp.request(op).await {
-                ccp.error.set(Some(Problem::Raw(e.message)));
+                ccp.error.set(Some(sentence(e.code)));
             }
         });
     }
@@ -432,7 +439,7 @@ impl Ccp {
         match self.request(op).await {
             Ok(result) => Some(result),
             Err(e) => {
-                self.error.set(Some(Problem::Raw(e.message)));
+                self.error.set(Some(sentence(e.code)));
                 None
             }
         }
@@ -440,7 +447,7 @@ impl Ccp {
 
     /// The call audio failed (reported by the audio hook).
     pub fn audio_failed(&self, code: &str, sentence: &'static str) {
-        self.error.set(Some(Problem::Text(sentence)));
+        self.error.set(Some(sentence));
         self.emit(Event::SoftphoneError(code.to_owned(), sentence.to_owned()));
     }
 

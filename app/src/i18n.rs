@@ -152,6 +152,44 @@ const JA: &[(&str, &str)] = &[
     ),
     ("Complete transfer", "転送を完了"),
     ("Transferred to you", "あなたへの転送"),
+    (
+        "Not accepted: numbers are written in E.164, + and the country code (e.g. +81 3 1234 5678).",
+        "受け付けられませんでした。番号は + と国番号から始まる E.164 形式で入力してください（例: +81 3 1234 5678）。",
+    ),
+    (
+        "That cannot be done in the call's present state.",
+        "通話の現在の状態ではその操作はできません。",
+    ),
+    (
+        "That contact or party is no longer there.",
+        "そのコンタクトまたは相手はもういません。",
+    ),
+    (
+        "That contact belongs to another agent.",
+        "そのコンタクトは別のエージェントのものです。",
+    ),
+    (
+        "That destination cannot be used here.",
+        "その宛先はここでは使えません。",
+    ),
+    (
+        "The queue is full; try again later.",
+        "キューが満杯です。後でもう一度お試しください。",
+    ),
+    ("The queue is closed now.", "キューは現在営業時間外です。"),
+    (
+        "No answer from the backend; try again.",
+        "サーバーから応答がありません。もう一度お試しください。",
+    ),
+    (
+        "Too many actions at once; wait a moment.",
+        "操作が多すぎます。少し待ってください。",
+    ),
+    ("You are not logged in.", "ログインしていません。"),
+    (
+        "That did not work; try again.",
+        "うまくいきませんでした。もう一度お試しください。",
+    ),
 ];
 
 /// `english` in `lang`.
