@@ -146,15 +146,15 @@ fn call_coming(state: &ClientState) -> bool {
     })
 }
 
-/// Why the microphone or engine failed, for the agent.
-fn explain(code: &str) -> String {
+/// Why the microphone or engine failed, for the agent (an English key).
+fn explain(code: &str) -> &'static str {
     match code {
         "microphone_denied" => {
-            "Microphone access was denied. Allow the microphone for this site to talk.".into()
+            "Microphone access was denied. Allow the microphone for this site to talk."
         }
-        "microphone_missing" => "No microphone was found. Plug in a headset.".into(),
-        "microphone_removed" => "The microphone was disconnected.".into(),
-        other => format!("Audio could not start ({other})."),
+        "microphone_missing" => "No microphone was found. Plug in a headset.",
+        "microphone_removed" => "The microphone was disconnected.",
+        _ => "Audio could not start.",
     }
 }
 
@@ -162,7 +162,7 @@ fn explain(code: &str) -> String {
 pub fn sync(
     state: &ClientState,
     client: &DirectClient,
-    on_error: impl Fn(&str, String) + Clone + 'static,
+    on_error: impl Fn(&str, &'static str) + Clone + 'static,
 ) {
     let want = wanted_leg(state);
     let muted = state.agent.as_ref().is_some_and(|a| a.muted);

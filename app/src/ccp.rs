@@ -1,113 +1,136 @@
-//! The CCP's connection and the signals the UI reads. The `DirectClient`
-//! is not `Send`, so it lives in a thread-local beside the (thread-safe)
-//! signals; wasm has one thread, and this keeps the components free of it.
+//! The session model: the single source of truth of the CCP. It holds the
+//! connection (the SDK's `DirectClient`, whose core turns the backend's
+//! frames into a `ClientState`), and exposes that state as signals the
+//! views derive from, plus a bounded log of [`Event`]s for the observers
+//! that forward what happened (the embedding page, the other tabs). User
+//! actions come back as commands (`run`, `login`, `logout`…).
 //!
-//! The login token is kept in `localStorage`, so a page refresh during a
-//! call re-attaches to it instead of asking for the password again, and a
-//! second tab (or a CRM's second tab framing the CCP) shares the login.
-//! Only the tab leading the election in `tabs` connects; the others mirror
-//! its state and send their ops through it.
+//! Data flows one way: this module imports none of its observers. The
+//! tabs election, the frame transport, the ringer and the call audio
+//! watch these signals with Leptos effects (see `tabs`, `embed`, `ringer`,
+//! `hooks::call`); a follower tab is only another route for requests,
+//! installed with [`Ccp::set_relay`].
+//!
+//! The `DirectClient` is not `Send`, so it lives in a thread-local beside
+//! the (thread-safe) signals; wasm has one thread.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use protocol::contact::{ContactState, ContactView};
+use protocol::contact::ContactView;
 use protocol::error::{ErrorBody, ErrorCode};
 use protocol::wire::{Op, OpResult, Snapshot};
 use streams_sdk::web::{self, DirectClient, LinkState, Subscription, Update};
 use streams_sdk::{ClientState, ContactChange, Output};
 
 use crate::i18n::{tr, Lang};
+use crate::store::{self, Key};
 
-const TOKEN_KEY: &str = "switchboard.token";
-const LANG_KEY: &str = "switchboard.lang";
 /// The link's closed reason when a newer session replaced this one.
-const DISPLACED: &str = "session_replaced";
+pub const DISPLACED: &str = "session_replaced";
+/// Events kept for observers that have not run yet; older ones are
+/// dropped (the state they describe is pushed whole anyway).
+const EVENT_LOG: usize = 64;
 
-fn saved_lang() -> Lang {
-    let window = web_sys::window();
-    let saved = window
-        .as_ref()
-        .and_then(|w| w.local_storage().ok().flatten())
-        .and_then(|s| s.get_item(LANG_KEY).ok().flatten());
-    let browser = window.and_then(|w| w.navigator().language());
-    Lang::from_tag(&saved.or(browser).unwrap_or_default())
+/// Something that happened, for the observers that forward it.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A contact lifecycle step.
+    Contact(ContactChange),
+    /// The login's lifetime (expiring, refreshed, ended).
+    Auth(Output),
+    /// The call audio failed: a code and the agent's sentence.
+    SoftphoneError(String, String),
+    /// The agent logged out here: every tab forgets the login.
+    LoggedOut,
+    /// A login token was saved in a follower: the leader connects with it.
+    TokenSaved,
 }
 
-const THEME_KEY: &str = "switchboard.theme";
+/// The bounded event log; each observer keeps its own cursor (a `seq`).
+#[derive(Debug, Clone, Default)]
+pub struct EventLog {
+    next: u64,
+    items: VecDeque<(u64, Event)>,
+}
 
-fn saved_dark() -> bool {
-    let window = web_sys::window();
-    let saved = window
-        .as_ref()
-        .and_then(|w| w.local_storage().ok().flatten())
-        .and_then(|s| s.get_item(THEME_KEY).ok().flatten());
-    match saved.as_deref() {
-        Some("dark") => true,
-        Some(_) => false,
-        None => window
-            .and_then(|w| w.match_media("(prefers-color-scheme: dark)").ok().flatten())
-            .is_some_and(|m| m.matches()),
+impl EventLog {
+    /// Events from `from` on, and the cursor after them.
+    pub fn since(&self, from: u64) -> (impl Iterator<Item = &Event>, u64) {
+        let events = self
+            .items
+            .iter()
+            .filter(move |(seq, _)| *seq >= from)
+            .map(|(_, e)| e);
+        (events, self.next)
     }
 }
 
-fn set_document_theme(dark: bool) {
-    if let Some(el) = web_sys::window()
-        .and_then(|w| w.document())
-        .and_then(|d| d.document_element())
-    {
-        let _ = el.set_attribute("data-theme", if dark { "dark" } else { "light" });
-    }
-}
+type Relay = Box<dyn Fn(String) -> Pin<Box<dyn Future<Output = Result<OpResult, ErrorBody>>>>>;
 
-fn set_document_lang(lang: Lang) {
-    if let Some(el) = web_sys::window()
-        .and_then(|w| w.document())
-        .and_then(|d| d.document_element())
-    {
-        let _ = el.set_attribute("lang", lang.tag());
-    }
+#[derive(Default)]
+struct Core {
+    client: Option<(DirectClient, Subscription)>,
+    /// How a follower sends ops (through the leading tab).
+    relay: Option<Relay>,
 }
 
 thread_local! {
-    static HISTORY: RefCell<crate::history::History> = RefCell::new(crate::history::History::default());
-    static CLIENT: RefCell<Option<(DirectClient, Subscription)>> = const { RefCell::new(None) };
+    static CORE: RefCell<Core> = RefCell::new(Core::default());
 }
 
-/// Everything the components read, as copyable signals.
+/// The agent's sentence (an English key for `tr`) for a failed action's
+/// code: the backend's own message is for logs and developers, never the
+/// screen.
+pub fn sentence(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::InvalidArgument => "Not accepted: numbers are written in E.164, + and the country code (e.g. +81 3 1234 5678).",
+        ErrorCode::InvalidState => "That cannot be done in the call's present state.",
+        ErrorCode::NotFound => "That contact or party is no longer there.",
+        ErrorCode::NotOwner => "That contact belongs to another agent.",
+        ErrorCode::UnsupportedEndpoint => "That destination cannot be used here.",
+        ErrorCode::QueueFull => "The queue is full; try again later.",
+        ErrorCode::QueueClosed => "The queue is closed now.",
+        ErrorCode::Timeout => "No answer from the backend; try again.",
+        ErrorCode::RateLimited => "Too many actions at once; wait a moment.",
+        ErrorCode::NotAuthenticated => "You are not logged in.",
+        _ => "That did not work; try again.",
+    }
+}
+
+/// The session's signals (all `Copy`): the state views derive from.
 #[derive(Clone, Copy)]
 pub struct Ccp {
     /// The agent's world.
     pub state: RwSignal<ClientState>,
     /// The link, `None` while logged out.
     pub link: RwSignal<Option<LinkState>>,
-    /// The last error to show.
-    pub error: RwSignal<Option<String>>,
+    /// The last error to show: an English sentence, translated when shown
+    /// (never a backend's message).
+    pub error: RwSignal<Option<&'static str>>,
     /// A clock ticking each second, for timers.
     pub now: RwSignal<u64>,
-    /// The audio engine's call quality, while a call has audio.
-    pub quality: RwSignal<Option<crate::audio::Quality>>,
-    /// The display language (kept in localStorage).
+    /// The display language.
     pub lang: RwSignal<Lang>,
-    /// Dark theme (kept in localStorage; the system preference by default).
-    pub dark: RwSignal<bool>,
-    /// This session's finished contacts, oldest first.
-    pub history: RwSignal<Vec<crate::history::Entry>>,
     /// Whether this tab owns the softphone (rings, plays the call).
     pub leader: RwSignal<bool>,
-    /// The browser blocks the ringtone until the agent clicks the page.
-    pub sound_blocked: RwSignal<bool>,
+    /// Whether this tab knows its role's state (it leads, or has mirrored
+    /// the leader once, or waited long enough): the frame transport
+    /// reports nothing before, so an SDK does not see "logged out" a
+    /// moment before the login resumes.
+    pub settled: RwSignal<bool>,
     /// A note to show instead of the panel (the login popup's farewell).
     pub notice: RwSignal<Option<&'static str>>,
     /// The same agent opened a newer session elsewhere: this window is
     /// disconnected (its login kept) until the agent takes the session back.
     pub displaced: RwSignal<bool>,
-}
-
-fn storage() -> Option<web_sys::Storage> {
-    web_sys::window()?.local_storage().ok().flatten()
+    /// What happened, for observers.
+    pub events: RwSignal<EventLog>,
 }
 
 fn origin() -> String {
@@ -117,33 +140,25 @@ fn origin() -> String {
 }
 
 impl Ccp {
-    /// Fresh signals and the one-second clock.
-    pub fn new() -> Ccp {
+    /// Fresh signals and the one-second clock. Observers run as
+    /// immediate effects, in order, as each signal is set; events are
+    /// emitted before the state they lead to.
+    pub fn new(lang: RwSignal<Lang>) -> Ccp {
         let ccp = Ccp {
             state: RwSignal::new(ClientState::default()),
             link: RwSignal::new(None),
             error: RwSignal::new(None),
             now: RwSignal::new(web::now().0),
-            quality: RwSignal::new(None),
-            lang: RwSignal::new(saved_lang()),
-            dark: RwSignal::new(saved_dark()),
-            history: RwSignal::new(Vec::new()),
+            lang,
             leader: RwSignal::new(false),
-            sound_blocked: RwSignal::new(false),
+            settled: RwSignal::new(false),
             notice: RwSignal::new(None),
             displaced: RwSignal::new(false),
+            events: RwSignal::new(EventLog::default()),
         };
-        set_document_lang(ccp.lang.get_untracked());
-        set_document_theme(ccp.dark.get_untracked());
-        // The interval lives as long as the page. It is also the tabs'
-        // heartbeat, and re-checks whether the ringtone is still blocked.
+        // The clock lives as long as the page; it only ticks.
         let _ = set_interval_with_handle(
-            move || {
-                ccp.now.set(web::now().0);
-                ccp.quality.set(crate::audio::quality());
-                crate::tabs::broadcast_state(ccp);
-                ccp.sync_ringer();
-            },
+            move || ccp.now.set(web::now().0),
             Duration::from_millis(1000),
         );
         ccp
@@ -154,22 +169,20 @@ impl Ccp {
         tr(self.lang.get(), english)
     }
 
-    /// Switches language and remembers it.
-    pub fn set_lang(&self, lang: Lang) {
-        self.lang.set(lang);
-        set_document_lang(lang);
-        if let Some(s) = web_sys::window().and_then(|w| w.local_storage().ok().flatten()) {
-            let _ = s.set_item(LANG_KEY, lang.tag());
-        }
+    /// The error in the current language (reactive).
+    pub fn error_text(&self) -> Option<&'static str> {
+        self.error.get().map(|english| self.t(english))
     }
 
-    /// Switches theme and remembers it.
-    pub fn set_dark(&self, dark: bool) {
-        self.dark.set(dark);
-        set_document_theme(dark);
-        if let Some(s) = web_sys::window().and_then(|w| w.local_storage().ok().flatten()) {
-            let _ = s.set_item(THEME_KEY, if dark { "dark" } else { "light" });
-        }
+    fn emit(&self, event: Event) {
+        // `Update` here is the client's enum, so call the signal trait by name.
+        leptos::prelude::Update::update(&self.events, |log| {
+            log.items.push_back((log.next, event));
+            log.next += 1;
+            while log.items.len() > EVENT_LOG {
+                log.items.pop_front();
+            }
+        });
     }
 
     /// Logged in (connected or reconnecting).
@@ -197,9 +210,38 @@ impl Ccp {
         self.state.with(|s| s.contacts.get(id).cloned())
     }
 
+    /// The link's name as the frame transport reports it.
+    pub fn link_name_untracked(&self) -> &'static str {
+        self.link
+            .with_untracked(|l| l.as_ref().map_or("logged_out", LinkState::name))
+    }
+
+    /// Logged in, without subscribing.
+    pub fn logged_in_untracked(&self) -> bool {
+        self.link
+            .with_untracked(|l| matches!(l, Some(s) if !matches!(s, LinkState::Closed(_))))
+    }
+
+    /// The connection, in the leading tab.
+    pub fn client() -> Option<DirectClient> {
+        CORE.with(|c| c.borrow().client.as_ref().map(|(client, _)| client.clone()))
+    }
+
+    /// Installs the follower's route for ops (through the leading tab).
+    pub fn set_relay(&self, relay: Relay) {
+        CORE.with(|c| c.borrow_mut().relay = Some(relay));
+    }
+
+    /// This tab now knows its role's state.
+    pub fn settle(&self) {
+        if !self.settled.get_untracked() {
+            self.settled.set(true);
+        }
+    }
+
     /// Reconnects with a token saved by an earlier page load or another tab.
     pub fn resume_saved_login(&self) {
-        if let Some(token) = storage().and_then(|s| s.get_item(TOKEN_KEY).ok().flatten()) {
+        if let Some(token) = store::get(Key::Token) {
             self.connect(&token);
         }
     }
@@ -212,18 +254,17 @@ impl Ccp {
 
     /// Uses a token obtained here or by the login popup.
     pub fn adopt_token(&self, token: &str) {
-        if let Some(s) = storage() {
-            let _ = s.set_item(TOKEN_KEY, token);
-        }
+        store::set(Key::Token, token);
         if self.leader.get_untracked() {
             self.connect(token);
         } else {
-            crate::tabs::announce_token();
+            self.emit(Event::TokenSaved);
         }
     }
 
     /// A follower takes the leader's state (`link` is `None` when logged out).
     pub fn mirror(&self, link: Option<String>, snapshot: Option<Snapshot>) {
+        let displaced = link.as_deref() == Some(DISPLACED);
         let link = link.map(|l| match l.as_str() {
             "open" => LinkState::Open,
             "connecting" => LinkState::Connecting,
@@ -231,129 +272,54 @@ impl Ccp {
             other => LinkState::Closed(other.to_owned()),
         });
         let mut state = self.state.get_untracked();
-        let (changed, changes) = match snapshot {
-            Some(s) if s.seq != state.seq || state.agent.is_none() => {
-                (true, state.apply_snapshot(s))
-            }
-            Some(_) => (false, Vec::new()),
+        let changes = match snapshot {
+            Some(s) if s.seq != state.seq || state.agent.is_none() => Some(state.apply_snapshot(s)),
+            Some(_) => None,
             None if state.agent.is_some() => {
                 let gone = state.contacts.keys().cloned().map(ContactChange::Destroyed);
                 let gone: Vec<_> = gone.collect();
                 state = ClientState::default();
-                (true, gone)
+                Some(gone)
             }
-            None => (false, Vec::new()),
+            None => None,
         };
-        let displaced = matches!(&link, Some(LinkState::Closed(why)) if why == DISPLACED);
         if self.displaced.get_untracked() != displaced {
             self.displaced.set(displaced);
         }
-        let link_changed = self.link.get_untracked() != link;
-        if link_changed {
+        if self.link.get_untracked() != link {
             self.link.set(link);
         }
-        if changed || link_changed {
-            self.state.set(state);
-            self.after_change(&changes);
-        }
-    }
-
-    /// Link name as the frame transport reports it.
-    pub fn link_name_untracked(&self) -> &'static str {
-        self.link
-            .with_untracked(|l| l.as_ref().map_or("logged_out", LinkState::name))
-    }
-
-    /// Displaced by a newer session, without subscribing.
-    pub fn displaced_untracked(&self) -> bool {
-        self.displaced.get_untracked()
-    }
-
-    /// The state, without subscribing.
-    pub fn state_untracked(&self) -> ClientState {
-        self.state.get_untracked()
-    }
-
-    /// Logged in, without subscribing.
-    pub fn logged_in_untracked(&self) -> bool {
-        matches!(self.link.get_untracked(), Some(s) if !matches!(s, LinkState::Closed(_)))
-    }
-
-    /// After the state or link changed: tell the other tabs and the
-    /// embedding page, and ring or stop ringing.
-    fn after_change(&self, changes: &[ContactChange]) {
-        crate::tabs::broadcast_state(*self);
-        crate::embed::push(*self, changes);
-        self.sync_ringer();
-    }
-
-    /// Rings for the first incoming contact, in the leading tab.
-    pub fn sync_ringer(&self) {
-        let lang = self.lang.get_untracked();
-        let state = self.state.get_untracked();
-        let incoming = state
-            .contacts
-            .values()
-            .find(|c| matches!(c.state, ContactState::Incoming { .. }));
-        let ring = incoming.map(|c| crate::ringer::Ring {
-            contact_id: &c.contact_id,
-            title: tr(lang, "Incoming call"),
-            body: {
-                let from = c
-                    .initial_connection()
-                    .map(|k| k.endpoint.name.clone())
-                    .unwrap_or_default();
-                match &c.queue {
-                    Some(q) => format!("{from} · {}", q.name),
-                    None => from,
-                }
-            },
-        });
-        let blocked = crate::ringer::sync(ring, self.leader.get_untracked());
-        if self.sound_blocked.get_untracked() != blocked {
-            self.sound_blocked.set(blocked);
-        }
-    }
-
-    /// Logs in and connects.
-    pub fn login(&self, username: String, password: String) {
-        let ccp = *self;
-        ccp.error.set(None);
-        crate::ringer::ask_permission();
-        spawn_local(async move {
-            match web::login(&origin(), &username, &password).await {
-                Ok(login) if crate::embed::is_popup() => {
-                    if let Some(s) = storage() {
-                        let _ = s.set_item(TOKEN_KEY, &login.token);
-                    }
-                    if crate::embed::hand_over_token(&login.token) {
-                        ccp.notice
-                            .set(Some("You are logged in. This window closes now."));
-                    } else {
-                        ccp.adopt_token(&login.token);
-                    }
-                }
-                Ok(login) => ccp.adopt_token(&login.token),
-                Err(e) if e.code == ErrorCode::AuthFailed => ccp.error.set(Some(
-                    tr(ccp.lang.get_untracked(), "Wrong user name or password.").into(),
-                )),
-                Err(e) if e.code == ErrorCode::LoginThrottled => ccp.error.set(Some(
-                    tr(
-                        ccp.lang.get_untracked(),
-                        "Too many failed attempts; wait a moment and try again.",
-                    )
-                    .into(),
-                )),
-                Err(e) => ccp.error.set(Some(format!("Cannot log in: {}", e.message))),
+        // Events first: an observer of the state finds the changes that
+        // led to it.
+        if let Some(changes) = changes {
+            for c in changes {
+                self.emit(Event::Contact(c));
             }
-        });
+            self.state.set(state);
+        }
+    }
+
+    /// Logs in and resolves to the token (the caller decides where it goes:
+    /// this tab, or the framed CCPs of the popup's opener).
+    pub async fn login(&self, username: String, password: String) -> Option<String> {
+        self.error.set(None);
+        match web::login(&origin(), &username, &password).await {
+            Ok(login) => Some(login.token),
+            Err(e) => {
+                self.error.set(Some(match e.code {
+                    ErrorCode::AuthFailed => "Wrong user name or password.",
+                    ErrorCode::LoginThrottled => {
+                        "Too many failed attempts; wait a moment and try again."
+                    }
+                    _ => "The backend cannot be reached; check the connection and try again.",
+                }));
+                None
+            }
+        }
     }
 
     fn connect(&self, token: &str) {
-        if let Some((old, sub)) = CLIENT.with(|c| c.borrow_mut().take()) {
-            drop(sub);
-            old.close();
-        }
+        self.close_client();
         let ws_url = origin().replacen("http", "ws", 1) + "/v1/ws";
         let client = DirectClient::connect(&ws_url, token);
         // The engine mixes a conference's legs itself (media-wasm legs.rs).
@@ -362,78 +328,59 @@ impl Ccp {
         ccp.displaced.set(false);
         ccp.link.set(Some(LinkState::Connecting));
         let sub = client.subscribe(move |u| ccp.on_update(u));
-        CLIENT.with(|c| *c.borrow_mut() = Some((client, sub)));
+        CORE.with(|c| c.borrow_mut().client = Some((client, sub)));
+    }
+
+    fn close_client(&self) {
+        let old = CORE.with(|c| c.borrow_mut().client.take());
+        if let Some((client, sub)) = old {
+            drop(sub);
+            client.close();
+        }
     }
 
     fn on_update(&self, update: &Update) {
         match update {
-            Update::Link(l) => {
-                self.link.set(Some(l.clone()));
-                self.after_change(&[]);
-            }
+            Update::Link(l) => self.link.set(Some(l.clone())),
             Update::Output(Output::ServerError(e)) if e.code == ErrorCode::AuthFailed => {
                 self.logout();
-                self.error.set(Some(
-                    tr(
-                        self.lang.get_untracked(),
-                        "Your session expired; log in again.",
-                    )
-                    .into(),
-                ));
+                self.error.set(Some("Your session expired; log in again."));
             }
-            Update::Output(Output::ServerError(e)) => self.error.set(Some(e.message.clone())),
+            // A media frame that crossed the leg's removal (leaving a
+            // conference, a call ending): the next frames go nowhere and
+            // nothing is wrong for the agent.
+            Update::Output(Output::ServerError(e)) if e.code == ErrorCode::NoMediaLeg => {}
+            Update::Output(Output::ServerError(e)) => self.error.set(Some(sentence(e.code))),
             // A reply goes to whoever asked; it changes no state.
             Update::Output(Output::Reply { .. }) => {}
             // The client already sent `refresh_token`; the page is told.
-            Update::Output(o @ Output::TokenExpiring { .. }) => crate::embed::auth(o),
+            Update::Output(o @ Output::TokenExpiring { .. }) => self.emit(Event::Auth(o.clone())),
             Update::Output(o @ Output::TokenRefreshed { token, .. }) => {
                 // Where the login lives: a reload or another tab uses it.
-                if let Some(s) = storage() {
-                    let _ = s.set_item(TOKEN_KEY, token);
-                }
-                crate::embed::auth(o);
+                store::set(Key::Token, token);
+                self.emit(Event::Auth(o.clone()));
             }
             Update::Output(Output::SessionEnded(e)) if e.code == ErrorCode::SessionReplaced => {
                 self.displaced_here();
             }
             Update::Output(o @ Output::SessionEnded(e)) => {
-                crate::embed::auth(o);
+                self.emit(Event::Auth(o.clone()));
                 // The backend already ended the login: forget it everywhere
                 // without revoking it again.
                 self.logout_here();
-                crate::tabs::announce_logout();
-                let why = if e.code == ErrorCode::TokenRevoked {
+                self.emit(Event::LoggedOut);
+                self.error.set(Some(if e.code == ErrorCode::TokenRevoked {
                     "You were logged out; log in again."
                 } else {
                     "Your session expired; log in again."
-                };
-                self.error
-                    .set(Some(tr(self.lang.get_untracked(), why).into()));
+                }));
             }
-            Update::Output(_) => {
-                let current = CLIENT.with(|c| {
-                    c.borrow()
-                        .as_ref()
-                        .map(|(client, _)| (client.clone(), client.state()))
-                });
-                if let Some((client, state)) = current {
-                    let error = self.error;
-                    crate::audio::sync(&state, &client, move |code, msg| {
-                        crate::embed::softphone_error(code, &msg);
-                        error.set(Some(msg));
-                    });
-                    let done =
-                        HISTORY.with(|h| h.borrow_mut().observe(&state.contacts, web::now().0));
-                    if !done.is_empty() {
-                        // `Update` here is the client's enum, so call the signal trait by name.
-                        leptos::prelude::Update::update(&self.history, |h| h.extend(done));
+            Update::Output(out) => {
+                if let Some(client) = Self::client() {
+                    if let Output::Contact(change) = out {
+                        self.emit(Event::Contact(change.clone()));
                     }
-                    self.state.set(state);
-                    let changes = match update {
-                        Update::Output(Output::Contact(change)) => vec![change.clone()],
-                        _ => Vec::new(),
-                    };
-                    self.after_change(&changes);
+                    self.state.set(client.state());
                 }
             }
         }
@@ -443,10 +390,10 @@ impl Ccp {
     pub async fn request(&self, op: Op) -> Result<OpResult, ErrorBody> {
         match Self::client() {
             Some(client) => client.op(op).await,
-            None if self.logged_in_untracked() => {
-                crate::tabs::request(serde_json::to_string(&op).unwrap_or_default()).await
+            None => {
+                self.relayed(serde_json::to_string(&op).unwrap_or_default())
+                    .await
             }
-            None => Err(ErrorBody::new(ErrorCode::NotAuthenticated, "not logged in")),
         }
     }
 
@@ -458,15 +405,23 @@ impl Ccp {
     ) -> Result<OpResult, ErrorBody> {
         match Self::client() {
             Some(client) => client.op_raw(&op).await,
-            None if self.logged_in_untracked() => {
-                crate::tabs::request(serde_json::Value::Object(op).to_string()).await
+            None => {
+                self.relayed(serde_json::Value::Object(op).to_string())
+                    .await
             }
-            None => Err(ErrorBody::new(ErrorCode::NotAuthenticated, "not logged in")),
         }
     }
 
-    fn client() -> Option<DirectClient> {
-        CLIENT.with(|c| c.borrow().as_ref().map(|(client, _)| client.clone()))
+    async fn relayed(&self, op: String) -> Result<OpResult, ErrorBody> {
+        let sent = if self.logged_in_untracked() {
+            CORE.with(|c| c.borrow().relay.as_ref().map(|relay| relay(op)))
+        } else {
+            None
+        };
+        match sent {
+            Some(answer) => answer.await,
+            None => Err(ErrorBody::new(ErrorCode::NotAuthenticated, "not logged in")),
+        }
     }
 
     /// Runs an op; a failure shows as the panel's error.
@@ -475,27 +430,33 @@ impl Ccp {
         ccp.error.set(None);
         spawn_local(async move {
             if let Err(e) = ccp.request(op).await {
-                ccp.error.set(Some(e.message));
+                ccp.error.set(Some(sentence(e.code)));
             }
         });
     }
 
     /// Runs an op and hands back its result (errors show as the panel's
     /// error and give `None`).
-    pub async fn ask(&self, op: Op) -> Option<protocol::wire::OpResult> {
+    pub async fn ask(&self, op: Op) -> Option<OpResult> {
         match self.request(op).await {
             Ok(result) => Some(result),
             Err(e) => {
-                self.error.set(Some(e.message));
+                self.error.set(Some(sentence(e.code)));
                 None
             }
         }
     }
 
+    /// The call audio failed (reported by the audio hook).
+    pub fn audio_failed(&self, code: &str, sentence: &'static str) {
+        self.error.set(Some(sentence));
+        self.emit(Event::SoftphoneError(code.to_owned(), sentence.to_owned()));
+    }
+
     /// Logs out in every tab and revokes the login at the backend, so the
     /// token stops working everywhere (not only in this browser).
     pub fn logout(&self) {
-        if let Some(token) = storage().and_then(|s| s.get_item(TOKEN_KEY).ok().flatten()) {
+        if let Some(token) = store::get(Key::Token) {
             spawn_local(async move {
                 if let Err(e) = web::logout(&origin(), &token).await {
                     web_sys::console::warn_1(&format!("logout: {}", e.message).into());
@@ -503,30 +464,28 @@ impl Ccp {
             });
         }
         self.logout_here();
-        crate::tabs::announce_logout();
+        self.emit(Event::LoggedOut);
     }
 
-    /// The agent's session was opened elsewhere: stop the call audio and
-    /// the connection, forget the (stale) contacts, keep the login, and
-    /// say so instead of the panel. Followers learn it from the link name.
+    /// The agent's session was opened elsewhere: close the connection,
+    /// forget the (stale) contacts, keep the login, and say so instead of
+    /// the panel. Followers learn it from the link name.
     fn displaced_here(&self) {
-        crate::audio::stop();
-        if let Some((client, sub)) = CLIENT.with(|c| c.borrow_mut().take()) {
-            drop(sub);
-            client.close();
-        }
+        self.close_client();
         self.error.set(None);
         self.displaced.set(true);
         self.link.set(Some(LinkState::Closed(DISPLACED.to_owned())));
-        let gone: Vec<ContactChange> = self
+        self.forget_contacts();
+    }
+
+    fn forget_contacts(&self) {
+        let gone: Vec<String> = self
             .state
-            .get_untracked()
-            .contacts
-            .into_keys()
-            .map(ContactChange::Destroyed)
-            .collect();
+            .with_untracked(|s| s.contacts.keys().cloned().collect());
+        for id in gone {
+            self.emit(Event::Contact(ContactChange::Destroyed(id)));
+        }
         self.state.set(ClientState::default());
-        self.after_change(&gone);
     }
 
     /// Takes the session back in this window (the other one is displaced
@@ -536,30 +495,16 @@ impl Ccp {
         if self.leader.get_untracked() {
             self.resume_saved_login();
         } else {
-            crate::tabs::announce_token();
+            self.emit(Event::TokenSaved);
         }
     }
 
     /// Forgets the token and closes the connection in this tab.
     pub fn logout_here(&self) {
         self.displaced.set(false);
-        if let Some(s) = storage() {
-            let _ = s.remove_item(TOKEN_KEY);
-        }
-        crate::audio::stop();
-        if let Some((client, sub)) = CLIENT.with(|c| c.borrow_mut().take()) {
-            drop(sub);
-            client.close();
-        }
+        store::set(Key::Token, "");
+        self.close_client();
         self.link.set(None);
-        let gone: Vec<ContactChange> = self
-            .state
-            .get_untracked()
-            .contacts
-            .into_keys()
-            .map(ContactChange::Destroyed)
-            .collect();
-        self.state.set(ClientState::default());
-        self.after_change(&gone);
+        self.forget_contacts();
     }
 }

@@ -24,7 +24,10 @@ use streams_sdk::ContactChange;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::prelude::*;
 
-use crate::ccp::Ccp;
+use leptos::prelude::{GetUntracked, Track, With, WithUntracked};
+use leptos::reactive::effect::ImmediateEffect;
+
+use crate::ccp::{Ccp, Event};
 
 #[wasm_bindgen(inline_js = r#"
 export function sbFramed() { return window.parent !== window; }
@@ -91,21 +94,54 @@ thread_local! {
     static HOST: RefCell<Option<FrameHost>> = const { RefCell::new(None) };
 }
 
-/// Key of a chosen device in localStorage (`microphone`, `speaker`, `ringer`).
-pub fn device_key(kind: &str) -> String {
-    format!("switchboard.device.{kind}")
-}
-
 /// Whether this CCP is the SDK's login popup.
 pub fn is_popup() -> bool {
     popup()
 }
 
-/// Starts serving the frame transport, if the CCP is framed.
+/// Starts serving the frame transport, if the CCP is framed, and observes
+/// the session: its state is pushed to the page whenever it changes (with
+/// the contact changes since the last push), and the login's lifetime and
+/// audio failures are forwarded as they happen.
 pub fn install(ccp: Ccp) {
     if !framed() {
         return;
     }
+    // Contact events are emitted before the state they lead to is set, so
+    // a push carries the changes that produced its state.
+    let mut pushed = 0;
+    ImmediateEffect::new_mut_scoped(move || {
+        ccp.state.track();
+        ccp.link.track();
+        ccp.leader.track();
+        ccp.settled.track();
+        let (changes, next) = ccp.events.with_untracked(|log| {
+            let (events, next) = log.since(pushed);
+            let changes: Vec<ContactChange> = events
+                .filter_map(|e| match e {
+                    Event::Contact(c) => Some(c.clone()),
+                    _ => None,
+                })
+                .collect();
+            (changes, next)
+        });
+        pushed = next;
+        push(ccp, &changes);
+    });
+    let mut seen = 0;
+    ImmediateEffect::new_mut_scoped(move || {
+        seen = ccp.events.with(|log| {
+            let (events, next) = log.since(seen);
+            for event in events {
+                match event {
+                    Event::Auth(output) => auth(output),
+                    Event::SoftphoneError(code, message) => softphone_error(code, message),
+                    _ => {}
+                }
+            }
+            next
+        });
+    });
     spawn_local(async move {
         let approved = match approved_origins().await {
             Ok(list) => list,
@@ -241,16 +277,7 @@ async fn run(ccp: Ccp, action: Action) -> Result<serde_json::Value, ErrorBody> {
                 .map_err(|e| ErrorBody::new(ErrorCode::Internal, e.to_string()))
         }
         Action::SetDevice { device, device_id } => {
-            let kind = device.name();
-            let storage = web_sys::window()
-                .and_then(|w| w.local_storage().ok().flatten())
-                .ok_or_else(|| ErrorBody::new(ErrorCode::Unknown, "no storage"))?;
-            let key = device_key(kind);
-            let _ = if device_id.is_empty() {
-                storage.remove_item(&key)
-            } else {
-                storage.set_item(&key, &device_id)
-            };
+            crate::store::set(crate::store::Key::Device(device.name()), &device_id);
             Ok(serde_json::json!({ "kind": "ack" }))
         }
         Action::Logout => {
@@ -261,25 +288,27 @@ async fn run(ccp: Ccp, action: Action) -> Result<serde_json::Value, ErrorBody> {
 }
 
 /// Pushes the agent's world to the embedding page, if a session is open.
-pub fn push(ccp: Ccp, changes: &[ContactChange]) {
+#[inline(never)]
+fn push(ccp: Ccp, changes: &[ContactChange]) {
     let Some(nonce) = nonce() else { return };
-    if !crate::tabs::settled() {
+    if !ccp.settled.get_untracked() {
         return;
     }
-    let state = ccp.state_untracked();
-    let msg = StatePush::new(
-        &nonce,
-        ccp.link_name_untracked(),
-        crate::tabs::is_leader(),
-        &state,
-        changes,
-    );
+    let msg = ccp.state.with_untracked(|state| {
+        StatePush::new(
+            &nonce,
+            ccp.link_name_untracked(),
+            ccp.leader.get_untracked(),
+            state,
+            changes,
+        )
+    });
     send(&FromCcp::State(Box::new(msg)));
 }
 
 /// Tells the embedding page about the login's lifetime (expiring,
 /// refreshed, ended); never the token itself.
-pub fn auth(output: &streams_sdk::Output) {
+fn auth(output: &streams_sdk::Output) {
     let Some(nonce) = nonce() else { return };
     if let Some(msg) = FromCcp::auth(&nonce, output) {
         send(&msg);
@@ -287,7 +316,7 @@ pub fn auth(output: &streams_sdk::Output) {
 }
 
 /// Tells the embedding page that the softphone's audio failed.
-pub fn softphone_error(code: &str, message: &str) {
+fn softphone_error(code: &str, message: &str) {
     let Some(nonce) = nonce() else { return };
     send(&FromCcp::SoftphoneError {
         nonce,

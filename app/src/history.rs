@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 
 use protocol::contact::{ContactState, ContactView, Initiation};
 
+/// Entries kept; older ones are dropped.
+const MAX_ENTRIES: usize = 200;
+
 /// How a contact went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -118,4 +121,30 @@ impl History {
             })
             .collect()
     }
+}
+
+/// The session's finished contacts, oldest first, observed from the
+/// session's state in every tab. Contacts forgotten at a logout or a
+/// displacement did not finish, so nothing is recorded for them.
+pub fn use_history(ccp: crate::ccp::Ccp) -> leptos::prelude::RwSignal<Vec<Entry>> {
+    use leptos::prelude::*;
+    let entries = RwSignal::new(Vec::new());
+    let mut tracker = History::default();
+    leptos::reactive::effect::ImmediateEffect::new_mut_scoped(move || {
+        if !ccp.logged_in() {
+            tracker = History::default();
+            return;
+        }
+        let now = streams_sdk::web::now().0;
+        let done = ccp.state.with(|s| tracker.observe(&s.contacts, now));
+        if !done.is_empty() {
+            entries.update(|h| {
+                h.extend(done);
+                // Bounded: a long shift keeps its latest contacts.
+                let over = h.len().saturating_sub(MAX_ENTRIES);
+                h.drain(..over);
+            });
+        }
+    });
+    entries
 }

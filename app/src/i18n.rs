@@ -127,6 +127,69 @@ const JA: &[(&str, &str)] = &[
         "You are not taking calls. Choose a status to go on.",
         "着信を受けられない状態です。ステータスを選んでください。",
     ),
+    (
+        "The backend cannot be reached; check the connection and try again.",
+        "サーバーに接続できません。接続を確認してもう一度お試しください。",
+    ),
+    (
+        "Microphone access was denied. Allow the microphone for this site to talk.",
+        "マイクへのアクセスが拒否されました。通話するにはこのサイトにマイクを許可してください。",
+    ),
+    (
+        "No microphone was found. Plug in a headset.",
+        "マイクが見つかりません。ヘッドセットを接続してください。",
+    ),
+    (
+        "The microphone was disconnected.",
+        "マイクが取り外されました。",
+    ),
+    ("Audio could not start.", "音声を開始できませんでした。"),
+    ("Cancel transfer", "転送を取り消す"),
+    ("Search quick connects", "クイック接続を検索"),
+    (
+        "No quick connect matches.",
+        "一致するクイック接続はありません。",
+    ),
+    ("Complete transfer", "転送を完了"),
+    ("Transferred to you", "あなたへの転送"),
+    (
+        "Not accepted: numbers are written in E.164, + and the country code (e.g. +81 3 1234 5678).",
+        "受け付けられませんでした。番号は + と国番号から始まる E.164 形式で入力してください（例: +81 3 1234 5678）。",
+    ),
+    (
+        "That cannot be done in the call's present state.",
+        "通話の現在の状態ではその操作はできません。",
+    ),
+    (
+        "That contact or party is no longer there.",
+        "そのコンタクトまたは相手はもういません。",
+    ),
+    (
+        "That contact belongs to another agent.",
+        "そのコンタクトは別のエージェントのものです。",
+    ),
+    (
+        "That destination cannot be used here.",
+        "その宛先はここでは使えません。",
+    ),
+    (
+        "The queue is full; try again later.",
+        "キューが満杯です。後でもう一度お試しください。",
+    ),
+    ("The queue is closed now.", "キューは現在営業時間外です。"),
+    (
+        "No answer from the backend; try again.",
+        "サーバーから応答がありません。もう一度お試しください。",
+    ),
+    (
+        "Too many actions at once; wait a moment.",
+        "操作が多すぎます。少し待ってください。",
+    ),
+    ("You are not logged in.", "ログインしていません。"),
+    (
+        "That did not work; try again.",
+        "うまくいきませんでした。もう一度お試しください。",
+    ),
 ];
 
 /// `english` in `lang`.

@@ -2,8 +2,10 @@
 //! everything it does goes through `streams_sdk::web::DirectClient`, so
 //! anything the UI can do a script can do too.
 //!
-//! `ccp` holds the connection and the signals the UI reads; `components`
-//! are the panel's parts.
+//! Data flows one way. `ccp` is the session model (the single source of
+//! truth, importing none of its observers); the views in `components`
+//! derive from its signals and send user actions back as commands; `tabs`,
+//! `embed`, the ringer and the hooks observe it with effects.
 
 mod audio;
 mod ccp;
@@ -15,6 +17,7 @@ mod hooks;
 mod i18n;
 mod ringer;
 mod shortcuts;
+mod store;
 mod tabs;
 
 use leptos::prelude::*;
@@ -22,19 +25,36 @@ use leptos::prelude::*;
 use crate::ccp::Ccp;
 use crate::components::{CallHistory, ContactCard, Dial, Header, Login, Settings, StatusBar};
 
+/// What the panel's observers derive for the views, beside the session.
+#[derive(Clone, Copy)]
+pub struct Panel {
+    /// Dark theme.
+    pub dark: RwSignal<bool>,
+    /// The call's quality, while it has audio.
+    pub quality: RwSignal<Option<audio::Quality>>,
+    /// This session's finished contacts, oldest first.
+    pub history: RwSignal<Vec<history::Entry>>,
+}
+
 /// The whole panel.
 #[component]
 pub fn App() -> impl IntoView {
-    let ccp = Ccp::new();
+    let ccp = Ccp::new(hooks::use_lang());
     provide_context(ccp);
-    crate::tabs::install(ccp);
-    crate::embed::install(ccp);
-    crate::shortcuts::install(ccp);
+    let sound_blocked = ringer::use_ringer(ccp);
+    provide_context(Panel {
+        dark: hooks::use_theme(),
+        quality: hooks::use_call_audio(ccp),
+        history: history::use_history(ccp),
+    });
+    tabs::install(ccp);
+    embed::install(ccp);
+    shortcuts::install(ccp);
     view! {
         <main>
             <Header />
-            <Show when=move || ccp.sound_blocked.get()>
-                <button class="enable-sound" data-testid="enable-sound" on:click=move |_| crate::ringer::unlock()>
+            <Show when=move || sound_blocked.get()>
+                <button class="enable-sound" data-testid="enable-sound" on:click=move |_| ringer::unlock()>
                     {move || ccp.t("Click to enable sound")}
                 </button>
             </Show>
@@ -64,8 +84,8 @@ pub fn App() -> impl IntoView {
             </Show>
             </Show>
             </Show>
-            <Show when=move || ccp.error.get().is_some()>
-                <p class="error" role="alert" data-testid="error">{move || ccp.error.get().unwrap_or_default()}</p>
+            <Show when=move || ccp.error.with(Option::is_some)>
+                <p class="error" role="alert" data-testid="error">{move || ccp.error_text().unwrap_or_default()}</p>
             </Show>
         </main>
     }

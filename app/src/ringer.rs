@@ -8,9 +8,14 @@
 //! resumes the context. A desktop notification is shown when the page is
 //! hidden and the agent allowed notifications (asked on the login click).
 
-use std::cell::RefCell;
-
+use leptos::prelude::*;
+use leptos::reactive::effect::ImmediateEffect;
+use protocol::contact::ContactState;
 use wasm_bindgen::prelude::*;
+
+use crate::ccp::Ccp;
+use crate::i18n::tr;
+use crate::store::{self, Key};
 
 #[wasm_bindgen(inline_js = r#"
 let ring = null;
@@ -92,52 +97,56 @@ extern "C" {
     fn notify(title: &str, body: &str, tag: &str);
 }
 
-thread_local! {
-    /// The contact ringing now.
-    static RINGING: RefCell<Option<String>> = const { RefCell::new(None) };
-}
-
-/// An incoming contact to ring for: its id and who is calling.
-pub struct Ring<'a> {
-    /// The contact.
-    pub contact_id: &'a str,
-    /// Notification title ("Incoming call").
-    pub title: &'a str,
-    /// Notification body (caller and queue).
-    pub body: String,
-}
-
-/// Rings for `incoming` (or stops); returns whether the browser blocked
-/// the sound until the agent clicks.
-pub fn sync(incoming: Option<Ring<'_>>, enabled: bool) -> bool {
-    let want = incoming.filter(|_| enabled);
-    let same = RINGING.with(|r| r.borrow().as_deref() == want.as_ref().map(|w| w.contact_id));
-    if same {
-        return want.is_some() && ring_blocked();
-    }
-    match want {
-        None => {
-            RINGING.with(|r| *r.borrow_mut() = None);
-            ring_stop();
-            false
-        }
-        Some(ring) => {
-            RINGING.with(|r| *r.borrow_mut() = Some(ring.contact_id.to_owned()));
-            let device = web_sys::window()
-                .and_then(|w| w.local_storage().ok().flatten())
-                .and_then(|s| {
-                    s.get_item(&crate::embed::device_key("ringer"))
-                        .ok()
-                        .flatten()
-                })
+/// Rings for the first incoming contact while this tab leads, and
+/// returns whether the browser blocks the sound until the agent clicks
+/// (re-checked each second: a click anywhere unblocks it). The ring stops
+/// when the hook's owner goes.
+pub fn use_ringer(ccp: Ccp) -> RwSignal<bool> {
+    let blocked = RwSignal::new(false);
+    // The contact ringing now.
+    let mut ringing: Option<String> = None;
+    ImmediateEffect::new_mut_scoped(move || {
+        ccp.now.track();
+        let lang = ccp.lang.get();
+        let leader = ccp.leader.get();
+        let want = ccp.state.with(|state| {
+            let c = state
+                .contacts
+                .values()
+                .find(|c| matches!(c.state, ContactState::Incoming { .. }))?;
+            let from = c
+                .initial_connection()
+                .map(|k| k.endpoint.name.clone())
                 .unwrap_or_default();
-            let playing = ring_start(&device);
-            notify(ring.title, &ring.body, ring.contact_id);
-            !playing
+            let body = match &c.queue {
+                Some(q) => format!("{from} · {}", q.name),
+                None => from,
+            };
+            Some((c.contact_id.clone(), body))
+        });
+        let want = want.filter(|_| leader);
+        let now_blocked = match (&want, &ringing) {
+            (Some((id, _)), Some(r)) if id == r => ring_blocked(),
+            (None, None) => false,
+            (None, Some(_)) => {
+                ring_stop();
+                false
+            }
+            (Some((id, body)), _) => {
+                let device = store::get(Key::Device("ringer")).unwrap_or_default();
+                let playing = ring_start(&device);
+                notify(tr(lang, "Incoming call"), body, id);
+                !playing
+            }
+        };
+        if blocked.get_untracked() != now_blocked {
+            blocked.set(now_blocked);
         }
-    }
+        ringing = want.map(|(id, _)| id);
+    });
+    on_cleanup(ring_stop);
+    blocked
 }
-
 /// The agent clicked "enable sound".
 pub fn unlock() {
     ring_unlock();

@@ -40,7 +40,12 @@ use streams_sdk::ClientState;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::prelude::*;
 
-use crate::ccp::Ccp;
+use leptos::prelude::{
+    set_interval_with_handle, set_timeout, Get, GetUntracked, Track, With, WithUntracked,
+};
+use leptos::reactive::effect::ImmediateEffect;
+
+use crate::ccp::{Ccp, Event, DISPLACED};
 
 /// A follower's request fails after this long without the leader's
 /// answer: longer than the leader's own request timeout, so the leader's
@@ -103,12 +108,6 @@ enum TabMessage {
 
 struct Tabs {
     id: String,
-    leader: bool,
-    /// Whether this tab knows its role's state: it leads (and has resumed
-    /// any saved login), or it has mirrored the leader once, or waited long
-    /// enough. The frame transport does not report state before this, so
-    /// an SDK does not see "logged out" a moment before the login resumes.
-    settled: bool,
     post: Option<js_sys::Function>,
     next_id: u64,
     waiting: HashMap<u64, oneshot::Sender<Result<OpResult, ErrorBody>>>,
@@ -135,8 +134,6 @@ impl Drop for Armed {
 thread_local! {
     static TABS: RefCell<Tabs> = RefCell::new(Tabs {
         id: String::new(),
-        leader: false,
-        settled: false,
         post: None,
         next_id: 1,
         waiting: HashMap::new(),
@@ -145,25 +142,10 @@ thread_local! {
     });
 }
 
-/// Whether this tab owns the softphone.
-pub fn is_leader() -> bool {
-    TABS.with(|t| t.borrow().leader)
-}
-
-/// Whether this tab's state is worth reporting yet.
-pub fn settled() -> bool {
-    TABS.with(|t| t.borrow().settled)
-}
-
 /// How long a follower waits for the leader's first state.
 const SETTLE_MS: u32 = 1_500;
-
-fn settle(ccp: Ccp) {
-    let was = TABS.with(|t| std::mem::replace(&mut t.borrow_mut().settled, true));
-    if !was {
-        crate::embed::push(ccp, &[]);
-    }
-}
+/// The leader's heartbeat (followers show the softphone is elsewhere).
+const HEARTBEAT_MS: u64 = 1_000;
 
 fn post(msg: &TabMessage) {
     let f = TABS.with(|t| t.borrow().post.clone());
@@ -173,11 +155,13 @@ fn post(msg: &TabMessage) {
 }
 
 /// Joins the election. The winner resumes the saved login; the others ask
-/// it for the state.
+/// it for the state. Then observes the session: the leader broadcasts its
+/// state whenever it changes (and as a heartbeat), and every tab forwards
+/// its logouts and saved tokens.
 pub fn install(ccp: Ccp) {
     TABS.with(|t| t.borrow_mut().id = tab_id());
+    ccp.set_relay(Box::new(|op| Box::pin(request(op))));
     let on_lead = Closure::<dyn FnMut()>::new(move || {
-        TABS.with(|t| t.borrow_mut().leader = true);
         // Follower requests still waiting will never be answered by us.
         let waiting: Vec<_> = TABS.with(|t| {
             let mut t = t.borrow_mut();
@@ -191,7 +175,7 @@ pub fn install(ccp: Ccp) {
             )));
         }
         ccp.became_leader();
-        settle(ccp);
+        ccp.settle();
     });
     let on_message = Closure::<dyn FnMut(String)>::new(move |text: String| {
         let msg = if text.len() > MAX_TAB_MESSAGE {
@@ -206,22 +190,49 @@ pub fn install(ccp: Ccp) {
             Err(e) => web_sys::console::warn_1(&format!("[switchboard tabs] dropped: {e}").into()),
         }
     });
-    let post = tabs(&on_lead, &on_message);
+    let poster = tabs(&on_lead, &on_message);
     // Both callbacks live as long as the page.
     on_lead.forget();
     on_message.forget();
-    TABS.with(|t| t.borrow_mut().post = Some(post));
-    if !is_leader() {
-        post_hello();
+    TABS.with(|t| t.borrow_mut().post = Some(poster));
+    if !ccp.leader.get_untracked() {
+        post(&TabMessage::Hello);
     }
-    leptos::prelude::set_timeout(
-        move || settle(ccp),
+    set_timeout(
+        move || ccp.settle(),
         std::time::Duration::from_millis(SETTLE_MS.into()),
     );
-}
-
-fn post_hello() {
-    post(&TabMessage::Hello);
+    ImmediateEffect::new_mut_scoped(move || {
+        ccp.state.track();
+        ccp.link.track();
+        ccp.displaced.track();
+        if ccp.leader.get() {
+            broadcast_state(ccp);
+        }
+    });
+    let mut seen = 0;
+    ImmediateEffect::new_mut_scoped(move || {
+        seen = ccp.events.with(|log| {
+            let (events, next) = log.since(seen);
+            for event in events {
+                match event {
+                    Event::LoggedOut => post(&TabMessage::Logout),
+                    Event::TokenSaved => post(&TabMessage::Token),
+                    _ => {}
+                }
+            }
+            next
+        });
+    });
+    // The heartbeat lives as long as the page.
+    let _ = set_interval_with_handle(
+        move || {
+            if ccp.leader.get_untracked() {
+                broadcast_state(ccp);
+            }
+        },
+        std::time::Duration::from_millis(HEARTBEAT_MS),
+    );
 }
 
 /// Whether `s` looks like something this module made: a tab id from
@@ -264,7 +275,7 @@ fn validated(msg: TabMessage) -> Result<TabMessage, String> {
 }
 
 fn on_message(ccp: Ccp, msg: TabMessage) {
-    let leader = is_leader();
+    let leader = ccp.leader.get_untracked();
     match msg {
         TabMessage::Hello if leader => broadcast_state(ccp),
         TabMessage::State { link, snapshot } if !leader => {
@@ -273,7 +284,7 @@ fn on_message(ccp: Ccp, msg: TabMessage) {
                 _ => None,
             });
             ccp.mirror(link, snapshot);
-            settle(ccp);
+            ccp.settle();
         }
         TabMessage::Request { tab, id, op } if leader => spawn_local(async move {
             let (result, error) = match serde_json::from_str::<Map<String, Value>>(&op) {
@@ -318,17 +329,18 @@ fn on_message(ccp: Ccp, msg: TabMessage) {
 
 /// The leader tells the other tabs its state (after every change, and
 /// once a second as the heartbeat).
-pub fn broadcast_state(ccp: Ccp) {
-    if !is_leader() {
-        return;
-    }
+#[inline(never)]
+fn broadcast_state(ccp: Ccp) {
     // A displaced leader tells its followers why it is closed.
-    let link = if ccp.displaced_untracked() {
-        "session_replaced"
+    let link = if ccp.displaced.get_untracked() {
+        DISPLACED
     } else {
         ccp.link_name_untracked()
     };
-    let snapshot = snapshot_of(&ccp.state_untracked()).map(|s| encode(&ServerFrame::Snapshot(s)));
+    let snapshot = ccp
+        .state
+        .with_untracked(snapshot_of)
+        .map(|s| encode(&ServerFrame::Snapshot(s)));
     post(&TabMessage::State {
         link: (link != "logged_out").then(|| link.to_owned()),
         snapshot,
@@ -352,7 +364,7 @@ fn snapshot_of(state: &ClientState) -> Option<Snapshot> {
 
 /// A follower asks the leader to run `op` (a JSON object, as in a
 /// request frame).
-pub async fn request(op: String) -> Result<OpResult, ErrorBody> {
+async fn request(op: String) -> Result<OpResult, ErrorBody> {
     let (tx, rx) = oneshot::channel();
     let (tab, id) = TABS.with(|t| {
         let mut t = t.borrow_mut();
@@ -424,14 +436,4 @@ fn on_deadline() {
     arm_deadline();
     // wasm-bindgen defers freeing the running closure until it returns.
     drop(spent);
-}
-
-/// Tells the leader a token was saved.
-pub fn announce_token() {
-    post(&TabMessage::Token);
-}
-
-/// Tells every tab the agent logged out.
-pub fn announce_logout() {
-    post(&TabMessage::Logout);
 }

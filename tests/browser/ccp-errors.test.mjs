@@ -14,6 +14,24 @@ const denyMicrophone = () => {
   navigator.mediaDevices.getUserMedia = () => Promise.reject(new DOMException('Permission denied', 'NotAllowedError'));
 };
 
+test('a refused action reads as a translated sentence, never the backend message, and clears with the next action', async () => {
+  const ccp = new CcpPage(await (await browser.newContext()).newPage(), backend.url);
+  // First in the file: the later tests leave alice and bob on calls.
+  await ccp.startShift('alice', 'alice-pass', 'Alice Tanaka');
+  await ccp.page.getByTestId('dial-number').fill('12');
+  await ccp.page.getByTestId('dial').click();
+  assert.equal(await ccp.errorText(), 'Not accepted: numbers are written in E.164, + and the country code (e.g. +81 3 1234 5678).');
+  await ccp.page.getByTestId('language').selectOption('ja');
+  await ccp.page.getByTestId('error').filter({ hasText: '受け付けられませんでした' }).waitFor();
+  await ccp.page.getByTestId('language').selectOption('en');
+  // The next action clears it.
+  await ccp.setStatus('Offline');
+  await ccp.expectAgentState('Offline');
+  await ccp.page.getByTestId('error').waitFor({ state: 'detached' });
+  await ccp.setStatus('Available');
+  await ccp.expectAgentState('Available');
+});
+
 test('an unreachable backend at login is explained', async () => {
   const down = await startBackend();
   const page = await browser.newPage();

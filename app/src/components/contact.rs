@@ -136,6 +136,17 @@ pub fn ContactCard(contact_id: String) -> impl IntoView {
                 .unwrap_or_default()
         })
     };
+    // With another party on the line, leaving hands the customer over.
+    let hands_over = move || {
+        view_of().is_some_and(|v| {
+            v.connections.iter().any(|c| {
+                c.kind == protocol::contact::ConnectionKind::ThirdParty
+                    && !c.state.is_disconnected()
+            })
+        })
+    };
+    let transferred =
+        move || view_of().is_some_and(|v| v.initiation == protocol::contact::Initiation::Transfer);
     let wrap_up = RwSignal::new(String::new());
     let keypad_open = RwSignal::new(false);
 
@@ -178,6 +189,7 @@ pub fn ContactCard(contact_id: String) -> impl IntoView {
             aria-label=move || format!("{} {}", label(), who())>
             <div>
                 <div class="who" data-testid="contact-caller">{who}</div>
+                <span class="badge" data-testid="transfer-badge" hidden=move || !transferred()>{move || ccp.t("Transferred to you")}</span>
                 <div><span class="state" data-testid="contact-state" data-state=state_name data-hold=move || on_hold().to_string()>{label}</span>" · "
                     <Show when=move || !queue().is_empty()>
                         <span data-testid="contact-queue">{queue}</span>" · "
@@ -189,7 +201,7 @@ pub fn ContactCard(contact_id: String) -> impl IntoView {
             </Show>
             <Show when=move || !attributes().is_empty()>
                 <dl data-testid="contact-attributes">
-                    <For each=attributes key=|(k, _)| k.clone() children=|(k, v)| view! { <dt>{k}</dt><dd>{v}</dd> } />
+                    {move || attributes().into_iter().map(|(k, v)| view! { <dt>{k}</dt><dd>{v}</dd> }).collect_view()}
                 </dl>
             </Show>
             <div class="actions">
@@ -206,7 +218,13 @@ pub fn ContactCard(contact_id: String) -> impl IntoView {
                     </button>
                     <button class="secondary" data-testid="keypad" aria-expanded=move || keypad_open.get().to_string()
                         on:click=move |_| keypad_open.update(|o| *o = !*o)>{move || ccp.t("Keypad")}</button>
-                    <button class="danger" data-testid="end-call" aria-keyshortcuts="Alt+E" on:click=end>{move || ccp.t("End call")}</button>
+                    // One button, two meanings: attributes instead of a `Show`
+                    // (each typed branch costs the bundle kilobytes).
+                    <button class=move || if hands_over() { "" } else { "danger" }
+                        data-testid=move || if hands_over() { "complete-transfer" } else { "end-call" }
+                        aria-keyshortcuts="Alt+E" on:click=end>
+                        {move || ccp.t(if hands_over() { "Complete transfer" } else { "End call" })}
+                    </button>
                 </Show>
                 <Show when=move || state_name() == "connecting">
                     <button class="danger" data-testid="end-call" on:click=end>{move || ccp.t("Cancel")}</button>

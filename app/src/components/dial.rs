@@ -19,7 +19,7 @@ pub fn Dial() -> impl IntoView {
     let quick: RwSignal<Vec<Endpoint>> = RwSignal::new(Vec::new());
     // Loaded once the link is open (and again after a reconnect); a
     // failure only leaves the list empty: the number field still works.
-    Effect::new(move |_| {
+    leptos::reactive::effect::ImmediateEffect::new_scoped(move || {
         if ccp.link.with(|l| matches!(l, Some(LinkState::Open))) {
             spawn_local(async move {
                 if let Ok(OpResult::QuickConnects { endpoints }) =

@@ -10,6 +10,7 @@ use crate::i18n::Lang;
 #[component]
 pub fn Header() -> impl IntoView {
     let ccp = expect_context::<Ccp>();
+    let dark = expect_context::<crate::Panel>().dark;
     let name = move || {
         ccp.state.with(|s| {
             s.agent
@@ -28,7 +29,7 @@ pub fn Header() -> impl IntoView {
         None => ("", String::new()),
     };
     let change_lang =
-        move |ev: leptos::ev::Event| ccp.set_lang(Lang::from_tag(&event_target_value(&ev)));
+        move |ev: leptos::ev::Event| ccp.lang.set(Lang::from_tag(&event_target_value(&ev)));
     view! {
         <header>
             <h1>{move || ccp.t("Switchboard")}</h1>
@@ -36,9 +37,9 @@ pub fn Header() -> impl IntoView {
                 <option value="en" selected=move || ccp.lang.get() == Lang::En>"English"</option>
                 <option value="ja" selected=move || ccp.lang.get() == Lang::Ja>"日本語"</option>
             </select>
-            <button class="secondary theme" data-testid="theme" aria-pressed=move || ccp.dark.get().to_string()
-                on:click=move |_| ccp.set_dark(!ccp.dark.get_untracked())>
-                {move || ccp.t(if ccp.dark.get() { "Light" } else { "Dark" })}
+            <button class="secondary theme" data-testid="theme" aria-pressed=move || dark.get().to_string()
+                on:click=move |_| dark.update(|d| *d = !*d)>
+                {move || ccp.t(if dark.get() { "Light" } else { "Dark" })}
             </button>
             <Show when=move || ccp.logged_in()>
                 <span data-testid="agent-name">{name}</span>

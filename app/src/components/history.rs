@@ -9,13 +9,16 @@ use crate::format::duration;
 #[component]
 pub fn CallHistory() -> impl IntoView {
     let ccp = expect_context::<Ccp>();
-    let entries = move || ccp.history.get().into_iter().rev().collect::<Vec<_>>();
+    let history = expect_context::<crate::Panel>().history;
+    let entries = move || history.get().into_iter().rev().collect::<Vec<_>>();
     view! {
-        <Show when=move || !ccp.history.with(Vec::is_empty)>
+        <Show when=move || !history.with(Vec::is_empty)>
             <section class="history" aria-label=move || ccp.t("Call history")>
                 <h2>{move || ccp.t("Call history")}</h2>
                 <ol data-testid="history">
-                    <For each=entries key=|e| e.contact_id.clone() children=move |e| {
+                    // A plain list (not a keyed `For`): entries only arrive, and
+                    // each `For` costs the bundle a few KB.
+                    {move || entries().into_iter().map(|e| {
                         let outcome = e.outcome.label();
                         let queue = e.queue.clone().map(|q| format!(" · {q}")).unwrap_or_default();
                         view! {
@@ -24,7 +27,7 @@ pub fn CallHistory() -> impl IntoView {
                                 {move || ccp.t(outcome)}" · "{duration(e.talk_ms)}
                             </li>
                         }
-                    } />
+                    }).collect_view()}
                 </ol>
             </section>
         </Show>

@@ -12,7 +12,23 @@ pub fn Login() -> impl IntoView {
     let password = RwSignal::new(String::new());
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        ccp.login(username.get(), password.get());
+        // Asked on the click: browsers allow the prompt only then.
+        crate::ringer::ask_permission();
+        let (user, pass) = (username.get(), password.get());
+        leptos::task::spawn_local(async move {
+            let Some(token) = ccp.login(user, pass).await else {
+                return;
+            };
+            // The SDK's login popup gives the token to the framed CCPs of
+            // the page that opened it, and closes.
+            if crate::embed::is_popup() && crate::embed::hand_over_token(&token) {
+                crate::store::set(crate::store::Key::Token, &token);
+                ccp.notice
+                    .set(Some("You are logged in. This window closes now."));
+            } else {
+                ccp.adopt_token(&token);
+            }
+        });
     };
     view! {
         <form class="login" on:submit=submit aria-label=move || ccp.t("Log in")>

@@ -3,14 +3,12 @@
 
 use leptos::prelude::*;
 
-use crate::ccp::Ccp;
-
 /// One line under the call controls.
 #[component]
 pub fn CallQuality() -> impl IntoView {
-    let ccp = expect_context::<Ccp>();
+    let quality = expect_context::<crate::Panel>().quality;
     let text = move || {
-        ccp.quality.get().map(|q| {
+        quality.get().map(|q| {
             let word = if q.mos >= 4.0 {
                 "Good"
             } else if q.mos >= 3.5 {

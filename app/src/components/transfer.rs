@@ -1,7 +1,9 @@
-//! Transfer and conference: pick a quick connect (an agent, a queue or a
-//! number) to bring in; the customer waits on hold while it is reached.
-//! With a third party on the line the agent can swap between the two,
-//! join everyone in a conference, or leave (which completes a transfer).
+//! Transfer and conference: search the quick connects (agents, queues,
+//! numbers) and pick one to bring in; the customer waits on hold while it
+//! is reached, and a party still ringing can be cancelled. With a third
+//! party on the line the agent can swap between the two, join everyone in
+//! a conference, or hand the customer over ("Complete transfer" on the
+//! card, in place of "End call").
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -11,6 +13,19 @@ use protocol::wire::{Op, OpResult};
 
 use crate::ccp::Ccp;
 
+/// Whether `name` contains `needle`, ASCII letters in either case. Byte
+/// windows on purpose: `to_lowercase` links Unicode's case tables and
+/// `str::contains` the two-way searcher (together 12 KB gzip of the
+/// bundle); names in kana or kanji have no case, and a valid UTF-8 needle
+/// only matches whole characters.
+fn matches(name: &str, needle: &str) -> bool {
+    needle.is_empty()
+        || name
+            .as_bytes()
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
 /// The transfer panel and third-party controls for one contact.
 #[component]
 pub fn Transfer(contact_id: String) -> impl IntoView {
@@ -18,9 +33,20 @@ pub fn Transfer(contact_id: String) -> impl IntoView {
     let cid = StoredValue::new(contact_id);
     let view_of = move || cid.with_value(|id| ccp.contact(id));
     let open = RwSignal::new(false);
+    let search = RwSignal::new(String::new());
     let endpoints: RwSignal<Vec<Endpoint>> = RwSignal::new(Vec::new());
+    let shown = move || {
+        let needle = search.with(|s| s.trim().to_owned());
+        endpoints.with(|list| {
+            list.iter()
+                .filter(|e| matches(&e.name, &needle))
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+    };
     let toggle_open = move |_| {
         open.update(|o| *o = !*o);
+        search.set(String::new());
         if open.get_untracked() {
             spawn_local(async move {
                 if let Some(OpResult::QuickConnects { endpoints: list }) =
@@ -59,8 +85,14 @@ pub fn Transfer(contact_id: String) -> impl IntoView {
                 // Each party's own timer: how long it has rung, talked or waited on hold.
                 let from = crate::components::connection_since(&c.state);
                 let timer = move || crate::format::duration(ccp.now.get().saturating_sub(from));
+                // While it rings, the agent can withdraw it (the customer stays on hold).
+                let ringing = matches!(c.state, ConnectionState::Connecting { .. });
+                let connection_id = StoredValue::new(c.connection_id.clone());
+                let cancel = move |_| ccp.run(Op::EndConnection { contact_id: cid.get_value(), connection_id: connection_id.get_value() });
                 view! { <p class=format!("party {}", c.state.name()) data-testid="third-party" data-state=c.state.name()>
-                    {name}" · "<span class="state">{word}</span>" · "<span class="timer" data-testid="party-timer">{timer}</span></p> }
+                    {name}" · "<span class="state">{word}</span>" · "<span class="timer" data-testid="party-timer">{timer}</span>
+                    " "<button class="secondary" data-testid="cancel-transfer" hidden=!ringing on:click=cancel>{move || ccp.t("Cancel transfer")}</button>
+                    </p> }
             } />
             <div class="actions">
                 <Show when=can_toggle>
@@ -74,8 +106,13 @@ pub fn Transfer(contact_id: String) -> impl IntoView {
                 </Show>
             </div>
             <Show when=move || open.get() && third_parties().is_empty()>
+                <input type="search" data-testid="qc-search" aria-label=move || ccp.t("Search quick connects")
+                    placeholder=move || ccp.t("Search quick connects")
+                    prop:value=search on:input=move |ev| search.set(event_target_value(&ev)) />
+                <p class="note" data-testid="qc-none" hidden=move || !(shown().is_empty() && endpoints.with(|e| !e.is_empty()))>
+                    {move || ccp.t("No quick connect matches.")}</p>
                 <ul class="quick-connects" data-testid="quick-connects">
-                    <For each=move || endpoints.get() key=|e| e.id.clone() children=move |e| {
+                    <For each=shown key=|e| e.id.clone() children=move |e| {
                         let label = e.name.clone();
                         let testid = format!("qc-{}", e.id);
                         let endpoint = StoredValue::new(e);

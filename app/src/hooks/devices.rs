@@ -83,27 +83,15 @@ pub struct Device {
     pub label: String,
 }
 
-fn storage() -> Option<web_sys::Storage> {
-    web_sys::window()?.local_storage().ok().flatten()
-}
-
 /// The chosen device of `kind` (`microphone`, `speaker`, `ringer`); empty
 /// for the system default.
-pub fn chosen_device(kind: &str) -> String {
-    storage()
-        .and_then(|s| s.get_item(&crate::embed::device_key(kind)).ok().flatten())
-        .unwrap_or_default()
+pub fn chosen_device(kind: &'static str) -> String {
+    crate::store::get(crate::store::Key::Device(kind)).unwrap_or_default()
 }
 
 /// Remembers the device of `kind`; empty forgets it (the default).
-pub fn set_chosen_device(kind: &str, id: &str) {
-    let Some(s) = storage() else { return };
-    let key = crate::embed::device_key(kind);
-    let _ = if id.is_empty() {
-        s.remove_item(&key)
-    } else {
-        s.set_item(&key, id)
-    };
+pub fn set_chosen_device(kind: &'static str, id: &str) {
+    crate::store::set(crate::store::Key::Device(kind), id);
 }
 
 /// Removes a JS event listener when dropped.
