@@ -175,6 +175,8 @@ struct RawQueue {
     time_zone: Option<Spanned<String>>,
     hours: Option<Spanned<BTreeMap<String, String>>>,
     max_wait_s: Option<Spanned<u64>>,
+    outbound_caller_id_number: Option<Spanned<String>>,
+    outbound_caller_id_name: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -289,6 +291,11 @@ pub struct Queue {
     pub hours: Option<Hours>,
     /// A contact waiting longer than this leaves the queue (`queue_timeout`).
     pub max_wait_ms: u64,
+    /// Caller ID (E.164) of outbound calls placed for this queue through a
+    /// SIP trunk.
+    pub outbound_caller_id_number: Option<String>,
+    /// Caller ID display name of those calls.
+    pub outbound_caller_id_name: Option<String>,
 }
 
 /// A routing profile.
@@ -588,6 +595,11 @@ impl Validator<'_> {
                 Some(w) => *w.get_ref(),
                 None => default_max_wait_s(),
             };
+            let (outbound_caller_id_number, outbound_caller_id_name) = self.caller_id(
+                &id,
+                &q.outbound_caller_id_number,
+                &q.outbound_caller_id_name,
+            )?;
             queues.insert(
                 id.clone(),
                 Queue {
@@ -596,6 +608,8 @@ impl Validator<'_> {
                     max_contacts: q.max_contacts,
                     hours,
                     max_wait_ms: max_wait_s * 1000,
+                    outbound_caller_id_number,
+                    outbound_caller_id_name,
                 },
             );
         }
@@ -1264,6 +1278,41 @@ impl SipConfig {
 }
 
 impl Validator<'_> {
+    /// A queue's outbound caller ID: an E.164 number and a display name of
+    /// at most 64 printable characters without quotes (it goes into a SIP
+    /// From header).
+    fn caller_id(
+        &self,
+        queue: &str,
+        number: &Option<Spanned<String>>,
+        name: &Option<Spanned<String>>,
+    ) -> Result<(Option<String>, Option<String>), ConfigError> {
+        if let Some(n) = number {
+            if !is_e164(n.get_ref()) {
+                return self.err(
+                    &n.span(),
+                    format!("queue `{queue}`: outbound_caller_id_number is not an E.164 number"),
+                );
+            }
+        }
+        if let Some(n) = name {
+            let v = n.get_ref();
+            if v.is_empty()
+                || v.chars().count() > 64
+                || v.chars().any(|c| c.is_control() || c == '"' || c == '\\')
+            {
+                return self.err(
+                    &n.span(),
+                    format!("queue `{queue}`: outbound_caller_id_name must be 1-64 printable characters without quotes"),
+                );
+            }
+        }
+        Ok((
+            number.as_ref().map(|n| n.get_ref().clone()),
+            name.as_ref().map(|n| n.get_ref().clone()),
+        ))
+    }
+
     fn sip(&self, raw: &RawSip, queues: &HashMap<String, Queue>) -> Result<SipConfig, ConfigError> {
         let listen_udp = raw
             .listen_udp

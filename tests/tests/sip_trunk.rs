@@ -181,9 +181,16 @@ fn free_udp_port_pair() -> u16 {
     panic!("no free port pair");
 }
 
-/// A baresip that dials `did` at the gateway, playing `source`.
-fn baresip(dir: &Path, source: &Path, target: SocketAddr, seconds: u32) -> tokio::process::Child {
-    let port = free_udp_port_pair();
+/// A baresip in `dir` on `port` with one account line; `dial` is an
+/// optional command run at start. Quits after `seconds`.
+fn baresip_with(
+    dir: &Path,
+    port: u16,
+    account: &str,
+    dial: Option<String>,
+    seconds: u32,
+    extra_modules: &str,
+) -> tokio::process::Child {
     let rtp = 33_000 + (port % 500) * 2;
     let rec = dir.join("rec");
     std::fs::create_dir_all(&rec).expect("mkdir");
@@ -193,35 +200,45 @@ audio_player\talsa,null\naudio_source\talsa,null\naudio_alert\talsa,null\n\
 ausrc_format\ts16\nauplay_format\ts16\nauenc_format\ts16\naudec_format\ts16\naudio_buffer\t20-160\n\
 rtp_ports\t{rtp}-{}\nrtcp_mux\tno\njitter_buffer_delay\t5-10\nnet_interface\t127.0.0.1\n\
 module_path\t/usr/lib/baresip/modules\nmodule\tg711.so\nmodule\talsa.so\nmodule\taufile.so\nmodule\tsndfile.so\n\
-module_tmp\tuuid.so\nmodule_tmp\taccount.so\nmodule_app\tmenu.so\nsnd_path\t{}\n",
+module_tmp\tuuid.so\nmodule_tmp\taccount.so\nmodule_app\tmenu.so\nsnd_path\t{}\n{extra_modules}",
         rtp + 20,
         rec.display()
     );
     std::fs::write(dir.join("config"), config).expect("config");
-    std::fs::write(
-        dir.join("accounts"),
-        format!(
-            "<sip:{CALLER}@127.0.0.1:{port}>;regint=0;audio_codecs=pcmu;audio_source=aufile,{}\n",
-            source.display()
-        ),
-    )
-    .expect("accounts");
+    std::fs::write(dir.join("accounts"), format!("{account}\n")).expect("accounts");
     let log = std::fs::File::create(dir.join("baresip.log")).expect("log");
-    tokio::process::Command::new("baresip")
-        .args([
-            "-4",
-            "-f",
-            dir.to_str().expect("path"),
-            "-t",
-            &seconds.to_string(),
-            "-e",
-        ])
-        .arg(format!("/dial sip:{DID}@{target}"))
-        .stdout(Stdio::from(log.try_clone().expect("log")))
+    let mut cmd = tokio::process::Command::new("baresip");
+    cmd.args([
+        "-4",
+        "-f",
+        dir.to_str().expect("path"),
+        "-t",
+        &seconds.to_string(),
+    ]);
+    if let Some(d) = dial {
+        cmd.arg("-e").arg(d);
+    }
+    cmd.stdout(Stdio::from(log.try_clone().expect("log")))
         .stderr(Stdio::from(log))
         .kill_on_drop(true)
         .spawn()
         .expect("baresip must be installed (baresip-core; cargo xtask test installs it)")
+}
+
+/// A baresip that dials `did` at the gateway, playing `source`.
+fn baresip(dir: &Path, source: &Path, target: SocketAddr, seconds: u32) -> tokio::process::Child {
+    let port = free_udp_port_pair();
+    baresip_with(
+        dir,
+        port,
+        &format!(
+            "<sip:{CALLER}@127.0.0.1:{port}>;regint=0;audio_codecs=pcmu;audio_source=aufile,{}",
+            source.display()
+        ),
+        Some(format!("/dial sip:{DID}@{target}")),
+        seconds,
+        "",
+    )
 }
 
 /// Media frames of `pcm` (48 kHz) on `leg`, then silence.
@@ -424,6 +441,26 @@ async fn baresip_call_agent_hangs_up_sends_bye() {
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(closed, "baresip saw the call end: {text}");
     let _ = phone.kill().await;
+    // The gateway notices the end on its next 20 ms poll, after the
+    // contact's end was written, and the store writes events in the
+    // background: wait for the event rather than read once.
+    let mut seen = false;
+    for _ in 0..100 {
+        if record(&running, &c)
+            .events
+            .iter()
+            .any(|e| e.event == "sip_bye_sent")
+        {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        seen,
+        "sip_bye_sent recorded: {:?}",
+        record(&running, &c).events
+    );
 }
 
 // ---- raw UDP: refusals and CANCEL ---------------------------------------
@@ -623,4 +660,255 @@ async fn sipp_cancel_while_ringing() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("no sip_cancel event: {:?}", record(&running, &id).events);
+}
+
+// ---- outbound: the agent dials a number through the trunk ---------------
+
+const CALLEE: &str = "+15550142";
+
+/// A gateway whose trunk is `address` (an IP trunk: the far end itself),
+/// with the support queue's outbound caller ID set.
+fn outbound_config(dir: &Path, address: SocketAddr) -> server::config::Config {
+    let base = TEST_CONFIG.replacen(
+        "id = \"support\"\n",
+        "id = \"support\"\noutbound_caller_id_number = \"+15550100\"\noutbound_caller_id_name = \"Support Line\"\n",
+        1,
+    );
+    assert_ne!(base, TEST_CONFIG, "the support queue is in the test config");
+    let text = format!(
+        "{base}\n[sip]\nlisten_udp = \"127.0.0.1:0\"\nrtp_ports = [34000, 34999]\n\
+[[sip.trunks]]\nname = \"out\"\naddress = \"{address}\"\nallow = [\"127.0.0.1\"]\n\
+codecs = [\"PCMU\", \"PCMA\", \"telephone-event\"]\n"
+    );
+    let mut cfg = server::config::Config::parse(&text, "test").expect("sip outbound config");
+    cfg.data_dir = dir.to_path_buf();
+    cfg.public_dir = dir.join("public");
+    cfg
+}
+
+/// The agent dials `number`; returns the contact id.
+async fn dial(client: &mut Client, number: &str) -> String {
+    match client
+        .ok(Op::Connect {
+            endpoint: protocol::endpoint::Endpoint::phone_number(number),
+        })
+        .await
+    {
+        protocol::wire::OpResult::ContactCreated { contact_id } => contact_id,
+        other => panic!("connect: {other:?}"),
+    }
+}
+
+/// The agent's contact state name and reason, if any.
+fn contact_state(client: &Client, c: &str) -> Option<(String, Option<String>)> {
+    let v = client.state().contacts.get(c)?;
+    let reason = match &v.state {
+        protocol::contact::ContactState::Error { reason, .. }
+        | protocol::contact::ContactState::Ended { reason, .. } => Some(reason.clone()),
+        _ => None,
+    };
+    Some((v.state.name().to_owned(), reason))
+}
+
+/// What the agent heard (its media frames decoded), at 8 kHz.
+fn agent_heard_8k(frames: &[Vec<u8>]) -> Vec<f32> {
+    let mut dec = Decoder::new().expect("decoder");
+    let mut heard48: Vec<f32> = Vec::new();
+    let mut pcm = [0.0f32; PACKET];
+    for f in frames {
+        let frame = decode_media_frame(f).expect("frame");
+        dec.decode(frame.payload, &mut pcm).expect("decode");
+        heard48.extend_from_slice(&pcm);
+    }
+    heard48
+        .chunks_exact(6)
+        .map(|c| c.iter().sum::<f32>() / 6.0)
+        .collect()
+}
+
+/// What baresip decoded (sndfile's `*-dec.wav`).
+fn baresip_heard(bdir: &Path) -> Vec<f32> {
+    let dec_wav = std::fs::read_dir(bdir.join("rec"))
+        .expect("recordings")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
+        .expect("baresip recorded what it heard");
+    let (rate, pcm) = read_wav_pcm16(&dec_wav);
+    assert_eq!(rate, 8000);
+    pcm
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_dials_baresip_audio_both_ways() {
+    let dir = temp_dir("sip-out-audio");
+    let (callee8, _) = speech(
+        &dir,
+        "callee",
+        "Hello, this is the customer answering. The quick brown fox jumps over the lazy dog.",
+        1,
+    );
+    let (agent8, agent48) = speech(
+        &dir,
+        "agent",
+        "Hello, this is the agent calling about your order number.",
+        0,
+    );
+    let port = free_udp_port_pair();
+    let phone_addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let bdir = dir.join("baresip");
+    std::fs::create_dir_all(&bdir).expect("mkdir");
+    // The callee answers by itself and hangs up when its file ends.
+    let mut phone = baresip_with(
+        &bdir,
+        port,
+        &format!(
+            "<sip:{CALLEE}@127.0.0.1:{port}>;regint=0;answermode=auto;audio_codecs=pcmu;audio_source=aufile,{}",
+            callee8.display()
+        ),
+        None,
+        40,
+        "",
+    );
+    let running = server::start(outbound_config(&dir, phone_addr))
+        .await
+        .expect("start");
+    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
+    // baresip must be listening before we dial it.
+    let log = bdir.join("baresip.log");
+    for _ in 0..100 {
+        if std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("baresip is ready")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let c = dial(&mut alice, CALLEE).await;
+    alice
+        .wait_for("the far end answers", |a| {
+            contact_state(a, &c).is_some_and(|(s, _)| s == "connected")
+                && a.state()
+                    .contacts
+                    .get(&c)
+                    .and_then(|v| v.agent_connection()?.media_leg)
+                    .is_some()
+        })
+        .await;
+    let leg = alice.state().contacts[&c]
+        .agent_connection()
+        .and_then(|k| k.media_leg)
+        .expect("media leg");
+    let (_, agent_pcm) = read_wav_pcm16(&agent48);
+    let mut next = speech_frames(agent_pcm, leg);
+    let mut ended = false;
+    for _ in 0..30 {
+        alice
+            .stream_media(Duration::from_millis(500), &mut next)
+            .await;
+        if record(&running, &c).ended_at.is_some() {
+            ended = true;
+            break;
+        }
+    }
+    assert!(
+        ended,
+        "the callee's BYE (end of its file) ended the contact"
+    );
+    let r = wait_ended(&running, &c).await;
+    assert_eq!(r.customer_number, CALLEE);
+    assert_eq!(r.disconnect_reason.as_deref(), Some("customer_disconnect"));
+    let events: Vec<&str> = r.events.iter().map(|e| e.event.as_str()).collect();
+    for want in ["sip_invite_sent", "customer_answered", "sip_bye"] {
+        assert!(events.contains(&want), "{want} in {events:?}");
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(10), phone.kill()).await;
+    // The callee saw the queue's caller ID.
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        text.contains("+15550100"),
+        "caller ID in baresip's log: {text}"
+    );
+
+    let heard8 = agent_heard_8k(&alice.media_in);
+    let (_, callee_ref) = read_wav_pcm16(&callee8);
+    let (_, agent_ref) = read_wav_pcm16(&agent8);
+    let at_agent = ncc_windows(&callee_ref, &heard8, 8_000);
+    let control = ncc_windows(&agent_ref, &heard8, 8_000);
+    let at_phone = ncc_windows(&agent_ref, &baresip_heard(&bdir), 8_000);
+    eprintln!(
+        "outbound ncc: callee->agent {at_agent:.4} (control {control:.4}); agent->callee {at_phone:.4}"
+    );
+    assert!(at_agent > 0.6, "the agent hears the callee: ncc {at_agent}");
+    assert!(control < at_agent, "control correlation {control}");
+    assert!(at_phone > 0.6, "the callee hears the agent: ncc {at_phone}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_dials_sipp_busy_gets_a_typed_failure() {
+    let dir = temp_dir("sip-out-busy");
+    let port = free_udp_port_pair();
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("sip/uas_busy.xml");
+    let sipp = tokio::process::Command::new("sipp")
+        .current_dir(&dir)
+        .args([
+            "-sf",
+            scenario.to_str().expect("path"),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-m",
+            "1",
+            "-nostdin",
+            "-timeout",
+            "20",
+            "-timeout_error",
+            "-trace_err",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("sipp must be installed (sip-tester; cargo xtask test installs it)");
+    let address: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let running = server::start(outbound_config(&dir, address))
+        .await
+        .expect("start");
+    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
+    // SIPp binds its port at once; a dial before that is retransmitted.
+    let c = dial(&mut alice, CALLEE).await;
+    alice
+        .wait_for("the typed failure", |a| {
+            contact_state(a, &c).is_some_and(|(s, _)| s == "error")
+        })
+        .await;
+    assert_eq!(
+        contact_state(&alice, &c),
+        Some(("error".into(), Some("busy".into())))
+    );
+    let out = tokio::time::timeout(Duration::from_secs(30), sipp.wait_with_output())
+        .await
+        .expect("SIPp finished in time")
+        .expect("sipp ran");
+    assert!(
+        out.status.success(),
+        "SIPp's callee saw INVITE, sent 486, got ACK: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = wait_ended(&running, &c).await;
+    assert_eq!(r.disconnect_reason.as_deref(), Some("busy"));
+    // The agent clears the failed contact and may dial again.
+    alice
+        .ok(Op::Clear {
+            contact_id: c.clone(),
+            wrap_up_code: None,
+        })
+        .await;
+    alice
+        .wait_for("the contact is gone", |a| {
+            !a.state().contacts.contains_key(&c)
+        })
+        .await;
 }

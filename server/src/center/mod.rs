@@ -24,6 +24,7 @@ mod media;
 mod queue;
 mod rng;
 mod transfer;
+mod trunk;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -38,6 +39,7 @@ pub use contact::{CallerPhase, CallerView, ContactError};
 pub use queue::{InboundRefused, QueueError};
 pub use rng::{OsRng, Rng, SeededRng};
 pub use transfer::TransferError;
+pub use trunk::{TrunkDial, TrunkFailure, TRUNK_DIAL_QUEUE};
 
 use agent::AgentEntry;
 use queue::RoutingIndex;
@@ -113,6 +115,12 @@ pub struct Center {
     /// The backend is stopping: no new calls.
     stopping: bool,
     rng: Box<dyn Rng>,
+    /// Outbound calls go out through the SIP gateway when it is running
+    /// (see [`trunk`]); otherwise a simulated far end answers them.
+    trunk: Option<tokio::sync::mpsc::Sender<TrunkDial>>,
+    /// Outbound calls whose far end sends early media (183): the agent
+    /// hears it while still dialing.
+    early_media: std::collections::HashSet<String>,
 }
 
 /// A random id like `c-3f9a0c...` (16 hex digits) from the OS.
@@ -160,6 +168,8 @@ impl Center {
             next_attach: 1,
             stopping: false,
             rng,
+            trunk: None,
+            early_media: Default::default(),
         })
     }
 

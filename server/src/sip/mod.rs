@@ -7,8 +7,10 @@
 //! caller view (queued: 100; ringing: 180; connected: 200 with SDP; ended:
 //! BYE or a final error). See docs/sip.md for what is and is not done.
 
+pub mod digest;
 pub mod g711;
 pub mod msg;
+mod outbound;
 pub mod sdp;
 
 use std::collections::HashMap;
@@ -60,7 +62,14 @@ pub async fn start(state: AppState) -> std::io::Result<SocketAddr> {
         .ok_or_else(|| std::io::Error::other("sip.listen_udp not set"))?;
     let socket = Arc::new(UdpSocket::bind(listen).await?);
     let addr = socket.local_addr()?;
-    tokio::spawn(receive_loop(socket, addr, state));
+    // Outbound calls go through the first trunk with an address.
+    let (dial_tx, dial_rx) = mpsc::channel(crate::center::TRUNK_DIAL_QUEUE);
+    if state.cfg.sip.trunks.iter().any(|t| t.address.is_some()) {
+        if let Ok(mut c) = state.center.lock() {
+            c.set_trunk(dial_tx);
+        }
+    }
+    tokio::spawn(receive_loop(socket, addr, state, dial_rx));
     Ok(addr)
 }
 
@@ -72,7 +81,12 @@ struct Gateway {
     next_rtp: u16,
 }
 
-async fn receive_loop(socket: Arc<UdpSocket>, local: SocketAddr, state: AppState) {
+async fn receive_loop(
+    socket: Arc<UdpSocket>,
+    local: SocketAddr,
+    state: AppState,
+    mut dial_rx: mpsc::Receiver<crate::center::TrunkDial>,
+) {
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<String>();
     let mut gw = Gateway {
         socket: socket.clone(),
@@ -85,6 +99,7 @@ async fn receive_loop(socket: Arc<UdpSocket>, local: SocketAddr, state: AppState
     loop {
         tokio::select! {
             Some(id) = done_rx.recv() => { gw.calls.remove(&id); }
+            Some(dial) = dial_rx.recv() => gw.on_dial(dial, &done_tx).await,
             r = socket.recv_from(&mut buf) => {
                 let Ok((n, from)) = r else { continue };
                 gw.on_datagram(&buf[..n], from, &done_tx).await;
@@ -260,7 +275,7 @@ impl Gateway {
             tag,
             invite: m,
             peer: from,
-            rtp,
+            rtp: Some(rtp),
             rtp_peer: offer.rtp,
             codec,
             pt,
@@ -271,6 +286,64 @@ impl Gateway {
             let id = call.invite.call_id().to_owned();
             call.run(rx).await;
             let _ = done.send(id);
+        });
+    }
+
+    /// Places an agent's outbound call through the first trunk with an
+    /// address.
+    async fn on_dial(
+        &mut self,
+        dial: crate::center::TrunkDial,
+        done: &mpsc::UnboundedSender<String>,
+    ) {
+        use crate::center::TrunkFailure;
+        let fail = |gw: &Gateway, why: &str| {
+            let now = gw.state.now();
+            if let Ok(mut c) = gw.state.center.lock() {
+                c.trunk_failed(&dial.contact_id, TrunkFailure::TrunkUnavailable, why, now);
+            }
+        };
+        let Some(trunk) = self
+            .state
+            .cfg
+            .sip
+            .trunks
+            .iter()
+            .find(|t| t.address.is_some())
+            .cloned()
+        else {
+            return fail(self, "no trunk with an address");
+        };
+        let address = trunk.address.clone().unwrap_or_default();
+        let target = match tokio::net::lookup_host(&address).await {
+            Ok(mut a) => a.find(|a| a.is_ipv4() == self.local.is_ipv4()),
+            Err(_) => None,
+        };
+        let Some(target) = target else {
+            return fail(self, "the trunk's address does not resolve");
+        };
+        if self.calls.len() >= MAX_CALLS {
+            return fail(self, "too many calls");
+        }
+        let Ok(rtp) = self.bind_rtp().await else {
+            return fail(self, "no free RTP port");
+        };
+        let call_id = random_id("o");
+        let (tx, rx) = mpsc::channel(CALL_QUEUE);
+        self.calls.insert(call_id.clone(), tx);
+        let call = outbound::OutboundCall {
+            socket: self.socket.clone(),
+            local: self.local,
+            state: self.state.clone(),
+            dial,
+            trunk,
+            target,
+            call_id: call_id.clone(),
+        };
+        let done = done.clone();
+        tokio::spawn(async move {
+            call.run(rx, rtp).await;
+            let _ = done.send(call_id);
         });
     }
 
@@ -347,7 +420,7 @@ struct SipCall {
     tag: String,
     invite: Message,
     peer: SocketAddr,
-    rtp: UdpSocket,
+    rtp: Option<UdpSocket>,
     rtp_peer: SocketAddr,
     codec: SipCodec,
     pt: u8,
@@ -388,14 +461,22 @@ impl SipCall {
         ("Contact", format!("<sip:switchboard@{}>", self.local))
     }
 
-    async fn run(self, mut rx: mpsc::Receiver<Message>) {
-        let (media_tx, mut media_rx) = mpsc::channel::<MediaOut>(AGENT_QUEUE);
-        let key = customer_key(&self.contact);
-        let slot = self.state.bridge.as_ref().map(|b| b.attach(&key, media_tx));
-        let rtp_local = match self.rtp.local_addr() {
-            Ok(a) => a,
-            Err(_) => return,
+    async fn run(mut self, mut rx: mpsc::Receiver<Message>) {
+        let Some(rtp) = self.rtp.take() else { return };
+        let Ok(rtp_local) = rtp.local_addr() else {
+            return;
         };
+        let mut leg = Leg::new(
+            &self.state,
+            &self.contact,
+            self.leg,
+            rtp,
+            self.peer,
+            self.rtp_peer,
+            self.codec,
+            self.pt,
+            self.te,
+        );
         let session = u64::from(self.leg);
         let answer_sdp = sdp::answer(rtp_local, session, self.codec, self.pt, self.te);
         let mut phase = Phase::Queued;
@@ -403,11 +484,6 @@ impl SipCall {
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut retransmit_at: Option<(tokio::time::Instant, Duration)> = None;
         let answered_at = tokio::time::Instant::now();
-        let mut media = Media::new(self.codec, self.pt, self.leg);
-        let mut rtp_peer = self.rtp_peer;
-        let mut media_open = true;
-        let mut paced: std::collections::VecDeque<Vec<u8>> = std::collections::VecDeque::new();
-        let mut buf = vec![0u8; 2048];
         // Our own requests in the dialog: only BYE, once.
         let bye_cseq = 1u32;
         let ok_200 = |s: &SipCall| {
@@ -463,45 +539,9 @@ impl SipCall {
                         (false, _) => {}
                     }
                 }
-                r = self.rtp.recv_from(&mut buf) => {
-                    let Ok((n, src)) = r else { continue };
-                    // Symmetric RTP: only the trunk's address may send; we
-                    // answer to wherever its packets come from.
-                    if src.ip() != self.peer.ip() && src.ip() != self.rtp_peer.ip() {
-                        continue;
-                    }
-                    rtp_peer = src;
-                    if let (Some(slot), Some(bridge)) = (&slot, &self.state.bridge) {
-                        if let Some(frame) = media.frame_of_rtp(&buf[..n]) {
-                            if let Some(route) = slot.route(self.leg) {
-                                bridge.on_frame(&key, &route, &frame, Instant::now());
-                            }
-                        }
-                    }
-                }
-                out = media_rx.recv(), if media_open => {
-                    // The bridge replaced or dropped our sink: stop polling it.
-                    let Some(out) = out else {
-                        media_open = false;
-                        continue;
-                    };
-                    if let Some(packet) = media.rtp_of_frame(&out.bytes) {
-                        // Paced out on the 20 ms clock below: frames come
-                        // from the bridge in bursts when the machine is
-                        // busy, and a trunk's jitter buffer may be small.
-                        if paced.len() >= PACED_MAX {
-                            paced.pop_front();
-                        }
-                        paced.push_back(packet);
-                    }
-                }
+                ev = leg.next() => leg.on_event(ev),
                 _ = poll.tick() => {
-                    // One packet a tick; two when behind, to catch up.
-                    for _ in 0..if paced.len() > 2 { 2 } else { 1 } {
-                        if let Some(p) = paced.pop_front() {
-                            let _ = self.rtp.send_to(&p, rtp_peer).await;
-                        }
-                    }
+                    leg.pace().await;
                     let view = self.state.center.lock().ok().and_then(|c| c.caller_view(&self.contact));
                     let st = view.map_or("ended", |v| v.state.as_str());
                     match st {
@@ -563,6 +603,120 @@ Content-Length: 0\r\n\r\n",
             cid = self.invite.call_id(),
         )
         .into_bytes()
+    }
+}
+
+/// What a leg's two inputs produced.
+enum LegEvent {
+    /// An RTP datagram of this many bytes from there.
+    Rtp(usize, SocketAddr),
+    /// A frame from the bridge, or `None` when it dropped our sink.
+    Out(Option<MediaOut>),
+}
+
+/// The media side of one SIP call: its RTP socket and its media leg on
+/// the bridge (`customer:<contact>`), transcoding between them. Shared by
+/// inbound and outbound calls.
+struct Leg {
+    state: AppState,
+    key: String,
+    leg: u32,
+    rtp: UdpSocket,
+    /// The signaling peer's address: RTP from its host is accepted too.
+    signal_ip: std::net::IpAddr,
+    rtp_peer: SocketAddr,
+    media: Media,
+    slot: Option<Arc<crate::bridge::route::SocketSlot>>,
+    media_rx: mpsc::Receiver<MediaOut>,
+    media_open: bool,
+    paced: std::collections::VecDeque<Vec<u8>>,
+    buf: Vec<u8>,
+}
+
+impl Leg {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        state: &AppState,
+        contact: &str,
+        leg: u32,
+        rtp: UdpSocket,
+        signal: SocketAddr,
+        rtp_peer: SocketAddr,
+        codec: SipCodec,
+        pt: u8,
+        _te: Option<u8>,
+    ) -> Leg {
+        let (media_tx, media_rx) = mpsc::channel::<MediaOut>(AGENT_QUEUE);
+        let key = customer_key(contact);
+        let slot = state.bridge.as_ref().map(|b| b.attach(&key, media_tx));
+        Leg {
+            state: state.clone(),
+            key,
+            leg,
+            rtp,
+            signal_ip: signal.ip(),
+            rtp_peer,
+            media: Media::new(codec, pt, leg),
+            slot,
+            media_rx,
+            media_open: true,
+            paced: std::collections::VecDeque::new(),
+            buf: vec![0u8; 2048],
+        }
+    }
+
+    /// The next RTP datagram or bridge frame.
+    async fn next(&mut self) -> LegEvent {
+        tokio::select! {
+            r = self.rtp.recv_from(&mut self.buf) => match r {
+                Ok((n, src)) => LegEvent::Rtp(n, src),
+                Err(_) => LegEvent::Rtp(0, self.rtp_peer),
+            },
+            out = self.media_rx.recv(), if self.media_open => LegEvent::Out(out),
+        }
+    }
+
+    fn on_event(&mut self, ev: LegEvent) {
+        match ev {
+            LegEvent::Rtp(n, src) => {
+                // Symmetric RTP: only the trunk's hosts may send; we
+                // answer to wherever its packets come from.
+                if n == 0 || (src.ip() != self.signal_ip && src.ip() != self.rtp_peer.ip()) {
+                    return;
+                }
+                self.rtp_peer = src;
+                let (Some(slot), Some(bridge)) = (&self.slot, &self.state.bridge) else {
+                    return;
+                };
+                if let Some(frame) = self.media.frame_of_rtp(&self.buf[..n]) {
+                    if let Some(route) = slot.route(self.leg) {
+                        bridge.on_frame(&self.key, &route, &frame, Instant::now());
+                    }
+                }
+            }
+            // The bridge replaced or dropped our sink: stop polling it.
+            LegEvent::Out(None) => self.media_open = false,
+            LegEvent::Out(Some(out)) => {
+                if let Some(packet) = self.media.rtp_of_frame(&out.bytes) {
+                    // Paced out on the 20 ms clock: frames come from the
+                    // bridge in bursts when the machine is busy, and a
+                    // trunk's jitter buffer may be small.
+                    if self.paced.len() >= PACED_MAX {
+                        self.paced.pop_front();
+                    }
+                    self.paced.push_back(packet);
+                }
+            }
+        }
+    }
+
+    /// One packet a 20 ms tick; two when behind, to catch up.
+    async fn pace(&mut self) {
+        for _ in 0..if self.paced.len() > 2 { 2 } else { 1 } {
+            if let Some(p) = self.paced.pop_front() {
+                let _ = self.rtp.send_to(&p, self.rtp_peer).await;
+            }
+        }
     }
 }
 
@@ -741,6 +895,35 @@ register = true\nregister_expires_s = 60\n[sip.trunks.dids]\n\"+15550100\" = \"s
                 line > base_lines,
                 "{why}: line {line} is in the [sip] section"
             );
+        }
+    }
+
+    #[test]
+    fn queue_caller_id_keys_are_checked() {
+        let with = |keys: &str| {
+            let text = SAMPLE.replacen(
+                "id = \"support\"\n",
+                &format!("id = \"support\"\n{keys}"),
+                1,
+            );
+            assert_ne!(text, SAMPLE);
+            crate::config::Config::parse(&text, "f.toml")
+        };
+        let cfg = with(
+            "outbound_caller_id_number = \"+15550100\"\noutbound_caller_id_name = \"Support\"\n",
+        )
+        .expect("good caller ID");
+        let q = &cfg.queues["support"];
+        assert_eq!(q.outbound_caller_id_number.as_deref(), Some("+15550100"));
+        assert_eq!(q.outbound_caller_id_name.as_deref(), Some("Support"));
+        for (keys, why) in [
+            ("outbound_caller_id_number = \"5550100\"\n", "not an E.164"),
+            ("outbound_caller_id_name = \"a\\\"b\"\n", "without quotes"),
+            ("outbound_caller_id_name = \"\"\n", "1-64 printable"),
+        ] {
+            let e = with(keys).expect_err(why);
+            assert!(e.message.contains(why), "{why}: {e}");
+            assert!(e.line.is_some(), "{e}");
         }
     }
 

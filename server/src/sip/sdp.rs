@@ -144,6 +144,39 @@ c=IN {family} {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP {pts}\r\n{attrs}a=ptime:20
     )
 }
 
+/// Our offer for an outbound call: one audio stream at `rtp` with every
+/// codec of `prefs` we can carry (G.711 at its static payload types,
+/// telephone-event at 101), in the trunk's order.
+pub fn offer(rtp: SocketAddr, session: u64, prefs: &[SipCodec]) -> String {
+    let ip = rtp.ip();
+    let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
+    let mut pts = Vec::new();
+    let mut attrs = String::new();
+    for c in prefs {
+        match c {
+            SipCodec::Pcmu => {
+                pts.push("0");
+                attrs.push_str("a=rtpmap:0 PCMU/8000\r\n");
+            }
+            SipCodec::Pcma => {
+                pts.push("8");
+                attrs.push_str("a=rtpmap:8 PCMA/8000\r\n");
+            }
+            SipCodec::TelephoneEvent => {
+                pts.push("101");
+                attrs.push_str("a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n");
+            }
+            SipCodec::Opus => {}
+        }
+    }
+    format!(
+        "v=0\r\no=switchboard {session} {session} IN {family} {ip}\r\ns=switchboard\r\n\
+c=IN {family} {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP {pts}\r\n{attrs}a=ptime:20\r\na=sendrecv\r\n",
+        port = rtp.port(),
+        pts = pts.join(" ")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
