@@ -912,3 +912,294 @@ async fn agent_dials_sipp_busy_gets_a_typed_failure() {
         })
         .await;
 }
+
+// ---- Kamailio as the trunk: REGISTER and digest auth both ways ----------
+
+/// A Kamailio registrar/proxy on `port` with digest auth and no database:
+/// user X's password is "X-secret"; REGISTER is challenged with 401,
+/// everything else out of dialog with 407. Calls to the DID go to the
+/// binding of user `switchboard` (how a provider routes a DID to an
+/// account). Registrations are logged as `REGISTERED <To> ...`.
+fn kamailio_config(port: u16) -> String {
+    format!(
+        r#"#!KAMAILIO
+debug=2
+log_stderror=yes
+children=2
+disable_tcp=yes
+listen=udp:127.0.0.1:{port}
+alias="127.0.0.1:{port}"
+alias="sip.test"
+mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
+loadmodule "kex.so"
+loadmodule "corex.so"
+loadmodule "tm.so"
+loadmodule "tmx.so"
+loadmodule "sl.so"
+loadmodule "rr.so"
+loadmodule "pv.so"
+loadmodule "maxfwd.so"
+loadmodule "usrloc.so"
+loadmodule "registrar.so"
+loadmodule "textops.so"
+loadmodule "siputils.so"
+loadmodule "xlog.so"
+loadmodule "sanity.so"
+loadmodule "auth.so"
+modparam("usrloc", "db_mode", 0)
+modparam("registrar", "min_expires", 5)
+request_route {{
+    if (!mf_process_maxfwd_header("10")) {{ sl_send_reply("483", "Too Many Hops"); exit; }}
+    if (is_method("OPTIONS") && uri == myself && $rU == $null) {{ sl_send_reply("200", "Keepalive"); exit; }}
+    if (has_totag()) {{
+        if (loose_route()) {{ route(RELAY); exit; }}
+        if (is_method("ACK")) {{ if (t_check_trans()) {{ route(RELAY); }} exit; }}
+        sl_send_reply("404", "Not here"); exit;
+    }}
+    if (is_method("CANCEL")) {{ if (t_check_trans()) {{ route(RELAY); }} exit; }}
+    if (!is_method("ACK")) {{ t_check_trans(); }}
+    $var(pw) = $au + "-secret";
+    if (is_method("REGISTER")) {{
+        if (!pv_auth_check("sip.test", "$var(pw)", "0", "1")) {{ auth_challenge("sip.test", "0"); exit; }}
+        consume_credentials();
+        if (!save("location")) {{ sl_reply_error(); exit; }}
+        xlog("L_NOTICE", "REGISTERED $tu au=$au\n");
+        exit;
+    }}
+    if (!pv_auth_check("sip.test", "$var(pw)", "0", "0")) {{ auth_challenge("sip.test", "0"); exit; }}
+    consume_credentials();
+    xlog("L_NOTICE", "AUTHENTICATED $rm from $au to $ru\n");
+    if (is_method("INVITE")) {{ record_route(); }}
+    if ($rU == "{DID}") {{ $rU = "switchboard"; }}
+    if (!lookup("location")) {{ sl_send_reply("404", "Not Found"); exit; }}
+    route(RELAY);
+}}
+route[RELAY] {{ if (!t_relay()) {{ sl_reply_error(); }} exit; }}
+"#
+    )
+}
+
+fn count_in(path: &Path, needle: &str) -> usize {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .matches(needle)
+        .count()
+}
+
+async fn wait_log(path: &Path, needle: &str, times: usize, what: &str) {
+    for _ in 0..300 {
+        if count_in(path, needle) >= times {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "{what}: `{needle}` x{times} not in {}:\n{}",
+        path.display(),
+        std::fs::read_to_string(path).unwrap_or_default()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kamailio_trunk_registers_refreshes_and_calls_pass_its_challenges() {
+    let dir = temp_dir("sip-kamailio");
+    let kport = free_udp_port_pair();
+    let kdir = dir.join("kam");
+    std::fs::create_dir_all(kdir.join("run")).expect("mkdir");
+    std::fs::write(kdir.join("kamailio.cfg"), kamailio_config(kport)).expect("cfg");
+    let klog = kdir.join("kamailio.log");
+    let log = std::fs::File::create(&klog).expect("log");
+    let mut kam = tokio::process::Command::new("kamailio")
+        .args([
+            "-f",
+            kdir.join("kamailio.cfg").to_str().expect("path"),
+            "-DD",
+            "-E",
+            "-Y",
+            kdir.join("run").to_str().expect("path"),
+            "-m",
+            "64",
+            "-M",
+            "8",
+        ])
+        .stdout(Stdio::from(log.try_clone().expect("log")))
+        .stderr(Stdio::from(log))
+        .kill_on_drop(true)
+        .spawn()
+        .expect("kamailio must be installed (cargo xtask test installs it)");
+    // Ready when it answers an OPTIONS ping.
+    let probe = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let plocal = probe.local_addr().expect("addr");
+    let kaddr: SocketAddr = format!("127.0.0.1:{kport}").parse().expect("addr");
+    let mut ready = false;
+    for i in 0..50 {
+        let ping = format!(
+            "OPTIONS sip:127.0.0.1:{kport} SIP/2.0\r\nVia: SIP/2.0/UDP {plocal};branch=z9hG4bKp{i}\r\n\
+Max-Forwards: 70\r\nFrom: <sip:probe@127.0.0.1>;tag=p\r\nTo: <sip:127.0.0.1:{kport}>\r\n\
+Call-ID: probe{i}\r\nCSeq: {i} OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        );
+        probe.send_to(ping.as_bytes(), kaddr).await.expect("send");
+        let mut buf = [0u8; 2048];
+        if let Ok(Ok((n, _))) =
+            tokio::time::timeout(Duration::from_millis(200), probe.recv_from(&mut buf)).await
+        {
+            if String::from_utf8_lossy(&buf[..n]).starts_with("SIP/2.0 200") {
+                ready = true;
+                break;
+            }
+        }
+    }
+    assert!(
+        ready,
+        "kamailio answers: {}",
+        std::fs::read_to_string(&klog).unwrap_or_default()
+    );
+
+    // The backend registers as `switchboard` with a 10 s expiry.
+    let (caller8, _) = speech(&dir, "caller", "This is the caller through Kamailio.", 1);
+    let (callee8, _) = speech(
+        &dir,
+        "callee",
+        "This is the callee, registered at Kamailio.",
+        20,
+    );
+    let text = format!(
+        "{TEST_CONFIG}\n[sip]\nlisten_udp = \"127.0.0.1:0\"\nrtp_ports = [35000, 35999]\n\
+[[sip.trunks]]\nname = \"kamailio\"\naddress = \"127.0.0.1:{kport}\"\nallow = [\"127.0.0.1\"]\n\
+username = \"switchboard\"\npassword = \"switchboard-secret\"\nrealm = \"sip.test\"\n\
+register = true\nregister_expires_s = 10\n[sip.trunks.dids]\n\"{DID}\" = \"support\"\n"
+    );
+    let mut cfg = server::config::Config::parse(&text, "test").expect("config");
+    cfg.data_dir = dir.clone();
+    cfg.public_dir = dir.join("public");
+    let running = server::start(cfg).await.expect("start");
+    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
+    wait_log(
+        &klog,
+        "REGISTERED sip:switchboard@sip.test",
+        1,
+        "the backend registered",
+    )
+    .await;
+    assert!(
+        count_in(&klog, "au=switchboard") >= 1,
+        "registered with digest credentials"
+    );
+
+    // A callee registered at Kamailio answers by itself.
+    let bport = free_udp_port_pair();
+    let bdir = dir.join("callee");
+    std::fs::create_dir_all(&bdir).expect("mkdir");
+    let mut callee = baresip_with(
+        &bdir,
+        bport,
+        &format!(
+            "<sip:{CALLEE}@sip.test;transport=udp>;auth_pass={CALLEE}-secret;outbound=\"sip:127.0.0.1:{kport};lr\";\
+regint=600;answermode=auto;audio_codecs=pcmu;audio_source=aufile,{}",
+            callee8.display()
+        ),
+        None,
+        60,
+        "",
+    );
+    wait_log(
+        &klog,
+        &format!("REGISTERED sip:{CALLEE}@sip.test"),
+        1,
+        "the callee registered",
+    )
+    .await;
+
+    // Outbound: the INVITE is challenged (407) and passes with credentials.
+    let c = dial(&mut alice, CALLEE).await;
+    alice
+        .wait_for("the callee answers through Kamailio", |a| {
+            contact_state(a, &c).is_some_and(|(s, _)| s == "connected")
+        })
+        .await;
+    assert!(
+        count_in(
+            &klog,
+            &format!("AUTHENTICATED INVITE from switchboard to sip:{CALLEE}")
+        ) >= 1,
+        "our INVITE passed the 407 challenge"
+    );
+    let customer = alice.state().contacts[&c]
+        .connections
+        .iter()
+        .find(|k| k.kind == protocol::contact::ConnectionKind::Outbound)
+        .expect("customer connection")
+        .connection_id
+        .clone();
+    alice
+        .ok(Op::EndConnection {
+            contact_id: c.clone(),
+            connection_id: customer,
+        })
+        .await;
+    let r = wait_ended(&running, &c).await;
+    assert_eq!(r.disconnect_reason.as_deref(), Some("agent_disconnect"));
+    alice
+        .ok(Op::Clear {
+            contact_id: c.clone(),
+            wrap_up_code: None,
+        })
+        .await;
+    alice
+        .wait_for("the outbound contact is cleared", |a| {
+            a.state().contacts.is_empty()
+        })
+        .await;
+
+    // Inbound: a caller authenticates its INVITE at Kamailio, which routes
+    // the DID to our registration.
+    let aport = free_udp_port_pair();
+    let adir = dir.join("caller");
+    std::fs::create_dir_all(&adir).expect("mkdir");
+    let mut caller = baresip_with(
+        &adir,
+        aport,
+        &format!(
+            "<sip:{CALLER}@sip.test;transport=udp>;auth_pass={CALLER}-secret;outbound=\"sip:127.0.0.1:{kport};lr\";\
+regint=0;audio_codecs=pcmu;audio_source=aufile,{}",
+            caller8.display()
+        ),
+        Some(format!("/dial sip:{DID}@sip.test")),
+        30,
+        "",
+    );
+    let (c2, leg, _) = agent_answers(&mut alice).await;
+    assert!(
+        count_in(&klog, &format!("AUTHENTICATED INVITE from {CALLER} to sip:{DID}")) >= 1,
+        "the caller's INVITE passed the 407 challenge"
+    );
+    let mut next = speech_frames(Vec::new(), leg);
+    let mut ended = false;
+    for _ in 0..20 {
+        alice
+            .stream_media(Duration::from_millis(500), &mut next)
+            .await;
+        if record(&running, &c2).ended_at.is_some() {
+            ended = true;
+            break;
+        }
+    }
+    assert!(ended, "the caller's BYE came through Kamailio");
+    let r = wait_ended(&running, &c2).await;
+    assert_eq!(r.disconnect_reason.as_deref(), Some("customer_disconnect"));
+    assert!(!alice.media_in.is_empty(), "the agent heard the caller");
+
+    // The registration was refreshed before its 10 s ran out.
+    wait_log(
+        &klog,
+        "REGISTERED sip:switchboard@sip.test",
+        2,
+        "the registration was refreshed",
+    )
+    .await;
+    let _ = caller.kill().await;
+    let _ = callee.kill().await;
+    let _ = kam.kill().await;
+}

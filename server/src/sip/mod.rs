@@ -11,6 +11,7 @@ pub mod digest;
 pub mod g711;
 pub mod msg;
 mod outbound;
+mod register;
 pub mod sdp;
 
 use std::collections::HashMap;
@@ -95,6 +96,7 @@ async fn receive_loop(
         state,
         calls: HashMap::new(),
     };
+    gw.start_registrations().await;
     let mut buf = vec![0u8; 65_536];
     loop {
         tokio::select! {
@@ -207,9 +209,15 @@ impl Gateway {
             self.send(&reply(503, "Service Unavailable"), from).await;
             return;
         }
-        let to_user = msg::user_of(uri)
-            .or_else(|| msg::user_of(msg::uri_of(m.header("to").unwrap_or_default())));
-        let Some(queue) = to_user.and_then(|u| trunk.dids.get(&normalize(u))).cloned() else {
+        // The DID is the request URI's user, or, when a registrar
+        // rewrote that to our registered Contact, the To header's.
+        let to_header_user = msg::user_of(msg::uri_of(m.header("to").unwrap_or_default()));
+        let queue = [msg::user_of(uri), to_header_user]
+            .into_iter()
+            .flatten()
+            .find_map(|u| trunk.dids.get(&normalize(u)))
+            .cloned();
+        let Some(queue) = queue else {
             self.send(&reply(404, "Not Found"), from).await;
             return;
         };
@@ -287,6 +295,45 @@ impl Gateway {
             call.run(rx).await;
             let _ = done.send(id);
         });
+    }
+
+    /// Starts a registration task for each trunk with `register = true`
+    /// (its responses come through `calls` by Call-ID, like a call's).
+    async fn start_registrations(&mut self) {
+        let trunks: Vec<SipTrunk> = self
+            .state
+            .cfg
+            .sip
+            .trunks
+            .iter()
+            .filter(|t| t.register)
+            .cloned()
+            .collect();
+        for trunk in trunks {
+            let address = trunk.address.clone().unwrap_or_default();
+            let target = match tokio::net::lookup_host(&address).await {
+                Ok(mut a) => a.find(|a| a.is_ipv4() == self.local.is_ipv4()),
+                Err(_) => None,
+            };
+            let Some(target) = target else {
+                tracing::warn!(
+                    "sip: trunk {}: `{address}` does not resolve; not registering",
+                    trunk.name
+                );
+                continue;
+            };
+            let call_id = random_id("r");
+            let (tx, rx) = mpsc::channel(CALL_QUEUE);
+            self.calls.insert(call_id.clone(), tx);
+            let reg = register::Registration {
+                socket: self.socket.clone(),
+                local: self.local,
+                trunk,
+                target,
+                call_id,
+            };
+            tokio::spawn(reg.run(rx));
+        }
     }
 
     /// Places an agent's outbound call through the first trunk with an
