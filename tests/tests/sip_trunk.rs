@@ -14,7 +14,8 @@ use std::time::Duration;
 use media::codec::{Decoder, Encoder, EncoderSettings};
 use media::frame::PACKET;
 use protocol::media::{decode_media_frame, encode_media_frame, MediaHeader};
-use protocol::wire::Op;
+use protocol::wire::{Event, Op};
+use streams_sdk::Output;
 use switchboard_tests::*;
 
 const DID: &str = "+15550100";
@@ -1172,7 +1173,10 @@ regint=0;audio_codecs=pcmu;audio_source=aufile,{}",
     );
     let (c2, leg, _) = agent_answers(&mut alice).await;
     assert!(
-        count_in(&klog, &format!("AUTHENTICATED INVITE from {CALLER} to sip:{DID}")) >= 1,
+        count_in(
+            &klog,
+            &format!("AUTHENTICATED INVITE from {CALLER} to sip:{DID}")
+        ) >= 1,
         "the caller's INVITE passed the 407 challenge"
     );
     let mut next = speech_frames(Vec::new(), leg);
@@ -1202,4 +1206,131 @@ regint=0;audio_codecs=pcmu;audio_source=aufile,{}",
     let _ = caller.kill().await;
     let _ = callee.kill().await;
     let _ = kam.kill().await;
+}
+
+// ---- RFC 4733 DTMF both ways --------------------------------------------
+
+/// Sends one command to baresip's ctrl_tcp (netstring-framed JSON).
+async fn ctrl_send(stream: &mut tokio::net::TcpStream, command: &str, params: &str) {
+    use tokio::io::AsyncWriteExt;
+    let json = format!("{{\"command\":\"{command}\",\"params\":\"{params}\",\"token\":\"t\"}}");
+    let frame = format!("{}:{json},", json.len());
+    stream
+        .write_all(frame.as_bytes())
+        .await
+        .expect("ctrl write");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_dtmf_both_ways() {
+    let dir = temp_dir("sip-dtmf");
+    let (caller8, _) = speech(&dir, "caller", "This is the caller pressing keys.", 20);
+    let running = server::start(sip_config(&dir, "127.0.0.1"))
+        .await
+        .expect("start");
+    let sip = running.sip_addr.expect("sip");
+    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
+    let bdir = dir.join("baresip");
+    std::fs::create_dir_all(&bdir).expect("mkdir");
+    let port = free_udp_port_pair();
+    let cport = free_udp_port_pair();
+    let mut phone = baresip_with(
+        &bdir,
+        port,
+        &format!(
+            "<sip:{CALLER}@127.0.0.1:{port}>;regint=0;audio_codecs=pcmu;audio_source=aufile,{}",
+            caller8.display()
+        ),
+        Some(format!("/dial sip:{DID}@{sip}")),
+        40,
+        &format!("module_app\tctrl_tcp.so\nctrl_tcp_listen\t127.0.0.1:{cport}\n"),
+    );
+    let (c, leg, customer) = agent_answers(&mut alice).await;
+    let mut ctrl = None;
+    for _ in 0..100 {
+        if let Ok(s) = tokio::net::TcpStream::connect(("127.0.0.1", cport)).await {
+            ctrl = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut ctrl = ctrl.expect("baresip's ctrl_tcp listens");
+    let mut next = speech_frames(Vec::new(), leg);
+    // Let the media flow, then the caller presses 4 (RFC 4733 events).
+    alice
+        .stream_media(Duration::from_millis(600), &mut next)
+        .await;
+    ctrl_send(&mut ctrl, "sndcode", "4").await;
+    let digits_at_agent = |a: &Client| -> Vec<String> {
+        a.log
+            .iter()
+            .filter_map(|o| match o {
+                Output::Event(Event::Digits { digits, .. }) => Some(digits.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    for _ in 0..20 {
+        if !digits_at_agent(&alice).is_empty() {
+            break;
+        }
+        alice
+            .stream_media(Duration::from_millis(250), &mut next)
+            .await;
+    }
+    assert_eq!(
+        digits_at_agent(&alice),
+        ["4"],
+        "the caller's key reached the agent"
+    );
+
+    // The agent's keypad: 1 and 2 go to baresip as telephone-events.
+    alice
+        .ok(Op::SendDigits {
+            contact_id: c.clone(),
+            connection_id: customer.clone(),
+            digits: "12".into(),
+        })
+        .await;
+    let mut seen = String::new();
+    let mut buf = vec![0u8; 8192];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !(seen.contains("\"param\":\"1\"") && seen.contains("\"param\":\"2\"")) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "baresip did not report both keys: {seen}"
+        );
+        // Keep the agent's media flowing (the gateway paces on it).
+        alice
+            .stream_media(Duration::from_millis(100), &mut next)
+            .await;
+        use tokio::io::AsyncReadExt;
+        if let Ok(Ok(n)) =
+            tokio::time::timeout(Duration::from_millis(100), ctrl.read(&mut buf)).await
+        {
+            let text = String::from_utf8_lossy(&buf[..n]);
+            for part in text.split("CALL_DTMF_START").skip(1) {
+                seen.push_str(part.split('}').next().unwrap_or(part));
+            }
+        }
+    }
+    // Still exactly one caller key (the repeated end packets were not
+    // counted again), then the echo of the agent's own digits.
+    assert_eq!(digits_at_agent(&alice), ["4", "12"]);
+    let r = record(&running, &c);
+    let caller_keys: Vec<_> = r
+        .events
+        .iter()
+        .filter(|e| e.event == "caller_digits")
+        .map(|e| e.detail.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(caller_keys, ["4"], "{:?}", r.events);
+    alice
+        .ok(Op::EndConnection {
+            contact_id: c.clone(),
+            connection_id: customer,
+        })
+        .await;
+    wait_ended(&running, &c).await;
+    let _ = phone.kill().await;
 }

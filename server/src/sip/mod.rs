@@ -8,6 +8,7 @@
 //! BYE or a final error). See docs/sip.md for what is and is not done.
 
 pub mod digest;
+mod dtmf;
 pub mod g711;
 pub mod msg;
 mod outbound;
@@ -590,6 +591,9 @@ impl SipCall {
                 _ = poll.tick() => {
                     leg.pace().await;
                     let view = self.state.center.lock().ok().and_then(|c| c.caller_view(&self.contact));
+                    if let Some(v) = &view {
+                        leg.sync_digits(&v.digits_heard);
+                    }
                     let st = view.map_or("ended", |v| v.state.as_str());
                     match st {
                         "ended" => {
@@ -678,6 +682,8 @@ struct Leg {
     media_open: bool,
     paced: std::collections::VecDeque<Vec<u8>>,
     buf: Vec<u8>,
+    contact: String,
+    dtmf: dtmf::Dtmf,
 }
 
 impl Leg {
@@ -691,7 +697,7 @@ impl Leg {
         rtp_peer: SocketAddr,
         codec: SipCodec,
         pt: u8,
-        _te: Option<u8>,
+        te: Option<u8>,
     ) -> Leg {
         let (media_tx, media_rx) = mpsc::channel::<MediaOut>(AGENT_QUEUE);
         let key = customer_key(contact);
@@ -709,7 +715,15 @@ impl Leg {
             media_open: true,
             paced: std::collections::VecDeque::new(),
             buf: vec![0u8; 2048],
+            contact: contact.to_owned(),
+            dtmf: dtmf::Dtmf::new(te),
         }
+    }
+
+    /// Digits the agent sent the customer (the caller view's
+    /// `digits_heard`) that have not gone out yet become RFC 4733 events.
+    fn sync_digits(&mut self, heard: &str) {
+        self.dtmf.sync(heard);
     }
 
     /// The next RTP datagram or bridge frame.
@@ -732,6 +746,14 @@ impl Leg {
                     return;
                 }
                 self.rtp_peer = src;
+                if let Some(key) = self.dtmf.on_rtp(&self.buf[..n]) {
+                    // A caller's key (once per event, end bit or not).
+                    let now = self.state.now();
+                    if let Ok(mut c) = self.state.center.lock() {
+                        let _ = c.caller_digits(&self.contact, &key.to_string(), now);
+                    }
+                    return;
+                }
                 let (Some(slot), Some(bridge)) = (&self.slot, &self.state.bridge) else {
                     return;
                 };
@@ -757,8 +779,16 @@ impl Leg {
         }
     }
 
-    /// One packet a 20 ms tick; two when behind, to catch up.
+    /// One packet a 20 ms tick; two when behind, to catch up. While a
+    /// telephone-event is going out it replaces the voice packet (the
+    /// bridge's in-band tone for the same key), so the far end does not
+    /// detect the key twice.
     async fn pace(&mut self) {
+        if let Some(event) = self.dtmf.next_packet(&mut self.media) {
+            self.paced.pop_front();
+            let _ = self.rtp.send_to(&event, self.rtp_peer).await;
+            return;
+        }
         for _ in 0..if self.paced.len() > 2 { 2 } else { 1 } {
             if let Some(p) = self.paced.pop_front() {
                 let _ = self.rtp.send_to(&p, self.rtp_peer).await;
@@ -811,7 +841,7 @@ impl Media {
         }
         let pt = packet[1] & 0x7f;
         if pt != self.pt {
-            return None; // telephone-event and others: later slices.
+            return None; // comfort noise, unknown payload types
         }
         let csrc = usize::from(packet[0] & 0x0f) * 4;
         let mut start = 12 + csrc;

@@ -371,6 +371,9 @@ Content-Length: 0\r\n\r\n",
                         retransmit = (now_i + gap, gap);
                     }
                     let view = self.state.center.lock().ok().and_then(|c| c.caller_view(&self.dial.contact_id));
+                    if let (Some(l), Some(v)) = (leg.as_mut(), &view) {
+                        l.sync_digits(&v.digits_heard);
+                    }
                     let ended = view.is_none_or(|v| v.state.as_str() == "ended");
                     if ended {
                         match &dialog {
