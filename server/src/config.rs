@@ -1191,6 +1191,8 @@ fn valid_origin(o: &str) -> bool {
 struct RawSip {
     listen_udp: Option<Spanned<String>>,
     rtp_ports: Option<Spanned<Vec<u16>>>,
+    max_calls: Option<Spanned<usize>>,
+    rtp_timeout_s: Option<Spanned<u64>>,
     #[serde(default)]
     trunks: Vec<RawTrunk>,
 }
@@ -1268,6 +1270,11 @@ pub struct SipConfig {
     pub rtp_ports: (u16, u16),
     /// Trunks, in file order.
     pub trunks: Vec<SipTrunk>,
+    /// Most SIP calls (dialogs) at once; more INVITEs get 503.
+    pub max_calls: usize,
+    /// A confirmed call with no RTP from the far end for this long (while
+    /// it is not holding us with `inactive`) is ended; 0 never.
+    pub rtp_timeout_s: u64,
 }
 
 impl SipConfig {
@@ -1486,10 +1493,27 @@ impl Validator<'_> {
                 register_expires_s,
             });
         }
+        let max_calls = match &raw.max_calls {
+            None => 1024,
+            Some(m) if (1..=100_000).contains(m.get_ref()) => *m.get_ref(),
+            Some(m) => return self.err(&m.span(), "sip.max_calls must be between 1 and 100000"),
+        };
+        let rtp_timeout_s = match &raw.rtp_timeout_s {
+            None => 30,
+            Some(t) if *t.get_ref() <= 3600 => *t.get_ref(),
+            Some(t) => {
+                return self.err(
+                    &t.span(),
+                    "sip.rtp_timeout_s must be between 0 (never) and 3600",
+                )
+            }
+        };
         Ok(SipConfig {
             listen_udp,
             rtp_ports,
             trunks,
+            max_calls,
+            rtp_timeout_s,
         })
     }
 }

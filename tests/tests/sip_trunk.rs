@@ -1334,3 +1334,390 @@ async fn baresip_dtmf_both_ways() {
     wait_ended(&running, &c).await;
     let _ = phone.kill().await;
 }
+
+// ---- in the call: re-INVITE, BYE races, dead media, malformed SIP --------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_reinvite_hold_and_resume() {
+    let dir = temp_dir("sip-hold");
+    let (caller8, _) = speech(&dir, "caller", "This is the caller, about to hold.", 20);
+    let running = server::start(sip_config(&dir, "127.0.0.1"))
+        .await
+        .expect("start");
+    let sip = running.sip_addr.expect("sip");
+    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
+    let bdir = dir.join("baresip");
+    std::fs::create_dir_all(&bdir).expect("mkdir");
+    let port = free_udp_port_pair();
+    let cport = free_udp_port_pair();
+    let mut phone = baresip_with(
+        &bdir,
+        port,
+        &format!(
+            "<sip:{CALLER}@127.0.0.1:{port}>;regint=0;audio_codecs=pcmu;audio_source=aufile,{}",
+            caller8.display()
+        ),
+        Some(format!("/dial sip:{DID}@{sip}")),
+        40,
+        &format!("module_app\tctrl_tcp.so\nctrl_tcp_listen\t127.0.0.1:{cport}\n"),
+    );
+    let (c, leg, customer) = agent_answers(&mut alice).await;
+    let mut ctrl = None;
+    for _ in 0..100 {
+        if let Ok(s) = tokio::net::TcpStream::connect(("127.0.0.1", cport)).await {
+            ctrl = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut ctrl = ctrl.expect("baresip's ctrl_tcp listens");
+    let mut next = speech_frames(Vec::new(), leg);
+    alice
+        .stream_media(Duration::from_millis(400), &mut next)
+        .await;
+    let has = |running: &server::Running, event: &str| {
+        record(running, &c).events.iter().any(|e| e.event == event)
+    };
+    // baresip holds: a re-INVITE with a=sendonly, answered 200 recvonly.
+    ctrl_send(&mut ctrl, "hold", "").await;
+    for _ in 0..40 {
+        if has(&running, "sip_hold") {
+            break;
+        }
+        alice
+            .stream_media(Duration::from_millis(100), &mut next)
+            .await;
+    }
+    assert!(
+        has(&running, "sip_hold"),
+        "{:?}",
+        record(&running, &c).events
+    );
+    ctrl_send(&mut ctrl, "resume", "").await;
+    for _ in 0..40 {
+        if has(&running, "sip_resume") {
+            break;
+        }
+        alice
+            .stream_media(Duration::from_millis(100), &mut next)
+            .await;
+    }
+    assert!(
+        has(&running, "sip_resume"),
+        "{:?}",
+        record(&running, &c).events
+    );
+    // The call goes on: the caller's audio still reaches the agent.
+    let before = alice.media_in.len();
+    alice
+        .stream_media(Duration::from_millis(600), &mut next)
+        .await;
+    assert!(alice.media_in.len() > before + 10, "media after resume");
+    assert!(record(&running, &c).ended_at.is_none(), "still up");
+    let log = std::fs::read_to_string(bdir.join("baresip.log")).unwrap_or_default();
+    assert!(
+        !log.contains("488 Not Acceptable") && !log.contains("501 Not Implemented"),
+        "{log}"
+    );
+    alice
+        .ok(Op::EndConnection {
+            contact_id: c.clone(),
+            connection_id: customer,
+        })
+        .await;
+    wait_ended(&running, &c).await;
+    let _ = phone.kill().await;
+}
+
+/// A raw UDP caller: INVITE, the agent answers, 200, ACK. Returns the
+/// contact, the To header with the gateway's tag, and the agent's
+/// customer connection.
+async fn raw_answered_call(
+    sock: &tokio::net::UdpSocket,
+    sip: SocketAddr,
+    alice: &mut Client,
+    call_id: &str,
+    rtp_port: u16,
+) -> (String, String, String) {
+    let local = sock.local_addr().expect("addr");
+    let sdp = SDP.replace("40000", &rtp_port.to_string());
+    sock.send_to(invite(local, call_id, &sdp).as_bytes(), sip)
+        .await
+        .expect("send");
+    let (c, _, customer) = agent_answers(alice).await;
+    let mut to = String::new();
+    for _ in 0..10 {
+        let r = recv(sock).await;
+        if r.starts_with("SIP/2.0 200 ") {
+            to = r
+                .lines()
+                .find(|l| l.starts_with("To:"))
+                .expect("To")
+                .to_owned();
+            break;
+        }
+    }
+    assert!(to.contains("tag="), "a 200 with a To tag");
+    let ack = format!(
+        "ACK sip:{DID}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKack{call_id}\r\n\
+Max-Forwards: 70\r\nFrom: <sip:{CALLER}@127.0.0.1>;tag=f1\r\n{to}\r\nCall-ID: {call_id}\r\nCSeq: 1 ACK\r\n\
+Content-Length: 0\r\n\r\n"
+    );
+    sock.send_to(ack.as_bytes(), sip).await.expect("ack");
+    (c, to, customer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bye_racing_the_agents_hangup_ends_the_call_once() {
+    let dir = temp_dir("sip-race");
+    let running = server::start(sip_config(&dir, "127.0.0.1"))
+        .await
+        .expect("start");
+    let sip = running.sip_addr.expect("sip");
+    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let rtp = std::net::UdpSocket::bind("127.0.0.1:0").expect("rtp");
+    let rtp_port = rtp.local_addr().expect("addr").port();
+    let (c, to, customer) = raw_answered_call(&sock, sip, &mut alice, "race1", rtp_port).await;
+    let local = sock.local_addr().expect("addr");
+    let bye = format!(
+        "BYE sip:switchboard@{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKbye1\r\n\
+Max-Forwards: 70\r\nFrom: <sip:{CALLER}@127.0.0.1>;tag=f1\r\n{to}\r\nCall-ID: race1\r\nCSeq: 2 BYE\r\n\
+Content-Length: 0\r\n\r\n"
+    );
+    // Both at once: our BYE and the agent's hang-up.
+    let (sent, hung_up) = tokio::join!(
+        sock.send_to(bye.as_bytes(), sip),
+        alice.op(Op::EndConnection {
+            contact_id: c.clone(),
+            connection_id: customer,
+        })
+    );
+    sent.expect("bye sent");
+    // The agent's op may lose the race (the customer already left).
+    if let Err(e) = hung_up {
+        assert!(
+            format!("{e:?}").contains("invalid_state") || format!("{e:?}").contains("InvalidState"),
+            "{e:?}"
+        );
+    }
+    let r = wait_ended(&running, &c).await;
+    let reason = r.disconnect_reason.clone().unwrap_or_default();
+    assert!(
+        reason == "customer_disconnect" || reason == "agent_disconnect",
+        "{reason}"
+    );
+    // The gateway answered our BYE (200, or 481 when its own BYE went
+    // first) and sent at most one BYE of its own, which we answer.
+    let mut answered = false;
+    let mut its_byes = 0;
+    while let Ok(Ok((n, _))) = tokio::time::timeout(Duration::from_millis(700), async {
+        let mut buf = vec![0u8; 4096];
+        let r = sock.recv_from(&mut buf).await;
+        r.map(|(n, a)| {
+            buf.truncate(n);
+            (buf, a)
+        })
+    })
+    .await
+    .map(|r| r.map(|(b, a)| (String::from_utf8_lossy(&b).into_owned(), a)))
+    {
+        if (n.starts_with("SIP/2.0 200 ") || n.starts_with("SIP/2.0 481 "))
+            && n.contains("CSeq: 2 BYE")
+        {
+            answered = true;
+        }
+        if n.starts_with("BYE ") {
+            its_byes += 1;
+        }
+    }
+    assert!(answered, "our BYE was answered");
+    assert!(its_byes <= 1, "at most one BYE from the gateway");
+    let ended = r.events.iter().filter(|e| e.event == "ended").count();
+    assert_eq!(ended, 1, "ended once: {:?}", r.events);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_without_rtp_ends_with_media_timeout() {
+    let dir = temp_dir("sip-rtp-timeout");
+    let mut cfg = sip_config(&dir, "127.0.0.1");
+    cfg.sip.rtp_timeout_s = 1;
+    let running = server::start(cfg).await.expect("start");
+    let sip = running.sip_addr.expect("sip");
+    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let rtp = std::net::UdpSocket::bind("127.0.0.1:0").expect("rtp");
+    let rtp_port = rtp.local_addr().expect("addr").port();
+    // We send no RTP at all.
+    let (c, _, _) = raw_answered_call(&sock, sip, &mut alice, "dead1", rtp_port).await;
+    let r = wait_ended(&running, &c).await;
+    assert_eq!(r.disconnect_reason.as_deref(), Some("media_timeout"));
+    let mut bye = false;
+    for _ in 0..10 {
+        let m = recv(&sock).await;
+        if m.starts_with("BYE ") {
+            bye = true;
+            break;
+        }
+    }
+    assert!(bye, "the gateway hung up with BYE");
+    for _ in 0..50 {
+        if record(&running, &c)
+            .events
+            .iter()
+            .any(|e| e.event == "sip_rtp_timeout")
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!(
+        "no sip_rtp_timeout event: {:?}",
+        record(&running, &c).events
+    );
+}
+
+#[tokio::test]
+async fn malformed_sip_is_answered_400_or_dropped_and_changes_nothing() {
+    let dir = temp_dir("sip-malformed");
+    let running = server::start(sip_config(&dir, "127.0.0.1"))
+        .await
+        .expect("start");
+    let sip = running.sip_addr.expect("sip");
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let local = sock.local_addr().expect("addr");
+    let count = || {
+        running
+            .state
+            .center
+            .lock()
+            .expect("lock")
+            .store()
+            .contact_count()
+            .expect("count")
+    };
+    let before = count();
+    let good = invite(local, "m0", SDP);
+    let table: Vec<(&str, String)> = vec![
+        ("no request line", "\r\n\r\n".into()),
+        ("binary", "\u{1}\u{2}\u{3}\u{ff}".into()),
+        ("no blank line", good.replace("\r\n\r\n", "\r\n")),
+        (
+            "bad version",
+            good.replace("SIP/2.0\r\nVia", "SIP/3.0\r\nVia"),
+        ),
+        ("lower-case method", good.replacen("INVITE", "invite", 1)),
+        ("http URI", good.replacen("INVITE sip:", "INVITE http:", 1)),
+        ("no Call-ID", good.replace("Call-ID: m0\r\n", "")),
+        (
+            "no Via",
+            good.replace(
+                &format!("Via: SIP/2.0/UDP {local};branch=z9hG4bKm0\r\n"),
+                "",
+            ),
+        ),
+        (
+            "bad CSeq",
+            good.replace("CSeq: 1 INVITE", "CSeq: one INVITE"),
+        ),
+        (
+            "long Content-Length",
+            good.replace(
+                &format!("Content-Length: {}", SDP.len()),
+                "Content-Length: 99999",
+            ),
+        ),
+        (
+            "bad Content-Length",
+            good.replace(
+                &format!("Content-Length: {}", SDP.len()),
+                "Content-Length: -1",
+            ),
+        ),
+        (
+            "header without colon",
+            good.replace("Max-Forwards: 70", "Max-Forwards 70"),
+        ),
+        ("continuation first", good.replace("Via:", " Via:")),
+        (
+            "too many headers",
+            good.replace("Max-Forwards: 70\r\n", &"X-A: b\r\n".repeat(100)),
+        ),
+        ("response garbage", "SIP/2.0 abc\r\n\r\n".into()),
+    ];
+    for (what, msg) in &table {
+        sock.send_to(msg.as_bytes(), sip).await.expect("send");
+        let mut buf = vec![0u8; 4096];
+        if let Ok(Ok((n, _))) =
+            tokio::time::timeout(Duration::from_millis(300), sock.recv_from(&mut buf)).await
+        {
+            let r = String::from_utf8_lossy(&buf[..n]);
+            assert!(r.starts_with("SIP/2.0 400 "), "{what}: answered {r}");
+        }
+    }
+    assert_eq!(count(), before, "malformed SIP created nothing");
+    // The gateway is still healthy: OPTIONS gets 200.
+    let options = format!(
+        "OPTIONS sip:{DID}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKo1\r\n\
+Max-Forwards: 70\r\nFrom: <sip:{CALLER}@127.0.0.1>;tag=f1\r\nTo: <sip:{DID}@127.0.0.1>\r\n\
+Call-ID: o1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    );
+    let r = exchange(&sock, sip, &options).await;
+    assert!(r.starts_with("SIP/2.0 200 "), "{r}");
+    assert!(r.contains("Allow: "), "{r}");
+}
+
+#[tokio::test]
+async fn floods_from_unknown_addresses_are_dropped_unanswered() {
+    let dir = temp_dir("sip-flood");
+    // Only 127.0.0.2 may call; we send from 127.0.0.1.
+    let running = server::start(sip_config(&dir, "127.0.0.2"))
+        .await
+        .expect("start");
+    let sip = running.sip_addr.expect("sip");
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let local = sock.local_addr().expect("addr");
+    // Garbage and BYEs from an unknown source: no answer at all.
+    for i in 0..200 {
+        let junk = if i % 2 == 0 {
+            format!("BYE sip:x@y SIP/2.0\r\nCall-ID: {i}\r\n\r\n")
+        } else {
+            "\u{0}garbage".repeat(50)
+        };
+        sock.send_to(junk.as_bytes(), sip).await.expect("send");
+    }
+    // INVITEs: 403 within the budget (20 a second), the rest dropped.
+    for i in 0..100 {
+        sock.send_to(invite(local, &format!("fl{i}"), SDP).as_bytes(), sip)
+            .await
+            .expect("send");
+    }
+    let mut answers = 0;
+    let mut buf = vec![0u8; 4096];
+    while let Ok(Ok((n, _))) =
+        tokio::time::timeout(Duration::from_millis(500), sock.recv_from(&mut buf)).await
+    {
+        let r = String::from_utf8_lossy(&buf[..n]);
+        assert!(r.starts_with("SIP/2.0 403 "), "{r}");
+        answers += 1;
+    }
+    assert!(answers >= 1, "a real INVITE is told it is forbidden");
+    assert!(answers <= 40, "a flood is not answered in full: {answers}");
+    let count = running
+        .state
+        .center
+        .lock()
+        .expect("lock")
+        .store()
+        .contact_count()
+        .expect("count");
+    assert_eq!(count, 0, "nothing created");
+}

@@ -214,6 +214,14 @@ impl Center {
         self.publish(contact_id, now);
     }
 
+    /// The trunk leg died under a live call (no RTP for too long): the
+    /// call ends with `reason` (e.g. `media_timeout`).
+    pub fn trunk_lost(&mut self, contact_id: &str, reason: &str, now: Millis) {
+        if self.calls.get(contact_id).is_some_and(|c| !c.ended) {
+            self.end_call(contact_id, reason, now);
+        }
+    }
+
     /// Whether the agent should hear `contact_id`'s far end before answer.
     pub(super) fn has_early_media(&self, contact_id: &str) -> bool {
         self.early_media.contains(contact_id)

@@ -83,6 +83,11 @@ impl Dtmf {
         }
     }
 
+    /// The telephone-event payload type changed (a re-INVITE).
+    pub fn set_pt(&mut self, pt: Option<u8>) {
+        self.pt = pt;
+    }
+
     /// Queues the digits of `heard` (all the agent's digits on this call
     /// so far) not queued yet.
     pub fn sync(&mut self, heard: &str) {

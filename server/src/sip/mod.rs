@@ -45,8 +45,6 @@ pub enum SipError {
     NoRtpPort,
 }
 
-/// Most calls in progress at once (a flood of INVITEs is refused 503).
-const MAX_CALLS: usize = 1024;
 /// A call's queue of SIP messages from the receive loop.
 const CALL_QUEUE: usize = 16;
 /// Most RTP packets waiting for the pacing clock (60 ms); older ones are
@@ -81,7 +79,18 @@ struct Gateway {
     state: AppState,
     calls: HashMap<String, mpsc::Sender<Message>>,
     next_rtp: u16,
+    /// Addresses of the trunks we send to (registrars, outbound proxies):
+    /// their responses are accepted even when not in an `allow` list.
+    known: std::collections::HashSet<std::net::IpAddr>,
+    /// 403s sent to unknown sources in the current second (a budget, so
+    /// a flood costs a first-line check and nothing sent).
+    refusals: (tokio::time::Instant, u32),
+    /// Datagrams from unknown sources dropped unparsed.
+    pub dropped: u64,
 }
+
+/// 403s per second at most for requests from unknown sources.
+const REFUSALS_PER_S: u32 = 20;
 
 async fn receive_loop(
     socket: Arc<UdpSocket>,
@@ -96,6 +105,9 @@ async fn receive_loop(
         next_rtp: state.cfg.sip.rtp_ports.0,
         state,
         calls: HashMap::new(),
+        known: Default::default(),
+        refusals: (tokio::time::Instant::now(), 0),
+        dropped: 0,
     };
     gw.start_registrations().await;
     let mut buf = vec![0u8; 65_536];
@@ -121,6 +133,25 @@ impl Gateway {
             .find(|t| t.allow.contains(&from.ip()))
     }
 
+    /// Whether a datagram from an unknown source gets a 403: only an
+    /// INVITE, OPTIONS or REGISTER request line (judged from the first
+    /// bytes alone, nothing else is parsed), and only within the per-second
+    /// budget. Everything else from such a source is dropped.
+    fn worth_refusing(&mut self, bytes: &[u8]) -> bool {
+        let request = [&b"INVITE "[..], b"OPTIONS ", b"REGISTER "]
+            .iter()
+            .any(|m| bytes.starts_with(m));
+        if !request {
+            return false;
+        }
+        let now = tokio::time::Instant::now();
+        if now.duration_since(self.refusals.0) >= Duration::from_secs(1) {
+            self.refusals = (now, 0);
+        }
+        self.refusals.1 += 1;
+        self.refusals.1 <= REFUSALS_PER_S
+    }
+
     async fn send(&self, bytes: &[u8], to: SocketAddr) {
         let _ = self.socket.send_to(bytes, to).await;
     }
@@ -136,6 +167,10 @@ impl Gateway {
             return;
         }
         let trunk = self.trunk_for(from).cloned();
+        if trunk.is_none() && !self.known.contains(&from.ip()) && !self.worth_refusing(bytes) {
+            self.dropped += 1;
+            return;
+        }
         let m = match Message::parse(bytes) {
             Ok(m) => m,
             Err(e) => {
@@ -156,6 +191,13 @@ impl Gateway {
             }
             return;
         };
+        if trunk.is_none() && self.known.contains(&from.ip()) {
+            // In-dialog requests relayed by a registrar we use.
+            if let Some(tx) = self.calls.get(m.call_id()) {
+                let _ = tx.try_send(m);
+                return;
+            }
+        }
         let Some(trunk) = trunk else {
             if method != "ACK" {
                 tracing::warn!("sip: {method} from {from} refused: not an allowed trunk address");
@@ -206,7 +248,7 @@ impl Gateway {
     ) {
         let tag = random_id("t");
         let reply = |code: u16, reason: &str| m.response(code, reason, Some(&tag), &[], b"");
-        if self.calls.len() >= MAX_CALLS {
+        if self.calls.len() >= self.state.cfg.sip.max_calls {
             self.send(&reply(503, "Service Unavailable"), from).await;
             return;
         }
@@ -289,6 +331,7 @@ impl Gateway {
             codec,
             pt,
             te,
+            codecs: trunk.codecs.clone(),
         };
         let done = done.clone();
         tokio::spawn(async move {
@@ -323,6 +366,7 @@ impl Gateway {
                 );
                 continue;
             };
+            self.known.insert(target.ip());
             let call_id = random_id("r");
             let (tx, rx) = mpsc::channel(CALL_QUEUE);
             self.calls.insert(call_id.clone(), tx);
@@ -370,12 +414,13 @@ impl Gateway {
         let Some(target) = target else {
             return fail(self, "the trunk's address does not resolve");
         };
-        if self.calls.len() >= MAX_CALLS {
+        if self.calls.len() >= self.state.cfg.sip.max_calls {
             return fail(self, "too many calls");
         }
         let Ok(rtp) = self.bind_rtp().await else {
             return fail(self, "no free RTP port");
         };
+        self.known.insert(target.ip());
         let call_id = random_id("o");
         let (tx, rx) = mpsc::channel(CALL_QUEUE);
         self.calls.insert(call_id.clone(), tx);
@@ -473,6 +518,8 @@ struct SipCall {
     codec: SipCodec,
     pt: u8,
     te: Option<u8>,
+    /// The trunk's codecs (for re-INVITE offers).
+    codecs: Vec<SipCodec>,
 }
 
 #[derive(PartialEq, Eq, Clone, Copy)]
@@ -505,6 +552,10 @@ impl SipCall {
         let _ = self.socket.send_to(bytes, self.peer).await;
     }
 
+    fn trunk_codecs(&self) -> Vec<SipCodec> {
+        self.codecs.clone()
+    }
+
     fn contact_header(&self) -> (&'static str, String) {
         ("Contact", format!("<sip:switchboard@{}>", self.local))
     }
@@ -534,6 +585,7 @@ impl SipCall {
         let answered_at = tokio::time::Instant::now();
         // Our own requests in the dialog: only BYE, once.
         let bye_cseq = 1u32;
+        let rtp_timeout = Duration::from_secs(self.state.cfg.sip.rtp_timeout_s);
         let ok_200 = |s: &SipCall| {
             s.invite.response(
                 200,
@@ -563,6 +615,7 @@ impl SipCall {
                             if phase == Phase::Answered {
                                 phase = Phase::Confirmed;
                                 retransmit_at = None;
+                                leg.last_rtp = tokio::time::Instant::now();
                             }
                         }
                         (true, "CANCEL") if matches!(phase, Phase::Queued | Phase::Ringing) => {
@@ -581,6 +634,21 @@ impl SipCall {
                             self.hang_up_center();
                             return;
                         }
+                        (true, "INVITE") => {
+                            // A re-INVITE in our dialog.
+                            let offer = if m.body.is_empty() { None } else { sdp::Offer::parse(&m.body).ok() };
+                            let usable = m.body.is_empty() || offer.is_some();
+                            match usable.then(|| leg.reoffer(offer.as_ref(), &self.trunk_codecs())).flatten() {
+                                Some((sdp, what)) => {
+                                    self.send(&m.response(200, "OK", None, &[self.contact_header()], sdp.as_bytes())).await;
+                                    self.record(what, "re-INVITE from the caller's side");
+                                }
+                                None => self.send(&m.response(488, "Not Acceptable Here", None, &[], b"")).await,
+                            }
+                        }
+                        (true, "OPTIONS") => {
+                            self.send(&m.response(200, "OK", None, &[], b"")).await;
+                        }
                         (true, _) => {
                             self.send(&m.response(501, "Not Implemented", None, &[], b"")).await;
                         }
@@ -595,6 +663,15 @@ impl SipCall {
                         leg.sync_digits(&v.digits_heard);
                     }
                     let st = view.map_or("ended", |v| v.state.as_str());
+                    if phase == Phase::Confirmed && leg.rtp_dead(rtp_timeout) {
+                        self.record("sip_rtp_timeout", "no RTP from the caller's side");
+                        self.send(&self.bye(bye_cseq)).await;
+                        let now = self.state.now();
+                        if let Ok(mut c) = self.state.center.lock() {
+                            c.trunk_lost(&self.contact, "media_timeout", now);
+                        }
+                        return;
+                    }
                     match st {
                         "ended" => {
                             match phase {
@@ -684,6 +761,16 @@ struct Leg {
     buf: Vec<u8>,
     contact: String,
     dtmf: dtmf::Dtmf,
+    /// What our SDP says (re-sent, with a new version, on a re-INVITE).
+    rtp_local: SocketAddr,
+    codec: SipCodec,
+    pt: u8,
+    te: Option<u8>,
+    sdp_version: u64,
+    /// The far end's direction in its latest SDP.
+    remote_dir: sdp::Direction,
+    /// When RTP last came from the far end.
+    last_rtp: tokio::time::Instant,
 }
 
 impl Leg {
@@ -701,6 +788,7 @@ impl Leg {
     ) -> Leg {
         let (media_tx, media_rx) = mpsc::channel::<MediaOut>(AGENT_QUEUE);
         let key = customer_key(contact);
+        let rtp_local = rtp.local_addr().unwrap_or(SocketAddr::new(signal.ip(), 0));
         let slot = state.bridge.as_ref().map(|b| b.attach(&key, media_tx));
         Leg {
             state: state.clone(),
@@ -717,7 +805,82 @@ impl Leg {
             buf: vec![0u8; 2048],
             contact: contact.to_owned(),
             dtmf: dtmf::Dtmf::new(te),
+            rtp_local,
+            codec,
+            pt,
+            te,
+            sdp_version: 1,
+            remote_dir: sdp::Direction::SendRecv,
+            last_rtp: tokio::time::Instant::now(),
         }
+    }
+
+    /// Our current SDP.
+    fn our_sdp(&self) -> String {
+        sdp::answer_with(
+            self.rtp_local,
+            u64::from(self.leg),
+            self.sdp_version,
+            self.codec,
+            self.pt,
+            self.te,
+            self.remote_dir.answer(),
+        )
+    }
+
+    /// A re-INVITE's offer from the far end (hold, resume, a new address
+    /// or codec, a session refresh): our answer, or `None` when no codec
+    /// of ours is left (then 488 and the call goes on as it was). What
+    /// changed is returned for the contact's timeline.
+    fn reoffer(
+        &mut self,
+        offer: Option<&sdp::Offer>,
+        prefs: &[SipCodec],
+    ) -> Option<(String, &'static str)> {
+        let Some(offer) = offer else {
+            // No SDP: a refresh asking for our offer; same session.
+            return Some((self.our_sdp(), "sip_refresh"));
+        };
+        let (codec, pt, te) = offer.choose(prefs)?;
+        let was = self.remote_dir;
+        let changed = codec != self.codec
+            || pt != self.pt
+            || offer.rtp != self.rtp_peer
+            || offer.direction != was;
+        if codec != self.codec || pt != self.pt {
+            self.media = Media::new(codec, pt, self.leg);
+        }
+        self.codec = codec;
+        self.pt = pt;
+        self.te = te;
+        self.dtmf.set_pt(te);
+        if !offer.rtp.ip().is_unspecified() {
+            self.rtp_peer = offer.rtp;
+        }
+        self.remote_dir = offer.direction;
+        // Hold or resume restarts the no-RTP clock.
+        self.last_rtp = tokio::time::Instant::now();
+        if changed {
+            self.sdp_version += 1;
+        }
+        let holding =
+            |d: sdp::Direction| matches!(d, sdp::Direction::SendOnly | sdp::Direction::Inactive);
+        let what = if holding(offer.direction) && !holding(was) {
+            "sip_hold"
+        } else if !holding(offer.direction) && holding(was) {
+            "sip_resume"
+        } else if changed {
+            "sip_reinvite"
+        } else {
+            "sip_refresh"
+        };
+        Some((self.our_sdp(), what))
+    }
+
+    /// Whether the far end has sent nothing for `timeout` while it
+    /// should be sending (not holding with `inactive` or `recvonly`).
+    fn rtp_dead(&self, timeout: Duration) -> bool {
+        !timeout.is_zero() && self.remote_dir.far_end_sends() && self.last_rtp.elapsed() > timeout
     }
 
     /// Digits the agent sent the customer (the caller view's
@@ -746,6 +909,7 @@ impl Leg {
                     return;
                 }
                 self.rtp_peer = src;
+                self.last_rtp = tokio::time::Instant::now();
                 if let Some(key) = self.dtmf.on_rtp(&self.buf[..n]) {
                     // A caller's key (once per event, end bit or not).
                     let now = self.state.now();

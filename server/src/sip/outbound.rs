@@ -219,6 +219,7 @@ Content-Length: 0\r\n\r\n",
         let mut closing: Option<tokio::time::Instant> = None;
         let mut poll = tokio::time::interval(Duration::from_millis(20));
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let rtp_timeout = Duration::from_secs(self.state.cfg.sip.rtp_timeout_s);
         loop {
             tokio::select! {
                 m = rx.recv() => {
@@ -280,6 +281,9 @@ Content-Length: 0\r\n\r\n",
                                         return;
                                     }
                                     dialog = Some(d);
+                                    if let Some(l) = leg.as_mut() {
+                                        l.last_rtp = tokio::time::Instant::now();
+                                    }
                                     let now = self.state.now();
                                     let answered = match self.state.center.lock() {
                                         Ok(mut c) => c.trunk_answered(&self.dial.contact_id, now).is_ok(),
@@ -339,6 +343,22 @@ Content-Length: 0\r\n\r\n",
                                     return;
                                 }
                                 "ACK" => {}
+                                "INVITE" if m.to_tag().is_some() => {
+                                    let offer = if m.body.is_empty() { None } else { sdp::Offer::parse(&m.body).ok() };
+                                    let usable = m.body.is_empty() || offer.is_some();
+                                    let answer = match leg.as_mut() {
+                                        Some(l) if usable => l.reoffer(offer.as_ref(), &self.trunk.codecs),
+                                        _ => None,
+                                    };
+                                    match answer {
+                                        Some((sdp, what)) => {
+                                            let contact = ("Contact", format!("<sip:switchboard@{}>", self.local));
+                                            self.send(&m.response(200, "OK", None, &[contact], sdp.as_bytes())).await;
+                                            self.record(what, "re-INVITE from the far end");
+                                        }
+                                        None => self.send(&reply(488, "Not Acceptable Here")).await,
+                                    }
+                                }
                                 "OPTIONS" => self.send_to_via(&m, &reply(200, "OK")).await,
                                 _ => self.send_to_via(&m, &reply(501, "Not Implemented")).await,
                             }
@@ -375,6 +395,18 @@ Content-Length: 0\r\n\r\n",
                         l.sync_digits(&v.digits_heard);
                     }
                     let ended = view.is_none_or(|v| v.state.as_str() == "ended");
+                    let dead = dialog.is_some() && leg.as_ref().is_some_and(|l| l.rtp_dead(rtp_timeout));
+                    if dead && !ended {
+                        if let Some(d) = &dialog {
+                            self.record("sip_rtp_timeout", "no RTP from the far end");
+                            self.send(&self.in_dialog("BYE", cseq + 1, &from_tag, d)).await;
+                        }
+                        let now = self.state.now();
+                        if let Ok(mut c) = self.state.center.lock() {
+                            c.trunk_lost(&self.dial.contact_id, "media_timeout", now);
+                        }
+                        return;
+                    }
                     if ended {
                         match &dialog {
                             Some(d) => {
