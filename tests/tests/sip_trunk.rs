@@ -370,8 +370,11 @@ async fn baresip_call_audio_both_ways_caller_hangs_up() {
         .collect();
     let (_, caller_ref) = read_wav_pcm16(&caller8);
     let (_, agent_ref) = read_wav_pcm16(&agent8);
-    let at_agent = ncc_windows(&caller_ref, &heard8, 8_000);
-    let control = ncc_windows(&agent_ref, &heard8, 8_000);
+    // baresip's file source starts when it dials, not when the agent
+    // answers: the agent hears the caller's speech from however long the
+    // call rang (seconds on a loaded machine), so the search spans 5 s.
+    let at_agent = ncc_windows(&caller_ref, &heard8, 40_000);
+    let control = ncc_windows(&agent_ref, &heard8, 40_000);
     // What baresip decoded (sndfile's *-dec.wav) is the agent's speech.
     let dec_wav = std::fs::read_dir(bdir.join("rec"))
         .expect("recordings")
