@@ -1028,9 +1028,10 @@ async fn kamailio_trunk_registers_refreshes_and_calls_pass_its_challenges() {
         ])
         .stdout(Stdio::from(log.try_clone().expect("log")))
         .stderr(Stdio::from(log))
-        .kill_on_drop(true)
         .spawn()
         .expect("kamailio must be installed (cargo xtask test installs it)");
+    // Stopped with SIGTERM even when the test fails (see stop_kamailio).
+    let _guard = KamailioGuard(kam.id());
     // Ready when it answers an OPTIONS ping.
     let probe = tokio::net::UdpSocket::bind("127.0.0.1:0")
         .await
@@ -1208,7 +1209,33 @@ regint=0;audio_codecs=pcmu;audio_source=aufile,{}",
     .await;
     let _ = caller.kill().await;
     let _ = callee.kill().await;
-    let _ = kam.kill().await;
+    stop_kamailio(&mut kam).await;
+}
+
+/// Sends Kamailio SIGTERM when dropped (a failing test unwinds through
+/// it), so its forked workers never outlive the test.
+struct KamailioGuard(Option<u32>);
+
+impl Drop for KamailioGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+    }
+}
+
+/// Stops Kamailio with SIGTERM, which makes its main process stop its
+/// forked workers too (SIGKILL, what `kill_on_drop` sends, would leave
+/// the workers running).
+async fn stop_kamailio(kam: &mut tokio::process::Child) {
+    if let Some(pid) = kam.id() {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), kam.wait()).await;
 }
 
 // ---- RFC 4733 DTMF both ways --------------------------------------------
