@@ -192,6 +192,8 @@ struct RawQueue {
     time_zone: Option<Spanned<String>>,
     hours: Option<Spanned<BTreeMap<String, String>>>,
     max_wait_s: Option<Spanned<u64>>,
+    outbound_caller_id_number: Option<Spanned<String>>,
+    outbound_caller_id_name: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -468,6 +470,11 @@ pub struct Queue {
     pub hours: Option<Hours>,
     /// A contact waiting longer than this leaves the queue (`queue_timeout`).
     pub max_wait_ms: u64,
+    /// Caller ID (E.164) of outbound calls placed for this queue through a
+    /// SIP trunk.
+    pub outbound_caller_id_number: Option<String>,
+    /// Caller ID display name of those calls.
+    pub outbound_caller_id_name: Option<String>,
 }
 
 /// A routing profile.
@@ -770,6 +777,11 @@ impl Validator<'_> {
                 Some(w) => *w.get_ref(),
                 None => default_max_wait_s(),
             };
+            let (outbound_caller_id_number, outbound_caller_id_name) = self.caller_id(
+                &id,
+                &q.outbound_caller_id_number,
+                &q.outbound_caller_id_name,
+            )?;
             queues.insert(
                 id.clone(),
                 Queue {
@@ -778,6 +790,8 @@ impl Validator<'_> {
                     max_contacts: q.max_contacts,
                     hours,
                     max_wait_ms: max_wait_s * 1000,
+                    outbound_caller_id_number,
+                    outbound_caller_id_name,
                 },
             );
         }
@@ -1367,6 +1381,8 @@ fn valid_origin(o: &str) -> bool {
 struct RawSip {
     listen_udp: Option<Spanned<String>>,
     rtp_ports: Option<Spanned<Vec<u16>>>,
+    max_calls: Option<Spanned<usize>>,
+    rtp_timeout_s: Option<Spanned<u64>>,
     #[serde(default)]
     trunks: Vec<RawTrunk>,
 }
@@ -1444,6 +1460,11 @@ pub struct SipConfig {
     pub rtp_ports: (u16, u16),
     /// Trunks, in file order.
     pub trunks: Vec<SipTrunk>,
+    /// Most SIP calls (dialogs) at once; more INVITEs get 503.
+    pub max_calls: usize,
+    /// A confirmed call with no RTP from the far end for this long (while
+    /// it is not holding us with `inactive`) is ended; 0 never.
+    pub rtp_timeout_s: u64,
 }
 
 impl SipConfig {
@@ -1454,6 +1475,41 @@ impl SipConfig {
 }
 
 impl Validator<'_> {
+    /// A queue's outbound caller ID: an E.164 number and a display name of
+    /// at most 64 printable characters without quotes (it goes into a SIP
+    /// From header).
+    fn caller_id(
+        &self,
+        queue: &str,
+        number: &Option<Spanned<String>>,
+        name: &Option<Spanned<String>>,
+    ) -> Result<(Option<String>, Option<String>), ConfigError> {
+        if let Some(n) = number {
+            if !is_e164(n.get_ref()) {
+                return self.err(
+                    &n.span(),
+                    format!("queue `{queue}`: outbound_caller_id_number is not an E.164 number"),
+                );
+            }
+        }
+        if let Some(n) = name {
+            let v = n.get_ref();
+            if v.is_empty()
+                || v.chars().count() > 64
+                || v.chars().any(|c| c.is_control() || c == '"' || c == '\\')
+            {
+                return self.err(
+                    &n.span(),
+                    format!("queue `{queue}`: outbound_caller_id_name must be 1-64 printable characters without quotes"),
+                );
+            }
+        }
+        Ok((
+            number.as_ref().map(|n| n.get_ref().clone()),
+            name.as_ref().map(|n| n.get_ref().clone()),
+        ))
+    }
+
     fn sip(&self, raw: &RawSip, queues: &HashMap<String, Queue>) -> Result<SipConfig, ConfigError> {
         let listen_udp = raw
             .listen_udp
@@ -1627,10 +1683,27 @@ impl Validator<'_> {
                 register_expires_s,
             });
         }
+        let max_calls = match &raw.max_calls {
+            None => 1024,
+            Some(m) if (1..=100_000).contains(m.get_ref()) => *m.get_ref(),
+            Some(m) => return self.err(&m.span(), "sip.max_calls must be between 1 and 100000"),
+        };
+        let rtp_timeout_s = match &raw.rtp_timeout_s {
+            None => 30,
+            Some(t) if *t.get_ref() <= 3600 => *t.get_ref(),
+            Some(t) => {
+                return self.err(
+                    &t.span(),
+                    "sip.rtp_timeout_s must be between 0 (never) and 3600",
+                )
+            }
+        };
         Ok(SipConfig {
             listen_udp,
             rtp_ports,
             trunks,
+            max_calls,
+            rtp_timeout_s,
         })
     }
 }

@@ -14,7 +14,8 @@ use std::time::Duration;
 use media::codec::{Decoder, Encoder, EncoderSettings};
 use media::frame::PACKET;
 use protocol::media::{decode_media_frame, encode_media_frame, MediaHeader};
-use protocol::wire::Op;
+use protocol::wire::{Event, Op};
+use streams_sdk::Output;
 use switchboard_tests::*;
 
 const DID: &str = "+15550100";
@@ -181,9 +182,16 @@ fn free_udp_port_pair() -> u16 {
     panic!("no free port pair");
 }
 
-/// A baresip that dials `did` at the gateway, playing `source`.
-fn baresip(dir: &Path, source: &Path, target: SocketAddr, seconds: u32) -> tokio::process::Child {
-    let port = free_udp_port_pair();
+/// A baresip in `dir` on `port` with one account line; `dial` is an
+/// optional command run at start. Quits after `seconds`.
+fn baresip_with(
+    dir: &Path,
+    port: u16,
+    account: &str,
+    dial: Option<String>,
+    seconds: u32,
+    extra_modules: &str,
+) -> tokio::process::Child {
     let rtp = 33_000 + (port % 500) * 2;
     let rec = dir.join("rec");
     std::fs::create_dir_all(&rec).expect("mkdir");
@@ -193,35 +201,45 @@ audio_player\talsa,null\naudio_source\talsa,null\naudio_alert\talsa,null\n\
 ausrc_format\ts16\nauplay_format\ts16\nauenc_format\ts16\naudec_format\ts16\naudio_buffer\t20-160\n\
 rtp_ports\t{rtp}-{}\nrtcp_mux\tno\njitter_buffer_delay\t5-10\nnet_interface\t127.0.0.1\n\
 module_path\t/usr/lib/baresip/modules\nmodule\tg711.so\nmodule\talsa.so\nmodule\taufile.so\nmodule\tsndfile.so\n\
-module_tmp\tuuid.so\nmodule_tmp\taccount.so\nmodule_app\tmenu.so\nsnd_path\t{}\n",
+module_tmp\tuuid.so\nmodule_tmp\taccount.so\nmodule_app\tmenu.so\nsnd_path\t{}\n{extra_modules}",
         rtp + 20,
         rec.display()
     );
     std::fs::write(dir.join("config"), config).expect("config");
-    std::fs::write(
-        dir.join("accounts"),
-        format!(
-            "<sip:{CALLER}@127.0.0.1:{port}>;regint=0;audio_codecs=pcmu;audio_source=aufile,{}\n",
-            source.display()
-        ),
-    )
-    .expect("accounts");
+    std::fs::write(dir.join("accounts"), format!("{account}\n")).expect("accounts");
     let log = std::fs::File::create(dir.join("baresip.log")).expect("log");
-    tokio::process::Command::new("baresip")
-        .args([
-            "-4",
-            "-f",
-            dir.to_str().expect("path"),
-            "-t",
-            &seconds.to_string(),
-            "-e",
-        ])
-        .arg(format!("/dial sip:{DID}@{target}"))
-        .stdout(Stdio::from(log.try_clone().expect("log")))
+    let mut cmd = tokio::process::Command::new("baresip");
+    cmd.args([
+        "-4",
+        "-f",
+        dir.to_str().expect("path"),
+        "-t",
+        &seconds.to_string(),
+    ]);
+    if let Some(d) = dial {
+        cmd.arg("-e").arg(d);
+    }
+    cmd.stdout(Stdio::from(log.try_clone().expect("log")))
         .stderr(Stdio::from(log))
         .kill_on_drop(true)
         .spawn()
         .expect("baresip must be installed (baresip-core; cargo xtask test installs it)")
+}
+
+/// A baresip that dials `did` at the gateway, playing `source`.
+fn baresip(dir: &Path, source: &Path, target: SocketAddr, seconds: u32) -> tokio::process::Child {
+    let port = free_udp_port_pair();
+    baresip_with(
+        dir,
+        port,
+        &format!(
+            "<sip:{CALLER}@127.0.0.1:{port}>;regint=0;audio_codecs=pcmu;audio_source=aufile,{}",
+            source.display()
+        ),
+        Some(format!("/dial sip:{DID}@{target}")),
+        seconds,
+        "",
+    )
 }
 
 /// Media frames of `pcm` (48 kHz) on `leg`, then silence.
@@ -352,8 +370,11 @@ async fn baresip_call_audio_both_ways_caller_hangs_up() {
         .collect();
     let (_, caller_ref) = read_wav_pcm16(&caller8);
     let (_, agent_ref) = read_wav_pcm16(&agent8);
-    let at_agent = ncc_windows(&caller_ref, &heard8, 8_000);
-    let control = ncc_windows(&agent_ref, &heard8, 8_000);
+    // baresip's file source starts when it dials, not when the agent
+    // answers: the agent hears the caller's speech from however long the
+    // call rang (seconds on a loaded machine), so the search spans 5 s.
+    let at_agent = ncc_windows(&caller_ref, &heard8, 40_000);
+    let control = ncc_windows(&agent_ref, &heard8, 40_000);
     // What baresip decoded (sndfile's *-dec.wav) is the agent's speech.
     let dec_wav = std::fs::read_dir(bdir.join("rec"))
         .expect("recordings")
@@ -424,6 +445,26 @@ async fn baresip_call_agent_hangs_up_sends_bye() {
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(closed, "baresip saw the call end: {text}");
     let _ = phone.kill().await;
+    // The gateway notices the end on its next 20 ms poll, after the
+    // contact's end was written, and the store writes events in the
+    // background: wait for the event rather than read once.
+    let mut seen = false;
+    for _ in 0..100 {
+        if record(&running, &c)
+            .events
+            .iter()
+            .any(|e| e.event == "sip_bye_sent")
+        {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        seen,
+        "sip_bye_sent recorded: {:?}",
+        record(&running, &c).events
+    );
 }
 
 // ---- raw UDP: refusals and CANCEL ---------------------------------------
@@ -623,4 +664,1090 @@ async fn sipp_cancel_while_ringing() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("no sip_cancel event: {:?}", record(&running, &id).events);
+}
+
+// ---- outbound: the agent dials a number through the trunk ---------------
+
+const CALLEE: &str = "+15550142";
+
+/// A gateway whose trunk is `address` (an IP trunk: the far end itself),
+/// with the support queue's outbound caller ID set.
+fn outbound_config(dir: &Path, address: SocketAddr) -> server::config::Config {
+    let base = TEST_CONFIG.replacen(
+        "id = \"support\"\n",
+        "id = \"support\"\noutbound_caller_id_number = \"+15550100\"\noutbound_caller_id_name = \"Support Line\"\n",
+        1,
+    );
+    assert_ne!(base, TEST_CONFIG, "the support queue is in the test config");
+    let text = format!(
+        "{base}\n[sip]\nlisten_udp = \"127.0.0.1:0\"\nrtp_ports = [34000, 34999]\n\
+[[sip.trunks]]\nname = \"out\"\naddress = \"{address}\"\nallow = [\"127.0.0.1\"]\n\
+codecs = [\"PCMU\", \"PCMA\", \"telephone-event\"]\n"
+    );
+    let mut cfg = server::config::Config::parse(&text, "test").expect("sip outbound config");
+    cfg.data_dir = dir.to_path_buf();
+    cfg.public_dir = dir.join("public");
+    cfg
+}
+
+/// The agent dials `number`; returns the contact id.
+async fn dial(client: &mut Client, number: &str) -> String {
+    match client
+        .ok(Op::Connect {
+            endpoint: protocol::endpoint::Endpoint::phone_number(number),
+        })
+        .await
+    {
+        protocol::wire::OpResult::ContactCreated { contact_id } => contact_id,
+        other => panic!("connect: {other:?}"),
+    }
+}
+
+/// The agent's contact state name and reason, if any.
+fn contact_state(client: &Client, c: &str) -> Option<(String, Option<String>)> {
+    let v = client.state().contacts.get(c)?;
+    let reason = match &v.state {
+        protocol::contact::ContactState::Error { reason, .. }
+        | protocol::contact::ContactState::Ended { reason, .. } => Some(reason.clone()),
+        _ => None,
+    };
+    Some((v.state.name().to_owned(), reason))
+}
+
+/// What the agent heard (its media frames decoded), at 8 kHz.
+fn agent_heard_8k(frames: &[Vec<u8>]) -> Vec<f32> {
+    let mut dec = Decoder::new().expect("decoder");
+    let mut heard48: Vec<f32> = Vec::new();
+    let mut pcm = [0.0f32; PACKET];
+    for f in frames {
+        let frame = decode_media_frame(f).expect("frame");
+        dec.decode(frame.payload, &mut pcm).expect("decode");
+        heard48.extend_from_slice(&pcm);
+    }
+    heard48
+        .chunks_exact(6)
+        .map(|c| c.iter().sum::<f32>() / 6.0)
+        .collect()
+}
+
+/// What baresip decoded (sndfile's `*-dec.wav`).
+fn baresip_heard(bdir: &Path) -> Vec<f32> {
+    let dec_wav = std::fs::read_dir(bdir.join("rec"))
+        .expect("recordings")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
+        .expect("baresip recorded what it heard");
+    let (rate, pcm) = read_wav_pcm16(&dec_wav);
+    assert_eq!(rate, 8000);
+    pcm
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_dials_baresip_audio_both_ways() {
+    let dir = temp_dir("sip-out-audio");
+    let (callee8, _) = speech(
+        &dir,
+        "callee",
+        "Hello, this is the customer answering. The quick brown fox jumps over the lazy dog.",
+        1,
+    );
+    let (agent8, agent48) = speech(
+        &dir,
+        "agent",
+        "Hello, this is the agent calling about your order number.",
+        0,
+    );
+    let port = free_udp_port_pair();
+    let phone_addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let bdir = dir.join("baresip");
+    std::fs::create_dir_all(&bdir).expect("mkdir");
+    // The callee answers by itself and hangs up when its file ends.
+    let mut phone = baresip_with(
+        &bdir,
+        port,
+        &format!(
+            "<sip:{CALLEE}@127.0.0.1:{port}>;regint=0;answermode=auto;audio_codecs=pcmu;audio_source=aufile,{}",
+            callee8.display()
+        ),
+        None,
+        40,
+        "",
+    );
+    let running = server::start(outbound_config(&dir, phone_addr))
+        .await
+        .expect("start");
+    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
+    // baresip must be listening before we dial it.
+    let log = bdir.join("baresip.log");
+    for _ in 0..100 {
+        if std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("baresip is ready")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let c = dial(&mut alice, CALLEE).await;
+    alice
+        .wait_for("the far end answers", |a| {
+            contact_state(a, &c).is_some_and(|(s, _)| s == "connected")
+                && a.state()
+                    .contacts
+                    .get(&c)
+                    .and_then(|v| v.agent_connection()?.media_leg)
+                    .is_some()
+        })
+        .await;
+    let leg = alice.state().contacts[&c]
+        .agent_connection()
+        .and_then(|k| k.media_leg)
+        .expect("media leg");
+    let (_, agent_pcm) = read_wav_pcm16(&agent48);
+    let mut next = speech_frames(agent_pcm, leg);
+    let mut ended = false;
+    for _ in 0..30 {
+        alice
+            .stream_media(Duration::from_millis(500), &mut next)
+            .await;
+        if record(&running, &c).ended_at.is_some() {
+            ended = true;
+            break;
+        }
+    }
+    assert!(
+        ended,
+        "the callee's BYE (end of its file) ended the contact"
+    );
+    let r = wait_ended(&running, &c).await;
+    assert_eq!(r.customer_number, CALLEE);
+    assert_eq!(r.disconnect_reason.as_deref(), Some("customer_disconnect"));
+    let events: Vec<&str> = r.events.iter().map(|e| e.event.as_str()).collect();
+    for want in ["sip_invite_sent", "customer_answered", "sip_bye"] {
+        assert!(events.contains(&want), "{want} in {events:?}");
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(10), phone.kill()).await;
+    // The callee saw the queue's caller ID.
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        text.contains("+15550100"),
+        "caller ID in baresip's log: {text}"
+    );
+
+    let heard8 = agent_heard_8k(&alice.media_in);
+    let (_, callee_ref) = read_wav_pcm16(&callee8);
+    let (_, agent_ref) = read_wav_pcm16(&agent8);
+    let at_agent = ncc_windows(&callee_ref, &heard8, 8_000);
+    let control = ncc_windows(&agent_ref, &heard8, 8_000);
+    let at_phone = ncc_windows(&agent_ref, &baresip_heard(&bdir), 8_000);
+    eprintln!(
+        "outbound ncc: callee->agent {at_agent:.4} (control {control:.4}); agent->callee {at_phone:.4}"
+    );
+    assert!(at_agent > 0.6, "the agent hears the callee: ncc {at_agent}");
+    assert!(control < at_agent, "control correlation {control}");
+    assert!(at_phone > 0.6, "the callee hears the agent: ncc {at_phone}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_dials_sipp_busy_gets_a_typed_failure() {
+    let dir = temp_dir("sip-out-busy");
+    let port = free_udp_port_pair();
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("sip/uas_busy.xml");
+    let sipp = tokio::process::Command::new("sipp")
+        .current_dir(&dir)
+        .args([
+            "-sf",
+            scenario.to_str().expect("path"),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-m",
+            "1",
+            "-nostdin",
+            "-timeout",
+            "20",
+            "-timeout_error",
+            "-trace_err",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("sipp must be installed (sip-tester; cargo xtask test installs it)");
+    let address: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let running = server::start(outbound_config(&dir, address))
+        .await
+        .expect("start");
+    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
+    // SIPp binds its port at once; a dial before that is retransmitted.
+    let c = dial(&mut alice, CALLEE).await;
+    alice
+        .wait_for("the typed failure", |a| {
+            contact_state(a, &c).is_some_and(|(s, _)| s == "error")
+        })
+        .await;
+    assert_eq!(
+        contact_state(&alice, &c),
+        Some(("error".into(), Some("busy".into())))
+    );
+    let out = tokio::time::timeout(Duration::from_secs(30), sipp.wait_with_output())
+        .await
+        .expect("SIPp finished in time")
+        .expect("sipp ran");
+    assert!(
+        out.status.success(),
+        "SIPp's callee saw INVITE, sent 486, got ACK: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = wait_ended(&running, &c).await;
+    assert_eq!(r.disconnect_reason.as_deref(), Some("busy"));
+    // The agent clears the failed contact and may dial again.
+    alice
+        .ok(Op::Clear {
+            contact_id: c.clone(),
+            wrap_up_code: None,
+        })
+        .await;
+    alice
+        .wait_for("the contact is gone", |a| {
+            !a.state().contacts.contains_key(&c)
+        })
+        .await;
+}
+
+// ---- Kamailio as the trunk: REGISTER and digest auth both ways ----------
+
+/// A Kamailio registrar/proxy on `port` with digest auth and no database:
+/// user X's password is "X-secret"; REGISTER is challenged with 401,
+/// everything else out of dialog with 407. Calls to the DID go to the
+/// binding of user `switchboard` (how a provider routes a DID to an
+/// account). Registrations are logged as `REGISTERED <To> ...`.
+fn kamailio_config(port: u16) -> String {
+    format!(
+        r#"#!KAMAILIO
+debug=2
+log_stderror=yes
+children=2
+disable_tcp=yes
+listen=udp:127.0.0.1:{port}
+alias="127.0.0.1:{port}"
+alias="sip.test"
+mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
+loadmodule "kex.so"
+loadmodule "corex.so"
+loadmodule "tm.so"
+loadmodule "tmx.so"
+loadmodule "sl.so"
+loadmodule "rr.so"
+loadmodule "pv.so"
+loadmodule "maxfwd.so"
+loadmodule "usrloc.so"
+loadmodule "registrar.so"
+loadmodule "textops.so"
+loadmodule "siputils.so"
+loadmodule "xlog.so"
+loadmodule "sanity.so"
+loadmodule "auth.so"
+modparam("usrloc", "db_mode", 0)
+modparam("registrar", "min_expires", 5)
+request_route {{
+    if (!mf_process_maxfwd_header("10")) {{ sl_send_reply("483", "Too Many Hops"); exit; }}
+    if (is_method("OPTIONS") && uri == myself && $rU == $null) {{ sl_send_reply("200", "Keepalive"); exit; }}
+    if (has_totag()) {{
+        if (loose_route()) {{ route(RELAY); exit; }}
+        if (is_method("ACK")) {{ if (t_check_trans()) {{ route(RELAY); }} exit; }}
+        sl_send_reply("404", "Not here"); exit;
+    }}
+    if (is_method("CANCEL")) {{ if (t_check_trans()) {{ route(RELAY); }} exit; }}
+    if (!is_method("ACK")) {{ t_check_trans(); }}
+    $var(pw) = $au + "-secret";
+    if (is_method("REGISTER")) {{
+        if (!pv_auth_check("sip.test", "$var(pw)", "0", "1")) {{ auth_challenge("sip.test", "0"); exit; }}
+        consume_credentials();
+        if (!save("location")) {{ sl_reply_error(); exit; }}
+        xlog("L_NOTICE", "REGISTERED $tu au=$au\n");
+        exit;
+    }}
+    if (!pv_auth_check("sip.test", "$var(pw)", "0", "0")) {{ auth_challenge("sip.test", "0"); exit; }}
+    consume_credentials();
+    xlog("L_NOTICE", "AUTHENTICATED $rm from $au to $ru\n");
+    if (is_method("INVITE")) {{ record_route(); }}
+    if ($rU == "{DID}") {{ $rU = "switchboard"; }}
+    if (!lookup("location")) {{ sl_send_reply("404", "Not Found"); exit; }}
+    route(RELAY);
+}}
+route[RELAY] {{ if (!t_relay()) {{ sl_reply_error(); }} exit; }}
+"#
+    )
+}
+
+fn count_in(path: &Path, needle: &str) -> usize {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .matches(needle)
+        .count()
+}
+
+async fn wait_log(path: &Path, needle: &str, times: usize, what: &str) {
+    for _ in 0..300 {
+        if count_in(path, needle) >= times {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "{what}: `{needle}` x{times} not in {}:\n{}",
+        path.display(),
+        std::fs::read_to_string(path).unwrap_or_default()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kamailio_trunk_registers_refreshes_and_calls_pass_its_challenges() {
+    let dir = temp_dir("sip-kamailio");
+    let kport = free_udp_port_pair();
+    let kdir = dir.join("kam");
+    std::fs::create_dir_all(kdir.join("run")).expect("mkdir");
+    std::fs::write(kdir.join("kamailio.cfg"), kamailio_config(kport)).expect("cfg");
+    let klog = kdir.join("kamailio.log");
+    let log = std::fs::File::create(&klog).expect("log");
+    let mut kam = tokio::process::Command::new("kamailio")
+        .args([
+            "-f",
+            kdir.join("kamailio.cfg").to_str().expect("path"),
+            "-DD",
+            "-E",
+            "-Y",
+            kdir.join("run").to_str().expect("path"),
+            "-m",
+            "64",
+            "-M",
+            "8",
+        ])
+        .stdout(Stdio::from(log.try_clone().expect("log")))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("kamailio must be installed (cargo xtask test installs it)");
+    // Stopped with SIGTERM even when the test fails (see stop_kamailio).
+    let _guard = KamailioGuard(kam.id());
+    // Ready when it answers an OPTIONS ping.
+    let probe = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let plocal = probe.local_addr().expect("addr");
+    let kaddr: SocketAddr = format!("127.0.0.1:{kport}").parse().expect("addr");
+    let mut ready = false;
+    for i in 0..50 {
+        let ping = format!(
+            "OPTIONS sip:127.0.0.1:{kport} SIP/2.0\r\nVia: SIP/2.0/UDP {plocal};branch=z9hG4bKp{i}\r\n\
+Max-Forwards: 70\r\nFrom: <sip:probe@127.0.0.1>;tag=p\r\nTo: <sip:127.0.0.1:{kport}>\r\n\
+Call-ID: probe{i}\r\nCSeq: {i} OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        );
+        probe.send_to(ping.as_bytes(), kaddr).await.expect("send");
+        let mut buf = [0u8; 2048];
+        if let Ok(Ok((n, _))) =
+            tokio::time::timeout(Duration::from_millis(200), probe.recv_from(&mut buf)).await
+        {
+            if String::from_utf8_lossy(&buf[..n]).starts_with("SIP/2.0 200") {
+                ready = true;
+                break;
+            }
+        }
+    }
+    assert!(
+        ready,
+        "kamailio answers: {}",
+        std::fs::read_to_string(&klog).unwrap_or_default()
+    );
+
+    // The backend registers as `switchboard` with a 10 s expiry.
+    let (caller8, _) = speech(&dir, "caller", "This is the caller through Kamailio.", 1);
+    let (callee8, _) = speech(
+        &dir,
+        "callee",
+        "This is the callee, registered at Kamailio.",
+        20,
+    );
+    let text = format!(
+        "{TEST_CONFIG}\n[sip]\nlisten_udp = \"127.0.0.1:0\"\nrtp_ports = [35000, 35999]\n\
+[[sip.trunks]]\nname = \"kamailio\"\naddress = \"127.0.0.1:{kport}\"\nallow = [\"127.0.0.1\"]\n\
+username = \"switchboard\"\npassword = \"switchboard-secret\"\nrealm = \"sip.test\"\n\
+register = true\nregister_expires_s = 10\n[sip.trunks.dids]\n\"{DID}\" = \"support\"\n"
+    );
+    let mut cfg = server::config::Config::parse(&text, "test").expect("config");
+    cfg.data_dir = dir.clone();
+    cfg.public_dir = dir.join("public");
+    let running = server::start(cfg).await.expect("start");
+    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
+    wait_log(
+        &klog,
+        "REGISTERED sip:switchboard@sip.test",
+        1,
+        "the backend registered",
+    )
+    .await;
+    assert!(
+        count_in(&klog, "au=switchboard") >= 1,
+        "registered with digest credentials"
+    );
+
+    // A callee registered at Kamailio answers by itself.
+    let bport = free_udp_port_pair();
+    let bdir = dir.join("callee");
+    std::fs::create_dir_all(&bdir).expect("mkdir");
+    let mut callee = baresip_with(
+        &bdir,
+        bport,
+        &format!(
+            "<sip:{CALLEE}@sip.test;transport=udp>;auth_pass={CALLEE}-secret;outbound=\"sip:127.0.0.1:{kport};lr\";\
+regint=600;answermode=auto;audio_codecs=pcmu;audio_source=aufile,{}",
+            callee8.display()
+        ),
+        None,
+        60,
+        "",
+    );
+    wait_log(
+        &klog,
+        &format!("REGISTERED sip:{CALLEE}@sip.test"),
+        1,
+        "the callee registered",
+    )
+    .await;
+
+    // Outbound: the INVITE is challenged (407) and passes with credentials.
+    let c = dial(&mut alice, CALLEE).await;
+    alice
+        .wait_for("the callee answers through Kamailio", |a| {
+            contact_state(a, &c).is_some_and(|(s, _)| s == "connected")
+        })
+        .await;
+    assert!(
+        count_in(
+            &klog,
+            &format!("AUTHENTICATED INVITE from switchboard to sip:{CALLEE}")
+        ) >= 1,
+        "our INVITE passed the 407 challenge"
+    );
+    let customer = alice.state().contacts[&c]
+        .connections
+        .iter()
+        .find(|k| k.kind == protocol::contact::ConnectionKind::Outbound)
+        .expect("customer connection")
+        .connection_id
+        .clone();
+    alice
+        .ok(Op::EndConnection {
+            contact_id: c.clone(),
+            connection_id: customer,
+        })
+        .await;
+    let r = wait_ended(&running, &c).await;
+    assert_eq!(r.disconnect_reason.as_deref(), Some("agent_disconnect"));
+    alice
+        .ok(Op::Clear {
+            contact_id: c.clone(),
+            wrap_up_code: None,
+        })
+        .await;
+    alice
+        .wait_for("the outbound contact is cleared", |a| {
+            a.state().contacts.is_empty()
+        })
+        .await;
+
+    // Inbound: a caller authenticates its INVITE at Kamailio, which routes
+    // the DID to our registration.
+    let aport = free_udp_port_pair();
+    let adir = dir.join("caller");
+    std::fs::create_dir_all(&adir).expect("mkdir");
+    let mut caller = baresip_with(
+        &adir,
+        aport,
+        &format!(
+            "<sip:{CALLER}@sip.test;transport=udp>;auth_pass={CALLER}-secret;outbound=\"sip:127.0.0.1:{kport};lr\";\
+regint=0;audio_codecs=pcmu;audio_source=aufile,{}",
+            caller8.display()
+        ),
+        Some(format!("/dial sip:{DID}@sip.test")),
+        30,
+        "",
+    );
+    let (c2, leg, _) = agent_answers(&mut alice).await;
+    assert!(
+        count_in(
+            &klog,
+            &format!("AUTHENTICATED INVITE from {CALLER} to sip:{DID}")
+        ) >= 1,
+        "the caller's INVITE passed the 407 challenge"
+    );
+    let mut next = speech_frames(Vec::new(), leg);
+    let mut ended = false;
+    for _ in 0..20 {
+        alice
+            .stream_media(Duration::from_millis(500), &mut next)
+            .await;
+        if record(&running, &c2).ended_at.is_some() {
+            ended = true;
+            break;
+        }
+    }
+    assert!(ended, "the caller's BYE came through Kamailio");
+    let r = wait_ended(&running, &c2).await;
+    assert_eq!(r.disconnect_reason.as_deref(), Some("customer_disconnect"));
+    assert!(!alice.media_in.is_empty(), "the agent heard the caller");
+
+    // The registration was refreshed before its 10 s ran out.
+    wait_log(
+        &klog,
+        "REGISTERED sip:switchboard@sip.test",
+        2,
+        "the registration was refreshed",
+    )
+    .await;
+    let _ = caller.kill().await;
+    let _ = callee.kill().await;
+    stop_kamailio(&mut kam).await;
+}
+
+/// Sends Kamailio SIGTERM when dropped (a failing test unwinds through
+/// it), so its forked workers never outlive the test.
+struct KamailioGuard(Option<u32>);
+
+impl Drop for KamailioGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+    }
+}
+
+/// Stops Kamailio with SIGTERM, which makes its main process stop its
+/// forked workers too (SIGKILL, what `kill_on_drop` sends, would leave
+/// the workers running).
+async fn stop_kamailio(kam: &mut tokio::process::Child) {
+    if let Some(pid) = kam.id() {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), kam.wait()).await;
+}
+
+// ---- RFC 4733 DTMF both ways --------------------------------------------
+
+/// Sends one command to baresip's ctrl_tcp (netstring-framed JSON).
+async fn ctrl_send(stream: &mut tokio::net::TcpStream, command: &str, params: &str) {
+    use tokio::io::AsyncWriteExt;
+    let json = format!("{{\"command\":\"{command}\",\"params\":\"{params}\",\"token\":\"t\"}}");
+    let frame = format!("{}:{json},", json.len());
+    stream
+        .write_all(frame.as_bytes())
+        .await
+        .expect("ctrl write");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_dtmf_both_ways() {
+    let dir = temp_dir("sip-dtmf");
+    let (caller8, _) = speech(&dir, "caller", "This is the caller pressing keys.", 20);
+    let running = server::start(sip_config(&dir, "127.0.0.1"))
+        .await
+        .expect("start");
+    let sip = running.sip_addr.expect("sip");
+    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
+    let bdir = dir.join("baresip");
+    std::fs::create_dir_all(&bdir).expect("mkdir");
+    let port = free_udp_port_pair();
+    let cport = free_udp_port_pair();
+    let mut phone = baresip_with(
+        &bdir,
+        port,
+        &format!(
+            "<sip:{CALLER}@127.0.0.1:{port}>;regint=0;audio_codecs=pcmu;audio_source=aufile,{}",
+            caller8.display()
+        ),
+        Some(format!("/dial sip:{DID}@{sip}")),
+        40,
+        &format!("module_app\tctrl_tcp.so\nctrl_tcp_listen\t127.0.0.1:{cport}\n"),
+    );
+    let (c, leg, customer) = agent_answers(&mut alice).await;
+    let mut ctrl = None;
+    for _ in 0..100 {
+        if let Ok(s) = tokio::net::TcpStream::connect(("127.0.0.1", cport)).await {
+            ctrl = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut ctrl = ctrl.expect("baresip's ctrl_tcp listens");
+    let mut next = speech_frames(Vec::new(), leg);
+    // Let the media flow, then the caller presses 4 (RFC 4733 events).
+    alice
+        .stream_media(Duration::from_millis(600), &mut next)
+        .await;
+    ctrl_send(&mut ctrl, "sndcode", "4").await;
+    let digits_at_agent = |a: &Client| -> Vec<String> {
+        a.log
+            .iter()
+            .filter_map(|o| match o {
+                Output::Event(Event::Digits { digits, .. }) => Some(digits.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    for _ in 0..20 {
+        if !digits_at_agent(&alice).is_empty() {
+            break;
+        }
+        alice
+            .stream_media(Duration::from_millis(250), &mut next)
+            .await;
+    }
+    assert_eq!(
+        digits_at_agent(&alice),
+        ["4"],
+        "the caller's key reached the agent"
+    );
+
+    // The agent's keypad: 1 and 2 go to baresip as telephone-events.
+    alice
+        .ok(Op::SendDigits {
+            contact_id: c.clone(),
+            connection_id: customer.clone(),
+            digits: "12".into(),
+        })
+        .await;
+    let mut seen = String::new();
+    let mut buf = vec![0u8; 8192];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !(seen.contains("\"param\":\"1\"") && seen.contains("\"param\":\"2\"")) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "baresip did not report both keys: {seen}"
+        );
+        // Keep the agent's media flowing (the gateway paces on it).
+        alice
+            .stream_media(Duration::from_millis(100), &mut next)
+            .await;
+        use tokio::io::AsyncReadExt;
+        if let Ok(Ok(n)) =
+            tokio::time::timeout(Duration::from_millis(100), ctrl.read(&mut buf)).await
+        {
+            let text = String::from_utf8_lossy(&buf[..n]);
+            for part in text.split("CALL_DTMF_START").skip(1) {
+                seen.push_str(part.split('}').next().unwrap_or(part));
+            }
+        }
+    }
+    // Still exactly one caller key (the repeated end packets were not
+    // counted again), then the echo of the agent's own digits.
+    assert_eq!(digits_at_agent(&alice), ["4", "12"]);
+    let r = record(&running, &c);
+    let caller_keys: Vec<_> = r
+        .events
+        .iter()
+        .filter(|e| e.event == "caller_digits")
+        .map(|e| e.detail.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(caller_keys, ["4"], "{:?}", r.events);
+    alice
+        .ok(Op::EndConnection {
+            contact_id: c.clone(),
+            connection_id: customer,
+        })
+        .await;
+    wait_ended(&running, &c).await;
+    let _ = phone.kill().await;
+}
+
+// ---- in the call: re-INVITE, BYE races, dead media, malformed SIP --------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_reinvite_hold_and_resume() {
+    let dir = temp_dir("sip-hold");
+    let (caller8, _) = speech(&dir, "caller", "This is the caller, about to hold.", 20);
+    let running = server::start(sip_config(&dir, "127.0.0.1"))
+        .await
+        .expect("start");
+    let sip = running.sip_addr.expect("sip");
+    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
+    let bdir = dir.join("baresip");
+    std::fs::create_dir_all(&bdir).expect("mkdir");
+    let port = free_udp_port_pair();
+    let cport = free_udp_port_pair();
+    let mut phone = baresip_with(
+        &bdir,
+        port,
+        &format!(
+            "<sip:{CALLER}@127.0.0.1:{port}>;regint=0;audio_codecs=pcmu;audio_source=aufile,{}",
+            caller8.display()
+        ),
+        Some(format!("/dial sip:{DID}@{sip}")),
+        40,
+        &format!("module_app\tctrl_tcp.so\nctrl_tcp_listen\t127.0.0.1:{cport}\n"),
+    );
+    let (c, leg, customer) = agent_answers(&mut alice).await;
+    let mut ctrl = None;
+    for _ in 0..100 {
+        if let Ok(s) = tokio::net::TcpStream::connect(("127.0.0.1", cport)).await {
+            ctrl = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut ctrl = ctrl.expect("baresip's ctrl_tcp listens");
+    let mut next = speech_frames(Vec::new(), leg);
+    alice
+        .stream_media(Duration::from_millis(400), &mut next)
+        .await;
+    let has = |running: &server::Running, event: &str| {
+        record(running, &c).events.iter().any(|e| e.event == event)
+    };
+    // baresip holds: a re-INVITE with a=sendonly, answered 200 recvonly.
+    ctrl_send(&mut ctrl, "hold", "").await;
+    for _ in 0..40 {
+        if has(&running, "sip_hold") {
+            break;
+        }
+        alice
+            .stream_media(Duration::from_millis(100), &mut next)
+            .await;
+    }
+    assert!(
+        has(&running, "sip_hold"),
+        "{:?}",
+        record(&running, &c).events
+    );
+    ctrl_send(&mut ctrl, "resume", "").await;
+    for _ in 0..40 {
+        if has(&running, "sip_resume") {
+            break;
+        }
+        alice
+            .stream_media(Duration::from_millis(100), &mut next)
+            .await;
+    }
+    assert!(
+        has(&running, "sip_resume"),
+        "{:?}",
+        record(&running, &c).events
+    );
+    // The call goes on: the caller's audio still reaches the agent.
+    let before = alice.media_in.len();
+    alice
+        .stream_media(Duration::from_millis(600), &mut next)
+        .await;
+    assert!(alice.media_in.len() > before + 10, "media after resume");
+    assert!(record(&running, &c).ended_at.is_none(), "still up");
+    let log = std::fs::read_to_string(bdir.join("baresip.log")).unwrap_or_default();
+    assert!(
+        !log.contains("488 Not Acceptable") && !log.contains("501 Not Implemented"),
+        "{log}"
+    );
+    alice
+        .ok(Op::EndConnection {
+            contact_id: c.clone(),
+            connection_id: customer,
+        })
+        .await;
+    wait_ended(&running, &c).await;
+    let _ = phone.kill().await;
+}
+
+/// A raw UDP caller: INVITE, the agent answers, 200, ACK. Returns the
+/// contact, the To header with the gateway's tag, and the agent's
+/// customer connection.
+async fn raw_answered_call(
+    sock: &tokio::net::UdpSocket,
+    sip: SocketAddr,
+    alice: &mut Client,
+    call_id: &str,
+    rtp_port: u16,
+) -> (String, String, String) {
+    let local = sock.local_addr().expect("addr");
+    let sdp = SDP.replace("40000", &rtp_port.to_string());
+    sock.send_to(invite(local, call_id, &sdp).as_bytes(), sip)
+        .await
+        .expect("send");
+    let (c, _, customer) = agent_answers(alice).await;
+    let mut to = String::new();
+    for _ in 0..10 {
+        let r = recv(sock).await;
+        if r.starts_with("SIP/2.0 200 ") {
+            to = r
+                .lines()
+                .find(|l| l.starts_with("To:"))
+                .expect("To")
+                .to_owned();
+            break;
+        }
+    }
+    assert!(to.contains("tag="), "a 200 with a To tag");
+    let ack = format!(
+        "ACK sip:{DID}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKack{call_id}\r\n\
+Max-Forwards: 70\r\nFrom: <sip:{CALLER}@127.0.0.1>;tag=f1\r\n{to}\r\nCall-ID: {call_id}\r\nCSeq: 1 ACK\r\n\
+Content-Length: 0\r\n\r\n"
+    );
+    sock.send_to(ack.as_bytes(), sip).await.expect("ack");
+    (c, to, customer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bye_racing_the_agents_hangup_ends_the_call_once() {
+    let dir = temp_dir("sip-race");
+    let running = server::start(sip_config(&dir, "127.0.0.1"))
+        .await
+        .expect("start");
+    let sip = running.sip_addr.expect("sip");
+    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let rtp = std::net::UdpSocket::bind("127.0.0.1:0").expect("rtp");
+    let rtp_port = rtp.local_addr().expect("addr").port();
+    let (c, to, customer) = raw_answered_call(&sock, sip, &mut alice, "race1", rtp_port).await;
+    let local = sock.local_addr().expect("addr");
+    let bye = format!(
+        "BYE sip:switchboard@{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKbye1\r\n\
+Max-Forwards: 70\r\nFrom: <sip:{CALLER}@127.0.0.1>;tag=f1\r\n{to}\r\nCall-ID: race1\r\nCSeq: 2 BYE\r\n\
+Content-Length: 0\r\n\r\n"
+    );
+    // Both at once: our BYE and the agent's hang-up.
+    let (sent, hung_up) = tokio::join!(
+        sock.send_to(bye.as_bytes(), sip),
+        alice.op(Op::EndConnection {
+            contact_id: c.clone(),
+            connection_id: customer,
+        })
+    );
+    sent.expect("bye sent");
+    // The agent's op may lose the race (the customer already left).
+    if let Err(e) = hung_up {
+        assert!(
+            format!("{e:?}").contains("invalid_state") || format!("{e:?}").contains("InvalidState"),
+            "{e:?}"
+        );
+    }
+    let r = wait_ended(&running, &c).await;
+    let reason = r.disconnect_reason.clone().unwrap_or_default();
+    assert!(
+        reason == "customer_disconnect" || reason == "agent_disconnect",
+        "{reason}"
+    );
+    // The gateway answered our BYE (200, or 481 when its own BYE went
+    // first) and sent at most one BYE of its own, which we answer.
+    let mut answered = false;
+    let mut its_byes = 0;
+    while let Ok(Ok((n, _))) = tokio::time::timeout(Duration::from_millis(700), async {
+        let mut buf = vec![0u8; 4096];
+        let r = sock.recv_from(&mut buf).await;
+        r.map(|(n, a)| {
+            buf.truncate(n);
+            (buf, a)
+        })
+    })
+    .await
+    .map(|r| r.map(|(b, a)| (String::from_utf8_lossy(&b).into_owned(), a)))
+    {
+        if (n.starts_with("SIP/2.0 200 ") || n.starts_with("SIP/2.0 481 "))
+            && n.contains("CSeq: 2 BYE")
+        {
+            answered = true;
+        }
+        if n.starts_with("BYE ") {
+            its_byes += 1;
+        }
+    }
+    assert!(answered, "our BYE was answered");
+    assert!(its_byes <= 1, "at most one BYE from the gateway");
+    let ended = r.events.iter().filter(|e| e.event == "ended").count();
+    assert_eq!(ended, 1, "ended once: {:?}", r.events);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_without_rtp_ends_with_media_timeout() {
+    let dir = temp_dir("sip-rtp-timeout");
+    let mut cfg = sip_config(&dir, "127.0.0.1");
+    cfg.sip.rtp_timeout_s = 1;
+    let running = server::start(cfg).await.expect("start");
+    let sip = running.sip_addr.expect("sip");
+    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let rtp = std::net::UdpSocket::bind("127.0.0.1:0").expect("rtp");
+    let rtp_port = rtp.local_addr().expect("addr").port();
+    // We send no RTP at all.
+    let (c, _, _) = raw_answered_call(&sock, sip, &mut alice, "dead1", rtp_port).await;
+    let r = wait_ended(&running, &c).await;
+    assert_eq!(r.disconnect_reason.as_deref(), Some("media_timeout"));
+    let mut bye = false;
+    for _ in 0..10 {
+        let m = recv(&sock).await;
+        if m.starts_with("BYE ") {
+            bye = true;
+            break;
+        }
+    }
+    assert!(bye, "the gateway hung up with BYE");
+    for _ in 0..50 {
+        if record(&running, &c)
+            .events
+            .iter()
+            .any(|e| e.event == "sip_rtp_timeout")
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!(
+        "no sip_rtp_timeout event: {:?}",
+        record(&running, &c).events
+    );
+}
+
+#[tokio::test]
+async fn malformed_sip_is_answered_400_or_dropped_and_changes_nothing() {
+    let dir = temp_dir("sip-malformed");
+    let running = server::start(sip_config(&dir, "127.0.0.1"))
+        .await
+        .expect("start");
+    let sip = running.sip_addr.expect("sip");
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let local = sock.local_addr().expect("addr");
+    let count = || {
+        running
+            .state
+            .center
+            .lock()
+            .expect("lock")
+            .store()
+            .contact_count()
+            .expect("count")
+    };
+    let before = count();
+    let good = invite(local, "m0", SDP);
+    let table: Vec<(&str, String)> = vec![
+        ("no request line", "\r\n\r\n".into()),
+        ("binary", "\u{1}\u{2}\u{3}\u{ff}".into()),
+        ("no blank line", good.replace("\r\n\r\n", "\r\n")),
+        (
+            "bad version",
+            good.replace("SIP/2.0\r\nVia", "SIP/3.0\r\nVia"),
+        ),
+        ("lower-case method", good.replacen("INVITE", "invite", 1)),
+        ("http URI", good.replacen("INVITE sip:", "INVITE http:", 1)),
+        ("no Call-ID", good.replace("Call-ID: m0\r\n", "")),
+        (
+            "no Via",
+            good.replace(
+                &format!("Via: SIP/2.0/UDP {local};branch=z9hG4bKm0\r\n"),
+                "",
+            ),
+        ),
+        (
+            "bad CSeq",
+            good.replace("CSeq: 1 INVITE", "CSeq: one INVITE"),
+        ),
+        (
+            "long Content-Length",
+            good.replace(
+                &format!("Content-Length: {}", SDP.len()),
+                "Content-Length: 99999",
+            ),
+        ),
+        (
+            "bad Content-Length",
+            good.replace(
+                &format!("Content-Length: {}", SDP.len()),
+                "Content-Length: -1",
+            ),
+        ),
+        (
+            "header without colon",
+            good.replace("Max-Forwards: 70", "Max-Forwards 70"),
+        ),
+        ("continuation first", good.replace("Via:", " Via:")),
+        (
+            "too many headers",
+            good.replace("Max-Forwards: 70\r\n", &"X-A: b\r\n".repeat(100)),
+        ),
+        ("response garbage", "SIP/2.0 abc\r\n\r\n".into()),
+    ];
+    for (what, msg) in &table {
+        sock.send_to(msg.as_bytes(), sip).await.expect("send");
+        let mut buf = vec![0u8; 4096];
+        if let Ok(Ok((n, _))) =
+            tokio::time::timeout(Duration::from_millis(300), sock.recv_from(&mut buf)).await
+        {
+            let r = String::from_utf8_lossy(&buf[..n]);
+            assert!(r.starts_with("SIP/2.0 400 "), "{what}: answered {r}");
+        }
+    }
+    assert_eq!(count(), before, "malformed SIP created nothing");
+    // The gateway is still healthy: OPTIONS gets 200.
+    let options = format!(
+        "OPTIONS sip:{DID}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKo1\r\n\
+Max-Forwards: 70\r\nFrom: <sip:{CALLER}@127.0.0.1>;tag=f1\r\nTo: <sip:{DID}@127.0.0.1>\r\n\
+Call-ID: o1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    );
+    let r = exchange(&sock, sip, &options).await;
+    assert!(r.starts_with("SIP/2.0 200 "), "{r}");
+    assert!(r.contains("Allow: "), "{r}");
+}
+
+#[tokio::test]
+async fn floods_from_unknown_addresses_are_dropped_unanswered() {
+    let dir = temp_dir("sip-flood");
+    // Only 127.0.0.2 may call; we send from 127.0.0.1.
+    let running = server::start(sip_config(&dir, "127.0.0.2"))
+        .await
+        .expect("start");
+    let sip = running.sip_addr.expect("sip");
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let local = sock.local_addr().expect("addr");
+    // Garbage and BYEs from an unknown source: no answer at all.
+    for i in 0..200 {
+        let junk = if i % 2 == 0 {
+            format!("BYE sip:x@y SIP/2.0\r\nCall-ID: {i}\r\n\r\n")
+        } else {
+            "\u{0}garbage".repeat(50)
+        };
+        sock.send_to(junk.as_bytes(), sip).await.expect("send");
+    }
+    // INVITEs: 403 within the budget (20 a second), the rest dropped.
+    for i in 0..100 {
+        sock.send_to(invite(local, &format!("fl{i}"), SDP).as_bytes(), sip)
+            .await
+            .expect("send");
+    }
+    let mut answers = 0;
+    let mut buf = vec![0u8; 4096];
+    while let Ok(Ok((n, _))) =
+        tokio::time::timeout(Duration::from_millis(500), sock.recv_from(&mut buf)).await
+    {
+        let r = String::from_utf8_lossy(&buf[..n]);
+        assert!(r.starts_with("SIP/2.0 403 "), "{r}");
+        answers += 1;
+    }
+    assert!(answers >= 1, "a real INVITE is told it is forbidden");
+    assert!(answers <= 40, "a flood is not answered in full: {answers}");
+    let count = running
+        .state
+        .center
+        .lock()
+        .expect("lock")
+        .store()
+        .contact_count()
+        .expect("count");
+    assert_eq!(count, 0, "nothing created");
 }

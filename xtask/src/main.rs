@@ -366,12 +366,13 @@ fn cmd_bench(args: &[String]) -> Result<(), String> {
         "load" => load_bench("loadgen", &args[args.len().min(1)..]),
         "media-load" => load_bench("mediagen", &args[args.len().min(1)..]),
         "hostile" => load_bench("hostile", &args[args.len().min(1)..]),
+        "sip" => load_bench("sipgen", &args[args.len().min(1)..]),
         "calls" => browser_bench("tests/bench/call-latency.mjs", true),
         "webrtc" => browser_bench("tests/bench/webrtc.mjs", true),
         "ccp" => browser_bench("tests/bench/ccp.mjs", false),
         "sdk" => browser_bench("tests/bench/sdk.mjs", false),
         other => Err(format!(
-            "unknown benchmark `{other}` (known: load, media, media-load, hostile, calls, webrtc, ccp, sdk)"
+            "unknown benchmark `{other}` (known: load, media, media-load, hostile, sip, calls, webrtc, ccp, sdk)"
         )),
     }
 }

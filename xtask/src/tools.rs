@@ -110,6 +110,8 @@ pub fn ensure_test_tools() -> Result<(), String> {
         // SIP phone (baresip-core, not the GUI metapackage) and SIPp.
         ("/usr/bin/baresip", "baresip-core"),
         ("/usr/bin/sipp", "sip-tester"),
+        // The registrar/proxy with digest auth for the trunk tests.
+        ("/usr/sbin/kamailio", "kamailio"),
     ])
 }
 

@@ -298,6 +298,9 @@ impl Center {
         let attributes = self.cfg.customers.get(&number).cloned().unwrap_or_default();
         let state = ContactState::Init.dial(now)?;
         let (customer_conn, agent_conn, leg) = (self.new_id("k"), self.new_id("k"), self.new_leg());
+        // Through the SIP trunk when there is one: the far end's audio is
+        // a live leg, and the network (not a timer) answers.
+        let trunk_leg = self.has_trunk().then(|| self.new_leg());
         self.calls.insert(
             id.clone(),
             Call {
@@ -310,7 +313,9 @@ impl Center {
                     connection_id: customer_conn,
                     endpoint: Endpoint::phone_number(&number),
                     state: ConnectionState::Connecting { since: now },
-                    answer_at: Some(now.plus_ms(self.cfg.external_answer_ms)),
+                    answer_at: trunk_leg
+                        .is_none()
+                        .then(|| now.plus_ms(self.cfg.external_answer_ms)),
                 },
                 participants: vec![Participant {
                     agent: agent.to_owned(),
@@ -330,12 +335,18 @@ impl Center {
                 flow_ctx: None,
                 callback: false,
                 via_flow: false,
-                caller_play: crate::bridge::CallerAudio::Prompt(
-                    self.cfg.public_dir.join(&self.cfg.caller_prompt),
-                ),
+                caller_play: match trunk_leg {
+                    Some(leg) => crate::bridge::CallerAudio::Live { leg },
+                    None => crate::bridge::CallerAudio::Prompt(
+                        self.cfg.public_dir.join(&self.cfg.caller_prompt),
+                    ),
+                },
             },
         );
         self.add_contact(agent, &id);
+        if let Some(leg) = trunk_leg {
+            self.dial_trunk(agent, &id, &number, leg, now);
+        }
         self.publish(&id, now);
         Ok(OpResult::ContactCreated { contact_id: id })
     }
@@ -758,6 +769,7 @@ impl Center {
         call.ended = true;
         call.waiting = None;
         call.flow = None;
+        self.early_media.remove(call_id);
         if let Ok(s) = call.customer.state.disconnect(reason, now) {
             call.customer.state = s;
         }

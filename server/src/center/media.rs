@@ -59,14 +59,19 @@ impl Center {
             return;
         };
         let mut parties = Vec::new();
-        let live_agents = call
-            .live_agents()
-            .filter(|p| matches!(p.state, ContactState::Connected { .. }))
-            .count();
+        // Early media (a trunk's 183): the dialing agent already hears the
+        // far end (ringback, announcements) before it answers.
+        let early = self.has_early_media(call_id);
+        let on_call = |s: &ContactState| {
+            matches!(s, ContactState::Connected { .. })
+                || early && matches!(s, ContactState::Connecting { .. })
+        };
+        let live_agents = call.live_agents().filter(|p| on_call(&p.state)).count();
         if !call.ended && live_agents > 0 {
             let customer_audio = match call.customer.state {
                 ConnectionState::Connected { .. } => Some(Audio::Talking),
                 ConnectionState::Hold { .. } => Some(Audio::Held),
+                ConnectionState::Connecting { .. } if early => Some(Audio::Talking),
                 _ => None,
             };
             if let Some(audio) = customer_audio {
@@ -79,11 +84,7 @@ impl Center {
                     audio,
                 });
             }
-            for p in call
-                .participants
-                .iter()
-                .filter(|p| matches!(p.state, ContactState::Connected { .. }))
-            {
+            for p in call.participants.iter().filter(|p| on_call(&p.state)) {
                 let muted = self.agents.get(&p.agent).is_some_and(|e| e.muted);
                 let audio = match p.conn {
                     ConnectionState::Hold { .. } => Audio::Held,

@@ -25,6 +25,7 @@ mod media;
 mod queue;
 mod rng;
 mod transfer;
+mod trunk;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -40,6 +41,7 @@ pub use flow::{flow_channel, FlowDone, FlowJob, FlowRole, FLOW_JOBS};
 pub use queue::{InboundRefused, QueueError};
 pub use rng::{OsRng, Rng, SeededRng};
 pub use transfer::TransferError;
+pub use trunk::{TrunkDial, TrunkFailure, TRUNK_DIAL_QUEUE};
 
 use agent::AgentEntry;
 use queue::RoutingIndex;
@@ -117,6 +119,12 @@ pub struct Center {
     rng: Box<dyn Rng>,
     /// Where prompts to render and functions to invoke go.
     flow_jobs: Option<tokio::sync::mpsc::Sender<FlowJob>>,
+    /// Outbound calls go out through the SIP gateway when it is running
+    /// (see [`trunk`]); otherwise a simulated far end answers them.
+    trunk: Option<tokio::sync::mpsc::Sender<TrunkDial>>,
+    /// Outbound calls whose far end sends early media (183): the agent
+    /// hears it while still dialing.
+    early_media: std::collections::HashSet<String>,
 }
 
 /// A random id like `c-3f9a0c...` (16 hex digits) from the OS.
@@ -165,6 +173,8 @@ impl Center {
             stopping: false,
             rng,
             flow_jobs: None,
+            trunk: None,
+            early_media: Default::default(),
         })
     }
 

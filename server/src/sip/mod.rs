@@ -7,8 +7,12 @@
 //! caller view (queued: 100; ringing: 180; connected: 200 with SDP; ended:
 //! BYE or a final error). See docs/sip.md for what is and is not done.
 
+pub mod digest;
+mod dtmf;
 pub mod g711;
 pub mod msg;
+mod outbound;
+mod register;
 pub mod sdp;
 
 use std::collections::HashMap;
@@ -41,8 +45,6 @@ pub enum SipError {
     NoRtpPort,
 }
 
-/// Most calls in progress at once (a flood of INVITEs is refused 503).
-const MAX_CALLS: usize = 1024;
 /// A call's queue of SIP messages from the receive loop.
 const CALL_QUEUE: usize = 16;
 /// Most RTP packets waiting for the pacing clock (60 ms); older ones are
@@ -60,7 +62,14 @@ pub async fn start(state: AppState) -> std::io::Result<SocketAddr> {
         .ok_or_else(|| std::io::Error::other("sip.listen_udp not set"))?;
     let socket = Arc::new(UdpSocket::bind(listen).await?);
     let addr = socket.local_addr()?;
-    tokio::spawn(receive_loop(socket, addr, state));
+    // Outbound calls go through the first trunk with an address.
+    let (dial_tx, dial_rx) = mpsc::channel(crate::center::TRUNK_DIAL_QUEUE);
+    if state.cfg.sip.trunks.iter().any(|t| t.address.is_some()) {
+        if let Ok(mut c) = state.center.lock() {
+            c.set_trunk(dial_tx);
+        }
+    }
+    tokio::spawn(receive_loop(socket, addr, state, dial_rx));
     Ok(addr)
 }
 
@@ -70,9 +79,25 @@ struct Gateway {
     state: AppState,
     calls: HashMap<String, mpsc::Sender<Message>>,
     next_rtp: u16,
+    /// Addresses of the trunks we send to (registrars, outbound proxies):
+    /// their responses are accepted even when not in an `allow` list.
+    known: std::collections::HashSet<std::net::IpAddr>,
+    /// 403s sent to unknown sources in the current second (a budget, so
+    /// a flood costs a first-line check and nothing sent).
+    refusals: (tokio::time::Instant, u32),
+    /// Datagrams from unknown sources dropped unparsed.
+    pub dropped: u64,
 }
 
-async fn receive_loop(socket: Arc<UdpSocket>, local: SocketAddr, state: AppState) {
+/// 403s per second at most for requests from unknown sources.
+const REFUSALS_PER_S: u32 = 20;
+
+async fn receive_loop(
+    socket: Arc<UdpSocket>,
+    local: SocketAddr,
+    state: AppState,
+    mut dial_rx: mpsc::Receiver<crate::center::TrunkDial>,
+) {
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<String>();
     let mut gw = Gateway {
         socket: socket.clone(),
@@ -80,11 +105,16 @@ async fn receive_loop(socket: Arc<UdpSocket>, local: SocketAddr, state: AppState
         next_rtp: state.cfg.sip.rtp_ports.0,
         state,
         calls: HashMap::new(),
+        known: Default::default(),
+        refusals: (tokio::time::Instant::now(), 0),
+        dropped: 0,
     };
+    gw.start_registrations().await;
     let mut buf = vec![0u8; 65_536];
     loop {
         tokio::select! {
             Some(id) = done_rx.recv() => { gw.calls.remove(&id); }
+            Some(dial) = dial_rx.recv() => gw.on_dial(dial, &done_tx).await,
             r = socket.recv_from(&mut buf) => {
                 let Ok((n, from)) = r else { continue };
                 gw.on_datagram(&buf[..n], from, &done_tx).await;
@@ -103,6 +133,25 @@ impl Gateway {
             .find(|t| t.allow.contains(&from.ip()))
     }
 
+    /// Whether a datagram from an unknown source gets a 403: only an
+    /// INVITE, OPTIONS or REGISTER request line (judged from the first
+    /// bytes alone, nothing else is parsed), and only within the per-second
+    /// budget. Everything else from such a source is dropped.
+    fn worth_refusing(&mut self, bytes: &[u8]) -> bool {
+        let request = [&b"INVITE "[..], b"OPTIONS ", b"REGISTER "]
+            .iter()
+            .any(|m| bytes.starts_with(m));
+        if !request {
+            return false;
+        }
+        let now = tokio::time::Instant::now();
+        if now.duration_since(self.refusals.0) >= Duration::from_secs(1) {
+            self.refusals = (now, 0);
+        }
+        self.refusals.1 += 1;
+        self.refusals.1 <= REFUSALS_PER_S
+    }
+
     async fn send(&self, bytes: &[u8], to: SocketAddr) {
         let _ = self.socket.send_to(bytes, to).await;
     }
@@ -118,6 +167,10 @@ impl Gateway {
             return;
         }
         let trunk = self.trunk_for(from).cloned();
+        if trunk.is_none() && !self.known.contains(&from.ip()) && !self.worth_refusing(bytes) {
+            self.dropped += 1;
+            return;
+        }
         let m = match Message::parse(bytes) {
             Ok(m) => m,
             Err(e) => {
@@ -138,6 +191,13 @@ impl Gateway {
             }
             return;
         };
+        if trunk.is_none() && self.known.contains(&from.ip()) {
+            // In-dialog requests relayed by a registrar we use.
+            if let Some(tx) = self.calls.get(m.call_id()) {
+                let _ = tx.try_send(m);
+                return;
+            }
+        }
         let Some(trunk) = trunk else {
             if method != "ACK" {
                 tracing::warn!("sip: {method} from {from} refused: not an allowed trunk address");
@@ -188,13 +248,19 @@ impl Gateway {
     ) {
         let tag = random_id("t");
         let reply = |code: u16, reason: &str| m.response(code, reason, Some(&tag), &[], b"");
-        if self.calls.len() >= MAX_CALLS {
+        if self.calls.len() >= self.state.cfg.sip.max_calls {
             self.send(&reply(503, "Service Unavailable"), from).await;
             return;
         }
-        let to_user = msg::user_of(uri)
-            .or_else(|| msg::user_of(msg::uri_of(m.header("to").unwrap_or_default())));
-        let Some(queue) = to_user.and_then(|u| trunk.dids.get(&normalize(u))).cloned() else {
+        // The DID is the request URI's user, or, when a registrar
+        // rewrote that to our registered Contact, the To header's.
+        let to_header_user = msg::user_of(msg::uri_of(m.header("to").unwrap_or_default()));
+        let queue = [msg::user_of(uri), to_header_user]
+            .into_iter()
+            .flatten()
+            .find_map(|u| trunk.dids.get(&normalize(u)))
+            .cloned();
+        let Some(queue) = queue else {
             self.send(&reply(404, "Not Found"), from).await;
             return;
         };
@@ -260,17 +326,117 @@ impl Gateway {
             tag,
             invite: m,
             peer: from,
-            rtp,
+            rtp: Some(rtp),
             rtp_peer: offer.rtp,
             codec,
             pt,
             te,
+            codecs: trunk.codecs.clone(),
         };
         let done = done.clone();
         tokio::spawn(async move {
             let id = call.invite.call_id().to_owned();
             call.run(rx).await;
             let _ = done.send(id);
+        });
+    }
+
+    /// Starts a registration task for each trunk with `register = true`
+    /// (its responses come through `calls` by Call-ID, like a call's).
+    async fn start_registrations(&mut self) {
+        let trunks: Vec<SipTrunk> = self
+            .state
+            .cfg
+            .sip
+            .trunks
+            .iter()
+            .filter(|t| t.register)
+            .cloned()
+            .collect();
+        for trunk in trunks {
+            let address = trunk.address.clone().unwrap_or_default();
+            let target = match tokio::net::lookup_host(&address).await {
+                Ok(mut a) => a.find(|a| a.is_ipv4() == self.local.is_ipv4()),
+                Err(_) => None,
+            };
+            let Some(target) = target else {
+                tracing::warn!(
+                    "sip: trunk {}: `{address}` does not resolve; not registering",
+                    trunk.name
+                );
+                continue;
+            };
+            self.known.insert(target.ip());
+            let call_id = random_id("r");
+            let (tx, rx) = mpsc::channel(CALL_QUEUE);
+            self.calls.insert(call_id.clone(), tx);
+            let reg = register::Registration {
+                socket: self.socket.clone(),
+                local: self.local,
+                trunk,
+                target,
+                call_id,
+            };
+            tokio::spawn(reg.run(rx));
+        }
+    }
+
+    /// Places an agent's outbound call through the first trunk with an
+    /// address.
+    async fn on_dial(
+        &mut self,
+        dial: crate::center::TrunkDial,
+        done: &mpsc::UnboundedSender<String>,
+    ) {
+        use crate::center::TrunkFailure;
+        let fail = |gw: &Gateway, why: &str| {
+            let now = gw.state.now();
+            if let Ok(mut c) = gw.state.center.lock() {
+                c.trunk_failed(&dial.contact_id, TrunkFailure::TrunkUnavailable, why, now);
+            }
+        };
+        let Some(trunk) = self
+            .state
+            .cfg
+            .sip
+            .trunks
+            .iter()
+            .find(|t| t.address.is_some())
+            .cloned()
+        else {
+            return fail(self, "no trunk with an address");
+        };
+        let address = trunk.address.clone().unwrap_or_default();
+        let target = match tokio::net::lookup_host(&address).await {
+            Ok(mut a) => a.find(|a| a.is_ipv4() == self.local.is_ipv4()),
+            Err(_) => None,
+        };
+        let Some(target) = target else {
+            return fail(self, "the trunk's address does not resolve");
+        };
+        if self.calls.len() >= self.state.cfg.sip.max_calls {
+            return fail(self, "too many calls");
+        }
+        let Ok(rtp) = self.bind_rtp().await else {
+            return fail(self, "no free RTP port");
+        };
+        self.known.insert(target.ip());
+        let call_id = random_id("o");
+        let (tx, rx) = mpsc::channel(CALL_QUEUE);
+        self.calls.insert(call_id.clone(), tx);
+        let call = outbound::OutboundCall {
+            socket: self.socket.clone(),
+            local: self.local,
+            state: self.state.clone(),
+            dial,
+            trunk,
+            target,
+            call_id: call_id.clone(),
+        };
+        let done = done.clone();
+        tokio::spawn(async move {
+            call.run(rx, rtp).await;
+            let _ = done.send(call_id);
         });
     }
 
@@ -347,11 +513,13 @@ struct SipCall {
     tag: String,
     invite: Message,
     peer: SocketAddr,
-    rtp: UdpSocket,
+    rtp: Option<UdpSocket>,
     rtp_peer: SocketAddr,
     codec: SipCodec,
     pt: u8,
     te: Option<u8>,
+    /// The trunk's codecs (for re-INVITE offers).
+    codecs: Vec<SipCodec>,
 }
 
 #[derive(PartialEq, Eq, Clone, Copy)]
@@ -384,18 +552,30 @@ impl SipCall {
         let _ = self.socket.send_to(bytes, self.peer).await;
     }
 
+    fn trunk_codecs(&self) -> Vec<SipCodec> {
+        self.codecs.clone()
+    }
+
     fn contact_header(&self) -> (&'static str, String) {
         ("Contact", format!("<sip:switchboard@{}>", self.local))
     }
 
-    async fn run(self, mut rx: mpsc::Receiver<Message>) {
-        let (media_tx, mut media_rx) = mpsc::channel::<MediaOut>(AGENT_QUEUE);
-        let key = customer_key(&self.contact);
-        let slot = self.state.bridge.as_ref().map(|b| b.attach(&key, media_tx));
-        let rtp_local = match self.rtp.local_addr() {
-            Ok(a) => a,
-            Err(_) => return,
+    async fn run(mut self, mut rx: mpsc::Receiver<Message>) {
+        let Some(rtp) = self.rtp.take() else { return };
+        let Ok(rtp_local) = rtp.local_addr() else {
+            return;
         };
+        let mut leg = Leg::new(
+            &self.state,
+            &self.contact,
+            self.leg,
+            rtp,
+            self.peer,
+            self.rtp_peer,
+            self.codec,
+            self.pt,
+            self.te,
+        );
         let session = u64::from(self.leg);
         let answer_sdp = sdp::answer(rtp_local, session, self.codec, self.pt, self.te);
         let mut phase = Phase::Queued;
@@ -403,13 +583,9 @@ impl SipCall {
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut retransmit_at: Option<(tokio::time::Instant, Duration)> = None;
         let answered_at = tokio::time::Instant::now();
-        let mut media = Media::new(self.codec, self.pt, self.leg);
-        let mut rtp_peer = self.rtp_peer;
-        let mut media_open = true;
-        let mut paced: std::collections::VecDeque<Vec<u8>> = std::collections::VecDeque::new();
-        let mut buf = vec![0u8; 2048];
         // Our own requests in the dialog: only BYE, once.
         let bye_cseq = 1u32;
+        let rtp_timeout = Duration::from_secs(self.state.cfg.sip.rtp_timeout_s);
         let ok_200 = |s: &SipCall| {
             s.invite.response(
                 200,
@@ -439,6 +615,7 @@ impl SipCall {
                             if phase == Phase::Answered {
                                 phase = Phase::Confirmed;
                                 retransmit_at = None;
+                                leg.last_rtp = tokio::time::Instant::now();
                             }
                         }
                         (true, "CANCEL") if matches!(phase, Phase::Queued | Phase::Ringing) => {
@@ -457,53 +634,44 @@ impl SipCall {
                             self.hang_up_center();
                             return;
                         }
+                        (true, "INVITE") => {
+                            // A re-INVITE in our dialog.
+                            let offer = if m.body.is_empty() { None } else { sdp::Offer::parse(&m.body).ok() };
+                            let usable = m.body.is_empty() || offer.is_some();
+                            match usable.then(|| leg.reoffer(offer.as_ref(), &self.trunk_codecs())).flatten() {
+                                Some((sdp, what)) => {
+                                    self.send(&m.response(200, "OK", None, &[self.contact_header()], sdp.as_bytes())).await;
+                                    self.record(what, "re-INVITE from the caller's side");
+                                }
+                                None => self.send(&m.response(488, "Not Acceptable Here", None, &[], b"")).await,
+                            }
+                        }
+                        (true, "OPTIONS") => {
+                            self.send(&m.response(200, "OK", None, &[], b"")).await;
+                        }
                         (true, _) => {
                             self.send(&m.response(501, "Not Implemented", None, &[], b"")).await;
                         }
                         (false, _) => {}
                     }
                 }
-                r = self.rtp.recv_from(&mut buf) => {
-                    let Ok((n, src)) = r else { continue };
-                    // Symmetric RTP: only the trunk's address may send; we
-                    // answer to wherever its packets come from.
-                    if src.ip() != self.peer.ip() && src.ip() != self.rtp_peer.ip() {
-                        continue;
-                    }
-                    rtp_peer = src;
-                    if let (Some(slot), Some(bridge)) = (&slot, &self.state.bridge) {
-                        if let Some(frame) = media.frame_of_rtp(&buf[..n]) {
-                            if let Some(route) = slot.route(self.leg) {
-                                bridge.on_frame(&key, &route, &frame, Instant::now());
-                            }
-                        }
-                    }
-                }
-                out = media_rx.recv(), if media_open => {
-                    // The bridge replaced or dropped our sink: stop polling it.
-                    let Some(out) = out else {
-                        media_open = false;
-                        continue;
-                    };
-                    if let Some(packet) = media.rtp_of_frame(&out.bytes) {
-                        // Paced out on the 20 ms clock below: frames come
-                        // from the bridge in bursts when the machine is
-                        // busy, and a trunk's jitter buffer may be small.
-                        if paced.len() >= PACED_MAX {
-                            paced.pop_front();
-                        }
-                        paced.push_back(packet);
-                    }
-                }
+                ev = leg.next() => leg.on_event(ev),
                 _ = poll.tick() => {
-                    // One packet a tick; two when behind, to catch up.
-                    for _ in 0..if paced.len() > 2 { 2 } else { 1 } {
-                        if let Some(p) = paced.pop_front() {
-                            let _ = self.rtp.send_to(&p, rtp_peer).await;
-                        }
-                    }
+                    leg.pace().await;
                     let view = self.state.center.lock().ok().and_then(|c| c.caller_view(&self.contact));
+                    if let Some(v) = &view {
+                        leg.sync_digits(&v.digits_heard);
+                    }
                     let st = view.map_or("ended", |v| v.state.as_str());
+                    if phase == Phase::Confirmed && leg.rtp_dead(rtp_timeout) {
+                        self.record("sip_rtp_timeout", "no RTP from the caller's side");
+                        self.send(&self.bye(bye_cseq)).await;
+                        let now = self.state.now();
+                        if let Ok(mut c) = self.state.center.lock() {
+                            c.trunk_lost(&self.contact, "media_timeout", now);
+                        }
+                        return;
+                    }
                     match st {
                         "ended" => {
                             match phase {
@@ -566,6 +734,233 @@ Content-Length: 0\r\n\r\n",
     }
 }
 
+/// What a leg's two inputs produced.
+enum LegEvent {
+    /// An RTP datagram of this many bytes from there.
+    Rtp(usize, SocketAddr),
+    /// A frame from the bridge, or `None` when it dropped our sink.
+    Out(Option<MediaOut>),
+}
+
+/// The media side of one SIP call: its RTP socket and its media leg on
+/// the bridge (`customer:<contact>`), transcoding between them. Shared by
+/// inbound and outbound calls.
+struct Leg {
+    state: AppState,
+    key: String,
+    leg: u32,
+    rtp: UdpSocket,
+    /// The signaling peer's address: RTP from its host is accepted too.
+    signal_ip: std::net::IpAddr,
+    rtp_peer: SocketAddr,
+    media: Media,
+    slot: Option<Arc<crate::bridge::route::SocketSlot>>,
+    media_rx: mpsc::Receiver<MediaOut>,
+    media_open: bool,
+    paced: std::collections::VecDeque<Vec<u8>>,
+    buf: Vec<u8>,
+    contact: String,
+    dtmf: dtmf::Dtmf,
+    /// What our SDP says (re-sent, with a new version, on a re-INVITE).
+    rtp_local: SocketAddr,
+    codec: SipCodec,
+    pt: u8,
+    te: Option<u8>,
+    sdp_version: u64,
+    /// The far end's direction in its latest SDP.
+    remote_dir: sdp::Direction,
+    /// When RTP last came from the far end.
+    last_rtp: tokio::time::Instant,
+}
+
+impl Leg {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        state: &AppState,
+        contact: &str,
+        leg: u32,
+        rtp: UdpSocket,
+        signal: SocketAddr,
+        rtp_peer: SocketAddr,
+        codec: SipCodec,
+        pt: u8,
+        te: Option<u8>,
+    ) -> Leg {
+        let (media_tx, media_rx) = mpsc::channel::<MediaOut>(AGENT_QUEUE);
+        let key = customer_key(contact);
+        let rtp_local = rtp.local_addr().unwrap_or(SocketAddr::new(signal.ip(), 0));
+        let slot = state.bridge.as_ref().map(|b| b.attach(&key, media_tx));
+        Leg {
+            state: state.clone(),
+            key,
+            leg,
+            rtp,
+            signal_ip: signal.ip(),
+            rtp_peer,
+            media: Media::new(codec, pt, leg),
+            slot,
+            media_rx,
+            media_open: true,
+            paced: std::collections::VecDeque::new(),
+            buf: vec![0u8; 2048],
+            contact: contact.to_owned(),
+            dtmf: dtmf::Dtmf::new(te),
+            rtp_local,
+            codec,
+            pt,
+            te,
+            sdp_version: 1,
+            remote_dir: sdp::Direction::SendRecv,
+            last_rtp: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Our current SDP.
+    fn our_sdp(&self) -> String {
+        sdp::answer_with(
+            self.rtp_local,
+            u64::from(self.leg),
+            self.sdp_version,
+            self.codec,
+            self.pt,
+            self.te,
+            self.remote_dir.answer(),
+        )
+    }
+
+    /// A re-INVITE's offer from the far end (hold, resume, a new address
+    /// or codec, a session refresh): our answer, or `None` when no codec
+    /// of ours is left (then 488 and the call goes on as it was). What
+    /// changed is returned for the contact's timeline.
+    fn reoffer(
+        &mut self,
+        offer: Option<&sdp::Offer>,
+        prefs: &[SipCodec],
+    ) -> Option<(String, &'static str)> {
+        let Some(offer) = offer else {
+            // No SDP: a refresh asking for our offer; same session.
+            return Some((self.our_sdp(), "sip_refresh"));
+        };
+        let (codec, pt, te) = offer.choose(prefs)?;
+        let was = self.remote_dir;
+        let changed = codec != self.codec
+            || pt != self.pt
+            || offer.rtp != self.rtp_peer
+            || offer.direction != was;
+        if codec != self.codec || pt != self.pt {
+            self.media = Media::new(codec, pt, self.leg);
+        }
+        self.codec = codec;
+        self.pt = pt;
+        self.te = te;
+        self.dtmf.set_pt(te);
+        if !offer.rtp.ip().is_unspecified() {
+            self.rtp_peer = offer.rtp;
+        }
+        self.remote_dir = offer.direction;
+        // Hold or resume restarts the no-RTP clock.
+        self.last_rtp = tokio::time::Instant::now();
+        if changed {
+            self.sdp_version += 1;
+        }
+        let holding =
+            |d: sdp::Direction| matches!(d, sdp::Direction::SendOnly | sdp::Direction::Inactive);
+        let what = if holding(offer.direction) && !holding(was) {
+            "sip_hold"
+        } else if !holding(offer.direction) && holding(was) {
+            "sip_resume"
+        } else if changed {
+            "sip_reinvite"
+        } else {
+            "sip_refresh"
+        };
+        Some((self.our_sdp(), what))
+    }
+
+    /// Whether the far end has sent nothing for `timeout` while it
+    /// should be sending (not holding with `inactive` or `recvonly`).
+    fn rtp_dead(&self, timeout: Duration) -> bool {
+        !timeout.is_zero() && self.remote_dir.far_end_sends() && self.last_rtp.elapsed() > timeout
+    }
+
+    /// Digits the agent sent the customer (the caller view's
+    /// `digits_heard`) that have not gone out yet become RFC 4733 events.
+    fn sync_digits(&mut self, heard: &str) {
+        self.dtmf.sync(heard);
+    }
+
+    /// The next RTP datagram or bridge frame.
+    async fn next(&mut self) -> LegEvent {
+        tokio::select! {
+            r = self.rtp.recv_from(&mut self.buf) => match r {
+                Ok((n, src)) => LegEvent::Rtp(n, src),
+                Err(_) => LegEvent::Rtp(0, self.rtp_peer),
+            },
+            out = self.media_rx.recv(), if self.media_open => LegEvent::Out(out),
+        }
+    }
+
+    fn on_event(&mut self, ev: LegEvent) {
+        match ev {
+            LegEvent::Rtp(n, src) => {
+                // Symmetric RTP: only the trunk's hosts may send; we
+                // answer to wherever its packets come from.
+                if n == 0 || (src.ip() != self.signal_ip && src.ip() != self.rtp_peer.ip()) {
+                    return;
+                }
+                self.rtp_peer = src;
+                self.last_rtp = tokio::time::Instant::now();
+                if let Some(key) = self.dtmf.on_rtp(&self.buf[..n]) {
+                    // A caller's key (once per event, end bit or not).
+                    let now = self.state.now();
+                    if let Ok(mut c) = self.state.center.lock() {
+                        let _ = c.caller_digits(&self.contact, &key.to_string(), now);
+                    }
+                    return;
+                }
+                let (Some(slot), Some(bridge)) = (&self.slot, &self.state.bridge) else {
+                    return;
+                };
+                if let Some(frame) = self.media.frame_of_rtp(&self.buf[..n]) {
+                    if let Some(route) = slot.route(self.leg) {
+                        bridge.on_frame(&self.key, &route, &frame, Instant::now());
+                    }
+                }
+            }
+            // The bridge replaced or dropped our sink: stop polling it.
+            LegEvent::Out(None) => self.media_open = false,
+            LegEvent::Out(Some(out)) => {
+                if let Some(packet) = self.media.rtp_of_frame(&out.bytes) {
+                    // Paced out on the 20 ms clock: frames come from the
+                    // bridge in bursts when the machine is busy, and a
+                    // trunk's jitter buffer may be small.
+                    if self.paced.len() >= PACED_MAX {
+                        self.paced.pop_front();
+                    }
+                    self.paced.push_back(packet);
+                }
+            }
+        }
+    }
+
+    /// One packet a 20 ms tick; two when behind, to catch up. While a
+    /// telephone-event is going out it replaces the voice packet (the
+    /// bridge's in-band tone for the same key), so the far end does not
+    /// detect the key twice.
+    async fn pace(&mut self) {
+        if let Some(event) = self.dtmf.next_packet(&mut self.media) {
+            self.paced.pop_front();
+            let _ = self.rtp.send_to(&event, self.rtp_peer).await;
+            return;
+        }
+        for _ in 0..if self.paced.len() > 2 { 2 } else { 1 } {
+            if let Some(p) = self.paced.pop_front() {
+                let _ = self.rtp.send_to(&p, self.rtp_peer).await;
+            }
+        }
+    }
+}
+
 /// The transcoding between one G.711 RTP stream and one Opus media leg.
 struct Media {
     codec: SipCodec,
@@ -610,7 +1005,7 @@ impl Media {
         }
         let pt = packet[1] & 0x7f;
         if pt != self.pt {
-            return None; // telephone-event and others: later slices.
+            return None; // comfort noise, unknown payload types
         }
         let csrc = usize::from(packet[0] & 0x0f) * 4;
         let mut start = 12 + csrc;
@@ -742,6 +1137,36 @@ register = true\nregister_expires_s = 60\n[sip.trunks.dids]\n\"+15550100\" = \"s
                 line > base_lines,
                 "{why}: line {line} is in the [sip] section"
             );
+        }
+    }
+
+    #[test]
+    fn queue_caller_id_keys_are_checked() {
+        let with = |keys: &str| {
+            let sample = crate::config::sample_without_flows();
+            let text = sample.replacen(
+                "id = \"support\"\n",
+                &format!("id = \"support\"\n{keys}"),
+                1,
+            );
+            assert_ne!(text, sample);
+            crate::config::Config::parse(&text, "f.toml")
+        };
+        let cfg = with(
+            "outbound_caller_id_number = \"+15550100\"\noutbound_caller_id_name = \"Support\"\n",
+        )
+        .expect("good caller ID");
+        let q = &cfg.queues["support"];
+        assert_eq!(q.outbound_caller_id_number.as_deref(), Some("+15550100"));
+        assert_eq!(q.outbound_caller_id_name.as_deref(), Some("Support"));
+        for (keys, why) in [
+            ("outbound_caller_id_number = \"5550100\"\n", "not an E.164"),
+            ("outbound_caller_id_name = \"a\\\"b\"\n", "without quotes"),
+            ("outbound_caller_id_name = \"\"\n", "1-64 printable"),
+        ] {
+            let e = with(keys).expect_err(why);
+            assert!(e.message.contains(why), "{why}: {e}");
+            assert!(e.line.is_some(), "{e}");
         }
     }
 

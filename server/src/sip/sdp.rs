@@ -15,6 +15,49 @@ pub struct Offer {
     /// Offered payload types, in order, with their encoding names
     /// (static ones named by RFC 3551 when no rtpmap says otherwise).
     pub formats: Vec<(u8, String)>,
+    /// The stream's direction (RFC 3264 §5.1; `sendrecv` when absent). A
+    /// far end holding us offers `sendonly` or `inactive`; RFC 2543's
+    /// `c=0.0.0.0` hold counts as `inactive`.
+    pub direction: Direction,
+}
+
+/// An SDP stream direction, from the sender of the SDP's point of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Both ways.
+    SendRecv,
+    /// It sends only (holds us).
+    SendOnly,
+    /// It receives only.
+    RecvOnly,
+    /// Neither.
+    Inactive,
+}
+
+impl Direction {
+    /// The attribute name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::SendRecv => "sendrecv",
+            Direction::SendOnly => "sendonly",
+            Direction::RecvOnly => "recvonly",
+            Direction::Inactive => "inactive",
+        }
+    }
+
+    /// Our answer's direction to an offer with this one (RFC 3264 §6.1).
+    pub fn answer(self) -> Direction {
+        match self {
+            Direction::SendOnly => Direction::RecvOnly,
+            Direction::RecvOnly => Direction::SendOnly,
+            d => d,
+        }
+    }
+
+    /// Whether the far end sends us media in this direction.
+    pub fn far_end_sends(self) -> bool {
+        matches!(self, Direction::SendRecv | Direction::SendOnly)
+    }
 }
 
 impl Offer {
@@ -27,6 +70,7 @@ impl Offer {
         let mut audio: Option<(u16, Vec<u8>)> = None;
         let mut in_audio = false;
         let mut names: Vec<(u8, String)> = Vec::new();
+        let mut direction = Direction::SendRecv;
         if !text.starts_with("v=0") {
             return Err(bad("does not start with v=0"));
         }
@@ -62,10 +106,22 @@ impl Offer {
                 } else if in_audio {
                     media_addr = Some(addr);
                 }
-            } else if let Some(map) = line.strip_prefix("a=rtpmap:").filter(|_| in_audio) {
-                let (pt, name) = map.split_once(' ').ok_or_else(|| bad("bad rtpmap"))?;
-                let pt: u8 = pt.parse().map_err(|_| bad("bad rtpmap"))?;
-                names.push((pt, name.to_ascii_lowercase()));
+            } else if let Some(dir) = line
+                .strip_prefix("a=")
+                .filter(|_| audio.is_none() || in_audio)
+            {
+                match dir {
+                    "sendrecv" => direction = Direction::SendRecv,
+                    "sendonly" => direction = Direction::SendOnly,
+                    "recvonly" => direction = Direction::RecvOnly,
+                    "inactive" => direction = Direction::Inactive,
+                    _ => {}
+                }
+                if let Some(map) = dir.strip_prefix("rtpmap:").filter(|_| in_audio) {
+                    let (pt, name) = map.split_once(' ').ok_or_else(|| bad("bad rtpmap"))?;
+                    let pt: u8 = pt.parse().map_err(|_| bad("bad rtpmap"))?;
+                    names.push((pt, name.to_ascii_lowercase()));
+                }
             }
         }
         let (port, pts) = audio.ok_or_else(|| bad("no audio stream"))?;
@@ -74,6 +130,9 @@ impl Offer {
             .ok_or_else(|| bad("no connection address"))?;
         if port == 0 {
             return Err(bad("audio stream refused (port 0)"));
+        }
+        if ip.is_unspecified() {
+            direction = Direction::Inactive;
         }
         let formats = pts
             .into_iter()
@@ -93,6 +152,7 @@ impl Offer {
         Ok(Offer {
             rtp: SocketAddr::new(ip, port),
             formats,
+            direction,
         })
     }
 
@@ -123,6 +183,20 @@ impl Offer {
 /// Our answer: one audio stream at `rtp`, the chosen payload type (and
 /// telephone-event), symmetric RTP, 20 ms packets.
 pub fn answer(rtp: SocketAddr, session: u64, codec: SipCodec, pt: u8, te: Option<u8>) -> String {
+    answer_with(rtp, session, 1, codec, pt, te, Direction::SendRecv)
+}
+
+/// [`answer`] with the SDP's `o=` version (one more for each changed
+/// answer in a dialog, RFC 3264 §8) and our direction.
+pub fn answer_with(
+    rtp: SocketAddr,
+    session: u64,
+    version: u64,
+    codec: SipCodec,
+    pt: u8,
+    te: Option<u8>,
+    direction: Direction,
+) -> String {
     let ip = rtp.ip();
     let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
     let name = match codec {
@@ -138,9 +212,43 @@ pub fn answer(rtp: SocketAddr, session: u64, codec: SipCodec, pt: u8, te: Option
         ));
     }
     format!(
+        "v=0\r\no=switchboard {session} {version} IN {family} {ip}\r\ns=switchboard\r\n\
+c=IN {family} {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP {pts}\r\n{attrs}a=ptime:20\r\na={dir}\r\n",
+        port = rtp.port(),
+        dir = direction.as_str(),
+    )
+}
+
+/// Our offer for an outbound call: one audio stream at `rtp` with every
+/// codec of `prefs` we can carry (G.711 at its static payload types,
+/// telephone-event at 101), in the trunk's order.
+pub fn offer(rtp: SocketAddr, session: u64, prefs: &[SipCodec]) -> String {
+    let ip = rtp.ip();
+    let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
+    let mut pts = Vec::new();
+    let mut attrs = String::new();
+    for c in prefs {
+        match c {
+            SipCodec::Pcmu => {
+                pts.push("0");
+                attrs.push_str("a=rtpmap:0 PCMU/8000\r\n");
+            }
+            SipCodec::Pcma => {
+                pts.push("8");
+                attrs.push_str("a=rtpmap:8 PCMA/8000\r\n");
+            }
+            SipCodec::TelephoneEvent => {
+                pts.push("101");
+                attrs.push_str("a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n");
+            }
+            SipCodec::Opus => {}
+        }
+    }
+    format!(
         "v=0\r\no=switchboard {session} {session} IN {family} {ip}\r\ns=switchboard\r\n\
 c=IN {family} {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP {pts}\r\n{attrs}a=ptime:20\r\na=sendrecv\r\n",
-        port = rtp.port()
+        port = rtp.port(),
+        pts = pts.join(" ")
     )
 }
 
@@ -175,6 +283,28 @@ m=audio 20140 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-
                 (0, "pcmu/8000".into()),
                 (101, "telephone-event/8000".into())
             ]
+        );
+    }
+
+    #[test]
+    fn reads_hold_directions() {
+        for (extra, dir) in [
+            ("a=sendonly\r\n", Direction::SendOnly),
+            ("a=inactive\r\n", Direction::Inactive),
+            ("a=recvonly\r\n", Direction::RecvOnly),
+            ("", Direction::SendRecv),
+        ] {
+            let o = Offer::parse(format!("{BARESIP}{extra}").as_bytes()).expect("offer");
+            assert_eq!(o.direction, dir);
+        }
+        let old_hold = BARESIP.replace("c=IN IP4 127.0.0.1", "c=IN IP4 0.0.0.0");
+        let o = Offer::parse(old_hold.as_bytes()).expect("offer");
+        assert_eq!(o.direction, Direction::Inactive);
+        assert_eq!(Direction::SendOnly.answer(), Direction::RecvOnly);
+        let a = answer_with(o.rtp, 1, 2, SipCodec::Pcmu, 0, None, Direction::RecvOnly);
+        assert!(
+            a.contains("a=recvonly\r\n") && a.contains("o=switchboard 1 2 "),
+            "{a}"
         );
     }
 
