@@ -73,8 +73,38 @@ fn build_ccp() -> Result<(), String> {
     run(Command::new("trunk")
         .env("PATH", tool_path())
         .args(["build", "--release", "--offline"]))?;
+    minify_ccp_loader()?;
     minify_sdk()?;
     build_media()
+}
+
+/// Minifies the CCP's wasm-bindgen loader in place: Trunk's own minifier
+/// fails on ES modules ("Failed to minify JS"), so the 50 KB loader would
+/// ship as written. Its name keeps Trunk's hash of the unminified content,
+/// which is still unique to the build; the page carries no integrity for it.
+fn minify_ccp_loader() -> Result<(), String> {
+    let dist = root().join("dist");
+    let entries = std::fs::read_dir(&dist).map_err(|e| format!("{}: {e}", dist.display()))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("switchboard-app-") && name.ends_with(".js") {
+            let path = entry.path();
+            run(Command::new("esbuild")
+                .env("PATH", tool_path())
+                .arg(&path)
+                // Errors only: the loader's import object repeats snippet
+                // keys, which esbuild warns about; minified, it means the same.
+                .args([
+                    "--minify",
+                    "--target=es2022",
+                    "--log-level=error",
+                    "--format=esm",
+                ])
+                .arg(format!("--outfile={}", path.display()))
+                .arg("--allow-overwrite"))?;
+        }
+    }
+    Ok(())
 }
 
 /// The SDK files CRM pages download, minified in place in dist/sdk (the

@@ -3,6 +3,8 @@
 
 use leptos::prelude::*;
 
+use crate::format::decimal;
+
 /// One line under the call controls.
 #[component]
 pub fn CallQuality() -> impl IntoView {
@@ -19,8 +21,10 @@ pub fn CallQuality() -> impl IntoView {
             (
                 word,
                 format!(
-                    "{word} · MOS {:.1} · loss {:.1}% · jitter {:.0} ms",
-                    q.mos, q.loss_percent, q.jitter_ms
+                    "{word} · MOS {} · loss {}% · jitter {} ms",
+                    decimal(q.mos, 1),
+                    decimal(q.loss_percent, 1),
+                    decimal(q.jitter_ms, 0)
                 ),
             )
         })

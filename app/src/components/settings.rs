@@ -102,7 +102,7 @@ fn SettingsBody() -> impl IntoView {
         <div class="settings-body" id="settings-body" data-testid="settings">
             <DeviceSelect kind="microphone" label="Microphone" devices=inputs chosen=microphone />
             <label for="mic-level">{move || ccp.t("Microphone level")}</label>
-            <meter id="mic-level" data-testid="mic-level" min="0" max="1" value=move || format!("{:.3}", level.get())></meter>
+            <meter id="mic-level" data-testid="mic-level" min="0" max="1" value=move || crate::format::decimal(level.get(), 3)></meter>
             <DeviceSelect kind="speaker" label="Speaker" devices=outputs chosen=speaker />
             <DeviceSelect kind="ringer" label="Ringer" devices=outputs chosen=ringer />
         </div>
