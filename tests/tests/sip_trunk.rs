@@ -99,6 +99,7 @@ fn speech(dir: &Path, name: &str, text: &str, pad_s: u32) -> (PathBuf, PathBuf) 
 /// (positive: `rec` is late).
 fn ncc_at(reference: &[f32], rec: &[f32], lag: i64) -> f64 {
     let (mut xy, mut xx, mut yy) = (0.0f64, 0.0f64, 0.0f64);
+    let mut overlap = 0usize;
     for (i, &x) in reference.iter().enumerate() {
         let j = i as i64 + lag;
         if j < 0 {
@@ -109,6 +110,13 @@ fn ncc_at(reference: &[f32], rec: &[f32], lag: i64) -> f64 {
         xy += x * y;
         xx += x * x;
         yy += y * y;
+        overlap += 1;
+    }
+    // A lag at the recording's edge overlaps a few samples, whose
+    // correlation is near +-1 whatever they hold: it says nothing. Only a
+    // lag where most of the reference lies inside the recording counts.
+    if overlap * 4 < reference.len() * 3 {
+        return 0.0;
     }
     if xx > 0.0 && yy > 0.0 {
         xy / (xx * yy).sqrt()
@@ -389,13 +397,16 @@ async fn baresip_call_audio_both_ways_caller_hangs_up() {
 agent->caller {at_phone:.4}; agent heard {} samples at 8 kHz",
         heard8.len()
     );
-    // Measured on this machine: 0.84-0.97 through G.711 + Opus when it is
-    // not overloaded, 0.34-0.86 at a load average of 13-15 on 2 cores (late
-    // packets dropped by baresip's jitter buffer and the test client); the
-    // wrong reference (control, the same voice) up to 0.5 on 1 s windows.
+    // Measured on this machine (quiet): caller->agent 0.97, agent->caller
+    // 0.90, the wrong reference (control, the same voice) 0.23. Earlier
+    // runs saw 1.0 for either: lags at the recording's edge, where a few
+    // overlapping samples correlate perfectly, which `ncc_at` now ignores.
     // Silence or garbage gives about 0.
     assert!(at_agent > 0.6, "the agent hears the caller: ncc {at_agent}");
-    assert!(control < at_agent, "control correlation {control}");
+    assert!(
+        control + 0.2 < at_agent,
+        "the wrong speech (control) scores {control}, the caller's {at_agent}"
+    );
     assert!(at_phone > 0.6, "the caller hears the agent: ncc {at_phone}");
 }
 
