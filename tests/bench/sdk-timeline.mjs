@@ -33,7 +33,16 @@ try {
     await page.reload();
     await page.locator('body[data-ready="true"]').waitFor();
     const all = [];
-    for (const f of page.frames()) { try { const tl = await f.evaluate(() => window.__tl || []); for (const [n, at] of tl) all.push([at, (f === page.mainFrame() ? 'P ' : 'F ') + n]); } catch {} }
+    for (const f of page.frames()) {
+      try {
+        const who = f === page.mainFrame() ? 'P ' : 'F ';
+        const tl = await f.evaluate(() => window.__tl || []);
+        for (const [n, at] of tl) all.push([at, who + n]);
+        // Every fetch of the document, start and end, on the same clock.
+        const res = await f.evaluate(() => performance.getEntriesByType('resource').map((r) => [r.name.split('/').pop(), performance.timeOrigin + r.startTime, performance.timeOrigin + r.responseEnd, r.transferSize]));
+        for (const [n, s, e, size] of res) all.push([s, `${who}fetch ${n} (${(e - s).toFixed(0)} ms, ${size} B over the wire)`]);
+      } catch {}
+    }
     all.sort((a, b) => a[0] - b[0]);
     const t0 = all[0][0];
     console.log('---');
