@@ -604,23 +604,7 @@ impl Center {
         let Some(q) = self.cfg.queues.get(queue).cloned() else {
             return Some(Input::QueueRefused(format!("no queue `{queue}`")));
         };
-        let waiting_now = self
-            .calls
-            .values()
-            .filter(|c| c.waiting.as_ref().is_some_and(|w| w.queue == queue))
-            .count();
-        let refusal = if q.hours.as_ref().is_some_and(|h| !h.is_open(now)) {
-            Some(QueueError::Closed {
-                queue_name: q.name.clone(),
-            })
-        } else if waiting_now >= q.max_contacts {
-            Some(QueueError::Full {
-                queue_name: q.name.clone(),
-            })
-        } else {
-            None
-        };
-        if let Some(error) = refusal {
+        if let Some(error) = self.queue_refusal(queue, &q, now) {
             return Some(Input::QueueRefused(error.to_string()));
         }
         let reserved = self.new_id("k");

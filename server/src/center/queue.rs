@@ -276,23 +276,7 @@ impl Center {
                 None => Ok(()),
             })
             .map_err(|e| refuse(e.into()))?;
-        let waiting_now = self
-            .calls
-            .values()
-            .filter(|c| c.waiting.as_ref().is_some_and(|w| w.queue == queue))
-            .count();
-        let refusal = if q.hours.as_ref().is_some_and(|h| !h.is_open(now)) {
-            Some(QueueError::Closed {
-                queue_name: q.name.clone(),
-            })
-        } else if waiting_now >= q.max_contacts {
-            Some(QueueError::Full {
-                queue_name: q.name.clone(),
-            })
-        } else {
-            None
-        };
-        if let Some(error) = refusal {
+        if let Some(error) = self.queue_refusal(queue, &q, now) {
             let message = error.to_string();
             let _ = self
                 .store
@@ -551,6 +535,35 @@ impl Center {
                 }
             }
             self.publish(&call_id, now);
+        }
+    }
+}
+
+impl Center {
+    /// Why `queue` takes no new caller now, if it does not: closed by its
+    /// hours, or holding its most waiting contacts. Asked both when a call
+    /// dials a queue and when a contact flow transfers one to it.
+    pub(super) fn queue_refusal(
+        &self,
+        queue: &str,
+        q: &crate::config::Queue,
+        now: Millis,
+    ) -> Option<QueueError> {
+        let waiting_now = self
+            .calls
+            .values()
+            .filter(|c| c.waiting.as_ref().is_some_and(|w| w.queue == queue))
+            .count();
+        if q.hours.as_ref().is_some_and(|h| !h.is_open(now)) {
+            Some(QueueError::Closed {
+                queue_name: q.name.clone(),
+            })
+        } else if waiting_now >= q.max_contacts {
+            Some(QueueError::Full {
+                queue_name: q.name.clone(),
+            })
+        } else {
+            None
         }
     }
 }
