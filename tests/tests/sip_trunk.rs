@@ -1762,3 +1762,79 @@ async fn floods_from_unknown_addresses_are_dropped_unanswered() {
         .expect("count");
     assert_eq!(count, 0, "nothing created");
 }
+
+/// A number that is a contact flow's entry point, dialed over the trunk,
+/// runs that flow (docs/flows.md: SIP DIDs and entry points are the same
+/// numbers): the flow's attributes reach the agent before answering and
+/// its path is in the contact's record. A DID mapped to a queue still goes
+/// straight to the queue (the other tests), and an unknown number is 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_did_that_is_a_flow_entry_point_runs_the_flow() {
+    const ENTRY: &str = "+15550200";
+    let dir = temp_dir("sip-flow");
+    std::fs::create_dir_all(dir.join("flows")).expect("dir");
+    std::fs::write(
+        dir.join("flows/sip-entry.toml"),
+        "name = \"SIP entry (test)\"\ntype = \"inbound\"\nstart = \"mark\"\n\n\
+[blocks.mark]\ntype = \"set_attributes\"\nattributes = { came_by = \"sip-flow\" }\nnext = \"work\"\n\n\
+[blocks.work]\ntype = \"set_working_queue\"\nqueue = \"support\"\nnext = \"queue\"\n\n\
+[blocks.queue]\ntype = \"transfer_to_queue\"\nerror = \"bye\"\n\n\
+[blocks.bye]\ntype = \"disconnect\"\n",
+    )
+    .expect("flow file");
+    let text = format!(
+        "{TEST_CONFIG}\n[[flows]]\nfile = \"flows/sip-entry.toml\"\n\n\
+[[entry_points]]\nnumber = \"{ENTRY}\"\nflow = \"sip-entry\"\n\n\
+[sip]\nlisten_udp = \"127.0.0.1:0\"\nrtp_ports = [32000, 32999]\n\
+[[sip.trunks]]\nname = \"test\"\nallow = [\"127.0.0.1\"]\ncodecs = [\"PCMU\", \"PCMA\", \"telephone-event\"]\n\
+[sip.trunks.dids]\n\"{DID}\" = \"support\"\n"
+    );
+    let main = dir.join("main.toml");
+    std::fs::write(&main, text).expect("config");
+    let mut cfg = server::config::Config::load(&main).expect("sip flow config");
+    cfg.data_dir = dir.clone();
+    cfg.public_dir = dir.join("public");
+    let running = server::start(cfg).await.expect("start");
+    let sip = running.sip_addr.expect("sip");
+    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let local = sock.local_addr().expect("addr");
+
+    // An unknown number: 404, nothing placed.
+    let unknown = invite(local, "flow0", SDP).replace(DID, "+15550999");
+    let answer = exchange(&sock, sip, &unknown).await;
+    assert!(answer.starts_with("SIP/2.0 404 "), "{answer}");
+
+    let call = invite(local, "flow1", SDP).replace(DID, ENTRY);
+    sock.send_to(call.as_bytes(), sip).await.expect("send");
+    alice
+        .wait_for("the flow's call rings", |a| !a.state().contacts.is_empty())
+        .await;
+    let (c, view) = {
+        let state = alice.state();
+        let (c, view) = state.contacts.iter().next().expect("contact");
+        (c.clone(), view.clone())
+    };
+    assert_eq!(
+        view.attributes.get("came_by").map(String::as_str),
+        Some("sip-flow"),
+        "the flow's attribute is on the ringing contact: {:?}",
+        view.attributes
+    );
+    let r = record(&running, &c);
+    assert_eq!(r.customer_number, CALLER);
+    assert_eq!(r.queue.as_deref(), Some("support"));
+    let blocks: Vec<&str> = r
+        .flow_log
+        .iter()
+        .filter_map(|e| e.get("block").and_then(|b| b.as_str()))
+        .collect();
+    assert_eq!(
+        blocks,
+        ["mark", "work", "queue"],
+        "the flow's path: {:?}",
+        r.flow_log
+    );
+}

@@ -255,12 +255,24 @@ impl Gateway {
         // The DID is the request URI's user, or, when a registrar
         // rewrote that to our registered Contact, the To header's.
         let to_header_user = msg::user_of(msg::uri_of(m.header("to").unwrap_or_default()));
-        let queue = [msg::user_of(uri), to_header_user]
+        let dialed: Vec<String> = [msg::user_of(uri), to_header_user]
             .into_iter()
             .flatten()
-            .find_map(|u| trunk.dids.get(&normalize(u)))
-            .cloned();
-        let Some(queue) = queue else {
+            .map(normalize)
+            .collect();
+        // A DID the trunk maps to a queue goes there; a number that is a
+        // contact flow's entry point runs that flow, which decides.
+        let target = match dialed.iter().find_map(|d| trunk.dids.get(d)) {
+            Some(queue) => Some(Dialed::Queue(queue.clone())),
+            None => match self.state.center.lock() {
+                Ok(c) => dialed
+                    .iter()
+                    .find(|d| c.flow_for_number(d).is_some())
+                    .map(|d| Dialed::Flow(d.clone())),
+                Err(_) => return,
+            },
+        };
+        let Some(target) = target else {
             self.send(&reply(404, "Not Found"), from).await;
             return;
         };
@@ -289,7 +301,14 @@ impl Gateway {
         let leg = random_leg();
         let now = self.state.now();
         let placed = match self.state.center.lock() {
-            Ok(mut c) => c.place_inbound_playing(&caller, &queue, CallerAudio::Live { leg }, now),
+            Ok(mut c) => match &target {
+                Dialed::Queue(queue) => {
+                    c.place_inbound_playing(&caller, queue, CallerAudio::Live { leg }, now)
+                }
+                Dialed::Flow(number) => {
+                    c.place_flow_call(&caller, number, CallerAudio::Live { leg }, now)
+                }
+            },
             Err(_) => return,
         };
         let contact = match placed {
@@ -1063,6 +1082,14 @@ impl Media {
         self.rtp_ts = self.rtp_ts.wrapping_add(narrow.len() as u32);
         Some(p)
     }
+}
+
+/// Where an inbound INVITE's dialed number leads.
+enum Dialed {
+    /// A DID the trunk maps to this queue.
+    Queue(String),
+    /// A contact flow's entry point (the number, normalized).
+    Flow(String),
 }
 
 #[cfg(test)]
