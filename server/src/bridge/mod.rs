@@ -660,6 +660,12 @@ struct Heard {
     offset: u32,
     /// This tick's timestamp on the file's timeline (20 ms a tick).
     tick_ts: u32,
+    /// Where the file's stream has got to (the end of the furthest packet
+    /// written). A forwarded source can run ahead of the tick (a burst of
+    /// queued packets at its switch, or its own clock), and the writer
+    /// drops a packet behind the stream, so a switch never starts behind
+    /// it.
+    next_ts: u32,
     /// Position in the canned hold loop.
     hold_pos: usize,
     /// Made on first use: only a caller hearing a mix needs one.
@@ -671,11 +677,43 @@ const MIXER_SOURCE: u64 = 0;
 
 impl Heard {
     fn packet(&mut self, rec: &parties::PartyRecorder, src: u64, ts: u32, payload: &[u8]) {
+        self.packet_of_batch(rec, src, ts, ts, payload);
+    }
+
+    /// Like [`Heard::packet`] for one of the packets a source sent since
+    /// the last tick, `newest` being the latest timestamp among them.
+    fn packet_of_batch(
+        &mut self,
+        rec: &parties::PartyRecorder,
+        src: u64,
+        ts: u32,
+        newest: u32,
+        payload: &[u8],
+    ) {
+        let at = self.file_ts(src, ts, newest, payload);
+        rec.packet(&self.file, payload, at);
+    }
+
+    /// The file's timestamp for a packet `src` numbered `ts`. A new source
+    /// is anchored so its newest packet this tick (`newest`) lands on the
+    /// tick: packets that queued up before it (a burst) belong to earlier
+    /// ticks. It never starts behind where the stream has got to, since
+    /// the writer drops a packet behind the stream as late.
+    fn file_ts(&mut self, src: u64, ts: u32, newest: u32, payload: &[u8]) -> u32 {
         if src != self.src {
             self.src = src;
-            self.offset = self.tick_ts.wrapping_sub(ts);
+            let wanted = self.tick_ts.wrapping_sub(newest.wrapping_sub(ts));
+            let behind = self.next_ts.wrapping_sub(wanted) as i32 > 0;
+            let start = if behind { self.next_ts } else { wanted };
+            self.offset = start.wrapping_sub(ts);
         }
-        rec.packet(&self.file, payload, ts.wrapping_add(self.offset));
+        let at = ts.wrapping_add(self.offset);
+        let samples = protocol::media::opus_packet_samples(payload).unwrap_or(PACKET as u32);
+        let end = at.wrapping_add(samples);
+        if end.wrapping_sub(self.next_ts) as i32 > 0 {
+            self.next_ts = end;
+        }
+        at
     }
 }
 
@@ -1208,6 +1246,7 @@ impl Hub {
                                 src: MIXER_SOURCE,
                                 offset: 0,
                                 tick_ts: 0,
+                                next_ts: 0,
                                 hold_pos: 0,
                                 encoder: None,
                             })
@@ -1608,8 +1647,17 @@ fn heard_without_mixing(
     } else if talkers.is_empty() {
         h.packet(rec, MIXER_SOURCE, ts, &canned.silence);
     } else {
-        for (src, pts, payload) in from_socket {
-            h.packet(rec, src, pts, &payload);
+        // The newest packet of the batch (timestamps compared as a window,
+        // since they wrap).
+        let newest = from_socket.iter().map(|(_, pts, _)| *pts).reduce(|a, b| {
+            if b.wrapping_sub(a) as i32 > 0 {
+                b
+            } else {
+                a
+            }
+        });
+        for (src, pts, payload) in &from_socket {
+            h.packet_of_batch(rec, *src, *pts, newest.unwrap_or(*pts), payload);
         }
     }
     h.tick_ts = ts.wrapping_add(PACKET as u32);
@@ -1619,6 +1667,65 @@ fn heard_without_mixing(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn h_empty() -> Heard {
+        Heard {
+            file: Arc::new(PartyFile {
+                path: PathBuf::from("/nonexistent/heard.opus"),
+                call_start: Instant::now(),
+                serial: 1,
+            }),
+            src: MIXER_SOURCE,
+            offset: 0,
+            tick_ts: 0,
+            next_ts: 0,
+            hold_pos: 0,
+            encoder: None,
+        }
+    }
+
+    /// A 20 ms Opus packet (CELT fullband, one frame) for timestamp tests.
+    const PACKET_20MS: [u8; 2] = [31 << 3, 1];
+
+    #[test]
+    fn a_heard_file_never_starts_a_new_source_behind_the_stream() {
+        let mut h = h_empty();
+        // The agent's socket switches in with four packets queued (a burst
+        // at the first tick): the newest lands on the tick, the others
+        // before it, but never behind what the file already holds.
+        h.file_ts(MIXER_SOURCE, 0, 0, &PACKET_20MS);
+        h.tick_ts = 960 * 10;
+        let agent = 7;
+        let newest = 5_000 + 3 * 960;
+        let at: Vec<u32> = (0..4)
+            .map(|k| h.file_ts(agent, 5_000 + k * 960, newest, &PACKET_20MS))
+            .collect();
+        assert_eq!(at, [960 * 7, 960 * 8, 960 * 9, 960 * 10]);
+        // A burst longer than the silence before it starts where the file is.
+        let mut g = h_empty();
+        g.file_ts(MIXER_SOURCE, 0, 0, &PACKET_20MS);
+        g.tick_ts = 960;
+        let at: Vec<u32> = (0..4)
+            .map(|k| g.file_ts(agent, 5_000 + k * 960, newest, &PACKET_20MS))
+            .collect();
+        assert_eq!(at, [960, 1_920, 2_880, 3_840]);
+        // Then DTMF (the mixer's canned packets) starts at the next tick: it
+        // must follow the agent's last packet, not overlap it, or the
+        // writer drops it as late.
+        g.tick_ts += 960;
+        assert_eq!(
+            g.file_ts(MIXER_SOURCE, g.tick_ts, g.tick_ts, &PACKET_20MS),
+            4_800
+        );
+        g.tick_ts += 960;
+        assert_eq!(
+            g.file_ts(MIXER_SOURCE, g.tick_ts, g.tick_ts, &PACKET_20MS),
+            5_760
+        );
+        // After a silence longer than the lead, a source starts at the tick.
+        g.tick_ts += 960 * 50;
+        assert_eq!(g.file_ts(agent, 90_000, 90_000, &PACKET_20MS), g.tick_ts);
+    }
 
     fn caller_plan(call: &str, ended: bool) -> CallPlan {
         CallPlan {
