@@ -28,11 +28,14 @@ if (window.parent !== window) {
   };
 }
 
-const el = document.querySelector('script[data-app-js][data-app-wasm]');
+// Built by `cargo xtask`, this file is bundled with the loader, which is
+// then already here (`__switchboardApp`); under `trunk serve` it is a file
+// of its own, named by `data-app-js`.
+const el = document.querySelector('script[data-app-wasm]');
 const own = (url) => {
   const u = new URL(url, location.href);
   if (u.origin !== location.origin) throw new Error(`refusing to load ${u.href}`);
   return u.href;
 };
-const { default: init } = await import(own(el.dataset.appJs));
+const { default: init } = globalThis.__switchboardApp ?? (await import(own(el.dataset.appJs)));
 await init({ module_or_path: own(el.dataset.appWasm) });

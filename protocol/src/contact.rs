@@ -41,7 +41,11 @@ pub enum Initiation {
 
 /// One agent's state of a contact.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "name", rename_all = "snake_case")]
+#[serde(
+    tag = "name",
+    rename_all = "snake_case",
+    try_from = "crate::state_wire::StateRecord<crate::state_wire::ContactStateName>"
+)]
 pub enum ContactState {
     /// Created, not yet offered.
     Init,
@@ -213,7 +217,11 @@ pub enum ConnectionKind {
 
 /// A connection's state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "name", rename_all = "snake_case")]
+#[serde(
+    tag = "name",
+    rename_all = "snake_case",
+    try_from = "crate::state_wire::StateRecord<crate::state_wire::ConnectionStateName>"
+)]
 pub enum ConnectionState {
     /// Not yet dialed.
     Init,

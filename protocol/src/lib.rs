@@ -14,6 +14,7 @@ pub mod contact;
 pub mod endpoint;
 pub mod error;
 pub mod media;
+mod state_wire;
 pub mod time;
 pub mod wire;
 

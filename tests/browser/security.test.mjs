@@ -49,7 +49,12 @@ test('no demo page is served on the CCP origin', async () => {
     assert.equal(res.status, 404, `${path} is not served on the CCP origin`);
   }
   // What the CCP needs is still there.
-  for (const path of ['/ccp/', '/ccp/boot.js', '/ccp/media/engine.js', '/ccp/media/worklet.js',
+  // The page's one script: boot.js, the loader and its snippets bundled
+  // under a content-hashed name (xtask bundle_ccp_scripts).
+  const page = (await api(backend.url, 'GET', '/ccp/')).text;
+  const bundle = page.match(/src="?(\/ccp\/ccp-[0-9a-f]{16}\.js)/)?.[1];
+  assert.ok(bundle, `the CCP page loads its bundle: ${page}`);
+  for (const path of ['/ccp/', bundle, '/ccp/media/engine.js', '/ccp/media/worklet.js',
     '/ccp/media/engine.wasm', '/ccp/sdk/switchboard.js']) {
     assert.equal((await api(backend.url, 'GET', path)).status, 200, path);
   }
