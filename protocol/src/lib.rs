@@ -13,6 +13,7 @@ pub mod agent;
 pub mod contact;
 pub mod endpoint;
 pub mod error;
+mod frame_read;
 pub mod media;
 mod state_wire;
 pub mod time;

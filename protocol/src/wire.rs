@@ -561,7 +561,7 @@ pub fn decode_client_frame(text: &str) -> Result<ClientFrame, DecodeError> {
 
 /// Decodes a server text frame (the client side of the same contract).
 pub fn decode_server_frame(text: &str) -> Result<ServerFrame, DecodeError> {
-    serde_json::from_str(text)
+    crate::frame_read::server_frame(text)
         .map_err(|e| DecodeError::new(None, ErrorCode::BadJson, format!("bad server frame: {e}")))
 }
 
