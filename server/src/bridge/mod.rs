@@ -676,6 +676,19 @@ struct Heard {
 const MIXER_SOURCE: u64 = 0;
 
 impl Heard {
+    /// A heard file starting now, with nothing written yet.
+    fn new(file: PartyFile) -> Heard {
+        Heard {
+            file: Arc::new(file),
+            src: MIXER_SOURCE,
+            offset: 0,
+            tick_ts: 0,
+            next_ts: 0,
+            hold_pos: 0,
+            encoder: None,
+        }
+    }
+
     fn packet(&mut self, rec: &parties::PartyRecorder, src: u64, ts: u32, payload: &[u8]) {
         self.packet_of_batch(rec, src, ts, ts, payload);
     }
@@ -1237,19 +1250,11 @@ impl Hub {
                         .as_ref()
                         .filter(|_| self.routes.recorder.is_some())
                         .map(|p| {
-                            Box::new(Heard {
-                                file: Arc::new(PartyFile {
-                                    path: p.clone(),
-                                    call_start: Instant::now(),
-                                    serial: route::source_id("heard", &q.id, 0) as u32,
-                                }),
-                                src: MIXER_SOURCE,
-                                offset: 0,
-                                tick_ts: 0,
-                                next_ts: 0,
-                                hold_pos: 0,
-                                encoder: None,
-                            })
+                            Box::new(Heard::new(PartyFile {
+                                path: p.clone(),
+                                call_start: Instant::now(),
+                                serial: route::source_id("heard", &q.id, 0) as u32,
+                            }))
                         });
                     // Its own words are recorded (packets encoded once,
                     // shared with its listeners); an echo line's are not.
@@ -1669,19 +1674,11 @@ mod tests {
     use super::*;
 
     fn h_empty() -> Heard {
-        Heard {
-            file: Arc::new(PartyFile {
-                path: PathBuf::from("/nonexistent/heard.opus"),
-                call_start: Instant::now(),
-                serial: 1,
-            }),
-            src: MIXER_SOURCE,
-            offset: 0,
-            tick_ts: 0,
-            next_ts: 0,
-            hold_pos: 0,
-            encoder: None,
-        }
+        Heard::new(PartyFile {
+            path: PathBuf::from("/nonexistent/heard.opus"),
+            call_start: Instant::now(),
+            serial: 1,
+        })
     }
 
     /// A 20 ms Opus packet (CELT fullband, one frame) for timestamp tests.
