@@ -31,6 +31,26 @@ if (window.parent !== window) {
 // Built by `cargo xtask`, this file is bundled with the loader, which is
 // then already here (`__switchboardApp`); under `trunk serve` it is a file
 // of its own, named by `data-app-js`.
+// With a login kept from last time the app's first act is to open its
+// socket to the backend; open it now, while the module compiles, and the
+// app takes it (`early_socket` in streams-sdk/src/web.rs). Not taken within
+// 2 s (this tab follows another, or the login is gone), it is closed, well
+// before the backend's `hello_timeout_ms` would count its silence as abuse.
+try {
+  if (localStorage.getItem('switchboard.token')) {
+    const socket = new WebSocket(`${location.origin.replace(/^http/, 'ws')}/v1/ws`);
+    globalThis.__switchboardSocket = socket;
+    setTimeout(() => {
+      if (globalThis.__switchboardSocket === socket) {
+        globalThis.__switchboardSocket = undefined;
+        socket.close();
+      }
+    }, 2000);
+  }
+} catch {
+  // Storage refused (a sandboxed frame): the app opens its own socket.
+}
+
 const el = document.querySelector('script[data-app-wasm]');
 const own = (url) => {
   const u = new URL(url, location.href);

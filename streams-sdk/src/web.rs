@@ -500,9 +500,34 @@ fn set_link(inner: &mut Inner, link: LinkState) -> Option<Update> {
     })
 }
 
+/// The global under which the CCP's boot.js leaves a socket it opened
+/// while the module was still loading.
+const EARLY_SOCKET: &str = "__switchboardSocket";
+
+/// The socket boot.js opened to `url` before this module started, taken
+/// once: a page that starts with a login opens its socket in parallel with
+/// compiling the module instead of after it (tens of ms of a reload). One
+/// to another address, or already closing, is closed and not used.
+fn early_socket(url: &str) -> Option<WebSocket> {
+    let global = js_sys::global();
+    let key = JsValue::from_str(EARLY_SOCKET);
+    let value = js_sys::Reflect::get(&global, &key).ok()?;
+    let ws = value.dyn_into::<WebSocket>().ok()?;
+    let _ = js_sys::Reflect::set(&global, &key, &JsValue::UNDEFINED);
+    if ws.url() == url && ws.ready_state() <= WebSocket::OPEN {
+        Some(ws)
+    } else {
+        let _ = ws.close();
+        None
+    }
+}
+
 fn open_socket(rc: &Rc<RefCell<Inner>>) {
     let url = rc.borrow().ws_url.clone();
-    let ws = match WebSocket::new(&url) {
+    let ws = match early_socket(&url)
+        .map(Ok)
+        .unwrap_or_else(|| WebSocket::new(&url))
+    {
         Ok(ws) => ws,
         Err(e) => {
             on_closed(rc, format!("cannot open socket: {:?}", e.as_string()));
@@ -605,12 +630,21 @@ fn open_socket(rc: &Rc<RefCell<Inner>>) {
     ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
     ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+    // An early socket may have opened already: its `open` event has been
+    // and gone, so say hello now. (The server speaks only after it.)
+    let open = ws.ready_state() == WebSocket::OPEN;
     rc.borrow_mut().socket = Some(Socket {
         ws,
         _on_open: on_open,
         _on_message: on_message,
         _on_close: on_close,
     });
+    if open {
+        let inner = rc.borrow();
+        if let Some(s) = &inner.socket {
+            let _ = s.ws.send_with_str(&inner.session.hello());
+        }
+    }
 }
 
 fn on_closed(rc: &Rc<RefCell<Inner>>, why: String) {

@@ -19,6 +19,13 @@ const probe = () => {
   window.WebSocket.prototype = WS.prototype; Object.assign(window.WebSocket, { OPEN: 1, CONNECTING: 0, CLOSING: 2, CLOSED: 3 });
   let m = 0; window.addEventListener('message', (e) => { if (m++ < 6) t('msg in ' + String(typeof e.data === 'string' ? e.data : JSON.stringify(e.data)).slice(0, 40)); }, true);
   document.addEventListener('DOMContentLoaded', () => t('DCL'));
+  // The module's compile and instantiation, and the app's first render.
+  for (const k of ['instantiateStreaming', 'instantiate']) {
+    const f = WebAssembly[k];
+    WebAssembly[k] = async (...a) => { t(`wasm ${k}`); const r = await f.apply(WebAssembly, a); t(`wasm ${k} done`); return r; };
+  }
+  new MutationObserver((_, o) => { if (document.body?.firstElementChild) { t('first render'); o.disconnect(); } })
+    .observe(document, { childList: true, subtree: true });
   t('start ' + location.pathname);
 };
 try {
