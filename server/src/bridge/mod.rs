@@ -214,6 +214,9 @@ pub struct BridgeStats {
     /// Packets (or, rarely, control commands) the recording writer's
     /// full inbox refused.
     pub recording_dropped: u64,
+    /// Calls the mixer's tick skips now: forwarded throughout, so it has
+    /// nothing to do for them.
+    pub calls_idle: usize,
 }
 
 /// A test-only network impairment on frames the bridge sends to agents:
@@ -544,6 +547,7 @@ impl Bridge {
         for rx in waits {
             let s = rx.await.unwrap_or_default();
             total.calls += s.calls;
+            total.calls_idle += s.calls_idle;
             total.frames_received += s.frames_received;
             total.frames_dropped += s.frames_dropped;
             total.late_ticks += s.late_ticks;
@@ -743,6 +747,14 @@ impl Party {
 
 struct CallMedia {
     parties: Vec<Party>,
+    /// Every party is forwarded by the sockets, no digit plays and
+    /// nothing is decoded: the mixer's tick skips the call (its walk is
+    /// then proportional to the calls it has work for, not to every
+    /// call) until a plan, a digit or a frame for the mixer wakes it.
+    idle: bool,
+    /// Set by the tick's first pass: every party was forwarded by the
+    /// sockets, with no digit playing.
+    forwarded: bool,
 }
 
 /// Packets encoded once and looped: hold music and silence, and each
@@ -944,7 +956,8 @@ async fn run(
         closed += close_call(call, &hub.routes);
     }
     if let Some(rec) = &hub.routes.recorder {
-        // Every file closed above is written and synced before the answer.
+        // Every file closed above is written (handed to the kernel) before
+        // the answer.
         rec.flush();
     }
     if let Some(reply) = stopped {
@@ -1013,8 +1026,11 @@ impl Hub {
                 .collect(),
         };
         for (_, media) in calls {
-            for p in media.parties.iter_mut() {
+            let CallMedia { parties, idle, .. } = media;
+            for p in parties.iter_mut() {
                 if let (true, Input::Socket(chain)) = (p.source_in == source, &mut p.input) {
+                    // A frame for the mixer: the call has work again.
+                    *idle = false;
                     if p.decode {
                         if let Err(e) = chain.push_frame(bytes, at) {
                             tracing::debug!("frame from {}: {e}", p.plan.id);
@@ -1062,6 +1078,9 @@ impl Hub {
                 self.frame(call.as_deref(), source, &bytes, now);
             }
             Command::Dtmf { call, to, digits } => {
+                if let Some(c) = self.calls.get_mut(&call) {
+                    c.idle = false;
+                }
                 if let Some(p) = self
                     .calls
                     .get_mut(&call)
@@ -1073,6 +1092,7 @@ impl Hub {
             Command::Stats(reply) => {
                 let mut s = self.stats;
                 s.calls = self.calls.len();
+                s.calls_idle = self.calls.values().filter(|c| c.idle).count();
                 let _ = reply.send(s);
             }
             // Handled by the loop, which stops.
@@ -1116,6 +1136,8 @@ impl Hub {
                 plan.call.clone(),
                 CallMedia {
                     parties: Vec::new(),
+                    idle: false,
+                    forwarded: false,
                 },
             );
         }
@@ -1123,6 +1145,7 @@ impl Hub {
         let Some(call) = self.calls.get_mut(&plan.call) else {
             return;
         };
+        call.idle = false;
         let mut leaving = Vec::new();
         call.parties.retain_mut(|p| {
             let keep = plan
@@ -1298,6 +1321,9 @@ impl Hub {
         // before any decoding or encoding, so its delay does not grow with
         // the mixing work of the calls ahead of it.
         for call in calls.values_mut() {
+            if call.idle {
+                continue;
+            }
             for p in call.parties.iter_mut() {
                 if let Input::Prompt { pos, packets, .. } = &mut p.input {
                     *pos += PACKET;
@@ -1407,11 +1433,20 @@ impl Hub {
                     }
                 }
             }
+            call.forwarded = call.parties.iter().all(|p| {
+                p.done
+                    && !p.dtmf.is_active()
+                    && matches!(p.input, Input::Socket(_))
+                    && matches!(&p.output, Output::Socket { out, .. } if !out.mixer_sends())
+            });
         }
         // Second pass: decode, mix and encode only what someone hears in a
         // mix. A call whose every party is forwarded or canned (every
         // two-party call) decodes nothing.
         for call in calls.values_mut() {
+            if call.idle {
+                continue;
+            }
             for p in call.parties.iter_mut() {
                 p.raw.clear();
             }
@@ -1455,6 +1490,9 @@ impl Hub {
                 }
             }
             if mixing == 0 {
+                // Nothing decoded now (`decode` follows `needed`, false
+                // for all): a call forwarded throughout can sleep.
+                call.idle = call.forwarded && !call.parties.iter().any(|p| p.decode);
                 continue;
             }
             // 2. Each party's mix of the others, unless what it hears is
@@ -1676,5 +1714,105 @@ mod tests {
         );
         let stats = bridge.stats().await;
         assert_eq!(stats.input_dropped, 5_000 - 16 + 10);
+    }
+
+    fn two_sockets(call: &str, agent_audio: Audio) -> CallPlan {
+        CallPlan {
+            call: call.into(),
+            parties: vec![
+                PlannedParty {
+                    id: format!("a-{call}"),
+                    kind: PartyKind::Agent {
+                        agent: format!("agent-{call}"),
+                        leg: 1,
+                    },
+                    audio: agent_audio,
+                },
+                PlannedParty {
+                    id: format!("k-{call}"),
+                    kind: PartyKind::Caller {
+                        play: CallerAudio::Live { leg: 2 },
+                        heard: None,
+                    },
+                    audio: Audio::Talking,
+                },
+            ],
+            ended: false,
+            recording: None,
+        }
+    }
+
+    /// Waits (bounded) until the mixer's stats satisfy `ok`.
+    async fn stats_until(bridge: &Bridge, ok: impl Fn(&BridgeStats) -> bool) -> BridgeStats {
+        for _ in 0..200 {
+            let s = bridge.stats().await;
+            if ok(&s) {
+                return s;
+            }
+            tokio::time::sleep(TICK).await;
+        }
+        bridge.stats().await
+    }
+
+    /// A call forwarded both ways gives the mixer nothing to do: after one
+    /// tick its walk skips it; a digit, or a plan that holds a party,
+    /// wakes it, and the mixer then sends that party its canned packets.
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_mixer_skips_a_forwarded_call_until_a_digit_or_a_plan_wakes_it() {
+        let bridge = Bridge::spawn_task(Impairment::default(), 64);
+        let (agent_tx, mut agent_rx) = mpsc::channel(64);
+        let (cust_tx, _cust_rx) = mpsc::channel(64);
+        bridge.attach("agent-c-1", agent_tx);
+        bridge.attach(&customer_key("c-1"), cust_tx);
+        bridge.send(Command::Plan(two_sockets("c-1", Audio::Talking)));
+        let s = stats_until(&bridge, |s| s.calls_idle == 1).await;
+        assert_eq!((s.calls, s.calls_idle), (1, 1), "{s:?}");
+        assert!(
+            agent_rx.try_recv().is_err(),
+            "forwarded: the mixer sends nothing"
+        );
+
+        // A digit to the agent: the call is awake at once and the agent
+        // gets the key's packets from the mixer.
+        bridge.send(Command::Dtmf {
+            call: "c-1".into(),
+            to: "a-c-1".into(),
+            digits: "5".into(),
+        });
+        let s = bridge.stats().await;
+        assert_eq!(s.calls_idle, 0, "{s:?}");
+        let mut got = 0;
+        for _ in 0..200 {
+            while agent_rx.try_recv().is_ok() {
+                got += 1;
+            }
+            if got >= 3 {
+                break;
+            }
+            tokio::time::sleep(TICK).await;
+        }
+        assert!(got >= 3, "the digit's packets reached the agent: {got}");
+        // Once the digit has played, the call sleeps again.
+        let s = stats_until(&bridge, |s| s.calls_idle == 1).await;
+        assert_eq!(s.calls_idle, 1, "{s:?}");
+
+        // Holding the agent wakes the call: hold music comes from the mixer.
+        while agent_rx.try_recv().is_ok() {}
+        bridge.send(Command::Plan(two_sockets("c-1", Audio::Held)));
+        let s = bridge.stats().await;
+        assert_eq!(s.calls_idle, 0, "{s:?}");
+        let mut held = 0;
+        for _ in 0..200 {
+            while agent_rx.try_recv().is_ok() {
+                held += 1;
+            }
+            if held >= 5 {
+                break;
+            }
+            tokio::time::sleep(TICK).await;
+        }
+        assert!(held >= 5, "hold music reached the held agent: {held}");
+        let s = bridge.stats().await;
+        assert_eq!(s.calls_idle, 0, "a held party keeps the call awake");
     }
 }
