@@ -624,7 +624,10 @@ impl Shard {
 }
 
 enum Input {
-    Socket(Box<ReceiveChain>),
+    /// A socket leg; its jitter buffer and decoder exist only while
+    /// someone hears it in a mix (a forwarded party needs neither, and
+    /// they were most of a forwarded call's memory).
+    Socket(Option<Box<ReceiveChain>>),
     Prompt {
         samples: Arc<Vec<f32>>,
         /// The same prompt encoded once: what a listener hearing only
@@ -641,7 +644,9 @@ enum Output {
         out: Arc<OutLeg>,
         /// The mixer as this leg's source.
         source: u64,
-        encoder: Box<Encoder>,
+        /// Made the first time the party hears a mix (a forwarded or
+        /// canned leg never needs one).
+        encoder: Option<Box<Encoder>>,
         seq: u32,
         ts: u32,
         /// Position in the canned hold loop.
@@ -711,21 +716,13 @@ struct Party {
 impl Party {
     /// A party whose audio comes and goes on a socket leg, `out`.
     fn on_socket(plan: PlannedParty, key: &str, leg: u32, out: Arc<OutLeg>) -> Option<Party> {
-        let chain = ReceiveChain::new(Some(leg), JitterSettings::default()).ok()?;
-        // Complexity 2: the bridge encodes one stream per mixed party per
-        // tick, and capacity matters more here than the last decibel.
-        let encoder = Encoder::new(EncoderSettings {
-            complexity: 2,
-            ..EncoderSettings::default()
-        })
-        .ok()?;
         let source = route::source_id("mixer", &plan.id, leg);
         Some(Party {
-            input: Input::Socket(Box::new(chain)),
+            input: Input::Socket(None),
             output: Output::Socket {
                 out,
                 source,
-                encoder: Box::new(encoder),
+                encoder: None,
                 seq: 0,
                 ts: 0,
                 hold_pos: 0,
@@ -1031,7 +1028,7 @@ impl Hub {
                 if let (true, Input::Socket(chain)) = (p.source_in == source, &mut p.input) {
                     // A frame for the mixer: the call has work again.
                     *idle = false;
-                    if p.decode {
+                    if let (true, Some(chain)) = (p.decode, chain) {
                         if let Err(e) = chain.push_frame(bytes, at) {
                             tracing::debug!("frame from {}: {e}", p.plan.id);
                         }
@@ -1462,17 +1459,18 @@ impl Hub {
                             // Its frames skipped the jitter buffer while
                             // nobody mixed it: start afresh rather than
                             // from where it stopped, seconds ago.
-                            let fresh = route::socket_of("", &p.plan).and_then(|(_, leg)| {
-                                ReceiveChain::new(Some(leg), JitterSettings::default()).ok()
+                            *chain = route::socket_of("", &p.plan).and_then(|(_, leg)| {
+                                ReceiveChain::new(Some(leg), JitterSettings::default())
+                                    .ok()
+                                    .map(Box::new)
                             });
-                            if let Some(fresh) = fresh {
-                                **chain = fresh;
-                            }
                         }
                         p.decode = needed;
-                        if !needed {
+                        let Some(chain) = chain.as_mut().filter(|_| needed) else {
+                            // Nobody mixes it: its buffer and decoder go.
+                            *chain = None;
                             continue;
-                        }
+                        };
                         let (a, b) = p.pcm.split_at_mut(BLOCK);
                         chain.next_block(a.try_into().expect("half a packet is a block"), now);
                         chain.next_block(
@@ -1560,7 +1558,18 @@ impl Hub {
                         };
                         *seq = seq.wrapping_add(1);
                         *ts = ts.wrapping_add(PACKET as u32);
-                        let Ok(payload) = encoder.encode(mix) else {
+                        if encoder.is_none() {
+                            // Complexity 2: the bridge encodes one stream
+                            // per mixed party per tick, and capacity
+                            // matters more here than the last decibel.
+                            *encoder = Encoder::new(EncoderSettings {
+                                complexity: 2,
+                                ..EncoderSettings::default()
+                            })
+                            .ok()
+                            .map(Box::new);
+                        }
+                        let Some(Ok(payload)) = encoder.as_mut().map(|e| e.encode(mix)) else {
                             continue;
                         };
                         if impaired {
