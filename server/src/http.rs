@@ -973,6 +973,7 @@ async fn sim_media_stats(
         "input_dropped": s.input_dropped,
         "frames_forwarded": s.frames_forwarded,
         "recording_dropped": s.recording_dropped,
+        "calls_idle": s.calls_idle,
         "delay_frames": s.delay.count,
         "delay_p50_us": s.delay.p50_us,
         "delay_p99_us": s.delay.p99_us,

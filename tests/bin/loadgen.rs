@@ -50,6 +50,15 @@ struct Stats {
     accepted: AtomicU64,
     cleared: AtomicU64,
     errors: AtomicU64,
+    /// The drivers' 20 ms clock: ticks, ticks that fired more than 10 ms
+    /// late, and the latest one (µs). A driver that is late reads its
+    /// sockets late, so its round trips include its own lag: a run is
+    /// only a backend figure when the generator kept its clock.
+    ticks: AtomicU64,
+    ticks_late: AtomicU64,
+    tick_late_max_us: AtomicU64,
+    /// Media frames the agents read (the caller's prompt they hear).
+    media_frames: AtomicU64,
 }
 
 /// One simulated agent's side of its socket.
@@ -61,6 +70,9 @@ struct Agent {
     ready: bool,
     /// The request id of `Available`, answered once.
     available: Option<u64>,
+    /// The contact whose hang-up is scheduled (one per contact, whichever
+    /// of `Accepted` and `Connected` comes).
+    talking: Option<String>,
 }
 
 /// A hang-up due at `at` (earliest first in a max-heap).
@@ -141,10 +153,16 @@ async fn driver(
                 };
                 let (tx, rx) = ws.split();
                 let index = agents.len();
-                agents.push(Agent { tx, session, sent: HashMap::new(), ready: false, available: None });
+                agents.push(Agent { tx, session, sent: HashMap::new(), ready: false, available: None, talking: None });
                 reads.push(rx.map(move |m| (index, m)));
             }
-            _ = clock.tick() => {
+            due = clock.tick() => {
+                let late = due.elapsed();
+                stats.ticks.fetch_add(1, Ordering::Relaxed);
+                if late > Duration::from_millis(10) {
+                    stats.ticks_late.fetch_add(1, Ordering::Relaxed);
+                }
+                stats.tick_late_max_us.fetch_max(late.as_micros() as u64, Ordering::Relaxed);
                 let now = Instant::now();
                 while hangups.peek().is_some_and(|h| h.at <= now) {
                     let Some(h) = hangups.pop() else { break };
@@ -153,7 +171,14 @@ async fn driver(
                 }
             }
             Some((i, msg)) = reads.next(), if !reads.is_empty() => {
-                let Ok(Message::Text(text)) = msg else { continue };
+                let text = match msg {
+                    Ok(Message::Text(text)) => text,
+                    Ok(Message::Binary(_)) => {
+                        stats.media_frames.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    _ => continue,
+                };
                 let a = &mut agents[i];
                 let Ok(outputs) = a.session.handle_text(text.as_str(), server::http::wall_clock()) else { continue };
                 let mut ops = Vec::new();
@@ -174,7 +199,15 @@ async fn driver(
                             }
                         }
                         Output::Contact(ContactChange::Incoming(v)) => ops.push(Op::Accept { contact_id: v.contact_id }),
-                        Output::Contact(ContactChange::Connected(v)) => {
+                        // The SDK reports a contact the agent accepted as
+                        // `Accepted` (a contact connected without ringing
+                        // here as `Connected`): either starts the talk. Before
+                        // this matched `Accepted`, no call was ever hung up,
+                        // so every call of the run stayed in the bridge.
+                        Output::Contact(ContactChange::Accepted(v) | ContactChange::Connected(v))
+                            if a.talking.as_deref() != Some(v.contact_id.as_str()) =>
+                        {
+                            a.talking = Some(v.contact_id.clone());
                             stats.accepted.fetch_add(1, Ordering::Relaxed);
                             if let Some(own) = v.connections.iter().find(|c| c.kind == ConnectionKind::Agent) {
                                 hangups.push(Hangup {
@@ -370,6 +403,19 @@ async fn main() {
         "CPU during load:    backend {:.0} % of a core, load generator {:.0} % ({load_secs:.1} s)",
         backend_cpu / load_secs * 100.0,
         own_cpu / load_secs * 100.0
+    );
+    let ticks = stats.ticks.load(Ordering::Relaxed).max(1);
+    let late_share = stats.ticks_late.load(Ordering::Relaxed) as f64 / ticks as f64;
+    println!(
+        "load generator:     {:.1} % of its 20 ms ticks more than 10 ms late (worst {:.0} ms), {} media frames read by the agents; kept up: {}",
+        late_share * 100.0,
+        stats.tick_late_max_us.load(Ordering::Relaxed) as f64 / 1000.0,
+        stats.media_frames.load(Ordering::Relaxed),
+        if late_share < 0.01 {
+            "yes"
+        } else {
+            "NO (its round trips include its own lag)"
+        }
     );
     println!(
         "backend RSS:        idle {} MiB, {agents} agents connected {} MiB, peak under load {} MiB",

@@ -188,11 +188,55 @@ struct Counters {
     customer_received: AtomicU64,
     /// Frames sent (agents and customers).
     sent: AtomicU64,
+    /// Frames each socket sent: agents first (by agent number), then
+    /// customers (by caller number), so the report can say whether every
+    /// socket kept its 50 a second, not only the average.
+    per_socket: Vec<AtomicU64>,
+    /// How late the groups' 20 ms ticks fired, by millisecond (the last
+    /// bucket holds everything later): the generator's own lag.
+    tick_late_ms: Vec<AtomicU64>,
 }
+
+/// Buckets of [`Counters::tick_late_ms`].
+const LATE_BUCKETS: usize = 101;
+
+impl Counters {
+    fn new(sockets: usize) -> Counters {
+        Counters {
+            per_socket: (0..sockets).map(|_| AtomicU64::new(0)).collect(),
+            tick_late_ms: (0..LATE_BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+            ..Counters::default()
+        }
+    }
+
+    fn snapshot(v: &[AtomicU64]) -> Vec<u64> {
+        v.iter().map(|c| c.load(Ordering::Relaxed)).collect()
+    }
+}
+
+/// The value at quantile `q` of `sorted` (ascending), 0 when empty.
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+/// Frames per second a socket sends: one every 20 ms.
+const RATE: f64 = 50.0;
+
+/// The generator kept up when every socket sent at least this share of
+/// [`RATE`] over the window: below it, the backend was not offered the
+/// load, and the run's figures are not capacity figures.
+const KEPT_UP: f64 = 0.95;
 
 /// One group's part of the run.
 struct GroupPlan {
     names: Vec<String>,
+    /// The first agent's and the first customer's index in
+    /// [`Counters::per_socket`].
+    agent_base: usize,
+    customer_base: usize,
     /// Customer phones this group dials (the `customer` shape), by caller number.
     callers: Vec<String>,
     phase: Duration,
@@ -334,15 +378,20 @@ async fn group(
                     }
                 }
             }
-            _ = tick.tick() => {
+            due = tick.tick() => {
+                let late = due.elapsed().as_millis() as usize;
+                counters.tick_late_ms[late.min(LATE_BUCKETS - 1)].fetch_add(1, Ordering::Relaxed);
                 if plan.pairs && tokio::time::Instant::now() >= plan.pair_at {
                     step_pairs(&mut agents, &mut pairs).await;
                 }
                 let legs = agents
                     .iter_mut()
-                    .map(|a| (&mut a.tx, a.leg, &mut a.seq))
-                    .chain(customers.iter_mut().map(|c| (&mut c.tx, c.leg, &mut c.seq)));
-                for (tx, leg, seq) in legs {
+                    .enumerate()
+                    .map(|(i, a)| (plan.agent_base + i, &mut a.tx, a.leg, &mut a.seq))
+                    .chain(customers.iter_mut().enumerate().map(|(i, c)| {
+                        (plan.customer_base + i, &mut c.tx, c.leg, &mut c.seq)
+                    }));
+                for (slot, tx, leg, seq) in legs {
                     let Some(leg) = leg else { continue };
                     let header = MediaHeader {
                         flags: 0,
@@ -357,6 +406,9 @@ async fn group(
                     *seq = seq.wrapping_add(1);
                     if tx.write_all(&frame).await.is_ok() {
                         counters.sent.fetch_add(1, Ordering::Relaxed);
+                        if let Some(c) = counters.per_socket.get(slot) {
+                            c.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                 }
             }
@@ -491,7 +543,12 @@ async fn main() {
             .expect("encode")
             .to_vec(),
     );
-    let counters = Arc::new(Counters::default());
+    let customers_n = match shape {
+        Shape::Prompt => 0,
+        _ => calls,
+    };
+    let sockets = agents_n + customers_n;
+    let counters = Arc::new(Counters::new(sockets as usize));
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let names: Vec<String> = (0..agents_n).map(|i| format!("agent{i}")).collect();
     // Conference pairs stay in one group.
@@ -510,6 +567,8 @@ async fn main() {
     let pair_at = dial_at + Duration::from_secs(3 + calls / 100);
     let mut tasks = Vec::new();
     let mut first = 0;
+    let mut agent_base = 0;
+    let mut customers_so_far = 0;
     for (g, names) in groups.into_iter().enumerate() {
         let phase = Duration::from_micros(20_000 * g as u64 / n_groups);
         let callers = match shape {
@@ -521,9 +580,14 @@ async fn main() {
                 .collect(),
             Shape::Prompt => Vec::new(),
         };
+        let customer_base = agents_n as usize + customers_so_far;
+        customers_so_far += callers.len();
         first += callers.len().max(names.len());
+        let n_names = names.len();
         let plan = GroupPlan {
             names,
+            agent_base,
+            customer_base,
             callers,
             phase,
             dial_at,
@@ -531,6 +595,7 @@ async fn main() {
             pair_at,
             legs,
         };
+        agent_base += n_names;
         tasks.push(tokio::spawn(group(
             addr,
             plan,
@@ -566,6 +631,8 @@ async fn main() {
         load(&counters.customer_received),
         load(&counters.sent),
     );
+    let per0 = Counters::snapshot(&counters.per_socket);
+    let late0 = Counters::snapshot(&counters.tick_late_ms);
     let cpu0 = cpu_ticks(backend.pid());
     let t0 = std::time::Instant::now();
     tokio::time::sleep(Duration::from_secs(seconds)).await;
@@ -574,6 +641,8 @@ async fn main() {
     let got = load(&counters.agent_received) - got0;
     let cgot = load(&counters.customer_received) - cgot0;
     let out = load(&counters.sent) - sent0;
+    let per1 = Counters::snapshot(&counters.per_socket);
+    let late1 = Counters::snapshot(&counters.tick_late_ms);
     let s = stats(addr).await;
     let rss = rss_kib(backend.pid());
     let _ = stop_tx.send(true);
@@ -617,17 +686,53 @@ async fn main() {
         "calls: {calls} bridged ({} with media), {seconds} s measured",
         n(&s, "calls")
     );
-    let customers_n = match shape {
-        Shape::Prompt => 0,
-        _ => calls,
-    };
-    let sockets = agents_n + customers_n;
     println!(
         "shape {shape:?}{}: sockets sent {:.1} frames per socket per second; each agent received {:.1}, each customer {:.1} per second (50 a stream)",
         if legs { " with media_legs" } else { "" },
         out as f64 / sockets as f64 / wall,
         got as f64 / agents_n as f64 / wall,
         cgot as f64 / customers_n.max(1) as f64 / wall,
+    );
+    // What each socket achieved: the generator kept up only if every
+    // socket that had a leg sent about 50 a second. A socket that never
+    // got a leg (a call not placed) counts as 0.
+    let mut rates: Vec<f64> = per1
+        .iter()
+        .zip(&per0)
+        .map(|(b, a)| (b - a) as f64 / wall)
+        .collect();
+    rates.sort_by(f64::total_cmp);
+    let late: Vec<u64> = late1.iter().zip(&late0).map(|(b, a)| b - a).collect();
+    let ticks: u64 = late.iter().sum();
+    let late_q = |q: f64| {
+        let want = (ticks as f64 * q).ceil() as u64;
+        let mut seen = 0;
+        late.iter()
+            .position(|n| {
+                seen += n;
+                seen >= want
+            })
+            .unwrap_or(0)
+    };
+    let kept_up = rates.first().is_some_and(|r| *r >= RATE * KEPT_UP);
+    println!(
+        "generator: frames sent per socket per second min {:.1}, p1 {:.1}, p50 {:.1}, max {:.1} (of {RATE}); its 20 ms ticks late p50 {} ms, p99 {} ms over {ticks} ticks",
+        quantile(&rates, 0.0),
+        quantile(&rates, 0.01),
+        quantile(&rates, 0.5),
+        quantile(&rates, 1.0),
+        late_q(0.5),
+        late_q(0.99),
+    );
+    println!(
+        "generator kept up: {} (every socket at least {:.0} % of {RATE} a second){}",
+        if kept_up { "yes" } else { "NO" },
+        KEPT_UP * 100.0,
+        if kept_up {
+            ""
+        } else {
+            ": the backend was not offered the load, so the figures below are not capacity figures"
+        }
     );
     // CPU per frame the backend wrote: comparable across runs on a
     // loaded machine, where the rates are not.
@@ -658,11 +763,15 @@ async fn main() {
         n(&s, "late_ticks")
     );
     println!(
-        "| {calls} | {:.1} / {:.1} | {w50:.1} ms | {w99:.1} ms | {wmax:.1} ms | {dropped} | {cpu_pct:.0} % | {} MiB | {:.1} ms |",
+        "| {calls} | {:.1} / {:.1} | {:.1} | {} | {w50:.1} ms | {w99:.1} ms | {wmax:.1} ms | {dropped} | {cpu_pct:.0} % | {} MiB | {:.1} ms | {} of {} |",
         got as f64 / agents_n as f64 / wall,
         cgot as f64 / customers_n.max(1) as f64 / wall,
+        quantile(&rates, 0.0),
+        if kept_up { "yes" } else { "no" },
         rss / 1024,
         n(&s, "p99_tick_us") as f64 / 1000.0,
+        n(&s, "calls_idle"),
+        n(&s, "calls"),
     );
     for t in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(2), t).await;

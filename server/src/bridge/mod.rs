@@ -214,6 +214,9 @@ pub struct BridgeStats {
     /// Packets (or, rarely, control commands) the recording writer's
     /// full inbox refused.
     pub recording_dropped: u64,
+    /// Calls the mixer's tick skips now: forwarded throughout, so it has
+    /// nothing to do for them.
+    pub calls_idle: usize,
 }
 
 /// A test-only network impairment on frames the bridge sends to agents:
@@ -544,6 +547,7 @@ impl Bridge {
         for rx in waits {
             let s = rx.await.unwrap_or_default();
             total.calls += s.calls;
+            total.calls_idle += s.calls_idle;
             total.frames_received += s.frames_received;
             total.frames_dropped += s.frames_dropped;
             total.late_ticks += s.late_ticks;
@@ -620,7 +624,10 @@ impl Shard {
 }
 
 enum Input {
-    Socket(Box<ReceiveChain>),
+    /// A socket leg; its jitter buffer and decoder exist only while
+    /// someone hears it in a mix (a forwarded party needs neither, and
+    /// they were most of a forwarded call's memory).
+    Socket(Option<Box<ReceiveChain>>),
     Prompt {
         samples: Arc<Vec<f32>>,
         /// The same prompt encoded once: what a listener hearing only
@@ -637,7 +644,9 @@ enum Output {
         out: Arc<OutLeg>,
         /// The mixer as this leg's source.
         source: u64,
-        encoder: Box<Encoder>,
+        /// Made the first time the party hears a mix (a forwarded or
+        /// canned leg never needs one).
+        encoder: Option<Box<Encoder>>,
         seq: u32,
         ts: u32,
         /// Position in the canned hold loop.
@@ -758,21 +767,13 @@ struct Party {
 impl Party {
     /// A party whose audio comes and goes on a socket leg, `out`.
     fn on_socket(plan: PlannedParty, key: &str, leg: u32, out: Arc<OutLeg>) -> Option<Party> {
-        let chain = ReceiveChain::new(Some(leg), JitterSettings::default()).ok()?;
-        // Complexity 2: the bridge encodes one stream per mixed party per
-        // tick, and capacity matters more here than the last decibel.
-        let encoder = Encoder::new(EncoderSettings {
-            complexity: 2,
-            ..EncoderSettings::default()
-        })
-        .ok()?;
         let source = route::source_id("mixer", &plan.id, leg);
         Some(Party {
-            input: Input::Socket(Box::new(chain)),
+            input: Input::Socket(None),
             output: Output::Socket {
                 out,
                 source,
-                encoder: Box::new(encoder),
+                encoder: None,
                 seq: 0,
                 ts: 0,
                 hold_pos: 0,
@@ -794,6 +795,14 @@ impl Party {
 
 struct CallMedia {
     parties: Vec<Party>,
+    /// Every party is forwarded by the sockets, no digit plays and
+    /// nothing is decoded: the mixer's tick skips the call (its walk is
+    /// then proportional to the calls it has work for, not to every
+    /// call) until a plan, a digit or a frame for the mixer wakes it.
+    idle: bool,
+    /// Set by the tick's first pass: every party was forwarded by the
+    /// sockets, with no digit playing.
+    forwarded: bool,
 }
 
 /// Packets encoded once and looped: hold music and silence, and each
@@ -995,7 +1004,8 @@ async fn run(
         closed += close_call(call, &hub.routes);
     }
     if let Some(rec) = &hub.routes.recorder {
-        // Every file closed above is written and synced before the answer.
+        // Every file closed above is written (handed to the kernel) before
+        // the answer.
         rec.flush();
     }
     if let Some(reply) = stopped {
@@ -1064,9 +1074,12 @@ impl Hub {
                 .collect(),
         };
         for (_, media) in calls {
-            for p in media.parties.iter_mut() {
+            let CallMedia { parties, idle, .. } = media;
+            for p in parties.iter_mut() {
                 if let (true, Input::Socket(chain)) = (p.source_in == source, &mut p.input) {
-                    if p.decode {
+                    // A frame for the mixer: the call has work again.
+                    *idle = false;
+                    if let (true, Some(chain)) = (p.decode, chain) {
                         if let Err(e) = chain.push_frame(bytes, at) {
                             tracing::debug!("frame from {}: {e}", p.plan.id);
                         }
@@ -1113,6 +1126,9 @@ impl Hub {
                 self.frame(call.as_deref(), source, &bytes, now);
             }
             Command::Dtmf { call, to, digits } => {
+                if let Some(c) = self.calls.get_mut(&call) {
+                    c.idle = false;
+                }
                 if let Some(p) = self
                     .calls
                     .get_mut(&call)
@@ -1124,6 +1140,7 @@ impl Hub {
             Command::Stats(reply) => {
                 let mut s = self.stats;
                 s.calls = self.calls.len();
+                s.calls_idle = self.calls.values().filter(|c| c.idle).count();
                 let _ = reply.send(s);
             }
             // Handled by the loop, which stops.
@@ -1167,6 +1184,8 @@ impl Hub {
                 plan.call.clone(),
                 CallMedia {
                     parties: Vec::new(),
+                    idle: false,
+                    forwarded: false,
                 },
             );
         }
@@ -1174,6 +1193,7 @@ impl Hub {
         let Some(call) = self.calls.get_mut(&plan.call) else {
             return;
         };
+        call.idle = false;
         let mut leaving = Vec::new();
         call.parties.retain_mut(|p| {
             let keep = plan
@@ -1342,6 +1362,9 @@ impl Hub {
         // before any decoding or encoding, so its delay does not grow with
         // the mixing work of the calls ahead of it.
         for call in calls.values_mut() {
+            if call.idle {
+                continue;
+            }
             for p in call.parties.iter_mut() {
                 if let Input::Prompt { pos, packets, .. } = &mut p.input {
                     *pos += PACKET;
@@ -1451,11 +1474,20 @@ impl Hub {
                     }
                 }
             }
+            call.forwarded = call.parties.iter().all(|p| {
+                p.done
+                    && !p.dtmf.is_active()
+                    && matches!(p.input, Input::Socket(_))
+                    && matches!(&p.output, Output::Socket { out, .. } if !out.mixer_sends())
+            });
         }
         // Second pass: decode, mix and encode only what someone hears in a
         // mix. A call whose every party is forwarded or canned (every
         // two-party call) decodes nothing.
         for call in calls.values_mut() {
+            if call.idle {
+                continue;
+            }
             for p in call.parties.iter_mut() {
                 p.raw.clear();
             }
@@ -1471,17 +1503,18 @@ impl Hub {
                             // Its frames skipped the jitter buffer while
                             // nobody mixed it: start afresh rather than
                             // from where it stopped, seconds ago.
-                            let fresh = route::socket_of("", &p.plan).and_then(|(_, leg)| {
-                                ReceiveChain::new(Some(leg), JitterSettings::default()).ok()
+                            *chain = route::socket_of("", &p.plan).and_then(|(_, leg)| {
+                                ReceiveChain::new(Some(leg), JitterSettings::default())
+                                    .ok()
+                                    .map(Box::new)
                             });
-                            if let Some(fresh) = fresh {
-                                **chain = fresh;
-                            }
                         }
                         p.decode = needed;
-                        if !needed {
+                        let Some(chain) = chain.as_mut().filter(|_| needed) else {
+                            // Nobody mixes it: its buffer and decoder go.
+                            *chain = None;
                             continue;
-                        }
+                        };
                         let (a, b) = p.pcm.split_at_mut(BLOCK);
                         chain.next_block(a.try_into().expect("half a packet is a block"), now);
                         chain.next_block(
@@ -1499,6 +1532,9 @@ impl Hub {
                 }
             }
             if mixing == 0 {
+                // Nothing decoded now (`decode` follows `needed`, false
+                // for all): a call forwarded throughout can sleep.
+                call.idle = call.forwarded && !call.parties.iter().any(|p| p.decode);
                 continue;
             }
             // 2. Each party's mix of the others, unless what it hears is
@@ -1566,7 +1602,18 @@ impl Hub {
                         };
                         *seq = seq.wrapping_add(1);
                         *ts = ts.wrapping_add(PACKET as u32);
-                        let Ok(payload) = encoder.encode(mix) else {
+                        if encoder.is_none() {
+                            // Complexity 2: the bridge encodes one stream
+                            // per mixed party per tick, and capacity
+                            // matters more here than the last decibel.
+                            *encoder = Encoder::new(EncoderSettings {
+                                complexity: 2,
+                                ..EncoderSettings::default()
+                            })
+                            .ok()
+                            .map(Box::new);
+                        }
+                        let Some(Ok(payload)) = encoder.as_mut().map(|e| e.encode(mix)) else {
                             continue;
                         };
                         if impaired {
@@ -1780,5 +1827,105 @@ mod tests {
         );
         let stats = bridge.stats().await;
         assert_eq!(stats.input_dropped, 5_000 - 16 + 10);
+    }
+
+    fn two_sockets(call: &str, agent_audio: Audio) -> CallPlan {
+        CallPlan {
+            call: call.into(),
+            parties: vec![
+                PlannedParty {
+                    id: format!("a-{call}"),
+                    kind: PartyKind::Agent {
+                        agent: format!("agent-{call}"),
+                        leg: 1,
+                    },
+                    audio: agent_audio,
+                },
+                PlannedParty {
+                    id: format!("k-{call}"),
+                    kind: PartyKind::Caller {
+                        play: CallerAudio::Live { leg: 2 },
+                        heard: None,
+                    },
+                    audio: Audio::Talking,
+                },
+            ],
+            ended: false,
+            recording: None,
+        }
+    }
+
+    /// Waits (bounded) until the mixer's stats satisfy `ok`.
+    async fn stats_until(bridge: &Bridge, ok: impl Fn(&BridgeStats) -> bool) -> BridgeStats {
+        for _ in 0..200 {
+            let s = bridge.stats().await;
+            if ok(&s) {
+                return s;
+            }
+            tokio::time::sleep(TICK).await;
+        }
+        bridge.stats().await
+    }
+
+    /// A call forwarded both ways gives the mixer nothing to do: after one
+    /// tick its walk skips it; a digit, or a plan that holds a party,
+    /// wakes it, and the mixer then sends that party its canned packets.
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_mixer_skips_a_forwarded_call_until_a_digit_or_a_plan_wakes_it() {
+        let bridge = Bridge::spawn_task(Impairment::default(), 64);
+        let (agent_tx, mut agent_rx) = mpsc::channel(64);
+        let (cust_tx, _cust_rx) = mpsc::channel(64);
+        bridge.attach("agent-c-1", agent_tx);
+        bridge.attach(&customer_key("c-1"), cust_tx);
+        bridge.send(Command::Plan(two_sockets("c-1", Audio::Talking)));
+        let s = stats_until(&bridge, |s| s.calls_idle == 1).await;
+        assert_eq!((s.calls, s.calls_idle), (1, 1), "{s:?}");
+        assert!(
+            agent_rx.try_recv().is_err(),
+            "forwarded: the mixer sends nothing"
+        );
+
+        // A digit to the agent: the call is awake at once and the agent
+        // gets the key's packets from the mixer.
+        bridge.send(Command::Dtmf {
+            call: "c-1".into(),
+            to: "a-c-1".into(),
+            digits: "5".into(),
+        });
+        let s = bridge.stats().await;
+        assert_eq!(s.calls_idle, 0, "{s:?}");
+        let mut got = 0;
+        for _ in 0..200 {
+            while agent_rx.try_recv().is_ok() {
+                got += 1;
+            }
+            if got >= 3 {
+                break;
+            }
+            tokio::time::sleep(TICK).await;
+        }
+        assert!(got >= 3, "the digit's packets reached the agent: {got}");
+        // Once the digit has played, the call sleeps again.
+        let s = stats_until(&bridge, |s| s.calls_idle == 1).await;
+        assert_eq!(s.calls_idle, 1, "{s:?}");
+
+        // Holding the agent wakes the call: hold music comes from the mixer.
+        while agent_rx.try_recv().is_ok() {}
+        bridge.send(Command::Plan(two_sockets("c-1", Audio::Held)));
+        let s = bridge.stats().await;
+        assert_eq!(s.calls_idle, 0, "{s:?}");
+        let mut held = 0;
+        for _ in 0..200 {
+            while agent_rx.try_recv().is_ok() {
+                held += 1;
+            }
+            if held >= 5 {
+                break;
+            }
+            tokio::time::sleep(TICK).await;
+        }
+        assert!(held >= 5, "hold music reached the held agent: {held}");
+        let s = bridge.stats().await;
+        assert_eq!(s.calls_idle, 0, "a held party keeps the call awake");
     }
 }

@@ -599,7 +599,7 @@ impl Routes {
         }
         log.parties = parties;
         if plan.ended {
-            rec.manifest(manifest, line("", "end"));
+            rec.manifest_end(manifest, line("", "end"));
             t.logs.remove(&plan.call);
         }
         files
