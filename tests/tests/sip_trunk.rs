@@ -1508,6 +1508,95 @@ Content-Length: 0\r\n\r\n"
     (c, to, customer)
 }
 
+/// Accepts, straight through the center, every contact offered to
+/// `agents` the moment it appears (polled every millisecond, bounded), so
+/// the accept lands well within one of the gateway's 20 ms polls of the
+/// caller view. Returns the contacts accepted.
+async fn accept_at_once(running: &server::Running, agents: &[&str], want: usize) -> Vec<String> {
+    let mut accepted: Vec<String> = Vec::new();
+    for _ in 0..5000 {
+        {
+            let mut c = running.state.center.lock().expect("lock");
+            let now = running.state.now();
+            for agent in agents {
+                let offered: Vec<String> = c
+                    .snapshot(agent)
+                    .map(|s| s.contacts.into_iter().map(|v| v.contact_id).collect())
+                    .unwrap_or_default();
+                for id in offered {
+                    if !accepted.contains(&id) {
+                        c.handle(
+                            agent,
+                            Op::Accept {
+                                contact_id: id.clone(),
+                            },
+                            now,
+                        )
+                        .expect("accept");
+                        accepted.push(id);
+                    }
+                }
+            }
+        }
+        if accepted.len() >= want {
+            return accepted;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    panic!("only {} of {want} calls were offered", accepted.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_accepting_at_once_still_gets_180_before_200() {
+    // The SIPp benchmark's first run: an accept within one 20 ms poll of
+    // the caller view went from queued to answered, and the gateway sent
+    // 200 with no 180. Two calls, each accepted about a millisecond after
+    // it is offered: every 200 must follow a 180 of the same call.
+    let dir = temp_dir("sip-180");
+    let running = server::start(sip_config(&dir, "127.0.0.1"))
+        .await
+        .expect("start");
+    let sip = running.sip_addr.expect("sip");
+    let _alice = Client::available(running.addr, "alice", "alice-pass").await;
+    let _bob = Client::available(running.addr, "bob", "bob-pass").await;
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let local = sock.local_addr().expect("addr");
+    for call_id in ["fast1", "fast2"] {
+        sock.send_to(invite(local, call_id, SDP).as_bytes(), sip)
+            .await
+            .expect("send");
+    }
+    let accepted = accept_at_once(&running, &["alice", "bob"], 2).await;
+    assert_eq!(accepted.len(), 2);
+    // Per call, the status codes in the order they came.
+    let mut seen: std::collections::HashMap<String, Vec<u16>> = Default::default();
+    for _ in 0..40 {
+        if seen.values().filter(|v| v.contains(&200)).count() == 2 {
+            break;
+        }
+        let r = recv(&sock).await;
+        let code: u16 = r.get(8..11).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let call_id = r
+            .lines()
+            .find_map(|l| l.strip_prefix("Call-ID: "))
+            .unwrap_or_default()
+            .to_owned();
+        seen.entry(call_id).or_default().push(code);
+    }
+    for call_id in ["fast1", "fast2"] {
+        let codes = seen.get(call_id).cloned().unwrap_or_default();
+        let ok = codes.iter().position(|&c| c == 200);
+        let ringing = codes.iter().position(|&c| c == 180);
+        assert!(ok.is_some(), "{call_id}: no 200 in {codes:?}");
+        assert!(
+            ringing.is_some_and(|r| Some(r) < ok),
+            "{call_id}: 180 must precede 200, got {codes:?}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bye_racing_the_agents_hangup_ends_the_call_once() {
     let dir = temp_dir("sip-race");

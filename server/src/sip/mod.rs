@@ -550,6 +550,18 @@ enum Phase {
     Confirmed,
 }
 
+/// What an inbound call sends when the agent side answers, by the phase
+/// it was in: a call still queued (the agent accepted within one poll of
+/// the caller view, so it was never seen ringing) sends 180 first, so a
+/// 200 is always preceded by a 180.
+fn answer_responses(phase: Phase) -> &'static [u16] {
+    match phase {
+        Phase::Queued => &[180, 200],
+        Phase::Ringing => &[200],
+        Phase::Answered | Phase::Confirmed => &[],
+    }
+}
+
 impl SipCall {
     fn record(&self, event: &str, detail: &str) {
         let now = self.state.now();
@@ -709,8 +721,20 @@ impl SipCall {
                             self.send(&self.invite.response(180, "Ringing", Some(&self.tag), &[self.contact_header()], b"")).await;
                         }
                         "connected" | "hold" if matches!(phase, Phase::Queued | Phase::Ringing) => {
+                            // An agent who accepted within one poll was
+                            // never seen ringing: 180 still goes first, so
+                            // the far end always sees the phone ring
+                            // before the answer (RFC 3261 allows skipping
+                            // it, but trunks and SIPp scenarios expect it).
+                            for &code in answer_responses(phase) {
+                                let r = if code == 180 {
+                                    self.invite.response(180, "Ringing", Some(&self.tag), &[self.contact_header()], b"")
+                                } else {
+                                    ok_200(&self)
+                                };
+                                self.send(&r).await;
+                            }
                             phase = Phase::Answered;
-                            self.send(&ok_200(&self)).await;
                             retransmit_at = Some((tokio::time::Instant::now() + T1, T1));
                         }
                         _ => {}
@@ -1212,5 +1236,14 @@ register = true\nregister_expires_s = 60\n[sip.trunks.dids]\n\"+15550100\" = \"s
         assert!(r.starts_with("SIP/2.0 400 Bad Request\r\n"), "{r}");
         assert!(r.contains("call-id: q\r\n"), "{r}");
         assert!(bad_request_reply(b"junk\r\n\r\n", &e).is_none());
+    }
+
+    #[test]
+    fn an_answer_is_always_preceded_by_180() {
+        // Queued then answered within one poll: 180, then 200.
+        assert_eq!(answer_responses(Phase::Queued), &[180, 200]);
+        assert_eq!(answer_responses(Phase::Ringing), &[200]);
+        assert!(answer_responses(Phase::Answered).is_empty());
+        assert!(answer_responses(Phase::Confirmed).is_empty());
     }
 }
