@@ -1379,7 +1379,7 @@ async fn baresip_dtmf_both_ways() {
 // ---- in the call: re-INVITE, BYE races, dead media, malformed SIP --------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn baresip_reinvite_hold_and_resume() {
+async fn baresip_reinvite_hold_resume_and_refer_declined() {
     let dir = temp_dir("sip-hold");
     let (caller8, _) = speech(&dir, "caller", "This is the caller, about to hold.", 20);
     let running = server::start(sip_config(&dir, "127.0.0.1"))
@@ -1460,13 +1460,43 @@ async fn baresip_reinvite_hold_and_resume() {
         !log.contains("488 Not Acceptable") && !log.contains("501 Not Implemented"),
         "{log}"
     );
-    alice
-        .ok(Op::EndConnection {
+    // baresip transfers the call (a REFER): declined with 603 (docs/sip.md:
+    // the far end may not make our trunk call a number) and recorded with
+    // its target. baresip then hangs up on its own (its menu ends a call
+    // whose transfer failed), which ends the contact cleanly.
+    ctrl_send(&mut ctrl, "transfer", "sip:+15550199@127.0.0.1").await;
+    for _ in 0..40 {
+        if has(&running, "sip_refer_refused") {
+            break;
+        }
+        alice
+            .stream_media(Duration::from_millis(100), &mut next)
+            .await;
+    }
+    let refused = record(&running, &c)
+        .events
+        .into_iter()
+        .find(|e| e.event == "sip_refer_refused")
+        .expect("the REFER was answered and recorded");
+    assert!(
+        refused
+            .detail
+            .as_deref()
+            .unwrap_or_default()
+            .contains("+15550199"),
+        "{refused:?}"
+    );
+    let log = std::fs::read_to_string(bdir.join("baresip.log")).unwrap_or_default();
+    assert!(log.contains("transfer failed: 603 Decline"), "{log}");
+    // Whichever hangs up first, the contact ends once.
+    let _ = alice
+        .op(Op::EndConnection {
             contact_id: c.clone(),
             connection_id: customer,
         })
         .await;
-    wait_ended(&running, &c).await;
+    let r = wait_ended(&running, &c).await;
+    assert_eq!(r.events.iter().filter(|e| e.event == "ended").count(), 1);
     let _ = phone.kill().await;
 }
 

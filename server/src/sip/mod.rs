@@ -550,6 +550,24 @@ enum Phase {
     Confirmed,
 }
 
+/// The answer to a REFER in a call's dialog (the far end asking us to
+/// transfer the call elsewhere): 603 Decline, which RFC 3515 allows, and
+/// the contact event's detail naming the target. Honouring it would let
+/// whoever is on the far end make our trunk place a call to any number,
+/// billed to us (toll fraud); transfers are the agents' and the flows'
+/// to decide, and the call goes on unchanged.
+fn refer_refusal(m: &Message) -> (Vec<u8>, String) {
+    let target: String = m
+        .header("refer-to")
+        .unwrap_or("(no Refer-To)")
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(100)
+        .collect();
+    let reply = m.response(603, "Decline", None, &[], b"");
+    (reply, format!("REFER to {target} declined"))
+}
+
 /// What an inbound call sends when the agent side answers, by the phase
 /// it was in: a call still queued (the agent accepted within one poll of
 /// the caller view, so it was never seen ringing) sends 180 first, so a
@@ -679,6 +697,11 @@ impl SipCall {
                         }
                         (true, "OPTIONS") => {
                             self.send(&m.response(200, "OK", None, &[], b"")).await;
+                        }
+                        (true, "REFER") => {
+                            let (reply, detail) = refer_refusal(&m);
+                            self.send(&reply).await;
+                            self.record("sip_refer_refused", &detail);
                         }
                         (true, _) => {
                             self.send(&m.response(501, "Not Implemented", None, &[], b"")).await;
@@ -1236,6 +1259,17 @@ register = true\nregister_expires_s = 60\n[sip.trunks.dids]\n\"+15550100\" = \"s
         assert!(r.starts_with("SIP/2.0 400 Bad Request\r\n"), "{r}");
         assert!(r.contains("call-id: q\r\n"), "{r}");
         assert!(bad_request_reply(b"junk\r\n\r\n", &e).is_none());
+    }
+
+    #[test]
+    fn a_refer_is_declined_with_its_target_recorded() {
+        let bytes = b"REFER sip:switchboard@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 1.2.3.4;branch=z9hG4bKr\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: q\r\nCSeq: 3 REFER\r\nRefer-To: <sip:+15550199@b>\r\nContent-Length: 0\r\n\r\n";
+        let m = Message::parse(bytes).expect("parse");
+        let (reply, detail) = refer_refusal(&m);
+        let reply = String::from_utf8(reply).expect("utf8");
+        assert!(reply.starts_with("SIP/2.0 603 Decline\r\n"), "{reply}");
+        assert!(reply.contains("CSeq: 3 REFER"), "{reply}");
+        assert!(detail.contains("+15550199"), "{detail}");
     }
 
     #[test]
