@@ -550,6 +550,36 @@ enum Phase {
     Confirmed,
 }
 
+/// The answer to a REFER in a call's dialog (the far end asking us to
+/// transfer the call elsewhere): 603 Decline, which RFC 3515 allows, and
+/// the contact event's detail naming the target. Honouring it would let
+/// whoever is on the far end make our trunk place a call to any number,
+/// billed to us (toll fraud); transfers are the agents' and the flows'
+/// to decide, and the call goes on unchanged.
+fn refer_refusal(m: &Message) -> (Vec<u8>, String) {
+    let target: String = m
+        .header("refer-to")
+        .unwrap_or("(no Refer-To)")
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(100)
+        .collect();
+    let reply = m.response(603, "Decline", None, &[], b"");
+    (reply, format!("REFER to {target} declined"))
+}
+
+/// What an inbound call sends when the agent side answers, by the phase
+/// it was in: a call still queued (the agent accepted within one poll of
+/// the caller view, so it was never seen ringing) sends 180 first, so a
+/// 200 is always preceded by a 180.
+fn answer_responses(phase: Phase) -> &'static [u16] {
+    match phase {
+        Phase::Queued => &[180, 200],
+        Phase::Ringing => &[200],
+        Phase::Answered | Phase::Confirmed => &[],
+    }
+}
+
 impl SipCall {
     fn record(&self, event: &str, detail: &str) {
         let now = self.state.now();
@@ -668,6 +698,11 @@ impl SipCall {
                         (true, "OPTIONS") => {
                             self.send(&m.response(200, "OK", None, &[], b"")).await;
                         }
+                        (true, "REFER") => {
+                            let (reply, detail) = refer_refusal(&m);
+                            self.send(&reply).await;
+                            self.record("sip_refer_refused", &detail);
+                        }
                         (true, _) => {
                             self.send(&m.response(501, "Not Implemented", None, &[], b"")).await;
                         }
@@ -709,8 +744,20 @@ impl SipCall {
                             self.send(&self.invite.response(180, "Ringing", Some(&self.tag), &[self.contact_header()], b"")).await;
                         }
                         "connected" | "hold" if matches!(phase, Phase::Queued | Phase::Ringing) => {
+                            // An agent who accepted within one poll was
+                            // never seen ringing: 180 still goes first, so
+                            // the far end always sees the phone ring
+                            // before the answer (RFC 3261 allows skipping
+                            // it, but trunks and SIPp scenarios expect it).
+                            for &code in answer_responses(phase) {
+                                let r = if code == 180 {
+                                    self.invite.response(180, "Ringing", Some(&self.tag), &[self.contact_header()], b"")
+                                } else {
+                                    ok_200(&self)
+                                };
+                                self.send(&r).await;
+                            }
                             phase = Phase::Answered;
-                            self.send(&ok_200(&self)).await;
                             retransmit_at = Some((tokio::time::Instant::now() + T1, T1));
                         }
                         _ => {}
@@ -1212,5 +1259,25 @@ register = true\nregister_expires_s = 60\n[sip.trunks.dids]\n\"+15550100\" = \"s
         assert!(r.starts_with("SIP/2.0 400 Bad Request\r\n"), "{r}");
         assert!(r.contains("call-id: q\r\n"), "{r}");
         assert!(bad_request_reply(b"junk\r\n\r\n", &e).is_none());
+    }
+
+    #[test]
+    fn a_refer_is_declined_with_its_target_recorded() {
+        let bytes = b"REFER sip:switchboard@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 1.2.3.4;branch=z9hG4bKr\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: q\r\nCSeq: 3 REFER\r\nRefer-To: <sip:+15550199@b>\r\nContent-Length: 0\r\n\r\n";
+        let m = Message::parse(bytes).expect("parse");
+        let (reply, detail) = refer_refusal(&m);
+        let reply = String::from_utf8(reply).expect("utf8");
+        assert!(reply.starts_with("SIP/2.0 603 Decline\r\n"), "{reply}");
+        assert!(reply.contains("CSeq: 3 REFER"), "{reply}");
+        assert!(detail.contains("+15550199"), "{detail}");
+    }
+
+    #[test]
+    fn an_answer_is_always_preceded_by_180() {
+        // Queued then answered within one poll: 180, then 200.
+        assert_eq!(answer_responses(Phase::Queued), &[180, 200]);
+        assert_eq!(answer_responses(Phase::Ringing), &[200]);
+        assert!(answer_responses(Phase::Answered).is_empty());
+        assert!(answer_responses(Phase::Confirmed).is_empty());
     }
 }

@@ -360,6 +360,11 @@ Content-Length: 0\r\n\r\n",
                                     }
                                 }
                                 "OPTIONS" => self.send_to_via(&m, &reply(200, "OK")).await,
+                                "REFER" => {
+                                    let (refusal, detail) = super::refer_refusal(&m);
+                                    self.send_to_via(&m, &refusal).await;
+                                    self.record("sip_refer_refused", &detail);
+                                }
                                 _ => self.send_to_via(&m, &reply(501, "Not Implemented")).await,
                             }
                         }
