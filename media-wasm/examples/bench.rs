@@ -175,7 +175,8 @@ fn algorithmic_delay() {
         declared(enc.lookahead()),
     );
 
-    // The zero-window noise suppressor (opt-in, see media::denoise).
+    // The zero-window noise suppressor (the send chain's default, see
+    // media::denoise).
     let mut ns = NoiseSuppressor::zero_window();
     for (i, o) in x[..n].chunks_exact(BLOCK).zip(out.chunks_exact_mut(BLOCK)) {
         let mut block: [f32; BLOCK] = i.try_into().expect("block");

@@ -1,13 +1,13 @@
 //! Noise suppression with RNNoise (nnnoiseless), in two forms:
-//! - **windowed** (the default): RNNoise run the usual way, its output one
-//!   10 ms block late;
-//! - **zero-window** ([`NoiseSuppressor::zero_window`]): RNNoise decides the
-//!   gains, a causal minimum-phase filter applies them, and the stage adds
-//!   no window of its own. It is not the default yet: alone it keeps
-//!   RNNoise's noise removal within 1-3 dB and its SI-SDR within 2.5 dB,
-//!   but in the whole chain, with the gain control after it, it loses 0.9
-//!   (English) to 1.2 dB (Japanese) against itself through Opus, where the
-//!   chain test allows 1 dB (`tests/chain.rs`; the windowed form: 0.8).
+//! - **zero-window** ([`NoiseSuppressor::zero_window`], the send chain's
+//!   default): RNNoise decides the gains, a causal minimum-phase filter
+//!   applies them, and the stage adds no window of its own. Alone it keeps
+//!   RNNoise's noise removal within 1-3 dB and its SI-SDR within 2.5 dB;
+//!   in the whole chain it stays within 0.4-0.5 dB of itself through Opus,
+//!   in 10 and 20 ms packets, where the chain test allows 1 dB
+//!   (`tests/chain.rs`);
+//! - **windowed** ([`NoiseSuppressor::new`]): RNNoise run the usual way,
+//!   its output one 10 ms block late (what the chain used before).
 //!
 //! How the zero-window form works:
 //!
