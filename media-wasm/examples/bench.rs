@@ -175,7 +175,8 @@ fn algorithmic_delay() {
         declared(enc.lookahead()),
     );
 
-    // The zero-window noise suppressor (opt-in, see media::denoise).
+    // The zero-window noise suppressor (the send chain's default, see
+    // media::denoise).
     let mut ns = NoiseSuppressor::zero_window();
     for (i, o) in x[..n].chunks_exact(BLOCK).zip(out.chunks_exact_mut(BLOCK)) {
         let mut block: [f32; BLOCK] = i.try_into().expect("block");
@@ -188,10 +189,10 @@ fn algorithmic_delay() {
         declared(ns.delay_samples()),
     );
 
-    // The whole engine, every stage on, looped back: 20 ms packets (the
-    // native default), 10 ms packets (the browser's), and 10 ms with the
-    // zero-window suppressor.
-    for (packet_ms, zero_window) in [(20, false), (10, false), (10, true)] {
+    // The whole engine, every stage on, looped back: 20 and 10 ms packets,
+    // each with RNNoise windowed (the old default) and with the
+    // zero-window suppressor (the default now).
+    for (packet_ms, zero_window) in [(20, false), (20, true), (10, false), (10, true)] {
         let mut engine =
             Engine::new(1, EncoderSettings::default(), JitterSettings::default()).expect("engine");
         engine.set_packet_ms(packet_ms).expect("10 or 20 ms");

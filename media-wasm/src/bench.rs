@@ -46,7 +46,8 @@ impl StageBench {
         let packet = encoder.encode(&packet_pcm)?.to_vec();
         Ok(StageBench {
             echo: EchoCanceller::new(),
-            denoise: NoiseSuppressor::new(),
+            // The send chain's form (zero-window).
+            denoise: NoiseSuppressor::zero_window(),
             gain: AutoGain::default(),
             encoder,
             decoder: Decoder::new()?,

@@ -1,13 +1,13 @@
 //! Noise suppression with RNNoise (nnnoiseless), in two forms:
-//! - **windowed** (the default): RNNoise run the usual way, its output one
-//!   10 ms block late;
-//! - **zero-window** ([`NoiseSuppressor::zero_window`]): RNNoise decides the
-//!   gains, a causal minimum-phase filter applies them, and the stage adds
-//!   no window of its own. It is not the default yet: alone it keeps
-//!   RNNoise's noise removal within 1-3 dB and its SI-SDR within 2.5 dB,
-//!   but in the whole chain, with the gain control after it, it loses 0.9
-//!   (English) to 1.2 dB (Japanese) against itself through Opus, where the
-//!   chain test allows 1 dB (`tests/chain.rs`; the windowed form: 0.8).
+//! - **zero-window** ([`NoiseSuppressor::zero_window`], the send chain's
+//!   default): RNNoise decides the gains, a causal minimum-phase filter
+//!   applies them, and the stage adds no window of its own. Alone it keeps
+//!   RNNoise's noise removal within 1-3 dB and its SI-SDR within 2.5 dB;
+//!   in the whole chain it stays within 0.4-0.5 dB of itself through Opus,
+//!   in 10 and 20 ms packets, where the chain test allows 1 dB
+//!   (`tests/chain.rs`);
+//! - **windowed** ([`NoiseSuppressor::new`]): RNNoise run the usual way,
+//!   its output one 10 ms block late (what the chain used before).
 //!
 //! How the zero-window form works:
 //!
@@ -240,9 +240,6 @@ struct ZeroWindow {
     state: Box<DenoiseState<'static>>,
     scaled_in: [f32; BLOCK],
     analysed: [f32; BLOCK],
-    /// The previous block as RNNoise saw it (scaled): what `analysed` is
-    /// the denoised version of.
-    previous: [f32; BLOCK],
     window: [f32; BLOCK],
     bands: [BinBand; BINS],
     forward: Arc<dyn Fft<f32>>,
@@ -261,6 +258,13 @@ struct ZeroWindow {
     next_filter: [f32; TAPS],
     /// The last `TAPS - 1` input samples, then the current block.
     history: Box<[f32; TAPS - 1 + BLOCK]>,
+    /// The block through the new filter, and its first [`FADE`] samples
+    /// through the old one (scratch).
+    filtered: [f32; BLOCK],
+    faded: [f32; FADE],
+    /// RNNoise-band energies of the current block (scratch): the next
+    /// block's energies of the previous one.
+    now: [f32; BANDS],
     voice_probability: f32,
     /// Whether a filter has been designed yet (until then: pass through).
     started: bool,
@@ -286,7 +290,6 @@ impl ZeroWindow {
             state: DenoiseState::new(),
             scaled_in: [0.0; BLOCK],
             analysed: [0.0; BLOCK],
-            previous: [0.0; BLOCK],
             window,
             bands: bin_bands(),
             forward,
@@ -299,6 +302,9 @@ impl ZeroWindow {
             filter: identity,
             next_filter: identity,
             history: Box::new([0.0; TAPS - 1 + BLOCK]),
+            filtered: [0.0; BLOCK],
+            faded: [0.0; FADE],
+            now: [0.0; BANDS],
             voice_probability: 0.0,
             started: false,
         }
@@ -315,9 +321,20 @@ impl ZeroWindow {
         if self.started {
             self.measure_gains();
             self.design_filter();
+        } else {
+            // Only the energies, for the next block's measurement.
+            let mut now = [0.0f32; BANDS];
+            Spectral {
+                window: &self.window,
+                bands: &self.bands,
+                forward: &*self.forward,
+                spectrum: &mut self.spectrum,
+                scratch: &mut self.scratch,
+            }
+            .band_energy(&self.scaled_in, &mut now);
+            self.now = now;
         }
         self.started = true;
-        self.previous.copy_from_slice(&self.scaled_in);
         self.apply(block);
         self.voice_probability
     }
@@ -333,10 +350,12 @@ impl ZeroWindow {
             spectrum: &mut self.spectrum,
             scratch: &mut self.scratch,
         };
-        spectral.band_energy(&self.previous, &mut ex);
+        // The previous block's energies were measured as "now" a block ago.
+        ex.copy_from_slice(&self.now);
         spectral.band_energy(&self.analysed, &mut ey);
         let mut now = [0.0f32; BANDS];
         spectral.band_energy(&self.scaled_in, &mut now);
+        self.now = now;
         for i in 0..BANDS {
             // A band with nothing in it keeps its gain (no evidence).
             if ex[i] > 1e-3 {
@@ -391,8 +410,13 @@ impl ZeroWindow {
         }
         self.forward
             .process_with_scratch(&mut self.spectrum[..], &mut self.scratch);
-        for c in self.spectrum.iter_mut() {
+        // The folded cepstrum is real, so its spectrum is Hermitian: exp
+        // the lower half and mirror it (half the complex exponentials).
+        for c in self.spectrum[..=N / 2].iter_mut() {
             *c = c.exp();
+        }
+        for k in N / 2 + 1..N {
+            self.spectrum[k] = self.spectrum[N - k].conj();
         }
         self.inverse
             .process_with_scratch(&mut self.spectrum[..], &mut self.scratch);
@@ -414,26 +438,32 @@ impl ZeroWindow {
     fn apply(&mut self, block: &mut [f32; BLOCK]) {
         let h = &mut self.history;
         h[TAPS - 1..].copy_from_slice(block);
+        // Tap by tap over the whole block (out[i] += c[t] * x[i - t]): each
+        // tap is a multiply-add over contiguous samples with no running
+        // sum, which the compiler turns into SIMD, where a dot product per
+        // sample (a serial float sum) stays scalar. Sample i's past is
+        // history[.. TAPS - 1 + i], newest last.
+        let new = &mut self.filtered;
+        let old = &mut self.faded;
+        *new = [0.0; BLOCK];
+        *old = [0.0; FADE];
+        for t in 0..TAPS {
+            let x = &h[TAPS - 1 - t..TAPS - 1 - t + BLOCK];
+            let c = self.next_filter[t];
+            for (y, v) in new.iter_mut().zip(x) {
+                *y += c * v;
+            }
+            let c = self.filter[t];
+            for (y, v) in old.iter_mut().zip(&x[..FADE]) {
+                *y += c * v;
+            }
+        }
         for (i, out) in block.iter_mut().enumerate() {
-            // Sample i's past: history[i .. i + TAPS], newest last.
-            let past = &h[i..i + TAPS];
-            let new: f32 = self
-                .next_filter
-                .iter()
-                .zip(past.iter().rev())
-                .map(|(c, x)| c * x)
-                .sum();
             *out = if i < FADE {
-                let old: f32 = self
-                    .filter
-                    .iter()
-                    .zip(past.iter().rev())
-                    .map(|(c, x)| c * x)
-                    .sum();
                 let w = fade_in(i, FADE);
-                old * (1.0 - w) + new * w
+                old[i] * (1.0 - w) + new[i] * w
             } else {
-                new
+                new[i]
             };
         }
         h.copy_within(BLOCK.., 0);

@@ -13,8 +13,9 @@
 //!   take for a quiet agent and lift (the chain's ERLE fell by up to 24 dB
 //!   that way before AEC3 converged).
 //! - **It moves slowly**: a level (mean power of speech) smoothed over
-//!   about a second of speech, a dead band of 3 dB before the gain moves at
-//!   all, and a gain that moves at most [`GainSettings::max_rise_db_per_s`]
+//!   about a second of speech and not acted on before a whole second of
+//!   speech is measured, a dead band of 3 dB below the target (6 dB above
+//!   it) before the gain moves at all, and a gain that moves at most [`GainSettings::max_rise_db_per_s`]
 //!   up and [`GainSettings::max_fall_db_per_s`] down, so it does not pump.
 //! - **It never reaches full scale**: each block's gain is ramped from the
 //!   previous block's, and every sample's gain is capped so the block's
@@ -87,6 +88,14 @@ const LEVEL_TIME_S: f32 = 1.0;
 /// dB, and stops within [`SETTLED_DB`]: a talker's natural variation does
 /// not keep it moving.
 const DEADBAND_DB: f32 = 3.0;
+/// The same, for lowering the gain: a talker up to this much above the
+/// target is left alone, dB. Loud speech cannot clip (the ceiling caps
+/// every block), so turning down a talker only a few dB over the target
+/// buys nothing and costs a level that drifts under their words: speech
+/// normalised to the target over a whole utterance, pauses included, runs
+/// about 3 dB over it while voiced, right at [`DEADBAND_DB`], where the
+/// gain flapped between holding and falling 3.4 dB.
+const DEADBAND_DOWN_DB: f32 = 6.0;
 /// See [`DEADBAND_DB`].
 const SETTLED_DB: f32 = 0.5;
 /// After a peak cap, the gain returns at this rate, dB per second.
@@ -102,6 +111,10 @@ pub struct AutoGain {
     applied: f32,
     /// Smoothed near-end speech power (mean square).
     level_power: Option<f32>,
+    /// Seconds of near-end speech measured so far (counted up to
+    /// [`LEVEL_TIME_S`]): until a whole smoothing time is in, the level is
+    /// the plain mean of what was measured and the gain does not move.
+    measured_s: f32,
     /// Whether the gain is moving toward the wanted one.
     adapting: bool,
     /// Near-end noise floor (after noise suppression), dBFS.
@@ -141,6 +154,7 @@ impl AutoGain {
             gain_db: 0.0,
             applied: 1.0,
             level_power: None,
+            measured_s: 0.0,
             adapting: false,
             near_floor_dbfs: 0.0,
             // From silence, rising slowly: a steady far-end signal counts
@@ -195,7 +209,13 @@ impl AutoGain {
             && !self.far_end_active();
         self.voiced_run = if speech { self.voiced_run + 1 } else { 0 };
         if self.voiced_run >= VOICED_RUN {
-            let alpha = (seconds / LEVEL_TIME_S).min(1.0);
+            // A running mean while the first second of speech comes in
+            // (an exponential average seeded by one block would take a
+            // soft onset for the talker's level and move the gain on it:
+            // measured, +1.9 dB on a talker at the target), then the
+            // exponential average over LEVEL_TIME_S.
+            self.measured_s = (self.measured_s + seconds).min(LEVEL_TIME_S);
+            let alpha = (seconds / self.measured_s).min(1.0);
             let power = 10f32.powf(level / 10.0);
             let smoothed = match self.level_power {
                 Some(p) => p + alpha * (power - p),
@@ -205,12 +225,12 @@ impl AutoGain {
             let wanted =
                 (s.target_dbfs - 10.0 * smoothed.log10()).clamp(s.min_gain_db, s.max_gain_db);
             let off = wanted - self.gain_db;
-            if off.abs() > DEADBAND_DB {
+            if !(-DEADBAND_DOWN_DB..=DEADBAND_DB).contains(&off) {
                 self.adapting = true;
             } else if off.abs() < SETTLED_DB {
                 self.adapting = false;
             }
-            if self.adapting {
+            if self.adapting && self.measured_s >= LEVEL_TIME_S {
                 self.gain_db += off.clamp(
                     -s.max_fall_db_per_s * seconds,
                     s.max_rise_db_per_s * seconds,
@@ -305,7 +325,8 @@ mod tests {
             agc.process(&mut x, 0.95);
             assert_eq!(agc.gain_db(), 0.0);
         }
-        for _ in 0..100 {
+        // A second of speech to measure its level, then it rises.
+        for _ in 0..200 {
             agc.far_end(&[0.0; BLOCK]);
             let mut x = tone(0.01, BLOCK, &mut phase);
             agc.process(&mut x, 0.95);
@@ -334,6 +355,40 @@ mod tests {
         // The first samples too (no ramp from the old gain).
         let first = x[..48].iter().fold(0.0f32, |m, v| m.max(v.abs()));
         assert!(first <= 0.71 + 1e-6);
+    }
+
+    #[test]
+    fn a_talker_near_the_target_is_left_alone_from_the_first_word() {
+        // A soft first half second (-32 dBFS, which alone would want
+        // +12 dB), then speech 4.5 dB over the target: neither moves the
+        // gain, the first because one second of speech is measured before
+        // the gain acts, the second because it is inside the dead band
+        // above the target.
+        let mut agc = AutoGain::default();
+        let mut phase = 0.0;
+        for _ in 0..100 {
+            agc.process(&mut [0.0; BLOCK], 0.0);
+        }
+        for _ in 0..50 {
+            let mut x = tone(0.035, BLOCK, &mut phase);
+            agc.process(&mut x, 0.95);
+            assert_eq!(agc.gain_db(), 0.0);
+        }
+        for _ in 0..800 {
+            // 0.237 peak: -15.5 dBFS RMS.
+            let mut x = tone(0.237, BLOCK, &mut phase);
+            agc.process(&mut x, 0.95);
+            assert_eq!(agc.gain_db(), 0.0);
+        }
+        // Well over the target (-6 dBFS RMS): turned down, slowly.
+        let mut last = 0.0;
+        for _ in 0..300 {
+            let mut x = tone(0.71, BLOCK, &mut phase);
+            agc.process(&mut x, 0.95);
+            assert!(last - agc.gain_db() <= 3.0 * 0.01 + 1e-4);
+            last = agc.gain_db();
+        }
+        assert!(agc.gain_db() < -3.0, "gain {}", agc.gain_db());
     }
 
     #[test]

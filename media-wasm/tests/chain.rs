@@ -3,7 +3,8 @@
 //! the first second (issue 16, "the chain's quality, judged as a whole").
 //! English and Japanese speech from espeak-ng (it reads kana), echo paths
 //! from 30 to 250 ms, double talk, a noisy near end with a noise-only
-//! lead-in, and a headset with no echo at all.
+//! lead-in, and a headset with no echo at all. The echo and noise scenes
+//! run in both packet modes (10 and 20 ms).
 //!
 //! Thresholds, from the issue's goals:
 //! - ERLE of the chain at least 25 dB in every second from the second on,
@@ -48,7 +49,13 @@ struct Heard {
 /// Runs `mic` (with `far` played) through a fresh send chain and an Opus
 /// decoder. `setup` switches stages for reference runs.
 fn chain(far: &[f32], mic: &[f32], setup: impl FnOnce(&mut SendChain)) -> Heard {
+    chain_at(20, far, mic, setup)
+}
+
+/// As [`chain`], with packets of `packet_ms` (10 or 20).
+fn chain_at(packet_ms: u32, far: &[f32], mic: &[f32], setup: impl FnOnce(&mut SendChain)) -> Heard {
     let mut send = SendChain::new(1, EncoderSettings::default()).expect("chain");
+    send.set_packet_ms(packet_ms).expect("10 or 20 ms");
     setup(&mut send);
     let mut decoder = media::codec::Decoder::new().expect("decoder");
     let delay = send.processing_delay_samples();
@@ -72,9 +79,10 @@ fn chain(far: &[f32], mic: &[f32], setup: impl FnOnce(&mut SendChain)) -> Heard 
         if let Some(frame) = send.process_block(&mut block).expect("encode") {
             let frame = decode_media_frame(frame).expect("own frame");
             let n = frame.header.timestamp as usize;
-            decoder.decode(frame.payload, &mut pcm).expect("decode");
+            let len = decoder.decode_len(frame.payload, &mut pcm).expect("decode");
+            assert_eq!(len, packet_ms as usize * BLOCK / 10, "packet duration");
             assert_eq!(n, decoded.len(), "timestamps count samples");
-            decoded.extend_from_slice(&pcm);
+            decoded.extend_from_slice(&pcm[..len]);
         }
         if b < blocks {
             gain_db.push(send.gain_db());
@@ -162,7 +170,7 @@ fn loss_db(reference: &[f32], out: &[f32], range: std::ops::Range<usize>, search
 /// An echo scene: far-end speech from the first moment, through a room of
 /// `delay_ms`, the near end joining at 7 s (double talk). Checks ERLE per
 /// second, steady ERLE, double-talk loss, peaks and the gain.
-fn echo_scene(lang: &str, delay_ms: f32, seed: u64) {
+fn echo_scene(lang: &str, delay_ms: f32, seed: u64, packet_ms: u32) {
     let (far, near) = match lang {
         "en" => (
             speech("chain-far-en", "en-us", FAR_EN),
@@ -180,7 +188,7 @@ fn echo_scene(lang: &str, delay_ms: f32, seed: u64) {
     let echo = convolve(&far, &room_impulse(delay_ms, 60.0, -6.0, seed));
     let floor = noise(total, seed ^ 0xabc, 0.0005);
     let mic: Vec<f32> = (0..total).map(|i| echo[i] + near[i] + floor[i]).collect();
-    let heard = chain(&far, &mic, |_| {});
+    let heard = chain_at(packet_ms, &far, &mic, |_| {});
     let out = &heard.audio;
 
     // ERLE in each second of far-end-only speech, over the blocks where
@@ -211,7 +219,7 @@ fn echo_scene(lang: &str, delay_ms: f32, seed: u64) {
     let dt_loss = loss_db(&near, out, dt_start..total, 480);
     let worst_move = gain_moved_per_second(&heard.gain_db);
     eprintln!(
-        "{lang} echo {delay_ms} ms: ERLE per second {}; steady {steady:.1} dB; double-talk loss \
+        "{lang} echo {delay_ms} ms, {packet_ms} ms packets: ERLE per second {}; steady {steady:.1} dB; double-talk loss \
          {dt_loss:.1} dB; peak {:.3}; gain {:.1}..{:.1} dB, most moved in a second {worst_move:.2} dB",
         per_second
             .iter()
@@ -245,14 +253,28 @@ fn echo_scene(lang: &str, delay_ms: f32, seed: u64) {
 #[test]
 fn english_echo_is_removed_from_the_first_seconds_at_every_path() {
     for (delay, seed) in [(30.0, 1), (90.0, 2), (150.0, 3), (250.0, 4)] {
-        echo_scene("en", delay, seed);
+        echo_scene("en", delay, seed, 20);
     }
 }
 
 #[test]
 fn japanese_echo_is_removed_from_the_first_seconds_at_every_path() {
     for (delay, seed) in [(30.0, 5), (90.0, 6), (150.0, 7), (250.0, 8)] {
-        echo_scene("ja", delay, seed);
+        echo_scene("ja", delay, seed, 20);
+    }
+}
+
+#[test]
+fn english_echo_is_removed_at_every_path_with_10_ms_packets() {
+    for (delay, seed) in [(30.0, 1), (90.0, 2), (150.0, 3), (250.0, 4)] {
+        echo_scene("en", delay, seed, 10);
+    }
+}
+
+#[test]
+fn japanese_echo_is_removed_at_every_path_with_10_ms_packets() {
+    for (delay, seed) in [(30.0, 5), (90.0, 6), (150.0, 7), (250.0, 8)] {
+        echo_scene("ja", delay, seed, 10);
     }
 }
 
@@ -293,7 +315,7 @@ fn aligned(reference: &[f32], test: &[f32], range: std::ops::Range<usize>, max_l
 /// The chain is within 1 dB of the suppressor alone, so echo cancellation
 /// and gain cost the suppression no more than that; and the gain does not
 /// lift the noise-only lead-in.
-fn noisy_scene(lang: &str) {
+fn noisy_scene(lang: &str, packet_ms: u32) {
     let near = match lang {
         "en" => speech("chain-near-en-2", "en-us", NEAR_EN_2),
         _ => speech("chain-far-ja", "ja", FAR_JA),
@@ -314,8 +336,8 @@ fn noisy_scene(lang: &str) {
         ns.process(&mut b);
         alone.extend_from_slice(&b);
     }
-    let heard = chain(&silent, &mic, |_| {});
-    let reference = chain(&silent, &clean, |c| {
+    let heard = chain_at(packet_ms, &silent, &mic, |_| {});
+    let reference = chain_at(packet_ms, &silent, &clean, |c| {
         c.enable_denoise = false;
         c.enable_gain = false;
     });
@@ -323,11 +345,11 @@ fn noisy_scene(lang: &str) {
     let alone_sdr = aligned(&clean, &alone, speech_range.clone(), BLOCK + 64);
     // The suppressor alone as the caller would hear it: through Opus,
     // judged against clean speech through Opus.
-    let alone_heard = chain(&silent, &mic, |c| {
+    let alone_heard = chain_at(packet_ms, &silent, &mic, |c| {
         c.enable_echo = false;
         c.enable_gain = false;
     });
-    let opus_only = chain(&silent, &clean, |c| {
+    let opus_only = chain_at(packet_ms, &silent, &clean, |c| {
         c.enable_echo = false;
         c.enable_denoise = false;
         c.enable_gain = false;
@@ -351,7 +373,7 @@ fn noisy_scene(lang: &str) {
     let lead_chain = db(energy(&heard.audio[lead_range.clone()]));
     let lead_in = db(energy(&mic[lead_range]));
     eprintln!(
-        "{lang} noisy near end: SI-SDR suppressor alone {alone_sdr:.1} dB (through Opus \
+        "{lang} noisy near end, {packet_ms} ms packets: SI-SDR suppressor alone {alone_sdr:.1} dB (through Opus \
          {alone_heard_sdr:.1} dB), chain {chain_sdr:.1} dB; lead-in noise reduced {:.1} dB alone, \
          {:.1} dB in the chain; peak {:.3}",
         lead_in - lead_alone,
@@ -373,8 +395,14 @@ fn noisy_scene(lang: &str) {
 
 #[test]
 fn a_noisy_near_end_keeps_the_suppressors_quality_in_the_chain() {
-    noisy_scene("en");
-    noisy_scene("ja");
+    noisy_scene("en", 20);
+    noisy_scene("ja", 20);
+}
+
+#[test]
+fn a_noisy_near_end_keeps_the_suppressors_quality_with_10_ms_packets() {
+    noisy_scene("en", 10);
+    noisy_scene("ja", 10);
 }
 
 /// A headset: no echo at all. The caller and a quiet agent (-32 dBFS)
