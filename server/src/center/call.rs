@@ -226,6 +226,22 @@ impl Call {
                 });
             }
         }
+        // A transfer whose flow runs shows as the quick connect being reached.
+        if let Some(super::FlowRole::Transfer {
+            connection_id,
+            endpoint,
+            since,
+            ..
+        }) = self.flow.as_ref().map(|f| &f.role)
+        {
+            connections.push(Connection {
+                connection_id: connection_id.clone(),
+                kind: ConnectionKind::ThirdParty,
+                endpoint: endpoint.clone(),
+                state: ConnectionState::Connecting { since: *since },
+                media_leg: None,
+            });
+        }
         for e in &self.externals {
             connections.push(Connection {
                 connection_id: e.connection_id.clone(),

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use protocol::contact::{ConnectionState, Initiation};
+use protocol::contact::{ConnectionState, ContactState, Initiation};
 use protocol::endpoint::{is_e164, Endpoint};
 use protocol::Millis;
 
@@ -54,6 +54,19 @@ pub enum FlowRole {
     AgentHold {
         /// The agent who put the caller on hold.
         agent: String,
+    },
+    /// A quick connect's transfer flow (`transfer_to_agent` or
+    /// `transfer_to_queue`), run for the held caller when `agent`
+    /// transfers; its `transfer_to_queue` reaches the target.
+    Transfer {
+        /// The agent transferring.
+        agent: String,
+        /// The connection id the transferring agent was given.
+        connection_id: String,
+        /// The quick connect.
+        endpoint: Endpoint,
+        /// When the transfer began.
+        since: Millis,
     },
 }
 
@@ -236,6 +249,11 @@ pub enum FlowDone {
     },
 }
 
+/// The working queue a `transfer_to_agent` flow starts with: the agent's
+/// own queue, as in Connect (`agent:<username>`; its `transfer_to_queue`
+/// offers the call to that agent).
+pub const AGENT_QUEUE: &str = "agent:";
+
 /// Queue hours and metrics as the runner sees them.
 struct CenterEnv<'a> {
     center: &'a Center,
@@ -243,6 +261,9 @@ struct CenterEnv<'a> {
 
 impl Env for CenterEnv<'_> {
     fn queue_open(&self, queue: &str, now: Millis) -> bool {
+        if queue.starts_with(AGENT_QUEUE) {
+            return true;
+        }
         self.center
             .cfg
             .queues
@@ -251,6 +272,12 @@ impl Env for CenterEnv<'_> {
     }
 
     fn queue_metric(&self, queue: &str, metric: Metric, now: Millis) -> f64 {
+        if let Some(agent) = queue.strip_prefix(AGENT_QUEUE) {
+            return match metric {
+                Metric::AgentsAvailable => f64::from(u8::from(self.center.is_available(agent))),
+                _ => 0.0,
+            };
+        }
         let waiting = self
             .center
             .calls
@@ -272,6 +299,11 @@ impl Env for CenterEnv<'_> {
     }
 
     fn queue_name(&self, queue: &str) -> String {
+        if let Some(agent) = queue.strip_prefix(AGENT_QUEUE) {
+            if let Some(a) = self.center.cfg.agents.get(agent) {
+                return a.name.clone();
+            }
+        }
         self.center
             .cfg
             .queues
@@ -709,6 +741,7 @@ impl Center {
             FlowRole::CustomerWhisper { agent } => (agent, "customer_whisper_done"),
             FlowRole::CustomerHold { agent } => (agent, "customer_hold_done"),
             FlowRole::AgentHold { agent } => (agent, "agent_hold_done"),
+            FlowRole::Transfer { agent, .. } => (agent, "transfer_flow_done"),
             FlowRole::Entry | FlowRole::Queue => return self.publish(call_id, now),
         };
         let _ = self
@@ -722,6 +755,19 @@ impl Center {
     /// attributes, age and working queue; a closed or full queue is the
     /// flow's error branch.
     fn flow_queue(&mut self, call_id: &str, queue: &str, now: Millis) -> Option<Input> {
+        if let Some(FlowRole::Transfer {
+            agent,
+            connection_id,
+            ..
+        }) = self
+            .calls
+            .get(call_id)?
+            .flow
+            .as_ref()
+            .map(|f| f.role.clone())
+        {
+            return self.transfer_flow_reach(call_id, &agent, &connection_id, queue, now);
+        }
         let Some(q) = self.cfg.queues.get(queue).cloned() else {
             return Some(Input::QueueRefused(format!("no queue `{queue}`")));
         };
@@ -935,7 +981,7 @@ impl Center {
                 "agent_hold",
                 agent,
             ),
-            FlowRole::Entry | FlowRole::Queue => return false,
+            FlowRole::Entry | FlowRole::Queue | FlowRole::Transfer { .. } => return false,
         };
         let Some(flow) = set
             .clone()
@@ -969,6 +1015,127 @@ impl Center {
             .contact_event(call_id, now, Some(&agent), event, Some(&flow));
         self.drive_lane(call_id, lane, None, now);
         true
+    }
+
+    /// A transfer to a quick connect that names a flow: the flow runs for
+    /// the held caller (prompts, attributes), its working queue the quick
+    /// connect's queue or the agent's own (`agent:<username>`), and its
+    /// `transfer_to_queue` reaches the target on `connection_id`.
+    pub(super) fn start_transfer_flow(
+        &mut self,
+        call_id: &str,
+        agent: &str,
+        flow: &str,
+        connection_id: &str,
+        endpoint: Endpoint,
+        now: Millis,
+    ) {
+        if self.calls.get(call_id).is_some_and(|c| c.flow.is_some()) {
+            // A whisper or hold flow still playing to the caller ends.
+            self.flow_ended(call_id, Lane::Customer, now);
+        }
+        let flows = self.cfg.flows.clone();
+        let Some(call) = self.calls.get_mut(call_id).filter(|c| !c.ended) else {
+            return;
+        };
+        let mut ctx = call.flow_ctx.as_deref().cloned().unwrap_or_else(|| {
+            let from = call
+                .customer
+                .endpoint
+                .phone_number
+                .clone()
+                .unwrap_or_default();
+            Context::new(call_id, &from, "")
+        });
+        ctx.attributes = call.attributes.clone();
+        ctx.queue = match (&endpoint.agent, &endpoint.queue) {
+            (Some(a), _) => Some(format!("{AGENT_QUEUE}{a}")),
+            (None, q) => q.clone(),
+        };
+        call.flow = Some(Box::new(FlowRun {
+            runner: Runner::new(flows, flow, ctx),
+            role: FlowRole::Transfer {
+                agent: agent.to_owned(),
+                connection_id: connection_id.to_owned(),
+                endpoint,
+                since: now,
+            },
+            playing: None,
+        }));
+        let _ = self
+            .store
+            .contact_event(call_id, now, Some(agent), "transfer_flow", Some(flow));
+        self.drive_flow(call_id, None, now);
+    }
+
+    /// A transfer flow's `transfer_to_queue`: the call waits in `queue`
+    /// for the next agent, or `agent:<username>` is offered it, on the
+    /// connection the transferring agent was given; refused (the flow's
+    /// error branch) when the queue is closed or full or the agent busy.
+    fn transfer_flow_reach(
+        &mut self,
+        call_id: &str,
+        by: &str,
+        connection_id: &str,
+        queue: &str,
+        now: Millis,
+    ) -> Option<Input> {
+        if let Some(target) = queue.strip_prefix(AGENT_QUEUE) {
+            let on_call = self
+                .calls
+                .get(call_id)
+                .is_some_and(|c| c.participant(target).is_some());
+            if on_call || !self.is_available(target) {
+                return Some(Input::QueueRefused(format!("{target} is not available")));
+            }
+            let Ok(state) = ContactState::Init.offer(now, self.cfg.ring_timeout_ms) else {
+                return Some(Input::QueueRefused("the offer failed".into()));
+            };
+            let leg = self.new_leg();
+            let call = self.calls.get_mut(call_id)?;
+            call.participants.push(super::Participant {
+                agent: target.to_owned(),
+                connection_id: connection_id.to_owned(),
+                state,
+                conn: ConnectionState::Connecting { since: now },
+                initiation: Initiation::Transfer,
+                offered_from: None,
+                media_leg: leg,
+            });
+            self.add_contact(target, call_id);
+            let _ =
+                self.store
+                    .contact_event(call_id, now, Some(target), "offered", Some("transfer"));
+        } else {
+            let Some(q) = self.cfg.queues.get(queue).cloned() else {
+                return Some(Input::QueueRefused(format!("no queue `{queue}`")));
+            };
+            if let Some(error) = self.queue_refusal(queue, &q, now) {
+                return Some(Input::QueueRefused(error.to_string()));
+            }
+            let call = self.calls.get_mut(call_id)?;
+            let age = call.flow.as_ref().map_or(0, |f| f.runner.ctx().age_s);
+            call.waiting = Some(Wait {
+                queue: queue.to_owned(),
+                since: Millis(now.0.saturating_sub(age.saturating_mul(1000))),
+                connection_id: connection_id.to_owned(),
+            });
+        }
+        let call = self.calls.get_mut(call_id)?;
+        if let Some(run) = call.flow.take() {
+            let ctx = run.runner.ctx().clone();
+            call.attributes = ctx.attributes.clone();
+            call.flow_ctx = Some(Box::new(ctx));
+        }
+        let attrs = call.attributes.clone();
+        let _ = self.store.update_attributes(call_id, &attrs);
+        let _ = self
+            .store
+            .contact_event(call_id, now, Some(by), "transfer_flow_done", Some(queue));
+        self.plan_media(call_id);
+        self.publish(call_id, now);
+        self.route(now);
+        None
     }
 }
 
@@ -1010,6 +1177,21 @@ username = "alice"
 password = "pw"
 name = "Alice"
 routing_profile = "p"
+[[agents]]
+username = "bob"
+password = "pw"
+name = "Bob"
+routing_profile = "p"
+[[quick_connects]]
+id = "qc-support"
+name = "Support queue"
+kind = "queue"
+queue = "support"
+[[quick_connects]]
+id = "qc-bob"
+name = "Bob"
+kind = "agent"
+agent = "bob"
 "#;
 
     const FLOW: &str = r#"name = "T"
@@ -1138,6 +1320,47 @@ type = "play_prompt"
 text = "The caller is on hold."
 "#;
 
+    /// A transfer-to-queue flow: a prompt, an attribute, the queue.
+    const XFER_QUEUE: &str = r#"name = "XQ"
+type = "transfer_to_queue"
+start = "say"
+
+[blocks.say]
+type = "play_prompt"
+text = "Transferring you."
+next = "mark"
+
+[blocks.mark]
+type = "set_attributes"
+attributes = { transferred_to = "$.Queue.Name" }
+next = "go"
+
+[blocks.go]
+type = "transfer_to_queue"
+error = "bye"
+
+[blocks.bye]
+type = "disconnect"
+"#;
+
+    /// A transfer-to-agent flow: an attribute, then the agent.
+    const XFER_AGENT: &str = r#"name = "XA"
+type = "transfer_to_agent"
+start = "mark"
+
+[blocks.mark]
+type = "set_attributes"
+attributes = { transferred_to = "$.Queue.Name" }
+next = "go"
+
+[blocks.go]
+type = "transfer_to_queue"
+error = "bye"
+
+[blocks.bye]
+type = "disconnect"
+"#;
+
     const T0: Millis = Millis(1_795_514_400_000);
 
     fn center() -> Center {
@@ -1150,7 +1373,13 @@ text = "The caller is on hold."
             ("aw", AGENT_WHISPER),
             ("ch", CUSTOMER_HOLD),
             ("ah", AGENT_HOLD),
+            ("xq", XFER_QUEUE),
+            ("xa", XFER_AGENT),
         ]);
+        flows
+            .quick_connects
+            .insert("qc-support".into(), "xq".into());
+        flows.quick_connects.insert("qc-bob".into(), "xa".into());
         flows.entry_points.insert("+18005550122".into(), "w".into());
         flows.entry_points.insert("+18005550100".into(), "t".into());
         flows
@@ -1534,5 +1763,149 @@ text = "The caller is on hold."
         c.handle("alice", hold(true), t1.plus_ms(800))
             .expect("hold");
         assert_eq!(prompt_jobs(&mut rx).len(), 2);
+    }
+
+    /// Alice transfers the connected whispered call to `qc`; the
+    /// connection id she was given.
+    fn transfer(c: &mut Center, id: &str, qc: &str, now: Millis) -> String {
+        let endpoint = c
+            .config()
+            .quick_connects
+            .iter()
+            .find(|e| e.id == qc)
+            .cloned()
+            .expect("quick connect");
+        match c
+            .handle(
+                "alice",
+                Op::AddConnection {
+                    contact_id: id.to_owned(),
+                    endpoint,
+                },
+                now,
+            )
+            .expect("transfer")
+        {
+            protocol::wire::OpResult::ConnectionAdded { connection_id } => connection_id,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Skips the whispers of a freshly accepted call (not rendered).
+    fn skip_prompts(
+        c: &mut Center,
+        id: &str,
+        rx: &mut tokio::sync::mpsc::Receiver<FlowJob>,
+        now: Millis,
+    ) {
+        for (lane, seq, _) in prompt_jobs(rx) {
+            c.flow_done(
+                FlowDone::Prompt {
+                    contact: id.to_owned(),
+                    lane,
+                    seq,
+                    result: Err("not rendered".into()),
+                },
+                now,
+            );
+        }
+    }
+
+    #[test]
+    fn a_queue_quick_connect_with_a_flow_runs_it_then_queues_the_call() {
+        let mut c = center();
+        let (id, mut rx, t) = accepted_whispered_call(&mut c);
+        skip_prompts(&mut c, &id, &mut rx, t);
+        let t1 = t.plus_ms(1000);
+        let conn = transfer(&mut c, &id, "qc-support", t1);
+        // The flow runs for the held caller; the transfer shows as the
+        // quick connect being reached, not yet as a queue wait.
+        let jobs = prompt_jobs(&mut rx);
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].0, Lane::Customer);
+        assert_eq!(jobs[0].2, Say::Text("Transferring you.".into()));
+        assert!(c.calls[&id].waiting.is_none());
+        let view = c.calls[&id]
+            .view("alice", c.config())
+            .expect("alice's view");
+        let pending = view
+            .connections
+            .iter()
+            .find(|k| k.connection_id == conn)
+            .expect("the transfer's connection");
+        assert_eq!(pending.endpoint.id, "qc-support");
+        assert!(matches!(pending.state, ConnectionState::Connecting { .. }));
+        // A second transfer meanwhile is refused.
+        let again = c.handle(
+            "alice",
+            Op::AddConnection {
+                contact_id: id.clone(),
+                endpoint: pending.endpoint.clone(),
+            },
+            t1,
+        );
+        assert!(again.is_err());
+        // The prompt ends: the attribute is set and the call waits in the
+        // quick connect's queue on the connection alice was given.
+        c.flow_done(
+            FlowDone::Prompt {
+                contact: id.clone(),
+                lane: Lane::Customer,
+                seq: jobs[0].1,
+                result: Ok((PathBuf::from("/x.wav"), 400)),
+            },
+            t1,
+        );
+        c.tick(t1.plus_ms(400));
+        let call = &c.calls[&id];
+        assert!(call.flow.is_none());
+        let w = call.waiting.as_ref().expect("waiting");
+        assert_eq!(
+            (w.queue.as_str(), w.connection_id.as_str()),
+            ("support", conn.as_str())
+        );
+        assert_eq!(call.attributes["transferred_to"], "Support");
+        assert_eq!(
+            events(&c, &id, "transfer_flow"),
+            ["transfer_flow", "transfer_flow_done"]
+        );
+        let p = path(&c, &id);
+        assert!(p.contains(&("go".into(), String::new())), "{p:?}");
+    }
+
+    #[test]
+    fn an_agent_quick_connect_with_a_flow_offers_the_agent_or_takes_the_error_branch() {
+        // Bob is available: the flow's transfer_to_queue offers him the call.
+        let mut c = center();
+        let (id, mut rx, t) = accepted_whispered_call(&mut c);
+        skip_prompts(&mut c, &id, &mut rx, t);
+        let (btx, _brx) = crate::limits::Outbox::new(64, 1 << 20);
+        c.attach("bob", None, btx).expect("attach");
+        c.handle(
+            "bob",
+            Op::SetAgentState {
+                state: "Available".into(),
+            },
+            t,
+        )
+        .expect("available");
+        let conn = transfer(&mut c, &id, "qc-bob", t.plus_ms(1000));
+        let call = &c.calls[&id];
+        let bob = call.participant("bob").expect("bob offered");
+        assert_eq!(bob.connection_id, conn);
+        assert!(matches!(bob.state, ContactState::Incoming { .. }));
+        assert_eq!(call.attributes["transferred_to"], "Bob");
+        assert!(call.flow.is_none());
+
+        // Bob is not available: the error branch (here a hang-up).
+        let mut c = center();
+        let (id, mut rx, t) = accepted_whispered_call(&mut c);
+        skip_prompts(&mut c, &id, &mut rx, t);
+        transfer(&mut c, &id, "qc-bob", t.plus_ms(1000));
+        assert!(c.calls[&id].participant("bob").is_none());
+        let p = path(&c, &id);
+        assert!(p.contains(&("go".into(), "error".into())), "{p:?}");
+        let rec = c.store().contact(&id).expect("read").expect("record");
+        assert_eq!(rec.disconnect_reason.as_deref(), Some("flow_disconnect"));
     }
 }

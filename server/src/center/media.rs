@@ -160,7 +160,11 @@ impl Center {
         let apart = agent_run.is_some()
             || matches!(
                 customer_role,
-                Some(FlowRole::CustomerWhisper { .. } | FlowRole::CustomerHold { .. })
+                Some(
+                    FlowRole::CustomerWhisper { .. }
+                        | FlowRole::CustomerHold { .. }
+                        | FlowRole::Transfer { .. }
+                )
             );
         if !apart {
             return Vec::new();
@@ -209,7 +213,11 @@ impl Center {
             // The caller hears its whisper before the agent is connected
             // (the agent is on the side plan, see `side_parties`).
             parties.retain(|p| p.id == call.customer.connection_id);
-        } else if matches!(role, Some(super::FlowRole::CustomerHold { .. })) && held {
+        } else if matches!(
+            role,
+            Some(super::FlowRole::CustomerHold { .. } | super::FlowRole::Transfer { .. })
+        ) && held
+        {
             // The held caller hears the hold flow instead of the hold
             // tone, and nobody else: the agents are on the side plan, and
             // other parties (a conference's third party) leave the plan
