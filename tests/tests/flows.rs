@@ -669,6 +669,12 @@ async fn a_queued_callback_calls_the_customer_when_an_agent_is_free() {
     let cb = offered(&mut alice).await;
     assert_ne!(cb, c);
     let view = alice.state().contacts[&cb].clone();
+    // On the wire it is a callback, ringing like an inbound call.
+    assert_eq!(view.initiation, protocol::contact::Initiation::Callback);
+    assert!(matches!(
+        view.state,
+        protocol::contact::ContactState::Incoming { .. }
+    ));
     let customer = view
         .connections
         .iter()

@@ -185,7 +185,8 @@ impl Call {
         }];
         connections.push(Connection {
             connection_id: self.customer.connection_id.clone(),
-            kind: if self.initiation == Initiation::Outbound {
+            // A callback's customer is dialed, as an outbound call's is.
+            kind: if matches!(self.initiation, Initiation::Outbound | Initiation::Callback) {
                 ConnectionKind::Outbound
             } else {
                 ConnectionKind::Inbound

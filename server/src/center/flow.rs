@@ -849,7 +849,7 @@ impl Center {
             id.clone(),
             Call {
                 id: id.clone(),
-                initiation: Initiation::Outbound,
+                initiation: Initiation::Callback,
                 queue: Some(queue.to_owned()),
                 created_at: now,
                 attributes,
