@@ -1044,3 +1044,90 @@ async fn whispers_play_together_and_hold_flows_play_while_the_caller_is_held() {
         assert!(names.iter().any(|n| n == e), "{e} in {names:?}");
     }
 }
+
+/// The next JSON text message on the customer phone's socket.
+async fn phone_message(
+    phone: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> serde_json::Value {
+    use futures_util::StreamExt;
+    for _ in 0..1000 {
+        let msg = tokio::time::timeout(Duration::from_secs(10), phone.next())
+            .await
+            .expect("a message in time")
+            .expect("open")
+            .expect("message");
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
+            return serde_json::from_str(t.as_str()).expect("json");
+        }
+    }
+    panic!("no text message");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_customer_phone_dials_an_entry_point_and_its_keys_reach_the_flow() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let orders = OrderService::start().await;
+    let running = start(&orders, Lookup::Up).await;
+    let addr = running.addr;
+    let (mut phone, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/customer/ws"))
+        .await
+        .expect("phone");
+    // Neither a queue nor a number: refused, and the phone may dial again.
+    let bad = serde_json::json!({ "type": "dial", "from": "+15555550100", "key": SIM_KEY });
+    phone
+        .send(Message::Text(bad.to_string().into()))
+        .await
+        .expect("send");
+    let m = phone_message(&mut phone).await;
+    assert_eq!(
+        (m["type"].as_str(), m["code"].as_str()),
+        (Some("error"), Some("bad_request"))
+    );
+    // Keys before a call: refused.
+    let keys = |d: &str| {
+        Message::Text(
+            serde_json::json!({ "type": "digits", "digits": d })
+                .to_string()
+                .into(),
+        )
+    };
+    phone.send(keys("1")).await.expect("send");
+    let m = phone_message(&mut phone).await;
+    assert_eq!(m["code"], "invalid_state");
+    let dial = serde_json::json!({
+        "type": "dial", "from": "+15555550100", "to": "+18005550100", "key": SIM_KEY,
+    });
+    phone
+        .send(Message::Text(dial.to_string().into()))
+        .await
+        .expect("dial");
+    let c = loop {
+        let m = phone_message(&mut phone).await;
+        if m["type"] == "dialed" {
+            break m["contact_id"].as_str().expect("id").to_owned();
+        }
+    };
+    loop {
+        let m = phone_message(&mut phone).await;
+        if m["type"] == "state" {
+            assert_eq!(m["state"], "flow");
+            break;
+        }
+    }
+    // A bad key is refused; "2" cancels the order.
+    phone.send(keys("x")).await.expect("send");
+    assert_eq!(phone_message(&mut phone).await["code"], "invalid_argument");
+    phone.send(keys("2")).await.expect("send");
+    loop {
+        let m = phone_message(&mut phone).await;
+        if m["type"] == "state" && m["state"] == "ended" {
+            break;
+        }
+    }
+    assert!(orders.orders().cancelled);
+    let bob = login(addr, "bob", "bob-pass").await;
+    assert!(took(&path_of(&record(addr, &bob, &c).await), "menu", "2"));
+}
