@@ -920,6 +920,7 @@ impl Center {
     /// hold flow plays to the caller and the agent hold flow to the agent,
     /// if the call's flows set them; resuming stops both.
     pub(super) fn flow_hold(&mut self, call_id: &str, agent: &str, hold: bool, now: Millis) {
+        let mut changed = false;
         if hold {
             let customer = FlowRole::CustomerHold {
                 agent: agent.to_owned(),
@@ -927,8 +928,8 @@ impl Center {
             let to_agent = FlowRole::AgentHold {
                 agent: agent.to_owned(),
             };
-            self.start_side_flow(call_id, Lane::Customer, customer, now);
-            self.start_side_flow(call_id, Lane::Agent, to_agent, now);
+            changed |= self.start_side_flow(call_id, Lane::Customer, customer, now);
+            changed |= self.start_side_flow(call_id, Lane::Agent, to_agent, now);
         } else {
             for lane in [Lane::Customer, Lane::Agent] {
                 let holding = self.lane_mut(call_id, lane).is_some_and(|f| {
@@ -939,10 +940,13 @@ impl Center {
                 });
                 if holding {
                     self.flow_ended(call_id, lane, now);
+                    changed = true;
                 }
             }
         }
-        self.plan_media(call_id);
+        if changed {
+            self.plan_media(call_id);
+        }
     }
 
     /// Starts the flow of `role` in `lane` if the call's flows set one of
