@@ -37,6 +37,10 @@ pub enum Initiation {
     Outbound,
     /// Another agent transferred or consulted the contact to this agent.
     Transfer,
+    /// A queued callback (a flow's `queue_callback`): it rings at the
+    /// agent like an inbound call, and the customer is dialed once the
+    /// agent accepts (Streams' `queue_callback` contact type).
+    Callback,
 }
 
 /// One agent's state of a contact.

@@ -233,6 +233,8 @@ struct RawQuickConnect {
     agent: Option<Spanned<String>>,
     queue: Option<Spanned<String>>,
     phone_number: Option<Spanned<String>>,
+    /// A transfer flow run when an agent transfers to it.
+    flow: Option<Spanned<String>>,
 }
 
 /// A validated configuration.
@@ -453,6 +455,7 @@ impl Validator<'_> {
             order,
             entry_points,
             functions,
+            quick_connects: BTreeMap::new(),
         })
     }
 }
@@ -890,8 +893,12 @@ impl Validator<'_> {
         }
 
         let mut quick_connects: Vec<Endpoint> = Vec::new();
+        let mut quick_connect_flows = Vec::new();
         for qc in raw.quick_connects {
             let id = qc.id.get_ref().clone();
+            if let Some(flow) = qc.flow {
+                quick_connect_flows.push((id.clone(), qc.kind, flow));
+            }
             if quick_connects.iter().any(|e| e.id == id) {
                 return self.err(
                     &qc.id.span(),
@@ -1014,6 +1021,7 @@ impl Validator<'_> {
             sip.enabled(),
             base,
         )?;
+        let flows = self.quick_connect_flows(flows, quick_connect_flows)?;
         Ok(Config {
             listen,
             crm_demo_listen,
@@ -1049,6 +1057,56 @@ impl Validator<'_> {
             sip,
             flows: std::sync::Arc::new(flows),
         })
+    }
+
+    /// Checks each quick connect's `flow`: a `transfer_to_agent` flow for
+    /// an agent, a `transfer_to_queue` flow for a queue, none for a number.
+    fn quick_connect_flows(
+        &self,
+        mut flows: crate::flow::Flows,
+        wanted: Vec<(String, EndpointKind, Spanned<String>)>,
+    ) -> Result<crate::flow::Flows, ConfigError> {
+        use crate::flow::FlowType;
+        for (id, kind, flow) in wanted {
+            let want = match kind {
+                EndpointKind::Agent => FlowType::TransferToAgent,
+                EndpointKind::Queue => FlowType::TransferToQueue,
+                EndpointKind::PhoneNumber => {
+                    return self.err(
+                        &flow.span(),
+                        format!(
+                            "quick connect `{id}`: only agent and queue quick connects run a flow"
+                        ),
+                    );
+                }
+            };
+            match flows.flows.get(flow.get_ref()) {
+                None => {
+                    return self.err(
+                        &flow.span(),
+                        format!(
+                            "quick connect `{id}` names unknown flow `{}`",
+                            flow.get_ref()
+                        ),
+                    );
+                }
+                Some(f) if f.kind != want => {
+                    return self.err(
+                        &flow.span(),
+                        format!(
+                            "quick connect `{id}`: flow `{}` is a {} flow, not {}",
+                            flow.get_ref(),
+                            f.kind.as_str(),
+                            want.as_str()
+                        ),
+                    );
+                }
+                Some(_) => {
+                    flows.quick_connects.insert(id, flow.into_inner());
+                }
+            }
+        }
+        Ok(flows)
     }
 
     /// The simulator's key and rate: a simulator that is on needs a key

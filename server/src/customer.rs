@@ -3,11 +3,14 @@
 //! through the same audio engine the CCP uses.
 //!
 //! Text frames, JSON: the page sends `{"type":"dial","from","queue","key"}`
-//! (`key` is the simulator key: a page's WebSocket cannot carry a header,
-//! and a URL is no place for a secret; see [`crate::fence`]) and
-//! later `{"type":"hangup"}`; the backend answers `{"type":"dialed",
+//! or, to call a number that is a contact flow's entry point,
+//! `{"type":"dial","from","to","key"}` (`key` is the simulator key: a
+//! page's WebSocket cannot carry a header, and a URL is no place for a
+//! secret; see [`crate::fence`]), then `{"type":"digits","digits"}` for
+//! keys pressed (the flow takes them) and `{"type":"hangup"}`; the
+//! backend answers `{"type":"dialed",
 //! "contact_id","leg"}` or `{"type":"error","code","message"}`, and sends
-//! `{"type":"state","state"}` (queued, ringing, connected, hold, ended) as
+//! `{"type":"state","state"}` (flow, queued, ringing, connected, hold, ended) as
 //! the call moves. Binary frames carry media with the `leg` from `dialed`,
 //! both ways, exactly as on an agent's socket.
 
@@ -32,9 +35,19 @@ use crate::ws::{is_too_big, spawn_writer, RATE_LIMITED};
 enum Request {
     Dial {
         from: String,
-        queue: String,
+        /// A queue to wait in, or...
+        #[serde(default)]
+        queue: Option<String>,
+        /// ...a number to call: an entry point, whose contact flow runs.
+        #[serde(default)]
+        to: Option<String>,
         #[serde(default)]
         key: String,
+    },
+    /// Keys pressed on the page's keypad (out of band, as RFC 4733 events
+    /// are on a trunk): they go to the call's flow, and agents see them.
+    Digits {
+        digits: String,
     },
     Hangup,
 }
@@ -126,7 +139,7 @@ pub async fn serve_customer(socket: WebSocket, state: AppState, mut ticket: Sock
                 } else {
                     match msg {
                         Message::Text(text) => match serde_json::from_str::<Request>(text.as_str()) {
-                            Ok(Request::Dial { from, queue, key }) if call.is_none() => {
+                            Ok(Request::Dial { from, queue, to, key }) if call.is_none() => {
                                 let now = state.now();
                                 if let Err(e) = state.fence.check_key(&key) {
                                     // Wrong key: say so and hang up the socket.
@@ -139,12 +152,21 @@ pub async fn serve_customer(socket: WebSocket, state: AppState, mut ticket: Sock
                                     continue;
                                 }
                                 let leg = random_leg();
-                                let placed = match state.center.lock() {
-                                    Ok(mut c) => c.place_inbound_playing(&from, &queue, CallerAudio::Live { leg }, now),
-                                    Err(_) => break,
+                                let placed = match (state.center.lock(), queue, to) {
+                                    (Err(_), _, _) => break,
+                                    (Ok(mut c), Some(queue), None) => {
+                                        Some(c.place_inbound_playing(&from, &queue, CallerAudio::Live { leg }, now))
+                                    }
+                                    (Ok(mut c), None, Some(to)) => Some(c.place_flow_call(&from, &to, CallerAudio::Live { leg }, now)),
+                                    // Neither or both.
+                                    (Ok(_), _, _) => None,
                                 };
                                 match placed {
-                                    Ok(id) => {
+                                    None => {
+                                        tx.push(error(ErrorCode::BadRequest, "dial needs either `queue` or `to`"));
+                                        errored = true;
+                                    }
+                                    Some(Ok(id)) => {
                                         if let (Some(bridge), Some(media)) = (&state.bridge, media_tx.take()) {
                                             media_slot = Some(bridge.attach(&customer_key(&id), media));
                                         }
@@ -153,7 +175,7 @@ pub async fn serve_customer(socket: WebSocket, state: AppState, mut ticket: Sock
                                         deadline = None;
                                         ticket.admitted_other();
                                     }
-                                    Err(refused) => {
+                                    Some(Err(refused)) => {
                                         let body = refused.body();
                                         tx.push(error(body.code, body.message));
                                         errored = true;
@@ -163,6 +185,18 @@ pub async fn serve_customer(socket: WebSocket, state: AppState, mut ticket: Sock
                             Ok(Request::Dial { .. }) => {
                                 tx.push(error(ErrorCode::InvalidState, "this phone is already on a call"));
                                 errored = true;
+                            }
+                            Ok(Request::Digits { digits }) => {
+                                let now = state.now();
+                                let done = match (&call, state.center.lock()) {
+                                    (Some((id, _)), Ok(mut c)) => c.caller_digits(id, &digits, now).map_err(|e| e.body()),
+                                    (None, _) => Err(protocol::error::ErrorBody::new(ErrorCode::InvalidState, "no call on this phone")),
+                                    (_, Err(_)) => break,
+                                };
+                                if let Err(body) = done {
+                                    tx.push(error(body.code, body.message));
+                                    errored = true;
+                                }
                             }
                             Ok(Request::Hangup) => {
                                 if let Some((id, _)) = &call {

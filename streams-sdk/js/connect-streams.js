@@ -289,9 +289,11 @@
   }
 
   // Streams reports a ringing inbound voice call as CONNECTING (INCOMING is
-  // for queued callbacks); every other state has the same name.
+  // for queued callbacks, which ring as INCOMING and fire onIncoming); every
+  // other state has the same name.
   function contactStateType(c) {
-    return c.state === 'incoming' ? ContactStateType.CONNECTING : c.state;
+    if (c.state === 'incoming' && c.initiation !== 'callback') return ContactStateType.CONNECTING;
+    return c.state;
   }
 
   function endpointData(e) {
@@ -323,7 +325,7 @@
     return {
       contactId: c.id,
       initialContactId: c.id,
-      type: ContactType.VOICE,
+      type: c.initiation === 'callback' ? ContactType.QUEUE_CALLBACK : ContactType.VOICE,
       contactSubtype: 'connect:Telephony',
       state: { type: contactStateType(c), timestamp: c.since ? new Date(c.since) : null },
       queue: c.queue ? { queueARN: c.queue.id, queueId: c.queue.id, name: c.queue.name } : null,
@@ -878,8 +880,9 @@
   Agent.prototype.getDialableCountries = function () { return this._data().configuration.dialableCountries; };
   Agent.prototype.isSoftphoneEnabled = function () { return this._data().configuration.softphoneEnabled; };
   Agent.prototype.getContacts = function (type) {
-    if (type && type !== ContactType.VOICE) return [];
-    return this._data().snapshot.contacts.map(function (c) { return new Contact(c.contactId); });
+    return this._data().snapshot.contacts
+      .filter(function (c) { return !type || c.type === type; })
+      .map(function (c) { return new Contact(c.contactId); });
   };
   Agent.prototype.getAllQueueARNs = function () { return this.getRoutingProfile().queues.map(function (q) { return q.queueARN; }); };
   Agent.prototype.toSnapshot = function () {

@@ -164,14 +164,14 @@ export class Contact {
     constructor(session: Session, raw: any);
     /** @readonly @type {string} */
     readonly id: string;
-    /** @readonly @type {'voice'} */
-    readonly type: "voice";
+    /** Streams' contact type: a queued callback is `queue_callback`. @readonly @type {'voice'|'queue_callback'} */
+    readonly type: "voice" | "queue_callback";
     /** @readonly @type {'init'|'incoming'|'connecting'|'connected'|'ended'|'missed'|'rejected'|'error'} */
     readonly state: "init" | "incoming" | "connecting" | "connected" | "ended" | "missed" | "rejected" | "error";
     /** @readonly @type {number | null} */
     readonly since: number | null;
-    /** @readonly @type {'inbound'|'outbound'|'transfer'} */
-    readonly initiation: "inbound" | "outbound" | "transfer";
+    /** @readonly @type {'inbound'|'outbound'|'transfer'|'callback'} */
+    readonly initiation: "inbound" | "outbound" | "transfer" | "callback";
     /** @readonly @type {QueueRef | null} */
     readonly queue: QueueRef | null;
     /** @readonly @type {Readonly<Record<string, string>>} */

@@ -248,13 +248,13 @@ export class Contact {
   constructor(session, raw) {
     /** @readonly @type {string} */
     this.id = raw.contact_id;
-    /** @readonly @type {'voice'} */
-    this.type = 'voice';
+    /** Streams' contact type: a queued callback is `queue_callback`. @readonly @type {'voice'|'queue_callback'} */
+    this.type = raw.initiation === 'callback' ? 'queue_callback' : 'voice';
     /** @readonly @type {'init'|'incoming'|'connecting'|'connected'|'ended'|'missed'|'rejected'|'error'} */
     this.state = raw.state.name;
     /** @readonly @type {number | null} */
     this.since = raw.state.since ?? null;
-    /** @readonly @type {'inbound'|'outbound'|'transfer'} */
+    /** @readonly @type {'inbound'|'outbound'|'transfer'|'callback'} */
     this.initiation = raw.initiation;
     /** @readonly @type {QueueRef | null} */
     this.queue = raw.queue ? deepFreeze({ ...raw.queue }) : null;

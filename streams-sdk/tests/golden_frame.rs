@@ -112,6 +112,37 @@ fn state_push() -> FromCcp {
     )))
 }
 
+/// A state with a queued callback ringing at the agent: initiation
+/// `callback`, the customer an outbound leg dialed once the agent accepts.
+fn callback_push() -> FromCcp {
+    let mut ringing = contact("incoming");
+    ringing["initiation"] = json!("callback");
+    ringing["connections"][1]["kind"] = json!("outbound");
+    ringing["connections"][1]["state"] = json!({"name": "init"});
+    let snapshot: Snapshot = serde_json::from_value(json!({
+        "seq": 9,
+        "status": {"state": {"name": "Available", "kind": "routable"}, "since": 1_000},
+        "muted": false,
+        "configuration": {
+            "username": "alice", "name": "Alice Tanaka",
+            "routing_profile": {"id": "front", "name": "Front line", "queues": [
+                {"queue": {"id": "support", "name": "Support"}, "priority": 1, "delay_s": 0}
+            ]},
+            "softphone_enabled": true, "wrap_up_codes": ["Resolved"]
+        },
+        "states": [{"name": "Available", "kind": "routable"}],
+        "contacts": []
+    }))
+    .expect("a snapshot");
+    let mut state = ClientState::default();
+    state.apply_snapshot(snapshot);
+    let view = serde_json::from_value(ringing).expect("a callback contact view");
+    let changes = state.apply_event(10, &Event::ContactUpdated(view));
+    FromCcp::State(Box::new(StatePush::new(
+        NONCE, "open", true, &state, &changes,
+    )))
+}
+
 fn contact(state: &str) -> Value {
     let contact_state = if state == "incoming" {
         json!({"name": "incoming", "since": 2_000, "expires_at": 32_000})
@@ -163,6 +194,7 @@ fn from_ccp() -> Vec<(&'static str, FromCcp)> {
             },
         ),
         ("state", state_push()),
+        ("state-callback", callback_push()),
         (
             "response-ok",
             FromCcp::op_response(NONCE, 1, Ok(OpResult::Ack)),

@@ -35,13 +35,16 @@ function startProcess(bin, args, re, what) {
 }
 
 /**
- * Starts the order service and the backend; resolves with { url,
- * ordersUrl, stopOrders, stop, log }. `stopOrders` ends the order service
+ * Starts the order service and the backend; resolves with { url, crmUrl
+ * (the demo origin with the customer phone page, with `crm`), ordersUrl,
+ * stopOrders, stop, log }. `stopOrders` ends the order service
  * early (the "function down" case).
  */
-export async function startSampleCenter() {
+export async function startSampleCenter({ crm = false } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'switchboard-sample-flow-'));
   const port = await freePort();
+  // The demo origin (the customer phone page), when asked for.
+  const crmUrl = crm ? `http://127.0.0.1:${await freePort()}` : null;
   const orders = startProcess(
     join(ROOT, 'target/debug/switchboard-order-service'),
     ['--listen', `127.0.0.1:${port}`, '--db', join(dir, 'orders.sqlite'), '--exit-on-stdin-eof'],
@@ -88,7 +91,8 @@ listen = "127.0.0.1:0"
 data_dir = "${dir}"
 public_dir = "${join(ROOT, 'public')}"
 ccp_dir = "${join(ROOT, 'dist')}"
-approved_origins = ["http://localhost:9"]
+approved_origins = ["http://localhost:9"${crmUrl ? `, "${crmUrl}"` : ''}]
+${crmUrl ? `crm_demo_listen = "${crmUrl.replace('http://', '')}"` : ''}
 simulator = true
 simulator_key = "${SIM_KEY}"
 simulator_calls_per_minute = 100000
@@ -116,6 +120,7 @@ simulator_calls_per_minute = 100000
   };
   return {
     url,
+    crmUrl,
     ordersUrl,
     stopOrders,
     log: () => backend.log(),

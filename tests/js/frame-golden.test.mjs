@@ -93,6 +93,23 @@ test('the SDK posts exactly the golden page messages and takes every golden CCP 
   s.terminate();
 });
 
+test('a golden callback state: the contact is a queue_callback that rings (incoming)', async () => {
+  const { s, deliver } = session();
+  const ready = s._handshake(2000);
+  const seen = [];
+  s.on('incoming', (c) => seen.push(c?.id));
+  deliver('hello');
+  deliver('state-callback');
+  await ready;
+  assert.equal(s.dropped, 0);
+  const c = s.contact('c-1');
+  assert.equal(c.initiation, 'callback');
+  assert.equal(c.type, 'queue_callback');
+  assert.equal(c.state, 'incoming');
+  assert.deepEqual(seen, ['c-1']);
+  s.terminate();
+});
+
 test('a golden hello_refused fails the handshake with version_mismatch', async () => {
   const { s, deliver } = session();
   const ready = s._handshake(2000);

@@ -193,6 +193,36 @@ test('outbound call answered: CONNECTING then CONNECTED; a failed one: ERROR, MI
   ]);
 });
 
+test('a queued callback rings as INCOMING (onIncoming, not onConnecting), of type queue_callback', async () => {
+  const seen = [];
+  connect.contact((contact) => {
+    contact.onConnecting(() => seen.push('connecting'));
+    contact.onIncoming((c) => seen.push('incoming ' + c.getStatus().type + ' ' + c.getType()));
+  });
+  // The backend's callback: initiation `callback`, the customer an outbound
+  // leg not yet dialed, ringing at the agent.
+  const callback = [
+    { id: 'k-cust', kind: 'outbound', endpoint: { id: 'phone:+819012345678', kind: 'phone_number', name: '+819012345678', phone_number: '+819012345678' }, state: 'init', since: 1000 },
+    { id: 'k-agent', kind: 'agent', endpoint: { id: 'agent:alice', kind: 'agent', name: 'Alice' }, state: 'connecting', since: 1000 },
+  ];
+  session.putContact('c-1', { state: 'incoming', type: 'queue_callback', initiation: 'callback', connections: callback });
+  await session.push(['incoming']);
+  assert.deepEqual(seen, ['incoming incoming queue_callback']);
+  assert.deepEqual(events, ['agent::refresh', 'contact::init', 'contact::incoming', 'contact::refresh']);
+  const contact = new connect.Contact('c-1');
+  assert.equal(contact.getType(), connect.ContactType.QUEUE_CALLBACK);
+  assert.equal(contact.getInitiationMethod(), 'callback');
+  const agent = new connect.Agent();
+  assert.deepEqual(agent.getContacts(connect.ContactType.QUEUE_CALLBACK).map((c) => c.getContactId()), ['c-1']);
+  assert.deepEqual(agent.getContacts(connect.ContactType.VOICE), []);
+  assert.equal(agent.getContacts().length, 1);
+  // Accepted: the customer is dialed (CONNECTING), then answers.
+  events.length = 0;
+  session.putContact('c-1', { state: 'connecting' });
+  await session.push(['contactRefresh']);
+  assert.ok(events.includes('contact::connecting'), events.join(', '));
+});
+
 test('hold and resume are REFRESH only; the connection reports HOLD', async () => {
   await ring();
   await connectCall();

@@ -164,12 +164,26 @@ async fn start(orders: &OrderService, lookup: Lookup) -> server::Running {
     let dir = temp_dir("flows");
     std::fs::create_dir_all(dir.join("flows")).expect("dir");
     let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("flows");
-    for f in ["order-support", "wait", "agent-whisper", "callback"] {
+    for f in [
+        "order-support",
+        "wait",
+        "agent-whisper",
+        "callback",
+        "held",
+        "customer-whisper",
+        "customer-hold",
+        "agent-hold",
+    ] {
         std::fs::copy(
             src.join(format!("{f}.toml")),
             dir.join("flows").join(format!("{f}.toml")),
         )
         .expect("copy flow");
+    }
+    // The hold and customer whisper prompts: tones of their own pitch.
+    std::fs::create_dir_all(dir.join("prompts")).expect("dir");
+    for (hz, ms) in [(2000.0, 600), (1000.0, 1000), (1500.0, 1000)] {
+        write_tone(&dir.join(format!("prompts/tone-{hz}.wav")), hz, ms);
     }
     let base = format!("http://{}", orders.addr);
     let lookup_url = match lookup {
@@ -220,6 +234,22 @@ flow = "order-support"
 [[entry_points]]
 number = "+18005550199"
 flow = "callback"
+
+[[flows]]
+file = "flows/held.toml"
+
+[[flows]]
+file = "flows/customer-whisper.toml"
+
+[[flows]]
+file = "flows/customer-hold.toml"
+
+[[flows]]
+file = "flows/agent-hold.toml"
+
+[[entry_points]]
+number = "+18005550177"
+flow = "held"
 "#
     );
     let text = TEST_CONFIG.replacen(
@@ -639,6 +669,12 @@ async fn a_queued_callback_calls_the_customer_when_an_agent_is_free() {
     let cb = offered(&mut alice).await;
     assert_ne!(cb, c);
     let view = alice.state().contacts[&cb].clone();
+    // On the wire it is a callback, ringing like an inbound call.
+    assert_eq!(view.initiation, protocol::contact::Initiation::Callback);
+    assert!(matches!(
+        view.state,
+        protocol::contact::ContactState::Incoming { .. }
+    ));
     let customer = view
         .connections
         .iter()
@@ -698,7 +734,19 @@ async fn supervisors_read_the_flows_as_graphs() {
     assert_eq!(status, 200, "{json}");
     let flows = json["flows"].as_array().expect("flows");
     let ids: Vec<&str> = flows.iter().filter_map(|f| f["id"].as_str()).collect();
-    assert_eq!(ids, ["order-support", "wait", "agent-whisper", "callback"]);
+    assert_eq!(
+        ids,
+        [
+            "order-support",
+            "wait",
+            "agent-whisper",
+            "callback",
+            "held",
+            "customer-whisper",
+            "customer-hold",
+            "agent-hold"
+        ]
+    );
     let order = &flows[0];
     assert_eq!(order["type"], "inbound");
     assert_eq!(order["start"], "voice");
@@ -758,4 +806,328 @@ async fn raw_get(addr: SocketAddr, path: &str) -> String {
     let mut out = Vec::new();
     s.read_to_end(&mut out).await.expect("read");
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Writes a 48 kHz mono 16-bit WAV of a `hz` tone, `ms` long.
+fn write_tone(path: &std::path::Path, hz: f32, ms: u32) {
+    let n = 48 * ms;
+    let mut w = Vec::with_capacity(44 + 2 * n as usize);
+    w.extend_from_slice(b"RIFF");
+    w.extend_from_slice(&(36 + 2 * n).to_le_bytes());
+    w.extend_from_slice(b"WAVEfmt ");
+    w.extend_from_slice(&16u32.to_le_bytes());
+    w.extend_from_slice(&1u16.to_le_bytes());
+    w.extend_from_slice(&1u16.to_le_bytes());
+    w.extend_from_slice(&48_000u32.to_le_bytes());
+    w.extend_from_slice(&96_000u32.to_le_bytes());
+    w.extend_from_slice(&2u16.to_le_bytes());
+    w.extend_from_slice(&16u16.to_le_bytes());
+    w.extend_from_slice(b"data");
+    w.extend_from_slice(&(2 * n).to_le_bytes());
+    for i in 0..n {
+        let x = 0.3 * (2.0 * std::f32::consts::PI * hz * i as f32 / 48_000.0).sin();
+        w.extend_from_slice(&((x * 32767.0) as i16).to_le_bytes());
+    }
+    std::fs::write(path, w).expect("tone");
+}
+
+/// The power of `hz` in a 48 kHz window (Goertzel).
+fn power_at(window: &[f32], hz: f32) -> f32 {
+    let k = 2.0 * (2.0 * std::f32::consts::PI * hz / 48_000.0).cos();
+    let (mut s1, mut s2) = (0.0f32, 0.0f32);
+    for &x in window {
+        let s0 = x + k * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    s1 * s1 + s2 * s2 - k * s1 * s2
+}
+
+/// The pitches a test listens for: the three test tones and the notes of
+/// the bridge's hold music.
+const PITCHES: [f32; 6] = [2000.0, 1000.0, 1500.0, 523.25, 659.25, 783.99];
+
+/// For each 20 ms window of `pcm` that is loud (RMS over 0.01), the pitch
+/// of [`PITCHES`] that dominates it (ten times any other), if one does.
+fn pitches(pcm: &[f32]) -> Vec<Option<f32>> {
+    pcm.chunks_exact(PACKET)
+        .filter(|w| (w.iter().map(|x| x * x).sum::<f32>() / w.len() as f32).sqrt() > 0.01)
+        .map(|w| {
+            let p: Vec<f32> = PITCHES.iter().map(|&hz| power_at(w, hz)).collect();
+            let (best, top) =
+                p.iter()
+                    .enumerate()
+                    .fold((0, 0.0f32), |a, (i, &x)| if x > a.1 { (i, x) } else { a });
+            p.iter()
+                .enumerate()
+                .all(|(i, &x)| i == best || x * 10.0 < top)
+                .then_some(PITCHES[best])
+        })
+        .collect()
+}
+
+fn count(p: &[Option<f32>], hz: f32) -> usize {
+    p.iter().filter(|x| **x == Some(hz)).count()
+}
+
+/// Decodes the agent's received frames `from..to` into PCM.
+fn agent_pcm(frames: &[Vec<u8>]) -> Vec<f32> {
+    let mut dec = Decoder::new().expect("decoder");
+    let mut out = Vec::new();
+    for b in frames {
+        let Ok(f) = decode_media_frame(b) else {
+            continue;
+        };
+        let mut pcm = [0.0f32; PACKET];
+        if dec.decode(f.payload, &mut pcm).is_ok() {
+            out.extend_from_slice(&pcm);
+        }
+    }
+    out
+}
+
+/// The events of a contact's record, by name.
+fn event_names(rec: &serde_json::Value) -> Vec<String> {
+    rec["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["event"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whispers_play_together_and_hold_flows_play_while_the_caller_is_held() {
+    let orders = OrderService::start().await;
+    let running = start(&orders, Lookup::Up).await;
+    let addr = running.addr;
+    let mut alice = Client::available(addr, "alice", "alice-pass").await;
+    let c = call(addr, "+18005550177", &[]).await;
+    offered(&mut alice).await;
+    let (leg, customer) = alice.accept_with_leg(&c).await;
+    let mut k = 0u32;
+    let mut silence = || {
+        k += 1;
+        let mut f = Vec::new();
+        encode_media_frame(
+            &MediaHeader {
+                flags: 0,
+                leg,
+                sequence: k,
+                timestamp: k * PACKET as u32,
+            },
+            &[0xf8, 0xff, 0xfe],
+            &mut f,
+        );
+        f
+    };
+    let bob = login(addr, "bob", "bob-pass").await;
+    // Both whispers, then the connected call.
+    let mut names = Vec::new();
+    for _ in 0..100 {
+        alice
+            .stream_media(Duration::from_millis(200), &mut silence)
+            .await;
+        names = event_names(&record(addr, &bob, &c).await);
+        if names.iter().any(|n| n == "whisper_done")
+            && names.iter().any(|n| n == "customer_whisper_done")
+        {
+            break;
+        }
+    }
+    let at = |name: &str| {
+        names
+            .iter()
+            .position(|n| n == name)
+            .unwrap_or_else(|| panic!("no {name} in {names:?}"))
+    };
+    // Together: each started before either ended.
+    assert!(at("customer_whisper") < at("customer_whisper_done"));
+    assert!(at("whisper") < at("customer_whisper_done"), "{names:?}");
+    assert!(at("customer_whisper") < at("whisper_done"), "{names:?}");
+    let whisper_end = alice.media_in.len();
+    // The agent heard its own whisper (speech), never the caller's tone.
+    let heard = pitches(&agent_pcm(&alice.media_in[..whisper_end]));
+    assert!(heard.len() >= 15, "whisper: {} loud windows", heard.len());
+    assert_eq!(count(&heard, 2000.0), 0, "{heard:?}");
+    // Hold: about 2 s of the hold flows, then resume and 1 s more.
+    alice
+        .stream_media(Duration::from_millis(400), &mut silence)
+        .await;
+    let hold_start = alice.media_in.len();
+    alice
+        .ok(Op::Hold {
+            contact_id: c.clone(),
+            connection_id: customer.clone(),
+        })
+        .await;
+    alice
+        .stream_media(Duration::from_millis(2000), &mut silence)
+        .await;
+    let hold_end = alice.media_in.len();
+    alice
+        .ok(Op::Resume {
+            contact_id: c.clone(),
+            connection_id: customer.clone(),
+        })
+        .await;
+    alice
+        .stream_media(Duration::from_millis(1000), &mut silence)
+        .await;
+    let during = pitches(&agent_pcm(&alice.media_in[hold_start..hold_end]));
+    let after = pitches(&agent_pcm(&alice.media_in[hold_end + 10..]));
+    eprintln!(
+        "agent during hold: {} loud, 1500 Hz {}; after: {} loud",
+        during.len(),
+        count(&during, 1500.0),
+        after.len()
+    );
+    // The agent hold flow's tone, not the caller's.
+    assert!(count(&during, 1500.0) >= 40, "{during:?}");
+    assert_eq!(count(&during, 1000.0), 0, "{during:?}");
+    // Resumed: the silent caller again.
+    assert!(after.len() <= 2, "after resume: {after:?}");
+    // The agent hangs up; what the caller heard: its whisper and its hold
+    // flow, never the agent's, nor the hold music while its hold flow
+    // played.
+    let own = alice.state().contacts[&c]
+        .agent_connection()
+        .expect("own connection")
+        .connection_id
+        .clone();
+    alice
+        .ok(Op::EndConnection {
+            contact_id: c.clone(),
+            connection_id: own,
+        })
+        .await;
+    wait_caller(addr, &c, "ended").await;
+    let (status, wav) = server::sim::http_request_bytes(
+        addr,
+        "GET",
+        &format!("/v1/sim/calls/{c}/heard"),
+        &[sim_auth()],
+    )
+    .await
+    .expect("http");
+    assert_eq!(status, 200);
+    let pcm: Vec<f32> = wav[44..]
+        .chunks_exact(2)
+        .map(|c| f32::from(i16::from_le_bytes([c[0], c[1]])) / 32768.0)
+        .collect();
+    let caller = pitches(&pcm);
+    eprintln!(
+        "caller: {} loud; 2000 Hz {}, 1000 Hz {}, 1500 Hz {}",
+        caller.len(),
+        count(&caller, 2000.0),
+        count(&caller, 1000.0),
+        count(&caller, 1500.0)
+    );
+    assert!(count(&caller, 2000.0) >= 15, "customer whisper: {caller:?}");
+    assert!(count(&caller, 1000.0) >= 40, "customer hold: {caller:?}");
+    assert_eq!(count(&caller, 1500.0), 0, "{caller:?}");
+    let music: usize = [523.25, 659.25, 783.99]
+        .iter()
+        .map(|&hz| count(&caller, hz))
+        .sum();
+    assert!(
+        music <= 3,
+        "hold music instead of the hold flow: {caller:?}"
+    );
+    let names = event_names(&record(addr, &bob, &c).await);
+    for e in [
+        "customer_hold",
+        "agent_hold",
+        "customer_hold_done",
+        "agent_hold_done",
+    ] {
+        assert!(names.iter().any(|n| n == e), "{e} in {names:?}");
+    }
+}
+
+/// The next JSON text message on the customer phone's socket.
+async fn phone_message(
+    phone: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> serde_json::Value {
+    use futures_util::StreamExt;
+    for _ in 0..1000 {
+        let msg = tokio::time::timeout(Duration::from_secs(10), phone.next())
+            .await
+            .expect("a message in time")
+            .expect("open")
+            .expect("message");
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
+            return serde_json::from_str(t.as_str()).expect("json");
+        }
+    }
+    panic!("no text message");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_customer_phone_dials_an_entry_point_and_its_keys_reach_the_flow() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let orders = OrderService::start().await;
+    let running = start(&orders, Lookup::Up).await;
+    let addr = running.addr;
+    let (mut phone, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/customer/ws"))
+        .await
+        .expect("phone");
+    // Neither a queue nor a number: refused, and the phone may dial again.
+    let bad = serde_json::json!({ "type": "dial", "from": "+15555550100", "key": SIM_KEY });
+    phone
+        .send(Message::Text(bad.to_string().into()))
+        .await
+        .expect("send");
+    let m = phone_message(&mut phone).await;
+    assert_eq!(
+        (m["type"].as_str(), m["code"].as_str()),
+        (Some("error"), Some("bad_request"))
+    );
+    // Keys before a call: refused.
+    let keys = |d: &str| {
+        Message::Text(
+            serde_json::json!({ "type": "digits", "digits": d })
+                .to_string()
+                .into(),
+        )
+    };
+    phone.send(keys("1")).await.expect("send");
+    let m = phone_message(&mut phone).await;
+    assert_eq!(m["code"], "invalid_state");
+    let dial = serde_json::json!({
+        "type": "dial", "from": "+15555550100", "to": "+18005550100", "key": SIM_KEY,
+    });
+    phone
+        .send(Message::Text(dial.to_string().into()))
+        .await
+        .expect("dial");
+    let c = loop {
+        let m = phone_message(&mut phone).await;
+        if m["type"] == "dialed" {
+            break m["contact_id"].as_str().expect("id").to_owned();
+        }
+    };
+    loop {
+        let m = phone_message(&mut phone).await;
+        if m["type"] == "state" {
+            assert_eq!(m["state"], "flow");
+            break;
+        }
+    }
+    // A bad key is refused; "2" cancels the order.
+    phone.send(keys("x")).await.expect("send");
+    assert_eq!(phone_message(&mut phone).await["code"], "invalid_argument");
+    phone.send(keys("2")).await.expect("send");
+    loop {
+        let m = phone_message(&mut phone).await;
+        if m["type"] == "state" && m["state"] == "ended" {
+            break;
+        }
+    }
+    assert!(orders.orders().cancelled);
+    let bob = login(addr, "bob", "bob-pass").await;
+    assert!(took(&path_of(&record(addr, &bob, &c).await), "menu", "2"));
 }

@@ -185,7 +185,8 @@ impl Call {
         }];
         connections.push(Connection {
             connection_id: self.customer.connection_id.clone(),
-            kind: if self.initiation == Initiation::Outbound {
+            // A callback's customer is dialed, as an outbound call's is.
+            kind: if matches!(self.initiation, Initiation::Outbound | Initiation::Callback) {
                 ConnectionKind::Outbound
             } else {
                 ConnectionKind::Inbound
@@ -225,6 +226,22 @@ impl Call {
                     media_leg: None,
                 });
             }
+        }
+        // A transfer whose flow runs shows as the quick connect being reached.
+        if let Some(super::FlowRole::Transfer {
+            connection_id,
+            endpoint,
+            since,
+            ..
+        }) = self.flow.as_ref().map(|f| &f.role)
+        {
+            connections.push(Connection {
+                connection_id: connection_id.clone(),
+                kind: ConnectionKind::ThirdParty,
+                endpoint: endpoint.clone(),
+                state: ConnectionState::Connecting { since: *since },
+                media_leg: None,
+            });
         }
         for e in &self.externals {
             connections.push(Connection {

@@ -478,6 +478,7 @@ impl Center {
             conn.resume(now)
         }?;
         *conn = next;
+        let customer = call.customer.connection_id == connection_id;
         let _ = self.store.contact_event(
             contact_id,
             now,
@@ -485,6 +486,10 @@ impl Center {
             if hold { "hold" } else { "resume" },
             Some(connection_id),
         );
+        if customer {
+            // The hold flows the call's flows set, if any.
+            self.flow_hold(contact_id, agent, hold, now);
+        }
         self.publish(contact_id, now);
         Ok(OpResult::Ack)
     }
@@ -769,6 +774,10 @@ impl Center {
         call.ended = true;
         call.waiting = None;
         call.flow = None;
+        self.end_agent_lane(call_id);
+        let Some(call) = self.calls.get_mut(call_id) else {
+            return;
+        };
         self.early_media.remove(call_id);
         if let Ok(s) = call.customer.state.disconnect(reason, now) {
             call.customer.state = s;

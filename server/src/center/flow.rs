@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use protocol::contact::{ConnectionState, Initiation};
+use protocol::contact::{ConnectionState, ContactState, Initiation};
 use protocol::endpoint::{is_e164, Endpoint};
 use protocol::Millis;
 
@@ -40,11 +40,89 @@ pub enum FlowRole {
         agent: String,
     },
     /// The customer whisper flow, before the caller is connected to
-    /// `agent` (and before the agent whisper).
+    /// `agent` (while the agent hears the agent whisper).
     CustomerWhisper {
         /// The agent who accepted.
         agent: String,
     },
+    /// The customer hold flow, while `agent` holds the caller.
+    CustomerHold {
+        /// The agent who put the caller on hold.
+        agent: String,
+    },
+    /// The agent hold flow, heard by `agent` while the caller is held.
+    AgentHold {
+        /// The agent who put the caller on hold.
+        agent: String,
+    },
+    /// A quick connect's transfer flow (`transfer_to_agent` or
+    /// `transfer_to_queue`), run for the held caller when `agent`
+    /// transfers; its `transfer_to_queue` reaches the target.
+    Transfer {
+        /// The agent transferring.
+        agent: String,
+        /// The connection id the transferring agent was given.
+        connection_id: String,
+        /// The quick connect.
+        endpoint: Endpoint,
+        /// When the transfer began.
+        since: Millis,
+    },
+}
+
+/// Which party a flow beside a call plays to. A call has one flow per
+/// lane, so the customer and the agent can each hear their own at once
+/// (the two whispers, the two hold flows); keys go to the customer lane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// The caller (and the entry, queue and routing flows): `Call::flow`.
+    Customer,
+    /// The agent (agent whisper, agent hold): [`AgentLanes`].
+    Agent,
+}
+
+/// The agent lane's flows, kept beside the calls (by call id) rather than
+/// in them, and the calls whose agents are on a side media plan now.
+///
+/// While an agent hears a flow of its own (or waits for the caller's
+/// whisper, or holds a caller who hears the hold flow), the agent leaves
+/// the call's media plan for a side plan (`<call>~agent`) holding the
+/// agent and its prompt, so each side hears only its own flow. The set
+/// remembers which side plans exist so that their end reaches the bridge
+/// before the agent rejoins the call's plan (the bridge routes an agent's
+/// leg to the plan that named it last).
+#[derive(Debug, Default)]
+pub struct AgentLanes {
+    runs: std::collections::HashMap<String, Box<FlowRun>>,
+    sides: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+impl AgentLanes {
+    /// When the agent lanes have something due on the center's tick.
+    pub fn deadlines(&self) -> impl Iterator<Item = Millis> + '_ {
+        self.runs.values().flat_map(|r| r.deadlines())
+    }
+
+    /// The agent lane's flow of a call, if one runs.
+    pub fn get(&self, call_id: &str) -> Option<&FlowRun> {
+        self.runs.get(call_id).map(|r| &**r)
+    }
+
+    /// Notes that `call_id`'s side plan exists (`true`) or was ended;
+    /// whether it existed before.
+    pub fn set_side(&self, call_id: &str, on: bool) -> bool {
+        let mut sides = self.sides.lock().unwrap_or_else(|e| e.into_inner());
+        if on {
+            !sides.insert(call_id.to_owned())
+        } else {
+            sides.remove(call_id)
+        }
+    }
+}
+
+/// The id of a call's side media plan (see [`AgentLanes`]).
+pub fn side_plan_id(call_id: &str) -> String {
+    format!("{call_id}~agent")
 }
 
 /// A prompt being rendered or played.
@@ -118,6 +196,8 @@ pub enum FlowJob {
     Prompt {
         /// Contact id.
         contact: String,
+        /// The lane of the runner that asked.
+        lane: Lane,
         /// The runner's prompt number.
         seq: u64,
         /// What.
@@ -129,6 +209,8 @@ pub enum FlowJob {
     Invoke {
         /// Contact id.
         contact: String,
+        /// The lane of the runner that asked.
+        lane: Lane,
         /// The runner's call number.
         seq: u64,
         /// Where.
@@ -147,6 +229,8 @@ pub enum FlowDone {
     Prompt {
         /// Contact id.
         contact: String,
+        /// The lane of the runner that asked.
+        lane: Lane,
         /// The runner's prompt number.
         seq: u64,
         /// The file and its length.
@@ -156,12 +240,19 @@ pub enum FlowDone {
     Invoke {
         /// Contact id.
         contact: String,
+        /// The lane of the runner that asked.
+        lane: Lane,
         /// The runner's call number.
         seq: u64,
         /// Attributes.
         result: Result<BTreeMap<String, String>, String>,
     },
 }
+
+/// The working queue a `transfer_to_agent` flow starts with: the agent's
+/// own queue, as in Connect (`agent:<username>`; its `transfer_to_queue`
+/// offers the call to that agent).
+pub const AGENT_QUEUE: &str = "agent:";
 
 /// Queue hours and metrics as the runner sees them.
 struct CenterEnv<'a> {
@@ -170,6 +261,9 @@ struct CenterEnv<'a> {
 
 impl Env for CenterEnv<'_> {
     fn queue_open(&self, queue: &str, now: Millis) -> bool {
+        if queue.starts_with(AGENT_QUEUE) {
+            return true;
+        }
         self.center
             .cfg
             .queues
@@ -178,6 +272,12 @@ impl Env for CenterEnv<'_> {
     }
 
     fn queue_metric(&self, queue: &str, metric: Metric, now: Millis) -> f64 {
+        if let Some(agent) = queue.strip_prefix(AGENT_QUEUE) {
+            return match metric {
+                Metric::AgentsAvailable => f64::from(u8::from(self.center.is_available(agent))),
+                _ => 0.0,
+            };
+        }
         let waiting = self
             .center
             .calls
@@ -199,6 +299,11 @@ impl Env for CenterEnv<'_> {
     }
 
     fn queue_name(&self, queue: &str) -> String {
+        if let Some(agent) = queue.strip_prefix(AGENT_QUEUE) {
+            if let Some(a) = self.center.cfg.agents.get(agent) {
+                return a.name.clone();
+            }
+        }
         self.center
             .cfg
             .queues
@@ -298,15 +403,11 @@ impl Center {
         match done {
             FlowDone::Prompt {
                 contact,
+                lane,
                 seq,
                 result,
             } => {
-                let Some(run) = self
-                    .calls
-                    .get_mut(&contact)
-                    .filter(|c| !c.ended)
-                    .and_then(|c| c.flow.as_mut())
-                else {
+                let Some(run) = self.lane_mut(&contact, lane) else {
                     return;
                 };
                 let Some(p) = run.playing.as_mut().filter(|p| p.seq == seq) else {
@@ -323,16 +424,54 @@ impl Center {
                         // caller hears silence), never a stuck flow.
                         tracing::warn!(%contact, "prompt: {why}");
                         run.playing = None;
-                        self.drive_flow(&contact, Some(Input::PromptDone(seq)), now);
+                        self.drive_lane(&contact, lane, Some(Input::PromptDone(seq)), now);
                     }
                 }
             }
             FlowDone::Invoke {
                 contact,
+                lane,
                 seq,
                 result,
-            } => self.drive_flow(&contact, Some(Input::FunctionDone(seq, result)), now),
+            } => self.drive_lane(&contact, lane, Some(Input::FunctionDone(seq, result)), now),
         }
+    }
+
+    /// The flow of `lane` of a live call, if one runs.
+    fn lane_mut(&mut self, call_id: &str, lane: Lane) -> Option<&mut FlowRun> {
+        let call = self.calls.get_mut(call_id).filter(|c| !c.ended)?;
+        match lane {
+            Lane::Customer => call.flow.as_deref_mut(),
+            Lane::Agent => self.agent_lanes.runs.get_mut(call_id).map(|r| &mut **r),
+        }
+    }
+
+    /// Takes the flow of `lane` out of a live call (to feed it).
+    fn lane_take(&mut self, call_id: &str, lane: Lane) -> Option<Box<FlowRun>> {
+        let call = self.calls.get_mut(call_id).filter(|c| !c.ended)?;
+        match lane {
+            Lane::Customer => call.flow.take(),
+            Lane::Agent => self.agent_lanes.runs.remove(call_id),
+        }
+    }
+
+    /// Puts a flow back in `lane` (dropped if the call ended meanwhile).
+    fn lane_put(&mut self, call_id: &str, lane: Lane, run: Box<FlowRun>) {
+        let Some(call) = self.calls.get_mut(call_id).filter(|c| !c.ended) else {
+            return;
+        };
+        match lane {
+            Lane::Customer => call.flow = Some(run),
+            Lane::Agent => {
+                self.agent_lanes.runs.insert(call_id.to_owned(), run);
+            }
+        }
+    }
+
+    /// Drops the agent lane of a call that ended (its side plan, if any,
+    /// is ended by the call's last media plan).
+    pub(super) fn end_agent_lane(&mut self, call_id: &str) {
+        self.agent_lanes.runs.remove(call_id);
     }
 
     /// The caller's keys, if a flow listens: true when one did.
@@ -350,65 +489,75 @@ impl Center {
 
     /// Prompts that ended and runner timeouts, on the tick.
     pub(super) fn flow_ticks(&mut self, now: Millis) {
-        let due: Vec<String> = self
+        let due = |f: &FlowRun| f.deadlines().any(|t| t <= now);
+        let mut lanes: Vec<(String, Lane)> = self
             .calls
             .values()
-            .filter(|c| {
-                !c.ended
-                    && c.flow
-                        .as_ref()
-                        .is_some_and(|f| f.deadlines().any(|t| t <= now))
-            })
-            .map(|c| c.id.clone())
+            .filter(|c| !c.ended && c.flow.as_deref().is_some_and(due))
+            .map(|c| (c.id.clone(), Lane::Customer))
             .collect();
-        for id in due {
-            let ended = self
-                .calls
-                .get_mut(&id)
-                .and_then(|c| c.flow.as_mut())
-                .and_then(|f| {
-                    let p = f.playing.as_ref()?;
-                    if p.ends_at.is_some_and(|t| t <= now) {
-                        let seq = p.seq;
-                        f.playing = None;
-                        Some(seq)
-                    } else {
-                        None
-                    }
-                });
+        lanes.extend(
+            self.agent_lanes
+                .runs
+                .iter()
+                .filter(|(_, f)| due(f))
+                .map(|(id, _)| (id.clone(), Lane::Agent)),
+        );
+        // Agent lanes of calls that are gone are dropped here at the latest.
+        let calls = &self.calls;
+        self.agent_lanes
+            .runs
+            .retain(|id, _| calls.get(id).is_some_and(|c| !c.ended));
+        for (id, lane) in lanes {
+            let ended = self.lane_mut(&id, lane).and_then(|f| {
+                let p = f.playing.as_ref()?;
+                if p.ends_at.is_some_and(|t| t <= now) {
+                    let seq = p.seq;
+                    f.playing = None;
+                    Some(seq)
+                } else {
+                    None
+                }
+            });
             if let Some(seq) = ended {
                 self.plan_media(&id);
-                self.drive_flow(&id, Some(Input::PromptDone(seq)), now);
+                self.drive_lane(&id, lane, Some(Input::PromptDone(seq)), now);
             }
-            self.drive_flow(&id, None, now);
+            self.drive_lane(&id, lane, None, now);
         }
     }
 
-    /// Feeds the call's runner (or only fires its due timers, with no
+    /// Feeds the call's customer-lane runner (see [`Center::drive_lane`]).
+    fn drive_flow(&mut self, call_id: &str, input: Option<Input>, now: Millis) {
+        self.drive_lane(call_id, Lane::Customer, input, now);
+    }
+
+    /// Feeds the runner of `lane` (or only fires its due timers, with no
     /// input) and performs what it asks.
     ///
     /// What the center answers at once (a job it cannot send, a queue
     /// that refuses) is fed back in this loop, not by recursion, so a flow
     /// failing over and over costs iterations (bounded by the runner's step
     /// limit), never stack.
-    fn drive_flow(&mut self, call_id: &str, input: Option<Input>, now: Millis) {
+    fn drive_lane(&mut self, call_id: &str, lane: Lane, input: Option<Input>, now: Millis) {
         let mut pending: std::collections::VecDeque<Option<Input>> =
             std::collections::VecDeque::from([input]);
         while let Some(input) = pending.pop_front() {
-            for answer in self.drive_once(call_id, input, now) {
+            for answer in self.drive_once(call_id, lane, input, now) {
                 pending.push_back(Some(answer));
             }
         }
     }
 
     /// One feeding of the runner; the inputs the center answers at once.
-    fn drive_once(&mut self, call_id: &str, input: Option<Input>, now: Millis) -> Vec<Input> {
-        let Some(mut run) = self
-            .calls
-            .get_mut(call_id)
-            .filter(|c| !c.ended)
-            .and_then(|c| c.flow.take())
-        else {
+    fn drive_once(
+        &mut self,
+        call_id: &str,
+        lane: Lane,
+        input: Option<Input>,
+        now: Millis,
+    ) -> Vec<Input> {
+        let Some(mut run) = self.lane_take(call_id, lane) else {
             return Vec::new();
         };
         let actions = {
@@ -436,11 +585,11 @@ impl Center {
                 call.attributes = attrs;
                 let _ = self.store.update_attributes(call_id, &call.attributes);
             }
-            call.flow = Some(run);
         }
+        self.lane_put(call_id, lane, run);
         actions
             .into_iter()
-            .filter_map(|action| self.flow_action(call_id, action, now))
+            .filter_map(|action| self.flow_action(call_id, lane, action, now))
             .collect()
     }
 
@@ -476,10 +625,16 @@ impl Center {
 
     /// Performs an action; an input for the runner when the answer is
     /// immediate (a job that cannot be sent, a queue that refuses).
-    fn flow_action(&mut self, call_id: &str, action: Action, now: Millis) -> Option<Input> {
+    fn flow_action(
+        &mut self,
+        call_id: &str,
+        lane: Lane,
+        action: Action,
+        now: Millis,
+    ) -> Option<Input> {
         match action {
             Action::Play { seq, say, language } => {
-                if let Some(run) = self.calls.get_mut(call_id).and_then(|c| c.flow.as_mut()) {
+                if let Some(run) = self.lane_mut(call_id, lane) {
                     run.playing = Some(Playing {
                         seq,
                         path: None,
@@ -488,6 +643,7 @@ impl Center {
                 }
                 let job = FlowJob::Prompt {
                     contact: call_id.to_owned(),
+                    lane,
                     seq,
                     say,
                     language,
@@ -495,7 +651,7 @@ impl Center {
                 if self.send_job(job).is_err() {
                     // Skipped (the caller hears silence), never waited for.
                     tracing::warn!(contact = %call_id, "prompt: no prompt worker (or it is busy)");
-                    if let Some(run) = self.calls.get_mut(call_id).and_then(|c| c.flow.as_mut()) {
+                    if let Some(run) = self.lane_mut(call_id, lane) {
                         run.playing = None;
                     }
                     return Some(Input::PromptDone(seq));
@@ -503,7 +659,7 @@ impl Center {
                 None
             }
             Action::StopPrompt => {
-                if let Some(run) = self.calls.get_mut(call_id).and_then(|c| c.flow.as_mut()) {
+                if let Some(run) = self.lane_mut(call_id, lane) {
                     run.playing = None;
                 }
                 self.plan_media(call_id);
@@ -517,6 +673,7 @@ impl Center {
                 let f = self.cfg.flows.functions.get(&function).cloned();
                 let job = f.map(|f| FlowJob::Invoke {
                     contact: call_id.to_owned(),
+                    lane,
                     seq,
                     url: f.url,
                     timeout_ms: f.timeout_ms,
@@ -532,6 +689,16 @@ impl Center {
                         Err("the function could not be invoked (no worker, or busy)".into()),
                     )
                 })
+            }
+            Action::End => {
+                self.flow_ended(call_id, lane, now);
+                None
+            }
+            // The agent lane's flow types (hold, whisper) cannot route or
+            // hang up (checked at start); if one ever asks, it just ends.
+            _ if lane == Lane::Agent => {
+                self.flow_ended(call_id, lane, now);
+                None
             }
             Action::Queue { queue } => self.flow_queue(call_id, &queue, now),
             Action::Callback { queue, number } => {
@@ -555,45 +722,32 @@ impl Center {
                 self.end_call(call_id, &reason, now);
                 None
             }
-            Action::End => {
-                self.flow_ended(call_id, now);
-                None
-            }
         }
     }
 
-    /// A flow beside the call ended: a whisper lets the call connect; a
-    /// queue flow leaves the caller waiting in silence.
-    fn flow_ended(&mut self, call_id: &str, now: Millis) {
-        let Some(call) = self.calls.get_mut(call_id) else {
+    /// A flow beside the call ended: a whisper lets its side connect (the
+    /// call connects when both whispers are over); a queue flow leaves the
+    /// caller waiting in silence; a hold flow leaves the held party the
+    /// hold tone.
+    fn flow_ended(&mut self, call_id: &str, lane: Lane, now: Millis) {
+        let Some(run) = self.lane_take(call_id, lane) else {
             return;
         };
-        let run = call.flow.take();
-        if let Some(run) = run {
+        if let Some(call) = self.calls.get_mut(call_id) {
             call.flow_ctx = Some(Box::new(run.runner.ctx().clone()));
-            match &run.role {
-                FlowRole::Whisper { agent } => {
-                    let agent = agent.clone();
-                    let _ =
-                        self.store
-                            .contact_event(call_id, now, Some(&agent), "whisper_done", None);
-                }
-                FlowRole::CustomerWhisper { agent } => {
-                    let agent = agent.clone();
-                    let _ = self.store.contact_event(
-                        call_id,
-                        now,
-                        Some(&agent),
-                        "customer_whisper_done",
-                        None,
-                    );
-                    // Then the agent's own whisper, if one is set.
-                    self.start_whisper(call_id, &agent, false, now);
-                    return self.publish(call_id, now);
-                }
-                _ => {}
-            }
         }
+        let (agent, event) = match &run.role {
+            FlowRole::Whisper { agent } => (agent, "whisper_done"),
+            FlowRole::CustomerWhisper { agent } => (agent, "customer_whisper_done"),
+            FlowRole::CustomerHold { agent } => (agent, "customer_hold_done"),
+            FlowRole::AgentHold { agent } => (agent, "agent_hold_done"),
+            FlowRole::Transfer { agent, .. } => (agent, "transfer_flow_done"),
+            FlowRole::Entry | FlowRole::Queue => return self.publish(call_id, now),
+        };
+        let _ = self
+            .store
+            .contact_event(call_id, now, Some(agent), event, None);
+        self.plan_media(call_id);
         self.publish(call_id, now);
     }
 
@@ -601,6 +755,19 @@ impl Center {
     /// attributes, age and working queue; a closed or full queue is the
     /// flow's error branch.
     fn flow_queue(&mut self, call_id: &str, queue: &str, now: Millis) -> Option<Input> {
+        if let Some(FlowRole::Transfer {
+            agent,
+            connection_id,
+            ..
+        }) = self
+            .calls
+            .get(call_id)?
+            .flow
+            .as_ref()
+            .map(|f| f.role.clone())
+        {
+            return self.transfer_flow_reach(call_id, &agent, &connection_id, queue, now);
+        }
         let Some(q) = self.cfg.queues.get(queue).cloned() else {
             return Some(Input::QueueRefused(format!("no queue `{queue}`")));
         };
@@ -682,7 +849,7 @@ impl Center {
             id.clone(),
             Call {
                 id: id.clone(),
-                initiation: Initiation::Outbound,
+                initiation: Initiation::Callback,
                 queue: Some(queue.to_owned()),
                 created_at: now,
                 attributes,
@@ -713,9 +880,9 @@ impl Center {
     }
 
     /// An agent accepted: the queue flow stops; a callback dials the
-    /// customer; the customer whisper flow, if one is set, plays to the
-    /// caller, then the agent whisper flow to the agent, before the two
-    /// are connected.
+    /// customer; the customer whisper flow (if one is set) plays to the
+    /// caller and, at the same time, the agent whisper flow to the agent;
+    /// the two are connected when both are over.
     pub(super) fn flow_accepted(&mut self, call_id: &str, agent: &str, now: Millis) {
         let answer_ms = self.cfg.external_answer_ms;
         let Some(call) = self.calls.get_mut(call_id) else {
@@ -734,55 +901,245 @@ impl Center {
                 call.flow_ctx = Some(Box::new(run.runner.ctx().clone()));
             }
         }
-        self.start_whisper(call_id, agent, true, now);
+        let customer = FlowRole::CustomerWhisper {
+            agent: agent.to_owned(),
+        };
+        let to_agent = FlowRole::Whisper {
+            agent: agent.to_owned(),
+        };
+        let started = [
+            self.start_side_flow(call_id, Lane::Customer, customer, now),
+            self.start_side_flow(call_id, Lane::Agent, to_agent, now),
+        ];
+        if started.contains(&true) {
+            self.plan_media(call_id);
+        }
     }
 
-    /// Starts the customer whisper flow (`customer_first`, if one is set)
-    /// or else the agent whisper flow, if one is set.
-    fn start_whisper(&mut self, call_id: &str, agent: &str, customer_first: bool, now: Millis) {
+    /// An agent put the caller on hold (`hold`) or resumed: the customer
+    /// hold flow plays to the caller and the agent hold flow to the agent,
+    /// if the call's flows set them; resuming stops both.
+    pub(super) fn flow_hold(&mut self, call_id: &str, agent: &str, hold: bool, now: Millis) {
+        let mut changed = false;
+        if hold {
+            let customer = FlowRole::CustomerHold {
+                agent: agent.to_owned(),
+            };
+            let to_agent = FlowRole::AgentHold {
+                agent: agent.to_owned(),
+            };
+            changed |= self.start_side_flow(call_id, Lane::Customer, customer, now);
+            changed |= self.start_side_flow(call_id, Lane::Agent, to_agent, now);
+        } else {
+            for lane in [Lane::Customer, Lane::Agent] {
+                let holding = self.lane_mut(call_id, lane).is_some_and(|f| {
+                    matches!(
+                        f.role,
+                        FlowRole::CustomerHold { .. } | FlowRole::AgentHold { .. }
+                    )
+                });
+                if holding {
+                    self.flow_ended(call_id, lane, now);
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            self.plan_media(call_id);
+        }
+    }
+
+    /// Starts the flow of `role` in `lane` if the call's flows set one of
+    /// its type (replacing a whisper still playing there; never an entry
+    /// or queue flow); whether one started.
+    fn start_side_flow(&mut self, call_id: &str, lane: Lane, role: FlowRole, now: Millis) -> bool {
         let flows = self.cfg.flows.clone();
-        let Some(call) = self.calls.get_mut(call_id) else {
-            return;
+        let Some(call) = self.calls.get(call_id).filter(|c| !c.ended) else {
+            return false;
         };
         let Some(ctx) = call.flow_ctx.clone() else {
-            return;
+            return false;
         };
-        let valid = |f: &Option<String>, kind: FlowType| {
-            f.clone()
-                .filter(|f| flows.flows.get(f).is_some_and(|f| f.kind == kind))
-        };
-        let customer =
-            valid(&ctx.customer_whisper_flow, FlowType::CustomerWhisper).filter(|_| customer_first);
-        let (flow, role, event) = match customer {
-            Some(f) => (
-                f,
-                FlowRole::CustomerWhisper {
-                    agent: agent.to_owned(),
-                },
+        let (set, kind, event, agent) = match &role {
+            FlowRole::CustomerWhisper { agent } => (
+                &ctx.customer_whisper_flow,
+                FlowType::CustomerWhisper,
                 "customer_whisper",
+                agent,
             ),
-            None => match valid(&ctx.agent_whisper_flow, FlowType::AgentWhisper) {
-                Some(f) => (
-                    f,
-                    FlowRole::Whisper {
-                        agent: agent.to_owned(),
-                    },
-                    "whisper",
-                ),
-                None => return,
-            },
+            FlowRole::Whisper { agent } => (
+                &ctx.agent_whisper_flow,
+                FlowType::AgentWhisper,
+                "whisper",
+                agent,
+            ),
+            FlowRole::CustomerHold { agent } => (
+                &ctx.customer_hold_flow,
+                FlowType::CustomerHold,
+                "customer_hold",
+                agent,
+            ),
+            FlowRole::AgentHold { agent } => (
+                &ctx.agent_hold_flow,
+                FlowType::AgentHold,
+                "agent_hold",
+                agent,
+            ),
+            FlowRole::Entry | FlowRole::Queue | FlowRole::Transfer { .. } => return false,
         };
+        let Some(flow) = set
+            .clone()
+            .filter(|f| flows.flows.get(f).is_some_and(|f| f.kind == kind))
+        else {
+            return false;
+        };
+        let agent = agent.clone();
+        let attributes = call.attributes.clone();
+        let busy = match lane {
+            Lane::Customer => call.flow.as_ref().map(|f| f.role.clone()),
+            Lane::Agent => self.agent_lanes.get(call_id).map(|f| f.role.clone()),
+        };
+        match busy {
+            None => {}
+            Some(FlowRole::Whisper { .. } | FlowRole::CustomerWhisper { .. }) => {
+                self.flow_ended(call_id, lane, now);
+            }
+            Some(_) => return false,
+        }
         let mut ctx = *ctx;
-        ctx.attributes = call.attributes.clone();
-        call.flow = Some(Box::new(FlowRun {
+        ctx.attributes = attributes;
+        let run = Box::new(FlowRun {
             runner: Runner::new(flows, &flow, ctx),
             role,
+            playing: None,
+        });
+        self.lane_put(call_id, lane, run);
+        let _ = self
+            .store
+            .contact_event(call_id, now, Some(&agent), event, Some(&flow));
+        self.drive_lane(call_id, lane, None, now);
+        true
+    }
+
+    /// A transfer to a quick connect that names a flow: the flow runs for
+    /// the held caller (prompts, attributes), its working queue the quick
+    /// connect's queue or the agent's own (`agent:<username>`), and its
+    /// `transfer_to_queue` reaches the target on `connection_id`.
+    pub(super) fn start_transfer_flow(
+        &mut self,
+        call_id: &str,
+        agent: &str,
+        flow: &str,
+        connection_id: &str,
+        endpoint: Endpoint,
+        now: Millis,
+    ) {
+        if self.calls.get(call_id).is_some_and(|c| c.flow.is_some()) {
+            // A whisper or hold flow still playing to the caller ends.
+            self.flow_ended(call_id, Lane::Customer, now);
+        }
+        let flows = self.cfg.flows.clone();
+        let Some(call) = self.calls.get_mut(call_id).filter(|c| !c.ended) else {
+            return;
+        };
+        let mut ctx = call.flow_ctx.as_deref().cloned().unwrap_or_else(|| {
+            let from = call
+                .customer
+                .endpoint
+                .phone_number
+                .clone()
+                .unwrap_or_default();
+            Context::new(call_id, &from, "")
+        });
+        ctx.attributes = call.attributes.clone();
+        ctx.queue = match (&endpoint.agent, &endpoint.queue) {
+            (Some(a), _) => Some(format!("{AGENT_QUEUE}{a}")),
+            (None, q) => q.clone(),
+        };
+        call.flow = Some(Box::new(FlowRun {
+            runner: Runner::new(flows, flow, ctx),
+            role: FlowRole::Transfer {
+                agent: agent.to_owned(),
+                connection_id: connection_id.to_owned(),
+                endpoint,
+                since: now,
+            },
             playing: None,
         }));
         let _ = self
             .store
-            .contact_event(call_id, now, Some(agent), event, Some(&flow));
+            .contact_event(call_id, now, Some(agent), "transfer_flow", Some(flow));
         self.drive_flow(call_id, None, now);
+    }
+
+    /// A transfer flow's `transfer_to_queue`: the call waits in `queue`
+    /// for the next agent, or `agent:<username>` is offered it, on the
+    /// connection the transferring agent was given; refused (the flow's
+    /// error branch) when the queue is closed or full or the agent busy.
+    fn transfer_flow_reach(
+        &mut self,
+        call_id: &str,
+        by: &str,
+        connection_id: &str,
+        queue: &str,
+        now: Millis,
+    ) -> Option<Input> {
+        if let Some(target) = queue.strip_prefix(AGENT_QUEUE) {
+            let on_call = self
+                .calls
+                .get(call_id)
+                .is_some_and(|c| c.participant(target).is_some());
+            if on_call || !self.is_available(target) {
+                return Some(Input::QueueRefused(format!("{target} is not available")));
+            }
+            let Ok(state) = ContactState::Init.offer(now, self.cfg.ring_timeout_ms) else {
+                return Some(Input::QueueRefused("the offer failed".into()));
+            };
+            let leg = self.new_leg();
+            let call = self.calls.get_mut(call_id)?;
+            call.participants.push(super::Participant {
+                agent: target.to_owned(),
+                connection_id: connection_id.to_owned(),
+                state,
+                conn: ConnectionState::Connecting { since: now },
+                initiation: Initiation::Transfer,
+                offered_from: None,
+                media_leg: leg,
+            });
+            self.add_contact(target, call_id);
+            let _ =
+                self.store
+                    .contact_event(call_id, now, Some(target), "offered", Some("transfer"));
+        } else {
+            let Some(q) = self.cfg.queues.get(queue).cloned() else {
+                return Some(Input::QueueRefused(format!("no queue `{queue}`")));
+            };
+            if let Some(error) = self.queue_refusal(queue, &q, now) {
+                return Some(Input::QueueRefused(error.to_string()));
+            }
+            let call = self.calls.get_mut(call_id)?;
+            let age = call.flow.as_ref().map_or(0, |f| f.runner.ctx().age_s);
+            call.waiting = Some(Wait {
+                queue: queue.to_owned(),
+                since: Millis(now.0.saturating_sub(age.saturating_mul(1000))),
+                connection_id: connection_id.to_owned(),
+            });
+        }
+        let call = self.calls.get_mut(call_id)?;
+        if let Some(run) = call.flow.take() {
+            let ctx = run.runner.ctx().clone();
+            call.attributes = ctx.attributes.clone();
+            call.flow_ctx = Some(Box::new(ctx));
+        }
+        let attrs = call.attributes.clone();
+        let _ = self.store.update_attributes(call_id, &attrs);
+        let _ = self
+            .store
+            .contact_event(call_id, now, Some(by), "transfer_flow_done", Some(queue));
+        self.plan_media(call_id);
+        self.publish(call_id, now);
+        self.route(now);
+        None
     }
 }
 
@@ -824,6 +1181,21 @@ username = "alice"
 password = "pw"
 name = "Alice"
 routing_profile = "p"
+[[agents]]
+username = "bob"
+password = "pw"
+name = "Bob"
+routing_profile = "p"
+[[quick_connects]]
+id = "qc-support"
+name = "Support queue"
+kind = "queue"
+queue = "support"
+[[quick_connects]]
+id = "qc-bob"
+name = "Bob"
+kind = "agent"
+agent = "bob"
 "#;
 
     const FLOW: &str = r#"name = "T"
@@ -887,6 +1259,16 @@ next = "aw"
 [blocks.aw]
 type = "set_whisper_flow"
 flow = "aw"
+next = "ch"
+
+[blocks.ch]
+type = "set_hold_flow"
+flow = "ch"
+next = "ah"
+
+[blocks.ah]
+type = "set_hold_flow"
+flow = "ah"
 next = "q"
 
 [blocks.q]
@@ -916,6 +1298,73 @@ type = "play_prompt"
 text = "Order $.Attributes.order_id."
 "#;
 
+    /// Music on hold: a prompt, looped.
+    const CUSTOMER_HOLD: &str = r#"name = "CH"
+type = "customer_hold"
+start = "say"
+
+[blocks.say]
+type = "play_prompt"
+text = "Please hold."
+next = "again"
+
+[blocks.again]
+type = "loop"
+count = 100
+looping = "say"
+complete = "say"
+"#;
+
+    const AGENT_HOLD: &str = r#"name = "AH"
+type = "agent_hold"
+start = "say"
+
+[blocks.say]
+type = "play_prompt"
+text = "The caller is on hold."
+"#;
+
+    /// A transfer-to-queue flow: a prompt, an attribute, the queue.
+    const XFER_QUEUE: &str = r#"name = "XQ"
+type = "transfer_to_queue"
+start = "say"
+
+[blocks.say]
+type = "play_prompt"
+text = "Transferring you."
+next = "mark"
+
+[blocks.mark]
+type = "set_attributes"
+attributes = { transferred_to = "$.Queue.Name" }
+next = "go"
+
+[blocks.go]
+type = "transfer_to_queue"
+error = "bye"
+
+[blocks.bye]
+type = "disconnect"
+"#;
+
+    /// A transfer-to-agent flow: an attribute, then the agent.
+    const XFER_AGENT: &str = r#"name = "XA"
+type = "transfer_to_agent"
+start = "mark"
+
+[blocks.mark]
+type = "set_attributes"
+attributes = { transferred_to = "$.Queue.Name" }
+next = "go"
+
+[blocks.go]
+type = "transfer_to_queue"
+error = "bye"
+
+[blocks.bye]
+type = "disconnect"
+"#;
+
     const T0: Millis = Millis(1_795_514_400_000);
 
     fn center() -> Center {
@@ -926,7 +1375,15 @@ text = "Order $.Attributes.order_id."
             ("w", WHISPERED),
             ("cw", CUSTOMER_WHISPER),
             ("aw", AGENT_WHISPER),
+            ("ch", CUSTOMER_HOLD),
+            ("ah", AGENT_HOLD),
+            ("xq", XFER_QUEUE),
+            ("xa", XFER_AGENT),
         ]);
+        flows
+            .quick_connects
+            .insert("qc-support".into(), "xq".into());
+        flows.quick_connects.insert("qc-bob".into(), "xa".into());
         flows.entry_points.insert("+18005550122".into(), "w".into());
         flows.entry_points.insert("+18005550100".into(), "t".into());
         flows
@@ -977,6 +1434,7 @@ text = "Order $.Attributes.order_id."
         c.flow_done(
             FlowDone::Prompt {
                 contact: id.clone(),
+                lane: Lane::Customer,
                 seq,
                 result: Ok((PathBuf::from("/x.wav"), 1500)),
             },
@@ -997,6 +1455,7 @@ text = "Order $.Attributes.order_id."
         c.flow_done(
             FlowDone::Invoke {
                 contact: id.clone(),
+                lane: Lane::Customer,
                 seq,
                 result: Ok(answer),
             },
@@ -1107,10 +1566,12 @@ text = "Order $.Attributes.order_id."
         assert!(rec.flow_log.len() <= crate::flow::run::MAX_STEPS as usize + 1);
     }
 
-    #[test]
-    fn the_customer_whisper_then_the_agent_whisper_play_before_connecting() {
-        let mut c = center();
-        let (tx, mut rx) = flow_channel();
+    /// A flow call to the whispered entry point, accepted by alice; the
+    /// jobs' receiver.
+    fn accepted_whispered_call(
+        c: &mut Center,
+    ) -> (String, tokio::sync::mpsc::Receiver<FlowJob>, Millis) {
+        let (tx, rx) = flow_channel();
         c.set_flow_jobs(tx);
         let id = c
             .place_flow_call(
@@ -1144,50 +1605,311 @@ text = "Order $.Attributes.order_id."
             t,
         )
         .expect("accept");
-        let mut said = Vec::new();
-        let mut now = t;
-        for _ in 0..2 {
-            let Ok(FlowJob::Prompt { seq, say, .. }) = rx.try_recv() else {
-                panic!("a prompt job");
-            };
-            said.push(say);
-            c.flow_done(
-                FlowDone::Prompt {
-                    contact: id.clone(),
-                    seq,
-                    result: Ok((PathBuf::from("/x.wav"), 700)),
-                },
-                now,
-            );
-            now = now.plus_ms(700);
-            c.tick(now);
+        (id, rx, t)
+    }
+
+    /// The prompt jobs waiting, as (lane, seq, text).
+    fn prompt_jobs(rx: &mut tokio::sync::mpsc::Receiver<FlowJob>) -> Vec<(Lane, u64, Say)> {
+        let mut out = Vec::new();
+        while let Ok(job) = rx.try_recv() {
+            if let FlowJob::Prompt { lane, seq, say, .. } = job {
+                out.push((lane, seq, say));
+            }
         }
-        assert_eq!(
-            said,
-            [
-                Say::Text("You are connected.".into()),
-                Say::Text("Order 100.".into())
-            ]
-        );
-        assert!(c.calls[&id].flow.is_none(), "both whispers over");
-        let events: Vec<String> = c
-            .store()
-            .contact(&id)
+        out
+    }
+
+    fn events(c: &Center, id: &str, part: &str) -> Vec<String> {
+        c.store()
+            .contact(id)
             .expect("read")
             .expect("record")
             .events
             .into_iter()
             .map(|e| e.event)
-            .filter(|e| e.contains("whisper"))
-            .collect();
+            .filter(|e| e.contains(part))
+            .collect()
+    }
+
+    #[test]
+    fn the_customer_and_agent_whispers_play_together_before_connecting() {
+        let mut c = center();
+        let (id, mut rx, t) = accepted_whispered_call(&mut c);
+        // Both whispers start at once, each in its own lane.
+        let jobs = prompt_jobs(&mut rx);
         assert_eq!(
-            events,
+            jobs.iter()
+                .map(|(l, _, s)| (*l, s.clone()))
+                .collect::<Vec<_>>(),
+            [
+                (Lane::Customer, Say::Text("You are connected.".into())),
+                (Lane::Agent, Say::Text("Order 100.".into())),
+            ]
+        );
+        assert_eq!(events(&c, &id, "whisper"), ["customer_whisper", "whisper"]);
+        // The customer's is 700 ms long, the agent's 1200 ms.
+        for (lane, seq, _) in &jobs {
+            let ms = if *lane == Lane::Customer { 700 } else { 1200 };
+            c.flow_done(
+                FlowDone::Prompt {
+                    contact: id.clone(),
+                    lane: *lane,
+                    seq: *seq,
+                    result: Ok((PathBuf::from("/x.wav"), ms)),
+                },
+                t,
+            );
+        }
+        assert_eq!(c.next_deadline(t), Some(t.plus_ms(700)));
+        c.tick(t.plus_ms(700));
+        assert!(
+            c.calls[&id].flow.is_none(),
+            "the customer's whisper is over"
+        );
+        assert!(c.agent_lanes.get(&id).is_some(), "the agent's still plays");
+        assert_eq!(c.next_deadline(t.plus_ms(700)), Some(t.plus_ms(1200)));
+        c.tick(t.plus_ms(1200));
+        assert!(c.agent_lanes.get(&id).is_none(), "both whispers over");
+        assert_eq!(
+            events(&c, &id, "whisper"),
             [
                 "customer_whisper",
-                "customer_whisper_done",
                 "whisper",
+                "customer_whisper_done",
                 "whisper_done"
             ]
         );
+    }
+
+    #[test]
+    fn holding_the_caller_plays_the_hold_flows_and_resuming_stops_them() {
+        let mut c = center();
+        let (id, mut rx, t) = accepted_whispered_call(&mut c);
+        // Whispers skipped (not rendered): the call connects.
+        for (lane, seq, _) in prompt_jobs(&mut rx) {
+            c.flow_done(
+                FlowDone::Prompt {
+                    contact: id.clone(),
+                    lane,
+                    seq,
+                    result: Err("not rendered".into()),
+                },
+                t,
+            );
+        }
+        assert!(c.calls[&id].flow.is_none() && c.agent_lanes.get(&id).is_none());
+        let customer = c.calls[&id].customer.connection_id.clone();
+        let hold = |hold| {
+            if hold {
+                Op::Hold {
+                    contact_id: id.clone(),
+                    connection_id: customer.clone(),
+                }
+            } else {
+                Op::Resume {
+                    contact_id: id.clone(),
+                    connection_id: customer.clone(),
+                }
+            }
+        };
+        let t1 = t.plus_ms(1000);
+        c.handle("alice", hold(true), t1).expect("hold");
+        let jobs = prompt_jobs(&mut rx);
+        assert_eq!(
+            jobs.iter()
+                .map(|(l, _, s)| (*l, s.clone()))
+                .collect::<Vec<_>>(),
+            [
+                (Lane::Customer, Say::Text("Please hold.".into())),
+                (Lane::Agent, Say::Text("The caller is on hold.".into())),
+            ]
+        );
+        // The customer's loops: its prompt again when it ends.
+        let (_, seq, _) = jobs[0].clone();
+        c.flow_done(
+            FlowDone::Prompt {
+                contact: id.clone(),
+                lane: Lane::Customer,
+                seq,
+                result: Ok((PathBuf::from("/x.wav"), 500)),
+            },
+            t1,
+        );
+        c.tick(t1.plus_ms(500));
+        let again = prompt_jobs(&mut rx);
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].0, Lane::Customer);
+        assert_eq!(again[0].2, Say::Text("Please hold.".into()));
+        // Resume: both stop, nothing more plays.
+        c.handle("alice", hold(false), t1.plus_ms(600))
+            .expect("resume");
+        assert!(c.calls[&id].flow.is_none() && c.agent_lanes.get(&id).is_none());
+        c.flow_done(
+            FlowDone::Prompt {
+                contact: id.clone(),
+                lane: Lane::Customer,
+                seq: again[0].1,
+                result: Ok((PathBuf::from("/x.wav"), 500)),
+            },
+            t1.plus_ms(700),
+        );
+        assert!(prompt_jobs(&mut rx).is_empty());
+        assert_eq!(
+            events(&c, &id, "_hold"),
+            [
+                "customer_hold",
+                "agent_hold",
+                "customer_hold_done",
+                "agent_hold_done"
+            ]
+        );
+        // Holding again starts them again.
+        c.handle("alice", hold(true), t1.plus_ms(800))
+            .expect("hold");
+        assert_eq!(prompt_jobs(&mut rx).len(), 2);
+    }
+
+    /// Alice transfers the connected whispered call to `qc`; the
+    /// connection id she was given.
+    fn transfer(c: &mut Center, id: &str, qc: &str, now: Millis) -> String {
+        let endpoint = c
+            .config()
+            .quick_connects
+            .iter()
+            .find(|e| e.id == qc)
+            .cloned()
+            .expect("quick connect");
+        match c
+            .handle(
+                "alice",
+                Op::AddConnection {
+                    contact_id: id.to_owned(),
+                    endpoint,
+                },
+                now,
+            )
+            .expect("transfer")
+        {
+            protocol::wire::OpResult::ConnectionAdded { connection_id } => connection_id,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Skips the whispers of a freshly accepted call (not rendered).
+    fn skip_prompts(
+        c: &mut Center,
+        id: &str,
+        rx: &mut tokio::sync::mpsc::Receiver<FlowJob>,
+        now: Millis,
+    ) {
+        for (lane, seq, _) in prompt_jobs(rx) {
+            c.flow_done(
+                FlowDone::Prompt {
+                    contact: id.to_owned(),
+                    lane,
+                    seq,
+                    result: Err("not rendered".into()),
+                },
+                now,
+            );
+        }
+    }
+
+    #[test]
+    fn a_queue_quick_connect_with_a_flow_runs_it_then_queues_the_call() {
+        let mut c = center();
+        let (id, mut rx, t) = accepted_whispered_call(&mut c);
+        skip_prompts(&mut c, &id, &mut rx, t);
+        let t1 = t.plus_ms(1000);
+        let conn = transfer(&mut c, &id, "qc-support", t1);
+        // The flow runs for the held caller; the transfer shows as the
+        // quick connect being reached, not yet as a queue wait.
+        let jobs = prompt_jobs(&mut rx);
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].0, Lane::Customer);
+        assert_eq!(jobs[0].2, Say::Text("Transferring you.".into()));
+        assert!(c.calls[&id].waiting.is_none());
+        let view = c.calls[&id]
+            .view("alice", c.config())
+            .expect("alice's view");
+        let pending = view
+            .connections
+            .iter()
+            .find(|k| k.connection_id == conn)
+            .expect("the transfer's connection");
+        assert_eq!(pending.endpoint.id, "qc-support");
+        assert!(matches!(pending.state, ConnectionState::Connecting { .. }));
+        // A second transfer meanwhile is refused.
+        let again = c.handle(
+            "alice",
+            Op::AddConnection {
+                contact_id: id.clone(),
+                endpoint: pending.endpoint.clone(),
+            },
+            t1,
+        );
+        assert!(again.is_err());
+        // The prompt ends: the attribute is set and the call waits in the
+        // quick connect's queue on the connection alice was given.
+        c.flow_done(
+            FlowDone::Prompt {
+                contact: id.clone(),
+                lane: Lane::Customer,
+                seq: jobs[0].1,
+                result: Ok((PathBuf::from("/x.wav"), 400)),
+            },
+            t1,
+        );
+        c.tick(t1.plus_ms(400));
+        let call = &c.calls[&id];
+        assert!(call.flow.is_none());
+        let w = call.waiting.as_ref().expect("waiting");
+        assert_eq!(
+            (w.queue.as_str(), w.connection_id.as_str()),
+            ("support", conn.as_str())
+        );
+        assert_eq!(call.attributes["transferred_to"], "Support");
+        assert_eq!(
+            events(&c, &id, "transfer_flow"),
+            ["transfer_flow", "transfer_flow_done"]
+        );
+        let p = path(&c, &id);
+        assert!(p.contains(&("go".into(), String::new())), "{p:?}");
+    }
+
+    #[test]
+    fn an_agent_quick_connect_with_a_flow_offers_the_agent_or_takes_the_error_branch() {
+        // Bob is available: the flow's transfer_to_queue offers him the call.
+        let mut c = center();
+        let (id, mut rx, t) = accepted_whispered_call(&mut c);
+        skip_prompts(&mut c, &id, &mut rx, t);
+        let (btx, _brx) = crate::limits::Outbox::new(64, 1 << 20);
+        c.attach("bob", None, btx).expect("attach");
+        c.handle(
+            "bob",
+            Op::SetAgentState {
+                state: "Available".into(),
+            },
+            t,
+        )
+        .expect("available");
+        let conn = transfer(&mut c, &id, "qc-bob", t.plus_ms(1000));
+        let call = &c.calls[&id];
+        let bob = call.participant("bob").expect("bob offered");
+        assert_eq!(bob.connection_id, conn);
+        assert!(matches!(bob.state, ContactState::Incoming { .. }));
+        assert_eq!(call.attributes["transferred_to"], "Bob");
+        assert!(call.flow.is_none());
+
+        // Bob is not available: the error branch (here a hang-up).
+        let mut c = center();
+        let (id, mut rx, t) = accepted_whispered_call(&mut c);
+        skip_prompts(&mut c, &id, &mut rx, t);
+        transfer(&mut c, &id, "qc-bob", t.plus_ms(1000));
+        assert!(c.calls[&id].participant("bob").is_none());
+        let p = path(&c, &id);
+        assert!(p.contains(&("go".into(), "error".into())), "{p:?}");
+        let rec = c.store().contact(&id).expect("read").expect("record");
+        assert_eq!(rec.disconnect_reason.as_deref(), Some("flow_disconnect"));
     }
 }

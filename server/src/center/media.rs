@@ -50,6 +50,7 @@ impl Center {
         use crate::bridge::{Audio, CallPlan, Command, PartyKind, PlannedParty};
         let Some(bridge) = &self.bridge else { return };
         let Some(call) = self.calls.get(call_id) else {
+            self.end_side_plan(bridge, call_id);
             bridge.send(Command::Plan(CallPlan {
                 call: call_id.to_owned(),
                 parties: Vec::new(),
@@ -101,13 +102,95 @@ impl Center {
                 });
             }
         }
+        // The agents move first: what the flows leave of the call's plan
+        // is the customer's side.
+        let side = self.side_parties(call, &mut parties);
         self.plan_flow_media(call, live_agents, &mut parties);
+        if side.is_empty() {
+            // The agents rejoin the call's plan after their side plan ended.
+            self.end_side_plan(bridge, call_id);
+        }
         bridge.send(Command::Plan(CallPlan {
             call: call_id.to_owned(),
             parties,
             ended: call.ended,
             recording: self.recording_path(call_id),
         }));
+        if !side.is_empty() {
+            // After the call's plan let go of the agents' legs.
+            self.agent_lanes.set_side(call_id, true);
+            bridge.send(Command::Plan(CallPlan {
+                call: super::flow::side_plan_id(call_id),
+                parties: side,
+                ended: false,
+                recording: None,
+            }));
+        }
+    }
+
+    /// Ends the side plan of `call_id` if it has one.
+    fn end_side_plan(&self, bridge: &crate::bridge::Bridge, call_id: &str) {
+        if self.agent_lanes.set_side(call_id, false) {
+            bridge.send(crate::bridge::Command::Plan(crate::bridge::CallPlan {
+                call: super::flow::side_plan_id(call_id),
+                parties: Vec::new(),
+                ended: true,
+                recording: None,
+            }));
+        }
+    }
+
+    /// Moves the agents to a side plan while each side hears its own flow
+    /// (see [`super::flow::AgentLanes`]): during the whispers (the call is
+    /// not connected until both are over), and while a held caller hears
+    /// the customer hold flow or the agent hears the agent hold flow. The
+    /// agent lane's prompt plays on the side plan. Empty: no side plan.
+    fn side_parties(
+        &self,
+        call: &super::Call,
+        parties: &mut Vec<crate::bridge::PlannedParty>,
+    ) -> Vec<crate::bridge::PlannedParty> {
+        use super::FlowRole;
+        use crate::bridge::{Audio, CallerAudio, PartyKind, PlannedParty};
+        if call.ended {
+            return Vec::new();
+        }
+        let agent_run = self.agent_lanes.get(&call.id);
+        let customer_role = call.flow.as_ref().map(|f| &f.role);
+        let apart = agent_run.is_some()
+            || matches!(
+                customer_role,
+                Some(
+                    FlowRole::CustomerWhisper { .. }
+                        | FlowRole::CustomerHold { .. }
+                        | FlowRole::Transfer { .. }
+                )
+            );
+        if !apart {
+            return Vec::new();
+        }
+        let mut side = Vec::new();
+        parties.retain(|p| {
+            let agent = matches!(p.kind, PartyKind::Agent { .. });
+            if agent {
+                side.push(p.clone());
+            }
+            !agent
+        });
+        if side.is_empty() {
+            return side;
+        }
+        if let Some((seq, path)) = agent_run.and_then(|f| f.playing_path()) {
+            side.push(PlannedParty {
+                id: format!("flow-agent-prompt-{seq}"),
+                kind: PartyKind::Caller {
+                    play: CallerAudio::Prompt(path.clone()),
+                    heard: None,
+                },
+                audio: Audio::Talking,
+            });
+        }
+        side
     }
 
     /// A flow's media: a call that came in through a flow keeps its
@@ -125,12 +208,24 @@ impl Center {
             return;
         }
         let role = call.flow.as_ref().map(|f| &f.role);
-        if matches!(role, Some(super::FlowRole::Whisper { .. })) {
-            // The agent hears the whisper before the caller is connected.
-            parties.retain(|p| p.id != call.customer.connection_id);
-        } else if matches!(role, Some(super::FlowRole::CustomerWhisper { .. })) {
-            // The caller hears its whisper before the agent is connected.
+        let held = matches!(call.customer.state, ConnectionState::Hold { .. });
+        if matches!(role, Some(super::FlowRole::CustomerWhisper { .. })) {
+            // The caller hears its whisper before the agent is connected
+            // (the agent is on the side plan, see `side_parties`).
             parties.retain(|p| p.id == call.customer.connection_id);
+        } else if matches!(
+            role,
+            Some(super::FlowRole::CustomerHold { .. } | super::FlowRole::Transfer { .. })
+        ) && held
+        {
+            // The held caller hears the hold flow instead of the hold
+            // tone, and nobody else: the agents are on the side plan, and
+            // other parties (a conference's third party) leave the plan
+            // while the caller is held.
+            parties.retain(|p| p.id == call.customer.connection_id);
+            for p in parties.iter_mut() {
+                p.audio = Audio::Muted;
+            }
         } else if call.via_flow && live_agents == 0 && !call.customer.state.is_disconnected() {
             parties.push(PlannedParty {
                 id: call.customer.connection_id.clone(),

@@ -37,7 +37,7 @@ use protocol::Millis;
 pub use agent::{AgentError, AgentPhase};
 pub use call::{agent_endpoint, Call, Participant, Party, Wait};
 pub use contact::{CallerPhase, CallerView, ContactError};
-pub use flow::{flow_channel, FlowDone, FlowJob, FlowRole, FLOW_JOBS};
+pub use flow::{flow_channel, FlowDone, FlowJob, FlowRole, Lane, FLOW_JOBS};
 pub use queue::{InboundRefused, QueueError};
 pub use rng::{OsRng, Rng, SeededRng};
 pub use transfer::TransferError;
@@ -125,6 +125,8 @@ pub struct Center {
     /// Outbound calls whose far end sends early media (183): the agent
     /// hears it while still dialing.
     early_media: std::collections::HashSet<String>,
+    /// Flows heard by agents beside their calls (see [`flow::AgentLanes`]).
+    agent_lanes: flow::AgentLanes,
 }
 
 /// A random id like `c-3f9a0c...` (16 hex digits) from the OS.
@@ -175,6 +177,7 @@ impl Center {
             flow_jobs: None,
             trunk: None,
             early_media: Default::default(),
+            agent_lanes: Default::default(),
         })
     }
 
@@ -295,6 +298,7 @@ impl Center {
         self.calls
             .values()
             .flat_map(|c| c.deadlines(&self.cfg))
+            .chain(self.agent_lanes.deadlines())
             .filter(|t| *t > after)
             .min()
     }

@@ -99,8 +99,19 @@ impl Center {
         now: Millis,
     ) -> Result<OpResult, OpError> {
         let endpoint = self.resolve(endpoint)?;
+        // A quick connect that names a transfer flow runs it first.
+        let transfer_flow = match endpoint.kind {
+            EndpointKind::Agent | EndpointKind::Queue => {
+                self.cfg.flows.quick_connects.get(&endpoint.id).cloned()
+            }
+            EndpointKind::PhoneNumber => None,
+        };
         let call = self.mine_connected(agent, contact_id)?;
-        if call.has_pending_offer() {
+        let flow_transferring = call
+            .flow
+            .as_ref()
+            .is_some_and(|f| matches!(f.role, super::FlowRole::Transfer { .. }));
+        if call.has_pending_offer() || flow_transferring {
             return Err(TransferError::AlreadyTransferring.into());
         }
         let target_agent = match endpoint.kind {
@@ -109,7 +120,9 @@ impl Center {
                 if target == agent || call.participant(&target).is_some() {
                     return Err(TransferError::AlreadyOnContact { agent: target }.into());
                 }
-                if !self.is_available(&target) {
+                // With a transfer flow, the flow's transfer_to_queue finds
+                // out (its error branch), as in Connect.
+                if transfer_flow.is_none() && !self.is_available(&target) {
                     return Err(TransferError::NotAvailable {
                         name: endpoint.name.clone(),
                     }
@@ -134,6 +147,7 @@ impl Center {
             }
         }
         match endpoint.kind {
+            _ if transfer_flow.is_some() => {}
             EndpointKind::Agent => {
                 let target = target_agent.unwrap_or_default();
                 let state = ContactState::Init
@@ -181,6 +195,9 @@ impl Center {
             "add_connection",
             Some(&endpoint.id),
         );
+        if let Some(flow) = transfer_flow {
+            self.start_transfer_flow(contact_id, agent, &flow, &connection_id, endpoint, now);
+        }
         self.publish(contact_id, now);
         self.route(now);
         Ok(OpResult::ConnectionAdded { connection_id })

@@ -472,6 +472,8 @@ pub struct Flows {
     pub entry_points: BTreeMap<String, String>,
     /// Functions by name.
     pub functions: BTreeMap<String, Function>,
+    /// Quick connect id to the transfer flow it runs (its `flow` key).
+    pub quick_connects: BTreeMap<String, String>,
 }
 
 impl Flows {
@@ -1670,5 +1672,57 @@ flow = "order-support"
         let (err, text) = broken_flow("max_digits = 1", "max_digits = = 1");
         assert!(err.file.ends_with("order-support.toml"));
         assert_eq!(err.line, Some(line_in(&text, "max_digits = = 1")));
+    }
+
+    #[test]
+    fn a_quick_connect_flow_must_be_a_transfer_flow_of_its_kind() {
+        const XFER: &str = "name = \"X\"\ntype = \"transfer_to_queue\"\nstart = \"go\"\n\n[blocks.go]\ntype = \"transfer_to_queue\"\nerror = \"bye\"\n\n[blocks.bye]\ntype = \"disconnect\"\n";
+        let flows = [
+            ("order-support.toml", ORDER_FLOW),
+            ("wait.toml", QUEUE_FLOW),
+            ("xfer.toml", XFER),
+        ];
+        let main = format!(
+            "{MAIN}\n[[flows]]\nfile = \"flows/xfer.toml\"\n\n[[quick_connects]]\nid = \"qc-flow\"\nname = \"Q\"\nkind = \"queue\"\nqueue = \"billing\"\nflow = \"xfer\"\n"
+        );
+        let cfg = load(&main, &flows).expect("a queue quick connect with a transfer_to_queue flow");
+        assert_eq!(cfg.flows.quick_connects["qc-flow"], "xfer");
+        let cases = [
+            (
+                "flow = \"xfer\"",
+                "flow = \"nowhere\"",
+                "unknown flow `nowhere`",
+            ),
+            (
+                "flow = \"xfer\"",
+                "flow = \"wait\"",
+                "not transfer_to_queue",
+            ),
+            (
+                "kind = \"queue\"\nqueue = \"billing\"",
+                "kind = \"agent\"\nagent = \"bob\"",
+                "not transfer_to_agent",
+            ),
+            (
+                "kind = \"queue\"\nqueue = \"billing\"",
+                "kind = \"phone_number\"\nphone_number = \"+15555550123\"",
+                "only agent and queue",
+            ),
+        ];
+        for (from, to, why) in cases {
+            let broken = main.replacen(from, to, 1);
+            let err = load(&broken, &flows).expect_err(to);
+            assert!(err.file.ends_with("main.toml"), "{err}");
+            let full = format!("{}\n{broken}", sample_without_flows());
+            // The quick connect's `flow` line, the last `flow =` in the file.
+            let line = full
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| l.starts_with("flow = "))
+                .last()
+                .map(|(i, _)| i + 1);
+            assert_eq!(err.line, line, "{to}: {err}");
+            assert!(err.message.contains(why), "{to}: {err}");
+        }
     }
 }

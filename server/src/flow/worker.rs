@@ -54,6 +54,7 @@ async fn perform(
     match job {
         FlowJob::Prompt {
             contact,
+            lane,
             seq,
             say,
             language,
@@ -61,6 +62,7 @@ async fn perform(
             let Ok(_slot) = tts.acquire().await else {
                 return FlowDone::Prompt {
                     contact,
+                    lane,
                     seq,
                     result: Err("the prompt worker stopped".into()),
                 };
@@ -86,12 +88,14 @@ async fn perform(
             .unwrap_or_else(|e| Err(format!("rendering failed: {e}")));
             FlowDone::Prompt {
                 contact,
+                lane,
                 seq,
                 result,
             }
         }
         FlowJob::Invoke {
             contact,
+            lane,
             seq,
             url,
             timeout_ms,
@@ -100,6 +104,7 @@ async fn perform(
             let result = super::invoke::call(&url, &body, Duration::from_millis(timeout_ms)).await;
             FlowDone::Invoke {
                 contact,
+                lane,
                 seq,
                 result,
             }
