@@ -53,9 +53,10 @@ export async function freePort() {
  * `crm: true` also serves the demo origin on its own port (the demo CRM at
  * /, the customer phone at /phone/), approved to frame the CCP (and to use
  * the simulator) as http://127.0.0.1:<port>; `approved` adds more origins;
- * `ringTimeoutS` is how long a call rings before it is missed.
+ * `ringTimeoutS` is how long a call rings before it is missed; `extraConfig`
+ * is TOML appended after the [server] table (other tables, e.g. `[sip]`).
  */
-export async function startBackend(extraServer = '', { crm = false, approved = [], ringTimeoutS = 30 } = {}) {
+export async function startBackend(extraServer = '', { crm = false, approved = [], ringTimeoutS = 30, extraConfig = '' } = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), 'switchboard-browser-'));
   const configPath = join(dataDir, 'config.toml');
   let crmUrl = null;
@@ -66,7 +67,7 @@ export async function startBackend(extraServer = '', { crm = false, approved = [
     origins.push(crmUrl);
     extraServer += `\ncrm_demo_listen = "127.0.0.1:${port}"\n`;
   }
-  writeFileSync(configPath, CONFIG(dataDir, extraServer, origins, ringTimeoutS));
+  writeFileSync(configPath, CONFIG(dataDir, extraServer, origins, ringTimeoutS) + extraConfig);
   const bin = join(ROOT, 'target/debug/switchboard-server');
   const proc = spawn(bin, ['--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';

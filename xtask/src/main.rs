@@ -495,6 +495,9 @@ fn cmd_bench(args: &[String]) -> Result<(), String> {
         "webrtc" => browser_bench("tests/bench/webrtc.mjs", true),
         "ccp" => browser_bench("tests/bench/ccp.mjs", false),
         "sdk" => browser_bench("tests/bench/sdk.mjs", false),
+        // A trunk call's mouth-to-ear both ways, baresip to the CCP (`true`:
+        // the test tools, baresip among them).
+        "sip-m2e" => browser_bench("tests/bench/sip-mouth-to-ear.mjs", true),
         other => Err(format!(
             "unknown benchmark `{other}` (known: load, media, media-load, hostile, sip, calls, webrtc, ccp, sdk)"
         )),
