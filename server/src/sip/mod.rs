@@ -47,9 +47,11 @@ pub enum SipError {
 
 /// A call's queue of SIP messages from the receive loop.
 const CALL_QUEUE: usize = 16;
-/// Most RTP packets waiting for the pacing clock (60 ms); older ones are
-/// dropped first.
-const PACED_MAX: usize = 3;
+/// Most RTP packets waiting for the pacing clock (200 ms); older ones are
+/// dropped first. Also the most sent at one tick when the task ran late.
+const PACED_MAX: usize = 10;
+/// One RTP packet's worth of wall time.
+const PACE: Duration = Duration::from_millis(20);
 /// RFC 3261 T1.
 const T1: Duration = Duration::from_millis(500);
 
@@ -824,6 +826,8 @@ struct Leg {
     media_rx: mpsc::Receiver<MediaOut>,
     media_open: bool,
     paced: std::collections::VecDeque<Vec<u8>>,
+    /// When the next paced packet is due (see [`Leg::pace`]).
+    pace_due: Option<tokio::time::Instant>,
     buf: Vec<u8>,
     contact: String,
     dtmf: dtmf::Dtmf,
@@ -868,6 +872,7 @@ impl Leg {
             media_rx,
             media_open: true,
             paced: std::collections::VecDeque::new(),
+            pace_due: None,
             buf: vec![0u8; 2048],
             contact: contact.to_owned(),
             dtmf: dtmf::Dtmf::new(te),
@@ -1009,21 +1014,32 @@ impl Leg {
         }
     }
 
-    /// One packet a 20 ms tick; two when behind, to catch up. While a
-    /// telephone-event is going out it replaces the voice packet (the
-    /// bridge's in-band tone for the same key), so the far end does not
-    /// detect the key twice.
+    /// Sends what is due: one packet per 20 ms of wall time since the
+    /// last, however late this tick runs. The poll clock skips the ticks
+    /// a busy machine missed, and sending one (or two) a tick then fell
+    /// behind the bridge for good: the queue overflowed and the trunk lost
+    /// packets. An idle queue banks no credit, so a stream that resumes
+    /// starts at its own rate. While a telephone-event is going out it
+    /// replaces the voice packet (the bridge's in-band tone for the same
+    /// key), so the far end does not detect the key twice.
     async fn pace(&mut self) {
-        if let Some(event) = self.dtmf.next_packet(&mut self.media) {
-            self.paced.pop_front();
-            let _ = self.rtp.send_to(&event, self.rtp_peer).await;
-            return;
-        }
-        for _ in 0..if self.paced.len() > 2 { 2 } else { 1 } {
-            if let Some(p) = self.paced.pop_front() {
+        let now = tokio::time::Instant::now();
+        let mut due = self.pace_due.unwrap_or(now);
+        let mut sent = 0;
+        while due <= now && sent < PACED_MAX {
+            if let Some(event) = self.dtmf.next_packet(&mut self.media) {
+                self.paced.pop_front();
+                let _ = self.rtp.send_to(&event, self.rtp_peer).await;
+            } else if let Some(p) = self.paced.pop_front() {
                 let _ = self.rtp.send_to(&p, self.rtp_peer).await;
+            } else {
+                due = now;
+                break;
             }
+            sent += 1;
+            due += PACE;
         }
+        self.pace_due = Some(due);
     }
 }
 
