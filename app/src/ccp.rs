@@ -199,9 +199,10 @@ impl Ccp {
     /// Contact ids, oldest first.
     pub fn contact_ids(&self) -> Vec<String> {
         self.state.with(|s| {
-            let mut v: Vec<&ContactView> = s.contacts.values().collect();
-            v.sort_by_key(|c| c.created_at);
-            v.into_iter().map(|c| c.contact_id.clone()).collect()
+            s.contacts_oldest_first()
+                .into_iter()
+                .map(|c| c.contact_id)
+                .collect()
         })
     }
 

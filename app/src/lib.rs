@@ -10,6 +10,7 @@
 mod audio;
 mod ccp;
 mod components;
+mod customer;
 mod embed;
 mod format;
 mod history;
