@@ -56,12 +56,14 @@ test('a known customer headlines by name with labelled rows, a ring countdown an
   };
   const first = await read();
   assert.ok(first.left > 20 && first.left <= 30, `rings out within the timeout: ${first.left}`);
-  await page.waitForFunction((before) => {
-    const m = /Rings out in (\d+):(\d\d)/.exec(document.querySelector('[data-testid="contact-detail"]').textContent);
-    return m && Number(m[1]) * 60 + Number(m[2]) < before;
-  }, first.left);
+  // Both follow the clock: the time left falls, the wait grows (each
+  // rounds down to whole seconds on its own, so wait for each).
+  await page.waitForFunction(([left, waited]) => {
+    const m = /Rings out in (\d+):(\d\d) · Waiting (\d+):(\d\d)/.exec(document.querySelector('[data-testid="contact-detail"]').textContent);
+    return m && Number(m[1]) * 60 + Number(m[2]) < left && Number(m[3]) * 60 + Number(m[4]) > waited;
+  }, [first.left, first.waited]);
   const later = await read();
-  assert.ok(later.waited > first.waited, `the wait grows: ${first.waited} then ${later.waited}`);
+  assert.ok(later.left < first.left && later.waited > first.waited, `left ${first.left} then ${later.left}, waited ${first.waited} then ${later.waited}`);
   await screenshot(page, 'caller-card-ringing');
 
   await page.getByTestId('language').selectOption('ja');
