@@ -111,8 +111,11 @@ pub struct Ccp {
     /// The link, `None` while logged out.
     pub link: RwSignal<Option<LinkState>>,
     /// The last error to show: an English sentence, translated when shown
-    /// (never a backend's message).
-    pub error: RwSignal<Option<&'static str>>,
+    /// (never a backend's message), with the state's `seq` it was about.
+    /// It clears when that state moves on (the contact changed or went,
+    /// the status changed, the call ended: its cause ended) or at the next
+    /// action.
+    pub error: RwSignal<Option<(u64, &'static str)>>,
     /// A clock ticking each second, for timers.
     pub now: RwSignal<u64>,
     /// The display language.
@@ -156,6 +159,16 @@ impl Ccp {
             displaced: RwSignal::new(false),
             events: RwSignal::new(EventLog::default()),
         };
+        // An error whose cause ended goes with it: any event moves `seq`.
+        leptos::reactive::effect::ImmediateEffect::new_scoped(move || {
+            let seq = ccp.state.with(|s| s.seq);
+            if ccp
+                .error
+                .with_untracked(|e| e.is_some_and(|(at, _)| at != seq))
+            {
+                ccp.error.set(None);
+            }
+        });
         // The clock lives as long as the page; it only ticks.
         let _ = set_interval_with_handle(
             move || ccp.now.set(web::now().0),
@@ -171,7 +184,19 @@ impl Ccp {
 
     /// The error in the current language (reactive).
     pub fn error_text(&self) -> Option<&'static str> {
-        self.error.get().map(|english| self.t(english))
+        let english = self
+            .error
+            .with(|e| e.as_ref().map(|(_, english)| *english))?;
+        Some(self.t(english))
+    }
+
+    /// Shows `english` about the present state (`seq`); an error about a
+    /// state that already moved on is not shown.
+    pub fn fail(&self, seq: Option<u64>, english: &'static str) {
+        let now = self.state.with_untracked(|s| s.seq);
+        if seq.is_none_or(|at| at == now) {
+            self.error.set(Some((now, english)));
+        }
     }
 
     fn emit(&self, event: Event) {
@@ -199,9 +224,10 @@ impl Ccp {
     /// Contact ids, oldest first.
     pub fn contact_ids(&self) -> Vec<String> {
         self.state.with(|s| {
-            let mut v: Vec<&ContactView> = s.contacts.values().collect();
-            v.sort_by_key(|c| c.created_at);
-            v.into_iter().map(|c| c.contact_id.clone()).collect()
+            s.contacts_oldest_first()
+                .into_iter()
+                .map(|c| c.contact_id)
+                .collect()
         })
     }
 
@@ -306,13 +332,16 @@ impl Ccp {
         match web::login(&origin(), &username, &password).await {
             Ok(login) => Some(login.token),
             Err(e) => {
-                self.error.set(Some(match e.code {
-                    ErrorCode::AuthFailed => "Wrong user name or password.",
-                    ErrorCode::LoginThrottled => {
-                        "Too many failed attempts; wait a moment and try again."
-                    }
-                    _ => "The backend cannot be reached; check the connection and try again.",
-                }));
+                self.fail(
+                    None,
+                    match e.code {
+                        ErrorCode::AuthFailed => "Wrong user name or password.",
+                        ErrorCode::LoginThrottled => {
+                            "Too many failed attempts; wait a moment and try again."
+                        }
+                        _ => "The backend cannot be reached; check the connection and try again.",
+                    },
+                );
                 None
             }
         }
@@ -344,13 +373,13 @@ impl Ccp {
             Update::Link(l) => self.link.set(Some(l.clone())),
             Update::Output(Output::ServerError(e)) if e.code == ErrorCode::AuthFailed => {
                 self.logout();
-                self.error.set(Some("Your session expired; log in again."));
+                self.fail(None, "Your session expired; log in again.");
             }
             // A media frame that crossed the leg's removal (leaving a
             // conference, a call ending): the next frames go nowhere and
             // nothing is wrong for the agent.
             Update::Output(Output::ServerError(e)) if e.code == ErrorCode::NoMediaLeg => {}
-            Update::Output(Output::ServerError(e)) => self.error.set(Some(sentence(e.code))),
+            Update::Output(Output::ServerError(e)) => self.fail(None, sentence(e.code)),
             // A reply goes to whoever asked; it changes no state.
             Update::Output(Output::Reply { .. }) => {}
             // The client already sent `refresh_token`; the page is told.
@@ -369,11 +398,14 @@ impl Ccp {
                 // without revoking it again.
                 self.logout_here();
                 self.emit(Event::LoggedOut);
-                self.error.set(Some(if e.code == ErrorCode::TokenRevoked {
-                    "You were logged out; log in again."
-                } else {
-                    "Your session expired; log in again."
-                }));
+                self.fail(
+                    None,
+                    if e.code == ErrorCode::TokenRevoked {
+                        "You were logged out; log in again."
+                    } else {
+                        "Your session expired; log in again."
+                    },
+                );
             }
             Update::Output(out) => {
                 if let Some(client) = Self::client() {
@@ -428,9 +460,10 @@ impl Ccp {
     pub fn run(&self, op: Op) {
         let ccp = *self;
         ccp.error.set(None);
+        let seq = self.state.with_untracked(|s| s.seq);
         spawn_local(async move {
             if let Err(e) = ccp.request(op).await {
-                ccp.error.set(Some(sentence(e.code)));
+                ccp.fail(Some(seq), sentence(e.code));
             }
         });
     }
@@ -438,10 +471,11 @@ impl Ccp {
     /// Runs an op and hands back its result (errors show as the panel's
     /// error and give `None`).
     pub async fn ask(&self, op: Op) -> Option<OpResult> {
+        let seq = self.state.with_untracked(|s| s.seq);
         match self.request(op).await {
             Ok(result) => Some(result),
             Err(e) => {
-                self.error.set(Some(sentence(e.code)));
+                self.fail(Some(seq), sentence(e.code));
                 None
             }
         }
@@ -449,7 +483,7 @@ impl Ccp {
 
     /// The call audio failed (reported by the audio hook).
     pub fn audio_failed(&self, code: &str, sentence: &'static str) {
-        self.error.set(Some(sentence));
+        self.fail(None, sentence);
         self.emit(Event::SoftphoneError(code.to_owned(), sentence.to_owned()));
     }
 

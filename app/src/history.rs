@@ -25,6 +25,17 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Its name for tests and styles (`answered`, `missed`…).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Answered => "answered",
+            Self::Outbound => "outbound",
+            Self::Missed => "missed",
+            Self::Rejected => "rejected",
+            Self::Abandoned => "abandoned",
+        }
+    }
+
     /// English label (translated by the panel).
     pub fn label(self) -> &'static str {
         match self {

@@ -186,6 +186,20 @@ const JA: &[(&str, &str)] = &[
         "操作が多すぎます。少し待ってください。",
     ),
     ("You are not logged in.", "ログインしていません。"),
+    // The contact card's customer details.
+    ("Rings out in", "応答期限まで"),
+    ("Waiting", "待ち時間"),
+    ("Customer ended the call", "顧客が通話を終了しました"),
+    ("You ended the call", "あなたが通話を終了しました"),
+    ("The other party ended the call", "相手が通話を終了しました"),
+    ("Order ID", "注文番号"),
+    ("Item", "商品"),
+    ("Product", "商品"),
+    ("Shipping date", "発送日"),
+    ("Cancelled", "キャンセル済み"),
+    ("Phone", "電話番号"),
+    ("Yes", "はい"),
+    ("No", "いいえ"),
     (
         "That did not work; try again.",
         "うまくいきませんでした。もう一度お試しください。",
@@ -194,12 +208,15 @@ const JA: &[(&str, &str)] = &[
 
 /// `english` in `lang`.
 pub fn tr(lang: Lang, english: &'static str) -> &'static str {
+    tr_owned(lang, english).unwrap_or(english)
+}
+
+/// A text made at run time (an attribute's display name or value) in
+/// `lang`, when the table has it; `None` keeps the text as it is.
+pub fn tr_owned(lang: Lang, english: &str) -> Option<&'static str> {
     match lang {
-        Lang::En => english,
-        Lang::Ja => JA
-            .iter()
-            .find(|(en, _)| *en == english)
-            .map_or(english, |(_, ja)| ja),
+        Lang::En => None,
+        Lang::Ja => JA.iter().find(|(en, _)| *en == english).map(|(_, ja)| *ja),
     }
 }
 

@@ -10,6 +10,7 @@
 mod audio;
 mod ccp;
 mod components;
+mod customer;
 mod embed;
 mod format;
 mod history;
@@ -84,6 +85,8 @@ pub fn App() -> impl IntoView {
             </Show>
             </Show>
             </Show>
+            // One line, placed by the style sheet right below the contacts
+            // (the card or the dial form that caused it), above the history.
             <Show when=move || ccp.error.with(Option::is_some)>
                 <p class="error" role="alert" data-testid="error">{move || ccp.error_text().unwrap_or_default()}</p>
             </Show>

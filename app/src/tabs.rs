@@ -350,8 +350,7 @@ fn broadcast_state(ccp: Ccp) {
 /// The snapshot that rebuilds `state` in another tab.
 fn snapshot_of(state: &ClientState) -> Option<Snapshot> {
     let agent = state.agent.as_ref()?;
-    let mut contacts: Vec<_> = state.contacts.values().cloned().collect();
-    contacts.sort_by_key(|c| c.created_at);
+    let contacts = state.contacts_oldest_first();
     Some(Snapshot {
         seq: state.seq,
         status: agent.status.clone(),

@@ -420,8 +420,8 @@ fn refresh(
 /// A frame on a leg the bridge routes goes straight on (forwarded in this
 /// task, copied to the mixer), without the contact center's lock. Only a
 /// frame on a leg that has no route asks the center whether the leg is
-/// live at all (a leg still connecting: dropped quietly; any other:
-/// `no_media_leg`).
+/// live at all (a leg still connecting, or one that just ended and whose
+/// client has not heard yet: dropped quietly; any other: `no_media_leg`).
 fn on_binary(
     bytes: &[u8],
     state: &AppState,
@@ -451,12 +451,17 @@ fn on_binary(
                 bridge.on_frame(agent, &route, bytes, read_at);
                 return false;
             }
-            let live = state
-                .center
-                .lock()
-                .is_ok_and(|c| c.media_leg_active(agent, leg));
+            let (live, ended) = state.center.lock().map_or((false, false), |c| {
+                (
+                    c.media_leg_active(agent, leg),
+                    c.media_leg_ended(agent, leg),
+                )
+            });
             match (&state.bridge, live) {
                 (Some(_), true) => return false,
+                // Sent before the client heard its leg end (leaving a
+                // conference): the frames crossed the end, nothing is wrong.
+                _ if ended => return false,
                 _ => frame_error(
                     ErrorCode::NoMediaLeg,
                     format!("no media leg {leg} on this session"),

@@ -365,8 +365,7 @@ impl StatePush {
         state: &ClientState,
         changes: &[ContactChange],
     ) -> StatePush {
-        let mut contacts: Vec<ContactView> = state.contacts.values().cloned().collect();
-        contacts.sort_by_key(|c| c.created_at);
+        let contacts = state.contacts_oldest_first();
         StatePush {
             nonce: nonce.to_owned(),
             link,

@@ -530,7 +530,10 @@ fn open_socket(rc: &Rc<RefCell<Inner>>) {
     {
         Ok(ws) => ws,
         Err(e) => {
-            on_closed(rc, format!("cannot open socket: {:?}", e.as_string()));
+            on_closed(
+                rc,
+                format!("cannot open socket: {}", e.as_string().unwrap_or_default()),
+            );
             return;
         }
     };

@@ -52,8 +52,9 @@ export class CcpPage {
     await this.page.locator(`[data-testid="contact-state"][data-state="${state}"]`).waitFor();
   }
 
+  /** Who is calling: the name or number, and the attribute rows. */
   async attributesText() {
-    return this.contact().getByTestId('contact-attributes').innerText();
+    return this.contact().getByTestId('contact-customer').innerText();
   }
 
   async click(testId) {

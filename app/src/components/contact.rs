@@ -1,5 +1,8 @@
-//! One contact: who is calling, from which queue, the customer's
-//! attributes, the call timer, and the actions its state allows.
+//! One contact: who is calling (the customer's name when known, the
+//! number below), from which queue, the customer's attributes as labelled
+//! rows, the call timer (and while it rings, the time left to answer and
+//! the customer's wait), who ended it in after-call work, and the actions
+//! its state allows.
 
 use leptos::prelude::*;
 use protocol::contact::{ConnectionState, ContactState, ContactView};
@@ -7,6 +10,7 @@ use protocol::wire::Op;
 
 use crate::ccp::Ccp;
 use crate::components::{CallQuality, Keypad, Transfer};
+use crate::customer;
 use crate::format::duration;
 
 /// Holds the customer, or resumes them if held (the Hold button and Alt+H).
@@ -87,10 +91,49 @@ pub fn ContactCard(contact_id: String) -> impl IntoView {
     let cid = StoredValue::new(contact_id);
     let view_of = move || cid.with_value(|id| ccp.contact(id));
     let state_name = move || view_of().map(|v| v.state.name()).unwrap_or("gone");
-    let who = move || {
+    let number = move || {
         view_of()
             .and_then(|v| v.initial_connection().map(|c| c.endpoint.name.clone()))
             .unwrap_or_default()
+    };
+    let name = move || view_of().and_then(|v| customer::name(&v.attributes));
+    // Who and why first: the customer's name when known, else the number.
+    let who = move || name().unwrap_or_else(number);
+    // Below the number, one line of what matters now: while it rings, the
+    // time left to answer and how long the customer has waited since the
+    // call began (the queue, and a flow's prompts before it; a transfer's
+    // contact is as old as the customer's call, so it shows no wait of its
+    // own); in after-call work, who ended the call. One text node on
+    // purpose: each reactive node costs the bundle.
+    let detail = move || {
+        let v = view_of()?;
+        let now = ccp.now.get();
+        Some(match v.state {
+            ContactState::Incoming { expires_at, .. } => {
+                let mut line = format!(
+                    "{} {}",
+                    ccp.t("Rings out in"),
+                    duration(expires_at.0.saturating_sub(now))
+                );
+                if v.initiation == protocol::contact::Initiation::Inbound {
+                    line += &format!(
+                        " · {} {}",
+                        ccp.t("Waiting"),
+                        duration(now.saturating_sub(v.created_at.0))
+                    );
+                }
+                line
+            }
+            ContactState::Ended { reason, .. } => ccp
+                .t(match reason.as_str() {
+                    "customer_disconnect" => "Customer ended the call",
+                    "agent_disconnect" => "You ended the call",
+                    "third_party_disconnect" => "The other party ended the call",
+                    _ => return None,
+                })
+                .to_owned(),
+            _ => return None,
+        })
     };
     let queue = move || {
         view_of()
@@ -114,8 +157,12 @@ pub fn ContactCard(contact_id: String) -> impl IntoView {
     let on_hold = move || view_of().is_some_and(|v| customer_hold_since(&v).is_some());
     let attributes = move || {
         view_of()
-            .map(|v| v.attributes.into_iter().collect::<Vec<_>>())
+            .map(|v| customer::rows(&v.attributes))
             .unwrap_or_default()
+    };
+    // Display names and yes/no in the panel's language when known.
+    let shown = move |text: String| {
+        crate::i18n::tr_owned(ccp.lang.get(), &text).map_or(text, str::to_owned)
     };
     let customer = move || view_of().and_then(|v| v.initial_connection().cloned());
     let customer_held = move || {
@@ -187,22 +234,24 @@ pub fn ContactCard(contact_id: String) -> impl IntoView {
     view! {
         <article class=move || format!("contact {}{}", state_name(), if on_hold() { " hold" } else { "" }) data-testid="contact" data-contact-id=cid.get_value()
             aria-label=move || format!("{} {}", label(), who())>
-            <div>
+            <div data-testid="contact-customer">
                 <div class="who" data-testid="contact-caller">{who}</div>
+                <div class="number" data-testid="contact-number">{move || name().map(|_| number())}</div>
                 <span class="badge" data-testid="transfer-badge" hidden=move || !transferred()>{move || ccp.t("Transferred to you")}</span>
                 <div><span class="state" data-testid="contact-state" data-state=state_name data-hold=move || on_hold().to_string()>{label}</span>" · "
                     <Show when=move || !queue().is_empty()>
                         <span data-testid="contact-queue">{queue}</span>" · "
                     </Show>
                     <span class="timer" data-testid="contact-timer">{timer}</span></div>
+                <p class="detail" role="status" data-testid="contact-detail">{detail}</p>
+                <Show when=move || !attributes().is_empty()>
+                    <dl data-testid="contact-attributes">
+                        {move || attributes().into_iter().map(|(k, v)| view! { <dt data-testid="attribute-label">{shown(k)}</dt><dd data-testid="attribute-value">{shown(v)}</dd> }).collect_view()}
+                    </dl>
+                </Show>
             </div>
             <Show when=move || state_name() == "connected" && muted()>
                 <p class="muted-banner" role="status" data-testid="muted-indicator">{move || ccp.t("You are muted")}</p>
-            </Show>
-            <Show when=move || !attributes().is_empty()>
-                <dl data-testid="contact-attributes">
-                    {move || attributes().into_iter().map(|(k, v)| view! { <dt>{k}</dt><dd>{v}</dd> }).collect_view()}
-                </dl>
             </Show>
             <div class="actions">
                 <Show when=move || state_name() == "incoming">

@@ -50,7 +50,13 @@ pub fn Dial() -> impl IntoView {
         <form class="dial" on:submit=submit aria-label=move || ccp.t("Call a number")>
             <input data-testid="dial-number" type="tel" inputmode="tel" placeholder="+81…"
                 aria-label=move || ccp.t("Phone number")
-                prop:value=number on:input=move |ev| number.set(event_target_value(&ev)) />
+                prop:value=number on:input=move |ev| {
+                    number.set(event_target_value(&ev));
+                    // Editing the number ends a refused number's error.
+                    if ccp.error.with_untracked(Option::is_some) {
+                        ccp.error.set(None);
+                    }
+                } />
             <button type="submit" data-testid="dial">{move || ccp.t("Call")}</button>
         </form>
         <Show when=move || quick.with(|q| !q.is_empty())>

@@ -22,7 +22,7 @@ pub fn CallHistory() -> impl IntoView {
                         let outcome = e.outcome.label();
                         let queue = e.queue.clone().map(|q| format!(" · {q}")).unwrap_or_default();
                         view! {
-                            <li data-testid="history-entry" data-outcome=format!("{:?}", e.outcome).to_ascii_lowercase()>
+                            <li data-testid="history-entry" data-outcome=e.outcome.name()>
                                 <span class="who">{e.who.clone()}</span>{queue}" · "
                                 {move || ccp.t(outcome)}" · "{duration(e.talk_ms)}
                             </li>

@@ -56,7 +56,14 @@ pub fn StatusBar() -> impl IntoView {
     };
     let kind = move || {
         status()
-            .map(|s| format!("{:?}", s.state.kind).to_ascii_lowercase())
+            // By hand: a `Debug` format of the kind would link its derive.
+            .map(|s| match s.state.kind {
+                AgentStateKind::Routable => "routable",
+                AgentStateKind::NotRoutable => "not_routable",
+                AgentStateKind::Offline => "offline",
+                AgentStateKind::System => "system",
+                _ => "error",
+            })
             .unwrap_or_default()
     };
     let timer = move || {

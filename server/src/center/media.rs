@@ -45,6 +45,21 @@ impl Center {
         })
     }
 
+    /// Whether `leg` was a media leg of `agent` on a contact the agent still
+    /// has but no longer talks on (it left a conference, the call ended).
+    /// The agent's client sends until it hears of the end, so a few frames
+    /// always cross it: they are expected, and dropped without an error.
+    pub fn media_leg_ended(&self, agent: &str, leg: u32) -> bool {
+        self.agents.get(agent).is_some_and(|e| {
+            e.contacts.iter().any(|id| {
+                self.calls
+                    .get(id)
+                    .and_then(|c| c.participant(agent))
+                    .is_some_and(|p| p.media_leg == leg && !p.state.is_live())
+            })
+        })
+    }
+
     /// Sends the bridge the media this call should have now.
     pub(super) fn plan_media(&self, call_id: &str) {
         use crate::bridge::{Audio, CallPlan, Command, PartyKind, PlannedParty};
