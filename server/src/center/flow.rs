@@ -391,7 +391,7 @@ impl Center {
     /// that refuses) is fed back in this loop, not by recursion, so a flow
     /// failing over and over costs iterations (bounded by the runner's step
     /// limit), never stack.
-    fn drive_flow(&mut self, call_id: &str, input: Option<Input>, now: Millis) {
+    pub(super) fn drive_flow(&mut self, call_id: &str, input: Option<Input>, now: Millis) {
         let mut pending: std::collections::VecDeque<Option<Input>> =
             std::collections::VecDeque::from([input]);
         while let Some(input) = pending.pop_front() {
@@ -539,17 +539,7 @@ impl Center {
                 None
             }
             Action::TransferToPhone { number } => {
-                // Outbound SIP is not wired to flows yet: the caller is
-                // told nothing more and the reason is recorded.
-                let _ = self.store.contact_event(
-                    call_id,
-                    now,
-                    None,
-                    "flow_transfer_to_phone",
-                    Some(&number),
-                );
-                self.end_call(call_id, "flow_transfer_unsupported", now);
-                None
+                self.flow_transfer_to_phone(call_id, &number, now)
             }
             Action::Disconnect { reason } => {
                 self.end_call(call_id, &reason, now);

@@ -102,6 +102,7 @@ impl Center {
             }
         }
         self.plan_flow_media(call, live_agents, &mut parties);
+        self.plan_trunk_parties(call, live_agents, &mut parties);
         bridge.send(Command::Plan(CallPlan {
             call: call_id.to_owned(),
             parties,
