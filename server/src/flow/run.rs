@@ -1688,7 +1688,9 @@ type = "disconnect"
         );
         assert!(r.finished(), "the flow is over unless the dial fails");
         // Keys and a stale queue refusal change nothing while it dials.
-        assert!(r.input(Input::Digits("1".into()), Millis(5), &env()).is_empty());
+        assert!(r
+            .input(Input::Digits("1".into()), Millis(5), &env())
+            .is_empty());
         assert!(r
             .input(Input::QueueRefused("full".into()), Millis(6), &env())
             .is_empty());
