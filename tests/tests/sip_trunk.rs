@@ -688,8 +688,15 @@ async fn sipp_cancel_while_ringing() {
 const CALLEE: &str = "+15550142";
 
 /// A gateway whose trunk is `address` (an IP trunk: the far end itself),
-/// with the support queue's outbound caller ID set.
+/// with the support queue's outbound caller ID set; calls from 127.0.0.1
+/// to the DID come in on the same trunk.
 fn outbound_config(dir: &Path, address: SocketAddr) -> server::config::Config {
+    outbound_config_with(dir, address, "")
+}
+
+/// [`outbound_config`] with `extra` TOML appended before the `[sip]`
+/// section (flows, entry points).
+fn outbound_config_with(dir: &Path, address: SocketAddr, extra: &str) -> server::config::Config {
     let base = TEST_CONFIG.replacen(
         "id = \"support\"\n",
         "id = \"support\"\noutbound_caller_id_number = \"+15550100\"\noutbound_caller_id_name = \"Support Line\"\n",
@@ -697,11 +704,13 @@ fn outbound_config(dir: &Path, address: SocketAddr) -> server::config::Config {
     );
     assert_ne!(base, TEST_CONFIG, "the support queue is in the test config");
     let text = format!(
-        "{base}\n[sip]\nlisten_udp = \"127.0.0.1:0\"\nrtp_ports = [34000, 34999]\n\
+        "{base}\n{extra}\n[sip]\nlisten_udp = \"127.0.0.1:0\"\nrtp_ports = [34000, 34999]\n\
 [[sip.trunks]]\nname = \"out\"\naddress = \"{address}\"\nallow = [\"127.0.0.1\"]\n\
-codecs = [\"PCMU\", \"PCMA\", \"telephone-event\"]\n"
+codecs = [\"PCMU\", \"PCMA\", \"telephone-event\"]\n[sip.trunks.dids]\n\"{DID}\" = \"support\"\n"
     );
-    let mut cfg = server::config::Config::parse(&text, "test").expect("sip outbound config");
+    let main = dir.join("main.toml");
+    std::fs::write(&main, text).expect("config");
+    let mut cfg = server::config::Config::load(&main).expect("sip outbound config");
     cfg.data_dir = dir.to_path_buf();
     cfg.public_dir = dir.join("public");
     cfg
@@ -759,6 +768,90 @@ fn baresip_heard(bdir: &Path) -> Vec<f32> {
     pcm
 }
 
+/// A baresip callee in `dir` that answers by itself, plays `source` (8 kHz)
+/// and hangs up when it ends; its address.
+fn auto_answer_phone(dir: &Path, source: &Path) -> (tokio::process::Child, SocketAddr) {
+    let port = free_udp_port_pair();
+    std::fs::create_dir_all(dir).expect("mkdir");
+    let phone = baresip_with(
+        dir,
+        port,
+        &format!(
+            "<sip:{CALLEE}@127.0.0.1:{port}>;regint=0;answermode=auto;audio_codecs=pcmu;audio_source=aufile,{}",
+            source.display()
+        ),
+        None,
+        40,
+        "",
+    );
+    (phone, format!("127.0.0.1:{port}").parse().expect("addr"))
+}
+
+/// Waits (bounded) until the baresip in `dir` listens; its log.
+async fn wait_baresip_ready(dir: &Path) -> PathBuf {
+    let log = dir.join("baresip.log");
+    for _ in 0..100 {
+        if std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("baresip is ready")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    log
+}
+
+/// A SIPp callee (`tests/sip/uas_busy.xml`) answering one INVITE with 486;
+/// its address.
+fn sipp_busy(dir: &Path) -> (tokio::process::Child, SocketAddr) {
+    sipp_busy_calls(dir, 1)
+}
+
+/// [`sipp_busy`] for `calls` INVITEs.
+fn sipp_busy_calls(dir: &Path, calls: u32) -> (tokio::process::Child, SocketAddr) {
+    let port = free_udp_port_pair();
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("sip/uas_busy.xml");
+    let sipp = tokio::process::Command::new("sipp")
+        .current_dir(dir)
+        .args([
+            "-sf",
+            scenario.to_str().expect("path"),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-m",
+            &calls.to_string(),
+            "-nostdin",
+            "-timeout",
+            "20",
+            "-timeout_error",
+            "-trace_err",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("sipp must be installed (sip-tester; cargo xtask test installs it)");
+    (sipp, format!("127.0.0.1:{port}").parse().expect("addr"))
+}
+
+/// Waits for the SIPp callee to finish: it saw the INVITE, sent 486 and
+/// got our ACK.
+async fn sipp_done(sipp: tokio::process::Child) {
+    let out = tokio::time::timeout(Duration::from_secs(30), sipp.wait_with_output())
+        .await
+        .expect("SIPp finished in time")
+        .expect("sipp ran");
+    assert!(
+        out.status.success(),
+        "SIPp's callee saw INVITE, sent 486, got ACK: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_dials_baresip_audio_both_ways() {
     let dir = temp_dir("sip-out-audio");
@@ -774,37 +867,13 @@ async fn agent_dials_baresip_audio_both_ways() {
         "Hello, this is the agent calling about your order number.",
         0,
     );
-    let port = free_udp_port_pair();
-    let phone_addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
     let bdir = dir.join("baresip");
-    std::fs::create_dir_all(&bdir).expect("mkdir");
-    // The callee answers by itself and hangs up when its file ends.
-    let mut phone = baresip_with(
-        &bdir,
-        port,
-        &format!(
-            "<sip:{CALLEE}@127.0.0.1:{port}>;regint=0;answermode=auto;audio_codecs=pcmu;audio_source=aufile,{}",
-            callee8.display()
-        ),
-        None,
-        40,
-        "",
-    );
+    let (mut phone, phone_addr) = auto_answer_phone(&bdir, &callee8);
     let running = server::start(outbound_config(&dir, phone_addr))
         .await
         .expect("start");
     let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
-    // baresip must be listening before we dial it.
-    let log = bdir.join("baresip.log");
-    for _ in 0..100 {
-        if std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("baresip is ready")
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let log = wait_baresip_ready(&bdir).await;
     let c = dial(&mut alice, CALLEE).await;
     alice
         .wait_for("the far end answers", |a| {
@@ -868,32 +937,7 @@ async fn agent_dials_baresip_audio_both_ways() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_dials_sipp_busy_gets_a_typed_failure() {
     let dir = temp_dir("sip-out-busy");
-    let port = free_udp_port_pair();
-    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("sip/uas_busy.xml");
-    let sipp = tokio::process::Command::new("sipp")
-        .current_dir(&dir)
-        .args([
-            "-sf",
-            scenario.to_str().expect("path"),
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-m",
-            "1",
-            "-nostdin",
-            "-timeout",
-            "20",
-            "-timeout_error",
-            "-trace_err",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("sipp must be installed (sip-tester; cargo xtask test installs it)");
-    let address: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let (sipp, address) = sipp_busy(&dir);
     let running = server::start(outbound_config(&dir, address))
         .await
         .expect("start");
@@ -909,15 +953,7 @@ async fn agent_dials_sipp_busy_gets_a_typed_failure() {
         contact_state(&alice, &c),
         Some(("error".into(), Some("busy".into())))
     );
-    let out = tokio::time::timeout(Duration::from_secs(30), sipp.wait_with_output())
-        .await
-        .expect("SIPp finished in time")
-        .expect("sipp ran");
-    assert!(
-        out.status.success(),
-        "SIPp's callee saw INVITE, sent 486, got ACK: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    sipp_done(sipp).await;
     let r = wait_ended(&running, &c).await;
     assert_eq!(r.disconnect_reason.as_deref(), Some("busy"));
     // The agent clears the failed contact and may dial again.
@@ -932,6 +968,374 @@ async fn agent_dials_sipp_busy_gets_a_typed_failure() {
             !a.state().contacts.contains_key(&c)
         })
         .await;
+}
+
+// ---- transfer and conference to a number through the trunk --------------
+
+/// A flow's entry point that dials the callee; when it cannot be reached,
+/// the error branch queues the caller in support.
+const PHONE_ENTRY: &str = "+15550300";
+
+/// Writes the phone-transfer flow into `dir`; the configuration to append.
+fn phone_flow(dir: &Path) -> String {
+    std::fs::create_dir_all(dir.join("flows")).expect("dir");
+    std::fs::write(
+        dir.join("flows/phone.toml"),
+        format!(
+            "name = \"Phone transfer (test)\"\ntype = \"inbound\"\nstart = \"xfer\"\n\n\
+[blocks.xfer]\ntype = \"transfer_to_phone_number\"\nnumber = \"{CALLEE}\"\nerror = \"work\"\n\n\
+[blocks.work]\ntype = \"set_working_queue\"\nqueue = \"support\"\nnext = \"queue\"\n\n\
+[blocks.queue]\ntype = \"transfer_to_queue\"\nerror = \"bye\"\n\n\
+[blocks.bye]\ntype = \"disconnect\"\n"
+        ),
+    )
+    .expect("flow file");
+    format!(
+        "[[flows]]\nfile = \"flows/phone.toml\"\n\n[[entry_points]]\nnumber = \"{PHONE_ENTRY}\"\nflow = \"phone\"\n"
+    )
+}
+
+/// The states connection `k` of contact `c` went through in the agent's
+/// event log (consecutive repeats folded).
+fn connection_states(client: &Client, c: &str, k: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for o in &client.log {
+        let Output::Event(Event::ContactUpdated(v)) = o else {
+            continue;
+        };
+        if v.contact_id != c {
+            continue;
+        }
+        if let Some(x) = v.connections.iter().find(|x| x.connection_id == k) {
+            let name = x.state.name().to_owned();
+            if out.last() != Some(&name) {
+                out.push(name);
+            }
+        }
+    }
+    out
+}
+
+/// Connection `k`'s state name and disconnect reason in the agent's view.
+fn connection_now(client: &Client, c: &str, k: &str) -> Option<(String, Option<String>)> {
+    let x = client
+        .state()
+        .contacts
+        .get(c)?
+        .connections
+        .iter()
+        .find(|x| x.connection_id == k)?
+        .clone();
+    let reason = match &x.state {
+        protocol::contact::ConnectionState::Disconnected { reason, .. } => Some(reason.clone()),
+        _ => None,
+    };
+    Some((x.state.name().to_owned(), reason))
+}
+
+async fn add_number(client: &mut Client, c: &str, number: &str) -> String {
+    match client
+        .ok(Op::AddConnection {
+            contact_id: c.to_owned(),
+            endpoint: protocol::endpoint::Endpoint::phone_number(number),
+        })
+        .await
+    {
+        protocol::wire::OpResult::ConnectionAdded { connection_id } => connection_id,
+        other => panic!("add_connection: {other:?}"),
+    }
+}
+
+/// Waits (bounded) for `event` in contact `c`'s record.
+async fn wait_event(running: &server::Running, c: &str, event: &str) {
+    for _ in 0..200 {
+        if record(running, c).events.iter().any(|e| e.event == event) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no {event} on {c}: {:?}", record(running, c).events);
+}
+
+/// An inbound trunk call (baresip) is transferred by the agent to a number
+/// (a baresip that answers by itself): the backend dials it through the
+/// trunk, the agent sees the new party connecting then connected, talks to
+/// it with the caller on hold, then leaves. The caller and the new party
+/// go on talking (audio both ways by correlation) until the caller hangs
+/// up, which ends the call and sends the party a BYE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_transfers_a_trunk_call_to_a_baresip_number_and_leaves() {
+    let dir = temp_dir("sip-xfer");
+    let (caller8, _) = speech(
+        &dir,
+        "caller",
+        "This is the caller, calling about my order. The quick brown fox jumps over the lazy dog. \
+One two three four five six seven eight nine ten. Please help me find my parcel.",
+        0,
+    );
+    let (callee8, _) = speech(
+        &dir,
+        "callee",
+        "Hello, this is the specialist you were transferred to. How can I help with the parcel \
+today? Let me look that up for you. It left our warehouse on Monday.",
+        10,
+    );
+    let bdir = dir.join("callee");
+    let (mut phone, phone_addr) = auto_answer_phone(&bdir, &callee8);
+    let running = server::start(outbound_config(&dir, phone_addr))
+        .await
+        .expect("start");
+    let sip = running.sip_addr.expect("sip");
+    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
+    wait_baresip_ready(&bdir).await;
+    let adir = dir.join("caller");
+    let mut caller = baresip(&adir, &caller8, sip, 60);
+    let (c, _, customer) = agent_answers(&mut alice).await;
+    let k = add_number(&mut alice, &c, CALLEE).await;
+    alice
+        .wait_for("the number answers", |a| {
+            connection_now(a, &c, &k).is_some_and(|(s, _)| s == "connected")
+        })
+        .await;
+    assert_eq!(
+        connection_states(&alice, &c, &k),
+        ["connecting", "connected"],
+        "the new party as the agent saw it"
+    );
+    assert_eq!(
+        connection_now(&alice, &c, &customer).map(|(s, _)| s),
+        Some("hold".into()),
+        "the caller waits on hold while the agent talks to the new party"
+    );
+    // The agent leaves: the call is handed over, not ended.
+    let own = alice.state().contacts[&c]
+        .agent_connection()
+        .expect("own")
+        .connection_id
+        .clone();
+    alice
+        .ok(Op::EndConnection {
+            contact_id: c.clone(),
+            connection_id: own,
+        })
+        .await;
+    wait_event(&running, &c, "agent_left").await;
+    assert!(
+        record(&running, &c).ended_at.is_none(),
+        "the call goes on without the agent"
+    );
+    // The caller's file ends: its BYE ends the call, and the new party
+    // gets ours.
+    let mut ended = None;
+    for _ in 0..600 {
+        let r = record(&running, &c);
+        if r.ended_at.is_some() {
+            ended = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = ended.expect("the caller hung up within 30 s");
+    assert_eq!(r.disconnect_reason.as_deref(), Some("customer_disconnect"));
+    wait_event(&running, &c, "sip_bye_sent").await;
+    let events: Vec<&str> = r.events.iter().map(|e| e.event.as_str()).collect();
+    for want in [
+        "add_connection",
+        "third_party_answered",
+        "agent_left",
+        "sip_bye",
+    ] {
+        assert!(events.contains(&want), "{want} in {events:?}");
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(10), caller.wait()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), phone.kill()).await;
+
+    let (_, caller_ref) = read_wav_pcm16(&caller8);
+    let (_, callee_ref) = read_wav_pcm16(&callee8);
+    let at_callee = baresip_heard(&bdir);
+    let at_caller = baresip_heard(&adir);
+    // Each heard the other from the hand-over on, seconds after its own
+    // file started: a 5 s search.
+    let caller_to_callee = ncc_windows(&caller_ref, &at_callee, 40_000);
+    let control = ncc_windows(&callee_ref, &at_callee, 40_000);
+    let callee_to_caller = ncc_windows(&callee_ref, &at_caller, 40_000);
+    eprintln!(
+        "transfer ncc: caller->new party {caller_to_callee:.4} (control {control:.4}); \
+new party->caller {callee_to_caller:.4}"
+    );
+    assert!(
+        caller_to_callee > 0.6,
+        "the new party hears the caller: {caller_to_callee}"
+    );
+    assert!(control < caller_to_callee, "control correlation {control}");
+    assert!(
+        callee_to_caller > 0.6,
+        "the caller hears the new party: {callee_to_caller}"
+    );
+}
+
+/// A number that answers 486 (SIPp): a flow's `transfer_to_phone_number`
+/// takes its error branch (the caller is queued and reaches the agent),
+/// then the agent's own transfer to it fails as the connection's typed
+/// reason `busy`, and the call goes on as it was (the caller back from
+/// hold, the contact live).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_number_fails_typed_and_the_call_goes_on() {
+    let dir = temp_dir("sip-xfer-busy");
+    let (sipp, address) = sipp_busy_calls(&dir, 2);
+    let extra = phone_flow(&dir);
+    let running = server::start(outbound_config_with(&dir, address, &extra))
+        .await
+        .expect("start");
+    let sip = running.sip_addr.expect("sip");
+    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let (c, _, customer) =
+        raw_answered_call_to(&sock, sip, &mut alice, "busy1", 40_010, PHONE_ENTRY).await;
+    let r = record(&running, &c);
+    let blocks: Vec<&str> = r
+        .flow_log
+        .iter()
+        .filter_map(|e| e.get("block").and_then(|b| b.as_str()))
+        .collect();
+    assert_eq!(blocks[0], "xfer", "the flow's path: {:?}", r.flow_log);
+    assert!(
+        r.flow_log.iter().any(
+            |e| e.get("branch").and_then(|b| b.as_str()) == Some("error")
+                && e.get("error").and_then(|b| b.as_str()) == Some("busy")
+        ),
+        "the dial's failure took the error branch: {:?}",
+        r.flow_log
+    );
+    assert!(blocks.contains(&"queue"), "then queued: {blocks:?}");
+
+    let k = add_number(&mut alice, &c, CALLEE).await;
+    alice
+        .wait_for("the typed failure", |a| {
+            connection_now(a, &c, &k).is_some_and(|(s, _)| s == "disconnected")
+        })
+        .await;
+    assert_eq!(
+        connection_now(&alice, &c, &k),
+        Some(("disconnected".into(), Some("busy".into())))
+    );
+    alice
+        .wait_for("the caller back from hold", |a| {
+            connection_now(a, &c, &customer).is_some_and(|(s, _)| s == "connected")
+        })
+        .await;
+    sipp_done(sipp).await;
+    assert!(record(&running, &c).ended_at.is_none(), "the call goes on");
+    assert_eq!(
+        contact_state(&alice, &c).map(|(s, _)| s),
+        Some("connected".into())
+    );
+    // A transfer may be placed again at once (nothing is left pending).
+    alice
+        .ok(Op::EndConnection {
+            contact_id: c.clone(),
+            connection_id: customer,
+        })
+        .await;
+    wait_ended(&running, &c).await;
+}
+
+/// A flow's `transfer_to_phone_number` dials a baresip through the trunk
+/// and bridges the caller to it: the caller's INVITE is answered once the
+/// number answers, and the number hanging up (its file ends) ends the call
+/// with a BYE to the caller.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flows_transfer_to_phone_number_reaches_baresip() {
+    let dir = temp_dir("sip-flow-phone");
+    let (callee8, _) = speech(&dir, "callee", "Hello, you reached the night desk.", 1);
+    let bdir = dir.join("callee");
+    let (mut phone, phone_addr) = auto_answer_phone(&bdir, &callee8);
+    let extra = phone_flow(&dir);
+    let running = server::start(outbound_config_with(&dir, phone_addr, &extra))
+        .await
+        .expect("start");
+    let sip = running.sip_addr.expect("sip");
+    wait_baresip_ready(&bdir).await;
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let local = sock.local_addr().expect("addr");
+    let call = invite(local, "flowphone", SDP).replace(DID, PHONE_ENTRY);
+    sock.send_to(call.as_bytes(), sip).await.expect("send");
+    let mut answered = false;
+    let mut bye = false;
+    let mut c = String::new();
+    for _ in 0..40 {
+        let Ok(r) = tokio::time::timeout(Duration::from_millis(500), recv(&sock)).await else {
+            continue;
+        };
+        if r.starts_with("SIP/2.0 200 ") && !answered {
+            answered = true;
+            // The call, bridged to its one trunk party.
+            let calls = running
+                .state
+                .center
+                .lock()
+                .expect("lock")
+                .trunk_party_calls();
+            assert_eq!(calls.len(), 1, "one call: {calls:?}");
+            assert_eq!(calls[0].1.len(), 1, "one trunk party: {calls:?}");
+            c = calls[0].0.clone();
+            let to = r.lines().find(|l| l.starts_with("To:")).expect("To");
+            let ack = format!(
+                "ACK sip:{PHONE_ENTRY}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKackfp\r\n\
+Max-Forwards: 70\r\nFrom: <sip:{CALLER}@127.0.0.1>;tag=f1\r\n{to}\r\nCall-ID: flowphone\r\nCSeq: 1 ACK\r\n\
+Content-Length: 0\r\n\r\n"
+            );
+            sock.send_to(ack.as_bytes(), sip).await.expect("ack");
+        }
+        if r.starts_with("BYE ") {
+            bye = true;
+            let ok = r
+                .lines()
+                .filter(|l| {
+                    ["Via:", "From:", "To:", "Call-ID:", "CSeq:"]
+                        .iter()
+                        .any(|h| l.starts_with(h))
+                })
+                .collect::<Vec<_>>()
+                .join("\r\n");
+            let reply = format!("SIP/2.0 200 OK\r\n{ok}\r\nContent-Length: 0\r\n\r\n");
+            sock.send_to(reply.as_bytes(), sip).await.expect("200");
+            break;
+        }
+    }
+    assert!(
+        answered,
+        "the caller's INVITE was answered when the number answered"
+    );
+    assert!(
+        bye,
+        "the number hanging up ended the caller's call with a BYE"
+    );
+    let r = wait_ended(&running, &c).await;
+    assert_eq!(r.customer_number, CALLER);
+    assert_eq!(
+        r.disconnect_reason.as_deref(),
+        Some("third_party_disconnect")
+    );
+    let events: Vec<&str> = r.events.iter().map(|e| e.event.as_str()).collect();
+    for want in [
+        "flow_transfer_to_phone",
+        "sip_invite_sent",
+        "third_party_answered",
+        "sip_bye",
+    ] {
+        assert!(events.contains(&want), "{want} in {events:?}");
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(10), phone.kill()).await;
+    let text = std::fs::read_to_string(bdir.join("baresip.log")).unwrap_or_default();
+    assert!(
+        text.contains("Call established") || text.contains("established"),
+        "baresip's log: {text}"
+    );
 }
 
 // ---- Kamailio as the trunk: REGISTER and digest auth both ways ----------
@@ -1523,11 +1927,26 @@ async fn raw_answered_call(
     call_id: &str,
     rtp_port: u16,
 ) -> (String, String, String) {
+    raw_answered_call_to(sock, sip, alice, call_id, rtp_port, DID).await
+}
+
+/// [`raw_answered_call`] to `number` (a DID or a flow's entry point).
+async fn raw_answered_call_to(
+    sock: &tokio::net::UdpSocket,
+    sip: SocketAddr,
+    alice: &mut Client,
+    call_id: &str,
+    rtp_port: u16,
+    number: &str,
+) -> (String, String, String) {
     let local = sock.local_addr().expect("addr");
     let sdp = SDP.replace("40000", &rtp_port.to_string());
-    sock.send_to(invite(local, call_id, &sdp).as_bytes(), sip)
-        .await
-        .expect("send");
+    sock.send_to(
+        invite(local, call_id, &sdp).replace(DID, number).as_bytes(),
+        sip,
+    )
+    .await
+    .expect("send");
     let (c, _, customer) = agent_answers(alice).await;
     let mut to = String::new();
     for _ in 0..10 {

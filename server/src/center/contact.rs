@@ -631,7 +631,13 @@ impl Center {
         let _ = self
             .store
             .contact_event(contact_id, now, Some(agent), "agent_left", None);
-        if call.live_agents().next().is_some() {
+        let hand_over = call.live_agents().next().is_none() && self.hands_over(contact_id);
+        let Some(call) = self.calls.get_mut(contact_id) else {
+            return Ok(OpResult::Ack);
+        };
+        if call.live_agents().next().is_some() || hand_over {
+            // With no agent left, a third party dialed through the trunk
+            // stays with the customer (see `trunk_party`).
             for c in call.active_others_mut(agent) {
                 if let Ok(s) = c.resume(now) {
                     *c = s;
@@ -739,6 +745,7 @@ impl Center {
         } else if call
             .live_agents()
             .any(|p| matches!(p.state, ContactState::Connected { .. }))
+            || self.bridged_to_third_party(call)
         {
             CallerPhase::Connected
         } else if call

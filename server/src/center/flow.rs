@@ -528,7 +528,7 @@ impl Center {
     }
 
     /// Feeds the call's customer-lane runner (see [`Center::drive_lane`]).
-    fn drive_flow(&mut self, call_id: &str, input: Option<Input>, now: Millis) {
+    pub(super) fn drive_flow(&mut self, call_id: &str, input: Option<Input>, now: Millis) {
         self.drive_lane(call_id, Lane::Customer, input, now);
     }
 
@@ -706,17 +706,7 @@ impl Center {
                 None
             }
             Action::TransferToPhone { number } => {
-                // Outbound SIP is not wired to flows yet: the caller is
-                // told nothing more and the reason is recorded.
-                let _ = self.store.contact_event(
-                    call_id,
-                    now,
-                    None,
-                    "flow_transfer_to_phone",
-                    Some(&number),
-                );
-                self.end_call(call_id, "flow_transfer_unsupported", now);
-                None
+                self.flow_transfer_to_phone(call_id, &number, now)
             }
             Action::Disconnect { reason } => {
                 self.end_call(call_id, &reason, now);

@@ -121,6 +121,7 @@ impl Center {
         // is the customer's side.
         let side = self.side_parties(call, &mut parties);
         self.plan_flow_media(call, live_agents, &mut parties);
+        self.plan_trunk_parties(call, live_agents, &mut parties);
         if side.is_empty() {
             // The agents rejoin the call's plan after their side plan ended.
             self.end_side_plan(bridge, call_id);

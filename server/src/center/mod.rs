@@ -26,6 +26,7 @@ mod queue;
 mod rng;
 mod transfer;
 mod trunk;
+mod trunk_party;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -41,7 +42,7 @@ pub use flow::{flow_channel, FlowDone, FlowJob, FlowRole, Lane, FLOW_JOBS};
 pub use queue::{InboundRefused, QueueError};
 pub use rng::{OsRng, Rng, SeededRng};
 pub use transfer::TransferError;
-pub use trunk::{TrunkDial, TrunkFailure, TRUNK_DIAL_QUEUE};
+pub use trunk::{third_party_key, TrunkDial, TrunkFailure, TRUNK_DIAL_QUEUE};
 
 use agent::AgentEntry;
 use queue::RoutingIndex;
@@ -127,6 +128,10 @@ pub struct Center {
     early_media: std::collections::HashSet<String>,
     /// Flows heard by agents beside their calls (see [`flow::AgentLanes`]).
     agent_lanes: flow::AgentLanes,
+    /// Third parties dialed through the trunk (transfer or conference to
+    /// a number, a flow's `transfer_to_phone_number`): connection id to
+    /// the media leg of their bridge socket (see [`trunk`]).
+    trunk_parties: HashMap<String, u32>,
 }
 
 /// A random id like `c-3f9a0c...` (16 hex digits) from the OS.
@@ -178,6 +183,7 @@ impl Center {
             trunk: None,
             early_media: Default::default(),
             agent_lanes: Default::default(),
+            trunk_parties: HashMap::new(),
         })
     }
 

@@ -867,3 +867,111 @@ fn a_newer_socket_for_the_agent_tells_the_older_one_it_was_replaced() {
     let to_newer: Vec<String> = std::iter::from_fn(|| newer.try_recv()).collect();
     assert!(to_newer.iter().any(|t| t.contains("agent_state_changed")));
 }
+
+/// A number added through a (stand-in) SIP trunk: the gateway gets a dial
+/// naming the new connection, which stays `connecting` (no simulated
+/// answer); busy disconnects it with the typed reason and resumes the
+/// customer; a number that answers is connected, conferenced, and keeps
+/// the customer when the agent leaves; its hang-up then ends the call.
+#[test]
+fn a_number_through_the_trunk_fails_typed_conferences_and_takes_the_call_over() {
+    use super::TrunkFailure;
+    let mut r = Rig::new();
+    let (tx, mut dials) = tokio::sync::mpsc::channel(4);
+    r.center.set_trunk(tx);
+    r.available("alice");
+    let c = r.call("+819012345678", "support");
+    r.ok(
+        "alice",
+        Op::Accept {
+            contact_id: c.clone(),
+        },
+    );
+    let customer = r.conn_id("alice", &c, ConnectionKind::Inbound);
+    let add = |r: &mut Rig| match r.ok(
+        "alice",
+        Op::AddConnection {
+            contact_id: c.clone(),
+            endpoint: Endpoint::phone_number("+15550142"),
+        },
+    ) {
+        OpResult::ConnectionAdded { connection_id } => connection_id,
+        other => panic!("add_connection: {other:?}"),
+    };
+    let state_of = |r: &Rig, k: &str| {
+        r.view("alice", &c)
+            .expect("view")
+            .connections
+            .iter()
+            .find(|x| x.connection_id == k)
+            .map(|x| x.state.clone())
+            .expect("connection")
+    };
+    let k = add(&mut r);
+    let d = dials.try_recv().expect("the gateway got a dial");
+    assert_eq!(d.third_party.as_deref(), Some(k.as_str()));
+    assert_eq!(
+        (d.number.as_str(), d.contact_id.as_str()),
+        ("+15550142", c.as_str())
+    );
+    r.advance(5_000); // a simulated far end would have answered by now
+    assert!(matches!(
+        state_of(&r, &k),
+        ConnectionState::Connecting { .. }
+    ));
+    assert!(matches!(
+        state_of(&r, &customer),
+        ConnectionState::Hold { .. }
+    ));
+    r.center
+        .third_party_failed(&c, &k, TrunkFailure::Busy, "SIP 486", r.now);
+    assert!(
+        matches!(state_of(&r, &k), ConnectionState::Disconnected { ref reason, .. } if reason == "busy")
+    );
+    assert!(matches!(
+        state_of(&r, &customer),
+        ConnectionState::Connected { .. }
+    ));
+    assert!(!r.center.third_party_live(&c, &k));
+
+    let k2 = add(&mut r);
+    let d2 = dials.try_recv().expect("a second dial");
+    assert_ne!(d2.leg, 0);
+    assert!(r.center.third_party_answered(&c, &k2, r.now));
+    assert!(matches!(
+        state_of(&r, &k2),
+        ConnectionState::Connected { .. }
+    ));
+    assert!(matches!(
+        state_of(&r, &customer),
+        ConnectionState::Hold { .. }
+    ));
+    r.ok(
+        "alice",
+        Op::Conference {
+            contact_id: c.clone(),
+        },
+    );
+    assert!(matches!(
+        state_of(&r, &customer),
+        ConnectionState::Connected { .. }
+    ));
+    let own = r.conn_id("alice", &c, ConnectionKind::Agent);
+    r.ok(
+        "alice",
+        Op::EndConnection {
+            contact_id: c.clone(),
+            connection_id: own,
+        },
+    );
+    let caller = r.center.caller_view(&c).expect("the call goes on");
+    assert_eq!(caller.state.as_str(), "connected", "handed over");
+    assert!(r.center.third_party_live(&c, &k2));
+    r.center
+        .third_party_hangup(&c, &k2, "third_party_disconnect", r.now);
+    assert!(r
+        .center
+        .caller_view(&c)
+        .is_none_or(|v| v.state.as_str() == "ended"));
+    assert!(!r.center.third_party_live(&c, &k2));
+}

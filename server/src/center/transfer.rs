@@ -180,14 +180,26 @@ impl Center {
                 });
             }
             EndpointKind::PhoneNumber => {
+                // Through the trunk when there is one (see `trunk_party`);
+                // otherwise a simulated far end answers.
+                let simulated = self.trunk.is_none();
                 call.externals.push(Party {
                     connection_id: connection_id.clone(),
                     endpoint: endpoint.clone(),
                     state: ConnectionState::Connecting { since: now },
-                    answer_at: Some(now.plus_ms(self.cfg.external_answer_ms)),
+                    answer_at: simulated.then(|| now.plus_ms(self.cfg.external_answer_ms)),
                 });
             }
         }
+        let dial_failed = endpoint.kind == EndpointKind::PhoneNumber
+            && self.dials_third_parties()
+            && !self.dial_third_party(
+                contact_id,
+                Some(agent),
+                &connection_id,
+                endpoint.phone_number.as_deref().unwrap_or_default(),
+                leg,
+            );
         let _ = self.store.contact_event(
             contact_id,
             now,
@@ -200,6 +212,15 @@ impl Center {
         }
         self.publish(contact_id, now);
         self.route(now);
+        if dial_failed {
+            self.third_party_failed(
+                contact_id,
+                &connection_id,
+                super::TrunkFailure::TrunkUnavailable,
+                "the gateway is not taking calls",
+                now,
+            );
+        }
         Ok(OpResult::ConnectionAdded { connection_id })
     }
 

@@ -28,8 +28,20 @@ pub struct TrunkDial {
     pub caller_id_number: Option<String>,
     /// Caller ID display name: the agent's outbound queue's.
     pub caller_id_name: Option<String>,
-    /// The customer's media leg on the bridge (`customer:<contact>`).
+    /// The customer's media leg on the bridge (`customer:<contact>`), or
+    /// the third party's (under [`third_party_key`]).
     pub leg: u32,
+    /// A third party added to a live call (transfer, conference, a flow's
+    /// `transfer_to_phone_number`): its connection id. `None` for an
+    /// agent's outbound call, where the far end is the customer.
+    pub third_party: Option<String>,
+}
+
+/// The bridge socket key of a third party dialed through the trunk. The
+/// bridge sees it as an agent-kind party (a socket with a media leg), so
+/// forwarding, mixing and hold music need nothing new.
+pub fn third_party_key(connection_id: &str) -> String {
+    format!("trunk-party:{connection_id}")
 }
 
 /// Why an outbound call through the trunk failed: the contact's `error`
@@ -115,6 +127,7 @@ impl Center {
             caller_id_number: queue.and_then(|q| q.outbound_caller_id_number.clone()),
             caller_id_name: queue.and_then(|q| q.outbound_caller_id_name.clone()),
             leg,
+            third_party: None,
         };
         let sent = self
             .trunk

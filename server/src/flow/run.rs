@@ -132,7 +132,8 @@ pub enum Action {
         /// Queue id.
         queue: String,
     },
-    /// Transfer to a phone number (the flow is over).
+    /// Transfer to a phone number (the flow is over unless the center
+    /// answers [`Input::DialFailed`]).
     TransferToPhone {
         /// E.164 number.
         number: String,
@@ -164,6 +165,9 @@ pub enum Input {
     FunctionDone(u64, Result<BTreeMap<String, String>, String>),
     /// The center could not queue the call.
     QueueRefused(String),
+    /// The number of a `transfer_to_phone_number` could not be reached
+    /// (the typed failure, e.g. `busy`).
+    DialFailed(String),
 }
 
 /// One block's run, as kept in the contact's flow log.
@@ -209,6 +213,8 @@ enum Wait {
     Function { seq: u64, deadline: Millis },
     /// The center is queueing the call.
     Queued,
+    /// The center is dialing a number for the caller.
+    Dialing,
     /// Over.
     Done,
 }
@@ -278,7 +284,7 @@ impl Runner {
 
     /// Whether the flow is over (routed, hung up or ended).
     pub fn finished(&self) -> bool {
-        matches!(self.wait, Wait::Done | Wait::Queued)
+        matches!(self.wait, Wait::Done | Wait::Queued | Wait::Dialing)
     }
 
     /// Takes the log entries written since the last call.
@@ -375,30 +381,46 @@ impl Runner {
                 self.advance(now, env, &mut out);
             }
             (Input::QueueRefused(why), Wait::Queued) => {
-                self.wait = Wait::Ready;
-                // The queue block's entry is already logged as taken;
-                // note the refusal as its own entry and take its error.
-                let block = self.block.clone();
-                let has_error = self
-                    .current_block()
-                    .and_then(|b| b.branch("error"))
-                    .is_some();
-                self.log_entry(LogEntry {
-                    flow: self.flow.clone(),
-                    block,
-                    kind: "transfer_to_queue".into(),
-                    branch: has_error.then(|| "error".into()),
-                    inputs: BTreeMap::new(),
-                    outputs: BTreeMap::new(),
-                    started_ms: now.0,
-                    ended_ms: now.0,
-                    error: Some(why.clone()),
-                });
-                self.take_branch("error", now, env, &mut out, Some(why));
+                self.refused("transfer_to_queue", why, now, env, &mut out);
+            }
+            (Input::DialFailed(why), Wait::Dialing) => {
+                self.refused("transfer_to_phone_number", why, now, env, &mut out);
             }
             _ => {}
         }
         out
+    }
+
+    /// The center could not do what the block asked (a queue refused the
+    /// call, a number could not be reached): the block's entry is already
+    /// logged as taken, so the refusal is an entry of its own, then the
+    /// block's error branch.
+    fn refused(
+        &mut self,
+        kind: &str,
+        why: String,
+        now: Millis,
+        env: &dyn Env,
+        out: &mut Vec<Action>,
+    ) {
+        self.wait = Wait::Ready;
+        let block = self.block.clone();
+        let has_error = self
+            .current_block()
+            .and_then(|b| b.branch("error"))
+            .is_some();
+        self.log_entry(LogEntry {
+            flow: self.flow.clone(),
+            block,
+            kind: kind.into(),
+            branch: has_error.then(|| "error".into()),
+            inputs: BTreeMap::new(),
+            outputs: BTreeMap::new(),
+            started_ms: now.0,
+            ended_ms: now.0,
+            error: Some(why.clone()),
+        });
+        self.take_branch("error", now, env, out, Some(why));
     }
 
     fn timeout_ms(&self) -> u64 {
@@ -658,7 +680,7 @@ impl Runner {
             });
             self.run_block(&block, now, env, out);
             if !matches!(self.wait, Wait::Ready) {
-                if !matches!(self.wait, Wait::Done | Wait::Queued) {
+                if !matches!(self.wait, Wait::Done | Wait::Queued | Wait::Dialing) {
                     self.burst = 0;
                 }
                 return;
@@ -986,7 +1008,7 @@ impl Runner {
                 out.push(Action::TransferToPhone {
                     number: number.clone(),
                 });
-                self.wait = Wait::Done;
+                self.wait = Wait::Dialing;
             }
             BlockKind::SetCallbackNumber { attribute } => {
                 let number = match attribute {
@@ -1640,6 +1662,51 @@ text = "Still here."
         let log = r.take_log();
         assert_eq!(log.last().map(|e| e.block.as_str()), Some("bye"));
         assert!(log.iter().any(|e| e.error.as_deref() == Some("full")));
+    }
+
+    #[test]
+    fn a_number_that_cannot_be_reached_takes_the_error_branch() {
+        let flow = r#"name = "P"
+type = "inbound"
+start = "phone"
+
+[blocks.phone]
+type = "transfer_to_phone_number"
+number = "+15555550199"
+error = "bye"
+
+[blocks.bye]
+type = "disconnect"
+"#;
+        let mut r = runner(&[("p", flow)]);
+        let a = r.start(Millis(0), &env());
+        assert_eq!(
+            a,
+            [Action::TransferToPhone {
+                number: "+15555550199".into()
+            }]
+        );
+        assert!(r.finished(), "the flow is over unless the dial fails");
+        // Keys and a stale queue refusal change nothing while it dials.
+        assert!(r
+            .input(Input::Digits("1".into()), Millis(5), &env())
+            .is_empty());
+        assert!(r
+            .input(Input::QueueRefused("full".into()), Millis(6), &env())
+            .is_empty());
+        let a = r.input(Input::DialFailed("busy".into()), Millis(10), &env());
+        assert!(matches!(a[0], Action::Disconnect { .. }), "{a:?}");
+        let log = r.take_log();
+        let failed = log
+            .iter()
+            .find(|e| e.error.as_deref() == Some("busy"))
+            .expect("the failure is logged");
+        assert_eq!(failed.kind, "transfer_to_phone_number");
+        assert_eq!(failed.branch.as_deref(), Some("error"));
+        assert_eq!(log.last().map(|e| e.block.as_str()), Some("bye"));
+        // Once answered (no failure comes), the flow stays over.
+        let a = r.input(Input::DialFailed("late".into()), Millis(20), &env());
+        assert!(a.is_empty(), "{a:?}");
     }
 
     #[test]

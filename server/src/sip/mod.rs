@@ -413,7 +413,18 @@ impl Gateway {
         let fail = |gw: &Gateway, why: &str| {
             let now = gw.state.now();
             if let Ok(mut c) = gw.state.center.lock() {
-                c.trunk_failed(&dial.contact_id, TrunkFailure::TrunkUnavailable, why, now);
+                match &dial.third_party {
+                    Some(k) => c.third_party_failed(
+                        &dial.contact_id,
+                        k,
+                        TrunkFailure::TrunkUnavailable,
+                        why,
+                        now,
+                    ),
+                    None => {
+                        c.trunk_failed(&dial.contact_id, TrunkFailure::TrunkUnavailable, why, now)
+                    }
+                }
             }
         };
         let Some(trunk) = self
@@ -456,7 +467,12 @@ impl Gateway {
         };
         let done = done.clone();
         tokio::spawn(async move {
+            let party = call.dial.third_party.clone();
+            let state = call.state.clone();
             call.run(rx, rtp).await;
+            if let (Some(k), Ok(mut c)) = (party, state.center.lock()) {
+                c.third_party_gone(&k);
+            }
             let _ = done.send(call_id);
         });
     }
@@ -619,6 +635,7 @@ impl SipCall {
         let mut leg = Leg::new(
             &self.state,
             &self.contact,
+            None,
             self.leg,
             rtp,
             self.peer,
@@ -810,6 +827,14 @@ enum LegEvent {
     Out(Option<MediaOut>),
 }
 
+/// Frames from the bridge a SIP leg may have waiting before new ones are
+/// dropped. Larger than an agent socket's ([`AGENT_QUEUE`]): the leg's
+/// task transcodes each frame and, when it bridges to another SIP leg
+/// (a transfer to a number), both directions transcode in tasks the
+/// busy machine may delay by more than four frames; the leg's own paced
+/// queue still bounds what it sends late.
+const LEG_QUEUE: usize = 4 * AGENT_QUEUE;
+
 /// The media side of one SIP call: its RTP socket and its media leg on
 /// the bridge (`customer:<contact>`), transcoding between them. Shared by
 /// inbound and outbound calls.
@@ -848,6 +873,7 @@ impl Leg {
     fn new(
         state: &AppState,
         contact: &str,
+        key: Option<String>,
         leg: u32,
         rtp: UdpSocket,
         signal: SocketAddr,
@@ -856,8 +882,8 @@ impl Leg {
         pt: u8,
         te: Option<u8>,
     ) -> Leg {
-        let (media_tx, media_rx) = mpsc::channel::<MediaOut>(AGENT_QUEUE);
-        let key = customer_key(contact);
+        let (media_tx, media_rx) = mpsc::channel::<MediaOut>(LEG_QUEUE);
+        let key = key.unwrap_or_else(|| customer_key(contact));
         let rtp_local = rtp.local_addr().unwrap_or(SocketAddr::new(signal.ip(), 0));
         let slot = state.bridge.as_ref().map(|b| b.attach(&key, media_tx));
         Leg {
@@ -982,7 +1008,11 @@ impl Leg {
                 self.rtp_peer = src;
                 self.last_rtp = tokio::time::Instant::now();
                 if let Some(key) = self.dtmf.on_rtp(&self.buf[..n]) {
-                    // A caller's key (once per event, end bit or not).
+                    // A caller's key (once per event, end bit or not); a
+                    // third party's keys are not the caller's.
+                    if self.key != customer_key(&self.contact) {
+                        return;
+                    }
                     let now = self.state.now();
                     if let Ok(mut c) = self.state.center.lock() {
                         let _ = c.caller_digits(&self.contact, &key.to_string(), now);

@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use super::digest::Challenge;
 use super::msg::{self, Message, Start};
 use super::{sdp, Leg, T1};
-use crate::center::{random_id, TrunkDial, TrunkFailure};
+use crate::center::{random_id, third_party_key, TrunkDial, TrunkFailure};
 use crate::config::SipTrunk;
 use crate::http::AppState;
 
@@ -81,7 +81,40 @@ impl OutboundCall {
         );
         let now = self.state.now();
         if let Ok(mut c) = self.state.center.lock() {
-            c.trunk_failed(&self.dial.contact_id, failure, detail, now);
+            match &self.dial.third_party {
+                Some(k) => c.third_party_failed(&self.dial.contact_id, k, failure, detail, now),
+                None => c.trunk_failed(&self.dial.contact_id, failure, detail, now),
+            }
+        }
+    }
+
+    /// The far end is gone (its BYE, or no RTP): for the customer the call
+    /// ends; a third party's connection ends.
+    fn far_end_gone(&self, reason: &str) {
+        let now = self.state.now();
+        let Ok(mut c) = self.state.center.lock() else {
+            return;
+        };
+        match (&self.dial.third_party, reason) {
+            (Some(k), _) => c.third_party_hangup(&self.dial.contact_id, k, reason, now),
+            (None, "media_timeout") => c.trunk_lost(&self.dial.contact_id, reason, now),
+            (None, _) => {
+                let _ = c.caller_hangup(&self.dial.contact_id, now);
+            }
+        }
+    }
+
+    /// Whether the agent side still wants this call.
+    fn wanted(&self) -> (bool, Option<String>) {
+        let Ok(c) = self.state.center.lock() else {
+            return (false, None);
+        };
+        match &self.dial.third_party {
+            Some(k) => (c.third_party_live(&self.dial.contact_id, k), None),
+            None => match c.caller_view(&self.dial.contact_id) {
+                Some(v) => (v.state.as_str() != "ended", Some(v.digits_heard)),
+                None => (false, None),
+            },
         }
     }
 
@@ -253,7 +286,7 @@ Content-Length: 0\r\n\r\n",
                                         continue;
                                     }
                                     let mut early = false;
-                                    if leg.is_none() && !m.body.is_empty() {
+                                    if leg.is_none() && !m.body.is_empty() && self.dial.third_party.is_none() {
                                         if let Some(l) = self.leg_of(&m, &mut rtp_socket) {
                                             leg = Some(l);
                                             early = true;
@@ -261,7 +294,10 @@ Content-Length: 0\r\n\r\n",
                                     }
                                     let now = self.state.now();
                                     if let Ok(mut c) = self.state.center.lock() {
-                                        c.trunk_progress(&self.dial.contact_id, early, now);
+                                        match &self.dial.third_party {
+                                            Some(_) => drop(c.store().contact_event(&self.dial.contact_id, now, None, "trunk_progress", Some("third party ringing"))),
+                                            None => c.trunk_progress(&self.dial.contact_id, early, now),
+                                        }
                                     }
                                 }
                                 200..=299 => {
@@ -285,9 +321,10 @@ Content-Length: 0\r\n\r\n",
                                         l.last_rtp = tokio::time::Instant::now();
                                     }
                                     let now = self.state.now();
-                                    let answered = match self.state.center.lock() {
-                                        Ok(mut c) => c.trunk_answered(&self.dial.contact_id, now).is_ok(),
-                                        Err(_) => false,
+                                    let answered = match (self.state.center.lock(), &self.dial.third_party) {
+                                        (Ok(mut c), Some(k)) => c.third_party_answered(&self.dial.contact_id, k, now),
+                                        (Ok(mut c), None) => c.trunk_answered(&self.dial.contact_id, now).is_ok(),
+                                        (Err(_), _) => false,
                                     };
                                     self.record("sip_answered", &format!("{code}"));
                                     if !answered {
@@ -336,10 +373,7 @@ Content-Length: 0\r\n\r\n",
                                 "BYE" => {
                                     self.send_to_via(&m, &reply(200, "OK")).await;
                                     self.record("sip_bye", "the far end hung up");
-                                    let now = self.state.now();
-                                    if let Ok(mut c) = self.state.center.lock() {
-                                        let _ = c.caller_hangup(&self.dial.contact_id, now);
-                                    }
+                                    self.far_end_gone("third_party_disconnect");
                                     return;
                                 }
                                 "ACK" => {}
@@ -395,21 +429,18 @@ Content-Length: 0\r\n\r\n",
                         let gap = (retransmit.1 * 2).min(Duration::from_secs(4));
                         retransmit = (now_i + gap, gap);
                     }
-                    let view = self.state.center.lock().ok().and_then(|c| c.caller_view(&self.dial.contact_id));
-                    if let (Some(l), Some(v)) = (leg.as_mut(), &view) {
-                        l.sync_digits(&v.digits_heard);
+                    let (wanted, digits) = self.wanted();
+                    if let (Some(l), Some(d)) = (leg.as_mut(), &digits) {
+                        l.sync_digits(d);
                     }
-                    let ended = view.is_none_or(|v| v.state.as_str() == "ended");
+                    let ended = !wanted;
                     let dead = dialog.is_some() && leg.as_ref().is_some_and(|l| l.rtp_dead(rtp_timeout));
                     if dead && !ended {
                         if let Some(d) = &dialog {
                             self.record("sip_rtp_timeout", "no RTP from the far end");
                             self.send(&self.in_dialog("BYE", cseq + 1, &from_tag, d)).await;
                         }
-                        let now = self.state.now();
-                        if let Ok(mut c) = self.state.center.lock() {
-                            c.trunk_lost(&self.dial.contact_id, "media_timeout", now);
-                        }
+                        self.far_end_gone("media_timeout");
                         return;
                     }
                     if ended {
@@ -475,6 +506,7 @@ Content-Length: 0\r\n\r\n",
         Some(Leg::new(
             &self.state,
             &self.dial.contact_id,
+            self.dial.third_party.as_deref().map(third_party_key),
             self.dial.leg,
             rtp.take()?,
             self.target,
