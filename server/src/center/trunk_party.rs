@@ -13,7 +13,7 @@
 //! customer and the party go on talking until one of them hangs up.
 
 use protocol::contact::ConnectionState;
-use protocol::endpoint::{Endpoint, EndpointKind};
+use protocol::endpoint::Endpoint;
 use protocol::Millis;
 
 use super::{Call, Center, Party, TrunkDial, TrunkFailure};
@@ -88,7 +88,7 @@ impl Center {
         let call = self.calls.get_mut(call_id)?;
         call.externals.push(Party {
             connection_id: connection_id.clone(),
-            endpoint: phone_endpoint(number),
+            endpoint: Endpoint::phone_number(number),
             state: ConnectionState::Connecting { since: now },
             answer_at: None,
         });
@@ -164,22 +164,18 @@ impl Center {
         detail: &str,
         now: Millis,
     ) {
-        self.trunk_parties.remove(connection_id);
         let reason = failure.as_str();
-        let Some(e) = self.external_mut(call_id, connection_id) else {
-            return;
-        };
-        let Ok(s) = e.state.disconnect(reason, now) else {
-            return;
-        };
-        e.state = s;
-        let _ = self.store.contact_event(
+        let detail = format!("{connection_id}: {reason} ({detail})");
+        if !self.end_trunk_party(
             call_id,
-            now,
-            None,
+            connection_id,
+            reason,
             "third_party_failed",
-            Some(&format!("{connection_id}: {reason} ({detail})")),
-        );
+            &detail,
+            now,
+        ) {
+            return;
+        }
         let Some(call) = self.calls.get_mut(call_id) else {
             return;
         };
@@ -200,6 +196,31 @@ impl Center {
         }
     }
 
+    /// Ends a trunk party's connection for `reason` and records `event`;
+    /// false when there was no such live connection (nothing changed).
+    fn end_trunk_party(
+        &mut self,
+        call_id: &str,
+        connection_id: &str,
+        reason: &str,
+        event: &str,
+        detail: &str,
+        now: Millis,
+    ) -> bool {
+        self.trunk_parties.remove(connection_id);
+        let Some(e) = self.external_mut(call_id, connection_id) else {
+            return false;
+        };
+        let Ok(s) = e.state.disconnect(reason, now) else {
+            return false;
+        };
+        e.state = s;
+        let _ = self
+            .store
+            .contact_event(call_id, now, None, event, Some(detail));
+        true
+    }
+
     /// The third party hung up (or its media died): its connection ends;
     /// with no agent left on the call, the whole call ends.
     pub fn third_party_hangup(
@@ -209,21 +230,17 @@ impl Center {
         reason: &str,
         now: Millis,
     ) {
-        self.trunk_parties.remove(connection_id);
-        let Some(e) = self.external_mut(call_id, connection_id) else {
-            return;
-        };
-        let Ok(s) = e.state.disconnect(reason, now) else {
-            return;
-        };
-        e.state = s;
-        let _ = self.store.contact_event(
+        let detail = format!("{connection_id}: {reason}");
+        if !self.end_trunk_party(
             call_id,
-            now,
-            None,
+            connection_id,
+            reason,
             "third_party_hangup",
-            Some(&format!("{connection_id}: {reason}")),
-        );
+            &detail,
+            now,
+        ) {
+            return;
+        }
         let alone = self
             .calls
             .get(call_id)
@@ -356,16 +373,4 @@ fn has_trunk_party(call: &Call, parties: &std::collections::HashMap<String, u32>
 /// line, no agent being offered the call, no queued transfer.
 fn alone_with_customer(call: &Call) -> bool {
     call.externals.iter().all(|e| e.state.is_disconnected()) && !call.has_pending_offer()
-}
-
-/// The endpoint a flow dials.
-fn phone_endpoint(number: &str) -> Endpoint {
-    Endpoint {
-        id: format!("phone:{number}"),
-        kind: EndpointKind::PhoneNumber,
-        name: number.to_owned(),
-        phone_number: Some(number.to_owned()),
-        agent: None,
-        queue: None,
-    }
 }
