@@ -152,6 +152,7 @@ const JA: &[(&str, &str)] = &[
     ),
     ("Complete transfer", "転送を完了"),
     ("Transferred to you", "あなたへの転送"),
+    ("Callback: you call the customer back", "コールバック: お客様へ折り返し発信します"),
     (
         "Not accepted: numbers are written in E.164, + and the country code (e.g. +81 3 1234 5678).",
         "受け付けられませんでした。番号は + と国番号から始まる E.164 形式で入力してください（例: +81 3 1234 5678）。",

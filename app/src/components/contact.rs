@@ -194,6 +194,10 @@ pub fn ContactCard(contact_id: String) -> impl IntoView {
     };
     let transferred =
         move || view_of().is_some_and(|v| v.initiation == protocol::contact::Initiation::Transfer);
+    // A queued callback rings like an inbound call, but the agent is
+    // about to call the customer back, not answer them.
+    let callback =
+        move || view_of().is_some_and(|v| v.initiation == protocol::contact::Initiation::Callback);
     let wrap_up = RwSignal::new(String::new());
     let keypad_open = RwSignal::new(false);
 
@@ -238,6 +242,7 @@ pub fn ContactCard(contact_id: String) -> impl IntoView {
                 <div class="who" data-testid="contact-caller">{who}</div>
                 <div class="number" data-testid="contact-number">{move || name().map(|_| number())}</div>
                 <span class="badge" data-testid="transfer-badge" hidden=move || !transferred()>{move || ccp.t("Transferred to you")}</span>
+                <span class="badge" data-testid="callback-badge" hidden=move || !callback()>{move || ccp.t("Callback: you call the customer back")}</span>
                 <div><span class="state" data-testid="contact-state" data-state=state_name data-hold=move || on_hold().to_string()>{label}</span>" · "
                     <Show when=move || !queue().is_empty()>
                         <span data-testid="contact-queue">{queue}</span>" · "
