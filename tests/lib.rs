@@ -328,12 +328,16 @@ impl Client {
     /// start of every test that has a call routed to an agent.
     pub async fn available(addr: SocketAddr, user: &str, password: &str) -> Client {
         let mut agent = Client::connect(addr, &login(addr, user, password).await).await;
+        agent.set_available().await;
         agent
-            .ok(Op::SetAgentState {
-                state: "Available".into(),
-            })
-            .await;
-        agent
+    }
+
+    /// Sets this agent Available (routable).
+    pub async fn set_available(&mut self) {
+        self.ok(Op::SetAgentState {
+            state: "Available".into(),
+        })
+        .await;
     }
 
     /// Accepts the ringing contact `contact_id` and waits until the agent
@@ -359,6 +363,44 @@ impl Client {
         })
         .await;
         leg_and_customer(self).expect("waited for")
+    }
+}
+
+/// The quick connect to another agent, as an endpoint an agent's
+/// `add_connection` names (the test configuration's `qc-<user>` entries).
+pub fn agent_quick_connect(id: &str) -> protocol::Endpoint {
+    protocol::Endpoint {
+        id: id.to_owned(),
+        kind: protocol::EndpointKind::Agent,
+        name: String::new(),
+        phone_number: None,
+        agent: None,
+        queue: None,
+    }
+}
+
+impl Client {
+    /// Brings `other` (an Available agent reached through quick connect
+    /// `qc`) into this agent's call `contact_id` and joins all parties in
+    /// a conference: the consult rings `other`, who accepts, then this
+    /// agent conferences. Returns `other`'s media leg.
+    pub async fn conference_in(&mut self, other: &mut Client, contact_id: &str, qc: &str) -> u32 {
+        self.ok(Op::AddConnection {
+            contact_id: contact_id.to_owned(),
+            endpoint: agent_quick_connect(qc),
+        })
+        .await;
+        other
+            .wait_for("the consult rings", |b| {
+                b.state().contacts.contains_key(contact_id)
+            })
+            .await;
+        let (other_leg, _) = other.accept_with_leg(contact_id).await;
+        self.ok(Op::Conference {
+            contact_id: contact_id.to_owned(),
+        })
+        .await;
+        other_leg
     }
 }
 

@@ -313,53 +313,12 @@ async fn conference_mixes_every_party_for_every_other() {
             contact_id: c.clone(),
         })
         .await;
-    bob.ok(Op::SetAgentState {
-        state: "Available".into(),
-    })
-    .await;
-    let qc = protocol::Endpoint {
-        id: "qc-bob".into(),
-        kind: protocol::EndpointKind::Agent,
-        name: String::new(),
-        phone_number: None,
-        agent: None,
-        queue: None,
-    };
-    alice
-        .ok(Op::AddConnection {
-            contact_id: c.clone(),
-            endpoint: qc,
-        })
-        .await;
-    bob.wait_for("transfer rings bob", |b| {
-        b.state().contacts.contains_key(&c)
-    })
-    .await;
-    bob.ok(Op::Accept {
-        contact_id: c.clone(),
-    })
-    .await;
-    alice
-        .ok(Op::Conference {
-            contact_id: c.clone(),
-        })
-        .await;
-    let leg = |cl: &Client| {
-        cl.state().contacts[&c]
-            .agent_connection()
-            .and_then(|k| k.media_leg)
-            .expect("leg")
-    };
-    bob.wait_for("bob's leg", |b| {
-        b.state()
-            .contacts
-            .get(&c)
-            .and_then(|v| v.agent_connection())
-            .and_then(|k| k.media_leg)
-            .is_some()
-    })
-    .await;
-    let (alice_leg, bob_leg) = (leg(&alice), leg(&bob));
+    bob.set_available().await;
+    let bob_leg = alice.conference_in(&mut bob, &c, "qc-bob").await;
+    let alice_leg = alice.state().contacts[&c]
+        .agent_connection()
+        .and_then(|k| k.media_leg)
+        .expect("alice's leg");
 
     // Alice says 1 kHz, bob 2 kHz, the caller 300 Hz, for three seconds.
     let mut a_next = tone_frames(1000.0, alice_leg);

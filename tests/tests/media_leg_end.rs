@@ -26,50 +26,15 @@ async fn frames_after_leaving_a_conference_are_dropped_without_an_error() {
     let dir = temp_dir("leg-end");
     let running = server::start(test_config(&dir)).await.expect("start");
     let addr = running.addr;
-    let mut alice = Client::connect(addr, &login(addr, "alice", "alice-pass").await).await;
+    let mut alice = Client::available(addr, "alice", "alice-pass").await;
     let mut bob = Client::connect(addr, &login(addr, "bob", "bob-pass").await).await;
-    alice
-        .ok(Op::SetAgentState {
-            state: "Available".into(),
-        })
-        .await;
     let c = sim_call(addr, "+819012345678", "support").await;
     alice
         .wait_for("ring", |a| a.state().contacts.contains_key(&c))
         .await;
-    alice
-        .ok(Op::Accept {
-            contact_id: c.clone(),
-        })
-        .await;
-    bob.ok(Op::SetAgentState {
-        state: "Available".into(),
-    })
-    .await;
-    alice
-        .ok(Op::AddConnection {
-            contact_id: c.clone(),
-            endpoint: protocol::Endpoint {
-                id: "qc-bob".into(),
-                kind: protocol::EndpointKind::Agent,
-                name: String::new(),
-                phone_number: None,
-                agent: None,
-                queue: None,
-            },
-        })
-        .await;
-    bob.wait_for("transfer rings", |b| b.state().contacts.contains_key(&c))
-        .await;
-    bob.ok(Op::Accept {
-        contact_id: c.clone(),
-    })
-    .await;
-    alice
-        .ok(Op::Conference {
-            contact_id: c.clone(),
-        })
-        .await;
+    alice.accept_with_leg(&c).await;
+    bob.set_available().await;
+    alice.conference_in(&mut bob, &c, "qc-bob").await;
     let first = &mut alice;
     let own = first.state().contacts[&c]
         .agent_connection()

@@ -115,32 +115,8 @@ async fn a_conference_agent_announcing_media_legs_gets_each_talker_and_one_that_
         .wait_for("ring", |a| a.state().contacts.contains_key(&c))
         .await;
     let (alice_leg, _) = alice.accept_with_leg(&c).await;
-    bob.ok(Op::SetAgentState {
-        state: "Available".into(),
-    })
-    .await;
-    let qc = protocol::Endpoint {
-        id: "qc-bob".into(),
-        kind: protocol::EndpointKind::Agent,
-        name: String::new(),
-        phone_number: None,
-        agent: None,
-        queue: None,
-    };
-    alice
-        .ok(Op::AddConnection {
-            contact_id: c.clone(),
-            endpoint: qc,
-        })
-        .await;
-    bob.wait_for("bob rings", |b| b.state().contacts.contains_key(&c))
-        .await;
-    let (bob_leg, _) = bob.accept_with_leg(&c).await;
-    alice
-        .ok(Op::Conference {
-            contact_id: c.clone(),
-        })
-        .await;
+    bob.set_available().await;
+    let bob_leg = alice.conference_in(&mut bob, &c, "qc-bob").await;
 
     // The phone says 300 Hz, alice 1 kHz, bob 2 kHz, for three seconds.
     let phone_task = tokio::spawn(async move {
