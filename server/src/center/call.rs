@@ -23,6 +23,18 @@ pub struct Party {
     pub answer_at: Option<Millis>,
 }
 
+impl Party {
+    /// A customer calling in from `number`, not yet answered.
+    pub fn calling_in(connection_id: String, number: &str, now: Millis) -> Party {
+        Party {
+            connection_id,
+            endpoint: Endpoint::phone_number(number),
+            state: ConnectionState::Connecting { since: now },
+            answer_at: None,
+        }
+    }
+}
+
 /// An agent on the call.
 #[derive(Debug, Clone)]
 pub struct Participant {
@@ -80,6 +92,38 @@ pub struct Call {
 }
 
 impl Call {
+    /// A call with its customer and nobody else yet: not queued, no flow,
+    /// no agent. Each way a call starts sets what differs from this with
+    /// struct update syntax, so a new field gets its default in one place.
+    pub fn new(
+        id: &str,
+        initiation: Initiation,
+        customer: Party,
+        attributes: BTreeMap<String, String>,
+        caller_play: crate::bridge::CallerAudio,
+        created_at: Millis,
+    ) -> Call {
+        Call {
+            id: id.to_owned(),
+            initiation,
+            queue: None,
+            created_at,
+            attributes,
+            customer,
+            participants: Vec::new(),
+            externals: Vec::new(),
+            waiting: None,
+            rejected: Vec::new(),
+            ended: false,
+            digits_heard: String::new(),
+            caller_play,
+            flow: None,
+            flow_ctx: None,
+            callback: false,
+            via_flow: false,
+        }
+    }
+
     pub fn participant(&self, agent: &str) -> Option<&Participant> {
         self.participants.iter().find(|p| p.agent == agent)
     }

@@ -286,12 +286,7 @@ impl Center {
             return Err(ContactError::Busy);
         }
         let id = self.new_id("c");
-        self.store
-            .create_contact(&id, "outbound", None, &number, &Default::default(), now)
-            .and_then(|()| match self.recording_path(&id) {
-                Some(path) => self.store.set_recording(&id, &path.display().to_string()),
-                None => Ok(()),
-            })?;
+        self.open_contact_record(&id, "outbound", None, &number, &Default::default(), now)?;
         let _ = self
             .store
             .contact_event(&id, now, Some(agent), "dialed", Some(&number));
@@ -301,22 +296,23 @@ impl Center {
         // Through the SIP trunk when there is one: the far end's audio is
         // a live leg, and the network (not a timer) answers.
         let trunk_leg = self.has_trunk().then(|| self.new_leg());
+        let customer = Party {
+            connection_id: customer_conn,
+            endpoint: Endpoint::phone_number(&number),
+            state: ConnectionState::Connecting { since: now },
+            answer_at: trunk_leg
+                .is_none()
+                .then(|| now.plus_ms(self.cfg.external_answer_ms)),
+        };
+        let caller_play = match trunk_leg {
+            Some(leg) => crate::bridge::CallerAudio::Live { leg },
+            None => crate::bridge::CallerAudio::Prompt(
+                self.cfg.public_dir.join(&self.cfg.caller_prompt),
+            ),
+        };
         self.calls.insert(
             id.clone(),
             Call {
-                id: id.clone(),
-                initiation: Initiation::Outbound,
-                queue: None,
-                created_at: now,
-                attributes,
-                customer: Party {
-                    connection_id: customer_conn,
-                    endpoint: Endpoint::phone_number(&number),
-                    state: ConnectionState::Connecting { since: now },
-                    answer_at: trunk_leg
-                        .is_none()
-                        .then(|| now.plus_ms(self.cfg.external_answer_ms)),
-                },
                 participants: vec![Participant {
                     agent: agent.to_owned(),
                     connection_id: agent_conn,
@@ -326,21 +322,14 @@ impl Center {
                     offered_from: None,
                     media_leg: leg,
                 }],
-                externals: Vec::new(),
-                waiting: None,
-                rejected: Vec::new(),
-                ended: false,
-                digits_heard: String::new(),
-                flow: None,
-                flow_ctx: None,
-                callback: false,
-                via_flow: false,
-                caller_play: match trunk_leg {
-                    Some(leg) => crate::bridge::CallerAudio::Live { leg },
-                    None => crate::bridge::CallerAudio::Prompt(
-                        self.cfg.public_dir.join(&self.cfg.caller_prompt),
-                    ),
-                },
+                ..Call::new(
+                    &id,
+                    Initiation::Outbound,
+                    customer,
+                    attributes,
+                    caller_play,
+                    now,
+                )
             },
         );
         self.add_contact(agent, &id);

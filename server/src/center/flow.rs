@@ -349,12 +349,7 @@ impl Center {
         }
         let id = self.new_id("c");
         let attributes = self.cfg.customers.get(from).cloned().unwrap_or_default();
-        self.store
-            .create_contact(&id, "inbound", None, from, &attributes, now)
-            .and_then(|()| match self.recording_path(&id) {
-                Some(path) => self.store.set_recording(&id, &path.display().to_string()),
-                None => Ok(()),
-            })
+        self.open_contact_record(&id, "inbound", None, from, &attributes, now)
             .map_err(|e| refuse(e.into()))?;
         let _ = self
             .store
@@ -366,32 +361,20 @@ impl Center {
         self.calls.insert(
             id.clone(),
             Call {
-                id: id.clone(),
-                initiation: Initiation::Inbound,
-                queue: None,
-                created_at: now,
-                attributes,
-                customer: Party {
-                    connection_id: customer_conn,
-                    endpoint: Endpoint::phone_number(from),
-                    state: ConnectionState::Connecting { since: now },
-                    answer_at: None,
-                },
-                participants: Vec::new(),
-                externals: Vec::new(),
-                waiting: None,
-                rejected: Vec::new(),
-                ended: false,
-                digits_heard: String::new(),
-                caller_play,
                 flow: Some(Box::new(FlowRun {
                     runner,
                     role: FlowRole::Entry,
                     playing: None,
                 })),
-                flow_ctx: None,
-                callback: false,
                 via_flow: true,
+                ..Call::new(
+                    &id,
+                    Initiation::Inbound,
+                    Party::calling_in(customer_conn, from, now),
+                    attributes,
+                    caller_play,
+                    now,
+                )
             },
         );
         self.drive_flow(&id, None, now);
@@ -838,32 +821,26 @@ impl Center {
         self.calls.insert(
             id.clone(),
             Call {
-                id: id.clone(),
-                initiation: Initiation::Callback,
                 queue: Some(queue.to_owned()),
-                created_at: now,
-                attributes,
-                customer: Party {
-                    connection_id: customer_conn,
-                    endpoint: Endpoint::phone_number(number),
-                    state: ConnectionState::Init,
-                    answer_at: None,
-                },
-                participants: Vec::new(),
-                externals: Vec::new(),
                 waiting: Some(Wait {
                     queue: queue.to_owned(),
                     since: now,
                     connection_id: reserved,
                 }),
-                rejected: Vec::new(),
-                ended: false,
-                digits_heard: String::new(),
-                caller_play: prompt,
-                flow: None,
-                flow_ctx: None,
                 callback: true,
-                via_flow: false,
+                ..Call::new(
+                    &id,
+                    Initiation::Callback,
+                    Party {
+                        connection_id: customer_conn,
+                        endpoint: Endpoint::phone_number(number),
+                        state: ConnectionState::Init,
+                        answer_at: None,
+                    },
+                    attributes,
+                    prompt,
+                    now,
+                )
             },
         );
         self.route(now);

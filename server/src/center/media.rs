@@ -23,6 +23,25 @@ impl Center {
             .then(|| self.cfg.data_dir.join("recordings").join(contact_id))
     }
 
+    /// Opens a new contact's record in the store, with where its
+    /// recording goes when recording is on.
+    pub(super) fn open_contact_record(
+        &self,
+        id: &str,
+        initiation: &str,
+        queue: Option<&str>,
+        number: &str,
+        attributes: &std::collections::BTreeMap<String, String>,
+        now: protocol::Millis,
+    ) -> Result<(), crate::store::StoreError> {
+        self.store
+            .create_contact(id, initiation, queue, number, attributes, now)?;
+        match self.recording_path(id) {
+            Some(path) => self.store.set_recording(id, &path.display().to_string()),
+            None => Ok(()),
+        }
+    }
+
     /// Where a simulated caller's recording of what it heard goes: the
     /// packets it was sent, as Ogg Opus (decoded when fetched).
     pub fn heard_path(&self, contact_id: &str) -> std::path::PathBuf {

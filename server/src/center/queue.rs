@@ -13,7 +13,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use protocol::contact::{ConnectionState, ContactState, Initiation};
-use protocol::endpoint::{is_e164, Endpoint};
+use protocol::endpoint::is_e164;
 use protocol::error::{ErrorBody, ErrorCode};
 use protocol::Millis;
 
@@ -269,12 +269,7 @@ impl Center {
         }
         let id = self.new_id("c");
         let attributes = self.cfg.customers.get(from).cloned().unwrap_or_default();
-        self.store
-            .create_contact(&id, "inbound", Some(queue), from, &attributes, now)
-            .and_then(|()| match self.recording_path(&id) {
-                Some(path) => self.store.set_recording(&id, &path.display().to_string()),
-                None => Ok(()),
-            })
+        self.open_contact_record(&id, "inbound", Some(queue), from, &attributes, now)
             .map_err(|e| refuse(e.into()))?;
         if let Some(error) = self.queue_refusal(queue, &q, now) {
             let message = error.to_string();
@@ -295,32 +290,20 @@ impl Center {
         self.calls.insert(
             id.clone(),
             Call {
-                id: id.clone(),
-                initiation: Initiation::Inbound,
                 queue: Some(queue.to_owned()),
-                created_at: now,
-                attributes,
-                customer: Party {
-                    connection_id: customer_conn,
-                    endpoint: Endpoint::phone_number(from),
-                    state: ConnectionState::Connecting { since: now },
-                    answer_at: None,
-                },
-                participants: Vec::new(),
-                externals: Vec::new(),
                 waiting: Some(Wait {
                     queue: queue.to_owned(),
                     since: now,
                     connection_id: reserved_conn,
                 }),
-                rejected: Vec::new(),
-                ended: false,
-                digits_heard: String::new(),
-                flow: None,
-                flow_ctx: None,
-                callback: false,
-                via_flow: false,
-                caller_play,
+                ..Call::new(
+                    &id,
+                    Initiation::Inbound,
+                    Party::calling_in(customer_conn, from, now),
+                    attributes,
+                    caller_play,
+                    now,
+                )
             },
         );
         self.route(now);
