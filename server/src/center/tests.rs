@@ -144,6 +144,19 @@ impl Rig {
             .expect("call placed")
     }
 
+    /// A call from `from` into `queue`, routed to and accepted by `agent`
+    /// (the only Available agent).
+    fn answered(&mut self, agent: &str, from: &str, queue: &str) -> String {
+        let c = self.call(from, queue);
+        self.ok(
+            agent,
+            Op::Accept {
+                contact_id: c.clone(),
+            },
+        );
+        c
+    }
+
     fn view(&self, agent: &str, contact: &str) -> Option<ContactView> {
         self.center
             .snapshot(agent)?
@@ -209,13 +222,7 @@ fn inbound_call_rings_longest_idle_agent_and_carries_customer_attributes() {
 fn accept_hold_resume_end_and_clear_walk_the_agent_through_its_states() {
     let mut r = Rig::new();
     r.available("alice");
-    let c = r.call("+15550001111", "support");
-    r.ok(
-        "alice",
-        Op::Accept {
-            contact_id: c.clone(),
-        },
-    );
+    let c = r.answered("alice", "+15550001111", "support");
     assert_eq!(r.state("alice"), "Busy");
     let cust = r.conn_id("alice", &c, ConnectionKind::Inbound);
     r.ok(
@@ -425,13 +432,7 @@ fn another_agents_contact_is_refused_and_unchanged() {
 fn consult_then_conference_then_complete_transfer() {
     let mut r = Rig::new();
     r.available("alice");
-    let c = r.call("+819012345678", "support");
-    r.ok(
-        "alice",
-        Op::Accept {
-            contact_id: c.clone(),
-        },
-    );
+    let c = r.answered("alice", "+819012345678", "support");
     r.available("bob");
     r.ok(
         "alice",
@@ -504,13 +505,7 @@ fn consult_then_conference_then_complete_transfer() {
 fn cold_transfer_through_a_queue() {
     let mut r = Rig::new();
     r.available("alice");
-    let c = r.call("+15550001111", "vip");
-    r.ok(
-        "alice",
-        Op::Accept {
-            contact_id: c.clone(),
-        },
-    );
+    let c = r.answered("alice", "+15550001111", "vip");
     r.ok(
         "alice",
         Op::AddConnection {
@@ -548,13 +543,7 @@ fn cold_transfer_through_a_queue() {
 fn digits_reach_the_caller_and_both_sides_see_events() {
     let mut r = Rig::new();
     r.available("alice");
-    let c = r.call("+15550001111", "support");
-    r.ok(
-        "alice",
-        Op::Accept {
-            contact_id: c.clone(),
-        },
-    );
+    let c = r.answered("alice", "+15550001111", "support");
     let cust = r.conn_id("alice", &c, ConnectionKind::Inbound);
     assert_eq!(
         r.op(
@@ -718,13 +707,7 @@ fn a_contact_waiting_past_max_wait_leaves_the_queue_with_a_recorded_reason() {
 fn a_transfer_into_a_queue_that_times_out_is_withdrawn_and_the_agent_keeps_the_call() {
     let mut r = Rig::new();
     r.available("alice");
-    let c = r.call("+15550001111", "vip");
-    r.ok(
-        "alice",
-        Op::Accept {
-            contact_id: c.clone(),
-        },
-    );
+    let c = r.answered("alice", "+15550001111", "vip");
     r.ok(
         "alice",
         Op::AddConnection {
@@ -817,13 +800,7 @@ fn shutdown_ends_live_calls_with_a_reason_destroys_every_view_and_refuses_new_ca
 fn a_mute_is_lifted_when_the_call_ends_so_the_next_call_starts_unmuted() {
     let mut r = Rig::new();
     r.available("alice");
-    let c = r.call("+819012345678", "support");
-    r.ok(
-        "alice",
-        Op::Accept {
-            contact_id: c.clone(),
-        },
-    );
+    let c = r.answered("alice", "+819012345678", "support");
     r.ok("alice", Op::Mute);
     assert!(r.center.snapshot("alice").expect("snap").muted);
     r.events("alice");
@@ -880,13 +857,7 @@ fn a_number_through_the_trunk_fails_typed_conferences_and_takes_the_call_over() 
     let (tx, mut dials) = tokio::sync::mpsc::channel(4);
     r.center.set_trunk(tx);
     r.available("alice");
-    let c = r.call("+819012345678", "support");
-    r.ok(
-        "alice",
-        Op::Accept {
-            contact_id: c.clone(),
-        },
-    );
+    let c = r.answered("alice", "+819012345678", "support");
     let customer = r.conn_id("alice", &c, ConnectionKind::Inbound);
     let add = |r: &mut Rig| match r.ok(
         "alice",
