@@ -36,6 +36,11 @@ const mic = speechWav(dir, 'mic', 'Thank you for calling the order desk. Your ho
 const backend = await startBackend('', { crm: true });
 const SECONDS = 10;
 const RUNS = Math.max(1, Number(process.argv[2]) || 5);
+// Our packet duration (`node tests/bench/webrtc.mjs RUNS PACKET_MS`): 10 ms
+// by default, what the CCP sends when the backend grants it (the
+// `welcome`'s `packet_ms`, which our backend grants to every client that
+// offers 10); 20 to compare with the figures taken before 10 ms packets.
+const PACKET_MS = Number(process.argv[3]) === 20 ? 20 : 10;
 
 // Page-side helpers, installed before either stack starts: a
 // MediaStreamTrackProcessor reader that keeps every chunk with its
@@ -98,11 +103,11 @@ async function ours(capture = 'worklet') {
     // The demo origin serves the engine at /media/ (the loopback page's).
     await page.goto(`${backend.crmUrl}/phone/loopback.html`);
     await page.evaluate(HELPERS);
-    const latency = await page.evaluate(async (capture) => {
+    const latency = await page.evaluate(async ({ capture, packetMs }) => {
       const { startEngine } = await import('/media/engine.js');
       window.rec = { input: [], output: [], engine: null, tapIn: [], tapOut: [], offsets: [] };
       const engine = await startEngine({
-        wasmUrl: '/media/engine.wasm', workletUrl: '/media/worklet.js', leg: 1, tapSeconds: 1, echo: true, capture,
+        wasmUrl: '/media/engine.wasm', workletUrl: '/media/worklet.js', leg: 1, tapSeconds: 1, echo: true, capture, packetMs,
         onPacket: (frame) => { if (window.rec.engine) window.rec.engine.receive(frame); },
         onTap: (inp, out, time) => {
           window.rec.input.push(...inp);
@@ -122,7 +127,7 @@ async function ours(capture = 'worklet') {
       window.rec.trackOut = window.rec.tapOut;
       window.rec.capture = engine.capture;
       return engine.addedLatencyMs;
-    }, capture);
+    }, { capture, packetMs: PACKET_MS });
     await page.waitForFunction((n) => window.rec.output.length >= n + 48000, 48000 * SECONDS, { timeout: 60000, polling: 250 });
     const r = await page.evaluate((s) => {
       const offsets = window.rec.offsets.slice().sort((a, b) => a - b);
@@ -221,6 +226,7 @@ const median = (xs) => {
 };
 const f = (x) => (Number.isFinite(x) ? x.toFixed(1) : 'n/a');
 
+console.log(`our engine sends ${PACKET_MS} ms packets`);
 try {
   const rows = { ours: { tap: [], track: [] }, oursTrack: { tap: [], track: [] }, webrtc: { tap: [], track: [] } };
   for (let run = 1; run <= RUNS; run += 1) {
