@@ -294,3 +294,50 @@ async fn too_short_an_interval_is_refused_422_with_min_se() {
         .expect("count");
     assert_eq!(contacts, 0, "nothing created");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_200_to_a_reinvite_is_resent_until_acked() {
+    let dir = temp_dir("sip-reinvite-ack");
+    let running = server::start(timer_config(&dir)).await.expect("start");
+    let sip = running.sip_addr.expect("sip");
+    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
+    let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let local = sock.local_addr().expect("addr");
+    let (_c, ok) = answered(&sock, sip, &mut alice, "st6", "").await;
+    assert!(ok.header("session-expires").is_none(), "no timer asked");
+    let to = ok.header("to").expect("To").to_owned();
+    let reinvite = format!(
+        "INVITE sip:switchboard@{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKre6\r\n\
+Max-Forwards: 70\r\nFrom: <sip:+15557654321@127.0.0.1>;tag=f1\r\nTo: {to}\r\nCall-ID: st6\r\n\
+CSeq: 2 INVITE\r\nContact: <sip:c@{local}>\r\nContent-Type: application/sdp\r\n\
+Content-Length: {}\r\n\r\n{SDP}",
+        SDP.len()
+    );
+    sock.send_to(reinvite.as_bytes(), sip).await.expect("send");
+    // Timer G (RFC 3261 §13.3.1.4): without our ACK the 200 comes again
+    // (at T1, then 2×T1), with the same CSeq.
+    let mut oks = 0;
+    while oks < 3 {
+        let m = next(&sock).await;
+        if m.start == (Start::Response { code: 200 }) {
+            assert_eq!(m.cseq(), Some((2, "INVITE")));
+            oks += 1;
+        }
+    }
+    let ack = format!(
+        "ACK sip:switchboard@{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKack6\r\n\
+Max-Forwards: 70\r\nFrom: <sip:+15557654321@127.0.0.1>;tag=f1\r\nTo: {to}\r\nCall-ID: st6\r\n\
+CSeq: 2 ACK\r\nContent-Length: 0\r\n\r\n"
+    );
+    sock.send_to(ack.as_bytes(), sip).await.expect("ack");
+    // After the ACK, no more: unacked, the next would have come 2 s after
+    // the third (gaps 0.5, 1, 2 s), so 4.5 s of silence shows it stopped.
+    let mut buf = vec![0u8; 8192];
+    let quiet = tokio::time::timeout(Duration::from_millis(4500), sock.recv_from(&mut buf)).await;
+    assert!(
+        quiet.is_err(),
+        "a 200 after the ACK: {:?}",
+        quiet.map(|r| r.map(|(n, _)| String::from_utf8_lossy(&buf[..n]).into_owned()))
+    );
+    hang_up(&sock, sip, &ok, "st6").await;
+}

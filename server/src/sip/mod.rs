@@ -727,6 +727,8 @@ impl SipCall {
         let origin = tokio::time::Instant::now();
         let mut clock: Option<timers::Clock> = None;
         let (mut refresh_cseq, mut refresh_bytes) = (0u32, None::<Vec<u8>>);
+        // Our 2xx to a re-INVITE until its ACK (timers G/H).
+        let mut ack_wait: Option<(timers::AckWait, Vec<u8>)> = None;
         let min_se = self.state.cfg.sip.session_min_se_s;
         let rtp_timeout = Duration::from_secs(self.state.cfg.sip.rtp_timeout_s);
         let ok_200 = |s: &SipCall| {
@@ -757,6 +759,9 @@ impl SipCall {
                             self.send(&again).await;
                         }
                         (true, "ACK") => {
+                            if ack_wait.as_ref().zip(m.cseq()).is_some_and(|((w, _), (n, _))| w.acked_by(n)) {
+                                ack_wait = None;
+                            }
                             if phase == Phase::Answered {
                                 phase = Phase::Confirmed;
                                 retransmit_at = None;
@@ -798,7 +803,11 @@ impl SipCall {
                                     h.extend(renewed.as_ref().map(timers::response_headers).unwrap_or_default());
                                     // An UPDATE without an offer gets no answer SDP.
                                     let body = if method == "UPDATE" && m.body.is_empty() { &b""[..] } else { sdp.as_bytes() };
-                                    self.send(&m.response(200, "OK", None, &h, body)).await;
+                                    let ok = m.response(200, "OK", None, &h, body);
+                                    self.send(&ok).await;
+                                    if let (Some((n, "INVITE")), "INVITE") = (m.cseq(), method.as_str()) {
+                                        ack_wait = Some((timers::AckWait::new(n, origin.elapsed(), T1), ok));
+                                    }
                                     self.record(what, &format!("{method} from the caller's side"));
                                     let now = origin.elapsed();
                                     clock = renewed.map(|t| match clock.take() {
@@ -875,6 +884,20 @@ impl SipCall {
                             c.trunk_lost(&self.contact, "media_timeout", now);
                         }
                         return;
+                    }
+                    match ack_wait.as_mut().and_then(|(w, ok)| Some((w.poll(origin.elapsed())?, ok))) {
+                        Some((timers::AckDue::Resend, ok)) => {
+                            let ok = ok.clone();
+                            self.send(&ok).await;
+                        }
+                        Some((timers::AckDue::GiveUp, _)) => {
+                            // RFC 3261 §13.3.1.4: no ACK, end the session.
+                            self.record("sip_no_ack", "no ACK for our 200 OK to a re-INVITE");
+                            self.send(&self.bye(bye_cseq)).await;
+                            self.hang_up_center();
+                            return;
+                        }
+                        None => {}
                     }
                     let due = clock.as_mut().and_then(|c| c.poll(origin.elapsed()));
                     match (due, clock.as_ref()) {

@@ -8,6 +8,11 @@
 //!
 //! The call task (`sip/mod.rs`) feeds it: a 2xx to our refresh, or any
 //! re-INVITE/UPDATE from the peer that we answered 2xx, is a refresh.
+//!
+//! [`AckWait`] is the other timer of a confirmed dialog: our 2xx to a
+//! re-INVITE is re-sent until its ACK comes (RFC 3261 §13.3.1.4, timers
+//! G and H: from T1, doubling up to T2), and the session ends after 64×T1
+//! without one.
 
 use std::time::Duration;
 
@@ -326,6 +331,57 @@ impl Clock {
     }
 }
 
+/// RFC 3261 T2: the longest gap between retransmissions of a 2xx.
+const T2: Duration = Duration::from_secs(4);
+
+/// What an [`AckWait`] asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckDue {
+    /// Re-send the 2xx.
+    Resend,
+    /// 64×T1 without an ACK: end the session (BYE).
+    GiveUp,
+}
+
+/// Our 2xx to a re-INVITE, waiting for its ACK. Times as in [`Clock`].
+#[derive(Debug, Clone)]
+pub struct AckWait {
+    cseq: u32,
+    next: Duration,
+    gap: Duration,
+    give_up: Duration,
+}
+
+impl AckWait {
+    /// The 2xx to the re-INVITE with `cseq` was sent at `now`.
+    pub fn new(cseq: u32, now: Duration, t1: Duration) -> AckWait {
+        AckWait {
+            cseq,
+            next: now + t1,
+            gap: t1,
+            give_up: now + 64 * t1,
+        }
+    }
+
+    /// Whether an ACK with this CSeq number is the one we wait for.
+    pub fn acked_by(&self, cseq: u32) -> bool {
+        cseq == self.cseq
+    }
+
+    /// What is due at `now`; a `Resend` is recorded as sent.
+    pub fn poll(&mut self, now: Duration) -> Option<AckDue> {
+        if now >= self.give_up {
+            return Some(AckDue::GiveUp);
+        }
+        if now >= self.next {
+            self.gap = (self.gap * 2).min(T2);
+            self.next = now + self.gap;
+            return Some(AckDue::Resend);
+        }
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -343,6 +399,33 @@ CSeq: 1 INVITE\r\n{extra}Content-Length: 0\r\n\r\n"
 
     fn s(secs: u64) -> Duration {
         Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn a_reinvite_2xx_is_resent_t1_doubling_to_t2_until_64_t1() {
+        let ms = Duration::from_millis;
+        let mut w = AckWait::new(7, s(0), T1);
+        assert!(w.acked_by(7) && !w.acked_by(6));
+        assert_eq!(w.poll(ms(499)), None);
+        // Timer G: 0.5, then gaps of 1, 2, 4, 4 ... s (T2 caps it).
+        let mut sent = vec![];
+        let mut t = Duration::ZERO;
+        while t < s(40) {
+            match w.poll(t) {
+                Some(AckDue::Resend) => sent.push(t.as_millis()),
+                Some(AckDue::GiveUp) => break,
+                None => {}
+            }
+            t += ms(10);
+        }
+        assert_eq!(
+            &sent[..6],
+            &[500, 1500, 3500, 7500, 11500, 15500],
+            "T1 doubling, capped at T2"
+        );
+        // Timer H: 64×T1 = 32 s.
+        assert_eq!(t, s(32));
+        assert_eq!(w.poll(s(32)), Some(AckDue::GiveUp));
     }
 
     #[test]
