@@ -1441,6 +1441,7 @@ struct RawSip {
     rtp_ports: Option<Spanned<Vec<u16>>>,
     max_calls: Option<Spanned<usize>>,
     rtp_timeout_s: Option<Spanned<u64>>,
+    session_min_se_s: Option<Spanned<u32>>,
     #[serde(default)]
     trunks: Vec<RawTrunk>,
 }
@@ -1461,6 +1462,7 @@ struct RawTrunk {
     #[serde(default)]
     register: bool,
     register_expires_s: Option<Spanned<u32>>,
+    options_interval_s: Option<Spanned<u32>>,
 }
 
 /// A codec a trunk may use, in the trunk's preference order.
@@ -1507,6 +1509,8 @@ pub struct SipTrunk {
     pub register: bool,
     /// Requested registration expiry in seconds.
     pub register_expires_s: u32,
+    /// OPTIONS keepalive towards `address` every this many seconds; 0 off.
+    pub options_interval_s: u32,
 }
 
 /// The SIP gateway's configuration.
@@ -1523,6 +1527,8 @@ pub struct SipConfig {
     /// A confirmed call with no RTP from the far end for this long (while
     /// it is not holding us with `inactive`) is ended; 0 never.
     pub rtp_timeout_s: u64,
+    /// Our Min-SE (RFC 4028): a shorter Session-Expires gets 422.
+    pub session_min_se_s: u32,
 }
 
 impl SipConfig {
@@ -1730,6 +1736,21 @@ impl Validator<'_> {
                     )
                 }
             };
+            let options_interval_s = match &t.options_interval_s {
+                None => 0,
+                Some(i) if *i.get_ref() <= 3600 && (*i.get_ref() == 0 || t.address.is_some()) => {
+                    *i.get_ref()
+                }
+                Some(i) => {
+                    return self.err(
+                        &i.span(),
+                        format!(
+                            "sip trunk `{name}`: options_interval_s must be between 0 (off) and \
+                             3600, and needs an address to probe"
+                        ),
+                    )
+                }
+            };
             trunks.push(SipTrunk {
                 name,
                 address: t.address.as_ref().map(|a| a.get_ref().clone()),
@@ -1739,6 +1760,7 @@ impl Validator<'_> {
                 credentials,
                 register: t.register,
                 register_expires_s,
+                options_interval_s,
             });
         }
         let max_calls = match &raw.max_calls {
@@ -1756,12 +1778,22 @@ impl Validator<'_> {
                 )
             }
         };
+        let session_min_se_s =
+            match &raw.session_min_se_s {
+                None => 90,
+                Some(m) if (2..=86_400).contains(m.get_ref()) => *m.get_ref(),
+                Some(m) => return self.err(
+                    &m.span(),
+                    "sip.session_min_se_s must be between 2 and 86400 (RFC 4028 wants 90 at least)",
+                ),
+            };
         Ok(SipConfig {
             listen_udp,
             rtp_ports,
             trunks,
             max_calls,
             rtp_timeout_s,
+            session_min_se_s,
         })
     }
 }

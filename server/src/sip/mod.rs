@@ -10,10 +10,12 @@
 pub mod digest;
 mod dtmf;
 pub mod g711;
+mod keepalive;
 pub mod msg;
 mod outbound;
 mod register;
 pub mod sdp;
+mod timers;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -89,6 +91,8 @@ struct Gateway {
     refusals: (tokio::time::Instant, u32),
     /// Datagrams from unknown sources dropped unparsed.
     pub dropped: u64,
+    /// Trunks' OPTIONS keepalive state (`sip/keepalive.rs`).
+    health: keepalive::Health,
 }
 
 /// 403s per second at most for requests from unknown sources.
@@ -110,8 +114,10 @@ async fn receive_loop(
         known: Default::default(),
         refusals: (tokio::time::Instant::now(), 0),
         dropped: 0,
+        health: keepalive::Health::default(),
     };
     gw.start_registrations().await;
+    gw.start_keepalives().await;
     let mut buf = vec![0u8; 65_536];
     loop {
         tokio::select! {
@@ -290,6 +296,21 @@ impl Gateway {
             self.send(&reply(488, "Not Acceptable Here"), from).await;
             return;
         };
+        // Session timers (RFC 4028, `sip/timers.rs`): too short is a 422.
+        let session = match timers::uas_negotiate(&m, self.state.cfg.sip.session_min_se_s) {
+            Ok(s) => s,
+            Err(e) => {
+                let r = match e {
+                    timers::TimerError::TooSmall { min_se, .. } => {
+                        let h = [("Min-SE", min_se.to_string())];
+                        m.response(422, "Session Interval Too Small", Some(&tag), &h, b"")
+                    }
+                    timers::TimerError::Malformed(_) => reply(400, "Bad Session-Expires"),
+                };
+                self.send(&r, from).await;
+                return;
+            }
+        };
         let caller = m
             .header("p-asserted-identity")
             .or(m.header("from"))
@@ -353,6 +374,7 @@ impl Gateway {
             pt,
             te,
             codecs: trunk.codecs.clone(),
+            session,
         };
         let done = done.clone();
         tokio::spawn(async move {
@@ -402,6 +424,49 @@ impl Gateway {
         }
     }
 
+    /// Starts an OPTIONS keepalive task for each trunk with an address
+    /// and `options_interval_s` (its responses come through `calls` by
+    /// Call-ID, like a registration's).
+    async fn start_keepalives(&mut self) {
+        self.health = keepalive::Health::for_trunks(&self.state.cfg.sip.trunks);
+        let trunks: Vec<SipTrunk> = self
+            .state
+            .cfg
+            .sip
+            .trunks
+            .iter()
+            .filter(|t| keepalive::probed(t))
+            .cloned()
+            .collect();
+        for trunk in trunks {
+            let address = trunk.address.clone().unwrap_or_default();
+            let target = match tokio::net::lookup_host(&address).await {
+                Ok(mut a) => a.find(|a| a.is_ipv4() == self.local.is_ipv4()),
+                Err(_) => None,
+            };
+            let (Some(target), Some(health)) = (target, self.health.get(&trunk.name)) else {
+                tracing::warn!(
+                    "sip: trunk {}: `{address}` does not resolve; no keepalive",
+                    trunk.name
+                );
+                continue;
+            };
+            self.known.insert(target.ip());
+            let call_id = random_id("k");
+            let (tx, rx) = mpsc::channel(CALL_QUEUE);
+            self.calls.insert(call_id.clone(), tx);
+            let probe = keepalive::Keepalive {
+                socket: self.socket.clone(),
+                local: self.local,
+                trunk,
+                target,
+                call_id,
+                health,
+            };
+            tokio::spawn(probe.run(rx));
+        }
+    }
+
     /// Places an agent's outbound call through the first trunk with an
     /// address.
     async fn on_dial(
@@ -438,6 +503,10 @@ impl Gateway {
         else {
             return fail(self, "no trunk with an address");
         };
+        if self.health.is_down(&trunk.name) {
+            // Known down by its keepalive: fail now, not after timer B.
+            return fail(self, "the trunk does not answer OPTIONS (down)");
+        }
         let address = trunk.address.clone().unwrap_or_default();
         let target = match tokio::net::lookup_host(&address).await {
             Ok(mut a) => a.find(|a| a.is_ipv4() == self.local.is_ipv4()),
@@ -557,6 +626,8 @@ struct SipCall {
     te: Option<u8>,
     /// The trunk's codecs (for re-INVITE offers).
     codecs: Vec<SipCodec>,
+    /// The session timer the INVITE negotiated (RFC 4028).
+    session: Option<timers::Session>,
 }
 
 #[derive(PartialEq, Eq, Clone, Copy)]
@@ -651,17 +722,25 @@ impl SipCall {
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut retransmit_at: Option<(tokio::time::Instant, Duration)> = None;
         let answered_at = tokio::time::Instant::now();
-        // Our own requests in the dialog: only BYE, once.
-        let bye_cseq = 1u32;
+        // Our own requests in the dialog: session refreshes, then BYE.
+        let mut bye_cseq = 1u32;
+        let origin = tokio::time::Instant::now();
+        let mut clock: Option<timers::Clock> = None;
+        let (mut refresh_cseq, mut refresh_bytes) = (0u32, None::<Vec<u8>>);
+        // Our 2xx to a re-INVITE until its ACK (timers G/H).
+        let mut ack_wait: Option<(timers::AckWait, Vec<u8>)> = None;
+        let min_se = self.state.cfg.sip.session_min_se_s;
         let rtp_timeout = Duration::from_secs(self.state.cfg.sip.rtp_timeout_s);
         let ok_200 = |s: &SipCall| {
-            s.invite.response(
-                200,
-                "OK",
-                Some(&s.tag),
-                &[s.contact_header()],
-                answer_sdp.as_bytes(),
-            )
+            let mut h = vec![s.contact_header()];
+            h.extend(
+                s.session
+                    .as_ref()
+                    .map(timers::response_headers)
+                    .unwrap_or_default(),
+            );
+            s.invite
+                .response(200, "OK", Some(&s.tag), &h, answer_sdp.as_bytes())
         };
         loop {
             tokio::select! {
@@ -680,10 +759,14 @@ impl SipCall {
                             self.send(&again).await;
                         }
                         (true, "ACK") => {
+                            if ack_wait.as_ref().zip(m.cseq()).is_some_and(|((w, _), (n, _))| w.acked_by(n)) {
+                                ack_wait = None;
+                            }
                             if phase == Phase::Answered {
                                 phase = Phase::Confirmed;
                                 retransmit_at = None;
                                 leg.last_rtp = tokio::time::Instant::now();
+                                clock = self.session.map(|t| timers::Clock::new(t, origin.elapsed(), T1));
                             }
                         }
                         (true, "CANCEL") if matches!(phase, Phase::Queued | Phase::Ringing) => {
@@ -702,14 +785,35 @@ impl SipCall {
                             self.hang_up_center();
                             return;
                         }
-                        (true, "INVITE") => {
-                            // A re-INVITE in our dialog.
+                        (true, "INVITE" | "UPDATE") => {
+                            // A re-INVITE (or UPDATE) in our dialog; each
+                            // renegotiates the session timer (RFC 4028 §9).
+                            let renewed = timers::uas_negotiate(&m, min_se);
+                            if let Err(timers::TimerError::TooSmall { min_se, .. }) = renewed {
+                                let h = [("Min-SE", min_se.to_string())];
+                                self.send(&m.response(422, "Session Interval Too Small", None, &h, b"")).await;
+                                continue;
+                            }
                             let offer = if m.body.is_empty() { None } else { sdp::Offer::parse(&m.body).ok() };
                             let usable = m.body.is_empty() || offer.is_some();
                             match usable.then(|| leg.reoffer(offer.as_ref(), &self.trunk_codecs())).flatten() {
                                 Some((sdp, what)) => {
-                                    self.send(&m.response(200, "OK", None, &[self.contact_header()], sdp.as_bytes())).await;
-                                    self.record(what, "re-INVITE from the caller's side");
+                                    let mut h = vec![self.contact_header()];
+                                    let renewed = renewed.ok().flatten();
+                                    h.extend(renewed.as_ref().map(timers::response_headers).unwrap_or_default());
+                                    // An UPDATE without an offer gets no answer SDP.
+                                    let body = if method == "UPDATE" && m.body.is_empty() { &b""[..] } else { sdp.as_bytes() };
+                                    let ok = m.response(200, "OK", None, &h, body);
+                                    self.send(&ok).await;
+                                    if let (Some((n, "INVITE")), "INVITE") = (m.cseq(), method.as_str()) {
+                                        ack_wait = Some((timers::AckWait::new(n, origin.elapsed(), T1), ok));
+                                    }
+                                    self.record(what, &format!("{method} from the caller's side"));
+                                    let now = origin.elapsed();
+                                    clock = renewed.map(|t| match clock.take() {
+                                        Some(mut c) => { c.refreshed(t, now); c }
+                                        None => timers::Clock::new(t, now, T1),
+                                    });
                                 }
                                 None => self.send(&m.response(488, "Not Acceptable Here", None, &[], b"")).await,
                             }
@@ -725,7 +829,43 @@ impl SipCall {
                         (true, _) => {
                             self.send(&m.response(501, "Not Implemented", None, &[], b"")).await;
                         }
-                        (false, _) => {}
+                        (false, _) => {
+                            // The answer to our session refresh.
+                            let Start::Response { code } = m.start else { continue };
+                            let Some((n, meth)) = m.cseq() else { continue };
+                            if n != refresh_cseq || code < 200 {
+                                continue;
+                            }
+                            if meth == "INVITE" && code < 300 {
+                                let ack = timers::uas_request(&self.invite, &self.tag, self.local, "ACK", n, &random_id("z9hG4bK"), &[], b"");
+                                self.send(&ack).await;
+                            }
+                            if refresh_bytes.take().is_none() {
+                                continue; // a retransmitted answer
+                            }
+                            let Some(c) = clock.as_mut() else { continue };
+                            match code {
+                                200..=299 => {
+                                    let t = c.session;
+                                    c.refreshed(t, origin.elapsed());
+                                }
+                                422 => match timers::after_422(&m, c.session.interval) {
+                                    Ok(i) => c.retry_with(i),
+                                    Err(_) => c.refresh_failed(),
+                                },
+                                408 | 481 => {
+                                    // RFC 4028 §10: the dialog is gone.
+                                    self.record("sip_session_expired", &format!("our session refresh got {code}"));
+                                    self.send(&self.bye(bye_cseq)).await;
+                                    let now = self.state.now();
+                                    if let Ok(mut c) = self.state.center.lock() {
+                                        c.trunk_lost(&self.contact, "session_expired", now);
+                                    }
+                                    return;
+                                }
+                                _ => c.refresh_failed(),
+                            }
+                        }
                     }
                 }
                 ev = leg.next() => leg.on_event(ev),
@@ -744,6 +884,46 @@ impl SipCall {
                             c.trunk_lost(&self.contact, "media_timeout", now);
                         }
                         return;
+                    }
+                    match ack_wait.as_mut().and_then(|(w, ok)| Some((w.poll(origin.elapsed())?, ok))) {
+                        Some((timers::AckDue::Resend, ok)) => {
+                            let ok = ok.clone();
+                            self.send(&ok).await;
+                        }
+                        Some((timers::AckDue::GiveUp, _)) => {
+                            // RFC 3261 §13.3.1.4: no ACK, end the session.
+                            self.record("sip_no_ack", "no ACK for our 200 OK to a re-INVITE");
+                            self.send(&self.bye(bye_cseq)).await;
+                            self.hang_up_center();
+                            return;
+                        }
+                        None => {}
+                    }
+                    let due = clock.as_mut().and_then(|c| c.poll(origin.elapsed()));
+                    match (due, clock.as_ref()) {
+                        (Some(timers::Due::Expired), _) => {
+                            self.record("sip_session_expired", "no session refresh in time (RFC 4028)");
+                            self.send(&self.bye(bye_cseq)).await;
+                            let now = self.state.now();
+                            if let Ok(mut c) = self.state.center.lock() {
+                                c.trunk_lost(&self.contact, "session_expired", now);
+                            }
+                            return;
+                        }
+                        (Some(timers::Due::Refresh), Some(c)) => {
+                            refresh_cseq = bye_cseq;
+                            bye_cseq += 1;
+                            let bytes = self.refresh_request(&leg, &c.session, refresh_cseq);
+                            self.send(&bytes).await;
+                            refresh_bytes = Some(bytes);
+                            self.record("sip_refresh_sent", &format!("session interval {} s", c.session.interval));
+                        }
+                        (Some(timers::Due::Resend), _) => {
+                            if let Some(b) = &refresh_bytes {
+                                self.send(b).await;
+                            }
+                        }
+                        _ => {}
                     }
                     match st {
                         "ended" => {
@@ -797,6 +977,39 @@ impl SipCall {
                     }
                 }
             }
+        }
+    }
+
+    /// Our session refresh (RFC 4028 §7.4): an UPDATE without a body when
+    /// the far end allows UPDATE, else a re-INVITE offering our current
+    /// SDP unchanged.
+    fn refresh_request(&self, leg: &Leg, session: &timers::Session, cseq: u32) -> Vec<u8> {
+        let min_se = self.state.cfg.sip.session_min_se_s;
+        let h = timers::refresh_headers(session, min_se);
+        let branch = random_id("z9hG4bK");
+        if timers::allows_update(&self.invite) {
+            timers::uas_request(
+                &self.invite,
+                &self.tag,
+                self.local,
+                "UPDATE",
+                cseq,
+                &branch,
+                &h,
+                b"",
+            )
+        } else {
+            let sdp = leg.our_sdp();
+            timers::uas_request(
+                &self.invite,
+                &self.tag,
+                self.local,
+                "INVITE",
+                cseq,
+                &branch,
+                &h,
+                sdp.as_bytes(),
+            )
         }
     }
 
