@@ -110,7 +110,7 @@ async fn two_agents_take_transfer_conference_and_wrap_up_a_call() {
         state: "Available".into(),
     })
     .await;
-    let OpResult::QuickConnects { endpoints } = alice.ok(Op::ListQuickConnects).await else {
+    let OpResult::QuickConnects { endpoints, .. } = alice.ok(Op::ListQuickConnects).await else {
         panic!("quick connects")
     };
     let qc_bob = endpoints
