@@ -371,7 +371,12 @@ fn build_sdk_core() -> Result<(), String> {
         "wasm32-unknown-unknown",
         "--lib",
     ]))?;
-    let stamp = Stamp::new("sdk-core", &[input.clone()], &[out.clone()], &[]);
+    let stamp = Stamp::new(
+        "sdk-core",
+        std::slice::from_ref(&input),
+        std::slice::from_ref(&out),
+        &[],
+    );
     if stamp.fresh() {
         return Ok(());
     }
@@ -415,7 +420,12 @@ fn build_media() -> Result<(), String> {
     let input = root().join("target/wasm32-unknown-unknown/engine/media.wasm");
     let output = root().join("dist/media/engine.wasm");
     std::fs::create_dir_all(root().join("dist/media")).map_err(|e| format!("dist/media: {e}"))?;
-    let stamp = Stamp::new("engine", &[input.clone()], &[output.clone()], &[]);
+    let stamp = Stamp::new(
+        "engine",
+        std::slice::from_ref(&input),
+        std::slice::from_ref(&output),
+        &[],
+    );
     if stamp.fresh() {
         return Ok(());
     }
