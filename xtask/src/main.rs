@@ -140,9 +140,13 @@ struct Stamp {
 impl Stamp {
     fn new(name: &str, inputs: &[PathBuf], outputs: &[PathBuf], skip: &[&str]) -> Stamp {
         let skip: Vec<PathBuf> = skip.iter().map(|s| root().join(s)).collect();
+        // This program is an input too: the steps' commands and flags are
+        // written here, so a changed xtask runs them again.
+        let mut inputs = inputs.to_vec();
+        inputs.extend(std::env::current_exe().ok());
         Stamp {
             file: root().join("target/stamps").join(name),
-            inputs: content_hash(inputs, &skip),
+            inputs: content_hash(&inputs, &skip),
             outputs: outputs.to_vec(),
             skip,
         }
