@@ -14,6 +14,12 @@
 // Bounded: a page that posts more before the app starts loses the rest
 // (the SDK repeats its hello).
 if (window.parent !== window) {
+  // Tell the SDK a CCP is starting in its frame, before the frame's load
+  // event: a frame that loads without this is one the browser refused
+  // (frame-ancestors) or an error page, and the SDK fails `init` at once
+  // instead of after its whole timeout. It carries nothing (any origin may
+  // read it); the frame session starts with the SDK's hello.
+  window.parent.postMessage('{"kind":"loading"}', '*');
   const early = [];
   const keep = (e) => {
     if (early.length < 16) early.push(e);

@@ -78,7 +78,13 @@ struct Core {
     client: Option<(DirectClient, Subscription)>,
     /// How a follower sends ops (through the leading tab).
     relay: Option<Relay>,
+    /// The wrap-up codes of the latest `clear` ops run here (the contact
+    /// view does not carry them), newest last, for the history.
+    wrap_ups: VecDeque<(String, String)>,
 }
+
+/// Wrap-up codes remembered (one per contact being cleared).
+const WRAP_UPS: usize = 16;
 
 thread_local! {
     static CORE: RefCell<Core> = RefCell::new(Core::default());
@@ -89,7 +95,7 @@ thread_local! {
 /// screen.
 pub fn sentence(code: ErrorCode) -> &'static str {
     match code {
-        ErrorCode::InvalidArgument => "Not accepted: numbers are written in E.164, + and the country code (e.g. +81 3 1234 5678).",
+        ErrorCode::InvalidArgument => "Not accepted: check what was typed or chosen.",
         ErrorCode::InvalidState => "That cannot be done in the call's present state.",
         ErrorCode::NotFound => "That contact or party is no longer there.",
         ErrorCode::NotOwner => "That contact belongs to another agent.",
@@ -418,8 +424,36 @@ impl Ccp {
         }
     }
 
+    /// The wrap-up code a `clear` run here carried for `contact_id`.
+    pub fn wrap_up_of(contact_id: &str) -> Option<String> {
+        CORE.with(|c| {
+            let c = c.borrow();
+            let found = c.wrap_ups.iter().rev().find(|(id, _)| id == contact_id);
+            found.map(|(_, code)| code.clone())
+        })
+    }
+
+    /// Remembers the wrap-up code of a `clear` about to be run here.
+    fn note_wrap_up(contact_id: &str, code: Option<&str>) {
+        let Some(code) = code else { return };
+        CORE.with(|c| {
+            let w = &mut c.borrow_mut().wrap_ups;
+            if w.len() >= WRAP_UPS {
+                w.pop_front();
+            }
+            w.push_back((contact_id.to_owned(), code.to_owned()));
+        });
+    }
+
     /// Runs an op here (leading tab) or through the leading tab.
     pub async fn request(&self, op: Op) -> Result<OpResult, ErrorBody> {
+        if let Op::Clear {
+            contact_id,
+            wrap_up_code,
+        } = &op
+        {
+            Self::note_wrap_up(contact_id, wrap_up_code.as_deref());
+        }
         match Self::client() {
             Some(client) => client.op(op).await,
             None => {
@@ -435,6 +469,12 @@ impl Ccp {
         &self,
         op: serde_json::Map<String, serde_json::Value>,
     ) -> Result<OpResult, ErrorBody> {
+        if op.get("op").and_then(|v| v.as_str()) == Some("clear") {
+            let field = |k: &str| op.get(k).and_then(|v| v.as_str());
+            if let Some(id) = field("contact_id") {
+                Self::note_wrap_up(id, field("wrap_up_code"));
+            }
+        }
         match Self::client() {
             Some(client) => client.op_raw(&op).await,
             None => {
@@ -537,6 +577,8 @@ impl Ccp {
     pub fn logout_here(&self) {
         self.displaced.set(false);
         store::set(Key::Token, "");
+        // A shared computer keeps no customer numbers after a logout.
+        store::set(Key::History, "");
         self.close_client();
         self.link.set(None);
         self.forget_contacts();

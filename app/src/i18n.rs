@@ -152,11 +152,32 @@ const JA: &[(&str, &str)] = &[
     ),
     ("Complete transfer", "転送を完了"),
     ("Transferred to you", "あなたへの転送"),
-    ("Callback: you call the customer back", "コールバック: お客様へ折り返し発信します"),
     (
-        "Not accepted: numbers are written in E.164, + and the country code (e.g. +81 3 1234 5678).",
-        "受け付けられませんでした。番号は + と国番号から始まる E.164 形式で入力してください（例: +81 3 1234 5678）。",
+        "Callback: you call the customer back",
+        "コールバック: お客様へ折り返し発信します",
     ),
+    (
+        "Not accepted: check what was typed or chosen.",
+        "受け付けられませんでした。入力または選択した内容をご確認ください。",
+    ),
+    (
+        "That is not a phone number: use digits only, as in the example.",
+        "電話番号ではありません。例のように数字で入力してください。",
+    ),
+    (
+        "Type the number with + and the country code.",
+        "番号は + と国番号から入力してください。",
+    ),
+    (
+        "That number has too few or too many digits.",
+        "番号の桁数が正しくありません。",
+    ),
+    ("e.g.", "例:"),
+    ("or", "または"),
+    ("Call back", "折り返し発信"),
+    ("Available now", "対応可能"),
+    ("Busy now", "対応中"),
+    ("Not logged in", "ログアウト中"),
     (
         "That cannot be done in the call's present state.",
         "通話の現在の状態ではその操作はできません。",

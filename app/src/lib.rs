@@ -16,6 +16,7 @@ mod format;
 mod history;
 mod hooks;
 mod i18n;
+mod phone;
 mod ringer;
 mod shortcuts;
 mod store;

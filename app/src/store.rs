@@ -1,6 +1,7 @@
 //! Every localStorage key the CCP uses, in one place: the login token
 //! (shared by the tabs of one browser and kept across reloads), the
-//! display language and theme, and the chosen audio devices. Nothing else
+//! display language and theme, the chosen audio devices and the call
+//! history. Nothing else
 //! in the app names a key, so what a browser keeps is read here.
 //!
 //! Storage may be missing (private modes, blocked cookies): reads then
@@ -17,6 +18,8 @@ pub enum Key {
     Theme,
     /// A chosen device: `microphone`, `speaker` or `ringer`.
     Device(&'static str),
+    /// The agent's call history (`history.rs`), written by the leading tab.
+    History,
 }
 
 impl Key {
@@ -25,6 +28,7 @@ impl Key {
             Key::Token => "switchboard.token".into(),
             Key::Lang => "switchboard.lang".into(),
             Key::Theme => "switchboard.theme".into(),
+            Key::History => "switchboard.history".into(),
             Key::Device(kind) => format!("switchboard.device.{kind}"),
         }
     }

@@ -101,6 +101,8 @@ fn op_result(text: &str) -> Result<OpResult> {
     #[derive(Deserialize)]
     struct Endpoints {
         endpoints: Vec<Endpoint>,
+        #[serde(default)]
+        availability: BTreeMap<String, crate::wire::Availability>,
     }
     #[derive(Deserialize)]
     struct ContactId {
@@ -130,9 +132,13 @@ fn op_result(text: &str) -> Result<OpResult> {
             states: serde_json::from_str::<States>(text)?.states,
         },
         ResultKind::RoutingProfile => OpResult::RoutingProfile(serde_json::from_str(text)?),
-        ResultKind::QuickConnects => OpResult::QuickConnects {
-            endpoints: serde_json::from_str::<Endpoints>(text)?.endpoints,
-        },
+        ResultKind::QuickConnects => {
+            let e = serde_json::from_str::<Endpoints>(text)?;
+            OpResult::QuickConnects {
+                endpoints: e.endpoints,
+                availability: e.availability,
+            }
+        }
         ResultKind::ContactCreated => OpResult::ContactCreated {
             contact_id: serde_json::from_str::<ContactId>(text)?.contact_id,
         },

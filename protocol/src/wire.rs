@@ -340,6 +340,10 @@ pub enum OpResult {
     QuickConnects {
         /// The endpoints.
         endpoints: Vec<Endpoint>,
+        /// Whether each agent endpoint's agent can take a call now, by
+        /// endpoint id (issue 15). Absent from older backends.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        availability: BTreeMap<String, Availability>,
     },
     /// Answer to `connect`.
     ContactCreated {
@@ -365,6 +369,20 @@ pub enum OpResult {
     },
 }
 
+/// Whether an agent reached by a quick connect can take a call now, as
+/// `list_quick_connects` reports it at the moment it answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Availability {
+    /// Logged in, in a routable state, with no contact.
+    Available,
+    /// Logged in, but on a contact, in after-call work or a not-routable
+    /// state.
+    Busy,
+    /// Not connected, or in an offline state.
+    Offline,
+}
+
 /// An agent's configuration, as Streams' `agent.getConfiguration()`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentConfiguration {
@@ -378,6 +396,11 @@ pub struct AgentConfiguration {
     pub softphone_enabled: bool,
     /// Codes an agent may pick when clearing after-call work.
     pub wrap_up_codes: Vec<String>,
+    /// The country calling code of the agent's region (81 for Japan, 1
+    /// for the US): numbers typed without `+` are read as national numbers
+    /// of that country. Absent: only E.164 numbers are accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country_code: Option<u16>,
 }
 
 /// A routing profile: which queues an agent serves, in what order.

@@ -48,6 +48,7 @@ fn samples() -> Vec<(&'static str, Sample)> {
         routing_profile: profile.clone(),
         softphone_enabled: true,
         wrap_up_codes: vec!["Resolved".into()],
+        country_code: None,
     };
     let view = ContactView {
         contact_id: contact.clone(),
@@ -333,6 +334,7 @@ fn samples() -> Vec<(&'static str, Sample)> {
                 8,
                 OpResult::QuickConnects {
                     endpoints: vec![ivr],
+                    availability: Default::default(),
                 },
             ),
         ),

@@ -47,6 +47,8 @@ struct RawConfig {
     server: RawServer,
     #[serde(default)]
     wrap_up_codes: Vec<String>,
+    #[serde(default)]
+    country_code: Option<Spanned<i64>>,
     agent_states: Vec<RawState>,
     queues: Vec<RawQueue>,
     routing_profiles: Vec<RawProfile>,
@@ -275,6 +277,9 @@ pub struct Config {
     pub impairment: crate::bridge::Impairment,
     /// Wrap-up codes.
     pub wrap_up_codes: Vec<String>,
+    /// The agents' country calling code (numbers typed without `+` are
+    /// national numbers of that country in the CCP).
+    pub country_code: Option<u16>,
     /// Selectable agent states, in file order.
     pub agent_states: Vec<AgentState>,
     /// Queues by id.
@@ -1014,6 +1019,21 @@ impl Validator<'_> {
             customers.insert(number.into_inner(), attrs);
         }
 
+        let country_code = match &raw.country_code {
+            None => None,
+            Some(c) => match u16::try_from(*c.get_ref()) {
+                Ok(code @ 1..=999) => Some(code),
+                _ => {
+                    return self.err(
+                        &c.span(),
+                        format!(
+                            "country_code {} is not a country calling code (1 to 999: 81 for Japan, 1 for the US)",
+                            c.get_ref()
+                        ),
+                    )
+                }
+            },
+        };
         let (simulator_key, simulator_calls_per_minute) = self.simulator_fence(&raw.server)?;
         let flows = self.flows(
             (&raw.flows, &raw.entry_points, &raw.functions),
@@ -1044,6 +1064,7 @@ impl Validator<'_> {
                 seed: raw.server.impair_seed,
             },
             wrap_up_codes: raw.wrap_up_codes,
+            country_code,
             agent_states,
             queues,
             routing_profiles,
@@ -1988,6 +2009,23 @@ mod tests {
             Config::parse(&short, "t").expect("valid").token_warning_s,
             30
         );
+    }
+
+    #[test]
+    fn country_code_is_a_calling_code() {
+        assert_eq!(Config::sample().expect("sample").country_code, Some(81));
+        let err = broken("country_code = 81", "country_code = 1000");
+        assert_eq!(err.line, Some(line_containing("country_code = 81")));
+        assert!(
+            err.message.contains("country calling code"),
+            "{}",
+            err.message
+        );
+        assert!(broken("country_code = 81", "country_code = 0")
+            .message
+            .contains("1 to 999"));
+        let none = sample_without_flows().replacen("country_code = 81", "", 1);
+        assert_eq!(Config::parse(&none, "t").expect("valid").country_code, None);
     }
 
     #[test]

@@ -49,6 +49,14 @@ const DEFAULT_REQUEST_TIMEOUT_MS = 8000;
 const HELLO_RETRY_MS = 100;
 const PING_MS = 5000;
 const FRAME_LOST_MS = 15000;
+// A frame whose first load brought no word from a CCP document within
+// this long is not the CCP: the browser refused it (frame-ancestors: this
+// page's origin is not approved) or showed an error page. The CCP's
+// loader says `loading` before the frame's load event (boot.js), however
+// slowly its module then starts, so a slow CCP is not mistaken for one.
+const BLOCKED_FRAME_MS = 1500;
+/** What the CCP's loader posts to its parent as it starts (before the app has a frame session). */
+const LOADING = '{"kind":"loading"}';
 
 /**
  * Every failure the SDK reports. `code` is stable, one of `ERROR_CODES`
@@ -473,6 +481,10 @@ export class Session {
   #onLoad;
   /** How many times the frame has loaded a CCP document. */
   #loads = 0;
+  /** Whether a CCP document in the frame has said anything (its loader's `loading`, or any message). */
+  #heard = false;
+  /** Fails `init` when the first load brought no CCP. @type {ReturnType<typeof setTimeout> | undefined} */
+  #blockedCheck;
   /** Says hello to the frame's current document until it answers. @type {ReturnType<typeof setInterval> | undefined} */
   #helloRetry;
   /** How long a hello is repeated after a load (the init timeout). */
@@ -593,6 +605,7 @@ export class Session {
     window.removeEventListener('message', this.#onMessage);
     this.iframe?.removeEventListener('load', this.#onLoad);
     clearInterval(this.#helloRetry);
+    clearTimeout(this.#blockedCheck);
     this.#queued = [];
     if (this.#pinger) clearInterval(this.#pinger);
     for (const [, p] of this.#pending) {
@@ -633,6 +646,7 @@ export class Session {
       }, timeoutMs);
       const settle = (/** @type {boolean} */ ok, /** @type {SwitchboardError | undefined} */ err) => {
         clearTimeout(timer);
+        clearTimeout(this.#blockedCheck);
         this.#handshake = null;
         if (ok) {
           this.#pinger = setInterval(() => this.#ping(), PING_MS);
@@ -669,7 +683,24 @@ export class Session {
       }
       this.#pending.clear();
     }
+    if (this.#loads === 1 && this.#handshake && !this.#heard) this.#expectCcp();
     this.#sayHello();
+  }
+
+  /**
+   * The frame's first load: fail `init` at once (with `init_timeout`) if
+   * no CCP document speaks up shortly, rather than after the whole init
+   * timeout. A browser refusing the frame (frame-ancestors) still fires
+   * `load`, for its error page, which never answers.
+   */
+  #expectCcp() {
+    clearTimeout(this.#blockedCheck);
+    this.#blockedCheck = setTimeout(() => {
+      if (this.#heard || this.#open) return;
+      this.#handshake?.(false, new SwitchboardError('init_timeout',
+        `the frame loaded, but not the CCP at ${this.#ccpUrl}: the browser refused to frame it ` +
+        '(is this page\'s origin approved? see frame-ancestors) or it failed to load'));
+    }, BLOCKED_FRAME_MS);
   }
 
   /** Says hello now and again until the frame's document answers (bounded by the init timeout). */
@@ -755,6 +786,9 @@ export class Session {
       this.#drop(`from ${e.origin || 'an unknown origin'}, not the CCP frame`, e.data);
       return;
     }
+    // The frame's document is the CCP (it may not know the nonce yet).
+    this.#heard = true;
+    if (e.data === LOADING) return;
     this.#handle(e.data);
   }
 

@@ -516,6 +516,7 @@ mod tests {
                 },
                 softphone_enabled: true,
                 wrap_up_codes: vec![],
+                country_code: None,
             },
             states: vec![],
         });

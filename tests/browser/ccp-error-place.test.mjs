@@ -19,7 +19,7 @@ test('a refused number shows below the dial form and goes when the number is edi
   await ccp.startShift('alice', 'alice-pass', 'Alice Tanaka');
   await page.getByTestId('dial-number').fill('12');
   await page.getByTestId('dial').click();
-  assert.match(await ccp.errorText(), /^Not accepted: numbers are written in E\.164/);
+  assert.match(await ccp.errorText(), /^Type the number with \+ and the country code/);
   const [form, error, settings] = [await box(page, 'dial-number'), await box(page, 'error'), await box(page, 'settings-toggle')];
   assert.ok(error.y >= form.y + form.height, `the error is below the dial form (${error.y} vs ${form.y + form.height})`);
   assert.ok(error.y + error.height <= settings.y, `and above the settings (${error.y + error.height} vs ${settings.y})`);

@@ -20,9 +20,10 @@ test('a refused action reads as a translated sentence, never the backend message
   await ccp.startShift('alice', 'alice-pass', 'Alice Tanaka');
   await ccp.page.getByTestId('dial-number').fill('12');
   await ccp.page.getByTestId('dial').click();
-  assert.equal(await ccp.errorText(), 'Not accepted: numbers are written in E.164, + and the country code (e.g. +81 3 1234 5678).');
+  // Refused in the panel (no region configured here: + and the country code needed).
+  assert.equal(await ccp.errorText(), 'Type the number with + and the country code.');
   await ccp.page.getByTestId('language').selectOption('ja');
-  await ccp.page.getByTestId('error').filter({ hasText: '受け付けられませんでした' }).waitFor();
+  await ccp.page.getByTestId('error').filter({ hasText: '国番号から入力してください' }).waitFor();
   await ccp.page.getByTestId('language').selectOption('en');
   // The next action clears it.
   await ccp.setStatus('Offline');

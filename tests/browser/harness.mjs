@@ -54,9 +54,10 @@ export async function freePort() {
  * /, the customer phone at /phone/), approved to frame the CCP (and to use
  * the simulator) as http://127.0.0.1:<port>; `approved` adds more origins;
  * `ringTimeoutS` is how long a call rings before it is missed; `extraConfig`
- * is TOML appended after the [server] table (other tables, e.g. `[sip]`).
+ * is TOML appended after the [server] table (other tables, e.g. `[sip]`);
+ * `countryCode` sets the agents' region (`country_code`, e.g. 81).
  */
-export async function startBackend(extraServer = '', { crm = false, approved = [], ringTimeoutS = 30, extraConfig = '' } = {}) {
+export async function startBackend(extraServer = '', { crm = false, approved = [], ringTimeoutS = 30, extraConfig = '', countryCode = null } = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), 'switchboard-browser-'));
   const configPath = join(dataDir, 'config.toml');
   let crmUrl = null;
@@ -67,7 +68,9 @@ export async function startBackend(extraServer = '', { crm = false, approved = [
     origins.push(crmUrl);
     extraServer += `\ncrm_demo_listen = "127.0.0.1:${port}"\n`;
   }
-  writeFileSync(configPath, CONFIG(dataDir, extraServer, origins, ringTimeoutS) + extraConfig);
+  // `countryCode`: the agents' region (a top-level key, so first).
+  const region = countryCode ? `country_code = ${countryCode}\n` : '';
+  writeFileSync(configPath, region + CONFIG(dataDir, extraServer, origins, ringTimeoutS) + extraConfig);
   const bin = join(ROOT, 'target/debug/switchboard-server');
   const proc = spawn(bin, ['--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';

@@ -110,9 +110,23 @@ async fn two_agents_take_transfer_conference_and_wrap_up_a_call() {
         state: "Available".into(),
     })
     .await;
-    let OpResult::QuickConnects { endpoints } = alice.ok(Op::ListQuickConnects).await else {
+    let OpResult::QuickConnects {
+        endpoints,
+        availability,
+    } = alice.ok(Op::ListQuickConnects).await
+    else {
         panic!("quick connects")
     };
+    // Bob is connected, Available and free: he can take the call now; the
+    // list names no availability for what is not an agent.
+    assert_eq!(
+        availability.get("qc-bob"),
+        Some(&protocol::wire::Availability::Available)
+    );
+    assert!(endpoints
+        .iter()
+        .filter(|e| e.agent.is_none())
+        .all(|e| !availability.contains_key(&e.id)));
     let qc_bob = endpoints
         .into_iter()
         .find(|e| e.id == "qc-bob")
@@ -147,6 +161,14 @@ async fn two_agents_take_transfer_conference_and_wrap_up_a_call() {
         v.initial_connection().expect("customer").state,
         ConnectionState::Hold { .. }
     ));
+    // On the call, bob is busy for a quick connect.
+    let OpResult::QuickConnects { availability, .. } = alice.ok(Op::ListQuickConnects).await else {
+        panic!("quick connects")
+    };
+    assert_eq!(
+        availability.get("qc-bob"),
+        Some(&protocol::wire::Availability::Busy)
+    );
 
     // Conference everyone, then alice leaves: bob keeps the customer.
     alice

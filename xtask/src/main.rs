@@ -66,16 +66,147 @@ fn tool_path() -> String {
 /// Builds the CCP into dist/ with Trunk (release: wasm-opt -Oz), then the
 /// audio engine into dist/media/engine.wasm (Trunk copies public/media
 /// beside it: the worklet processor and its loader).
+///
+/// Each step after a cargo build (Trunk with its wasm-bindgen and wasm-opt,
+/// the SDK core's, the engine's wasm-opt) is skipped when its inputs are
+/// the same as at its last run and its outputs are still as it left them
+/// (see [`Stamp`]): a `cargo xtask run` with nothing changed took 46 s,
+/// most of it redoing these.
 fn build_ccp() -> Result<(), String> {
     run(cargo().args(["fetch"]))?;
     // Before Trunk: it copies the core into dist/sdk/direct.
     build_sdk_core()?;
-    run(Command::new("trunk")
-        .env("PATH", tool_path())
-        .args(["build", "--release", "--offline"]))?;
-    bundle_ccp_scripts()?;
-    minify_sdk()?;
+    // Trunk's own cargo build, done first so its output can be stamped;
+    // Trunk's build then finds it fresh (same profile, target and binary).
+    run(cargo().args([
+        "build",
+        "--profile",
+        "ccp",
+        "--target",
+        "wasm32-unknown-unknown",
+        "--manifest-path",
+        "app/Cargo.toml",
+        "--bin",
+        "switchboard-app",
+    ]))?;
+    let r = root();
+    let stamp = Stamp::new(
+        "ccp",
+        &[
+            r.join("target/wasm32-unknown-unknown/ccp/switchboard-app.wasm"),
+            r.join("Trunk.toml"),
+            r.join("app/index.html"),
+            r.join("app/style.css"),
+            r.join("app/boot.js"),
+            r.join("app/favicon.svg"),
+            r.join("public/media"),
+            r.join("streams-sdk/js"),
+            r.join("target/sdk-direct"),
+        ],
+        // Everything Trunk and the steps after it leave in dist/ (the
+        // engine, written after them, is the engine step's own output).
+        &[r.join("dist")],
+        &["dist/media/engine.wasm"],
+    );
+    if stamp.fresh() {
+        eprintln!("xtask> the CCP in dist/ is up to date (Trunk skipped)");
+    } else {
+        run(Command::new("trunk").env("PATH", tool_path()).args([
+            "build",
+            "--release",
+            "--offline",
+        ]))?;
+        bundle_ccp_scripts()?;
+        minify_sdk()?;
+        stamp.record()?;
+    }
     build_media()
+}
+
+/// A content stamp of one build step: a hash of its inputs' bytes (files,
+/// or every file under a directory, with their paths) and of its outputs'
+/// as they were when the step last finished, kept in `target/stamps/`.
+/// The step is fresh when both hash the same now: a changed input, or an
+/// output deleted or overwritten since (Trunk empties dist/, for one),
+/// runs it again. Modification times are not used: a checkout or a copy
+/// of the tree changes them without changing anything.
+struct Stamp {
+    file: PathBuf,
+    inputs: u64,
+    outputs: Vec<PathBuf>,
+    skip: Vec<PathBuf>,
+}
+
+impl Stamp {
+    fn new(name: &str, inputs: &[PathBuf], outputs: &[PathBuf], skip: &[&str]) -> Stamp {
+        let skip: Vec<PathBuf> = skip.iter().map(|s| root().join(s)).collect();
+        // This program is an input too: the steps' commands and flags are
+        // written here, so a changed xtask runs them again.
+        let mut inputs = inputs.to_vec();
+        inputs.extend(std::env::current_exe().ok());
+        Stamp {
+            file: root().join("target/stamps").join(name),
+            inputs: content_hash(&inputs, &skip),
+            outputs: outputs.to_vec(),
+            skip,
+        }
+    }
+
+    /// What the stamp file holds when inputs and outputs are as now.
+    fn line(&self) -> String {
+        format!(
+            "{:016x} {:016x}\n",
+            self.inputs,
+            content_hash(&self.outputs, &self.skip)
+        )
+    }
+
+    fn fresh(&self) -> bool {
+        self.outputs.iter().all(|o| o.exists())
+            && std::fs::read_to_string(&self.file).is_ok_and(|old| old == self.line())
+    }
+
+    fn record(&self) -> Result<(), String> {
+        if let Some(dir) = self.file.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        std::fs::write(&self.file, self.line()).map_err(|e| format!("{}: {e}", self.file.display()))
+    }
+}
+
+/// FNV-1a over each path (relative to the root) and its bytes, directories
+/// walked in name order; a missing path hashes as missing. `skip` paths
+/// are left out.
+fn content_hash(paths: &[PathBuf], skip: &[PathBuf]) -> u64 {
+    fn walk(path: &Path, skip: &[PathBuf], h: &mut Vec<u8>) {
+        if skip.iter().any(|s| s == path) {
+            return;
+        }
+        let rel = path.strip_prefix(root()).unwrap_or(path);
+        h.extend_from_slice(rel.to_string_lossy().as_bytes());
+        h.push(0);
+        if path.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+                .collect();
+            entries.sort();
+            for entry in entries {
+                walk(&entry, skip, h);
+            }
+        } else if let Ok(bytes) = std::fs::read(path) {
+            h.extend_from_slice(&fnv1a64(&bytes).to_le_bytes());
+        } else {
+            h.extend_from_slice(b"missing");
+        }
+    }
+    let mut all = Vec::new();
+    for p in paths {
+        walk(p, skip, &mut all);
+    }
+    fnv1a64(&all)
 }
 
 /// Bundles the CCP's scripts into one minified module with a content hash
@@ -230,6 +361,8 @@ fn minify_sdk() -> Result<(), String> {
 /// wasm-bindgen for the JS SDK into `target/sdk-direct`, size-optimised;
 /// Trunk copies it to `dist/sdk/direct/` (see app/index.html).
 fn build_sdk_core() -> Result<(), String> {
+    let input = root().join("target/wasm32-unknown-unknown/sdk-core/streams_sdk.wasm");
+    let out = root().join("target/sdk-direct");
     run(cargo().args([
         "build",
         "--profile",
@@ -242,7 +375,15 @@ fn build_sdk_core() -> Result<(), String> {
         "wasm32-unknown-unknown",
         "--lib",
     ]))?;
-    let out = root().join("target/sdk-direct");
+    let stamp = Stamp::new(
+        "sdk-core",
+        std::slice::from_ref(&input),
+        std::slice::from_ref(&out),
+        &[],
+    );
+    if stamp.fresh() {
+        return Ok(());
+    }
     run(Command::new("wasm-bindgen")
         .env("PATH", tool_path())
         .args([
@@ -254,7 +395,7 @@ fn build_sdk_core() -> Result<(), String> {
             "--out-dir",
         ])
         .arg(&out)
-        .arg(root().join("target/wasm32-unknown-unknown/sdk-core/streams_sdk.wasm")))?;
+        .arg(&input))?;
     let wasm = out.join("core_bg.wasm");
     run(Command::new("wasm-opt")
         .env("PATH", tool_path())
@@ -262,7 +403,8 @@ fn build_sdk_core() -> Result<(), String> {
         .args(WASM_FEATURES)
         .arg(&wasm)
         .arg("-o")
-        .arg(&wasm))
+        .arg(&wasm))?;
+    stamp.record()
 }
 
 /// The audio engine: a dependency-free wasm module (no imports), optimised
@@ -282,13 +424,23 @@ fn build_media() -> Result<(), String> {
     let input = root().join("target/wasm32-unknown-unknown/engine/media.wasm");
     let output = root().join("dist/media/engine.wasm");
     std::fs::create_dir_all(root().join("dist/media")).map_err(|e| format!("dist/media: {e}"))?;
+    let stamp = Stamp::new(
+        "engine",
+        std::slice::from_ref(&input),
+        std::slice::from_ref(&output),
+        &[],
+    );
+    if stamp.fresh() {
+        return Ok(());
+    }
     run(Command::new("wasm-opt")
         .env("PATH", tool_path())
         .arg("-O3")
         .args(WASM_FEATURES)
         .arg(&input)
         .arg("-o")
-        .arg(&output))
+        .arg(&output))?;
+    stamp.record()
 }
 
 /// The wasm features the engine is built with (see .cargo/config.toml).

@@ -2,6 +2,9 @@
 //! field with a Call button, and a button for each phone-number quick
 //! connect in the agent's configuration. (Agents and queues are reached by
 //! transfer during a call; the backend places outbound calls to numbers.)
+//! Numbers are typed as the agent writes them in their region (the
+//! backend's `country_code`: 03-1234-5678 on a +81 CCP) or in E.164, and
+//! dialed as E.164 (`phone.rs`); the examples are the region's.
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -22,7 +25,7 @@ pub fn Dial() -> impl IntoView {
     leptos::reactive::effect::ImmediateEffect::new_scoped(move || {
         if ccp.link.with(|l| matches!(l, Some(LinkState::Open))) {
             spawn_local(async move {
-                if let Ok(OpResult::QuickConnects { endpoints }) =
+                if let Ok(OpResult::QuickConnects { endpoints, .. }) =
                     ccp.request(Op::ListQuickConnects).await
                 {
                     quick.set(
@@ -35,21 +38,28 @@ pub fn Dial() -> impl IntoView {
             });
         }
     });
+    let country = move || {
+        ccp.state
+            .with(|s| s.agent.as_ref().and_then(|a| a.configuration.country_code))
+    };
+    let examples = move || crate::phone::examples(country());
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        let n: String = number
-            .get()
-            .chars()
-            .filter(|c| !c.is_whitespace() && *c != '-')
-            .collect();
-        ccp.run(Op::Connect {
-            endpoint: Endpoint::phone_number(&n),
-        });
+        match crate::phone::to_e164(&number.get(), country()) {
+            Ok(n) => ccp.run(Op::Connect {
+                endpoint: Endpoint::phone_number(&n),
+            }),
+            Err(e) => {
+                ccp.error.set(None);
+                ccp.fail(None, e.sentence());
+            }
+        }
     };
     view! {
         <form class="dial" on:submit=submit aria-label=move || ccp.t("Call a number")>
-            <input data-testid="dial-number" type="tel" inputmode="tel" placeholder="+81…"
-                aria-label=move || ccp.t("Phone number")
+            <input data-testid="dial-number" type="tel" inputmode="tel"
+                placeholder=move || { let (national, e164) = examples(); national.map_or(e164, str::to_owned) }
+                aria-label=move || ccp.t("Phone number") aria-describedby="dial-example"
                 prop:value=number on:input=move |ev| {
                     number.set(event_target_value(&ev));
                     // Editing the number ends a refused number's error.
@@ -58,6 +68,12 @@ pub fn Dial() -> impl IntoView {
                     }
                 } />
             <button type="submit" data-testid="dial">{move || ccp.t("Call")}</button>
+            <p class="note" id="dial-example" data-testid="dial-example">{move || {
+                let (national, e164) = examples();
+                let or = ccp.t("or");
+                let both = national.map_or(e164.clone(), |n| format!("{n} {or} {e164}"));
+                format!("{} {both}", ccp.t("e.g."))
+            }}</p>
         </form>
         <Show when=move || quick.with(|q| !q.is_empty())>
             <ul class="quick-dial" aria-label=move || ccp.t("Quick connects")>

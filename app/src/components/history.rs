@@ -1,9 +1,13 @@
-//! The session's call history list.
+//! The agent's call history list: newest first, each with the time of
+//! day, who, the queue, how it went, the talk time and the wrap-up code,
+//! and a button to call the number back while no contact is on screen.
 
 use leptos::prelude::*;
+use protocol::endpoint::Endpoint;
+use protocol::wire::Op;
 
 use crate::ccp::Ccp;
-use crate::format::duration;
+use crate::format::{duration, time_of_day};
 
 /// Finished contacts, newest first.
 #[component]
@@ -20,11 +24,27 @@ pub fn CallHistory() -> impl IntoView {
                     // each `For` costs the bundle a few KB.
                     {move || entries().into_iter().map(|e| {
                         let outcome = e.outcome.label();
-                        let queue = e.queue.clone().map(|q| format!(" · {q}")).unwrap_or_default();
+                        let mut extra = e.queue.map(|q| format!(" · {q}")).unwrap_or_default();
+                        let wrap_up = e.wrap_up.map(|w| format!(" · {w}")).unwrap_or_default();
+                        extra.push_str(" · ");
+                        let number = e.number;
+                        let redial = number.clone().map(|n| {
+                            let title = format!("{} {n}", ccp.t("Call back"));
+                            view! {
+                                <button class="secondary redial" data-testid="redial" title=title
+                                    hidden=move || ccp.has_contacts()
+                                    on:click=move |_| ccp.run(Op::Connect { endpoint: Endpoint::phone_number(&n) })>
+                                    {move || ccp.t("Call back")}
+                                </button>
+                            }
+                        });
                         view! {
-                            <li data-testid="history-entry" data-outcome=e.outcome.name()>
-                                <span class="who">{e.who.clone()}</span>{queue}" · "
+                            <li data-testid="history-entry" data-outcome=e.outcome.name() data-number=number>
+                                <time data-testid="history-time">{time_of_day(e.at)}</time>" "
+                                <span class="who">{e.who}</span>{extra}
                                 {move || ccp.t(outcome)}" · "{duration(e.talk_ms)}
+                                <span data-testid="history-wrap-up">{wrap_up}</span>
+                                {redial}
                             </li>
                         }
                     }).collect_view()}

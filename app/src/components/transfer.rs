@@ -1,5 +1,8 @@
 //! Transfer and conference: search the quick connects (agents, queues,
-//! numbers) and pick one to bring in; the customer waits on hold while it
+//! numbers) and pick one to bring in; each agent target says whether it
+//! can take a call now (available, busy, offline: the backend's answer to
+//! `list_quick_connects`, asked again every few seconds while the list is
+//! open); the customer waits on hold while it
 //! is reached, and a party still ringing can be cancelled. With a third
 //! party on the line the agent can swap between the two, join everyone in
 //! a conference, or hand the customer over ("Complete transfer" on the
@@ -9,9 +12,12 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use protocol::contact::{ConnectionKind, ConnectionState};
 use protocol::endpoint::Endpoint;
-use protocol::wire::{Op, OpResult};
+use protocol::wire::{Availability, Op, OpResult};
 
 use crate::ccp::Ccp;
+
+/// How often an open quick-connect list asks again who is available.
+const AVAILABILITY_MS: u64 = 3_000;
 
 /// Whether `name` contains `needle`, ASCII letters in either case. Byte
 /// windows on purpose: `to_lowercase` links Unicode's case tables and
@@ -44,17 +50,47 @@ pub fn Transfer(contact_id: String) -> impl IntoView {
                 .collect::<Vec<_>>()
         })
     };
+    let availability: RwSignal<std::collections::BTreeMap<String, Availability>> =
+        RwSignal::new(Default::default());
+    // `shown_errors`: the first load shows a failure; the refreshes after
+    // it keep the last list quietly.
+    let load = move |shown_errors: bool| {
+        spawn_local(async move {
+            let answer = if shown_errors {
+                ccp.ask(Op::ListQuickConnects).await
+            } else {
+                ccp.request(Op::ListQuickConnects).await.ok()
+            };
+            if let Some(OpResult::QuickConnects {
+                endpoints: list,
+                availability: now,
+            }) = answer
+            {
+                endpoints.set(list);
+                availability.set(now);
+            }
+        });
+    };
+    // Kept current while the list is open; the timer goes with the card.
+    let refresh = set_interval_with_handle(
+        move || {
+            if open.get_untracked() {
+                load(false);
+            }
+        },
+        std::time::Duration::from_millis(AVAILABILITY_MS),
+    )
+    .ok();
+    on_cleanup(move || {
+        if let Some(handle) = refresh {
+            handle.clear();
+        }
+    });
     let toggle_open = move |_| {
         open.update(|o| *o = !*o);
         search.set(String::new());
         if open.get_untracked() {
-            spawn_local(async move {
-                if let Some(OpResult::QuickConnects { endpoints: list }) =
-                    ccp.ask(Op::ListQuickConnects).await
-                {
-                    endpoints.set(list);
-                }
-            });
+            load(true);
         }
     };
     let third_parties = move || {
@@ -116,11 +152,26 @@ pub fn Transfer(contact_id: String) -> impl IntoView {
                         let label = e.name.clone();
                         let testid = format!("qc-{}", e.id);
                         let endpoint = StoredValue::new(e);
+                        // An agent target's availability, as last answered.
+                        let now = move || availability.with(|a| endpoint.with_value(|e| a.get(&e.id).copied()));
+                        let name = move || match now() {
+                            Some(Availability::Available) => "available",
+                            Some(Availability::Busy) => "busy",
+                            Some(Availability::Offline) => "offline",
+                            None => "",
+                        };
+                        let word = move || ccp.t(match now() {
+                            Some(Availability::Available) => "Available now",
+                            Some(Availability::Busy) => "Busy now",
+                            Some(Availability::Offline) => "Not logged in",
+                            None => "",
+                        });
                         view! {
                             <li><button class="secondary" data-testid=testid on:click=move |_| {
                                 open.set(false);
                                 ccp.run(Op::AddConnection { contact_id: cid.get_value(), endpoint: endpoint.get_value() });
-                            }>{label}</button></li>
+                            }>{label}<span class=move || format!("avail {}", name()) data-testid="qc-availability"
+                                data-availability=name hidden=move || now().is_none()>{word}</span></button></li>
                         }
                     } />
                 </ul>

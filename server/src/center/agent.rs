@@ -143,6 +143,22 @@ impl AgentEntry {
     pub(super) fn routable_idle(&self) -> bool {
         self.status.is_routable() && self.contacts.is_empty() && self.link.tx.is_some()
     }
+
+    /// What a quick connect to this agent shows: available when routing
+    /// could offer it a contact now, offline without a socket or in an
+    /// offline state, busy otherwise.
+    pub(super) fn availability(&self) -> protocol::wire::Availability {
+        use protocol::wire::Availability;
+        if self.routable_idle() {
+            Availability::Available
+        } else if self.link.tx.is_none()
+            || self.status.current().kind == protocol::agent::AgentStateKind::Offline
+        {
+            Availability::Offline
+        } else {
+            Availability::Busy
+        }
+    }
 }
 
 /// The agent's configuration as the wire shows it.
@@ -173,6 +189,7 @@ pub(super) fn configuration(cfg: &Config, agent: &str) -> Option<AgentConfigurat
         },
         softphone_enabled: true,
         wrap_up_codes: cfg.wrap_up_codes.clone(),
+        country_code: cfg.country_code,
     })
 }
 

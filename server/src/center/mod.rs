@@ -231,15 +231,27 @@ impl Center {
             Op::GetRoutingProfile => agent::configuration(&self.cfg, agent)
                 .map(|c| OpResult::RoutingProfile(c.routing_profile))
                 .ok_or_else(|| AgentError::NoRoutingProfile.into()),
-            Op::ListQuickConnects => Ok(OpResult::QuickConnects {
-                endpoints: self
+            Op::ListQuickConnects => {
+                let endpoints: Vec<_> = self
                     .cfg
                     .quick_connects
                     .iter()
                     .filter(|e| e.agent.as_deref() != Some(agent))
                     .cloned()
-                    .collect(),
-            }),
+                    .collect();
+                // Whether each agent target can take a call now (issue 15).
+                let availability = endpoints
+                    .iter()
+                    .filter_map(|e| {
+                        let entry = self.agents.get(e.agent.as_deref()?)?;
+                        Some((e.id.clone(), entry.availability()))
+                    })
+                    .collect();
+                Ok(OpResult::QuickConnects {
+                    endpoints,
+                    availability,
+                })
+            }
             Op::Mute => Ok(self.set_muted(agent, true)?),
             Op::Unmute => Ok(self.set_muted(agent, false)?),
             Op::Connect { endpoint } => Ok(self.connect_outbound(agent, endpoint, now)?),
