@@ -106,6 +106,7 @@ fn samples() -> Vec<(&'static str, Sample)> {
                 resume: None,
                 capabilities: Vec::new(),
                 packet_ms: vec![],
+                codecs: vec![],
             })),
         ),
         (
@@ -116,6 +117,18 @@ fn samples() -> Vec<(&'static str, Sample)> {
                 resume: None,
                 capabilities: Vec::new(),
                 packet_ms: vec![10, 20],
+                codecs: vec![],
+            })),
+        ),
+        (
+            "hello_codecs",
+            Sample::Client(ClientFrame::Hello(Hello {
+                versions: vec![1],
+                token: "tok_3f9a".into(),
+                resume: None,
+                capabilities: Vec::new(),
+                packet_ms: vec![],
+                codecs: vec!["pcmu".into(), "pcma".into()],
             })),
         ),
         (
@@ -129,6 +142,7 @@ fn samples() -> Vec<(&'static str, Sample)> {
                 }),
                 capabilities: Vec::new(),
                 packet_ms: vec![],
+                codecs: vec![],
             })),
         ),
         ("op_ping", req(1, Op::Ping)),
@@ -286,6 +300,7 @@ fn samples() -> Vec<(&'static str, Sample)> {
                 resumed: false,
                 heartbeat_ms: 15_000,
                 packet_ms: None,
+                codecs: vec![],
             })),
         ),
         (
@@ -297,6 +312,19 @@ fn samples() -> Vec<(&'static str, Sample)> {
                 resumed: false,
                 heartbeat_ms: 15_000,
                 packet_ms: Some(10),
+                codecs: vec![],
+            })),
+        ),
+        (
+            "welcome_codecs",
+            Sample::Server(ServerFrame::Welcome(Welcome {
+                version: 1,
+                session: "s-1".into(),
+                agent: "alice".into(),
+                resumed: false,
+                heartbeat_ms: 15_000,
+                packet_ms: None,
+                codecs: vec!["pcmu".into(), "pcma".into()],
             })),
         ),
         (

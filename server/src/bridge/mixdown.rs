@@ -99,7 +99,62 @@ pub fn decode_file(path: &Path) -> Result<Vec<f32>, MixdownError> {
     decode(&bytes, &path.display().to_string())
 }
 
-/// The mix of every party file (`*.opus`) in a call's recording
+/// Decodes a party's G.711 WAV ([`super::parties`]: 8 kHz μ-law or
+/// A-law, as the trunk sent it) to 48 kHz mono from the call's start. A
+/// file cut short (its sizes not yet written) reads to its end.
+pub fn decode_g711(bytes: &[u8], path: &str) -> Result<Vec<f32>, MixdownError> {
+    let not = || MixdownError::NotOpus { path: path.into() };
+    if bytes.len() < 12 || &bytes[..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
+        return Err(not());
+    }
+    let (mut pos, mut law, mut data) = (12usize, None, None);
+    while pos + 8 <= bytes.len() {
+        let id = &bytes[pos..pos + 4];
+        let size = u32::from_le_bytes([
+            bytes[pos + 4],
+            bytes[pos + 5],
+            bytes[pos + 6],
+            bytes[pos + 7],
+        ]) as usize;
+        let body = &bytes[pos + 8..(pos + 8).saturating_add(size).min(bytes.len())];
+        match id {
+            b"fmt " if body.len() >= 2 => {
+                law = match u16::from_le_bytes([body[0], body[1]]) {
+                    6 => Some(protocol::media::Codec::Pcma),
+                    7 => Some(protocol::media::Codec::Pcmu),
+                    _ => None,
+                };
+            }
+            b"data" => {
+                data = Some(body);
+                break;
+            }
+            _ => {}
+        }
+        pos = pos + 8 + size + (size & 1);
+    }
+    let (Some(law), Some(data)) = (law, data) else {
+        return Err(not());
+    };
+    if data.len() > MAX_SECONDS * 8000 {
+        return Err(MixdownError::TooLong);
+    }
+    let mut narrow = Vec::new();
+    media::g711::decode(law, data, &mut narrow);
+    let mut wide = Vec::new();
+    media::g711::Resampler::default().up(&narrow, &mut wide);
+    Ok(wide)
+}
+
+fn decode_g711_file(path: &Path) -> Result<Vec<f32>, MixdownError> {
+    let bytes = std::fs::read(path).map_err(|source| MixdownError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    decode_g711(&bytes, &path.display().to_string())
+}
+
+/// The mix of every party file (`*.opus`, and `*.wav` for G.711) in a call's recording
 /// directory, as long as the longest.
 pub fn mix_dir(dir: &Path) -> Result<Vec<f32>, MixdownError> {
     let read_err = |source| MixdownError::Read {
@@ -110,12 +165,16 @@ pub fn mix_dir(dir: &Path) -> Result<Vec<f32>, MixdownError> {
         .map_err(read_err)?
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "opus"))
+        .filter(|p| p.extension().is_some_and(|x| x == "opus" || x == "wav"))
         .collect();
     files.sort();
     let mut mix: Vec<f32> = Vec::new();
     for f in files {
-        let pcm = decode_file(&f)?;
+        let pcm = if f.extension().is_some_and(|x| x == "wav") {
+            decode_g711_file(&f)?
+        } else {
+            decode_file(&f)?
+        };
         if mix.len() < pcm.len() {
             mix.resize(pcm.len(), 0.0);
         }
