@@ -399,3 +399,90 @@ async fn an_agent_without_g711_still_hears_the_caller_transcoded() {
     let rms = (heard.iter().map(|x| x * x).sum::<f32>() / heard.len() as f32).sqrt();
     assert!(rms > 0.05, "the tone is audible: rms {rms}");
 }
+
+/// A trunk sending 30 ms packets (240 bytes, as SIPp's G.711 pcap does):
+/// all of its audio must reach the agent, whether forwarded (cut into a
+/// 20 ms and a 10 ms frame, bytes unchanged) or transcoded. Before, the
+/// gateway made one 20 ms frame per RTP packet whatever its length and
+/// dropped the rest when it piled up: a third of a 30 ms trunk's audio.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_ms_rtp_packets_reach_the_agent_whole_both_paths() {
+    for g711 in [true, false] {
+        let dir = temp_dir(if g711 { "sip-ptime30-fwd" } else { "sip-ptime30-opus" });
+        let running = server::start(sip_config(&dir)).await.expect("start");
+        let sip = running.sip_addr.expect("sip");
+        let mut alice = if g711 {
+            g711_agent(running.addr).await
+        } else {
+            Client::available(running.addr, "alice", "alice-pass").await
+        };
+        let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let rtp = tokio::net::UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("rtp");
+        let rtp_port = rtp.local_addr().expect("addr").port();
+        let (_, _, leg, gateway_rtp) =
+            answered_call(&sock, sip, &mut alice, "ptime30", rtp_port).await;
+        // 50 packets of 30 ms (1.5 s): a tone, with a pattern on top so
+        // the forwarded bytes can be told apart.
+        let sender = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(30));
+            for n in 0..50u16 {
+                tick.tick().await;
+                let mut payload = tone_packet(n * 3 / 2);
+                payload.extend_from_slice(&tone_packet(n * 3 / 2 + 1)[..80]);
+                let mut p = vec![0x80, 0];
+                p.extend_from_slice(&n.to_be_bytes());
+                p.extend_from_slice(&(u32::from(n) * 240).to_be_bytes());
+                p.extend_from_slice(&7u32.to_be_bytes());
+                p.extend_from_slice(&payload);
+                let _ = rtp.send_to(&p, gateway_rtp).await;
+            }
+        });
+        // The agent sends silence in what it may send: PCMU when it
+        // announced it, Opus otherwise.
+        let (codec, silence) = if g711 {
+            (Codec::Pcmu, vec![0xffu8; 160])
+        } else {
+            let mut enc = media::codec::Encoder::new(media::codec::EncoderSettings::default())
+                .expect("encoder");
+            (Codec::Opus, enc.encode(&[0.0; PACKET]).expect("opus").to_vec())
+        };
+        let mut seq = 0u32;
+        let mut next = move || {
+            let header = MediaHeader {
+                flags: 0,
+                leg,
+                sequence: seq,
+                timestamp: seq * PACKET as u32,
+            };
+            let mut f = Vec::new();
+            encode_media_frame_codec(&header, codec, &silence, &mut f);
+            seq += 1;
+            f
+        };
+        alice
+            .stream_media(Duration::from_millis(1500 + 600), &mut next)
+            .await;
+        sender.await.expect("sender");
+        // Samples of audio the agent got (48 kHz), by each frame's codec.
+        let mut dec = Decoder::new().expect("decoder");
+        let mut pcm = [0.0f32; PACKET];
+        let mut samples = 0usize;
+        for b in &alice.media_in {
+            let Ok(f) = decode_media_frame(b) else { continue };
+            samples += match f.codec {
+                Codec::Opus => dec.decode_len(f.payload, &mut pcm).unwrap_or(0),
+                _ => f.payload.len() * 6,
+            };
+        }
+        let sent = 50 * 240 * 6;
+        assert!(
+            samples * 10 >= sent * 9,
+            "{} path: the agent got {samples} of {sent} samples",
+            if g711 { "forwarded" } else { "transcoded" }
+        );
+    }
+}
