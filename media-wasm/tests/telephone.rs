@@ -64,7 +64,12 @@ fn a_g711_leg_is_played_concealed_and_answered_in_kind() {
             };
             let mut frame = Vec::new();
             if n < 150 {
-                encode_media_frame_codec(&header, Codec::Pcmu, &trunk_packet(Codec::Pcmu, n), &mut frame);
+                encode_media_frame_codec(
+                    &header,
+                    Codec::Pcmu,
+                    &trunk_packet(Codec::Pcmu, n),
+                    &mut frame,
+                );
             } else {
                 let silence = opus.encode(&[0.0; PACKET]).expect("opus").to_vec();
                 encode_media_frame(&header, &silence, &mut frame);
@@ -81,21 +86,36 @@ fn a_g711_leg_is_played_concealed_and_answered_in_kind() {
     }
     // The trunk's 500 Hz is what plays (between 0.5 s and 2.5 s).
     let middle = &played[24_000..120_000];
-    let (tone, other) = (power(middle, 500.0, 48_000.0), power(middle, 300.0, 48_000.0));
+    let (tone, other) = (
+        power(middle, 500.0, 48_000.0),
+        power(middle, 300.0, 48_000.0),
+    );
     assert!(tone > 100.0 * other, "500 Hz {tone} vs 300 Hz {other}");
     let s = engine.stats();
-    assert!(s.jitter.concealed >= 1, "the lost packet was concealed: {:?}", s.jitter);
+    assert!(
+        s.jitter.concealed >= 1,
+        "the lost packet was concealed: {:?}",
+        s.jitter
+    );
     // What the engine sent: Opus until the first G.711 frame arrived, then
     // PCMU (160 bytes, 20 ms) until the Opus frames, then Opus again.
     let codecs: Vec<Codec> = sent
         .iter()
         .map(|f| decode_media_frame(f).expect("valid frame").codec)
         .collect();
-    let first_g711 = codecs.iter().position(|c| *c == Codec::Pcmu).expect("some G.711 sent");
+    let first_g711 = codecs
+        .iter()
+        .position(|c| *c == Codec::Pcmu)
+        .expect("some G.711 sent");
     assert!(first_g711 <= 2, "answered in kind at once ({first_g711})");
-    let last_g711 = codecs.iter().rposition(|c| *c == Codec::Pcmu).expect("G.711");
+    let last_g711 = codecs
+        .iter()
+        .rposition(|c| *c == Codec::Pcmu)
+        .expect("G.711");
     assert!(
-        codecs[first_g711..=last_g711].iter().all(|c| *c == Codec::Pcmu),
+        codecs[first_g711..=last_g711]
+            .iter()
+            .all(|c| *c == Codec::Pcmu),
         "G.711 while the leg carries it"
     );
     assert!(

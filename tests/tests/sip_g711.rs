@@ -408,7 +408,11 @@ async fn an_agent_without_g711_still_hears_the_caller_transcoded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thirty_ms_rtp_packets_reach_the_agent_whole_both_paths() {
     for g711 in [true, false] {
-        let dir = temp_dir(if g711 { "sip-ptime30-fwd" } else { "sip-ptime30-opus" });
+        let dir = temp_dir(if g711 {
+            "sip-ptime30-fwd"
+        } else {
+            "sip-ptime30-opus"
+        });
         let running = server::start(sip_config(&dir)).await.expect("start");
         let sip = running.sip_addr.expect("sip");
         let mut alice = if g711 {
@@ -448,7 +452,10 @@ async fn thirty_ms_rtp_packets_reach_the_agent_whole_both_paths() {
         } else {
             let mut enc = media::codec::Encoder::new(media::codec::EncoderSettings::default())
                 .expect("encoder");
-            (Codec::Opus, enc.encode(&[0.0; PACKET]).expect("opus").to_vec())
+            (
+                Codec::Opus,
+                enc.encode(&[0.0; PACKET]).expect("opus").to_vec(),
+            )
         };
         let mut seq = 0u32;
         let mut next = move || {
@@ -472,7 +479,9 @@ async fn thirty_ms_rtp_packets_reach_the_agent_whole_both_paths() {
         let mut pcm = [0.0f32; PACKET];
         let mut samples = 0usize;
         for b in &alice.media_in {
-            let Ok(f) = decode_media_frame(b) else { continue };
+            let Ok(f) = decode_media_frame(b) else {
+                continue;
+            };
             samples += match f.codec {
                 Codec::Opus => dec.decode_len(f.payload, &mut pcm).unwrap_or(0),
                 _ => f.payload.len() * 6,
