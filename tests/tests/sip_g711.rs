@@ -495,3 +495,201 @@ async fn thirty_ms_rtp_packets_reach_the_agent_whole_both_paths() {
         );
     }
 }
+
+/// Hold, resume and the agent's DTMF on a forwarded call: on hold the
+/// trunk hears the backend's hold music (Opus from the mixer, transcoded
+/// by the gateway) and the agent's leg carries Opus; on resume both
+/// directions are forwarded G.711 again; a digit reaches the trunk as
+/// RFC 4733 events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarded_call_holds_resumes_and_sends_dtmf() {
+    let dir = temp_dir("sip-g711-hold");
+    let running = server::start(sip_config(&dir)).await.expect("start");
+    let sip = running.sip_addr.expect("sip");
+    let mut alice = g711_agent(running.addr).await;
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let rtp = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("rtp");
+    let rtp_port = rtp.local_addr().expect("addr").port();
+    let local = sock.local_addr().expect("addr");
+    // The offer has telephone-event too.
+    let sdp = format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+m=audio {rtp_port} RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n"
+    );
+    let invite = format!(
+        "INVITE sip:{DID}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKhold1\r\n\
+Max-Forwards: 70\r\nFrom: <sip:{CALLER}@127.0.0.1>;tag=f1\r\nTo: <sip:{DID}@127.0.0.1>\r\n\
+Call-ID: hold1\r\nCSeq: 1 INVITE\r\nContact: <sip:c@{local}>\r\nContent-Type: application/sdp\r\n\
+Content-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    );
+    sock.send_to(invite.as_bytes(), sip).await.expect("send");
+    alice
+        .wait_for("the SIP call rings", |a| !a.state().contacts.is_empty())
+        .await;
+    let c = alice
+        .state()
+        .contacts
+        .keys()
+        .next()
+        .expect("contact")
+        .clone();
+    let (leg, customer) = alice.accept_with_leg(&c).await;
+    let mut ok = String::new();
+    for _ in 0..10 {
+        let r = recv_sip(&sock).await;
+        if r.starts_with("SIP/2.0 200 ") {
+            ok = r;
+            break;
+        }
+    }
+    let to = ok
+        .lines()
+        .find(|l| l.starts_with("To:"))
+        .expect("To")
+        .to_owned();
+    let port: u16 = ok
+        .lines()
+        .find_map(|l| l.strip_prefix("m=audio "))
+        .and_then(|m| m.split(' ').next())
+        .and_then(|p| p.parse().ok())
+        .expect("audio port");
+    let ack = format!(
+        "ACK sip:{DID}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKackhold1\r\n\
+Max-Forwards: 70\r\nFrom: <sip:{CALLER}@127.0.0.1>;tag=f1\r\n{to}\r\nCall-ID: hold1\r\nCSeq: 1 ACK\r\n\
+Content-Length: 0\r\n\r\n"
+    );
+    sock.send_to(ack.as_bytes(), sip).await.expect("ack");
+    let gateway_rtp = SocketAddr::from(([127, 0, 0, 1], port));
+    // The trunk: its pattern every 20 ms for 3.4 s; every packet back is
+    // kept as (payload type, payload) in arrival order.
+    let trunk = tokio::spawn(async move {
+        let mut got: Vec<(u8, Vec<u8>)> = Vec::new();
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        let mut buf = vec![0u8; 2048];
+        let end = tokio::time::Instant::now() + Duration::from_millis(3400);
+        let mut n = 0u16;
+        while tokio::time::Instant::now() < end {
+            tokio::select! {
+                _ = tick.tick() => {
+                    let _ = rtp.send_to(&self::rtp(n, &pattern(0, n)), gateway_rtp).await;
+                    n += 1;
+                }
+                r = rtp.recv_from(&mut buf) => {
+                    if let Ok((len, _)) = r {
+                        if len > 12 {
+                            got.push((buf[1] & 0x7f, buf[12..len].to_vec()));
+                        }
+                    }
+                }
+            }
+        }
+        got
+    });
+    let mut seq = 0u32;
+    let mut next = move || {
+        let mut f = Vec::new();
+        let header = MediaHeader {
+            flags: 0,
+            leg,
+            sequence: seq,
+            timestamp: seq * PACKET as u32,
+        };
+        encode_media_frame_codec(&header, Codec::Pcmu, &pattern(1, seq as u16), &mut f);
+        seq += 1;
+        f
+    };
+    let talk = Duration::from_millis(700);
+    alice.stream_media(talk, &mut next).await;
+    let before_hold = alice.media_in.len();
+    alice
+        .ok(Op::Hold {
+            contact_id: c.clone(),
+            connection_id: customer.clone(),
+        })
+        .await;
+    alice.stream_media(talk, &mut next).await;
+    let before_resume = alice.media_in.len();
+    alice
+        .ok(Op::Resume {
+            contact_id: c.clone(),
+            connection_id: customer.clone(),
+        })
+        .await;
+    alice.stream_media(talk, &mut next).await;
+    alice
+        .ok(Op::SendDigits {
+            contact_id: c.clone(),
+            connection_id: customer.clone(),
+            digits: "5".into(),
+        })
+        .await;
+    alice.stream_media(talk, &mut next).await;
+    let at_trunk = trunk.await.expect("trunk");
+
+    // The agent: forwarded G.711 before the hold, none of the trunk's
+    // bytes while it holds (its leg carries Opus), G.711 again after.
+    let codec_of = |b: &Vec<u8>| decode_media_frame(b).ok().map(|f| f.codec);
+    let g711_in = |r: std::ops::Range<usize>| {
+        alice.media_in[r]
+            .iter()
+            .filter(|b| codec_of(b) == Some(Codec::Pcmu))
+            .count()
+    };
+    let held = &alice.media_in[before_hold..before_resume];
+    assert!(g711_in(0..before_hold) >= 10, "forwarded before the hold");
+    // Allow the frames in flight when the hold took effect.
+    let g711_held = held
+        .iter()
+        .filter(|b| codec_of(b) == Some(Codec::Pcmu))
+        .count();
+    assert!(g711_held <= 10, "{g711_held} G.711 frames while holding");
+    assert!(
+        held.iter()
+            .filter(|b| codec_of(b) == Some(Codec::Opus))
+            .count()
+            >= 10,
+        "the held leg carries the backend's Opus"
+    );
+    assert!(
+        g711_in(before_resume..alice.media_in.len()) >= 10,
+        "forwarded again after resume"
+    );
+
+    // The trunk: the agent's bytes, then hold music (PCMU that is not
+    // the agent's), then the agent's bytes again, and event 5.
+    let mine: Vec<Vec<u8>> = (0..400).map(|n| pattern(1, n)).collect();
+    let voice: Vec<bool> = at_trunk
+        .iter()
+        .filter(|(pt, _)| *pt == 0)
+        .map(|(_, p)| mine.contains(p))
+        .collect();
+    let first = voice
+        .iter()
+        .position(|&m| m)
+        .expect("the agent's bytes reached the trunk");
+    let last = voice.iter().rposition(|&m| m).expect("and again");
+    let longest_other = voice[first..=last]
+        .split(|&m| m)
+        .map(<[bool]>::len)
+        .max()
+        .unwrap_or(0);
+    assert!(
+        longest_other >= 15,
+        "hold music between the agent's talk: longest run {longest_other}"
+    );
+    let events: Vec<&Vec<u8>> = at_trunk
+        .iter()
+        .filter(|(pt, _)| *pt == 101)
+        .map(|(_, p)| p)
+        .collect();
+    assert!(
+        events.iter().any(|p| p.first() == Some(&5)),
+        "RFC 4733 event 5 reached the trunk ({} events)",
+        events.len()
+    );
+}
