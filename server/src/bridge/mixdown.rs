@@ -35,6 +35,13 @@ pub enum MixdownError {
         /// The file.
         path: String,
     },
+    /// A party's `.wav` is not a G.711 WAV (μ-law or A-law, with a
+    /// `data` chunk).
+    #[error("{path} is not a G.711 WAV file")]
+    NotG711 {
+        /// The file.
+        path: String,
+    },
     /// The Opus decoder could not start.
     #[error("decoder: {0}")]
     Decoder(String),
@@ -103,7 +110,7 @@ pub fn decode_file(path: &Path) -> Result<Vec<f32>, MixdownError> {
 /// A-law, as the trunk sent it) to 48 kHz mono from the call's start. A
 /// file cut short (its sizes not yet written) reads to its end.
 pub fn decode_g711(bytes: &[u8], path: &str) -> Result<Vec<f32>, MixdownError> {
-    let not = || MixdownError::NotOpus { path: path.into() };
+    let not = || MixdownError::NotG711 { path: path.into() };
     if bytes.len() < 12 || &bytes[..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
         return Err(not());
     }
@@ -272,6 +279,38 @@ mod tests {
         // Not Ogg: a typed error.
         std::fs::write(dir.join("c.opus"), b"not ogg").expect("write");
         assert!(matches!(mix_dir(&dir), Err(MixdownError::NotOpus { .. })));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_g711_party_mixes_with_an_opus_party_in_time() {
+        let dir = std::env::temp_dir().join(format!("mixdown-g711-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        // Party a: Opus 440 Hz for 1 s from the start; party b: a μ-law
+        // WAV as the recorder writes it, 1 s of silence then 1 kHz.
+        let a = tone_file(440.0, 0, 50, 1);
+        std::fs::write(dir.join("a.opus"), &a).expect("write");
+        let mut ulaw = vec![0xffu8; 8000];
+        let tone: Vec<f32> = (0..8000)
+            .map(|n| 0.3 * (2.0 * std::f32::consts::PI * 1000.0 * n as f32 / 8000.0).sin())
+            .collect();
+        let mut coded = Vec::new();
+        media::g711::encode(protocol::media::Codec::Pcmu, &tone, &mut coded);
+        ulaw.extend_from_slice(&coded);
+        let mut b =
+            super::super::parties::g711_wav_header(protocol::media::Codec::Pcmu, ulaw.len() as u32)
+                .to_vec();
+        b.extend_from_slice(&ulaw);
+        std::fs::write(dir.join("b.wav"), &b).expect("write");
+        let mix = mix_dir(&dir).expect("mix");
+        assert!(mix.len() >= 2 * 48_000, "{}", mix.len());
+        let (first, second) = (&mix[10_000..40_000], &mix[58_000..88_000]);
+        assert!(share(first, 440.0) > 0.5, "{}", share(first, 440.0));
+        assert!(share(first, 1000.0) < 0.05);
+        assert!(share(second, 1000.0) > 0.5, "{}", share(second, 1000.0));
+        // A WAV that is not G.711 is a typed error, not a panic.
+        std::fs::write(dir.join("c.wav"), b"RIFF\0\0\0\0WAVEjunk").expect("write");
+        assert!(matches!(mix_dir(&dir), Err(MixdownError::NotG711 { .. })));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
