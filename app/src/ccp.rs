@@ -359,6 +359,9 @@ impl Ccp {
         let client = DirectClient::connect(&ws_url, token);
         // The engine mixes a conference's legs itself (media-wasm legs.rs).
         client.announce(protocol::wire::CAP_MEDIA_LEGS);
+        // The engine plays and sends a telephone leg's G.711 itself
+        // (media-wasm g711.rs): the backend forwards it untranscoded.
+        client.announce_codecs(&["pcmu", "pcma"]);
         let ccp = *self;
         ccp.displaced.set(false);
         ccp.link.set(Some(LinkState::Connecting));

@@ -190,7 +190,11 @@ impl Engine {
                 });
             }
         }
-        self.recv.push_frame(frame, now)
+        self.recv.push_frame(frame, now)?;
+        // A telephone leg is answered in its own codec (G.711 the backend
+        // forwards to the trunk untouched); Opus otherwise.
+        self.send.set_codec(self.recv.codec());
+        Ok(())
     }
 
     /// One render quantum: `mic` in, `out` filled; returns a media frame to

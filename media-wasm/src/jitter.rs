@@ -277,6 +277,38 @@ impl JitterBuffer {
 
     /// A packet arrived at `now_ms` on the receiver's audio clock.
     pub fn insert(&mut self, seq: u32, ts: u32, payload: &[u8], now_ms: f64) {
+        self.insert_lasting(seq, ts, payload, None, now_ms);
+    }
+
+    /// Like [`JitterBuffer::insert`] for a packet whose duration is known
+    /// (`samples` at 48 kHz, not read from an Opus TOC): a G.711 packet of
+    /// a telephone leg ([`crate::telephone`]).
+    pub fn insert_samples(
+        &mut self,
+        seq: u32,
+        ts: u32,
+        payload: &[u8],
+        samples: usize,
+        now_ms: f64,
+    ) {
+        self.insert_lasting(seq, ts, payload, Some(samples), now_ms);
+    }
+
+    /// Forgets the buffered packets and timing but keeps the counters, as
+    /// for a sender restart: the leg's codec changed, so what is buffered
+    /// would be decoded with the wrong decoder.
+    pub fn restart_stream(&mut self) {
+        self.restart();
+    }
+
+    fn insert_lasting(
+        &mut self,
+        seq: u32,
+        ts: u32,
+        payload: &[u8],
+        known: Option<usize>,
+        now_ms: f64,
+    ) {
         if payload.is_empty() || payload.len() > MAX_OPUS_PACKET || !now_ms.is_finite() {
             return;
         }
@@ -322,8 +354,8 @@ impl JitterBuffer {
         // A duration the engine cannot play in one piece (a malformed TOC,
         // over 20 ms) counts as 20 ms: the decoder rejects the packet and
         // conceals that much, so the clock keeps its pace.
-        let samples = protocol::media::opus_packet_samples(payload)
-            .map(|n| n as usize)
+        let samples = known
+            .or_else(|| protocol::media::opus_packet_samples(payload).map(|n| n as usize))
             .filter(|n| (1..=PACKET).contains(n))
             .unwrap_or(PACKET);
         self.last_samples = samples;

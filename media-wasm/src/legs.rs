@@ -120,9 +120,10 @@ impl Legs {
         };
         let l = &mut self.legs[at];
         l.last_ms = now_ms;
-        l.chain.push_packet(
+        l.chain.push_packet_codec(
             frame.header.sequence,
             frame.header.timestamp,
+            frame.codec,
             frame.payload,
             now_ms,
         );

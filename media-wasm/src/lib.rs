@@ -16,12 +16,14 @@ pub mod denoise;
 pub mod echo;
 pub mod engine;
 pub mod frame;
+pub mod g711;
 pub mod gain;
 pub mod jitter;
 pub mod legs;
 pub mod quality;
 pub mod receive;
 pub mod send;
+pub mod telephone;
 #[cfg(target_arch = "wasm32")]
 pub mod worklet;
 

@@ -5,7 +5,7 @@
 //! a crossfaded splice so the waveform stays continuous. Packets may be 10
 //! or 20 ms, mixed freely: the chain plays each for its own duration.
 
-use protocol::media::decode_media_frame;
+use protocol::media::{decode_media_frame, Codec};
 
 use crate::codec::{CodecError, Decoder};
 use crate::frame::{fade_in, rms_dbfs, BLOCK, PACKET};
@@ -49,6 +49,10 @@ pub struct ReceiveChain {
     spare: Vec<Box<[f32; BLOCK]>>,
     decode_errors: u64,
     level_dbfs: f32,
+    /// What the leg carries now (the last frame's codec byte).
+    codec: Codec,
+    /// The decoder of a telephone leg (G.711).
+    telephone: crate::telephone::TelephoneDecoder,
 }
 
 impl ReceiveChain {
@@ -66,6 +70,8 @@ impl ReceiveChain {
             spare: vec![Box::new([0.0; BLOCK]), Box::new([0.0; BLOCK])],
             decode_errors: 0,
             level_dbfs: -120.0,
+            codec: Codec::Opus,
+            telephone: crate::telephone::TelephoneDecoder::default(),
         })
     }
 
@@ -80,9 +86,10 @@ impl ReceiveChain {
                 });
             }
         }
-        self.push_packet(
+        self.push_packet_codec(
             frame.header.sequence,
             frame.header.timestamp,
+            frame.codec,
             frame.payload,
             now_ms,
         );
@@ -91,7 +98,36 @@ impl ReceiveChain {
 
     /// Takes one Opus packet with its sequence number and timestamp.
     pub fn push_packet(&mut self, seq: u32, ts: u32, payload: &[u8], now_ms: f64) {
-        self.jitter.insert(seq, ts, payload, now_ms);
+        self.push_packet_codec(seq, ts, Codec::Opus, payload, now_ms);
+    }
+
+    /// Takes one packet in `codec` (Opus, or G.711 on a telephone leg).
+    /// A change of codec starts the stream over: what is buffered was
+    /// made by the other codec.
+    pub fn push_packet_codec(
+        &mut self,
+        seq: u32,
+        ts: u32,
+        codec: Codec,
+        payload: &[u8],
+        now_ms: f64,
+    ) {
+        if codec != self.codec {
+            self.jitter.restart_stream();
+            self.codec = codec;
+        }
+        match codec.payload_samples(payload) {
+            Some(n) if codec.is_g711() => self
+                .jitter
+                .insert_samples(seq, ts, payload, n as usize, now_ms),
+            _ => self.jitter.insert(seq, ts, payload, now_ms),
+        }
+    }
+
+    /// The codec the leg carries now (Opus until a G.711 frame arrives):
+    /// what the engine answers in on its own leg.
+    pub fn codec(&self) -> Codec {
+        self.codec
     }
 
     /// Samples decoded but not yet played.
@@ -168,6 +204,23 @@ impl ReceiveChain {
     }
 
     fn decode_next(&mut self, now_ms: f64) {
+        if self.codec.is_g711() {
+            // A telephone leg: G.711, no FEC (a missing packet is
+            // concealed either way).
+            let len = match self.jitter.pop(now_ms) {
+                Next::Silence(n) => {
+                    self.pcm[..n].fill(0.0);
+                    n
+                }
+                Next::Packet(p) => self.telephone.decode(self.codec, p, &mut self.pcm),
+                Next::Fec { samples: n, .. } | Next::Conceal(n) => {
+                    self.telephone.conceal(n, &mut self.pcm)
+                }
+            };
+            self.pcm_len = len.clamp(1, PACKET);
+            self.pcm_pos = 0;
+            return;
+        }
         let (len, result) = match self.jitter.pop(now_ms) {
             Next::Silence(n) => {
                 self.pcm[..n].fill(0.0);
@@ -244,6 +297,8 @@ impl ReceiveChain {
         self.decode_errors = 0;
         self.level_dbfs = -120.0;
         self.leg = settings_leg;
+        self.codec = Codec::Opus;
+        self.telephone.reset();
         Ok(())
     }
 }

@@ -8,7 +8,7 @@
 //! The stages are separate methods so the engine can run them in different
 //! render quanta.
 
-use protocol::media::{encode_media_frame, MediaHeader, FLAG_FEC};
+use protocol::media::{encode_media_frame, encode_media_frame_codec, Codec, MediaHeader, FLAG_FEC};
 
 use crate::codec::{is_packet_samples, CodecError, Encoder, EncoderSettings};
 use crate::denoise::NoiseSuppressor;
@@ -39,6 +39,10 @@ pub struct SendChain {
     pub enable_denoise: bool,
     /// See `enable_echo`.
     pub enable_gain: bool,
+    /// What the leg sends: Opus, or G.711 on a telephone leg.
+    codec: Codec,
+    /// The encoder of a telephone leg.
+    telephone: crate::telephone::TelephoneEncoder,
 }
 
 impl SendChain {
@@ -67,7 +71,20 @@ impl SendChain {
             enable_echo: true,
             enable_denoise: true,
             enable_gain: true,
+            codec: Codec::Opus,
+            telephone: crate::telephone::TelephoneEncoder::default(),
         })
+    }
+
+    /// Sends in `codec` from the next packet on: G.711 on a telephone leg
+    /// (what the backend forwards to a trunk untouched), Opus otherwise.
+    pub fn set_codec(&mut self, codec: Codec) {
+        self.codec = codec;
+    }
+
+    /// What the leg sends.
+    pub fn codec(&self) -> Codec {
+        self.codec
     }
 
     /// Sets the packet duration, 10 or 20 ms; anything else is refused
@@ -198,6 +215,12 @@ impl SendChain {
         };
         self.seq = self.seq.wrapping_add(1);
         self.ts = self.ts.wrapping_add(n as u32);
+        if self.codec.is_g711() {
+            let header = MediaHeader { flags: 0, ..header };
+            let payload = self.telephone.encode(self.codec, &pcm[..n]);
+            encode_media_frame_codec(&header, self.codec, payload, &mut self.frame);
+            return Ok(&self.frame);
+        }
         let payload = self.encoder.encode_samples(&pcm[..n])?;
         encode_media_frame(&header, payload, &mut self.frame);
         Ok(&self.frame)

@@ -3,11 +3,14 @@
 //! ```text
 //!  0      1      2             4                8                12               16
 //!  +------+------+-------------+----------------+----------------+----------------+---------
-//!  | ver  | flags| reserved(0) | leg id (u32)   | sequence (u32) | timestamp (u32)| opus...
+//!  | ver  | flags|codec| 0   | leg id (u32)   | sequence (u32) | timestamp (u32)| opus...
 //!  +------+------+-------------+----------------+----------------+----------------+---------
 //! ```
 //! All integers are big-endian. The timestamp counts 48 kHz samples and
-//! wraps; the sequence increases by one per packet and wraps.
+//! wraps; the sequence increases by one per packet and wraps. Byte 2 names
+//! the payload's [`Codec`] (0, Opus, in every frame from before it had a
+//! meaning; G.711 for a telephone leg forwarded untouched); byte 3 is
+//! reserved, zero.
 
 use crate::error::{ErrorBody, ErrorCode};
 
@@ -44,9 +47,81 @@ pub struct MediaHeader {
 pub struct MediaFrame<'a> {
     /// Its header.
     pub header: MediaHeader,
-    /// The Opus packet.
+    /// The packet (Opus unless `codec` says otherwise).
     pub payload: &'a [u8],
+    /// The payload's codec (header byte 2; 0 is Opus).
+    pub codec: Codec,
 }
+
+/// The codec of a media frame's payload: header byte 2. Every frame from
+/// before the byte had a meaning carries 0, Opus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Codec {
+    /// Opus (RFC 6716), 10 or 20 ms: id 0.
+    #[default]
+    Opus,
+    /// G.711 mu-law at 8 kHz, one byte per sample: id 1 (`"pcmu"`).
+    Pcmu,
+    /// G.711 A-law at 8 kHz, one byte per sample: id 2 (`"pcma"`).
+    Pcma,
+}
+
+impl Codec {
+    /// The header byte's value.
+    pub fn id(self) -> u8 {
+        match self {
+            Codec::Opus => 0,
+            Codec::Pcmu => 1,
+            Codec::Pcma => 2,
+        }
+    }
+
+    /// The codec of a header byte, `None` for an unknown id.
+    pub fn from_id(id: u8) -> Option<Codec> {
+        match id {
+            0 => Some(Codec::Opus),
+            1 => Some(Codec::Pcmu),
+            2 => Some(Codec::Pcma),
+            _ => None,
+        }
+    }
+
+    /// Its name in `hello`'s and `welcome`'s `codecs`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::Opus => "opus",
+            Codec::Pcmu => "pcmu",
+            Codec::Pcma => "pcma",
+        }
+    }
+
+    /// The codec a `codecs` name stands for (case-insensitive).
+    pub fn from_name(name: &str) -> Option<Codec> {
+        [Codec::Opus, Codec::Pcmu, Codec::Pcma]
+            .into_iter()
+            .find(|c| c.name().eq_ignore_ascii_case(name))
+    }
+
+    /// Whether this is G.711 (8 kHz, a byte a sample).
+    pub fn is_g711(self) -> bool {
+        matches!(self, Codec::Pcmu | Codec::Pcma)
+    }
+
+    /// How many 48 kHz samples a payload holds: from the TOC for Opus, six
+    /// per byte for G.711 (one 8 kHz sample a byte). `None` for an empty
+    /// or malformed payload.
+    pub fn payload_samples(self, payload: &[u8]) -> Option<u32> {
+        match self {
+            Codec::Opus => opus_packet_samples(payload),
+            _ if payload.is_empty() || payload.len() > MAX_G711_PAYLOAD => None,
+            _ => Some(payload.len() as u32 * 6),
+        }
+    }
+}
+
+/// The largest G.711 payload a frame carries: 120 ms at 8 kHz, the
+/// longest packet Opus allows too.
+pub const MAX_G711_PAYLOAD: usize = 960;
 
 /// Decodes a binary frame without copying. Never panics.
 pub fn decode_media_frame(bytes: &[u8]) -> Result<MediaFrame<'_>, ErrorBody> {
@@ -67,8 +142,20 @@ pub fn decode_media_frame(bytes: &[u8]) -> Result<MediaFrame<'_>, ErrorBody> {
     if head[1] & !KNOWN_FLAGS != 0 {
         return Err(bad(format!("unknown media flags {:#04x}", head[1])));
     }
-    if head[2] != 0 || head[3] != 0 {
+    if Codec::from_id(head[2]).is_none() {
+        return Err(bad(format!("unknown media codec id {}", head[2])));
+    }
+    if head[3] != 0 {
         return Err(bad("reserved media header bytes must be zero".into()));
+    }
+    if head[2] != 0 && payload.len() > MAX_G711_PAYLOAD {
+        return Err(ErrorBody::new(
+            ErrorCode::FrameTooLarge,
+            format!(
+                "G.711 payload of {} bytes exceeds {MAX_G711_PAYLOAD}",
+                payload.len()
+            ),
+        ));
     }
     if payload.len() > MAX_OPUS_PACKET {
         return Err(ErrorBody::new(
@@ -88,15 +175,26 @@ pub fn decode_media_frame(bytes: &[u8]) -> Result<MediaFrame<'_>, ErrorBody> {
             timestamp: word(12),
         },
         payload,
+        codec: Codec::from_id(head[2]).unwrap_or(Codec::Opus),
     })
 }
 
 /// Writes a frame into `out` (cleared first), reusing its allocation.
 pub fn encode_media_frame(header: &MediaHeader, payload: &[u8], out: &mut Vec<u8>) {
+    encode_media_frame_codec(header, Codec::Opus, payload, out);
+}
+
+/// Like [`encode_media_frame`], for a payload in `codec` (header byte 2).
+pub fn encode_media_frame_codec(
+    header: &MediaHeader,
+    codec: Codec,
+    payload: &[u8],
+    out: &mut Vec<u8>,
+) {
     out.clear();
     out.push(MEDIA_VERSION);
     out.push(header.flags & KNOWN_FLAGS);
-    out.extend_from_slice(&[0, 0]);
+    out.extend_from_slice(&[codec.id(), 0]);
     out.extend_from_slice(&header.leg.to_be_bytes());
     out.extend_from_slice(&header.sequence.to_be_bytes());
     out.extend_from_slice(&header.timestamp.to_be_bytes());
@@ -180,6 +278,49 @@ mod tests {
             ErrorCode::FrameTooLarge
         );
     }
+    #[test]
+    fn the_codec_byte_is_read_and_written_and_zero_is_opus() {
+        let h = MediaHeader {
+            flags: FLAG_MARKER,
+            leg: 3,
+            sequence: 4,
+            timestamp: 960,
+        };
+        let mut buf = Vec::new();
+        // A frame from before the codec byte: byte 2 zero, Opus.
+        encode_media_frame(&h, &[0x48, 1], &mut buf);
+        assert_eq!(&buf[2..4], &[0, 0]);
+        assert_eq!(decode_media_frame(&buf).expect("opus").codec, Codec::Opus);
+        let ulaw = [0xffu8; 160];
+        encode_media_frame_codec(&h, Codec::Pcmu, &ulaw, &mut buf);
+        assert_eq!(&buf[2..4], &[1, 0]);
+        let f = decode_media_frame(&buf).expect("pcmu");
+        assert_eq!((f.codec, f.header, f.payload), (Codec::Pcmu, h, &ulaw[..]));
+        encode_media_frame_codec(&h, Codec::Pcma, &ulaw, &mut buf);
+        assert_eq!(buf[2], 2);
+        assert_eq!(decode_media_frame(&buf).expect("pcma").codec, Codec::Pcma);
+        // An unknown codec id, or a non-zero byte 3, is a bad frame.
+        let mut unknown = buf.clone();
+        unknown[2] = 3;
+        assert_eq!(
+            decode_media_frame(&unknown).expect_err("id").code,
+            ErrorCode::BadMediaFrame
+        );
+        let mut reserved = buf.clone();
+        reserved[3] = 1;
+        assert_eq!(
+            decode_media_frame(&reserved).expect_err("byte 3").code,
+            ErrorCode::BadMediaFrame
+        );
+        // Durations: 160 G.711 bytes are 20 ms, 960 samples at 48 kHz.
+        assert_eq!(Codec::Pcmu.payload_samples(&ulaw), Some(960));
+        assert_eq!(Codec::Pcma.payload_samples(&ulaw[..80]), Some(480));
+        assert_eq!(Codec::Pcmu.payload_samples(&[]), None);
+        assert_eq!(Codec::Opus.payload_samples(&[31 << 3]), Some(960));
+        assert_eq!(Codec::from_name("PCMU"), Some(Codec::Pcmu));
+        assert_eq!(Codec::from_name("g729"), None);
+    }
+
     #[test]
     fn packet_durations_come_from_the_toc() {
         // SILK narrowband 10/20/40/60 ms, one frame (code 0).

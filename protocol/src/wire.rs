@@ -46,6 +46,26 @@ pub struct Hello {
     /// most preferred first; empty (absent) means 20 ms only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub packet_ms: Vec<u32>,
+    /// Codecs the client's engine decodes and encodes besides Opus
+    /// (`"pcmu"`, `"pcma"`); empty (absent) means Opus only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub codecs: Vec<String>,
+}
+
+/// The codecs besides Opus a server takes from a `hello`'s `codecs`:
+/// those it knows, in the client's order, without repeats (names it does
+/// not know are ignored, like unknown capabilities).
+pub fn choose_codecs(offered: &[String]) -> Vec<crate::media::Codec> {
+    let mut out = Vec::new();
+    for c in offered
+        .iter()
+        .filter_map(|n| crate::media::Codec::from_name(n))
+    {
+        if c != crate::media::Codec::Opus && !out.contains(&c) {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The media packet duration a server grants from a `hello`'s
@@ -264,6 +284,11 @@ pub struct Welcome {
     /// from the `hello`'s `packet_ms`; absent: 20.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub packet_ms: Option<u32>,
+    /// The codecs besides Opus the server may send this client, from the
+    /// `hello`'s `codecs` (each frame's header says which it carries);
+    /// absent: Opus only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub codecs: Vec<String>,
 }
 
 /// The whole state an agent's client needs.

@@ -107,6 +107,7 @@ fn samples() -> Vec<(&'static str, Sample)> {
                 resume: None,
                 capabilities: Vec::new(),
                 packet_ms: vec![],
+                codecs: vec![],
             })),
         ),
         (
@@ -117,6 +118,18 @@ fn samples() -> Vec<(&'static str, Sample)> {
                 resume: None,
                 capabilities: Vec::new(),
                 packet_ms: vec![10, 20],
+                codecs: vec![],
+            })),
+        ),
+        (
+            "hello_codecs",
+            Sample::Client(ClientFrame::Hello(Hello {
+                versions: vec![1],
+                token: "tok_3f9a".into(),
+                resume: None,
+                capabilities: Vec::new(),
+                packet_ms: vec![],
+                codecs: vec!["pcmu".into(), "pcma".into()],
             })),
         ),
         (
@@ -130,6 +143,7 @@ fn samples() -> Vec<(&'static str, Sample)> {
                 }),
                 capabilities: Vec::new(),
                 packet_ms: vec![],
+                codecs: vec![],
             })),
         ),
         ("op_ping", req(1, Op::Ping)),
@@ -287,6 +301,7 @@ fn samples() -> Vec<(&'static str, Sample)> {
                 resumed: false,
                 heartbeat_ms: 15_000,
                 packet_ms: None,
+                codecs: vec![],
             })),
         ),
         (
@@ -298,6 +313,19 @@ fn samples() -> Vec<(&'static str, Sample)> {
                 resumed: false,
                 heartbeat_ms: 15_000,
                 packet_ms: Some(10),
+                codecs: vec![],
+            })),
+        ),
+        (
+            "welcome_codecs",
+            Sample::Server(ServerFrame::Welcome(Welcome {
+                version: 1,
+                session: "s-1".into(),
+                agent: "alice".into(),
+                resumed: false,
+                heartbeat_ms: 15_000,
+                packet_ms: None,
+                codecs: vec!["pcmu".into(), "pcma".into()],
             })),
         ),
         (

@@ -142,6 +142,19 @@ fn announces_media_legs(text: &str) -> bool {
     })
 }
 
+/// The codecs besides Opus a text frame that is a `hello` announces
+/// (read with `media_legs`, for the same reason).
+fn announced_codecs(text: &str) -> Vec<protocol::media::Codec> {
+    #[derive(serde::Deserialize)]
+    struct Codecs {
+        #[serde(default)]
+        codecs: Vec<String>,
+    }
+    serde_json::from_str::<Codecs>(text)
+        .map(|c| protocol::wire::choose_codecs(&c.codecs))
+        .unwrap_or_default()
+}
+
 /// Waits for a socket's writer to finish, within its deadline; a writer
 /// stuck on a client that does not read is stopped.
 pub async fn finish_writer(writer: &mut tokio::task::JoinHandle<()>, write_timeout: Duration) {
@@ -200,6 +213,7 @@ pub async fn serve_socket(socket: WebSocket, state: AppState, mut ticket: Socket
     let mut media_slot: Option<Arc<SocketSlot>> = None;
     // Whether the hello announced `media_legs` (the client mixes legs).
     let mut mixes_legs = false;
+    let mut codecs = Vec::new();
     let mut flood = FloodGuard::new(&limits, Instant::now());
     let mut errors_before_hello = 0u32;
 
@@ -272,6 +286,7 @@ pub async fn serve_socket(socket: WebSocket, state: AppState, mut ticket: Socket
             Message::Text(text) => {
                 if session.is_none() {
                     mixes_legs = announces_media_legs(text.as_str());
+                    codecs = announced_codecs(text.as_str());
                 }
                 on_text(
                     text.as_str(),
@@ -298,6 +313,9 @@ pub async fn serve_socket(socket: WebSocket, state: AppState, mut ticket: Socket
             // The bridge learns where this agent's audio goes.
             if let (Some(bridge), Some(media)) = (&state.bridge, media_tx.take()) {
                 media_slot = Some(bridge.attach_with_legs(agent, media, mixes_legs));
+                if let Some(slot) = &media_slot {
+                    slot.set_codecs(&codecs);
+                }
             }
         }
         if errored && session.is_none() {
@@ -607,6 +625,12 @@ fn on_hello(
         // alike, so the client's first choice is granted.
         if let Some(ServerFrame::Welcome(w)) = frames.first_mut() {
             w.packet_ms = protocol::wire::choose_packet_ms(&hello.packet_ms);
+            // G.711 from a trunk is forwarded untouched to a client that
+            // plays it (section 8, the codec byte).
+            w.codecs = protocol::wire::choose_codecs(&hello.codecs)
+                .iter()
+                .map(|c| c.name().to_owned())
+                .collect();
         }
         for f in frames {
             send(tx, f);

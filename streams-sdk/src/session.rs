@@ -89,6 +89,9 @@ pub struct Session {
     packet_ms: u32,
     /// The durations the `hello` offers, most preferred first.
     packet_ms_offer: Vec<u32>,
+    /// Codecs besides Opus the `hello` announces (see
+    /// [`Session::announce_codecs`]).
+    codecs: Vec<String>,
 }
 
 impl Session {
@@ -107,6 +110,22 @@ impl Session {
             capabilities: Vec::new(),
             packet_ms: 20,
             packet_ms_offer: vec![20, 10],
+            codecs: Vec::new(),
+        }
+    }
+
+    /// Announces, in every `hello` from now on, the codecs besides Opus
+    /// the client's audio engine decodes and encodes (`"pcmu"`,
+    /// `"pcma"`): the backend may then forward a telephone leg's G.711
+    /// to it untouched (docs/protocol.md section 3). Names the protocol
+    /// does not know are left out.
+    pub fn announce_codecs(&mut self, codecs: &[&str]) {
+        for c in codecs {
+            let known = protocol::media::Codec::from_name(c)
+                .is_some_and(|c| c != protocol::media::Codec::Opus);
+            if known && !self.codecs.iter().any(|x| x.eq_ignore_ascii_case(c)) {
+                self.codecs.push(c.to_ascii_lowercase());
+            }
         }
     }
 
@@ -153,6 +172,7 @@ impl Session {
             resume,
             capabilities: self.capabilities.clone(),
             packet_ms: self.packet_ms_offer.clone(),
+            codecs: self.codecs.clone(),
         }))
     }
 
@@ -361,6 +381,7 @@ mod tests {
             resumed: false,
             heartbeat_ms: 1,
             packet_ms: Some(10),
+            codecs: vec![],
         };
         s.handle_text(&encode(&ServerFrame::Welcome(w.clone())), Millis(0))
             .expect("welcome");
@@ -374,6 +395,18 @@ mod tests {
         }
     }
 
+    #[test]
+    fn announced_codecs_go_in_every_hello_and_unknown_ones_are_left_out() {
+        let mut s = Session::new("t", 1_000);
+        assert!(!s.hello().contains("codecs"), "Opus only: no codecs key");
+        s.announce_codecs(&["pcmu", "g729", "PCMA", "pcmu", "opus"]);
+        assert!(
+            s.hello().contains(r#""codecs":["pcmu","pcma"]"#),
+            "{}",
+            s.hello()
+        );
+    }
+
     fn welcome(session: &str) -> String {
         encode(&ServerFrame::Welcome(Welcome {
             version: 1,
@@ -382,6 +415,7 @@ mod tests {
             resumed: false,
             heartbeat_ms: 1,
             packet_ms: None,
+            codecs: vec![],
         }))
     }
 

@@ -410,6 +410,14 @@ impl DirectClient {
         self.inner.borrow_mut().session.announce(capability);
     }
 
+    /// Announces the codecs besides Opus the client's engine decodes and
+    /// encodes (`"pcmu"`, `"pcma"`) in every `hello` from now on: the CCP
+    /// announces G.711, which its engine plays and sends on a telephone
+    /// leg (media-wasm `g711.rs`).
+    pub fn announce_codecs(&self, codecs: &[&str]) {
+        self.inner.borrow_mut().session.announce_codecs(codecs);
+    }
+
     /// Where incoming media frames go (replaces any earlier sink).
     pub fn set_media_sink(&self, sink: Option<impl Fn(&js_sys::Uint8Array) + 'static>) {
         self.inner.borrow_mut().media_sink = sink.map(|f| Rc::new(f) as MediaSink);

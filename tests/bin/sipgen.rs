@@ -1,8 +1,12 @@
 //! SIP trunk load: SIPp places `--calls` calls (at most `--calls` at once,
 //! `--rate` new calls a second) with RTP through the backend's SIP
 //! gateway to as many simulated agents, who accept every offer and stream
-//! Opus frames at 20 ms. Each call lasts about 8 s of RTP, then SIPp hangs
-//! up.
+//! at 20 ms. Each call lasts about 8 s of RTP, then SIPp hangs up. The
+//! agents announce G.711 in their `hello` (as the CCP does), so the
+//! backend forwards the trunk's PCMU to them untouched and they answer in
+//! PCMU on a leg that carries it (docs/protocol.md section 8, "Telephone
+//! legs"); `--g711 0` makes them Opus-only clients, which the backend
+//! transcodes for (the path before G.711 forwarding).
 //!
 //! Reports SIPp's successful and failed calls, the INVITE-to-180 time
 //! (the gateway sends 180 when an agent's phone starts ringing) as
@@ -23,7 +27,7 @@ use futures_util::stream::SelectAll;
 use futures_util::{SinkExt, StreamExt};
 use media::codec::{Encoder, EncoderSettings};
 use media::frame::PACKET;
-use protocol::media::{encode_media_frame, MediaHeader};
+use protocol::media::{decode_media_frame, encode_media_frame_codec, Codec, MediaHeader};
 use protocol::wire::Op;
 use streams_sdk::{ContactChange, Output, Session};
 use switchboard_tests::bench::{arg, rss_kib, Backend};
@@ -34,6 +38,7 @@ async fn agents(
     addr: std::net::SocketAddr,
     names: Vec<String>,
     payload: Arc<Vec<u8>>,
+    g711: Arc<Vec<u8>>,
     received: Arc<AtomicU64>,
     available: Arc<AtomicU64>,
     mut stop: tokio::sync::watch::Receiver<bool>,
@@ -48,6 +53,8 @@ async fn agents(
         session: Session,
         leg: Option<u32>,
         seq: u32,
+        /// The codec of the last frame received (answered in kind).
+        codec: Codec,
         /// The `set_agent_state` request, until its reply.
         going_available: Option<u64>,
     }
@@ -73,7 +80,10 @@ async fn agents(
             continue;
         };
         let (mut tx, rx) = ws.split();
-        let session = Session::new(&token, 10_000);
+        let mut session = Session::new(&token, 10_000);
+        if !g711.is_empty() {
+            session.announce_codecs(&["pcmu", "pcma"]);
+        }
         if tx
             .send(Message::Text(session.hello().into()))
             .await
@@ -87,6 +97,7 @@ async fn agents(
             session,
             leg: None,
             seq: 0,
+            codec: Codec::Opus,
             going_available: None,
         });
         reads.push(rx.map(move |m| (i, m)));
@@ -101,7 +112,8 @@ async fn agents(
                 for a in all.iter_mut() {
                     let Some(leg) = a.leg.filter(|_| !payload.is_empty()) else { continue };
                     let header = MediaHeader { flags: 0, leg, sequence: a.seq, timestamp: a.seq.wrapping_mul(PACKET as u32) };
-                    encode_media_frame(&header, &payload, &mut frame);
+                    let (codec, body) = if a.codec.is_g711() { (a.codec, &g711) } else { (Codec::Opus, &payload) };
+                    encode_media_frame_codec(&header, codec, body, &mut frame);
                     a.seq = a.seq.wrapping_add(1);
                     let _ = a.tx.send(Message::Binary(frame.clone().into())).await;
                 }
@@ -109,7 +121,12 @@ async fn agents(
             next = reads.next() => {
                 let Some((i, msg)) = next else { break };
                 match msg {
-                    Ok(Message::Binary(_)) => { received.fetch_add(1, Ordering::Relaxed); }
+                    Ok(Message::Binary(b)) => {
+                        received.fetch_add(1, Ordering::Relaxed);
+                        if let Ok(f) = decode_media_frame(&b) {
+                            all[i].codec = f.codec;
+                        }
+                    }
                     Ok(Message::Text(text)) => {
                         let a = &mut all[i];
                         let Ok(outputs) = a.session.handle_text(text.as_str(), server::http::wall_clock()) else { continue };
@@ -132,6 +149,7 @@ async fn agents(
                                 // A finished call: clear it so the next one can ring.
                                 Output::Contact(ContactChange::Ended(v)) => {
                                     a.leg = None;
+                                    a.codec = Codec::Opus;
                                     ops.push(Op::Clear { contact_id: v.contact_id, wrap_up_code: None });
                                 }
                                 _ => {}
@@ -186,6 +204,7 @@ async fn main() {
     // `--media 0`: signaling alone (SIPp sends no RTP, the agents no
     // frames), to tell the gateway's call set-up from its transcoding.
     let with_media = arg("--media", 1) != 0;
+    let with_g711 = arg("--g711", 1) != 0;
     let sip_port = {
         let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
         s.local_addr().expect("addr").port()
@@ -217,6 +236,15 @@ codecs = [\"PCMU\"]\n[sip.trunks.dids]\n\"+15550100\" = \"support\"\n"
     } else {
         Vec::new()
     });
+    // The same tone as 20 ms of PCMU, for a leg the backend forwards.
+    let g711 = Arc::new(if with_media && with_g711 {
+        let narrow: Vec<f32> = (0..160).map(|i| 0.1 * (i as f32 * 0.36).sin()).collect();
+        let mut bytes = Vec::new();
+        media::g711::encode(Codec::Pcmu, &narrow, &mut bytes);
+        bytes
+    } else {
+        Vec::new()
+    });
     let received = Arc::new(AtomicU64::new(0));
     let available = Arc::new(AtomicU64::new(0));
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
@@ -227,6 +255,7 @@ codecs = [\"PCMU\"]\n[sip.trunks.dids]\n\"+15550100\" = \"support\"\n"
             addr,
             chunk.to_vec(),
             payload.clone(),
+            g711.clone(),
             received.clone(),
             available.clone(),
             stop.clone(),
@@ -362,10 +391,11 @@ codecs = [\"PCMU\"]\n[sip.trunks.dids]\n\"+15550100\" = \"support\"\n"
         })
         .sum();
     println!(
-        "sip bench{}: {calls} calls at {rate}/s (at most {calls} at once), SIPp exit {} ({}), \
+        "sip bench{}{}: {calls} calls at {rate}/s (at most {calls} at once), SIPp exit {} ({}), \
 {} INVITE-to-180 times: p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms; \
 backend CPU {:.1} s over {:.1} s ({:.0}% of one core), peak RSS {} MiB; agents received {} frames; {} aborted calls in SIPp's error log; load average {} before, {} after (1, 5, 15 min)",
         if with_media { "" } else { " (signaling only)" },
+        if with_g711 { " (agents announce G.711: forwarded)" } else { " (Opus-only agents: transcoded)" },
         status.code().unwrap_or(-1),
         if status.success() { "every call succeeded" } else { "some calls failed" },
         rtts.len(),

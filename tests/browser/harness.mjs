@@ -87,6 +87,7 @@ export async function startBackend(extraServer = '', { crm = false, approved = [
   return {
     url,
     crmUrl,
+    dataDir,
     log: () => log,
     stop: () => { proc.kill('SIGKILL'); rmSync(dataDir, { recursive: true, force: true }); },
   };

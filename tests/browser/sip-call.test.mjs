@@ -7,7 +7,7 @@
 // baresip is not installed (`cargo xtask install` installs baresip-core).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startBackend, tappedPage, screenshot } from './harness.mjs';
@@ -104,6 +104,19 @@ test('an agent in the CCP answers a baresip call through the SIP trunk and both 
     // issues"), so only a floor on what arrived is asserted; the
     // correlations prove the audio.
     assert.ok(stats && stats.received > 25 && stats.packetsSent > 100, 'media flowed both ways');
+    // The CCP announced G.711, so the trunk's PCMU was forwarded to its
+    // engine untouched, and the engine answered in PCMU (docs/protocol.md
+    // section 8, "Telephone legs"): the recording holds each side's
+    // G.711 as it came, a μ-law WAV per party (format tag 7), beside
+    // whatever Ogg Opus the first moments of the call produced.
+    const recDir = join(backend.dataDir, 'recordings');
+    const files = readdirSync(recDir, { recursive: true }).map(String);
+    const wavs = files.filter((f) => f.endsWith('.wav'));
+    assert.equal(wavs.length, 2, `a G.711 WAV for the caller and the agent: ${files.join(' ')}`);
+    for (const w of wavs) {
+      const b = readFileSync(join(recDir, w));
+      assert.equal(b.readUInt16LE(20), 7, `${w} is μ-law`);
+    }
     assert.deepEqual(errors, []);
   } catch (e) {
     await screenshot(page, 'sip-call-failure').catch(() => {});

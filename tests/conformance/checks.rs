@@ -1067,7 +1067,7 @@ async fn bad_input(ctx: &mut Ctx<'_>, a: &mut Conn) {
     );
 
     let verdict = async {
-        let cases: [(Vec<u8>, &str); 4] = [
+        let cases: [(Vec<u8>, &str); 5] = [
             (vec![0xde, 0xad], "a 2-byte frame"),
             (
                 shape::media_frame(2, 0, 0, 7, 1, 960, &[0xf8, 0xff, 0xfe]),
@@ -1078,8 +1078,12 @@ async fn bad_input(ctx: &mut Ctx<'_>, a: &mut Conn) {
                 "undefined flag bit 7",
             ),
             (
-                shape::media_frame(1, 0, 0x0100, 7, 1, 960, &[0xf8, 0xff, 0xfe]),
-                "non-zero reserved bytes",
+                shape::media_frame(1, 0, 0x0001, 7, 1, 960, &[0xf8, 0xff, 0xfe]),
+                "a non-zero reserved byte 3",
+            ),
+            (
+                shape::media_frame(1, 0, 0x0300, 7, 1, 960, &[0xf8, 0xff, 0xfe]),
+                "an unknown codec byte (3)",
             ),
         ];
         for (frame, what) in cases {
@@ -1101,7 +1105,7 @@ async fn bad_input(ctx: &mut Ctx<'_>, a: &mut Conn) {
         Ok(())
     }
     .await;
-    ctx.check("media.bad_frame", "§8", "malformed media headers (short, version, flags, reserved, packet over 1,275 bytes): bad_media_frame", verdict);
+    ctx.check("media.bad_frame", "§8", "malformed media headers (short, version, flags, unknown codec, reserved, packet over 1,275 bytes): bad_media_frame", verdict);
 
     let verdict = async {
         a.send_binary(shape::media_frame(

@@ -426,8 +426,14 @@ pub fn media_header(b: &[u8]) -> Result<u32, String> {
     if b[1] & !0b111 != 0 {
         return Err(format!("undefined flag bits in {:#04x}", b[1]));
     }
-    if b[2] != 0 || b[3] != 0 {
-        return Err("reserved bytes 2-3 are not zero".into());
+    if b[2] > 2 {
+        return Err(format!(
+            "unknown codec byte {} (0 Opus, 1 PCMU, 2 PCMA)",
+            b[2]
+        ));
+    }
+    if b[3] != 0 {
+        return Err("reserved byte 3 is not zero".into());
     }
     if b.len() - 16 > 1275 {
         return Err(format!(

@@ -35,6 +35,13 @@ pub enum MixdownError {
         /// The file.
         path: String,
     },
+    /// A party's `.wav` is not a G.711 WAV (μ-law or A-law, with a
+    /// `data` chunk).
+    #[error("{path} is not a G.711 WAV file")]
+    NotG711 {
+        /// The file.
+        path: String,
+    },
     /// The Opus decoder could not start.
     #[error("decoder: {0}")]
     Decoder(String),
@@ -99,7 +106,62 @@ pub fn decode_file(path: &Path) -> Result<Vec<f32>, MixdownError> {
     decode(&bytes, &path.display().to_string())
 }
 
-/// The mix of every party file (`*.opus`) in a call's recording
+/// Decodes a party's G.711 WAV ([`super::parties`]: 8 kHz μ-law or
+/// A-law, as the trunk sent it) to 48 kHz mono from the call's start. A
+/// file cut short (its sizes not yet written) reads to its end.
+pub fn decode_g711(bytes: &[u8], path: &str) -> Result<Vec<f32>, MixdownError> {
+    let not = || MixdownError::NotG711 { path: path.into() };
+    if bytes.len() < 12 || &bytes[..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
+        return Err(not());
+    }
+    let (mut pos, mut law, mut data) = (12usize, None, None);
+    while pos + 8 <= bytes.len() {
+        let id = &bytes[pos..pos + 4];
+        let size = u32::from_le_bytes([
+            bytes[pos + 4],
+            bytes[pos + 5],
+            bytes[pos + 6],
+            bytes[pos + 7],
+        ]) as usize;
+        let body = &bytes[pos + 8..(pos + 8).saturating_add(size).min(bytes.len())];
+        match id {
+            b"fmt " if body.len() >= 2 => {
+                law = match u16::from_le_bytes([body[0], body[1]]) {
+                    6 => Some(protocol::media::Codec::Pcma),
+                    7 => Some(protocol::media::Codec::Pcmu),
+                    _ => None,
+                };
+            }
+            b"data" => {
+                data = Some(body);
+                break;
+            }
+            _ => {}
+        }
+        pos = pos + 8 + size + (size & 1);
+    }
+    let (Some(law), Some(data)) = (law, data) else {
+        return Err(not());
+    };
+    if data.len() > MAX_SECONDS * 8000 {
+        return Err(MixdownError::TooLong);
+    }
+    let mut narrow = Vec::new();
+    media::g711::decode(law, data, &mut narrow);
+    let mut wide = Vec::new();
+    media::g711::Resampler::default().up(&narrow, &mut wide);
+    Ok(wide)
+}
+
+fn decode_g711_file(path: &Path) -> Result<Vec<f32>, MixdownError> {
+    let bytes = std::fs::read(path).map_err(|source| MixdownError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    decode_g711(&bytes, &path.display().to_string())
+}
+
+/// The mix of every party file (`*.opus`, and `*.wav` for G.711) in a call's recording
 /// directory, as long as the longest.
 pub fn mix_dir(dir: &Path) -> Result<Vec<f32>, MixdownError> {
     let read_err = |source| MixdownError::Read {
@@ -110,12 +172,16 @@ pub fn mix_dir(dir: &Path) -> Result<Vec<f32>, MixdownError> {
         .map_err(read_err)?
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "opus"))
+        .filter(|p| p.extension().is_some_and(|x| x == "opus" || x == "wav"))
         .collect();
     files.sort();
     let mut mix: Vec<f32> = Vec::new();
     for f in files {
-        let pcm = decode_file(&f)?;
+        let pcm = if f.extension().is_some_and(|x| x == "wav") {
+            decode_g711_file(&f)?
+        } else {
+            decode_file(&f)?
+        };
         if mix.len() < pcm.len() {
             mix.resize(pcm.len(), 0.0);
         }
@@ -213,6 +279,38 @@ mod tests {
         // Not Ogg: a typed error.
         std::fs::write(dir.join("c.opus"), b"not ogg").expect("write");
         assert!(matches!(mix_dir(&dir), Err(MixdownError::NotOpus { .. })));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_g711_party_mixes_with_an_opus_party_in_time() {
+        let dir = std::env::temp_dir().join(format!("mixdown-g711-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        // Party a: Opus 440 Hz for 1 s from the start; party b: a μ-law
+        // WAV as the recorder writes it, 1 s of silence then 1 kHz.
+        let a = tone_file(440.0, 0, 50, 1);
+        std::fs::write(dir.join("a.opus"), &a).expect("write");
+        let mut ulaw = vec![0xffu8; 8000];
+        let tone: Vec<f32> = (0..8000)
+            .map(|n| 0.3 * (2.0 * std::f32::consts::PI * 1000.0 * n as f32 / 8000.0).sin())
+            .collect();
+        let mut coded = Vec::new();
+        media::g711::encode(protocol::media::Codec::Pcmu, &tone, &mut coded);
+        ulaw.extend_from_slice(&coded);
+        let mut b =
+            super::super::parties::g711_wav_header(protocol::media::Codec::Pcmu, ulaw.len() as u32)
+                .to_vec();
+        b.extend_from_slice(&ulaw);
+        std::fs::write(dir.join("b.wav"), &b).expect("write");
+        let mix = mix_dir(&dir).expect("mix");
+        assert!(mix.len() >= 2 * 48_000, "{}", mix.len());
+        let (first, second) = (&mix[10_000..40_000], &mix[58_000..88_000]);
+        assert!(share(first, 440.0) > 0.5, "{}", share(first, 440.0));
+        assert!(share(first, 1000.0) < 0.05);
+        assert!(share(second, 1000.0) > 0.5, "{}", share(second, 1000.0));
+        // A WAV that is not G.711 is a typed error, not a panic.
+        std::fs::write(dir.join("c.wav"), b"RIFF\0\0\0\0WAVEjunk").expect("write");
+        assert!(matches!(mix_dir(&dir), Err(MixdownError::NotG711 { .. })));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

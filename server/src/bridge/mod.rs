@@ -464,13 +464,14 @@ impl Bridge {
             return;
         };
         if let (Some(file), Some(rec)) = (&route.record, &self.routes.recorder) {
-            rec.packet(file, frame.payload, frame.header.timestamp);
+            rec.packet_codec(file, frame.codec, frame.payload, frame.header.timestamp);
         }
         for out in &route.forward {
-            if out.offer(
+            if out.offer_codec(
                 route.source,
                 false,
                 &frame.header,
+                frame.codec,
                 frame.payload,
                 since,
                 stats,

@@ -39,6 +39,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use protocol::media::Codec;
+
 use super::ogg::OggOpusWriter;
 
 /// Commands the inbox holds at most.
@@ -80,6 +82,7 @@ enum Cmd {
         len: usize,
         timestamp: u32,
         at: Instant,
+        codec: Codec,
     },
     Close(PathBuf),
     Manifest {
@@ -188,6 +191,19 @@ impl PartyRecorder {
     /// A packet of `file`'s party as received (header timestamp kept for
     /// timing).
     pub fn packet(&self, file: &Arc<PartyFile>, payload: &[u8], timestamp: u32) {
+        self.packet_codec(file, Codec::Opus, payload, timestamp);
+    }
+
+    /// Like [`PartyRecorder::packet`] for a payload in `codec`: G.711 (a
+    /// trunk leg forwarded untouched, or an agent answering it) goes into
+    /// the party's G.711 WAV beside its Ogg Opus file, as it came.
+    pub fn packet_codec(
+        &self,
+        file: &Arc<PartyFile>,
+        codec: Codec,
+        payload: &[u8],
+        timestamp: u32,
+    ) {
         let at = Instant::now();
         let mut b = self.shared.inbox();
         if b.packets >= QUEUE - CONTROL_ROOM || b.cmds.len() >= QUEUE {
@@ -204,6 +220,7 @@ impl PartyRecorder {
             len: payload.len(),
             timestamp,
             at,
+            codec,
         });
     }
 
@@ -285,6 +302,7 @@ fn write_manifest(
 
 fn run(shared: &Shared) {
     let mut open: HashMap<PathBuf, Open> = HashMap::new();
+    let mut open_g711: HashMap<PathBuf, G711File> = HashMap::new();
     let mut manifests: HashMap<PathBuf, File> = HashMap::new();
     let mut batch = Batch::default();
     loop {
@@ -315,14 +333,27 @@ fn run(shared: &Shared) {
                     len,
                     timestamp,
                     at,
+                    codec,
                 } => {
                     let payload = batch.bytes.get(start..start + len).unwrap_or(&[]);
-                    if let Err(e) = write_packet(&mut open, &file, payload, timestamp, at) {
+                    if codec.is_g711() {
+                        if let Err(e) =
+                            write_g711(&mut open_g711, &file, codec, payload, timestamp, at)
+                        {
+                            tracing::warn!("recording {}: {e}", file.path.display());
+                            open_g711.remove(&g711_path(&file.path));
+                        }
+                    } else if let Err(e) = write_packet(&mut open, &file, payload, timestamp, at) {
                         tracing::warn!("recording {}: {e}", file.path.display());
                         open.remove(&file.path);
                     }
                 }
                 Cmd::Close(path) => {
+                    if let Some(g) = open_g711.remove(&g711_path(&path)) {
+                        if let Err(e) = g.finish() {
+                            tracing::warn!("recording {}: {e}", path.display());
+                        }
+                    }
                     // The end-of-stream page is written; no fsync (see
                     // the module's doc).
                     if let Some(o) = open.remove(&path) {
@@ -351,6 +382,150 @@ fn run(shared: &Shared) {
     for (_, o) in open {
         let _ = o.writer.finish();
     }
+    for (_, g) in open_g711 {
+        let _ = g.finish();
+    }
+}
+
+/// Where a party's G.711 goes: beside its Ogg Opus file, `.wav`.
+pub fn g711_path(opus: &Path) -> PathBuf {
+    opus.with_extension("wav")
+}
+
+/// The WAV format tag of a G.711 law (RFC 2361: 6 A-law, 7 μ-law).
+fn wav_format(law: Codec) -> u16 {
+    if law == Codec::Pcma {
+        6
+    } else {
+        7
+    }
+}
+
+/// The header of an 8 kHz mono G.711 WAV holding `bytes` samples: a
+/// `fmt ` chunk of 18 bytes (non-PCM), a `fact` chunk, then `data`.
+pub fn g711_wav_header(law: Codec, bytes: u32) -> [u8; G711_HEADER] {
+    let mut h = [0u8; G711_HEADER];
+    let mut at = 0;
+    let mut put = |b: &[u8]| {
+        h[at..at + b.len()].copy_from_slice(b);
+        at += b.len();
+    };
+    put(b"RIFF");
+    put(&(G711_HEADER as u32 - 8).saturating_add(bytes).to_le_bytes());
+    put(b"WAVEfmt ");
+    put(&18u32.to_le_bytes());
+    put(&wav_format(law).to_le_bytes());
+    put(&1u16.to_le_bytes()); // mono
+    put(&8000u32.to_le_bytes());
+    put(&8000u32.to_le_bytes()); // bytes a second
+    put(&1u16.to_le_bytes()); // block align
+    put(&8u16.to_le_bytes()); // bits a sample
+    put(&0u16.to_le_bytes()); // no extension
+    put(b"fact");
+    put(&4u32.to_le_bytes());
+    put(&bytes.to_le_bytes());
+    put(b"data");
+    put(&bytes.to_le_bytes());
+    h
+}
+
+/// Length of [`g711_wav_header`].
+pub const G711_HEADER: usize = 58;
+
+/// A party's G.711 WAV being written: 8 kHz bytes as they came, the
+/// call's start and every gap filled with the law's silence.
+struct G711File {
+    out: std::io::BufWriter<File>,
+    law: Codec,
+    /// Bytes (8 kHz samples) written after the header.
+    written: u64,
+    /// The next timestamp expected (48 kHz).
+    next_ts: u32,
+}
+
+impl G711File {
+    fn silence(&mut self, samples: u64) -> std::io::Result<()> {
+        let byte = media::g711::encode_one(self.law, 0.0);
+        let chunk = [byte; 800];
+        let mut left = samples;
+        while left > 0 {
+            let n = left.min(chunk.len() as u64) as usize;
+            self.out.write_all(&chunk[..n])?;
+            left -= n as u64;
+        }
+        self.written += samples;
+        Ok(())
+    }
+
+    fn fill_to(&mut self, position: u64) -> std::io::Result<()> {
+        self.silence(position.saturating_sub(self.written))
+    }
+
+    /// Writes the sizes into the header: the file is complete.
+    fn finish(self) -> std::io::Result<()> {
+        use std::io::{Seek, SeekFrom};
+        let mut f = self.out.into_inner().map_err(|e| e.into_error())?;
+        let bytes = u32::try_from(self.written).unwrap_or(u32::MAX);
+        f.seek(SeekFrom::Start(0))?;
+        f.write_all(&g711_wav_header(self.law, bytes))
+    }
+}
+
+fn write_g711(
+    open: &mut HashMap<PathBuf, G711File>,
+    file: &PartyFile,
+    law: Codec,
+    payload: &[u8],
+    timestamp: u32,
+    at: Instant,
+) -> std::io::Result<()> {
+    // 8 kHz samples since the call started.
+    let since_start = at.saturating_duration_since(file.call_start).as_micros() as u64 * 8 / 1000;
+    let path = g711_path(&file.path);
+    let g = match open.get_mut(&path) {
+        Some(g) => g,
+        None => {
+            // As for the Ogg file: one that exists was finished.
+            let created = open_in_dir(&path, OpenOptions::new().write(true).create_new(true));
+            let mut created = match created {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+                other => other?,
+            };
+            // Sizes are written when the file is finished; a file cut
+            // short reads to its end.
+            created.write_all(&g711_wav_header(law, u32::MAX - G711_HEADER as u32))?;
+            let mut g = G711File {
+                out: std::io::BufWriter::with_capacity(8000, created),
+                law,
+                written: 0,
+                next_ts: timestamp,
+            };
+            g.fill_to(since_start)?;
+            open.entry(path).or_insert(g)
+        }
+    };
+    let ahead = timestamp.wrapping_sub(g.next_ts);
+    if ahead > MAX_TS_GAP && ahead < u32::MAX / 2 {
+        g.fill_to(since_start)?;
+    } else if ahead >= u32::MAX / 2 {
+        return Ok(());
+    } else {
+        g.silence(u64::from(ahead / 6))?;
+    }
+    if law == g.law {
+        g.out.write_all(payload)?;
+    } else {
+        // The other law in the same party's file (rare: a switch of the
+        // trunk's codec): converted through linear.
+        let mut pcm = Vec::new();
+        media::g711::decode(law, payload, &mut pcm);
+        let mut bytes = Vec::new();
+        media::g711::encode(g.law, &pcm, &mut bytes);
+        g.out.write_all(&bytes)?;
+    }
+    g.written += payload.len() as u64;
+    g.next_ts = timestamp.wrapping_add(payload.len() as u32 * 6);
+    Ok(())
 }
 
 fn write_packet(
@@ -477,6 +652,45 @@ mod tests {
             false
         )
         .is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn g711_is_recorded_as_it_came_in_a_wav_aligned_to_the_call() {
+        let dir = std::env::temp_dir().join(format!("parties-g711-{}", std::process::id()));
+        let rec = PartyRecorder::start();
+        let start = Instant::now() - std::time::Duration::from_millis(100);
+        let file = Arc::new(PartyFile {
+            path: dir.join("k1/p1.opus"),
+            call_start: start,
+            serial: 1,
+        });
+        let payload: Vec<u8> = (0..160u32).map(|k| (k * 7 % 251) as u8).collect();
+        // Packets 0, 1 then 3 (packet 2 lost), then a late 2.
+        for k in [0u32, 1, 3, 2] {
+            rec.packet_codec(&file, Codec::Pcmu, &payload, 5000 + k * 960);
+        }
+        rec.close(file.path.clone());
+        rec.flush();
+        let bytes = std::fs::read(g711_path(&file.path)).expect("wav");
+        assert_eq!(&bytes[..4], b"RIFF");
+        assert_eq!(u16::from_le_bytes([bytes[20], bytes[21]]), 7, "μ-law tag");
+        let data = &bytes[G711_HEADER..];
+        let size = u32::from_le_bytes(bytes[54..58].try_into().expect("4")) as usize;
+        assert_eq!(size, data.len(), "the header says how much data");
+        // About 100 ms of μ-law silence (0xFF) first, then the packets'
+        // bytes unchanged, 20 ms of silence for the lost one; the late one
+        // is dropped.
+        let lead = data.iter().take_while(|&&b| b == 0xff).count();
+        assert!((790..=1200).contains(&lead), "{lead}");
+        let rest = &data[lead..];
+        assert_eq!(rest.len(), 4 * 160);
+        assert_eq!(&rest[..160], &payload[..]);
+        assert_eq!(&rest[160..320], &payload[..]);
+        assert!(rest[320..480].iter().all(|&b| b == 0xff));
+        assert_eq!(&rest[480..], &payload[..]);
+        // No Ogg file was made: nothing was Opus.
+        assert!(!file.path.exists());
         let _ = std::fs::remove_dir_all(&dir);
     }
 

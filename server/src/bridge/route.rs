@@ -33,7 +33,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
-use protocol::media::{opus_packet_samples, MediaHeader, FLAG_MARKER, HEADER_LEN};
+use protocol::media::{Codec, MediaHeader, FLAG_MARKER, HEADER_LEN};
 use tokio::sync::mpsc;
 
 use super::parties::{PartyFile, PartyRecorder};
@@ -262,6 +262,34 @@ impl OutLeg {
         since: Instant,
         stats: &RouteStats,
     ) -> Sent {
+        self.offer_codec(source, mixer, header, Codec::Opus, payload, since, stats)
+    }
+
+    /// Whether the listener's client takes `codec` (Opus always; G.711
+    /// when its `hello` announced it, or a SIP leg of that law).
+    pub fn accepts(&self, codec: Codec) -> bool {
+        self.slot.accepts(codec)
+    }
+
+    /// Like [`OutLeg::offer`] for a payload in `codec`: the codec byte is
+    /// kept and the packet's duration read from it. A codec the listener
+    /// did not announce is dropped, never sent to a decoder that cannot
+    /// play it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn offer_codec(
+        &self,
+        source: u64,
+        mixer: bool,
+        header: &MediaHeader,
+        codec: Codec,
+        payload: &[u8],
+        since: Instant,
+        stats: &RouteStats,
+    ) -> Sent {
+        if !self.slot.accepts(codec) {
+            stats.dropped.fetch_add(1, Ordering::Relaxed);
+            return Sent::Dropped;
+        }
         let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
         {
             let mut r = self.rewrite();
@@ -287,16 +315,19 @@ impl OutLeg {
             // keeps its place (and the gap before it stays a gap).
             if seq.wrapping_sub(r.next_seq) as i32 >= 0 {
                 r.next_seq = seq.wrapping_add(1);
-                let dur = opus_packet_samples(payload).unwrap_or(media::frame::PACKET as u32);
+                let dur = codec
+                    .payload_samples(payload)
+                    .unwrap_or(media::frame::PACKET as u32);
                 r.next_ts = ts.wrapping_add(dur);
             }
-            protocol::media::encode_media_frame(
+            protocol::media::encode_media_frame_codec(
                 &MediaHeader {
                     flags,
                     leg: self.leg,
                     sequence: seq,
                     timestamp: ts,
                 },
+                codec,
                 payload,
                 &mut out,
             );
@@ -337,6 +368,9 @@ pub struct SocketSlot {
     legs: RwLock<Arc<HashMap<u32, Arc<InRoute>>>>,
     /// The socket's client announced `media_legs`.
     mixes_legs: std::sync::atomic::AtomicBool,
+    /// Codecs besides Opus the socket takes, one bit per codec id (its
+    /// `hello`'s `codecs`; a SIP leg's G.711).
+    codecs: std::sync::atomic::AtomicU8,
 }
 
 impl SocketSlot {
@@ -351,6 +385,18 @@ impl SocketSlot {
     pub fn route_shared(&self, leg: u32) -> Option<Arc<InRoute>> {
         let legs = self.legs.read().unwrap_or_else(|e| e.into_inner());
         legs.get(&leg).cloned()
+    }
+
+    /// The codecs besides Opus this socket's client decodes and sends
+    /// (replacing any earlier announcement).
+    pub fn set_codecs(&self, codecs: &[Codec]) {
+        let bits = codecs.iter().fold(0u8, |b, c| b | (1 << c.id()));
+        self.codecs.store(bits, Ordering::Relaxed);
+    }
+
+    /// Whether frames in `codec` may go to this socket.
+    pub fn accepts(&self, codec: Codec) -> bool {
+        codec == Codec::Opus || self.codecs.load(Ordering::Relaxed) & (1 << codec.id()) != 0
     }
 
     fn push(&self, frame: MediaOut) -> bool {

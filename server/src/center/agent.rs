@@ -231,6 +231,7 @@ impl Center {
             resumed: replay.is_some(),
             heartbeat_ms: HEARTBEAT_MS,
             packet_ms: None,
+            codecs: Vec::new(),
         })];
         match replay {
             Some(events) => frames.extend(events),

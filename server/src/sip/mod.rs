@@ -9,7 +9,6 @@
 
 pub mod digest;
 mod dtmf;
-pub mod g711;
 mod keepalive;
 pub mod msg;
 mod outbound;
@@ -22,7 +21,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use protocol::media::{decode_media_frame, encode_media_frame, MediaHeader};
+use media::g711;
+use protocol::media::{decode_media_frame, encode_media_frame_codec, Codec, MediaHeader};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
@@ -1099,6 +1099,11 @@ impl Leg {
         let key = key.unwrap_or_else(|| customer_key(contact));
         let rtp_local = rtp.local_addr().unwrap_or(SocketAddr::new(signal.ip(), 0));
         let slot = state.bridge.as_ref().map(|b| b.attach(&key, media_tx));
+        // A trunk leg takes G.711 from the bridge (an agent's engine
+        // answering a forwarded leg in kind) and sends it on untouched.
+        if let Some(slot) = &slot {
+            slot.set_codecs(&[Codec::Pcmu, Codec::Pcma]);
+        }
         Leg {
             state: state.clone(),
             key,
@@ -1235,16 +1240,23 @@ impl Leg {
                 let (Some(slot), Some(bridge)) = (&self.slot, &self.state.bridge) else {
                     return;
                 };
-                if let Some(frame) = self.media.frame_of_rtp(&self.buf[..n]) {
-                    if let Some(route) = slot.route(self.leg) {
-                        bridge.on_frame(&self.key, &route, &frame, Instant::now());
-                    }
+                let Some(route) = slot.route_shared(self.leg) else {
+                    return;
+                };
+                let forward = forwards_g711(&route, self.media.law);
+                let mut frames = Vec::new();
+                self.media
+                    .frames_of_rtp(&self.buf[..n], forward, &mut frames);
+                for frame in &frames {
+                    bridge.on_frame(&self.key, &route, frame, Instant::now());
                 }
             }
             // The bridge replaced or dropped our sink: stop polling it.
             LegEvent::Out(None) => self.media_open = false,
             LegEvent::Out(Some(out)) => {
-                if let Some(packet) = self.media.rtp_of_frame(&out.bytes) {
+                let mut packets = Vec::new();
+                self.media.rtp_of_frame(&out.bytes, &mut packets);
+                for packet in packets {
                     // Paced out on the 20 ms clock: frames come from the
                     // bridge in bursts when the machine is busy, and a
                     // trunk's jitter buffer may be small.
@@ -1286,9 +1298,21 @@ impl Leg {
     }
 }
 
-/// The transcoding between one G.711 RTP stream and one Opus media leg.
-struct Media {
-    codec: SipCodec,
+/// Whether the trunk's G.711 goes to the bridge untouched: everyone who
+/// hears the trunk hears it alone (forwarded, no mix), plays `law`, and
+/// the recording (if any) takes it as it is.
+fn forwards_g711(route: &crate::bridge::route::InRoute, law: Codec) -> bool {
+    !route.to_mixer && !route.forward.is_empty() && route.forward.iter().all(|o| o.accepts(law))
+}
+
+/// The media between one G.711 RTP stream and one media leg: forwarded
+/// untouched (only the RTP header and the media frame header rewritten)
+/// when everyone who hears the trunk plays G.711, transcoded to and from
+/// Opus otherwise (a client that did not announce G.711, a mix, a
+/// recording of Opus).
+pub(crate) struct Media {
+    /// The trunk's G.711 law as a media frame codec.
+    law: Codec,
     pt: u8,
     leg: u32,
     enc: Option<media::codec::Encoder>,
@@ -1298,84 +1322,133 @@ struct Media {
     narrow_in: Vec<f32>,
     scratch: Vec<f32>,
     frame_seq: u32,
+    /// The next frame's timestamp, 48 kHz samples.
+    frame_ts: u32,
     ssrc: u32,
     rtp_seq: u16,
     rtp_ts: u32,
+    /// G.711 bytes from the bridge waiting to fill a 20 ms RTP packet
+    /// (an engine sending 10 ms packets).
+    pending: Vec<u8>,
+    /// Frames towards the bridge forwarded untouched / transcoded.
+    pub(crate) forwarded: u64,
+    /// See `forwarded`.
+    pub(crate) transcoded: u64,
+}
+
+/// The law of a trunk codec (anything but PCMA is sent as PCMU, as the
+/// G.711 functions do).
+fn law_of(codec: SipCodec) -> Codec {
+    match codec {
+        SipCodec::Pcma => Codec::Pcma,
+        _ => Codec::Pcmu,
+    }
+}
+
+/// The payload of an RTP packet of payload type `pt`, `None` for anything
+/// else (comfort noise, unknown payload types, not RTP).
+fn rtp_payload(packet: &[u8], pt: u8) -> Option<&[u8]> {
+    if packet.len() < 12 || packet[0] >> 6 != 2 || packet[1] & 0x7f != pt {
+        return None;
+    }
+    let csrc = usize::from(packet[0] & 0x0f) * 4;
+    let mut start = 12 + csrc;
+    if packet[0] & 0x10 != 0 {
+        let ext = packet.get(start + 2..start + 4)?;
+        start += 4 + 4 * usize::from(u16::from_be_bytes([ext[0], ext[1]]));
+    }
+    let mut end = packet.len();
+    if packet[0] & 0x20 != 0 {
+        // Padding: its length is the last byte.
+        end = end.checked_sub(usize::from(*packet.last()?))?;
+    }
+    packet.get(start..end)
 }
 
 impl Media {
-    fn new(codec: SipCodec, pt: u8, leg: u32) -> Media {
+    pub(crate) fn new(codec: SipCodec, pt: u8, leg: u32) -> Media {
         Media {
-            codec,
+            law: law_of(codec),
             pt,
             leg,
-            enc: media::codec::Encoder::new(media::codec::EncoderSettings::default()).ok(),
-            dec: media::codec::Decoder::new().ok(),
+            enc: None,
+            dec: None,
             up: g711::Resampler::default(),
             down: g711::Resampler::default(),
             narrow_in: Vec::with_capacity(2 * g711::NARROW),
             scratch: Vec::new(),
             frame_seq: 0,
+            frame_ts: 0,
             ssrc: random_leg(),
             rtp_seq: 0,
             rtp_ts: 0,
+            pending: Vec::with_capacity(2 * g711::NARROW),
+            forwarded: 0,
+            transcoded: 0,
         }
     }
 
-    /// An RTP packet from the trunk to a media frame for the bridge (one
-    /// per 20 ms of audio gathered).
-    fn frame_of_rtp(&mut self, packet: &[u8]) -> Option<Vec<u8>> {
-        if packet.len() < 12 || packet[0] >> 6 != 2 {
-            return None;
-        }
-        let pt = packet[1] & 0x7f;
-        if pt != self.pt {
-            return None; // comfort noise, unknown payload types
-        }
-        let csrc = usize::from(packet[0] & 0x0f) * 4;
-        let mut start = 12 + csrc;
-        if packet[0] & 0x10 != 0 {
-            let ext = packet.get(start + 2..start + 4)?;
-            start += 4 + 4 * usize::from(u16::from_be_bytes([ext[0], ext[1]]));
-        }
-        let payload = packet.get(start..)?;
-        let mut pcm = Vec::new();
-        g711::decode(self.codec, payload, &mut pcm);
-        self.narrow_in.extend_from_slice(&pcm);
-        if self.narrow_in.len() > 4 * g711::NARROW {
-            self.narrow_in.clear(); // bounded: a burst is dropped
-            return None;
-        }
-        if self.narrow_in.len() < g711::NARROW {
-            return None;
-        }
-        let chunk: Vec<f32> = self.narrow_in.drain(..g711::NARROW).collect();
-        self.up.up(&chunk, &mut self.scratch);
-        let mut wide = [0.0f32; media::frame::PACKET];
-        wide.copy_from_slice(&self.scratch[..media::frame::PACKET]);
-        let payload = self.enc.as_mut()?.encode(&wide).ok()?.to_vec();
+    fn frame(&mut self, codec: Codec, payload: &[u8], samples: u32, out: &mut Vec<Vec<u8>>) {
         let header = MediaHeader {
             flags: 0,
             leg: self.leg,
             sequence: self.frame_seq,
-            timestamp: self.frame_seq.wrapping_mul(media::frame::PACKET as u32),
+            timestamp: self.frame_ts,
         };
         self.frame_seq = self.frame_seq.wrapping_add(1);
-        let mut frame = Vec::new();
-        encode_media_frame(&header, &payload, &mut frame);
-        Some(frame)
+        self.frame_ts = self.frame_ts.wrapping_add(samples);
+        let mut frame = Vec::with_capacity(protocol::media::HEADER_LEN + payload.len());
+        encode_media_frame_codec(&header, codec, payload, &mut frame);
+        out.push(frame);
     }
 
-    /// A media frame from the bridge to an RTP packet for the trunk.
-    fn rtp_of_frame(&mut self, frame: &[u8]) -> Option<Vec<u8>> {
-        let f = decode_media_frame(frame).ok()?;
-        let mut wide = [0.0f32; media::frame::PACKET];
-        // A bad packet comes back as concealment: keep the clock going.
-        let _ = self.dec.as_mut()?.decode(f.payload, &mut wide);
-        let mut narrow = Vec::new();
-        self.down.down(&wide, &mut narrow);
-        let mut payload = Vec::new();
-        g711::encode(self.codec, &narrow, &mut payload);
+    /// An RTP packet from the trunk to media frames for the bridge: with
+    /// `forward`, its G.711 payload as it came (cut into 20 ms frames if
+    /// the trunk sends longer packets); otherwise one Opus frame per 20 ms
+    /// of audio gathered.
+    fn frames_of_rtp(&mut self, packet: &[u8], forward: bool, out: &mut Vec<Vec<u8>>) {
+        let Some(payload) = rtp_payload(packet, self.pt) else {
+            return;
+        };
+        if forward {
+            // Audio gathered for Opus before the switch is dropped: the
+            // frame numbering goes on, so the receiver sees no gap.
+            self.narrow_in.clear();
+            for chunk in payload.chunks(g711::NARROW) {
+                self.forwarded += 1;
+                self.frame(self.law, chunk, chunk.len() as u32 * 6, out);
+            }
+            return;
+        }
+        let mut pcm = Vec::new();
+        g711::decode(self.law, payload, &mut pcm);
+        self.narrow_in.extend_from_slice(&pcm);
+        if self.narrow_in.len() > 4 * g711::NARROW {
+            self.narrow_in.clear(); // bounded: a burst is dropped
+            return;
+        }
+        while self.narrow_in.len() >= g711::NARROW {
+            let chunk: Vec<f32> = self.narrow_in.drain(..g711::NARROW).collect();
+            self.up.up(&chunk, &mut self.scratch);
+            let mut wide = [0.0f32; media::frame::PACKET];
+            wide.copy_from_slice(&self.scratch[..media::frame::PACKET]);
+            if self.enc.is_none() {
+                self.enc =
+                    media::codec::Encoder::new(media::codec::EncoderSettings::default()).ok();
+            }
+            let Some(Ok(opus)) = self
+                .enc
+                .as_mut()
+                .map(|e| e.encode(&wide).map(<[u8]>::to_vec))
+            else {
+                return;
+            };
+            self.transcoded += 1;
+            self.frame(Codec::Opus, &opus, media::frame::PACKET as u32, out);
+        }
+    }
+
+    fn rtp_packet(&mut self, payload: &[u8]) -> Vec<u8> {
         let mut p = Vec::with_capacity(12 + payload.len());
         let marker = if self.rtp_seq == 0 { 0x80 } else { 0 };
         p.push(0x80);
@@ -1383,10 +1456,71 @@ impl Media {
         p.extend_from_slice(&self.rtp_seq.to_be_bytes());
         p.extend_from_slice(&self.rtp_ts.to_be_bytes());
         p.extend_from_slice(&self.ssrc.to_be_bytes());
-        p.extend_from_slice(&payload);
+        p.extend_from_slice(payload);
         self.rtp_seq = self.rtp_seq.wrapping_add(1);
-        self.rtp_ts = self.rtp_ts.wrapping_add(narrow.len() as u32);
-        Some(p)
+        self.rtp_ts = self.rtp_ts.wrapping_add(payload.len() as u32);
+        p
+    }
+
+    /// A media frame from the bridge to RTP packets for the trunk: G.711
+    /// of the trunk's law goes out as it came (gathered into 20 ms
+    /// packets), the other law is converted sample by sample, and Opus
+    /// (a mix, hold music, a client without G.711) is transcoded.
+    fn rtp_of_frame(&mut self, frame: &[u8], out: &mut Vec<Vec<u8>>) {
+        let Ok(f) = decode_media_frame(frame) else {
+            return;
+        };
+        if f.codec.is_g711() {
+            if f.codec == self.law {
+                if self.pending.is_empty() && f.payload.len() == g711::NARROW {
+                    out.push(self.rtp_packet(f.payload));
+                    return;
+                }
+                self.pending.extend_from_slice(f.payload);
+            } else {
+                let mut pcm = Vec::new();
+                g711::decode(f.codec, f.payload, &mut pcm);
+                let mut bytes = Vec::new();
+                g711::encode(self.law, &pcm, &mut bytes);
+                self.pending.extend_from_slice(&bytes);
+            }
+            if self.pending.len() > 4 * g711::NARROW {
+                self.pending.clear(); // bounded
+            }
+            while self.pending.len() >= g711::NARROW {
+                let chunk: Vec<u8> = self.pending.drain(..g711::NARROW).collect();
+                out.push(self.rtp_packet(&chunk));
+            }
+            return;
+        }
+        // Whatever G.711 was gathered goes out first, padded to 20 ms.
+        if !self.pending.is_empty() {
+            let mut chunk = std::mem::take(&mut self.pending);
+            let silence = g711::encode_one(self.law, 0.0);
+            chunk.resize(g711::NARROW, silence);
+            out.push(self.rtp_packet(&chunk));
+        }
+        if self.dec.is_none() {
+            self.dec = media::codec::Decoder::new().ok();
+        }
+        let mut wide = [0.0f32; media::frame::PACKET];
+        // A bad packet comes back as concealment: keep the clock going.
+        let n = match self.dec.as_mut() {
+            Some(d) => d
+                .decode_len(f.payload, &mut wide)
+                .unwrap_or(media::frame::PACKET),
+            None => return,
+        };
+        let n = n.clamp(6, media::frame::PACKET) / 6 * 6;
+        let mut narrow = Vec::new();
+        self.down.down(&wide[..n], &mut narrow);
+        let mut payload = Vec::new();
+        g711::encode(self.law, &narrow, &mut payload);
+        self.pending.extend_from_slice(&payload);
+        while self.pending.len() >= g711::NARROW {
+            let chunk: Vec<u8> = self.pending.drain(..g711::NARROW).collect();
+            out.push(self.rtp_packet(&chunk));
+        }
     }
 }
 
