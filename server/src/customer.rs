@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::bridge::route::MediaOut;
-use crate::bridge::{customer_key, CallerAudio, SOCKET_MEDIA_QUEUE};
+use crate::bridge::{customer_key, CallerAudio, AGENT_QUEUE};
 use crate::center::random_leg;
 use crate::http::AppState;
 use crate::limits::{CloseReason, FloodGuard, Kind, Outbox, SocketTicket, Verdict};
@@ -67,7 +67,7 @@ pub async fn serve_customer(socket: WebSocket, state: AppState, mut ticket: Sock
     let (sink, mut stream) = socket.split();
     let (tx, inbox) = Outbox::for_socket(&limits);
     let shutdown = tx.shutdown().clone();
-    let (media_tx, media_rx) = tokio::sync::mpsc::channel::<MediaOut>(SOCKET_MEDIA_QUEUE);
+    let (media_tx, media_rx) = tokio::sync::mpsc::channel::<MediaOut>(AGENT_QUEUE);
     let mut writer = spawn_writer(sink, inbox, media_rx, shutdown.clone(), write_timeout);
     let mut writer_done = false;
     let mut media_tx = Some(media_tx);

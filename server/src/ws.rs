@@ -315,7 +315,7 @@ pub async fn serve_socket(socket: WebSocket, state: AppState, mut ticket: Socket
     let shutdown = tx.shutdown().clone();
     // Media to this socket: bounded, so a backed-up socket drops stale
     // frames at the bridge instead of queueing delay.
-    let (media_tx, media_rx) = mpsc::channel::<MediaOut>(crate::bridge::SOCKET_MEDIA_QUEUE);
+    let (media_tx, media_rx) = mpsc::channel::<MediaOut>(crate::bridge::AGENT_QUEUE);
     let mut writer = spawn_writer(sink, inbox, media_rx, shutdown.clone(), write_timeout);
     let mut writer_done = false;
     let mut media_tx = Some(media_tx);

@@ -61,16 +61,6 @@ use tones::{DtmfQueue, HoldTone};
 /// Frames an agent's socket may have waiting before new ones are dropped.
 pub const AGENT_QUEUE: usize = 4;
 
-/// Media frames an agent's or customer phone's WebSocket may have waiting
-/// for its writer before new ones are dropped: 320 ms of 20 ms packets.
-/// Deeper than [`AGENT_QUEUE`] because frames come in bursts: after any
-/// scheduling stall a source socket's reader handles the frames that
-/// arrived meanwhile back to back, before the listener's writer runs, and
-/// a 4-frame queue dropped most of such a burst. Queueing costs nothing
-/// when the writer is on time (it takes everything queued in one write),
-/// and the delay a stall causes shows in the forwarding-delay histogram.
-pub const SOCKET_MEDIA_QUEUE: usize = 16;
-
 /// DTMF requests that may wait for the bridge; more are dropped (logged).
 pub const MAX_PENDING_DTMF: usize = 256;
 
