@@ -84,6 +84,11 @@ pub async fn serve_customer(socket: WebSocket, state: AppState, mut ticket: Sock
     let _busy = state.shutdown.busy();
     let stop = state.shutdown.triggered();
     tokio::pin!(stop);
+    // Awaited across frames (not made anew per media frame).
+    let requested = shutdown.requested();
+    tokio::pin!(requested);
+    // The call's socket key, made once (not per media frame).
+    let mut call_key = String::new();
     loop {
         let expiry = async move {
             match deadline {
@@ -93,7 +98,7 @@ pub async fn serve_customer(socket: WebSocket, state: AppState, mut ticket: Sock
         };
         tokio::select! {
             biased;
-            () = shutdown.requested() => break,
+            () = &mut requested => break,
             _ = &mut writer => {
                 writer_done = true;
                 break;
@@ -171,6 +176,7 @@ pub async fn serve_customer(socket: WebSocket, state: AppState, mut ticket: Sock
                                             media_slot = Some(bridge.attach(&customer_key(&id), media));
                                         }
                                         tx.push(json!({ "type": "dialed", "contact_id": id, "leg": leg }).to_string());
+                                        call_key = customer_key(&id);
                                         call = Some((id, leg));
                                         deadline = None;
                                         ticket.admitted_other();
@@ -216,11 +222,11 @@ pub async fn serve_customer(socket: WebSocket, state: AppState, mut ticket: Sock
                         Message::Binary(bytes) => {
                             let read_at = Instant::now();
                             let ok = match (&call, decode_media_frame(&bytes)) {
-                                (Some((id, leg)), Ok(frame)) if frame.header.leg == *leg => {
+                                (Some((_, leg)), Ok(frame)) if frame.header.leg == *leg => {
                                     // Routed once the call has media; before that, dropped.
                                     let route = media_slot.as_ref().and_then(|s: &std::sync::Arc<crate::bridge::route::SocketSlot>| s.route_shared(*leg));
                                     if let (Some(bridge), Some(route)) = (&state.bridge, route) {
-                                        bridge.on_frame(&customer_key(id), &route, &bytes, read_at);
+                                        bridge.on_frame(&call_key, &route, &bytes, read_at);
                                     }
                                     true
                                 }

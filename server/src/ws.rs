@@ -64,67 +64,170 @@ pub(crate) fn is_too_big(e: axum::Error) -> bool {
         .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)))
 }
 
+/// At most this many frames go into one write (one syscall): enough to
+/// catch a writer up after a stall, small enough that text frames queued
+/// meanwhile do not wait behind a long run of media.
+pub(crate) const WRITE_BATCH: usize = 32;
+
+/// How a batch write ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Wrote {
+    /// Every frame of the batch is written and flushed.
+    All,
+    /// The socket failed (the client went away).
+    Failed,
+    /// The client did not take the batch within the write deadline.
+    TooSlow,
+}
+
 /// The one task that writes to a socket: text frames in order, media
-/// frames as they come (text first when both are ready). Every write has
-/// a deadline: a client that stops reading is disconnected (its driver is
-/// told through `shutdown`), never waited for. Ends when every [`Outbox`]
-/// is dropped, after sending the close frame `shutdown` holds, if any.
-pub fn spawn_writer(
-    mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
+/// frames as they come (text first when both are ready). Whatever is
+/// queued when the writer wakes goes out together, encoded into the
+/// socket's buffer and flushed in one write, so a backed-up socket costs
+/// one syscall per batch, not per frame.
+///
+/// Every write has a deadline: a client that stops reading is
+/// disconnected (its driver is told through `shutdown`), never waited
+/// for. The deadline is armed only when a write cannot complete at once
+/// (the client's receive window is full), so the common write that goes
+/// straight into the kernel arms no timer. Ends when every [`Outbox`] is
+/// dropped, after sending the close frame `shutdown` holds, if any.
+pub fn spawn_writer<S>(
+    sink: S,
+    inbox: Inbox,
+    media_rx: mpsc::Receiver<MediaOut>,
+    shutdown: Arc<Shutdown>,
+    write_timeout: Duration,
+) -> tokio::task::JoinHandle<()>
+where
+    S: futures_util::Sink<Message> + Unpin + Send + 'static,
+{
+    tokio::spawn(write_loop(sink, inbox, media_rx, shutdown, write_timeout))
+}
+
+async fn write_loop<S>(
+    mut sink: S,
     mut inbox: Inbox,
     mut media_rx: mpsc::Receiver<MediaOut>,
     shutdown: Arc<Shutdown>,
     write_timeout: Duration,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut media_open = true;
-        loop {
-            let mut since = None;
-            let msg = tokio::select! {
-                biased;
-                text = inbox.recv() => match text {
-                    Some(text) => Message::Text(text.into()),
-                    None => break,
-                },
-                media = media_rx.recv(), if media_open => match media {
-                    Some(out) => {
-                        since = Some(out.since);
-                        Message::Binary(out.bytes.into())
-                    }
-                    None => {
-                        // The bridge let go of this socket (a newer one took over).
-                        media_open = false;
-                        continue;
-                    }
-                },
-            };
-            match tokio::time::timeout(write_timeout, sink.send(msg)).await {
-                Ok(Ok(())) => {
-                    if let Some(since) = since {
-                        FORWARD_DELAY.record(since);
-                    }
+) where
+    S: futures_util::Sink<Message> + Unpin,
+{
+    let mut media_open = true;
+    let mut batch: Vec<Message> = Vec::with_capacity(WRITE_BATCH);
+    // When each media frame of the batch was read, for the
+    // forwarding-delay histogram (recorded once the batch is written).
+    let mut stamps: Vec<Instant> = Vec::with_capacity(WRITE_BATCH);
+    // One timer for the writer's life, reset only when a write blocks.
+    let deadline = tokio::time::sleep(write_timeout);
+    tokio::pin!(deadline);
+    loop {
+        let first = tokio::select! {
+            biased;
+            text = inbox.recv() => match text {
+                Some(text) => Message::Text(text.into()),
+                None => break,
+            },
+            media = media_rx.recv(), if media_open => match media {
+                Some(out) => {
+                    stamps.push(out.since);
+                    Message::Binary(out.bytes.into())
                 }
-                Ok(Err(_)) => return,
-                Err(_) => {
-                    shutdown.close(CloseReason::SLOW_READER);
-                    return;
+                None => {
+                    // The bridge let go of this socket (a newer one took over).
+                    media_open = false;
+                    continue;
                 }
+            },
+        };
+        batch.push(first);
+        // Everything already queued joins the batch: texts before the
+        // media frames taken after them.
+        while batch.len() < WRITE_BATCH {
+            if let Some(text) = inbox.try_recv() {
+                batch.push(Message::Text(text.into()));
+                continue;
+            }
+            match media_rx.try_recv() {
+                Ok(out) if media_open => {
+                    stamps.push(out.since);
+                    batch.push(Message::Binary(out.bytes.into()));
+                }
+                _ => break,
             }
         }
-        if let Some(why) = shutdown.reason() {
-            let close = Message::Close(Some(CloseFrame {
-                code: why.code,
-                reason: why.reason.into(),
-            }));
-            if !matches!(
-                tokio::time::timeout(write_timeout, sink.send(close)).await,
-                Ok(Ok(()))
-            ) {
+        match write_batch(&mut sink, &mut batch, deadline.as_mut(), write_timeout).await {
+            Wrote::All => {
+                for since in stamps.drain(..) {
+                    FORWARD_DELAY.record(since);
+                }
+            }
+            Wrote::Failed => return,
+            Wrote::TooSlow => {
+                shutdown.close(CloseReason::SLOW_READER);
                 return;
             }
         }
-        let _ = tokio::time::timeout(write_timeout, sink.close()).await;
+    }
+    if let Some(why) = shutdown.reason() {
+        let close = Message::Close(Some(CloseFrame {
+            code: why.code,
+            reason: why.reason.into(),
+        }));
+        batch.push(close);
+        if write_batch(&mut sink, &mut batch, deadline.as_mut(), write_timeout).await != Wrote::All
+        {
+            return;
+        }
+    }
+    let _ = tokio::time::timeout(write_timeout, sink.close()).await;
+}
+
+/// Writes `batch` (emptying it) with one flush. Polled once first: when
+/// the socket takes it all at once no timer is armed; otherwise
+/// `deadline` is reset to `write_timeout` from now and the write must end
+/// before it.
+async fn write_batch<S>(
+    sink: &mut S,
+    batch: &mut Vec<Message>,
+    mut deadline: std::pin::Pin<&mut tokio::time::Sleep>,
+    write_timeout: Duration,
+) -> Wrote
+where
+    S: futures_util::Sink<Message> + Unpin,
+{
+    use std::future::Future;
+    use std::task::Poll;
+    let io = async {
+        for msg in batch.drain(..) {
+            sink.feed(msg).await.map_err(|_| ())?;
+        }
+        sink.flush().await.map_err(|_| ())
+    };
+    tokio::pin!(io);
+    let at_once = std::future::poll_fn(|cx| match io.as_mut().poll(cx) {
+        Poll::Ready(r) => Poll::Ready(Some(r)),
+        Poll::Pending => Poll::Ready(None),
     })
+    .await;
+    let done = match at_once {
+        Some(r) => r,
+        None => {
+            deadline
+                .as_mut()
+                .reset(tokio::time::Instant::now() + write_timeout);
+            tokio::select! {
+                biased;
+                r = &mut io => r,
+                () = &mut deadline => return Wrote::TooSlow,
+            }
+        }
+    };
+    match done {
+        Ok(()) => Wrote::All,
+        Err(()) => Wrote::Failed,
+    }
 }
 
 /// Whether a text frame is a `hello` announcing `media_legs` (read before
@@ -195,8 +298,27 @@ pub(crate) async fn linger(stream: &mut futures_util::stream::SplitStream<WebSoc
     }
 }
 
+/// What ended one wait of [`serve_socket`]'s inner read loop.
+enum Read {
+    /// The socket is to close (asked to, the writer ended, the backend
+    /// is stopping, or a media frame's handling closed it).
+    Stop,
+    /// The login needs acting on.
+    Grant(GrantEvent),
+    /// Nothing arrived in time (no `hello`, or an idle session).
+    TimedOut,
+    /// A message other than media, or the stream's end or error.
+    Other(Option<Result<Message, axum::Error>>),
+}
+
 /// Runs one socket until it closes. `ticket` holds its place among the
 /// backend's sockets (see [`crate::limits::Sockets`]).
+///
+/// Media frames are the hot path (50 a second per leg), so the waits the
+/// loop selects on live across frames instead of being made anew for
+/// each: the close request, the backend's stop, one deadline timer for
+/// `hello` and then idleness (moved on lazily, only when it fires), and
+/// the login's next event, which only a text frame can change.
 pub async fn serve_socket(socket: WebSocket, state: AppState, mut ticket: SocketTicket) {
     let limits = state.cfg.limits.clone();
     let write_timeout = Duration::from_millis(limits.write_timeout_ms);
@@ -224,54 +346,112 @@ pub async fn serve_socket(socket: WebSocket, state: AppState, mut ticket: Socket
     let _busy = state.shutdown.busy();
     let stop = state.shutdown.triggered();
     tokio::pin!(stop);
+    let requested = shutdown.requested();
+    tokio::pin!(requested);
+    // The hello deadline, then the idle deadline: re-armed only when it
+    // fires early (the socket read something since it was set).
+    let idle = tokio::time::sleep_until(opened + hello_timeout);
+    tokio::pin!(idle);
+    let mut last_read = opened;
     loop {
-        let wait = if session.is_some() {
-            IDLE_TIMEOUT
-        } else {
-            hello_timeout.saturating_sub(opened.elapsed())
-        };
-        let next = tokio::select! {
-            biased;
-            () = shutdown.requested() => break,
-            _ = &mut writer => {
-                writer_done = true;
-                break;
+        let read = {
+            // The login's next event, awaited across media frames; a
+            // text frame (a `hello` or `refresh_token` changes the
+            // login) ends this wait and the next round makes a new one.
+            let grant_event = next_grant_event(&mut grant, &state);
+            tokio::pin!(grant_event);
+            loop {
+                let next = tokio::select! {
+                    biased;
+                    () = &mut requested => break Read::Stop,
+                    _ = &mut writer => {
+                        writer_done = true;
+                        break Read::Stop;
+                    }
+                    event = &mut grant_event => break Read::Grant(event),
+                    // The backend is stopping: the center has already sent this
+                    // agent what happened to its contacts; flush and close.
+                    () = &mut stop => break Read::Stop,
+                    () = &mut idle => {
+                        let limit = if session.is_some() {
+                            last_read + IDLE_TIMEOUT
+                        } else {
+                            opened + hello_timeout
+                        };
+                        if tokio::time::Instant::now() < limit {
+                            idle.as_mut().reset(limit);
+                            continue;
+                        }
+                        break Read::TimedOut;
+                    }
+                    next = stream.next() => next,
+                };
+                let now = Instant::now();
+                last_read = tokio::time::Instant::from_std(now);
+                let Some(Ok(Message::Binary(bytes))) = next else {
+                    break Read::Other(next);
+                };
+                let verdict = flood.check(Kind::Media, now);
+                if verdict == Verdict::Close {
+                    send(
+                        &tx,
+                        frame_error(ErrorCode::RateLimited, "too many messages; closing"),
+                    );
+                    shutdown.set_reason(CloseReason::FLOOD);
+                    break Read::Stop;
+                }
+                let errored = on_binary(
+                    &bytes,
+                    &state,
+                    &tx,
+                    &session,
+                    media_slot.as_deref(),
+                    verdict == Verdict::Refuse,
+                    now,
+                );
+                if errored && session.is_none() {
+                    errors_before_hello += 1;
+                    if errors_before_hello >= limits.pre_hello_errors {
+                        shutdown.set_reason(CloseReason::PRE_HELLO_ERRORS);
+                        break Read::Stop;
+                    }
+                }
             }
-            event = next_grant_event(&mut grant, &state) => {
+        };
+        let next = match read {
+            Read::Stop => break,
+            Read::Grant(event) => {
                 if on_grant_event(event, &tx) {
                     continue;
                 }
                 break;
             }
-            // The backend is stopping: the center has already sent this
-            // agent what happened to its contacts; flush and close.
-            () = &mut stop => break,
-            next = tokio::time::timeout(wait, stream.next()) => next,
-        };
-        let msg = match next {
-            Ok(Some(Ok(msg))) => msg,
-            Ok(Some(Err(e))) => {
-                tracing::debug!("socket error: {e}");
-                if is_too_big(e) {
-                    shutdown.set_reason(CloseReason::TOO_BIG);
-                }
-                break;
-            }
-            Ok(None) => break,
-            Err(_) => {
+            Read::TimedOut => {
                 tracing::debug!(authenticated = session.is_some(), "socket timed out");
                 if session.is_none() {
                     shutdown.set_reason(CloseReason::HELLO_TIMEOUT);
                 }
                 break;
             }
+            Read::Other(next) => next,
         };
-        let kind = match &msg {
-            Message::Binary(_) => Kind::Media,
-            Message::Close(_) => break,
-            _ => Kind::Text,
+        let msg = match next {
+            Some(Ok(msg)) => msg,
+            Some(Err(e)) => {
+                tracing::debug!("socket error: {e}");
+                if is_too_big(e) {
+                    shutdown.set_reason(CloseReason::TOO_BIG);
+                }
+                break;
+            }
+            None => break,
         };
-        let verdict = flood.check(kind, Instant::now());
+        if matches!(msg, Message::Close(_)) {
+            break;
+        }
+        // Media frames were handled in the read loop: this is text or a
+        // control frame.
+        let verdict = flood.check(Kind::Text, Instant::now());
         if verdict == Verdict::Close {
             send(
                 &tx,
@@ -297,14 +477,6 @@ pub async fn serve_socket(socket: WebSocket, state: AppState, mut ticket: Socket
                     limited,
                 )
             }
-            Message::Binary(bytes) => on_binary(
-                &bytes,
-                &state,
-                &tx,
-                &session,
-                media_slot.as_deref(),
-                limited,
-            ),
             // Control frames: tungstenite answers pings itself.
             _ => false,
         };
@@ -317,6 +489,8 @@ pub async fn serve_socket(socket: WebSocket, state: AppState, mut ticket: Socket
                     slot.set_codecs(&codecs);
                 }
             }
+            // From now on the deadline is idleness, not the hello.
+            idle.as_mut().reset(last_read + IDLE_TIMEOUT);
         }
         if errored && session.is_none() {
             errors_before_hello += 1;
@@ -447,8 +621,8 @@ fn on_binary(
     session: &Option<(String, u64)>,
     slot: Option<&SocketSlot>,
     limited: bool,
+    read_at: Instant,
 ) -> bool {
-    let read_at = Instant::now();
     let reply = match decode_media_frame(bytes) {
         _ if limited => frame_error(ErrorCode::RateLimited, RATE_LIMITED),
         Err(e) => ServerFrame::Error(FrameError {
@@ -643,4 +817,232 @@ fn on_hello(
         ));
     }
     false
+}
+
+#[cfg(test)]
+mod writer_tests {
+    //! The socket writer against a sink that records what it was given
+    //! (RFC 6455 frames are the sink's business; what matters here is the
+    //! order, the batching and the deadline).
+
+    use std::pin::Pin;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    use std::task::{Context, Poll};
+
+    use super::*;
+
+    /// What the fake socket saw.
+    #[derive(Default)]
+    struct Seen {
+        /// Every message, in the order the writer gave them.
+        sent: Mutex<Vec<Message>>,
+        /// Completed flushes (one write syscall each on a real socket).
+        flushes: AtomicUsize,
+    }
+
+    /// A socket that takes everything, or (`stuck`) a client that never
+    /// reads: it never becomes ready to take or flush.
+    struct FakeSocket {
+        seen: Arc<Seen>,
+        stuck: bool,
+    }
+
+    impl futures_util::Sink<Message> for FakeSocket {
+        type Error = std::io::Error;
+
+        fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            if self.stuck {
+                Poll::Pending
+            } else {
+                Poll::Ready(Ok(()))
+            }
+        }
+
+        fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Self::Error> {
+            self.seen.sent.lock().expect("lock").push(item);
+            Ok(())
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            if self.stuck {
+                return Poll::Pending;
+            }
+            self.seen.flushes.fetch_add(1, Ordering::SeqCst);
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn media(n: u8) -> MediaOut {
+        MediaOut {
+            bytes: vec![n; 20],
+            since: Instant::now(),
+        }
+    }
+
+    fn texts_and_bytes(seen: &Seen) -> Vec<String> {
+        seen.sent
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|m| match m {
+                Message::Text(t) => format!("text {}", t.as_str()),
+                Message::Binary(b) => format!("media {}", b[0]),
+                Message::Close(c) => format!("close {:?}", c.as_ref().map(|c| c.code)),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn frames_queued_before_the_writer_wakes_go_out_in_order_in_one_flush() {
+        let (tx, inbox) = Outbox::new(16, 1 << 20);
+        let (media_tx, media_rx) = mpsc::channel(16);
+        // Media queued first, texts after: the texts still go first
+        // (text before media when both are waiting), each kind in order.
+        for n in 1..=3 {
+            media_tx.try_send(media(n)).expect("room");
+        }
+        for t in ["a", "b"] {
+            assert!(tx.push(t.to_string()));
+        }
+        let seen = Arc::new(Seen::default());
+        let before = FORWARD_DELAY.summary().count;
+        let socket = FakeSocket {
+            seen: seen.clone(),
+            stuck: false,
+        };
+        let writer = spawn_writer(
+            socket,
+            inbox,
+            media_rx,
+            tx.shutdown().clone(),
+            Duration::from_secs(1),
+        );
+        drop(tx);
+        tokio::time::timeout(Duration::from_secs(5), writer)
+            .await
+            .expect("the writer ends once its outbox is dropped")
+            .expect("the writer does not panic");
+        assert_eq!(
+            texts_and_bytes(&seen),
+            ["text a", "text b", "media 1", "media 2", "media 3"]
+        );
+        assert_eq!(
+            seen.flushes.load(Ordering::SeqCst),
+            1,
+            "one write for the batch"
+        );
+        // Every media frame written is in the forwarding-delay histogram
+        // (shared with other tests: at least these three).
+        assert!(FORWARD_DELAY.summary().count >= before + 3);
+    }
+
+    #[tokio::test]
+    async fn a_long_backlog_goes_out_whole_and_in_order_a_batch_per_write() {
+        let frames = WRITE_BATCH + 8;
+        let (tx, inbox) = Outbox::new(4, 1 << 20);
+        let (media_tx, media_rx) = mpsc::channel(frames);
+        for n in 0..frames {
+            media_tx.try_send(media(n as u8)).expect("room");
+        }
+        let seen = Arc::new(Seen::default());
+        let socket = FakeSocket {
+            seen: seen.clone(),
+            stuck: false,
+        };
+        let shutdown = tx.shutdown().clone();
+        let writer = spawn_writer(socket, inbox, media_rx, shutdown, Duration::from_secs(1));
+        // Wait for the state (every frame written), then end the writer.
+        for _ in 0..500 {
+            if seen.sent.lock().expect("lock").len() == frames {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        drop(tx);
+        tokio::time::timeout(Duration::from_secs(5), writer)
+            .await
+            .expect("writer ends")
+            .expect("the writer does not panic");
+        let want: Vec<String> = (0..frames).map(|n| format!("media {n}")).collect();
+        assert_eq!(texts_and_bytes(&seen), want);
+        assert_eq!(
+            seen.flushes.load(Ordering::SeqCst),
+            frames.div_ceil(WRITE_BATCH),
+            "one write per batch of at most WRITE_BATCH frames"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_client_that_stops_reading_is_disconnected_at_the_write_deadline() {
+        let deadline = Duration::from_millis(200);
+        let (tx, inbox) = Outbox::new(16, 1 << 20);
+        let (_media_tx, media_rx) = mpsc::channel(4);
+        let seen = Arc::new(Seen::default());
+        let socket = FakeSocket {
+            seen: seen.clone(),
+            stuck: true,
+        };
+        let shutdown = tx.shutdown().clone();
+        let started = tokio::time::Instant::now();
+        let writer = spawn_writer(socket, inbox, media_rx, shutdown.clone(), deadline);
+        assert!(tx.push("event".to_string()));
+        tokio::time::timeout(Duration::from_secs(10), writer)
+            .await
+            .expect("the writer gives up on a client that does not read")
+            .expect("the writer does not panic");
+        let waited = started.elapsed();
+        assert!(
+            waited >= deadline,
+            "gave up after {waited:?}, before the deadline {deadline:?}"
+        );
+        assert_eq!(shutdown.reason(), Some(CloseReason::SLOW_READER));
+        // The outbox is still held: the writer ended on the deadline, not
+        // because its queue closed.
+        drop(tx);
+    }
+
+    #[tokio::test]
+    async fn a_write_that_completes_arms_no_deadline_and_the_close_frame_follows() {
+        let (tx, inbox) = Outbox::new(16, 1 << 20);
+        let (_media_tx, media_rx) = mpsc::channel(4);
+        let seen = Arc::new(Seen::default());
+        let socket = FakeSocket {
+            seen: seen.clone(),
+            stuck: false,
+        };
+        let shutdown = tx.shutdown().clone();
+        let writer = spawn_writer(
+            socket,
+            inbox,
+            media_rx,
+            shutdown.clone(),
+            Duration::from_millis(100),
+        );
+        assert!(tx.push("one".to_string()));
+        // Well past the deadline, the socket is still open: a write that
+        // completed left no timer behind to close it.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(shutdown.reason(), None);
+        assert!(tx.push("two".to_string()));
+        shutdown.set_reason(CloseReason::FLOOD);
+        drop(tx);
+        tokio::time::timeout(Duration::from_secs(5), writer)
+            .await
+            .expect("writer ends")
+            .expect("the writer does not panic");
+        assert_eq!(
+            texts_and_bytes(&seen),
+            [
+                "text one".to_string(),
+                "text two".to_string(),
+                format!("close {:?}", Some(CloseReason::FLOOD.code)),
+            ]
+        );
+    }
 }

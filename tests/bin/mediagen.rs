@@ -15,10 +15,18 @@
 //!   other two forwarded on their own legs and only the customer's mix is
 //!   encoded; `--legs 0` makes every party a mix.
 //!
-//! The generator is lean so that it, not the backend, is not the limit:
-//! agents are driven in groups, many sockets per task, each group on one
+//! The generator is lean so that it, not the backend, is the limit:
+//! sockets are driven in groups, many sockets per task, each group on one
 //! 20 ms clock (groups are phase-shifted so the backend does not see every
-//! frame of a tick at once), with the frame built once per tick.
+//! frame of a tick at once). After the WebSocket handshake a socket is a
+//! bare TCP stream: each socket's frame is built once (masked with the
+//! zero key RFC 6455 allows) and only its sequence and timestamp bytes are
+//! rewritten per tick, written with one non-blocking `write`; reads are
+//! non-blocking too, once per tick per socket (no wake-up per arriving
+//! frame), and parse only frame headers (media frames are counted, text
+//! frames handled). The generator's own CPU per frame is reported apart
+//! from the backend's; `--pin 1` pins the backend to CPU 1 and the
+//! generator to CPU 0 (with `taskset`), so neither takes the other's core.
 //!
 //! Reports the backend's own CPU (from `/proc/<pid>/stat` over the
 //! measured window) and RSS, the frames the agents received, the frames
@@ -32,20 +40,22 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::stream::{BoxStream, SelectAll};
-use futures_util::StreamExt;
 use media::codec::{Encoder, EncoderSettings};
 use media::frame::PACKET;
 use protocol::media::{encode_media_frame, MediaHeader};
 use protocol::wire::Op;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use streams_sdk::{ContactChange, Output, Session};
 use switchboard_tests::bench::{arg, rss_kib, Backend};
 use switchboard_tests::raw;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::AsyncWriteExt;
 
 struct Agent {
-    tx: OwnedWriteHalf,
+    /// The socket after its handshake: a plain non-blocking stream, not
+    /// registered with tokio's reactor (see [`bare`]).
+    tx: TcpStream,
+    out: Outgoing,
     session: Session,
     name: String,
     leg: Option<u32>,
@@ -63,23 +73,64 @@ struct Incoming {
     texts: Vec<String>,
 }
 
-/// A socket's server frames, a read at a time (server frames are not
-/// masked). Ends when the socket does.
-fn incoming(rd: OwnedReadHalf) -> BoxStream<'static, Incoming> {
-    let state = (rd, Vec::with_capacity(16 * 1024), vec![0u8; 16 * 1024]);
-    futures_util::stream::unfold(state, |(mut rd, mut buf, mut chunk)| async move {
-        let n = match rd.read(&mut chunk).await {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => n,
-        };
-        buf.extend_from_slice(&chunk[..n]);
+/// A socket's reading side: bytes read but not parsed yet. Read without
+/// waiting, every [`READ_EVERY`] ticks (see [`Reader::drain`]).
+struct Reader {
+    buf: Vec<u8>,
+    /// False once the socket ended (EOF, an error or a close frame).
+    open: bool,
+}
+
+/// At most this much is read from one socket per call.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Sockets are read every this many 20 ms ticks: 5 frames of about 100
+/// bytes wait in the kernel meanwhile, and one `read` takes them all (a
+/// generator only counts what it receives; the backend's delay is
+/// measured inside the backend, at its write).
+const READ_EVERY: u64 = 5;
+
+impl Reader {
+    fn new() -> Reader {
+        Reader {
+            buf: Vec::with_capacity(READ_CHUNK),
+            open: true,
+        }
+    }
+
+    /// Reads what is waiting on `tcp` without waiting and parses the
+    /// complete server frames (not masked): media frames are counted,
+    /// text frames kept.
+    fn drain(&mut self, mut tcp: &TcpStream, chunk: &mut [u8]) -> Incoming {
         let mut got = Incoming {
             binary: 0,
             texts: Vec::new(),
         };
+        if !self.open {
+            return got;
+        }
+        loop {
+            match tcp.read(chunk) {
+                Ok(0) => {
+                    self.open = false;
+                    break;
+                }
+                Ok(n) => {
+                    self.buf.extend_from_slice(&chunk[..n]);
+                    if n < chunk.len() {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(_) => {
+                    self.open = false;
+                    break;
+                }
+            }
+        }
         let mut at = 0;
-        while buf.len() - at >= 2 {
-            let b = &buf[at..];
+        while self.buf.len() - at >= 2 {
+            let b = &self.buf[at..];
             let opcode = b[0] & 0x0f;
             let (len, head) = match b[1] & 0x7f {
                 126 if b.len() >= 4 => (usize::from(u16::from_be_bytes([b[2], b[3]])), 4),
@@ -99,15 +150,92 @@ fn incoming(rd: OwnedReadHalf) -> BoxStream<'static, Incoming> {
                 0x1 => got
                     .texts
                     .push(String::from_utf8_lossy(&b[head..head + len]).into_owned()),
-                0x8 => return None,
+                0x8 => self.open = false,
                 _ => {}
             }
             at += head + len;
         }
-        buf.drain(..at);
-        Some((got, (rd, buf, chunk)))
-    })
-    .boxed()
+        self.buf.drain(..at);
+        got
+    }
+}
+
+/// A socket's writing side, beside its stream: the media frame
+/// built once for the socket's leg, and bytes the kernel did not take yet.
+#[derive(Default)]
+struct Outgoing {
+    /// The whole client frame (WebSocket header, media header, payload).
+    frame: Vec<u8>,
+    /// Where the media header starts in `frame`.
+    media_at: usize,
+    /// The leg `frame` was built for.
+    leg: Option<u32>,
+    /// Bytes accepted but not yet written (the socket was full).
+    pending: Vec<u8>,
+}
+
+/// At most this much waits in [`Outgoing::pending`]; a frame that would
+/// go over it is dropped (and counted: the backend is not reading).
+const PENDING_MAX: usize = 64 * 1024;
+
+impl Outgoing {
+    /// The media frame for `leg` with `seq`, rewritten in place.
+    fn media(&mut self, leg: u32, seq: u32, payload: &[u8]) -> &[u8] {
+        if self.leg != Some(leg) {
+            let header = MediaHeader {
+                flags: 0,
+                leg,
+                sequence: 0,
+                timestamp: 0,
+            };
+            let mut media = Vec::new();
+            encode_media_frame(&header, payload, &mut media);
+            self.frame = raw::header(0x2, media.len() as u64);
+            self.media_at = self.frame.len();
+            self.frame.extend_from_slice(&media);
+            self.leg = Some(leg);
+        }
+        // Sequence at bytes 8..12 of the media header, timestamp 12..16
+        // (docs/protocol.md); the zero mask leaves them as written.
+        let at = self.media_at;
+        self.frame[at + 8..at + 12].copy_from_slice(&seq.to_be_bytes());
+        self.frame[at + 12..at + 16]
+            .copy_from_slice(&seq.wrapping_mul(PACKET as u32).to_be_bytes());
+        &self.frame
+    }
+}
+
+/// Writes `bytes` without waiting: what the kernel does not take at once
+/// waits in `pending` and goes first next time. False when it was dropped
+/// (the pending bytes would pass [`PENDING_MAX`], or the socket failed).
+fn send_now(mut tx: &TcpStream, pending: &mut Vec<u8>, bytes: &[u8]) -> bool {
+    if !pending.is_empty() {
+        match tx.write(pending) {
+            Ok(n) => {
+                pending.drain(..n);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return false,
+        }
+        if !pending.is_empty() {
+            if pending.len() + bytes.len() > PENDING_MAX {
+                return false;
+            }
+            pending.extend_from_slice(bytes);
+            return true;
+        }
+    }
+    match tx.write(bytes) {
+        Ok(n) => {
+            pending.extend_from_slice(&bytes[n..]);
+            true
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            pending.extend_from_slice(bytes);
+            true
+        }
+        Err(_) => false,
+    }
 }
 
 async fn connect(
@@ -115,7 +243,7 @@ async fn connect(
     name: &str,
     legs: bool,
     held_back: bool,
-) -> Option<(Agent, OwnedReadHalf)> {
+) -> Option<Agent> {
     let body = serde_json::json!({ "username": name, "password": "pw" }).to_string();
     let Ok((200, login)) = server::sim::http_request(addr, "POST", "/v1/login", Some(&body)).await
     else {
@@ -124,59 +252,57 @@ async fn connect(
     let token = serde_json::from_str::<serde_json::Value>(&login)
         .ok()
         .and_then(|v| v["token"].as_str().map(String::from))?;
-    let tcp = raw::upgrade(addr, "/v1/ws").await.ok()?;
+    let mut tcp = raw::upgrade(addr, "/v1/ws").await.ok()?;
     let _ = tcp.set_nodelay(true);
-    let (rx, mut tx) = tcp.into_split();
     let mut session = Session::new(&token, 10_000);
     if legs {
         session.announce(protocol::wire::CAP_MEDIA_LEGS);
     }
-    tx.write_all(&raw::text(&session.hello())).await.ok()?;
-    Some((
-        Agent {
-            tx,
-            session,
-            name: name.to_owned(),
-            leg: None,
-            seq: 0,
-            contact: None,
-            held_back,
-        },
-        rx,
-    ))
+    tcp.write_all(&raw::text(&session.hello())).await.ok()?;
+    Some(Agent {
+        tx: bare(tcp)?,
+        out: Outgoing::default(),
+        session,
+        name: name.to_owned(),
+        leg: None,
+        seq: 0,
+        contact: None,
+        held_back,
+    })
+}
+
+/// A handshaken socket as a plain non-blocking stream, taken off tokio's
+/// reactor: the group reads and writes it on its own clock, so nothing
+/// should wake for each frame that arrives (nor cost the backend's
+/// sending thread an epoll wake-up on this side).
+fn bare(tcp: tokio::net::TcpStream) -> Option<TcpStream> {
+    let tcp = tcp.into_std().ok()?;
+    tcp.set_nonblocking(true).ok()?;
+    Some(tcp)
 }
 
 /// A customer phone socket of the `customer` shape.
 struct Customer {
-    tx: OwnedWriteHalf,
+    tx: TcpStream,
+    out: Outgoing,
     leg: Option<u32>,
     seq: u32,
 }
 
 /// Opens a customer phone socket and dials the support queue.
-async fn dial(addr: std::net::SocketAddr, from: &str) -> Option<(Customer, OwnedReadHalf)> {
-    let tcp = raw::upgrade(addr, "/v1/customer/ws").await.ok()?;
+async fn dial(addr: std::net::SocketAddr, from: &str) -> Option<Customer> {
+    let mut tcp = raw::upgrade(addr, "/v1/customer/ws").await.ok()?;
     let _ = tcp.set_nodelay(true);
-    let (rx, mut tx) = tcp.into_split();
     let dial = serde_json::json!({
         "type": "dial", "from": from, "queue": "support", "key": switchboard_tests::SIM_KEY,
     });
-    tx.write_all(&raw::text(&dial.to_string())).await.ok()?;
-    Some((
-        Customer {
-            tx,
-            leg: None,
-            seq: 0,
-        },
-        rx,
-    ))
-}
-
-/// Which socket of a group a message came from.
-#[derive(Clone, Copy)]
-enum Side {
-    Agent(usize),
-    Customer(usize),
+    tcp.write_all(&raw::text(&dial.to_string())).await.ok()?;
+    Some(Customer {
+        tx: bare(tcp)?,
+        out: Outgoing::default(),
+        leg: None,
+        seq: 0,
+    })
 }
 
 /// Frame counters shared by the groups.
@@ -188,6 +314,9 @@ struct Counters {
     customer_received: AtomicU64,
     /// Frames sent (agents and customers).
     sent: AtomicU64,
+    /// Frames the generator could not write (a socket's kernel buffer and
+    /// its pending bytes were full: the backend was not reading).
+    unsent: AtomicU64,
     /// Frames each socket sent: agents first (by agent number), then
     /// customers (by caller number), so the report can say whether every
     /// socket kept its 50 a second, not only the average.
@@ -257,14 +386,14 @@ struct Pair {
     since: tokio::time::Instant,
 }
 
-/// Sends an op for agent `a`.
-async fn op(a: &mut Agent, op: Op) {
+/// Sends an op for agent `a` (behind any media bytes still pending).
+fn op(a: &mut Agent, op: Op) {
     let (_, f) = a.session.request(op, server::http::wall_clock());
-    let _ = a.tx.write_all(&raw::text(&f)).await;
+    let _ = send_now(&a.tx, &mut a.out.pending, &raw::text(&f));
 }
 
 /// Moves each conference pair on (called every tick).
-async fn step_pairs(agents: &mut [Agent], pairs: &mut [Pair]) {
+fn step_pairs(agents: &mut [Agent], pairs: &mut [Pair]) {
     let now = tokio::time::Instant::now();
     for (p, pair) in pairs.iter_mut().enumerate() {
         let Some([a, b]) = agents.get_mut(2 * p..2 * p + 2) else {
@@ -278,8 +407,7 @@ async fn step_pairs(agents: &mut [Agent], pairs: &mut [Pair]) {
                     Op::SetAgentState {
                         state: "Available".into(),
                     },
-                )
-                .await;
+                );
                 *pair = Pair {
                     stage: 1,
                     since: now,
@@ -301,8 +429,7 @@ async fn step_pairs(agents: &mut [Agent], pairs: &mut [Pair]) {
                         contact_id,
                         endpoint,
                     },
-                )
-                .await;
+                );
                 *pair = Pair {
                     stage: 2,
                     since: now,
@@ -310,7 +437,7 @@ async fn step_pairs(agents: &mut [Agent], pairs: &mut [Pair]) {
             }
             2 if b.leg.is_some() => {
                 let contact_id = a.contact.clone().unwrap_or_default();
-                op(a, Op::Conference { contact_id }).await;
+                op(a, Op::Conference { contact_id });
                 *pair = Pair {
                     stage: 3,
                     since: now,
@@ -329,7 +456,9 @@ async fn step_pairs(agents: &mut [Agent], pairs: &mut [Pair]) {
 }
 
 /// Drives `plan.names` (and its customers) on one 20 ms clock that starts
-/// after `plan.phase`.
+/// after `plan.phase`. Every tick: conference pairs move on and every
+/// socket with a leg writes its frame; every [`READ_EVERY`] ticks every
+/// socket is read (without waiting) and its text frames handled.
 async fn group(
     addr: std::net::SocketAddr,
     plan: GroupPlan,
@@ -338,14 +467,14 @@ async fn group(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut agents = Vec::new();
+    let mut agent_reads = Vec::new();
     let mut customers: Vec<Customer> = Vec::new();
-    let mut reads = SelectAll::new();
+    let mut customer_reads = Vec::new();
     for (k, name) in plan.names.iter().enumerate() {
         let held_back = plan.pairs && k % 2 == 1;
-        if let Some((agent, rx)) = connect(addr, name, plan.legs, held_back).await {
-            let i = agents.len();
+        if let Some(agent) = connect(addr, name, plan.legs, held_back).await {
             agents.push(agent);
-            reads.push(incoming(rx).map(move |m| (Side::Agent(i), m)).boxed());
+            agent_reads.push(Reader::new());
         }
     }
     let dialing = tokio::time::sleep_until(plan.dial_at);
@@ -354,7 +483,8 @@ async fn group(
     tokio::time::sleep(plan.phase).await;
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let (mut media, mut frame) = (Vec::new(), Vec::new());
+    let mut chunk = vec![0u8; READ_CHUNK];
+    let mut ticks = 0u64;
     let mut pairs: Vec<Pair> = if plan.pairs {
         (0..agents.len() / 2)
             .map(|_| Pair {
@@ -371,10 +501,9 @@ async fn group(
             () = &mut dialing, if !dialed => {
                 dialed = true;
                 for from in &plan.callers {
-                    if let Some((c, rx)) = dial(addr, from).await {
-                        let i = customers.len();
+                    if let Some(c) = dial(addr, from).await {
                         customers.push(c);
-                        reads.push(incoming(rx).map(move |m| (Side::Customer(i), m)).boxed());
+                        customer_reads.push(Reader::new());
                     }
                 }
             }
@@ -382,53 +511,58 @@ async fn group(
                 let late = due.elapsed().as_millis() as usize;
                 counters.tick_late_ms[late.min(LATE_BUCKETS - 1)].fetch_add(1, Ordering::Relaxed);
                 if plan.pairs && tokio::time::Instant::now() >= plan.pair_at {
-                    step_pairs(&mut agents, &mut pairs).await;
+                    step_pairs(&mut agents, &mut pairs);
                 }
                 let legs = agents
                     .iter_mut()
                     .enumerate()
-                    .map(|(i, a)| (plan.agent_base + i, &mut a.tx, a.leg, &mut a.seq))
+                    .map(|(i, a)| (plan.agent_base + i, &a.tx, &mut a.out, a.leg, &mut a.seq))
                     .chain(customers.iter_mut().enumerate().map(|(i, c)| {
-                        (plan.customer_base + i, &mut c.tx, c.leg, &mut c.seq)
+                        (plan.customer_base + i, &c.tx, &mut c.out, c.leg, &mut c.seq)
                     }));
-                for (slot, tx, leg, seq) in legs {
+                let (mut sent, mut unsent) = (0, 0);
+                for (slot, tx, out, leg, seq) in legs {
                     let Some(leg) = leg else { continue };
-                    let header = MediaHeader {
-                        flags: 0,
-                        leg,
-                        sequence: *seq,
-                        timestamp: seq.wrapping_mul(PACKET as u32),
-                    };
-                    encode_media_frame(&header, &payload, &mut media);
-                    frame.clear();
-                    frame.extend_from_slice(&raw::header(0x2, media.len() as u64));
-                    frame.extend_from_slice(&media);
+                    let mut pending = std::mem::take(&mut out.pending);
+                    let ok = send_now(tx, &mut pending, out.media(leg, *seq, &payload));
+                    out.pending = pending;
                     *seq = seq.wrapping_add(1);
-                    if tx.write_all(&frame).await.is_ok() {
-                        counters.sent.fetch_add(1, Ordering::Relaxed);
+                    if ok {
+                        sent += 1;
                         if let Some(c) = counters.per_socket.get(slot) {
                             c.fetch_add(1, Ordering::Relaxed);
                         }
+                    } else {
+                        unsent += 1;
                     }
                 }
-            }
-            next = reads.next() => {
-                let Some((side, got)) = next else { break };
-                match side {
-                    Side::Agent(_) => counters.agent_received.fetch_add(got.binary, Ordering::Relaxed),
-                    Side::Customer(_) => counters.customer_received.fetch_add(got.binary, Ordering::Relaxed),
-                };
-                for text in got.texts {
-                    match side {
-                        Side::Customer(i) => {
-                            let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-                            if v["type"] == "dialed" {
-                                customers[i].leg = v["leg"].as_u64().and_then(|l| u32::try_from(l).ok());
-                            }
+                counters.sent.fetch_add(sent, Ordering::Relaxed);
+                counters.unsent.fetch_add(unsent, Ordering::Relaxed);
+                ticks += 1;
+                if ticks % READ_EVERY != 0 {
+                    continue;
+                }
+                let mut got = 0;
+                for (a, rd) in agents.iter_mut().zip(&mut agent_reads) {
+                    let incoming = rd.drain(&a.tx, &mut chunk);
+                    got += incoming.binary;
+                    for text in incoming.texts {
+                        agent_text(a, &text);
+                    }
+                }
+                counters.agent_received.fetch_add(got, Ordering::Relaxed);
+                let mut got = 0;
+                for (c, rd) in customers.iter_mut().zip(&mut customer_reads) {
+                    let incoming = rd.drain(&c.tx, &mut chunk);
+                    got += incoming.binary;
+                    for text in incoming.texts {
+                        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+                        if v["type"] == "dialed" {
+                            c.leg = v["leg"].as_u64().and_then(|l| u32::try_from(l).ok());
                         }
-                        Side::Agent(i) => agent_text(&mut agents[i], &text).await,
                     }
                 }
+                counters.customer_received.fetch_add(got, Ordering::Relaxed);
             }
         }
     }
@@ -436,7 +570,7 @@ async fn group(
 
 /// An agent's text frame: go Available when ready, accept what rings,
 /// take the media leg from the accepted contact.
-async fn agent_text(a: &mut Agent, text: &str) {
+fn agent_text(a: &mut Agent, text: &str) {
     let Ok(outputs) = a.session.handle_text(text, server::http::wall_clock()) else {
         return;
     };
@@ -465,7 +599,7 @@ async fn agent_text(a: &mut Agent, text: &str) {
         }
     }
     for o in ops {
-        op(a, o).await;
+        op(a, o);
     }
 }
 
@@ -480,6 +614,51 @@ fn cpu_ticks(pid: u32) -> u64 {
             Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
         })
         .unwrap_or(0)
+}
+
+/// The one-minute load average (what else the machine was doing).
+fn loadavg() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Pins every thread of process `pid` to `cpu` with `taskset`.
+fn pin(pid: u32, cpu: u32) {
+    let ok = std::process::Command::new("taskset")
+        .args(["-a", "-p", "-c", &cpu.to_string(), &pid.to_string()])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("taskset could not pin {pid} to CPU {cpu}");
+        std::process::exit(2);
+    }
+}
+
+/// Calls with a recording directory holding at least one party file with
+/// audio pages (over 4 KiB: more than the Ogg Opus headers), and the party
+/// files in all.
+fn recorded(data_dir: &std::path::Path) -> (u64, u64) {
+    let (mut calls, mut files) = (0, 0);
+    let Ok(dirs) = std::fs::read_dir(data_dir.join("recordings")) else {
+        return (0, 0);
+    };
+    for dir in dirs.flatten() {
+        let Ok(entries) = std::fs::read_dir(dir.path()) else {
+            continue;
+        };
+        let mut with_audio = false;
+        for e in entries.flatten() {
+            if e.path().extension().is_some_and(|x| x == "opus") {
+                files += 1;
+                with_audio |= e.metadata().is_ok_and(|m| m.len() > 4096);
+            }
+        }
+        calls += u64::from(with_audio);
+    }
+    (calls, files)
 }
 
 async fn stats(addr: std::net::SocketAddr) -> serde_json::Value {
@@ -536,6 +715,11 @@ async fn main() {
     };
     let backend = Backend::start(agents_n, "media").await;
     let addr = backend.addr;
+    let pinned = arg("--pin", 0) == 1;
+    if pinned {
+        pin(backend.pid(), 1);
+        pin(std::process::id(), 0);
+    }
     let mut enc = Encoder::new(EncoderSettings::default()).expect("encoder");
     let tone: Vec<f32> = (0..PACKET).map(|i| 0.1 * (i as f32 * 0.06).sin()).collect();
     let payload = Arc::new(
@@ -634,9 +818,14 @@ async fn main() {
     let per0 = Counters::snapshot(&counters.per_socket);
     let late0 = Counters::snapshot(&counters.tick_late_ms);
     let cpu0 = cpu_ticks(backend.pid());
+    let gen0 = cpu_ticks(std::process::id());
+    let unsent0 = load(&counters.unsent);
+    let load0 = loadavg();
     let t0 = std::time::Instant::now();
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     let cpu = cpu_ticks(backend.pid()) - cpu0;
+    let gen_cpu = cpu_ticks(std::process::id()) - gen0;
+    let unsent = load(&counters.unsent) - unsent0;
     let wall = t0.elapsed().as_secs_f64();
     let got = load(&counters.agent_received) - got0;
     let cgot = load(&counters.customer_received) - cgot0;
@@ -682,9 +871,20 @@ async fn main() {
             .map_or(0.0, |(k, _)| *k as f64 / 1000.0)
     };
     let (w50, w99, wmax) = (pct(0.5), pct(0.99), pct(1.0));
+    let load1 = loadavg();
     println!(
-        "calls: {calls} bridged ({} with media), {seconds} s measured",
-        n(&s, "calls")
+        "calls: {calls} bridged ({} with media), {seconds} s measured; load average {load0:.2} at the start, {load1:.2} at the end ({}); {}",
+        n(&s, "calls"),
+        if load0.max(load1) > 2.5 {
+            "LOADED: other processes shared the two cores"
+        } else {
+            "mostly the benchmark's own processes"
+        },
+        if pinned {
+            "pinned: backend on CPU 1, generator on CPU 0"
+        } else {
+            "not pinned (backend and generator share both cores)"
+        }
     );
     println!(
         "shape {shape:?}{}: sockets sent {:.1} frames per socket per second; each agent received {:.1}, each customer {:.1} per second (50 a stream)",
@@ -734,11 +934,19 @@ async fn main() {
             ": the backend was not offered the load, so the figures below are not capacity figures"
         }
     );
+    // The generator's own cost, per frame it wrote or read.
+    let gen_frames = out + got + cgot;
+    println!(
+        "generator CPU {:.0} % of one core ({:.1} µs per frame sent or received, {gen_frames} frames); frames it could not write (backend not reading): {unsent}",
+        gen_cpu as f64 / wall,
+        gen_cpu as f64 * 10_000.0 / gen_frames.max(1) as f64,
+    );
     // CPU per frame the backend wrote: comparable across runs on a
     // loaded machine, where the rates are not.
     let written = n(&s, "frames_sent") - n(&before, "frames_sent");
+    let read = n(&s, "frames_received") - n(&before, "frames_received");
     println!(
-        "backend CPU {cpu_pct:.0} % of one core ({:.1} µs per frame written, {written} written), RSS {} MiB",
+        "backend CPU {cpu_pct:.0} % of one core ({:.1} µs per frame written, {written} written, {read} read), RSS {} MiB",
         cpu as f64 * 10_000.0 / written.max(1) as f64,
         rss / 1024
     );
@@ -761,6 +969,15 @@ async fn main() {
         n(&s, "p99_tick_us") as f64 / 1000.0,
         n(&s, "worst_tick_us") as f64 / 1000.0,
         n(&s, "late_ticks")
+    );
+    let (recorded, party_files) = recorded(&backend.dir);
+    println!(
+        "recorded: {recorded} of {calls} calls have party files with audio ({party_files} party files)"
+    );
+    let goal = w99 < 10.0 && dropped == 0 && kept_up && recorded >= calls;
+    println!(
+        "goal (generator kept up, p99 < 10 ms, 0 dropped, every call recorded): {}",
+        if goal { "MET" } else { "not met" }
     );
     println!(
         "| {calls} | {:.1} / {:.1} | {:.1} | {} | {w50:.1} ms | {w99:.1} ms | {wmax:.1} ms | {dropped} | {cpu_pct:.0} % | {} MiB | {:.1} ms | {} of {} |",

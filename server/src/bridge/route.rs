@@ -827,7 +827,12 @@ impl DelayHistogram {
         let us = since.elapsed().as_micros() as u64;
         let i = ((us / BUCKET_US) as usize).min(DELAY_BUCKETS);
         self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        self.max_us.fetch_max(us, Ordering::Relaxed);
+        // Read first: a new maximum is rare, and a read-modify-write of
+        // this one shared word from every socket task on every frame
+        // would bounce its cache line between the cores.
+        if us > self.max_us.load(Ordering::Relaxed) {
+            self.max_us.fetch_max(us, Ordering::Relaxed);
+        }
     }
 
     /// The non-empty buckets so far: (upper bound in µs, frames), so a
