@@ -353,6 +353,8 @@ impl Ccp {
         let client = DirectClient::connect(&ws_url, token);
         // The engine mixes a conference's legs itself (media-wasm legs.rs).
         client.announce(protocol::wire::CAP_MEDIA_LEGS);
+        // The engine sends what the `welcome` grants (audio.rs): 10 ms first.
+        client.offer_packet_ms(crate::audio::PACKET_MS_OFFER);
         let ccp = *self;
         ccp.displaced.set(false);
         ccp.link.set(Some(LinkState::Connecting));

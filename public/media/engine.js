@@ -6,10 +6,10 @@
 //   engine.stop();
 //
 // `packetMs` (10 or 20, default 20) is the packet duration: the `welcome`'s
-// `packet_ms` (docs/protocol.md section 3; the SDK's `Session::packet_ms`).
-// 10 ms saves 10 ms mouth to ear, but every packet crosses the page's main
-// thread twice as often; on a loaded machine the loopback then lost
-// packets late (docs/benchmarks.md), so 20 stays the default.
+// `packet_ms` (docs/protocol.md section 3; the SDK's `Session::packet_ms`),
+// which the CCP passes (it offers 10 first). 10 ms saves 10 ms mouth to
+// ear, but over the page's main thread every packet waits on it twice as
+// often; `useMediaSocket` takes the frames off the main thread.
 //
 // The microphone is asked for with the browser's own processing off:
 // echoCancellation, noiseSuppression and autoGainControl all false, since
@@ -126,9 +126,12 @@ export async function prepareEngine(options) {
     }
   }
   let stopped = false;
+  let mediaWorker = null;
   const stopAll = async () => {
     if (stopped) return;
     stopped = true;
+    // Closes the media socket: the backend sends media to the control socket again.
+    if (mediaWorker) mediaWorker.terminate();
     if (captureWorker) captureWorker.terminate();
     // The microphone is released only once its clone stops too.
     if (captureTrack) captureTrack.stop();
@@ -143,6 +146,7 @@ export async function prepareEngine(options) {
     node,
     stop: stopAll,
     async start(startOptions) {
+      let mediaPath = 'main';
       const {
         leg = 0, bitrate = 32000, fec = true, dtx = false, echo = true, packetMs = 20,
         onPacket = () => {}, onStats = () => {}, onError = () => {}, onTap, tapSeconds = 0,
@@ -189,6 +193,59 @@ export async function prepareEngine(options) {
         },
         setMuted(muted) { node.port.postMessage({ type: 'mute', muted }); },
         requestStats() { node.port.postMessage({ type: 'stats' }); },
+        // 'worker' once frames go over the media socket, else 'main'.
+        get mediaPath() { return mediaPath; },
+        /**
+         * Moves the frames off the page's main thread: a Worker
+         * (`workerUrl`, default media-worker.js beside the worklet) opens
+         * the media socket at `url` with `ticket` (the `media_socket` op,
+         * docs/protocol.md section 8) and talks to the worklet over a
+         * MessagePort. Resolves with 'worker' once the backend welcomed
+         * it, or 'main' when it could not (the page's path goes on
+         * working meanwhile and after). `onClosed` is called when a
+         * welcomed socket closes later (frames are back on the main path).
+         */
+        useMediaSocket({ url, ticket, workerUrl, onClosed = () => {} }) {
+          if (stopped || mediaWorker || typeof Worker !== 'function') return Promise.resolve('main');
+          return new Promise((resolve) => {
+            let worker;
+            try {
+              worker = new Worker(workerUrl || new URL('media-worker.js', new URL(workletUrl, location.href)).href);
+            } catch (err) {
+              console.warn(`[switchboard] media worker unavailable: ${err && err.message}`);
+              resolve('main');
+              return;
+            }
+            mediaWorker = worker;
+            const channel = new MessageChannel();
+            worker.onmessage = (e) => {
+              const m = e.data || {};
+              if (m.type === 'open') {
+                mediaPath = 'worker';
+                resolve('worker');
+              } else if (m.type === 'closed') {
+                const was = mediaPath;
+                mediaPath = 'main';
+                worker.terminate();
+                if (mediaWorker === worker) mediaWorker = null;
+                resolve('main');
+                if (was === 'worker') onClosed(m);
+              } else if (m.type === 'error') {
+                console.warn(`[switchboard] media socket: ${m.code} ${m.message}`);
+              }
+            };
+            worker.onerror = (e) => {
+              console.warn(`[switchboard] media worker failed: ${e && e.message}`);
+              node.port.postMessage({ type: 'net_closed' });
+              mediaPath = 'main';
+              worker.terminate();
+              if (mediaWorker === worker) mediaWorker = null;
+              resolve('main');
+            };
+            node.port.postMessage({ type: 'net', port: channel.port2 }, [channel.port2]);
+            worker.postMessage({ url, ticket, port: channel.port1 }, [channel.port1]);
+          });
+        },
         stop: stopAll,
       };
     },

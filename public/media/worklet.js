@@ -14,6 +14,13 @@
 // quantum deep past the first chunk, re-primes after an underrun, and
 // drops a quantum when it has stayed at least two quanta deeper than it
 // needed to for half a second (capture and audio clocks drift apart).
+//
+// Network: frames come and go over the node's port (the page's main
+// thread and its control socket), or, once the page has started the
+// media worker (media-worker.js) and its socket is welcomed, over a port
+// to that worker: packets then never wait on the main thread. Frames
+// arriving on either port are played alike; when the worker's socket
+// closes, packets go back to the node's port.
 const RING = 48000 / 2;
 
 const STATS_FIELDS = [
@@ -31,6 +38,8 @@ class SwitchboardEngine extends AudioWorkletProcessor {
     this.tapLen = 0;
     this.opts = options.processorOptions || {};
     this.ring = null;
+    this.net = null;
+    this.netOpen = false;
     this.port.onmessage = (e) => this.onMessage(e.data);
   }
 
@@ -61,13 +70,25 @@ class SwitchboardEngine extends AudioWorkletProcessor {
         this.port.postMessage({ type: 'error', code: 'engine_init_failed', message: String(err) });
       });
     } else if (msg.type === 'frame' && this.x) {
-      const bytes = new Uint8Array(msg.frame);
-      const cap = this.x.sb_frame_capacity();
-      if (bytes.length === 0 || bytes.length > cap) return;
-      new Uint8Array(this.x.memory.buffer, this.x.sb_frame_in(), bytes.length).set(bytes);
-      if (this.x.sb_receive(bytes.length) !== 0) {
-        this.port.postMessage({ type: 'frame_rejected' });
-      }
+      this.receive(msg.frame);
+    } else if (msg.type === 'net' && msg.port) {
+      // The media worker's port: frames (ArrayBuffers) both ways once open.
+      this.net = msg.port;
+      this.netOpen = false;
+      msg.port.onmessage = (e) => {
+        const d = e.data;
+        if (d instanceof ArrayBuffer) {
+          if (this.x) this.receive(d);
+        } else if (d && d.type === 'open') {
+          this.netOpen = true;
+        } else if (d && d.type === 'closed') {
+          this.netOpen = false;
+          this.net = null;
+        }
+      };
+    } else if (msg.type === 'net_closed') {
+      this.netOpen = false;
+      this.net = null;
     } else if (msg.type === 'capture' && msg.port) {
       // The track path: samples come from the capture worker.
       this.ring = new Float32Array(RING);
@@ -83,6 +104,17 @@ class SwitchboardEngine extends AudioWorkletProcessor {
       this.x.sb_set_muted(msg.muted ? 1 : 0);
     } else if (msg.type === 'stats' && this.x) {
       this.postStats();
+    }
+  }
+
+  /** One media frame from the network into the engine. */
+  receive(frame) {
+    const bytes = new Uint8Array(frame);
+    const cap = this.x.sb_frame_capacity();
+    if (bytes.length === 0 || bytes.length > cap) return;
+    new Uint8Array(this.x.memory.buffer, this.x.sb_frame_in(), bytes.length).set(bytes);
+    if (this.x.sb_receive(bytes.length) !== 0) {
+      this.port.postMessage({ type: 'frame_rejected' });
     }
   }
 
@@ -134,6 +166,8 @@ class SwitchboardEngine extends AudioWorkletProcessor {
     const values = new Float64Array(this.x.memory.buffer, this.x.sb_stats(), STATS_FIELDS.length);
     const stats = {};
     STATS_FIELDS.forEach((k, i) => { stats[k] = values[i]; });
+    // Which path the network frames take: 'worker' (the media socket) or 'main'.
+    stats.mediaPath = this.netOpen ? 'worker' : 'main';
     if (this.ring) {
       stats.captureQueued = this.ringLen;
       stats.captureUnderruns = this.captureUnderruns;
@@ -166,7 +200,8 @@ class SwitchboardEngine extends AudioWorkletProcessor {
     }
     if (n > 0) {
       const frame = new Uint8Array(x.memory.buffer, x.sb_packet(), n).slice();
-      this.port.postMessage({ type: 'packet', frame: frame.buffer }, [frame.buffer]);
+      if (this.netOpen) this.net.postMessage(frame.buffer, [frame.buffer]);
+      else this.port.postMessage({ type: 'packet', frame: frame.buffer }, [frame.buffer]);
     } else if (n < 0) {
       this.port.postMessage({ type: 'error', code: 'encoder_failed', message: 'the encoder failed' });
     }
