@@ -61,6 +61,7 @@ export async function sbStart(leg, packetMs, deviceId, sinkId, onPacket, onError
     },
     onError: (e) => { if (live.on) onError(e.code || 'engine_failed', e.message || String(e)); },
     onStats: (s) => { globalThis.__switchboardStats = s; },
+    onMark: (name, time) => { t[`${name}AudioTime`] = time; },
     tapSeconds: tap,
     onTap: tap ? (input, output, time) => {
       if (t.tapTime === undefined) t.tapTime = time;

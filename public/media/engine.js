@@ -150,6 +150,7 @@ export async function prepareEngine(options) {
       const {
         leg = 0, bitrate = 32000, fec = true, dtx = false, echo = true, packetMs = 20,
         onPacket = () => {}, onStats = () => {}, onError = () => {}, onTap, tapSeconds = 0,
+        onMark = () => {},
       } = startOptions;
       const ready = new Promise((resolve, reject) => {
         node.port.onmessage = (e) => {
@@ -157,6 +158,8 @@ export async function prepareEngine(options) {
           if (m.type === 'ready') resolve(m);
           else if (m.type === 'packet') onPacket(m.frame);
           else if (m.type === 'stats') onStats(m.stats);
+          // A moment of the start ({ name, time } on the audio clock), for measurements.
+          else if (m.type === 'mark') onMark(m.name, m.time);
           else if (m.type === 'capture_fallback') {
             captureMode = 'worklet';
             console.warn(`[switchboard] track capture stopped (${m.reason}); using the AudioContext`);

@@ -109,6 +109,12 @@ class SwitchboardEngine extends AudioWorkletProcessor {
 
   /** One media frame from the network into the engine. */
   receive(frame) {
+    if (!this.firstFrameTime) {
+      // When the call's audio start is measured (bench calls): the first
+      // frame in, on the audio clock.
+      this.firstFrameTime = currentTime;
+      this.port.postMessage({ type: 'mark', name: 'firstFrame', time: currentTime });
+    }
     const bytes = new Uint8Array(frame);
     const cap = this.x.sb_frame_capacity();
     if (bytes.length === 0 || bytes.length > cap) return;

@@ -24,6 +24,12 @@ async function call(play, seconds) {
   const context = await browser.newContext();
   await context.addInitScript(() => {
     globalThis.__switchboardTap = true;
+    // The click itself (Playwright's own checks before it are not the agent's wait).
+    document.addEventListener('click', (e) => {
+      if (e.target.closest && e.target.closest('[data-testid="accept"]') && globalThis.__clickAt === undefined) {
+        globalThis.__clickAt = performance.now();
+      }
+    }, true);
     // The first media frame the page's socket receives after the click.
     const Native = WebSocket;
     globalThis.WebSocket = function Timed(url, protocols) {
@@ -49,7 +55,7 @@ async function call(play, seconds) {
   const r = await page.evaluate(() => ({
     input: globalThis.__switchboardTapInput.slice(), output: globalThis.__switchboardTapOutput.slice(),
     startedAt: globalThis.__switchboardEngineStartedAt, stats: globalThis.__switchboardStats,
-    timeline: { ...globalThis.__switchboardTimeline, firstWire: globalThis.__firstWire },
+    timeline: { ...globalThis.__switchboardTimeline, firstWire: globalThis.__firstWire, clickAt: globalThis.__clickAt },
   }));
   await ccp.click('end-call');
   await ccp.expectContactState('ended');
@@ -78,15 +84,16 @@ async function call(play, seconds) {
     runs.push(startedAt - acceptAt + (first / 48));
     // Each step since the click, on the page's clock; the first audible
     // sample is put on it through the audio clock at the engine's start.
-    const at = (v) => (v === undefined ? NaN : v - acceptAt);
-    const audible = t.ready + ((t.tapTime + first / 48000) - t.readyAudioTime) * 1000;
+    const at = (v) => (v === undefined ? NaN : v - t.clickAt);
+    const onPage = (audioTime) => t.ready + (audioTime - t.readyAudioTime) * 1000;
+    const audible = onPage(t.tapTime + first / 48000);
     steps.push({
-      leg: at(t.start), prepared: at(t.prepared), ready: at(t.ready), wire: at(t.firstWire),
-      received: at(t.firstReceived), sent: at(t.firstSent), audible: at(audible),
+      click: t.clickAt - acceptAt, leg: at(t.start), prepared: at(t.prepared), ready: at(t.ready),
+      wire: at(t.firstWire), frame: at(onPage(t.firstFrameAudioTime)), sent: at(t.firstSent), audible: at(audible),
     });
   }
-  const names = ['leg', 'prepared', 'ready', 'wire', 'received', 'sent', 'audible'];
-  console.log('accept -> (ms since the click) leg known | prepared engine awaited | engine ready | first frame on the socket | first frame into the engine | first packet sent | first caller audio played');
+  const names = ['click', 'leg', 'prepared', 'ready', 'wire', 'frame', 'sent', 'audible'];
+  console.log('accept: Playwright\'s click (from its call to the click event) | then from the click event: leg known | prepared engine awaited | engine ready | first frame on the page\'s socket | first frame into the worklet (either path) | first packet sent | first caller audio played');
   for (const s of steps) console.log(`  ${names.map((n) => s[n].toFixed(0)).join(' | ')}`);
   const med = (k) => steps.map((s) => s[k]).sort((a, b) => a - b)[2];
   console.log(`  medians: ${names.map((n) => `${n} ${med(n).toFixed(0)}`).join(', ')}`);
