@@ -27,7 +27,8 @@ export class EngineError extends Error {
 }
 
 export async function startEngine(options) {
-  const prepared = await prepareEngine(options);
+  // Started at once: nothing to compile ahead of (see `warm` below).
+  const prepared = await prepareEngine({ warm: false, ...options });
   return prepared.start(options);
 }
 
@@ -36,6 +37,10 @@ export async function startEngine(options) {
 // it while a call rings, so accepting only has to post the leg
 // (`prepared.start({ leg, onPacket, ... })`); `prepared.stop()` releases
 // the microphone if the call is not taken. Nothing is sent before start.
+//
+// `warm` (default true): compile the engine's code now, in a throwaway
+// run in the worklet whose instance the call's start then reuses, so that
+// the call's first quanta do not compile it on the audio thread.
 //
 // `capture`: 'worklet' (default) takes the microphone through the
 // AudioContext (a MediaStreamAudioSourceNode into the worklet); 'track'
@@ -100,6 +105,9 @@ export async function prepareEngine(options) {
   const node = new AudioWorkletNode(ctx, 'switchboard-engine', {
     numberOfInputs: 1, numberOfOutputs: 1, outputChannelCount: [1],
   });
+  // Compile the engine's code now (the worklet runs a throwaway instance),
+  // not on the audio thread once the call is accepted (worklet.js, warm).
+  if (options.warm !== false) node.port.postMessage({ type: 'warm', module });
   source.connect(node);
   node.connect(ctx.destination);
   let captureMode = 'worklet';

@@ -44,9 +44,16 @@ class SwitchboardEngine extends AudioWorkletProcessor {
   }
 
   onMessage(msg) {
-    if (msg.type === 'init') {
-      WebAssembly.instantiate(msg.module, {}).then((instance) => {
-        const x = instance.exports;
+    if (msg.type === 'warm') {
+      this.warm(msg.module);
+    } else if (msg.type === 'init') {
+      // The instance warmed while the call rang, when there is one (its
+      // engine is made anew by sb_init below).
+      const instance = this.warmed
+        ? this.warmed.catch(() => WebAssembly.instantiate(msg.module, {}).then((i) => i.exports))
+        : WebAssembly.instantiate(msg.module, {}).then((i) => i.exports);
+      this.warmed = null;
+      instance.then((x) => {
         const rc = x.sb_init(msg.leg >>> 0, msg.bitrate | 0, msg.fec ? 1 : 0, msg.dtx ? 1 : 0, msg.echo === false ? 0 : 1);
         if (rc !== 0) {
           this.port.postMessage({ type: 'error', code: 'engine_init_failed', message: 'the audio engine could not start' });
@@ -105,6 +112,47 @@ class SwitchboardEngine extends AudioWorkletProcessor {
     } else if (msg.type === 'stats' && this.x) {
       this.postStats();
     }
+  }
+
+  /**
+   * Compiles the engine's code ahead, while a call rings: the browser
+   * compiles a wasm function the first time it runs (lazily), and the
+   * first init and the first quanta of a fresh module took about 70 +
+   * 370 ms of compiling on this machine, all on the audio thread after
+   * the call was accepted. A throwaway instance runs the whole chain
+   * here (both packet durations, encode, the packets fed back through
+   * the receive path), and the call's init then makes its engine anew in
+   * that same instance (instantiating took 30 ms to over a second on
+   * this loaded machine). Nothing is played or sent.
+   */
+  warm(module) {
+    if (this.warmed || this.x) return;
+    const started = Date.now();
+    this.warmed = WebAssembly.instantiate(module, {}).then((instance) => {
+      const x = instance.exports;
+      if (x.sb_init(1, 32000, 1, 0, 1) !== 0) return x;
+      const input = () => new Float32Array(x.memory.buffer, x.sb_input(), 128);
+      let seed = 1;
+      for (const ms of [20, 10]) {
+        if (typeof x.sb_set_packet_ms === 'function') x.sb_set_packet_ms(ms);
+        for (let q = 0; q < 60; q++) {
+          const mic = input();
+          for (let i = 0; i < 128; i++) {
+            seed = (seed * 1103515245 + 12345) >>> 0;
+            mic[i] = 0.1 * Math.sin((q * 128 + i) * 0.06) + 0.01 * (seed / 4294967296 - 0.5);
+          }
+          const n = x.sb_process();
+          if (n > 0 && n <= x.sb_frame_capacity()) {
+            const packet = new Uint8Array(x.memory.buffer, x.sb_packet(), n).slice();
+            new Uint8Array(x.memory.buffer, x.sb_frame_in(), n).set(packet);
+            x.sb_receive(n);
+          }
+        }
+      }
+      x.sb_stats();
+      this.port.postMessage({ type: 'warmed', ms: Date.now() - started });
+      return x;
+    });
   }
 
   /** One media frame from the network into the engine. */
