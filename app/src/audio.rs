@@ -35,7 +35,11 @@ export function sbCancelPrepare() {
   prepared = null;
   if (p) p.then((e) => e.stop(), () => {});
 }
-export async function sbStart(leg, deviceId, sinkId, onPacket, onError) {
+export async function sbStart(leg, packetMs, deviceId, sinkId, onPacket, onError) {
+  // When each step of the call's audio start happened (performance.now()),
+  // for `cargo xtask bench calls`' accept-to-audio breakdown.
+  const t = { start: performance.now() };
+  globalThis.__switchboardTimeline = t;
   const m = await import('/ccp/media/engine.js');
   const ahead = prepared;
   prepared = null;
@@ -43,29 +47,57 @@ export async function sbStart(leg, deviceId, sinkId, onPacket, onError) {
   if (ahead) {
     try { ready = await ahead; } catch (e) { ready = null; }
   }
+  t.prepared = performance.now();
   const tap = globalThis.__switchboardTap ? 1 : 0;
   // The Rust callbacks are freed when the engine stops; messages already
   // on their way from the worklet must not reach them after that.
   const live = { on: true };
   const options = {
-    wasmUrl: '/ccp/media/engine.wasm', workletUrl: '/ccp/media/worklet.js', leg,
+    wasmUrl: '/ccp/media/engine.wasm', workletUrl: '/ccp/media/worklet.js', leg, packetMs,
     deviceId: deviceId || undefined, sinkId: sinkId || undefined,
-    onPacket: (buf) => { if (live.on) onPacket(new Uint8Array(buf)); },
+    onPacket: (buf) => {
+      if (t.firstSent === undefined) t.firstSent = performance.now();
+      if (live.on) onPacket(new Uint8Array(buf));
+    },
     onError: (e) => { if (live.on) onError(e.code || 'engine_failed', e.message || String(e)); },
     onStats: (s) => { globalThis.__switchboardStats = s; },
+    onMark: (name, time) => { t[`${name}AudioTime`] = time; },
     tapSeconds: tap,
-    onTap: tap ? (input, output) => {
+    onTap: tap ? (input, output, time) => {
+      if (t.tapTime === undefined) t.tapTime = time;
       (globalThis.__switchboardTapInput ||= []).push(...input);
       (globalThis.__switchboardTapOutput ||= []).push(...output);
     } : undefined,
   };
   const engine = ready ? await ready.start(options) : await m.startEngine(options);
   globalThis.__switchboardEngineStartedAt = performance.now();
+  t.ready = globalThis.__switchboardEngineStartedAt;
+  // The audio clock then, to put the tap's samples on the page's clock.
+  t.readyAudioTime = engine.context.currentTime;
   globalThis.__switchboardDevices = { microphone: engine.deviceId, speaker: engine.sinkId };
   engine.live = live;
   return engine;
 }
-export function sbReceive(engine, bytes) { engine.receive(bytes.slice().buffer); }
+// Frames off the main thread: a Worker opens the media socket with the
+// ticket the control socket gave (`__switchboardMainThreadMedia`, a test
+// hook, keeps the page's path). Until it is welcomed, and after it
+// closes, frames take the page's path.
+export function sbUseMediaSocket(engine, path, ticket) {
+  if (globalThis.__switchboardMainThreadMedia || !engine.useMediaSocket) return;
+  const url = new URL(path, location.href);
+  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+  engine.useMediaSocket({
+    url: url.href, ticket, workerUrl: '/ccp/media/media-worker.js',
+    onClosed: () => { globalThis.__switchboardMediaPath = 'main'; },
+  }).then((path) => {
+    if (engine.live.on) globalThis.__switchboardMediaPath = path;
+  });
+}
+export function sbReceive(engine, bytes) {
+  const t = globalThis.__switchboardTimeline;
+  if (t && t.firstReceived === undefined) t.firstReceived = performance.now();
+  engine.receive(bytes.slice().buffer);
+}
 export function sbMute(engine, muted) { engine.setMuted(muted); }
 export function sbSetSpeaker(engine, sinkId) {
   const ctx = engine.context;
@@ -81,6 +113,7 @@ extern "C" {
     #[wasm_bindgen(js_name = sbStart, catch)]
     async fn sb_start(
         leg: u32,
+        packet_ms: u32,
         device_id: &str,
         sink_id: &str,
         on_packet: &Closure<dyn FnMut(Uint8Array)>,
@@ -90,6 +123,8 @@ extern "C" {
     fn sb_prepare(device_id: &str, sink_id: &str);
     #[wasm_bindgen(js_name = sbCancelPrepare)]
     fn sb_cancel_prepare();
+    #[wasm_bindgen(js_name = sbUseMediaSocket)]
+    fn sb_use_media_socket(engine: &JsValue, path: &str, ticket: &str);
     #[wasm_bindgen(js_name = sbReceive)]
     fn sb_receive(engine: &JsValue, bytes: &Uint8Array);
     #[wasm_bindgen(js_name = sbMute)]
@@ -120,6 +155,11 @@ struct Audio {
     running: Option<Running>,
     muted: bool,
 }
+
+/// The packet durations the CCP offers in its `hello`, most preferred
+/// first: the engine sends whatever the `welcome` grants, and 10 ms packets
+/// wait 10 ms less in the sender.
+pub const PACKET_MS_OFFER: &[u32] = &[10, 20];
 
 thread_local! {
     static AUDIO: RefCell<Audio> = RefCell::new(Audio::default());
@@ -204,11 +244,13 @@ pub fn sync(
             report(&code, explain(&code))
         });
     let receiver = client.clone();
+    // What the `welcome` granted (docs/protocol.md section 3): 10 or 20.
+    let packet_ms = client.packet_ms();
     spawn_local(async move {
         // The devices chosen in Settings (empty: the system default).
         let microphone = crate::hooks::chosen_device("microphone");
         let speaker = crate::hooks::chosen_device("speaker");
-        match sb_start(leg, &microphone, &speaker, &on_packet, &on_err).await {
+        match sb_start(leg, packet_ms, &microphone, &speaker, &on_packet, &on_err).await {
             Ok(engine) => {
                 let current = AUDIO.with(|a| a.borrow().leg);
                 if current != Some(leg) {
@@ -227,6 +269,23 @@ pub fn sync(
                         _on_error: on_err,
                     })
                 });
+                // Then off the main thread, where the backend offers a
+                // media socket (an older one answers with an error, and
+                // the frames stay on the control socket).
+                if let Ok(protocol::wire::OpResult::MediaSocket { ticket, path, .. }) =
+                    receiver.op(protocol::wire::Op::MediaSocket).await
+                {
+                    let engine = AUDIO.with(|a| {
+                        let a = a.borrow();
+                        a.running
+                            .as_ref()
+                            .filter(|_| a.leg == Some(leg))
+                            .map(|r| r.engine.clone())
+                    });
+                    if let Some(engine) = engine {
+                        sb_use_media_socket(&engine, &path, &ticket);
+                    }
+                }
             }
             Err(e) => {
                 AUDIO.with(|a| a.borrow_mut().leg = None);

@@ -362,6 +362,8 @@ impl Ccp {
         // The engine plays and sends a telephone leg's G.711 itself
         // (media-wasm g711.rs): the backend forwards it untranscoded.
         client.announce_codecs(&["pcmu", "pcma"]);
+        // The engine sends what the `welcome` grants (audio.rs): 10 ms first.
+        client.offer_packet_ms(crate::audio::PACKET_MS_OFFER);
         let ccp = *self;
         ccp.displaced.set(false);
         ccp.link.set(Some(LinkState::Connecting));

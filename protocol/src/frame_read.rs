@@ -87,6 +87,7 @@ enum ResultKind {
     ConnectionAdded,
     Attributes,
     Token,
+    MediaSocket,
 }
 
 fn op_result(text: &str) -> Result<OpResult> {
@@ -121,6 +122,12 @@ fn op_result(text: &str) -> Result<OpResult> {
         token: String,
         expires_at: crate::Millis,
     }
+    #[derive(Deserialize)]
+    struct MediaTicket {
+        ticket: String,
+        path: String,
+        expires_at: crate::Millis,
+    }
     let head: Head = serde_json::from_str(text)?;
     Ok(match head.kind {
         ResultKind::Ack => OpResult::Ack,
@@ -152,6 +159,14 @@ fn op_result(text: &str) -> Result<OpResult> {
             let t: Token = serde_json::from_str(text)?;
             OpResult::Token {
                 token: t.token,
+                expires_at: t.expires_at,
+            }
+        }
+        ResultKind::MediaSocket => {
+            let t: MediaTicket = serde_json::from_str(text)?;
+            OpResult::MediaSocket {
+                ticket: t.ticket,
+                path: t.path,
                 expires_at: t.expires_at,
             }
         }
@@ -260,6 +275,7 @@ mod tests {
                     OpResult::ConnectionAdded { .. } => ResultKind::ConnectionAdded,
                     OpResult::Attributes { .. } => ResultKind::Attributes,
                     OpResult::Token { .. } => ResultKind::Token,
+                    OpResult::MediaSocket { .. } => ResultKind::MediaSocket,
                 }),
                 None,
             ),
@@ -305,11 +321,11 @@ mod tests {
                 event.map(|e| format!("/e{}", e as u8)).unwrap_or_default()
             ));
         }
-        // 6 frame types, 12 results, 5 events; error responses and frame
+        // 6 frame types, 13 results, 5 events; error responses and frame
         // errors add none of their own.
         let results = kinds.iter().filter(|k| k.contains("/r")).count();
         let events = kinds.iter().filter(|k| k.contains("/e")).count();
-        assert_eq!((results, events), (12, 5), "{kinds:?}");
+        assert_eq!((results, events), (13, 5), "{kinds:?}");
         for bad in [
             r#"{"type":"welcome"}"#,
             r#"{"type":"greeting","version":1}"#,

@@ -211,6 +211,10 @@ pub enum Op {
     /// A new token for this login, before the current one expires; this
     /// socket then lives until the new token's `expires_at`.
     RefreshToken,
+    /// A single-use ticket for a media-only socket (`GET` the `path` it
+    /// names as a WebSocket and send the ticket first): media frames then
+    /// go over that socket, opened by a Worker, off the page's main thread.
+    MediaSocket,
 }
 
 /// The wire names of every op, for telling unknown ops from malformed ones.
@@ -239,6 +243,7 @@ pub const OP_NAMES: &[&str] = &[
     "get_attributes",
     "update_attributes",
     "refresh_token",
+    "media_socket",
 ];
 
 /// A frame from server to client.
@@ -390,6 +395,16 @@ pub enum OpResult {
         /// Present it in the next `hello` (and as the HTTP bearer).
         token: String,
         /// When it stops working.
+        expires_at: crate::Millis,
+    },
+    /// Answer to `media_socket`: open `path` as a WebSocket and send
+    /// `{"type":"media_hello","ticket":…}` before `expires_at`.
+    MediaSocket {
+        /// Single use, bound to this agent.
+        ticket: String,
+        /// The socket's path on this backend (`/v1/media`).
+        path: String,
+        /// When the ticket stops working (a few seconds from now).
         expires_at: crate::Millis,
     },
 }

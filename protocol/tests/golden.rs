@@ -435,6 +435,18 @@ fn samples() -> Vec<(&'static str, Sample)> {
         // Login lifetime: the warning before expiry, the refresh, and the
         // two typed reasons a socket is closed for.
         ("op_refresh_token", req(24, Op::RefreshToken)),
+        ("op_media_socket", req(25, Op::MediaSocket)),
+        (
+            "result_media_socket",
+            ok(
+                25,
+                OpResult::MediaSocket {
+                    ticket: "mt-3f9a".into(),
+                    path: "/v1/media".into(),
+                    expires_at: Millis(1_700_000_010_000),
+                },
+            ),
+        ),
         (
             "result_token",
             ok(

@@ -6,10 +6,10 @@
 //   engine.stop();
 //
 // `packetMs` (10 or 20, default 20) is the packet duration: the `welcome`'s
-// `packet_ms` (docs/protocol.md section 3; the SDK's `Session::packet_ms`).
-// 10 ms saves 10 ms mouth to ear, but every packet crosses the page's main
-// thread twice as often; on a loaded machine the loopback then lost
-// packets late (docs/benchmarks.md), so 20 stays the default.
+// `packet_ms` (docs/protocol.md section 3; the SDK's `Session::packet_ms`),
+// which the CCP passes (it offers 10 first). 10 ms saves 10 ms mouth to
+// ear, but over the page's main thread every packet waits on it twice as
+// often; `useMediaSocket` takes the frames off the main thread.
 //
 // The microphone is asked for with the browser's own processing off:
 // echoCancellation, noiseSuppression and autoGainControl all false, since
@@ -27,7 +27,8 @@ export class EngineError extends Error {
 }
 
 export async function startEngine(options) {
-  const prepared = await prepareEngine(options);
+  // Started at once: nothing to compile ahead of (see `warm` below).
+  const prepared = await prepareEngine({ warm: false, ...options });
   return prepared.start(options);
 }
 
@@ -36,6 +37,10 @@ export async function startEngine(options) {
 // it while a call rings, so accepting only has to post the leg
 // (`prepared.start({ leg, onPacket, ... })`); `prepared.stop()` releases
 // the microphone if the call is not taken. Nothing is sent before start.
+//
+// `warm` (default true): compile the engine's code now, in a throwaway
+// run in the worklet whose instance the call's start then reuses, so that
+// the call's first quanta do not compile it on the audio thread.
 //
 // `capture`: 'worklet' (default) takes the microphone through the
 // AudioContext (a MediaStreamAudioSourceNode into the worklet); 'track'
@@ -100,6 +105,9 @@ export async function prepareEngine(options) {
   const node = new AudioWorkletNode(ctx, 'switchboard-engine', {
     numberOfInputs: 1, numberOfOutputs: 1, outputChannelCount: [1],
   });
+  // Compile the engine's code now (the worklet runs a throwaway instance),
+  // not on the audio thread once the call is accepted (worklet.js, warm).
+  if (options.warm !== false) node.port.postMessage({ type: 'warm', module });
   source.connect(node);
   node.connect(ctx.destination);
   let captureMode = 'worklet';
@@ -126,9 +134,12 @@ export async function prepareEngine(options) {
     }
   }
   let stopped = false;
+  let mediaWorker = null;
   const stopAll = async () => {
     if (stopped) return;
     stopped = true;
+    // Closes the media socket: the backend sends media to the control socket again.
+    if (mediaWorker) mediaWorker.terminate();
     if (captureWorker) captureWorker.terminate();
     // The microphone is released only once its clone stops too.
     if (captureTrack) captureTrack.stop();
@@ -143,9 +154,11 @@ export async function prepareEngine(options) {
     node,
     stop: stopAll,
     async start(startOptions) {
+      let mediaPath = 'main';
       const {
         leg = 0, bitrate = 32000, fec = true, dtx = false, echo = true, packetMs = 20,
         onPacket = () => {}, onStats = () => {}, onError = () => {}, onTap, tapSeconds = 0,
+        onMark = () => {},
       } = startOptions;
       const ready = new Promise((resolve, reject) => {
         node.port.onmessage = (e) => {
@@ -153,6 +166,8 @@ export async function prepareEngine(options) {
           if (m.type === 'ready') resolve(m);
           else if (m.type === 'packet') onPacket(m.frame);
           else if (m.type === 'stats') onStats(m.stats);
+          // A moment of the start ({ name, time } on the audio clock), for measurements.
+          else if (m.type === 'mark') onMark(m.name, m.time);
           else if (m.type === 'capture_fallback') {
             captureMode = 'worklet';
             console.warn(`[switchboard] track capture stopped (${m.reason}); using the AudioContext`);
@@ -189,6 +204,59 @@ export async function prepareEngine(options) {
         },
         setMuted(muted) { node.port.postMessage({ type: 'mute', muted }); },
         requestStats() { node.port.postMessage({ type: 'stats' }); },
+        // 'worker' once frames go over the media socket, else 'main'.
+        get mediaPath() { return mediaPath; },
+        /**
+         * Moves the frames off the page's main thread: a Worker
+         * (`workerUrl`, default media-worker.js beside the worklet) opens
+         * the media socket at `url` with `ticket` (the `media_socket` op,
+         * docs/protocol.md section 8) and talks to the worklet over a
+         * MessagePort. Resolves with 'worker' once the backend welcomed
+         * it, or 'main' when it could not (the page's path goes on
+         * working meanwhile and after). `onClosed` is called when a
+         * welcomed socket closes later (frames are back on the main path).
+         */
+        useMediaSocket({ url, ticket, workerUrl, onClosed = () => {} }) {
+          if (stopped || mediaWorker || typeof Worker !== 'function') return Promise.resolve('main');
+          return new Promise((resolve) => {
+            let worker;
+            try {
+              worker = new Worker(workerUrl || new URL('media-worker.js', new URL(workletUrl, location.href)).href);
+            } catch (err) {
+              console.warn(`[switchboard] media worker unavailable: ${err && err.message}`);
+              resolve('main');
+              return;
+            }
+            mediaWorker = worker;
+            const channel = new MessageChannel();
+            worker.onmessage = (e) => {
+              const m = e.data || {};
+              if (m.type === 'open') {
+                mediaPath = 'worker';
+                resolve('worker');
+              } else if (m.type === 'closed') {
+                const was = mediaPath;
+                mediaPath = 'main';
+                worker.terminate();
+                if (mediaWorker === worker) mediaWorker = null;
+                resolve('main');
+                if (was === 'worker') onClosed(m);
+              } else if (m.type === 'error') {
+                console.warn(`[switchboard] media socket: ${m.code} ${m.message}`);
+              }
+            };
+            worker.onerror = (e) => {
+              console.warn(`[switchboard] media worker failed: ${e && e.message}`);
+              node.port.postMessage({ type: 'net_closed' });
+              mediaPath = 'main';
+              worker.terminate();
+              if (mediaWorker === worker) mediaWorker = null;
+              resolve('main');
+            };
+            node.port.postMessage({ type: 'net', port: channel.port2 }, [channel.port2]);
+            worker.postMessage({ url, ticket, port: channel.port1 }, [channel.port1]);
+          });
+        },
         stop: stopAll,
       };
     },

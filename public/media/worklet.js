@@ -14,6 +14,13 @@
 // quantum deep past the first chunk, re-primes after an underrun, and
 // drops a quantum when it has stayed at least two quanta deeper than it
 // needed to for half a second (capture and audio clocks drift apart).
+//
+// Network: frames come and go over the node's port (the page's main
+// thread and its control socket), or, once the page has started the
+// media worker (media-worker.js) and its socket is welcomed, over a port
+// to that worker: packets then never wait on the main thread. Frames
+// arriving on either port are played alike; when the worker's socket
+// closes, packets go back to the node's port.
 const RING = 48000 / 2;
 
 const STATS_FIELDS = [
@@ -31,13 +38,22 @@ class SwitchboardEngine extends AudioWorkletProcessor {
     this.tapLen = 0;
     this.opts = options.processorOptions || {};
     this.ring = null;
+    this.net = null;
+    this.netOpen = false;
     this.port.onmessage = (e) => this.onMessage(e.data);
   }
 
   onMessage(msg) {
-    if (msg.type === 'init') {
-      WebAssembly.instantiate(msg.module, {}).then((instance) => {
-        const x = instance.exports;
+    if (msg.type === 'warm') {
+      this.warm(msg.module);
+    } else if (msg.type === 'init') {
+      // The instance warmed while the call rang, when there is one (its
+      // engine is made anew by sb_init below).
+      const instance = this.warmed
+        ? this.warmed.catch(() => WebAssembly.instantiate(msg.module, {}).then((i) => i.exports))
+        : WebAssembly.instantiate(msg.module, {}).then((i) => i.exports);
+      this.warmed = null;
+      instance.then((x) => {
         const rc = x.sb_init(msg.leg >>> 0, msg.bitrate | 0, msg.fec ? 1 : 0, msg.dtx ? 1 : 0, msg.echo === false ? 0 : 1);
         if (rc !== 0) {
           this.port.postMessage({ type: 'error', code: 'engine_init_failed', message: 'the audio engine could not start' });
@@ -61,13 +77,25 @@ class SwitchboardEngine extends AudioWorkletProcessor {
         this.port.postMessage({ type: 'error', code: 'engine_init_failed', message: String(err) });
       });
     } else if (msg.type === 'frame' && this.x) {
-      const bytes = new Uint8Array(msg.frame);
-      const cap = this.x.sb_frame_capacity();
-      if (bytes.length === 0 || bytes.length > cap) return;
-      new Uint8Array(this.x.memory.buffer, this.x.sb_frame_in(), bytes.length).set(bytes);
-      if (this.x.sb_receive(bytes.length) !== 0) {
-        this.port.postMessage({ type: 'frame_rejected' });
-      }
+      this.receive(msg.frame);
+    } else if (msg.type === 'net' && msg.port) {
+      // The media worker's port: frames (ArrayBuffers) both ways once open.
+      this.net = msg.port;
+      this.netOpen = false;
+      msg.port.onmessage = (e) => {
+        const d = e.data;
+        if (d instanceof ArrayBuffer) {
+          if (this.x) this.receive(d);
+        } else if (d && d.type === 'open') {
+          this.netOpen = true;
+        } else if (d && d.type === 'closed') {
+          this.netOpen = false;
+          this.net = null;
+        }
+      };
+    } else if (msg.type === 'net_closed') {
+      this.netOpen = false;
+      this.net = null;
     } else if (msg.type === 'capture' && msg.port) {
       // The track path: samples come from the capture worker.
       this.ring = new Float32Array(RING);
@@ -83,6 +111,64 @@ class SwitchboardEngine extends AudioWorkletProcessor {
       this.x.sb_set_muted(msg.muted ? 1 : 0);
     } else if (msg.type === 'stats' && this.x) {
       this.postStats();
+    }
+  }
+
+  /**
+   * Compiles the engine's code ahead, while a call rings: the browser
+   * compiles a wasm function the first time it runs (lazily), and the
+   * first init and the first quanta of a fresh module took about 70 +
+   * 370 ms of compiling on this machine, all on the audio thread after
+   * the call was accepted. A throwaway instance runs the whole chain
+   * here (both packet durations, encode, the packets fed back through
+   * the receive path), and the call's init then makes its engine anew in
+   * that same instance (instantiating took 30 ms to over a second on
+   * this loaded machine). Nothing is played or sent.
+   */
+  warm(module) {
+    if (this.warmed || this.x) return;
+    const started = Date.now();
+    this.warmed = WebAssembly.instantiate(module, {}).then((instance) => {
+      const x = instance.exports;
+      if (x.sb_init(1, 32000, 1, 0, 1) !== 0) return x;
+      const input = () => new Float32Array(x.memory.buffer, x.sb_input(), 128);
+      let seed = 1;
+      for (const ms of [20, 10]) {
+        if (typeof x.sb_set_packet_ms === 'function') x.sb_set_packet_ms(ms);
+        for (let q = 0; q < 60; q++) {
+          const mic = input();
+          for (let i = 0; i < 128; i++) {
+            seed = (seed * 1103515245 + 12345) >>> 0;
+            mic[i] = 0.1 * Math.sin((q * 128 + i) * 0.06) + 0.01 * (seed / 4294967296 - 0.5);
+          }
+          const n = x.sb_process();
+          if (n > 0 && n <= x.sb_frame_capacity()) {
+            const packet = new Uint8Array(x.memory.buffer, x.sb_packet(), n).slice();
+            new Uint8Array(x.memory.buffer, x.sb_frame_in(), n).set(packet);
+            x.sb_receive(n);
+          }
+        }
+      }
+      x.sb_stats();
+      this.port.postMessage({ type: 'warmed', ms: Date.now() - started });
+      return x;
+    });
+  }
+
+  /** One media frame from the network into the engine. */
+  receive(frame) {
+    if (!this.firstFrameTime) {
+      // When the call's audio start is measured (bench calls): the first
+      // frame in, on the audio clock.
+      this.firstFrameTime = currentTime;
+      this.port.postMessage({ type: 'mark', name: 'firstFrame', time: currentTime });
+    }
+    const bytes = new Uint8Array(frame);
+    const cap = this.x.sb_frame_capacity();
+    if (bytes.length === 0 || bytes.length > cap) return;
+    new Uint8Array(this.x.memory.buffer, this.x.sb_frame_in(), bytes.length).set(bytes);
+    if (this.x.sb_receive(bytes.length) !== 0) {
+      this.port.postMessage({ type: 'frame_rejected' });
     }
   }
 
@@ -134,6 +220,8 @@ class SwitchboardEngine extends AudioWorkletProcessor {
     const values = new Float64Array(this.x.memory.buffer, this.x.sb_stats(), STATS_FIELDS.length);
     const stats = {};
     STATS_FIELDS.forEach((k, i) => { stats[k] = values[i]; });
+    // Which path the network frames take: 'worker' (the media socket) or 'main'.
+    stats.mediaPath = this.netOpen ? 'worker' : 'main';
     if (this.ring) {
       stats.captureQueued = this.ringLen;
       stats.captureUnderruns = this.captureUnderruns;
@@ -166,7 +254,8 @@ class SwitchboardEngine extends AudioWorkletProcessor {
     }
     if (n > 0) {
       const frame = new Uint8Array(x.memory.buffer, x.sb_packet(), n).slice();
-      this.port.postMessage({ type: 'packet', frame: frame.buffer }, [frame.buffer]);
+      if (this.netOpen) this.net.postMessage(frame.buffer, [frame.buffer]);
+      else this.port.postMessage({ type: 'packet', frame: frame.buffer }, [frame.buffer]);
     } else if (n < 0) {
       this.port.postMessage({ type: 'error', code: 'encoder_failed', message: 'the encoder failed' });
     }

@@ -47,6 +47,8 @@ pub struct AppState {
     pub sockets: Arc<crate::limits::Sockets>,
     /// The graceful-stop signal every socket task watches.
     pub shutdown: crate::shutdown::Shutdown,
+    /// Media-socket tickets and where each agent's media goes back to.
+    pub media_sockets: Arc<crate::media_socket::MediaSockets>,
 }
 
 impl AppState {
@@ -61,6 +63,7 @@ impl AppState {
             cfg,
             clock: Arc::new(wall_clock),
             shutdown: crate::shutdown::Shutdown::new(),
+            media_sockets: Arc::new(crate::media_socket::MediaSockets::new()),
         }
     }
 
@@ -79,7 +82,7 @@ pub fn wall_clock() -> Millis {
     )
 }
 
-struct ApiError(StatusCode, ErrorBody);
+pub(crate) struct ApiError(StatusCode, ErrorBody);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -172,6 +175,7 @@ pub fn app(state: AppState) -> Router {
             post(refresh_token).layer(token_cors(&cfg.approved_origins)),
         )
         .route("/v1/ws", get(upgrade))
+        .route(crate::media_socket::PATH, get(crate::media_socket::upgrade))
         .route("/v1/contacts/{id}", get(contact_record))
         .route("/v1/flows", get(flows_list))
         .nest_service("/flows", flows_page)
@@ -484,7 +488,7 @@ async fn upgrade(
 /// A place among the backend's sockets for the peer, or 429 with a typed
 /// `rate_limited` body. Without connect info (a router served without
 /// it), every peer counts as one unknown address.
-fn admit(
+pub(crate) fn admit(
     state: &AppState,
     extensions: &axum::http::Extensions,
 ) -> Result<crate::limits::SocketTicket, ApiError> {
@@ -501,7 +505,10 @@ fn admit(
 /// refused from its header, before its payload is buffered (close 1009).
 /// Small buffers: an agent's socket carries small frames, and the 128 KiB
 /// defaults cost 256 KiB per connected agent. Writes go out eagerly.
-fn limit_transport(ws: WebSocketUpgrade, limits: &crate::config::Limits) -> WebSocketUpgrade {
+pub(crate) fn limit_transport(
+    ws: WebSocketUpgrade,
+    limits: &crate::config::Limits,
+) -> WebSocketUpgrade {
     ws.max_message_size(limits.max_frame_bytes)
         .max_frame_size(limits.max_frame_bytes)
         .read_buffer_size(READ_BUFFER)

@@ -15,6 +15,7 @@ pub mod flow;
 pub mod hours;
 pub mod http;
 pub mod limits;
+pub mod media_socket;
 pub mod routing;
 pub mod shutdown;
 pub mod sim;

@@ -333,6 +333,7 @@ pub async fn serve_socket(socket: WebSocket, state: AppState, mut ticket: Socket
     let mut writer_done = false;
     let mut media_tx = Some(media_tx);
     let mut media_slot: Option<Arc<SocketSlot>> = None;
+    let mut media_control: Option<u64> = None;
     // Whether the hello announced `media_legs` (the client mixes legs).
     let mut mixes_legs = false;
     let mut codecs = Vec::new();
@@ -484,6 +485,12 @@ pub async fn serve_socket(socket: WebSocket, state: AppState, mut ticket: Socket
             ticket.authenticated(agent, shutdown.clone());
             // The bridge learns where this agent's audio goes.
             if let (Some(bridge), Some(media)) = (&state.bridge, media_tx.take()) {
+                // Where a media socket gives the agent's media back to.
+                media_control = Some(
+                    state
+                        .media_sockets
+                        .control_attached(agent, &media, mixes_legs, &codecs),
+                );
                 media_slot = Some(bridge.attach_with_legs(agent, media, mixes_legs));
                 if let Some(slot) = &media_slot {
                     slot.set_codecs(&codecs);
@@ -499,6 +506,9 @@ pub async fn serve_socket(socket: WebSocket, state: AppState, mut ticket: Socket
                 break;
             }
         }
+    }
+    if let (Some((agent, _)), Some(control)) = (&session, media_control) {
+        state.media_sockets.control_detached(agent, control);
     }
     if let Some((agent, id)) = session {
         if let Ok(mut center) = state.center.lock() {
@@ -614,7 +624,7 @@ fn refresh(
 /// frame on a leg that has no route asks the center whether the leg is
 /// live at all (a leg still connecting, or one that just ended and whose
 /// client has not heard yet: dropped quietly; any other: `no_media_leg`).
-fn on_binary(
+pub(crate) fn on_binary(
     bytes: &[u8],
     state: &AppState,
     tx: &Outbox,
@@ -708,6 +718,19 @@ fn on_text(
                 send(tx, ServerFrame::Response(Response::err(req.id, body)));
                 return true;
             };
+            if req.op == Op::MediaSocket {
+                // A ticket for a media-only socket (crate::media_socket).
+                let issued = state
+                    .media_sockets
+                    .issue(agent, state.now(), Instant::now());
+                let failed = issued.is_err();
+                let response = match issued {
+                    Ok(result) => Response::ok(req.id, result),
+                    Err(e) => Response::err(req.id, e.body()),
+                };
+                send(tx, ServerFrame::Response(response));
+                return failed;
+            }
             if req.op == Op::RefreshToken {
                 let (response, failed) = match refresh(state, agent, grant) {
                     Ok(result) => (Response::ok(req.id, result), false),

@@ -418,6 +418,20 @@ impl DirectClient {
         self.inner.borrow_mut().session.announce_codecs(codecs);
     }
 
+    /// Sets the packet durations the next `hello` offers, most preferred
+    /// first (call it right after [`DirectClient::connect`], like
+    /// [`DirectClient::announce`]): the CCP offers 10 ms first, since its
+    /// engine takes the grant as its `packetMs`.
+    pub fn offer_packet_ms(&self, offer: &[u32]) {
+        self.inner.borrow_mut().session.offer_packet_ms(offer);
+    }
+
+    /// The media packet duration the last `welcome` granted (10 or 20 ms;
+    /// 20 before one or when it granted none): the engine's `packetMs`.
+    pub fn packet_ms(&self) -> u32 {
+        self.inner.borrow().session.packet_ms()
+    }
+
     /// Where incoming media frames go (replaces any earlier sink).
     pub fn set_media_sink(&self, sink: Option<impl Fn(&js_sys::Uint8Array) + 'static>) {
         self.inner.borrow_mut().media_sink = sink.map(|f| Rc::new(f) as MediaSink);

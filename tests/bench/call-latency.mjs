@@ -22,18 +22,40 @@ const backend = await startBackend();
 async function call(play, seconds) {
   const browser = await launchBrowser([`--use-file-for-fake-audio-capture=${mic}`]);
   const context = await browser.newContext();
-  await context.addInitScript(() => { globalThis.__switchboardTap = true; });
+  await context.addInitScript(() => {
+    globalThis.__switchboardTap = true;
+    // The click itself (Playwright's own checks before it are not the agent's wait).
+    document.addEventListener('click', (e) => {
+      if (e.target.closest && e.target.closest('[data-testid="accept"]') && globalThis.__clickAt === undefined) {
+        globalThis.__clickAt = performance.now();
+      }
+    }, true);
+    // The first media frame the page's socket receives after the click.
+    const Native = WebSocket;
+    globalThis.WebSocket = function Timed(url, protocols) {
+      const ws = new Native(url, protocols);
+      ws.addEventListener('message', (e) => {
+        if (typeof e.data !== 'string' && globalThis.__acceptAt !== undefined && globalThis.__firstWire === undefined) {
+          globalThis.__firstWire = performance.now();
+        }
+      });
+      return ws;
+    };
+    Object.assign(globalThis.WebSocket, { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 });
+    globalThis.WebSocket.prototype = Native.prototype;
+  });
   const page = await context.newPage();
   const ccp = new CcpPage(page, backend.url);
   await ccp.startShift('alice', 'alice-pass', 'Alice Tanaka');
   const placed = await api(backend.url, 'POST', '/v1/sim/calls', { from: '+15550001111', queue: 'support', ...(play === undefined ? {} : { play }) });
   await ccp.expectContactState('incoming');
-  const acceptAt = await page.evaluate(() => performance.now());
+  const acceptAt = await page.evaluate(() => { globalThis.__acceptAt = performance.now(); return globalThis.__acceptAt; });
   await ccp.click('accept');
   await page.waitForFunction((n) => (globalThis.__switchboardTapOutput || []).length >= n, 48000 * seconds, { timeout: 60000, polling: 250 });
   const r = await page.evaluate(() => ({
     input: globalThis.__switchboardTapInput.slice(), output: globalThis.__switchboardTapOutput.slice(),
     startedAt: globalThis.__switchboardEngineStartedAt, stats: globalThis.__switchboardStats,
+    timeline: { ...globalThis.__switchboardTimeline, firstWire: globalThis.__firstWire, clickAt: globalThis.__clickAt },
   }));
   await ccp.click('end-call');
   await ccp.expectContactState('ended');
@@ -55,11 +77,26 @@ async function call(play, seconds) {
 // Call set-up: accept -> the caller's prompt audible in the agent's page.
 {
   const runs = [];
+  const steps = [];
   for (let i = 0; i < 5; i += 1) {
-    const { output, startedAt, acceptAt } = await call(undefined, 3);
+    const { output, startedAt, acceptAt, timeline: t } = await call(undefined, 3);
     const first = output.findIndex((v) => Math.abs(v) > 0.01);
     runs.push(startedAt - acceptAt + (first / 48));
+    // Each step since the click, on the page's clock; the first audible
+    // sample is put on it through the audio clock at the engine's start.
+    const at = (v) => (v === undefined ? NaN : v - t.clickAt);
+    const onPage = (audioTime) => t.ready + (audioTime - t.readyAudioTime) * 1000;
+    const audible = onPage(t.tapTime + first / 48000);
+    steps.push({
+      click: t.clickAt - acceptAt, leg: at(t.start), prepared: at(t.prepared), ready: at(t.ready),
+      wire: at(t.firstWire), frame: at(onPage(t.firstFrameAudioTime)), sent: at(t.firstSent), audible: at(audible),
+    });
   }
+  const names = ['click', 'leg', 'prepared', 'ready', 'wire', 'frame', 'sent', 'audible'];
+  console.log('accept: Playwright\'s click (from its call to the click event) | then from the click event: leg known | prepared engine awaited | engine ready | first frame on the page\'s socket | first frame into the worklet (either path) | first packet sent | first caller audio played');
+  for (const s of steps) console.log(`  ${names.map((n) => s[n].toFixed(0)).join(' | ')}`);
+  const med = (k) => steps.map((s) => s[k]).sort((a, b) => a - b)[2];
+  console.log(`  medians: ${names.map((n) => `${n} ${med(n).toFixed(0)}`).join(', ')}`);
   runs.sort((a, b) => a - b);
   console.log(`accept -> first caller audio at the agent: ${runs.map((v) => v.toFixed(0)).join(', ')} ms (median ${runs[2].toFixed(0)} ms)`);
 }

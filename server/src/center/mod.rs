@@ -214,7 +214,7 @@ impl Center {
         }
         match op {
             // The socket answers it (it knows the login the token belongs to).
-            Op::RefreshToken => Err(AgentError::RefreshOnSocket.into()),
+            Op::RefreshToken | Op::MediaSocket => Err(AgentError::RefreshOnSocket.into()),
             Op::Ping => Ok(OpResult::Pong),
             Op::GetSnapshot => self
                 .snapshot(agent)
