@@ -11,13 +11,6 @@ pub fn duration(ms: u64) -> String {
     }
 }
 
-/// The local time of day of `ms` since the epoch, as `HH:MM` (24-hour,
-/// read in both languages).
-pub fn time_of_day(ms: u64) -> String {
-    let d = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64));
-    format!("{:02}:{:02}", d.get_hours(), d.get_minutes())
-}
-
 /// `v` with `places` decimals (at most 3), rounded half away from zero.
 /// Integer arithmetic on purpose: `format!("{:.1}", f64)` links about
 /// 11 KB of float-printing code into the CCP (measured with twiggy).

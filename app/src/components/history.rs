@@ -7,7 +7,7 @@ use protocol::endpoint::Endpoint;
 use protocol::wire::Op;
 
 use crate::ccp::Ccp;
-use crate::format::{duration, time_of_day};
+use crate::format::duration;
 
 /// Finished contacts, newest first.
 #[component]
@@ -52,4 +52,13 @@ pub fn CallHistory() -> impl IntoView {
             </section>
         </Show>
     }
+}
+
+/// The local time of day of `ms` since the epoch, as `HH:MM` (24-hour,
+/// read in both languages). Here, not in `format.rs`: it needs the
+/// browser's clock and time zone, and `format.rs` is also built natively
+/// for its tests (tests/tests/app_format.rs).
+fn time_of_day(ms: u64) -> String {
+    let d = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64));
+    format!("{:02}:{:02}", d.get_hours(), d.get_minutes())
 }
