@@ -29,8 +29,14 @@ fn used_strings(src: &str) -> Vec<String> {
     ] {
         let mut rest = src;
         while let Some(i) = rest.find(marker) {
+            // `t("` must be the call `t`, not the end of another name
+            // (`op.get("op")` is not a label).
+            let whole_name = !rest[..i]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_alphanumeric() || c == '_');
             rest = &rest[i + marker.len()..];
-            if let Some(end) = rest.find('"') {
+            if let (true, Some(end)) = (whole_name, rest.find('"')) {
                 found.push(rest[..end].to_string());
             }
         }
