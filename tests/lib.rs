@@ -65,8 +65,13 @@ pub fn test_config(data_dir: &std::path::Path) -> Config {
 
 /// A fresh temporary directory.
 pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    // Tests of one binary run in parallel threads: two may ask for the
+    // same name in the same millisecond, and must not share a data dir
+    // (two backends on one database).
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!(
-        "switchboard-{name}-{}-{}",
+        "switchboard-{name}-{}-{}-{n}",
         std::process::id(),
         now().0
     ));

@@ -150,13 +150,17 @@ impl Store {
                  username TEXT PRIMARY KEY, state TEXT NOT NULL, kind TEXT NOT NULL,
                  since INTEGER NOT NULL);",
         )?;
-        // Added after the first release of the schema.
+        // Added after the first release of the schema. Checked and added
+        // in one write transaction, so that two processes opening the same
+        // database at once cannot both add it.
+        db.execute_batch("BEGIN IMMEDIATE")?;
         let has_recording: bool = db
             .prepare("SELECT 1 FROM pragma_table_info('contacts') WHERE name = 'recording'")?
             .exists([])?;
         if !has_recording {
             db.execute_batch("ALTER TABLE contacts ADD COLUMN recording TEXT")?;
         }
+        db.execute_batch("COMMIT")?;
         Ok(Store { db, writer: None })
     }
 
