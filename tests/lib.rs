@@ -337,6 +337,19 @@ impl Client {
         agent
     }
 
+    /// Waits until a first contact reaches this agent (`what` names the
+    /// wait in a timeout's message) and returns its id.
+    pub async fn first_contact(&mut self, what: &str) -> String {
+        self.wait_for(what, |a| !a.state().contacts.is_empty())
+            .await;
+        self.state()
+            .contacts
+            .keys()
+            .next()
+            .expect("waited for")
+            .clone()
+    }
+
     /// Sets this agent Available (routable).
     pub async fn set_available(&mut self) {
         self.ok(Op::SetAgentState {

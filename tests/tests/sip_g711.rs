@@ -96,16 +96,7 @@ Content-Length: {}\r\n\r\n{sdp}",
         sdp.len()
     );
     sock.send_to(invite.as_bytes(), sip).await.expect("send");
-    agent
-        .wait_for("the SIP call rings", |a| !a.state().contacts.is_empty())
-        .await;
-    let c = agent
-        .state()
-        .contacts
-        .keys()
-        .next()
-        .expect("contact")
-        .clone();
+    let c = agent.first_contact("the SIP call rings").await;
     let (leg, customer) = agent.accept_with_leg(&c).await;
     let mut ok = String::new();
     for _ in 0..10 {
@@ -528,16 +519,7 @@ Content-Length: {}\r\n\r\n{sdp}",
         sdp.len()
     );
     sock.send_to(invite.as_bytes(), sip).await.expect("send");
-    alice
-        .wait_for("the SIP call rings", |a| !a.state().contacts.is_empty())
-        .await;
-    let c = alice
-        .state()
-        .contacts
-        .keys()
-        .next()
-        .expect("contact")
-        .clone();
+    let c = alice.first_contact("the SIP call rings").await;
     let (leg, customer) = alice.accept_with_leg(&c).await;
     let mut ok = String::new();
     for _ in 0..10 {

@@ -74,16 +74,7 @@ async fn answered(
     sock.send_to(invite(local, call_id, timer_headers).as_bytes(), sip)
         .await
         .expect("send");
-    alice
-        .wait_for("the SIP call rings", |a| !a.state().contacts.is_empty())
-        .await;
-    let c = alice
-        .state()
-        .contacts
-        .keys()
-        .next()
-        .expect("contact")
-        .clone();
+    let c = alice.first_contact("the SIP call rings").await;
     alice.accept_with_leg(&c).await;
     let ok = loop {
         let m = next(sock).await;

@@ -281,16 +281,7 @@ fn speech_frames(pcm: Vec<f32>, leg: u32) -> impl FnMut() -> Vec<u8> {
 }
 
 async fn agent_answers(client: &mut Client) -> (String, u32, String) {
-    client
-        .wait_for("the SIP call rings", |a| !a.state().contacts.is_empty())
-        .await;
-    let c = client
-        .state()
-        .contacts
-        .keys()
-        .next()
-        .expect("contact")
-        .clone();
+    let c = client.first_contact("the SIP call rings").await;
     let (leg, customer) = client.accept_with_leg(&c).await;
     (c, leg, customer)
 }
@@ -645,16 +636,7 @@ async fn sipp_cancel_while_ringing() {
         .kill_on_drop(true)
         .spawn()
         .expect("sipp must be installed (sip-tester; cargo xtask test installs it)");
-    alice
-        .wait_for("the SIPp call rings", |a| !a.state().contacts.is_empty())
-        .await;
-    let id = alice
-        .state()
-        .contacts
-        .keys()
-        .next()
-        .expect("contact")
-        .clone();
+    let id = alice.first_contact("the SIPp call rings").await;
     let out = tokio::time::timeout(Duration::from_secs(30), sipp.wait_with_output())
         .await
         .expect("SIPp finished in time")
