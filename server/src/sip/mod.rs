@@ -384,6 +384,39 @@ impl Gateway {
         });
     }
 
+    /// The trunk's address, resolved in our socket's address family and
+    /// trusted as a sender from then on; `None` (logged, with what is not
+    /// done: `skipping`) when it does not resolve.
+    async fn resolve_trunk(&mut self, trunk: &SipTrunk, skipping: &str) -> Option<SocketAddr> {
+        let address = trunk.address.clone().unwrap_or_default();
+        let target = match tokio::net::lookup_host(&address).await {
+            Ok(mut a) => a.find(|a| a.is_ipv4() == self.local.is_ipv4()),
+            Err(_) => None,
+        };
+        match target {
+            Some(target) => {
+                self.known.insert(target.ip());
+                Some(target)
+            }
+            None => {
+                tracing::warn!(
+                    "sip: trunk {}: `{address}` does not resolve; {skipping}",
+                    trunk.name
+                );
+                None
+            }
+        }
+    }
+
+    /// A new Call-ID (prefixed `prefix`) for a task of the gateway's own,
+    /// and the inbox its responses reach through `calls`.
+    fn task_inbox(&mut self, prefix: &str) -> (String, mpsc::Receiver<Message>) {
+        let call_id = random_id(prefix);
+        let (tx, rx) = mpsc::channel(CALL_QUEUE);
+        self.calls.insert(call_id.clone(), tx);
+        (call_id, rx)
+    }
+
     /// Starts a registration task for each trunk with `register = true`
     /// (its responses come through `calls` by Call-ID, like a call's).
     async fn start_registrations(&mut self) {
@@ -397,22 +430,10 @@ impl Gateway {
             .cloned()
             .collect();
         for trunk in trunks {
-            let address = trunk.address.clone().unwrap_or_default();
-            let target = match tokio::net::lookup_host(&address).await {
-                Ok(mut a) => a.find(|a| a.is_ipv4() == self.local.is_ipv4()),
-                Err(_) => None,
-            };
-            let Some(target) = target else {
-                tracing::warn!(
-                    "sip: trunk {}: `{address}` does not resolve; not registering",
-                    trunk.name
-                );
+            let Some(target) = self.resolve_trunk(&trunk, "not registering").await else {
                 continue;
             };
-            self.known.insert(target.ip());
-            let call_id = random_id("r");
-            let (tx, rx) = mpsc::channel(CALL_QUEUE);
-            self.calls.insert(call_id.clone(), tx);
+            let (call_id, rx) = self.task_inbox("r");
             let reg = register::Registration {
                 socket: self.socket.clone(),
                 local: self.local,
@@ -439,22 +460,13 @@ impl Gateway {
             .cloned()
             .collect();
         for trunk in trunks {
-            let address = trunk.address.clone().unwrap_or_default();
-            let target = match tokio::net::lookup_host(&address).await {
-                Ok(mut a) => a.find(|a| a.is_ipv4() == self.local.is_ipv4()),
-                Err(_) => None,
-            };
-            let (Some(target), Some(health)) = (target, self.health.get(&trunk.name)) else {
-                tracing::warn!(
-                    "sip: trunk {}: `{address}` does not resolve; no keepalive",
-                    trunk.name
-                );
+            let Some(health) = self.health.get(&trunk.name) else {
                 continue;
             };
-            self.known.insert(target.ip());
-            let call_id = random_id("k");
-            let (tx, rx) = mpsc::channel(CALL_QUEUE);
-            self.calls.insert(call_id.clone(), tx);
+            let Some(target) = self.resolve_trunk(&trunk, "no keepalive").await else {
+                continue;
+            };
+            let (call_id, rx) = self.task_inbox("k");
             let probe = keepalive::Keepalive {
                 socket: self.socket.clone(),
                 local: self.local,
