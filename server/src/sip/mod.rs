@@ -408,6 +408,13 @@ impl Gateway {
         }
     }
 
+    /// The configured trunks `keep` selects (copied: each goes to a task
+    /// of its own).
+    fn trunks_where(&self, keep: impl Fn(&SipTrunk) -> bool) -> Vec<SipTrunk> {
+        let trunks = &self.state.cfg.sip.trunks;
+        trunks.iter().filter(|t| keep(t)).cloned().collect()
+    }
+
     /// A new Call-ID (prefixed `prefix`) for a task of the gateway's own,
     /// and the inbox its responses reach through `calls`.
     fn task_inbox(&mut self, prefix: &str) -> (String, mpsc::Receiver<Message>) {
@@ -420,15 +427,7 @@ impl Gateway {
     /// Starts a registration task for each trunk with `register = true`
     /// (its responses come through `calls` by Call-ID, like a call's).
     async fn start_registrations(&mut self) {
-        let trunks: Vec<SipTrunk> = self
-            .state
-            .cfg
-            .sip
-            .trunks
-            .iter()
-            .filter(|t| t.register)
-            .cloned()
-            .collect();
+        let trunks = self.trunks_where(|t| t.register);
         for trunk in trunks {
             let Some(target) = self.resolve_trunk(&trunk, "not registering").await else {
                 continue;
@@ -450,15 +449,7 @@ impl Gateway {
     /// Call-ID, like a registration's).
     async fn start_keepalives(&mut self) {
         self.health = keepalive::Health::for_trunks(&self.state.cfg.sip.trunks);
-        let trunks: Vec<SipTrunk> = self
-            .state
-            .cfg
-            .sip
-            .trunks
-            .iter()
-            .filter(|t| keepalive::probed(t))
-            .cloned()
-            .collect();
+        let trunks = self.trunks_where(keepalive::probed);
         for trunk in trunks {
             let Some(health) = self.health.get(&trunk.name) else {
                 continue;
