@@ -50,6 +50,32 @@ approved_origins = ["http://localhost:9999"]
 "#
 );
 
+/// Opus's shortest packet: one 20 ms frame of silence (a TOC byte and two
+/// bytes of a zero-energy CELT frame). Tests send it where the backend only
+/// needs to see a leg alive, not hear anything.
+pub const OPUS_SILENCE: [u8; 3] = [0xf8, 0xff, 0xfe];
+
+/// Media frames of silence on `leg`, numbered on from `after` (the next
+/// frame is `after + 1`), with the 20 ms timestamps a real engine sends.
+pub fn silent_frames(leg: u32, after: u32) -> impl FnMut() -> Vec<u8> {
+    let mut sequence = after;
+    move || {
+        sequence = sequence.wrapping_add(1);
+        let mut frame = Vec::new();
+        protocol::media::encode_media_frame(
+            &protocol::media::MediaHeader {
+                flags: 0,
+                leg,
+                sequence,
+                timestamp: sequence.wrapping_mul(media::frame::PACKET as u32),
+            },
+            &OPUS_SILENCE,
+            &mut frame,
+        );
+        frame
+    }
+}
+
 /// Milliseconds on the wall clock.
 pub fn now() -> Millis {
     server::http::wall_clock()

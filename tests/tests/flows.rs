@@ -590,22 +590,7 @@ async fn the_agent_hears_the_whisper_before_the_caller_is_connected() {
     let c = call(addr, "+18005550100", &[(1500, "3")]).await;
     offered(&mut alice).await;
     let (leg, _) = alice.accept_with_leg(&c).await;
-    let mut k = 0u32;
-    let mut silence = || {
-        k += 1;
-        let mut f = Vec::new();
-        encode_media_frame(
-            &MediaHeader {
-                flags: 0,
-                leg,
-                sequence: k,
-                timestamp: k * PACKET as u32,
-            },
-            &[0xf8, 0xff, 0xfe],
-            &mut f,
-        );
-        f
-    };
+    let mut silence = silent_frames(leg, 0);
     let bob = login(addr, "bob", "bob-pass").await;
     // Listen until the whisper is over, then a moment of the call.
     let mut whisper_done_at = None;
@@ -905,22 +890,7 @@ async fn whispers_play_together_and_hold_flows_play_while_the_caller_is_held() {
     let c = call(addr, "+18005550177", &[]).await;
     offered(&mut alice).await;
     let (leg, customer) = alice.accept_with_leg(&c).await;
-    let mut k = 0u32;
-    let mut silence = || {
-        k += 1;
-        let mut f = Vec::new();
-        encode_media_frame(
-            &MediaHeader {
-                flags: 0,
-                leg,
-                sequence: k,
-                timestamp: k * PACKET as u32,
-            },
-            &[0xf8, 0xff, 0xfe],
-            &mut f,
-        );
-        f
-    };
+    let mut silence = silent_frames(leg, 0);
     let bob = login(addr, "bob", "bob-pass").await;
     // Both whispers, then the connected call.
     let mut names = Vec::new();

@@ -70,23 +70,11 @@ async fn an_echo_line_gets_the_agents_own_packets_back_untouched() {
         })
         .await;
     // Let the last packets come back (the filler continues the numbers).
-    let mut fill = base.wrapping_add(1_000);
     alice
-        .stream_media(Duration::from_millis(200), &mut || {
-            fill = fill.wrapping_add(1);
-            let mut f = Vec::new();
-            encode_media_frame(
-                &MediaHeader {
-                    flags: 0,
-                    leg,
-                    sequence: fill,
-                    timestamp: fill.wrapping_mul(PACKET as u32),
-                },
-                &[0xf8, 0xff, 0xfe],
-                &mut f,
-            );
-            f
-        })
+        .stream_media(
+            Duration::from_millis(200),
+            &mut silent_frames(leg, base.wrapping_add(1_000)),
+        )
         .await;
 
     let back: Vec<(MediaHeader, Vec<u8>)> = alice
@@ -147,22 +135,7 @@ async fn an_echo_line_gets_the_agents_own_packets_back_untouched() {
             connection_id: customer.clone(),
         })
         .await;
-    let mut k = 0u32;
-    let mut held_frame = || {
-        k += 1;
-        let mut f = Vec::new();
-        encode_media_frame(
-            &MediaHeader {
-                flags: 0,
-                leg,
-                sequence: k,
-                timestamp: k * PACKET as u32,
-            },
-            &[0xf8, 0xff, 0xfe],
-            &mut f,
-        );
-        f
-    };
+    let mut held_frame = silent_frames(leg, 0);
     alice
         .stream_media(Duration::from_millis(600), &mut held_frame)
         .await;

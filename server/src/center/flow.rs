@@ -1165,172 +1165,29 @@ kind = "agent"
 agent = "bob"
 "#;
 
-    const FLOW: &str = r#"name = "T"
-type = "inbound"
-start = "hello"
-
-[blocks.hello]
-type = "play_prompt"
-text = "Hello."
-next = "lookup"
-
-[blocks.lookup]
-type = "invoke_function"
-function = "f"
-next = "menu"
-error = "menu"
-
-[blocks.menu]
-type = "get_customer_input"
-text = "Press 1."
-timeout_ms = 2000
-keys = { "1" = "q" }
-timeout = "bye"
-error = "bye"
-
-[blocks.q]
-type = "set_working_queue"
-queue = "support"
-next = "go"
-
-[blocks.go]
-type = "transfer_to_queue"
-error = "bye"
-
-[blocks.bye]
-type = "disconnect"
-"#;
+    const FLOW: &str = include_str!("../../testdata/flows/center-menu-to-support.toml");
 
     /// A function that fails, retried forever (no loop block).
-    const CYCLE: &str = r#"name = "C"
-type = "inbound"
-start = "a"
-
-[blocks.a]
-type = "invoke_function"
-function = "f"
-next = "a"
-error = "a"
-"#;
+    const CYCLE: &str = include_str!("../../testdata/flows/center-cycle.toml");
 
     /// Queues with both whisper flows set.
-    const WHISPERED: &str = r#"name = "W"
-type = "inbound"
-start = "cw"
+    const WHISPERED: &str = include_str!("../../testdata/flows/center-whispered.toml");
 
-[blocks.cw]
-type = "set_whisper_flow"
-flow = "cw"
-next = "aw"
+    const CUSTOMER_WHISPER: &str =
+        include_str!("../../testdata/flows/center-customer-whisper.toml");
 
-[blocks.aw]
-type = "set_whisper_flow"
-flow = "aw"
-next = "ch"
-
-[blocks.ch]
-type = "set_hold_flow"
-flow = "ch"
-next = "ah"
-
-[blocks.ah]
-type = "set_hold_flow"
-flow = "ah"
-next = "q"
-
-[blocks.q]
-type = "set_working_queue"
-queue = "support"
-next = "go"
-
-[blocks.go]
-type = "transfer_to_queue"
-"#;
-
-    const CUSTOMER_WHISPER: &str = r#"name = "CW"
-type = "customer_whisper"
-start = "say"
-
-[blocks.say]
-type = "play_prompt"
-text = "You are connected."
-"#;
-
-    const AGENT_WHISPER: &str = r#"name = "AW"
-type = "agent_whisper"
-start = "say"
-
-[blocks.say]
-type = "play_prompt"
-text = "Order $.Attributes.order_id."
-"#;
+    const AGENT_WHISPER: &str = include_str!("../../testdata/flows/center-agent-whisper.toml");
 
     /// Music on hold: a prompt, looped.
-    const CUSTOMER_HOLD: &str = r#"name = "CH"
-type = "customer_hold"
-start = "say"
+    const CUSTOMER_HOLD: &str = include_str!("../../testdata/flows/center-customer-hold.toml");
 
-[blocks.say]
-type = "play_prompt"
-text = "Please hold."
-next = "again"
-
-[blocks.again]
-type = "loop"
-count = 100
-looping = "say"
-complete = "say"
-"#;
-
-    const AGENT_HOLD: &str = r#"name = "AH"
-type = "agent_hold"
-start = "say"
-
-[blocks.say]
-type = "play_prompt"
-text = "The caller is on hold."
-"#;
+    const AGENT_HOLD: &str = include_str!("../../testdata/flows/center-agent-hold.toml");
 
     /// A transfer-to-queue flow: a prompt, an attribute, the queue.
-    const XFER_QUEUE: &str = r#"name = "XQ"
-type = "transfer_to_queue"
-start = "say"
-
-[blocks.say]
-type = "play_prompt"
-text = "Transferring you."
-next = "mark"
-
-[blocks.mark]
-type = "set_attributes"
-attributes = { transferred_to = "$.Queue.Name" }
-next = "go"
-
-[blocks.go]
-type = "transfer_to_queue"
-error = "bye"
-
-[blocks.bye]
-type = "disconnect"
-"#;
+    const XFER_QUEUE: &str = include_str!("../../testdata/flows/center-xfer-queue.toml");
 
     /// A transfer-to-agent flow: an attribute, then the agent.
-    const XFER_AGENT: &str = r#"name = "XA"
-type = "transfer_to_agent"
-start = "mark"
-
-[blocks.mark]
-type = "set_attributes"
-attributes = { transferred_to = "$.Queue.Name" }
-next = "go"
-
-[blocks.go]
-type = "transfer_to_queue"
-error = "bye"
-
-[blocks.bye]
-type = "disconnect"
-"#;
+    const XFER_AGENT: &str = include_str!("../../testdata/flows/center-xfer-agent.toml");
 
     const T0: Millis = Millis(1_795_514_400_000);
 

@@ -1349,70 +1349,9 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// A good inbound flow (the contract's example, trimmed).
-    pub const ORDER_FLOW: &str = r#"name = "Order support"
-type = "inbound"
-start = "voice"
+    pub const ORDER_FLOW: &str = include_str!("../../testdata/flows/file-order-flow.toml");
 
-[blocks.voice]
-type = "set_voice"
-language = "en-US"
-next = "lookup"
-
-[blocks.lookup]
-type = "invoke_function"
-function = "order_lookup"
-parameters = { purpose = "latest" }
-next = "has_order"
-error = "queue"
-
-[blocks.has_order]
-type = "check_attribute"
-attribute = "order_id"
-conditions = [ { op = "present", to = "menu" } ]
-no_match = "queue"
-
-[blocks.menu]
-type = "get_customer_input"
-text = "You recently purchased $.Attributes.product. Press 3."
-timeout_ms = 5000
-max_digits = 1
-keys = { "3" = "queue" }
-default = "queue"
-timeout = "queue"
-error = "queue"
-
-[blocks.queue]
-type = "set_working_queue"
-queue = "orders"
-next = "go"
-
-[blocks.go]
-type = "transfer_to_queue"
-error = "bye"
-
-[blocks.bye]
-type = "disconnect"
-"#;
-
-    const QUEUE_FLOW: &str = r#"name = "Wait"
-type = "customer_queue"
-start = "msg"
-
-[blocks.msg]
-type = "play_prompt"
-text = "Please hold."
-next = "again"
-
-[blocks.again]
-type = "loop"
-count = 3
-looping = "msg"
-complete = "music"
-
-[blocks.music]
-type = "play_prompt"
-text = "Thank you for waiting."
-"#;
+    const QUEUE_FLOW: &str = include_str!("../../testdata/flows/file-queue-flow.toml");
 
     static N: AtomicUsize = AtomicUsize::new(0);
 

@@ -1223,41 +1223,7 @@ mod tests {
             .collect()
     }
 
-    const MENU: &str = r#"name = "Menu"
-type = "inbound"
-start = "menu"
-
-[blocks.menu]
-type = "get_customer_input"
-text = "You bought $.Attributes.product. Press 1 or 2."
-timeout_ms = 5000
-max_digits = 1
-keys = { "1" = "one", "2" = "two" }
-default = "wrong"
-timeout = "none"
-error = "err"
-
-[blocks.one]
-type = "set_working_queue"
-queue = "support"
-next = "go"
-
-[blocks.two]
-type = "disconnect"
-
-[blocks.wrong]
-type = "disconnect"
-
-[blocks.none]
-type = "disconnect"
-
-[blocks.err]
-type = "disconnect"
-
-[blocks.go]
-type = "transfer_to_queue"
-error = "err"
-"#;
+    const MENU: &str = include_str!("../../testdata/flows/run-menu.toml");
 
     #[test]
     fn a_prompt_renders_references_and_the_full_stop_after_them() {
@@ -1342,50 +1308,7 @@ error = "err"
         assert_eq!(branches(&mut r)[0].1.as_deref(), Some("error"));
     }
 
-    const STORE: &str = r##"name = "Date"
-type = "inbound"
-start = "ask"
-
-[blocks.ask]
-type = "store_customer_input"
-text = "Enter the date, then the pound key."
-attribute = "new_date"
-max_digits = 8
-terminator = "#"
-timeout_ms = 4000
-next = "change"
-timeout = "none"
-error = "none"
-
-[blocks.change]
-type = "invoke_function"
-function = "f"
-parameters = { action = "change", product = "$.Attributes.product" }
-next = "check"
-error = "sorry"
-
-[blocks.check]
-type = "check_attribute"
-attribute = "change_result"
-conditions = [ { op = "equals", value = "ok", to = "done" }, { op = "starts_with", value = "bad", to = "sorry" } ]
-no_match = "sorry"
-
-[blocks.done]
-type = "play_prompt"
-text = "Changed to $.Attributes.shipping_date, from $.StoredCustomerInput."
-next = "bye"
-
-[blocks.sorry]
-type = "play_prompt"
-text = "Sorry."
-next = "bye"
-
-[blocks.none]
-type = "disconnect"
-
-[blocks.bye]
-type = "disconnect"
-"##;
+    const STORE: &str = include_str!("../../testdata/flows/run-store.toml");
 
     #[test]
     fn stored_keys_go_to_the_function_and_its_answer_to_the_attributes() {
@@ -1528,91 +1451,9 @@ type = "disconnect"
         assert_eq!(branches(&mut r)[1].1.as_deref(), Some("1"));
     }
 
-    const ROUTING: &str = r#"name = "Routing"
-type = "inbound"
-start = "voice"
+    const ROUTING: &str = include_str!("../../testdata/flows/run-routing.toml");
 
-[blocks.voice]
-type = "set_voice"
-language = "ja-JP"
-next = "attrs"
-
-[blocks.attrs]
-type = "set_attributes"
-attributes = { tier = "gold", caller = "$.CustomerEndpoint.Address", n = "7" }
-next = "num"
-
-[blocks.num]
-type = "check_attribute"
-attribute = "n"
-conditions = [ { op = "gt", value = "10", to = "bye" }, { op = "le", value = 7, to = "hours" } ]
-no_match = "bye"
-
-[blocks.hours]
-type = "check_hours"
-queue = "orders"
-in_hours = "bye"
-out_of_hours = "wq"
-
-[blocks.wq]
-type = "set_working_queue"
-queue = "support"
-next = "status"
-
-[blocks.status]
-type = "check_queue_status"
-metric = "contacts_in_queue"
-conditions = [ { op = "ge", value = 10, to = "bye" }, { op = "lt", value = 10, to = "prio" } ]
-no_match = "bye"
-
-[blocks.prio]
-type = "change_routing_priority"
-priority = 1
-age_s = 30
-next = "cbn"
-
-[blocks.cbn]
-type = "set_callback_number"
-next = "qflow"
-error = "bye"
-
-[blocks.qflow]
-type = "set_queue_flow"
-flow = "wait"
-next = "say"
-
-[blocks.say]
-type = "play_prompt"
-text = "$.Queue.Name"
-next = "go"
-
-[blocks.go]
-type = "transfer_to_queue"
-error = "bye"
-
-[blocks.bye]
-type = "disconnect"
-"#;
-
-    const WAIT: &str = r#"name = "Wait"
-type = "customer_queue"
-start = "msg"
-
-[blocks.msg]
-type = "play_prompt"
-text = "Please hold."
-next = "again"
-
-[blocks.again]
-type = "loop"
-count = 2
-looping = "msg"
-complete = "last"
-
-[blocks.last]
-type = "play_prompt"
-text = "Still here."
-"#;
+    const WAIT: &str = include_str!("../../testdata/flows/run-wait.toml");
 
     #[test]
     fn attributes_checks_hours_queue_status_priority_and_queue_flow() {
