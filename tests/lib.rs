@@ -384,6 +384,16 @@ impl Client {
         .await;
     }
 
+    /// Waits until `contact_id` rings at this agent, then accepts it.
+    pub async fn accept_when_ringing(&mut self, contact_id: &str) {
+        self.wait_for("ring", |a| a.state().contacts.contains_key(contact_id))
+            .await;
+        self.ok(Op::Accept {
+            contact_id: contact_id.to_owned(),
+        })
+        .await;
+    }
+
     /// Accepts the ringing contact `contact_id` and waits until the agent
     /// has its media leg and the customer's connection is known: the
     /// agent's leg and the customer's connection id, what a media test

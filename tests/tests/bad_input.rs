@@ -68,11 +68,7 @@ async fn every_bad_frame_gets_a_typed_error_and_changes_nothing() {
     early.hello().await;
 
     let mut alice = Client::connect(addr, &token).await;
-    alice
-        .ok(Op::SetAgentState {
-            state: "Available".into(),
-        })
-        .await;
+    alice.set_available().await;
     let before = alice.state().clone();
 
     assert_eq!(

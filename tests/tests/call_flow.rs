@@ -30,11 +30,7 @@ async fn two_agents_take_transfer_conference_and_wrap_up_a_call() {
     let mut alice = Client::connect(addr, &login(addr, "alice", "alice-pass").await).await;
     let mut bob = Client::connect(addr, &login(addr, "bob", "bob-pass").await).await;
     assert_eq!(alice.agent_state(), "Offline");
-    alice
-        .ok(Op::SetAgentState {
-            state: "Available".into(),
-        })
-        .await;
+    alice.set_available().await;
     assert_eq!(alice.agent_state(), "Available");
 
     // An inbound call rings alice, carrying the customer's latest order.
@@ -278,11 +274,7 @@ async fn dropped_socket_resumes_the_call_without_losing_or_duplicating_it() {
     let running = server::start(test_config(&dir)).await.expect("start");
     let addr = running.addr;
     let mut alice = Client::connect(addr, &login(addr, "alice", "alice-pass").await).await;
-    alice
-        .ok(Op::SetAgentState {
-            state: "Available".into(),
-        })
-        .await;
+    alice.set_available().await;
     let c = sim_call(addr, "+15550001111", "support").await;
     alice.wait_for("ring", |a| contact(a, &c).is_some()).await;
     alice

@@ -337,11 +337,7 @@ async fn a_contact_record_is_readable_only_by_agents_who_took_part() {
     let alice_token = login(addr, "alice", "alice-pass").await;
     let bob_token = login(addr, "bob", "bob-pass").await;
     let mut alice = Client::connect(addr, &alice_token).await;
-    alice
-        .ok(Op::SetAgentState {
-            state: "Available".into(),
-        })
-        .await;
+    alice.set_available().await;
     let c = sim_call(addr, "+819012345678", "support").await;
     alice
         .wait_for("the call rings", |a| a.state().contacts.contains_key(&c))

@@ -610,20 +610,9 @@ async fn the_backlog_is_bounded_in_bytes() {
     let addr = running.addr;
     let token = login(addr, "alice", "alice-pass").await;
     let mut alice = Client::connect(addr, &token).await;
-    alice
-        .ok(Op::SetAgentState {
-            state: "Available".into(),
-        })
-        .await;
+    alice.set_available().await;
     let contact = sim_call(addr, "+15550001111", "support").await;
-    alice
-        .wait_for("ring", |a| a.state().contacts.contains_key(&contact))
-        .await;
-    alice
-        .ok(Op::Accept {
-            contact_id: contact.clone(),
-        })
-        .await;
+    alice.accept_when_ringing(&contact).await;
     // Leave, and let another socket of the same agent pile up large events.
     alice.ws_close().await;
     let mut other = Client::connect(addr, &token).await;
@@ -679,20 +668,9 @@ async fn attribute_bounds_hold_and_a_refusal_changes_nothing() {
     let (running, dir) = start("hostile-attrs", |_| {}).await;
     let addr = running.addr;
     let mut alice = Client::connect(addr, &login(addr, "alice", "alice-pass").await).await;
-    alice
-        .ok(Op::SetAgentState {
-            state: "Available".into(),
-        })
-        .await;
+    alice.set_available().await;
     let contact = sim_call(addr, "+819012345678", "support").await;
-    alice
-        .wait_for("ring", |a| a.state().contacts.contains_key(&contact))
-        .await;
-    alice
-        .ok(Op::Accept {
-            contact_id: contact.clone(),
-        })
-        .await;
+    alice.accept_when_ringing(&contact).await;
     let before = alice
         .ok(Op::GetAttributes {
             contact_id: contact.clone(),

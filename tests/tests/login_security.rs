@@ -451,11 +451,7 @@ async fn a_refresh_keeps_the_socket_past_the_original_expiry() {
     let token = answer.json["token"].as_str().expect("token").to_owned();
     let first_expiry = answer.json["expires_at"].as_u64().expect("expiry");
     let mut alice = Client::connect(backend.addr, &token).await;
-    alice
-        .ok(Op::SetAgentState {
-            state: "Available".into(),
-        })
-        .await;
+    alice.set_available().await;
     // Do what the CCP does: send the refresh the session offers.
     let mut new_token = None;
     for _ in 0..50 {

@@ -297,22 +297,11 @@ async fn conference_mixes_every_party_for_every_other() {
     let addr = running.addr;
     let mut alice = Client::connect(addr, &login(addr, "alice", "alice-pass").await).await;
     let mut bob = Client::connect(addr, &login(addr, "bob", "bob-pass").await).await;
-    alice
-        .ok(Op::SetAgentState {
-            state: "Available".into(),
-        })
-        .await;
+    alice.set_available().await;
     let body = r#"{"from":"+819012345678","queue":"support","play":"audio/tone300.wav"}"#;
     let (_, json) = sim_http(addr, "POST", "/v1/sim/calls", Some(body)).await;
     let c = json["contact_id"].as_str().expect("id").to_owned();
-    alice
-        .wait_for("ring", |a| a.state().contacts.contains_key(&c))
-        .await;
-    alice
-        .ok(Op::Accept {
-            contact_id: c.clone(),
-        })
-        .await;
+    alice.accept_when_ringing(&c).await;
     bob.set_available().await;
     let bob_leg = alice.conference_in(&mut bob, &c, "qc-bob").await;
     let alice_leg = alice.state().contacts[&c]

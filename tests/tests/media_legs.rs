@@ -81,11 +81,7 @@ async fn a_conference_agent_announcing_media_legs_gets_each_talker_and_one_that_
     let mut alice = Client::open(addr, &login(addr, "alice", "alice-pass").await).await;
     alice.session.announce(CAP_MEDIA_LEGS);
     alice.hello().await;
-    alice
-        .ok(Op::SetAgentState {
-            state: "Available".into(),
-        })
-        .await;
+    alice.set_available().await;
     let mut bob = Client::connect(addr, &login(addr, "bob", "bob-pass").await).await;
 
     // A customer phone dials in.

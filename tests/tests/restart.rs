@@ -11,20 +11,9 @@ async fn records_tokens_and_statuses_survive_a_restart() {
     let first = server::start(test_config(&dir)).await.expect("start");
     let token = login(first.addr, "alice", "alice-pass").await;
     let mut alice = Client::connect(first.addr, &token).await;
-    alice
-        .ok(Op::SetAgentState {
-            state: "Available".into(),
-        })
-        .await;
+    alice.set_available().await;
     let done = sim_call(first.addr, "+819012345678", "support").await;
-    alice
-        .wait_for("ring", |a| a.state().contacts.contains_key(&done))
-        .await;
-    alice
-        .ok(Op::Accept {
-            contact_id: done.clone(),
-        })
-        .await;
+    alice.accept_when_ringing(&done).await;
     let (status, _) = sim_http(first.addr, "DELETE", &format!("/v1/sim/calls/{done}"), None).await;
     assert_eq!(status, 204);
     alice
@@ -34,14 +23,7 @@ async fn records_tokens_and_statuses_survive_a_restart() {
         })
         .await;
     let live = sim_call(first.addr, "+15550002222", "support").await;
-    alice
-        .wait_for("ring", |a| a.state().contacts.contains_key(&live))
-        .await;
-    alice
-        .ok(Op::Accept {
-            contact_id: live.clone(),
-        })
-        .await;
+    alice.accept_when_ringing(&live).await;
 
     // A second process on the same data directory stands in for the restart.
     let second = server::start(test_config(&dir)).await.expect("restart");

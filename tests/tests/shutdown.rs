@@ -51,11 +51,7 @@ async fn live_call(name: &str, audio: Duration) -> LiveCall {
     let server = ServerProcess::start(&dir, &config(&dir));
     let token = login(server.addr, "alice", "alice-pass").await;
     let mut alice = Client::connect(server.addr, &token).await;
-    alice
-        .ok(Op::SetAgentState {
-            state: "Available".into(),
-        })
-        .await;
+    alice.set_available().await;
     let id = sim_call(server.addr, "+819012345678", "support").await;
     alice
         .wait_for("the call rings", |a| a.state().contacts.contains_key(&id))
