@@ -234,8 +234,9 @@ Accept: application/sdp\r\nContent-Length: 0\r\n\r\n",
                     if tokio::time::Instant::now() >= deadline {
                         return Some(ProbeResult::NoAnswer);
                     }
-                    // Timer E only on UDP (RFC 3261 17.1.2.2).
-                    if !self.socket.is_reliable(self.target) {
+                    // Timer E only on UDP (RFC 3261 17.1.2.2), or to reopen a
+                    // lost TCP connection.
+                    if self.socket.should_retransmit(self.target) {
                         let _ = self.socket.send_to(&request, self.target).await;
                     }
                     gap = (gap * 2).min(Duration::from_secs(4));

@@ -927,7 +927,7 @@ impl SipCall {
                             refresh_bytes = Some(bytes);
                             self.record("sip_refresh_sent", &format!("session interval {} s", c.session.interval));
                         }
-                        (Some(timers::Due::Resend), _) if !self.socket.is_reliable(self.peer) => {
+                        (Some(timers::Due::Resend), _) if self.socket.should_retransmit(self.peer) => {
                             if let Some(b) = &refresh_bytes {
                                 self.send(b).await;
                             }

@@ -424,8 +424,9 @@ Content-Length: 0\r\n\r\n",
                             self.fail(TrunkFailure::TrunkUnavailable, "no response to the INVITE (timer B)");
                             return;
                         }
-                        // Timer A only on UDP (RFC 3261 17.1.1.2); timer B always.
-                        if !self.socket.is_reliable(self.target) {
+                        // Timer A only on UDP (RFC 3261 17.1.1.2), or to reopen a
+                        // lost TCP connection; timer B always.
+                        if self.socket.should_retransmit(self.target) {
                             self.send(&self.invite(cseq, &branch, &from_tag, &offer, auth.as_ref())).await;
                         }
                         let gap = (retransmit.1 * 2).min(Duration::from_secs(4));

@@ -149,8 +149,9 @@ Expires: {exp}\r\n{auth}Content-Length: 0\r\n\r\n",
                     if tokio::time::Instant::now() >= give_up {
                         return Outcome::Failed("no answer from the registrar".into());
                     }
-                    // Timer E only on UDP (RFC 3261 17.1.2.2); timer F always.
-                    if !self.socket.is_reliable(self.target) {
+                    // Timer E only on UDP (RFC 3261 17.1.2.2), or to reopen a
+                    // lost TCP connection; timer F always.
+                    if self.socket.should_retransmit(self.target) {
                         let _ = self.socket.send_to(&request, self.target).await;
                     }
                     gap = (gap * 2).min(Duration::from_secs(4));

@@ -200,6 +200,14 @@ impl Transport {
         self.inner.tcp_targets.contains(&to) || self.has_conn(to)
     }
 
+    /// Whether a request to `to` is sent again on the retransmission
+    /// timer (A or E): always on UDP; on TCP only when the connection to
+    /// a TCP trunk is not open (it failed to open or closed), so the retry
+    /// opens a new one. Timeouts (B, F) apply either way.
+    pub fn should_retransmit(&self, to: SocketAddr) -> bool {
+        !self.is_reliable(to) || (self.inner.tcp_targets.contains(&to) && !self.has_conn(to))
+    }
+
     fn has_conn(&self, to: SocketAddr) -> bool {
         self.inner
             .conns
