@@ -78,7 +78,7 @@ fn contact_count(running: &server::Running) -> u64 {
         .expect("lock")
         .store()
         .contact_count()
-        .expect("count") as u64
+        .expect("count")
 }
 
 /// Reads one SIP message off a stream (framed by Content-Length), within
@@ -128,6 +128,17 @@ async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
             Ok(Ok(_)) => {}
         }
     }
+}
+
+/// Whether the kernel has an established IPv4 TCP connection to
+/// 127.0.0.1:`port` (read from /proc/net/tcp: no tool needed).
+fn tcp_established_to(port: u16) -> bool {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    let remote = format!("0100007F:{port:04X}");
+    table.lines().skip(1).any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.len() > 3 && f[2] == remote && f[3] == "01"
+    })
 }
 
 fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
@@ -1104,6 +1115,7 @@ loadmodule "sanity.so"
 loadmodule "auth.so"
 modparam("usrloc", "db_mode", 0)
 modparam("registrar", "min_expires", 5)
+modparam("registrar", "max_expires", 10)
 request_route {{
     if (!mf_process_maxfwd_header("10")) {{ sl_send_reply("483", "Too Many Hops"); exit; }}
     if (is_method("OPTIONS") && uri == myself && $rU == $null) {{ sl_send_reply("200", "Keepalive"); exit; }}
@@ -1204,13 +1216,15 @@ Call-ID: probe{i}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
         "",
         &format!(
             "address = \"127.0.0.1:{kport}\"\ntransport = \"tcp\"\nusername = \"switchboard\"\n\
-password = \"switchboard-secret\"\nrealm = \"sip.test\"\nregister = true\nregister_expires_s = 10"
+password = \"switchboard-secret\"\nrealm = \"sip.test\"\nregister = true\nregister_expires_s = 60"
         ),
     ))
     .await
     .expect("start");
-    // REGISTER over TCP: challenged, then registered with our TCP Contact;
-    // refreshed within the 10 s expiry (at half of it).
+    // REGISTER over TCP: challenged, then registered with our TCP Contact.
+    // We ask 60 s, Kamailio grants 10 (its max_expires) in our Contact's
+    // `expires`, which we must find by our TCP address to refresh within
+    // 10 s (at half of it) rather than at 30.
     wait_log(
         &klog,
         "CHALLENGED REGISTER proto=tcp",
@@ -1250,4 +1264,98 @@ password = \"switchboard-secret\"\nrealm = \"sip.test\"\nregister = true\nregist
     .await;
     drop(running);
     stop_kamailio(&mut kam).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_dials_baresip_over_tcp_audio_both_ways() {
+    let dir = temp_dir("sip-tcp-out-baresip");
+    let (callee8, _) = speech(
+        &dir,
+        "callee",
+        "Hello, this is the customer answering over TCP. The quick brown fox jumps over the lazy dog.",
+        1,
+    );
+    let (agent8, agent48) = speech(
+        &dir,
+        "agent",
+        "Hello, this is the agent calling about your order number.",
+        0,
+    );
+    let bdir = dir.join("baresip");
+    std::fs::create_dir_all(&bdir).expect("mkdir");
+    let port = free_udp_port_pair();
+    let mut phone = baresip_with(
+        &bdir,
+        port,
+        &format!(
+            "<sip:{CALLEE}@127.0.0.1:{port};transport=tcp>;regint=0;answermode=auto;audio_codecs=pcmu;audio_source=aufile,{}",
+            callee8.display()
+        ),
+        None,
+        40,
+        "",
+    );
+    let tcp_port = free_tcp_port();
+    let running = server::start(tcp_config(
+        &dir,
+        tcp_port,
+        "127.0.0.1",
+        "",
+        &format!("address = \"127.0.0.1:{port}\"\ntransport = \"tcp\""),
+    ))
+    .await
+    .expect("start");
+    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
+    let log = wait_baresip_ready(&bdir).await;
+    let c = dial(&mut alice, CALLEE).await;
+    alice
+        .wait_for("the far end answers", |a| {
+            contact_state(a, &c).is_some_and(|(s, _)| s == "connected")
+                && a.state()
+                    .contacts
+                    .get(&c)
+                    .and_then(|v| v.agent_connection()?.media_leg)
+                    .is_some()
+        })
+        .await;
+    let leg = alice.state().contacts[&c]
+        .agent_connection()
+        .and_then(|k| k.media_leg)
+        .expect("media leg");
+    // The signaling runs on a TCP connection to baresip's SIP port.
+    assert!(
+        tcp_established_to(port),
+        "an established TCP connection to 127.0.0.1:{port}"
+    );
+    let (_, agent_pcm) = read_wav_pcm16(&agent48);
+    let mut next = speech_frames(agent_pcm, leg);
+    let mut ended = false;
+    for _ in 0..30 {
+        alice
+            .stream_media(Duration::from_millis(500), &mut next)
+            .await;
+        if record(&running, &c).ended_at.is_some() {
+            ended = true;
+            break;
+        }
+    }
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(ended, "the callee's BYE over TCP ended the contact: {text}");
+    let r = wait_ended(&running, &c).await;
+    assert_eq!(r.customer_number, CALLEE);
+    assert_eq!(r.disconnect_reason.as_deref(), Some("customer_disconnect"));
+    let _ = tokio::time::timeout(Duration::from_secs(10), phone.kill()).await;
+
+    let heard8 = agent_heard_8k(&alice.media_in);
+    let (_, callee_ref) = read_wav_pcm16(&callee8);
+    let (_, agent_ref) = read_wav_pcm16(&agent8);
+    let at_agent = ncc_windows(&callee_ref, &heard8, 8_000);
+    let control = ncc_windows(&agent_ref, &heard8, 8_000);
+    let at_phone = ncc_windows(&agent_ref, &baresip_heard(&bdir), 8_000);
+    eprintln!(
+        "outbound TCP ncc: callee->agent {at_agent:.4} (control {control:.4}); agent->callee {at_phone:.4}"
+    );
+    assert!(at_agent > 0.6, "the agent hears the callee: ncc {at_agent}");
+    assert!(control < at_agent, "control correlation {control}");
+    assert!(at_phone > 0.6, "the callee hears the agent: ncc {at_phone}");
 }

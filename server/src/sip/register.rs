@@ -165,7 +165,7 @@ Expires: {exp}\r\n{auth}Content-Length: 0\r\n\r\n",
             200..=299 => {
                 // The registrar's grant: our Contact's expires, else the
                 // Expires header, else what we asked for.
-                let ours = format!("{}", self.local);
+                let ours = format!("{}", self.socket.local_for(self.target));
                 let from_contact = m
                     .headers_named("contact")
                     .flat_map(|v| v.split(','))

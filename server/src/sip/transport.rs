@@ -208,6 +208,16 @@ impl Transport {
         !self.is_reliable(to) || (self.inner.tcp_targets.contains(&to) && !self.has_conn(to))
     }
 
+    /// The address our Via and Contact name in messages to `to` (as
+    /// [`stamp_tcp`] writes them): the TCP listener's over TCP, else the
+    /// UDP socket's.
+    pub fn local_for(&self, to: SocketAddr) -> SocketAddr {
+        match self.inner.tcp_local {
+            Some(tcp) if self.is_reliable(to) => tcp,
+            _ => self.inner.udp_local,
+        }
+    }
+
     fn has_conn(&self, to: SocketAddr) -> bool {
         self.inner
             .conns
