@@ -1143,6 +1143,8 @@ request_route {{
     }}
     consume_credentials();
     xlog("L_NOTICE", "AUTHENTICATED $rm from $au to $ru proto=$pr\n");
+    if (is_method("INVITE")) {{ record_route(); }}
+    if ($rU == "{DID}") {{ $rU = "switchboard"; }}
     if (!lookup("location")) {{ sl_send_reply("404", "Not Found"); exit; }}
     route(RELAY);
 }}
@@ -1152,7 +1154,7 @@ route[RELAY] {{ if (!t_relay()) {{ sl_reply_error(); }} exit; }}
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kamailio_over_tcp_registration_and_invite_pass_its_challenges() {
+async fn kamailio_over_tcp_registers_and_calls_pass_its_challenges_both_ways() {
     let dir = temp_dir("sip-tcp-kamailio");
     let kport = free_udp_port_pair();
     let kdir = dir.join("kam");
@@ -1255,6 +1257,65 @@ password = \"switchboard-secret\"\nrealm = \"sip.test\"\nregister = true\nregist
     );
     assert!(count_in(&klog, "CHALLENGED INVITE proto=tcp") >= 1);
     assert!(count_in(&klog, "AUTHENTICATED INVITE from switchboard") >= 1);
+    alice
+        .ok(Op::Clear {
+            contact_id: c.clone(),
+            wrap_up_code: None,
+        })
+        .await;
+    alice
+        .wait_for("the failed contact is cleared", |a| {
+            a.state().contacts.is_empty()
+        })
+        .await;
+
+    // Inbound: a caller (baresip, over UDP) passes Kamailio's 407; Kamailio
+    // routes the DID to our registration, whose Contact says TCP, so it
+    // connects to our TCP listener and the call reaches the agent.
+    let (caller8, _) = speech(&dir, "caller", "This is the caller through Kamailio.", 1);
+    let aport = free_udp_port_pair();
+    let adir = dir.join("caller");
+    std::fs::create_dir_all(&adir).expect("mkdir");
+    let mut caller = baresip_with(
+        &adir,
+        aport,
+        &format!(
+            "<sip:{CALLER}@sip.test;transport=udp>;auth_pass={CALLER}-secret;outbound=\"sip:127.0.0.1:{kport};lr\";\
+regint=0;audio_codecs=pcmu;audio_source=aufile,{}",
+            caller8.display()
+        ),
+        Some(format!("/dial sip:{DID}@sip.test")),
+        30,
+        "",
+    );
+    let (c2, leg, _) = agent_answers(&mut alice).await;
+    assert!(
+        count_in(
+            &klog,
+            &format!("AUTHENTICATED INVITE from {CALLER} to sip:{DID}")
+        ) >= 1,
+        "the caller's INVITE passed the 407 challenge"
+    );
+    assert!(
+        tcp_established_to(tcp_port),
+        "Kamailio connected to our TCP listener"
+    );
+    let mut next = speech_frames(Vec::new(), leg);
+    let mut ended = false;
+    for _ in 0..20 {
+        alice
+            .stream_media(Duration::from_millis(500), &mut next)
+            .await;
+        if record(&running, &c2).ended_at.is_some() {
+            ended = true;
+            break;
+        }
+    }
+    assert!(ended, "the caller's BYE came through Kamailio over TCP");
+    let r = wait_ended(&running, &c2).await;
+    assert_eq!(r.customer_number, CALLER);
+    assert_eq!(r.disconnect_reason.as_deref(), Some("customer_disconnect"));
+    assert!(!alice.media_in.is_empty(), "the agent heard the caller");
     wait_log(
         &klog,
         "au=switchboard proto=tcp",
@@ -1262,6 +1323,7 @@ password = \"switchboard-secret\"\nrealm = \"sip.test\"\nregister = true\nregist
         "the registration refreshed",
     )
     .await;
+    let _ = caller.kill().await;
     drop(running);
     stop_kamailio(&mut kam).await;
 }
