@@ -718,6 +718,21 @@ async fn malformed_or_oversized_tcp_input_closes_the_connection_and_changes_noth
         .expect("pong");
     assert_eq!(&pong, b"\r\n");
     assert_eq!(contact_count(&running), before, "bad input created nothing");
+    // UDP works beside TCP, on its own port.
+    let udp = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let ulocal = udp.local_addr().expect("addr");
+    let uopt = options(ulocal, 9).replace("SIP/2.0/TCP", "SIP/2.0/UDP");
+    udp.send_to(uopt.as_bytes(), running.sip_addr.expect("sip"))
+        .await
+        .expect("send");
+    let mut ubuf = vec![0u8; 4096];
+    let (n, _) = tokio::time::timeout(Duration::from_secs(5), udp.recv_from(&mut ubuf))
+        .await
+        .expect("UDP answered in time")
+        .expect("recv");
+    assert!(ubuf[..n].starts_with(b"SIP/2.0 200 "), "OPTIONS over UDP");
     // A message cut into single bytes is still one message.
     let mut s2 = TcpStream::connect(("127.0.0.1", tcp_port))
         .await

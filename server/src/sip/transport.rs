@@ -125,7 +125,10 @@ impl Transport {
                 if at.port() == 0 {
                     at.set_port(udp_local.port());
                 }
-                Some(TcpListener::bind(at).await?)
+                let bound = TcpListener::bind(at).await.map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("sip.listen_tcp {at}: {e}"))
+                })?;
+                Some(bound)
             }
             None => None,
         };
