@@ -9,7 +9,9 @@
 //! run over TCP); Kamailio takes our REGISTER over TCP and challenges it;
 //! garbage, oversized and unframeable input closes the connection and
 //! changes nothing; unknown peers are refused at accept; idle connections
-//! and too many connections are closed. A missing tool fails the test.
+//! and too many connections are closed; a caller whose connection was
+//! closed gets our BYE on a new one to its Via. A missing tool fails the
+//! test.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -630,6 +632,79 @@ From: <sip:{CALLER}@127.0.0.1>;tag=f1\r\nTo: {to}\r\nCall-ID: t1\r\nCSeq: 1 ACK\
     s.write_all(reply.as_bytes()).await.expect("200");
     let r = wait_ended(&running, &c).await;
     assert_eq!(r.customer_number, CALLER);
+    assert_eq!(r.disconnect_reason.as_deref(), Some("agent_disconnect"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_callers_connection_closes_our_bye_reopens_one_to_its_via() {
+    let dir = temp_dir("sip-tcp-reopen");
+    let tcp_port = free_tcp_port();
+    let running = server::start(tcp_config(
+        &dir,
+        tcp_port,
+        "127.0.0.1",
+        "tcp_idle_timeout_s = 1",
+        "",
+    ))
+    .await
+    .expect("start");
+    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
+    // The caller listens for new connections where its Via says.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let listens = listener.local_addr().expect("addr");
+    let mut s = TcpStream::connect(("127.0.0.1", tcp_port))
+        .await
+        .expect("connect");
+    assert_ne!(s.local_addr().expect("addr"), listens);
+    s.write_all(tcp_invite(listens, "r1").as_bytes())
+        .await
+        .expect("write");
+    let c = alice.first_contact("the TCP call rings").await;
+    let (_, customer) = alice.accept_with_leg(&c).await;
+    let mut buf = Vec::new();
+    let ok = loop {
+        let m = read_msg(&mut s, &mut buf).await.expect("responses");
+        if m.starts_with("SIP/2.0 200 ") {
+            break m;
+        }
+    };
+    let to = header(&ok, "to").expect("To").to_owned();
+    let ack = format!(
+        "ACK sip:switchboard@127.0.0.1:{tcp_port};transport=tcp SIP/2.0\r\n\
+Via: SIP/2.0/TCP {listens};branch=z9hG4bKa1\r\nMax-Forwards: 70\r\n\
+From: <sip:{CALLER}@127.0.0.1>;tag=f1\r\nTo: {to}\r\nCall-ID: r1\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+    );
+    s.write_all(ack.as_bytes()).await.expect("ack");
+    // Nothing more is said: the gateway closes the idle connection.
+    assert!(
+        closed_within(&mut s, Duration::from_secs(5)).await,
+        "the idle connection is closed"
+    );
+    alice
+        .ok(Op::EndConnection {
+            contact_id: c.clone(),
+            connection_id: customer,
+        })
+        .await;
+    let (mut back, _) = tokio::time::timeout(Duration::from_secs(5), listener.accept())
+        .await
+        .expect("the gateway connects back to the caller's Via")
+        .expect("accept");
+    let bye = read_msg(&mut back, &mut Vec::new()).await.expect("our BYE");
+    assert!(bye.starts_with("BYE "), "{bye}");
+    assert_eq!(header(&bye, "call-id"), Some("r1"));
+    let our_via = header(&bye, "via").expect("Via");
+    assert!(our_via.starts_with("SIP/2.0/TCP "), "{bye}");
+    let reply = format!(
+        "SIP/2.0 200 OK\r\nVia: {our_via}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: r1\r\nCSeq: {}\r\nContent-Length: 0\r\n\r\n",
+        header(&bye, "from").expect("From"),
+        header(&bye, "to").expect("To"),
+        header(&bye, "cseq").expect("CSeq"),
+    );
+    back.write_all(reply.as_bytes()).await.expect("200");
+    let r = wait_ended(&running, &c).await;
     assert_eq!(r.disconnect_reason.as_deref(), Some("agent_disconnect"));
 }
 

@@ -10,6 +10,10 @@
 //!   and a call's later requests follow the same flow;
 //! - a trunk configured with `transport = "tcp"` gets a connection opened
 //!   (or reused) when there is none;
+//! - a peer that connected to us and whose connection is gone (it closed
+//!   it, or our idle timeout did) gets a new connection to its source
+//!   address at the port of its requests' Via sent-by (RFC 3261 §18.2.2),
+//!   so a BYE still reaches a caller after a long quiet call;
 //! - everything else is a datagram on the UDP socket, as before.
 //!
 //! The message builders write the UDP form (`Via: SIP/2.0/UDP <udp
@@ -94,6 +98,13 @@ struct Inner {
     /// Addresses a connection may come from.
     allowed: HashSet<IpAddr>,
     conns: Mutex<HashMap<SocketAddr, Conn>>,
+    /// For peers that connected to us: where to reconnect when their
+    /// connection is gone (RFC 3261 §18.2.2: the source IP and the port
+    /// of their Via's sent-by), oldest first for eviction.
+    reopen: Mutex<(
+        HashMap<SocketAddr, SocketAddr>,
+        std::collections::VecDeque<SocketAddr>,
+    )>,
     /// One connect at a time, so two senders do not open two connections
     /// to the same trunk.
     connecting: tokio::sync::Mutex<()>,
@@ -165,6 +176,7 @@ impl Transport {
                 tcp_targets,
                 allowed,
                 conns: Mutex::new(HashMap::new()),
+                reopen: Mutex::new(Default::default()),
                 connecting: tokio::sync::Mutex::new(()),
                 inbound,
                 limits: Limits::default(),
@@ -189,7 +201,7 @@ impl Transport {
     pub async fn send_to(&self, bytes: &[u8], to: SocketAddr) -> std::io::Result<usize> {
         // No listener means no TCP at all (a TCP trunk needs one).
         if let Some(tcp_local) = self.inner.tcp_local {
-            if self.has_conn(to) || self.inner.tcp_targets.contains(&to) {
+            if self.is_reliable(to) {
                 let stamped = stamp_tcp(bytes, self.inner.udp_local, tcp_local);
                 return self.send_tcp(stamped, to).await.map(|_| bytes.len());
             }
@@ -200,7 +212,7 @@ impl Transport {
     /// Whether messages to `to` travel over a reliable transport (TCP), so
     /// the request retransmission timers (A, E) are not run for it.
     pub fn is_reliable(&self, to: SocketAddr) -> bool {
-        self.inner.tcp_targets.contains(&to) || self.has_conn(to)
+        self.inner.tcp_targets.contains(&to) || self.has_conn(to) || self.reopen_at(to).is_some()
     }
 
     /// Whether a request to `to` is sent again on the retransmission
@@ -208,7 +220,40 @@ impl Transport {
     /// a TCP trunk is not open (it failed to open or closed), so the retry
     /// opens a new one. Timeouts (B, F) apply either way.
     pub fn should_retransmit(&self, to: SocketAddr) -> bool {
-        !self.is_reliable(to) || (self.inner.tcp_targets.contains(&to) && !self.has_conn(to))
+        !self.is_reliable(to) || !self.has_conn(to)
+    }
+
+    /// Where to reopen a connection to `peer`: a TCP trunk's own address,
+    /// or the sent-by of a peer that connected to us.
+    fn reopen_at(&self, peer: SocketAddr) -> Option<SocketAddr> {
+        if self.inner.tcp_targets.contains(&peer) {
+            return Some(peer);
+        }
+        let reopen = self.inner.reopen.lock().ok()?;
+        reopen.0.get(&peer).copied()
+    }
+
+    /// Remembers where a peer that connected to us listens, from the top
+    /// Via of a request it sent (`SIP/2.0/TCP host:port`; the host is
+    /// taken from the connection, as `received` would say). Bounded: the
+    /// oldest entries go first.
+    fn remember_sent_by(&self, peer: SocketAddr, message: &[u8]) {
+        let Some(port) = tcp_via_port(message) else {
+            return;
+        };
+        let Ok(mut reopen) = self.inner.reopen.lock() else {
+            return;
+        };
+        let (map, order) = &mut *reopen;
+        if map.insert(peer, SocketAddr::new(peer.ip(), port)).is_none() {
+            order.push_back(peer);
+            let cap = 4 * self.inner.max_connections;
+            while order.len() > cap {
+                if let Some(old) = order.pop_front() {
+                    map.remove(&old);
+                }
+            }
+        }
     }
 
     /// The address our Via and Contact name in messages to `to` (as
@@ -243,18 +288,21 @@ impl Transport {
     }
 
     async fn send_tcp(&self, bytes: Vec<u8>, to: SocketAddr) -> std::io::Result<()> {
-        // A live connection first; a dead one is forgotten and, for a
-        // trunk, replaced once.
+        // A live connection first; a dead one is forgotten and reopened
+        // once (to a trunk's address, or where a peer that connected to
+        // us listens).
         for _ in 0..2 {
             let (id, tx) = match self.conn_tx(to) {
                 Some(c) => c,
-                None if self.inner.tcp_targets.contains(&to) => self.connect(to).await?,
-                None => {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::NotConnected,
-                        "the TCP connection is gone",
-                    ))
-                }
+                None => match self.reopen_at(to) {
+                    Some(at) => self.connect(at, to).await?,
+                    None => {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::NotConnected,
+                            "the TCP connection is gone",
+                        ))
+                    }
+                },
             };
             match tx.try_send(bytes.clone()) {
                 Ok(()) => return Ok(()),
@@ -277,23 +325,28 @@ impl Transport {
         ))
     }
 
-    /// Opens a connection to a TCP trunk (or returns one another sender
-    /// opened meanwhile).
-    async fn connect(&self, to: SocketAddr) -> std::io::Result<(u64, mpsc::Sender<Vec<u8>>)> {
+    /// Opens a connection to `at` for messages to `key` (a TCP trunk's
+    /// address, or a peer that connected to us), or returns one another
+    /// sender opened meanwhile.
+    async fn connect(
+        &self,
+        at: SocketAddr,
+        key: SocketAddr,
+    ) -> std::io::Result<(u64, mpsc::Sender<Vec<u8>>)> {
         let _one = self.inner.connecting.lock().await;
-        if let Some(c) = self.conn_tx(to) {
+        if let Some(c) = self.conn_tx(key) {
             return Ok(c);
         }
         if self.count() >= self.inner.max_connections {
-            return Err(std::io::Error::other(TransportError::TooMany(to)));
+            return Err(std::io::Error::other(TransportError::TooMany(at)));
         }
-        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(to))
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(at))
             .await
             .map_err(|_| {
                 std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")
             })??;
-        tracing::info!("sip: TCP connection to {to} open");
-        Ok(self.adopt(stream, to))
+        tracing::info!("sip: TCP connection to {at} open");
+        Ok(self.adopt(stream, key))
     }
 
     fn count(&self) -> usize {
@@ -388,6 +441,9 @@ impl Transport {
                     loop {
                         match framer.next_frame().map_err(|e| TransportError::Framing(peer, e))? {
                             Some(Frame::Message(m)) => {
+                                if !m.starts_with(b"SIP/2.0 ") {
+                                    self.remember_sent_by(peer, &m);
+                                }
                                 if self.inner.inbound.send((m, peer)).await.is_err() {
                                     return Ok(()); // the gateway stopped
                                 }
@@ -413,6 +469,35 @@ impl Transport {
                 }
             }
         }
+    }
+}
+
+/// The port of a request's top Via when it names TCP (`SIP/2.0/TCP
+/// host[:port]`, 5060 when none); `None` for anything else.
+fn tcp_via_port(message: &[u8]) -> Option<u16> {
+    let end = message.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&message[..end]).ok()?;
+    let value = head.split("\r\n").skip(1).find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        let name = name.trim();
+        (name.eq_ignore_ascii_case("via") || name.eq_ignore_ascii_case("v")).then_some(value)
+    })?;
+    let value = value.split(',').next()?.trim();
+    let (proto, rest) = value.split_once(char::is_whitespace)?;
+    if !proto.trim().eq_ignore_ascii_case("SIP/2.0/TCP") {
+        return None;
+    }
+    let sent_by = rest.trim().split(';').next()?.trim();
+    if sent_by.starts_with('[') {
+        // An IPv6 literal: `[addr]:port`.
+        return match sent_by.rsplit_once("]:") {
+            Some((_, p)) => p.parse().ok().filter(|p| *p > 0),
+            None => Some(5060),
+        };
+    }
+    match sent_by.rsplit_once(':') {
+        Some((_, p)) => p.parse().ok().filter(|p| *p > 0),
+        None => Some(5060),
     }
 }
 
@@ -571,6 +656,23 @@ m: <sip:agent@127.0.0.1:5090>;expires=60\r\nl: 0\r\n\r\n";
         let out = String::from_utf8(stamp_tcp(reg.as_bytes(), udp, tcp)).expect("utf8");
         assert!(out.contains("\r\nv: SIP/2.0/TCP 127.0.0.1:5091;branch=z9hG4bKc\r\n"));
         assert!(out.contains("\r\nm: <sip:agent@127.0.0.1:5091;transport=tcp>;expires=60\r\n"));
+    }
+
+    #[test]
+    fn the_sent_by_port_of_a_tcp_via_is_where_to_reconnect() {
+        let m = |via: &str| format!("INVITE sip:x SIP/2.0\r\nVia: {via}\r\nl: 0\r\n\r\n");
+        let port = |via: &str| tcp_via_port(m(via).as_bytes());
+        assert_eq!(
+            port("SIP/2.0/TCP 127.0.0.1:5070;branch=z9hG4bK1"),
+            Some(5070)
+        );
+        assert_eq!(port("SIP/2.0/tcp host.example;branch=z9hG4bK1"), Some(5060));
+        assert_eq!(port("SIP/2.0/TCP [::1]:5072;rport"), Some(5072));
+        assert_eq!(port("SIP/2.0/TCP a:1, SIP/2.0/UDP b:2"), Some(1));
+        assert_eq!(port("SIP/2.0/UDP 127.0.0.1:5070"), None);
+        assert_eq!(port("SIP/2.0/TCP 127.0.0.1:0"), None);
+        assert_eq!(port("SIP/2.0/TCP 127.0.0.1:99999"), None);
+        assert_eq!(tcp_via_port(b"garbage"), None);
     }
 
     #[test]
