@@ -1465,6 +1465,9 @@ struct RawSip {
     session_min_se_s: Option<Spanned<u32>>,
     #[serde(default)]
     trunks: Vec<RawTrunk>,
+    listen_tcp: Option<Spanned<String>>,
+    tcp_max_connections: Option<Spanned<usize>>,
+    tcp_idle_timeout_s: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1484,6 +1487,7 @@ struct RawTrunk {
     register: bool,
     register_expires_s: Option<Spanned<u32>>,
     options_interval_s: Option<Spanned<u32>>,
+    transport: Option<Spanned<String>>,
 }
 
 /// A codec a trunk may use, in the trunk's preference order.
@@ -1532,6 +1536,8 @@ pub struct SipTrunk {
     pub register_expires_s: u32,
     /// OPTIONS keepalive towards `address` every this many seconds; 0 off.
     pub options_interval_s: u32,
+    /// How we send requests to `address` (`transport = "udp"|"tcp"`).
+    pub transport: SipTransport,
 }
 
 /// The SIP gateway's configuration.
@@ -1550,6 +1556,31 @@ pub struct SipConfig {
     pub rtp_timeout_s: u64,
     /// Our Min-SE (RFC 4028): a shorter Session-Expires gets 422.
     pub session_min_se_s: u32,
+    /// SIP over TCP (`listen_tcp` and its limits, `sip/tcp.rs`).
+    pub tcp: SipTcp,
+}
+
+/// The transport a trunk's requests go over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SipTransport {
+    /// Datagrams on the `listen_udp` socket (the default).
+    #[default]
+    Udp,
+    /// A TCP connection to the trunk's address, opened when first needed
+    /// and reused (needs `listen_tcp`).
+    Tcp,
+}
+
+/// SIP over TCP: where we accept connections and the limits that bound
+/// what peers can make us hold.
+#[derive(Debug, Clone, Default)]
+pub struct SipTcp {
+    /// TCP listen address (off when unset; port 0 picks a free one).
+    pub listen: Option<SocketAddr>,
+    /// Most TCP connections at once, accepted and opened together.
+    pub max_connections: usize,
+    /// A connection with no bytes either way for this long is closed.
+    pub idle_timeout_s: u64,
 }
 
 impl SipConfig {
@@ -1601,6 +1632,7 @@ impl Validator<'_> {
             .as_ref()
             .map(|s| self.addr(s, "sip.listen_udp"))
             .transpose()?;
+        let tcp = self.sip_tcp(raw)?;
         let rtp_ports = match &raw.rtp_ports {
             None => (20_000, 20_999),
             Some(p) => match p.get_ref().as_slice() {
@@ -1772,6 +1804,7 @@ impl Validator<'_> {
                     )
                 }
             };
+            let transport = self.sip_transport(t, &name, &tcp)?;
             trunks.push(SipTrunk {
                 name,
                 address: t.address.as_ref().map(|a| a.get_ref().clone()),
@@ -1782,6 +1815,7 @@ impl Validator<'_> {
                 register: t.register,
                 register_expires_s,
                 options_interval_s,
+                transport,
             });
         }
         let max_calls = match &raw.max_calls {
@@ -1815,7 +1849,68 @@ impl Validator<'_> {
             max_calls,
             rtp_timeout_s,
             session_min_se_s,
+            tcp,
         })
+    }
+
+    /// `[sip]`'s TCP keys: `listen_tcp`, `tcp_max_connections` (1-100000,
+    /// default 256), `tcp_idle_timeout_s` (1-86400, default 900).
+    fn sip_tcp(&self, raw: &RawSip) -> Result<SipTcp, ConfigError> {
+        let listen = raw
+            .listen_tcp
+            .as_ref()
+            .map(|s| self.addr(s, "sip.listen_tcp"))
+            .transpose()?;
+        let max_connections = match &raw.tcp_max_connections {
+            None => 256,
+            Some(m) if (1..=100_000).contains(m.get_ref()) => *m.get_ref(),
+            Some(m) => {
+                return self.err(
+                    &m.span(),
+                    "sip.tcp_max_connections must be between 1 and 100000",
+                )
+            }
+        };
+        let idle_timeout_s = match &raw.tcp_idle_timeout_s {
+            None => 900,
+            Some(t) if (1..=86_400).contains(t.get_ref()) => *t.get_ref(),
+            Some(t) => {
+                return self.err(
+                    &t.span(),
+                    "sip.tcp_idle_timeout_s must be between 1 and 86400",
+                )
+            }
+        };
+        Ok(SipTcp {
+            listen,
+            max_connections,
+            idle_timeout_s,
+        })
+    }
+
+    /// A trunk's `transport`: `udp` (the default) or `tcp`, which needs
+    /// `sip.listen_tcp` (the far end opens connections to our Contact).
+    fn sip_transport(
+        &self,
+        t: &RawTrunk,
+        name: &str,
+        tcp: &SipTcp,
+    ) -> Result<SipTransport, ConfigError> {
+        let Some(v) = &t.transport else {
+            return Ok(SipTransport::Udp);
+        };
+        match v.get_ref().to_ascii_lowercase().as_str() {
+            "udp" => Ok(SipTransport::Udp),
+            "tcp" if tcp.listen.is_some() => Ok(SipTransport::Tcp),
+            "tcp" => self.err(
+                &v.span(),
+                format!("sip trunk `{name}`: transport = \"tcp\" needs sip.listen_tcp"),
+            ),
+            other => self.err(
+                &v.span(),
+                format!("sip trunk `{name}`: transport `{other}` is not \"udp\" or \"tcp\" (TLS is not supported)"),
+            ),
+        }
     }
 }
 

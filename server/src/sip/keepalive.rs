@@ -18,7 +18,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::msg::{Message, Start};
@@ -146,7 +145,7 @@ impl Prober {
 
 /// One trunk's keepalive task.
 pub(super) struct Keepalive {
-    pub socket: Arc<UdpSocket>,
+    pub socket: super::transport::Transport,
     pub local: SocketAddr,
     pub trunk: SipTrunk,
     pub target: SocketAddr,
@@ -235,7 +234,11 @@ Accept: application/sdp\r\nContent-Length: 0\r\n\r\n",
                     if tokio::time::Instant::now() >= deadline {
                         return Some(ProbeResult::NoAnswer);
                     }
-                    let _ = self.socket.send_to(&request, self.target).await;
+                    // Timer E only on UDP (RFC 3261 17.1.2.2), or to reopen a
+                    // lost TCP connection.
+                    if self.socket.should_retransmit(self.target) {
+                        let _ = self.socket.send_to(&request, self.target).await;
+                    }
                     gap = (gap * 2).min(Duration::from_secs(4));
                 }
             }

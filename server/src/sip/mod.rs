@@ -14,7 +14,9 @@ pub mod msg;
 mod outbound;
 mod register;
 pub mod sdp;
+pub mod tcp;
 mod timers;
+mod transport;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -64,8 +66,9 @@ pub async fn start(state: AppState) -> std::io::Result<SocketAddr> {
         .sip
         .listen_udp
         .ok_or_else(|| std::io::Error::other("sip.listen_udp not set"))?;
-    let socket = Arc::new(UdpSocket::bind(listen).await?);
-    let addr = socket.local_addr()?;
+    let udp = Arc::new(UdpSocket::bind(listen).await?);
+    let addr = udp.local_addr()?;
+    let (socket, tcp_rx) = transport::Transport::start(&state.cfg.sip, udp).await?;
     // Outbound calls go through the first trunk with an address.
     let (dial_tx, dial_rx) = mpsc::channel(crate::center::TRUNK_DIAL_QUEUE);
     if state.cfg.sip.trunks.iter().any(|t| t.address.is_some()) {
@@ -73,12 +76,12 @@ pub async fn start(state: AppState) -> std::io::Result<SocketAddr> {
             c.set_trunk(dial_tx);
         }
     }
-    tokio::spawn(receive_loop(socket, addr, state, dial_rx));
+    tokio::spawn(receive_loop(socket, addr, state, dial_rx, tcp_rx));
     Ok(addr)
 }
 
 struct Gateway {
-    socket: Arc<UdpSocket>,
+    socket: transport::Transport,
     local: SocketAddr,
     state: AppState,
     calls: HashMap<String, mpsc::Sender<Message>>,
@@ -99,10 +102,11 @@ struct Gateway {
 const REFUSALS_PER_S: u32 = 20;
 
 async fn receive_loop(
-    socket: Arc<UdpSocket>,
+    socket: transport::Transport,
     local: SocketAddr,
     state: AppState,
     mut dial_rx: mpsc::Receiver<crate::center::TrunkDial>,
+    mut tcp_rx: mpsc::Receiver<transport::Inbound>,
 ) {
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<String>();
     let mut gw = Gateway {
@@ -123,10 +127,12 @@ async fn receive_loop(
         tokio::select! {
             Some(id) = done_rx.recv() => { gw.calls.remove(&id); }
             Some(dial) = dial_rx.recv() => gw.on_dial(dial, &done_tx).await,
-            r = socket.recv_from(&mut buf) => {
+            r = socket.udp().recv_from(&mut buf) => {
                 let Ok((n, from)) = r else { continue };
                 gw.on_datagram(&buf[..n], from, &done_tx).await;
             }
+            // A message framed off a TCP connection is handled as a datagram.
+            Some((bytes, from)) = tcp_rx.recv() => gw.on_datagram(&bytes, from, &done_tx).await,
         }
     }
 }
@@ -614,7 +620,7 @@ fn bad_request_reply(bytes: &[u8], e: &SipError) -> Option<Vec<u8>> {
 
 /// One inbound call after its INVITE was accepted for queueing.
 struct SipCall {
-    socket: Arc<UdpSocket>,
+    socket: transport::Transport,
     local: SocketAddr,
     state: AppState,
     contact: String,
@@ -921,7 +927,7 @@ impl SipCall {
                             refresh_bytes = Some(bytes);
                             self.record("sip_refresh_sent", &format!("session interval {} s", c.session.interval));
                         }
-                        (Some(timers::Due::Resend), _) => {
+                        (Some(timers::Due::Resend), _) if self.socket.should_retransmit(self.peer) => {
                             if let Some(b) = &refresh_bytes {
                                 self.send(b).await;
                             }

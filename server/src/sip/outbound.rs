@@ -11,7 +11,6 @@
 //! Record-Route.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
@@ -43,7 +42,7 @@ enum Phase {
 
 /// One outbound call.
 pub(super) struct OutboundCall {
-    pub socket: Arc<UdpSocket>,
+    pub socket: super::transport::Transport,
     pub local: SocketAddr,
     pub state: AppState,
     pub dial: TrunkDial,
@@ -425,7 +424,11 @@ Content-Length: 0\r\n\r\n",
                             self.fail(TrunkFailure::TrunkUnavailable, "no response to the INVITE (timer B)");
                             return;
                         }
-                        self.send(&self.invite(cseq, &branch, &from_tag, &offer, auth.as_ref())).await;
+                        // Timer A only on UDP (RFC 3261 17.1.1.2), or to reopen a
+                        // lost TCP connection; timer B always.
+                        if self.socket.should_retransmit(self.target) {
+                            self.send(&self.invite(cseq, &branch, &from_tag, &offer, auth.as_ref())).await;
+                        }
                         let gap = (retransmit.1 * 2).min(Duration::from_secs(4));
                         retransmit = (now_i + gap, gap);
                     }

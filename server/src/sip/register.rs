@@ -6,10 +6,8 @@
 //! retried with a back-off; nothing else in the gateway waits on it.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::digest::Challenge;
@@ -25,7 +23,7 @@ const MIN_REFRESH: Duration = Duration::from_secs(2);
 
 /// One trunk's registration.
 pub(super) struct Registration {
-    pub socket: Arc<UdpSocket>,
+    pub socket: super::transport::Transport,
     pub local: SocketAddr,
     pub trunk: SipTrunk,
     pub target: SocketAddr,
@@ -151,7 +149,11 @@ Expires: {exp}\r\n{auth}Content-Length: 0\r\n\r\n",
                     if tokio::time::Instant::now() >= give_up {
                         return Outcome::Failed("no answer from the registrar".into());
                     }
-                    let _ = self.socket.send_to(&request, self.target).await;
+                    // Timer E only on UDP (RFC 3261 17.1.2.2), or to reopen a
+                    // lost TCP connection; timer F always.
+                    if self.socket.should_retransmit(self.target) {
+                        let _ = self.socket.send_to(&request, self.target).await;
+                    }
                     gap = (gap * 2).min(Duration::from_secs(4));
                 }
             }
@@ -163,7 +165,7 @@ Expires: {exp}\r\n{auth}Content-Length: 0\r\n\r\n",
             200..=299 => {
                 // The registrar's grant: our Contact's expires, else the
                 // Expires header, else what we asked for.
-                let ours = format!("{}", self.local);
+                let ours = format!("{}", self.socket.local_for(self.target));
                 let from_contact = m
                     .headers_named("contact")
                     .flat_map(|v| v.split(','))

@@ -1,0 +1,1513 @@
+//! SIP over TCP (issue 13): the gateway's `listen_tcp` and a trunk's
+//! `transport = "tcp"`, against software nobody here wrote and against a
+//! raw `TcpStream` playing the trunk. baresip calls in over TCP (its
+//! account and dial URI say `;transport=tcp`; the gateway's TCP port is not
+//! its UDP port, so the call cannot have come over UDP) and an agent
+//! answers, audio checked both ways by correlation; the agent dials a TCP
+//! trunk (SIPp `-t t1` answering 486, and a raw listener that checks our
+//! Via, Contact, the ACK on the same connection and that timer A is not
+//! run over TCP); Kamailio takes our REGISTER over TCP and challenges it;
+//! garbage, oversized and unframeable input closes the connection and
+//! changes nothing; unknown peers are refused at accept; idle connections
+//! and too many connections are closed; a caller whose connection was
+//! closed gets our BYE on a new one to its Via. A missing tool fails the
+//! test.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use media::codec::{Decoder, Encoder, EncoderSettings};
+use media::frame::PACKET;
+use protocol::media::{decode_media_frame, encode_media_frame, MediaHeader};
+use protocol::wire::Op;
+use switchboard_tests::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const DID: &str = "+15550100";
+const CALLER: &str = "+15557654321";
+const CALLEE: &str = "+15550142";
+
+/// A free TCP port on 127.0.0.1 (bound, read and released).
+fn free_tcp_port() -> u16 {
+    for _ in 0..50 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let p = l.local_addr().expect("addr").port();
+        drop(l);
+        if std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok() {
+            return p;
+        }
+    }
+    panic!("no free port");
+}
+
+/// The gateway with a TCP listener on its own port `tcp_port` (so nothing
+/// sent to it can have come over UDP), trunk `allow` and `sip_extra`
+/// lines in `[sip]`, and `trunk_extra` lines in the trunk.
+fn tcp_config(
+    dir: &Path,
+    tcp_port: u16,
+    allow: &str,
+    sip_extra: &str,
+    trunk_extra: &str,
+) -> server::config::Config {
+    let base = TEST_CONFIG.replacen(
+        "id = \"support\"\n",
+        "id = \"support\"\noutbound_caller_id_number = \"+15550100\"\noutbound_caller_id_name = \"Support Line\"\n",
+        1,
+    );
+    let text = format!(
+        "{base}\n[sip]\nlisten_udp = \"127.0.0.1:0\"\nlisten_tcp = \"127.0.0.1:{tcp_port}\"\n\
+rtp_ports = [36000, 36999]\n{sip_extra}\n\
+[[sip.trunks]]\nname = \"tcp\"\nallow = [\"{allow}\"]\ncodecs = [\"PCMU\", \"PCMA\", \"telephone-event\"]\n\
+{trunk_extra}\n[sip.trunks.dids]\n\"{DID}\" = \"support\"\n"
+    );
+    let main = dir.join("main.toml");
+    std::fs::write(&main, text).expect("config");
+    let mut cfg = server::config::Config::load(&main).expect("sip tcp config");
+    cfg.data_dir = dir.to_path_buf();
+    cfg.public_dir = dir.join("public");
+    cfg
+}
+
+fn contact_count(running: &server::Running) -> u64 {
+    running
+        .state
+        .center
+        .lock()
+        .expect("lock")
+        .store()
+        .contact_count()
+        .expect("count")
+}
+
+/// Reads one SIP message off a stream (framed by Content-Length), within
+/// 5 s; `None` when the peer closed.
+async fn read_msg(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        while buf.starts_with(b"\r\n") {
+            buf.drain(..2);
+        }
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (n, v) = l.split_once(':')?;
+                    let n = n.trim().to_ascii_lowercase();
+                    (n == "content-length" || n == "l").then(|| v.trim().parse().ok())?
+                })
+                .expect("Content-Length on a stream");
+            if buf.len() >= end + 4 + len {
+                let msg: Vec<u8> = buf.drain(..end + 4 + len).collect();
+                return Some(String::from_utf8_lossy(&msg).into_owned());
+            }
+        }
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut chunk))
+            .await
+            .expect("a message in time")
+            .unwrap_or(0);
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Whether the peer closes `stream` within `within` (reading and dropping
+/// whatever it sends first).
+async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut chunk = [0u8; 4096];
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// Whether the kernel has an established IPv4 TCP connection to
+/// 127.0.0.1:`port` (read from /proc/net/tcp: no tool needed).
+fn tcp_established_to(port: u16) -> bool {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    let remote = format!("0100007F:{port:04X}");
+    table.lines().skip(1).any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.len() > 3 && f[2] == remote && f[3] == "01"
+    })
+}
+
+fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
+    msg.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then_some(v.trim())
+    })
+}
+
+const SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n";
+
+fn tcp_invite(local: SocketAddr, call_id: &str) -> String {
+    format!(
+        "INVITE sip:{DID}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bK{call_id}\r\n\
+Max-Forwards: 70\r\nFrom: <sip:{CALLER}@127.0.0.1>;tag=f1\r\nTo: <sip:{DID}@127.0.0.1>\r\n\
+Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:c@{local};transport=tcp>\r\n\
+Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
+        SDP.len()
+    )
+}
+
+fn options(local: SocketAddr, n: u32) -> String {
+    format!(
+        "OPTIONS sip:{DID}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bKo{n}\r\n\
+Max-Forwards: 70\r\nFrom: <sip:{CALLER}@127.0.0.1>;tag=f{n}\r\nTo: <sip:{DID}@127.0.0.1>\r\n\
+Call-ID: o{n}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+/// Sends an OPTIONS on `stream` and returns the answer.
+async fn ping(stream: &mut TcpStream, n: u32) -> Option<String> {
+    let local = stream.local_addr().expect("addr");
+    stream
+        .write_all(options(local, n).as_bytes())
+        .await
+        .expect("write");
+    read_msg(stream, &mut Vec::new()).await
+}
+
+fn run(cmd: &str, args: &[&str]) {
+    let ok = std::process::Command::new(cmd)
+        .args(args)
+        .status()
+        .unwrap_or_else(|e| panic!("{cmd} must be installed (cargo xtask test installs it): {e}"))
+        .success();
+    assert!(ok, "{cmd} {args:?} failed");
+}
+
+fn read_wav_pcm16(path: &Path) -> (u32, Vec<f32>) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let rate = u32::from_le_bytes([bytes[24], bytes[25], bytes[26], bytes[27]]);
+    // Find the data chunk (sox and baresip may add others).
+    let mut i = 12;
+    while i + 8 <= bytes.len() {
+        let len =
+            u32::from_le_bytes([bytes[i + 4], bytes[i + 5], bytes[i + 6], bytes[i + 7]]) as usize;
+        if &bytes[i..i + 4] == b"data" {
+            let end = (i + 8 + len).min(bytes.len());
+            let pcm = bytes[i + 8..end]
+                .chunks_exact(2)
+                .map(|c| f32::from(i16::from_le_bytes([c[0], c[1]])) / 32768.0)
+                .collect();
+            return (rate, pcm);
+        }
+        i += 8 + len + (len & 1);
+    }
+    panic!("{}: no data chunk", path.display());
+}
+
+/// Speech from espeak-ng, as 8 kHz (the caller's file) and 48 kHz mono.
+fn speech(dir: &Path, name: &str, text: &str, pad_s: u32) -> (PathBuf, PathBuf) {
+    let raw = dir.join(format!("{name}_raw.wav"));
+    let n8 = dir.join(format!("{name}_8k.wav"));
+    let n48 = dir.join(format!("{name}_48k.wav"));
+    run("espeak-ng", &["-w", raw.to_str().expect("path"), text]);
+    let pad = pad_s.to_string();
+    for (out, rate) in [(&n8, "8000"), (&n48, "48000")] {
+        run(
+            "sox",
+            &[
+                raw.to_str().expect("path"),
+                "-r",
+                rate,
+                "-c",
+                "1",
+                "-b",
+                "16",
+                "-e",
+                "signed",
+                out.to_str().expect("path"),
+                "norm",
+                "-3",
+                "pad",
+                "0",
+                &pad,
+            ],
+        );
+    }
+    (n8, n48)
+}
+
+/// Normalised correlation of `rec` against `reference` at `lag`
+/// (positive: `rec` is late).
+fn ncc_at(reference: &[f32], rec: &[f32], lag: i64) -> f64 {
+    let (mut xy, mut xx, mut yy) = (0.0f64, 0.0f64, 0.0f64);
+    let mut overlap = 0usize;
+    for (i, &x) in reference.iter().enumerate() {
+        let j = i as i64 + lag;
+        if j < 0 {
+            continue;
+        }
+        let Some(&y) = rec.get(j as usize) else { break };
+        let (x, y) = (f64::from(x), f64::from(y));
+        xy += x * y;
+        xx += x * x;
+        yy += y * y;
+        overlap += 1;
+    }
+    // A lag at the recording's edge overlaps a few samples, whose
+    // correlation is near +-1 whatever they hold: it says nothing. Only a
+    // lag where most of the reference lies inside the recording counts.
+    if overlap * 4 < reference.len() * 3 {
+        return 0.0;
+    }
+    if xx > 0.0 && yy > 0.0 {
+        xy / (xx * yy).sqrt()
+    } else {
+        0.0
+    }
+}
+
+/// Best normalised cross-correlation of `rec` against `reference` within
+/// +-`max_lag` samples, and its lag: a coarse search on 5 ms energy
+/// envelopes, then every lag within 10 ms of the three best coarse ones (a full search
+/// is too slow in a debug build).
+fn ncc(reference: &[f32], rec: &[f32], centre: i64, max_lag: usize) -> (f64, i64) {
+    const BLOCK: usize = 40;
+    let env = |x: &[f32]| -> Vec<f32> {
+        x.chunks(BLOCK)
+            .map(|c| c.iter().map(|v| v * v).sum::<f32>().sqrt())
+            .collect()
+    };
+    let (er, ec) = (env(reference), env(rec));
+    let mean = |x: &[f32]| x.iter().sum::<f32>() / x.len().max(1) as f32;
+    let (mr, mc) = (mean(&er), mean(&ec));
+    let er: Vec<f32> = er.iter().map(|v| v - mr).collect();
+    let ec: Vec<f32> = ec.iter().map(|v| v - mc).collect();
+    let blocks = (max_lag / BLOCK) as i64;
+    let c = centre / BLOCK as i64;
+    let mut coarse: Vec<(f64, i64)> = (c - blocks..=c + blocks)
+        .map(|l| (ncc_at(&er, &ec, l), l))
+        .collect();
+    coarse.sort_by(|a, b| b.0.total_cmp(&a.0));
+    // The fine search around the three best envelope lags.
+    coarse
+        .iter()
+        .take(3)
+        .flat_map(|&(_, l)| {
+            let centre = l * BLOCK as i64;
+            centre - 2 * BLOCK as i64..=centre + 2 * BLOCK as i64
+        })
+        .map(|l| (ncc_at(reference, rec, l), l))
+        .fold((-1.0, 0), |a, b| if b.0 > a.0 { b } else { a })
+}
+
+/// The mean of the better half, over the reference's voiced 1 s windows,
+/// of each window's best correlation in `rec`: robust to a lost or late
+/// packet shifting the rest of a recording (which a single global lag is
+/// not), and to the first second being lost while the call's media route
+/// is set up on a loaded machine; still needs half the speech intact.
+fn ncc_windows(reference: &[f32], rec: &[f32], max_lag: usize) -> f64 {
+    const WINDOW: usize = 8000;
+    let mut scores: Vec<f64> = reference
+        .chunks_exact(WINDOW)
+        .enumerate()
+        .filter(|(_, w)| (w.iter().map(|v| v * v).sum::<f32>() / WINDOW as f32).sqrt() > 0.02)
+        .map(|(k, w)| ncc(w, rec, (k * WINDOW) as i64, max_lag).0)
+        .collect();
+    assert!(scores.len() >= 2, "the reference has speech");
+    scores.sort_by(|a, b| b.total_cmp(a));
+    let half = scores.len().div_ceil(2);
+    scores[..half].iter().sum::<f64>() / half as f64
+}
+
+fn free_udp_port_pair() -> u16 {
+    // baresip binds P (UDP and TCP) and P+1 (TLS); ctrl_tcp takes a TCP
+    // port from here too. All three must be free: a TCP port P in use by
+    // some outgoing connection made baresip fail to start ("Address
+    // already in use") on the busy machine.
+    for _ in 0..50 {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let p = s.local_addr().expect("addr").port();
+        if p < 65_000
+            && std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
+            && std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok()
+        {
+            return p;
+        }
+    }
+    panic!("no free port pair");
+}
+
+/// A baresip in `dir` on `port` with one account line; `dial` is an
+/// optional command run at start. Quits after `seconds`.
+fn baresip_with(
+    dir: &Path,
+    port: u16,
+    account: &str,
+    dial: Option<String>,
+    seconds: u32,
+    extra_modules: &str,
+) -> tokio::process::Child {
+    let rtp = 33_000 + (port % 500) * 2;
+    let rec = dir.join("rec");
+    std::fs::create_dir_all(&rec).expect("mkdir");
+    let config = format!(
+        "poll_method\tepoll\nsip_listen\t127.0.0.1:{port}\ncall_local_timeout\t120\ncall_max_calls\t4\n\
+audio_player\talsa,null\naudio_source\talsa,null\naudio_alert\talsa,null\n\
+ausrc_format\ts16\nauplay_format\ts16\nauenc_format\ts16\naudec_format\ts16\naudio_buffer\t20-160\n\
+rtp_ports\t{rtp}-{}\nrtcp_mux\tno\njitter_buffer_delay\t5-10\nnet_interface\t127.0.0.1\n\
+module_path\t/usr/lib/baresip/modules\nmodule\tg711.so\nmodule\talsa.so\nmodule\taufile.so\nmodule\tsndfile.so\n\
+module_tmp\tuuid.so\nmodule_tmp\taccount.so\nmodule_app\tmenu.so\nsnd_path\t{}\n{extra_modules}",
+        rtp + 20,
+        rec.display()
+    );
+    std::fs::write(dir.join("config"), config).expect("config");
+    std::fs::write(dir.join("accounts"), format!("{account}\n")).expect("accounts");
+    let log = std::fs::File::create(dir.join("baresip.log")).expect("log");
+    let mut cmd = tokio::process::Command::new("baresip");
+    cmd.args([
+        "-4",
+        "-f",
+        dir.to_str().expect("path"),
+        "-t",
+        &seconds.to_string(),
+    ]);
+    if let Some(d) = dial {
+        cmd.arg("-e").arg(d);
+    }
+    cmd.stdout(Stdio::from(log.try_clone().expect("log")))
+        .stderr(Stdio::from(log))
+        .kill_on_drop(true)
+        .spawn()
+        .expect("baresip must be installed (baresip-core; cargo xtask test installs it)")
+}
+
+/// Media frames of `pcm` (48 kHz) on `leg`, then silence.
+fn speech_frames(pcm: Vec<f32>, leg: u32) -> impl FnMut() -> Vec<u8> {
+    let mut enc = Encoder::new(EncoderSettings::default()).expect("encoder");
+    let mut seq = 0u32;
+    move || {
+        let mut chunk = [0.0f32; PACKET];
+        let at = seq as usize * PACKET;
+        for (i, x) in chunk.iter_mut().enumerate() {
+            *x = pcm.get(at + i).copied().unwrap_or(0.0);
+        }
+        let payload = enc.encode(&chunk).expect("encode").to_vec();
+        let mut frame = Vec::new();
+        let header = MediaHeader {
+            flags: 0,
+            leg,
+            sequence: seq,
+            timestamp: seq.wrapping_mul(PACKET as u32),
+        };
+        encode_media_frame(&header, &payload, &mut frame);
+        seq += 1;
+        frame
+    }
+}
+
+async fn agent_answers(client: &mut Client) -> (String, u32, String) {
+    let c = client.first_contact("the SIP call rings").await;
+    let (leg, customer) = client.accept_with_leg(&c).await;
+    (c, leg, customer)
+}
+
+fn record(running: &server::Running, c: &str) -> server::store::ContactRecord {
+    running
+        .state
+        .center
+        .lock()
+        .expect("lock")
+        .store()
+        .contact(c)
+        .expect("store")
+        .expect("contact record")
+}
+
+async fn wait_ended(running: &server::Running, c: &str) -> server::store::ContactRecord {
+    for _ in 0..200 {
+        let r = record(running, c);
+        if r.ended_at.is_some() {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("contact {c} did not end");
+}
+
+/// The agent dials `number`; returns the contact id.
+async fn dial(client: &mut Client, number: &str) -> String {
+    match client
+        .ok(Op::Connect {
+            endpoint: protocol::endpoint::Endpoint::phone_number(number),
+        })
+        .await
+    {
+        protocol::wire::OpResult::ContactCreated { contact_id } => contact_id,
+        other => panic!("connect: {other:?}"),
+    }
+}
+
+/// The agent's contact state name and reason, if any.
+fn contact_state(client: &Client, c: &str) -> Option<(String, Option<String>)> {
+    let v = client.state().contacts.get(c)?;
+    let reason = match &v.state {
+        protocol::contact::ContactState::Error { reason, .. }
+        | protocol::contact::ContactState::Ended { reason, .. } => Some(reason.clone()),
+        _ => None,
+    };
+    Some((v.state.name().to_owned(), reason))
+}
+
+/// What the agent heard (its media frames decoded), at 8 kHz.
+fn agent_heard_8k(frames: &[Vec<u8>]) -> Vec<f32> {
+    let mut dec = Decoder::new().expect("decoder");
+    let mut heard48: Vec<f32> = Vec::new();
+    let mut pcm = [0.0f32; PACKET];
+    for f in frames {
+        let frame = decode_media_frame(f).expect("frame");
+        dec.decode(frame.payload, &mut pcm).expect("decode");
+        heard48.extend_from_slice(&pcm);
+    }
+    heard48
+        .chunks_exact(6)
+        .map(|c| c.iter().sum::<f32>() / 6.0)
+        .collect()
+}
+
+/// What baresip decoded (sndfile's `*-dec.wav`).
+fn baresip_heard(bdir: &Path) -> Vec<f32> {
+    let dec_wav = std::fs::read_dir(bdir.join("rec"))
+        .expect("recordings")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
+        .expect("baresip recorded what it heard");
+    let (rate, pcm) = read_wav_pcm16(&dec_wav);
+    assert_eq!(rate, 8000);
+    pcm
+}
+
+/// Waits (bounded) until the baresip in `dir` listens; its log.
+async fn wait_baresip_ready(dir: &Path) -> PathBuf {
+    let log = dir.join("baresip.log");
+    for _ in 0..100 {
+        if std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("baresip is ready")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    log
+}
+
+fn count_in(path: &Path, needle: &str) -> usize {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .matches(needle)
+        .count()
+}
+
+async fn wait_log(path: &Path, needle: &str, times: usize, what: &str) {
+    for _ in 0..300 {
+        if count_in(path, needle) >= times {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "{what}: `{needle}` x{times} not in {}:\n{}",
+        path.display(),
+        std::fs::read_to_string(path).unwrap_or_default()
+    );
+}
+
+/// Sends Kamailio SIGTERM when dropped (a failing test unwinds through
+/// it), so its forked workers never outlive the test.
+struct KamailioGuard(Option<u32>);
+
+impl Drop for KamailioGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+    }
+}
+
+/// Stops Kamailio with SIGTERM, which makes its main process stop its
+/// forked workers too (SIGKILL, what `kill_on_drop` sends, would leave
+/// the workers running).
+async fn stop_kamailio(kam: &mut tokio::process::Child) {
+    if let Some(pid) = kam.id() {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), kam.wait()).await;
+}
+// ---- raw TCP: a call in, on its own connection ---------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_over_tcp_is_answered_on_its_connection_with_a_tcp_contact() {
+    let dir = temp_dir("sip-tcp-raw-in");
+    let tcp_port = free_tcp_port();
+    let running = server::start(tcp_config(&dir, tcp_port, "127.0.0.1", "", ""))
+        .await
+        .expect("start");
+    assert_ne!(running.sip_addr.expect("sip").port(), tcp_port);
+    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
+    let mut s = TcpStream::connect(("127.0.0.1", tcp_port))
+        .await
+        .expect("connect");
+    let local = s.local_addr().expect("addr");
+    s.write_all(tcp_invite(local, "t1").as_bytes())
+        .await
+        .expect("write");
+    let mut buf = Vec::new();
+    let trying = read_msg(&mut s, &mut buf).await.expect("100 Trying");
+    assert!(trying.starts_with("SIP/2.0 100 "), "{trying}");
+    // A response's Via is the requester's, untouched.
+    let via = format!("SIP/2.0/TCP {local};branch=z9hG4bKt1");
+    assert_eq!(header(&trying, "via"), Some(via.as_str()), "{trying}");
+    let c = alice.first_contact("the TCP call rings").await;
+    let (_, customer) = alice.accept_with_leg(&c).await;
+    let mut seen = Vec::new();
+    let ok = loop {
+        let m = read_msg(&mut s, &mut buf).await.expect("responses");
+        seen.push(m.lines().next().unwrap_or_default().to_owned());
+        if m.starts_with("SIP/2.0 200 ") {
+            break m;
+        }
+        assert!(seen.len() < 5, "no 200: {seen:?}");
+    };
+    assert!(
+        seen.iter().any(|l| l.starts_with("SIP/2.0 180 ")),
+        "{seen:?}"
+    );
+    // Our Contact names the TCP listener, with transport=tcp.
+    let contact = format!("<sip:switchboard@127.0.0.1:{tcp_port};transport=tcp>");
+    assert_eq!(header(&ok, "contact"), Some(contact.as_str()), "{ok}");
+    let to = header(&ok, "to").expect("To").to_owned();
+    let ack = format!(
+        "ACK sip:switchboard@127.0.0.1:{tcp_port};transport=tcp SIP/2.0\r\n\
+Via: SIP/2.0/TCP {local};branch=z9hG4bKa1\r\nMax-Forwards: 70\r\n\
+From: <sip:{CALLER}@127.0.0.1>;tag=f1\r\nTo: {to}\r\nCall-ID: t1\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+    );
+    s.write_all(ack.as_bytes()).await.expect("ack");
+    // The agent hangs up: our BYE comes on the same connection, with our
+    // Via saying TCP and our TCP address.
+    alice
+        .ok(Op::EndConnection {
+            contact_id: c.clone(),
+            connection_id: customer,
+        })
+        .await;
+    let bye = loop {
+        let m = read_msg(&mut s, &mut buf).await.expect("our BYE");
+        if m.starts_with("BYE ") {
+            break m;
+        }
+        assert!(m.starts_with("SIP/2.0 200 "), "only 200s before: {m}");
+    };
+    let our_via = header(&bye, "via").expect("Via");
+    assert!(
+        our_via.starts_with(&format!("SIP/2.0/TCP 127.0.0.1:{tcp_port};branch=z9hG4bK")),
+        "{bye}"
+    );
+    assert_eq!(header(&bye, "call-id"), Some("t1"));
+    let reply = format!(
+        "SIP/2.0 200 OK\r\nVia: {our_via}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: t1\r\nCSeq: {}\r\nContent-Length: 0\r\n\r\n",
+        header(&bye, "from").expect("From"),
+        header(&bye, "to").expect("To"),
+        header(&bye, "cseq").expect("CSeq"),
+    );
+    s.write_all(reply.as_bytes()).await.expect("200");
+    let r = wait_ended(&running, &c).await;
+    assert_eq!(r.customer_number, CALLER);
+    assert_eq!(r.disconnect_reason.as_deref(), Some("agent_disconnect"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_callers_connection_closes_our_bye_reopens_one_to_its_via() {
+    let dir = temp_dir("sip-tcp-reopen");
+    let tcp_port = free_tcp_port();
+    let running = server::start(tcp_config(
+        &dir,
+        tcp_port,
+        "127.0.0.1",
+        "tcp_idle_timeout_s = 1",
+        "",
+    ))
+    .await
+    .expect("start");
+    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
+    // The caller listens for new connections where its Via says.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let listens = listener.local_addr().expect("addr");
+    let mut s = TcpStream::connect(("127.0.0.1", tcp_port))
+        .await
+        .expect("connect");
+    assert_ne!(s.local_addr().expect("addr"), listens);
+    s.write_all(tcp_invite(listens, "r1").as_bytes())
+        .await
+        .expect("write");
+    let c = alice.first_contact("the TCP call rings").await;
+    let (_, customer) = alice.accept_with_leg(&c).await;
+    let mut buf = Vec::new();
+    let ok = loop {
+        let m = read_msg(&mut s, &mut buf).await.expect("responses");
+        if m.starts_with("SIP/2.0 200 ") {
+            break m;
+        }
+    };
+    let to = header(&ok, "to").expect("To").to_owned();
+    let ack = format!(
+        "ACK sip:switchboard@127.0.0.1:{tcp_port};transport=tcp SIP/2.0\r\n\
+Via: SIP/2.0/TCP {listens};branch=z9hG4bKa1\r\nMax-Forwards: 70\r\n\
+From: <sip:{CALLER}@127.0.0.1>;tag=f1\r\nTo: {to}\r\nCall-ID: r1\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+    );
+    s.write_all(ack.as_bytes()).await.expect("ack");
+    // Nothing more is said: the gateway closes the idle connection.
+    assert!(
+        closed_within(&mut s, Duration::from_secs(5)).await,
+        "the idle connection is closed"
+    );
+    alice
+        .ok(Op::EndConnection {
+            contact_id: c.clone(),
+            connection_id: customer,
+        })
+        .await;
+    let (mut back, _) = tokio::time::timeout(Duration::from_secs(5), listener.accept())
+        .await
+        .expect("the gateway connects back to the caller's Via")
+        .expect("accept");
+    let bye = read_msg(&mut back, &mut Vec::new()).await.expect("our BYE");
+    assert!(bye.starts_with("BYE "), "{bye}");
+    assert_eq!(header(&bye, "call-id"), Some("r1"));
+    let our_via = header(&bye, "via").expect("Via");
+    assert!(our_via.starts_with("SIP/2.0/TCP "), "{bye}");
+    let reply = format!(
+        "SIP/2.0 200 OK\r\nVia: {our_via}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: r1\r\nCSeq: {}\r\nContent-Length: 0\r\n\r\n",
+        header(&bye, "from").expect("From"),
+        header(&bye, "to").expect("To"),
+        header(&bye, "cseq").expect("CSeq"),
+    );
+    back.write_all(reply.as_bytes()).await.expect("200");
+    let r = wait_ended(&running, &c).await;
+    assert_eq!(r.disconnect_reason.as_deref(), Some("agent_disconnect"));
+}
+
+// ---- raw TCP: what cannot be framed, unknown peers, limits ---------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_or_oversized_tcp_input_closes_the_connection_and_changes_nothing() {
+    let dir = temp_dir("sip-tcp-bad");
+    let tcp_port = free_tcp_port();
+    let running = server::start(tcp_config(&dir, tcp_port, "127.0.0.1", "", ""))
+        .await
+        .expect("start");
+    let before = contact_count(&running);
+    let invite = tcp_invite("127.0.0.1:5999".parse().expect("addr"), "bad");
+    let no_length = invite.replace(&format!("Content-Length: {}\r\n", SDP.len()), "");
+    assert_ne!(no_length, invite);
+    let table: Vec<(&str, Vec<u8>)> = vec![
+        ("binary", vec![0, 1, 2, 0xff, 0xfe, 13, 10, 13, 10]),
+        ("not SIP", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec()),
+        ("no Content-Length", no_length.into_bytes()),
+        (
+            "negative Content-Length",
+            invite
+                .replace(
+                    &format!("Content-Length: {}", SDP.len()),
+                    "Content-Length: -1",
+                )
+                .into_bytes(),
+        ),
+        (
+            "two Content-Lengths",
+            invite
+                .replace("Content-Type:", "l: 3\r\nContent-Type:")
+                .into_bytes(),
+        ),
+        (
+            "a 1 MB body announced",
+            invite
+                .replace(
+                    &format!("Content-Length: {}", SDP.len()),
+                    "Content-Length: 1000000",
+                )
+                .into_bytes(),
+        ),
+        (
+            "20 KiB of headers",
+            invite
+                .replacen(
+                    "Max-Forwards: 70\r\n",
+                    &"X-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n".repeat(500),
+                    1,
+                )
+                .into_bytes(),
+        ),
+        ("a start line without end", vec![b'A'; 3000]),
+    ];
+    for (what, bytes) in &table {
+        let mut s = TcpStream::connect(("127.0.0.1", tcp_port))
+            .await
+            .expect("connect");
+        // The gateway may close while we still write: that is the point.
+        let _ = s.write_all(bytes).await;
+        assert!(
+            closed_within(&mut s, Duration::from_secs(3)).await,
+            "{what}: the connection is closed"
+        );
+    }
+    // Well framed but not valid SIP: answered 400 (as over UDP) when it
+    // can be, and the connection stays up.
+    let mut s = TcpStream::connect(("127.0.0.1", tcp_port))
+        .await
+        .expect("connect");
+    let local = s.local_addr().expect("addr");
+    let bad_cseq = tcp_invite(local, "b1").replace("CSeq: 1 INVITE", "CSeq: one INVITE");
+    s.write_all(bad_cseq.as_bytes()).await.expect("write");
+    let r = read_msg(&mut s, &mut Vec::new()).await.expect("an answer");
+    assert!(r.starts_with("SIP/2.0 400 "), "{r}");
+    let r = ping(&mut s, 1).await.expect("OPTIONS answered");
+    assert!(r.starts_with("SIP/2.0 200 "), "{r}");
+    // A CRLF CRLF keep-alive is answered with one CRLF (RFC 5626).
+    s.write_all(b"\r\n\r\n").await.expect("ping");
+    let mut pong = [0u8; 2];
+    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut pong))
+        .await
+        .expect("pong in time")
+        .expect("pong");
+    assert_eq!(&pong, b"\r\n");
+    assert_eq!(contact_count(&running), before, "bad input created nothing");
+    // UDP works beside TCP, on its own port.
+    let udp = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let ulocal = udp.local_addr().expect("addr");
+    let uopt = options(ulocal, 9).replace("SIP/2.0/TCP", "SIP/2.0/UDP");
+    udp.send_to(uopt.as_bytes(), running.sip_addr.expect("sip"))
+        .await
+        .expect("send");
+    let mut ubuf = vec![0u8; 4096];
+    let (n, _) = tokio::time::timeout(Duration::from_secs(5), udp.recv_from(&mut ubuf))
+        .await
+        .expect("UDP answered in time")
+        .expect("recv");
+    assert!(ubuf[..n].starts_with(b"SIP/2.0 200 "), "OPTIONS over UDP");
+    // A message cut into single bytes is still one message.
+    let mut s2 = TcpStream::connect(("127.0.0.1", tcp_port))
+        .await
+        .expect("connect");
+    let local2 = s2.local_addr().expect("addr");
+    for b in options(local2, 2).as_bytes() {
+        s2.write_all(&[*b]).await.expect("write");
+    }
+    let r = read_msg(&mut s2, &mut Vec::new()).await.expect("answered");
+    assert!(r.starts_with("SIP/2.0 200 "), "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_from_unknown_addresses_are_closed_at_accept() {
+    let dir = temp_dir("sip-tcp-unknown");
+    let tcp_port = free_tcp_port();
+    // Only 127.0.0.9 may call; we connect from 127.0.0.1.
+    let running = server::start(tcp_config(&dir, tcp_port, "127.0.0.9", "", ""))
+        .await
+        .expect("start");
+    let before = contact_count(&running);
+    for n in 0..20u32 {
+        let mut s = TcpStream::connect(("127.0.0.1", tcp_port))
+            .await
+            .expect("connect");
+        let local = s.local_addr().expect("addr");
+        let _ = s
+            .write_all(tcp_invite(local, &format!("u{n}")).as_bytes())
+            .await;
+        let mut got = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut got)).await;
+        assert!(closed.is_ok(), "connection {n} is closed");
+        assert!(
+            got.is_empty(),
+            "nothing is answered: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+    }
+    assert_eq!(contact_count(&running), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_limit_are_refused_and_idle_ones_closed() {
+    let dir = temp_dir("sip-tcp-max");
+    let tcp_port = free_tcp_port();
+    let running = server::start(tcp_config(
+        &dir,
+        tcp_port,
+        "127.0.0.1",
+        "tcp_max_connections = 2",
+        "",
+    ))
+    .await
+    .expect("start");
+    let mut a = TcpStream::connect(("127.0.0.1", tcp_port))
+        .await
+        .expect("a");
+    let mut b = TcpStream::connect(("127.0.0.1", tcp_port))
+        .await
+        .expect("b");
+    assert!(ping(&mut a, 1)
+        .await
+        .is_some_and(|r| r.starts_with("SIP/2.0 200 ")));
+    assert!(ping(&mut b, 2)
+        .await
+        .is_some_and(|r| r.starts_with("SIP/2.0 200 ")));
+    let mut c = TcpStream::connect(("127.0.0.1", tcp_port))
+        .await
+        .expect("c");
+    let local = c.local_addr().expect("addr");
+    let _ = c.write_all(options(local, 3).as_bytes()).await;
+    let mut got = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(3), c.read_to_end(&mut got)).await;
+    assert!(
+        closed.is_ok() && got.is_empty(),
+        "a third connection is refused"
+    );
+    // Closing one frees its slot.
+    drop(a);
+    let mut ok = false;
+    for n in 0..50u32 {
+        let mut d = TcpStream::connect(("127.0.0.1", tcp_port))
+            .await
+            .expect("d");
+        if ping(&mut d, 10 + n)
+            .await
+            .is_some_and(|r| r.starts_with("SIP/2.0 200 "))
+        {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ok, "a slot is free again after a connection closed");
+    assert!(ping(&mut b, 4).await.is_some(), "b still works");
+    drop(running);
+
+    // Idle connections are closed after tcp_idle_timeout_s.
+    let dir = temp_dir("sip-tcp-idle");
+    let tcp_port = free_tcp_port();
+    let _running = server::start(tcp_config(
+        &dir,
+        tcp_port,
+        "127.0.0.1",
+        "tcp_idle_timeout_s = 1",
+        "",
+    ))
+    .await
+    .expect("start");
+    let mut idle = TcpStream::connect(("127.0.0.1", tcp_port))
+        .await
+        .expect("idle");
+    assert!(ping(&mut idle, 1).await.is_some());
+    assert!(
+        closed_within(&mut idle, Duration::from_secs(5)).await,
+        "an idle connection is closed"
+    );
+    // A message left unfinished does not keep it open either.
+    let mut half = TcpStream::connect(("127.0.0.1", tcp_port))
+        .await
+        .expect("half");
+    half.write_all(b"OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:1\r\n")
+        .await
+        .expect("write");
+    assert!(closed_within(&mut half, Duration::from_secs(5)).await);
+}
+
+// ---- outbound: the agent dials a TCP trunk --------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outbound_invite_to_a_tcp_trunk_uses_one_connection_and_no_timer_a() {
+    let dir = temp_dir("sip-tcp-raw-out");
+    let tcp_port = free_tcp_port();
+    let trunk = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let trunk_addr = trunk.local_addr().expect("addr");
+    let running = server::start(tcp_config(
+        &dir,
+        tcp_port,
+        "127.0.0.1",
+        "",
+        &format!("address = \"{trunk_addr}\"\ntransport = \"tcp\""),
+    ))
+    .await
+    .expect("start");
+    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
+    let c = dial(&mut alice, CALLEE).await;
+    let (mut s, _) = tokio::time::timeout(Duration::from_secs(5), trunk.accept())
+        .await
+        .expect("the gateway connects to the trunk")
+        .expect("accept");
+    let mut buf = Vec::new();
+    let invite = read_msg(&mut s, &mut buf).await.expect("INVITE");
+    assert!(
+        invite.starts_with(&format!("INVITE sip:{CALLEE}@{trunk_addr} SIP/2.0\r\n")),
+        "{invite}"
+    );
+    let via = header(&invite, "via").expect("Via").to_owned();
+    assert!(
+        via.starts_with(&format!("SIP/2.0/TCP 127.0.0.1:{tcp_port};branch=z9hG4bK")),
+        "{via}"
+    );
+    let contact = format!("<sip:switchboard@127.0.0.1:{tcp_port};transport=tcp>");
+    assert_eq!(header(&invite, "contact"), Some(contact.as_str()));
+    // Timer A is not run over TCP: nothing more within 2.2 s (over UDP it
+    // would have resent at 0.5 and 1.5 s).
+    let mut more = [0u8; 1];
+    let quiet = tokio::time::timeout(Duration::from_millis(2200), s.read(&mut more)).await;
+    assert!(quiet.is_err(), "no retransmission over TCP");
+    let field = |n: &str| header(&invite, n).expect(n).to_owned();
+    let busy = format!(
+        "SIP/2.0 486 Busy Here\r\nVia: {via}\r\nFrom: {}\r\nTo: {};tag=callee\r\nCall-ID: {}\r\nCSeq: {}\r\nContent-Length: 0\r\n\r\n",
+        field("from"),
+        field("to"),
+        field("call-id"),
+        field("cseq"),
+    );
+    s.write_all(busy.as_bytes()).await.expect("486");
+    let ack = read_msg(&mut s, &mut buf)
+        .await
+        .expect("our ACK, on the same connection");
+    assert!(ack.starts_with("ACK "), "{ack}");
+    assert_eq!(
+        header(&ack, "via"),
+        Some(via.as_str()),
+        "the ACK of a non-2xx reuses the branch"
+    );
+    alice
+        .wait_for("the typed failure", |a| {
+            contact_state(a, &c).is_some_and(|(s, _)| s == "error")
+        })
+        .await;
+    assert_eq!(
+        contact_state(&alice, &c),
+        Some(("error".into(), Some("busy".into())))
+    );
+    // Still one connection: nothing else was opened.
+    let other = tokio::time::timeout(Duration::from_millis(300), trunk.accept()).await;
+    assert!(other.is_err(), "one connection, reused");
+}
+
+/// A SIPp callee over TCP (`-t t1`, `tests/sip/uas_busy.xml`) answering
+/// one INVITE with 486; its address once it listens.
+async fn sipp_busy_tcp(dir: &Path) -> (tokio::process::Child, SocketAddr) {
+    let port = free_tcp_port();
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("sip/uas_busy.xml");
+    let sipp = tokio::process::Command::new("sipp")
+        .current_dir(dir)
+        .args([
+            "-sf",
+            scenario.to_str().expect("path"),
+            "-t",
+            "t1",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-m",
+            "1",
+            "-nostdin",
+            "-timeout",
+            "20",
+            "-timeout_error",
+            "-trace_err",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("sipp must be installed (sip-tester; cargo xtask test installs it)");
+    // Listening once the port cannot be bound any more.
+    for _ in 0..100 {
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (sipp, format!("127.0.0.1:{port}").parse().expect("addr"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_dials_a_tcp_trunk_sipp_answers_busy_a_typed_failure() {
+    let dir = temp_dir("sip-tcp-sipp");
+    let (sipp, address) = sipp_busy_tcp(&dir).await;
+    let tcp_port = free_tcp_port();
+    let running = server::start(tcp_config(
+        &dir,
+        tcp_port,
+        "127.0.0.1",
+        "",
+        &format!("address = \"{address}\"\ntransport = \"tcp\""),
+    ))
+    .await
+    .expect("start");
+    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
+    let c = dial(&mut alice, CALLEE).await;
+    alice
+        .wait_for("the typed failure", |a| {
+            contact_state(a, &c).is_some_and(|(s, _)| s == "error")
+        })
+        .await;
+    assert_eq!(
+        contact_state(&alice, &c),
+        Some(("error".into(), Some("busy".into())))
+    );
+    let out = tokio::time::timeout(Duration::from_secs(30), sipp.wait_with_output())
+        .await
+        .expect("SIPp finished in time")
+        .expect("sipp ran");
+    assert!(
+        out.status.success(),
+        "SIPp's TCP callee saw INVITE, sent 486, got ACK: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = wait_ended(&running, &c).await;
+    assert_eq!(r.disconnect_reason.as_deref(), Some("busy"));
+}
+
+// ---- baresip over TCP -----------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_calls_in_over_tcp_audio_both_ways() {
+    let dir = temp_dir("sip-tcp-baresip");
+    let (caller8, _) = speech(
+        &dir,
+        "caller",
+        "This is the caller over TCP. The quick brown fox jumps over the lazy dog.",
+        1,
+    );
+    let (agent8, agent48) = speech(
+        &dir,
+        "agent",
+        "Hello, this is the agent. Please state your order number.",
+        0,
+    );
+    let tcp_port = free_tcp_port();
+    let running = server::start(tcp_config(&dir, tcp_port, "127.0.0.1", "", ""))
+        .await
+        .expect("start");
+    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
+    let bdir = dir.join("baresip");
+    std::fs::create_dir_all(&bdir).expect("mkdir");
+    let port = free_udp_port_pair();
+    // The gateway's TCP port is not its UDP port: this call can only come
+    // over TCP.
+    let mut phone = baresip_with(
+        &bdir,
+        port,
+        &format!(
+            "<sip:{CALLER}@127.0.0.1:{port};transport=tcp>;regint=0;audio_codecs=pcmu;audio_source=aufile,{}",
+            caller8.display()
+        ),
+        Some(format!("/dial sip:{DID}@127.0.0.1:{tcp_port};transport=tcp")),
+        30,
+        "",
+    );
+    let (c, leg, _) = agent_answers(&mut alice).await;
+    let (_, agent_pcm) = read_wav_pcm16(&agent48);
+    let mut next = speech_frames(agent_pcm, leg);
+    let mut ended = false;
+    for _ in 0..20 {
+        alice
+            .stream_media(Duration::from_millis(500), &mut next)
+            .await;
+        if record(&running, &c).ended_at.is_some() {
+            ended = true;
+            break;
+        }
+    }
+    let log = std::fs::read_to_string(bdir.join("baresip.log")).unwrap_or_default();
+    assert!(
+        ended,
+        "the caller's BYE (over TCP) ended the contact: {log}"
+    );
+    let r = wait_ended(&running, &c).await;
+    assert_eq!(r.customer_number, CALLER);
+    assert_eq!(r.disconnect_reason.as_deref(), Some("customer_disconnect"));
+    assert!(
+        r.events.iter().any(|e| e.event == "sip_bye"),
+        "{:?}",
+        r.events
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(10), phone.kill()).await;
+
+    let heard8 = agent_heard_8k(&alice.media_in);
+    let (_, caller_ref) = read_wav_pcm16(&caller8);
+    let (_, agent_ref) = read_wav_pcm16(&agent8);
+    // baresip's file starts when it dials: search 5 s (as sip_trunk does).
+    let at_agent = ncc_windows(&caller_ref, &heard8, 40_000);
+    let control = ncc_windows(&agent_ref, &heard8, 40_000);
+    let at_phone = ncc_windows(&agent_ref, &baresip_heard(&bdir), 8_000);
+    eprintln!(
+        "TCP call ncc: caller->agent {at_agent:.4} (control {control:.4}); agent->caller {at_phone:.4}"
+    );
+    assert!(at_agent > 0.6, "the agent hears the caller: ncc {at_agent}");
+    assert!(
+        control + 0.2 < at_agent,
+        "the wrong speech (control) scores {control}, the caller's {at_agent}"
+    );
+    assert!(at_phone > 0.6, "the caller hears the agent: ncc {at_phone}");
+}
+
+// ---- Kamailio over TCP ----------------------------------------------------
+
+/// Kamailio as a registrar with digest auth (as in sip_trunk.rs), on UDP
+/// and TCP, logging each registration's transport and Contact.
+fn kamailio_tcp_config(port: u16) -> String {
+    format!(
+        r#"#!KAMAILIO
+debug=2
+log_stderror=yes
+children=2
+tcp_children=2
+listen=udp:127.0.0.1:{port}
+listen=tcp:127.0.0.1:{port}
+alias="127.0.0.1:{port}"
+alias="sip.test"
+mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
+loadmodule "kex.so"
+loadmodule "corex.so"
+loadmodule "tm.so"
+loadmodule "tmx.so"
+loadmodule "sl.so"
+loadmodule "rr.so"
+loadmodule "pv.so"
+loadmodule "maxfwd.so"
+loadmodule "usrloc.so"
+loadmodule "registrar.so"
+loadmodule "textops.so"
+loadmodule "siputils.so"
+loadmodule "xlog.so"
+loadmodule "sanity.so"
+loadmodule "auth.so"
+modparam("usrloc", "db_mode", 0)
+modparam("registrar", "min_expires", 5)
+modparam("registrar", "max_expires", 10)
+request_route {{
+    if (!mf_process_maxfwd_header("10")) {{ sl_send_reply("483", "Too Many Hops"); exit; }}
+    if (is_method("OPTIONS") && uri == myself && $rU == $null) {{ sl_send_reply("200", "Keepalive"); exit; }}
+    if (has_totag()) {{
+        if (loose_route()) {{ route(RELAY); exit; }}
+        if (is_method("ACK")) {{ if (t_check_trans()) {{ route(RELAY); }} exit; }}
+        sl_send_reply("404", "Not here"); exit;
+    }}
+    if (is_method("CANCEL")) {{ if (t_check_trans()) {{ route(RELAY); }} exit; }}
+    if (!is_method("ACK")) {{ t_check_trans(); }}
+    $var(pw) = $au + "-secret";
+    if (is_method("REGISTER")) {{
+        if (!pv_auth_check("sip.test", "$var(pw)", "0", "1")) {{
+            xlog("L_NOTICE", "CHALLENGED REGISTER proto=$pr\n");
+            auth_challenge("sip.test", "0"); exit;
+        }}
+        consume_credentials();
+        if (!save("location")) {{ sl_reply_error(); exit; }}
+        xlog("L_NOTICE", "REGISTERED $tu au=$au proto=$pr ct=$ct\n");
+        exit;
+    }}
+    if (!pv_auth_check("sip.test", "$var(pw)", "0", "0")) {{
+        xlog("L_NOTICE", "CHALLENGED $rm proto=$pr\n");
+        auth_challenge("sip.test", "0"); exit;
+    }}
+    consume_credentials();
+    xlog("L_NOTICE", "AUTHENTICATED $rm from $au to $ru proto=$pr\n");
+    if (is_method("INVITE")) {{ record_route(); }}
+    if ($rU == "{DID}") {{ $rU = "switchboard"; }}
+    if (!lookup("location")) {{ sl_send_reply("404", "Not Found"); exit; }}
+    route(RELAY);
+}}
+route[RELAY] {{ if (!t_relay()) {{ sl_reply_error(); }} exit; }}
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kamailio_over_tcp_registers_and_calls_pass_its_challenges_both_ways() {
+    let dir = temp_dir("sip-tcp-kamailio");
+    let kport = free_udp_port_pair();
+    let kdir = dir.join("kam");
+    std::fs::create_dir_all(kdir.join("run")).expect("mkdir");
+    std::fs::write(kdir.join("kamailio.cfg"), kamailio_tcp_config(kport)).expect("cfg");
+    let klog = kdir.join("kamailio.log");
+    let log = std::fs::File::create(&klog).expect("log");
+    let mut kam = tokio::process::Command::new("kamailio")
+        .args([
+            "-f",
+            kdir.join("kamailio.cfg").to_str().expect("path"),
+            "-DD",
+            "-E",
+            "-Y",
+            kdir.join("run").to_str().expect("path"),
+            "-m",
+            "64",
+            "-M",
+            "8",
+        ])
+        .stdout(Stdio::from(log.try_clone().expect("log")))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("kamailio must be installed (cargo xtask test installs it)");
+    let _guard = KamailioGuard(kam.id());
+    // Ready when it answers an OPTIONS ping over TCP.
+    let mut ready = false;
+    for i in 0..50u32 {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", kport)).await {
+            let local = s.local_addr().expect("addr");
+            let probe = format!(
+                "OPTIONS sip:127.0.0.1:{kport} SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bKp{i}\r\n\
+Max-Forwards: 70\r\nFrom: <sip:probe@127.0.0.1>;tag=p\r\nTo: <sip:127.0.0.1:{kport}>\r\n\
+Call-ID: probe{i}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+            );
+            if s.write_all(probe.as_bytes()).await.is_ok() {
+                let mut buf = Vec::new();
+                if let Ok(Some(r)) =
+                    tokio::time::timeout(Duration::from_millis(500), read_msg(&mut s, &mut buf))
+                        .await
+                {
+                    if r.starts_with("SIP/2.0 200") {
+                        ready = true;
+                        break;
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        ready,
+        "kamailio answers over TCP: {}",
+        std::fs::read_to_string(&klog).unwrap_or_default()
+    );
+    let tcp_port = free_tcp_port();
+    let running = server::start(tcp_config(
+        &dir,
+        tcp_port,
+        "127.0.0.1",
+        "",
+        &format!(
+            "address = \"127.0.0.1:{kport}\"\ntransport = \"tcp\"\nusername = \"switchboard\"\n\
+password = \"switchboard-secret\"\nrealm = \"sip.test\"\nregister = true\nregister_expires_s = 60"
+        ),
+    ))
+    .await
+    .expect("start");
+    // REGISTER over TCP: challenged, then registered with our TCP Contact.
+    // We ask 60 s, Kamailio grants 10 (its max_expires) in our Contact's
+    // `expires`, which we must find by our TCP address to refresh within
+    // 10 s (at half of it) rather than at 30.
+    wait_log(
+        &klog,
+        "CHALLENGED REGISTER proto=tcp",
+        1,
+        "our REGISTER over TCP",
+    )
+    .await;
+    let contact = format!("sip:switchboard@127.0.0.1:{tcp_port};transport=tcp");
+    wait_log(
+        &klog,
+        &format!("au=switchboard proto=tcp ct=<{contact}>"),
+        1,
+        "registered",
+    )
+    .await;
+    // An outbound call over TCP passes its 407; nobody registered the
+    // number, so Kamailio then answers 404: a typed failure.
+    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
+    let c = dial(&mut alice, CALLEE).await;
+    alice
+        .wait_for("the typed failure", |a| {
+            contact_state(a, &c).is_some_and(|(s, _)| s == "error")
+        })
+        .await;
+    assert_eq!(
+        contact_state(&alice, &c),
+        Some(("error".into(), Some("number_not_found".into())))
+    );
+    assert!(count_in(&klog, "CHALLENGED INVITE proto=tcp") >= 1);
+    assert!(count_in(&klog, "AUTHENTICATED INVITE from switchboard") >= 1);
+    alice
+        .ok(Op::Clear {
+            contact_id: c.clone(),
+            wrap_up_code: None,
+        })
+        .await;
+    alice
+        .wait_for("the failed contact is cleared", |a| {
+            a.state().contacts.is_empty()
+        })
+        .await;
+
+    // Inbound: a caller (baresip, over UDP) passes Kamailio's 407; Kamailio
+    // routes the DID to our registration, whose Contact says TCP, so it
+    // connects to our TCP listener and the call reaches the agent.
+    let (caller8, _) = speech(&dir, "caller", "This is the caller through Kamailio.", 1);
+    let aport = free_udp_port_pair();
+    let adir = dir.join("caller");
+    std::fs::create_dir_all(&adir).expect("mkdir");
+    let mut caller = baresip_with(
+        &adir,
+        aport,
+        &format!(
+            "<sip:{CALLER}@sip.test;transport=udp>;auth_pass={CALLER}-secret;outbound=\"sip:127.0.0.1:{kport};lr\";\
+regint=0;audio_codecs=pcmu;audio_source=aufile,{}",
+            caller8.display()
+        ),
+        Some(format!("/dial sip:{DID}@sip.test")),
+        30,
+        "",
+    );
+    let (c2, leg, _) = agent_answers(&mut alice).await;
+    assert!(
+        count_in(
+            &klog,
+            &format!("AUTHENTICATED INVITE from {CALLER} to sip:{DID}")
+        ) >= 1,
+        "the caller's INVITE passed the 407 challenge"
+    );
+    assert!(
+        tcp_established_to(tcp_port),
+        "Kamailio connected to our TCP listener"
+    );
+    let mut next = speech_frames(Vec::new(), leg);
+    let mut ended = false;
+    for _ in 0..20 {
+        alice
+            .stream_media(Duration::from_millis(500), &mut next)
+            .await;
+        if record(&running, &c2).ended_at.is_some() {
+            ended = true;
+            break;
+        }
+    }
+    assert!(ended, "the caller's BYE came through Kamailio over TCP");
+    let r = wait_ended(&running, &c2).await;
+    assert_eq!(r.customer_number, CALLER);
+    assert_eq!(r.disconnect_reason.as_deref(), Some("customer_disconnect"));
+    assert!(!alice.media_in.is_empty(), "the agent heard the caller");
+    wait_log(
+        &klog,
+        "au=switchboard proto=tcp",
+        2,
+        "the registration refreshed",
+    )
+    .await;
+    let _ = caller.kill().await;
+    drop(running);
+    stop_kamailio(&mut kam).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_dials_baresip_over_tcp_audio_both_ways() {
+    let dir = temp_dir("sip-tcp-out-baresip");
+    let (callee8, _) = speech(
+        &dir,
+        "callee",
+        "Hello, this is the customer answering over TCP. The quick brown fox jumps over the lazy dog.",
+        1,
+    );
+    let (agent8, agent48) = speech(
+        &dir,
+        "agent",
+        "Hello, this is the agent calling about your order number.",
+        0,
+    );
+    let bdir = dir.join("baresip");
+    std::fs::create_dir_all(&bdir).expect("mkdir");
+    let port = free_udp_port_pair();
+    let mut phone = baresip_with(
+        &bdir,
+        port,
+        &format!(
+            "<sip:{CALLEE}@127.0.0.1:{port};transport=tcp>;regint=0;answermode=auto;audio_codecs=pcmu;audio_source=aufile,{}",
+            callee8.display()
+        ),
+        None,
+        40,
+        "",
+    );
+    let tcp_port = free_tcp_port();
+    let running = server::start(tcp_config(
+        &dir,
+        tcp_port,
+        "127.0.0.1",
+        "",
+        &format!("address = \"127.0.0.1:{port}\"\ntransport = \"tcp\""),
+    ))
+    .await
+    .expect("start");
+    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
+    let log = wait_baresip_ready(&bdir).await;
+    let c = dial(&mut alice, CALLEE).await;
+    alice
+        .wait_for("the far end answers", |a| {
+            contact_state(a, &c).is_some_and(|(s, _)| s == "connected")
+                && a.state()
+                    .contacts
+                    .get(&c)
+                    .and_then(|v| v.agent_connection()?.media_leg)
+                    .is_some()
+        })
+        .await;
+    let leg = alice.state().contacts[&c]
+        .agent_connection()
+        .and_then(|k| k.media_leg)
+        .expect("media leg");
+    // The signaling runs on a TCP connection to baresip's SIP port.
+    assert!(
+        tcp_established_to(port),
+        "an established TCP connection to 127.0.0.1:{port}"
+    );
+    let (_, agent_pcm) = read_wav_pcm16(&agent48);
+    let mut next = speech_frames(agent_pcm, leg);
+    let mut ended = false;
+    for _ in 0..30 {
+        alice
+            .stream_media(Duration::from_millis(500), &mut next)
+            .await;
+        if record(&running, &c).ended_at.is_some() {
+            ended = true;
+            break;
+        }
+    }
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(ended, "the callee's BYE over TCP ended the contact: {text}");
+    let r = wait_ended(&running, &c).await;
+    assert_eq!(r.customer_number, CALLEE);
+    assert_eq!(r.disconnect_reason.as_deref(), Some("customer_disconnect"));
+    let _ = tokio::time::timeout(Duration::from_secs(10), phone.kill()).await;
+
+    let heard8 = agent_heard_8k(&alice.media_in);
+    let (_, callee_ref) = read_wav_pcm16(&callee8);
+    let (_, agent_ref) = read_wav_pcm16(&agent8);
+    let at_agent = ncc_windows(&callee_ref, &heard8, 8_000);
+    let control = ncc_windows(&agent_ref, &heard8, 8_000);
+    let at_phone = ncc_windows(&agent_ref, &baresip_heard(&bdir), 8_000);
+    eprintln!(
+        "outbound TCP ncc: callee->agent {at_agent:.4} (control {control:.4}); agent->callee {at_phone:.4}"
+    );
+    assert!(at_agent > 0.6, "the agent hears the callee: ncc {at_agent}");
+    assert!(control < at_agent, "control correlation {control}");
+    assert!(at_phone > 0.6, "the callee hears the agent: ncc {at_phone}");
+}
