@@ -11,6 +11,7 @@ pub mod digest;
 mod dtmf;
 mod keepalive;
 pub mod msg;
+mod opus_leg;
 mod outbound;
 mod register;
 pub mod sdp;
@@ -1105,7 +1106,7 @@ impl Leg {
         // A trunk leg takes G.711 from the bridge (an agent's engine
         // answering a forwarded leg in kind) and sends it on untouched.
         if let Some(slot) = &slot {
-            slot.set_codecs(&[Codec::Pcmu, Codec::Pcma]);
+            slot.set_codecs(opus_leg::bridge_codecs(codec));
         }
         Leg {
             state: state.clone(),
@@ -1167,6 +1168,9 @@ impl Leg {
             || offer.direction != was;
         if codec != self.codec || pt != self.pt {
             self.media = Media::new(codec, pt, self.leg);
+            if let Some(slot) = &self.slot {
+                slot.set_codecs(opus_leg::bridge_codecs(codec));
+            }
         }
         self.codec = codec;
         self.pt = pt;
@@ -1337,6 +1341,8 @@ pub(crate) struct Media {
     pub(crate) forwarded: u64,
     /// See `forwarded`.
     pub(crate) transcoded: u64,
+    /// An Opus trunk's stream (`law` is [`Codec::Opus`]): `opus_leg`.
+    opus: opus_leg::OpusLeg,
 }
 
 /// The law of a trunk codec (anything but PCMA is sent as PCMU, as the
@@ -1344,6 +1350,7 @@ pub(crate) struct Media {
 fn law_of(codec: SipCodec) -> Codec {
     match codec {
         SipCodec::Pcma => Codec::Pcma,
+        SipCodec::Opus => Codec::Opus,
         _ => Codec::Pcmu,
     }
 }
@@ -1388,6 +1395,7 @@ impl Media {
             pending: Vec::with_capacity(2 * g711::NARROW),
             forwarded: 0,
             transcoded: 0,
+            opus: opus_leg::OpusLeg::default(),
         }
     }
 
@@ -1410,6 +1418,9 @@ impl Media {
     /// the trunk sends longer packets); otherwise one Opus frame per 20 ms
     /// of audio gathered.
     fn frames_of_rtp(&mut self, packet: &[u8], forward: bool, out: &mut Vec<Vec<u8>>) {
+        if self.law == Codec::Opus {
+            return opus_leg::frames_of_rtp(self, packet, out);
+        }
         let Some(payload) = rtp_payload(packet, self.pt) else {
             return;
         };
@@ -1470,6 +1481,9 @@ impl Media {
     /// packets), the other law is converted sample by sample, and Opus
     /// (a mix, hold music, a client without G.711) is transcoded.
     fn rtp_of_frame(&mut self, frame: &[u8], out: &mut Vec<Vec<u8>>) {
+        if self.law == Codec::Opus {
+            return opus_leg::rtp_of_frame(self, frame, out);
+        }
         let Ok(f) = decode_media_frame(frame) else {
             return;
         };
