@@ -660,3 +660,60 @@ pub fn baresip_heard(bdir: &Path) -> Vec<f32> {
         other => panic!("baresip recorded {other} Hz with {channels} channels"),
     }
 }
+
+// ---- SIPp -------------------------------------------------------------------
+
+/// A SIPp UAS running `tests/sip/<scenario>` for `calls` calls, started
+/// in `dir` (its logs go there); its address.
+pub fn sipp_uas(dir: &Path, scenario: &str, calls: u32) -> (tokio::process::Child, SocketAddr) {
+    let port = free_udp_port_pair();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("sip")
+        .join(scenario);
+    let sipp = tokio::process::Command::new("sipp")
+        .current_dir(dir)
+        .args([
+            "-sf",
+            path.to_str().expect("path"),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-m",
+            &calls.to_string(),
+            "-nostdin",
+            "-timeout",
+            "30",
+            "-timeout_error",
+            "-trace_err",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("sipp must be installed (sip-tester; cargo xtask test installs it)");
+    (sipp, format!("127.0.0.1:{port}").parse().expect("addr"))
+}
+
+/// Waits (at most 40 s) for SIPp to finish and asserts that every call
+/// went as its scenario says (exit 0), showing its errors otherwise.
+pub async fn sipp_passed(sipp: tokio::process::Child, dir: &Path) {
+    let out = tokio::time::timeout(Duration::from_secs(40), sipp.wait_with_output())
+        .await
+        .expect("SIPp finished in time")
+        .expect("sipp ran");
+    let errors: String = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.to_string_lossy().ends_with("_errors.log"))
+                .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "SIPp's scenario failed: {}\n{errors}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

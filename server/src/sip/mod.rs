@@ -16,6 +16,7 @@ mod outbound;
 mod register;
 pub mod sdp;
 mod timers;
+mod uac_session;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
