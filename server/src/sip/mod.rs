@@ -9,6 +9,7 @@
 
 pub mod digest;
 mod dtmf;
+mod early;
 mod keepalive;
 pub mod msg;
 mod opus_leg;
@@ -735,6 +736,8 @@ impl SipCall {
         // Our 2xx to a re-INVITE until its ACK (timers G/H).
         let mut ack_wait: Option<(timers::AckWait, Vec<u8>)> = None;
         let min_se = self.state.cfg.sip.session_min_se_s;
+        // 183 with SDP while the caller waits (`early`).
+        let mut early = early::Early::new(&self.invite, T1);
         let rtp_timeout = Duration::from_secs(self.state.cfg.sip.rtp_timeout_s);
         let ok_200 = |s: &SipCall| {
             let mut h = vec![s.contact_header()];
@@ -830,6 +833,13 @@ impl SipCall {
                             let (reply, detail) = refer_refusal(&m);
                             self.send(&reply).await;
                             self.record("sip_refer_refused", &detail);
+                        }
+                        (true, "PRACK") => {
+                            let reply = match early.on_prack(&m) {
+                                Ok(()) => m.response(200, "OK", None, &[], b""),
+                                Err(_) => m.response(481, "Call/Transaction Does Not Exist", None, &[], b""),
+                            };
+                            self.send(&reply).await;
                         }
                         (true, _) => {
                             self.send(&m.response(501, "Not Implemented", None, &[], b"")).await;
@@ -930,6 +940,21 @@ impl SipCall {
                         }
                         _ => {}
                     }
+                    if phase == Phase::Queued && matches!(st, "queued" | "flow") && !early.sent() {
+                        let b = early.progress(&self.invite, &self.tag, &[self.contact_header()], answer_sdp.as_bytes(), origin.elapsed());
+                        self.send(&b).await;
+                        self.record("sip_early_media", if early.reliable() { "183 (100rel)" } else { "183" });
+                    }
+                    match early.poll(&self.invite, &self.tag, origin.elapsed()) {
+                        Some(early::EarlyDue::Resend(b)) => self.send(&b).await,
+                        Some(early::EarlyDue::GiveUp(b)) => {
+                            self.send(&b).await;
+                            self.record("sip_no_prack", "no PRACK for our reliable 183");
+                            self.hang_up_center();
+                            return;
+                        }
+                        None => {}
+                    }
                     match st {
                         "ended" => {
                             match phase {
@@ -945,15 +970,21 @@ impl SipCall {
                         }
                         "ringing" if phase == Phase::Queued => {
                             phase = Phase::Ringing;
-                            self.send(&self.invite.response(180, "Ringing", Some(&self.tag), &[self.contact_header()], b"")).await;
+                            // With 100rel the reliable 183 stands for it.
+                            if !early.reliable() {
+                                self.send(&self.invite.response(180, "Ringing", Some(&self.tag), &[self.contact_header()], b"")).await;
+                            }
                         }
-                        "connected" | "hold" if matches!(phase, Phase::Queued | Phase::Ringing) => {
+                        "connected" | "hold" if matches!(phase, Phase::Queued | Phase::Ringing) && early.may_answer() => {
                             // An agent who accepted within one poll was
                             // never seen ringing: 180 still goes first, so
                             // the far end always sees the phone ring
                             // before the answer (RFC 3261 allows skipping
                             // it, but trunks and SIPp scenarios expect it).
                             for &code in answer_responses(phase) {
+                                if code == 180 && early.reliable() {
+                                    continue;
+                                }
                                 let r = if code == 180 {
                                     self.invite.response(180, "Ringing", Some(&self.tag), &[self.contact_header()], b"")
                                 } else {
