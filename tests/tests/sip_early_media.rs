@@ -5,8 +5,10 @@
 //! queue plays. A raw UDP caller dials a number whose flow sets a queue
 //! flow (a WAV prompt of espeak-ng speech) and queues the call with no
 //! agent available: the RTP before any 200 must correlate with the
-//! prompt. With `Require: 100rel` (RFC 3262) the 183 is reliable: re-sent
-//! until PRACKed, and the 200 waits for the PRACK.
+//! prompt; baresip calling the same number records (sndfile) the prompt
+//! as it decodes it, before any answer. With `Require: 100rel` (RFC 3262)
+//! the 183 is reliable: re-sent until PRACKed, and the 200 waits for the
+//! PRACK.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -267,4 +269,56 @@ async fn with_require_100rel_the_183_is_resent_until_prack_and_the_200_waits_for
         .expect("bye");
     let r = wait_ended(&running, &c).await;
     assert_eq!(r.disconnect_reason.as_deref(), Some("customer_disconnect"));
+}
+
+/// The same with a real phone: baresip calls the queue (nobody answers)
+/// and quits after a few seconds; what its decoder recorded (sndfile)
+/// before any answer is the queue's prompt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_hears_the_queue_audio_as_early_media() {
+    let dir = temp_dir("sip-early-baresip");
+    let (wav, reference) = prompt(&dir);
+    let running = server::start(early_config(&dir, &wav))
+        .await
+        .expect("start");
+    let sip = running.sip_addr.expect("sip");
+    let bdir = dir.join("baresip");
+    std::fs::create_dir_all(&bdir).expect("mkdir");
+    let port = free_udp_port_pair();
+    let mut phone = baresip_with(
+        &bdir,
+        port,
+        &format!(
+            "<sip:{CALLER}@127.0.0.1:{port}>;regint=0;audio_codecs=pcmu;audio_source=aufile,{}",
+            wav.display()
+        ),
+        Some(format!("/dial sip:{ENTRY}@{sip}")),
+        9,
+        "",
+    );
+    // baresip quits by itself (-t 9), closing its recordings.
+    tokio::time::timeout(Duration::from_secs(30), phone.wait())
+        .await
+        .expect("baresip quit in time")
+        .expect("baresip ran");
+    let log = std::fs::read_to_string(bdir.join("baresip.log")).unwrap_or_default();
+    let n = running
+        .state
+        .center
+        .lock()
+        .expect("lock")
+        .store()
+        .contact_count()
+        .expect("count");
+    assert_eq!(n, 1, "the call was placed");
+    let heard = baresip_heard(&bdir);
+    let ncc = ncc_windows(&reference, &heard, 24_000);
+    eprintln!(
+        "baresip early media: {} samples decoded, ncc {ncc:.3}",
+        heard.len()
+    );
+    assert!(
+        ncc > 0.6,
+        "baresip heard the queue's prompt before any answer: ncc {ncc}; {log}"
+    );
 }
