@@ -8,6 +8,7 @@ pub mod conformance;
 pub mod bench;
 pub mod process;
 pub mod raw;
+pub mod sip;
 
 use std::net::SocketAddr;
 use std::time::Duration;

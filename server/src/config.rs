@@ -1497,7 +1497,8 @@ pub enum SipCodec {
     Pcmu,
     /// G.711 A-law (payload type 8).
     Pcma,
-    /// Opus (a later slice: accepted in the file, not negotiated yet).
+    /// Opus (RFC 7587, `opus/48000/2`, dynamic payload type; forwarded to
+    /// and from the agents' engines without transcoding).
     Opus,
     /// RFC 4733 telephone events.
     TelephoneEvent,

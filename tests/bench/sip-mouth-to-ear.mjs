@@ -29,6 +29,9 @@ import { CcpPage } from '../browser/pages.mjs';
 import { baresipPath, freeSipPort, trunkConfig, baresipCalls } from '../browser/baresip.mjs';
 
 const CALL_S = Number(process.env.SIP_M2E_SECONDS || 15);
+// `opus` makes baresip call with opus/48000/2 and the trunk prefer Opus
+// (an Opus trunk leg, forwarded without transcoding); default PCMU.
+const OPUS = process.env.SIP_M2E_CODEC === 'opus';
 const CHIRP_S = 0.03;
 
 if (!baresipPath()) {
@@ -55,11 +58,12 @@ function markerTrack(rate, seconds, marker, at) {
   return x;
 }
 
-function writeWav(path, samples, rate) {
+function writeWav(path, samples, rate, channels = 1) {
+  if (channels === 2) samples = Float32Array.from({ length: samples.length * 2 }, (_, i) => samples[i >> 1]);
   const b = Buffer.alloc(44 + samples.length * 2);
   b.write('RIFF', 0); b.writeUInt32LE(36 + samples.length * 2, 4); b.write('WAVE', 8);
-  b.write('fmt ', 12); b.writeUInt32LE(16, 16); b.writeUInt16LE(1, 20); b.writeUInt16LE(1, 22);
-  b.writeUInt32LE(rate, 24); b.writeUInt32LE(rate * 2, 28); b.writeUInt16LE(2, 32); b.writeUInt16LE(16, 34);
+  b.write('fmt ', 12); b.writeUInt32LE(16, 16); b.writeUInt16LE(1, 20); b.writeUInt16LE(channels, 22);
+  b.writeUInt32LE(rate, 24); b.writeUInt32LE(rate * 2 * channels, 28); b.writeUInt16LE(2 * channels, 32); b.writeUInt16LE(16, 34);
   b.write('data', 36); b.writeUInt32LE(samples.length * 2, 40);
   samples.forEach((v, i) => b.writeInt16LE(Math.max(-32767, Math.min(32767, Math.round(v * 32767))), 44 + 2 * i));
   writeFileSync(path, b);
@@ -136,14 +140,17 @@ const stat = (d) => (d.length ? {
 const dir = mkdtempSync(join(tmpdir(), 'switchboard-sip-m2e-'));
 const up8 = chirp(8000, 500, 3000);
 const down8 = chirp(8000, 3000, 500);
-const callerWav = join(dir, 'caller-8k.wav');
-writeWav(callerWav, markerTrack(8000, CALL_S + 20, up8, 0.25), 8000);
+const callerWav = join(dir, OPUS ? 'caller-48k2.wav' : 'caller-8k.wav');
+if (OPUS) writeWav(callerWav, markerTrack(48000, CALL_S + 20, chirp(48000, 500, 3000), 0.25), 48000, 2);
+else writeWav(callerWav, markerTrack(8000, CALL_S + 20, up8, 0.25), 8000);
 const agentWav = join(dir, 'agent-48k.wav');
 writeWav(agentWav, markerTrack(48000, 10, chirp(48000, 3000, 500), 0.75), 48000);
 
 const load = loadavg().map((v) => v.toFixed(2)).join(' ');
 const sipPort = await freeSipPort();
-const backend = await startBackend('', { extraConfig: trunkConfig(sipPort) });
+const backend = await startBackend('', {
+  extraConfig: OPUS ? trunkConfig(sipPort, undefined, '"Opus", "PCMU", "telephone-event"') : trunkConfig(sipPort),
+});
 const { browser, page } = await tappedPage(agentWav);
 let phone;
 try {
@@ -159,7 +166,7 @@ try {
   await ccp.startShift('alice', 'alice-pass', 'Alice Tanaka');
   const phoneDir = join(dir, 'phone');
   mkdirSync(phoneDir, { recursive: true });
-  phone = await baresipCalls(phoneDir, callerWav, sipPort, CALL_S + 60);
+  phone = await baresipCalls(phoneDir, callerWav, sipPort, CALL_S + 60, OPUS ? 'opus/48000/2' : 'pcmu');
   // baresip's recordings grow as the audio goes: their sizes, every 2 ms.
   const fileLog = { enc: [], dec: [] };
   const lastSize = { enc: 0, dec: 0 };
@@ -215,9 +222,23 @@ try {
   };
   // The tap log counts 48 kHz samples; the tap is at 8 kHz here.
   const tapLog = tap.log.map(([w, c]) => [w, c / 6]);
-  const enc = readPcm(files.enc);
-  const dec = readPcm(files.dec);
-  const sizeLog = (log, dataAt) => log.map(([w, size]) => [w, Math.max(0, (size - dataAt) / 2)]);
+  // baresip records what its codec runs at: 8 kHz mono for G.711, 48 kHz
+  // stereo for Opus, brought to 8 kHz mono (mean of 6 frames) here.
+  const per8k = OPUS ? 12 : 1;
+  const to8k = (r) => {
+    if (per8k === 1) return r;
+    const n = Math.floor(r.samples.length / per8k);
+    const s = new Float32Array(n);
+    for (let i = 0; i < n; i += 1) {
+      let a = 0;
+      for (let k = 0; k < per8k; k += 1) a += r.samples[per8k * i + k];
+      s[i] = a / per8k;
+    }
+    return { samples: s, dataAt: r.dataAt };
+  };
+  const enc = to8k(readPcm(files.enc));
+  const dec = to8k(readPcm(files.dec));
+  const sizeLog = (log, dataAt) => log.map(([w, size]) => [w, Math.max(0, (size - dataAt) / 2 / per8k)]);
   const times = (markers, log) => markers.map((m) => wallOf(log, m.at + up8.length, 8000)).filter(Number.isFinite);
   // A marker's time is that of its last sample (when all of it was there).
   const sentUp = times(findMarkers(enc.samples, up8), sizeLog(fileLog.enc, enc.dataAt));
@@ -227,6 +248,7 @@ try {
   const toAgent = stat(pair(sentUp, gotUp));
   const toPhone = stat(pair(sentDown, gotDown));
   const fmt = (s) => (s.n ? `median ${s.median.toFixed(0)} ms (min ${s.min.toFixed(0)}, max ${s.max.toFixed(0)}, ${s.n} markers)` : 'no markers matched');
+  console.log(`codec: ${OPUS ? 'Opus (opus/48000/2)' : 'PCMU'}`);
   console.log(`load average at start: ${load}; at end: ${loadavg().map((v) => v.toFixed(2)).join(' ')}`);
   console.log(`markers: baresip sent ${sentUp.length}, agent played ${gotUp.length}; agent's microphone ${sentDown.length}, baresip decoded ${gotDown.length}`);
   console.log(`baresip -> agent playout: ${fmt(toAgent)}`);

@@ -47,8 +47,11 @@ export async function freeSipPort() {
   throw new Error('no free port pair for SIP');
 }
 
-/** The backend's `[sip]` table: UDP on `sipPort`, one trunk from 127.0.0.1. */
-export function trunkConfig(sipPort, rtpPorts = [36000, 36999]) {
+/**
+ * The backend's `[sip]` table: UDP on `sipPort`, one trunk from 127.0.0.1,
+ * offering `codecs` (TOML list items) in that order.
+ */
+export function trunkConfig(sipPort, rtpPorts = [36000, 36999], codecs = '"PCMU", "PCMA", "telephone-event"') {
   return `
 [sip]
 listen_udp = "127.0.0.1:${sipPort}"
@@ -57,7 +60,7 @@ rtp_ports = [${rtpPorts[0]}, ${rtpPorts[1]}]
 [[sip.trunks]]
 name = "test"
 allow = ["127.0.0.1"]
-codecs = ["PCMU", "PCMA", "telephone-event"]
+codecs = [${codecs}]
 
 [sip.trunks.dids]
 "${DID}" = "support"
@@ -66,11 +69,12 @@ codecs = ["PCMU", "PCMA", "telephone-event"]
 
 /**
  * Starts baresip in `dir` calling `DID` at 127.0.0.1:`sipPort` from
- * `sourceWav` (8 kHz mono 16-bit, PCMU). It quits after `seconds`.
+ * `sourceWav` (8 kHz mono 16-bit for `pcmu`; 48 kHz stereo for
+ * `opus/48000/2`). It quits after `seconds`.
  * Returns { proc, recDir, exited, stop }; `stop()` asks it to quit
  * (SIGTERM, so sndfile closes its WAVs) and resolves when it has.
  */
-export async function baresipCalls(dir, sourceWav, sipPort, seconds = 60) {
+export async function baresipCalls(dir, sourceWav, sipPort, seconds = 60, codec = 'pcmu') {
   const bin = baresipPath();
   if (!bin) throw new Error('baresip is not installed (baresip-core; `cargo xtask install` installs it)');
   const port = await freeSipPort();
@@ -82,12 +86,12 @@ export async function baresipCalls(dir, sourceWav, sipPort, seconds = 60) {
     'audio_player\talsa,null', 'audio_source\talsa,null', 'audio_alert\talsa,null',
     'ausrc_format\ts16', 'auplay_format\ts16', 'auenc_format\ts16', 'audec_format\ts16', 'audio_buffer\t20-160',
     `rtp_ports\t${rtp}-${rtp + 20}`, 'rtcp_mux\tno', 'jitter_buffer_delay\t5-10', 'net_interface\t127.0.0.1',
-    'module_path\t/usr/lib/baresip/modules', 'module\tg711.so', 'module\talsa.so', 'module\taufile.so', 'module\tsndfile.so',
+    'module_path\t/usr/lib/baresip/modules', 'module\tg711.so', 'module\topus.so', 'opus_bitrate\t32000', 'module\talsa.so', 'module\taufile.so', 'module\tsndfile.so',
     'module_tmp\tuuid.so', 'module_tmp\taccount.so', 'module_app\tmenu.so', `snd_path\t${recDir}`, '',
   ].join('\n');
   writeFileSync(join(dir, 'config'), config);
   writeFileSync(join(dir, 'accounts'),
-    `<sip:${CALLER}@127.0.0.1:${port}>;regint=0;audio_codecs=pcmu;audio_source=aufile,${sourceWav}\n`);
+    `<sip:${CALLER}@127.0.0.1:${port}>;regint=0;audio_codecs=${codec};audio_source=aufile,${sourceWav}\n`);
   const log = openSync(join(dir, 'baresip.log'), 'w');
   const proc = spawn(bin, ['-4', '-f', dir, '-t', String(seconds), '-e', `/dial sip:${DID}@127.0.0.1:${sipPort}`],
     { stdio: ['ignore', log, log] });

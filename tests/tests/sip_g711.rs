@@ -16,23 +16,21 @@ use media::codec::Decoder;
 use media::frame::PACKET;
 use protocol::media::{decode_media_frame, encode_media_frame_codec, Codec, MediaHeader};
 use protocol::wire::Op;
+use switchboard_tests::sip::{self, DID};
 use switchboard_tests::*;
 
-const DID: &str = "+15550100";
-const CALLER: &str = "+15557654321";
 /// RTP packets the trunk sends (20 ms each).
 const PACKETS: u16 = 75;
 
 fn sip_config(dir: &Path) -> server::config::Config {
-    let text = format!(
-        "{TEST_CONFIG}\n[sip]\nlisten_udp = \"127.0.0.1:0\"\nrtp_ports = [33000, 33999]\n\
+    sip::config(
+        dir,
+        &format!(
+            "[sip]\nlisten_udp = \"127.0.0.1:0\"\nrtp_ports = [33000, 33999]\n\
 [[sip.trunks]]\nname = \"test\"\nallow = [\"127.0.0.1\"]\ncodecs = [\"PCMU\", \"telephone-event\"]\n\
 [sip.trunks.dids]\n\"{DID}\" = \"support\"\n"
-    );
-    let mut cfg = server::config::Config::parse(&text, "test").expect("sip test config");
-    cfg.data_dir = dir.to_path_buf();
-    cfg.public_dir = dir.join("public");
-    cfg
+        ),
+    )
 }
 
 /// Payload `n` of the trunk (`side` 0) or of the agent (`side` 1): 160
@@ -56,22 +54,9 @@ fn tone_packet(n: u16) -> Vec<u8> {
     out
 }
 
+/// A PCMU RTP packet `seq` of 20 ms.
 fn rtp(seq: u16, payload: &[u8]) -> Vec<u8> {
-    let mut p = vec![0x80, 0];
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
-    p.extend_from_slice(&0x1234_5678u32.to_be_bytes());
-    p.extend_from_slice(payload);
-    p
-}
-
-async fn recv_sip(sock: &tokio::net::UdpSocket) -> String {
-    let mut buf = vec![0u8; 4096];
-    let (n, _) = tokio::time::timeout(Duration::from_secs(5), sock.recv_from(&mut buf))
-        .await
-        .expect("the gateway answered in time")
-        .expect("recv");
-    String::from_utf8_lossy(&buf[..n]).into_owned()
+    sip::rtp(0, seq, u32::from(seq) * 160, 0x1234_5678, payload)
 }
 
 /// INVITE with PCMU to the DID, the agent answers, 200 (its SDP gives the
@@ -84,46 +69,9 @@ async fn answered_call(
     call_id: &str,
     rtp_port: u16,
 ) -> (String, String, u32, SocketAddr) {
-    let local = sock.local_addr().expect("addr");
-    let sdp = format!(
-        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {rtp_port} RTP/AVP 0\r\n"
-    );
-    let invite = format!(
-        "INVITE sip:{DID}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{call_id}\r\n\
-Max-Forwards: 70\r\nFrom: <sip:{CALLER}@127.0.0.1>;tag=f1\r\nTo: <sip:{DID}@127.0.0.1>\r\n\
-Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:c@{local}>\r\nContent-Type: application/sdp\r\n\
-Content-Length: {}\r\n\r\n{sdp}",
-        sdp.len()
-    );
-    sock.send_to(invite.as_bytes(), sip).await.expect("send");
-    let c = agent.first_contact("the SIP call rings").await;
-    let (leg, customer) = agent.accept_with_leg(&c).await;
-    let mut ok = String::new();
-    for _ in 0..10 {
-        let r = recv_sip(sock).await;
-        if r.starts_with("SIP/2.0 200 ") {
-            ok = r;
-            break;
-        }
-    }
-    let to = ok
-        .lines()
-        .find(|l| l.starts_with("To:"))
-        .expect("a 200 with To")
-        .to_owned();
-    let port: u16 = ok
-        .lines()
-        .find_map(|l| l.strip_prefix("m=audio "))
-        .and_then(|m| m.split(' ').next())
-        .and_then(|p| p.parse().ok())
-        .expect("the 200's SDP has an audio port");
-    let ack = format!(
-        "ACK sip:{DID}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKack{call_id}\r\n\
-Max-Forwards: 70\r\nFrom: <sip:{CALLER}@127.0.0.1>;tag=f1\r\n{to}\r\nCall-ID: {call_id}\r\nCSeq: 1 ACK\r\n\
-Content-Length: 0\r\n\r\n"
-    );
-    sock.send_to(ack.as_bytes(), sip).await.expect("ack");
-    (c, customer, leg, SocketAddr::from(([127, 0, 0, 1], port)))
+    let offer = sip::sdp(rtp_port, "0", "");
+    let a = sip::answered_call(sock, sip, agent, call_id, "", &offer).await;
+    (a.contact, a.customer, a.leg, a.rtp)
 }
 
 /// Sends `payload(n)` as RTP every 20 ms from `rtp` to `to`, and gathers
@@ -505,48 +453,15 @@ async fn a_forwarded_call_holds_resumes_and_sends_dtmf() {
         .await
         .expect("rtp");
     let rtp_port = rtp.local_addr().expect("addr").port();
-    let local = sock.local_addr().expect("addr");
     // The offer has telephone-event too.
-    let sdp = format!(
-        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-m=audio {rtp_port} RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n"
+    let offer = sip::sdp(
+        rtp_port,
+        "0 101",
+        "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n",
     );
-    let invite = format!(
-        "INVITE sip:{DID}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKhold1\r\n\
-Max-Forwards: 70\r\nFrom: <sip:{CALLER}@127.0.0.1>;tag=f1\r\nTo: <sip:{DID}@127.0.0.1>\r\n\
-Call-ID: hold1\r\nCSeq: 1 INVITE\r\nContact: <sip:c@{local}>\r\nContent-Type: application/sdp\r\n\
-Content-Length: {}\r\n\r\n{sdp}",
-        sdp.len()
-    );
-    sock.send_to(invite.as_bytes(), sip).await.expect("send");
-    let c = alice.first_contact("the SIP call rings").await;
-    let (leg, customer) = alice.accept_with_leg(&c).await;
-    let mut ok = String::new();
-    for _ in 0..10 {
-        let r = recv_sip(&sock).await;
-        if r.starts_with("SIP/2.0 200 ") {
-            ok = r;
-            break;
-        }
-    }
-    let to = ok
-        .lines()
-        .find(|l| l.starts_with("To:"))
-        .expect("To")
-        .to_owned();
-    let port: u16 = ok
-        .lines()
-        .find_map(|l| l.strip_prefix("m=audio "))
-        .and_then(|m| m.split(' ').next())
-        .and_then(|p| p.parse().ok())
-        .expect("audio port");
-    let ack = format!(
-        "ACK sip:{DID}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKackhold1\r\n\
-Max-Forwards: 70\r\nFrom: <sip:{CALLER}@127.0.0.1>;tag=f1\r\n{to}\r\nCall-ID: hold1\r\nCSeq: 1 ACK\r\n\
-Content-Length: 0\r\n\r\n"
-    );
-    sock.send_to(ack.as_bytes(), sip).await.expect("ack");
-    let gateway_rtp = SocketAddr::from(([127, 0, 0, 1], port));
+    let call = sip::answered_call(&sock, sip, &mut alice, "hold1", "", &offer).await;
+    let (c, leg, customer) = (call.contact, call.leg, call.customer);
+    let gateway_rtp = call.rtp;
     // The trunk: its pattern every 20 ms for 3.4 s; every packet back is
     // kept as (payload type, payload) in arrival order.
     let trunk = tokio::spawn(async move {

@@ -5,10 +5,10 @@
 //! INVITE reaching the trunk; when it answers again, dials go through.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use protocol::wire::Op;
 use server::sip::msg::{Message, Start};
+use switchboard_tests::sip::{self, dial, error_reason, trunk_request};
 use switchboard_tests::*;
 use tokio::net::UdpSocket;
 
@@ -16,39 +16,21 @@ const CALLEE: &str = "+15550142";
 
 /// A gateway whose only trunk is `address`, probed every second.
 fn keepalive_config(dir: &std::path::Path, address: SocketAddr) -> server::config::Config {
-    let text = format!(
-        "{TEST_CONFIG}\n[sip]\nlisten_udp = \"127.0.0.1:0\"\nrtp_ports = [35000, 35999]\n\
+    sip::config(
+        dir,
+        &format!(
+            "[sip]\nlisten_udp = \"127.0.0.1:0\"\nrtp_ports = [35000, 35999]\n\
 [[sip.trunks]]\nname = \"probed\"\naddress = \"{address}\"\nallow = [\"127.0.0.1\"]\n\
 options_interval_s = 1\n"
-    );
-    let mut cfg = server::config::Config::parse(&text, "test").expect("keepalive config");
-    cfg.data_dir = dir.to_path_buf();
-    cfg.public_dir = dir.join("public");
-    cfg
-}
-
-/// The next SIP request the fake trunk receives (bounded wait).
-async fn next_request(trunk: &UdpSocket) -> (Message, SocketAddr) {
-    let mut buf = vec![0u8; 8192];
-    for _ in 0..50 {
-        let (n, from) = tokio::time::timeout(Duration::from_secs(5), trunk.recv_from(&mut buf))
-            .await
-            .expect("the gateway sent something in time")
-            .expect("recv");
-        if let Ok(m) = Message::parse(&buf[..n]) {
-            if matches!(m.start, Start::Request { .. }) {
-                return (m, from);
-            }
-        }
-    }
-    panic!("no request among 50 datagrams");
+        ),
+    )
 }
 
 /// The next OPTIONS with a CSeq above `after` (retransmissions of older
 /// probes skipped; anything else is returned as an error).
 async fn next_probe(trunk: &UdpSocket, after: u32) -> Result<(Message, SocketAddr), Message> {
     for _ in 0..50 {
-        let (m, from) = next_request(trunk).await;
+        let (m, from) = trunk_request(trunk).await;
         match m.cseq() {
             Some((n, "OPTIONS")) if n > after => return Ok((m, from)),
             Some((_, "OPTIONS")) => continue,
@@ -56,25 +38,6 @@ async fn next_probe(trunk: &UdpSocket, after: u32) -> Result<(Message, SocketAdd
         }
     }
     panic!("no new probe among 50 requests");
-}
-
-async fn dial(client: &mut Client, number: &str) -> String {
-    match client
-        .ok(Op::Connect {
-            endpoint: protocol::endpoint::Endpoint::phone_number(number),
-        })
-        .await
-    {
-        protocol::wire::OpResult::ContactCreated { contact_id } => contact_id,
-        other => panic!("connect: {other:?}"),
-    }
-}
-
-fn error_reason(client: &Client, c: &str) -> Option<String> {
-    match &client.state().contacts.get(c)?.state {
-        protocol::contact::ContactState::Error { reason, .. } => Some(reason.clone()),
-        _ => None,
-    }
 }
 
 async fn clear(client: &mut Client, c: &str) {
@@ -158,7 +121,7 @@ async fn a_trunk_that_stops_answering_options_fails_dials_at_once_and_comes_back
         .expect("send");
     let c = dial(&mut alice, CALLEE).await;
     let invite = loop {
-        let (m, from) = next_request(&trunk).await;
+        let (m, from) = trunk_request(&trunk).await;
         match m.method() {
             "INVITE" => break (m, from),
             "OPTIONS" => {

@@ -11,54 +11,24 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use server::sip::msg::{Message, Start};
+use switchboard_tests::sip::{self, next, next_request, record, wait_event, DID, SDP};
 use switchboard_tests::*;
 use tokio::net::UdpSocket;
 
-const DID: &str = "+15550100";
-const SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n";
-
 fn timer_config(dir: &std::path::Path) -> server::config::Config {
-    let text = format!(
-        "{TEST_CONFIG}\n[sip]\nlisten_udp = \"127.0.0.1:0\"\nrtp_ports = [36000, 36999]\n\
+    sip::config(
+        dir,
+        &format!(
+            "[sip]\nlisten_udp = \"127.0.0.1:0\"\nrtp_ports = [36000, 36999]\n\
 rtp_timeout_s = 0\nsession_min_se_s = 2\n\
 [[sip.trunks]]\nname = \"test\"\nallow = [\"127.0.0.1\"]\ncodecs = [\"PCMU\"]\n\
 [sip.trunks.dids]\n\"{DID}\" = \"support\"\n"
-    );
-    let mut cfg = server::config::Config::parse(&text, "test").expect("timer config");
-    cfg.data_dir = dir.to_path_buf();
-    cfg.public_dir = dir.join("public");
-    cfg
-}
-
-fn invite(local: SocketAddr, call_id: &str, timer_headers: &str) -> String {
-    format!(
-        "INVITE sip:{DID}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{call_id}\r\n\
-Max-Forwards: 70\r\nFrom: <sip:+15557654321@127.0.0.1>;tag=f1\r\nTo: <sip:{DID}@127.0.0.1>\r\n\
-Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:c@{local}>\r\n{timer_headers}\
-Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
-        SDP.len()
+        ),
     )
 }
 
-/// The next SIP message (bounded wait).
-async fn next(sock: &UdpSocket) -> Message {
-    let mut buf = vec![0u8; 8192];
-    let (n, _) = tokio::time::timeout(Duration::from_secs(8), sock.recv_from(&mut buf))
-        .await
-        .expect("the gateway sent something in time")
-        .expect("recv");
-    Message::parse(&buf[..n]).expect("well-formed SIP from the gateway")
-}
-
-/// The next message that is a request `method` (others skipped, bounded).
-async fn next_request(sock: &UdpSocket, method: &str) -> Message {
-    for _ in 0..30 {
-        let m = next(sock).await;
-        if matches!(&m.start, Start::Request { method: x, .. } if x == method) {
-            return m;
-        }
-    }
-    panic!("no {method} among 30 messages");
+fn invite(local: SocketAddr, call_id: &str, timer_headers: &str) -> String {
+    sip::invite(local, call_id, timer_headers, SDP)
 }
 
 /// Places a call with `timer_headers`, has alice answer it, ACKs the 200;
@@ -70,58 +40,14 @@ async fn answered(
     call_id: &str,
     timer_headers: &str,
 ) -> (String, Message) {
-    let local = sock.local_addr().expect("addr");
-    sock.send_to(invite(local, call_id, timer_headers).as_bytes(), sip)
-        .await
-        .expect("send");
-    let c = alice.first_contact("the SIP call rings").await;
-    alice.accept_with_leg(&c).await;
-    let ok = loop {
-        let m = next(sock).await;
-        if m.start == (Start::Response { code: 200 }) {
-            break m;
-        }
-    };
-    let to = ok.header("to").expect("To").to_owned();
-    let ack = format!(
-        "ACK sip:{DID}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKack{call_id}\r\n\
-Max-Forwards: 70\r\nFrom: <sip:+15557654321@127.0.0.1>;tag=f1\r\nTo: {to}\r\nCall-ID: {call_id}\r\n\
-CSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
-    );
-    sock.send_to(ack.as_bytes(), sip).await.expect("ack");
-    (c, ok)
-}
-
-fn record(running: &server::Running, c: &str) -> server::store::ContactRecord {
-    running
-        .state
-        .center
-        .lock()
-        .expect("lock")
-        .store()
-        .contact(c)
-        .expect("store")
-        .expect("contact record")
-}
-
-async fn wait_event(running: &server::Running, c: &str, event: &str) {
-    for _ in 0..200 {
-        if record(running, c).events.iter().any(|e| e.event == event) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("no {event}: {:?}", record(running, c).events);
+    let a = sip::answered_call(sock, sip, alice, call_id, timer_headers, SDP).await;
+    (a.contact, a.ok)
 }
 
 async fn hang_up(sock: &UdpSocket, sip: SocketAddr, ok: &Message, call_id: &str) {
     let local = sock.local_addr().expect("addr");
     let to = ok.header("to").expect("To");
-    let bye = format!(
-        "BYE sip:switchboard@{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKbye{call_id}\r\n\
-Max-Forwards: 70\r\nFrom: <sip:+15557654321@127.0.0.1>;tag=f1\r\nTo: {to}\r\nCall-ID: {call_id}\r\n\
-CSeq: 9 BYE\r\nContent-Length: 0\r\n\r\n"
-    );
+    let bye = sip::bye(sip, local, call_id, to, 9);
     sock.send_to(bye.as_bytes(), sip).await.expect("bye");
 }
 
@@ -297,13 +223,7 @@ async fn our_200_to_a_reinvite_is_resent_until_acked() {
     let (_c, ok) = answered(&sock, sip, &mut alice, "st6", "").await;
     assert!(ok.header("session-expires").is_none(), "no timer asked");
     let to = ok.header("to").expect("To").to_owned();
-    let reinvite = format!(
-        "INVITE sip:switchboard@{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKre6\r\n\
-Max-Forwards: 70\r\nFrom: <sip:+15557654321@127.0.0.1>;tag=f1\r\nTo: {to}\r\nCall-ID: st6\r\n\
-CSeq: 2 INVITE\r\nContact: <sip:c@{local}>\r\nContent-Type: application/sdp\r\n\
-Content-Length: {}\r\n\r\n{SDP}",
-        SDP.len()
-    );
+    let reinvite = sip::in_dialog("INVITE", sip, local, "st6", &to, 2, "", SDP);
     sock.send_to(reinvite.as_bytes(), sip).await.expect("send");
     // Timer G (RFC 3261 §13.3.1.4): without our ACK the 200 comes again
     // (at T1, then 2×T1), with the same CSeq.
@@ -315,11 +235,7 @@ Content-Length: {}\r\n\r\n{SDP}",
             oks += 1;
         }
     }
-    let ack = format!(
-        "ACK sip:switchboard@{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKack6\r\n\
-Max-Forwards: 70\r\nFrom: <sip:+15557654321@127.0.0.1>;tag=f1\r\nTo: {to}\r\nCall-ID: st6\r\n\
-CSeq: 2 ACK\r\nContent-Length: 0\r\n\r\n"
-    );
+    let ack = sip::ack(local, "st6", &to, 2);
     sock.send_to(ack.as_bytes(), sip).await.expect("ack");
     // After the ACK, no more: unacked, the next would have come 2 s after
     // the third (gaps 0.5, 1, 2 s), so 4.5 s of silence shows it stopped.

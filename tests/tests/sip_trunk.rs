@@ -7,306 +7,38 @@
 //! and CANCEL while ringing. A missing baresip fails the test.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use media::codec::{Decoder, Encoder, EncoderSettings};
+use media::codec::Decoder;
 use media::frame::PACKET;
-use protocol::media::{decode_media_frame, encode_media_frame, MediaHeader};
+use protocol::media::decode_media_frame;
 use protocol::wire::{Event, Op};
 use streams_sdk::Output;
+use switchboard_tests::sip::{self, *};
 use switchboard_tests::*;
 
-const DID: &str = "+15550100";
-const CALLER: &str = "+15557654321";
-
 fn sip_config(dir: &Path, allow: &str) -> server::config::Config {
-    let text = format!(
-        "{TEST_CONFIG}\n[sip]\nlisten_udp = \"127.0.0.1:0\"\nrtp_ports = [32000, 32999]\n\
+    sip::config(
+        dir,
+        &format!(
+            "[sip]\nlisten_udp = \"127.0.0.1:0\"\nrtp_ports = [32000, 32999]\n\
 [[sip.trunks]]\nname = \"test\"\nallow = [\"{allow}\"]\ncodecs = [\"PCMU\", \"PCMA\", \"telephone-event\"]\n\
 [sip.trunks.dids]\n\"{DID}\" = \"support\"\n"
-    );
-    let mut cfg = server::config::Config::parse(&text, "test").expect("sip test config");
-    cfg.data_dir = dir.to_path_buf();
-    cfg.public_dir = dir.join("public");
-    cfg
-}
-
-fn run(cmd: &str, args: &[&str]) {
-    let ok = std::process::Command::new(cmd)
-        .args(args)
-        .status()
-        .unwrap_or_else(|e| panic!("{cmd} must be installed (cargo xtask test installs it): {e}"))
-        .success();
-    assert!(ok, "{cmd} {args:?} failed");
-}
-
-fn read_wav_pcm16(path: &Path) -> (u32, Vec<f32>) {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let rate = u32::from_le_bytes([bytes[24], bytes[25], bytes[26], bytes[27]]);
-    // Find the data chunk (sox and baresip may add others).
-    let mut i = 12;
-    while i + 8 <= bytes.len() {
-        let len =
-            u32::from_le_bytes([bytes[i + 4], bytes[i + 5], bytes[i + 6], bytes[i + 7]]) as usize;
-        if &bytes[i..i + 4] == b"data" {
-            let end = (i + 8 + len).min(bytes.len());
-            let pcm = bytes[i + 8..end]
-                .chunks_exact(2)
-                .map(|c| f32::from(i16::from_le_bytes([c[0], c[1]])) / 32768.0)
-                .collect();
-            return (rate, pcm);
-        }
-        i += 8 + len + (len & 1);
-    }
-    panic!("{}: no data chunk", path.display());
-}
-
-/// Speech from espeak-ng, as 8 kHz (the caller's file) and 48 kHz mono.
-fn speech(dir: &Path, name: &str, text: &str, pad_s: u32) -> (PathBuf, PathBuf) {
-    let raw = dir.join(format!("{name}_raw.wav"));
-    let n8 = dir.join(format!("{name}_8k.wav"));
-    let n48 = dir.join(format!("{name}_48k.wav"));
-    run("espeak-ng", &["-w", raw.to_str().expect("path"), text]);
-    let pad = pad_s.to_string();
-    for (out, rate) in [(&n8, "8000"), (&n48, "48000")] {
-        run(
-            "sox",
-            &[
-                raw.to_str().expect("path"),
-                "-r",
-                rate,
-                "-c",
-                "1",
-                "-b",
-                "16",
-                "-e",
-                "signed",
-                out.to_str().expect("path"),
-                "norm",
-                "-3",
-                "pad",
-                "0",
-                &pad,
-            ],
-        );
-    }
-    (n8, n48)
-}
-
-/// Normalised correlation of `rec` against `reference` at `lag`
-/// (positive: `rec` is late).
-fn ncc_at(reference: &[f32], rec: &[f32], lag: i64) -> f64 {
-    let (mut xy, mut xx, mut yy) = (0.0f64, 0.0f64, 0.0f64);
-    let mut overlap = 0usize;
-    for (i, &x) in reference.iter().enumerate() {
-        let j = i as i64 + lag;
-        if j < 0 {
-            continue;
-        }
-        let Some(&y) = rec.get(j as usize) else { break };
-        let (x, y) = (f64::from(x), f64::from(y));
-        xy += x * y;
-        xx += x * x;
-        yy += y * y;
-        overlap += 1;
-    }
-    // A lag at the recording's edge overlaps a few samples, whose
-    // correlation is near +-1 whatever they hold: it says nothing. Only a
-    // lag where most of the reference lies inside the recording counts.
-    if overlap * 4 < reference.len() * 3 {
-        return 0.0;
-    }
-    if xx > 0.0 && yy > 0.0 {
-        xy / (xx * yy).sqrt()
-    } else {
-        0.0
-    }
-}
-
-/// Best normalised cross-correlation of `rec` against `reference` within
-/// +-`max_lag` samples, and its lag: a coarse search on 5 ms energy
-/// envelopes, then every lag within 10 ms of the three best coarse ones (a full search
-/// is too slow in a debug build).
-fn ncc(reference: &[f32], rec: &[f32], centre: i64, max_lag: usize) -> (f64, i64) {
-    const BLOCK: usize = 40;
-    let env = |x: &[f32]| -> Vec<f32> {
-        x.chunks(BLOCK)
-            .map(|c| c.iter().map(|v| v * v).sum::<f32>().sqrt())
-            .collect()
-    };
-    let (er, ec) = (env(reference), env(rec));
-    let mean = |x: &[f32]| x.iter().sum::<f32>() / x.len().max(1) as f32;
-    let (mr, mc) = (mean(&er), mean(&ec));
-    let er: Vec<f32> = er.iter().map(|v| v - mr).collect();
-    let ec: Vec<f32> = ec.iter().map(|v| v - mc).collect();
-    let blocks = (max_lag / BLOCK) as i64;
-    let c = centre / BLOCK as i64;
-    let mut coarse: Vec<(f64, i64)> = (c - blocks..=c + blocks)
-        .map(|l| (ncc_at(&er, &ec, l), l))
-        .collect();
-    coarse.sort_by(|a, b| b.0.total_cmp(&a.0));
-    // The fine search around the three best envelope lags.
-    coarse
-        .iter()
-        .take(3)
-        .flat_map(|&(_, l)| {
-            let centre = l * BLOCK as i64;
-            centre - 2 * BLOCK as i64..=centre + 2 * BLOCK as i64
-        })
-        .map(|l| (ncc_at(reference, rec, l), l))
-        .fold((-1.0, 0), |a, b| if b.0 > a.0 { b } else { a })
-}
-
-/// The mean of the better half, over the reference's voiced 1 s windows,
-/// of each window's best correlation in `rec`: robust to a lost or late
-/// packet shifting the rest of a recording (which a single global lag is
-/// not), and to the first second being lost while the call's media route
-/// is set up on a loaded machine; still needs half the speech intact.
-fn ncc_windows(reference: &[f32], rec: &[f32], max_lag: usize) -> f64 {
-    const WINDOW: usize = 8000;
-    let mut scores: Vec<f64> = reference
-        .chunks_exact(WINDOW)
-        .enumerate()
-        .filter(|(_, w)| (w.iter().map(|v| v * v).sum::<f32>() / WINDOW as f32).sqrt() > 0.02)
-        .map(|(k, w)| ncc(w, rec, (k * WINDOW) as i64, max_lag).0)
-        .collect();
-    assert!(scores.len() >= 2, "the reference has speech");
-    scores.sort_by(|a, b| b.total_cmp(a));
-    let half = scores.len().div_ceil(2);
-    scores[..half].iter().sum::<f64>() / half as f64
-}
-
-fn free_udp_port_pair() -> u16 {
-    // baresip binds P (UDP and TCP) and P+1 (TLS); ctrl_tcp takes a TCP
-    // port from here too. All three must be free: a TCP port P in use by
-    // some outgoing connection made baresip fail to start ("Address
-    // already in use") on the busy machine.
-    for _ in 0..50 {
-        let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
-        let p = s.local_addr().expect("addr").port();
-        if p < 65_000
-            && std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
-            && std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok()
-        {
-            return p;
-        }
-    }
-    panic!("no free port pair");
-}
-
-/// A baresip in `dir` on `port` with one account line; `dial` is an
-/// optional command run at start. Quits after `seconds`.
-fn baresip_with(
-    dir: &Path,
-    port: u16,
-    account: &str,
-    dial: Option<String>,
-    seconds: u32,
-    extra_modules: &str,
-) -> tokio::process::Child {
-    let rtp = 33_000 + (port % 500) * 2;
-    let rec = dir.join("rec");
-    std::fs::create_dir_all(&rec).expect("mkdir");
-    let config = format!(
-        "poll_method\tepoll\nsip_listen\t127.0.0.1:{port}\ncall_local_timeout\t120\ncall_max_calls\t4\n\
-audio_player\talsa,null\naudio_source\talsa,null\naudio_alert\talsa,null\n\
-ausrc_format\ts16\nauplay_format\ts16\nauenc_format\ts16\naudec_format\ts16\naudio_buffer\t20-160\n\
-rtp_ports\t{rtp}-{}\nrtcp_mux\tno\njitter_buffer_delay\t5-10\nnet_interface\t127.0.0.1\n\
-module_path\t/usr/lib/baresip/modules\nmodule\tg711.so\nmodule\talsa.so\nmodule\taufile.so\nmodule\tsndfile.so\n\
-module_tmp\tuuid.so\nmodule_tmp\taccount.so\nmodule_app\tmenu.so\nsnd_path\t{}\n{extra_modules}",
-        rtp + 20,
-        rec.display()
-    );
-    std::fs::write(dir.join("config"), config).expect("config");
-    std::fs::write(dir.join("accounts"), format!("{account}\n")).expect("accounts");
-    let log = std::fs::File::create(dir.join("baresip.log")).expect("log");
-    let mut cmd = tokio::process::Command::new("baresip");
-    cmd.args([
-        "-4",
-        "-f",
-        dir.to_str().expect("path"),
-        "-t",
-        &seconds.to_string(),
-    ]);
-    if let Some(d) = dial {
-        cmd.arg("-e").arg(d);
-    }
-    cmd.stdout(Stdio::from(log.try_clone().expect("log")))
-        .stderr(Stdio::from(log))
-        .kill_on_drop(true)
-        .spawn()
-        .expect("baresip must be installed (baresip-core; cargo xtask test installs it)")
-}
-
-/// A baresip that dials `did` at the gateway, playing `source`.
-fn baresip(dir: &Path, source: &Path, target: SocketAddr, seconds: u32) -> tokio::process::Child {
-    let port = free_udp_port_pair();
-    baresip_with(
-        dir,
-        port,
-        &format!(
-            "<sip:{CALLER}@127.0.0.1:{port}>;regint=0;audio_codecs=pcmu;audio_source=aufile,{}",
-            source.display()
         ),
-        Some(format!("/dial sip:{DID}@{target}")),
-        seconds,
-        "",
     )
 }
 
-/// Media frames of `pcm` (48 kHz) on `leg`, then silence.
-fn speech_frames(pcm: Vec<f32>, leg: u32) -> impl FnMut() -> Vec<u8> {
-    let mut enc = Encoder::new(EncoderSettings::default()).expect("encoder");
-    let mut seq = 0u32;
-    move || {
-        let mut chunk = [0.0f32; PACKET];
-        let at = seq as usize * PACKET;
-        for (i, x) in chunk.iter_mut().enumerate() {
-            *x = pcm.get(at + i).copied().unwrap_or(0.0);
-        }
-        let payload = enc.encode(&chunk).expect("encode").to_vec();
-        let mut frame = Vec::new();
-        let header = MediaHeader {
-            flags: 0,
-            leg,
-            sequence: seq,
-            timestamp: seq.wrapping_mul(PACKET as u32),
-        };
-        encode_media_frame(&header, &payload, &mut frame);
-        seq += 1;
-        frame
-    }
+/// A baresip that dials the DID at the gateway, playing `source` (PCMU).
+fn baresip(dir: &Path, source: &Path, target: SocketAddr, seconds: u32) -> tokio::process::Child {
+    baresip_caller(dir, "pcmu", source, target, seconds)
 }
 
 async fn agent_answers(client: &mut Client) -> (String, u32, String) {
     let c = client.first_contact("the SIP call rings").await;
     let (leg, customer) = client.accept_with_leg(&c).await;
     (c, leg, customer)
-}
-
-fn record(running: &server::Running, c: &str) -> server::store::ContactRecord {
-    running
-        .state
-        .center
-        .lock()
-        .expect("lock")
-        .store()
-        .contact(c)
-        .expect("store")
-        .expect("contact record")
-}
-
-async fn wait_ended(running: &server::Running, c: &str) -> server::store::ContactRecord {
-    for _ in 0..200 {
-        let r = record(running, c);
-        if r.ended_at.is_some() {
-            return r;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("contact {c} did not end");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -477,31 +209,13 @@ async fn baresip_call_agent_hangs_up_sends_bye() {
 
 // ---- raw UDP: refusals and CANCEL ---------------------------------------
 
-async fn exchange(sock: &tokio::net::UdpSocket, to: SocketAddr, msg: &str) -> String {
-    sock.send_to(msg.as_bytes(), to).await.expect("send");
-    recv(sock).await
-}
-
 async fn recv(sock: &tokio::net::UdpSocket) -> String {
-    let mut buf = vec![0u8; 4096];
-    let (n, _) = tokio::time::timeout(Duration::from_secs(5), sock.recv_from(&mut buf))
-        .await
-        .expect("the gateway answered in time")
-        .expect("recv");
-    String::from_utf8_lossy(&buf[..n]).into_owned()
+    recv_text(sock).await
 }
 
 fn invite(local: SocketAddr, call_id: &str, sdp: &str) -> String {
-    format!(
-        "INVITE sip:{DID}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{call_id}\r\n\
-Max-Forwards: 70\r\nFrom: <sip:{CALLER}@127.0.0.1>;tag=f1\r\nTo: <sip:{DID}@127.0.0.1>\r\n\
-Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:c@{local}>\r\nContent-Type: application/sdp\r\n\
-Content-Length: {}\r\n\r\n{sdp}",
-        sdp.len()
-    )
+    sip::invite(local, call_id, "", sdp)
 }
-
-const SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n";
 
 #[tokio::test]
 async fn refusals_malformed_and_cancel_over_raw_udp() {
@@ -576,9 +290,15 @@ To: <sip:c@d>\r\nCall-ID: g\r\nCSeq: 1 INVITE\r\n\r\n";
 Max-Forwards: 70\r\nFrom: <sip:{CALLER}@127.0.0.1>;tag=f1\r\nTo: <sip:{DID}@127.0.0.1>\r\n\
 Call-ID: x4\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n"
     );
-    let r1 = exchange(&sock, sip, &cancel).await;
-    let r2 = recv(&sock).await;
-    let both = format!("{r1}{r2}");
+    // The 183 of early media may come between (bounded).
+    sock.send_to(cancel.as_bytes(), sip).await.expect("send");
+    let mut both = String::new();
+    for _ in 0..5 {
+        both.push_str(&recv(&sock).await);
+        if both.contains("SIP/2.0 487 ") && both.contains("CSeq: 1 CANCEL") {
+            break;
+        }
+    }
     assert!(
         both.contains("SIP/2.0 200 OK") && both.contains("CSeq: 1 CANCEL"),
         "{both}"
@@ -698,19 +418,6 @@ codecs = [\"PCMU\", \"PCMA\", \"telephone-event\"]\n[sip.trunks.dids]\n\"{DID}\"
     cfg
 }
 
-/// The agent dials `number`; returns the contact id.
-async fn dial(client: &mut Client, number: &str) -> String {
-    match client
-        .ok(Op::Connect {
-            endpoint: protocol::endpoint::Endpoint::phone_number(number),
-        })
-        .await
-    {
-        protocol::wire::OpResult::ContactCreated { contact_id } => contact_id,
-        other => panic!("connect: {other:?}"),
-    }
-}
-
 /// The agent's contact state name and reason, if any.
 fn contact_state(client: &Client, c: &str) -> Option<(String, Option<String>)> {
     let v = client.state().contacts.get(c)?;
@@ -720,34 +427,6 @@ fn contact_state(client: &Client, c: &str) -> Option<(String, Option<String>)> {
         _ => None,
     };
     Some((v.state.name().to_owned(), reason))
-}
-
-/// What the agent heard (its media frames decoded), at 8 kHz.
-fn agent_heard_8k(frames: &[Vec<u8>]) -> Vec<f32> {
-    let mut dec = Decoder::new().expect("decoder");
-    let mut heard48: Vec<f32> = Vec::new();
-    let mut pcm = [0.0f32; PACKET];
-    for f in frames {
-        let frame = decode_media_frame(f).expect("frame");
-        dec.decode(frame.payload, &mut pcm).expect("decode");
-        heard48.extend_from_slice(&pcm);
-    }
-    heard48
-        .chunks_exact(6)
-        .map(|c| c.iter().sum::<f32>() / 6.0)
-        .collect()
-}
-
-/// What baresip decoded (sndfile's `*-dec.wav`).
-fn baresip_heard(bdir: &Path) -> Vec<f32> {
-    let dec_wav = std::fs::read_dir(bdir.join("rec"))
-        .expect("recordings")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
-        .expect("baresip recorded what it heard");
-    let (rate, pcm) = read_wav_pcm16(&dec_wav);
-    assert_eq!(rate, 8000);
-    pcm
 }
 
 /// A baresip callee in `dir` that answers by itself, plays `source` (8 kHz)
@@ -767,21 +446,6 @@ fn auto_answer_phone(dir: &Path, source: &Path) -> (tokio::process::Child, Socke
         "",
     );
     (phone, format!("127.0.0.1:{port}").parse().expect("addr"))
-}
-
-/// Waits (bounded) until the baresip in `dir` listens; its log.
-async fn wait_baresip_ready(dir: &Path) -> PathBuf {
-    let log = dir.join("baresip.log");
-    for _ in 0..100 {
-        if std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("baresip is ready")
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    log
 }
 
 /// A SIPp callee (`tests/sip/uas_busy.xml`) answering one INVITE with 486;
@@ -1028,17 +692,6 @@ async fn add_number(client: &mut Client, c: &str, number: &str) -> String {
     }
 }
 
-/// Waits (bounded) for `event` in contact `c`'s record.
-async fn wait_event(running: &server::Running, c: &str, event: &str) {
-    for _ in 0..200 {
-        if record(running, c).events.iter().any(|e| e.event == event) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("no {event} on {c}: {:?}", record(running, c).events);
-}
-
 /// An inbound trunk call (baresip) is transferred by the agent to a number
 /// (a baresip that answers by itself): the backend dials it through the
 /// trunk, the agent sees the new party connecting then connected, talks to
@@ -1265,12 +918,8 @@ async fn a_flows_transfer_to_phone_number_reaches_baresip() {
             assert_eq!(calls.len(), 1, "one call: {calls:?}");
             assert_eq!(calls[0].1.len(), 1, "one trunk party: {calls:?}");
             c = calls[0].0.clone();
-            let to = r.lines().find(|l| l.starts_with("To:")).expect("To");
-            let ack = format!(
-                "ACK sip:{PHONE_ENTRY}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKackfp\r\n\
-Max-Forwards: 70\r\nFrom: <sip:{CALLER}@127.0.0.1>;tag=f1\r\n{to}\r\nCall-ID: flowphone\r\nCSeq: 1 ACK\r\n\
-Content-Length: 0\r\n\r\n"
-            );
+            let to = r.lines().find_map(|l| l.strip_prefix("To: ")).expect("To");
+            let ack = sip::ack(local, "flowphone", to, 1);
             sock.send_to(ack.as_bytes(), sip).await.expect("ack");
         }
         if r.starts_with("BYE ") {
@@ -1921,35 +1570,9 @@ async fn raw_answered_call_to(
     rtp_port: u16,
     number: &str,
 ) -> (String, String, String) {
-    let local = sock.local_addr().expect("addr");
-    let sdp = SDP.replace("40000", &rtp_port.to_string());
-    sock.send_to(
-        invite(local, call_id, &sdp).replace(DID, number).as_bytes(),
-        sip,
-    )
-    .await
-    .expect("send");
-    let (c, _, customer) = agent_answers(alice).await;
-    let mut to = String::new();
-    for _ in 0..10 {
-        let r = recv(sock).await;
-        if r.starts_with("SIP/2.0 200 ") {
-            to = r
-                .lines()
-                .find(|l| l.starts_with("To:"))
-                .expect("To")
-                .to_owned();
-            break;
-        }
-    }
-    assert!(to.contains("tag="), "a 200 with a To tag");
-    let ack = format!(
-        "ACK sip:{DID}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKack{call_id}\r\n\
-Max-Forwards: 70\r\nFrom: <sip:{CALLER}@127.0.0.1>;tag=f1\r\n{to}\r\nCall-ID: {call_id}\r\nCSeq: 1 ACK\r\n\
-Content-Length: 0\r\n\r\n"
-    );
-    sock.send_to(ack.as_bytes(), sip).await.expect("ack");
-    (c, to, customer)
+    let offer = sip::sdp(rtp_port, "0", "");
+    let a = answered_call_to(number, sock, sip, alice, call_id, "", &offer).await;
+    (a.contact, a.to, a.customer)
 }
 
 /// Accepts, straight through the center, every contact offered to
@@ -2056,11 +1679,7 @@ async fn bye_racing_the_agents_hangup_ends_the_call_once() {
     let rtp_port = rtp.local_addr().expect("addr").port();
     let (c, to, customer) = raw_answered_call(&sock, sip, &mut alice, "race1", rtp_port).await;
     let local = sock.local_addr().expect("addr");
-    let bye = format!(
-        "BYE sip:switchboard@{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKbye1\r\n\
-Max-Forwards: 70\r\nFrom: <sip:{CALLER}@127.0.0.1>;tag=f1\r\n{to}\r\nCall-ID: race1\r\nCSeq: 2 BYE\r\n\
-Content-Length: 0\r\n\r\n"
-    );
+    let bye = sip::bye(sip, local, "race1", &to, 2);
     // Both at once: our BYE and the agent's hang-up.
     let (sent, hung_up) = tokio::join!(
         sock.send_to(bye.as_bytes(), sip),

@@ -9,14 +9,17 @@
 
 pub mod digest;
 mod dtmf;
+mod early;
 mod keepalive;
 pub mod msg;
+mod opus_leg;
 mod outbound;
 mod register;
 pub mod sdp;
 pub mod tcp;
 mod timers;
 mod transport;
+mod uac_session;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -739,6 +742,8 @@ impl SipCall {
         // Our 2xx to a re-INVITE until its ACK (timers G/H).
         let mut ack_wait: Option<(timers::AckWait, Vec<u8>)> = None;
         let min_se = self.state.cfg.sip.session_min_se_s;
+        // 183 with SDP while the caller waits (`early`).
+        let mut early = early::Early::new(&self.invite, T1);
         let rtp_timeout = Duration::from_secs(self.state.cfg.sip.rtp_timeout_s);
         let ok_200 = |s: &SipCall| {
             let mut h = vec![s.contact_header()];
@@ -834,6 +839,13 @@ impl SipCall {
                             let (reply, detail) = refer_refusal(&m);
                             self.send(&reply).await;
                             self.record("sip_refer_refused", &detail);
+                        }
+                        (true, "PRACK") => {
+                            let reply = match early.on_prack(&m) {
+                                Ok(()) => m.response(200, "OK", None, &[], b""),
+                                Err(_) => m.response(481, "Call/Transaction Does Not Exist", None, &[], b""),
+                            };
+                            self.send(&reply).await;
                         }
                         (true, _) => {
                             self.send(&m.response(501, "Not Implemented", None, &[], b"")).await;
@@ -934,6 +946,21 @@ impl SipCall {
                         }
                         _ => {}
                     }
+                    if phase == Phase::Queued && matches!(st, "queued" | "flow") && !early.sent() {
+                        let b = early.progress(&self.invite, &self.tag, &[self.contact_header()], answer_sdp.as_bytes(), origin.elapsed());
+                        self.send(&b).await;
+                        self.record("sip_early_media", if early.reliable() { "183 (100rel)" } else { "183" });
+                    }
+                    match early.poll(&self.invite, &self.tag, origin.elapsed()) {
+                        Some(early::EarlyDue::Resend(b)) => self.send(&b).await,
+                        Some(early::EarlyDue::GiveUp(b)) => {
+                            self.send(&b).await;
+                            self.record("sip_no_prack", "no PRACK for our reliable 183");
+                            self.hang_up_center();
+                            return;
+                        }
+                        None => {}
+                    }
                     match st {
                         "ended" => {
                             match phase {
@@ -949,15 +976,21 @@ impl SipCall {
                         }
                         "ringing" if phase == Phase::Queued => {
                             phase = Phase::Ringing;
-                            self.send(&self.invite.response(180, "Ringing", Some(&self.tag), &[self.contact_header()], b"")).await;
+                            // With 100rel the reliable 183 stands for it.
+                            if !early.reliable() {
+                                self.send(&self.invite.response(180, "Ringing", Some(&self.tag), &[self.contact_header()], b"")).await;
+                            }
                         }
-                        "connected" | "hold" if matches!(phase, Phase::Queued | Phase::Ringing) => {
+                        "connected" | "hold" if matches!(phase, Phase::Queued | Phase::Ringing) && early.may_answer() => {
                             // An agent who accepted within one poll was
                             // never seen ringing: 180 still goes first, so
                             // the far end always sees the phone ring
                             // before the answer (RFC 3261 allows skipping
                             // it, but trunks and SIPp scenarios expect it).
                             for &code in answer_responses(phase) {
+                                if code == 180 && early.reliable() {
+                                    continue;
+                                }
                                 let r = if code == 180 {
                                     self.invite.response(180, "Ringing", Some(&self.tag), &[self.contact_header()], b"")
                                 } else {
@@ -1111,7 +1144,7 @@ impl Leg {
         // A trunk leg takes G.711 from the bridge (an agent's engine
         // answering a forwarded leg in kind) and sends it on untouched.
         if let Some(slot) = &slot {
-            slot.set_codecs(&[Codec::Pcmu, Codec::Pcma]);
+            slot.set_codecs(opus_leg::bridge_codecs(codec));
         }
         Leg {
             state: state.clone(),
@@ -1173,6 +1206,9 @@ impl Leg {
             || offer.direction != was;
         if codec != self.codec || pt != self.pt {
             self.media = Media::new(codec, pt, self.leg);
+            if let Some(slot) = &self.slot {
+                slot.set_codecs(opus_leg::bridge_codecs(codec));
+            }
         }
         self.codec = codec;
         self.pt = pt;
@@ -1343,6 +1379,8 @@ pub(crate) struct Media {
     pub(crate) forwarded: u64,
     /// See `forwarded`.
     pub(crate) transcoded: u64,
+    /// An Opus trunk's stream (`law` is [`Codec::Opus`]): `opus_leg`.
+    opus: opus_leg::OpusLeg,
 }
 
 /// The law of a trunk codec (anything but PCMA is sent as PCMU, as the
@@ -1350,6 +1388,7 @@ pub(crate) struct Media {
 fn law_of(codec: SipCodec) -> Codec {
     match codec {
         SipCodec::Pcma => Codec::Pcma,
+        SipCodec::Opus => Codec::Opus,
         _ => Codec::Pcmu,
     }
 }
@@ -1394,6 +1433,7 @@ impl Media {
             pending: Vec::with_capacity(2 * g711::NARROW),
             forwarded: 0,
             transcoded: 0,
+            opus: opus_leg::OpusLeg::default(),
         }
     }
 
@@ -1416,6 +1456,9 @@ impl Media {
     /// the trunk sends longer packets); otherwise one Opus frame per 20 ms
     /// of audio gathered.
     fn frames_of_rtp(&mut self, packet: &[u8], forward: bool, out: &mut Vec<Vec<u8>>) {
+        if self.law == Codec::Opus {
+            return opus_leg::frames_of_rtp(self, packet, out);
+        }
         let Some(payload) = rtp_payload(packet, self.pt) else {
             return;
         };
@@ -1476,6 +1519,9 @@ impl Media {
     /// packets), the other law is converted sample by sample, and Opus
     /// (a mix, hold music, a client without G.711) is transcoded.
     fn rtp_of_frame(&mut self, frame: &[u8], out: &mut Vec<Vec<u8>>) {
+        if self.law == Codec::Opus {
+            return opus_leg::rtp_of_frame(self, frame, out);
+        }
         let Ok(f) = decode_media_frame(frame) else {
             return;
         };

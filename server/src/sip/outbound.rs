@@ -18,7 +18,8 @@ use tokio::sync::mpsc;
 
 use super::digest::Challenge;
 use super::msg::{self, Message, Start};
-use super::{sdp, Leg, T1};
+use super::uac_session::{RefreshOutcome, UacSession};
+use super::{sdp, timers, Leg, T1};
 use crate::center::{random_id, third_party_key, TrunkDial, TrunkFailure};
 use crate::config::SipTrunk;
 use crate::http::AppState;
@@ -96,7 +97,9 @@ impl OutboundCall {
         };
         match (&self.dial.third_party, reason) {
             (Some(k), _) => c.third_party_hangup(&self.dial.contact_id, k, reason, now),
-            (None, "media_timeout") => c.trunk_lost(&self.dial.contact_id, reason, now),
+            (None, "media_timeout" | "session_expired") => {
+                c.trunk_lost(&self.dial.contact_id, reason, now)
+            }
             (None, _) => {
                 let _ = c.caller_hangup(&self.dial.contact_id, now);
             }
@@ -153,8 +156,10 @@ impl OutboundCall {
         from_tag: &str,
         offer: &str,
         auth: Option<&(String, String)>,
+        timer: &str,
     ) -> Vec<u8> {
-        let mut extra = String::new();
+        // Session timer lines (RFC 4028 §7.1, `uac_session`).
+        let mut extra = timer.to_owned();
         if let Some(number) = &self.dial.caller_id_number {
             let name = self
                 .dial
@@ -173,7 +178,7 @@ impl OutboundCall {
         format!(
             "INVITE {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch={branch};rport\r\n\
 Max-Forwards: 70\r\nFrom: {from}\r\nTo: {to}\r\nCall-ID: {cid}\r\nCSeq: {cseq} INVITE\r\n\
-Contact: <sip:switchboard@{local}>\r\nAllow: INVITE, ACK, CANCEL, BYE, OPTIONS\r\n{extra}\
+Contact: <sip:switchboard@{local}>\r\nAllow: INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE\r\n{extra}\
 Content-Type: application/sdp\r\nContent-Length: {len}\r\n\r\n{offer}",
             ruri = self.request_uri(),
             local = self.local,
@@ -209,19 +214,44 @@ Content-Length: 0\r\n\r\n",
 
     /// A request in the confirmed dialog (ACK for the 2xx, BYE).
     fn in_dialog(&self, method: &str, cseq: u32, from_tag: &str, d: &Dialog) -> Vec<u8> {
+        self.in_dialog_with(method, cseq, from_tag, d, &[], b"")
+    }
+
+    /// [`OutboundCall::in_dialog`] with `extra` headers and an SDP `body`
+    /// (a session refresh).
+    fn in_dialog_with(
+        &self,
+        method: &str,
+        cseq: u32,
+        from_tag: &str,
+        d: &Dialog,
+        extra: &[(&'static str, String)],
+        body: &[u8],
+    ) -> Vec<u8> {
         let routes: String = d.routes.iter().map(|r| format!("Route: {r}\r\n")).collect();
-        format!(
+        let mut head = format!(
             "{method} {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch={branch};rport\r\n\
-Max-Forwards: 70\r\n{routes}From: {from}\r\nTo: {to}\r\nCall-ID: {cid}\r\nCSeq: {cseq} {method}\r\n\
-Content-Length: 0\r\n\r\n",
+Max-Forwards: 70\r\n{routes}From: {from}\r\nTo: {to}\r\nCall-ID: {cid}\r\nCSeq: {cseq} {method}\r\n",
             ruri = d.remote_target,
             local = self.local,
             branch = random_id("z9hG4bK"),
             from = self.our_from(from_tag),
             to = d.to,
             cid = self.call_id,
-        )
-        .into_bytes()
+        );
+        if !extra.is_empty() || !body.is_empty() {
+            head.push_str(&format!("Contact: <sip:switchboard@{}>\r\n", self.local));
+        }
+        for (name, value) in extra {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if !body.is_empty() {
+            head.push_str("Content-Type: application/sdp\r\n");
+        }
+        head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+        let mut bytes = head.into_bytes();
+        bytes.extend_from_slice(body);
+        bytes
     }
 
     pub async fn run(self, mut rx: mpsc::Receiver<Message>, rtp: UdpSocket) {
@@ -235,12 +265,25 @@ Content-Length: 0\r\n\r\n",
         let mut branch = random_id("z9hG4bK");
         let mut auth: Option<(String, String)> = None;
         let mut challenges = 0u32;
+        // Session timers (RFC 4028): our offer, the 2xx's session, our
+        // refreshes (CSeqs above the INVITE's; BYE above them all).
+        let mut uac = UacSession::new(self.state.cfg.sip.session_min_se_s);
+        let origin = tokio::time::Instant::now();
+        let mut dlg_cseq = 0u32;
+        let mut refresh_bytes: Option<Vec<u8>> = None;
         self.record(
             "sip_invite_sent",
             &format!("trunk {} to {}", self.trunk.name, self.dial.number),
         );
-        self.send(&self.invite(cseq, &branch, &from_tag, &offer, None))
-            .await;
+        self.send(&self.invite(
+            cseq,
+            &branch,
+            &from_tag,
+            &offer,
+            None,
+            &uac.invite_headers(),
+        ))
+        .await;
         let started = tokio::time::Instant::now();
         let mut phase = Phase::Calling;
         let mut retransmit = (started + T1, T1);
@@ -260,6 +303,29 @@ Content-Length: 0\r\n\r\n",
                         Start::Response { code } => {
                             let code = *code;
                             let Some((n, method)) = m.cseq() else { continue };
+                            if phase == Phase::Confirmed {
+                                // The answer to our session refresh?
+                                match uac.on_response(&m, code, origin.elapsed()) {
+                                    RefreshOutcome::NotOurs => {}
+                                    RefreshOutcome::Done { ack } => {
+                                        if code >= 200 {
+                                            refresh_bytes = None;
+                                        }
+                                        if let (true, Some(d)) = (ack, &dialog) {
+                                            self.send(&self.in_dialog("ACK", n, &from_tag, d)).await;
+                                        }
+                                        continue;
+                                    }
+                                    RefreshOutcome::End => {
+                                        if let Some(d) = &dialog {
+                                            self.send(&self.in_dialog("BYE", cseq.max(dlg_cseq) + 1, &from_tag, d)).await;
+                                        }
+                                        self.record("sip_session_expired", &format!("our session refresh got {code}"));
+                                        self.far_end_gone("session_expired");
+                                        return;
+                                    }
+                                }
+                            }
                             if method != "INVITE" || n != cseq {
                                 continue; // answers to our CANCEL/BYE, old transactions
                             }
@@ -268,7 +334,7 @@ Content-Length: 0\r\n\r\n",
                                     // Answered as we cancelled: hang up at once.
                                     if let Some(d) = self.dialog_of(&m) {
                                         self.send(&self.in_dialog("ACK", cseq, &from_tag, &d)).await;
-                                        self.send(&self.in_dialog("BYE", cseq + 1, &from_tag, &d)).await;
+                                        self.send(&self.in_dialog("BYE", cseq.max(dlg_cseq) + 1, &from_tag, &d)).await;
                                     }
                                 } else {
                                     let to = m.header("to").unwrap_or_default().to_owned();
@@ -306,12 +372,13 @@ Content-Length: 0\r\n\r\n",
                                         continue; // a retransmitted 2xx: ACKed again
                                     }
                                     phase = Phase::Confirmed;
+                                    uac.on_answer(&m, origin.elapsed());
                                     if leg.is_none() {
                                         leg = self.leg_of(&m, &mut rtp_socket);
                                     }
                                     if leg.is_none() {
                                         // 2xx without a usable answer: end it.
-                                        self.send(&self.in_dialog("BYE", cseq + 1, &from_tag, &d)).await;
+                                        self.send(&self.in_dialog("BYE", cseq.max(dlg_cseq) + 1, &from_tag, &d)).await;
                                         self.fail(TrunkFailure::TrunkError, "no usable SDP answer");
                                         return;
                                     }
@@ -329,7 +396,7 @@ Content-Length: 0\r\n\r\n",
                                     if !answered {
                                         // The agent hung up meanwhile.
                                         if let Some(d) = &dialog {
-                                            self.send(&self.in_dialog("BYE", cseq + 1, &from_tag, d)).await;
+                                            self.send(&self.in_dialog("BYE", cseq.max(dlg_cseq) + 1, &from_tag, d)).await;
                                         }
                                         return;
                                     }
@@ -356,7 +423,18 @@ Content-Length: 0\r\n\r\n",
                                     branch = random_id("z9hG4bK");
                                     phase = Phase::Calling;
                                     retransmit = (tokio::time::Instant::now() + T1, T1);
-                                    self.send(&self.invite(cseq, &branch, &from_tag, &offer, auth.as_ref())).await;
+                                    self.send(&self.invite(cseq, &branch, &from_tag, &offer, auth.as_ref(), &uac.invite_headers())).await;
+                                }
+                                422 if uac.on_invite_422(&m) => {
+                                    // RFC 4028 §7.2: again with its Min-SE.
+                                    let to = m.header("to").unwrap_or_default().to_owned();
+                                    self.send(&self.same_branch("ACK", cseq, &branch, &from_tag, &to)).await;
+                                    self.record("sip_422", m.header("min-se").unwrap_or_default());
+                                    cseq += 1;
+                                    branch = random_id("z9hG4bK");
+                                    phase = Phase::Calling;
+                                    retransmit = (tokio::time::Instant::now() + T1, T1);
+                                    self.send(&self.invite(cseq, &branch, &from_tag, &offer, auth.as_ref(), &uac.invite_headers())).await;
                                 }
                                 _ => {
                                     let to = m.header("to").unwrap_or_default().to_owned();
@@ -376,19 +454,30 @@ Content-Length: 0\r\n\r\n",
                                     return;
                                 }
                                 "ACK" => {}
-                                "INVITE" if m.to_tag().is_some() => {
+                                "INVITE" | "UPDATE" if m.to_tag().is_some() => {
+                                    // An UPDATE without a body is a bare
+                                    // session refresh: no SDP either way.
+                                    let bare = method == "UPDATE" && m.body.is_empty();
                                     let offer = if m.body.is_empty() { None } else { sdp::Offer::parse(&m.body).ok() };
                                     let usable = m.body.is_empty() || offer.is_some();
                                     let answer = match leg.as_mut() {
+                                        Some(_) if bare => Some((String::new(), "sip_refresh")),
                                         Some(l) if usable => l.reoffer(offer.as_ref(), &self.trunk.codecs),
                                         _ => None,
                                     };
                                     match answer {
-                                        Some((sdp, what)) => {
-                                            let contact = ("Contact", format!("<sip:switchboard@{}>", self.local));
-                                            self.send(&m.response(200, "OK", None, &[contact], sdp.as_bytes())).await;
-                                            self.record(what, "re-INVITE from the far end");
-                                        }
+                                        Some((sdp, what)) => match uac.on_peer_refresh(&m, origin.elapsed()) {
+                                            Ok(timer) => {
+                                                let mut h = vec![("Contact", format!("<sip:switchboard@{}>", self.local))];
+                                                h.extend(timer);
+                                                self.send(&m.response(200, "OK", None, &h, sdp.as_bytes())).await;
+                                                self.record(what, &format!("{method} from the far end"));
+                                            }
+                                            Err((code, h)) => {
+                                                let reason = if code == 422 { "Session Interval Too Small" } else { "Bad Session-Expires" };
+                                                self.send(&m.response(code, reason, None, &h, b"")).await;
+                                            }
+                                        },
                                         None => self.send(&reply(488, "Not Acceptable Here")).await,
                                     }
                                 }
@@ -427,10 +516,36 @@ Content-Length: 0\r\n\r\n",
                         // Timer A only on UDP (RFC 3261 17.1.1.2), or to reopen a
                         // lost TCP connection; timer B always.
                         if self.socket.should_retransmit(self.target) {
-                            self.send(&self.invite(cseq, &branch, &from_tag, &offer, auth.as_ref())).await;
+                            self.send(&self.invite(cseq, &branch, &from_tag, &offer, auth.as_ref(), &uac.invite_headers())).await;
                         }
                         let gap = (retransmit.1 * 2).min(Duration::from_secs(4));
                         retransmit = (now_i + gap, gap);
+                    }
+                    if let (Some(d), Some(l)) = (&dialog, leg.as_ref()) {
+                        match uac.poll(origin.elapsed()) {
+                            Some(timers::Due::Expired) => {
+                                self.record("sip_session_expired", "no session refresh in time (RFC 4028)");
+                                self.send(&self.in_dialog("BYE", cseq.max(dlg_cseq) + 1, &from_tag, d)).await;
+                                self.far_end_gone("session_expired");
+                                return;
+                            }
+                            Some(timers::Due::Refresh) => {
+                                dlg_cseq = cseq.max(dlg_cseq) + 1;
+                                let (method, h) = uac.refresh_sent(dlg_cseq);
+                                let body = if method == "INVITE" { l.our_sdp() } else { String::new() };
+                                let bytes = self.in_dialog_with(method, dlg_cseq, &from_tag, d, &h, body.as_bytes());
+                                self.send(&bytes).await;
+                                refresh_bytes = Some(bytes);
+                                let interval = uac.session().map(|s| s.interval).unwrap_or_default();
+                                self.record("sip_refresh_sent", &format!("{method}, session interval {interval} s"));
+                            }
+                            Some(timers::Due::Resend) => {
+                                if let Some(b) = &refresh_bytes {
+                                    self.send(b).await;
+                                }
+                            }
+                            None => {}
+                        }
                     }
                     let (wanted, digits) = self.wanted();
                     if let (Some(l), Some(d)) = (leg.as_mut(), &digits) {
@@ -441,7 +556,7 @@ Content-Length: 0\r\n\r\n",
                     if dead && !ended {
                         if let Some(d) = &dialog {
                             self.record("sip_rtp_timeout", "no RTP from the far end");
-                            self.send(&self.in_dialog("BYE", cseq + 1, &from_tag, d)).await;
+                            self.send(&self.in_dialog("BYE", cseq.max(dlg_cseq) + 1, &from_tag, d)).await;
                         }
                         self.far_end_gone("media_timeout");
                         return;
@@ -450,7 +565,7 @@ Content-Length: 0\r\n\r\n",
                         match &dialog {
                             Some(d) => {
                                 self.record("sip_bye_sent", "the agent side ended the call");
-                                self.send(&self.in_dialog("BYE", cseq + 1, &from_tag, d)).await;
+                                self.send(&self.in_dialog("BYE", cseq.max(dlg_cseq) + 1, &from_tag, d)).await;
                                 return;
                             }
                             None => {

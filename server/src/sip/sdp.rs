@@ -156,7 +156,7 @@ impl Offer {
         })
     }
 
-    /// The first of `prefs` (G.711 only in this slice) the offer has, with
+    /// The first of `prefs` (PCMU, PCMA, Opus) the offer has, with
     /// its payload type, and the offer's telephone-event payload type when
     /// `prefs` allows it.
     pub fn choose(&self, prefs: &[SipCodec]) -> Option<(SipCodec, u8, Option<u8>)> {
@@ -169,8 +169,14 @@ impl Offer {
         let (codec, pt) = prefs.iter().find_map(|c| match c {
             SipCodec::Pcmu => find("pcmu").map(|pt| (*c, pt)),
             SipCodec::Pcma => find("pcma").map(|pt| (*c, pt)),
-            // Opus trunk legs are a later slice.
-            SipCodec::Opus | SipCodec::TelephoneEvent => None,
+            // RFC 7587 §7: always `opus/48000/2`, whatever is sent; a
+            // bare `opus/48000` is read the same.
+            SipCodec::Opus => self
+                .formats
+                .iter()
+                .find(|(_, n)| n == "opus/48000/2" || n == "opus/48000")
+                .map(|(pt, _)| (*c, *pt)),
+            SipCodec::TelephoneEvent => None,
         })?;
         let te = prefs
             .contains(&SipCodec::TelephoneEvent)
@@ -199,12 +205,8 @@ pub fn answer_with(
 ) -> String {
     let ip = rtp.ip();
     let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
-    let name = match codec {
-        SipCodec::Pcma => "PCMA",
-        _ => "PCMU",
-    };
     let mut pts = pt.to_string();
-    let mut attrs = format!("a=rtpmap:{pt} {name}/8000\r\n");
+    let mut attrs = rtpmap(codec, pt);
     if let Some(te) = te {
         pts.push_str(&format!(" {te}"));
         attrs.push_str(&format!(
@@ -213,14 +215,15 @@ pub fn answer_with(
     }
     format!(
         "v=0\r\no=switchboard {session} {version} IN {family} {ip}\r\ns=switchboard\r\n\
-c=IN {family} {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP {pts}\r\n{attrs}a=ptime:20\r\na={dir}\r\n",
+c=IN {family} {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP {pts}\r\n{attrs}a=ptime:20\r\n{max}a={dir}\r\n",
         port = rtp.port(),
         dir = direction.as_str(),
+        max = maxptime(codec),
     )
 }
 
 /// Our offer for an outbound call: one audio stream at `rtp` with every
-/// codec of `prefs` we can carry (G.711 at its static payload types,
+/// codec of `prefs` (G.711 at its static payload types, Opus at 111,
 /// telephone-event at 101), in the trunk's order.
 pub fn offer(rtp: SocketAddr, session: u64, prefs: &[SipCodec]) -> String {
     let ip = rtp.ip();
@@ -237,19 +240,46 @@ pub fn offer(rtp: SocketAddr, session: u64, prefs: &[SipCodec]) -> String {
                 pts.push("8");
                 attrs.push_str("a=rtpmap:8 PCMA/8000\r\n");
             }
+            SipCodec::Opus => {
+                pts.push("111");
+                attrs.push_str(&rtpmap(SipCodec::Opus, 111));
+            }
             SipCodec::TelephoneEvent => {
                 pts.push("101");
                 attrs.push_str("a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n");
             }
-            SipCodec::Opus => {}
         }
     }
     format!(
         "v=0\r\no=switchboard {session} {session} IN {family} {ip}\r\ns=switchboard\r\n\
-c=IN {family} {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP {pts}\r\n{attrs}a=ptime:20\r\na=sendrecv\r\n",
+c=IN {family} {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP {pts}\r\n{attrs}a=ptime:20\r\n{max}a=sendrecv\r\n",
         port = rtp.port(),
-        pts = pts.join(" ")
+        pts = pts.join(" "),
+        max = if prefs.contains(&SipCodec::Opus) { maxptime(SipCodec::Opus) } else { "" },
     )
+}
+
+/// The `a=rtpmap` (and for Opus `a=fmtp`) lines of `codec` at `pt`.
+/// Opus (RFC 7587 §7) is always named `opus/48000/2`; we ask for mono
+/// (`stereo=0`: the engine is mono), say we send mono, take full band
+/// and in-band FEC, so a trunk's packets go to the engine as they are.
+fn rtpmap(codec: SipCodec, pt: u8) -> String {
+    match codec {
+        SipCodec::Opus => format!(
+            "a=rtpmap:{pt} opus/48000/2\r\n\
+a=fmtp:{pt} maxplaybackrate=48000;stereo=0;sprop-stereo=0;useinbandfec=1\r\n"
+        ),
+        SipCodec::Pcma => format!("a=rtpmap:{pt} PCMA/8000\r\n"),
+        _ => format!("a=rtpmap:{pt} PCMU/8000\r\n"),
+    }
+}
+
+/// `a=maxptime:20` for Opus: the engine decodes packets of at most 20 ms.
+fn maxptime(codec: SipCodec) -> &'static str {
+    match codec {
+        SipCodec::Opus => "a=maxptime:20\r\n",
+        _ => "",
+    }
 }
 
 #[cfg(test)]
@@ -267,6 +297,36 @@ m=audio 20140 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-
         let prefs = [SipCodec::Pcma, SipCodec::Pcmu, SipCodec::TelephoneEvent];
         assert_eq!(o.choose(&prefs), Some((SipCodec::Pcma, 8, Some(101))));
         assert_eq!(o.choose(&[SipCodec::Pcmu]), Some((SipCodec::Pcmu, 0, None)));
+        assert_eq!(o.choose(&[SipCodec::Opus]), None);
+        // baresip's Opus offer (RFC 7587): named opus/48000/2.
+        let opus = BARESIP.replace("RTP/AVP 0 8 101", "RTP/AVP 96 0 101")
+            + "a=rtpmap:96 opus/48000/2\r\na=fmtp:96 stereo=1;sprop-stereo=1\r\n";
+        let o = Offer::parse(opus.as_bytes()).expect("offer");
+        let prefs = [SipCodec::Opus, SipCodec::Pcmu, SipCodec::TelephoneEvent];
+        assert_eq!(o.choose(&prefs), Some((SipCodec::Opus, 96, Some(101))));
+        assert_eq!(
+            o.choose(&[SipCodec::Pcmu, SipCodec::Opus]),
+            Some((SipCodec::Pcmu, 0, None)),
+            "the trunk's order decides"
+        );
+        let a = answer(o.rtp, 5, SipCodec::Opus, 96, Some(101));
+        assert!(
+            a.contains("m=audio 20140 RTP/AVP 96 101\r\na=rtpmap:96 opus/48000/2\r\n")
+                && a.contains(
+                    "a=fmtp:96 maxplaybackrate=48000;stereo=0;sprop-stereo=0;useinbandfec=1\r\n"
+                )
+                && a.contains("a=ptime:20\r\na=maxptime:20\r\n"),
+            "{a}"
+        );
+        let back = Offer::parse(a.as_bytes()).expect("our answer parses");
+        assert_eq!(back.choose(&prefs), Some((SipCodec::Opus, 96, Some(101))));
+        let ours = offer(o.rtp, 1, &prefs);
+        assert!(ours.contains("RTP/AVP 111 0 101\r\n"), "{ours}");
+        let back = Offer::parse(ours.as_bytes()).expect("our offer parses");
+        assert_eq!(back.choose(&prefs), Some((SipCodec::Opus, 111, Some(101))));
+        // Opus at another clock is not RFC 7587's.
+        let wrong = opus.replace("opus/48000/2", "opus/16000/1");
+        let o = Offer::parse(wrong.as_bytes()).expect("offer");
         assert_eq!(o.choose(&[SipCodec::Opus]), None);
         let a = answer(
             "127.0.0.1:30000".parse().expect("addr"),

@@ -224,6 +224,40 @@ Contact: <sip:switchboard@{local}>\r\n",
     bytes
 }
 
+/// The session interval we ask for in our INVITE (RFC 4028 §7.1 and §4
+/// recommend 1800 s); the far end may lower it down to our Min-SE.
+pub const UAC_INTERVAL: u32 = 1800;
+
+/// The headers of our INVITE (we are the UAC, RFC 4028 §7.1): the interval
+/// we ask for, our Min-SE, and that we support the extension. No
+/// `refresher`: the UAS chooses (§7.1 lets it), and its 2xx tells us.
+pub fn uac_request_headers(asked: u32, min_se: u32) -> Vec<(&'static str, String)> {
+    vec![
+        ("Session-Expires", asked.to_string()),
+        ("Min-SE", min_se.to_string()),
+        ("Supported", "timer".to_owned()),
+    ]
+}
+
+/// The session a 2xx to our INVITE (or to our refresh) sets up (RFC 4028
+/// §7.2): its Session-Expires and refresher; none when the 2xx has no
+/// Session-Expires (the far end does not do session timers, or turned
+/// them off). A 2xx naming no refresher (which §9 forbids) leaves the
+/// refresh to us, the safe side.
+pub fn uac_negotiate(response: &Message) -> Result<Option<Session>, TimerError> {
+    let Some(value) = response.header("session-expires").or(response.header("x")) else {
+        return Ok(None);
+    };
+    let (interval, refresher) = parse_session_expires(value)?;
+    let refresher = refresher.unwrap_or(Refresher::Uac);
+    Ok(Some(Session {
+        interval,
+        refresher,
+        we_refresh: refresher == Refresher::Uac,
+        peer_supports: true,
+    }))
+}
+
 /// What the session clock asks for now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Due {
@@ -603,5 +637,44 @@ Min-SE: 1200\r\nContent-Length: 0\r\n\r\n",
         let h = refresh_headers(&c.session, 90);
         assert!(h.contains(&("Session-Expires", "1200;refresher=uac".into())));
         assert!(h.contains(&("Min-SE", "90".into())));
+    }
+
+    #[test]
+    fn as_the_uac_we_offer_and_follow_the_2xx() {
+        let h = uac_request_headers(UAC_INTERVAL, 90);
+        assert_eq!(
+            h,
+            vec![
+                ("Session-Expires", "1800".to_owned()),
+                ("Min-SE", "90".to_owned()),
+                ("Supported", "timer".to_owned()),
+            ]
+        );
+        let ok = |extra: &str| {
+            Message::parse(
+                format!(
+                    "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 1.2.3.4;branch=z9hG4bKa\r\n\
+From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: k\r\nCSeq: 1 INVITE\r\n{extra}\r\n"
+                )
+                .as_bytes(),
+            )
+            .expect("2xx")
+        };
+        let s = uac_negotiate(&ok("Session-Expires: 90;refresher=uac\r\n"))
+            .expect("ok")
+            .expect("a session");
+        assert!(s.we_refresh && s.interval == 90);
+        let s = uac_negotiate(&ok("x: 120;refresher=uas\r\n"))
+            .expect("ok")
+            .expect("a session");
+        assert!(!s.we_refresh && s.interval == 120 && s.refresher == Refresher::Uas);
+        // No refresher named: we refresh.
+        let s = uac_negotiate(&ok("Session-Expires: 300\r\n"))
+            .expect("ok")
+            .expect("a session");
+        assert!(s.we_refresh);
+        // No Session-Expires: no timer (§7.2).
+        assert_eq!(uac_negotiate(&ok("")), Ok(None));
+        assert!(uac_negotiate(&ok("Session-Expires: soon\r\n")).is_err());
     }
 }

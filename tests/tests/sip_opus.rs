@@ -1,0 +1,404 @@
+//! Opus trunk legs (issue 13, "Media"; RFC 7587) and the codec matrix of
+//! the inbound audio test: a trunk whose codecs list Opus first gets an
+//! Opus leg when the far end offers `opus/48000/2`, and the gateway
+//! forwards the Opus packets between the RTP stream and the agent's
+//! engine without transcoding.
+//!
+//! - A raw UDP trunk sends RTP whose Opus payloads are byte patterns no
+//!   encoder would produce (a valid TOC byte, then a pattern): the agent
+//!   must get them unchanged as Opus media frames, 10 and 20 ms packets
+//!   alike on the 48 kHz clock, and its own frames must reach the trunk
+//!   as RTP payloads unchanged.
+//! - baresip (its opus module) calls in from speech, and is called by the
+//!   agent; audio both ways by correlation, as the PCMU tests do. PCMA
+//!   gets the same inbound test.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use protocol::media::{decode_media_frame, encode_media_frame_codec, Codec, MediaHeader};
+use switchboard_tests::sip::{self, *};
+use switchboard_tests::*;
+
+const CALLEE: &str = "+15550142";
+
+/// A gateway whose trunk prefers `codecs` (TOML list items); calls from
+/// 127.0.0.1 to the DID reach the support queue; with `address`, dials
+/// go there.
+fn opus_config(dir: &Path, codecs: &str, address: Option<SocketAddr>) -> server::config::Config {
+    let address = address
+        .map(|a| format!("address = \"{a}\"\n"))
+        .unwrap_or_default();
+    sip::config(
+        dir,
+        &format!(
+            "[sip]\nlisten_udp = \"127.0.0.1:0\"\nrtp_ports = [37000, 37999]\n\
+[[sip.trunks]]\nname = \"opus\"\n{address}allow = [\"127.0.0.1\"]\ncodecs = [{codecs}]\n\
+[sip.trunks.dids]\n\"{DID}\" = \"support\"\n"
+        ),
+    )
+}
+
+/// Opus packet `n` of `side` (0 the trunk, 1 the agent): a TOC byte for
+/// one SILK wideband frame of `ms` (10 or 20), then 40 pattern bytes.
+fn pattern(side: u8, n: u16, ms: u32) -> Vec<u8> {
+    let config: u8 = if ms == 10 { 8 } else { 9 };
+    let mut p = vec![config << 3];
+    p.extend((0..40u16).map(|k| (n.wrapping_mul(31).wrapping_add(k * 7) as u8) ^ (side * 0x5a)));
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opus_packets_are_forwarded_unchanged_both_ways() {
+    let dir = temp_dir("sip-opus-forward");
+    let running = server::start(opus_config(&dir, "\"Opus\", \"PCMU\"", None))
+        .await
+        .expect("start");
+    let sip = running.sip_addr.expect("sip");
+    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let rtp = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("rtp");
+    let port = rtp.local_addr().expect("addr").port();
+    // PCMU first in the offer: the trunk's order (Opus first) decides.
+    let offer = sip::sdp(
+        port,
+        "0 96",
+        "a=rtpmap:96 opus/48000/2\r\na=fmtp:96 useinbandfec=1\r\n",
+    );
+    let call = answered_call(&sock, sip, &mut alice, "opus1", "", &offer).await;
+    let answer = String::from_utf8_lossy(&call.ok.body).into_owned();
+    assert!(
+        answer.contains("m=audio ") && answer.contains(" RTP/AVP 96\r\n"),
+        "Opus chosen at the offer's payload type: {answer}"
+    );
+    assert!(answer.contains("a=rtpmap:96 opus/48000/2\r\n"), "{answer}");
+    assert!(answer.contains("a=maxptime:20\r\n"), "{answer}");
+
+    // The trunk: 40 packets of 20 ms, then 40 of 10 ms, on the 48 kHz
+    // clock; packet 5 is lost on the way. Everything that comes back is
+    // kept.
+    let gateway_rtp = call.rtp;
+    let trunk = tokio::spawn(async move {
+        let mut got: Vec<(u8, u16, u32, Vec<u8>)> = Vec::new();
+        let mut buf = vec![0u8; 2048];
+        let mut ts = 90_000u32;
+        let mut tick = tokio::time::interval(Duration::from_millis(10));
+        let mut n = 0u16;
+        let mut wait = 0u32;
+        let end = tokio::time::Instant::now() + Duration::from_millis(2600);
+        while tokio::time::Instant::now() < end {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if wait > 0 {
+                        wait -= 1;
+                        continue;
+                    }
+                    if n < 80 {
+                        let ms = if n < 40 { 20 } else { 10 };
+                        if n != 5 {
+                            let p = sip::rtp(96, 1000 + n, ts, 0xabcd, &pattern(0, n, ms));
+                            let _ = rtp.send_to(&p, gateway_rtp).await;
+                        }
+                        ts = ts.wrapping_add(ms * 48);
+                        n += 1;
+                        wait = ms / 10 - 1;
+                    }
+                }
+                r = rtp.recv_from(&mut buf) => {
+                    if let Ok((len, _)) = r {
+                        if len > 12 {
+                            let seq = u16::from_be_bytes([buf[2], buf[3]]);
+                            let ts = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
+                            got.push((buf[1] & 0x7f, seq, ts, buf[12..len].to_vec()));
+                        }
+                    }
+                }
+            }
+        }
+        got
+    });
+    // The agent sends its own pattern, 20 ms a frame.
+    let leg = call.leg;
+    let mut seq = 0u32;
+    let mut next = move || {
+        let mut f = Vec::new();
+        let header = MediaHeader {
+            flags: 0,
+            leg,
+            sequence: seq,
+            timestamp: seq * 960,
+        };
+        encode_media_frame_codec(&header, Codec::Opus, &pattern(1, seq as u16, 20), &mut f);
+        seq += 1;
+        f
+    };
+    alice
+        .stream_media(Duration::from_millis(2400), &mut next)
+        .await;
+    let at_trunk = trunk.await.expect("trunk");
+
+    // Trunk -> agent: the payloads as sent, in order, as Opus frames whose
+    // timestamps step as the RTP ones did (960 for 20 ms, 480 for 10 ms,
+    // 1920 across the lost packet) and whose numbering keeps the gap.
+    let frames: Vec<(u32, u32, Vec<u8>)> = alice
+        .media_in
+        .iter()
+        .filter_map(|b| decode_media_frame(b).ok())
+        .filter(|f| f.codec == Codec::Opus && f.header.leg == leg)
+        .map(|f| (f.header.sequence, f.header.timestamp, f.payload.to_vec()))
+        .collect();
+    let sent: Vec<(u16, Vec<u8>)> = (0..80u16)
+        .filter(|n| *n != 5)
+        .map(|n| (n, pattern(0, n, if n < 40 { 20 } else { 10 })))
+        .collect();
+    let mine: Vec<(u16, u32, u32)> = frames
+        .iter()
+        .filter_map(|(s, t, p)| sent.iter().find(|(_, q)| q == p).map(|(n, _)| (*n, *s, *t)))
+        .collect();
+    assert!(
+        mine.len() * 10 >= sent.len() * 9,
+        "{} of {} trunk payloads reached the agent unchanged ({} frames)",
+        mine.len(),
+        sent.len(),
+        frames.len()
+    );
+    assert_eq!(
+        mine.len(),
+        frames.len(),
+        "every frame the agent got is one of the trunk's packets (nothing transcoded)"
+    );
+    let samples_before = |n: u16| -> u32 {
+        (0..n)
+            .map(|k| if k < 40 { 960u32 } else { 480 })
+            .sum::<u32>()
+    };
+    for w in mine.windows(2) {
+        let ((n0, s0, t0), (n1, s1, t1)) = (w[0], w[1]);
+        assert!(n1 > n0, "in order: {mine:?}");
+        assert_eq!(s1.wrapping_sub(s0), u32::from(n1 - n0), "numbering");
+        assert_eq!(
+            t1.wrapping_sub(t0),
+            samples_before(n1) - samples_before(n0),
+            "48 kHz timestamps between packets {n0} and {n1}"
+        );
+    }
+
+    // Agent -> trunk: Opus RTP (payload type 96) carrying the agent's
+    // payloads unchanged, 960 apart on the RTP clock.
+    let theirs: Vec<Vec<u8>> = (0..200).map(|n| pattern(1, n, 20)).collect();
+    let back: Vec<&(u8, u16, u32, Vec<u8>)> =
+        at_trunk.iter().filter(|(pt, ..)| *pt == 96).collect();
+    let through = back.iter().filter(|(.., p)| theirs.contains(p)).count();
+    assert!(
+        through >= 80,
+        "{through} of the agent's payloads reached the trunk unchanged ({} RTP packets back)",
+        at_trunk.len()
+    );
+    assert_eq!(
+        through,
+        back.len(),
+        "every RTP packet back is one of the agent's payloads"
+    );
+    for w in back.windows(2) {
+        if w[1].1 == w[0].1.wrapping_add(1) {
+            assert_eq!(w[1].2.wrapping_sub(w[0].2), 960, "20 ms at 48 kHz");
+        }
+    }
+    sock.send_to(
+        sip::bye(sip, sock.local_addr().expect("addr"), "opus1", &call.to, 2).as_bytes(),
+        sip,
+    )
+    .await
+    .expect("bye");
+    let r = wait_ended(&running, &call.contact).await;
+    assert_eq!(r.disconnect_reason.as_deref(), Some("customer_disconnect"));
+}
+
+/// baresip calls in with `codec` from speech; the agent answers and
+/// talks; the caller's file ends and baresip hangs up. Audio both ways by
+/// correlation.
+async fn inbound_audio(codec: &str, name: &str) {
+    let dir = temp_dir(name);
+    let opus = codec.starts_with("opus");
+    let (caller8, _) = speech(
+        &dir,
+        "caller",
+        "This is the caller. The quick brown fox jumps over the lazy dog.",
+        1,
+    );
+    // baresip's Opus source must be 48 kHz stereo.
+    let source = if opus {
+        resample(&dir, &caller8, "caller_48k2.wav", 48_000, 2, 0)
+    } else {
+        caller8.clone()
+    };
+    let (agent8, agent48) = speech(
+        &dir,
+        "agent",
+        "Hello, this is the agent. Please state your order number.",
+        0,
+    );
+    let running = server::start(opus_config(
+        &dir,
+        "\"Opus\", \"PCMA\", \"PCMU\", \"telephone-event\"",
+        None,
+    ))
+    .await
+    .expect("start");
+    let sip = running.sip_addr.expect("sip");
+    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
+    let bdir = dir.join("baresip");
+    std::fs::create_dir_all(&bdir).expect("mkdir");
+    let mut phone = baresip_caller(&bdir, codec, &source, sip, 30);
+    let c = alice.first_contact("the SIP call rings").await;
+    let (leg, _) = alice.accept_with_leg(&c).await;
+    let (_, agent_pcm) = read_wav_pcm16(&agent48);
+    let mut next = speech_frames(agent_pcm, leg);
+    let mut ended = false;
+    for _ in 0..20 {
+        alice
+            .stream_media(Duration::from_millis(500), &mut next)
+            .await;
+        if record(&running, &c).ended_at.is_some() {
+            ended = true;
+            break;
+        }
+    }
+    assert!(ended, "the caller's BYE ended the contact");
+    let _ = tokio::time::timeout(Duration::from_secs(10), phone.kill()).await;
+    let log = std::fs::read_to_string(bdir.join("baresip.log")).unwrap_or_default();
+    let codecs: Vec<Codec> = alice
+        .media_in
+        .iter()
+        .filter_map(|b| decode_media_frame(b).ok().map(|f| f.codec))
+        .collect();
+    assert!(
+        codecs.iter().all(|c| *c == Codec::Opus),
+        "an Opus agent gets Opus"
+    );
+    let heard8 = agent_heard_8k(&alice.media_in);
+    let (_, caller_ref) = read_wav_pcm16(&caller8);
+    let (_, agent_ref) = read_wav_pcm16(&agent8);
+    let at_agent = ncc_windows(&caller_ref, &heard8, 40_000);
+    let control = ncc_windows(&agent_ref, &heard8, 40_000);
+    let at_phone = ncc_windows(&agent_ref, &baresip_heard(&bdir), 8_000);
+    eprintln!(
+        "{codec} inbound ncc: caller->agent {at_agent:.4} (control {control:.4}); \
+agent->caller {at_phone:.4}"
+    );
+    assert!(at_agent > 0.6, "the agent hears the caller: ncc {at_agent}");
+    assert!(
+        control + 0.2 < at_agent,
+        "the wrong speech (control) scores {control}, the caller's {at_agent}"
+    );
+    assert!(
+        at_phone > 0.6,
+        "the caller hears the agent: ncc {at_phone}; {log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_calls_in_with_opus_audio_both_ways() {
+    inbound_audio("opus/48000/2", "sip-opus-in").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_calls_in_with_pcma_audio_both_ways() {
+    inbound_audio("pcma", "sip-pcma-in").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_dials_baresip_with_opus_audio_both_ways() {
+    let dir = temp_dir("sip-opus-out");
+    let (callee8, _) = speech(
+        &dir,
+        "callee",
+        "Hello, this is the customer answering. The quick brown fox jumps over the lazy dog.",
+        1,
+    );
+    let source = resample(&dir, &callee8, "callee_48k2.wav", 48_000, 2, 0);
+    let (agent8, agent48) = speech(
+        &dir,
+        "agent",
+        "Hello, this is the agent calling about your order number.",
+        0,
+    );
+    let bdir = dir.join("baresip");
+    std::fs::create_dir_all(&bdir).expect("mkdir");
+    let port = free_udp_port_pair();
+    let mut phone = baresip_with(
+        &bdir,
+        port,
+        &format!(
+            "<sip:{CALLEE}@127.0.0.1:{port}>;regint=0;answermode=auto;audio_codecs=opus/48000/2;audio_source=aufile,{}",
+            source.display()
+        ),
+        None,
+        40,
+        "",
+    );
+    let phone_addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let running = server::start(opus_config(
+        &dir,
+        "\"Opus\", \"PCMU\", \"telephone-event\"",
+        Some(phone_addr),
+    ))
+    .await
+    .expect("start");
+    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
+    let log = wait_baresip_ready(&bdir).await;
+    let c = dial(&mut alice, CALLEE).await;
+    alice
+        .wait_for("the far end answers", |a| {
+            a.state()
+                .contacts
+                .get(&c)
+                .is_some_and(|v| v.state.name() == "connected")
+                && a.state()
+                    .contacts
+                    .get(&c)
+                    .and_then(|v| v.agent_connection()?.media_leg)
+                    .is_some()
+        })
+        .await;
+    let leg = alice.state().contacts[&c]
+        .agent_connection()
+        .and_then(|k| k.media_leg)
+        .expect("media leg");
+    let (_, agent_pcm) = read_wav_pcm16(&agent48);
+    let mut next = speech_frames(agent_pcm, leg);
+    let mut ended = false;
+    for _ in 0..30 {
+        alice
+            .stream_media(Duration::from_millis(500), &mut next)
+            .await;
+        if record(&running, &c).ended_at.is_some() {
+            ended = true;
+            break;
+        }
+    }
+    assert!(ended, "the callee's BYE (end of its file) ended the call");
+    let _ = tokio::time::timeout(Duration::from_secs(10), phone.kill()).await;
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        text.to_ascii_lowercase().contains("opus"),
+        "baresip's call was Opus: {text}"
+    );
+    let heard8 = agent_heard_8k(&alice.media_in);
+    let (_, callee_ref) = read_wav_pcm16(&callee8);
+    let (_, agent_ref) = read_wav_pcm16(&agent8);
+    let at_agent = ncc_windows(&callee_ref, &heard8, 8_000);
+    let control = ncc_windows(&agent_ref, &heard8, 8_000);
+    let at_phone = ncc_windows(&agent_ref, &baresip_heard(&bdir), 8_000);
+    eprintln!(
+        "outbound Opus ncc: callee->agent {at_agent:.4} (control {control:.4}); agent->callee {at_phone:.4}"
+    );
+    assert!(at_agent > 0.6, "the agent hears the callee: ncc {at_agent}");
+    assert!(control < at_agent, "control correlation {control}");
+    assert!(at_phone > 0.6, "the callee hears the agent: ncc {at_phone}");
+}
