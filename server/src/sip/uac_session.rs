@@ -51,6 +51,9 @@ pub(super) struct UacSession {
     update_ok: bool,
     /// Our refresh in flight: its CSeq and whether it is a re-INVITE.
     pending: Option<(u32, bool)>,
+    /// The CSeq of our last re-INVITE refresh answered 2xx: a
+    /// retransmission of that 2xx (our ACK was lost) is ACKed again.
+    acked: Option<u32>,
 }
 
 impl UacSession {
@@ -62,6 +65,7 @@ impl UacSession {
             clock: None,
             update_ok: false,
             pending: None,
+            acked: None,
         }
     }
 
@@ -149,6 +153,11 @@ impl UacSession {
 
     /// A response in the dialog: ours when it answers the pending refresh.
     pub fn on_response(&mut self, m: &Message, code: u16, now: Duration) -> RefreshOutcome {
+        if let Some(n) = self.acked {
+            if (200..300).contains(&code) && m.cseq() == Some((n, "INVITE")) {
+                return RefreshOutcome::Done { ack: true };
+            }
+        }
         let Some((cseq, invite)) = self.pending else {
             return RefreshOutcome::NotOurs;
         };
@@ -161,6 +170,9 @@ impl UacSession {
         }
         self.pending = None;
         let ack = invite && code < 300;
+        if ack {
+            self.acked = Some(cseq);
+        }
         let Some(c) = self.clock.as_mut() else {
             return RefreshOutcome::Done { ack };
         };
@@ -286,6 +298,12 @@ To: <sip:a@b>;tag=1\nCall-ID: k\nCSeq: 7 UPDATE\nSession-Expires: {se}\nSupporte
         let ok = response(200, "3 INVITE", "Session-Expires: 3;refresher=uas\n");
         assert_eq!(
             u.on_response(&ok, 200, ms(3100)),
+            RefreshOutcome::Done { ack: true }
+        );
+        // Its retransmission (our ACK lost) is ACKed again, and changes
+        // nothing else.
+        assert_eq!(
+            u.on_response(&ok, 200, ms(3200)),
             RefreshOutcome::Done { ack: true }
         );
         // Now the far end refreshes (interval 3 s): without it, expiry
