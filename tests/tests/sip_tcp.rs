@@ -14,20 +14,16 @@
 //! test.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use media::codec::{Decoder, Encoder, EncoderSettings};
-use media::frame::PACKET;
-use protocol::media::{decode_media_frame, encode_media_frame, MediaHeader};
 use protocol::wire::Op;
+use switchboard_tests::sip::*;
 use switchboard_tests::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const DID: &str = "+15550100";
-const CALLER: &str = "+15557654321";
 const CALLEE: &str = "+15550142";
 
 /// A free TCP port on 127.0.0.1 (bound, read and released).
@@ -150,8 +146,6 @@ fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
-const SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n";
-
 fn tcp_invite(local: SocketAddr, call_id: &str) -> String {
     format!(
         "INVITE sip:{DID}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bK{call_id}\r\n\
@@ -180,15 +174,6 @@ async fn ping(stream: &mut TcpStream, n: u32) -> Option<String> {
     read_msg(stream, &mut Vec::new()).await
 }
 
-fn run(cmd: &str, args: &[&str]) {
-    let ok = std::process::Command::new(cmd)
-        .args(args)
-        .status()
-        .unwrap_or_else(|e| panic!("{cmd} must be installed (cargo xtask test installs it): {e}"))
-        .success();
-    assert!(ok, "{cmd} {args:?} failed");
-}
-
 fn read_wav_pcm16(path: &Path) -> (u32, Vec<f32>) {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let rate = u32::from_le_bytes([bytes[24], bytes[25], bytes[26], bytes[27]]);
@@ -210,223 +195,10 @@ fn read_wav_pcm16(path: &Path) -> (u32, Vec<f32>) {
     panic!("{}: no data chunk", path.display());
 }
 
-/// Speech from espeak-ng, as 8 kHz (the caller's file) and 48 kHz mono.
-fn speech(dir: &Path, name: &str, text: &str, pad_s: u32) -> (PathBuf, PathBuf) {
-    let raw = dir.join(format!("{name}_raw.wav"));
-    let n8 = dir.join(format!("{name}_8k.wav"));
-    let n48 = dir.join(format!("{name}_48k.wav"));
-    run("espeak-ng", &["-w", raw.to_str().expect("path"), text]);
-    let pad = pad_s.to_string();
-    for (out, rate) in [(&n8, "8000"), (&n48, "48000")] {
-        run(
-            "sox",
-            &[
-                raw.to_str().expect("path"),
-                "-r",
-                rate,
-                "-c",
-                "1",
-                "-b",
-                "16",
-                "-e",
-                "signed",
-                out.to_str().expect("path"),
-                "norm",
-                "-3",
-                "pad",
-                "0",
-                &pad,
-            ],
-        );
-    }
-    (n8, n48)
-}
-
-/// Normalised correlation of `rec` against `reference` at `lag`
-/// (positive: `rec` is late).
-fn ncc_at(reference: &[f32], rec: &[f32], lag: i64) -> f64 {
-    let (mut xy, mut xx, mut yy) = (0.0f64, 0.0f64, 0.0f64);
-    let mut overlap = 0usize;
-    for (i, &x) in reference.iter().enumerate() {
-        let j = i as i64 + lag;
-        if j < 0 {
-            continue;
-        }
-        let Some(&y) = rec.get(j as usize) else { break };
-        let (x, y) = (f64::from(x), f64::from(y));
-        xy += x * y;
-        xx += x * x;
-        yy += y * y;
-        overlap += 1;
-    }
-    // A lag at the recording's edge overlaps a few samples, whose
-    // correlation is near +-1 whatever they hold: it says nothing. Only a
-    // lag where most of the reference lies inside the recording counts.
-    if overlap * 4 < reference.len() * 3 {
-        return 0.0;
-    }
-    if xx > 0.0 && yy > 0.0 {
-        xy / (xx * yy).sqrt()
-    } else {
-        0.0
-    }
-}
-
-/// Best normalised cross-correlation of `rec` against `reference` within
-/// +-`max_lag` samples, and its lag: a coarse search on 5 ms energy
-/// envelopes, then every lag within 10 ms of the three best coarse ones (a full search
-/// is too slow in a debug build).
-fn ncc(reference: &[f32], rec: &[f32], centre: i64, max_lag: usize) -> (f64, i64) {
-    const BLOCK: usize = 40;
-    let env = |x: &[f32]| -> Vec<f32> {
-        x.chunks(BLOCK)
-            .map(|c| c.iter().map(|v| v * v).sum::<f32>().sqrt())
-            .collect()
-    };
-    let (er, ec) = (env(reference), env(rec));
-    let mean = |x: &[f32]| x.iter().sum::<f32>() / x.len().max(1) as f32;
-    let (mr, mc) = (mean(&er), mean(&ec));
-    let er: Vec<f32> = er.iter().map(|v| v - mr).collect();
-    let ec: Vec<f32> = ec.iter().map(|v| v - mc).collect();
-    let blocks = (max_lag / BLOCK) as i64;
-    let c = centre / BLOCK as i64;
-    let mut coarse: Vec<(f64, i64)> = (c - blocks..=c + blocks)
-        .map(|l| (ncc_at(&er, &ec, l), l))
-        .collect();
-    coarse.sort_by(|a, b| b.0.total_cmp(&a.0));
-    // The fine search around the three best envelope lags.
-    coarse
-        .iter()
-        .take(3)
-        .flat_map(|&(_, l)| {
-            let centre = l * BLOCK as i64;
-            centre - 2 * BLOCK as i64..=centre + 2 * BLOCK as i64
-        })
-        .map(|l| (ncc_at(reference, rec, l), l))
-        .fold((-1.0, 0), |a, b| if b.0 > a.0 { b } else { a })
-}
-
-/// The mean of the better half, over the reference's voiced 1 s windows,
-/// of each window's best correlation in `rec`: robust to a lost or late
-/// packet shifting the rest of a recording (which a single global lag is
-/// not), and to the first second being lost while the call's media route
-/// is set up on a loaded machine; still needs half the speech intact.
-fn ncc_windows(reference: &[f32], rec: &[f32], max_lag: usize) -> f64 {
-    const WINDOW: usize = 8000;
-    let mut scores: Vec<f64> = reference
-        .chunks_exact(WINDOW)
-        .enumerate()
-        .filter(|(_, w)| (w.iter().map(|v| v * v).sum::<f32>() / WINDOW as f32).sqrt() > 0.02)
-        .map(|(k, w)| ncc(w, rec, (k * WINDOW) as i64, max_lag).0)
-        .collect();
-    assert!(scores.len() >= 2, "the reference has speech");
-    scores.sort_by(|a, b| b.total_cmp(a));
-    let half = scores.len().div_ceil(2);
-    scores[..half].iter().sum::<f64>() / half as f64
-}
-
-fn free_udp_port_pair() -> u16 {
-    // baresip binds P (UDP and TCP) and P+1 (TLS); ctrl_tcp takes a TCP
-    // port from here too. All three must be free: a TCP port P in use by
-    // some outgoing connection made baresip fail to start ("Address
-    // already in use") on the busy machine.
-    for _ in 0..50 {
-        let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
-        let p = s.local_addr().expect("addr").port();
-        if p < 65_000
-            && std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
-            && std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok()
-        {
-            return p;
-        }
-    }
-    panic!("no free port pair");
-}
-
-/// A baresip in `dir` on `port` with one account line; `dial` is an
-/// optional command run at start. Quits after `seconds`.
-fn baresip_with(
-    dir: &Path,
-    port: u16,
-    account: &str,
-    dial: Option<String>,
-    seconds: u32,
-    extra_modules: &str,
-) -> tokio::process::Child {
-    let rtp = 33_000 + (port % 500) * 2;
-    let rec = dir.join("rec");
-    std::fs::create_dir_all(&rec).expect("mkdir");
-    let config = format!(
-        "poll_method\tepoll\nsip_listen\t127.0.0.1:{port}\ncall_local_timeout\t120\ncall_max_calls\t4\n\
-audio_player\talsa,null\naudio_source\talsa,null\naudio_alert\talsa,null\n\
-ausrc_format\ts16\nauplay_format\ts16\nauenc_format\ts16\naudec_format\ts16\naudio_buffer\t20-160\n\
-rtp_ports\t{rtp}-{}\nrtcp_mux\tno\njitter_buffer_delay\t5-10\nnet_interface\t127.0.0.1\n\
-module_path\t/usr/lib/baresip/modules\nmodule\tg711.so\nmodule\talsa.so\nmodule\taufile.so\nmodule\tsndfile.so\n\
-module_tmp\tuuid.so\nmodule_tmp\taccount.so\nmodule_app\tmenu.so\nsnd_path\t{}\n{extra_modules}",
-        rtp + 20,
-        rec.display()
-    );
-    std::fs::write(dir.join("config"), config).expect("config");
-    std::fs::write(dir.join("accounts"), format!("{account}\n")).expect("accounts");
-    let log = std::fs::File::create(dir.join("baresip.log")).expect("log");
-    let mut cmd = tokio::process::Command::new("baresip");
-    cmd.args([
-        "-4",
-        "-f",
-        dir.to_str().expect("path"),
-        "-t",
-        &seconds.to_string(),
-    ]);
-    if let Some(d) = dial {
-        cmd.arg("-e").arg(d);
-    }
-    cmd.stdout(Stdio::from(log.try_clone().expect("log")))
-        .stderr(Stdio::from(log))
-        .kill_on_drop(true)
-        .spawn()
-        .expect("baresip must be installed (baresip-core; cargo xtask test installs it)")
-}
-
-/// Media frames of `pcm` (48 kHz) on `leg`, then silence.
-fn speech_frames(pcm: Vec<f32>, leg: u32) -> impl FnMut() -> Vec<u8> {
-    let mut enc = Encoder::new(EncoderSettings::default()).expect("encoder");
-    let mut seq = 0u32;
-    move || {
-        let mut chunk = [0.0f32; PACKET];
-        let at = seq as usize * PACKET;
-        for (i, x) in chunk.iter_mut().enumerate() {
-            *x = pcm.get(at + i).copied().unwrap_or(0.0);
-        }
-        let payload = enc.encode(&chunk).expect("encode").to_vec();
-        let mut frame = Vec::new();
-        let header = MediaHeader {
-            flags: 0,
-            leg,
-            sequence: seq,
-            timestamp: seq.wrapping_mul(PACKET as u32),
-        };
-        encode_media_frame(&header, &payload, &mut frame);
-        seq += 1;
-        frame
-    }
-}
-
 async fn agent_answers(client: &mut Client) -> (String, u32, String) {
     let c = client.first_contact("the SIP call rings").await;
     let (leg, customer) = client.accept_with_leg(&c).await;
     (c, leg, customer)
-}
-
-fn record(running: &server::Running, c: &str) -> server::store::ContactRecord {
-    running
-        .state
-        .center
-        .lock()
-        .expect("lock")
-        .store()
-        .contact(c)
-        .expect("store")
-        .expect("contact record")
 }
 
 async fn wait_ended(running: &server::Running, c: &str) -> server::store::ContactRecord {
@@ -440,19 +212,6 @@ async fn wait_ended(running: &server::Running, c: &str) -> server::store::Contac
     panic!("contact {c} did not end");
 }
 
-/// The agent dials `number`; returns the contact id.
-async fn dial(client: &mut Client, number: &str) -> String {
-    match client
-        .ok(Op::Connect {
-            endpoint: protocol::endpoint::Endpoint::phone_number(number),
-        })
-        .await
-    {
-        protocol::wire::OpResult::ContactCreated { contact_id } => contact_id,
-        other => panic!("connect: {other:?}"),
-    }
-}
-
 /// The agent's contact state name and reason, if any.
 fn contact_state(client: &Client, c: &str) -> Option<(String, Option<String>)> {
     let v = client.state().contacts.get(c)?;
@@ -462,49 +221,6 @@ fn contact_state(client: &Client, c: &str) -> Option<(String, Option<String>)> {
         _ => None,
     };
     Some((v.state.name().to_owned(), reason))
-}
-
-/// What the agent heard (its media frames decoded), at 8 kHz.
-fn agent_heard_8k(frames: &[Vec<u8>]) -> Vec<f32> {
-    let mut dec = Decoder::new().expect("decoder");
-    let mut heard48: Vec<f32> = Vec::new();
-    let mut pcm = [0.0f32; PACKET];
-    for f in frames {
-        let frame = decode_media_frame(f).expect("frame");
-        dec.decode(frame.payload, &mut pcm).expect("decode");
-        heard48.extend_from_slice(&pcm);
-    }
-    heard48
-        .chunks_exact(6)
-        .map(|c| c.iter().sum::<f32>() / 6.0)
-        .collect()
-}
-
-/// What baresip decoded (sndfile's `*-dec.wav`).
-fn baresip_heard(bdir: &Path) -> Vec<f32> {
-    let dec_wav = std::fs::read_dir(bdir.join("rec"))
-        .expect("recordings")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
-        .expect("baresip recorded what it heard");
-    let (rate, pcm) = read_wav_pcm16(&dec_wav);
-    assert_eq!(rate, 8000);
-    pcm
-}
-
-/// Waits (bounded) until the baresip in `dir` listens; its log.
-async fn wait_baresip_ready(dir: &Path) -> PathBuf {
-    let log = dir.join("baresip.log");
-    for _ in 0..100 {
-        if std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("baresip is ready")
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    log
 }
 
 fn count_in(path: &Path, needle: &str) -> usize {
