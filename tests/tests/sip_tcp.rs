@@ -223,52 +223,6 @@ fn contact_state(client: &Client, c: &str) -> Option<(String, Option<String>)> {
     Some((v.state.name().to_owned(), reason))
 }
 
-fn count_in(path: &Path, needle: &str) -> usize {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .matches(needle)
-        .count()
-}
-
-async fn wait_log(path: &Path, needle: &str, times: usize, what: &str) {
-    for _ in 0..300 {
-        if count_in(path, needle) >= times {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!(
-        "{what}: `{needle}` x{times} not in {}:\n{}",
-        path.display(),
-        std::fs::read_to_string(path).unwrap_or_default()
-    );
-}
-
-/// Sends Kamailio SIGTERM when dropped (a failing test unwinds through
-/// it), so its forked workers never outlive the test.
-struct KamailioGuard(Option<u32>);
-
-impl Drop for KamailioGuard {
-    fn drop(&mut self) {
-        if let Some(pid) = self.0 {
-            let _ = std::process::Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status();
-        }
-    }
-}
-
-/// Stops Kamailio with SIGTERM, which makes its main process stop its
-/// forked workers too (SIGKILL, what `kill_on_drop` sends, would leave
-/// the workers running).
-async fn stop_kamailio(kam: &mut tokio::process::Child) {
-    if let Some(pid) = kam.id() {
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status();
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(5), kam.wait()).await;
-}
 // ---- raw TCP: a call in, on its own connection ---------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
