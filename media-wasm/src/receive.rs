@@ -53,7 +53,24 @@ pub struct ReceiveChain {
     codec: Codec,
     /// The decoder of a telephone leg (G.711).
     telephone: crate::telephone::TelephoneDecoder,
+    /// The packets played since [`ReceiveChain::start_window`], see
+    /// [`ReceiveChain::window_packets`].
+    window: Window,
 }
+
+/// What a playout window (a mixer's tick) was made of.
+#[derive(Default)]
+struct Window {
+    /// Every sample came from a whole Opus packet decoded as it was sent
+    /// (no concealment, FEC, splice or leftover of an earlier packet).
+    clean: bool,
+    /// The packets decoded, back to back, and where each ends.
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+/// A window longer than this many packets is not a mixer's tick.
+const WINDOW_PACKETS: usize = 4;
 
 impl ReceiveChain {
     /// A chain accepting frames for `leg` (any leg when `None`).
@@ -72,6 +89,37 @@ impl ReceiveChain {
             level_dbfs: -120.0,
             codec: Codec::Opus,
             telephone: crate::telephone::TelephoneDecoder::default(),
+            window: Window::default(),
+        })
+    }
+
+    /// Starts a playout window: the blocks pulled from now on, until
+    /// [`ReceiveChain::window_packets`], are what a mixer's tick plays.
+    pub fn start_window(&mut self) {
+        self.window.clean = self.pushback.is_none() && self.pcm_pos >= self.pcm_len;
+        self.window.bytes.clear();
+        self.window.ends.clear();
+    }
+
+    /// The Opus packets that the blocks pulled since
+    /// [`ReceiveChain::start_window`] are exactly the decoding of, in
+    /// order, when they are: every sample came from a packet decoded as it
+    /// arrived and nothing of the last one is left over (no concealment,
+    /// FEC, jitter splice or packet straddling the window's edges). A
+    /// mixer that would re-encode this window alone can send these
+    /// instead.
+    pub fn window_packets(&self) -> Option<impl Iterator<Item = &[u8]>> {
+        let w = &self.window;
+        let whole = w.clean
+            && !w.ends.is_empty()
+            && self.pushback.is_none()
+            && self.pcm_pos >= self.pcm_len;
+        whole.then(|| {
+            w.ends.iter().scan(0, |start, &end| {
+                let p = w.bytes.get(*start..end);
+                *start = end;
+                p
+            })
         })
     }
 
@@ -150,6 +198,7 @@ impl ReceiveChain {
         match adjust {
             Adjust::Keep => self.take(out, now_ms),
             Adjust::Shrink => {
+                self.window.clean = false;
                 // Drop the next block: fade from it into the one after.
                 let mut dropped = self.spare.pop().unwrap_or_else(|| Box::new([0.0; BLOCK]));
                 self.take(&mut dropped, now_ms);
@@ -162,6 +211,7 @@ impl ReceiveChain {
                 self.jitter.adjusted(true, now_ms);
             }
             Adjust::Grow => {
+                self.window.clean = false;
                 // Play the last block again, entering it from the true
                 // continuation, then the held-back block: both seams are
                 // continuous.
@@ -204,6 +254,8 @@ impl ReceiveChain {
     }
 
     fn decode_next(&mut self, now_ms: f64) {
+        // Only a plain Opus decode keeps the window whole (set below).
+        let clean = std::mem::replace(&mut self.window.clean, false);
         if self.codec.is_g711() {
             // A telephone leg: G.711, no FEC (a missing packet is
             // concealed either way).
@@ -227,7 +279,15 @@ impl ReceiveChain {
                 (n, Ok(()))
             }
             Next::Packet(p) => match self.decoder.decode_len(p, &mut self.pcm) {
-                Ok(n) => (n, Ok(())),
+                Ok(n) => {
+                    let w = &mut self.window;
+                    if clean && w.ends.len() < WINDOW_PACKETS {
+                        w.bytes.extend_from_slice(p);
+                        w.ends.push(w.bytes.len());
+                        w.clean = true;
+                    }
+                    (n, Ok(()))
+                }
                 // The decoder concealed a whole 20 ms; play what the
                 // jitter buffer counted for the packet (its TOC's).
                 Err(e) => (
@@ -299,6 +359,7 @@ impl ReceiveChain {
         self.leg = settings_leg;
         self.codec = Codec::Opus;
         self.telephone.reset();
+        self.window = Window::default();
         Ok(())
     }
 }

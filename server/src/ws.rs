@@ -30,7 +30,7 @@ use protocol::SUPPORTED_VERSIONS;
 use tokio::sync::mpsc;
 
 use crate::auth::{authenticate, Grant, GrantEvent};
-use crate::bridge::route::{MediaOut, SocketSlot, FORWARD_DELAY};
+use crate::bridge::route::{MediaOut, SocketSlot, FORWARD_DELAY, MIXER_DELAY};
 use crate::center::HEARTBEAT_MS;
 use crate::http::AppState;
 use crate::limits::{
@@ -183,7 +183,7 @@ async fn write_loop<S>(
     let mut batch: Vec<Message> = Vec::with_capacity(WRITE_BATCH);
     // When each media frame of the batch was read, for the
     // forwarding-delay histogram (recorded once the batch is written).
-    let mut stamps: Vec<Instant> = Vec::with_capacity(WRITE_BATCH);
+    let mut stamps: Vec<(Instant, bool)> = Vec::with_capacity(WRITE_BATCH);
     // One timer for the writer's life, reset only when a write blocks.
     let deadline = tokio::time::sleep(write_timeout);
     tokio::pin!(deadline);
@@ -196,7 +196,7 @@ async fn write_loop<S>(
             },
             media = media_rx.recv(), if media_open => match media {
                 Some(out) => {
-                    stamps.push(out.since);
+                    stamps.push((out.since, out.from_mixer));
                     Message::Binary(out.bytes.into())
                 }
                 None => {
@@ -216,7 +216,7 @@ async fn write_loop<S>(
             }
             match media_rx.try_recv() {
                 Ok(out) if media_open => {
-                    stamps.push(out.since);
+                    stamps.push((out.since, out.from_mixer));
                     batch.push(Message::Binary(out.bytes.into()));
                 }
                 _ => break,
@@ -224,8 +224,11 @@ async fn write_loop<S>(
         }
         match write_batch(&mut sink, &mut batch, deadline.as_mut(), write_timeout).await {
             Wrote::All => {
-                for since in stamps.drain(..) {
+                for (since, from_mixer) in stamps.drain(..) {
                     FORWARD_DELAY.record(since);
+                    if from_mixer {
+                        MIXER_DELAY.record(since);
+                    }
                 }
             }
             Wrote::Failed => return,
@@ -943,6 +946,7 @@ mod writer_tests {
         MediaOut {
             bytes: vec![n; 20],
             since: Instant::now(),
+            from_mixer: false,
         }
     }
 
