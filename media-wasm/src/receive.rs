@@ -61,8 +61,9 @@ pub struct ReceiveChain {
 /// What a playout window (a mixer's tick) was made of.
 #[derive(Default)]
 struct Window {
-    /// Every sample came from a whole Opus packet decoded as it was sent
-    /// (no concealment, FEC, splice or leftover of an earlier packet).
+    /// Every packet decoded in the window was an Opus packet decoded as
+    /// it was sent, and nothing was spliced (no concealment, FEC, or
+    /// jitter buffer shrink or grow).
     clean: bool,
     /// The packets decoded, back to back, and where each ends.
     bytes: Vec<u8>,
@@ -96,25 +97,25 @@ impl ReceiveChain {
     /// Starts a playout window: the blocks pulled from now on, until
     /// [`ReceiveChain::window_packets`], are what a mixer's tick plays.
     pub fn start_window(&mut self) {
-        self.window.clean = self.pushback.is_none() && self.pcm_pos >= self.pcm_len;
+        self.window.clean = self.pushback.is_none();
         self.window.bytes.clear();
         self.window.ends.clear();
     }
 
-    /// The Opus packets that the blocks pulled since
-    /// [`ReceiveChain::start_window`] are exactly the decoding of, in
-    /// order, when they are: every sample came from a packet decoded as it
-    /// arrived and nothing of the last one is left over (no concealment,
-    /// FEC, jitter splice or packet straddling the window's edges). A
-    /// mixer that would re-encode this window alone can send these
-    /// instead.
+    /// The Opus packets decoded for the blocks pulled since
+    /// [`ReceiveChain::start_window`], in order, when the window is plain:
+    /// each decoded as it arrived, with no concealment, FEC or jitter
+    /// splice in the window. A mixer that would re-encode this window
+    /// alone can send these instead: over consecutive windows every
+    /// packet is named exactly once, so the stream they make is the
+    /// talker's own. (When the packets straddle the window's edges, the
+    /// window's audio is the same stream shifted by up to one packet, which
+    /// only the switches to and from a mix show, as a skip or repeat of
+    /// that shift.)
     pub fn window_packets(&self) -> Option<impl Iterator<Item = &[u8]>> {
         let w = &self.window;
-        let whole = w.clean
-            && !w.ends.is_empty()
-            && self.pushback.is_none()
-            && self.pcm_pos >= self.pcm_len;
-        whole.then(|| {
+        let plain = w.clean && !w.ends.is_empty() && self.pushback.is_none();
+        plain.then(|| {
             w.ends.iter().scan(0, |start, &end| {
                 let p = w.bytes.get(*start..end);
                 *start = end;
