@@ -259,38 +259,38 @@ async fn a_mix_whose_other_talkers_are_silent_becomes_the_lone_talkers_packets_a
     // Each phase, judged from 400 ms after it starts (the mixer's jitter
     // buffer and a silent talker's 200 ms hangover) to its end.
     const SKIP: usize = 20;
-    let expect: [(&[f32], &[f32], &[f32], &[f32], &[f32], &[f32]); 3] = [
+    let expect: [[&[f32]; 6]; 3] = [
         // phone hears / not, alice hears / not, bob hears / not
-        (
+        [
             &[1000.0],
             &[2000.0, 300.0],
             &[300.0],
             &[2000.0, 1000.0],
             &[300.0, 1000.0],
             &[2000.0],
-        ),
-        (
+        ],
+        [
             &[1000.0, 2000.0],
             &[300.0],
             &[300.0, 2000.0],
             &[1000.0],
             &[300.0, 1000.0],
             &[2000.0],
-        ),
-        (
+        ],
+        [
             &[2000.0],
             &[1000.0, 300.0],
             &[300.0, 2000.0],
             &[1000.0],
             &[300.0],
             &[1000.0, 2000.0],
-        ),
+        ],
     ];
     // Frames are 20 ms here (the mixer's and the agents' own).
     let pcm_of = |pcm: &[f32], from: usize, to: usize| {
         pcm[(from * PACKET).min(pcm.len())..(to * PACKET).min(pcm.len())].to_vec()
     };
-    for (k, (ph, ph_not, al, al_not, bo, bo_not)) in expect.iter().enumerate() {
+    for (k, [ph, ph_not, al, al_not, bo, bo_not]) in expect.iter().enumerate() {
         let (t0, a0, b0) = marks[k];
         let (t1, a1, b1) = marks[k + 1];
         let from = phone_heard.partition_point(|(t, _)| *t < t0) + SKIP;
