@@ -53,7 +53,25 @@ pub struct ReceiveChain {
     codec: Codec,
     /// The decoder of a telephone leg (G.711).
     telephone: crate::telephone::TelephoneDecoder,
+    /// The packets played since [`ReceiveChain::start_window`], see
+    /// [`ReceiveChain::window_packets`].
+    window: Window,
 }
+
+/// What a playout window (a mixer's tick) was made of.
+#[derive(Default)]
+struct Window {
+    /// Every packet decoded in the window was an Opus packet decoded as
+    /// it was sent, and nothing was spliced (no concealment, FEC, or
+    /// jitter buffer shrink or grow).
+    clean: bool,
+    /// The packets decoded, back to back, and where each ends.
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+/// A window longer than this many packets is not a mixer's tick.
+const WINDOW_PACKETS: usize = 4;
 
 impl ReceiveChain {
     /// A chain accepting frames for `leg` (any leg when `None`).
@@ -72,6 +90,37 @@ impl ReceiveChain {
             level_dbfs: -120.0,
             codec: Codec::Opus,
             telephone: crate::telephone::TelephoneDecoder::default(),
+            window: Window::default(),
+        })
+    }
+
+    /// Starts a playout window: the blocks pulled from now on, until
+    /// [`ReceiveChain::window_packets`], are what a mixer's tick plays.
+    pub fn start_window(&mut self) {
+        self.window.clean = self.pushback.is_none();
+        self.window.bytes.clear();
+        self.window.ends.clear();
+    }
+
+    /// The Opus packets decoded for the blocks pulled since
+    /// [`ReceiveChain::start_window`], in order, when the window is plain:
+    /// each decoded as it arrived, with no concealment, FEC or jitter
+    /// splice in the window. A mixer that would re-encode this window
+    /// alone can send these instead: over consecutive windows every
+    /// packet is named exactly once, so the stream they make is the
+    /// talker's own. (When the packets straddle the window's edges, the
+    /// window's audio is the same stream shifted by up to one packet, which
+    /// only the switches to and from a mix show, as a skip or repeat of
+    /// that shift.)
+    pub fn window_packets(&self) -> Option<impl Iterator<Item = &[u8]>> {
+        let w = &self.window;
+        let plain = w.clean && !w.ends.is_empty() && self.pushback.is_none();
+        plain.then(|| {
+            w.ends.iter().scan(0, |start, &end| {
+                let p = w.bytes.get(*start..end);
+                *start = end;
+                p
+            })
         })
     }
 
@@ -150,6 +199,7 @@ impl ReceiveChain {
         match adjust {
             Adjust::Keep => self.take(out, now_ms),
             Adjust::Shrink => {
+                self.window.clean = false;
                 // Drop the next block: fade from it into the one after.
                 let mut dropped = self.spare.pop().unwrap_or_else(|| Box::new([0.0; BLOCK]));
                 self.take(&mut dropped, now_ms);
@@ -162,6 +212,7 @@ impl ReceiveChain {
                 self.jitter.adjusted(true, now_ms);
             }
             Adjust::Grow => {
+                self.window.clean = false;
                 // Play the last block again, entering it from the true
                 // continuation, then the held-back block: both seams are
                 // continuous.
@@ -204,6 +255,8 @@ impl ReceiveChain {
     }
 
     fn decode_next(&mut self, now_ms: f64) {
+        // Only a plain Opus decode keeps the window whole (set below).
+        let clean = std::mem::replace(&mut self.window.clean, false);
         if self.codec.is_g711() {
             // A telephone leg: G.711, no FEC (a missing packet is
             // concealed either way).
@@ -227,7 +280,15 @@ impl ReceiveChain {
                 (n, Ok(()))
             }
             Next::Packet(p) => match self.decoder.decode_len(p, &mut self.pcm) {
-                Ok(n) => (n, Ok(())),
+                Ok(n) => {
+                    let w = &mut self.window;
+                    if clean && w.ends.len() < WINDOW_PACKETS {
+                        w.bytes.extend_from_slice(p);
+                        w.ends.push(w.bytes.len());
+                        w.clean = true;
+                    }
+                    (n, Ok(()))
+                }
                 // The decoder concealed a whole 20 ms; play what the
                 // jitter buffer counted for the packet (its TOC's).
                 Err(e) => (
@@ -299,6 +360,7 @@ impl ReceiveChain {
         self.leg = settings_leg;
         self.codec = Codec::Opus;
         self.telephone.reset();
+        self.window = Window::default();
         Ok(())
     }
 }

@@ -27,8 +27,8 @@ use crate::bridge::route::MediaOut;
 use crate::bridge::{customer_key, CallerAudio, AGENT_QUEUE};
 use crate::center::random_leg;
 use crate::http::AppState;
-use crate::limits::{CloseReason, FloodGuard, Kind, Outbox, SocketTicket, Verdict};
-use crate::ws::{is_too_big, spawn_writer, RATE_LIMITED};
+use crate::limits::{CloseReason, FloodGuard, Outbox, SocketTicket};
+use crate::ws::{read_one, spawn_writer, Inbound, FLOODED, RATE_LIMITED};
 
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -113,30 +113,14 @@ pub async fn serve_customer(socket: WebSocket, state: AppState, mut ticket: Sock
                 shutdown.set_reason(CloseReason::HELLO_TIMEOUT);
                 break;
             }
-            msg = stream.next() => {
-                let msg = match msg {
-                    Some(Ok(msg)) => msg,
-                    Some(Err(e)) => {
-                        if is_too_big(e) {
-                            shutdown.set_reason(CloseReason::TOO_BIG);
-                        }
-                        break;
-                    }
-                    None => break,
+            next = stream.next() => {
+                let flooded = || error(ErrorCode::RateLimited, FLOODED);
+                let (msg, limited) = match read_one(next, &mut flood, Instant::now(), &tx, &shutdown, flooded) {
+                    Inbound::Message { msg, limited } => (msg, limited),
+                    Inbound::End => break,
                 };
-                let kind = match &msg {
-                    Message::Binary(_) => Kind::Media,
-                    Message::Close(_) => break,
-                    _ => Kind::Text,
-                };
-                let verdict = flood.check(kind, Instant::now());
-                if verdict == Verdict::Close {
-                    tx.push(error(ErrorCode::RateLimited, "too many messages; closing"));
-                    shutdown.set_reason(CloseReason::FLOOD);
-                    break;
-                }
                 let mut errored = false;
-                if verdict == Verdict::Refuse {
+                if limited {
                     if !matches!(msg, Message::Ping(_) | Message::Pong(_)) {
                         tx.push(error(ErrorCode::RateLimited, RATE_LIMITED));
                     }

@@ -986,6 +986,9 @@ async fn sim_media_stats(
         "delay_p99_us": s.delay.p99_us,
         "delay_max_us": s.delay.max_us,
         "delay_buckets_us": crate::bridge::route::FORWARD_DELAY.buckets(),
+        "mixer_delay_buckets_us": crate::bridge::route::MIXER_DELAY.buckets(),
+        "mix_encodes": s.mix_encodes,
+        "mix_encodes_saved": s.mix_encodes_saved,
     }))
     .into_response())
 }

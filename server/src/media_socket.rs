@@ -37,8 +37,8 @@ use tokio::sync::mpsc;
 
 use crate::bridge::route::MediaOut;
 use crate::http::AppState;
-use crate::limits::{close_code, CloseReason, FloodGuard, Kind, Outbox, SocketTicket, Verdict};
-use crate::ws::{is_too_big, spawn_writer, RATE_LIMITED};
+use crate::limits::{close_code, CloseReason, FloodGuard, Outbox, SocketTicket};
+use crate::ws::{flooded, read_one, spawn_writer, Inbound, RATE_LIMITED};
 
 /// The media socket's path.
 pub const PATH: &str = "/v1/media";
@@ -316,7 +316,7 @@ async fn serve(socket: WebSocket, state: AppState, mut ticket: SocketTicket) {
     tokio::pin!(stop);
     loop {
         let waiting = bound.is_none();
-        let msg = tokio::select! {
+        let next = tokio::select! {
             biased;
             () = shutdown.requested() => break,
             _ = &mut writer => {
@@ -335,33 +335,13 @@ async fn serve(socket: WebSocket, state: AppState, mut ticket: SocketTicket) {
                 }
                 continue;
             }
-            msg = stream.next() => match msg {
-                Some(Ok(msg)) => msg,
-                Some(Err(e)) => {
-                    if is_too_big(e) {
-                        shutdown.set_reason(CloseReason::TOO_BIG);
-                    }
-                    break;
-                }
-                None => break,
-            },
-        };
-        let kind = match &msg {
-            Message::Binary(_) => Kind::Media,
-            Message::Close(_) => break,
-            _ => Kind::Text,
+            next = stream.next() => next,
         };
         let read_at = Instant::now();
-        let verdict = flood.check(kind, read_at);
-        if verdict == Verdict::Close {
-            tx.push(error_frame(
-                ErrorCode::RateLimited,
-                "too many messages; closing",
-            ));
-            shutdown.set_reason(CloseReason::FLOOD);
-            break;
-        }
-        let limited = verdict == Verdict::Refuse;
+        let (msg, limited) = match read_one(next, &mut flood, read_at, &tx, &shutdown, flooded) {
+            Inbound::Message { msg, limited } => (msg, limited),
+            Inbound::End => break,
+        };
         let errored = match (msg, &bound) {
             (Message::Binary(bytes), Some(b)) => crate::ws::on_binary(
                 &bytes,

@@ -30,7 +30,7 @@ use protocol::SUPPORTED_VERSIONS;
 use tokio::sync::mpsc;
 
 use crate::auth::{authenticate, Grant, GrantEvent};
-use crate::bridge::route::{MediaOut, SocketSlot, FORWARD_DELAY};
+use crate::bridge::route::{MediaOut, SocketSlot, FORWARD_DELAY, MIXER_DELAY};
 use crate::center::HEARTBEAT_MS;
 use crate::http::AppState;
 use crate::limits::{
@@ -48,6 +48,11 @@ fn frame_error(code: ErrorCode, message: impl Into<String>) -> ServerFrame {
     })
 }
 
+/// What a flooding agent or media socket is told before it closes.
+pub(crate) fn flooded() -> String {
+    encode(&frame_error(ErrorCode::RateLimited, FLOODED))
+}
+
 /// Queues a frame on the socket's outbox (see [`Outbox::push`]).
 fn send(tx: &Outbox, frame: ServerFrame) -> bool {
     tx.push(encode(&frame))
@@ -62,6 +67,66 @@ pub(crate) fn is_too_big(e: axum::Error) -> bool {
     e.into_inner()
         .downcast_ref::<tungstenite::Error>()
         .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)))
+}
+
+/// The answer to a client that kept flooding after `rate_limited`.
+pub(crate) const FLOODED: &str = "too many messages; closing";
+
+/// One read of a socket, sorted the way every socket's read loop sorts it
+/// (the agent's, the customer phone's and the media socket's).
+pub(crate) enum Inbound {
+    /// A message to handle (never a close frame); `limited` when the flood
+    /// guard refuses it (answer `rate_limited` and drop it).
+    Message {
+        /// What arrived.
+        msg: Message,
+        /// Over the rate limit.
+        limited: bool,
+    },
+    /// The socket is to close: the client closed it or went away, sent a
+    /// frame over the transport limit, or kept flooding (the close reason
+    /// is set, and a flooder is told with `flooded()`).
+    End,
+}
+
+/// Sorts what `stream.next()` gave at `now`: the transport's end and
+/// errors, the client's close, and the flood guard's verdict (media and
+/// text have their own budgets). `flooded` makes the socket's own error
+/// message for a flooder, in its own format.
+pub(crate) fn read_one(
+    next: Option<Result<Message, axum::Error>>,
+    flood: &mut FloodGuard,
+    now: Instant,
+    tx: &Outbox,
+    shutdown: &Shutdown,
+    flooded: impl FnOnce() -> String,
+) -> Inbound {
+    let msg = match next {
+        Some(Ok(Message::Close(_))) | None => return Inbound::End,
+        Some(Ok(msg)) => msg,
+        Some(Err(e)) => {
+            tracing::debug!("socket error: {e}");
+            if is_too_big(e) {
+                shutdown.set_reason(CloseReason::TOO_BIG);
+            }
+            return Inbound::End;
+        }
+    };
+    let kind = match msg {
+        Message::Binary(_) => Kind::Media,
+        _ => Kind::Text,
+    };
+    match flood.check(kind, now) {
+        Verdict::Close => {
+            tx.push(flooded());
+            shutdown.set_reason(CloseReason::FLOOD);
+            Inbound::End
+        }
+        verdict => Inbound::Message {
+            msg,
+            limited: verdict == Verdict::Refuse,
+        },
+    }
 }
 
 /// At most this many frames go into one write (one syscall): enough to
@@ -118,7 +183,7 @@ async fn write_loop<S>(
     let mut batch: Vec<Message> = Vec::with_capacity(WRITE_BATCH);
     // When each media frame of the batch was read, for the
     // forwarding-delay histogram (recorded once the batch is written).
-    let mut stamps: Vec<Instant> = Vec::with_capacity(WRITE_BATCH);
+    let mut stamps: Vec<(Instant, bool)> = Vec::with_capacity(WRITE_BATCH);
     // One timer for the writer's life, reset only when a write blocks.
     let deadline = tokio::time::sleep(write_timeout);
     tokio::pin!(deadline);
@@ -131,7 +196,7 @@ async fn write_loop<S>(
             },
             media = media_rx.recv(), if media_open => match media {
                 Some(out) => {
-                    stamps.push(out.since);
+                    stamps.push((out.since, out.from_mixer));
                     Message::Binary(out.bytes.into())
                 }
                 None => {
@@ -151,7 +216,7 @@ async fn write_loop<S>(
             }
             match media_rx.try_recv() {
                 Ok(out) if media_open => {
-                    stamps.push(out.since);
+                    stamps.push((out.since, out.from_mixer));
                     batch.push(Message::Binary(out.bytes.into()));
                 }
                 _ => break,
@@ -159,8 +224,11 @@ async fn write_loop<S>(
         }
         match write_batch(&mut sink, &mut batch, deadline.as_mut(), write_timeout).await {
             Wrote::All => {
-                for since in stamps.drain(..) {
+                for (since, from_mixer) in stamps.drain(..) {
                     FORWARD_DELAY.record(since);
+                    if from_mixer {
+                        MIXER_DELAY.record(since);
+                    }
                 }
             }
             Wrote::Failed => return,
@@ -307,8 +375,9 @@ enum Read {
     Grant(GrantEvent),
     /// Nothing arrived in time (no `hello`, or an idle session).
     TimedOut,
-    /// A message other than media, or the stream's end or error.
-    Other(Option<Result<Message, axum::Error>>),
+    /// A message other than media (text or control), and whether it is
+    /// over the rate limit.
+    Other(Message, bool),
 }
 
 /// Runs one socket until it closes. `ticket` holds its place among the
@@ -389,25 +458,22 @@ pub async fn serve_socket(socket: WebSocket, state: AppState, mut ticket: Socket
                 };
                 let now = Instant::now();
                 last_read = tokio::time::Instant::from_std(now);
-                let Some(Ok(Message::Binary(bytes))) = next else {
-                    break Read::Other(next);
-                };
-                let verdict = flood.check(Kind::Media, now);
-                if verdict == Verdict::Close {
-                    send(
-                        &tx,
-                        frame_error(ErrorCode::RateLimited, "too many messages; closing"),
-                    );
-                    shutdown.set_reason(CloseReason::FLOOD);
-                    break Read::Stop;
-                }
+                let (bytes, limited) =
+                    match read_one(next, &mut flood, now, &tx, &shutdown, flooded) {
+                        Inbound::End => break Read::Stop,
+                        Inbound::Message {
+                            msg: Message::Binary(bytes),
+                            limited,
+                        } => (bytes, limited),
+                        Inbound::Message { msg, limited } => break Read::Other(msg, limited),
+                    };
                 let errored = on_binary(
                     &bytes,
                     &state,
                     &tx,
                     &session,
                     media_slot.as_deref(),
-                    verdict == Verdict::Refuse,
+                    limited,
                     now,
                 );
                 if errored && session.is_none() {
@@ -419,7 +485,7 @@ pub async fn serve_socket(socket: WebSocket, state: AppState, mut ticket: Socket
                 }
             }
         };
-        let next = match read {
+        let (msg, limited) = match read {
             Read::Stop => break,
             Read::Grant(event) => {
                 if on_grant_event(event, &tx) {
@@ -434,34 +500,10 @@ pub async fn serve_socket(socket: WebSocket, state: AppState, mut ticket: Socket
                 }
                 break;
             }
-            Read::Other(next) => next,
+            // Media frames were handled in the read loop: this is text or
+            // a control frame.
+            Read::Other(msg, limited) => (msg, limited),
         };
-        let msg = match next {
-            Some(Ok(msg)) => msg,
-            Some(Err(e)) => {
-                tracing::debug!("socket error: {e}");
-                if is_too_big(e) {
-                    shutdown.set_reason(CloseReason::TOO_BIG);
-                }
-                break;
-            }
-            None => break,
-        };
-        if matches!(msg, Message::Close(_)) {
-            break;
-        }
-        // Media frames were handled in the read loop: this is text or a
-        // control frame.
-        let verdict = flood.check(Kind::Text, Instant::now());
-        if verdict == Verdict::Close {
-            send(
-                &tx,
-                frame_error(ErrorCode::RateLimited, "too many messages; closing"),
-            );
-            shutdown.set_reason(CloseReason::FLOOD);
-            break;
-        }
-        let limited = verdict == Verdict::Refuse;
         let was_authenticated = session.is_some();
         let errored = match msg {
             Message::Text(text) => {
@@ -904,6 +946,7 @@ mod writer_tests {
         MediaOut {
             bytes: vec![n; 20],
             since: Instant::now(),
+            from_mixer: false,
         }
     }
 

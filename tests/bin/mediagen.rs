@@ -34,6 +34,11 @@
 //! backend (socket read, or the mixer's tick, to socket write), with the
 //! mixer's tick times.
 //!
+//! `--talk turns` makes each socket talk one 2 s turn in three (a phase of
+//! its own per socket) and send digital silence otherwise, as parties of
+//! a conversation do; the default, `--talk all`, has everyone talk all
+//! the time (the mixer's worst case).
+//!
 //! `cargo xtask bench media-load -- --calls 1000 --seconds 20 --group 50 --shape customer`
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -168,8 +173,8 @@ struct Outgoing {
     frame: Vec<u8>,
     /// Where the media header starts in `frame`.
     media_at: usize,
-    /// The leg `frame` was built for.
-    leg: Option<u32>,
+    /// The leg `frame` was built for, and whether with the talking payload.
+    leg: Option<(u32, bool)>,
     /// Bytes accepted but not yet written (the socket was full).
     pending: Vec<u8>,
 }
@@ -180,8 +185,8 @@ const PENDING_MAX: usize = 64 * 1024;
 
 impl Outgoing {
     /// The media frame for `leg` with `seq`, rewritten in place.
-    fn media(&mut self, leg: u32, seq: u32, payload: &[u8]) -> &[u8] {
-        if self.leg != Some(leg) {
+    fn media(&mut self, leg: u32, seq: u32, payload: &[u8], talking: bool) -> &[u8] {
+        if self.leg != Some((leg, talking)) {
             let header = MediaHeader {
                 flags: 0,
                 leg,
@@ -193,7 +198,7 @@ impl Outgoing {
             self.frame = raw::header(0x2, media.len() as u64);
             self.media_at = self.frame.len();
             self.frame.extend_from_slice(&media);
-            self.leg = Some(leg);
+            self.leg = Some((leg, talking));
         }
         // Sequence at bytes 8..12 of the media header, timestamp 12..16
         // (docs/protocol.md); the zero mask leaves them as written.
@@ -377,7 +382,13 @@ struct GroupPlan {
     pair_at: tokio::time::Instant,
     /// The agents announce `media_legs`.
     legs: bool,
+    /// `--talk turns`: each socket talks one turn of [`TURN_TICKS`] in
+    /// three, at a phase of its own, and sends digital silence otherwise.
+    turns: bool,
 }
+
+/// A turn of `--talk turns`: 2 s.
+const TURN_TICKS: u64 = 100;
 
 /// Where a conference pair is: 0 A has no call yet, 1 B asked to be
 /// Available, 2 B added (ringing), 3 conferenced.
@@ -463,6 +474,7 @@ async fn group(
     addr: std::net::SocketAddr,
     plan: GroupPlan,
     payload: Arc<Vec<u8>>,
+    silence: Arc<Vec<u8>>,
     counters: Arc<Counters>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -523,8 +535,10 @@ async fn group(
                 let (mut sent, mut unsent) = (0, 0);
                 for (slot, tx, out, leg, seq) in legs {
                     let Some(leg) = leg else { continue };
+                    let talking = !plan.turns || (ticks / TURN_TICKS + slot as u64) % 3 == 0;
+                    let said = if talking { &payload } else { &silence };
                     let mut pending = std::mem::take(&mut out.pending);
-                    let ok = send_now(tx, &mut pending, out.media(leg, *seq, &payload));
+                    let ok = send_now(tx, &mut pending, out.media(leg, *seq, said, talking));
                     out.pending = pending;
                     *seq = seq.wrapping_add(1);
                     if ok {
@@ -701,6 +715,38 @@ fn shape_arg() -> Shape {
     }
 }
 
+/// A histogram of `/v1/sim/media-stats` (`key`) over the window between
+/// two readings: (bucket upper bound in µs, frames).
+fn window_of(before: &serde_json::Value, after: &serde_json::Value, key: &str) -> Vec<(u64, u64)> {
+    let hist = |v: &serde_json::Value| -> std::collections::BTreeMap<u64, u64> {
+        v[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|b| Some((b[0].as_u64()?, b[1].as_u64()?)))
+            .collect()
+    };
+    let (h0, h1) = (hist(before), hist(after));
+    h1.iter()
+        .map(|(k, n)| (*k, n - h0.get(k).copied().unwrap_or(0)))
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+/// The `q` quantile of a window histogram, ms.
+fn quantile_of(window: &[(u64, u64)], q: f64) -> f64 {
+    let total: u64 = window.iter().map(|(_, n)| n).sum();
+    let want = (total as f64 * q).ceil() as u64;
+    let mut seen = 0;
+    window
+        .iter()
+        .find(|(_, n)| {
+            seen += n;
+            seen >= want
+        })
+        .map_or(0.0, |(k, _)| *k as f64 / 1000.0)
+}
+
 #[tokio::main]
 async fn main() {
     let calls = arg("--calls", 50);
@@ -727,6 +773,19 @@ async fn main() {
             .expect("encode")
             .to_vec(),
     );
+    let silence = Arc::new(enc.encode(&[0.0; PACKET]).expect("encode").to_vec());
+    let turns = match std::env::args()
+        .skip_while(|a| a != "--talk")
+        .nth(1)
+        .as_deref()
+    {
+        None | Some("all") => false,
+        Some("turns") => true,
+        Some(other) => {
+            eprintln!("unknown --talk {other} (known: all, turns)");
+            std::process::exit(2);
+        }
+    };
     let customers_n = match shape {
         Shape::Prompt => 0,
         _ => calls,
@@ -778,12 +837,14 @@ async fn main() {
             pairs: shape == Shape::Conference,
             pair_at,
             legs,
+            turns,
         };
         agent_base += n_names;
         tasks.push(tokio::spawn(group(
             addr,
             plan,
             payload.clone(),
+            silence.clone(),
             counters.clone(),
             stop.clone(),
         )));
@@ -871,6 +932,10 @@ async fn main() {
             .map_or(0.0, |(k, _)| *k as f64 / 1000.0)
     };
     let (w50, w99, wmax) = (pct(0.5), pct(0.99), pct(1.0));
+    // The same for the mixer's packets alone (canned, mixed, lone talkers').
+    let mixer_window = window_of(&before, &s, "mixer_delay_buckets_us");
+    let mixer_pct = |q: f64| quantile_of(&mixer_window, q);
+    let mixer_total: u64 = mixer_window.iter().map(|(_, n)| n).sum();
     let load1 = loadavg();
     println!(
         "calls: {calls} bridged ({} with media), {seconds} s measured; load average {load0:.2} at the start, {load1:.2} at the end ({}); {}",
@@ -956,6 +1021,15 @@ async fn main() {
     );
     println!(
         "delay inside the backend (read or tick to write), measured window: p50 {w50:.1} ms, p99 {w99:.1} ms, max {wmax:.1} ms (100 µs buckets) over {total} frames"
+    );
+    println!(
+        "of which the mixer's packets (from its tick's start): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms over {mixer_total} frames; mixes encoded {}, sent without an encode (a lone talker's packets or silence) {}{}",
+        mixer_pct(0.5),
+        mixer_pct(0.99),
+        mixer_pct(1.0),
+        n(&s, "mix_encodes") - n(&before, "mix_encodes"),
+        n(&s, "mix_encodes_saved") - n(&before, "mix_encodes_saved"),
+        if turns { " (--talk turns)" } else { "" },
     );
     println!(
         "since start: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms over {} frames",

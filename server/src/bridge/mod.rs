@@ -75,6 +75,15 @@ const RAW_KEPT: usize = 32;
 /// plays are dropped.
 const MAX_CACHED_PROMPTS: usize = 256;
 
+/// A talker whose 20 ms is below this power (-55 dBFS RMS, well under
+/// speech and a denoised microphone's room noise) is silent for the mix.
+const SILENT_POWER: f32 = 3.16e-6;
+
+/// Ticks a talker stays active for the mix after its last loud 20 ms
+/// (200 ms: the pauses inside a sentence do not switch a listener between
+/// a mix and one talker's packets).
+const ACTIVE_HANG: u8 = 10;
+
 /// Stats requests that may wait for the bridge; more are answered empty.
 const MAX_PENDING_STATS: usize = 64;
 
@@ -217,6 +226,11 @@ pub struct BridgeStats {
     /// Calls the mixer's tick skips now: forwarded throughout, so it has
     /// nothing to do for them.
     pub calls_idle: usize,
+    /// Mixes encoded (one Opus encode each).
+    pub mix_encodes: u64,
+    /// Mixes sent without an encode: every other talker was silent, so
+    /// the listener got the one talker's own packets, or canned silence.
+    pub mix_encodes_saved: u64,
 }
 
 /// A test-only network impairment on frames the bridge sends to agents:
@@ -355,6 +369,10 @@ impl Bridge {
             let mailbox = bridge.shards[i].mailbox.clone();
             let inbox = bridge.shards[i].inbox.clone();
             let routes = bridge.routes.clone();
+            // The mixers' clocks are spread over the 20 ms, so their
+            // encoding bursts do not all take the cores at once (and
+            // starve the sockets' runtime together).
+            let phase = TICK * i as u32 / n as u32;
             let started = std::thread::Builder::new()
                 .name(format!("bridge-mixer-{i}"))
                 .spawn(move || {
@@ -362,7 +380,7 @@ impl Bridge {
                         .enable_time()
                         .build()
                     {
-                        Ok(rt) => rt.block_on(run(rx, inbox, mailbox, impairment, routes)),
+                        Ok(rt) => rt.block_on(run(rx, inbox, mailbox, impairment, routes, phase)),
                         Err(e) => tracing::error!("media mixer runtime: {e}"),
                     }
                 });
@@ -385,6 +403,7 @@ impl Bridge {
                 bridge.shards[i].mailbox.clone(),
                 impairment,
                 bridge.routes.clone(),
+                Duration::ZERO,
             ));
         }
         bridge
@@ -555,6 +574,8 @@ impl Bridge {
             total.worst_tick_us = total.worst_tick_us.max(s.worst_tick_us);
             total.p99_tick_us = total.p99_tick_us.max(s.p99_tick_us);
             total.input_dropped += s.input_dropped;
+            total.mix_encodes += s.mix_encodes;
+            total.mix_encodes_saved += s.mix_encodes_saved;
         }
         let r = &self.routes.stats;
         total.frames_sent = r.sent.load(Ordering::Relaxed);
@@ -763,6 +784,10 @@ struct Party {
     rec: Option<Arc<PartyFile>>,
     /// Its socket leg as a source ([`route::source_id`]; 0 if none).
     source_in: u64,
+    /// Ticks it still counts as talking in a mix (see [`ACTIVE_HANG`]);
+    /// 0: silent, so a listener who hears it and one other talker gets
+    /// that talker's packets instead of an encode.
+    active: u8,
 }
 
 impl Party {
@@ -790,6 +815,7 @@ impl Party {
             decode: false,
             rec: None,
             source_in: route::source_id("socket", key, leg),
+            active: ACTIVE_HANG,
         })
     }
 }
@@ -927,6 +953,20 @@ struct Hub {
     rng: u64,
     /// Impaired frames waiting for their delayed send time.
     delayed: Vec<Delayed>,
+    /// The packets a mix is replaced by this tick (see [`Lone`]).
+    lone: Vec<Vec<u8>>,
+}
+
+/// What a mixed listener gets instead of an encode, when every talker it
+/// hears but one (or all) is silent.
+enum Lone {
+    /// Encode the mix.
+    Mix,
+    /// Nobody it hears talks: canned silence.
+    Silence,
+    /// Only this party talks: the packets its receive chain played this
+    /// tick, which are exactly its 20 ms of the mix.
+    Talker(usize),
 }
 
 /// A mixer packet held back by the test impairment.
@@ -946,6 +986,7 @@ async fn run(
     mailbox: Arc<Mailbox>,
     impairment: Impairment,
     routes: Arc<Routes>,
+    phase: Duration,
 ) {
     let mut hub = Hub {
         calls: HashMap::new(),
@@ -959,8 +1000,9 @@ async fn run(
         impairment,
         rng: impairment.seed | 1,
         delayed: Vec::new(),
+        lone: Vec::new(),
     };
-    let mut interval = tokio::time::interval(TICK);
+    let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + phase, TICK);
     // Audio is paced by this clock: a late tick is made up, not skipped,
     // so every party gets 50 packets a second.
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -1297,6 +1339,7 @@ impl Hub {
                         decode: false,
                         rec,
                         source_in: 0,
+                        active: ACTIVE_HANG,
                     }
                 }
             };
@@ -1356,6 +1399,8 @@ impl Hub {
             routes,
             canned,
             mix,
+            lone: lone_buf,
+            stats,
             ..
         } = self;
         let recorder = routes.recorder.as_ref();
@@ -1516,6 +1561,9 @@ impl Hub {
                             *chain = None;
                             continue;
                         };
+                        // The packets this tick plays, for a listener
+                        // who may get them instead of a mix (see `Lone`).
+                        chain.start_window();
                         let (a, b) = p.pcm.split_at_mut(BLOCK);
                         chain.next_block(a.try_into().expect("half a packet is a block"), now);
                         chain.next_block(
@@ -1531,6 +1579,14 @@ impl Hub {
                     }
                     Input::Echo(last) => p.pcm.copy_from_slice(&last[..]),
                 }
+                if needed {
+                    let power = p.pcm.iter().map(|x| x * x).sum::<f32>() / PACKET as f32;
+                    p.active = if power > SILENT_POWER {
+                        ACTIVE_HANG
+                    } else {
+                        p.active.saturating_sub(1)
+                    };
+                }
             }
             if mixing == 0 {
                 // Nothing decoded now (`decode` follows `needed`, false
@@ -1545,6 +1601,15 @@ impl Hub {
                     continue;
                 }
                 mix.fill(0.0);
+                // Held, or hearing digits: always a mix. Otherwise, when
+                // at most one talker it hears is active, no encode.
+                let mut lone = if call.parties[j].plan.audio == Audio::Held
+                    || call.parties[j].dtmf.is_active()
+                {
+                    Lone::Mix
+                } else {
+                    Lone::Silence
+                };
                 if call.parties[j].plan.audio == Audio::Held {
                     call.parties[j].hold.fill(mix);
                 } else {
@@ -1553,8 +1618,42 @@ impl Hub {
                             for (m, x) in mix.iter_mut().zip(p.pcm.iter()) {
                                 *m += x;
                             }
+                            if p.active > 0 {
+                                lone = match lone {
+                                    Lone::Silence => Lone::Talker(i),
+                                    Lone::Talker(_) | Lone::Mix => Lone::Mix,
+                                };
+                            }
                         }
                     }
+                }
+                // The packets that replace the encode, if any: copies, as
+                // party `j` is borrowed for sending below.
+                let mut n_lone = 0;
+                let mut keep = |q: &[u8]| {
+                    if lone_buf.len() <= n_lone {
+                        lone_buf.push(Vec::new());
+                    }
+                    lone_buf[n_lone].clear();
+                    lone_buf[n_lone].extend_from_slice(q);
+                    n_lone += 1;
+                };
+                match lone {
+                    Lone::Mix => {}
+                    Lone::Silence => keep(&canned.silence),
+                    Lone::Talker(i) => {
+                        if let Input::Socket(Some(chain)) = &call.parties[i].input {
+                            for q in chain.window_packets().into_iter().flatten() {
+                                keep(q);
+                            }
+                        }
+                    }
+                }
+                let lone_packets = &lone_buf[..n_lone];
+                if lone_packets.is_empty() {
+                    stats.mix_encodes += 1;
+                } else {
+                    stats.mix_encodes_saved += 1;
                 }
                 let p = &mut call.parties[j];
                 p.dtmf.mix_into(mix);
@@ -1579,6 +1678,14 @@ impl Hub {
                         }
                         let ts = h.tick_ts;
                         h.tick_ts = ts.wrapping_add(PACKET as u32);
+                        if !lone_packets.is_empty() {
+                            let mut at = ts;
+                            for q in lone_packets {
+                                h.packet(rec, MIXER_SOURCE, at, q);
+                                at = at.wrapping_add(packet_samples(q));
+                            }
+                            continue;
+                        }
                         let packet = h
                             .encoder
                             .as_mut()
@@ -1595,6 +1702,32 @@ impl Hub {
                         ts,
                         ..
                     } => {
+                        if !lone_packets.is_empty() {
+                            // The lone talker's packets (or silence) in the
+                            // mix's place, numbered on as the mix would be.
+                            for q in lone_packets {
+                                let header = MediaHeader {
+                                    flags: FLAG_FEC,
+                                    leg: out.leg,
+                                    sequence: *seq,
+                                    timestamp: *ts,
+                                };
+                                *seq = seq.wrapping_add(1);
+                                *ts = ts.wrapping_add(packet_samples(q));
+                                if impaired {
+                                    outgoing.push(Delayed {
+                                        due: 0.0,
+                                        out: out.clone(),
+                                        source: *source,
+                                        header,
+                                        payload: q.clone(),
+                                    });
+                                } else {
+                                    out.offer(*source, true, &header, q, since, &routes.stats);
+                                }
+                            }
+                            continue;
+                        }
                         let header = MediaHeader {
                             flags: FLAG_FEC,
                             leg: out.leg,
@@ -1636,6 +1769,12 @@ impl Hub {
             self.impair(now, outgoing);
         }
     }
+}
+
+/// A packet's duration in samples at 48 kHz (20 ms when its TOC is
+/// unreadable, the mixer's own packet size).
+fn packet_samples(packet: &[u8]) -> u32 {
+    protocol::media::opus_packet_samples(packet).unwrap_or(PACKET as u32)
 }
 
 /// A simulated caller's tick (party `j`): writes what it hears to its

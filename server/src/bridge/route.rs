@@ -47,6 +47,10 @@ pub struct MediaOut {
     pub bytes: Vec<u8>,
     /// When its source frame was read (forwarded) or made (mixer).
     pub since: Instant,
+    /// Made or sent by the mixer (canned, mixed, or a lone talker's
+    /// packet in a mix's place): its delay is also kept apart, in
+    /// [`MIXER_DELAY`].
+    pub from_mixer: bool,
 }
 
 /// What one listening party hears, decided per plan.
@@ -332,7 +336,12 @@ impl OutLeg {
                 &mut out,
             );
         }
-        if self.slot.push(MediaOut { bytes: out, since }) {
+        let frame = MediaOut {
+            bytes: out,
+            since,
+            from_mixer: mixer,
+        };
+        if self.slot.push(frame) {
             stats.sent.fetch_add(1, Ordering::Relaxed);
             Sent::Queued
         } else {
@@ -804,6 +813,14 @@ const BUCKET_US: u64 = 100;
 
 /// The one histogram.
 pub static FORWARD_DELAY: DelayHistogram = DelayHistogram {
+    buckets: [const { AtomicU64::new(0) }; DELAY_BUCKETS + 1],
+    max_us: AtomicU64::new(0),
+};
+
+/// The same, for the packets the mixer sends only (from its tick's
+/// start: canned packets, mixes, lone talkers' packets), so a
+/// benchmark can tell the mixer's share of the delay from the sockets'.
+pub static MIXER_DELAY: DelayHistogram = DelayHistogram {
     buckets: [const { AtomicU64::new(0) }; DELAY_BUCKETS + 1],
     max_us: AtomicU64::new(0),
 };
