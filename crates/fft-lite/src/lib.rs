@@ -100,8 +100,19 @@ pub trait Fft<T: FftNum>: Length + Direction + Sync + Send {
     /// [`STACK_SCRATCH`] points.
     fn process(&self, buffer: &mut [Complex<T>]) {
         let need = self.get_inplace_scratch_len();
-        if need <= STACK_SCRATCH {
-            let mut scratch = [Complex::new(T::zero(), T::zero()); STACK_SCRATCH];
+        let zero = Complex::new(T::zero(), T::zero());
+        // The scratch is zeroed on every call (no unsafe here), so it is
+        // sized to the transform: AEC3 calls this for every 128-point FFT,
+        // and clearing 1,024 points each time cost more than the FFT's
+        // last stage.
+        if need <= 128 {
+            let mut scratch = [zero; 128];
+            self.process_with_scratch(buffer, &mut scratch[..need]);
+        } else if need <= 512 {
+            let mut scratch = [zero; 512];
+            self.process_with_scratch(buffer, &mut scratch[..need]);
+        } else if need <= STACK_SCRATCH {
+            let mut scratch = [zero; STACK_SCRATCH];
             self.process_with_scratch(buffer, &mut scratch[..need]);
         } else {
             let mut scratch = vec![Complex::new(T::zero(), T::zero()); need];
