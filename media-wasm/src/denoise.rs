@@ -37,13 +37,14 @@
 //! listen.
 //!
 //! Nothing allocates after construction: the FFTs run with preallocated
-//! scratch.
+//! scratch (`tests/no_alloc.rs`). Every transform here has a real input
+//! or a real output, so each runs as a real FFT (half a complex one).
 
 use std::sync::Arc;
 
 use nnnoiseless::DenoiseState;
+use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 use rustfft::num_complex::Complex;
-use rustfft::{Fft, FftPlanner};
 
 use crate::frame::{fade_in, BLOCK, SAMPLE_RATE};
 
@@ -106,24 +107,28 @@ fn bin_bands() -> [BinBand; BINS] {
 struct Spectral<'a> {
     window: &'a [f32; BLOCK],
     bands: &'a [BinBand; BINS],
-    forward: &'a dyn Fft<f32>,
-    spectrum: &'a mut [Complex<f32>; N],
+    forward: &'a dyn RealToComplex<f32>,
+    real: &'a mut [f32; N],
+    spectrum: &'a mut [Complex<f32>; BINS],
     scratch: &'a mut [Complex<f32>],
 }
 
 impl Spectral<'_> {
     /// RNNoise-band energies of `x`, windowed and zero-padded, into `out`.
     fn band_energy(&mut self, x: &[f32; BLOCK], out: &mut [f32; BANDS]) {
-        for (i, c) in self.spectrum.iter_mut().enumerate() {
-            let v = if i < BLOCK {
+        for (i, r) in self.real.iter_mut().enumerate() {
+            *r = if i < BLOCK {
                 x[i] * self.window[i]
             } else {
                 0.0
             };
-            *c = Complex::new(v, 0.0);
         }
-        self.forward
-            .process_with_scratch(&mut self.spectrum[..], self.scratch);
+        // Lengths are fixed by construction, so this cannot fail.
+        let _ = self.forward.process_with_scratch(
+            &mut self.real[..],
+            &mut self.spectrum[..],
+            self.scratch,
+        );
         *out = [0.0; BANDS];
         for (k, b) in self.bands.iter().enumerate() {
             let p = self.spectrum[k].norm_sqr();
@@ -242,9 +247,11 @@ struct ZeroWindow {
     analysed: [f32; BLOCK],
     window: [f32; BLOCK],
     bands: [BinBand; BINS],
-    forward: Arc<dyn Fft<f32>>,
-    inverse: Arc<dyn Fft<f32>>,
-    spectrum: Box<[Complex<f32>; N]>,
+    forward: Arc<dyn RealToComplex<f32>>,
+    inverse: Arc<dyn ComplexToReal<f32>>,
+    /// A real signal of N samples and the lower half of its spectrum.
+    real: Box<[f32; N]>,
+    spectrum: Box<[Complex<f32>; BINS]>,
     scratch: Vec<Complex<f32>>,
     /// Band gains measured on the last block.
     gains: [f32; BANDS],
@@ -272,12 +279,10 @@ struct ZeroWindow {
 
 impl ZeroWindow {
     fn new() -> ZeroWindow {
-        let mut planner = FftPlanner::<f32>::new();
+        let mut planner = RealFftPlanner::<f32>::new();
         let forward = planner.plan_fft_forward(N);
         let inverse = planner.plan_fft_inverse(N);
-        let scratch_len = forward
-            .get_inplace_scratch_len()
-            .max(inverse.get_inplace_scratch_len());
+        let scratch_len = forward.get_scratch_len().max(inverse.get_scratch_len());
         let mut window = [0.0f32; BLOCK];
         for (i, w) in window.iter_mut().enumerate() {
             *w = (std::f32::consts::FRAC_PI_2 * (i as f32 + 0.5) / BLOCK as f32)
@@ -294,7 +299,8 @@ impl ZeroWindow {
             bands: bin_bands(),
             forward,
             inverse,
-            spectrum: Box::new([Complex::new(0.0, 0.0); N]),
+            real: Box::new([0.0; N]),
+            spectrum: Box::new([Complex::new(0.0, 0.0); BINS]),
             scratch: vec![Complex::new(0.0, 0.0); scratch_len],
             gains: [1.0; BANDS],
             noise: [0.0; BANDS],
@@ -328,6 +334,7 @@ impl ZeroWindow {
                 window: &self.window,
                 bands: &self.bands,
                 forward: &*self.forward,
+                real: &mut self.real,
                 spectrum: &mut self.spectrum,
                 scratch: &mut self.scratch,
             }
@@ -347,6 +354,7 @@ impl ZeroWindow {
             window: &self.window,
             bands: &self.bands,
             forward: &*self.forward,
+            real: &mut self.real,
             spectrum: &mut self.spectrum,
             scratch: &mut self.scratch,
         };
@@ -381,6 +389,8 @@ impl ZeroWindow {
     /// interpolated per bin: log magnitude -> real cepstrum, folded onto
     /// positive quefrencies -> exp -> impulse response.
     fn design_filter(&mut self) {
+        // The log magnitude is real and even, so its (real) cepstrum is
+        // the real inverse FFT of its lower half.
         for k in 0..BINS {
             let b = self.bands[k];
             let hi = if b.band + 1 < BANDS {
@@ -389,37 +399,45 @@ impl ZeroWindow {
                 self.applied[b.band]
             };
             let g = (1.0 - b.frac) * self.applied[b.band] + b.frac * hi;
-            let v = Complex::new(g.max(MIN_GAIN).ln(), 0.0);
-            self.spectrum[k] = v;
-            if k > 0 && k < N / 2 {
-                self.spectrum[N - k] = v;
-            }
+            self.spectrum[k] = Complex::new(g.max(MIN_GAIN).ln(), 0.0);
         }
-        self.inverse
-            .process_with_scratch(&mut self.spectrum[..], &mut self.scratch);
+        // Lengths are fixed by construction and the DC and Nyquist bins
+        // are real, so these cannot fail.
+        let _ = self.inverse.process_with_scratch(
+            &mut self.spectrum[..],
+            &mut self.real[..],
+            &mut self.scratch,
+        );
         // Cepstrum (scaled by N, the inverse being unnormalised), folded.
         let scale = 1.0 / N as f32;
-        for (q, c) in self.spectrum.iter_mut().enumerate() {
+        for (q, c) in self.real.iter_mut().enumerate() {
             let fold = match q {
                 0 => 1.0,
                 q if q < N / 2 => 2.0,
                 q if q == N / 2 => 1.0,
                 _ => 0.0,
             };
-            *c = Complex::new(c.re * scale * fold, 0.0);
+            *c *= scale * fold;
         }
-        self.forward
-            .process_with_scratch(&mut self.spectrum[..], &mut self.scratch);
+        let _ = self.forward.process_with_scratch(
+            &mut self.real[..],
+            &mut self.spectrum[..],
+            &mut self.scratch,
+        );
         // The folded cepstrum is real, so its spectrum is Hermitian: exp
-        // the lower half and mirror it (half the complex exponentials).
-        for c in self.spectrum[..=N / 2].iter_mut() {
+        // the lower half, the real inverse FFT gives the impulse response.
+        for c in self.spectrum.iter_mut() {
             *c = c.exp();
         }
-        for k in N / 2 + 1..N {
-            self.spectrum[k] = self.spectrum[N - k].conj();
-        }
-        self.inverse
-            .process_with_scratch(&mut self.spectrum[..], &mut self.scratch);
+        // DC and Nyquist are real up to rounding; the real inverse needs
+        // them exactly real.
+        self.spectrum[0].im = 0.0;
+        self.spectrum[BINS - 1].im = 0.0;
+        let _ = self.inverse.process_with_scratch(
+            &mut self.spectrum[..],
+            &mut self.real[..],
+            &mut self.scratch,
+        );
         // The impulse response, with its last quarter tapered to zero.
         let taper = TAPS / 4;
         for (t, h) in self.next_filter.iter_mut().enumerate() {
@@ -429,7 +447,7 @@ impl ZeroWindow {
             } else {
                 1.0
             };
-            *h = self.spectrum[t].re * scale * w;
+            *h = self.real[t] * scale * w;
         }
     }
 

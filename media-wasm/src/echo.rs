@@ -21,8 +21,8 @@ use aec3::api::config::EchoCanceller3Config;
 use aec3::audio_processing::aec3::block::Block;
 use aec3::audio_processing::aec3::block_processor::BlockProcessor;
 use aec3::audio_processing::high_pass_filter::HighPassFilter;
-use aec3::audio_processing::three_band_filter_bank::ThreeBandFilterBank;
 
+use crate::band_split::BandSplit;
 use crate::frame::{BLOCK, SAMPLE_RATE};
 
 /// Samples of one AEC3 block per band (16 kHz).
@@ -44,8 +44,10 @@ const BLOCK_FRAMING: usize = BLOCK - 2 * CHUNK;
 /// The echo canceller stage.
 pub struct EchoCanceller {
     processor: BlockProcessor,
-    capture_bank: ThreeBandFilterBank,
-    render_bank: ThreeBandFilterBank,
+    /// The three-band filter bank (aec3's filters, vectorised: see
+    /// [`crate::band_split`]).
+    capture_bank: BandSplit,
+    render_bank: BandSplit,
     /// Present when the configuration asks for it, as in AEC3's wrapper.
     render_hpf: Option<HighPassFilter>,
     /// The high-pass filter's per-channel buffer (allocated once).
@@ -113,8 +115,8 @@ impl EchoCanceller {
             .then(|| HighPassFilter::new(16_000, 1));
         EchoCanceller {
             processor: BlockProcessor::new(config, SAMPLE_RATE as i32, 1, 1),
-            capture_bank: ThreeBandFilterBank::new(CHUNK),
-            render_bank: ThreeBandFilterBank::new(CHUNK),
+            capture_bank: BandSplit::new(),
+            render_bank: BandSplit::new(),
             render_hpf,
             hpf_band: vec![vec![0.0; BAND]],
             capture_block: Block::new(BANDS, 1),
@@ -151,9 +153,7 @@ impl EchoCanceller {
         for (d, s) in self.scaled.iter_mut().zip(self.render_pending.iter()) {
             *d = s.clamp(-1.0, 1.0) * SCALE;
         }
-        let [b0, b1, b2] = &mut self.bands;
-        self.render_bank
-            .analysis(&self.scaled, &mut [&mut b0[..], &mut b1[..], &mut b2[..]]);
+        self.render_bank.analysis(&self.scaled, &mut self.bands);
         // The reference's lowest band is high-passed when the
         // configuration says so (`high_pass_filter_echo_reference`, off by
         // default), as AEC3's wrapper does.
@@ -176,9 +176,7 @@ impl EchoCanceller {
             *d = s.clamp(-1.0, 1.0) * SCALE;
             saturated |= d.abs() >= SATURATION;
         }
-        let [b0, b1, b2] = &mut self.bands;
-        self.capture_bank
-            .analysis(&self.scaled, &mut [&mut b0[..], &mut b1[..], &mut b2[..]]);
+        self.capture_bank.analysis(&self.scaled, &mut self.bands);
         for (band, data) in self.bands.iter().enumerate() {
             self.capture_block.view_mut(band, 0).copy_from_slice(data);
         }
@@ -187,9 +185,7 @@ impl EchoCanceller {
         for (band, data) in self.bands.iter_mut().enumerate() {
             data.copy_from_slice(self.capture_block.view(band, 0));
         }
-        let [b0, b1, b2] = &self.bands;
-        self.capture_bank
-            .synthesis(&[&b0[..], &b1[..], &b2[..]], &mut self.scaled);
+        self.capture_bank.synthesis(&self.bands, &mut self.scaled);
         for (d, s) in chunk.iter_mut().zip(self.scaled.iter()) {
             *d = (s / SCALE).clamp(-1.0, 1.0);
         }

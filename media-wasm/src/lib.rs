@@ -10,6 +10,7 @@
 //! legs of a conference when the backend forwards each talker apart. [`quality`] turns the
 //! counters into a MOS for the call-quality indicator.
 
+pub mod band_split;
 pub mod bench;
 pub mod codec;
 pub mod denoise;

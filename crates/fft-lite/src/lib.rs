@@ -10,7 +10,10 @@
 //! is one portable mixed-radix Stockham FFT (radix-4, -2, -3 and -5
 //! butterflies, a direct DFT butterfly for other small primes, a direct
 //! DFT of the whole length when a prime factor is large), with twiddles
-//! computed once per plan. It implements only what those crates call:
+//! computed once per plan. An even-length transform whose input is real
+//! (every imaginary part zero) or Hermitian (its output real) runs as one
+//! transform of half the length plus a twiddle pass: AEC3 feeds its
+//! 128-point FFTs only such inputs. It implements only what those crates call:
 //! [`FftPlanner`], [`Fft`] (`process`, `process_with_scratch`,
 //! `process_outofplace_with_scratch` and the scratch lengths), [`Length`],
 //! [`Direction`], [`FftDirection`], [`FftNum`], and the `num_complex` and
@@ -100,8 +103,19 @@ pub trait Fft<T: FftNum>: Length + Direction + Sync + Send {
     /// [`STACK_SCRATCH`] points.
     fn process(&self, buffer: &mut [Complex<T>]) {
         let need = self.get_inplace_scratch_len();
-        if need <= STACK_SCRATCH {
-            let mut scratch = [Complex::new(T::zero(), T::zero()); STACK_SCRATCH];
+        let zero = Complex::new(T::zero(), T::zero());
+        // The scratch is zeroed on every call (no unsafe here), so it is
+        // sized to the transform: AEC3 calls this for every 128-point FFT,
+        // and clearing 1,024 points each time cost more than the FFT's
+        // last stage.
+        if need <= 128 {
+            let mut scratch = [zero; 128];
+            self.process_with_scratch(buffer, &mut scratch[..need]);
+        } else if need <= 512 {
+            let mut scratch = [zero; 512];
+            self.process_with_scratch(buffer, &mut scratch[..need]);
+        } else if need <= STACK_SCRATCH {
+            let mut scratch = [zero; STACK_SCRATCH];
             self.process_with_scratch(buffer, &mut scratch[..need]);
         } else {
             let mut scratch = vec![Complex::new(T::zero(), T::zero()); need];
@@ -124,6 +138,10 @@ struct Plan<T> {
     radices: Vec<usize>,
     /// A prime factor exceeded [`MAX_RADIX`]: one direct DFT.
     direct: bool,
+    /// For an even length of at least 4: the half-length transform in
+    /// the same direction, for inputs that are real or Hermitian (see
+    /// [`Plan::transform_real`]).
+    half: Option<Box<Plan<T>>>,
     /// Butterfly constants, signed by direction: sin(2 pi / 3) for radix
     /// 3; cos and sin of 2 pi / 5 and 4 pi / 5 for radix 5.
     sin3: T,
@@ -186,6 +204,7 @@ impl<T: FftNum> Plan<T> {
             twiddles,
             radices: if direct { Vec::new() } else { radices },
             direct,
+            half: (len >= 4 && len % 2 == 0).then(|| Box::new(Plan::new(len / 2, direction))),
             sin3: from_f64(sign * (tau / 3.0).sin()),
             five: [
                 from_f64((tau / 5.0).cos()),
@@ -223,6 +242,96 @@ impl<T: FftNum> Plan<T> {
             span *= radix;
         }
         side
+    }
+
+    /// Transforms one chunk in place with `scratch` (`len` points) by the
+    /// fastest path its values allow: a real input (every imaginary part
+    /// zero: what AEC3 feeds its forward FFTs) or a Hermitian one (a
+    /// real output: AEC3's inverse FFTs) takes half a transform; anything
+    /// else the full one. The paths agree to rounding.
+    fn transform_in_place(&self, chunk: &mut [Complex<T>], scratch: &mut [Complex<T>]) {
+        if let Some(half) = &self.half {
+            if chunk.iter().all(|c| c.im == T::zero()) {
+                self.transform_real(half, chunk, scratch);
+                return;
+            }
+            if self.is_hermitian(chunk) {
+                self.transform_hermitian(half, chunk, scratch);
+                return;
+            }
+        }
+        if self.transform(chunk, scratch) == Side::Second {
+            chunk.copy_from_slice(scratch);
+        }
+    }
+
+    /// Whether `x[len - k]` is exactly the conjugate of `x[k]` (so the
+    /// transform's output is real).
+    fn is_hermitian(&self, x: &[Complex<T>]) -> bool {
+        let n = self.len;
+        x[0].im == T::zero()
+            && x[n / 2].im == T::zero()
+            && (1..n / 2).all(|k| x[n - k].re == x[k].re && x[n - k].im == -x[k].im)
+    }
+
+    /// A real input of `len` points as one complex input of `len / 2`
+    /// (even samples real, odd imaginary): with Z its transform,
+    /// E[k] = (Z[k] + conj Z[M-k]) / 2 and O[k] = (Z[k] - conj Z[M-k]) / 2i
+    /// are the even and odd samples' transforms, and
+    /// X[k] = E[k] + w^k O[k], X[k + M] = E[k] - w^k O[k].
+    fn transform_real(&self, half: &Plan<T>, x: &mut [Complex<T>], scratch: &mut [Complex<T>]) {
+        let m = self.len / 2;
+        let (z, other) = scratch.split_at_mut(m);
+        for (i, v) in z.iter_mut().enumerate() {
+            *v = Complex::new(x[2 * i].re, x[2 * i + 1].re);
+        }
+        let z: &[Complex<T>] = if half.transform(z, &mut other[..m]) == Side::First {
+            z
+        } else {
+            &other[..m]
+        };
+        let half_of = T::from_f64(0.5).unwrap_or_else(T::zero);
+        for k in 0..m {
+            let a = z[k];
+            let b = z[(m - k) % m].conj();
+            let e = (a + b) * half_of;
+            let d = (a - b) * half_of;
+            // d / i = -i d.
+            let o = Complex::new(d.im, -d.re);
+            let wo = self.twiddles[k] * o;
+            x[k] = e + wo;
+            x[k + m] = e - wo;
+        }
+    }
+
+    /// A Hermitian input (real output) of `len` points through one
+    /// complex transform of `len / 2`: the even outputs are the transform
+    /// of X[k] + X[k + M], the odd ones of (X[k] - X[k + M]) w^k, both
+    /// real, so one transform of the first plus i times the second gives
+    /// them as real and imaginary parts.
+    fn transform_hermitian(
+        &self,
+        half: &Plan<T>,
+        x: &mut [Complex<T>],
+        scratch: &mut [Complex<T>],
+    ) {
+        let m = self.len / 2;
+        let (z, other) = scratch.split_at_mut(m);
+        for (k, v) in z.iter_mut().enumerate() {
+            let even = x[k] + x[k + m];
+            let odd = (x[k] - x[k + m]) * self.twiddles[k];
+            // even + i odd.
+            *v = Complex::new(even.re - odd.im, even.im + odd.re);
+        }
+        let z: &[Complex<T>] = if half.transform(z, &mut other[..m]) == Side::First {
+            z
+        } else {
+            &other[..m]
+        };
+        for (n, v) in z.iter().enumerate() {
+            x[2 * n] = Complex::new(v.re, T::zero());
+            x[2 * n + 1] = Complex::new(v.im, T::zero());
+        }
     }
 
     /// One Stockham stage: sub-transforms of `span` points are combined
@@ -396,9 +505,7 @@ impl<T: FftNum> Fft<T> for Plan<T> {
         );
         let scratch = &mut scratch[..n];
         for chunk in buffer.chunks_exact_mut(n) {
-            if self.transform(chunk, scratch) == Side::Second {
-                chunk.copy_from_slice(scratch);
-            }
+            self.transform_in_place(chunk, scratch);
         }
     }
 
@@ -562,6 +669,39 @@ mod tests {
             let mut scratch = vec![Complex::new(0.0, 0.0); plan.get_inplace_scratch_len()];
             plan.process_with_scratch(&mut buffer, &mut scratch);
             assert!(rel_error(&buffer, &want) < 1e-12, "n {n} in place batch");
+        }
+    }
+
+    #[test]
+    fn real_and_hermitian_inputs_take_the_half_length_path_and_match_naive_dft() {
+        for &n in LENGTHS.iter().filter(|&&n| n >= 4 && n % 2 == 0) {
+            for direction in [FftDirection::Forward, FftDirection::Inverse] {
+                let plan = FftPlanner::<f64>::new().plan_fft(n, direction);
+                // Real: every imaginary part zero (AEC3's forward FFTs).
+                let real: Vec<_> = signal(n, n as u64 + 1)
+                    .iter()
+                    .map(|c| Complex::new(c.re, 0.0))
+                    .collect();
+                // Hermitian: x[n - k] = conj x[k] (AEC3's inverse FFTs).
+                let mut hermitian = signal(n, n as u64 + 2);
+                hermitian[0].im = 0.0;
+                hermitian[n / 2].im = 0.0;
+                for k in 1..n / 2 {
+                    hermitian[n - k] = hermitian[k].conj();
+                }
+                for (what, x) in [("real", real), ("hermitian", hermitian)] {
+                    let want = naive(&x, direction);
+                    // Twice end to end, through `process`.
+                    let mut got: Vec<_> = x.iter().chain(x.iter()).copied().collect();
+                    plan.process(&mut got);
+                    let e = rel_error(&got[..n], &want).max(rel_error(&got[n..], &want));
+                    assert!(e < 1e-12, "n {n} {direction:?} {what}: error {e:e}");
+                    if what == "hermitian" {
+                        // A real output is exactly real.
+                        assert!(got.iter().all(|c| c.im == 0.0), "n {n}: imaginary output");
+                    }
+                }
+            }
         }
     }
 
