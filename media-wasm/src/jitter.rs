@@ -4,7 +4,14 @@
 //! Every packet's *relative delay* (arrival time minus its media time) is
 //! kept over a window of recent packets. The smallest is the network's
 //! floor; the spread above it is jitter. The target playout delay is the
-//! 95th percentile of that jitter plus a small margin, bounded. Playout
+//! 95th percentile of that jitter plus a margin, bounded. The margin is
+//! measured, not fixed: what the window saw above its percentile (its
+//! largest delay less the percentile), plus the drift from the target
+//! tolerated before adjusting and one render quantum, so that a delay at
+//! the low edge of its tolerance still plays the window's latest packet;
+//! at most `margin_ms`. On a loopback or a LAN, whose spread is a few
+//! milliseconds, that is about 8 ms instead of 12; a window with an
+//! outlier keeps the whole `margin_ms`. Playout
 //! runs on the receiver's audio clock: packet `ts` plays at
 //! `ts + floor + target`. When the actual delay drifts more than 5 ms from
 //! the target, the receive chain is told to shrink or grow by 10 ms, which
@@ -32,7 +39,11 @@
 
 use protocol::media::MAX_OPUS_PACKET;
 
-use crate::frame::{PACKET, PACKET_10MS, SAMPLE_RATE};
+use crate::frame::{PACKET, PACKET_10MS, QUANTUM, SAMPLE_RATE};
+
+/// One render quantum, ms: the granularity of arrivals and of playout on
+/// the audio clock.
+const QUANTUM_MS: f32 = QUANTUM as f32 * 1000.0 / SAMPLE_RATE as f32;
 
 /// Packets the ring holds (1.28 s of 10 ms packets, 2.56 s of 20 ms ones).
 pub const CAPACITY: usize = 128;
@@ -61,7 +72,9 @@ const FAST_SHRINK_AFTER_MS: f64 = 10.0;
 pub struct JitterSettings {
     /// The percentile of jitter the target tracks (0-1).
     pub quantile: f32,
-    /// Added on top of the percentile, ms.
+    /// Added on top of the percentile at most, ms (the margin is the
+    /// window's spread above the percentile plus `tolerance_ms` and a
+    /// render quantum, up to this).
     pub margin_ms: f32,
     /// Lowest target, ms.
     pub min_delay_ms: f32,
@@ -337,7 +350,15 @@ impl JitterBuffer {
         if let Some(next) = self.next_seq {
             let d = ahead(seq, next);
             if d < 0 {
-                self.stats.late += 1;
+                // A second copy of a packet already played (its slot still
+                // names it) is a duplicate, not a late packet: nothing was
+                // lost.
+                let slot = &self.slots[seq as usize % CAPACITY];
+                if slot.seq == seq && slot.ts == ext {
+                    self.stats.duplicates += 1;
+                } else {
+                    self.stats.late += 1;
+                }
                 return;
             }
         }
@@ -397,8 +418,10 @@ impl JitterBuffer {
         self.floor_ms = self.sorted[0];
         let q = ((n - 1) as f32 * self.settings.quantile).round() as usize;
         let jitter = self.sorted[q.min(n - 1)] - self.floor_ms;
-        self.target_ms = (jitter + self.settings.margin_ms)
-            .clamp(self.settings.min_delay_ms, self.settings.max_delay_ms);
+        let tail = self.sorted[n - 1] - self.sorted[q.min(n - 1)];
+        let margin = (tail + self.settings.tolerance_ms + QUANTUM_MS).min(self.settings.margin_ms);
+        self.target_ms =
+            (jitter + margin).clamp(self.settings.min_delay_ms, self.settings.max_delay_ms);
     }
 
     /// Adds a delay to the sorted window (which has room for it).
@@ -510,16 +533,19 @@ impl JitterBuffer {
         let next = match self.next_seq {
             Some(n) => n,
             None => {
-                // Start when the earliest buffered packet's playout time is
-                // nearest: pulls come every 10 ms, so start up to 5 ms early
-                // rather than up to 10 ms late.
+                // Start at the earliest buffered packet's playout time, to
+                // the sample: silence up to it (at most 10 ms at a time;
+                // `now_ms` is the time of the sample being filled), so the
+                // delay starts on its target, not up to 5 ms either side
+                // of it as whole 10 ms pulls would make it.
                 let Some(first) = self.earliest_buffered() else {
                     return Next::Silence(PACKET_10MS);
                 };
                 let ts = self.slots[first as usize % CAPACITY].ts;
                 let due = Self::media_ms(ts) + f64::from(self.floor_ms + self.target_ms());
-                if now_ms + f64::from(crate::frame::BLOCK_MS) / 2.0 < due {
-                    return Next::Silence(PACKET_10MS);
+                let wait = ((due - now_ms) * f64::from(SAMPLE_RATE) / 1000.0).round();
+                if wait >= 1.0 {
+                    return Next::Silence((wait as usize).min(PACKET_10MS));
                 }
                 self.next_seq = Some(first);
                 self.next_ts = ts;

@@ -8,7 +8,7 @@ mod support;
 
 use media::codec::{Encoder, EncoderSettings};
 use media::frame::{BLOCK, PACKET};
-use media::jitter::{JitterBuffer, JitterSettings, WINDOW};
+use media::jitter::{JitterBuffer, JitterSettings, Next, WINDOW};
 use media::receive::ReceiveChain;
 use support::*;
 
@@ -165,12 +165,15 @@ fn a_sender_that_restarts_its_sequence_is_followed_not_dropped_as_late() {
 
 /// What the module documents: the target is the 95th percentile (rounded
 /// rank over the window) of the last `WINDOW` packets' relative delays
-/// above their minimum, plus the margin, bounded.
+/// above their minimum, plus the margin (the window's spread above the
+/// percentile, the tolerance and a 128-sample quantum, at most
+/// `margin_ms`), bounded.
 fn documented_target(window: &[f32], s: &JitterSettings) -> f32 {
     let mut v = window.to_vec();
     v.sort_by(f32::total_cmp);
     let q = ((v.len() - 1) as f32 * s.quantile).round() as usize;
-    (v[q] - v[0] + s.margin_ms).clamp(s.min_delay_ms, s.max_delay_ms)
+    let margin = (v[v.len() - 1] - v[q] + s.tolerance_ms + 128.0 / 48.0).min(s.margin_ms);
+    (v[q] - v[0] + margin).clamp(s.min_delay_ms, s.max_delay_ms)
 }
 
 #[test]
@@ -290,4 +293,88 @@ fn the_steady_state_delay_is_reached_within_two_seconds_of_a_bursty_start() {
             worst.0
         );
     }
+}
+
+#[test]
+fn a_narrow_spread_gets_a_measured_margin_not_the_whole_one() {
+    // A loopback or a LAN: delays within 3 ms of each other. The margin is
+    // the spread above the percentile, the tolerance and a quantum (about
+    // 8 ms), not the 12 ms a wide spread keeps; one outlier in the window
+    // brings the whole margin back.
+    let settings = JitterSettings::default();
+    let mut jb = JitterBuffer::new(settings);
+    let mut rng = Rng(5);
+    let mut delays: Vec<f32> = Vec::new();
+    for k in 0..600u32 {
+        let d = 20.0 + (3.0 * rng.unit()) as f32;
+        jb.insert(
+            k,
+            k * PACKET as u32,
+            &[1, 2, 3],
+            f64::from(k) * 20.0 + f64::from(d),
+        );
+        delays.push(d);
+    }
+    let want = documented_target(&delays[delays.len() - WINDOW..], &settings);
+    let narrow = jb.target_ms();
+    assert!(
+        (narrow - want).abs() < 1e-3,
+        "target {narrow} ms, documented {want} ms"
+    );
+    assert!(
+        narrow < 3.0 + settings.tolerance_ms + 128.0 / 48.0 + 0.5 && narrow < settings.margin_ms,
+        "a 3 ms spread gets a measured margin: target {narrow} ms"
+    );
+    // One late packet (60 ms over the floor) in the window.
+    jb.insert(600, 600 * PACKET as u32, &[1, 2, 3], 600.0 * 20.0 + 80.0);
+    delays.push(80.0);
+    let wide = jb.target_ms();
+    let want = documented_target(&delays[delays.len() - WINDOW..], &settings);
+    assert!(
+        (wide - want).abs() < 1e-3,
+        "target {wide} ms, documented {want} ms"
+    );
+    assert!(
+        wide >= narrow + settings.margin_ms - settings.tolerance_ms - 128.0 / 48.0 - 3.0,
+        "an outlier brings the margin back: {narrow} -> {wide} ms"
+    );
+}
+
+#[test]
+fn a_stream_starts_on_its_target_to_the_sample() {
+    // One packet, media time 0, arriving 30 ms later: floor 30 ms, no
+    // jitter, so the target is the measured margin (tolerance and a
+    // quantum: 7.67 ms). Pulled at 30 ms, the buffer plays silence up to
+    // 37.67 ms (368 samples), then the packet; not a whole 10 ms either
+    // side of it.
+    let settings = JitterSettings::default();
+    let mut jb = JitterBuffer::new(settings);
+    let payload = tone_packet();
+    jb.insert(0, 0, &payload, 30.0);
+    let target = jb.target_ms();
+    assert!(
+        (target - (settings.tolerance_ms + 128.0 / 48.0)).abs() < 1e-3,
+        "target {target} ms"
+    );
+    let wait = (f64::from(target) * 48.0).round() as usize;
+    assert_eq!(jb.pop(30.0), Next::Silence(wait));
+    assert!(matches!(jb.pop(30.0 + wait as f64 / 48.0), Next::Packet(_)));
+}
+
+#[test]
+fn a_copy_of_a_played_packet_is_a_duplicate_not_late() {
+    let mut jb = JitterBuffer::new(JitterSettings::default());
+    let payload = tone_packet();
+    jb.insert(0, 0, &payload, 30.0);
+    jb.insert(1, PACKET as u32, &payload, 50.0);
+    while !matches!(jb.pop(60.0), Next::Packet(_)) {}
+    jb.insert(0, 0, &payload, 61.0);
+    let s = jb.stats();
+    assert_eq!((s.duplicates, s.late), (1, 0));
+    // Packet 2 never came; 3 did, and 2 arrives after it was concealed.
+    assert!(matches!(jb.pop(70.0), Next::Packet(_)));
+    jb.insert(3, 3 * PACKET as u32, &payload, 90.0);
+    assert!(matches!(jb.pop(90.0), Next::Fec { .. }));
+    jb.insert(2, 2 * PACKET as u32, &payload, 95.0);
+    assert_eq!(jb.stats().late, 1);
 }
