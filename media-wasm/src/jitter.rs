@@ -11,7 +11,8 @@
 //! the low edge of its tolerance still plays the window's latest packet;
 //! at most `margin_ms`. On a loopback or a LAN, whose spread is a few
 //! milliseconds, that is about 8 ms instead of 12; a window with an
-//! outlier keeps the whole `margin_ms`. Playout
+//! outlier keeps the whole `margin_ms`, and so does a stream's start-up
+//! (until its first delays leave the window, see below). Playout
 //! runs on the receiver's audio clock: packet `ts` plays at
 //! `ts + floor + target`. When the actual delay drifts more than 5 ms from
 //! the target, the receive chain is told to shrink or grow by 10 ms, which
@@ -418,7 +419,13 @@ impl JitterBuffer {
         self.floor_ms = self.sorted[0];
         let q = ((n - 1) as f32 * self.settings.quantile).round() as usize;
         let jitter = self.sorted[q.min(n - 1)] - self.floor_ms;
-        let tail = self.sorted[n - 1] - self.sorted[q.min(n - 1)];
+        // Until the start-up delays have left the window, a handful of
+        // delays say nothing of the tail: the whole margin.
+        let tail = if self.startup_dropped {
+            self.sorted[n - 1] - self.sorted[q.min(n - 1)]
+        } else {
+            self.settings.margin_ms
+        };
         let margin = (tail + self.settings.tolerance_ms + QUANTUM_MS).min(self.settings.margin_ms);
         self.target_ms =
             (jitter + margin).clamp(self.settings.min_delay_ms, self.settings.max_delay_ms);

@@ -343,22 +343,19 @@ fn a_narrow_spread_gets_a_measured_margin_not_the_whole_one() {
 #[test]
 fn a_stream_starts_on_its_target_to_the_sample() {
     // One packet, media time 0, arriving 30 ms later: floor 30 ms, no
-    // jitter, so the target is the measured margin (tolerance and a
-    // quantum: 7.67 ms). Pulled at 30 ms, the buffer plays silence up to
-    // 37.67 ms (368 samples), then the packet; not a whole 10 ms either
-    // side of it.
+    // jitter, so the target is the start-up margin (12 ms: one delay says
+    // nothing of the tail). Pulled at 30 ms, the buffer plays silence up
+    // to 42 ms (576 samples: 480, then 96), then the packet; not a whole
+    // 10 ms either side of it.
     let settings = JitterSettings::default();
     let mut jb = JitterBuffer::new(settings);
     let payload = tone_packet();
     jb.insert(0, 0, &payload, 30.0);
     let target = jb.target_ms();
-    assert!(
-        (target - (settings.tolerance_ms + 128.0 / 48.0)).abs() < 1e-3,
-        "target {target} ms"
-    );
-    let wait = (f64::from(target) * 48.0).round() as usize;
-    assert_eq!(jb.pop(30.0), Next::Silence(wait));
-    assert!(matches!(jb.pop(30.0 + wait as f64 / 48.0), Next::Packet(_)));
+    assert!((target - settings.margin_ms).abs() < 1e-3, "target {target} ms");
+    assert_eq!(jb.pop(30.0), Next::Silence(480));
+    assert_eq!(jb.pop(40.0), Next::Silence(96));
+    assert!(matches!(jb.pop(42.0), Next::Packet(_)));
 }
 
 #[test]
