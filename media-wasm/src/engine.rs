@@ -117,6 +117,8 @@ pub struct Engine {
     /// or the capture runs in another engine that is handed the played
     /// audio ([`Engine::far_end_reference`]; see [`Engine::play_quantum`]).
     local_reference: bool,
+    /// Capture samples lost and not yet skipped ([`Engine::skip_capture`]).
+    skipped: usize,
 }
 
 /// What one quantum produced for the socket.
@@ -147,6 +149,7 @@ impl Engine {
             network_delay_ms: 0.0,
             legs: None,
             local_reference: true,
+            skipped: 0,
         })
     }
 
@@ -241,6 +244,21 @@ impl Engine {
         let n = mic.len().min(QUANTUM);
         self.capture(&mic[..n]);
         self.run_one_job()
+    }
+
+    /// Split driving: `samples` of capture never came (the browser dropped
+    /// track chunks while this engine's thread was stalled). Whole packets
+    /// of it are skipped in the stream's sequence and timestamps, so the
+    /// receiver conceals them rather than playing all that follows later;
+    /// the remainder is carried to the next call.
+    pub fn skip_capture(&mut self, samples: usize) {
+        self.skipped += samples;
+        let packet = self.send.packet_samples();
+        let whole = self.skipped / packet;
+        if whole > 0 {
+            self.send.skip_packets(whole as u32);
+            self.skipped -= whole * packet;
+        }
     }
 
     /// Split driving: the far end's audio as another engine played it

@@ -170,6 +170,34 @@ pub extern "C" fn sb_capture(len: usize) -> i32 {
     })
 }
 
+/// Split driving: `samples` of capture were lost (dropped track chunks);
+/// whole packets of them are skipped in the stream.
+#[no_mangle]
+pub extern "C" fn sb_skip(samples: usize) {
+    with((), |h| h.engine.skip_capture(samples));
+}
+
+/// The send chain's next sequence number (`which` 0) or timestamp (1).
+#[no_mangle]
+pub extern "C" fn sb_send_position(which: u32) -> u32 {
+    with(0, |h| {
+        let (seq, ts) = h.engine.send_chain().position();
+        if which == 0 {
+            seq
+        } else {
+            ts
+        }
+    })
+}
+
+/// Continues the stream another engine's send chain began (capture moved
+/// from a Worker back to the worklet): its next sequence number and
+/// timestamp.
+#[no_mangle]
+pub extern "C" fn sb_continue_stream(seq: u32, ts: u32) {
+    with((), |h| h.engine.send_chain().continue_from(seq, ts));
+}
+
 /// Split driving: the first `len` (at most 128) samples at `sb_input` are
 /// the far end as the playout half played them: the echo reference.
 #[no_mangle]

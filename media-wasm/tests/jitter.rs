@@ -165,15 +165,12 @@ fn a_sender_that_restarts_its_sequence_is_followed_not_dropped_as_late() {
 
 /// What the module documents: the target is the 95th percentile (rounded
 /// rank over the window) of the last `WINDOW` packets' relative delays
-/// above their minimum, plus the margin (the window's spread above the
-/// percentile, the tolerance and a 128-sample quantum, at most
-/// `margin_ms`), bounded.
+/// above their minimum, plus the margin, bounded.
 fn documented_target(window: &[f32], s: &JitterSettings) -> f32 {
     let mut v = window.to_vec();
     v.sort_by(f32::total_cmp);
     let q = ((v.len() - 1) as f32 * s.quantile).round() as usize;
-    let margin = (v[v.len() - 1] - v[q] + s.tolerance_ms + 128.0 / 48.0).min(s.margin_ms);
-    (v[q] - v[0] + margin).clamp(s.min_delay_ms, s.max_delay_ms)
+    (v[q] - v[0] + s.margin_ms).clamp(s.min_delay_ms, s.max_delay_ms)
 }
 
 #[test]
@@ -296,55 +293,9 @@ fn the_steady_state_delay_is_reached_within_two_seconds_of_a_bursty_start() {
 }
 
 #[test]
-fn a_narrow_spread_gets_a_measured_margin_not_the_whole_one() {
-    // A loopback or a LAN: delays within 3 ms of each other. The margin is
-    // the spread above the percentile, the tolerance and a quantum (about
-    // 8 ms), not the 12 ms a wide spread keeps; one outlier in the window
-    // brings the whole margin back.
-    let settings = JitterSettings::default();
-    let mut jb = JitterBuffer::new(settings);
-    let mut rng = Rng(5);
-    let mut delays: Vec<f32> = Vec::new();
-    for k in 0..600u32 {
-        let d = 20.0 + (3.0 * rng.unit()) as f32;
-        jb.insert(
-            k,
-            k * PACKET as u32,
-            &[1, 2, 3],
-            f64::from(k) * 20.0 + f64::from(d),
-        );
-        delays.push(d);
-    }
-    let want = documented_target(&delays[delays.len() - WINDOW..], &settings);
-    let narrow = jb.target_ms();
-    assert!(
-        (narrow - want).abs() < 1e-3,
-        "target {narrow} ms, documented {want} ms"
-    );
-    assert!(
-        narrow < 3.0 + settings.tolerance_ms + 128.0 / 48.0 + 0.5 && narrow < settings.margin_ms,
-        "a 3 ms spread gets a measured margin: target {narrow} ms"
-    );
-    // One late packet (60 ms over the floor) in the window.
-    jb.insert(600, 600 * PACKET as u32, &[1, 2, 3], 600.0 * 20.0 + 80.0);
-    delays.push(80.0);
-    let wide = jb.target_ms();
-    let want = documented_target(&delays[delays.len() - WINDOW..], &settings);
-    assert!(
-        (wide - want).abs() < 1e-3,
-        "target {wide} ms, documented {want} ms"
-    );
-    assert!(
-        wide >= narrow + settings.margin_ms - settings.tolerance_ms - 128.0 / 48.0 - 3.0,
-        "an outlier brings the margin back: {narrow} -> {wide} ms"
-    );
-}
-
-#[test]
 fn a_stream_starts_on_its_target_to_the_sample() {
     // One packet, media time 0, arriving 30 ms later: floor 30 ms, no
-    // jitter, so the target is the start-up margin (12 ms: one delay says
-    // nothing of the tail). Pulled at 30 ms, the buffer plays silence up
+    // jitter, so the target is the margin (12 ms). Pulled at 30 ms, the buffer plays silence up
     // to 42 ms (576 samples: 480, then 96), then the packet; not a whole
     // 10 ms either side of it.
     let settings = JitterSettings::default();
@@ -352,7 +303,10 @@ fn a_stream_starts_on_its_target_to_the_sample() {
     let payload = tone_packet();
     jb.insert(0, 0, &payload, 30.0);
     let target = jb.target_ms();
-    assert!((target - settings.margin_ms).abs() < 1e-3, "target {target} ms");
+    assert!(
+        (target - settings.margin_ms).abs() < 1e-3,
+        "target {target} ms"
+    );
     assert_eq!(jb.pop(30.0), Next::Silence(480));
     assert_eq!(jb.pop(40.0), Next::Silence(96));
     assert!(matches!(jb.pop(42.0), Next::Packet(_)));

@@ -203,3 +203,57 @@ fn split_driving_passes_the_near_end() {
     assert!(corr > 0.5, "near end recognisable (correlation {corr:.2})");
     assert!(lag < 2_400, "near end delayed {lag} samples");
 }
+
+#[test]
+fn the_stream_goes_on_when_capture_moves_back_and_lost_capture_is_skipped() {
+    use protocol::media::decode_media_frame;
+    let mut worker =
+        Engine::new(1, EncoderSettings::default(), JitterSettings::default()).expect("engine");
+    worker.set_packet_ms(10).expect("10 ms");
+    let tone: Vec<f32> = (0..480).map(|i| 0.1 * (i as f32 * 0.05).sin()).collect();
+    let mut headers = Vec::new();
+    let mut feed = |e: &mut Engine, headers: &mut Vec<(u32, u32)>| {
+        for piece in tone.chunks(QUANTUM) {
+            if let Some(f) = e.capture_quantum(piece).expect("capture") {
+                let h = decode_media_frame(f).expect("our frame").header;
+                headers.push((h.sequence, h.timestamp));
+            }
+        }
+    };
+    for _ in 0..10 {
+        feed(&mut worker, &mut headers);
+    }
+    // 25 ms of capture lost: two whole packets skipped, 5 ms carried.
+    worker.skip_capture(1_200);
+    for _ in 0..3 {
+        feed(&mut worker, &mut headers);
+    }
+    let (seq, ts) = worker.send_chain().position();
+    // The worklet's engine takes over the same stream.
+    let mut worklet =
+        Engine::new(1, EncoderSettings::default(), JitterSettings::default()).expect("engine");
+    worklet.set_packet_ms(10).expect("10 ms");
+    worklet.send_chain().continue_from(seq, ts);
+    let mut out = [0.0f32; QUANTUM];
+    for _ in 0..40 {
+        let mic = [0.05f32; QUANTUM];
+        if let Some(f) = worklet.process_quantum(&mic, &mut out).expect("process") {
+            let h = decode_media_frame(f).expect("our frame").header;
+            headers.push((h.sequence, h.timestamp));
+        }
+    }
+    assert!(headers.len() > 14, "{} packets", headers.len());
+    for w in headers.windows(2) {
+        let (ds, dt) = (w[1].0.wrapping_sub(w[0].0), w[1].1.wrapping_sub(w[0].1));
+        assert_eq!(dt, ds * 480, "timestamps follow sequence numbers: {w:?}");
+        assert!(ds == 1 || ds == 3, "one stream, no restart: {w:?}");
+    }
+    assert_eq!(
+        headers
+            .windows(2)
+            .filter(|w| w[1].0.wrapping_sub(w[0].0) == 3)
+            .count(),
+        1,
+        "the lost 25 ms skip two packets, once"
+    );
+}
