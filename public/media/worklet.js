@@ -15,6 +15,13 @@
 // drops a quantum when it has stayed at least two quanta deeper than it
 // needed to for half a second (capture and audio clocks drift apart).
 //
+// Split mode (the page's 'worker' capture, send-worker.js): the capture,
+// the send chain and the packets live in a Worker that reads the
+// microphone's track itself; this processor only plays (sb_play) and posts
+// every quantum it played to that Worker on the `reference` port, as the
+// echo reference. `split_off` (the track failed) brings the whole engine
+// back here, on the node's own input.
+//
 // Network: frames come and go over the node's port (the page's main
 // thread and its control socket), or, once the page has started the
 // media worker (media-worker.js) and its socket is welcomed, over a port
@@ -66,6 +73,8 @@ class SwitchboardEngine extends AudioWorkletProcessor {
           return;
         }
         this.x = x;
+        this.split = !this.splitOff && !!(msg.reference && typeof x.sb_play === 'function');
+        if (this.split) this.reference = msg.reference;
         if (msg.tapSeconds) {
           // Test hook: keep copies of the microphone and of what is
           // played, on the same clock, posted in half-second chunks.
@@ -107,6 +116,14 @@ class SwitchboardEngine extends AudioWorkletProcessor {
       this.captureUnderruns = 0;
       this.captureDrops = 0;
       msg.port.onmessage = (e) => this.onCapture(e.data);
+    } else if (msg.type === 'split_off') {
+      this.splitOff = true;
+      this.split = false;
+      this.reference = null;
+      // The Worker's stream goes on from here.
+      if (this.x && typeof msg.seq === 'number' && typeof msg.ts === 'number') {
+        this.x.sb_continue_stream(msg.seq >>> 0, msg.ts >>> 0);
+      }
     } else if (msg.type === 'mute' && this.x) {
       this.x.sb_set_muted(msg.muted ? 1 : 0);
     } else if (msg.type === 'stats' && this.x) {
@@ -246,11 +263,17 @@ class SwitchboardEngine extends AudioWorkletProcessor {
       if (this.tapLen === 0) this.tapStart = currentTime;
       this.tapIn.set(input, this.tapLen);
     }
-    const n = x.sb_process();
+    let n = 0;
+    if (this.split) x.sb_play(); else n = x.sb_process();
     const output = new Float32Array(x.memory.buffer, x.sb_output(), 128);
     if (out) {
       out.set(output);
       for (let c = 1; c < outputs[0].length; c++) outputs[0][c].set(output);
+    }
+    if (this.split) {
+      // What was played, to the send half's echo canceller.
+      const played = output.slice();
+      this.reference.postMessage(played.buffer, [played.buffer]);
     }
     if (n > 0) {
       const frame = new Uint8Array(x.memory.buffer, x.sb_packet(), n).slice();
