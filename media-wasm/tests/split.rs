@@ -212,7 +212,7 @@ fn the_stream_goes_on_when_capture_moves_back_and_lost_capture_is_skipped() {
     worker.set_packet_ms(10).expect("10 ms");
     let tone: Vec<f32> = (0..480).map(|i| 0.1 * (i as f32 * 0.05).sin()).collect();
     let mut headers = Vec::new();
-    let mut feed = |e: &mut Engine, headers: &mut Vec<(u32, u32)>| {
+    let feed = |e: &mut Engine, headers: &mut Vec<(u32, u32)>| {
         for piece in tone.chunks(QUANTUM) {
             if let Some(f) = e.capture_quantum(piece).expect("capture") {
                 let h = decode_media_frame(f).expect("our frame").header;
