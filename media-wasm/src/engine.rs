@@ -234,6 +234,18 @@ impl Engine {
         self.quanta += 1;
     }
 
+    /// Split in time, not in engines: one quantum of playout, no capture,
+    /// what is played being this engine's own echo reference as usual.
+    /// The capture comes separately, as the track delivers it
+    /// ([`Engine::capture_quantum`] on the same engine: the worklet's
+    /// 'direct' capture).
+    pub fn play_local_quantum(&mut self, out: &mut [f32]) {
+        self.local_reference = true;
+        let n = out.len().min(QUANTUM);
+        self.play(&mut out[..n]);
+        self.quanta += 1;
+    }
+
     /// Split driving, capture half: up to a quantum of microphone samples
     /// (any length up to 128: track chunks need not divide into quanta)
     /// through echo cancellation, and a completed block denoised, levelled

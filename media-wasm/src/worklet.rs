@@ -146,6 +146,14 @@ pub extern "C" fn sb_play() {
     with((), |h| h.engine.play_quantum(&mut h.output[..]));
 }
 
+/// One quantum of playout into `sb_output` with this engine's own echo
+/// reference, no capture: the capture comes through `sb_capture` as the
+/// track delivers it, on the same engine (the worklet's 'direct' capture).
+#[no_mangle]
+pub extern "C" fn sb_play_local() {
+    with((), |h| h.engine.play_local_quantum(&mut h.output[..]));
+}
+
 /// Split driving, capture half: the first `len` (at most 128) samples at
 /// `sb_input` through the send chain. Returns the length of a media frame
 /// written at `sb_packet`, 0 when none, -1 on an encoder failure.

@@ -65,6 +65,13 @@ struct Scene {
 /// split, the capture half fed 10 ms track chunks in slices of at most a
 /// quantum, each after the reference played up to its end.
 fn scene(split: bool, reference: bool, seconds: usize, near: &[f32]) -> Scene {
+    scene_with(split, reference, false, seconds, near)
+}
+
+/// `direct`: split in time only: one engine plays quanta
+/// (`play_local_quantum`, its own reference) and takes the track chunks
+/// as they come (`capture_quantum`), as the worklet's direct capture does.
+fn scene_with(split: bool, reference: bool, direct: bool, seconds: usize, near: &[f32]) -> Scene {
     let far_voice = speech(
         "split-far",
         "en-us",
@@ -113,15 +120,20 @@ fn scene(split: bool, reference: bool, seconds: usize, near: &[f32]) -> Scene {
         }
         mic.extend_from_slice(&mic_q);
         if split {
-            player.play_quantum(&mut out);
-            if reference {
-                capture.far_end_reference(&out);
+            if direct {
+                player.play_local_quantum(&mut out);
+            } else {
+                player.play_quantum(&mut out);
+                if reference {
+                    capture.far_end_reference(&out);
+                }
             }
             chunk.extend_from_slice(&mic_q);
             if chunk.len() >= 480 {
                 let rest = chunk.split_off(480);
+                let sender = if direct { &mut player } else { &mut capture };
                 for piece in chunk.chunks(QUANTUM) {
-                    if let Some(f) = capture.capture_quantum(piece).expect("capture") {
+                    if let Some(f) = sender.capture_quantum(piece).expect("capture") {
                         sent.push(f.to_vec());
                     }
                 }
@@ -134,7 +146,7 @@ fn scene(split: bool, reference: bool, seconds: usize, near: &[f32]) -> Scene {
         }
         played.extend_from_slice(&out);
     }
-    if split {
+    if split && !direct {
         assert_eq!(
             player.stats().packets_sent,
             0,
@@ -169,10 +181,13 @@ fn split_driving_cancels_echo_like_the_worklet_path() {
     let whole = scene(false, true, 8, &[]);
     let split = scene(true, true, 8, &[]);
     let blind = scene(true, false, 8, &[]);
-    let (w, s, b) = (erle(&whole), erle(&split), erle(&blind));
+    let direct = scene_with(true, true, true, 8, &[]);
+    let (w, s, b, d) = (erle(&whole), erle(&split), erle(&blind), erle(&direct));
     eprintln!(
-        "ERLE from the third second: one engine {w:.1} dB, split {s:.1} dB, split without the reference {b:.1} dB"
+        "ERLE from the third second: one engine {w:.1} dB, split {s:.1} dB, split without the reference {b:.1} dB, \
+         direct capture {d:.1} dB"
     );
+    assert!(d >= 25.0 && d >= w - 3.0, "direct capture: ERLE {d:.1} dB");
     assert!(
         b < s - 15.0,
         "the handed-over reference is what cancels the echo ({b:.1} dB without it)"

@@ -49,8 +49,7 @@ export async function startEngine(options) {
 // straight to the worklet, skipping the AudioContext's capture hand-off
 // and the main thread (the worker resamples a track that is not at 48 kHz);
 // where the browser lacks it (not Chromium) it falls back to 'worklet'.
-// 'worker' (the default where the browser has MediaStreamTrackProcessor)
-// splits the engine: its send half runs in a Worker (`sendWorkerUrl`,
+// 'worker' splits the engine: its send half runs in a Worker (`sendWorkerUrl`,
 // default send-worker.js beside the worklet) that reads the capture track
 // and cancels echo, denoises, levels, encodes and sends each chunk as it
 // comes, so the microphone's audio never waits for the AudioContext's
@@ -58,11 +57,19 @@ export async function startEngine(options) {
 // hands the Worker what it played (the echo reference). Where
 // MediaStreamTrackProcessor is missing it falls back to 'worklet'
 // (docs/architecture.md, "Capture in a Worker"). The started engine's
-// `capture` says which one runs.
+// `capture` says which one runs. 'direct' (the default where the browser
+// has MediaStreamTrackProcessor) is the track path with each chunk
+// processed and sent by the worklet as it arrives (in its message task, on
+// the audio thread, which has real-time priority), not queued for the
+// render quanta; the worklet's quanta then only play.
 export async function prepareEngine(options) {
   const { wasmUrl, workletUrl, deviceId, sinkId } = options;
   const canSplit = typeof MediaStreamTrackProcessor === 'function' && typeof Worker === 'function';
-  const capture = options.capture || (canSplit ? 'worker' : 'worklet');
+  // Direct capture by default where the browser has the track processor
+  // (docs/architecture.md, "Capture off the AudioContext": measured against
+  // the split, it saves the same hand-off and keeps the audio thread's
+  // priority for the send chain).
+  const capture = options.capture || (canSplit ? 'direct' : 'worklet');
   const sendWorkerUrl = options.sendWorkerUrl || new URL('send-worker.js', new URL(workletUrl, location.href)).href;
   const captureWorkerUrl = options.captureWorkerUrl || new URL('capture-worker.js', new URL(workletUrl, location.href)).href;
   const ask = (id) => navigator.mediaDevices.getUserMedia({
@@ -126,7 +133,7 @@ export async function prepareEngine(options) {
   let captureWorker = null;
   let captureTrack = null;
   const track = stream.getAudioTracks()[0];
-  if (capture === 'track' && track && typeof MediaStreamTrackProcessor === 'function'
+  if ((capture === 'track' || capture === 'direct') && track && typeof MediaStreamTrackProcessor === 'function'
       && typeof Worker === 'function') {
     try {
       // A clone, so the node's own input (the fallback) keeps its track.
@@ -135,8 +142,8 @@ export async function prepareEngine(options) {
       const channel = new MessageChannel();
       captureWorker = new Worker(captureWorkerUrl);
       captureWorker.postMessage({ readable: processor.readable, port: channel.port1 }, [processor.readable, channel.port1]);
-      node.port.postMessage({ type: 'capture', port: channel.port2 }, [channel.port2]);
-      captureMode = 'track';
+      node.port.postMessage({ type: 'capture', port: channel.port2, direct: capture === 'direct' }, [channel.port2]);
+      captureMode = capture;
     } catch (err) {
       console.warn(`[switchboard] track capture unavailable, using the AudioContext: ${err && err.message}`);
       if (captureWorker) captureWorker.terminate();

@@ -9,9 +9,9 @@
 //    carries them; `main` as the third argument: over the page's main
 //    thread, as before), out through the worklet; three ways of capturing
 //    per run: the engine split (`capture: 'worker'`, the send half in a
-//    Worker reading the capture track, the default where the browser has
-//    MediaStreamTrackProcessor), track capture into the worklet
-//    (`'track'`), and the AudioContext's microphone (`'worklet'`);
+//    Worker reading the capture track), direct capture (`'direct'`: the
+//    track's chunks processed by the worklet as they arrive), and the
+//    AudioContext's microphone (`'worklet'`);
 //  - WebRTC: two RTCPeerConnections in one page over loopback, the browser's
 //    echo cancellation, noise suppression and gain on (what a WebRTC
 //    softphone uses), Opus at its defaults. Its jitter buffer delay comes
@@ -278,12 +278,12 @@ try {
     rows.oursSplit.track.push(sk.ms);
     rows.oursSplit.tap.push(st.ms);
     console.log(`run ${run} ours, send half in a Worker (${split.mode}, loop ${split.loop}; declares ${f(split.latency)} ms): capture track -> playout ${f(sk.ms)} ms (${sk.windows} windows); AudioContext tap ${f(st.ms)} ms; ${stagesOf(split)}`);
-    const viaTrack = await ours('track');
+    const viaTrack = await ours('direct');
     const vk = medianLagMs(viaTrack.track.input, viaTrack.track.output, { maxMs: 600 });
     const vt = medianLagMs(viaTrack.input, viaTrack.output, { maxMs: 600 });
     rows.oursTrack.track.push(vk.ms);
     rows.oursTrack.tap.push(vt.ms);
-    console.log(`run ${run} ours, track capture (${viaTrack.mode}, loop ${viaTrack.loop}; ${stagesOf(viaTrack)}; declares ${f(viaTrack.latency)} ms): capture track -> playout ${f(vk.ms)} ms (${vk.windows} windows); engine input -> output ${f(vt.ms)} ms; capture track -> engine input ${f(medianLagMs(viaTrack.handoff.input, viaTrack.handoff.output, { maxMs: 600 }).ms)} ms`);
+    console.log(`run ${run} ours, direct capture (${viaTrack.mode}, loop ${viaTrack.loop}; ${stagesOf(viaTrack)}; declares ${f(viaTrack.latency)} ms): capture track -> playout ${f(vk.ms)} ms (${vk.windows} windows); engine input -> output ${f(vt.ms)} ms; capture track -> engine input ${f(medianLagMs(viaTrack.handoff.input, viaTrack.handoff.output, { maxMs: 600 }).ms)} ms`);
     const mine = await ours();
     const mt = medianLagMs(mine.input, mine.output, { maxMs: 600 });
     const mk = medianLagMs(mine.track.input, mine.track.output, { maxMs: 600 });
@@ -308,7 +308,7 @@ try {
     const o = median(rows.oursTrack.track);
     const w = median(rows.webrtc.track);
     const pairs = rows.oursTrack.track.map((x, i) => x / rows.webrtc.track[i]);
-    console.log(`capture track, ours with track capture: median ${f(o)} ms, WebRTC median ${f(w)} ms over ${RUNS} interleaved runs; ratio of medians ${(o / w).toFixed(2)}, per-run ratios ${pairs.map((x) => x.toFixed(2)).join(' ')}`);
+    console.log(`capture track, ours with direct capture: median ${f(o)} ms, WebRTC median ${f(w)} ms over ${RUNS} interleaved runs; ratio of medians ${(o / w).toFixed(2)}, per-run ratios ${pairs.map((x) => x.toFixed(2)).join(' ')}`);
   }
   for (const point of ['track', 'tap']) {
     const o = median(rows.ours[point]);

@@ -41,7 +41,7 @@ function bestLag(a, b, maxLag) {
   return best;
 }
 
-for (const capture of ['worklet', 'track', 'worker']) test(`speech through the whole send and receive chain comes out, with the engine delay measured (${capture} capture)`, async () => {
+for (const capture of ['worklet', 'track', 'worker', 'direct']) test(`speech through the whole send and receive chain comes out, with the engine delay measured (${capture} capture)`, async () => {
   const browser = await launchBrowser([`--use-file-for-fake-audio-capture=${join(dir, 'mic.wav')}`]);
   try {
     const page = await browser.newPage();
