@@ -57,19 +57,20 @@ export async function startEngine(options) {
 // hands the Worker what it played (the echo reference). Where
 // MediaStreamTrackProcessor is missing it falls back to 'worklet'
 // (docs/architecture.md, "Capture in a Worker"). The started engine's
-// `capture` says which one runs. 'direct' (the default where the browser
-// has MediaStreamTrackProcessor) is the track path with each chunk
+// `capture` says which one runs. 'direct' is the track path with each chunk
 // processed and sent by the worklet as it arrives (in its message task, on
 // the audio thread, which has real-time priority), not queued for the
 // render quanta; the worklet's quanta then only play.
 export async function prepareEngine(options) {
   const { wasmUrl, workletUrl, deviceId, sinkId } = options;
   const canSplit = typeof MediaStreamTrackProcessor === 'function' && typeof Worker === 'function';
-  // Direct capture by default where the browser has the track processor
-  // (docs/architecture.md, "Capture off the AudioContext": measured against
-  // the split, it saves the same hand-off and keeps the audio thread's
-  // priority for the send chain).
-  const capture = options.capture || (canSplit ? 'direct' : 'worklet');
+  // The AudioContext's microphone by default: MediaStreamTrackProcessor
+  // can only be made on the page (a track does not transfer to a Worker
+  // in Chromium), so its chunks cross the page's main thread, and a busy
+  // CCP page would hold the microphone (docs/architecture.md, "Capture
+  // off the AudioContext"). 'direct' and 'worker' save the hand-off where
+  // the page is idle.
+  const capture = options.capture || 'worklet';
   const sendWorkerUrl = options.sendWorkerUrl || new URL('send-worker.js', new URL(workletUrl, location.href)).href;
   const captureWorkerUrl = options.captureWorkerUrl || new URL('capture-worker.js', new URL(workletUrl, location.href)).href;
   const ask = (id) => navigator.mediaDevices.getUserMedia({
