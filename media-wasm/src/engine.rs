@@ -113,6 +113,12 @@ pub struct Engine {
     /// A conference's other legs, mixed into the own leg's playout (only
     /// once [`Engine::enable_legs`] was called).
     legs: Option<crate::legs::Legs>,
+    /// Whether what this engine plays is its own echo reference (true),
+    /// or the capture runs in another engine that is handed the played
+    /// audio ([`Engine::far_end_reference`]; see [`Engine::play_quantum`]).
+    local_reference: bool,
+    /// Capture samples lost and not yet skipped ([`Engine::skip_capture`]).
+    skipped: usize,
 }
 
 /// What one quantum produced for the socket.
@@ -142,6 +148,8 @@ impl Engine {
             overruns: 0,
             network_delay_ms: 0.0,
             legs: None,
+            local_reference: true,
+            skipped: 0,
         })
     }
 
@@ -205,10 +213,91 @@ impl Engine {
         out: &mut [f32],
     ) -> Result<Outgoing<'_>, CodecError> {
         let n = mic.len().min(out.len()).min(QUANTUM);
+        // Whole driving (again, after a split one was given up).
+        self.local_reference = true;
         self.play(&mut out[..n]);
         self.capture(&mic[..n]);
         self.quanta += 1;
         self.run_one_job()
+    }
+
+    /// Split driving, playout half: one quantum of playout into `out`, no
+    /// capture. The engine's capture then runs in another engine (in a
+    /// Worker, where the browser delivers the microphone's track without
+    /// the AudioContext's capture hand-off: [`Engine::capture_quantum`]),
+    /// to which the caller hands what was played as its echo reference;
+    /// this engine keeps none of its own.
+    pub fn play_quantum(&mut self, out: &mut [f32]) {
+        self.local_reference = false;
+        let n = out.len().min(QUANTUM);
+        self.play(&mut out[..n]);
+        self.quanta += 1;
+    }
+
+    /// Split in time, not in engines: one quantum of playout, no capture,
+    /// what is played being this engine's own echo reference as usual.
+    /// The capture comes separately, as the track delivers it
+    /// ([`Engine::capture_quantum`] on the same engine: the worklet's
+    /// 'direct' capture).
+    pub fn play_local_quantum(&mut self, out: &mut [f32]) {
+        self.local_reference = true;
+        let n = out.len().min(QUANTUM);
+        self.play(&mut out[..n]);
+        self.quanta += 1;
+    }
+
+    /// Split driving, capture half: up to a quantum of microphone samples
+    /// (any length up to 128: track chunks need not divide into quanta)
+    /// through echo cancellation, and a completed block denoised, levelled
+    /// and, when it completes a packet, encoded, as in
+    /// [`Engine::process_quantum`]. Nothing is played; the echo reference
+    /// comes from [`Engine::far_end_reference`].
+    pub fn capture_quantum(&mut self, mic: &[f32]) -> Result<Outgoing<'_>, CodecError> {
+        let n = mic.len().min(QUANTUM);
+        self.capture(&mic[..n]);
+        self.run_one_job()
+    }
+
+    /// Split driving: `samples` of capture never came (the browser dropped
+    /// track chunks while this engine's thread was stalled). Whole packets
+    /// of it are skipped in the stream's sequence and timestamps, so the
+    /// receiver conceals them rather than playing all that follows later;
+    /// the remainder is carried to the next call.
+    pub fn skip_capture(&mut self, samples: usize) {
+        self.skipped += samples;
+        let packet = self.send.packet_samples();
+        let whole = self.skipped / packet;
+        if whole > 0 {
+            self.send.skip_packets(whole as u32);
+            self.skipped -= whole * packet;
+        }
+    }
+
+    /// Split driving: the far end's audio as another engine played it
+    /// ([`Engine::play_quantum`]), any number of samples, in order. It must
+    /// reach this engine before the microphone captures its echo, which
+    /// the output device's latency guarantees for a reference posted as it
+    /// is rendered; the echo canceller's delay estimator absorbs the rest.
+    pub fn far_end_reference(&mut self, played: &[f32]) {
+        self.push_reference(played);
+    }
+
+    /// Frames the far-end reference into blocks for the send chain.
+    fn push_reference(&mut self, samples: &[f32]) {
+        let mut copied = 0;
+        while copied < samples.len() {
+            let m = (samples.len() - copied).min(BLOCK - self.played_len);
+            self.played[self.played_len..self.played_len + m]
+                .copy_from_slice(&samples[copied..copied + m]);
+            self.played_len += m;
+            copied += m;
+            if self.played_len == BLOCK {
+                // Render analysis is light; it runs inline so the
+                // reference is never late.
+                self.send.far_end(&self.played);
+                self.played_len = 0;
+            }
+        }
     }
 
     fn play(&mut self, out: &mut [f32]) {
@@ -225,19 +314,8 @@ impl Engine {
             let k = (out.len() - written).min(BLOCK - self.out_pos);
             out[written..written + k].copy_from_slice(&self.out[self.out_pos..self.out_pos + k]);
             // The far-end reference is exactly what was played.
-            let mut copied = 0;
-            while copied < k {
-                let m = (k - copied).min(BLOCK - self.played_len);
-                self.played[self.played_len..self.played_len + m]
-                    .copy_from_slice(&out[written + copied..written + copied + m]);
-                self.played_len += m;
-                copied += m;
-                if self.played_len == BLOCK {
-                    // Render analysis is light; it runs inline so the
-                    // reference is never late.
-                    self.send.far_end(&self.played);
-                    self.played_len = 0;
-                }
+            if self.local_reference {
+                self.push_reference(&out[written..written + k]);
             }
             self.out_pos += k;
             written += k;

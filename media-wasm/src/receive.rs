@@ -8,7 +8,7 @@
 use protocol::media::{decode_media_frame, Codec};
 
 use crate::codec::{CodecError, Decoder};
-use crate::frame::{fade_in, rms_dbfs, BLOCK, PACKET};
+use crate::frame::{fade_in, rms_dbfs, BLOCK, PACKET, SAMPLE_RATE};
 use crate::jitter::{Adjust, JitterBuffer, JitterSettings, JitterStats, Next};
 
 /// Splice crossfade length: 5 ms.
@@ -245,7 +245,9 @@ impl ReceiveChain {
         let mut filled = 0;
         while filled < BLOCK {
             if self.pcm_pos >= self.pcm_len {
-                self.decode_next(now_ms);
+                // The time of the sample being filled (the jitter buffer
+                // starts a stream to the sample).
+                self.decode_next(now_ms + filled as f64 * 1000.0 / f64::from(SAMPLE_RATE));
             }
             let n = (BLOCK - filled).min(self.pcm_len - self.pcm_pos);
             out[filled..filled + n].copy_from_slice(&self.pcm[self.pcm_pos..self.pcm_pos + n]);

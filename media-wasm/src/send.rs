@@ -226,6 +226,32 @@ impl SendChain {
         Ok(&self.frame)
     }
 
+    /// Counts `packets` packets as sent without sending them (sequence
+    /// numbers and timestamps move on): the capture lost that much audio
+    /// (a stalled capture whose chunks the browser dropped), so the
+    /// receiver conceals it as loss instead of playing everything after it
+    /// that much later.
+    pub fn skip_packets(&mut self, packets: u32) {
+        self.seq = self.seq.wrapping_add(packets);
+        self.ts = self
+            .ts
+            .wrapping_add(packets.wrapping_mul(self.packet_samples as u32));
+    }
+
+    /// The next packet's sequence number and timestamp.
+    pub fn position(&self) -> (u32, u32) {
+        (self.seq, self.ts)
+    }
+
+    /// Continues a stream another send chain began (the same leg, taken
+    /// over when capture moves from a Worker back to the worklet): its
+    /// next sequence number and timestamp, so the receiver sees one
+    /// stream and not a restart or a run of late packets.
+    pub fn continue_from(&mut self, seq: u32, ts: u32) {
+        self.seq = seq;
+        self.ts = ts;
+    }
+
     /// All three stages for one block; a frame when a packet completes.
     pub fn process_block(&mut self, block: &mut [f32; BLOCK]) -> Result<Option<&[u8]>, CodecError> {
         self.cancel_echo(block);

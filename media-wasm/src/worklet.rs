@@ -137,6 +137,85 @@ pub extern "C" fn sb_process() -> i32 {
     })
 }
 
+/// Split driving, playout half (the capture runs in a Worker's engine,
+/// `sb_capture`): one quantum of playout into `sb_output`, no capture and
+/// no echo reference of its own; the processor posts what it played to
+/// that Worker, which hands it to `sb_far_end`.
+#[no_mangle]
+pub extern "C" fn sb_play() {
+    with((), |h| h.engine.play_quantum(&mut h.output[..]));
+}
+
+/// One quantum of playout into `sb_output` with this engine's own echo
+/// reference, no capture: the capture comes through `sb_capture` as the
+/// track delivers it, on the same engine (the worklet's 'direct' capture).
+#[no_mangle]
+pub extern "C" fn sb_play_local() {
+    with((), |h| h.engine.play_local_quantum(&mut h.output[..]));
+}
+
+/// Split driving, capture half: the first `len` (at most 128) samples at
+/// `sb_input` through the send chain. Returns the length of a media frame
+/// written at `sb_packet`, 0 when none, -1 on an encoder failure.
+#[no_mangle]
+pub extern "C" fn sb_capture(len: usize) -> i32 {
+    with(-1, |h| {
+        let Handle {
+            engine,
+            input,
+            packet,
+            ..
+        } = h;
+        let len = len.min(input.len());
+        match engine.capture_quantum(&input[..len]) {
+            Ok(Some(frame)) => {
+                packet[..frame.len()].copy_from_slice(frame);
+                frame.len() as i32
+            }
+            Ok(None) => 0,
+            Err(_) => -1,
+        }
+    })
+}
+
+/// Split driving: `samples` of capture were lost (dropped track chunks);
+/// whole packets of them are skipped in the stream.
+#[no_mangle]
+pub extern "C" fn sb_skip(samples: usize) {
+    with((), |h| h.engine.skip_capture(samples));
+}
+
+/// The send chain's next sequence number (`which` 0) or timestamp (1).
+#[no_mangle]
+pub extern "C" fn sb_send_position(which: u32) -> u32 {
+    with(0, |h| {
+        let (seq, ts) = h.engine.send_chain().position();
+        if which == 0 {
+            seq
+        } else {
+            ts
+        }
+    })
+}
+
+/// Continues the stream another engine's send chain began (capture moved
+/// from a Worker back to the worklet): its next sequence number and
+/// timestamp.
+#[no_mangle]
+pub extern "C" fn sb_continue_stream(seq: u32, ts: u32) {
+    with((), |h| h.engine.send_chain().continue_from(seq, ts));
+}
+
+/// Split driving: the first `len` (at most 128) samples at `sb_input` are
+/// the far end as the playout half played them: the echo reference.
+#[no_mangle]
+pub extern "C" fn sb_far_end(len: usize) {
+    with((), |h| {
+        let len = len.min(h.input.len());
+        h.engine.far_end_reference(&h.input[..len]);
+    });
+}
+
 /// Takes the `len`-byte frame at `sb_frame_in`. 0, or -1 when it is malformed.
 #[no_mangle]
 pub extern "C" fn sb_receive(len: usize) -> i32 {

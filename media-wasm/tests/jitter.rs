@@ -8,7 +8,7 @@ mod support;
 
 use media::codec::{Encoder, EncoderSettings};
 use media::frame::{BLOCK, PACKET};
-use media::jitter::{JitterBuffer, JitterSettings, WINDOW};
+use media::jitter::{JitterBuffer, JitterSettings, Next, WINDOW};
 use media::receive::ReceiveChain;
 use support::*;
 
@@ -290,4 +290,42 @@ fn the_steady_state_delay_is_reached_within_two_seconds_of_a_bursty_start() {
             worst.0
         );
     }
+}
+
+#[test]
+fn a_stream_starts_on_its_target_to_the_sample() {
+    // One packet, media time 0, arriving 30 ms later: floor 30 ms, no
+    // jitter, so the target is the margin (12 ms). Pulled at 30 ms, the buffer plays silence up
+    // to 42 ms (576 samples: 480, then 96), then the packet; not a whole
+    // 10 ms either side of it.
+    let settings = JitterSettings::default();
+    let mut jb = JitterBuffer::new(settings);
+    let payload = tone_packet();
+    jb.insert(0, 0, &payload, 30.0);
+    let target = jb.target_ms();
+    assert!(
+        (target - settings.margin_ms).abs() < 1e-3,
+        "target {target} ms"
+    );
+    assert_eq!(jb.pop(30.0), Next::Silence(480));
+    assert_eq!(jb.pop(40.0), Next::Silence(96));
+    assert!(matches!(jb.pop(42.0), Next::Packet(_)));
+}
+
+#[test]
+fn a_copy_of_a_played_packet_is_a_duplicate_not_late() {
+    let mut jb = JitterBuffer::new(JitterSettings::default());
+    let payload = tone_packet();
+    jb.insert(0, 0, &payload, 30.0);
+    jb.insert(1, PACKET as u32, &payload, 50.0);
+    while !matches!(jb.pop(60.0), Next::Packet(_)) {}
+    jb.insert(0, 0, &payload, 61.0);
+    let s = jb.stats();
+    assert_eq!((s.duplicates, s.late), (1, 0));
+    // Packet 2 never came; 3 did, and 2 arrives after it was concealed.
+    assert!(matches!(jb.pop(70.0), Next::Packet(_)));
+    jb.insert(3, 3 * PACKET as u32, &payload, 90.0);
+    assert!(matches!(jb.pop(90.0), Next::Fec { .. }));
+    jb.insert(2, 2 * PACKET as u32, &payload, 95.0);
+    assert_eq!(jb.stats().late, 1);
 }

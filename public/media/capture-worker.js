@@ -64,6 +64,8 @@ onmessage = (e) => {
         return;
       }
       const data = step.value;
+      const ts = data.timestamp;
+      const us = (data.numberOfFrames * 1e6) / data.sampleRate;
       let samples;
       try {
         const raw = new Float32Array(data.numberOfFrames);
@@ -75,7 +77,9 @@ onmessage = (e) => {
       } finally {
         data.close();
       }
-      port.postMessage({ type: 'mic', samples: samples.buffer }, [samples.buffer]);
+      // The chunk's capture time and length (us), for a worklet that
+      // processes chunks as they come (direct capture: lost chunks).
+      port.postMessage({ type: 'mic', samples: samples.buffer, ts: ts, us: us }, [samples.buffer]);
     }
   })();
 };

@@ -48,10 +48,30 @@ export async function startEngine(options) {
 // (`captureWorkerUrl`, default beside the worklet) that posts samples
 // straight to the worklet, skipping the AudioContext's capture hand-off
 // and the main thread (the worker resamples a track that is not at 48 kHz);
-// where the browser lacks it (not Chromium) it falls back to 'worklet'. The started engine's
-// `capture` says which one runs.
+// where the browser lacks it (not Chromium) it falls back to 'worklet'.
+// 'worker' splits the engine: its send half runs in a Worker (`sendWorkerUrl`,
+// default send-worker.js beside the worklet) that reads the capture track
+// and cancels echo, denoises, levels, encodes and sends each chunk as it
+// comes, so the microphone's audio never waits for the AudioContext's
+// capture hand-off nor for render quanta; the worklet only plays and
+// hands the Worker what it played (the echo reference). Where
+// MediaStreamTrackProcessor is missing it falls back to 'worklet'
+// (docs/architecture.md, "Capture in a Worker"). The started engine's
+// `capture` says which one runs. 'direct' is the track path with each chunk
+// processed and sent by the worklet as it arrives (in its message task, on
+// the audio thread, which has real-time priority), not queued for the
+// render quanta; the worklet's quanta then only play.
 export async function prepareEngine(options) {
-  const { wasmUrl, workletUrl, deviceId, sinkId, capture = 'worklet' } = options;
+  const { wasmUrl, workletUrl, deviceId, sinkId } = options;
+  const canSplit = typeof MediaStreamTrackProcessor === 'function' && typeof Worker === 'function';
+  // The AudioContext's microphone by default: MediaStreamTrackProcessor
+  // can only be made on the page (a track does not transfer to a Worker
+  // in Chromium), so its chunks cross the page's main thread, and a busy
+  // CCP page would hold the microphone (docs/architecture.md, "Capture
+  // off the AudioContext"). 'direct' and 'worker' save the hand-off where
+  // the page is idle.
+  const capture = options.capture || 'worklet';
+  const sendWorkerUrl = options.sendWorkerUrl || new URL('send-worker.js', new URL(workletUrl, location.href)).href;
   const captureWorkerUrl = options.captureWorkerUrl || new URL('capture-worker.js', new URL(workletUrl, location.href)).href;
   const ask = (id) => navigator.mediaDevices.getUserMedia({
     audio: {
@@ -114,7 +134,7 @@ export async function prepareEngine(options) {
   let captureWorker = null;
   let captureTrack = null;
   const track = stream.getAudioTracks()[0];
-  if (capture === 'track' && track && typeof MediaStreamTrackProcessor === 'function'
+  if ((capture === 'track' || capture === 'direct') && track && typeof MediaStreamTrackProcessor === 'function'
       && typeof Worker === 'function') {
     try {
       // A clone, so the node's own input (the fallback) keeps its track.
@@ -123,14 +143,45 @@ export async function prepareEngine(options) {
       const channel = new MessageChannel();
       captureWorker = new Worker(captureWorkerUrl);
       captureWorker.postMessage({ readable: processor.readable, port: channel.port1 }, [processor.readable, channel.port1]);
-      node.port.postMessage({ type: 'capture', port: channel.port2 }, [channel.port2]);
-      captureMode = 'track';
+      node.port.postMessage({ type: 'capture', port: channel.port2, direct: capture === 'direct' }, [channel.port2]);
+      captureMode = capture;
     } catch (err) {
       console.warn(`[switchboard] track capture unavailable, using the AudioContext: ${err && err.message}`);
       if (captureWorker) captureWorker.terminate();
       if (captureTrack) captureTrack.stop();
       captureWorker = null;
       captureTrack = null;
+    }
+  }
+  // The split engine's send half (see `capture`: 'worker').
+  let sendWorker = null;
+  let referencePort = null;
+  const sendHandlers = { packet: () => {}, ended: () => {}, error: () => {}, ready: () => {}, stats: () => {} };
+  if (capture === 'worker' && track && canSplit) {
+    try {
+      captureTrack = track.clone();
+      const processor = new MediaStreamTrackProcessor({ track: captureTrack });
+      const reference = new MessageChannel();
+      sendWorker = new Worker(sendWorkerUrl);
+      sendWorker.onmessage = (e) => {
+        const m = e.data || {};
+        if (m.type === 'packet') sendHandlers.packet(m.frame);
+        else if (m.type === 'ready') sendHandlers.ready();
+        else if (m.type === 'ended') sendHandlers.ended(m.message, m);
+        else if (m.type === 'error') sendHandlers.error(m);
+        else if (m.type === 'stats') sendHandlers.stats(m.stats);
+      };
+      sendWorker.postMessage({ type: 'prepare', module, readable: processor.readable, reference: reference.port1 },
+        [processor.readable, reference.port1]);
+      referencePort = reference.port2;
+      captureMode = 'worker';
+    } catch (err) {
+      console.warn(`[switchboard] capture in a worker unavailable, using the AudioContext: ${err && err.message}`);
+      if (sendWorker) sendWorker.terminate();
+      if (captureTrack) captureTrack.stop();
+      sendWorker = null;
+      captureTrack = null;
+      referencePort = null;
     }
   }
   let stopped = false;
@@ -141,6 +192,7 @@ export async function prepareEngine(options) {
     // Closes the media socket: the backend sends media to the control socket again.
     if (mediaWorker) mediaWorker.terminate();
     if (captureWorker) captureWorker.terminate();
+    if (sendWorker) sendWorker.terminate();
     // The microphone is released only once its clone stops too.
     if (captureTrack) captureTrack.stop();
     for (const t of stream.getTracks()) t.stop();
@@ -165,7 +217,8 @@ export async function prepareEngine(options) {
           const m = e.data;
           if (m.type === 'ready') resolve(m);
           else if (m.type === 'packet') onPacket(m.frame);
-          else if (m.type === 'stats') onStats(m.stats);
+          // The split engine's send figures come from its Worker.
+          else if (m.type === 'stats') onStats(captureMode === 'worker' ? { ...m.stats, ...sendStats } : m.stats);
           // A moment of the start ({ name, time } on the audio clock), for measurements.
           else if (m.type === 'mark') onMark(m.name, m.time);
           else if (m.type === 'capture_fallback') {
@@ -180,12 +233,33 @@ export async function prepareEngine(options) {
           }
         };
       });
-      node.port.postMessage({ type: 'init', module, leg, bitrate, fec, dtx, echo, packetMs, tapSeconds });
+      let sendReady = Promise.resolve();
+      let sendStats = {};
+      if (sendWorker) {
+        sendHandlers.stats = (st) => { sendStats = st; };
+        sendHandlers.packet = (frame) => onPacket(frame);
+        sendHandlers.error = (m) => onError(new EngineError(m.code, m.message));
+        sendHandlers.ended = (reason, m) => {
+          // The track failed, or the Worker could not keep up: the whole
+          // engine goes back to the worklet, on the AudioContext's
+          // microphone, continuing the same stream (sequence, timestamp).
+          console.warn(`[switchboard] capture in a worker stopped (${reason}); using the AudioContext`);
+          captureMode = 'worklet';
+          node.port.postMessage({ type: 'split_off', seq: m && m.seq, ts: m && m.ts });
+          sendWorker.postMessage({ type: 'stop' });
+        };
+        sendReady = new Promise((resolve) => { sendHandlers.ready = resolve; });
+        sendWorker.postMessage({ type: 'init', leg, bitrate, fec, dtx, echo, packetMs });
+        node.port.postMessage({ type: 'init', module, leg, bitrate, fec, dtx, echo, packetMs, tapSeconds, reference: referencePort },
+          [referencePort]);
+      } else {
+        node.port.postMessage({ type: 'init', module, leg, bitrate, fec, dtx, echo, packetMs, tapSeconds });
+      }
       for (const track of stream.getAudioTracks()) {
         track.addEventListener('ended', () => onError(new EngineError('microphone_removed', 'the microphone was disconnected')));
       }
       if (ctx.state !== 'running') await ctx.resume();
-      const info = await ready;
+      const [info] = await Promise.all([ready, sendReady]);
       return {
         context: ctx,
         // What the call really uses ('' is the default), for the panel and tests.
@@ -202,8 +276,14 @@ export async function prepareEngine(options) {
           const buf = frame instanceof ArrayBuffer ? frame : frame.buffer.slice(frame.byteOffset, frame.byteOffset + frame.byteLength);
           node.port.postMessage({ type: 'frame', frame: buf }, [buf]);
         },
-        setMuted(muted) { node.port.postMessage({ type: 'mute', muted }); },
-        requestStats() { node.port.postMessage({ type: 'stats' }); },
+        setMuted(muted) {
+          node.port.postMessage({ type: 'mute', muted });
+          if (sendWorker) sendWorker.postMessage({ type: 'mute', muted });
+        },
+        requestStats() {
+          if (sendWorker && captureMode === 'worker') sendWorker.postMessage({ type: 'stats' });
+          node.port.postMessage({ type: 'stats' });
+        },
         // 'worker' once frames go over the media socket, else 'main'.
         get mediaPath() { return mediaPath; },
         /**
@@ -254,7 +334,14 @@ export async function prepareEngine(options) {
               resolve('main');
             };
             node.port.postMessage({ type: 'net', port: channel.port2 }, [channel.port2]);
-            worker.postMessage({ url, ticket, port: channel.port1 }, [channel.port1]);
+            if (sendWorker) {
+              // The send half's packets go to the socket too, worker to worker.
+              const out = new MessageChannel();
+              sendWorker.postMessage({ type: 'net', port: out.port2 }, [out.port2]);
+              worker.postMessage({ url, ticket, port: channel.port1, send: out.port1 }, [channel.port1, out.port1]);
+            } else {
+              worker.postMessage({ url, ticket, port: channel.port1 }, [channel.port1]);
+            }
           });
         },
         stop: stopAll,

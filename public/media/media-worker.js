@@ -4,7 +4,11 @@
 // MessagePort, so media frames go worklet <-> worker <-> socket and a busy
 // page (a long task, layout, garbage collection) delays none of them.
 //
-//   worker.postMessage({ url, ticket, port }, [port]);
+//   worker.postMessage({ url, ticket, port, send }, [port, send]);
+//
+// `send` (optional): the port of the engine's send half when it runs in a
+// Worker of its own (send-worker.js): its packets are sent like the
+// worklet's, and it is told `open` and `closed` too.
 //
 // The worker opens `url`, sends the ticket as `media_hello` and, once the
 // backend answers `media_welcome`, tells the worklet ({ type: 'open' }):
@@ -22,7 +26,7 @@ const MAX_BUFFERED = 1200;
 let started = false;
 
 onmessage = (e) => {
-  const { url, ticket, port } = e.data || {};
+  const { url, ticket, port, send } = e.data || {};
   if (e.data && e.data.type === 'stop') {
     close();
     return;
@@ -37,6 +41,7 @@ onmessage = (e) => {
     ended = true;
     open = false;
     port.postMessage({ type: 'closed' });
+    if (send) send.postMessage({ type: 'closed' });
     postMessage({ type: 'closed', code, reason, dropped });
   };
   let ws;
@@ -58,6 +63,7 @@ onmessage = (e) => {
     if (msg.type === 'media_welcome' && !open) {
       open = true;
       port.postMessage({ type: 'open' });
+      if (send) send.postMessage({ type: 'open' });
       postMessage({ type: 'open' });
     } else if (msg.type === 'error') {
       postMessage({ type: 'error', code: msg.code, message: msg.message });
@@ -65,9 +71,11 @@ onmessage = (e) => {
   };
   ws.onclose = (ev) => end(ev.code, ev.reason);
   ws.onerror = () => {};
-  port.onmessage = (m) => {
+  const out = (m) => {
     if (!(m.data instanceof ArrayBuffer)) return;
     if (open && ws.readyState === WebSocket.OPEN && ws.bufferedAmount <= MAX_BUFFERED) ws.send(m.data);
     else dropped += 1;
   };
+  port.onmessage = out;
+  if (send) send.onmessage = out;
 };

@@ -15,6 +15,13 @@
 // drops a quantum when it has stayed at least two quanta deeper than it
 // needed to for half a second (capture and audio clocks drift apart).
 //
+// Split mode (the page's 'worker' capture, send-worker.js): the capture,
+// the send chain and the packets live in a Worker that reads the
+// microphone's track itself; this processor only plays (sb_play) and posts
+// every quantum it played to that Worker on the `reference` port, as the
+// echo reference. `split_off` (the track failed) brings the whole engine
+// back here, on the node's own input.
+//
 // Network: frames come and go over the node's port (the page's main
 // thread and its control socket), or, once the page has started the
 // media worker (media-worker.js) and its socket is welcomed, over a port
@@ -66,6 +73,8 @@ class SwitchboardEngine extends AudioWorkletProcessor {
           return;
         }
         this.x = x;
+        this.split = !this.splitOff && !!(msg.reference && typeof x.sb_play === 'function');
+        if (this.split) this.reference = msg.reference;
         if (msg.tapSeconds) {
           // Test hook: keep copies of the microphone and of what is
           // played, on the same clock, posted in half-second chunks.
@@ -96,6 +105,15 @@ class SwitchboardEngine extends AudioWorkletProcessor {
     } else if (msg.type === 'net_closed') {
       this.netOpen = false;
       this.net = null;
+    } else if (msg.type === 'capture' && msg.port && msg.direct) {
+      // Direct capture: each track chunk is processed as it arrives (in
+      // this message task, on the audio thread), not queued for the
+      // render quanta; process() then only plays.
+      this.direct = true;
+      this.directAligned = false;
+      this.directExpected = null;
+      this.captureGaps = 0;
+      msg.port.onmessage = (e) => this.onDirect(e.data);
     } else if (msg.type === 'capture' && msg.port) {
       // The track path: samples come from the capture worker.
       this.ring = new Float32Array(RING);
@@ -107,6 +125,14 @@ class SwitchboardEngine extends AudioWorkletProcessor {
       this.captureUnderruns = 0;
       this.captureDrops = 0;
       msg.port.onmessage = (e) => this.onCapture(e.data);
+    } else if (msg.type === 'split_off') {
+      this.splitOff = true;
+      this.split = false;
+      this.reference = null;
+      // The Worker's stream goes on from here.
+      if (this.x && typeof msg.seq === 'number' && typeof msg.ts === 'number') {
+        this.x.sb_continue_stream(msg.seq >>> 0, msg.ts >>> 0);
+      }
     } else if (msg.type === 'mute' && this.x) {
       this.x.sb_set_muted(msg.muted ? 1 : 0);
     } else if (msg.type === 'stats' && this.x) {
@@ -190,6 +216,56 @@ class SwitchboardEngine extends AudioWorkletProcessor {
     }
   }
 
+  /**
+   * Direct capture: a track chunk through the send chain at once (echo,
+   * denoise, gain, encode), its packet sent from here. The engine starts
+   * 96 samples of silence ahead of the first chunk, so every packet's end
+   * falls at most 2 ms before a chunk's end (send-worker.js explains).
+   * Chunks the capture worker never got (the browser drops them when it
+   * stalls) are skipped in the stream (sb_skip): the receiver conceals
+   * them instead of playing all that follows later.
+   */
+  onDirect(m) {
+    if (m.type !== 'mic') {
+      this.direct = false;
+      this.port.postMessage({ type: 'capture_fallback', reason: m.message || m.type });
+      return;
+    }
+    const x = this.x;
+    if (typeof m.ts === 'number' && typeof m.us === 'number') {
+      if (x && this.directAligned && this.directExpected !== null && m.ts - this.directExpected > m.us / 2) {
+        this.captureGaps += 1;
+        x.sb_skip(Math.round(((m.ts - this.directExpected) * sampleRate) / 1e6));
+      }
+      this.directExpected = m.ts + m.us;
+    }
+    if (!x || typeof x.sb_capture !== 'function') return;
+    const s = new Float32Array(m.samples);
+    if (!this.directAligned) {
+      const pad = (((96 - s.length) % 480) + 480) % 480;
+      if (pad) this.captureSlices(new Float32Array(pad));
+      this.directAligned = true;
+    }
+    this.captureSlices(s);
+  }
+
+  captureSlices(s) {
+    const x = this.x;
+    for (let at = 0; at < s.length; at += 128) {
+      const len = Math.min(128, s.length - at);
+      new Float32Array(x.memory.buffer, x.sb_input(), len).set(s.subarray(at, at + len));
+      const n = x.sb_capture(len);
+      if (n > 0) this.sendPacket(n);
+      else if (n < 0) this.port.postMessage({ type: 'error', code: 'encoder_failed', message: 'the encoder failed' });
+    }
+  }
+
+  sendPacket(n) {
+    const frame = new Uint8Array(this.x.memory.buffer, this.x.sb_packet(), n).slice();
+    if (this.netOpen) this.net.postMessage(frame.buffer, [frame.buffer]);
+    else this.port.postMessage({ type: 'packet', frame: frame.buffer }, [frame.buffer]);
+  }
+
   /** 128 captured samples from the track path into `input`; false when none are due. */
   takeCaptured(input) {
     if (!this.primed || this.ringLen < 128) {
@@ -222,6 +298,7 @@ class SwitchboardEngine extends AudioWorkletProcessor {
     STATS_FIELDS.forEach((k, i) => { stats[k] = values[i]; });
     // Which path the network frames take: 'worker' (the media socket) or 'main'.
     stats.mediaPath = this.netOpen ? 'worker' : 'main';
+    if (this.direct) stats.captureGaps = this.captureGaps;
     if (this.ring) {
       stats.captureQueued = this.ringLen;
       stats.captureUnderruns = this.captureUnderruns;
@@ -246,11 +323,19 @@ class SwitchboardEngine extends AudioWorkletProcessor {
       if (this.tapLen === 0) this.tapStart = currentTime;
       this.tapIn.set(input, this.tapLen);
     }
-    const n = x.sb_process();
+    let n = 0;
+    if (this.split) x.sb_play();
+    else if (this.direct && typeof x.sb_play_local === 'function') x.sb_play_local();
+    else n = x.sb_process();
     const output = new Float32Array(x.memory.buffer, x.sb_output(), 128);
     if (out) {
       out.set(output);
       for (let c = 1; c < outputs[0].length; c++) outputs[0][c].set(output);
+    }
+    if (this.split) {
+      // What was played, to the send half's echo canceller.
+      const played = output.slice();
+      this.reference.postMessage(played.buffer, [played.buffer]);
     }
     if (n > 0) {
       const frame = new Uint8Array(x.memory.buffer, x.sb_packet(), n).slice();

@@ -5,7 +5,13 @@
 // in a fresh browser.
 //  - ours: our engine's whole send chain with its echo canceller and noise
 //    suppression ON (as the browser's are below), its packets straight back
-//    into its receive chain, out through the worklet;
+//    into its receive chain (through a Worker, as the CCP's media worker
+//    carries them; `main` as the third argument: over the page's main
+//    thread, as before), out through the worklet; three ways of capturing
+//    per run: the engine split (`capture: 'worker'`, the send half in a
+//    Worker reading the capture track), direct capture (`'direct'`: the
+//    track's chunks processed by the worklet as they arrive), and the
+//    AudioContext's microphone (`'worklet'`);
 //  - WebRTC: two RTCPeerConnections in one page over loopback, the browser's
 //    echo cancellation, noise suppression and gain on (what a WebRTC
 //    softphone uses), Opus at its defaults. Its jitter buffer delay comes
@@ -96,6 +102,23 @@ const HELPERS = () => {
   };
 };
 
+// Our loopback's network: a Worker that sends every packet straight back
+// (worklet or send worker -> MessagePort -> this Worker -> MessagePort ->
+// worklet), as the CCP's media worker carries them to and from its socket,
+// so no packet waits on the page's main thread (WebRTC's go over UDP on
+// loopback, off the main thread too). `node tests/bench/webrtc.mjs RUNS
+// PACKET_MS main` keeps the old main-thread loop for comparison.
+const LOOP = process.argv[4] === 'main' ? 'main' : 'worker';
+const ECHO_WORKER = `onmessage = (e) => {
+  const { port, send } = e.data || {};
+  if (!port) return;
+  const back = (m) => { if (m.data instanceof ArrayBuffer) port.postMessage(m.data, [m.data]); };
+  port.onmessage = back;
+  if (send) { send.onmessage = back; send.postMessage({ type: 'open' }); }
+  port.postMessage({ type: 'open' });
+  postMessage({ type: 'open' });
+};`;
+
 async function ours(capture = 'worklet') {
   const browser = await launchBrowser([`--use-file-for-fake-audio-capture=${mic}`]);
   try {
@@ -103,12 +126,13 @@ async function ours(capture = 'worklet') {
     // The demo origin serves the engine at /media/ (the loopback page's).
     await page.goto(`${backend.crmUrl}/phone/loopback.html`);
     await page.evaluate(HELPERS);
-    const latency = await page.evaluate(async ({ capture, packetMs }) => {
+    const latency = await page.evaluate(async ({ capture, packetMs, loop, echoWorker }) => {
       const { startEngine } = await import('/media/engine.js');
       window.rec = { input: [], output: [], engine: null, tapIn: [], tapOut: [], offsets: [] };
       const engine = await startEngine({
         wasmUrl: '/media/engine.wasm', workletUrl: '/media/worklet.js', leg: 1, tapSeconds: 1, echo: true, capture, packetMs,
         onPacket: (frame) => { if (window.rec.engine) window.rec.engine.receive(frame); },
+        onStats: (st) => { window.rec.stats = st; if (window.rec.statsResolve) { window.rec.statsResolve(st); window.rec.statsResolve = null; } },
         onTap: (inp, out, time) => {
           window.rec.input.push(...inp);
           window.rec.output.push(...out);
@@ -123,11 +147,17 @@ async function ours(capture = 'worklet') {
         },
       });
       window.rec.engine = engine;
+      window.rec.loop = 'main';
+      if (loop === 'worker') {
+        const workerUrl = URL.createObjectURL(new Blob([echoWorker], { type: 'text/javascript' }));
+        window.rec.loop = await engine.useMediaSocket({ url: 'ws://127.0.0.1:9/unused', ticket: 'loopback', workerUrl });
+      }
+      engine.onStatsWanted = () => new Promise((resolve) => { window.rec.statsResolve = resolve; engine.requestStats(); });
       window.rec.trackIn = window.trackRecorder(engine.stream.getAudioTracks()[0]);
       window.rec.trackOut = window.rec.tapOut;
       window.rec.capture = engine.capture;
       return engine.addedLatencyMs;
-    }, { capture, packetMs: PACKET_MS });
+    }, { capture, packetMs: PACKET_MS, loop: LOOP, echoWorker: ECHO_WORKER });
     await page.waitForFunction((n) => window.rec.output.length >= n + 48000, 48000 * SECONDS, { timeout: 60000, polling: 250 });
     const r = await page.evaluate((s) => {
       const offsets = window.rec.offsets.slice().sort((a, b) => a - b);
@@ -144,7 +174,9 @@ async function ours(capture = 'worklet') {
       };
     }, SECONDS);
     const mode = await page.evaluate(() => window.rec.engine.capture);
-    return { ...r, latency, mode };
+    const loop = await page.evaluate(() => window.rec.loop);
+    const stats = await page.evaluate(() => window.rec.engine.onStatsWanted());
+    return { ...r, latency, mode, loop, stats };
   } finally {
     await browser.close();
   }
@@ -225,27 +257,40 @@ const median = (xs) => {
   return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
 };
 const f = (x) => (Number.isFinite(x) ? x.toFixed(1) : 'n/a');
+// The receive side's stages at the end of a run (the engine's stats).
+const stagesOf = (r) => {
+  const s = r.stats || {};
+  return `jitter buffer: delay ${f(s.bufferDelayMs)} ms, target ${f(s.targetDelayMs)} ms, jitter ${f(s.jitterMs)} ms, late ${s.late}, grows ${s.grows}, shrinks ${s.shrinks}`;
+};
 
-console.log(`our engine sends ${PACKET_MS} ms packets`);
+console.log(`our engine sends ${PACKET_MS} ms packets; its loopback goes through ${LOOP === 'main' ? "the page's main thread" : 'a Worker'}`);
 try {
-  const rows = { ours: { tap: [], track: [] }, oursTrack: { tap: [], track: [] }, webrtc: { tap: [], track: [] } };
+  const rows = { ours: { tap: [], track: [] }, oursTrack: { tap: [], track: [] }, oursSplit: { tap: [], track: [] }, webrtc: { tap: [], track: [] } };
   for (let run = 1; run <= RUNS; run += 1) {
     // Our engine with track capture (MediaStreamTrackProcessor in a
     // Worker, straight to the worklet), then the AudioContext capture,
     // then WebRTC.
-    const viaTrack = await ours('track');
+    // The split engine: capture, send chain and packets in a Worker
+    // reading the capture track; the worklet only plays.
+    const split = await ours('worker');
+    const sk = medianLagMs(split.track.input, split.track.output, { maxMs: 600 });
+    const st = medianLagMs(split.input, split.output, { maxMs: 600 });
+    rows.oursSplit.track.push(sk.ms);
+    rows.oursSplit.tap.push(st.ms);
+    console.log(`run ${run} ours, send half in a Worker (${split.mode}, loop ${split.loop}; declares ${f(split.latency)} ms): capture track -> playout ${f(sk.ms)} ms (${sk.windows} windows); AudioContext tap ${f(st.ms)} ms; ${stagesOf(split)}`);
+    const viaTrack = await ours('direct');
     const vk = medianLagMs(viaTrack.track.input, viaTrack.track.output, { maxMs: 600 });
     const vt = medianLagMs(viaTrack.input, viaTrack.output, { maxMs: 600 });
     rows.oursTrack.track.push(vk.ms);
     rows.oursTrack.tap.push(vt.ms);
-    console.log(`run ${run} ours, track capture (${viaTrack.mode}; declares ${f(viaTrack.latency)} ms): capture track -> playout ${f(vk.ms)} ms (${vk.windows} windows); engine input -> output ${f(vt.ms)} ms; capture track -> engine input ${f(medianLagMs(viaTrack.handoff.input, viaTrack.handoff.output, { maxMs: 600 }).ms)} ms`);
+    console.log(`run ${run} ours, direct capture (${viaTrack.mode}, loop ${viaTrack.loop}; ${stagesOf(viaTrack)}; declares ${f(viaTrack.latency)} ms): capture track -> playout ${f(vk.ms)} ms (${vk.windows} windows); engine input -> output ${f(vt.ms)} ms; capture track -> engine input ${f(medianLagMs(viaTrack.handoff.input, viaTrack.handoff.output, { maxMs: 600 }).ms)} ms`);
     const mine = await ours();
     const mt = medianLagMs(mine.input, mine.output, { maxMs: 600 });
     const mk = medianLagMs(mine.track.input, mine.track.output, { maxMs: 600 });
     const mh = medianLagMs(mine.handoff.input, mine.handoff.output, { maxMs: 600 });
     rows.ours.tap.push(mt.ms);
     rows.ours.track.push(mk.ms);
-    console.log(`run ${run} ours (engine loopback, AEC+NS on, declares ${f(mine.latency)} ms): capture track -> playout ${f(mk.ms)} ms (${mk.windows} windows); AudioContext tap ${f(mt.ms)} ms (${mt.windows} windows); capture hand-off ${f(mh.ms)} ms; output latency ${f(mine.outputLatencyMs)} ms`);
+    console.log(`run ${run} ours (engine loopback, AEC+NS on, loop ${mine.loop}; ${stagesOf(mine)}; declares ${f(mine.latency)} ms): capture track -> playout ${f(mk.ms)} ms (${mk.windows} windows); AudioContext tap ${f(mt.ms)} ms (${mt.windows} windows); capture hand-off ${f(mh.ms)} ms; output latency ${f(mine.outputLatencyMs)} ms`);
     const theirs = await webrtc();
     const wt = medianLagMs(theirs.input, theirs.output, { maxMs: 600 });
     const wk = medianLagMs(theirs.track.input, theirs.track.output, { maxMs: 600 });
@@ -253,11 +298,17 @@ try {
     rows.webrtc.track.push(wk.ms);
     console.log(`run ${run} Chromium WebRTC (AEC/NS/AGC on, loopback peer connection): capture track -> playout ${f(wk.ms)} ms (${wk.windows} windows); AudioContext tap ${f(wt.ms)} ms (${wt.windows} windows); jitter buffer ${f(theirs.jitterBufferMs)} ms`);
   }
+  for (const point of ['track', 'tap']) {
+    const o = median(rows.oursSplit[point]);
+    const w = median(rows.webrtc[point]);
+    const pairs = rows.oursSplit[point].map((x, i) => x / rows.webrtc[point][i]);
+    console.log(`${point === 'track' ? 'capture track' : 'AudioContext tap'}, ours with the send half in a Worker: median ${f(o)} ms, WebRTC median ${f(w)} ms over ${RUNS} interleaved runs; ratio of medians ${(o / w).toFixed(2)}, per-run ratios ${pairs.map((x) => x.toFixed(2)).join(' ')}`);
+  }
   {
     const o = median(rows.oursTrack.track);
     const w = median(rows.webrtc.track);
     const pairs = rows.oursTrack.track.map((x, i) => x / rows.webrtc.track[i]);
-    console.log(`capture track, ours with track capture: median ${f(o)} ms, WebRTC median ${f(w)} ms over ${RUNS} interleaved runs; ratio of medians ${(o / w).toFixed(2)}, per-run ratios ${pairs.map((x) => x.toFixed(2)).join(' ')}`);
+    console.log(`capture track, ours with direct capture: median ${f(o)} ms, WebRTC median ${f(w)} ms over ${RUNS} interleaved runs; ratio of medians ${(o / w).toFixed(2)}, per-run ratios ${pairs.map((x) => x.toFixed(2)).join(' ')}`);
   }
   for (const point of ['track', 'tap']) {
     const o = median(rows.ours[point]);

@@ -41,7 +41,7 @@ function bestLag(a, b, maxLag) {
   return best;
 }
 
-for (const capture of ['worklet', 'track']) test(`speech through the whole send and receive chain comes out, with the engine delay measured (${capture} capture)`, async () => {
+for (const capture of ['worklet', 'track', 'worker', 'direct']) test(`speech through the whole send and receive chain comes out, with the engine delay measured (${capture} capture)`, async () => {
   const browser = await launchBrowser([`--use-file-for-fake-audio-capture=${join(dir, 'mic.wav')}`]);
   try {
     const page = await browser.newPage();
@@ -50,7 +50,7 @@ for (const capture of ['worklet', 'track']) test(`speech through the whole send 
     await page.goto(`${backend.crmUrl}/phone/loopback.html?autostart&capture=${capture}`);
     await page.waitForFunction(() => window.loopback.ready || window.loopback.error, null, { timeout: 20000 });
     assert.equal(await page.evaluate(() => window.loopback.error), null);
-    // Chromium has MediaStreamTrackProcessor: the track path runs there.
+    // Chromium has MediaStreamTrackProcessor: the track and worker paths run there.
     assert.equal(await page.evaluate(() => window.loopback.capture), capture);
     // Six seconds of audio.
     await page.waitForFunction(() => window.loopback.output.length >= 48000 * 6, null, { timeout: 30000, polling: 200 });
