@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use media::codec::Decoder;
 use media::frame::PACKET;
-use protocol::media::{decode_media_frame, encode_media_frame, MediaHeader};
+use protocol::media::decode_media_frame;
 use protocol::wire::Op;
 use switchboard_tests::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

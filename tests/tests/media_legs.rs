@@ -9,7 +9,7 @@ use futures_util::{SinkExt, StreamExt};
 use media::codec::{Decoder, Encoder, EncoderSettings};
 use media::frame::PACKET;
 use protocol::media::{decode_media_frame, encode_media_frame, MediaHeader};
-use protocol::wire::{Op, CAP_MEDIA_LEGS};
+use protocol::wire::CAP_MEDIA_LEGS;
 use switchboard_tests::*;
 use tokio_tungstenite::tungstenite::Message;
 
