@@ -14,6 +14,7 @@ mod keepalive;
 pub mod msg;
 mod opus_leg;
 mod outbound;
+mod prack;
 mod register;
 pub mod sdp;
 pub mod tcp;
