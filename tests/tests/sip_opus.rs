@@ -12,12 +12,20 @@
 //! - baresip (its opus module) calls in from speech, and is called by the
 //!   agent; audio both ways by correlation, as the PCMU tests do. PCMA
 //!   gets the same inbound test.
+//! - RFC 4733 events beside Opus (§2.1, §7.1.1): the raw trunk offers
+//!   `telephone-event` at 8 and 48 kHz; the answer keeps the 48 kHz one
+//!   (the audio's clock); the agent's key reaches the trunk as events
+//!   whose timestamp is on the audio's clock and whose duration, in
+//!   48 kHz units, spans the key's 100 ms; the trunk's key sent at 48 kHz
+//!   reaches the agent as the right digit.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use protocol::media::{decode_media_frame, encode_media_frame_codec, Codec, MediaHeader};
+use protocol::wire::{Event, Op};
+use streams_sdk::Output;
 use switchboard_tests::sip::{self, *};
 use switchboard_tests::*;
 
@@ -217,6 +225,225 @@ async fn opus_packets_are_forwarded_unchanged_both_ways() {
     .expect("bye");
     let r = wait_ended(&running, &call.contact).await;
     assert_eq!(r.disconnect_reason.as_deref(), Some("customer_disconnect"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dtmf_events_on_an_opus_leg_count_on_the_48_khz_clock() {
+    let dir = temp_dir("sip-opus-dtmf");
+    let running = server::start(opus_config(
+        &dir,
+        "\"Opus\", \"PCMU\", \"telephone-event\"",
+        None,
+    ))
+    .await
+    .expect("start");
+    let sip = running.sip_addr.expect("sip");
+    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let rtp = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("rtp");
+    let port = rtp.local_addr().expect("addr").port();
+    // Events at both clocks, the 8 kHz one first.
+    let offer = sip::sdp(
+        port,
+        "96 101 97",
+        "a=rtpmap:96 opus/48000/2\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n\
+a=rtpmap:97 telephone-event/48000\r\na=fmtp:97 0-15\r\n",
+    );
+    let call = answered_call(&sock, sip, &mut alice, "opusdtmf", "", &offer).await;
+    let answer = String::from_utf8_lossy(&call.ok.body).into_owned();
+    assert!(
+        answer.contains(" RTP/AVP 96 97\r\n")
+            && answer.contains("a=rtpmap:97 telephone-event/48000\r\n")
+            && !answer.contains("telephone-event/8000"),
+        "the events on the audio's clock: {answer}"
+    );
+
+    // The trunk: Opus every 20 ms on the 48 kHz clock; at packet 20 it
+    // presses 7 (100 ms: 5 packets of growing duration, 3 end packets,
+    // on the 48 kHz clock, replacing the voice of those slots).
+    let gateway_rtp = call.rtp;
+    let trunk = tokio::spawn(async move {
+        let mut got: Vec<(u8, u16, u32, Vec<u8>)> = Vec::new();
+        let mut buf = vec![0u8; 2048];
+        let mut ts = 90_000u32;
+        let mut key_ts = 0u32;
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        let mut n = 0u16;
+        let end = tokio::time::Instant::now() + Duration::from_millis(3000);
+        while tokio::time::Instant::now() < end {
+            tokio::select! {
+                _ = tick.tick() => {
+                    let p = match n {
+                        20..=27 => {
+                            if n == 20 {
+                                key_ts = ts;
+                            }
+                            let i = n - 20;
+                            let duration = 960 * (i.min(4) + 1);
+                            let flags: u8 = if i >= 5 { 0x80 | 10 } else { 10 };
+                            let mut ev = vec![7, flags];
+                            ev.extend_from_slice(&duration.to_be_bytes());
+                            let mut p = sip::rtp(97, 1000 + n, key_ts, 0xabcd, &ev);
+                            if i == 0 {
+                                p[1] |= 0x80;
+                            }
+                            p
+                        }
+                        _ => sip::rtp(96, 1000 + n, ts, 0xabcd, &pattern(0, n, 20)),
+                    };
+                    let _ = rtp.send_to(&p, gateway_rtp).await;
+                    ts = ts.wrapping_add(960);
+                    n = n.wrapping_add(1);
+                }
+                r = rtp.recv_from(&mut buf) => {
+                    if let Ok((len, _)) = r {
+                        if len > 12 {
+                            let seq = u16::from_be_bytes([buf[2], buf[3]]);
+                            let ts = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
+                            got.push((buf[1] & 0x7f, seq, ts, buf[12..len].to_vec()));
+                        }
+                    }
+                }
+            }
+        }
+        got
+    });
+    let leg = call.leg;
+    let mut seq = 0u32;
+    let mut next = move || {
+        let mut f = Vec::new();
+        let header = MediaHeader {
+            flags: 0,
+            leg,
+            sequence: seq,
+            timestamp: seq * 960,
+        };
+        encode_media_frame_codec(&header, Codec::Opus, &pattern(1, seq as u16, 20), &mut f);
+        seq += 1;
+        f
+    };
+    alice
+        .stream_media(Duration::from_millis(800), &mut next)
+        .await;
+    // The agent's keypad: 5 to the trunk.
+    alice
+        .ok(Op::SendDigits {
+            contact_id: call.contact.clone(),
+            connection_id: call.customer.clone(),
+            digits: "5".into(),
+        })
+        .await;
+    alice
+        .stream_media(Duration::from_millis(1800), &mut next)
+        .await;
+    let at_trunk = trunk.await.expect("trunk");
+
+    // Trunk -> agent: the 48 kHz key is the caller's 7, once.
+    let digits: Vec<String> = alice
+        .log
+        .iter()
+        .filter_map(|o| match o {
+            Output::Event(Event::Digits { digits, .. }) => Some(digits.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        digits.first().map(String::as_str),
+        Some("7"),
+        "the trunk's key reached the agent: {digits:?}"
+    );
+    let r = record(&running, &call.contact);
+    let caller_keys: Vec<_> = r
+        .events
+        .iter()
+        .filter(|e| e.event == "caller_digits")
+        .map(|e| e.detail.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(caller_keys, ["7"], "{:?}", r.events);
+
+    // Agent -> trunk: events at payload type 97 only, all for key 5, one
+    // timestamp on the audio's clock, the last durations 100 ms at 48 kHz.
+    assert!(
+        !at_trunk.iter().any(|(pt, ..)| *pt == 101),
+        "nothing at the 8 kHz event type"
+    );
+    let events: Vec<&(u8, u16, u32, Vec<u8>)> =
+        at_trunk.iter().filter(|(pt, ..)| *pt == 97).collect();
+    assert!(
+        events.len() >= 5,
+        "the key went out as events: {} of {} packets",
+        events.len(),
+        at_trunk.len()
+    );
+    assert!(
+        events.iter().all(|(_, _, _, p)| p.len() == 4 && p[0] == 5),
+        "key 5"
+    );
+    let key_ts = events[0].2;
+    assert!(events.iter().all(|e| e.2 == key_ts), "one event timestamp");
+    let durations: Vec<u32> = events
+        .iter()
+        .map(|e| u32::from(u16::from_be_bytes([e.3[2], e.3[3]])))
+        .collect();
+    let ended: Vec<u32> = events
+        .iter()
+        .filter(|e| e.3[1] & 0x80 != 0)
+        .map(|e| u32::from(u16::from_be_bytes([e.3[2], e.3[3]])))
+        .collect();
+    assert!(!ended.is_empty(), "end packets: {durations:?}");
+    assert!(
+        ended.iter().all(|d| (100 * 48..200 * 48).contains(d)),
+        "the key's 100 ms in 48 kHz units: {durations:?}"
+    );
+    assert!(
+        durations.windows(2).all(|w| w[1] >= w[0]) && durations[0] >= 20 * 48,
+        "durations grow from one 20 ms packet on the 48 kHz clock: {durations:?}"
+    );
+    // The event's timestamp sits on the audio's 48 kHz timeline: after
+    // the voice packet sent before it, by less than half a second, and the
+    // voice after the key continues past it.
+    let first_seq = events[0].1;
+    let voice: Vec<&(u8, u16, u32, Vec<u8>)> =
+        at_trunk.iter().filter(|(pt, ..)| *pt == 96).collect();
+    let before = voice
+        .iter()
+        .filter(|v| v.1.wrapping_sub(first_seq) > 0x8000)
+        .min_by_key(|v| first_seq.wrapping_sub(v.1))
+        .map(|v| v.2)
+        .expect("voice before the key");
+    let ahead = key_ts.wrapping_sub(before);
+    assert!(
+        ahead > 0 && ahead <= 24_000,
+        "event timestamp {key_ts} is {ahead} after the voice before it ({before})"
+    );
+    let after = voice
+        .iter()
+        .filter(|v| v.1.wrapping_sub(first_seq) < 0x8000)
+        .map(|v| v.2.wrapping_sub(key_ts))
+        .max()
+        .expect("voice after the key");
+    assert!(
+        (4800..0x8000_0000).contains(&after),
+        "voice after the key continues the timeline ({after} past it)"
+    );
+    sock.send_to(
+        sip::bye(
+            sip,
+            sock.local_addr().expect("addr"),
+            "opusdtmf",
+            &call.to,
+            2,
+        )
+        .as_bytes(),
+        sip,
+    )
+    .await
+    .expect("bye");
+    wait_ended(&running, &call.contact).await;
 }
 
 /// baresip calls in with `codec` from speech; the agent answers and

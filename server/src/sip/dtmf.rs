@@ -9,21 +9,28 @@
 //! Sending: the agent's digits to the customer are played by the bridge
 //! as in-band tones, 100 ms on and 60 ms off each (a comma pauses 500 ms).
 //! With telephone-event negotiated, each key also goes out as an event on
-//! the same clock (5 packets of growing duration, the first with the
+//! the same schedule (5 packets of growing duration, the first with the
 //! marker bit, then 3 end packets), replacing the voice packets of that
 //! slot so the far end never hears the key twice. Without it the in-band
 //! tones are the fallback.
+//!
+//! Clock: the event's timestamp is the audio stream's (one SSRC), and its
+//! duration counts units of the negotiated event clock, which RFC 4733
+//! §2.1 and §7.1.1 want equal to the audio's: 8 kHz beside G.711, 48 kHz
+//! beside Opus (`sdp::Events`). A far end that offered only
+//! `telephone-event/8000` beside Opus gets 8 kHz durations, as it declared.
 
 use std::collections::VecDeque;
 
+use super::sdp::Events;
 use super::Media;
 
 /// Event packets per key: 5 while pressed (100 ms), 3 end packets.
 const KEY_SLOTS: u8 = 8;
 /// Packets (20 ms) of a comma's pause.
 const PAUSE_SLOTS: u8 = 25;
-/// Samples per 20 ms at 8 kHz.
-const STEP: u16 = 160;
+/// Packets per second (20 ms each).
+const PACKETS_PER_S: u32 = 50;
 /// Most keys waiting to go out; more are dropped (the agent's keypad is
 /// limited to 64 digits an op).
 const MAX_QUEUED: usize = 256;
@@ -61,8 +68,8 @@ enum Slot {
 /// One leg's DTMF state.
 #[derive(Debug, Default)]
 pub(super) struct Dtmf {
-    /// The negotiated telephone-event payload type.
-    pt: Option<u8>,
+    /// The negotiated telephone-event format.
+    events: Option<Events>,
     /// Receiving: the timestamp of the current event, its code, whether
     /// it was reported.
     rx_ts: Option<u32>,
@@ -76,16 +83,16 @@ pub(super) struct Dtmf {
 }
 
 impl Dtmf {
-    pub fn new(pt: Option<u8>) -> Dtmf {
+    pub fn new(events: Option<Events>) -> Dtmf {
         Dtmf {
-            pt,
+            events,
             ..Dtmf::default()
         }
     }
 
-    /// The telephone-event payload type changed (a re-INVITE).
-    pub fn set_pt(&mut self, pt: Option<u8>) {
-        self.pt = pt;
+    /// The telephone-event format changed (a re-INVITE).
+    pub fn set_events(&mut self, events: Option<Events>) {
+        self.events = events;
     }
 
     /// Queues the digits of `heard` (all the agent's digits on this call
@@ -97,7 +104,7 @@ impl Dtmf {
         }
         let new: Vec<char> = heard.chars().skip(self.sent).collect();
         self.sent = total;
-        if self.pt.is_none() {
+        if self.events.is_none() {
             return; // in-band tones only
         }
         for key in new {
@@ -119,7 +126,7 @@ impl Dtmf {
     /// The packet that replaces this tick's voice packet, if a key is
     /// going out (sequence numbers and SSRC shared with the voice).
     pub fn next_packet(&mut self, media: &mut Media) -> Option<Vec<u8>> {
-        let pt = self.pt?;
+        let Events { pt, rate } = self.events?;
         let Slot::Key { code, index } = self.plan.pop_front()? else {
             return None;
         };
@@ -127,7 +134,10 @@ impl Dtmf {
             self.tx_ts = media.rtp_ts;
         }
         let end = index >= 5;
-        let duration = STEP * u16::from(index.min(4) + 1);
+        // 20 ms a packet on the event clock: 160 at 8 kHz, 960 at 48 kHz
+        // (the longest, 5 packets at 192 kHz, still fits 16 bits).
+        let step = rate / PACKETS_PER_S;
+        let duration = u16::try_from(step * u32::from(index.min(4) + 1)).unwrap_or(u16::MAX);
         let mut p = Vec::with_capacity(16);
         p.push(0x80);
         p.push(if index == 0 { 0x80 | pt } else { pt });
@@ -146,7 +156,7 @@ impl Dtmf {
     /// `None` when it is not a telephone-event or adds nothing. Returns
     /// `Some` at most once per event.
     pub fn on_rtp(&mut self, packet: &[u8]) -> Option<char> {
-        let pt = self.pt?;
+        let pt = self.events?.pt;
         if packet.len() < 12 || packet[0] >> 6 != 2 || packet[1] & 0x7f != pt {
             return None;
         }
@@ -186,6 +196,11 @@ mod tests {
     use super::*;
     use crate::config::SipCodec;
 
+    const TE8: Events = Events {
+        pt: 101,
+        rate: 8000,
+    };
+
     fn event(ts: u32, code: u8, end: bool, seq: u16) -> Vec<u8> {
         let mut p = vec![0x80, 101];
         p.extend_from_slice(&seq.to_be_bytes());
@@ -197,7 +212,7 @@ mod tests {
 
     #[test]
     fn a_key_is_reported_once_despite_repeated_end_packets() {
-        let mut d = Dtmf::new(Some(101));
+        let mut d = Dtmf::new(Some(TE8));
         let mut got = String::new();
         for i in 0..5 {
             got.extend(d.on_rtp(&event(1000, 4, false, i)));
@@ -228,7 +243,7 @@ mod tests {
     #[test]
     fn keys_go_out_as_events_on_the_tone_clock() {
         let mut media = Media::new(SipCodec::Pcmu, 0, 1);
-        let mut d = Dtmf::new(Some(101));
+        let mut d = Dtmf::new(Some(TE8));
         d.sync("1");
         d.sync("1"); // nothing new
         let packets: Vec<Vec<u8>> = std::iter::from_fn(|| d.next_packet(&mut media)).collect();
@@ -247,12 +262,49 @@ mod tests {
         // The gap after the key lets voice through (no packet).
         assert_eq!(d.next_packet(&mut media), None);
         // Round trip through our own receiver.
-        let mut rx = Dtmf::new(Some(101));
+        let mut rx = Dtmf::new(Some(TE8));
         let keys: String = packets.iter().filter_map(|p| rx.on_rtp(p)).collect();
         assert_eq!(keys, "1");
         // Without telephone-event: in-band only, no events.
         let mut inband = Dtmf::new(None);
         inband.sync("123");
         assert_eq!(inband.next_packet(&mut media), None);
+    }
+
+    #[test]
+    fn keys_beside_opus_count_on_the_48_khz_clock() {
+        // RFC 4733 §2.1: the event's timestamp is the audio's, and its
+        // duration is on the same (48 kHz) clock: 100 ms pressed = 4800.
+        let mut media = Media::new(SipCodec::Opus, 111, 1);
+        media.rtp_ts = 96_000;
+        let te = Events {
+            pt: 110,
+            rate: 48000,
+        };
+        let mut d = Dtmf::new(Some(te));
+        d.sync("#");
+        let packets: Vec<Vec<u8>> = std::iter::from_fn(|| d.next_packet(&mut media)).collect();
+        assert_eq!(packets.len(), 8);
+        assert!(packets.iter().all(|p| p[1] & 0x7f == 110 && p[12] == 11));
+        assert!(packets
+            .iter()
+            .all(|p| u32::from_be_bytes([p[4], p[5], p[6], p[7]]) == 96_000));
+        let durations: Vec<u16> = packets
+            .iter()
+            .map(|p| u16::from_be_bytes([p[14], p[15]]))
+            .collect();
+        assert_eq!(durations, [960, 1920, 2880, 3840, 4800, 4800, 4800, 4800]);
+        // A far end's key on that clock reads the same.
+        let mut rx = Dtmf::new(Some(te));
+        let keys: String = packets.iter().filter_map(|p| rx.on_rtp(p)).collect();
+        assert_eq!(keys, "#");
+        // After a re-INVITE to G.711 the 8 kHz clock again.
+        d.set_events(Some(TE8));
+        d.sync("#1");
+        // (the pause slots after `#` first: voice, no packet).
+        let last = (0..20).filter_map(|_| d.next_packet(&mut media)).last();
+        let last = last.expect("packets");
+        assert_eq!(last[12], 1);
+        assert_eq!(u16::from_be_bytes([last[14], last[15]]), 800);
     }
 }

@@ -14,6 +14,7 @@ mod keepalive;
 pub mod msg;
 mod opus_leg;
 mod outbound;
+mod prack;
 mod register;
 pub mod sdp;
 pub mod tcp;
@@ -635,7 +636,7 @@ struct SipCall {
     rtp_peer: SocketAddr,
     codec: SipCodec,
     pt: u8,
-    te: Option<u8>,
+    te: Option<sdp::Events>,
     /// The trunk's codecs (for re-INVITE offers).
     codecs: Vec<SipCodec>,
     /// The session timer the INVITE negotiated (RFC 4028).
@@ -1115,7 +1116,7 @@ struct Leg {
     rtp_local: SocketAddr,
     codec: SipCodec,
     pt: u8,
-    te: Option<u8>,
+    te: Option<sdp::Events>,
     sdp_version: u64,
     /// The far end's direction in its latest SDP.
     remote_dir: sdp::Direction,
@@ -1135,7 +1136,7 @@ impl Leg {
         rtp_peer: SocketAddr,
         codec: SipCodec,
         pt: u8,
-        te: Option<u8>,
+        te: Option<sdp::Events>,
     ) -> Leg {
         let (media_tx, media_rx) = mpsc::channel::<MediaOut>(LEG_QUEUE);
         let key = key.unwrap_or_else(|| customer_key(contact));
@@ -1213,7 +1214,7 @@ impl Leg {
         self.codec = codec;
         self.pt = pt;
         self.te = te;
-        self.dtmf.set_pt(te);
+        self.dtmf.set_events(te);
         if !offer.rtp.ip().is_unspecified() {
             self.rtp_peer = offer.rtp;
         }

@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 
 use super::digest::Challenge;
 use super::msg::{self, Message, Start};
+use super::prack::{self, Prack, Provisional};
 use super::uac_session::{RefreshOutcome, UacSession};
 use super::{sdp, timers, Leg, T1};
 use crate::center::{random_id, third_party_key, TrunkDial, TrunkFailure};
@@ -158,8 +159,9 @@ impl OutboundCall {
         auth: Option<&(String, String)>,
         timer: &str,
     ) -> Vec<u8> {
-        // Session timer lines (RFC 4028 §7.1, `uac_session`).
-        let mut extra = timer.to_owned();
+        // Session timer lines (RFC 4028 §7.1, `uac_session`), with 100rel
+        // in their Supported (RFC 3262 §4, `prack`).
+        let mut extra = prack::with_supported(timer);
         if let Some(number) = &self.dial.caller_id_number {
             let name = self
                 .dial
@@ -270,6 +272,8 @@ Max-Forwards: 70\r\n{routes}From: {from}\r\nTo: {to}\r\nCall-ID: {cid}\r\nCSeq: 
         let mut uac = UacSession::new(self.state.cfg.sip.session_min_se_s);
         let origin = tokio::time::Instant::now();
         let mut dlg_cseq = 0u32;
+        // Reliable 18x (RFC 3262): their RSeq order and our PRACK.
+        let mut reliable = Prack::default();
         let mut refresh_bytes: Option<Vec<u8>> = None;
         self.record(
             "sip_invite_sent",
@@ -350,6 +354,27 @@ Max-Forwards: 70\r\n{routes}From: {from}\r\nTo: {to}\r\nCall-ID: {cid}\r\nCSeq: 
                                     if code == 100 {
                                         continue;
                                     }
+                                    match reliable.on_provisional(&m, cseq) {
+                                        Provisional::Unreliable => {}
+                                        Provisional::Ignore => continue,
+                                        Provisional::Again(bytes) => {
+                                            self.send(&bytes).await;
+                                            continue;
+                                        }
+                                        Provisional::Acknowledge { rack } => {
+                                            // PRACK in the early dialog the 18x
+                                            // set up, on a CSeq of its own.
+                                            let Some(d) = self.dialog_of(&m) else {
+                                                tracing::info!("sip: outbound {}: a reliable {code} without To tag or Contact", self.dial.contact_id);
+                                                continue;
+                                            };
+                                            dlg_cseq = cseq.max(dlg_cseq) + 1;
+                                            let bytes = self.in_dialog_with("PRACK", dlg_cseq, &from_tag, &d, &[("RAck", rack.clone())], b"");
+                                            self.send(&bytes).await;
+                                            reliable.sent(bytes);
+                                            self.record("sip_prack_sent", &format!("{code} RAck {rack}"));
+                                        }
+                                    }
                                     let mut early = false;
                                     if leg.is_none() && !m.body.is_empty() && self.dial.third_party.is_none() {
                                         if let Some(l) = self.leg_of(&m, &mut rtp_socket) {
@@ -422,6 +447,7 @@ Max-Forwards: 70\r\n{routes}From: {from}\r\nTo: {to}\r\nCall-ID: {cid}\r\nCSeq: 
                                     cseq += 1;
                                     branch = random_id("z9hG4bK");
                                     phase = Phase::Calling;
+                                    reliable.restart();
                                     retransmit = (tokio::time::Instant::now() + T1, T1);
                                     self.send(&self.invite(cseq, &branch, &from_tag, &offer, auth.as_ref(), &uac.invite_headers())).await;
                                 }
@@ -433,6 +459,7 @@ Max-Forwards: 70\r\n{routes}From: {from}\r\nTo: {to}\r\nCall-ID: {cid}\r\nCSeq: 
                                     cseq += 1;
                                     branch = random_id("z9hG4bK");
                                     phase = Phase::Calling;
+                                    reliable.restart();
                                     retransmit = (tokio::time::Instant::now() + T1, T1);
                                     self.send(&self.invite(cseq, &branch, &from_tag, &offer, auth.as_ref(), &uac.invite_headers())).await;
                                 }

@@ -21,6 +21,31 @@ pub struct Offer {
     pub direction: Direction,
 }
 
+/// A negotiated telephone-event format (RFC 4733): its payload type and
+/// its clock. RFC 4733 §2.1 and §7.1.1: events sent in the audio's RTP
+/// stream (one SSRC) count their timestamps and durations on the audio's
+/// clock, so an Opus stream's events are `telephone-event/48000` and a
+/// G.711 stream's `telephone-event/8000`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Events {
+    /// The payload type.
+    pub pt: u8,
+    /// The clock rate in Hz.
+    pub rate: u32,
+}
+
+/// The RTP clock of a codec's audio (RFC 3551, RFC 7587 §4.1).
+pub fn clock_of(codec: SipCodec) -> u32 {
+    match codec {
+        SipCodec::Opus => 48_000,
+        _ => 8_000,
+    }
+}
+
+/// Our payload type for `telephone-event/48000` beside Opus (at 111);
+/// `telephone-event/8000` keeps 101.
+pub const EVENTS_48K_PT: u8 = 110;
+
 /// An SDP stream direction, from the sender of the SDP's point of view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -157,9 +182,12 @@ impl Offer {
     }
 
     /// The first of `prefs` (PCMU, PCMA, Opus) the offer has, with
-    /// its payload type, and the offer's telephone-event payload type when
-    /// `prefs` allows it.
-    pub fn choose(&self, prefs: &[SipCodec]) -> Option<(SipCodec, u8, Option<u8>)> {
+    /// its payload type, and the offer's telephone-event format when
+    /// `prefs` allows it: the one on the chosen codec's clock (RFC 4733
+    /// §7.1.1), else the first offered at another clock (baresip offers
+    /// only `telephone-event/8000`, even beside Opus; its events are then
+    /// read and sent with durations on that clock, as it declared).
+    pub fn choose(&self, prefs: &[SipCodec]) -> Option<(SipCodec, u8, Option<Events>)> {
         let find = |name: &str| {
             self.formats
                 .iter()
@@ -178,17 +206,45 @@ impl Offer {
                 .map(|(pt, _)| (*c, *pt)),
             SipCodec::TelephoneEvent => None,
         })?;
-        let te = prefs
-            .contains(&SipCodec::TelephoneEvent)
-            .then(|| find("telephone-event"))
-            .flatten();
+        if !prefs.contains(&SipCodec::TelephoneEvent) {
+            return Some((codec, pt, None));
+        }
+        let events: Vec<Events> = self
+            .formats
+            .iter()
+            .filter_map(|(pt, n)| {
+                let mut parts = n.split('/');
+                if parts.next() != Some("telephone-event") {
+                    return None;
+                }
+                // RFC 4733 §7.1.1: the rate is required; a missing or
+                // unreadable one is taken as RFC 3551's default, 8000.
+                let rate = parts
+                    .next()
+                    .and_then(|r| r.parse::<u32>().ok())
+                    .filter(|r| (8_000..=192_000).contains(r))
+                    .unwrap_or(8_000);
+                Some(Events { pt: *pt, rate })
+            })
+            .collect();
+        let te = events
+            .iter()
+            .find(|e| e.rate == clock_of(codec))
+            .or_else(|| events.first())
+            .copied();
         Some((codec, pt, te))
     }
 }
 
 /// Our answer: one audio stream at `rtp`, the chosen payload type (and
 /// telephone-event), symmetric RTP, 20 ms packets.
-pub fn answer(rtp: SocketAddr, session: u64, codec: SipCodec, pt: u8, te: Option<u8>) -> String {
+pub fn answer(
+    rtp: SocketAddr,
+    session: u64,
+    codec: SipCodec,
+    pt: u8,
+    te: Option<Events>,
+) -> String {
     answer_with(rtp, session, 1, codec, pt, te, Direction::SendRecv)
 }
 
@@ -200,17 +256,17 @@ pub fn answer_with(
     version: u64,
     codec: SipCodec,
     pt: u8,
-    te: Option<u8>,
+    te: Option<Events>,
     direction: Direction,
 ) -> String {
     let ip = rtp.ip();
     let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
     let mut pts = pt.to_string();
     let mut attrs = rtpmap(codec, pt);
-    if let Some(te) = te {
+    if let Some(Events { pt: te, rate }) = te {
         pts.push_str(&format!(" {te}"));
         attrs.push_str(&format!(
-            "a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-15\r\n"
+            "a=rtpmap:{te} telephone-event/{rate}\r\na=fmtp:{te} 0-15\r\n"
         ));
     }
     format!(
@@ -224,7 +280,10 @@ c=IN {family} {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP {pts}\r\n{attrs}a=ptime:20
 
 /// Our offer for an outbound call: one audio stream at `rtp` with every
 /// codec of `prefs` (G.711 at its static payload types, Opus at 111,
-/// telephone-event at 101), in the trunk's order.
+/// telephone-event at 101 on the 8 kHz clock and, when Opus is offered,
+/// at 110 on the 48 kHz one: RFC 4733 §7.1.1 events share their audio's
+/// clock, so the answer's codec decides which the far end keeps), in the
+/// trunk's order.
 pub fn offer(rtp: SocketAddr, session: u64, prefs: &[SipCodec]) -> String {
     let ip = rtp.ip();
     let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
@@ -247,6 +306,13 @@ pub fn offer(rtp: SocketAddr, session: u64, prefs: &[SipCodec]) -> String {
             SipCodec::TelephoneEvent => {
                 pts.push("101");
                 attrs.push_str("a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n");
+                if prefs.contains(&SipCodec::Opus) {
+                    let te = EVENTS_48K_PT;
+                    pts.push("110");
+                    attrs.push_str(&format!(
+                        "a=rtpmap:{te} telephone-event/48000\r\na=fmtp:{te} 0-15\r\n"
+                    ));
+                }
             }
         }
     }
@@ -295,35 +361,96 @@ m=audio 20140 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-
         assert_eq!(o.rtp, "127.0.0.1:20140".parse().expect("addr"));
         assert_eq!(o.formats[1], (8, "pcma/8000".into()));
         let prefs = [SipCodec::Pcma, SipCodec::Pcmu, SipCodec::TelephoneEvent];
-        assert_eq!(o.choose(&prefs), Some((SipCodec::Pcma, 8, Some(101))));
+        assert_eq!(
+            o.choose(&prefs),
+            Some((
+                SipCodec::Pcma,
+                8,
+                Some(Events {
+                    pt: 101,
+                    rate: 8000
+                })
+            ))
+        );
         assert_eq!(o.choose(&[SipCodec::Pcmu]), Some((SipCodec::Pcmu, 0, None)));
         assert_eq!(o.choose(&[SipCodec::Opus]), None);
-        // baresip's Opus offer (RFC 7587): named opus/48000/2.
+        // baresip's Opus offer (RFC 7587): named opus/48000/2, with
+        // telephone-event on the 8 kHz clock only.
         let opus = BARESIP.replace("RTP/AVP 0 8 101", "RTP/AVP 96 0 101")
             + "a=rtpmap:96 opus/48000/2\r\na=fmtp:96 stereo=1;sprop-stereo=1\r\n";
         let o = Offer::parse(opus.as_bytes()).expect("offer");
         let prefs = [SipCodec::Opus, SipCodec::Pcmu, SipCodec::TelephoneEvent];
-        assert_eq!(o.choose(&prefs), Some((SipCodec::Opus, 96, Some(101))));
+        let te8 = Events {
+            pt: 101,
+            rate: 8000,
+        };
+        assert_eq!(
+            o.choose(&prefs),
+            Some((SipCodec::Opus, 96, Some(te8))),
+            "no event format on the audio's clock: the offered one"
+        );
         assert_eq!(
             o.choose(&[SipCodec::Pcmu, SipCodec::Opus]),
             Some((SipCodec::Pcmu, 0, None)),
             "the trunk's order decides"
         );
-        let a = answer(o.rtp, 5, SipCodec::Opus, 96, Some(101));
+        // RFC 4733 §7.1.1: with both offered, Opus keeps the 48 kHz one
+        // and G.711 the 8 kHz one.
+        let both = opus.replace("RTP/AVP 96 0 101", "RTP/AVP 96 0 101 97")
+            + "a=rtpmap:97 telephone-event/48000\r\na=fmtp:97 0-16\r\n";
+        let o = Offer::parse(both.as_bytes()).expect("offer");
+        let te48 = Events {
+            pt: 97,
+            rate: 48000,
+        };
+        assert_eq!(o.choose(&prefs), Some((SipCodec::Opus, 96, Some(te48))));
+        assert_eq!(
+            o.choose(&[SipCodec::Pcmu, SipCodec::TelephoneEvent]),
+            Some((SipCodec::Pcmu, 0, Some(te8)))
+        );
+        let a = answer(o.rtp, 5, SipCodec::Opus, 96, Some(te48));
         assert!(
-            a.contains("m=audio 20140 RTP/AVP 96 101\r\na=rtpmap:96 opus/48000/2\r\n")
+            a.contains("m=audio 20140 RTP/AVP 96 97\r\na=rtpmap:96 opus/48000/2\r\n")
                 && a.contains(
                     "a=fmtp:96 maxplaybackrate=48000;stereo=0;sprop-stereo=0;useinbandfec=1\r\n"
                 )
+                && a.contains("a=rtpmap:97 telephone-event/48000\r\n")
+                && !a.contains("/8000")
                 && a.contains("a=ptime:20\r\na=maxptime:20\r\n"),
             "{a}"
         );
         let back = Offer::parse(a.as_bytes()).expect("our answer parses");
-        assert_eq!(back.choose(&prefs), Some((SipCodec::Opus, 96, Some(101))));
+        assert_eq!(back.choose(&prefs), Some((SipCodec::Opus, 96, Some(te48))));
+        // Our offer: both event clocks when Opus is offered; the far end's
+        // codec picks its own.
         let ours = offer(o.rtp, 1, &prefs);
-        assert!(ours.contains("RTP/AVP 111 0 101\r\n"), "{ours}");
+        assert!(ours.contains("RTP/AVP 111 0 101 110\r\n"), "{ours}");
+        assert!(
+            ours.contains("a=rtpmap:101 telephone-event/8000\r\n")
+                && ours.contains("a=rtpmap:110 telephone-event/48000\r\n"),
+            "{ours}"
+        );
         let back = Offer::parse(ours.as_bytes()).expect("our offer parses");
-        assert_eq!(back.choose(&prefs), Some((SipCodec::Opus, 111, Some(101))));
+        assert_eq!(
+            back.choose(&prefs),
+            Some((
+                SipCodec::Opus,
+                111,
+                Some(Events {
+                    pt: 110,
+                    rate: 48000
+                })
+            ))
+        );
+        assert_eq!(
+            back.choose(&[SipCodec::Pcmu, SipCodec::TelephoneEvent]),
+            Some((SipCodec::Pcmu, 0, Some(te8)))
+        );
+        let g711 = offer(o.rtp, 1, &[SipCodec::Pcmu, SipCodec::TelephoneEvent]);
+        assert!(
+            g711.contains("RTP/AVP 0 101\r\n") && !g711.contains("/48000"),
+            "{g711}"
+        );
         // Opus at another clock is not RFC 7587's.
         let wrong = opus.replace("opus/48000/2", "opus/16000/1");
         let o = Offer::parse(wrong.as_bytes()).expect("offer");
@@ -333,7 +460,10 @@ m=audio 20140 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-
             5,
             SipCodec::Pcmu,
             0,
-            Some(101),
+            Some(Events {
+                pt: 101,
+                rate: 8000,
+            }),
         );
         let back = Offer::parse(a.as_bytes()).expect("our answer parses");
         assert_eq!(back.rtp.port(), 30000);

@@ -1,0 +1,272 @@
+//! A SIP caller in a three-party conference (issue 13, "In the call"):
+//! a raw PCMU trunk caller is answered by alice (whose client announces
+//! G.711, so the two-party call is forwarded), who conferences in bob
+//! (`Client::conference_in`, as the WebSocket conference tests do). Each
+//! party talks a tone of its own (the caller 300 Hz, alice 1 kHz, bob
+//! 2 kHz); each must hear the other two and not itself, judged from the
+//! outside: the trunk side's PCMU RTP decoded, each agent's media frames
+//! decoded, and the tones' shares of what each heard measured.
+
+use std::time::Duration;
+
+use media::codec::{Decoder, Encoder, EncoderSettings};
+use media::frame::PACKET;
+use protocol::media::{decode_media_frame, encode_media_frame, Codec, MediaHeader};
+use protocol::wire::Op;
+use switchboard_tests::sip::{self, *};
+use switchboard_tests::*;
+use tokio::sync::watch;
+
+/// Power of `f` Hz in `x` sampled at `rate` (Goertzel), relative to the
+/// signal's power: about 1 for a pure tone, about 1/2 for each of two
+/// equal tones, near 0 for a tone that is absent.
+fn tone_share(x: &[f32], f: f32, rate: f32) -> f64 {
+    let w = 2.0 * std::f64::consts::PI * f64::from(f) / f64::from(rate);
+    let c = 2.0 * w.cos();
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for &v in x {
+        let s0 = f64::from(v) + c * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    let power = s1 * s1 + s2 * s2 - c * s1 * s2;
+    let total: f64 = x.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+    if total < 1e-9 {
+        return 0.0;
+    }
+    power / total / (x.len() as f64 / 2.0)
+}
+
+/// RMS level in dBFS.
+fn level_db(x: &[f32]) -> f64 {
+    let p: f64 =
+        x.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() / x.len().max(1) as f64;
+    10.0 * p.max(1e-12).log10()
+}
+
+/// Media frames on `leg` carrying an Opus-encoded tone, one per call.
+fn tone_frames(hz: f32, leg: u32) -> impl FnMut() -> Vec<u8> {
+    let mut enc = Encoder::new(EncoderSettings::default()).expect("encoder");
+    let mut seq = 0u32;
+    move || {
+        let mut pcm = [0.0f32; PACKET];
+        for (i, x) in pcm.iter_mut().enumerate() {
+            let n = seq as usize * PACKET + i;
+            *x = 0.2 * (2.0 * std::f32::consts::PI * hz * n as f32 / 48_000.0).sin();
+        }
+        let payload = enc.encode(&pcm).expect("encode").to_vec();
+        let mut frame = Vec::new();
+        let header = MediaHeader {
+            flags: 0,
+            leg,
+            sequence: seq,
+            timestamp: seq.wrapping_mul(PACKET as u32),
+        };
+        encode_media_frame(&header, &payload, &mut frame);
+        seq += 1;
+        frame
+    }
+}
+
+/// What an agent heard on `leg`, at 48 kHz: Opus frames decoded, G.711
+/// frames (a forwarded two-party leg) expanded and repeated to 48 kHz.
+fn agent_heard(frames: &[Vec<u8>], leg: u32) -> Vec<f32> {
+    let mut dec = Decoder::new().expect("decoder");
+    let mut heard = Vec::new();
+    let mut pcm = [0.0f32; PACKET];
+    for f in frames {
+        let Ok(frame) = decode_media_frame(f) else {
+            continue;
+        };
+        if frame.header.leg != leg {
+            continue;
+        }
+        match frame.codec {
+            Codec::Opus => {
+                let n = dec.decode_len(frame.payload, &mut pcm).unwrap_or(PACKET);
+                heard.extend_from_slice(&pcm[..n]);
+            }
+            Codec::Pcmu => heard.extend(
+                frame
+                    .payload
+                    .iter()
+                    .flat_map(|b| std::iter::repeat_n(media::g711::ulaw_decode(*b), 6)),
+            ),
+            _ => {}
+        }
+    }
+    heard
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sip_caller_and_two_agents_each_hear_the_other_two() {
+    let dir = temp_dir("sip-conference");
+    let running = server::start(sip::config(
+        &dir,
+        &format!(
+            "[sip]\nlisten_udp = \"127.0.0.1:0\"\nrtp_ports = [38000, 38999]\n\
+[[sip.trunks]]\nname = \"g711\"\nallow = [\"127.0.0.1\"]\ncodecs = [\"PCMU\"]\n\
+[sip.trunks.dids]\n\"{DID}\" = \"support\"\n"
+        ),
+    ))
+    .await
+    .expect("start");
+    let sip = running.sip_addr.expect("sip");
+    // Alice's client announces G.711, as the CCP does: the two-party call
+    // is forwarded in PCMU until bob joins and the bridge mixes.
+    let mut alice = Client::open(
+        running.addr,
+        &login(running.addr, "alice", "alice-pass").await,
+    )
+    .await;
+    alice.session.announce_codecs(&["pcmu", "pcma"]);
+    alice.hello().await;
+    alice
+        .ok(Op::SetAgentState {
+            state: "Available".into(),
+        })
+        .await;
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let rtp = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("rtp");
+    let port = rtp.local_addr().expect("addr").port();
+    let call = answered_call(
+        &sock,
+        sip,
+        &mut alice,
+        "conf1",
+        "",
+        &sip::sdp(port, "0", ""),
+    )
+    .await;
+
+    // The trunk caller: a 300 Hz tone as PCMU every 20 ms until told to
+    // stop (at most 20 s); what comes back is kept with its arrival time.
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let gateway_rtp = call.rtp;
+    let trunk = tokio::spawn(async move {
+        let mut got: Vec<(tokio::time::Instant, Vec<u8>)> = Vec::new();
+        let mut buf = vec![0u8; 2048];
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        let mut n = 0u32;
+        let end = tokio::time::Instant::now() + Duration::from_secs(20);
+        while tokio::time::Instant::now() < end && !*stop_rx.borrow() {
+            tokio::select! {
+                _ = tick.tick() => {
+                    let payload: Vec<u8> = (0..160u32)
+                        .map(|i| {
+                            let k = (n * 160 + i) as f32;
+                            let x = 0.2 * (2.0 * std::f32::consts::PI * 300.0 * k / 8000.0).sin();
+                            media::g711::ulaw_encode(x)
+                        })
+                        .collect();
+                    let p = sip::rtp(0, n as u16, n * 160, 0x5eed, &payload);
+                    let _ = rtp.send_to(&p, gateway_rtp).await;
+                    n += 1;
+                }
+                r = rtp.recv_from(&mut buf) => {
+                    if let Ok((len, _)) = r {
+                        if len > 12 && buf[1] & 0x7f == 0 {
+                            got.push((tokio::time::Instant::now(), buf[12..len].to_vec()));
+                        }
+                    }
+                }
+                _ = stop_rx.changed() => {}
+            }
+        }
+        got
+    });
+
+    // Two parties: the caller's G.711 reaches alice as it came.
+    let mut a_next = tone_frames(1000.0, call.leg);
+    alice
+        .stream_media(Duration::from_millis(600), &mut a_next)
+        .await;
+    let forwarded = alice
+        .media_in
+        .iter()
+        .filter_map(|f| decode_media_frame(f).ok())
+        .filter(|f| f.header.leg == call.leg && f.codec == Codec::Pcmu)
+        .count();
+    assert!(
+        forwarded > 0,
+        "before the conference alice gets the trunk's PCMU forwarded"
+    );
+
+    // Alice conferences bob in.
+    let mut bob =
+        Client::connect(running.addr, &login(running.addr, "bob", "bob-pass").await).await;
+    bob.set_available().await;
+    let bob_leg = alice.conference_in(&mut bob, &call.contact, "qc-bob").await;
+    let alice_leg = call.leg;
+
+    // Alice says 1 kHz, bob 2 kHz, for three seconds; the first second
+    // (the mix settling, jitter buffers filling) is not judged.
+    let mut b_next = tone_frames(2000.0, bob_leg);
+    alice.media_in.clear();
+    bob.media_in.clear();
+    let talk_start = tokio::time::Instant::now();
+    tokio::join!(
+        alice.stream_media(Duration::from_millis(3000), &mut a_next),
+        bob.stream_media(Duration::from_millis(3000), &mut b_next),
+    );
+    let _ = stop_tx.send(true);
+    let at_trunk = trunk.await.expect("trunk");
+
+    let tail = |x: Vec<f32>| x[x.len() / 3..].to_vec();
+    let alice_hears = tail(agent_heard(&alice.media_in, alice_leg));
+    let bob_hears = tail(agent_heard(&bob.media_in, bob_leg));
+    let trunk_hears: Vec<f32> = at_trunk
+        .iter()
+        .filter(|(at, _)| *at >= talk_start + Duration::from_millis(1000))
+        .flat_map(|(_, p)| p.iter().map(|b| media::g711::ulaw_decode(*b)))
+        .collect();
+    let shares = |x: &[f32], rate: f32| {
+        (
+            tone_share(x, 300.0, rate),
+            tone_share(x, 1000.0, rate),
+            tone_share(x, 2000.0, rate),
+            level_db(x),
+        )
+    };
+    let (a300, a1k, a2k, a_db) = shares(&alice_hears, 48_000.0);
+    let (b300, b1k, b2k, b_db) = shares(&bob_hears, 48_000.0);
+    let (t300, t1k, t2k, t_db) = shares(&trunk_hears, 8_000.0);
+    eprintln!(
+        "shares of 300 Hz / 1 kHz / 2 kHz, level: alice {a300:.2} {a1k:.2} {a2k:.2} {a_db:.1} dB \
+({} samples); bob {b300:.2} {b1k:.2} {b2k:.2} {b_db:.1} dB ({}); trunk {t300:.2} {t1k:.2} \
+{t2k:.2} {t_db:.1} dB ({} samples)",
+        alice_hears.len(),
+        bob_hears.len(),
+        trunk_hears.len()
+    );
+    assert!(
+        alice_hears.len() >= 48_000 && bob_hears.len() >= 48_000,
+        "both agents got audio"
+    );
+    assert!(trunk_hears.len() >= 8_000, "the trunk got audio");
+    assert!(a300 > 0.2 && a2k > 0.2, "alice hears the caller and bob");
+    assert!(a1k < 0.05, "alice does not hear herself");
+    assert!(b300 > 0.2 && b1k > 0.2, "bob hears the caller and alice");
+    assert!(b2k < 0.05, "bob does not hear himself");
+    assert!(t1k > 0.2 && t2k > 0.2, "the caller hears both agents");
+    assert!(t300 < 0.05, "the caller does not hear itself");
+    for (who, db) in [("alice", a_db), ("bob", b_db), ("the caller", t_db)] {
+        assert!(
+            db > -40.0,
+            "{who} hears the others at a usable level: {db:.1} dB"
+        );
+    }
+
+    sock.send_to(
+        sip::bye(sip, sock.local_addr().expect("addr"), "conf1", &call.to, 2).as_bytes(),
+        sip,
+    )
+    .await
+    .expect("bye");
+    let r = wait_ended(&running, &call.contact).await;
+    assert_eq!(r.disconnect_reason.as_deref(), Some("customer_disconnect"));
+}
