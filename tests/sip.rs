@@ -742,6 +742,36 @@ pub async fn wait_log(path: &Path, needle: &str, times: usize, what: &str) {
     );
 }
 
+/// Starts Kamailio in the foreground with `config` (written to
+/// `dir/kam/kamailio.cfg`), logging to the returned path; the guard stops
+/// it (and its forked workers) when the test ends, even by a panic.
+pub fn start_kamailio(dir: &Path, config: &str) -> (tokio::process::Child, PathBuf, KamailioGuard) {
+    let kdir = dir.join("kam");
+    std::fs::create_dir_all(kdir.join("run")).expect("mkdir");
+    std::fs::write(kdir.join("kamailio.cfg"), config).expect("cfg");
+    let klog = kdir.join("kamailio.log");
+    let log = std::fs::File::create(&klog).expect("log");
+    let kam = tokio::process::Command::new("kamailio")
+        .args([
+            "-f",
+            kdir.join("kamailio.cfg").to_str().expect("path"),
+            "-DD",
+            "-E",
+            "-Y",
+            kdir.join("run").to_str().expect("path"),
+            "-m",
+            "64",
+            "-M",
+            "8",
+        ])
+        .stdout(Stdio::from(log.try_clone().expect("log")))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("kamailio must be installed (cargo xtask test installs it)");
+    let guard = KamailioGuard(kam.id());
+    (kam, klog, guard)
+}
+
 /// Sends Kamailio SIGTERM when dropped (a failing test unwinds through
 /// it), so its forked workers never outlive the test.
 pub struct KamailioGuard(pub Option<u32>);

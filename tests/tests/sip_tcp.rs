@@ -917,29 +917,8 @@ route[RELAY] {{ if (!t_relay()) {{ sl_reply_error(); }} exit; }}
 async fn kamailio_over_tcp_registers_and_calls_pass_its_challenges_both_ways() {
     let dir = temp_dir("sip-tcp-kamailio");
     let kport = free_udp_port_pair();
-    let kdir = dir.join("kam");
-    std::fs::create_dir_all(kdir.join("run")).expect("mkdir");
-    std::fs::write(kdir.join("kamailio.cfg"), kamailio_tcp_config(kport)).expect("cfg");
-    let klog = kdir.join("kamailio.log");
-    let log = std::fs::File::create(&klog).expect("log");
-    let mut kam = tokio::process::Command::new("kamailio")
-        .args([
-            "-f",
-            kdir.join("kamailio.cfg").to_str().expect("path"),
-            "-DD",
-            "-E",
-            "-Y",
-            kdir.join("run").to_str().expect("path"),
-            "-m",
-            "64",
-            "-M",
-            "8",
-        ])
-        .stdout(Stdio::from(log.try_clone().expect("log")))
-        .stderr(Stdio::from(log))
-        .spawn()
-        .expect("kamailio must be installed (cargo xtask test installs it)");
-    let _guard = KamailioGuard(kam.id());
+    // Stopped with SIGTERM even when the test fails (see stop_kamailio).
+    let (mut kam, klog, _guard) = start_kamailio(&dir, &kamailio_tcp_config(kport));
     // Ready when it answers an OPTIONS ping over TCP.
     let mut ready = false;
     for i in 0..50u32 {
