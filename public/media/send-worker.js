@@ -35,34 +35,8 @@ const QUANTUM = 128;
 // Where a track chunk must end, in the engine's samples, modulo a block.
 const ALIGN = 96;
 
-/** Streaming resampler onto 48 kHz (Catmull-Rom, as capture-worker.js). */
-function resampler() {
-  let pending = new Float32Array(0);
-  let pos = 1;
-  return (input, rate) => {
-    if (rate === RATE) return input;
-    const x = new Float32Array(pending.length + input.length);
-    x.set(pending);
-    x.set(input, pending.length);
-    const step = rate / RATE;
-    const out = new Float32Array(Math.ceil((x.length - pos) / step) + 1);
-    let n = 0;
-    while (pos + 2 < x.length) {
-      const i = Math.floor(pos);
-      const t = pos - i;
-      const y0 = x[i - 1];
-      const y1 = x[i];
-      const y2 = x[i + 1];
-      const y3 = x[i + 2];
-      out[n++] = y1 + 0.5 * t * (y2 - y0 + t * (2 * y0 - 5 * y1 + 4 * y2 - y3 + t * (3 * (y1 - y2) + y3 - y0)));
-      pos += step;
-    }
-    const keep = Math.max(0, Math.floor(pos) - 1);
-    pending = x.slice(keep);
-    pos -= keep;
-    return out.slice(0, n);
-  };
-}
+// resampler(): onto the engine's 48 kHz, shared with the other worker.
+importScripts('resample.js');
 
 let module = null;
 let x = null;
