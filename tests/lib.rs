@@ -3,6 +3,7 @@
 //! on port 0 with a small configuration. Integration tests live in
 //! `tests/*.rs` beside this file; the load benchmark reuses this client.
 
+pub mod audio;
 pub mod conformance;
 
 pub mod bench;

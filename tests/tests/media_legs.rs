@@ -6,54 +6,13 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use media::codec::{Decoder, Encoder, EncoderSettings};
+use media::codec::Decoder;
 use media::frame::PACKET;
-use protocol::media::{decode_media_frame, encode_media_frame, MediaHeader};
+use protocol::media::decode_media_frame;
 use protocol::wire::CAP_MEDIA_LEGS;
+use switchboard_tests::audio::*;
 use switchboard_tests::*;
 use tokio_tungstenite::tungstenite::Message;
-
-/// Share of `x`'s energy at `f` (Goertzel; about 1 for a pure tone).
-fn tone_share(x: &[f32], f: f32) -> f64 {
-    let w = 2.0 * std::f64::consts::PI * f64::from(f) / 48_000.0;
-    let c = 2.0 * w.cos();
-    let (mut s1, mut s2) = (0.0f64, 0.0f64);
-    for &v in x {
-        let s0 = f64::from(v) + c * s1 - s2;
-        s2 = s1;
-        s1 = s0;
-    }
-    let power = s1 * s1 + s2 * s2 - c * s1 * s2;
-    let total: f64 = x.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
-    if total < 1e-9 {
-        return 0.0;
-    }
-    power / total / (x.len() as f64 / 2.0)
-}
-
-/// Frames of a tone at `hz` on `leg`, 20 ms each.
-fn tone_frames(hz: f32, leg: u32) -> impl FnMut() -> Vec<u8> {
-    let mut enc = Encoder::new(EncoderSettings::default()).expect("encoder");
-    let mut seq = 0u32;
-    move || {
-        let mut pcm = [0.0f32; PACKET];
-        for (i, x) in pcm.iter_mut().enumerate() {
-            let n = seq as usize * PACKET + i;
-            *x = 0.2 * (2.0 * std::f32::consts::PI * hz * n as f32 / 48_000.0).sin();
-        }
-        let payload = enc.encode(&pcm).expect("encode").to_vec();
-        let mut frame = Vec::new();
-        let header = MediaHeader {
-            flags: 0,
-            leg,
-            sequence: seq,
-            timestamp: seq.wrapping_mul(PACKET as u32),
-        };
-        encode_media_frame(&header, &payload, &mut frame);
-        seq += 1;
-        frame
-    }
-}
 
 /// Decodes the frames of `leg` in order (one decoder: one stream), the
 /// last two thirds.

@@ -13,32 +13,9 @@ use media::codec::{Decoder, Encoder, EncoderSettings};
 use media::frame::PACKET;
 use protocol::media::{decode_media_frame, encode_media_frame, MediaHeader};
 use protocol::wire::Op;
+use switchboard_tests::audio::*;
 use switchboard_tests::*;
 use tokio_tungstenite::tungstenite::Message;
-
-/// Share of `x`'s energy at `f` (Goertzel; about 1 for a pure tone).
-fn tone_share(x: &[f32], f: f32) -> f64 {
-    let w = 2.0 * std::f64::consts::PI * f64::from(f) / 48_000.0;
-    let c = 2.0 * w.cos();
-    let (mut s1, mut s2) = (0.0f64, 0.0f64);
-    for &v in x {
-        let s0 = f64::from(v) + c * s1 - s2;
-        s2 = s1;
-        s1 = s0;
-    }
-    let power = s1 * s1 + s2 * s2 - c * s1 * s2;
-    let total: f64 = x.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
-    if total < 1e-9 {
-        return 0.0;
-    }
-    power / total / (x.len() as f64 / 2.0)
-}
-
-fn level_db(x: &[f32]) -> f64 {
-    let p: f64 =
-        x.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() / x.len().max(1) as f64;
-    10.0 * p.max(1e-12).log10()
-}
 
 /// One party's microphone: a tone while it talks, digital silence (what
 /// a muted or denoised microphone sends) while it does not, one stream.

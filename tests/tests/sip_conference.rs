@@ -9,64 +9,14 @@
 
 use std::time::Duration;
 
-use media::codec::{Decoder, Encoder, EncoderSettings};
+use media::codec::Decoder;
 use media::frame::PACKET;
-use protocol::media::{decode_media_frame, encode_media_frame, Codec, MediaHeader};
+use protocol::media::{decode_media_frame, Codec};
 use protocol::wire::Op;
+use switchboard_tests::audio::*;
 use switchboard_tests::sip::{self, *};
 use switchboard_tests::*;
 use tokio::sync::watch;
-
-/// Power of `f` Hz in `x` sampled at `rate` (Goertzel), relative to the
-/// signal's power: about 1 for a pure tone, about 1/2 for each of two
-/// equal tones, near 0 for a tone that is absent.
-fn tone_share(x: &[f32], f: f32, rate: f32) -> f64 {
-    let w = 2.0 * std::f64::consts::PI * f64::from(f) / f64::from(rate);
-    let c = 2.0 * w.cos();
-    let (mut s1, mut s2) = (0.0f64, 0.0f64);
-    for &v in x {
-        let s0 = f64::from(v) + c * s1 - s2;
-        s2 = s1;
-        s1 = s0;
-    }
-    let power = s1 * s1 + s2 * s2 - c * s1 * s2;
-    let total: f64 = x.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
-    if total < 1e-9 {
-        return 0.0;
-    }
-    power / total / (x.len() as f64 / 2.0)
-}
-
-/// RMS level in dBFS.
-fn level_db(x: &[f32]) -> f64 {
-    let p: f64 =
-        x.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() / x.len().max(1) as f64;
-    10.0 * p.max(1e-12).log10()
-}
-
-/// Media frames on `leg` carrying an Opus-encoded tone, one per call.
-fn tone_frames(hz: f32, leg: u32) -> impl FnMut() -> Vec<u8> {
-    let mut enc = Encoder::new(EncoderSettings::default()).expect("encoder");
-    let mut seq = 0u32;
-    move || {
-        let mut pcm = [0.0f32; PACKET];
-        for (i, x) in pcm.iter_mut().enumerate() {
-            let n = seq as usize * PACKET + i;
-            *x = 0.2 * (2.0 * std::f32::consts::PI * hz * n as f32 / 48_000.0).sin();
-        }
-        let payload = enc.encode(&pcm).expect("encode").to_vec();
-        let mut frame = Vec::new();
-        let header = MediaHeader {
-            flags: 0,
-            leg,
-            sequence: seq,
-            timestamp: seq.wrapping_mul(PACKET as u32),
-        };
-        encode_media_frame(&header, &payload, &mut frame);
-        seq += 1;
-        frame
-    }
-}
 
 /// What an agent heard on `leg`, at 48 kHz: Opus frames decoded, G.711
 /// frames (a forwarded two-party leg) expanded and repeated to 48 kHz.
@@ -226,9 +176,9 @@ async fn a_sip_caller_and_two_agents_each_hear_the_other_two() {
         .collect();
     let shares = |x: &[f32], rate: f32| {
         (
-            tone_share(x, 300.0, rate),
-            tone_share(x, 1000.0, rate),
-            tone_share(x, 2000.0, rate),
+            tone_share_at(x, 300.0, rate),
+            tone_share_at(x, 1000.0, rate),
+            tone_share_at(x, 2000.0, rate),
             level_db(x),
         )
     };
