@@ -174,27 +174,6 @@ async fn ping(stream: &mut TcpStream, n: u32) -> Option<String> {
     read_msg(stream, &mut Vec::new()).await
 }
 
-fn read_wav_pcm16(path: &Path) -> (u32, Vec<f32>) {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let rate = u32::from_le_bytes([bytes[24], bytes[25], bytes[26], bytes[27]]);
-    // Find the data chunk (sox and baresip may add others).
-    let mut i = 12;
-    while i + 8 <= bytes.len() {
-        let len =
-            u32::from_le_bytes([bytes[i + 4], bytes[i + 5], bytes[i + 6], bytes[i + 7]]) as usize;
-        if &bytes[i..i + 4] == b"data" {
-            let end = (i + 8 + len).min(bytes.len());
-            let pcm = bytes[i + 8..end]
-                .chunks_exact(2)
-                .map(|c| f32::from(i16::from_le_bytes([c[0], c[1]])) / 32768.0)
-                .collect();
-            return (rate, pcm);
-        }
-        i += 8 + len + (len & 1);
-    }
-    panic!("{}: no data chunk", path.display());
-}
-
 async fn agent_answers(client: &mut Client) -> (String, u32, String) {
     let c = client.first_contact("the SIP call rings").await;
     let (leg, customer) = client.accept_with_leg(&c).await;
