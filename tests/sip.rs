@@ -20,6 +20,8 @@ use crate::{Client, TEST_CONFIG};
 pub const DID: &str = "+15550100";
 /// The raw caller's number (in From).
 pub const CALLER: &str = "+15557654321";
+/// The number agents dial to reach the far-end phone in the tests.
+pub const CALLEE: &str = "+15550142";
 /// A PCMU offer at 127.0.0.1:40000.
 pub const SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n";
 
@@ -532,6 +534,32 @@ pub fn baresip_caller(
         seconds,
         "",
     )
+}
+
+/// A baresip that answers calls to [`CALLEE`] at once, playing `source` in
+/// `codec` (`pcmu`, `pcma`, `opus/48000/2`), with `uri_params` added to its
+/// URI (`;transport=tcp` to take calls over TCP); quits after 40 s.
+/// Returns it and its SIP address.
+pub fn auto_answer_phone(
+    dir: &Path,
+    codec: &str,
+    uri_params: &str,
+    source: &Path,
+) -> (tokio::process::Child, SocketAddr) {
+    let port = free_udp_port_pair();
+    std::fs::create_dir_all(dir).expect("mkdir");
+    let phone = baresip_with(
+        dir,
+        port,
+        &format!(
+            "<sip:{CALLEE}@127.0.0.1:{port}{uri_params}>;regint=0;answermode=auto;audio_codecs={codec};audio_source=aufile,{}",
+            source.display()
+        ),
+        None,
+        40,
+        "",
+    );
+    (phone, format!("127.0.0.1:{port}").parse().expect("addr"))
 }
 
 /// The file baresip's sndfile module wrote for what it decoded

@@ -8,11 +8,9 @@ use std::net::SocketAddr;
 
 use protocol::wire::Op;
 use server::sip::msg::{Message, Start};
-use switchboard_tests::sip::{self, dial, error_reason, trunk_request};
+use switchboard_tests::sip::{self, dial, error_reason, trunk_request, CALLEE};
 use switchboard_tests::*;
 use tokio::net::UdpSocket;
-
-const CALLEE: &str = "+15550142";
 
 /// A gateway whose only trunk is `address`, probed every second.
 fn keepalive_config(dir: &std::path::Path, address: SocketAddr) -> server::config::Config {

@@ -29,8 +29,6 @@ use streams_sdk::Output;
 use switchboard_tests::sip::{self, *};
 use switchboard_tests::*;
 
-const CALLEE: &str = "+15550142";
-
 /// A gateway whose trunk prefers `codecs` (TOML list items); calls from
 /// 127.0.0.1 to the DID reach the support queue; with `address`, dials
 /// go there.
@@ -556,19 +554,8 @@ async fn agent_dials_baresip_with_opus_audio_both_ways() {
         0,
     );
     let bdir = dir.join("baresip");
-    std::fs::create_dir_all(&bdir).expect("mkdir");
-    let port = free_udp_port_pair();
-    let mut phone = baresip_with(
-        &bdir,
-        port,
-        &format!(
-            "<sip:{CALLEE}@127.0.0.1:{port}>;regint=0;answermode=auto;audio_codecs=opus/48000/2;audio_source=aufile,{}",
-            source.display()
-        ),
-        None,
-        40,
-        "",
-    );
+    let (mut phone, phone_sip) = auto_answer_phone(&bdir, "opus/48000/2", "", &source);
+    let port = phone_sip.port();
     let phone_addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
     let running = server::start(opus_config(
         &dir,

@@ -17,10 +17,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use protocol::wire::Op;
-use switchboard_tests::sip::{self, dial, record, sipp_passed, sipp_uas, wait_ended, wait_event};
+use switchboard_tests::sip::{
+    self, dial, record, sipp_passed, sipp_uas, wait_ended, wait_event, CALLEE,
+};
 use switchboard_tests::*;
-
-const CALLEE: &str = "+15550142";
 
 fn timer_config(dir: &Path, address: SocketAddr) -> server::config::Config {
     sip::config(

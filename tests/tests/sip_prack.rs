@@ -10,10 +10,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use protocol::wire::Op;
-use switchboard_tests::sip::{self, dial, record, sipp_passed, sipp_uas, wait_ended};
+use switchboard_tests::sip::{self, dial, record, sipp_passed, sipp_uas, wait_ended, CALLEE};
 use switchboard_tests::*;
-
-const CALLEE: &str = "+15550142";
 
 fn config(dir: &Path, address: SocketAddr) -> server::config::Config {
     sip::config(

@@ -24,8 +24,6 @@ use switchboard_tests::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const CALLEE: &str = "+15550142";
-
 /// A free TCP port on 127.0.0.1 (bound, read and released).
 fn free_tcp_port() -> u16 {
     for _ in 0..50 {
@@ -1062,19 +1060,8 @@ async fn agent_dials_baresip_over_tcp_audio_both_ways() {
         0,
     );
     let bdir = dir.join("baresip");
-    std::fs::create_dir_all(&bdir).expect("mkdir");
-    let port = free_udp_port_pair();
-    let mut phone = baresip_with(
-        &bdir,
-        port,
-        &format!(
-            "<sip:{CALLEE}@127.0.0.1:{port};transport=tcp>;regint=0;answermode=auto;audio_codecs=pcmu;audio_source=aufile,{}",
-            callee8.display()
-        ),
-        None,
-        40,
-        "",
-    );
+    let (mut phone, phone_sip) = auto_answer_phone(&bdir, "pcmu", ";transport=tcp", &callee8);
+    let port = phone_sip.port();
     let tcp_port = free_tcp_port();
     let running = server::start(tcp_config(
         &dir,

@@ -387,8 +387,6 @@ async fn sipp_cancel_while_ringing() {
 
 // ---- outbound: the agent dials a number through the trunk ---------------
 
-const CALLEE: &str = "+15550142";
-
 /// A gateway whose trunk is `address` (an IP trunk: the far end itself),
 /// with the support queue's outbound caller ID set; calls from 127.0.0.1
 /// to the DID come in on the same trunk.
@@ -427,25 +425,6 @@ fn contact_state(client: &Client, c: &str) -> Option<(String, Option<String>)> {
         _ => None,
     };
     Some((v.state.name().to_owned(), reason))
-}
-
-/// A baresip callee in `dir` that answers by itself, plays `source` (8 kHz)
-/// and hangs up when it ends; its address.
-fn auto_answer_phone(dir: &Path, source: &Path) -> (tokio::process::Child, SocketAddr) {
-    let port = free_udp_port_pair();
-    std::fs::create_dir_all(dir).expect("mkdir");
-    let phone = baresip_with(
-        dir,
-        port,
-        &format!(
-            "<sip:{CALLEE}@127.0.0.1:{port}>;regint=0;answermode=auto;audio_codecs=pcmu;audio_source=aufile,{}",
-            source.display()
-        ),
-        None,
-        40,
-        "",
-    );
-    (phone, format!("127.0.0.1:{port}").parse().expect("addr"))
 }
 
 /// A SIPp callee (`tests/sip/uas_busy.xml`) answering one INVITE with 486;
@@ -514,7 +493,7 @@ async fn agent_dials_baresip_audio_both_ways() {
         0,
     );
     let bdir = dir.join("baresip");
-    let (mut phone, phone_addr) = auto_answer_phone(&bdir, &callee8);
+    let (mut phone, phone_addr) = auto_answer_phone(&bdir, "pcmu", "", &callee8);
     let running = server::start(outbound_config(&dir, phone_addr))
         .await
         .expect("start");
@@ -716,7 +695,7 @@ today? Let me look that up for you. It left our warehouse on Monday.",
         10,
     );
     let bdir = dir.join("callee");
-    let (mut phone, phone_addr) = auto_answer_phone(&bdir, &callee8);
+    let (mut phone, phone_addr) = auto_answer_phone(&bdir, "pcmu", "", &callee8);
     let running = server::start(outbound_config(&dir, phone_addr))
         .await
         .expect("start");
@@ -886,7 +865,7 @@ async fn a_flows_transfer_to_phone_number_reaches_baresip() {
     let dir = temp_dir("sip-flow-phone");
     let (callee8, _) = speech(&dir, "callee", "Hello, you reached the night desk.", 1);
     let bdir = dir.join("callee");
-    let (mut phone, phone_addr) = auto_answer_phone(&bdir, &callee8);
+    let (mut phone, phone_addr) = auto_answer_phone(&bdir, "pcmu", "", &callee8);
     let extra = phone_flow(&dir);
     let running = server::start(outbound_config_with(&dir, phone_addr, &extra))
         .await

@@ -13,8 +13,6 @@ use switchboard_tests::sip::{self, *};
 use switchboard_tests::*;
 use tokio::net::UdpSocket;
 
-const CALLEE: &str = "+15550142";
-
 fn config(dir: &Path, address: SocketAddr) -> server::config::Config {
     sip::config(
         dir,
