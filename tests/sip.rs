@@ -770,6 +770,85 @@ pub async fn wait_log(path: &Path, needle: &str, times: usize, what: &str) {
     );
 }
 
+/// A Kamailio registrar/proxy on 127.0.0.1:`port` (UDP, and TCP on the
+/// same port when `with_tcp`) with digest auth and no database, as a
+/// provider's SIP edge: user X's password is "X-secret"; REGISTER is
+/// challenged with 401 and everything else out of dialog with 407; calls
+/// to [`DID`] go to the binding of user `switchboard` (how a provider
+/// routes a DID to an account); registrations last at most 10 s so a
+/// refresh happens within a test. The log says `CHALLENGED <method>
+/// proto=..`, `REGISTERED <To> au=.. proto=.. ct=<Contact>` and
+/// `AUTHENTICATED <method> from <user> to <R-URI> proto=..`.
+pub fn kamailio_registrar_config(port: u16, with_tcp: bool) -> String {
+    let transports = if with_tcp {
+        format!("tcp_children=2\nlisten=udp:127.0.0.1:{port}\nlisten=tcp:127.0.0.1:{port}")
+    } else {
+        format!("disable_tcp=yes\nlisten=udp:127.0.0.1:{port}")
+    };
+    format!(
+        r#"#!KAMAILIO
+debug=2
+log_stderror=yes
+children=2
+{transports}
+alias="127.0.0.1:{port}"
+alias="sip.test"
+mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
+loadmodule "kex.so"
+loadmodule "corex.so"
+loadmodule "tm.so"
+loadmodule "tmx.so"
+loadmodule "sl.so"
+loadmodule "rr.so"
+loadmodule "pv.so"
+loadmodule "maxfwd.so"
+loadmodule "usrloc.so"
+loadmodule "registrar.so"
+loadmodule "textops.so"
+loadmodule "siputils.so"
+loadmodule "xlog.so"
+loadmodule "sanity.so"
+loadmodule "auth.so"
+modparam("usrloc", "db_mode", 0)
+modparam("registrar", "min_expires", 5)
+modparam("registrar", "max_expires", 10)
+request_route {{
+    if (!mf_process_maxfwd_header("10")) {{ sl_send_reply("483", "Too Many Hops"); exit; }}
+    if (is_method("OPTIONS") && uri == myself && $rU == $null) {{ sl_send_reply("200", "Keepalive"); exit; }}
+    if (has_totag()) {{
+        if (loose_route()) {{ route(RELAY); exit; }}
+        if (is_method("ACK")) {{ if (t_check_trans()) {{ route(RELAY); }} exit; }}
+        sl_send_reply("404", "Not here"); exit;
+    }}
+    if (is_method("CANCEL")) {{ if (t_check_trans()) {{ route(RELAY); }} exit; }}
+    if (!is_method("ACK")) {{ t_check_trans(); }}
+    $var(pw) = $au + "-secret";
+    if (is_method("REGISTER")) {{
+        if (!pv_auth_check("sip.test", "$var(pw)", "0", "1")) {{
+            xlog("L_NOTICE", "CHALLENGED REGISTER proto=$pr\n");
+            auth_challenge("sip.test", "0"); exit;
+        }}
+        consume_credentials();
+        if (!save("location")) {{ sl_reply_error(); exit; }}
+        xlog("L_NOTICE", "REGISTERED $tu au=$au proto=$pr ct=$ct\n");
+        exit;
+    }}
+    if (!pv_auth_check("sip.test", "$var(pw)", "0", "0")) {{
+        xlog("L_NOTICE", "CHALLENGED $rm proto=$pr\n");
+        auth_challenge("sip.test", "0"); exit;
+    }}
+    consume_credentials();
+    xlog("L_NOTICE", "AUTHENTICATED $rm from $au to $ru proto=$pr\n");
+    if (is_method("INVITE")) {{ record_route(); }}
+    if ($rU == "{DID}") {{ $rU = "switchboard"; }}
+    if (!lookup("location")) {{ sl_send_reply("404", "Not Found"); exit; }}
+    route(RELAY);
+}}
+route[RELAY] {{ if (!t_relay()) {{ sl_reply_error(); }} exit; }}
+"#
+    )
+}
+
 /// Starts Kamailio in the foreground with `config` (written to
 /// `dir/kam/kamailio.cfg`), logging to the returned path; the guard stops
 /// it (and its forked workers) when the test ends, even by a panic.

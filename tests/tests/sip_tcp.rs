@@ -821,81 +821,12 @@ async fn baresip_calls_in_over_tcp_audio_both_ways() {
 
 // ---- Kamailio over TCP ----------------------------------------------------
 
-/// Kamailio as a registrar with digest auth (as in sip_trunk.rs), on UDP
-/// and TCP, logging each registration's transport and Contact.
-fn kamailio_tcp_config(port: u16) -> String {
-    format!(
-        r#"#!KAMAILIO
-debug=2
-log_stderror=yes
-children=2
-tcp_children=2
-listen=udp:127.0.0.1:{port}
-listen=tcp:127.0.0.1:{port}
-alias="127.0.0.1:{port}"
-alias="sip.test"
-mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
-loadmodule "kex.so"
-loadmodule "corex.so"
-loadmodule "tm.so"
-loadmodule "tmx.so"
-loadmodule "sl.so"
-loadmodule "rr.so"
-loadmodule "pv.so"
-loadmodule "maxfwd.so"
-loadmodule "usrloc.so"
-loadmodule "registrar.so"
-loadmodule "textops.so"
-loadmodule "siputils.so"
-loadmodule "xlog.so"
-loadmodule "sanity.so"
-loadmodule "auth.so"
-modparam("usrloc", "db_mode", 0)
-modparam("registrar", "min_expires", 5)
-modparam("registrar", "max_expires", 10)
-request_route {{
-    if (!mf_process_maxfwd_header("10")) {{ sl_send_reply("483", "Too Many Hops"); exit; }}
-    if (is_method("OPTIONS") && uri == myself && $rU == $null) {{ sl_send_reply("200", "Keepalive"); exit; }}
-    if (has_totag()) {{
-        if (loose_route()) {{ route(RELAY); exit; }}
-        if (is_method("ACK")) {{ if (t_check_trans()) {{ route(RELAY); }} exit; }}
-        sl_send_reply("404", "Not here"); exit;
-    }}
-    if (is_method("CANCEL")) {{ if (t_check_trans()) {{ route(RELAY); }} exit; }}
-    if (!is_method("ACK")) {{ t_check_trans(); }}
-    $var(pw) = $au + "-secret";
-    if (is_method("REGISTER")) {{
-        if (!pv_auth_check("sip.test", "$var(pw)", "0", "1")) {{
-            xlog("L_NOTICE", "CHALLENGED REGISTER proto=$pr\n");
-            auth_challenge("sip.test", "0"); exit;
-        }}
-        consume_credentials();
-        if (!save("location")) {{ sl_reply_error(); exit; }}
-        xlog("L_NOTICE", "REGISTERED $tu au=$au proto=$pr ct=$ct\n");
-        exit;
-    }}
-    if (!pv_auth_check("sip.test", "$var(pw)", "0", "0")) {{
-        xlog("L_NOTICE", "CHALLENGED $rm proto=$pr\n");
-        auth_challenge("sip.test", "0"); exit;
-    }}
-    consume_credentials();
-    xlog("L_NOTICE", "AUTHENTICATED $rm from $au to $ru proto=$pr\n");
-    if (is_method("INVITE")) {{ record_route(); }}
-    if ($rU == "{DID}") {{ $rU = "switchboard"; }}
-    if (!lookup("location")) {{ sl_send_reply("404", "Not Found"); exit; }}
-    route(RELAY);
-}}
-route[RELAY] {{ if (!t_relay()) {{ sl_reply_error(); }} exit; }}
-"#
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kamailio_over_tcp_registers_and_calls_pass_its_challenges_both_ways() {
     let dir = temp_dir("sip-tcp-kamailio");
     let kport = free_udp_port_pair();
     // Stopped with SIGTERM even when the test fails (see stop_kamailio).
-    let (mut kam, klog, _guard) = start_kamailio(&dir, &kamailio_tcp_config(kport));
+    let (mut kam, klog, _guard) = start_kamailio(&dir, &kamailio_registrar_config(kport, true));
     // Ready when it answers an OPTIONS ping over TCP.
     let mut ready = false;
     for i in 0..50u32 {

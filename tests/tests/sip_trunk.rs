@@ -950,76 +950,12 @@ async fn a_flows_transfer_to_phone_number_reaches_baresip() {
 
 // ---- Kamailio as the trunk: REGISTER and digest auth both ways ----------
 
-/// A Kamailio registrar/proxy on `port` with digest auth and no database:
-/// user X's password is "X-secret"; REGISTER is challenged with 401,
-/// everything else out of dialog with 407. Calls to the DID go to the
-/// binding of user `switchboard` (how a provider routes a DID to an
-/// account). Registrations are logged as `REGISTERED <To> ...`.
-fn kamailio_config(port: u16) -> String {
-    format!(
-        r#"#!KAMAILIO
-debug=2
-log_stderror=yes
-children=2
-disable_tcp=yes
-listen=udp:127.0.0.1:{port}
-alias="127.0.0.1:{port}"
-alias="sip.test"
-mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
-loadmodule "kex.so"
-loadmodule "corex.so"
-loadmodule "tm.so"
-loadmodule "tmx.so"
-loadmodule "sl.so"
-loadmodule "rr.so"
-loadmodule "pv.so"
-loadmodule "maxfwd.so"
-loadmodule "usrloc.so"
-loadmodule "registrar.so"
-loadmodule "textops.so"
-loadmodule "siputils.so"
-loadmodule "xlog.so"
-loadmodule "sanity.so"
-loadmodule "auth.so"
-modparam("usrloc", "db_mode", 0)
-modparam("registrar", "min_expires", 5)
-request_route {{
-    if (!mf_process_maxfwd_header("10")) {{ sl_send_reply("483", "Too Many Hops"); exit; }}
-    if (is_method("OPTIONS") && uri == myself && $rU == $null) {{ sl_send_reply("200", "Keepalive"); exit; }}
-    if (has_totag()) {{
-        if (loose_route()) {{ route(RELAY); exit; }}
-        if (is_method("ACK")) {{ if (t_check_trans()) {{ route(RELAY); }} exit; }}
-        sl_send_reply("404", "Not here"); exit;
-    }}
-    if (is_method("CANCEL")) {{ if (t_check_trans()) {{ route(RELAY); }} exit; }}
-    if (!is_method("ACK")) {{ t_check_trans(); }}
-    $var(pw) = $au + "-secret";
-    if (is_method("REGISTER")) {{
-        if (!pv_auth_check("sip.test", "$var(pw)", "0", "1")) {{ auth_challenge("sip.test", "0"); exit; }}
-        consume_credentials();
-        if (!save("location")) {{ sl_reply_error(); exit; }}
-        xlog("L_NOTICE", "REGISTERED $tu au=$au\n");
-        exit;
-    }}
-    if (!pv_auth_check("sip.test", "$var(pw)", "0", "0")) {{ auth_challenge("sip.test", "0"); exit; }}
-    consume_credentials();
-    xlog("L_NOTICE", "AUTHENTICATED $rm from $au to $ru\n");
-    if (is_method("INVITE")) {{ record_route(); }}
-    if ($rU == "{DID}") {{ $rU = "switchboard"; }}
-    if (!lookup("location")) {{ sl_send_reply("404", "Not Found"); exit; }}
-    route(RELAY);
-}}
-route[RELAY] {{ if (!t_relay()) {{ sl_reply_error(); }} exit; }}
-"#
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kamailio_trunk_registers_refreshes_and_calls_pass_its_challenges() {
     let dir = temp_dir("sip-kamailio");
     let kport = free_udp_port_pair();
     // Stopped with SIGTERM even when the test fails (see stop_kamailio).
-    let (mut kam, klog, _guard) = start_kamailio(&dir, &kamailio_config(kport));
+    let (mut kam, klog, _guard) = start_kamailio(&dir, &kamailio_registrar_config(kport, false));
     // Ready when it answers an OPTIONS ping.
     let probe = tokio::net::UdpSocket::bind("127.0.0.1:0")
         .await
