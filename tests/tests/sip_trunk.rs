@@ -1138,6 +1138,38 @@ regint=0;audio_codecs=pcmu;audio_source=aufile,{}",
 
 // ---- RFC 4733 DTMF both ways --------------------------------------------
 
+/// A baresip phone calling [`DID`] at `sip` for up to 40 s, playing
+/// `source`, with its `ctrl_tcp` control socket connected (commands go
+/// through [`ctrl_send`]).
+async fn controlled_caller(
+    dir: &Path,
+    source: &Path,
+    sip: SocketAddr,
+) -> (tokio::process::Child, tokio::net::TcpStream) {
+    let bdir = dir.join("baresip");
+    std::fs::create_dir_all(&bdir).expect("mkdir");
+    let port = free_udp_port_pair();
+    let cport = free_udp_port_pair();
+    let phone = baresip_with(
+        &bdir,
+        port,
+        &format!(
+            "<sip:{CALLER}@127.0.0.1:{port}>;regint=0;audio_codecs=pcmu;audio_source=aufile,{}",
+            source.display()
+        ),
+        Some(format!("/dial sip:{DID}@{sip}")),
+        40,
+        &format!("module_app\tctrl_tcp.so\nctrl_tcp_listen\t127.0.0.1:{cport}\n"),
+    );
+    for _ in 0..100 {
+        if let Ok(s) = tokio::net::TcpStream::connect(("127.0.0.1", cport)).await {
+            return (phone, s);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("baresip's ctrl_tcp does not listen on {cport}");
+}
+
 /// Sends one command to baresip's ctrl_tcp (netstring-framed JSON).
 async fn ctrl_send(stream: &mut tokio::net::TcpStream, command: &str, params: &str) {
     use tokio::io::AsyncWriteExt;
@@ -1158,31 +1190,8 @@ async fn baresip_dtmf_both_ways() {
         .expect("start");
     let sip = running.sip_addr.expect("sip");
     let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
-    let bdir = dir.join("baresip");
-    std::fs::create_dir_all(&bdir).expect("mkdir");
-    let port = free_udp_port_pair();
-    let cport = free_udp_port_pair();
-    let mut phone = baresip_with(
-        &bdir,
-        port,
-        &format!(
-            "<sip:{CALLER}@127.0.0.1:{port}>;regint=0;audio_codecs=pcmu;audio_source=aufile,{}",
-            caller8.display()
-        ),
-        Some(format!("/dial sip:{DID}@{sip}")),
-        40,
-        &format!("module_app\tctrl_tcp.so\nctrl_tcp_listen\t127.0.0.1:{cport}\n"),
-    );
+    let (mut phone, mut ctrl) = controlled_caller(&dir, &caller8, sip).await;
     let (c, leg, customer) = agent_answers(&mut alice).await;
-    let mut ctrl = None;
-    for _ in 0..100 {
-        if let Ok(s) = tokio::net::TcpStream::connect(("127.0.0.1", cport)).await {
-            ctrl = Some(s);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let mut ctrl = ctrl.expect("baresip's ctrl_tcp listens");
     let mut next = speech_frames(Vec::new(), leg);
     // Let the media flow, then the caller presses 4 (RFC 4733 events).
     alice
@@ -1274,31 +1283,8 @@ async fn baresip_reinvite_hold_resume_and_refer_declined() {
         .expect("start");
     let sip = running.sip_addr.expect("sip");
     let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
-    let bdir = dir.join("baresip");
-    std::fs::create_dir_all(&bdir).expect("mkdir");
-    let port = free_udp_port_pair();
-    let cport = free_udp_port_pair();
-    let mut phone = baresip_with(
-        &bdir,
-        port,
-        &format!(
-            "<sip:{CALLER}@127.0.0.1:{port}>;regint=0;audio_codecs=pcmu;audio_source=aufile,{}",
-            caller8.display()
-        ),
-        Some(format!("/dial sip:{DID}@{sip}")),
-        40,
-        &format!("module_app\tctrl_tcp.so\nctrl_tcp_listen\t127.0.0.1:{cport}\n"),
-    );
+    let (mut phone, mut ctrl) = controlled_caller(&dir, &caller8, sip).await;
     let (c, leg, customer) = agent_answers(&mut alice).await;
-    let mut ctrl = None;
-    for _ in 0..100 {
-        if let Ok(s) = tokio::net::TcpStream::connect(("127.0.0.1", cport)).await {
-            ctrl = Some(s);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let mut ctrl = ctrl.expect("baresip's ctrl_tcp listens");
     let mut next = speech_frames(Vec::new(), leg);
     alice
         .stream_media(Duration::from_millis(400), &mut next)
@@ -1349,7 +1335,7 @@ async fn baresip_reinvite_hold_resume_and_refer_declined() {
     }
     assert!(alice.media_in.len() > before + 10, "media after resume");
     assert!(record(&running, &c).ended_at.is_none(), "still up");
-    let log = std::fs::read_to_string(bdir.join("baresip.log")).unwrap_or_default();
+    let log = std::fs::read_to_string(dir.join("baresip").join("baresip.log")).unwrap_or_default();
     assert!(
         !log.contains("488 Not Acceptable") && !log.contains("501 Not Implemented"),
         "{log}"
@@ -1380,7 +1366,7 @@ async fn baresip_reinvite_hold_resume_and_refer_declined() {
             .contains("+15550199"),
         "{refused:?}"
     );
-    let log = std::fs::read_to_string(bdir.join("baresip.log")).unwrap_or_default();
+    let log = std::fs::read_to_string(dir.join("baresip").join("baresip.log")).unwrap_or_default();
     assert!(log.contains("transfer failed: 603 Decline"), "{log}");
     // Whichever hangs up first, the contact ends once.
     let _ = alice
