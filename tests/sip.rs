@@ -602,6 +602,41 @@ pub async fn dial(client: &mut Client, number: &str) -> String {
     }
 }
 
+/// Waits until the far end answers the agent's outbound contact `c`
+/// (connected, with a media leg); the leg.
+pub async fn wait_far_end_answers(client: &mut Client, c: &str) -> u32 {
+    let leg_of = |a: &Client| {
+        a.state()
+            .contacts
+            .get(c)
+            .filter(|v| v.state.name() == "connected")
+            .and_then(|v| v.agent_connection()?.media_leg)
+    };
+    client
+        .wait_for("the far end answers", |a| leg_of(a).is_some())
+        .await;
+    leg_of(client).expect("media leg")
+}
+
+/// The agent talks (`next`'s frames every 20 ms) in 500 ms steps, at most
+/// `steps` of them, until the far end hangs up and the contact `c` is
+/// ended in the store; whether it was.
+pub async fn talk_until_ended(
+    client: &mut Client,
+    running: &server::Running,
+    c: &str,
+    next: &mut dyn FnMut() -> Vec<u8>,
+    steps: u32,
+) -> bool {
+    for _ in 0..steps {
+        client.stream_media(Duration::from_millis(500), next).await;
+        if record(running, c).ended_at.is_some() {
+            return true;
+        }
+    }
+    false
+}
+
 /// The agent's contact's error reason, once it failed.
 pub fn error_reason(client: &Client, c: &str) -> Option<String> {
     match &client.state().contacts.get(c)?.state {

@@ -484,16 +484,7 @@ async fn inbound_audio(codec: &str, name: &str) {
     let (leg, _) = alice.accept_with_leg(&c).await;
     let (_, agent_pcm) = read_wav_pcm16(&agent48);
     let mut next = speech_frames(agent_pcm, leg);
-    let mut ended = false;
-    for _ in 0..20 {
-        alice
-            .stream_media(Duration::from_millis(500), &mut next)
-            .await;
-        if record(&running, &c).ended_at.is_some() {
-            ended = true;
-            break;
-        }
-    }
+    let ended = talk_until_ended(&mut alice, &running, &c, &mut next, 20).await;
     assert!(ended, "the caller's BYE ended the contact");
     let _ = tokio::time::timeout(Duration::from_secs(10), phone.kill()).await;
     let log = std::fs::read_to_string(bdir.join("baresip.log")).unwrap_or_default();
@@ -567,35 +558,10 @@ async fn agent_dials_baresip_with_opus_audio_both_ways() {
     let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
     let log = wait_baresip_ready(&bdir).await;
     let c = dial(&mut alice, CALLEE).await;
-    alice
-        .wait_for("the far end answers", |a| {
-            a.state()
-                .contacts
-                .get(&c)
-                .is_some_and(|v| v.state.name() == "connected")
-                && a.state()
-                    .contacts
-                    .get(&c)
-                    .and_then(|v| v.agent_connection()?.media_leg)
-                    .is_some()
-        })
-        .await;
-    let leg = alice.state().contacts[&c]
-        .agent_connection()
-        .and_then(|k| k.media_leg)
-        .expect("media leg");
+    let leg = wait_far_end_answers(&mut alice, &c).await;
     let (_, agent_pcm) = read_wav_pcm16(&agent48);
     let mut next = speech_frames(agent_pcm, leg);
-    let mut ended = false;
-    for _ in 0..30 {
-        alice
-            .stream_media(Duration::from_millis(500), &mut next)
-            .await;
-        if record(&running, &c).ended_at.is_some() {
-            ended = true;
-            break;
-        }
-    }
+    let ended = talk_until_ended(&mut alice, &running, &c, &mut next, 30).await;
     assert!(ended, "the callee's BYE (end of its file) ended the call");
     let _ = tokio::time::timeout(Duration::from_secs(10), phone.kill()).await;
     let text = std::fs::read_to_string(&log).unwrap_or_default();

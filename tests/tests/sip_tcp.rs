@@ -776,16 +776,7 @@ async fn baresip_calls_in_over_tcp_audio_both_ways() {
     let (c, leg, _) = agent_answers(&mut alice).await;
     let (_, agent_pcm) = read_wav_pcm16(&agent48);
     let mut next = speech_frames(agent_pcm, leg);
-    let mut ended = false;
-    for _ in 0..20 {
-        alice
-            .stream_media(Duration::from_millis(500), &mut next)
-            .await;
-        if record(&running, &c).ended_at.is_some() {
-            ended = true;
-            break;
-        }
-    }
+    let ended = talk_until_ended(&mut alice, &running, &c, &mut next, 20).await;
     let log = std::fs::read_to_string(bdir.join("baresip.log")).unwrap_or_default();
     assert!(
         ended,
@@ -1006,20 +997,7 @@ async fn agent_dials_baresip_over_tcp_audio_both_ways() {
     let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
     let log = wait_baresip_ready(&bdir).await;
     let c = dial(&mut alice, CALLEE).await;
-    alice
-        .wait_for("the far end answers", |a| {
-            contact_state(a, &c).is_some_and(|(s, _)| s == "connected")
-                && a.state()
-                    .contacts
-                    .get(&c)
-                    .and_then(|v| v.agent_connection()?.media_leg)
-                    .is_some()
-        })
-        .await;
-    let leg = alice.state().contacts[&c]
-        .agent_connection()
-        .and_then(|k| k.media_leg)
-        .expect("media leg");
+    let leg = wait_far_end_answers(&mut alice, &c).await;
     // The signaling runs on a TCP connection to baresip's SIP port.
     assert!(
         tcp_established_to(port),
@@ -1027,16 +1005,7 @@ async fn agent_dials_baresip_over_tcp_audio_both_ways() {
     );
     let (_, agent_pcm) = read_wav_pcm16(&agent48);
     let mut next = speech_frames(agent_pcm, leg);
-    let mut ended = false;
-    for _ in 0..30 {
-        alice
-            .stream_media(Duration::from_millis(500), &mut next)
-            .await;
-        if record(&running, &c).ended_at.is_some() {
-            ended = true;
-            break;
-        }
-    }
+    let ended = talk_until_ended(&mut alice, &running, &c, &mut next, 30).await;
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(ended, "the callee's BYE over TCP ended the contact: {text}");
     let r = wait_ended(&running, &c).await;

@@ -70,16 +70,7 @@ async fn baresip_call_audio_both_ways_caller_hangs_up() {
     let (_, agent_pcm) = read_wav_pcm16(&agent48);
     let mut next = speech_frames(agent_pcm, leg);
     // Talk until the caller's file ends and baresip hangs up (BYE).
-    let mut ended = false;
-    for _ in 0..20 {
-        alice
-            .stream_media(Duration::from_millis(500), &mut next)
-            .await;
-        if record(&running, &c).ended_at.is_some() {
-            ended = true;
-            break;
-        }
-    }
+    let ended = talk_until_ended(&mut alice, &running, &c, &mut next, 20).await;
     assert!(ended, "the caller's BYE ended the contact");
     let r = wait_ended(&running, &c).await;
     assert_eq!(r.customer_number, CALLER, "caller number from From");
@@ -500,32 +491,10 @@ async fn agent_dials_baresip_audio_both_ways() {
     let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
     let log = wait_baresip_ready(&bdir).await;
     let c = dial(&mut alice, CALLEE).await;
-    alice
-        .wait_for("the far end answers", |a| {
-            contact_state(a, &c).is_some_and(|(s, _)| s == "connected")
-                && a.state()
-                    .contacts
-                    .get(&c)
-                    .and_then(|v| v.agent_connection()?.media_leg)
-                    .is_some()
-        })
-        .await;
-    let leg = alice.state().contacts[&c]
-        .agent_connection()
-        .and_then(|k| k.media_leg)
-        .expect("media leg");
+    let leg = wait_far_end_answers(&mut alice, &c).await;
     let (_, agent_pcm) = read_wav_pcm16(&agent48);
     let mut next = speech_frames(agent_pcm, leg);
-    let mut ended = false;
-    for _ in 0..30 {
-        alice
-            .stream_media(Duration::from_millis(500), &mut next)
-            .await;
-        if record(&running, &c).ended_at.is_some() {
-            ended = true;
-            break;
-        }
-    }
+    let ended = talk_until_ended(&mut alice, &running, &c, &mut next, 30).await;
     assert!(
         ended,
         "the callee's BYE (end of its file) ended the contact"
