@@ -884,6 +884,27 @@ route[RELAY] {{ if (!t_relay()) {{ sl_reply_error(); }} exit; }}
     )
 }
 
+/// A baresip phone, account [`CALLER`] at Kamailio (127.0.0.1:`kport`,
+/// over UDP, with its password from [`kamailio_registrar_config`]),
+/// dialing [`DID`] through it and playing `source`, for up to 30 s; its
+/// files in `dir/caller`.
+pub fn caller_through_kamailio(dir: &Path, kport: u16, source: &Path) -> tokio::process::Child {
+    let adir = dir.join("caller");
+    std::fs::create_dir_all(&adir).expect("mkdir");
+    baresip_with(
+        &adir,
+        free_udp_port_pair(),
+        &format!(
+            "<sip:{CALLER}@sip.test;transport=udp>;auth_pass={CALLER}-secret;outbound=\"sip:127.0.0.1:{kport};lr\";\
+regint=0;audio_codecs=pcmu;audio_source=aufile,{}",
+            source.display()
+        ),
+        Some(format!("/dial sip:{DID}@sip.test")),
+        30,
+        "",
+    )
+}
+
 /// Starts Kamailio in the foreground with `config` (written to
 /// `dir/kam/kamailio.cfg`), logging to the returned path; the guard stops
 /// it (and its forked workers) when the test ends, even by a panic.

@@ -911,21 +911,7 @@ password = \"switchboard-secret\"\nrealm = \"sip.test\"\nregister = true\nregist
     // routes the DID to our registration, whose Contact says TCP, so it
     // connects to our TCP listener and the call reaches the agent.
     let (caller8, _) = speech(&dir, "caller", "This is the caller through Kamailio.", 1);
-    let aport = free_udp_port_pair();
-    let adir = dir.join("caller");
-    std::fs::create_dir_all(&adir).expect("mkdir");
-    let mut caller = baresip_with(
-        &adir,
-        aport,
-        &format!(
-            "<sip:{CALLER}@sip.test;transport=udp>;auth_pass={CALLER}-secret;outbound=\"sip:127.0.0.1:{kport};lr\";\
-regint=0;audio_codecs=pcmu;audio_source=aufile,{}",
-            caller8.display()
-        ),
-        Some(format!("/dial sip:{DID}@sip.test")),
-        30,
-        "",
-    );
+    let mut caller = caller_through_kamailio(&dir, kport, &caller8);
     let (c2, leg, _) = agent_answers(&mut alice).await;
     assert!(
         count_in(

@@ -1053,21 +1053,7 @@ regint=600;answermode=auto;audio_codecs=pcmu;audio_source=aufile,{}",
 
     // Inbound: a caller authenticates its INVITE at Kamailio, which routes
     // the DID to our registration.
-    let aport = free_udp_port_pair();
-    let adir = dir.join("caller");
-    std::fs::create_dir_all(&adir).expect("mkdir");
-    let mut caller = baresip_with(
-        &adir,
-        aport,
-        &format!(
-            "<sip:{CALLER}@sip.test;transport=udp>;auth_pass={CALLER}-secret;outbound=\"sip:127.0.0.1:{kport};lr\";\
-regint=0;audio_codecs=pcmu;audio_source=aufile,{}",
-            caller8.display()
-        ),
-        Some(format!("/dial sip:{DID}@sip.test")),
-        30,
-        "",
-    );
+    let mut caller = caller_through_kamailio(&dir, kport, &caller8);
     let (c2, leg, _) = agent_answers(&mut alice).await;
     assert!(
         count_in(
