@@ -399,7 +399,9 @@ impl ZeroWindow {
                 self.applied[b.band]
             };
             let g = (1.0 - b.frac) * self.applied[b.band] + b.frac * hi;
-            self.spectrum[k] = Complex::new(g.max(MIN_GAIN).ln(), 0.0);
+            // A comparison, not `f32::max` (a libm call in wasm).
+            let g = if g > MIN_GAIN { g } else { MIN_GAIN };
+            self.spectrum[k] = Complex::new(g.ln(), 0.0);
         }
         // Lengths are fixed by construction and the DC and Nyquist bins
         // are real, so these cannot fail.

@@ -289,12 +289,19 @@ impl Engine {
             let m = (samples.len() - copied).min(BLOCK - self.played_len);
             self.played[self.played_len..self.played_len + m]
                 .copy_from_slice(&samples[copied..copied + m]);
+            // The echo canceller's render analysis runs as the samples
+            // are played, a 4 ms chunk whenever one completes (at most
+            // one per quantum), not two and a half chunks at once when a
+            // 10 ms block completes: that quantum could also be the one
+            // completing a packet (echo chunk, suppressor, encode), the
+            // heaviest there is. It is never late either way.
+            self.send
+                .far_end_echo(&self.played[self.played_len..self.played_len + m]);
             self.played_len += m;
             copied += m;
             if self.played_len == BLOCK {
-                // Render analysis is light; it runs inline so the
-                // reference is never late.
-                self.send.far_end(&self.played);
+                // The gain control's far-end activity, per 10 ms block.
+                self.send.far_end_level(&self.played);
                 self.played_len = 0;
             }
         }

@@ -246,7 +246,12 @@ impl AutoGain {
             target
         };
         // The most gain this block's peak allows, from its first sample.
-        let peak = block.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+        // Comparisons rather than `f32::max`/`min`, which are libm calls
+        // in wasm (`fmaxf`, `fminf`: their NaN rule is not wasm's
+        // `f32.max`); the result is the same, NaN included (ignored).
+        let peak = block
+            .iter()
+            .fold(0.0f32, |m, x| if x.abs() > m { x.abs() } else { m });
         let cap = if peak > 0.0 {
             s.ceiling / peak
         } else {
@@ -254,7 +259,8 @@ impl AutoGain {
         };
         let step = (end - start) / block.len() as f32;
         for (i, x) in block.iter_mut().enumerate() {
-            *x *= (start + step * (i + 1) as f32).min(cap);
+            let g = start + step * (i + 1) as f32;
+            *x *= if g < cap { g } else { cap };
         }
         self.applied = end.min(cap);
     }

@@ -132,10 +132,25 @@ impl SendChain {
 
     /// The far-end reference: what was just played, in order.
     pub fn far_end(&mut self, played: &[f32; BLOCK]) {
-        self.gain.far_end(played);
+        self.far_end_level(played);
+        self.far_end_echo(played);
+    }
+
+    /// The far-end reference for the echo canceller only, any number of
+    /// samples, in order: it analyses each 4 ms chunk as it completes, so
+    /// fed as played (a render quantum at a time) no quantum carries more
+    /// than one chunk of render analysis. The gain control's half is
+    /// [`SendChain::far_end_level`]; [`SendChain::far_end`] does both.
+    pub fn far_end_echo(&mut self, played: &[f32]) {
         if self.enable_echo {
             self.echo.far_end(played);
         }
+    }
+
+    /// The far-end reference for the gain control only (its far-end
+    /// activity), a 10 ms block at a time.
+    pub fn far_end_level(&mut self, played: &[f32; BLOCK]) {
+        self.gain.far_end(played);
     }
 
     /// Stage 1: echo cancellation of a captured block, in place.

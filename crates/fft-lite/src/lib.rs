@@ -34,6 +34,9 @@ pub use num_traits;
 use num_complex::Complex;
 use num_traits::{FromPrimitive, Signed};
 
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd;
+
 /// The sample types an FFT can run on (the same bounds as rustfft's).
 pub trait FftNum: Copy + FromPrimitive + Signed + Sync + Send + Debug + 'static {}
 
@@ -229,6 +232,8 @@ impl<T: FftNum> Plan<T> {
                 Side::Second => (&*b, &mut *a),
             };
             match radix {
+                2 if self.stage_simd::<2>(span, src, dst) => {}
+                4 if self.stage_simd::<4>(span, src, dst) => {}
                 2 => self.stage_fixed::<2>(span, src, dst),
                 3 => self.stage_fixed::<3>(span, src, dst),
                 4 => self.stage_fixed::<4>(span, src, dst),
@@ -363,6 +368,27 @@ impl<T: FftNum> Plan<T> {
                     dst[d + r * span] = *x;
                 }
             }
+        }
+    }
+
+    /// A radix-2 or -4 stage with WebAssembly SIMD on f32 (see
+    /// `simd.rs`); false when it has none here (other targets, f64, odd
+    /// spans), and the portable stage runs.
+    #[inline(always)]
+    fn stage_simd<const R: usize>(
+        &self,
+        span: usize,
+        src: &[Complex<T>],
+        dst: &mut [Complex<T>],
+    ) -> bool {
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        {
+            simd::stage::<T, R>(self.len, span, self.direction, &self.twiddles, src, dst)
+        }
+        #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+        {
+            let _ = (span, src, dst);
+            false
         }
     }
 
