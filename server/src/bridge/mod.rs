@@ -84,6 +84,15 @@ const SILENT_POWER: f32 = 3.16e-6;
 /// a mix and one talker's packets).
 const ACTIVE_HANG: u8 = 10;
 
+/// The encoder effort of the mixes (0-10). A mix is the one stream the
+/// bridge still encodes, once per mixed listener per tick, so capacity
+/// matters more here than the last decibel: complexity 0 costs about 64
+/// us an encode against 109 at 2 (/work/shared/notes/bridge-scale.md),
+/// and on a two-talker speech mix loses 0.4 dB of SNR (8.9 against 9.3
+/// dB) and 0.006 of correlation (0.933 against 0.940), on two tones 0.5
+/// dB (media-wasm/tests/mix_complexity.rs, docs/benchmarks.md).
+const MIX_COMPLEXITY: i32 = 0;
+
 /// Stats requests that may wait for the bridge; more are answered empty.
 const MAX_PENDING_STATS: usize = 64;
 
@@ -1739,7 +1748,7 @@ impl Hub {
                         };
                         if h.encoder.is_none() {
                             h.encoder = Encoder::new(EncoderSettings {
-                                complexity: 2,
+                                complexity: MIX_COMPLEXITY,
                                 ..EncoderSettings::default()
                             })
                             .ok()
@@ -1806,11 +1815,8 @@ impl Hub {
                         *seq = seq.wrapping_add(1);
                         *ts = ts.wrapping_add(PACKET as u32);
                         if encoder.is_none() {
-                            // Complexity 2: the bridge encodes one stream
-                            // per mixed party per tick, and capacity
-                            // matters more here than the last decibel.
                             *encoder = Encoder::new(EncoderSettings {
-                                complexity: 2,
+                                complexity: MIX_COMPLEXITY,
                                 ..EncoderSettings::default()
                             })
                             .ok()
