@@ -22,7 +22,8 @@
 //! call hands it nothing) go into a bounded inbox per mixer
 //! (`limits.bridge_frame_queue` frames), copied into its byte arena under
 //! a short lock, **without waking the mixer**: the mixer takes the whole
-//! inbox once per tick (one swap, no allocation per frame), and each
+//! inbox once per phase slot (every millisecond, see [`SLOTS`]: one swap,
+//! no allocation per frame), and each
 //! frame keeps the instant it was read, so the jitter buffer sees true
 //! arrival times. When the inbox is full, new frames are dropped and
 //! counted, which the jitter buffer conceals. Plans must not be lost, so they do not share
@@ -224,11 +225,14 @@ pub struct BridgeStats {
     pub frames_dropped: u64,
     /// Frames received from agents.
     pub frames_received: u64,
-    /// Mixing ticks that ran late (more than 10 ms behind the clock).
+    /// Mixing ticks that ran late (more than 10 ms behind the clock),
+    /// counted per phase slot with calls to tick (see [`SLOTS`]).
     pub late_ticks: u64,
-    /// The slowest tick so far, microseconds.
+    /// The slowest tick so far, microseconds: a phase slot's work, which
+    /// is what its calls' packets wait for.
     pub worst_tick_us: u64,
-    /// 99th percentile tick time over the last 1,000 ticks, microseconds.
+    /// 99th percentile tick time (a phase slot's work) over the last
+    /// 1,000 slot ticks, microseconds.
     pub p99_tick_us: u64,
     /// Frames from sockets dropped because the bridge's input queue was
     /// full, plus DTMF requests dropped from a full mailbox.
