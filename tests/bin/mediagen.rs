@@ -747,6 +747,27 @@ fn quantile_of(window: &[(u64, u64)], q: f64) -> f64 {
         .map_or(0.0, |(k, _)| *k as f64 / 1000.0)
 }
 
+/// The two payloads every socket sends, each repeated with only its
+/// sequence and timestamp rewritten: a tone packet while it talks, and a
+/// silence packet otherwise. The silence is what an encoder makes once it
+/// has settled on digital zeros (the tenth zero frame): the first zero
+/// frame after the tone still carries the tone's tail (the encoder's
+/// look-ahead and overlap), and sent over and over it decodes to a
+/// steady -31 dBFS, which is a talker, not silence, for the mixer.
+fn talk_and_silence() -> (Vec<u8>, Vec<u8>) {
+    let mut enc = Encoder::new(EncoderSettings::default()).expect("encoder");
+    let tone: Vec<f32> = (0..PACKET).map(|i| 0.1 * (i as f32 * 0.06).sin()).collect();
+    let payload = enc
+        .encode(tone.as_slice().try_into().expect("packet"))
+        .expect("encode")
+        .to_vec();
+    let mut silence = Vec::new();
+    for _ in 0..10 {
+        silence = enc.encode(&[0.0; PACKET]).expect("encode").to_vec();
+    }
+    (payload, silence)
+}
+
 #[tokio::main]
 async fn main() {
     let calls = arg("--calls", 50);
@@ -766,14 +787,8 @@ async fn main() {
         pin(backend.pid(), 1);
         pin(std::process::id(), 0);
     }
-    let mut enc = Encoder::new(EncoderSettings::default()).expect("encoder");
-    let tone: Vec<f32> = (0..PACKET).map(|i| 0.1 * (i as f32 * 0.06).sin()).collect();
-    let payload = Arc::new(
-        enc.encode(tone.as_slice().try_into().expect("packet"))
-            .expect("encode")
-            .to_vec(),
-    );
-    let silence = Arc::new(enc.encode(&[0.0; PACKET]).expect("encode").to_vec());
+    let (payload, silence) = talk_and_silence();
+    let (payload, silence) = (Arc::new(payload), Arc::new(silence));
     let turns = match std::env::args()
         .skip_while(|a| a != "--talk")
         .nth(1)
@@ -1066,5 +1081,40 @@ async fn main() {
     );
     for t in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use media::codec::Decoder;
+
+    /// `--talk turns` sends digital silence between turns: decoded as one
+    /// stream after a turn of talk, it is silent (under -60 dBFS, below
+    /// the mixer's -55 dBFS speech gate) within 160 ms (the decoder's
+    /// fade), and the talk is not. The first zero frame, which the
+    /// generator sent before, stays at -31 dBFS however often it is
+    /// repeated.
+    #[test]
+    fn the_silence_between_turns_decodes_to_silence_and_the_talk_does_not() {
+        let (talk, silence) = talk_and_silence();
+        let mut dec = Decoder::new().expect("decoder");
+        let mut pcm = [0.0f32; PACKET];
+        let db = |pcm: &[f32; PACKET]| {
+            let power = pcm.iter().map(|x| x * x).sum::<f32>() / PACKET as f32;
+            10.0 * power.max(1e-12).log10()
+        };
+        for k in 0..50 {
+            dec.decode(&talk, &mut pcm).expect("decode");
+            if k >= 2 {
+                assert!(db(&pcm) > -30.0, "talk packet {k}: {:.1} dBFS", db(&pcm));
+            }
+        }
+        for k in 0..50 {
+            dec.decode(&silence, &mut pcm).expect("decode");
+            if k >= 8 {
+                assert!(db(&pcm) < -60.0, "silence packet {k}: {:.1} dBFS", db(&pcm));
+            }
+        }
     }
 }

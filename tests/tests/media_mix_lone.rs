@@ -12,7 +12,7 @@ use futures_util::{SinkExt, StreamExt};
 use media::codec::{Decoder, Encoder, EncoderSettings};
 use media::frame::PACKET;
 use protocol::media::{decode_media_frame, encode_media_frame, MediaHeader};
-use protocol::wire::Op;
+use protocol::wire::{Op, CAP_MEDIA_LEGS};
 use switchboard_tests::audio::*;
 use switchboard_tests::*;
 use tokio_tungstenite::tungstenite::Message;
@@ -37,6 +37,11 @@ impl Voice {
     }
 
     fn frame(&mut self, talking: bool) -> Vec<u8> {
+        self.frame_and_payload(talking).0
+    }
+
+    /// A frame and the Opus packet in it.
+    fn frame_and_payload(&mut self, talking: bool) -> (Vec<u8>, Vec<u8>) {
         let mut pcm = [0.0f32; PACKET];
         if talking {
             for (i, x) in pcm.iter_mut().enumerate() {
@@ -54,7 +59,7 @@ impl Voice {
         };
         encode_media_frame(&header, &payload, &mut frame);
         self.seq += 1;
-        frame
+        (frame, payload)
     }
 }
 
@@ -296,6 +301,132 @@ async fn a_mix_whose_other_talkers_are_silent_becomes_the_lone_talkers_packets_a
     assert!(
         saved >= 50,
         "mixes replaced by a lone talker's packets: {saved} (encoded {encoded})"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The conference as the backend's load shape has it (docs/protocol.md
+/// section 8): both agents announce `media_legs`, so only the customer's
+/// phone gets a mix. One agent talks; the other agent and the phone send
+/// digital silence, all at a steady 50 frames a second. Then what the
+/// phone hears is the talker's own packets, byte for byte and in the
+/// talker's order, and the mixer encodes (almost) nothing for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_conference_agents_the_customer_hears_the_lone_talkers_own_packets_without_an_encode()
+{
+    let dir = temp_dir("mix-lone-legs");
+    let running = server::start(test_config(&dir)).await.expect("start");
+    let addr = running.addr;
+    let mut alice = Client::open(addr, &login(addr, "alice", "alice-pass").await).await;
+    alice.session.announce(CAP_MEDIA_LEGS);
+    alice.hello().await;
+    alice.set_available().await;
+    let mut bob = Client::open(addr, &login(addr, "bob", "bob-pass").await).await;
+    bob.session.announce(CAP_MEDIA_LEGS);
+    bob.hello().await;
+
+    let (mut phone, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/customer/ws"))
+        .await
+        .expect("phone");
+    let dial = serde_json::json!({ "type": "dial", "from": "+819012345678", "queue": "support", "key": SIM_KEY });
+    phone
+        .send(Message::Text(dial.to_string().into()))
+        .await
+        .expect("dial");
+    let (c, phone_leg) = loop {
+        let msg = tokio::time::timeout(WAIT, phone.next())
+            .await
+            .expect("dialed in time")
+            .expect("open")
+            .expect("message");
+        if let Message::Text(t) = msg {
+            let v: serde_json::Value = serde_json::from_str(t.as_str()).expect("json");
+            if v["type"] == "dialed" {
+                let leg = v["leg"].as_u64().expect("leg") as u32;
+                break (v["contact_id"].as_str().expect("id").to_owned(), leg);
+            }
+        }
+    };
+    alice
+        .wait_for("ring", |a| a.state().contacts.contains_key(&c))
+        .await;
+    let (alice_leg, _) = alice.accept_with_leg(&c).await;
+    bob.set_available().await;
+    let bob_leg = alice.conference_in(&mut bob, &c, "qc-bob").await;
+    let before = media_stats(addr).await;
+
+    // Two seconds: alice talks (1 kHz), bob and the phone are silent.
+    const TALK: Duration = Duration::from_millis(2000);
+    let phone_task = tokio::spawn(async move {
+        let mut voice = Voice::new(300.0, phone_leg);
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        let mut heard: Vec<Vec<u8>> = Vec::new();
+        let end = tokio::time::Instant::now() + TALK + Duration::from_millis(100);
+        while tokio::time::Instant::now() < end {
+            tokio::select! {
+                _ = tick.tick() => {
+                    phone.send(Message::Binary(voice.frame(false).into())).await.expect("phone sends");
+                }
+                msg = phone.next() => {
+                    if let Some(Ok(Message::Binary(b))) = msg {
+                        heard.push(b.to_vec());
+                    }
+                }
+            }
+        }
+        heard
+    });
+    let mut a = Voice::new(1000.0, alice_leg);
+    let mut b = Voice::new(2000.0, bob_leg);
+    let mut said: Vec<Vec<u8>> = Vec::new();
+    let mut a_next = || {
+        let (frame, payload) = a.frame_and_payload(true);
+        said.push(payload);
+        frame
+    };
+    let mut b_next = || b.frame(false);
+    tokio::join!(
+        alice.stream_media(TALK, &mut a_next),
+        bob.stream_media(TALK, &mut b_next),
+    );
+    let heard = phone_task.await.expect("phone task");
+    let after = media_stats(addr).await;
+    let n = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap_or(0);
+    let saved = n(&after, "mix_encodes_saved") - n(&before, "mix_encodes_saved");
+    let encoded = n(&after, "mix_encodes") - n(&before, "mix_encodes");
+
+    // After the first 400 ms (the mixer's jitter buffer, and the 200 ms
+    // a talker stays active after its last loud packet), every packet
+    // the phone gets should be one alice sent, in her order.
+    let payloads: Vec<&[u8]> = heard
+        .iter()
+        .map(|f| decode_media_frame(f).expect("frame"))
+        .inspect(|f| assert_eq!(f.header.leg, phone_leg, "the phone's own leg"))
+        .map(|f| f.payload)
+        .skip(20)
+        .collect();
+    let mut next = 0;
+    let mut hers = 0;
+    for p in &payloads {
+        if let Some(k) = said[next..].iter().position(|q| q.as_slice() == *p) {
+            next += k + 1;
+            hers += 1;
+        }
+    }
+    eprintln!(
+        "the phone got {} packets after the warm-up, {hers} of them alice's own in her order; mixes encoded {encoded}, sent without an encode {saved}",
+        payloads.len()
+    );
+    assert!(payloads.len() >= 50, "the phone hears: {}", payloads.len());
+    assert!(
+        hers * 10 >= payloads.len() * 9,
+        "the phone hears alice's own packets: {hers} of {}",
+        payloads.len()
+    );
+    assert!(
+        saved >= 3 * encoded && saved >= 50,
+        "no encode for a lone talker: {encoded} encoded, {saved} not"
     );
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -22,7 +22,8 @@
 //! call hands it nothing) go into a bounded inbox per mixer
 //! (`limits.bridge_frame_queue` frames), copied into its byte arena under
 //! a short lock, **without waking the mixer**: the mixer takes the whole
-//! inbox once per tick (one swap, no allocation per frame), and each
+//! inbox once per phase slot (every millisecond, see [`SLOTS`]: one swap,
+//! no allocation per frame), and each
 //! frame keeps the instant it was read, so the jitter buffer sees true
 //! arrival times. When the inbox is full, new frames are dropped and
 //! counted, which the jitter buffer conceals. Plans must not be lost, so they do not share
@@ -84,8 +85,25 @@ const SILENT_POWER: f32 = 3.16e-6;
 /// a mix and one talker's packets).
 const ACTIVE_HANG: u8 = 10;
 
+/// The encoder effort of the mixes (0-10). A mix is the one stream the
+/// bridge still encodes, once per mixed listener per tick, so capacity
+/// matters more here than the last decibel: complexity 0 costs about 64
+/// us an encode against 109 at 2 (/work/shared/notes/bridge-scale.md),
+/// and on a two-talker speech mix loses 0.4 dB of SNR (8.9 against 9.3
+/// dB) and 0.006 of correlation (0.933 against 0.940), on two tones 0.5
+/// dB (media-wasm/tests/mix_complexity.rs, docs/benchmarks.md).
+const MIX_COMPLEXITY: i32 = 0;
+
 /// Stats requests that may wait for the bridge; more are answered empty.
 const MAX_PENDING_STATS: usize = 64;
+
+/// Phase slots in a mixer's 20 ms tick. Each call is ticked at its own
+/// slot's offset (slot `k` at `k` ms), so a mixer spreads its calls over
+/// the tick instead of mixing them all at its start: a call's packets
+/// wait for the few mixes of its own slot, not for every encode of the
+/// mixer, and the encodes no longer come as one burst that takes a core
+/// for milliseconds. (1 ms is also the mixer runtime's timer grain.)
+const SLOTS: usize = 20;
 
 /// How a party takes part right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,11 +225,14 @@ pub struct BridgeStats {
     pub frames_dropped: u64,
     /// Frames received from agents.
     pub frames_received: u64,
-    /// Mixing ticks that ran late (more than 10 ms behind the clock).
+    /// Mixing ticks that ran late (more than 10 ms behind the clock),
+    /// counted per phase slot with calls to tick (see [`SLOTS`]).
     pub late_ticks: u64,
-    /// The slowest tick so far, microseconds.
+    /// The slowest tick so far, microseconds: a phase slot's work, which
+    /// is what its calls' packets wait for.
     pub worst_tick_us: u64,
-    /// 99th percentile tick time over the last 1,000 ticks, microseconds.
+    /// 99th percentile tick time (a phase slot's work) over the last
+    /// 1,000 slot ticks, microseconds.
     pub p99_tick_us: u64,
     /// Frames from sockets dropped because the bridge's input queue was
     /// full, plus DTMF requests dropped from a full mailbox.
@@ -369,10 +390,6 @@ impl Bridge {
             let mailbox = bridge.shards[i].mailbox.clone();
             let inbox = bridge.shards[i].inbox.clone();
             let routes = bridge.routes.clone();
-            // The mixers' clocks are spread over the 20 ms, so their
-            // encoding bursts do not all take the cores at once (and
-            // starve the sockets' runtime together).
-            let phase = TICK * i as u32 / n as u32;
             let started = std::thread::Builder::new()
                 .name(format!("bridge-mixer-{i}"))
                 .spawn(move || {
@@ -380,7 +397,7 @@ impl Bridge {
                         .enable_time()
                         .build()
                     {
-                        Ok(rt) => rt.block_on(run(rx, inbox, mailbox, impairment, routes, phase)),
+                        Ok(rt) => rt.block_on(run(rx, inbox, mailbox, impairment, routes)),
                         Err(e) => tracing::error!("media mixer runtime: {e}"),
                     }
                 });
@@ -403,7 +420,6 @@ impl Bridge {
                 bridge.shards[i].mailbox.clone(),
                 impairment,
                 bridge.routes.clone(),
-                Duration::ZERO,
             ));
         }
         bridge
@@ -830,6 +846,12 @@ struct CallMedia {
     /// Set by the tick's first pass: every party was forwarded by the
     /// sockets, with no digit playing.
     forwarded: bool,
+    /// Its phase slot in the mixer's 20 ms (see [`SLOTS`]): the call is
+    /// ticked every 20 ms at that slot's offset.
+    slot: usize,
+    /// Its weight in the slot: the mixes it encodes per tick (its
+    /// parties that hear a mix).
+    weight: u32,
 }
 
 /// Packets encoded once and looped: hold music and silence, and each
@@ -955,6 +977,10 @@ struct Hub {
     delayed: Vec<Delayed>,
     /// The packets a mix is replaced by this tick (see [`Lone`]).
     lone: Vec<Vec<u8>>,
+    /// Per phase slot: the calls in it and their summed weight (the
+    /// mixes they encode per tick), to place a call in the lightest.
+    slot_calls: [u32; SLOTS],
+    slot_weight: [u32; SLOTS],
 }
 
 /// What a mixed listener gets instead of an encode, when every talker it
@@ -986,26 +1012,14 @@ async fn run(
     mailbox: Arc<Mailbox>,
     impairment: Impairment,
     routes: Arc<Routes>,
-    phase: Duration,
 ) {
-    let mut hub = Hub {
-        calls: HashMap::new(),
-        routes,
-        canned: Canned::new(),
-        prompts: HashMap::new(),
-        start: Instant::now(),
-        stats: BridgeStats::default(),
-        tick_times: Vec::with_capacity(1000),
-        mix: Box::new([0.0; PACKET]),
-        impairment,
-        rng: impairment.seed | 1,
-        delayed: Vec::new(),
-        lone: Vec::new(),
-    };
-    let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + phase, TICK);
+    let mut hub = Hub::new(routes, impairment);
+    // One wake per phase slot: slot `k` of every 20 ms ticks its calls.
+    let mut interval = tokio::time::interval(TICK / SLOTS as u32);
     // Audio is paced by this clock: a late tick is made up, not skipped,
     // so every party gets 50 packets a second.
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut slot = 0;
     let mut stopped: Option<tokio::sync::oneshot::Sender<usize>> = None;
     let mut frames = FrameBatch::default();
     loop {
@@ -1030,15 +1044,20 @@ async fn run(
                 None => break,
             },
             at = interval.tick() => {
-                if at.elapsed() > Duration::from_millis(10) {
-                    hub.stats.late_ticks += 1;
-                }
                 let t = Instant::now();
-                // The frames since the last tick, all at once.
+                // The frames since the last slot, all at once.
                 inbox.take(&mut frames);
                 hub.take_frames(&mut frames);
-                hub.tick();
-                hub.record_tick(t.elapsed().as_micros() as u64);
+                let ticked = hub.tick(slot);
+                slot = (slot + 1) % SLOTS;
+                // A slot's tick is what its calls' packets wait for:
+                // slots with nothing to do are not counted.
+                if ticked > 0 {
+                    if at.elapsed() > Duration::from_millis(10) {
+                        hub.stats.late_ticks += 1;
+                    }
+                    hub.record_tick(t.elapsed().as_micros() as u64);
+                }
             }
         }
     }
@@ -1070,6 +1089,25 @@ fn close_call(call: CallMedia, routes: &Routes) -> usize {
 }
 
 impl Hub {
+    fn new(routes: Arc<Routes>, impairment: Impairment) -> Hub {
+        Hub {
+            calls: HashMap::new(),
+            routes,
+            canned: Canned::new(),
+            prompts: HashMap::new(),
+            start: Instant::now(),
+            stats: BridgeStats::default(),
+            tick_times: Vec::with_capacity(1000),
+            mix: Box::new([0.0; PACKET]),
+            impairment,
+            rng: impairment.seed | 1,
+            delayed: Vec::new(),
+            lone: Vec::new(),
+            slot_calls: [0; SLOTS],
+            slot_weight: [0; SLOTS],
+        }
+    }
+
     fn now_ms(&self) -> f64 {
         self.start.elapsed().as_secs_f64() * 1000.0
     }
@@ -1218,17 +1256,23 @@ impl Hub {
     fn plan(&mut self, plan: CallPlan) {
         if plan.ended || plan.parties.is_empty() {
             if let Some(call) = self.calls.remove(&plan.call) {
+                self.slot_calls[call.slot] -= 1;
+                self.slot_weight[call.slot] -= call.weight;
                 let _ = close_call(call, &self.routes);
             }
             return;
         }
         if !self.calls.contains_key(&plan.call) {
+            let slot = self.lightest_slot();
+            self.slot_calls[slot] += 1;
             self.calls.insert(
                 plan.call.clone(),
                 CallMedia {
                     parties: Vec::new(),
                     idle: false,
                     forwarded: false,
+                    slot,
+                    weight: 0,
                 },
             );
         }
@@ -1254,6 +1298,8 @@ impl Hub {
             }
         }
         let modes = self.routes.modes(&plan.call, &plan.parties);
+        let weight = modes.iter().filter(|m| matches!(m, Listen::Mix)).count() as u32;
+        self.weigh(&plan.call, weight);
         // Parties that joined or changed.
         for (q, listen) in plan.parties.iter().zip(modes) {
             let prompt_of = match listen {
@@ -1351,6 +1397,39 @@ impl Hub {
         }
     }
 
+    /// The slot with the fewest mixes to encode (then the fewest calls).
+    fn lightest_slot(&self) -> usize {
+        (0..SLOTS)
+            .min_by_key(|&k| (self.slot_weight[k], self.slot_calls[k]))
+            .unwrap_or(0)
+    }
+
+    /// Sets a call's weight (the mixes it encodes per tick). A call that
+    /// starts mixing (a two-party call becoming a conference: forwarded
+    /// until now, so the mixer did nothing for it) moves to the lightest
+    /// slot, which keeps the slots' encodes even; its phase moves once,
+    /// before it has any mix to send. A call that already mixes stays put,
+    /// so its listeners' cadence never jumps.
+    fn weigh(&mut self, call: &str, weight: u32) {
+        let Some(c) = self.calls.get(call) else {
+            return;
+        };
+        let (old_slot, old_weight) = (c.slot, c.weight);
+        self.slot_weight[old_slot] -= old_weight;
+        self.slot_calls[old_slot] -= 1;
+        let slot = if old_weight == 0 && weight > 0 {
+            self.lightest_slot()
+        } else {
+            old_slot
+        };
+        self.slot_weight[slot] += weight;
+        self.slot_calls[slot] += 1;
+        if let Some(c) = self.calls.get_mut(call) {
+            c.slot = slot;
+            c.weight = weight;
+        }
+    }
+
     fn next_random(&mut self) -> f64 {
         // xorshift64*: seeded, so an impaired test run is repeatable.
         self.rng ^= self.rng >> 12;
@@ -1389,7 +1468,8 @@ impl Hub {
         }
     }
 
-    fn tick(&mut self) {
+    /// Ticks the calls of phase slot `slot`; returns how many had work.
+    fn tick(&mut self, slot: usize) -> usize {
         let now = self.now_ms();
         let since = Instant::now();
         let impaired = self.impairment.loss_percent > 0.0 || self.impairment.jitter_ms > 0.0;
@@ -1407,10 +1487,12 @@ impl Hub {
         // First pass, cheap: every canned packet of every call leaves
         // before any decoding or encoding, so its delay does not grow with
         // the mixing work of the calls ahead of it.
+        let mut ticked = 0;
         for call in calls.values_mut() {
-            if call.idle {
+            if call.idle || call.slot != slot {
                 continue;
             }
+            ticked += 1;
             for p in call.parties.iter_mut() {
                 if let Input::Prompt { pos, packets, .. } = &mut p.input {
                     *pos += PACKET;
@@ -1531,7 +1613,7 @@ impl Hub {
         // mix. A call whose every party is forwarded or canned (every
         // two-party call) decodes nothing.
         for call in calls.values_mut() {
-            if call.idle {
+            if call.idle || call.slot != slot {
                 continue;
             }
             for p in call.parties.iter_mut() {
@@ -1670,7 +1752,7 @@ impl Hub {
                         };
                         if h.encoder.is_none() {
                             h.encoder = Encoder::new(EncoderSettings {
-                                complexity: 2,
+                                complexity: MIX_COMPLEXITY,
                                 ..EncoderSettings::default()
                             })
                             .ok()
@@ -1737,11 +1819,8 @@ impl Hub {
                         *seq = seq.wrapping_add(1);
                         *ts = ts.wrapping_add(PACKET as u32);
                         if encoder.is_none() {
-                            // Complexity 2: the bridge encodes one stream
-                            // per mixed party per tick, and capacity
-                            // matters more here than the last decibel.
                             *encoder = Encoder::new(EncoderSettings {
-                                complexity: 2,
+                                complexity: MIX_COMPLEXITY,
                                 ..EncoderSettings::default()
                             })
                             .ok()
@@ -1768,6 +1847,7 @@ impl Hub {
         if impaired {
             self.impair(now, outgoing);
         }
+        ticked
     }
 }
 
@@ -1993,6 +2073,63 @@ mod tests {
             ended: false,
             recording: None,
         }
+    }
+
+    fn conference(call: &str) -> CallPlan {
+        let mut plan = two_sockets(call, Audio::Talking);
+        plan.parties.push(PlannedParty {
+            id: format!("b-{call}"),
+            kind: PartyKind::Agent {
+                agent: format!("agent-b-{call}"),
+                leg: 3,
+            },
+            audio: Audio::Talking,
+        });
+        plan
+    }
+
+    /// The mixer spreads its conferences over the 20 ms tick, one phase
+    /// slot each in turn (the lightest slot by mixes to encode), so that
+    /// no call's packet waits for every encode of the mixer; a slot's
+    /// tick works only for its own calls; a two-party call (forwarded,
+    /// nothing to mix) that becomes a conference moves to the lightest
+    /// slot, and a call that ends frees its place.
+    #[test]
+    fn conferences_take_the_phase_slots_in_turn_and_a_slot_ticks_only_its_own() {
+        let mut hub = Hub::new(Arc::new(Routes::new(true)), Impairment::default());
+        // Two-party calls first: they spread by count, weighing nothing.
+        for k in 0..SLOTS {
+            hub.plan(two_sockets(&format!("p{k}"), Audio::Talking));
+        }
+        assert_eq!(hub.slot_calls, [1; SLOTS]);
+        assert_eq!(hub.slot_weight, [0; SLOTS]);
+        // Conferences (every party hears a mix here: three encodes each).
+        for k in 0..2 * SLOTS {
+            hub.plan(conference(&format!("c{k}")));
+        }
+        assert_eq!(hub.slot_weight, [6; SLOTS], "two conferences a slot");
+        assert_eq!(hub.slot_calls, [3; SLOTS]);
+        // Each slot's tick works for its own three calls, none twice.
+        let ticked: Vec<usize> = (0..SLOTS).map(|k| hub.tick(k)).collect();
+        assert_eq!(ticked, vec![3; SLOTS]);
+        // A conference ends; a two-party call becomes one and takes its
+        // place (the lightest slot), not its old slot.
+        let freed = hub.calls["c5"].slot;
+        hub.plan(CallPlan {
+            ended: true,
+            ..conference("c5")
+        });
+        assert_eq!(hub.slot_weight[freed], 3);
+        let before = hub.calls["p0"].slot;
+        hub.plan(conference("p0"));
+        let after = hub.calls["p0"].slot;
+        assert_eq!(after, freed, "moved from {before} to the lightest slot");
+        assert_eq!(hub.slot_weight, [6; SLOTS]);
+        assert_eq!(hub.slot_calls.iter().sum::<u32>(), 3 * SLOTS as u32 - 1);
+        // A conference that stays one keeps its slot (its cadence).
+        let c1 = hub.calls["c1"].slot;
+        hub.plan(conference("c1"));
+        assert_eq!(hub.calls["c1"].slot, c1);
     }
 
     /// Waits (bounded) until the mixer's stats satisfy `ok`.
