@@ -1271,4 +1271,213 @@ mod writer_tests {
             ]
         );
     }
+
+    /// A socket whose kernel buffer is open or full at the test's say:
+    /// frames are always taken into the socket's own buffer (as
+    /// tungstenite does), and reach the client only on a flush while the
+    /// valve is open.
+    struct Valve {
+        seen: Arc<Seen>,
+        open: Arc<std::sync::atomic::AtomicBool>,
+        buffered: Vec<Message>,
+    }
+
+    impl futures_util::Sink<Message> for Valve {
+        type Error = std::io::Error;
+
+        fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn start_send(mut self: Pin<&mut Self>, item: Message) -> Result<(), Self::Error> {
+            self.buffered.push(item);
+            Ok(())
+        }
+
+        fn poll_flush(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Result<(), Self::Error>> {
+            if !self.open.load(Ordering::SeqCst) {
+                return Poll::Pending;
+            }
+            let out: Vec<Message> = self.buffered.drain(..).collect();
+            self.seen.sent.lock().expect("lock").extend(out);
+            self.seen.flushes.fetch_add(1, Ordering::SeqCst);
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn valve(open: bool) -> (Valve, Arc<Seen>, Arc<std::sync::atomic::AtomicBool>) {
+        let seen = Arc::new(Seen::default());
+        let open = Arc::new(std::sync::atomic::AtomicBool::new(open));
+        let v = Valve {
+            seen: seen.clone(),
+            open: open.clone(),
+            buffered: Vec::new(),
+        };
+        (v, seen, open)
+    }
+
+    /// Lets the writer task run until `done` holds (bounded).
+    async fn until(what: &str, done: impl Fn() -> bool) {
+        for _ in 0..1_000 {
+            if done() {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("never: {what}");
+    }
+
+    #[tokio::test]
+    async fn an_idle_writer_lends_its_socket_to_the_forwarding_task() {
+        let (tx, inbox) = Outbox::new(16, 1 << 20);
+        let (media_tx, media_rx) = mpsc::channel(4);
+        let (socket, seen, _open) = valve(true);
+        let (writer, direct) = spawn_direct_writer(
+            socket,
+            inbox,
+            media_rx,
+            tx.shutdown().clone(),
+            Duration::from_secs(1),
+        );
+        // Written by the caller itself, before it returns: no queue, no
+        // writer task in between (this runtime has one thread and the
+        // writer has not run yet).
+        for n in 1..=3 {
+            direct.try_write(media(n), &media_tx).expect("written at once");
+            assert_eq!(seen.sent.lock().expect("lock").len(), usize::from(n));
+        }
+        assert_eq!(seen.flushes.load(Ordering::SeqCst), 3, "one write each");
+        // Text still goes through the writer, and the socket comes back to
+        // the lane afterwards.
+        assert!(tx.push("event".to_string()));
+        until("the text is written", || seen.sent.lock().expect("lock").len() == 4).await;
+        until("the socket is lent again", || {
+            direct.try_write(media(4), &media_tx).is_ok()
+        })
+        .await;
+        assert_eq!(
+            texts_and_bytes(&seen),
+            ["media 1", "media 2", "media 3", "text event", "media 4"]
+        );
+        drop(tx);
+        tokio::time::timeout(Duration::from_secs(5), writer)
+            .await
+            .expect("the writer ends once its outbox is dropped")
+            .expect("the writer does not panic");
+    }
+
+    #[tokio::test]
+    async fn a_forwarded_frame_never_passes_one_queued_before_it() {
+        let (tx, inbox) = Outbox::new(16, 1 << 20);
+        let (media_tx, media_rx) = mpsc::channel(4);
+        let (socket, seen, _open) = valve(true);
+        let (writer, direct) = spawn_direct_writer(
+            socket,
+            inbox,
+            media_rx,
+            tx.shutdown().clone(),
+            Duration::from_secs(1),
+        );
+        // A frame the mixer queued and the writer has not taken yet.
+        media_tx.try_send(media(1)).expect("room");
+        let back = direct
+            .try_write(media(2), &media_tx)
+            .expect_err("a frame is queued ahead: given back");
+        media_tx.try_send(back).expect("room");
+        until("both are written", || {
+            seen.sent.lock().expect("lock").len() == 2
+        })
+        .await;
+        until("the socket is lent again", || {
+            direct.try_write(media(3), &media_tx).is_ok()
+        })
+        .await;
+        assert_eq!(texts_and_bytes(&seen), ["media 1", "media 2", "media 3"]);
+        drop(tx);
+        tokio::time::timeout(Duration::from_secs(5), writer)
+            .await
+            .expect("writer ends")
+            .expect("the writer does not panic");
+    }
+
+    #[tokio::test]
+    async fn a_listener_that_stops_reading_gets_a_bounded_queue_then_the_deadline() {
+        let deadline = Duration::from_millis(200);
+        let (tx, inbox) = Outbox::new(16, 1 << 20);
+        let capacity = 4;
+        let (media_tx, media_rx) = mpsc::channel(capacity);
+        let (socket, seen, _open) = valve(false);
+        let shutdown = tx.shutdown().clone();
+        let (writer, direct) =
+            spawn_direct_writer(socket, inbox, media_rx, shutdown.clone(), deadline);
+        // The first frame goes into the socket's buffer, which the kernel
+        // does not take: the write is left to the writer.
+        direct
+            .try_write(media(0), &media_tx)
+            .expect("taken into the socket's buffer");
+        // From then on every frame is given back; the queue takes a few
+        // and refuses the rest (dropped, as the bridge counts them).
+        let mut queued = 0;
+        for n in 1..=40 {
+            let back = direct
+                .try_write(media(n), &media_tx)
+                .expect_err("the writer has a write to finish");
+            if media_tx.try_send(back).is_ok() {
+                queued += 1;
+            }
+        }
+        assert_eq!(queued, capacity, "the queue stays bounded");
+        tokio::time::timeout(Duration::from_secs(10), writer)
+            .await
+            .expect("the writer gives up on a client that does not read")
+            .expect("the writer does not panic");
+        assert_eq!(shutdown.reason(), Some(CloseReason::SLOW_READER));
+        assert!(seen.sent.lock().expect("lock").is_empty(), "nothing reached the client");
+        let late = direct
+            .try_write(media(99), &media_tx)
+            .expect_err("the socket is gone with its writer");
+        assert_eq!(late.bytes[0], 99);
+        drop(tx);
+    }
+
+    #[tokio::test]
+    async fn a_direct_write_the_socket_could_not_take_is_finished_by_the_writer_in_order() {
+        let (tx, inbox) = Outbox::new(16, 1 << 20);
+        let (media_tx, media_rx) = mpsc::channel(4);
+        let (socket, seen, open) = valve(false);
+        let (writer, direct) = spawn_direct_writer(
+            socket,
+            inbox,
+            media_rx,
+            tx.shutdown().clone(),
+            Duration::from_secs(5),
+        );
+        direct.try_write(media(1), &media_tx).expect("buffered");
+        let back = direct.try_write(media(2), &media_tx).expect_err("stalled");
+        media_tx.try_send(back).expect("room");
+        // The client reads again: the writer finishes the first frame,
+        // then sends the queued one, then lends the socket again.
+        open.store(true, Ordering::SeqCst);
+        until("both are written", || {
+            seen.sent.lock().expect("lock").len() == 2
+        })
+        .await;
+        until("the socket is lent again", || {
+            direct.try_write(media(3), &media_tx).is_ok()
+        })
+        .await;
+        assert_eq!(texts_and_bytes(&seen), ["media 1", "media 2", "media 3"]);
+        drop(tx);
+        tokio::time::timeout(Duration::from_secs(5), writer)
+            .await
+            .expect("writer ends")
+            .expect("the writer does not panic");
+    }
 }

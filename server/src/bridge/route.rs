@@ -14,8 +14,9 @@
 //! changes), and published per socket: a socket holds its [`SocketSlot`]
 //! and reads the slot's leg table (an `Arc` swapped under a lock only plan
 //! changes write) for every frame. Forwarding then happens in the reading
-//! socket's task: rewrite 12 header bytes and `try_send` to the listener's
-//! bounded writer queue.
+//! socket's task: rewrite 12 header bytes and write the frame to the
+//! listener's socket at once when its writer is idle ([`DirectWrite`]), or
+//! `try_send` it to the listener's bounded writer queue.
 //!
 //! The rewrite keeps each listening leg one continuous stream across
 //! source switches (forwarded, canned, mixed): sequence and timestamp are
@@ -1239,5 +1240,63 @@ mod tests {
         let s = h.summary();
         assert_eq!(s.count, 100);
         assert!(s.p99_us <= BUCKET_US, "{s:?}");
+    }
+
+    /// A direct lane that takes what it is offered while `open`, and
+    /// records what it took.
+    #[derive(Debug, Default)]
+    struct Lane {
+        open: std::sync::atomic::AtomicBool,
+        took: Mutex<Vec<u8>>,
+    }
+
+    impl DirectWrite for Lane {
+        fn try_write(
+            &self,
+            frame: MediaOut,
+            _queue: &mpsc::Sender<MediaOut>,
+        ) -> Result<(), MediaOut> {
+            if !self.open.load(Ordering::SeqCst) {
+                return Err(frame);
+            }
+            self.took.lock().expect("lock").push(frame.bytes[0]);
+            Ok(())
+        }
+    }
+
+    fn out(n: u8, from_mixer: bool) -> MediaOut {
+        MediaOut {
+            bytes: vec![n; 8],
+            since: Instant::now(),
+            from_mixer,
+        }
+    }
+
+    #[test]
+    fn forwarded_frames_take_the_direct_lane_and_the_mixers_the_queue() {
+        let routes = Routes::new(true);
+        let (tx, mut rx) = mpsc::channel(2);
+        let lane = Arc::new(Lane::default());
+        lane.open.store(true, Ordering::SeqCst);
+        let slot = routes.attach_direct("alice", tx, false, lane.clone());
+        assert!(slot.push(out(1, false)), "forwarded: written directly");
+        assert!(slot.push(out(2, true)), "the mixer's: queued");
+        assert_eq!(*lane.took.lock().expect("lock"), [1]);
+        assert_eq!(rx.try_recv().map(|f| f.bytes[0]).ok(), Some(2));
+        // A lane that gives the frame back: queued, and dropped when the
+        // queue is full (bounded as before).
+        lane.open.store(false, Ordering::SeqCst);
+        assert!(slot.push(out(3, false)));
+        assert!(slot.push(out(4, false)));
+        assert!(!slot.push(out(5, false)), "the queue is full: dropped");
+        assert_eq!(rx.try_recv().map(|f| f.bytes[0]).ok(), Some(3));
+        assert_eq!(rx.try_recv().map(|f| f.bytes[0]).ok(), Some(4));
+        // A newer socket of the same key without a lane replaces it all.
+        let (tx2, mut rx2) = mpsc::channel(2);
+        lane.open.store(true, Ordering::SeqCst);
+        routes.attach("alice", tx2);
+        assert!(slot.push(out(6, false)));
+        assert_eq!(rx2.try_recv().map(|f| f.bytes[0]).ok(), Some(6));
+        assert_eq!(*lane.took.lock().expect("lock"), [1], "the old lane is out");
     }
 }
