@@ -276,7 +276,10 @@ where
             since,
             from_mixer,
         } = frame;
-        let done = sink.as_mut().start_send(Message::Binary(bytes.into())).is_ok()
+        let done = sink
+            .as_mut()
+            .start_send(Message::Binary(bytes.into()))
+            .is_ok()
             && matches!(sink.as_mut().poll_flush(&mut cx), Poll::Ready(Ok(())));
         if done {
             drop(st);
@@ -1350,14 +1353,19 @@ mod writer_tests {
         // writer task in between (this runtime has one thread and the
         // writer has not run yet).
         for n in 1..=3 {
-            direct.try_write(media(n), &media_tx).expect("written at once");
+            direct
+                .try_write(media(n), &media_tx)
+                .expect("written at once");
             assert_eq!(seen.sent.lock().expect("lock").len(), usize::from(n));
         }
         assert_eq!(seen.flushes.load(Ordering::SeqCst), 3, "one write each");
         // Text still goes through the writer, and the socket comes back to
         // the lane afterwards.
         assert!(tx.push("event".to_string()));
-        until("the text is written", || seen.sent.lock().expect("lock").len() == 4).await;
+        until("the text is written", || {
+            seen.sent.lock().expect("lock").len() == 4
+        })
+        .await;
         until("the socket is lent again", || {
             direct.try_write(media(4), &media_tx).is_ok()
         })
@@ -1439,7 +1447,10 @@ mod writer_tests {
             .expect("the writer gives up on a client that does not read")
             .expect("the writer does not panic");
         assert_eq!(shutdown.reason(), Some(CloseReason::SLOW_READER));
-        assert!(seen.sent.lock().expect("lock").is_empty(), "nothing reached the client");
+        assert!(
+            seen.sent.lock().expect("lock").is_empty(),
+            "nothing reached the client"
+        );
         let late = direct
             .try_write(media(99), &media_tx)
             .expect_err("the socket is gone with its writer");

@@ -164,10 +164,18 @@ async fn forwarded_frames_are_whole_unmasked_binary_frames_in_order() {
             .await
             .expect("send");
         let (flags, got_leg, got_seq, got_n) = frames.next_media().await;
-        assert_eq!((got_leg, got_n), (leg, n), "the frame just sent, on its leg");
+        assert_eq!(
+            (got_leg, got_n),
+            (leg, n),
+            "the frame just sent, on its leg"
+        );
         let off = got_seq.wrapping_sub(seq);
         assert_eq!(*offset.get_or_insert(off), off, "one offset for the source");
-        assert_eq!(flags & FLAG_MARKER != 0, n == 0, "a marker on the first only");
+        assert_eq!(
+            flags & FLAG_MARKER != 0,
+            n == 0,
+            "a marker on the first only"
+        );
     }
 
     // A burst in one write: the backend reads the frames back to back,

@@ -553,10 +553,11 @@ fn write_packet(
             let mut writer = OggOpusWriter::new(created, file.serial)?;
             // The party's file starts at the call's start.
             writer.fill_to(since_start)?;
-            open.entry(file.path.as_os_str().to_owned()).or_insert(Open {
-                writer,
-                next_ts: timestamp,
-            })
+            open.entry(file.path.as_os_str().to_owned())
+                .or_insert(Open {
+                    writer,
+                    next_ts: timestamp,
+                })
         }
     };
     let ahead = timestamp.wrapping_sub(o.next_ts);
