@@ -28,7 +28,7 @@ use crate::bridge::{customer_key, CallerAudio, AGENT_QUEUE};
 use crate::center::random_leg;
 use crate::http::AppState;
 use crate::limits::{CloseReason, FloodGuard, Outbox, SocketTicket};
-use crate::ws::{read_one, spawn_writer, Inbound, FLOODED, RATE_LIMITED};
+use crate::ws::{read_one, spawn_direct_writer, Inbound, FLOODED, RATE_LIMITED};
 
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -68,7 +68,8 @@ pub async fn serve_customer(socket: WebSocket, state: AppState, mut ticket: Sock
     let (tx, inbox) = Outbox::for_socket(&limits);
     let shutdown = tx.shutdown().clone();
     let (media_tx, media_rx) = tokio::sync::mpsc::channel::<MediaOut>(AGENT_QUEUE);
-    let mut writer = spawn_writer(sink, inbox, media_rx, shutdown.clone(), write_timeout);
+    let (mut writer, direct) =
+        spawn_direct_writer(sink, inbox, media_rx, shutdown.clone(), write_timeout);
     let mut writer_done = false;
     let mut media_tx = Some(media_tx);
     let mut media_slot = None;
@@ -157,7 +158,7 @@ pub async fn serve_customer(socket: WebSocket, state: AppState, mut ticket: Sock
                                     }
                                     Some(Ok(id)) => {
                                         if let (Some(bridge), Some(media)) = (&state.bridge, media_tx.take()) {
-                                            media_slot = Some(bridge.attach(&customer_key(&id), media));
+                                            media_slot = Some(bridge.attach_direct(&customer_key(&id), media, false, direct.clone()));
                                         }
                                         tx.push(json!({ "type": "dialed", "contact_id": id, "leg": leg }).to_string());
                                         call_key = customer_key(&id);

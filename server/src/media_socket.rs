@@ -38,7 +38,7 @@ use tokio::sync::mpsc;
 use crate::bridge::route::MediaOut;
 use crate::http::AppState;
 use crate::limits::{close_code, CloseReason, FloodGuard, Outbox, SocketTicket};
-use crate::ws::{flooded, read_one, spawn_writer, Inbound, RATE_LIMITED};
+use crate::ws::{flooded, read_one, spawn_direct_writer, Inbound, RATE_LIMITED};
 
 /// The media socket's path.
 pub const PATH: &str = "/v1/media";
@@ -304,7 +304,8 @@ async fn serve(socket: WebSocket, state: AppState, mut ticket: SocketTicket) {
     // the agent's media): the only strong sender is the bridge's.
     let probe = media_tx.downgrade();
     let mut media_tx = Some(media_tx);
-    let mut writer = spawn_writer(sink, inbox, media_rx, shutdown.clone(), write_timeout);
+    let (mut writer, direct) =
+        spawn_direct_writer(sink, inbox, media_rx, shutdown.clone(), write_timeout);
     let mut writer_done = false;
     let mut flood = FloodGuard::new(&limits, Instant::now());
     let mut bound: Option<Bound> = None;
@@ -387,7 +388,7 @@ async fn serve(socket: WebSocket, state: AppState, mut ticket: SocketTicket) {
                             tx.push(error_frame(body.code, body.message));
                             break;
                         };
-                        let slot = bridge.attach_with_legs(&agent, media, mixes_legs);
+                        let slot = bridge.attach_direct(&agent, media, mixes_legs, direct.clone());
                         slot.set_codecs(&codecs);
                         ticket.admitted_other();
                         tx.push(r#"{"type":"media_welcome"}"#.to_owned());

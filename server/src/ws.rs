@@ -30,7 +30,7 @@ use protocol::SUPPORTED_VERSIONS;
 use tokio::sync::mpsc;
 
 use crate::auth::{authenticate, Grant, GrantEvent};
-use crate::bridge::route::{MediaOut, SocketSlot, FORWARD_DELAY, MIXER_DELAY};
+use crate::bridge::route::{DirectWrite, MediaOut, SocketSlot, FORWARD_DELAY, MIXER_DELAY};
 use crate::center::HEARTBEAT_MS;
 use crate::http::AppState;
 use crate::limits::{
@@ -167,11 +167,137 @@ pub fn spawn_writer<S>(
 where
     S: futures_util::Sink<Message> + Unpin + Send + 'static,
 {
-    tokio::spawn(write_loop(sink, inbox, media_rx, shutdown, write_timeout))
+    spawn_direct_writer(sink, inbox, media_rx, shutdown, write_timeout).0
+}
+
+/// Like [`spawn_writer`], with the writer's direct lane: the handle that
+/// lets a task forwarding a frame to this socket write it itself while
+/// the writer is idle (see [`DirectWrite`]), instead of queueing it and
+/// waking the writer. Registered with the bridge by
+/// [`crate::bridge::Bridge::attach_direct`].
+pub fn spawn_direct_writer<S>(
+    sink: S,
+    inbox: Inbox,
+    media_rx: mpsc::Receiver<MediaOut>,
+    shutdown: Arc<Shutdown>,
+    write_timeout: Duration,
+) -> (tokio::task::JoinHandle<()>, Arc<dyn DirectWrite>)
+where
+    S: futures_util::Sink<Message> + Unpin + Send + 'static,
+{
+    let lane = Arc::new(Lane {
+        state: std::sync::Mutex::new(LaneState {
+            sink: Some(sink),
+            stalled: false,
+            unfinished: None,
+        }),
+        wake: tokio::sync::Notify::new(),
+    });
+    let task = tokio::spawn(write_loop(
+        lane.clone(),
+        inbox,
+        media_rx,
+        shutdown,
+        write_timeout,
+    ));
+    (task, lane)
+}
+
+/// A socket's sink, shared by its writer task and the tasks that forward
+/// frames to it: the writer lends it to the lane whenever it has nothing
+/// to write, and takes it back to write anything of its own.
+struct Lane<S> {
+    state: std::sync::Mutex<LaneState<S>>,
+    /// Rung when a direct write left bytes the socket did not take: the
+    /// writer finishes them under its deadline.
+    wake: tokio::sync::Notify,
+}
+
+struct LaneState<S> {
+    /// The sink, while the writer holds nothing to write (None while it
+    /// writes, and after it ended).
+    sink: Option<S>,
+    /// A direct write did not complete: only the writer may write until
+    /// it has finished it.
+    stalled: bool,
+    /// The read time of the frame that write carried, for the delay
+    /// histogram once the writer has flushed it.
+    unfinished: Option<(Instant, bool)>,
+}
+
+impl<S> std::fmt::Debug for Lane<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Lane")
+    }
+}
+
+impl<S> Lane<S> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, LaneState<S>> {
+        // Every update leaves the state whole: a poisoned lock is usable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Records a written media frame in the delay histograms.
+fn written(since: Instant, from_mixer: bool) {
+    FORWARD_DELAY.record(since);
+    if from_mixer {
+        MIXER_DELAY.record(since);
+    }
+}
+
+impl<S> DirectWrite for Lane<S>
+where
+    S: futures_util::Sink<Message> + Unpin + Send + 'static,
+{
+    fn try_write(&self, frame: MediaOut, queue: &mpsc::Sender<MediaOut>) -> Result<(), MediaOut> {
+        use std::task::{Context, Poll, Waker};
+        let mut st = self.lock();
+        // Frames queued before this one go first (the writer will take
+        // them), and so does an unfinished write.
+        if st.stalled || queue.capacity() != queue.max_capacity() {
+            return Err(frame);
+        }
+        let Some(sink) = st.sink.as_mut() else {
+            return Err(frame);
+        };
+        // Polled once, never waited on: whatever the socket cannot take
+        // now is the writer's to finish (woken below), with its deadline.
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut sink = std::pin::Pin::new(sink);
+        if !matches!(sink.as_mut().poll_ready(&mut cx), Poll::Ready(Ok(()))) {
+            st.stalled = true;
+            drop(st);
+            self.wake.notify_one();
+            return Err(frame);
+        }
+        let MediaOut {
+            bytes,
+            since,
+            from_mixer,
+        } = frame;
+        let done = sink
+            .as_mut()
+            .start_send(Message::Binary(bytes.into()))
+            .is_ok()
+            && matches!(sink.as_mut().poll_flush(&mut cx), Poll::Ready(Ok(())));
+        if done {
+            drop(st);
+            written(since, from_mixer);
+        } else {
+            // In the socket's buffer (or the socket failed): the writer
+            // flushes it, or finds the failure and ends.
+            st.stalled = true;
+            st.unfinished = Some((since, from_mixer));
+            drop(st);
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
 }
 
 async fn write_loop<S>(
-    mut sink: S,
+    lane: Arc<Lane<S>>,
     mut inbox: Inbox,
     mut media_rx: mpsc::Receiver<MediaOut>,
     shutdown: Arc<Shutdown>,
@@ -187,17 +313,28 @@ async fn write_loop<S>(
     // One timer for the writer's life, reset only when a write blocks.
     let deadline = tokio::time::sleep(write_timeout);
     tokio::pin!(deadline);
+    // Takes the sink from the lane: from now on every frame comes to
+    // this task (through the queue) until the sink is given back.
+    let take = |stamps: &mut Vec<(Instant, bool)>| {
+        let mut st = lane.lock();
+        st.stalled = false;
+        if let Some(stamp) = st.unfinished.take() {
+            stamps.push(stamp);
+        }
+        st.sink.take()
+    };
     loop {
+        // Idle: the sink is in the lane.
         let first = tokio::select! {
             biased;
             text = inbox.recv() => match text {
-                Some(text) => Message::Text(text.into()),
+                Some(text) => Some(Message::Text(text.into())),
                 None => break,
             },
             media = media_rx.recv(), if media_open => match media {
                 Some(out) => {
                     stamps.push((out.since, out.from_mixer));
-                    Message::Binary(out.bytes.into())
+                    Some(Message::Binary(out.bytes.into()))
                 }
                 None => {
                     // The bridge let go of this socket (a newer one took over).
@@ -205,39 +342,64 @@ async fn write_loop<S>(
                     continue;
                 }
             },
+            // A direct write left bytes to finish.
+            () = lane.wake.notified() => None,
         };
-        batch.push(first);
-        // Everything already queued joins the batch: texts before the
-        // media frames taken after them.
-        while batch.len() < WRITE_BATCH {
+        let Some(mut sink) = take(&mut stamps) else {
+            return;
+        };
+        batch.extend(first);
+        loop {
+            // Everything already queued joins the batch: texts before the
+            // media frames taken after them.
+            while batch.len() < WRITE_BATCH {
+                if let Some(text) = inbox.try_recv() {
+                    batch.push(Message::Text(text.into()));
+                    continue;
+                }
+                match media_rx.try_recv() {
+                    Ok(out) if media_open => {
+                        stamps.push((out.since, out.from_mixer));
+                        batch.push(Message::Binary(out.bytes.into()));
+                    }
+                    _ => break,
+                }
+            }
+            match write_batch(&mut sink, &mut batch, deadline.as_mut(), write_timeout).await {
+                Wrote::All => {
+                    for (since, from_mixer) in stamps.drain(..) {
+                        written(since, from_mixer);
+                    }
+                }
+                Wrote::Failed => return,
+                Wrote::TooSlow => {
+                    shutdown.close(CloseReason::SLOW_READER);
+                    return;
+                }
+            }
+            // Give the sink back, unless more came meanwhile: checked
+            // under the lane's lock, which every direct write takes, so no
+            // frame can be queued between this look and the hand-back
+            // and then be passed by a direct write.
+            let mut st = lane.lock();
             if let Some(text) = inbox.try_recv() {
                 batch.push(Message::Text(text.into()));
                 continue;
             }
-            match media_rx.try_recv() {
-                Ok(out) if media_open => {
+            if media_open {
+                if let Ok(out) = media_rx.try_recv() {
                     stamps.push((out.since, out.from_mixer));
                     batch.push(Message::Binary(out.bytes.into()));
-                }
-                _ => break,
-            }
-        }
-        match write_batch(&mut sink, &mut batch, deadline.as_mut(), write_timeout).await {
-            Wrote::All => {
-                for (since, from_mixer) in stamps.drain(..) {
-                    FORWARD_DELAY.record(since);
-                    if from_mixer {
-                        MIXER_DELAY.record(since);
-                    }
+                    continue;
                 }
             }
-            Wrote::Failed => return,
-            Wrote::TooSlow => {
-                shutdown.close(CloseReason::SLOW_READER);
-                return;
-            }
+            st.sink = Some(sink);
+            break;
         }
     }
+    let Some(mut sink) = take(&mut stamps) else {
+        return;
+    };
     if let Some(why) = shutdown.reason() {
         let close = Message::Close(Some(CloseFrame {
             code: why.code,
@@ -398,7 +560,8 @@ pub async fn serve_socket(socket: WebSocket, state: AppState, mut ticket: Socket
     // Media to this socket: bounded, so a backed-up socket drops stale
     // frames at the bridge instead of queueing delay.
     let (media_tx, media_rx) = mpsc::channel::<MediaOut>(crate::bridge::AGENT_QUEUE);
-    let mut writer = spawn_writer(sink, inbox, media_rx, shutdown.clone(), write_timeout);
+    let (mut writer, direct) =
+        spawn_direct_writer(sink, inbox, media_rx, shutdown.clone(), write_timeout);
     let mut writer_done = false;
     let mut media_tx = Some(media_tx);
     let mut media_slot: Option<Arc<SocketSlot>> = None;
@@ -533,7 +696,7 @@ pub async fn serve_socket(socket: WebSocket, state: AppState, mut ticket: Socket
                         .media_sockets
                         .control_attached(agent, &media, mixes_legs, &codecs),
                 );
-                media_slot = Some(bridge.attach_with_legs(agent, media, mixes_legs));
+                media_slot = Some(bridge.attach_direct(agent, media, mixes_legs, direct.clone()));
                 if let Some(slot) = &media_slot {
                     slot.set_codecs(&codecs);
                 }
@@ -1110,5 +1273,222 @@ mod writer_tests {
                 format!("close {:?}", Some(CloseReason::FLOOD.code)),
             ]
         );
+    }
+
+    /// A socket whose kernel buffer is open or full at the test's say:
+    /// frames are always taken into the socket's own buffer (as
+    /// tungstenite does), and reach the client only on a flush while the
+    /// valve is open.
+    struct Valve {
+        seen: Arc<Seen>,
+        open: Arc<std::sync::atomic::AtomicBool>,
+        buffered: Vec<Message>,
+    }
+
+    impl futures_util::Sink<Message> for Valve {
+        type Error = std::io::Error;
+
+        fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn start_send(mut self: Pin<&mut Self>, item: Message) -> Result<(), Self::Error> {
+            self.buffered.push(item);
+            Ok(())
+        }
+
+        fn poll_flush(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Result<(), Self::Error>> {
+            if !self.open.load(Ordering::SeqCst) {
+                return Poll::Pending;
+            }
+            let out: Vec<Message> = self.buffered.drain(..).collect();
+            self.seen.sent.lock().expect("lock").extend(out);
+            self.seen.flushes.fetch_add(1, Ordering::SeqCst);
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn valve(open: bool) -> (Valve, Arc<Seen>, Arc<std::sync::atomic::AtomicBool>) {
+        let seen = Arc::new(Seen::default());
+        let open = Arc::new(std::sync::atomic::AtomicBool::new(open));
+        let v = Valve {
+            seen: seen.clone(),
+            open: open.clone(),
+            buffered: Vec::new(),
+        };
+        (v, seen, open)
+    }
+
+    /// Lets the writer task run until `done` holds (bounded).
+    async fn until(what: &str, done: impl Fn() -> bool) {
+        for _ in 0..1_000 {
+            if done() {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("never: {what}");
+    }
+
+    #[tokio::test]
+    async fn an_idle_writer_lends_its_socket_to_the_forwarding_task() {
+        let (tx, inbox) = Outbox::new(16, 1 << 20);
+        let (media_tx, media_rx) = mpsc::channel(4);
+        let (socket, seen, _open) = valve(true);
+        let (writer, direct) = spawn_direct_writer(
+            socket,
+            inbox,
+            media_rx,
+            tx.shutdown().clone(),
+            Duration::from_secs(1),
+        );
+        // Written by the caller itself, before it returns: no queue, no
+        // writer task in between (this runtime has one thread and the
+        // writer has not run yet).
+        for n in 1..=3 {
+            direct
+                .try_write(media(n), &media_tx)
+                .expect("written at once");
+            assert_eq!(seen.sent.lock().expect("lock").len(), usize::from(n));
+        }
+        assert_eq!(seen.flushes.load(Ordering::SeqCst), 3, "one write each");
+        // Text still goes through the writer, and the socket comes back to
+        // the lane afterwards.
+        assert!(tx.push("event".to_string()));
+        until("the text is written", || {
+            seen.sent.lock().expect("lock").len() == 4
+        })
+        .await;
+        until("the socket is lent again", || {
+            direct.try_write(media(4), &media_tx).is_ok()
+        })
+        .await;
+        assert_eq!(
+            texts_and_bytes(&seen),
+            ["media 1", "media 2", "media 3", "text event", "media 4"]
+        );
+        drop(tx);
+        tokio::time::timeout(Duration::from_secs(5), writer)
+            .await
+            .expect("the writer ends once its outbox is dropped")
+            .expect("the writer does not panic");
+    }
+
+    #[tokio::test]
+    async fn a_forwarded_frame_never_passes_one_queued_before_it() {
+        let (tx, inbox) = Outbox::new(16, 1 << 20);
+        let (media_tx, media_rx) = mpsc::channel(4);
+        let (socket, seen, _open) = valve(true);
+        let (writer, direct) = spawn_direct_writer(
+            socket,
+            inbox,
+            media_rx,
+            tx.shutdown().clone(),
+            Duration::from_secs(1),
+        );
+        // A frame the mixer queued and the writer has not taken yet.
+        media_tx.try_send(media(1)).expect("room");
+        let back = direct
+            .try_write(media(2), &media_tx)
+            .expect_err("a frame is queued ahead: given back");
+        media_tx.try_send(back).expect("room");
+        until("both are written", || {
+            seen.sent.lock().expect("lock").len() == 2
+        })
+        .await;
+        until("the socket is lent again", || {
+            direct.try_write(media(3), &media_tx).is_ok()
+        })
+        .await;
+        assert_eq!(texts_and_bytes(&seen), ["media 1", "media 2", "media 3"]);
+        drop(tx);
+        tokio::time::timeout(Duration::from_secs(5), writer)
+            .await
+            .expect("writer ends")
+            .expect("the writer does not panic");
+    }
+
+    #[tokio::test]
+    async fn a_listener_that_stops_reading_gets_a_bounded_queue_then_the_deadline() {
+        let deadline = Duration::from_millis(200);
+        let (tx, inbox) = Outbox::new(16, 1 << 20);
+        let capacity = 4;
+        let (media_tx, media_rx) = mpsc::channel(capacity);
+        let (socket, seen, _open) = valve(false);
+        let shutdown = tx.shutdown().clone();
+        let (writer, direct) =
+            spawn_direct_writer(socket, inbox, media_rx, shutdown.clone(), deadline);
+        // The first frame goes into the socket's buffer, which the kernel
+        // does not take: the write is left to the writer.
+        direct
+            .try_write(media(0), &media_tx)
+            .expect("taken into the socket's buffer");
+        // From then on every frame is given back; the queue takes a few
+        // and refuses the rest (dropped, as the bridge counts them).
+        let mut queued = 0;
+        for n in 1..=40 {
+            let back = direct
+                .try_write(media(n), &media_tx)
+                .expect_err("the writer has a write to finish");
+            if media_tx.try_send(back).is_ok() {
+                queued += 1;
+            }
+        }
+        assert_eq!(queued, capacity, "the queue stays bounded");
+        tokio::time::timeout(Duration::from_secs(10), writer)
+            .await
+            .expect("the writer gives up on a client that does not read")
+            .expect("the writer does not panic");
+        assert_eq!(shutdown.reason(), Some(CloseReason::SLOW_READER));
+        assert!(
+            seen.sent.lock().expect("lock").is_empty(),
+            "nothing reached the client"
+        );
+        let late = direct
+            .try_write(media(99), &media_tx)
+            .expect_err("the socket is gone with its writer");
+        assert_eq!(late.bytes[0], 99);
+        drop(tx);
+    }
+
+    #[tokio::test]
+    async fn a_direct_write_the_socket_could_not_take_is_finished_by_the_writer_in_order() {
+        let (tx, inbox) = Outbox::new(16, 1 << 20);
+        let (media_tx, media_rx) = mpsc::channel(4);
+        let (socket, seen, open) = valve(false);
+        let (writer, direct) = spawn_direct_writer(
+            socket,
+            inbox,
+            media_rx,
+            tx.shutdown().clone(),
+            Duration::from_secs(5),
+        );
+        direct.try_write(media(1), &media_tx).expect("buffered");
+        let back = direct.try_write(media(2), &media_tx).expect_err("stalled");
+        media_tx.try_send(back).expect("room");
+        // The client reads again: the writer finishes the first frame,
+        // then sends the queued one, then lends the socket again.
+        open.store(true, Ordering::SeqCst);
+        until("both are written", || {
+            seen.sent.lock().expect("lock").len() == 2
+        })
+        .await;
+        until("the socket is lent again", || {
+            direct.try_write(media(3), &media_tx).is_ok()
+        })
+        .await;
+        assert_eq!(texts_and_bytes(&seen), ["media 1", "media 2", "media 3"]);
+        drop(tx);
+        tokio::time::timeout(Duration::from_secs(5), writer)
+            .await
+            .expect("writer ends")
+            .expect("the writer does not panic");
     }
 }

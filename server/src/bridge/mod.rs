@@ -489,6 +489,19 @@ impl Bridge {
         self.routes.attach_with_legs(key, tx, mixes_legs)
     }
 
+    /// Like [`Bridge::attach_with_legs`], for a socket whose writer takes
+    /// forwarded frames straight from the reading task when it is idle
+    /// (see [`route::DirectWrite`]).
+    pub fn attach_direct(
+        &self,
+        key: &str,
+        tx: mpsc::Sender<MediaOut>,
+        mixes_legs: bool,
+        direct: Arc<dyn route::DirectWrite>,
+    ) -> Arc<SocketSlot> {
+        self.routes.attach_direct(key, tx, mixes_legs, direct)
+    }
+
     /// A media frame a socket read on a routed leg: forwarded at once to
     /// whoever hears this leg alone, and given to the mixer (which
     /// records it and mixes it for whoever hears more than one talker).

@@ -68,6 +68,32 @@ pub enum OggError {
     Write(#[from] std::io::Error),
 }
 
+/// The packets waiting for a page, kept as the page will hold them: their
+/// lacing values and their bytes one after the other (no allocation per
+/// packet; the buffers are cleared, not freed, at each page).
+#[derive(Default)]
+struct Waiting {
+    lacing: Vec<u8>,
+    body: Vec<u8>,
+    count: usize,
+}
+
+impl Waiting {
+    fn add(&mut self, packet: &[u8]) {
+        self.lacing
+            .extend(std::iter::repeat_n(255u8, packet.len() / 255));
+        self.lacing.push((packet.len() % 255) as u8);
+        self.body.extend_from_slice(packet);
+        self.count += 1;
+    }
+
+    fn clear(&mut self) {
+        self.lacing.clear();
+        self.body.clear();
+        self.count = 0;
+    }
+}
+
 /// An Ogg Opus stream being written to `W`.
 pub struct OggOpusWriter<W: Write> {
     out: W,
@@ -76,7 +102,9 @@ pub struct OggOpusWriter<W: Write> {
     /// Samples of audio so far (without the pre-skip).
     samples: u64,
     /// Packets waiting for the current page.
-    packets: Vec<Vec<u8>>,
+    waiting: Waiting,
+    /// The page being written (reused).
+    page: Vec<u8>,
     /// The TOC of the last real packet, for filler packets.
     last_toc: u8,
 }
@@ -103,12 +131,17 @@ impl<W: Write> OggOpusWriter<W> {
             serial,
             page_seq: 0,
             samples: 0,
-            packets: Vec::new(),
+            waiting: Waiting::default(),
+            page: Vec::new(),
             last_toc: SILENT_TOC,
         };
         let mut pages = Vec::new();
-        w.page(&mut pages, &[head], 0x02, 0);
-        w.page(&mut pages, &[tags], 0x00, 0);
+        let mut one = Waiting::default();
+        one.add(&head);
+        w.page(&mut pages, &one, 0x02, 0);
+        one.clear();
+        one.add(&tags);
+        w.page(&mut pages, &one, 0x00, 0);
         out.write_all(&pages)?;
         out.flush()?;
         Ok(OggOpusWriter {
@@ -116,7 +149,8 @@ impl<W: Write> OggOpusWriter<W> {
             serial,
             page_seq: w.page_seq,
             samples: 0,
-            packets: Vec::new(),
+            waiting: Waiting::default(),
+            page: Vec::new(),
             last_toc: SILENT_TOC,
         })
     }
@@ -130,7 +164,7 @@ impl<W: Write> OggOpusWriter<W> {
     pub fn packet(&mut self, packet: &[u8]) -> Result<(), OggError> {
         let n = opus_packet_samples(packet).ok_or(OggError::BadPacket)?;
         self.last_toc = packet[0];
-        self.push(packet.to_vec(), n)
+        self.push(packet, n)
     }
 
     /// Fills `samples` of silence (concealment) in the last packet's mode,
@@ -140,7 +174,7 @@ impl<W: Write> OggOpusWriter<W> {
         let toc = self.last_toc & !3;
         let frame = u64::from(opus_packet_samples(&[toc]).unwrap_or(960));
         for _ in 0..samples / frame {
-            self.push(vec![toc], frame as u32)?;
+            self.push(&[toc], frame as u32)?;
         }
         Ok(())
     }
@@ -151,11 +185,10 @@ impl<W: Write> OggOpusWriter<W> {
         self.gap(position.saturating_sub(self.samples))
     }
 
-    fn push(&mut self, packet: Vec<u8>, samples: u32) -> Result<(), OggError> {
+    fn push(&mut self, packet: &[u8], samples: u32) -> Result<(), OggError> {
         self.samples += u64::from(samples);
-        self.packets.push(packet);
-        let lacing: usize = self.packets.iter().map(|p| p.len() / 255 + 1).sum();
-        if self.packets.len() >= PAGE_PACKETS || lacing > 200 {
+        self.waiting.add(packet);
+        if self.waiting.count >= PAGE_PACKETS || self.waiting.lacing.len() > 200 {
             self.flush_page(false)?;
         }
         Ok(())
@@ -163,22 +196,26 @@ impl<W: Write> OggOpusWriter<W> {
 
     /// Writes the packets waiting as one page (the last one if `end`).
     fn flush_page(&mut self, end: bool) -> Result<(), OggError> {
-        if self.packets.is_empty() && !end {
+        if self.waiting.count == 0 && !end {
             return Ok(());
         }
-        let packets = std::mem::take(&mut self.packets);
-        let mut page = Vec::new();
+        let waiting = std::mem::take(&mut self.waiting);
+        let mut page = std::mem::take(&mut self.page);
+        page.clear();
         // RFC 7845 §4: the granule counts every sample the packets decode
         // to, the pre-skip included (the player drops that many).
         let granule = self.samples;
-        self.page(&mut page, &packets, if end { 0x04 } else { 0 }, granule);
-        self.out.write_all(&page)?;
-        self.out.flush()?;
+        self.page(&mut page, &waiting, if end { 0x04 } else { 0 }, granule);
+        self.waiting = waiting;
+        self.waiting.clear();
+        let written = self.out.write_all(&page).and_then(|()| self.out.flush());
+        self.page = page;
+        written?;
         Ok(())
     }
 
-    /// Appends one page holding `packets` (each whole) to `buf`.
-    fn page(&mut self, buf: &mut Vec<u8>, packets: &[Vec<u8>], flags: u8, granule: u64) {
+    /// Appends one page holding the `waiting` packets (each whole) to `buf`.
+    fn page(&mut self, buf: &mut Vec<u8>, waiting: &Waiting, flags: u8, granule: u64) {
         let start = buf.len();
         buf.extend_from_slice(b"OggS");
         buf.push(0);
@@ -187,16 +224,9 @@ impl<W: Write> OggOpusWriter<W> {
         buf.extend_from_slice(&self.serial.to_le_bytes());
         buf.extend_from_slice(&self.page_seq.to_le_bytes());
         buf.extend_from_slice(&[0, 0, 0, 0]); // CRC, filled below
-        let mut lacing = Vec::new();
-        for p in packets {
-            lacing.extend(std::iter::repeat_n(255u8, p.len() / 255));
-            lacing.push((p.len() % 255) as u8);
-        }
-        buf.push(lacing.len() as u8);
-        buf.extend_from_slice(&lacing);
-        for p in packets {
-            buf.extend_from_slice(p);
-        }
+        buf.push(waiting.lacing.len() as u8);
+        buf.extend_from_slice(&waiting.lacing);
+        buf.extend_from_slice(&waiting.body);
         let sum = crc(&buf[start..]);
         buf[start + 22..start + 26].copy_from_slice(&sum.to_le_bytes());
         self.page_seq += 1;

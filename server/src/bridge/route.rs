@@ -14,8 +14,9 @@
 //! changes), and published per socket: a socket holds its [`SocketSlot`]
 //! and reads the slot's leg table (an `Arc` swapped under a lock only plan
 //! changes write) for every frame. Forwarding then happens in the reading
-//! socket's task: rewrite 12 header bytes and `try_send` to the listener's
-//! bounded writer queue.
+//! socket's task: rewrite 12 header bytes and write the frame to the
+//! listener's socket at once when its writer is idle ([`DirectWrite`]), or
+//! `try_send` it to the listener's bounded writer queue.
 //!
 //! The rewrite keeps each listening leg one continuous stream across
 //! source switches (forwarded, canned, mixed): sequence and timestamp are
@@ -369,12 +370,58 @@ pub struct InRoute {
     pub to_mixer: bool,
 }
 
+/// Writes a frame to a socket from the task that read its source, without
+/// waking the socket's writer task: the forwarding path's fast lane.
+///
+/// `try_write` writes only when the socket's writer is idle (it holds no
+/// frame of its own and is not finishing an earlier write) and `queue`,
+/// the socket's bounded media queue, is empty, so a frame never passes
+/// one queued before it. Otherwise it gives the frame back, to be queued
+/// (and dropped when the queue is full, as before). A write the socket
+/// cannot take at once stays in the socket's buffer and the writer task
+/// is woken to finish it under its write deadline; until it has, every
+/// frame goes through the queue.
+pub trait DirectWrite: Send + Sync + std::fmt::Debug {
+    /// Writes `frame` now, or gives it back.
+    fn try_write(&self, frame: MediaOut, queue: &mpsc::Sender<MediaOut>) -> Result<(), MediaOut>;
+}
+
+/// Where a socket's frames go: its writer's bounded queue, and the
+/// writer's direct lane when it has one.
+#[derive(Debug)]
+struct Sink {
+    queue: mpsc::Sender<MediaOut>,
+    direct: Option<Arc<dyn DirectWrite>>,
+}
+
+/// A socket's routed legs: a handful at most (one per call leg of the
+/// agent), so a scan of a short vector, without hashing, per frame.
+#[derive(Debug, Default, Clone)]
+pub struct LegTable(Vec<(u32, Arc<InRoute>)>);
+
+impl LegTable {
+    fn get(&self, leg: u32) -> Option<&Arc<InRoute>> {
+        self.0.iter().find(|(l, _)| *l == leg).map(|(_, r)| r)
+    }
+
+    fn insert(&mut self, leg: u32, route: Arc<InRoute>) {
+        match self.0.iter_mut().find(|(l, _)| *l == leg) {
+            Some(entry) => entry.1 = route,
+            None => self.0.push((leg, route)),
+        }
+    }
+
+    fn remove(&mut self, leg: u32) {
+        self.0.retain(|(l, _)| *l != leg);
+    }
+}
+
 /// One socket (an agent's, or a customer phone's) as the routes see it:
 /// where frames to it go, and the table of its legs.
 #[derive(Debug, Default)]
 pub struct SocketSlot {
-    sink: Mutex<Option<mpsc::Sender<MediaOut>>>,
-    legs: RwLock<Arc<HashMap<u32, Arc<InRoute>>>>,
+    sink: Mutex<Option<Sink>>,
+    legs: RwLock<Arc<LegTable>>,
     /// The socket's client announced `media_legs`.
     mixes_legs: std::sync::atomic::AtomicBool,
     /// Codecs besides Opus the socket takes, one bit per codec id (its
@@ -393,7 +440,7 @@ impl SocketSlot {
     /// sockets use for every frame (no allocation per frame).
     pub fn route_shared(&self, leg: u32) -> Option<Arc<InRoute>> {
         let legs = self.legs.read().unwrap_or_else(|e| e.into_inner());
-        legs.get(&leg).cloned()
+        legs.get(leg).cloned()
     }
 
     /// The codecs besides Opus this socket's client decodes and sends
@@ -408,14 +455,31 @@ impl SocketSlot {
         codec == Codec::Opus || self.codecs.load(Ordering::Relaxed) & (1 << codec.id()) != 0
     }
 
+    /// Hands a frame to the socket: written at once by the sending task
+    /// when the socket's writer is idle and nothing is queued before it
+    /// ([`DirectWrite`]), queued otherwise (and dropped when the queue is
+    /// full). The slot's lock is held throughout, so two senders to one
+    /// socket never pass each other between the check and the write.
     fn push(&self, frame: MediaOut) -> bool {
         let sink = self.sink.lock().unwrap_or_else(|e| e.into_inner());
-        sink.as_ref().is_some_and(|tx| tx.try_send(frame).is_ok())
+        let Some(sink) = sink.as_ref() else {
+            return false;
+        };
+        let frame = match &sink.direct {
+            // The mixer's thread never writes to sockets itself: its tick
+            // must not wait on a system call per listener.
+            Some(direct) if !frame.from_mixer => match direct.try_write(frame, &sink.queue) {
+                Ok(()) => return true,
+                Err(frame) => frame,
+            },
+            _ => frame,
+        };
+        sink.queue.try_send(frame).is_ok()
     }
 
-    fn edit_legs(&self, f: impl FnOnce(&mut HashMap<u32, Arc<InRoute>>)) {
+    fn edit_legs(&self, f: impl FnOnce(&mut LegTable)) {
         let mut guard = self.legs.write().unwrap_or_else(|e| e.into_inner());
-        let mut legs = HashMap::clone(&guard);
+        let mut legs = LegTable::clone(&guard);
         f(&mut legs);
         *guard = Arc::new(legs);
     }
@@ -517,7 +581,35 @@ impl Routes {
             .entry(key.to_owned())
             .or_default()
             .clone();
-        *slot.sink.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
+        *slot.sink.lock().unwrap_or_else(|e| e.into_inner()) = Some(Sink {
+            queue: tx,
+            direct: None,
+        });
+        slot.mixes_legs.store(mixes_legs, Ordering::Relaxed);
+        slot
+    }
+
+    /// Like [`Routes::attach_with_legs`], for a socket whose writer also
+    /// takes frames straight from the sending task (`direct`, see
+    /// [`DirectWrite`]): the ordinary socket, whose writer is a task of
+    /// [`crate::ws::spawn_writer`].
+    pub fn attach_direct(
+        &self,
+        key: &str,
+        tx: mpsc::Sender<MediaOut>,
+        mixes_legs: bool,
+        direct: Arc<dyn DirectWrite>,
+    ) -> Arc<SocketSlot> {
+        let slot = self
+            .table()
+            .slots
+            .entry(key.to_owned())
+            .or_default()
+            .clone();
+        *slot.sink.lock().unwrap_or_else(|e| e.into_inner()) = Some(Sink {
+            queue: tx,
+            direct: Some(direct),
+        });
         slot.mixes_legs.store(mixes_legs, Ordering::Relaxed);
         slot
     }
@@ -772,7 +864,7 @@ impl Routes {
             if !now.inputs.contains(&(key.clone(), leg)) {
                 if let Some(slot) = t.slots.get(&key) {
                     slot.edit_legs(|legs| {
-                        legs.remove(&leg);
+                        legs.remove(leg);
                     });
                 }
             }
@@ -1148,5 +1240,63 @@ mod tests {
         let s = h.summary();
         assert_eq!(s.count, 100);
         assert!(s.p99_us <= BUCKET_US, "{s:?}");
+    }
+
+    /// A direct lane that takes what it is offered while `open`, and
+    /// records what it took.
+    #[derive(Debug, Default)]
+    struct Lane {
+        open: std::sync::atomic::AtomicBool,
+        took: Mutex<Vec<u8>>,
+    }
+
+    impl DirectWrite for Lane {
+        fn try_write(
+            &self,
+            frame: MediaOut,
+            _queue: &mpsc::Sender<MediaOut>,
+        ) -> Result<(), MediaOut> {
+            if !self.open.load(Ordering::SeqCst) {
+                return Err(frame);
+            }
+            self.took.lock().expect("lock").push(frame.bytes[0]);
+            Ok(())
+        }
+    }
+
+    fn out(n: u8, from_mixer: bool) -> MediaOut {
+        MediaOut {
+            bytes: vec![n; 8],
+            since: Instant::now(),
+            from_mixer,
+        }
+    }
+
+    #[test]
+    fn forwarded_frames_take_the_direct_lane_and_the_mixers_the_queue() {
+        let routes = Routes::new(true);
+        let (tx, mut rx) = mpsc::channel(2);
+        let lane = Arc::new(Lane::default());
+        lane.open.store(true, Ordering::SeqCst);
+        let slot = routes.attach_direct("alice", tx, false, lane.clone());
+        assert!(slot.push(out(1, false)), "forwarded: written directly");
+        assert!(slot.push(out(2, true)), "the mixer's: queued");
+        assert_eq!(*lane.took.lock().expect("lock"), [1]);
+        assert_eq!(rx.try_recv().map(|f| f.bytes[0]).ok(), Some(2));
+        // A lane that gives the frame back: queued, and dropped when the
+        // queue is full (bounded as before).
+        lane.open.store(false, Ordering::SeqCst);
+        assert!(slot.push(out(3, false)));
+        assert!(slot.push(out(4, false)));
+        assert!(!slot.push(out(5, false)), "the queue is full: dropped");
+        assert_eq!(rx.try_recv().map(|f| f.bytes[0]).ok(), Some(3));
+        assert_eq!(rx.try_recv().map(|f| f.bytes[0]).ok(), Some(4));
+        // A newer socket of the same key without a lane replaces it all.
+        let (tx2, mut rx2) = mpsc::channel(2);
+        lane.open.store(true, Ordering::SeqCst);
+        routes.attach("alice", tx2);
+        assert!(slot.push(out(6, false)));
+        assert_eq!(rx2.try_recv().map(|f| f.bytes[0]).ok(), Some(6));
+        assert_eq!(*lane.took.lock().expect("lock"), [1], "the old lane is out");
     }
 }
