@@ -251,9 +251,9 @@ class SwitchboardEngine extends AudioWorkletProcessor {
       return;
     }
     const x = this.x;
-    // The longest wait between two chunks since the last stats, on the
-    // audio clock (a stall on the capture's way shows here).
-    if (this.directLast !== undefined) this.captureMaxGapMs = Math.max(this.captureMaxGapMs || 0, (currentTime - this.directLast) * 1000);
+    // Chunks that came more than 40 ms after the one before, on the audio
+    // clock (chunks are 10 ms: a stall on the capture's way shows here).
+    if (this.directLast !== undefined && currentTime - this.directLast > 0.04) this.captureStalls = (this.captureStalls || 0) + 1;
     this.directLast = currentTime;
     if (typeof m.ts === 'number' && typeof m.us === 'number') {
       if (x && this.directAligned && this.directExpected !== null && m.ts - this.directExpected > m.us / 2) {
@@ -323,8 +323,7 @@ class SwitchboardEngine extends AudioWorkletProcessor {
     stats.mediaPath = this.netOpen ? 'worker' : 'main';
     if (this.direct) {
       stats.captureGaps = this.captureGaps;
-      stats.captureMaxGapMs = this.captureMaxGapMs || 0;
-      this.captureMaxGapMs = 0;
+      stats.captureStalls = this.captureStalls || 0;
     }
     if (this.ring) {
       stats.captureQueued = this.ringLen;

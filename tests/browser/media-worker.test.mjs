@@ -141,7 +141,10 @@ const summary = (r) => `late ${r.after.late - r.before.late} (${r.before.late - 
   + `buffer delay ${r.before.bufferDelayMs.toFixed(1)} -> ${r.during.bufferDelayMs.toFixed(1)} -> ${r.after.bufferDelayMs.toFixed(1)} ms, `
   + `received ${r.after.received - r.before.received}, echo level ${r.level.toFixed(1)} dB, path ${r.path}, `
   + `capture ${r.after.capture}, capture gaps ${gaps(r.after) - gaps(r.before)} (${gaps(r.before) - gaps(r.base)}), `
-  + `longest wait between capture chunks in the worklet ${r.during.captureMaxGapMs} ms`;
+  + `capture chunks over 40 ms after the previous one ${stalled(r.after) - stalled(r.before)} (${stalled(r.before) - stalled(r.base)})`;
+
+/** Capture chunks that reached the worklet over 40 ms after the one before (direct capture). */
+const stalled = (s) => s.captureStalls || 0;
 
 /** Capture chunks lost so far (the direct path counts them; the split's Worker too). */
 const gaps = (s) => s.captureGaps || 0;
@@ -155,6 +158,9 @@ test('with the media worker, 300 ms main-thread stalls make no frame later than 
   // thread they lose 2-4 chunks per 250 ms stall), give or take one.
   assert.equal(r.after.capture, 'direct', 'the CCP captures directly from the track');
   assert.equal(typeof r.after.captureGaps, 'number', 'the direct path reports its capture gaps');
+  const waited = stalled(r.after) - stalled(r.before);
+  assert.ok(waited <= stalled(r.before) - stalled(r.base) + 1,
+    `no capture chunk held up by the main thread (${waited}; ${stalled(r.before) - stalled(r.base)} with the stalls in a Worker)`);
   const lost = gaps(r.after) - gaps(r.before);
   assert.ok(lost <= gaps(r.before) - gaps(r.base) + 1, `no microphone chunk lost to the main thread (${lost}; ${gaps(r.before) - gaps(r.base)} with the stalls in a Worker)`);
   assert.equal(r.after.mediaPath, 'worker', 'the worklet sent over the worker');
