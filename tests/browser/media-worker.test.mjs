@@ -149,7 +149,7 @@ const stalled = (s) => s.captureStalls || 0;
 /** Capture chunks lost so far (the direct path counts them; the split's Worker too). */
 const gaps = (s) => s.captureGaps || 0;
 
-test('with the media worker, 300 ms main-thread stalls make no frame later than without them', async () => {
+test('with the media worker and direct capture, 300 ms main-thread stalls lose no capture and make no frame later than the same busy loops in a Worker', async () => {
   const r = await callUnderStalls({ mainThreadOnly: false });
   console.log(`worker path under 8 x 300 ms stalls: ${summary(r)}`);
   assert.equal(r.path, 'worker', 'the frames went over the media socket');
