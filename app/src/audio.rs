@@ -21,14 +21,57 @@ use wasm_bindgen::prelude::*;
 // The engine prepared while a call rings (a promise), used by the next
 // start or stopped when the ringing ends without one.
 let prepared = null;
+// The capture path: direct capture (the capture track's chunks, read in a
+// Worker whose stream Chromium feeds off the page's main thread, processed
+// on the audio thread as they come) where the browser has
+// MediaStreamTrackProcessor, else the engine falls back to the
+// AudioContext's microphone by itself (docs/architecture.md, "The CCP's
+// capture path"). `__switchboardCapture` (a test and bench hook) picks
+// another: 'worklet', 'worker' or 'track'.
+function captureMode() { return globalThis.__switchboardCapture || 'direct'; }
 export function sbPrepare(deviceId, sinkId) {
-  if (prepared) return;
+  if (prepared) return false;
   prepared = import('/ccp/media/engine.js').then((m) => m.prepareEngine({
     wasmUrl: '/ccp/media/engine.wasm', workletUrl: '/ccp/media/worklet.js',
-    deviceId: deviceId || undefined, sinkId: sinkId || undefined,
+    deviceId: deviceId || undefined, sinkId: sinkId || undefined, capture: captureMode(),
   }));
   // A failure is reported by the start that would have used it.
   prepared.catch(() => {});
+  return true;
+}
+// The media socket opened on the prepared engine, while the call rings, so
+// that the call's first frames already go socket -> worker -> worklet
+// (docs/protocol.md section 8 allows it before any call). A prepared
+// engine no call takes closes it when it stops.
+export function sbPrepareMediaSocket(path, ticket) {
+  const p = prepared;
+  // `__switchboardMediaSocketAtStart` (a bench hook) opens it after the
+  // engine starts instead, as before, for comparing.
+  if (!p || globalThis.__switchboardMainThreadMedia || globalThis.__switchboardMediaSocketAtStart) return;
+  const url = new URL(path, location.href);
+  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+  p.then((e) => e.useMediaSocket({
+    url: url.href, ticket, workerUrl: '/ccp/media/media-worker.js',
+    onClosed: () => { globalThis.__switchboardMediaPath = 'main'; },
+  }), () => {});
+}
+// Whether the engine's media socket is open or on its way (opened while
+// the call rang); then no second ticket is asked for.
+export function sbMediaSocketAsked(engine) {
+  if (!engine.mediaSocketAsked) return false;
+  engine.useMediaSocket({}).then((path) => {
+    if (engine.live.on) globalThis.__switchboardMediaPath = path;
+  });
+  return true;
+}
+// The engine's module compiled once the agent is signed in, before any
+// call rings (engine.js keeps it for every call's engine).
+let precompiled = false;
+export function sbPrecompile() {
+  if (precompiled) return;
+  precompiled = true;
+  import('/ccp/media/engine.js').then((m) => m.precompileEngine({ wasmUrl: '/ccp/media/engine.wasm' }))
+    .then((ok) => { if (!ok) precompiled = false; }, () => { precompiled = false; });
 }
 export function sbCancelPrepare() {
   const p = prepared;
@@ -52,15 +95,17 @@ export async function sbStart(leg, packetMs, deviceId, sinkId, onPacket, onError
   // The Rust callbacks are freed when the engine stops; messages already
   // on their way from the worklet must not reach them after that.
   const live = { on: true };
+  let running = null;
   const options = {
     wasmUrl: '/ccp/media/engine.wasm', workletUrl: '/ccp/media/worklet.js', leg, packetMs,
-    deviceId: deviceId || undefined, sinkId: sinkId || undefined,
+    deviceId: deviceId || undefined, sinkId: sinkId || undefined, capture: captureMode(),
     onPacket: (buf) => {
       if (t.firstSent === undefined) t.firstSent = performance.now();
       if (live.on) onPacket(new Uint8Array(buf));
     },
     onError: (e) => { if (live.on) onError(e.code || 'engine_failed', e.message || String(e)); },
-    onStats: (s) => { globalThis.__switchboardStats = s; },
+    // With the capture path that runs ('direct', or 'worklet' after a fallback).
+    onStats: (s) => { globalThis.__switchboardStats = { ...s, capture: running ? running.capture : undefined }; },
     onMark: (name, time) => { t[`${name}AudioTime`] = time; },
     tapSeconds: tap,
     onTap: tap ? (input, output, time) => {
@@ -70,6 +115,7 @@ export async function sbStart(leg, packetMs, deviceId, sinkId, onPacket, onError
     } : undefined,
   };
   const engine = ready ? await ready.start(options) : await m.startEngine(options);
+  running = engine;
   globalThis.__switchboardEngineStartedAt = performance.now();
   t.ready = globalThis.__switchboardEngineStartedAt;
   // The audio clock then, to put the tap's samples on the page's clock.
@@ -120,9 +166,15 @@ extern "C" {
         on_error: &Closure<dyn FnMut(String, String)>,
     ) -> Result<JsValue, JsValue>;
     #[wasm_bindgen(js_name = sbPrepare)]
-    fn sb_prepare(device_id: &str, sink_id: &str);
+    fn sb_prepare(device_id: &str, sink_id: &str) -> bool;
+    #[wasm_bindgen(js_name = sbPrepareMediaSocket)]
+    fn sb_prepare_media_socket(path: &str, ticket: &str);
+    #[wasm_bindgen(js_name = sbMediaSocketAsked)]
+    fn sb_media_socket_asked(engine: &JsValue) -> bool;
     #[wasm_bindgen(js_name = sbCancelPrepare)]
     fn sb_cancel_prepare();
+    #[wasm_bindgen(js_name = sbPrecompile)]
+    fn sb_precompile();
     #[wasm_bindgen(js_name = sbUseMediaSocket)]
     fn sb_use_media_socket(engine: &JsValue, path: &str, ticket: &str);
     #[wasm_bindgen(js_name = sbReceive)]
@@ -225,12 +277,30 @@ pub fn sync(
         client.set_media_sink(None::<fn(&Uint8Array)>);
         // Prepare while ringing; release a prepared engine no call took.
         if call_coming(state) {
-            sb_prepare(
+            let fresh = sb_prepare(
                 &crate::hooks::chosen_device("microphone"),
                 &crate::hooks::chosen_device("speaker"),
             );
+            // The media socket too, while it rings (a backend without
+            // one answers with an error: the control socket carries the
+            // frames).
+            if fresh {
+                let receiver = client.clone();
+                spawn_local(async move {
+                    if let Ok(protocol::wire::OpResult::MediaSocket { ticket, path, .. }) =
+                        receiver.op(protocol::wire::Op::MediaSocket).await
+                    {
+                        sb_prepare_media_socket(&path, &ticket);
+                    }
+                });
+            }
         } else {
             sb_cancel_prepare();
+            // Signed in, no call: compile the engine's module now, so a
+            // ringing call only has to open the microphone and the worklet.
+            if state.agent.is_some() {
+                sb_precompile();
+            }
         }
     }
     let Some(leg) = start else { return };
@@ -262,6 +332,7 @@ pub fn sync(
                 let for_sink = engine.clone();
                 receiver
                     .set_media_sink(Some(move |bytes: &Uint8Array| sb_receive(&for_sink, bytes)));
+                let socket_asked = sb_media_socket_asked(&engine);
                 AUDIO.with(|a| {
                     a.borrow_mut().running = Some(Running {
                         engine,
@@ -271,7 +342,11 @@ pub fn sync(
                 });
                 // Then off the main thread, where the backend offers a
                 // media socket (an older one answers with an error, and
-                // the frames stay on the control socket).
+                // the frames stay on the control socket), unless it was
+                // opened while the call rang.
+                if socket_asked {
+                    return;
+                }
                 if let Ok(protocol::wire::OpResult::MediaSocket { ticket, path, .. }) =
                     receiver.op(protocol::wire::Op::MediaSocket).await
                 {

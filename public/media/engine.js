@@ -26,6 +26,33 @@ export class EngineError extends Error {
   }
 }
 
+// The engine's compiled module, per URL: compiled once per page and
+// reused by every call's engine (compiling ~1.5 MB of wasm took tens to
+// hundreds of ms on a loaded machine, inside the ring-to-accept window).
+// A failed compile is forgotten, so the next call tries again.
+const compiledModules = new Map();
+function compileModule(wasmUrl) {
+  const key = new URL(wasmUrl, location.href).href;
+  let p = compiledModules.get(key);
+  if (!p) {
+    p = WebAssembly.compileStreaming(fetch(wasmUrl));
+    compiledModules.set(key, p);
+    p.catch(() => { if (compiledModules.get(key) === p) compiledModules.delete(key); });
+  }
+  return p;
+}
+
+/**
+ * Compiles the engine's module ahead of any call (no microphone, no
+ * AudioContext: nothing the agent sees), so that preparing the engine
+ * while a call rings only opens the microphone and loads the worklet.
+ * The CCP calls it once the agent is signed in. Resolves when compiled;
+ * never rejects (a failure shows at the call's start).
+ */
+export function precompileEngine({ wasmUrl }) {
+  return compileModule(wasmUrl).then(() => true, () => false);
+}
+
 export async function startEngine(options) {
   // Started at once: nothing to compile ahead of (see `warm` below).
   const prepared = await prepareEngine({ warm: false, ...options });
@@ -112,7 +139,7 @@ export async function prepareEngine(options) {
   let module;
   try {
     [module] = await Promise.all([
-      WebAssembly.compileStreaming(fetch(wasmUrl)),
+      compileModule(wasmUrl),
       ctx.audioWorklet.addModule(workletUrl),
     ]);
   } catch (err) {
@@ -200,13 +227,85 @@ export async function prepareEngine(options) {
     source.disconnect();
     await ctx.close();
   };
+  let mediaPath = 'main';
+  let mediaSocket = null;
+  /**
+   * Moves the frames off the page's main thread: a Worker
+   * (`workerUrl`, default media-worker.js beside the worklet) opens
+   * the media socket at `url` with `ticket` (the `media_socket` op,
+   * docs/protocol.md section 8) and talks to the worklet over a
+   * MessagePort. Resolves with 'worker' once the backend welcomed
+   * it, or 'main' when it could not (the page's path goes on
+   * working meanwhile and after). `onClosed` is called when a
+   * welcomed socket closes later (frames are back on the main path).
+   * Callable on the prepared engine, while the call rings, so that the
+   * call's first frames already take the socket (the worklet keeps the
+   * few that come before its engine starts); a second call while one
+   * is open or opening returns the first one's promise.
+   */
+  const useMediaSocket = ({ url, ticket, workerUrl, onClosed = () => {} }) => {
+    if (mediaSocket) return mediaSocket;
+    if (stopped || typeof Worker !== 'function') return Promise.resolve('main');
+    mediaSocket = new Promise((resolve) => {
+      let worker;
+      try {
+        worker = new Worker(workerUrl || new URL('media-worker.js', new URL(workletUrl, location.href)).href);
+      } catch (err) {
+        console.warn(`[switchboard] media worker unavailable: ${err && err.message}`);
+        resolve('main');
+        return;
+      }
+      mediaWorker = worker;
+      const channel = new MessageChannel();
+      const closed = () => {
+        worker.terminate();
+        if (mediaWorker === worker) {
+          mediaWorker = null;
+          mediaSocket = null;
+        }
+      };
+      worker.onmessage = (e) => {
+        const m = e.data || {};
+        if (m.type === 'open') {
+          mediaPath = 'worker';
+          resolve('worker');
+        } else if (m.type === 'closed') {
+          const was = mediaPath;
+          mediaPath = 'main';
+          closed();
+          resolve('main');
+          if (was === 'worker') onClosed(m);
+        } else if (m.type === 'error') {
+          console.warn(`[switchboard] media socket: ${m.code} ${m.message}`);
+        }
+      };
+      worker.onerror = (e) => {
+        console.warn(`[switchboard] media worker failed: ${e && e.message}`);
+        node.port.postMessage({ type: 'net_closed' });
+        mediaPath = 'main';
+        closed();
+        resolve('main');
+      };
+      node.port.postMessage({ type: 'net', port: channel.port2 }, [channel.port2]);
+      if (sendWorker) {
+        // The send half's packets go to the socket too, worker to worker.
+        const out = new MessageChannel();
+        sendWorker.postMessage({ type: 'net', port: out.port2 }, [out.port2]);
+        worker.postMessage({ url, ticket, port: channel.port1, send: out.port1 }, [channel.port1, out.port1]);
+      } else {
+        worker.postMessage({ url, ticket, port: channel.port1 }, [channel.port1]);
+      }
+    });
+    return mediaSocket;
+  };
   return {
     context: ctx,
     stream,
     node,
     stop: stopAll,
+    useMediaSocket,
+    get mediaPath() { return mediaPath; },
     async start(startOptions) {
-      let mediaPath = 'main';
       const {
         leg = 0, bitrate = 32000, fec = true, dtx = false, echo = true, packetMs = 20,
         onPacket = () => {}, onStats = () => {}, onError = () => {}, onTap, tapSeconds = 0,
@@ -286,64 +385,10 @@ export async function prepareEngine(options) {
         },
         // 'worker' once frames go over the media socket, else 'main'.
         get mediaPath() { return mediaPath; },
-        /**
-         * Moves the frames off the page's main thread: a Worker
-         * (`workerUrl`, default media-worker.js beside the worklet) opens
-         * the media socket at `url` with `ticket` (the `media_socket` op,
-         * docs/protocol.md section 8) and talks to the worklet over a
-         * MessagePort. Resolves with 'worker' once the backend welcomed
-         * it, or 'main' when it could not (the page's path goes on
-         * working meanwhile and after). `onClosed` is called when a
-         * welcomed socket closes later (frames are back on the main path).
-         */
-        useMediaSocket({ url, ticket, workerUrl, onClosed = () => {} }) {
-          if (stopped || mediaWorker || typeof Worker !== 'function') return Promise.resolve('main');
-          return new Promise((resolve) => {
-            let worker;
-            try {
-              worker = new Worker(workerUrl || new URL('media-worker.js', new URL(workletUrl, location.href)).href);
-            } catch (err) {
-              console.warn(`[switchboard] media worker unavailable: ${err && err.message}`);
-              resolve('main');
-              return;
-            }
-            mediaWorker = worker;
-            const channel = new MessageChannel();
-            worker.onmessage = (e) => {
-              const m = e.data || {};
-              if (m.type === 'open') {
-                mediaPath = 'worker';
-                resolve('worker');
-              } else if (m.type === 'closed') {
-                const was = mediaPath;
-                mediaPath = 'main';
-                worker.terminate();
-                if (mediaWorker === worker) mediaWorker = null;
-                resolve('main');
-                if (was === 'worker') onClosed(m);
-              } else if (m.type === 'error') {
-                console.warn(`[switchboard] media socket: ${m.code} ${m.message}`);
-              }
-            };
-            worker.onerror = (e) => {
-              console.warn(`[switchboard] media worker failed: ${e && e.message}`);
-              node.port.postMessage({ type: 'net_closed' });
-              mediaPath = 'main';
-              worker.terminate();
-              if (mediaWorker === worker) mediaWorker = null;
-              resolve('main');
-            };
-            node.port.postMessage({ type: 'net', port: channel.port2 }, [channel.port2]);
-            if (sendWorker) {
-              // The send half's packets go to the socket too, worker to worker.
-              const out = new MessageChannel();
-              sendWorker.postMessage({ type: 'net', port: out.port2 }, [out.port2]);
-              worker.postMessage({ url, ticket, port: channel.port1, send: out.port1 }, [channel.port1, out.port1]);
-            } else {
-              worker.postMessage({ url, ticket, port: channel.port1 }, [channel.port1]);
-            }
-          });
-        },
+        // True once the media socket is open or on its way (opened while
+        // the call rang, say): the caller need not ask for another ticket.
+        get mediaSocketAsked() { return mediaSocket !== null; },
+        useMediaSocket,
         stop: stopAll,
       };
     },

@@ -29,6 +29,8 @@
 // arriving on either port are played alike; when the worker's socket
 // closes, packets go back to the node's port.
 const RING = 48000 / 2;
+// Frames kept from before the engine starts (40 ms at 10 ms packets).
+const EARLY_FRAMES = 4;
 
 const STATS_FIELDS = [
   'received', 'lost', 'concealed', 'fecRecovered', 'late', 'duplicates', 'jitterMs',
@@ -82,11 +84,15 @@ class SwitchboardEngine extends AudioWorkletProcessor {
           this.tapIn = new Float32Array(this.tap.length);
         }
         this.port.postMessage({ type: 'ready', addedLatencyMs: x.sb_added_latency_ms() });
+        // The call's first frames, come while the engine started.
+        const early = this.early || [];
+        this.early = null;
+        for (const frame of early) this.receive(frame);
       }, (err) => {
         this.port.postMessage({ type: 'error', code: 'engine_init_failed', message: String(err) });
       });
-    } else if (msg.type === 'frame' && this.x) {
-      this.receive(msg.frame);
+    } else if (msg.type === 'frame') {
+      if (this.x) this.receive(msg.frame); else this.keepEarly(msg.frame);
     } else if (msg.type === 'net' && msg.port) {
       // The media worker's port: frames (ArrayBuffers) both ways once open.
       this.net = msg.port;
@@ -94,7 +100,7 @@ class SwitchboardEngine extends AudioWorkletProcessor {
       msg.port.onmessage = (e) => {
         const d = e.data;
         if (d instanceof ArrayBuffer) {
-          if (this.x) this.receive(d);
+          if (this.x) this.receive(d); else this.keepEarly(d);
         } else if (d && d.type === 'open') {
           this.netOpen = true;
         } else if (d && d.type === 'closed') {
@@ -181,6 +187,19 @@ class SwitchboardEngine extends AudioWorkletProcessor {
     });
   }
 
+  /**
+   * A frame that came before the engine started (the media socket opened
+   * while the call rang, so the call's first frames can arrive while the
+   * accepted engine starts): the last EARLY_FRAMES are kept and played
+   * once it runs, the older ones dropped (they would only add delay).
+   */
+  keepEarly(frame) {
+    if (this.early === null) return;
+    if (!this.early) this.early = [];
+    this.early.push(frame);
+    if (this.early.length > EARLY_FRAMES) this.early.shift();
+  }
+
   /** One media frame from the network into the engine. */
   receive(frame) {
     if (!this.firstFrameTime) {
@@ -232,6 +251,10 @@ class SwitchboardEngine extends AudioWorkletProcessor {
       return;
     }
     const x = this.x;
+    // Chunks that came more than 40 ms after the one before, on the audio
+    // clock (chunks are 10 ms: a stall on the capture's way shows here).
+    if (this.directLast !== undefined && currentTime - this.directLast > 0.04) this.captureStalls = (this.captureStalls || 0) + 1;
+    this.directLast = currentTime;
     if (typeof m.ts === 'number' && typeof m.us === 'number') {
       if (x && this.directAligned && this.directExpected !== null && m.ts - this.directExpected > m.us / 2) {
         this.captureGaps += 1;
@@ -298,7 +321,10 @@ class SwitchboardEngine extends AudioWorkletProcessor {
     STATS_FIELDS.forEach((k, i) => { stats[k] = values[i]; });
     // Which path the network frames take: 'worker' (the media socket) or 'main'.
     stats.mediaPath = this.netOpen ? 'worker' : 'main';
-    if (this.direct) stats.captureGaps = this.captureGaps;
+    if (this.direct) {
+      stats.captureGaps = this.captureGaps;
+      stats.captureStalls = this.captureStalls || 0;
+    }
     if (this.ring) {
       stats.captureQueued = this.ringLen;
       stats.captureUnderruns = this.captureUnderruns;

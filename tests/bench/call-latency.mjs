@@ -19,10 +19,17 @@ const mic = speechWav(dir, 'agent', 'This is a latency measurement. One, two, th
 const backend = await startBackend();
 
 
-async function call(play, seconds) {
+// `SB_CALLS_AB=1`: the call set-up alternates (ten calls) between the
+// CCP as it is (the media socket opened while the call rings) and the
+// media socket opened once the engine has started, as before; each half
+// is reported on its own.
+const AB = process.env.SB_CALLS_AB === '1';
+
+async function call(play, seconds, { socketAtStart = false } = {}) {
   const browser = await launchBrowser([`--use-file-for-fake-audio-capture=${mic}`]);
   const context = await browser.newContext();
-  await context.addInitScript(() => {
+  await context.addInitScript((atStart) => {
+    if (atStart) globalThis.__switchboardMediaSocketAtStart = true;
     globalThis.__switchboardTap = true;
     // The click itself (Playwright's own checks before it are not the agent's wait).
     document.addEventListener('click', (e) => {
@@ -43,7 +50,7 @@ async function call(play, seconds) {
     };
     Object.assign(globalThis.WebSocket, { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 });
     globalThis.WebSocket.prototype = Native.prototype;
-  });
+  }, socketAtStart);
   const page = await context.newPage();
   const ccp = new CcpPage(page, backend.url);
   await ccp.startShift('alice', 'alice-pass', 'Alice Tanaka');
@@ -75,11 +82,12 @@ async function call(play, seconds) {
 }
 
 // Call set-up: accept -> the caller's prompt audible in the agent's page.
-{
-  const runs = [];
-  const steps = [];
-  for (let i = 0; i < 5; i += 1) {
-    const { output, startedAt, acceptAt, timeline: t } = await call(undefined, 3);
+const halves = AB ? [{ socketAtStart: false, runs: [], steps: [] }, { socketAtStart: true, runs: [], steps: [] }]
+  : [{ socketAtStart: false, runs: [], steps: [] }];
+for (let i = 0; i < 5; i += 1) {
+  for (const half of halves) {
+    const { runs, steps } = half;
+    const { output, startedAt, acceptAt, timeline: t } = await call(undefined, 3, half);
     const first = output.findIndex((v) => Math.abs(v) > 0.01);
     runs.push(startedAt - acceptAt + (first / 48));
     // Each step since the click, on the page's clock; the first audible
@@ -92,8 +100,11 @@ async function call(play, seconds) {
       wire: at(t.firstWire), frame: at(onPage(t.firstFrameAudioTime)), sent: at(t.firstSent), audible: at(audible),
     });
   }
+}
+for (const { socketAtStart, runs, steps } of halves) {
+  if (AB) console.log(socketAtStart ? 'media socket opened once the engine started (as before):' : 'media socket opened while the call rings:');
   const names = ['click', 'leg', 'prepared', 'ready', 'wire', 'frame', 'sent', 'audible'];
-  console.log('accept: Playwright\'s click (from its call to the click event) | then from the click event: leg known | prepared engine awaited | engine ready | first frame on the page\'s socket | first frame into the worklet (either path) | first packet sent | first caller audio played');
+  console.log('accept: Playwright\'s click (from its call to the click event) | then from the click event: leg known | prepared engine awaited | engine ready | first frame on the page\'s socket (NaN: none, all came on the media socket) | first frame into the worklet (either path) | first packet sent | first caller audio played');
   for (const s of steps) console.log(`  ${names.map((n) => s[n].toFixed(0)).join(' | ')}`);
   const med = (k) => steps.map((s) => s[k]).sort((a, b) => a - b)[2];
   console.log(`  medians: ${names.map((n) => `${n} ${med(n).toFixed(0)}`).join(', ')}`);

@@ -73,3 +73,52 @@ test('a rejected call releases the microphone prepared for it', async () => {
     await context.close();
   }
 });
+
+// The media socket opens while the call rings too (docs/protocol.md
+// section 8: the op needs no call), so none of the call's frames, the
+// first ones included, crosses the page's main thread: the page's own
+// sockets receive no media frame at all, and the media worker is there
+// before the click.
+const RECORD_SOCKETS = () => {
+  globalThis.__workers = [];
+  globalThis.__pageFrames = 0;
+  const NativeWorker = Worker;
+  globalThis.Worker = function Recorded(url, options) {
+    globalThis.__workers.push(String(url));
+    return new NativeWorker(url, options);
+  };
+  globalThis.Worker.prototype = NativeWorker.prototype;
+  const Native = WebSocket;
+  globalThis.WebSocket = function Counted(url, protocols) {
+    const ws = new Native(url, protocols);
+    ws.addEventListener('message', (e) => { if (typeof e.data !== 'string') globalThis.__pageFrames += 1; });
+    return ws;
+  };
+  Object.assign(globalThis.WebSocket, { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 });
+  globalThis.WebSocket.prototype = Native.prototype;
+};
+
+test('the media socket opens while the call rings, and no frame of the call reaches the page', async () => {
+  const context = await browser.newContext();
+  await context.addInitScript(RECORD_STREAMS);
+  await context.addInitScript(RECORD_SOCKETS);
+  const page = await context.newPage();
+  const ccp = new CcpPage(page, backend.url);
+  try {
+    await ccp.startShift('alice', 'alice-pass', 'Alice Tanaka');
+    await ccp.ringSimCall();
+    await page.waitForFunction(() => globalThis.__workers.some((u) => u.includes('media-worker.js')), null, { timeout: 10000 });
+    await ccp.click('accept');
+    await ccp.expectContactState('connected');
+    await page.waitForFunction(() => globalThis.__switchboardMediaPath === 'worker', null, { timeout: 20000 });
+    // The caller's prompt plays: frames come, over the media socket only.
+    await page.waitForFunction(() => (globalThis.__switchboardStats?.received || 0) > 50, null, { timeout: 20000, polling: 100 });
+    assert.equal(await page.evaluate(() => globalThis.__pageFrames), 0, 'no media frame on the page\'s sockets');
+    assert.equal(await page.evaluate(() => globalThis.__workers.filter((u) => u.includes('media-worker.js')).length), 1,
+      'one media socket, the one opened while ringing');
+    await ccp.endAndClear();
+    await page.waitForFunction(released, null, { timeout: 10000 });
+  } finally {
+    await context.close();
+  }
+});
