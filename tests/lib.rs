@@ -173,7 +173,36 @@ pub async fn sim_call(addr: SocketAddr, from: &str, queue: &str) -> String {
     json["contact_id"].as_str().expect("contact id").to_owned()
 }
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+/// A simulated customer phone (`/v1/customer/ws`) dials `queue` from
+/// +819012345678; its socket, the contact id and its media leg once the
+/// backend answers `dialed`.
+pub async fn phone_dials_in(addr: SocketAddr, queue: &str) -> (Ws, String, u32) {
+    let (mut phone, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/customer/ws"))
+        .await
+        .expect("phone");
+    let dial = serde_json::json!({ "type": "dial", "from": "+819012345678", "queue": queue, "key": SIM_KEY });
+    phone
+        .send(Message::Text(dial.to_string().into()))
+        .await
+        .expect("dial");
+    loop {
+        let msg = tokio::time::timeout(WAIT, phone.next())
+            .await
+            .expect("dialed in time")
+            .expect("open")
+            .expect("message");
+        if let Message::Text(t) = msg {
+            let v: serde_json::Value = serde_json::from_str(t.as_str()).expect("json");
+            if v["type"] == "dialed" {
+                let leg = v["leg"].as_u64().expect("leg") as u32;
+                let c = v["contact_id"].as_str().expect("id").to_owned();
+                return (phone, c, leg);
+            }
+        }
+    }
+}
+
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// An agent's client: a socket and a session.
 pub struct Client {

@@ -156,28 +156,7 @@ async fn a_mix_whose_other_talkers_are_silent_becomes_the_lone_talkers_packets_a
     let mut bob = Client::connect(addr, &login(addr, "bob", "bob-pass").await).await;
 
     // A customer phone dials in.
-    let (mut phone, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/customer/ws"))
-        .await
-        .expect("phone");
-    let dial = serde_json::json!({ "type": "dial", "from": "+819012345678", "queue": "support", "key": SIM_KEY });
-    phone
-        .send(Message::Text(dial.to_string().into()))
-        .await
-        .expect("dial");
-    let (c, phone_leg) = loop {
-        let msg = tokio::time::timeout(WAIT, phone.next())
-            .await
-            .expect("dialed in time")
-            .expect("open")
-            .expect("message");
-        if let Message::Text(t) = msg {
-            let v: serde_json::Value = serde_json::from_str(t.as_str()).expect("json");
-            if v["type"] == "dialed" {
-                let leg = v["leg"].as_u64().expect("leg") as u32;
-                break (v["contact_id"].as_str().expect("id").to_owned(), leg);
-            }
-        }
-    };
+    let (mut phone, c, phone_leg) = phone_dials_in(addr, "support").await;
     alice
         .wait_for("ring", |a| a.state().contacts.contains_key(&c))
         .await;
@@ -325,28 +304,7 @@ async fn with_conference_agents_the_customer_hears_the_lone_talkers_own_packets_
     bob.session.announce(CAP_MEDIA_LEGS);
     bob.hello().await;
 
-    let (mut phone, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/customer/ws"))
-        .await
-        .expect("phone");
-    let dial = serde_json::json!({ "type": "dial", "from": "+819012345678", "queue": "support", "key": SIM_KEY });
-    phone
-        .send(Message::Text(dial.to_string().into()))
-        .await
-        .expect("dial");
-    let (c, phone_leg) = loop {
-        let msg = tokio::time::timeout(WAIT, phone.next())
-            .await
-            .expect("dialed in time")
-            .expect("open")
-            .expect("message");
-        if let Message::Text(t) = msg {
-            let v: serde_json::Value = serde_json::from_str(t.as_str()).expect("json");
-            if v["type"] == "dialed" {
-                let leg = v["leg"].as_u64().expect("leg") as u32;
-                break (v["contact_id"].as_str().expect("id").to_owned(), leg);
-            }
-        }
-    };
+    let (mut phone, c, phone_leg) = phone_dials_in(addr, "support").await;
     alice
         .wait_for("ring", |a| a.state().contacts.contains_key(&c))
         .await;
