@@ -425,6 +425,20 @@ impl Client {
         .await;
     }
 
+    /// Places a simulated call whose caller plays the agent's own audio
+    /// back (`"play": "echo"`), and accepts it once it rings: the contact
+    /// id, the agent's leg and the customer's connection id.
+    pub async fn accept_echo_call(&mut self, addr: SocketAddr) -> (String, u32, String) {
+        let body = r#"{"from":"+819012345678","queue":"support","play":"echo"}"#;
+        let (status, json) = sim_http(addr, "POST", "/v1/sim/calls", Some(body)).await;
+        assert_eq!(status, 201, "{json}");
+        let c = json["contact_id"].as_str().expect("id").to_owned();
+        self.wait_for("ring", |a| a.state().contacts.contains_key(&c))
+            .await;
+        let (leg, customer) = self.accept_with_leg(&c).await;
+        (c, leg, customer)
+    }
+
     /// Accepts the ringing contact `contact_id` and waits until the agent
     /// has its media leg and the customer's connection is known: the
     /// agent's leg and the customer's connection id, what a media test

@@ -48,14 +48,7 @@ async fn a_ten_ms_call_is_forwarded_played_and_recorded_at_ten_ms() {
     alice.reconnect(addr).await;
     assert_eq!(alice.session.packet_ms(), 10, "the welcome granted 10 ms");
 
-    let body = r#"{"from":"+819012345678","queue":"support","play":"echo"}"#;
-    let (status, json) = sim_http(addr, "POST", "/v1/sim/calls", Some(body)).await;
-    assert_eq!(status, 201, "{json}");
-    let c = json["contact_id"].as_str().expect("id").to_owned();
-    alice
-        .wait_for("ring", |a| a.state().contacts.contains_key(&c))
-        .await;
-    let (leg, _customer) = alice.accept_with_leg(&c).await;
+    let (c, leg, _customer) = alice.accept_echo_call(addr).await;
     let view = alice.state().contacts[&c].clone();
 
     // A tone whose frequency moves, in 10 ms packets; every seventh packet

@@ -129,14 +129,7 @@ async fn forwarded_frames_are_whole_unmasked_binary_frames_in_order() {
     let running = server::start(test_config(&dir)).await.expect("start");
     let addr = running.addr;
     let mut alice = Client::available(addr, "alice", "alice-pass").await;
-    let body = r#"{"from":"+819012345678","queue":"support","play":"echo"}"#;
-    let (status, json) = sim_http(addr, "POST", "/v1/sim/calls", Some(body)).await;
-    assert_eq!(status, 201, "{json}");
-    let c = json["contact_id"].as_str().expect("id").to_owned();
-    alice
-        .wait_for("ring", |a| a.state().contacts.contains_key(&c))
-        .await;
-    let (leg, _) = alice.accept_with_leg(&c).await;
+    let (_, leg, _) = alice.accept_echo_call(addr).await;
     let OpResult::MediaSocket { ticket, path, .. } = alice.ok(Op::MediaSocket).await else {
         panic!("a media ticket");
     };

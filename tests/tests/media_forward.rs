@@ -20,14 +20,7 @@ async fn an_echo_line_gets_the_agents_own_packets_back_untouched() {
     let running = server::start(test_config(&dir)).await.expect("start");
     let addr = running.addr;
     let mut alice = Client::available(addr, "alice", "alice-pass").await;
-    let body = r#"{"from":"+819012345678","queue":"support","play":"echo"}"#;
-    let (status, json) = sim_http(addr, "POST", "/v1/sim/calls", Some(body)).await;
-    assert_eq!(status, 201, "{json}");
-    let c = json["contact_id"].as_str().expect("id").to_owned();
-    alice
-        .wait_for("ring", |a| a.state().contacts.contains_key(&c))
-        .await;
-    let (leg, customer) = alice.accept_with_leg(&c).await;
+    let (c, leg, customer) = alice.accept_echo_call(addr).await;
     let view = alice.state().contacts[&c].clone();
 
     // Distinct packets (a tone whose frequency moves), numbered from an
