@@ -1327,6 +1327,25 @@ mod writer_tests {
     }
 
     /// Lets the writer task run until `done` holds (bounded).
+    /// The end of the lane's ordering tests: frames 1 and 2 (one handed to
+    /// the writer, one queued) reach the client, then the writer lends the
+    /// socket again and frame 3 goes directly, after them.
+    async fn frames_1_2_written_then_the_socket_lent_for_3(
+        seen: &Seen,
+        direct: &dyn DirectWrite,
+        media_tx: &mpsc::Sender<MediaOut>,
+    ) {
+        until("both are written", || {
+            seen.sent.lock().expect("lock").len() == 2
+        })
+        .await;
+        until("the socket is lent again", || {
+            direct.try_write(media(3), media_tx).is_ok()
+        })
+        .await;
+        assert_eq!(texts_and_bytes(seen), ["media 1", "media 2", "media 3"]);
+    }
+
     async fn until(what: &str, done: impl Fn() -> bool) {
         for _ in 0..1_000 {
             if done() {
@@ -1399,15 +1418,7 @@ mod writer_tests {
             .try_write(media(2), &media_tx)
             .expect_err("a frame is queued ahead: given back");
         media_tx.try_send(back).expect("room");
-        until("both are written", || {
-            seen.sent.lock().expect("lock").len() == 2
-        })
-        .await;
-        until("the socket is lent again", || {
-            direct.try_write(media(3), &media_tx).is_ok()
-        })
-        .await;
-        assert_eq!(texts_and_bytes(&seen), ["media 1", "media 2", "media 3"]);
+        frames_1_2_written_then_the_socket_lent_for_3(&seen, &*direct, &media_tx).await;
         drop(tx);
         tokio::time::timeout(Duration::from_secs(5), writer)
             .await
@@ -1476,15 +1487,7 @@ mod writer_tests {
         // The client reads again: the writer finishes the first frame,
         // then sends the queued one, then lends the socket again.
         open.store(true, Ordering::SeqCst);
-        until("both are written", || {
-            seen.sent.lock().expect("lock").len() == 2
-        })
-        .await;
-        until("the socket is lent again", || {
-            direct.try_write(media(3), &media_tx).is_ok()
-        })
-        .await;
-        assert_eq!(texts_and_bytes(&seen), ["media 1", "media 2", "media 3"]);
+        frames_1_2_written_then_the_socket_lent_for_3(&seen, &*direct, &media_tx).await;
         drop(tx);
         tokio::time::timeout(Duration::from_secs(5), writer)
             .await
