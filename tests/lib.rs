@@ -243,6 +243,15 @@ impl Client {
         c
     }
 
+    /// Like [`Client::connect`], announcing `media_legs` in its hello: a
+    /// client that takes each talker's leg and mixes them itself.
+    pub async fn connect_mixing_legs(addr: SocketAddr, token: &str) -> Client {
+        let mut c = Client::open(addr, token).await;
+        c.session.announce(protocol::wire::CAP_MEDIA_LEGS);
+        c.hello().await;
+        c
+    }
+
     /// Says hello (resuming if this session had one) and waits until ready.
     pub async fn hello(&mut self) {
         let hello = self.session.hello();

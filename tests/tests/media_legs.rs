@@ -9,7 +9,6 @@ use futures_util::{SinkExt, StreamExt};
 use media::codec::Decoder;
 use media::frame::PACKET;
 use protocol::media::decode_media_frame;
-use protocol::wire::CAP_MEDIA_LEGS;
 use switchboard_tests::audio::*;
 use switchboard_tests::*;
 use tokio_tungstenite::tungstenite::Message;
@@ -37,9 +36,8 @@ async fn a_conference_agent_announcing_media_legs_gets_each_talker_and_one_that_
     let running = server::start(test_config(&dir)).await.expect("start");
     let addr = running.addr;
     // Alice's client mixes legs itself; bob's does not.
-    let mut alice = Client::open(addr, &login(addr, "alice", "alice-pass").await).await;
-    alice.session.announce(CAP_MEDIA_LEGS);
-    alice.hello().await;
+    let mut alice =
+        Client::connect_mixing_legs(addr, &login(addr, "alice", "alice-pass").await).await;
     alice.set_available().await;
     let mut bob = Client::connect(addr, &login(addr, "bob", "bob-pass").await).await;
 

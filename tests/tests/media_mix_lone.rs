@@ -12,7 +12,7 @@ use futures_util::{SinkExt, StreamExt};
 use media::codec::{Decoder, Encoder, EncoderSettings};
 use media::frame::PACKET;
 use protocol::media::{decode_media_frame, encode_media_frame, MediaHeader};
-use protocol::wire::{Op, CAP_MEDIA_LEGS};
+use protocol::wire::Op;
 use switchboard_tests::audio::*;
 use switchboard_tests::*;
 use tokio_tungstenite::tungstenite::Message;
@@ -296,13 +296,10 @@ async fn with_conference_agents_the_customer_hears_the_lone_talkers_own_packets_
     let dir = temp_dir("mix-lone-legs");
     let running = server::start(test_config(&dir)).await.expect("start");
     let addr = running.addr;
-    let mut alice = Client::open(addr, &login(addr, "alice", "alice-pass").await).await;
-    alice.session.announce(CAP_MEDIA_LEGS);
-    alice.hello().await;
+    let mut alice =
+        Client::connect_mixing_legs(addr, &login(addr, "alice", "alice-pass").await).await;
     alice.set_available().await;
-    let mut bob = Client::open(addr, &login(addr, "bob", "bob-pass").await).await;
-    bob.session.announce(CAP_MEDIA_LEGS);
-    bob.hello().await;
+    let mut bob = Client::connect_mixing_legs(addr, &login(addr, "bob", "bob-pass").await).await;
 
     let (mut phone, c, phone_leg) = phone_dials_in(addr, "support").await;
     alice
