@@ -119,6 +119,7 @@ class SwitchboardEngine extends AudioWorkletProcessor {
       this.directAligned = false;
       this.directExpected = null;
       this.captureGaps = 0;
+      this.captureLostUs = 0;
       msg.port.onmessage = (e) => this.onDirect(e.data);
     } else if (msg.type === 'capture' && msg.port) {
       // The track path: samples come from the capture worker.
@@ -258,6 +259,7 @@ class SwitchboardEngine extends AudioWorkletProcessor {
     if (typeof m.ts === 'number' && typeof m.us === 'number') {
       if (x && this.directAligned && this.directExpected !== null && m.ts - this.directExpected > m.us / 2) {
         this.captureGaps += 1;
+        this.captureLostUs += m.ts - this.directExpected;
         x.sb_skip(Math.round(((m.ts - this.directExpected) * sampleRate) / 1e6));
       }
       this.directExpected = m.ts + m.us;
@@ -323,6 +325,9 @@ class SwitchboardEngine extends AudioWorkletProcessor {
     stats.mediaPath = this.netOpen ? 'worker' : 'main';
     if (this.direct) {
       stats.captureGaps = this.captureGaps;
+      // How much audio those gaps held: a browser that skips one late
+      // 10 ms chunk and a reader held up for 300 ms both count one gap.
+      stats.captureLostMs = this.captureLostUs / 1000;
       stats.captureStalls = this.captureStalls || 0;
     }
     if (this.ring) {

@@ -17,8 +17,9 @@
 // MediaStreamTrackProcessor stream, transferred to a Worker, which
 // Chromium then feeds on that Worker's thread; each chunk goes to the
 // audio thread, is processed there and sent), so under the same stalls no
-// capture chunk is lost (`captureGaps`, the chunks the engine never got)
-// and the far end, the echo line, gets the agent's packets on time (no
+// more microphone audio is lost (`captureLostMs`, the audio in the chunks
+// the engine never got) than the same busy loops in a Worker lose, and
+// the far end, the echo line, gets the agent's packets on time (no
 // more late than without stalls). `SB_STALL_CAPTURE=worklet,worker`
 // also runs the other capture paths (the AudioContext's microphone, the
 // engine split) under the stalls and logs their figures, for comparing.
@@ -140,7 +141,7 @@ const summary = (r) => `late ${r.after.late - r.before.late} (${r.before.late - 
   + `grows ${r.after.grows - r.before.grows} (${r.before.grows - r.base.grows}), `
   + `buffer delay ${r.before.bufferDelayMs.toFixed(1)} -> ${r.during.bufferDelayMs.toFixed(1)} -> ${r.after.bufferDelayMs.toFixed(1)} ms, `
   + `received ${r.after.received - r.before.received}, echo level ${r.level.toFixed(1)} dB, path ${r.path}, `
-  + `capture ${r.after.capture}, capture gaps ${gaps(r.after) - gaps(r.before)} (${gaps(r.before) - gaps(r.base)}), `
+  + `capture ${r.after.capture}, capture gaps ${gaps(r.after) - gaps(r.before)} (${gaps(r.before) - gaps(r.base)}) holding ${(lostAudio(r.after) - lostAudio(r.before)).toFixed(0)} ms (${(lostAudio(r.before) - lostAudio(r.base)).toFixed(0)}), `
   + `capture chunks over 40 ms after the previous one ${stalled(r.after) - stalled(r.before)} (${stalled(r.before) - stalled(r.base)})`;
 
 /** Capture chunks that reached the worklet over 40 ms after the one before (direct capture). */
@@ -149,20 +150,33 @@ const stalled = (s) => s.captureStalls || 0;
 /** Capture chunks lost so far (the direct path counts them; the split's Worker too). */
 const gaps = (s) => s.captureGaps || 0;
 
+/** Milliseconds of microphone audio those gaps held (direct capture). */
+const lostAudio = (s) => s.captureLostMs || 0;
+
 test('with the media worker and direct capture, 300 ms main-thread stalls lose no capture and make no frame later than the same busy loops in a Worker', async () => {
   const r = await callUnderStalls({ mainThreadOnly: false });
   console.log(`worker path under 8 x 300 ms stalls: ${summary(r)}`);
   assert.equal(r.path, 'worker', 'the frames went over the media socket');
   // The CCP's default capture in Chromium, and the microphone did not
-  // wait on the page: 2.4 s of stalls lose no chunk (read on the main
-  // thread they lose 2-4 chunks per 250 ms stall), give or take one.
+  // wait on the page: 2.4 s of stalls lose no audio (read on the main
+  // thread a 250 ms stall left a 255-287 ms hole), give or take what the
+  // same stalls in a Worker lose.
   assert.equal(r.after.capture, 'direct', 'the CCP captures directly from the track');
   assert.equal(typeof r.after.captureGaps, 'number', 'the direct path reports its capture gaps');
   const waited = stalled(r.after) - stalled(r.before);
   assert.ok(waited <= stalled(r.before) - stalled(r.base) + 1,
     `no capture chunk held up by the main thread (${waited}; ${stalled(r.before) - stalled(r.base)} with the stalls in a Worker)`);
-  const lost = gaps(r.after) - gaps(r.before);
-  assert.ok(lost <= gaps(r.before) - gaps(r.base) + 1, `no microphone chunk lost to the main thread (${lost}; ${gaps(r.before) - gaps(r.base)} with the stalls in a Worker)`);
+  // Lost audio is judged by its duration, not by the count of gaps: on a
+  // loaded machine Chromium's fake capture device itself skips a 10 ms
+  // chunk now and then when its thread wakes late (one gap each, seen
+  // 1-5 times per eight stalls whichever thread is busy), while a reader
+  // held up by the main thread loses most of each 300 ms stall (about 2 s
+  // over the eight). Allowed: 100 ms beyond the Worker control.
+  const lostMs = lostAudio(r.after) - lostAudio(r.before);
+  const baseLostMs = lostAudio(r.before) - lostAudio(r.base);
+  assert.equal(typeof r.after.captureLostMs, 'number', 'the direct path reports the audio its gaps held');
+  assert.ok(lostMs <= baseLostMs + 100,
+    `no microphone audio lost to the main thread (${lostMs.toFixed(0)} ms in ${gaps(r.after) - gaps(r.before)} gaps; ${baseLostMs.toFixed(0)} ms with the stalls in a Worker)`);
   assert.equal(r.after.mediaPath, 'worker', 'the worklet sent over the worker');
   assert.ok(r.after.received - r.before.received > 150, 'frames kept coming during the stalls');
   // The stalls themselves make none late (over the main thread they made
