@@ -31,6 +31,13 @@
 const RING = 48000 / 2;
 // Frames kept from before the engine starts (40 ms at 10 ms packets).
 const EARLY_FRAMES = 4;
+// A gap between two arrivals (network frames, or direct capture chunks)
+// this long, on the audio clock, is a hold: frames come every 10-20 ms,
+// and a thread starved by a busy machine delays them by tens of ms, while
+// a path through a blocked thread (the page's main thread in a long
+// task) holds them for the whole block. Counted in the stats (`netHolds`,
+// `captureHolds`).
+const HOLD_S = 0.2;
 
 const STATS_FIELDS = [
   'received', 'lost', 'concealed', 'fecRecovered', 'late', 'duplicates', 'jitterMs',
@@ -49,6 +56,9 @@ class SwitchboardEngine extends AudioWorkletProcessor {
     this.ring = null;
     this.net = null;
     this.netOpen = false;
+    this.netLast = undefined;
+    this.netHolds = 0;
+    this.captureHolds = 0;
     this.port.onmessage = (e) => this.onMessage(e.data);
   }
 
@@ -203,6 +213,8 @@ class SwitchboardEngine extends AudioWorkletProcessor {
 
   /** One media frame from the network into the engine. */
   receive(frame) {
+    if (this.netLast !== undefined && currentTime - this.netLast > HOLD_S) this.netHolds += 1;
+    this.netLast = currentTime;
     if (!this.firstFrameTime) {
       // When the call's audio start is measured (bench calls): the first
       // frame in, on the audio clock.
@@ -255,6 +267,7 @@ class SwitchboardEngine extends AudioWorkletProcessor {
     // Chunks that came more than 40 ms after the one before, on the audio
     // clock (chunks are 10 ms: a stall on the capture's way shows here).
     if (this.directLast !== undefined && currentTime - this.directLast > 0.04) this.captureStalls = (this.captureStalls || 0) + 1;
+    if (this.directLast !== undefined && currentTime - this.directLast > HOLD_S) this.captureHolds += 1;
     this.directLast = currentTime;
     if (typeof m.ts === 'number' && typeof m.us === 'number') {
       if (x && this.directAligned && this.directExpected !== null && m.ts - this.directExpected > m.us / 2) {
@@ -323,12 +336,14 @@ class SwitchboardEngine extends AudioWorkletProcessor {
     STATS_FIELDS.forEach((k, i) => { stats[k] = values[i]; });
     // Which path the network frames take: 'worker' (the media socket) or 'main'.
     stats.mediaPath = this.netOpen ? 'worker' : 'main';
+    stats.netHolds = this.netHolds;
     if (this.direct) {
       stats.captureGaps = this.captureGaps;
       // How much audio those gaps held: a browser that skips one late
       // 10 ms chunk and a reader held up for 300 ms both count one gap.
       stats.captureLostMs = this.captureLostUs / 1000;
       stats.captureStalls = this.captureStalls || 0;
+      stats.captureHolds = this.captureHolds;
     }
     if (this.ring) {
       stats.captureQueued = this.ringLen;

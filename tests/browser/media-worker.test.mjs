@@ -4,23 +4,26 @@
 // asks the control socket for a media ticket and a Worker opens the media
 // socket; frames then go worklet <-> worker <-> socket. The page's main
 // thread is then blocked for 300 ms, eight times, and the engine's own
-// counters must show no packet late and no jitter-buffer growth beyond
-// what the same busy loops cause from a Worker: neither
-// direction waited on the main thread (the caller is an echo line, so the
-// agent's own packets come back: a delayed send shows up as a late
-// arrival too). With the worker path turned off (the fallback, frames over
-// the control socket on the main thread) the call still has audio both
-// ways; its counters under the same stalls are logged for comparison.
+// counters must show no frame held (`netHolds`: a frame reaching the
+// worklet over 200 ms after the one before) more often than the same busy
+// loops run in a Worker cause: neither direction waited on the main
+// thread (the caller is an echo line, so the agent's own packets come
+// back: a held send shows up as a held arrival too). With the worker path
+// turned off (the fallback, frames over the control socket on the main
+// thread) the same counter sees every stall, which shows the measure can
+// fail, and the call still has audio both ways. Late frames and jitter
+// buffer growth are logged for comparison, not judged: load alone makes
+// them on this two-core machine.
 //
 // The microphone does not wait on the main thread either (issue 16): the
 // CCP captures directly by default (the capture track's
 // MediaStreamTrackProcessor stream, transferred to a Worker, which
 // Chromium then feeds on that Worker's thread; each chunk goes to the
 // audio thread, is processed there and sent), so under the same stalls no
-// more microphone audio is lost (`captureLostMs`, the audio in the chunks
-// the engine never got) than the same busy loops in a Worker lose, and
-// the far end, the echo line, gets the agent's packets on time (no
-// more late than without stalls). `SB_STALL_CAPTURE=worklet,worker`
+// capture chunk is held (`captureHolds`) and no more microphone audio is
+// lost (`captureLostMs`, the audio in the chunks the engine never got)
+// than the same busy loops in a Worker cause.
+// `SB_STALL_CAPTURE=worklet,worker`
 // also runs the other capture paths (the AudioContext's microphone, the
 // engine split) under the stalls and logs their figures, for comparing.
 import { test } from 'node:test';
@@ -142,7 +145,9 @@ const summary = (r) => `late ${r.after.late - r.before.late} (${r.before.late - 
   + `buffer delay ${r.before.bufferDelayMs.toFixed(1)} -> ${r.during.bufferDelayMs.toFixed(1)} -> ${r.after.bufferDelayMs.toFixed(1)} ms, `
   + `received ${r.after.received - r.before.received}, echo level ${r.level.toFixed(1)} dB, path ${r.path}, `
   + `capture ${r.after.capture}, capture gaps ${gaps(r.after) - gaps(r.before)} (${gaps(r.before) - gaps(r.base)}) holding ${(lostAudio(r.after) - lostAudio(r.before)).toFixed(0)} ms (${(lostAudio(r.before) - lostAudio(r.base)).toFixed(0)}), `
-  + `capture chunks over 40 ms after the previous one ${stalled(r.after) - stalled(r.before)} (${stalled(r.before) - stalled(r.base)})`;
+  + `capture chunks over 40 ms after the previous one ${stalled(r.after) - stalled(r.before)} (${stalled(r.before) - stalled(r.base)}), `
+  + `holds: network ${netHolds(r.after) - netHolds(r.before)} (${netHolds(r.before) - netHolds(r.base)}), `
+  + `capture ${captureHolds(r.after) - captureHolds(r.before)} (${captureHolds(r.before) - captureHolds(r.base)})`;
 
 /** Capture chunks that reached the worklet over 40 ms after the one before (direct capture). */
 const stalled = (s) => s.captureStalls || 0;
@@ -153,50 +158,60 @@ const gaps = (s) => s.captureGaps || 0;
 /** Milliseconds of microphone audio those gaps held (direct capture). */
 const lostAudio = (s) => s.captureLostMs || 0;
 
-test('with the media worker and direct capture, 300 ms main-thread stalls lose no capture and make no frame later than the same busy loops in a Worker', async () => {
+/** Network frames that reached the worklet over 200 ms after the one before. */
+const netHolds = (s) => s.netHolds || 0;
+
+/** Direct capture chunks that reached the worklet over 200 ms after the one before. */
+const captureHolds = (s) => s.captureHolds || 0;
+
+test('with the media worker and direct capture, 300 ms main-thread stalls hold no frame and lose no capture', async () => {
   const r = await callUnderStalls({ mainThreadOnly: false });
   console.log(`worker path under 8 x 300 ms stalls: ${summary(r)}`);
   assert.equal(r.path, 'worker', 'the frames went over the media socket');
-  // The CCP's default capture in Chromium, and the microphone did not
-  // wait on the page: 2.4 s of stalls lose no audio (read on the main
-  // thread a 250 ms stall left a 255-287 ms hole), give or take what the
-  // same stalls in a Worker lose.
+  assert.equal(r.after.mediaPath, 'worker', 'the worklet sent over the worker');
   assert.equal(r.after.capture, 'direct', 'the CCP captures directly from the track');
-  assert.equal(typeof r.after.captureGaps, 'number', 'the direct path reports its capture gaps');
-  const waited = stalled(r.after) - stalled(r.before);
-  assert.ok(waited <= stalled(r.before) - stalled(r.base) + 1,
-    `no capture chunk held up by the main thread (${waited}; ${stalled(r.before) - stalled(r.base)} with the stalls in a Worker)`);
+  // What crosses a blocked main thread is held for the whole 300 ms
+  // stall (the fallback test below shows it: one hold per stall). Here
+  // neither the network frames nor the microphone chunks may be held
+  // more often than the same busy loops run in a Worker hold them, give
+  // or take one. Late frames and jitter-buffer growth are logged, not
+  // judged: on this two-core machine a busy loop on either thread makes
+  // some late, and by how many varies with the load.
+  assert.equal(typeof r.after.netHolds, 'number', 'the worklet counts held network frames');
+  assert.equal(typeof r.after.captureHolds, 'number', 'the direct path counts held capture chunks');
+  const netHeld = netHolds(r.after) - netHolds(r.before);
+  const netHeldBase = netHolds(r.before) - netHolds(r.base);
+  assert.ok(netHeld <= netHeldBase + 1,
+    `no network frame held by the main thread (${netHeld}; ${netHeldBase} with the stalls in a Worker)`);
+  const captureHeld = captureHolds(r.after) - captureHolds(r.before);
+  const captureHeldBase = captureHolds(r.before) - captureHolds(r.base);
+  assert.ok(captureHeld <= captureHeldBase + 1,
+    `no microphone chunk held by the main thread (${captureHeld}; ${captureHeldBase} with the stalls in a Worker)`);
   // Lost audio is judged by its duration, not by the count of gaps: on a
   // loaded machine Chromium's fake capture device itself skips a 10 ms
   // chunk now and then when its thread wakes late (one gap each, seen
   // 1-5 times per eight stalls whichever thread is busy), while a reader
-  // held up by the main thread loses most of each 300 ms stall (about 2 s
-  // over the eight). Allowed: 100 ms beyond the Worker control.
+  // held up by the main thread loses most of each 300 ms stall (a 250 ms
+  // stall left a 255-287 ms hole when the track was read on the page).
+  // Allowed: 100 ms beyond the Worker control.
   const lostMs = lostAudio(r.after) - lostAudio(r.before);
   const baseLostMs = lostAudio(r.before) - lostAudio(r.base);
   assert.equal(typeof r.after.captureLostMs, 'number', 'the direct path reports the audio its gaps held');
   assert.ok(lostMs <= baseLostMs + 100,
     `no microphone audio lost to the main thread (${lostMs.toFixed(0)} ms in ${gaps(r.after) - gaps(r.before)} gaps; ${baseLostMs.toFixed(0)} ms with the stalls in a Worker)`);
-  assert.equal(r.after.mediaPath, 'worker', 'the worklet sent over the worker');
   assert.ok(r.after.received - r.before.received > 150, 'frames kept coming during the stalls');
-  // The stalls themselves make none late (over the main thread they made
-  // 20-40 late here): no more than the same busy loops make late from a
-  // Worker (a busy loop on one of two loaded cores slows the audio and
-  // worker threads whichever thread runs it), give or take two.
-  const late = r.after.late - r.before.late;
-  const baseLate = r.before.late - r.base.late;
-  assert.ok(late <= baseLate + 2, `no frame late because of the main thread (${late}; ${baseLate} with the stalls in a Worker)`);
-  const grows = r.after.grows - r.before.grows;
-  assert.ok(grows <= r.before.grows - r.base.grows + 1, `the jitter buffer did not grow because of the stalls (${grows})`);
-  assert.ok(r.after.bufferDelayMs <= r.before.bufferDelayMs + 20, 'the buffer delay stayed where it was');
   assert.ok(r.level > -45, `the echo line is heard (${r.level.toFixed(1)} dB)`);
 });
 
-test('without the worker (the fallback), frames take the main thread and the call still has audio', async () => {
+test('without the worker (the fallback), frames take the main thread: each stall holds them, and the call still has audio', async () => {
   const r = await callUnderStalls({ mainThreadOnly: true });
   console.log(`main-thread path under 8 x 300 ms stalls: ${summary(r)}`);
   assert.equal(r.path, 'main');
   assert.equal(r.after.mediaPath, 'main');
+  // The measure the worker path is judged by sees the main thread: frames
+  // over the control socket wait out each 300 ms stall.
+  const held = netHolds(r.after) - netHolds(r.before);
+  assert.ok(held >= 6, `the main thread's stalls held the frames (${held} holds for 8 stalls)`);
   assert.ok(r.after.received - r.before.received > 100, 'frames flowed');
   assert.ok(r.level > -45, `the echo line is heard (${r.level.toFixed(1)} dB)`);
 });
