@@ -10,6 +10,8 @@ pub mod bench;
 pub mod process;
 pub mod raw;
 pub mod sip;
+pub mod sip_kamailio;
+pub mod sip_media;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -1,10 +1,13 @@
-//! Shared helpers of the SIP gateway's integration tests (`sip_*.rs`):
-//! a raw UDP caller (INVITE with SDP, ACK, BYE, reading what the gateway
-//! sends), RTP packets, the contact's stored record, and the real-phone
-//! side (baresip, espeak-ng/sox speech, WAV reading and correlation).
-//! Plain functions over `tokio::net::UdpSocket` and strings, so a test
-//! over another transport can build the same messages and send them its
-//! own way.
+//! Shared helpers of the SIP gateway's integration tests (`sip_*.rs`),
+//! the signalling side: a raw UDP caller (INVITE with SDP, ACK, BYE,
+//! OPTIONS, reading what the gateway sends), the gateway and its agent set
+//! up as most tests do, the contact's stored record and the agent's view
+//! of it, and the real peers (baresip, SIPp; Kamailio in
+//! [`crate::sip_kamailio`], re-exported here). Plain functions
+//! over `tokio::net::UdpSocket` and strings, so a test over another
+//! transport can build the same messages and send them its own way. The
+//! media side (RTP, media frames, speech and correlation) is in
+//! [`crate::sip_media`], re-exported here.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,6 +17,8 @@ use std::time::Duration;
 use server::sip::msg::{Message, Start};
 use tokio::net::UdpSocket;
 
+pub use crate::sip_kamailio::*;
+pub use crate::sip_media::*;
 use crate::{Client, TEST_CONFIG};
 
 /// The DID the tests' trunks map to the support queue.
@@ -233,16 +238,6 @@ pub fn answer_rtp(m: &Message) -> SocketAddr {
     SocketAddr::new(ip, port)
 }
 
-/// An RTP packet (version 2, no marker).
-pub fn rtp(pt: u8, seq: u16, timestamp: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
-    let mut p = vec![0x80, pt & 0x7f];
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.extend_from_slice(&timestamp.to_be_bytes());
-    p.extend_from_slice(&ssrc.to_be_bytes());
-    p.extend_from_slice(payload);
-    p
-}
-
 /// The contact's stored record.
 pub fn record(running: &server::Running, c: &str) -> server::store::ContactRecord {
     running
@@ -269,184 +264,28 @@ pub async fn wait_event(running: &server::Running, c: &str, event: &str) {
 
 /// Waits (at most 10 s) for the contact to end; its record.
 pub async fn wait_ended(running: &server::Running, c: &str) -> server::store::ContactRecord {
-    for _ in 0..200 {
+    wait_ended_within(running, c, Duration::from_secs(10)).await
+}
+
+/// Waits (at most `within`, polling every 50 ms) for the contact to end;
+/// its record.
+pub async fn wait_ended_within(
+    running: &server::Running,
+    c: &str,
+    within: Duration,
+) -> server::store::ContactRecord {
+    let step = Duration::from_millis(50);
+    for _ in 0..within.as_millis() / step.as_millis() {
         let r = record(running, c);
         if r.ended_at.is_some() {
             return r;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(step).await;
     }
-    panic!("contact {c} did not end");
+    panic!("contact {c} did not end within {within:?}");
 }
 
-// ---- real phones and audio ------------------------------------------------
-
-/// Runs a tool to completion; a missing tool fails the test.
-pub fn run(cmd: &str, args: &[&str]) {
-    let ok = std::process::Command::new(cmd)
-        .args(args)
-        .status()
-        .unwrap_or_else(|e| panic!("{cmd} must be installed (cargo xtask test installs it): {e}"))
-        .success();
-    assert!(ok, "{cmd} {args:?} failed");
-}
-
-/// A 16-bit PCM WAV's rate and its samples (interleaved when stereo).
-pub fn read_wav_pcm16(path: &Path) -> (u32, Vec<f32>) {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let rate = u32::from_le_bytes([bytes[24], bytes[25], bytes[26], bytes[27]]);
-    // Find the data chunk (sox and baresip may add others).
-    let mut i = 12;
-    while i + 8 <= bytes.len() {
-        let len =
-            u32::from_le_bytes([bytes[i + 4], bytes[i + 5], bytes[i + 6], bytes[i + 7]]) as usize;
-        if &bytes[i..i + 4] == b"data" {
-            let end = (i + 8 + len).min(bytes.len());
-            let pcm = bytes[i + 8..end]
-                .chunks_exact(2)
-                .map(|c| f32::from(i16::from_le_bytes([c[0], c[1]])) / 32768.0)
-                .collect();
-            return (rate, pcm);
-        }
-        i += 8 + len + (len & 1);
-    }
-    panic!("{}: no data chunk", path.display());
-}
-
-/// A WAV's channel count.
-pub fn wav_channels(path: &Path) -> u16 {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    u16::from_le_bytes([bytes[22], bytes[23]])
-}
-
-/// Speech from espeak-ng, as `<name>_8k.wav` (the G.711 caller's file)
-/// and `<name>_48k.wav` (mono), padded with `pad_s` seconds of silence.
-pub fn speech(dir: &Path, name: &str, text: &str, pad_s: u32) -> (PathBuf, PathBuf) {
-    let raw = dir.join(format!("{name}_raw.wav"));
-    run("espeak-ng", &["-w", raw.to_str().expect("path"), text]);
-    let n8 = resample(dir, &raw, &format!("{name}_8k.wav"), 8000, 1, pad_s);
-    let n48 = resample(dir, &raw, &format!("{name}_48k.wav"), 48_000, 1, pad_s);
-    (n8, n48)
-}
-
-/// `raw` as `dir/out` at `rate` with `channels`, normalised to -3 dB and
-/// padded with `pad_s` seconds (baresip's Opus source is 48 kHz stereo).
-pub fn resample(dir: &Path, raw: &Path, out: &str, rate: u32, channels: u8, pad_s: u32) -> PathBuf {
-    let path = dir.join(out);
-    run(
-        "sox",
-        &[
-            raw.to_str().expect("path"),
-            "-r",
-            &rate.to_string(),
-            "-c",
-            &channels.to_string(),
-            "-b",
-            "16",
-            "-e",
-            "signed",
-            path.to_str().expect("path"),
-            "norm",
-            "-3",
-            "pad",
-            "0",
-            &pad_s.to_string(),
-        ],
-    );
-    path
-}
-
-/// Normalised correlation of `rec` against `reference` at `lag`
-/// (positive: `rec` is late).
-pub fn ncc_at(reference: &[f32], rec: &[f32], lag: i64) -> f64 {
-    let (mut xy, mut xx, mut yy) = (0.0f64, 0.0f64, 0.0f64);
-    let mut overlap = 0usize;
-    for (i, &x) in reference.iter().enumerate() {
-        let j = i as i64 + lag;
-        if j < 0 {
-            continue;
-        }
-        let Some(&y) = rec.get(j as usize) else { break };
-        let (x, y) = (f64::from(x), f64::from(y));
-        xy += x * y;
-        xx += x * x;
-        yy += y * y;
-        overlap += 1;
-    }
-    // A lag at the recording's edge overlaps a few samples, whose
-    // correlation is near +-1 whatever they hold: it says nothing. Only a
-    // lag where most of the reference lies inside the recording counts.
-    if overlap * 4 < reference.len() * 3 {
-        return 0.0;
-    }
-    if xx > 0.0 && yy > 0.0 {
-        xy / (xx * yy).sqrt()
-    } else {
-        0.0
-    }
-}
-
-/// Best normalised cross-correlation of `rec` against `reference` within
-/// +-`max_lag` samples of `centre`, and its lag: a coarse search on 5 ms
-/// energy envelopes, then every lag within 10 ms of the three best coarse
-/// ones (a full search is too slow in a debug build).
-pub fn ncc(reference: &[f32], rec: &[f32], centre: i64, max_lag: usize) -> (f64, i64) {
-    const BLOCK: usize = 40;
-    let env = |x: &[f32]| -> Vec<f32> {
-        x.chunks(BLOCK)
-            .map(|c| c.iter().map(|v| v * v).sum::<f32>().sqrt())
-            .collect()
-    };
-    let (er, ec) = (env(reference), env(rec));
-    let mean = |x: &[f32]| x.iter().sum::<f32>() / x.len().max(1) as f32;
-    let (mr, mc) = (mean(&er), mean(&ec));
-    let er: Vec<f32> = er.iter().map(|v| v - mr).collect();
-    let ec: Vec<f32> = ec.iter().map(|v| v - mc).collect();
-    let blocks = (max_lag / BLOCK) as i64;
-    let c = centre / BLOCK as i64;
-    let mut coarse: Vec<(f64, i64)> = (c - blocks..=c + blocks)
-        .map(|l| (ncc_at(&er, &ec, l), l))
-        .collect();
-    coarse.sort_by(|a, b| b.0.total_cmp(&a.0));
-    // The fine search around the three best envelope lags.
-    coarse
-        .iter()
-        .take(3)
-        .flat_map(|&(_, l)| {
-            let centre = l * BLOCK as i64;
-            centre - 2 * BLOCK as i64..=centre + 2 * BLOCK as i64
-        })
-        .map(|l| (ncc_at(reference, rec, l), l))
-        .fold((-1.0, 0), |a, b| if b.0 > a.0 { b } else { a })
-}
-
-/// The mean of the better half, over the reference's voiced 1 s windows
-/// (8 kHz), of each window's best correlation in `rec`: robust to a lost
-/// or late packet shifting the rest of a recording (which a single global
-/// lag is not), and to the first second being lost while the call's media
-/// route is set up on a loaded machine; still needs half the speech intact.
-pub fn ncc_windows(reference: &[f32], rec: &[f32], max_lag: usize) -> f64 {
-    const WINDOW: usize = 8000;
-    let mut scores: Vec<f64> = reference
-        .chunks_exact(WINDOW)
-        .enumerate()
-        .filter(|(_, w)| (w.iter().map(|v| v * v).sum::<f32>() / WINDOW as f32).sqrt() > 0.02)
-        .map(|(k, w)| ncc(w, rec, (k * WINDOW) as i64, max_lag).0)
-        .collect();
-    assert!(scores.len() >= 2, "the reference has speech");
-    scores.sort_by(|a, b| b.total_cmp(a));
-    let half = scores.len().div_ceil(2);
-    scores[..half].iter().sum::<f64>() / half as f64
-}
-
-/// 48 kHz audio (mono, or stereo when `channels` is 2) to 8 kHz mono,
-/// averaging each 6 samples (enough for a correlation of speech).
-pub fn to_8k(pcm48: &[f32], channels: usize) -> Vec<f32> {
-    pcm48
-        .chunks_exact(6 * channels)
-        .map(|c| c.iter().sum::<f32>() / c.len() as f32)
-        .collect()
-}
+// ---- real phones (baresip) ------------------------------------------------
 
 /// A free UDP port P whose TCP P and P+1 are free too.
 pub fn free_udp_port_pair() -> u16 {
@@ -663,81 +502,35 @@ pub async fn trunk_request(trunk: &UdpSocket) -> (Message, SocketAddr) {
     panic!("no request among 50 datagrams");
 }
 
-// ---- the test agent's side of the audio -----------------------------------
-
-/// Media frames of `pcm` (48 kHz) on `leg`, Opus-encoded 20 ms a frame,
-/// then silence.
-pub fn speech_frames(pcm: Vec<f32>, leg: u32) -> impl FnMut() -> Vec<u8> {
-    use media::codec::{Encoder, EncoderSettings};
-    use media::frame::PACKET;
-    let mut enc = Encoder::new(EncoderSettings::default()).expect("encoder");
-    let mut seq = 0u32;
-    move || {
-        let mut chunk = [0.0f32; PACKET];
-        let at = seq as usize * PACKET;
-        for (i, x) in chunk.iter_mut().enumerate() {
-            *x = pcm.get(at + i).copied().unwrap_or(0.0);
-        }
-        let payload = enc.encode(&chunk).expect("encode").to_vec();
-        let mut frame = Vec::new();
-        let header = protocol::media::MediaHeader {
-            flags: 0,
-            leg,
-            sequence: seq,
-            timestamp: seq.wrapping_mul(PACKET as u32),
-        };
-        protocol::media::encode_media_frame(&header, &payload, &mut frame);
-        seq += 1;
-        frame
-    }
-}
-
-/// What the agent heard (its Opus media frames decoded, each for as long
-/// as its packet lasts), at 48 kHz.
-pub fn agent_heard_48k(frames: &[Vec<u8>]) -> Vec<f32> {
-    use media::frame::PACKET;
-    let mut dec = media::codec::Decoder::new().expect("decoder");
-    let mut heard = Vec::new();
-    let mut pcm = [0.0f32; PACKET];
-    for f in frames {
-        let frame = protocol::media::decode_media_frame(f).expect("frame");
-        let n = dec.decode_len(frame.payload, &mut pcm).unwrap_or(PACKET);
-        heard.extend_from_slice(&pcm[..n]);
-    }
-    heard
-}
-
-/// [`agent_heard_48k`] at 8 kHz.
-pub fn agent_heard_8k(frames: &[Vec<u8>]) -> Vec<f32> {
-    to_8k(&agent_heard_48k(frames), 1)
-}
-
-/// What baresip decoded (sndfile's `*-dec.wav`), at 8 kHz mono.
-pub fn baresip_heard(bdir: &Path) -> Vec<f32> {
-    let wav = baresip_dec_wav(bdir);
-    let (rate, pcm) = read_wav_pcm16(&wav);
-    let channels = usize::from(wav_channels(&wav));
-    match rate {
-        8000 if channels == 1 => pcm,
-        48_000 => to_8k(&pcm, channels),
-        other => panic!("baresip recorded {other} Hz with {channels} channels"),
-    }
-}
-
 // ---- SIPp -------------------------------------------------------------------
 
 /// A SIPp UAS running `tests/sip/<scenario>` for `calls` calls, started
 /// in `dir` (its logs go there); its address.
 pub fn sipp_uas(dir: &Path, scenario: &str, calls: u32) -> (tokio::process::Child, SocketAddr) {
     let port = free_udp_port_pair();
+    let sipp = sipp(dir, scenario, &[], port, calls, 30);
+    (sipp, format!("127.0.0.1:{port}").parse().expect("addr"))
+}
+
+/// SIPp running `tests/sip/<scenario>` in `dir` (its logs go there) on
+/// 127.0.0.1:`port` for `calls` calls, each failing after `timeout_s`;
+/// `args` come first (`-s <user> <host>` for a UAC, `-t t1` for TCP).
+pub fn sipp(
+    dir: &Path,
+    scenario: &str,
+    args: &[&str],
+    port: u16,
+    calls: u32,
+    timeout_s: u32,
+) -> tokio::process::Child {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("sip")
         .join(scenario);
-    let sipp = tokio::process::Command::new("sipp")
+    tokio::process::Command::new("sipp")
         .current_dir(dir)
+        .args(["-sf", path.to_str().expect("path")])
+        .args(args)
         .args([
-            "-sf",
-            path.to_str().expect("path"),
             "-i",
             "127.0.0.1",
             "-p",
@@ -746,7 +539,7 @@ pub fn sipp_uas(dir: &Path, scenario: &str, calls: u32) -> (tokio::process::Chil
             &calls.to_string(),
             "-nostdin",
             "-timeout",
-            "30",
+            &timeout_s.to_string(),
             "-timeout_error",
             "-trace_err",
         ])
@@ -755,8 +548,7 @@ pub fn sipp_uas(dir: &Path, scenario: &str, calls: u32) -> (tokio::process::Chil
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .expect("sipp must be installed (sip-tester; cargo xtask test installs it)");
-    (sipp, format!("127.0.0.1:{port}").parse().expect("addr"))
+        .expect("sipp must be installed (sip-tester; cargo xtask test installs it)")
 }
 
 /// Waits (at most 40 s) for SIPp to finish and asserts that every call
@@ -805,158 +597,247 @@ pub async fn wait_log(path: &Path, needle: &str, times: usize, what: &str) {
     );
 }
 
-/// A Kamailio registrar/proxy on 127.0.0.1:`port` (UDP, and TCP on the
-/// same port when `with_tcp`) with digest auth and no database, as a
-/// provider's SIP edge: user X's password is "X-secret"; REGISTER is
-/// challenged with 401 and everything else out of dialog with 407; calls
-/// to [`DID`] go to the binding of user `switchboard` (how a provider
-/// routes a DID to an account); registrations last at most 10 s so a
-/// refresh happens within a test. The log says `CHALLENGED <method>
-/// proto=..`, `REGISTERED <To> au=.. proto=.. ct=<Contact>` and
-/// `AUTHENTICATED <method> from <user> to <R-URI> proto=..`.
-pub fn kamailio_registrar_config(port: u16, with_tcp: bool) -> String {
-    let transports = if with_tcp {
-        format!("tcp_children=2\nlisten=udp:127.0.0.1:{port}\nlisten=tcp:127.0.0.1:{port}")
-    } else {
-        format!("disable_tcp=yes\nlisten=udp:127.0.0.1:{port}")
+// ---- the gateway and its agent, set up as most tests do -------------------
+
+/// Starts the backend with `cfg`; it and its SIP (UDP) address.
+pub async fn gateway(cfg: server::config::Config) -> (server::Running, SocketAddr) {
+    let running = server::start(cfg).await.expect("start");
+    let sip = running.sip_addr.expect("the gateway listens");
+    (running, sip)
+}
+
+/// [`gateway`] with alice logged in and Available.
+pub async fn gateway_with_alice(
+    cfg: server::config::Config,
+) -> (server::Running, SocketAddr, Client) {
+    let (running, sip) = gateway(cfg).await;
+    let alice = Client::available(running.addr, "alice", "alice-pass").await;
+    (running, sip, alice)
+}
+
+/// An agent (alice) whose `hello` announced G.711 (`pcmu`, `pcma`), as
+/// the CCP does, set Available: the gateway forwards a G.711 trunk's
+/// payloads to it unchanged.
+pub async fn g711_agent(addr: SocketAddr) -> Client {
+    let token = crate::login(addr, "alice", "alice-pass").await;
+    let mut agent = Client::open(addr, &token).await;
+    agent.session.announce_codecs(&["pcmu", "pcma"]);
+    agent.hello().await;
+    agent
+        .ok(protocol::wire::Op::SetAgentState {
+            state: "Available".into(),
+        })
+        .await;
+    agent
+}
+
+/// A UDP socket on 127.0.0.1 (a free port) and its address: a raw
+/// caller's SIP socket, or its RTP one.
+pub async fn udp_socket() -> (UdpSocket, SocketAddr) {
+    let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let local = sock.local_addr().expect("addr");
+    (sock, local)
+}
+
+/// How many contacts the store holds.
+pub fn contact_count(running: &server::Running) -> u64 {
+    let center = running.state.center.lock().expect("lock");
+    center.store().contact_count().expect("count")
+}
+
+/// [`TEST_CONFIG`] with the support queue's outbound caller ID set
+/// (`+15550100`, "Support Line"), for tests where the agent dials out.
+pub fn test_config_with_caller_id() -> String {
+    let base = TEST_CONFIG.replacen(
+        "id = \"support\"\n",
+        "id = \"support\"\noutbound_caller_id_number = \"+15550100\"\noutbound_caller_id_name = \"Support Line\"\n",
+        1,
+    );
+    assert_ne!(base, TEST_CONFIG, "the support queue is in the test config");
+    base
+}
+
+/// Writes the whole configuration `text` to `dir/main.toml` and loads it
+/// from there (so the flow files it names resolve beside it), its store
+/// in `dir`.
+pub fn load_config(dir: &Path, text: &str) -> server::config::Config {
+    let main = dir.join("main.toml");
+    std::fs::write(&main, text).expect("config");
+    let mut cfg = server::config::Config::load(&main).expect("sip test config file");
+    cfg.data_dir = dir.to_path_buf();
+    cfg.public_dir = dir.join("public");
+    cfg
+}
+
+/// Waits until a contact rings at `client` and accepts it: the contact,
+/// the agent's media leg and the customer's connection.
+pub async fn agent_answers(client: &mut Client) -> (String, u32, String) {
+    let c = client.first_contact("the SIP call rings").await;
+    let (leg, customer) = client.accept_with_leg(&c).await;
+    (c, leg, customer)
+}
+
+/// The agent's contact `c`: its state name and reason, if any.
+pub fn contact_state(client: &Client, c: &str) -> Option<(String, Option<String>)> {
+    let v = client.state().contacts.get(c)?;
+    let reason = match &v.state {
+        protocol::contact::ContactState::Error { reason, .. }
+        | protocol::contact::ContactState::Ended { reason, .. } => Some(reason.clone()),
+        _ => None,
     };
-    format!(
-        r#"#!KAMAILIO
-debug=2
-log_stderror=yes
-children=2
-{transports}
-alias="127.0.0.1:{port}"
-alias="sip.test"
-mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
-loadmodule "kex.so"
-loadmodule "corex.so"
-loadmodule "tm.so"
-loadmodule "tmx.so"
-loadmodule "sl.so"
-loadmodule "rr.so"
-loadmodule "pv.so"
-loadmodule "maxfwd.so"
-loadmodule "usrloc.so"
-loadmodule "registrar.so"
-loadmodule "textops.so"
-loadmodule "siputils.so"
-loadmodule "xlog.so"
-loadmodule "sanity.so"
-loadmodule "auth.so"
-modparam("usrloc", "db_mode", 0)
-modparam("registrar", "min_expires", 5)
-modparam("registrar", "max_expires", 10)
-request_route {{
-    if (!mf_process_maxfwd_header("10")) {{ sl_send_reply("483", "Too Many Hops"); exit; }}
-    if (is_method("OPTIONS") && uri == myself && $rU == $null) {{ sl_send_reply("200", "Keepalive"); exit; }}
-    if (has_totag()) {{
-        if (loose_route()) {{ route(RELAY); exit; }}
-        if (is_method("ACK")) {{ if (t_check_trans()) {{ route(RELAY); }} exit; }}
-        sl_send_reply("404", "Not here"); exit;
-    }}
-    if (is_method("CANCEL")) {{ if (t_check_trans()) {{ route(RELAY); }} exit; }}
-    if (!is_method("ACK")) {{ t_check_trans(); }}
-    $var(pw) = $au + "-secret";
-    if (is_method("REGISTER")) {{
-        if (!pv_auth_check("sip.test", "$var(pw)", "0", "1")) {{
-            xlog("L_NOTICE", "CHALLENGED REGISTER proto=$pr\n");
-            auth_challenge("sip.test", "0"); exit;
-        }}
-        consume_credentials();
-        if (!save("location")) {{ sl_reply_error(); exit; }}
-        xlog("L_NOTICE", "REGISTERED $tu au=$au proto=$pr ct=$ct\n");
-        exit;
-    }}
-    if (!pv_auth_check("sip.test", "$var(pw)", "0", "0")) {{
-        xlog("L_NOTICE", "CHALLENGED $rm proto=$pr\n");
-        auth_challenge("sip.test", "0"); exit;
-    }}
-    consume_credentials();
-    xlog("L_NOTICE", "AUTHENTICATED $rm from $au to $ru proto=$pr\n");
-    if (is_method("INVITE")) {{ record_route(); }}
-    if ($rU == "{DID}") {{ $rU = "switchboard"; }}
-    if (!lookup("location")) {{ sl_send_reply("404", "Not Found"); exit; }}
-    route(RELAY);
-}}
-route[RELAY] {{ if (!t_relay()) {{ sl_reply_error(); }} exit; }}
-"#
-    )
+    Some((v.state.name().to_owned(), reason))
 }
 
-/// A baresip phone, account [`CALLER`] at Kamailio (127.0.0.1:`kport`,
-/// over UDP, with its password from [`kamailio_registrar_config`]),
-/// dialing [`DID`] through it and playing `source`, for up to 30 s; its
-/// files in `dir/caller`.
-pub fn caller_through_kamailio(dir: &Path, kport: u16, source: &Path) -> tokio::process::Child {
-    let adir = dir.join("caller");
-    std::fs::create_dir_all(&adir).expect("mkdir");
-    baresip_with(
-        &adir,
-        free_udp_port_pair(),
-        &format!(
-            "<sip:{CALLER}@sip.test;transport=udp>;auth_pass={CALLER}-secret;outbound=\"sip:127.0.0.1:{kport};lr\";\
-regint=0;audio_codecs=pcmu;audio_source=aufile,{}",
-            source.display()
-        ),
-        Some(format!("/dial sip:{DID}@sip.test")),
-        30,
-        "",
-    )
+/// Waits until the agent's contact `c` failed, and asserts its typed
+/// reason is `reason` (`busy`, `number_not_found`...).
+pub async fn assert_dial_fails(client: &mut Client, c: &str, reason: &str) {
+    client
+        .wait_for("the typed failure", |a| {
+            contact_state(a, c).is_some_and(|(s, _)| s == "error")
+        })
+        .await;
+    assert_eq!(
+        contact_state(client, c),
+        Some(("error".into(), Some(reason.into())))
+    );
 }
 
-/// Starts Kamailio in the foreground with `config` (written to
-/// `dir/kam/kamailio.cfg`), logging to the returned path; the guard stops
-/// it (and its forked workers) when the test ends, even by a panic.
-pub fn start_kamailio(dir: &Path, config: &str) -> (tokio::process::Child, PathBuf, KamailioGuard) {
-    let kdir = dir.join("kam");
-    std::fs::create_dir_all(kdir.join("run")).expect("mkdir");
-    std::fs::write(kdir.join("kamailio.cfg"), config).expect("cfg");
-    let klog = kdir.join("kamailio.log");
-    let log = std::fs::File::create(&klog).expect("log");
-    let kam = tokio::process::Command::new("kamailio")
-        .args([
-            "-f",
-            kdir.join("kamailio.cfg").to_str().expect("path"),
-            "-DD",
-            "-E",
-            "-Y",
-            kdir.join("run").to_str().expect("path"),
-            "-m",
-            "64",
-            "-M",
-            "8",
-        ])
-        .stdout(Stdio::from(log.try_clone().expect("log")))
-        .stderr(Stdio::from(log))
-        .spawn()
-        .expect("kamailio must be installed (cargo xtask test installs it)");
-    let guard = KamailioGuard(kam.id());
-    (kam, klog, guard)
+/// The agent adds the number `number` to contact `c` (a transfer or a
+/// conference through the trunk); the new connection's id.
+pub async fn add_number(client: &mut Client, c: &str, number: &str) -> String {
+    match client
+        .ok(protocol::wire::Op::AddConnection {
+            contact_id: c.to_owned(),
+            endpoint: protocol::endpoint::Endpoint::phone_number(number),
+        })
+        .await
+    {
+        protocol::wire::OpResult::ConnectionAdded { connection_id } => connection_id,
+        other => panic!("add_connection: {other:?}"),
+    }
 }
 
-/// Sends Kamailio SIGTERM when dropped (a failing test unwinds through
-/// it), so its forked workers never outlive the test.
-pub struct KamailioGuard(pub Option<u32>);
-
-impl Drop for KamailioGuard {
-    fn drop(&mut self) {
-        if let Some(pid) = self.0 {
-            let _ = std::process::Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status();
+/// The agent streams `next`'s frames in steps of `step`, at most `steps`
+/// of them, until `done` holds (checked before each step); whether it did.
+pub async fn talk_until(
+    client: &mut Client,
+    next: &mut dyn FnMut() -> Vec<u8>,
+    steps: u32,
+    step: Duration,
+    mut done: impl FnMut(&Client) -> bool,
+) -> bool {
+    for _ in 0..steps {
+        if done(client) {
+            return true;
         }
+        client.stream_media(step, next).await;
+    }
+    done(client)
+}
+
+/// Whether the contact's record holds the event `event` yet.
+pub fn has_event(running: &server::Running, c: &str, event: &str) -> bool {
+    record(running, c).events.iter().any(|e| e.event == event)
+}
+
+/// Asserts that every event of `want` is in the record `r`.
+pub fn assert_events(r: &server::store::ContactRecord, want: &[&str]) {
+    let events: Vec<&str> = r.events.iter().map(|e| e.event.as_str()).collect();
+    for w in want {
+        assert!(events.contains(w), "{w} in {events:?}");
     }
 }
 
-/// Stops Kamailio with SIGTERM, which makes its main process stop its
-/// forked workers too (SIGKILL, what `kill_on_drop` sends, would leave
-/// the workers running).
-pub async fn stop_kamailio(kam: &mut tokio::process::Child) {
-    if let Some(pid) = kam.id() {
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status();
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(5), kam.wait()).await;
+// ---- raw SIP messages beyond the caller's dialog ---------------------------
+
+/// The caller's OPTIONS to the gateway over `transport` (`UDP`, `TCP`)
+/// from `local`, number `n` (branch `z9hG4bKo<n>`, From tag `f<n>`,
+/// Call-ID `o<n>`).
+pub fn options(transport: &str, local: SocketAddr, n: u32) -> String {
+    format!(
+        "OPTIONS sip:{DID}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/{transport} {local};branch=z9hG4bKo{n}\r\n\
+Max-Forwards: 70\r\nFrom: <sip:{CALLER}@127.0.0.1>;tag=f{n}\r\nTo: <sip:{DID}@127.0.0.1>\r\n\
+Call-ID: o{n}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+/// The 200 a raw peer sends to `request` (text): its Via, From, To,
+/// Call-ID and CSeq copied, no body.
+pub fn ok_to(request: &str) -> String {
+    let copied = request
+        .lines()
+        .filter(|l| {
+            ["Via:", "From:", "To:", "Call-ID:", "CSeq:"]
+                .iter()
+                .any(|h| l.starts_with(h))
+        })
+        .collect::<Vec<_>>()
+        .join("\r\n");
+    format!("SIP/2.0 200 OK\r\n{copied}\r\nContent-Length: 0\r\n\r\n")
+}
+
+// ---- outbound calls the agent placed ---------------------------------------
+
+/// Waits until the agent's contact `c` is connected (`what` names the
+/// wait: the far end answered).
+pub async fn wait_connected(client: &mut Client, c: &str, what: &str) {
+    client
+        .wait_for(what, |a| {
+            a.state()
+                .contacts
+                .get(c)
+                .is_some_and(|v| v.state.name() == "connected")
+        })
+        .await;
+}
+
+/// The agent hangs up the far end of its outbound contact `c` (ends the
+/// outbound connection).
+pub async fn end_outbound(client: &mut Client, c: &str) {
+    let k = client.state().contacts[c]
+        .connections
+        .iter()
+        .find(|k| k.kind == protocol::contact::ConnectionKind::Outbound)
+        .map(|k| k.connection_id.clone());
+    let Some(k) = k else {
+        panic!("no far-end connection: {:?}", client.state().contacts[c]);
+    };
+    client
+        .ok(protocol::wire::Op::EndConnection {
+            contact_id: c.to_owned(),
+            connection_id: k,
+        })
+        .await;
+}
+
+/// The agent clears its (ended or failed) contact `c` and waits until it
+/// is gone from its view.
+pub async fn clear_contact(client: &mut Client, c: &str) {
+    client
+        .ok(protocol::wire::Op::Clear {
+            contact_id: c.to_owned(),
+            wrap_up_code: None,
+        })
+        .await;
+    client
+        .wait_for("the contact is gone", |a| {
+            !a.state().contacts.contains_key(c)
+        })
+        .await;
+}
+
+/// The agent speaks `speech48` (a 48 kHz WAV) on `leg` until the far end
+/// hangs up and the contact `c` ended ([`talk_until_ended`], at most
+/// `steps` 500 ms steps); whether it did.
+pub async fn speak_until_ended(
+    client: &mut Client,
+    running: &server::Running,
+    c: &str,
+    leg: u32,
+    speech48: &Path,
+    steps: u32,
+) -> bool {
+    let (_, pcm) = read_wav_pcm16(speech48);
+    let mut next = speech_frames(pcm, leg);
+    talk_until_ended(client, running, c, &mut next, steps).await
 }

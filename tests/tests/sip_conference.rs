@@ -12,7 +12,6 @@ use std::time::Duration;
 use media::codec::Decoder;
 use media::frame::PACKET;
 use protocol::media::{decode_media_frame, Codec};
-use protocol::wire::Op;
 use switchboard_tests::audio::*;
 use switchboard_tests::sip::{self, *};
 use switchboard_tests::*;
@@ -64,25 +63,10 @@ async fn a_sip_caller_and_two_agents_each_hear_the_other_two() {
     let sip = running.sip_addr.expect("sip");
     // Alice's client announces G.711, as the CCP does: the two-party call
     // is forwarded in PCMU until bob joins and the bridge mixes.
-    let mut alice = Client::open(
-        running.addr,
-        &login(running.addr, "alice", "alice-pass").await,
-    )
-    .await;
-    alice.session.announce_codecs(&["pcmu", "pcma"]);
-    alice.hello().await;
-    alice
-        .ok(Op::SetAgentState {
-            state: "Available".into(),
-        })
-        .await;
-    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let rtp = tokio::net::UdpSocket::bind("127.0.0.1:0")
-        .await
-        .expect("rtp");
-    let port = rtp.local_addr().expect("addr").port();
+    let mut alice = g711_agent(running.addr).await;
+    let (sock, _) = udp_socket().await;
+    let (rtp, rtp_addr) = udp_socket().await;
+    let port = rtp_addr.port();
     let call = answered_call(
         &sock,
         sip,
@@ -95,40 +79,21 @@ async fn a_sip_caller_and_two_agents_each_hear_the_other_two() {
 
     // The trunk caller: a 300 Hz tone as PCMU every 20 ms until told to
     // stop (at most 20 s); what comes back is kept with its arrival time.
-    let (stop_tx, mut stop_rx) = watch::channel(false);
-    let gateway_rtp = call.rtp;
-    let trunk = tokio::spawn(async move {
-        let mut got: Vec<(tokio::time::Instant, Vec<u8>)> = Vec::new();
-        let mut buf = vec![0u8; 2048];
-        let mut tick = tokio::time::interval(Duration::from_millis(20));
-        let mut n = 0u32;
-        let end = tokio::time::Instant::now() + Duration::from_secs(20);
-        while tokio::time::Instant::now() < end && !*stop_rx.borrow() {
-            tokio::select! {
-                _ = tick.tick() => {
-                    let payload: Vec<u8> = (0..160u32)
-                        .map(|i| {
-                            let k = (n * 160 + i) as f32;
-                            let x = 0.2 * (2.0 * std::f32::consts::PI * 300.0 * k / 8000.0).sin();
-                            media::g711::ulaw_encode(x)
-                        })
-                        .collect();
-                    let p = sip::rtp(0, n as u16, n * 160, 0x5eed, &payload);
-                    let _ = rtp.send_to(&p, gateway_rtp).await;
-                    n += 1;
-                }
-                r = rtp.recv_from(&mut buf) => {
-                    if let Ok((len, _)) = r {
-                        if len > 12 && buf[1] & 0x7f == 0 {
-                            got.push((tokio::time::Instant::now(), buf[12..len].to_vec()));
-                        }
-                    }
-                }
-                _ = stop_rx.changed() => {}
-            }
-        }
-        got
-    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut n = 0u32;
+    let send = move || {
+        let payload: Vec<u8> = (0..160u32)
+            .map(|i| {
+                let k = (n * 160 + i) as f32;
+                let x = 0.2 * (2.0 * std::f32::consts::PI * 300.0 * k / 8000.0).sin();
+                media::g711::ulaw_encode(x)
+            })
+            .collect();
+        let p = sip::rtp(0, n as u16, n * 160, 0x5eed, &payload);
+        n += 1;
+        Some(p)
+    };
+    let trunk = rtp_peer(rtp, call.rtp, (20, 20000), Some(stop_rx), send);
 
     // Two parties: the caller's G.711 reaches alice as it came.
     let mut a_next = tone_frames(1000.0, call.leg);
@@ -171,8 +136,8 @@ async fn a_sip_caller_and_two_agents_each_hear_the_other_two() {
     let bob_hears = tail(agent_heard(&bob.media_in, bob_leg));
     let trunk_hears: Vec<f32> = at_trunk
         .iter()
-        .filter(|(at, _)| *at >= talk_start + Duration::from_millis(1000))
-        .flat_map(|(_, p)| p.iter().map(|b| media::g711::ulaw_decode(*b)))
+        .filter(|p| p.pt == 0 && p.at >= talk_start + Duration::from_millis(1000))
+        .flat_map(|p| p.payload.iter().map(|b| media::g711::ulaw_decode(*b)))
         .collect();
     let shares = |x: &[f32], rate: f32| {
         (

@@ -51,12 +51,7 @@ fn early_config(dir: &Path, prompt: &Path) -> server::config::Config {
 [[sip.trunks]]\nname = \"test\"\nallow = [\"127.0.0.1\"]\ncodecs = [\"PCMU\"]\n\
 [sip.trunks.dids]\n\"{DID}\" = \"support\"\n"
     );
-    let main = dir.join("main.toml");
-    std::fs::write(&main, text).expect("config");
-    let mut cfg = server::config::Config::load(&main).expect("early media config");
-    cfg.data_dir = dir.to_path_buf();
-    cfg.public_dir = dir.join("public");
-    cfg
+    load_config(dir, &text)
 }
 
 /// Everything the caller's two sockets get for `d`: SIP messages, and the
@@ -108,23 +103,27 @@ fn prompt(dir: &Path) -> (std::path::PathBuf, Vec<f32>) {
     (wav, pcm)
 }
 
-async fn sockets() -> (UdpSocket, UdpSocket, SocketAddr) {
-    let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
-    let rtp = UdpSocket::bind("127.0.0.1:0").await.expect("rtp");
-    let local = sock.local_addr().expect("addr");
-    (sock, rtp, local)
+/// The gateway of [`early_config`] playing the [`prompt`]: it, its SIP
+/// address, the prompt's file and its samples.
+async fn early_gateway(dir: &Path) -> (server::Running, SocketAddr, std::path::PathBuf, Vec<f32>) {
+    let (wav, reference) = prompt(dir);
+    let (running, sip) = gateway(early_config(dir, &wav)).await;
+    (running, sip, wav, reference)
+}
+
+/// A raw caller's SIP socket, its RTP socket, its SIP address and its
+/// PCMU offer (the RTP socket's port).
+async fn sockets() -> (UdpSocket, UdpSocket, SocketAddr, String) {
+    let (sock, local) = udp_socket().await;
+    let (rtp, rtp_addr) = udp_socket().await;
+    (sock, rtp, local, sip::sdp(rtp_addr.port(), "0", ""))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queued_caller_gets_183_and_hears_the_queue_audio_before_any_answer() {
     let dir = temp_dir("sip-early-media");
-    let (wav, reference) = prompt(&dir);
-    let running = server::start(early_config(&dir, &wav))
-        .await
-        .expect("start");
-    let sip = running.sip_addr.expect("sip");
-    let (sock, rtp, local) = sockets().await;
-    let offer = sip::sdp(rtp.local_addr().expect("addr").port(), "0", "");
+    let (running, sip, _, reference) = early_gateway(&dir).await;
+    let (sock, rtp, local, offer) = sockets().await;
     let invite = invite_to(ENTRY, local, "early1", "", &offer);
     sock.send_to(invite.as_bytes(), sip).await.expect("send");
     let (msgs, heard) = listen(&sock, &rtp, Duration::from_secs(6)).await;
@@ -162,27 +161,14 @@ async fn a_queued_caller_gets_183_and_hears_the_queue_audio_before_any_answer() 
     );
     assert!(ncc > 0.6, "the caller hears the queue's prompt: ncc {ncc}");
     assert!(wrong + 0.2 < ncc, "control {wrong}, prompt {ncc}");
-    let c = running
-        .state
-        .center
-        .lock()
-        .expect("lock")
-        .store()
-        .contact_count()
-        .expect("count");
-    assert_eq!(c, 1);
+    assert_eq!(contact_count(&running), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_require_100rel_the_183_is_resent_until_prack_and_the_200_waits_for_it() {
     let dir = temp_dir("sip-early-prack");
-    let (wav, _) = prompt(&dir);
-    let running = server::start(early_config(&dir, &wav))
-        .await
-        .expect("start");
-    let sip = running.sip_addr.expect("sip");
-    let (sock, rtp, local) = sockets().await;
-    let offer = sip::sdp(rtp.local_addr().expect("addr").port(), "0", "");
+    let (running, sip, _, _) = early_gateway(&dir).await;
+    let (sock, rtp, local, offer) = sockets().await;
     let invite = invite_to(
         ENTRY,
         local,
@@ -277,13 +263,8 @@ async fn with_require_100rel_the_183_is_resent_until_prack_and_the_200_waits_for
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn baresip_hears_the_queue_audio_as_early_media() {
     let dir = temp_dir("sip-early-baresip");
-    let (wav, reference) = prompt(&dir);
-    let running = server::start(early_config(&dir, &wav))
-        .await
-        .expect("start");
-    let sip = running.sip_addr.expect("sip");
+    let (running, sip, wav, reference) = early_gateway(&dir).await;
     let bdir = dir.join("baresip");
-    std::fs::create_dir_all(&bdir).expect("mkdir");
     let port = free_udp_port_pair();
     let mut phone = baresip_with(
         &bdir,
@@ -302,15 +283,7 @@ async fn baresip_hears_the_queue_audio_as_early_media() {
         .expect("baresip quit in time")
         .expect("baresip ran");
     let log = std::fs::read_to_string(bdir.join("baresip.log")).unwrap_or_default();
-    let n = running
-        .state
-        .center
-        .lock()
-        .expect("lock")
-        .store()
-        .contact_count()
-        .expect("count");
-    assert_eq!(n, 1, "the call was placed");
+    assert_eq!(contact_count(&running), 1, "the call was placed");
     let heard = baresip_heard(&bdir);
     let ncc = ncc_windows(&reference, &heard, 24_000);
     eprintln!(

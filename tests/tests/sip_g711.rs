@@ -14,9 +14,14 @@ use std::time::Duration;
 
 use media::codec::Decoder;
 use media::frame::PACKET;
-use protocol::media::{decode_media_frame, encode_media_frame_codec, Codec, MediaHeader};
+use protocol::media::{decode_media_frame, Codec};
 use protocol::wire::Op;
-use switchboard_tests::sip::{self, DID};
+// `pattern(side, n)`: payload `n` of the trunk (`side` 0) or of the agent
+// (`side` 1), bytes no encoder would make, so only forwarding keeps them.
+use switchboard_tests::sip::{
+    self, codec_frames, g711_agent, gateway, payloads_of, pcmu_pattern as pattern, pcmu_peer,
+    rtp_peer, udp_socket, DID,
+};
 use switchboard_tests::*;
 
 /// RTP packets the trunk sends (20 ms each).
@@ -31,14 +36,6 @@ fn sip_config(dir: &Path) -> server::config::Config {
 [sip.trunks.dids]\n\"{DID}\" = \"support\"\n"
         ),
     )
-}
-
-/// Payload `n` of the trunk (`side` 0) or of the agent (`side` 1): 160
-/// bytes no encoder would make from audio, so only forwarding keeps them.
-fn pattern(side: u8, n: u16) -> Vec<u8> {
-    (0..160u16)
-        .map(|k| ((n.wrapping_mul(37)).wrapping_add(k.wrapping_mul(11)) as u8) ^ (side * 0x5a))
-        .collect()
 }
 
 /// A 440 Hz tone as μ-law, 20 ms packet `n`.
@@ -74,84 +71,35 @@ async fn answered_call(
     (a.contact, a.customer, a.leg, a.rtp)
 }
 
-/// Sends `payload(n)` as RTP every 20 ms from `rtp` to `to`, and gathers
-/// the payloads of every RTP packet of payload type 0 that comes back.
+/// Sends `payload(n)` as RTP every 20 ms from `rtp` to `to` ([`PACKETS`]
+/// of them), and gathers the payloads of every RTP packet of payload type
+/// 0 that comes back.
 fn trunk_media(
     rtp: tokio::net::UdpSocket,
     to: SocketAddr,
     payload: fn(u16) -> Vec<u8>,
 ) -> tokio::task::JoinHandle<Vec<Vec<u8>>> {
-    tokio::spawn(async move {
-        let mut got = Vec::new();
-        let mut tick = tokio::time::interval(Duration::from_millis(20));
-        let mut buf = vec![0u8; 2048];
-        let mut n = 0u16;
-        let end =
-            tokio::time::Instant::now() + Duration::from_millis(u64::from(PACKETS) * 20 + 600);
-        while tokio::time::Instant::now() < end {
-            tokio::select! {
-                _ = tick.tick() => {
-                    if n < PACKETS {
-                        let _ = rtp.send_to(&self::rtp(n, &payload(n)), to).await;
-                        n += 1;
-                    }
-                }
-                r = rtp.recv_from(&mut buf) => {
-                    if let Ok((len, _)) = r {
-                        if len > 12 && buf[1] & 0x7f == 0 {
-                            got.push(buf[12..len].to_vec());
-                        }
-                    }
-                }
-            }
-        }
-        got
-    })
+    pcmu_peer(rtp, to, PACKETS, 600, 0x1234_5678, payload)
 }
 
-async fn g711_agent(addr: SocketAddr) -> Client {
-    let token = login(addr, "alice", "alice-pass").await;
-    let mut agent = Client::open(addr, &token).await;
-    agent.session.announce_codecs(&["pcmu", "pcma"]);
-    agent.hello().await;
-    agent
-        .ok(Op::SetAgentState {
-            state: "Available".into(),
-        })
-        .await;
-    agent
+/// A raw caller's SIP socket, and its RTP socket and port.
+async fn caller_sockets() -> (tokio::net::UdpSocket, tokio::net::UdpSocket, u16) {
+    let (sock, _) = udp_socket().await;
+    let (rtp, rtp_addr) = udp_socket().await;
+    (sock, rtp, rtp_addr.port())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_g711_agent_gets_the_trunks_rtp_payload_unchanged_both_ways() {
     let dir = temp_dir("sip-g711-forward");
-    let running = server::start(sip_config(&dir)).await.expect("start");
-    let sip = running.sip_addr.expect("sip");
+    let (running, sip) = gateway(sip_config(&dir)).await;
     let mut alice = g711_agent(running.addr).await;
-    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let rtp = tokio::net::UdpSocket::bind("127.0.0.1:0")
-        .await
-        .expect("rtp");
-    let rtp_port = rtp.local_addr().expect("addr").port();
+    let (sock, rtp, rtp_port) = caller_sockets().await;
     let (c, customer, leg, gateway_rtp) =
         answered_call(&sock, sip, &mut alice, "g711-1", rtp_port).await;
     let trunk = trunk_media(rtp, gateway_rtp, |n| pattern(0, n));
     // The agent answers in PCMU, its own pattern, 20 ms a frame.
-    let mut seq = 0u32;
-    let mut next = move || {
-        let mut f = Vec::new();
-        let header = MediaHeader {
-            flags: 0,
-            leg,
-            sequence: seq,
-            timestamp: seq * PACKET as u32,
-        };
-        encode_media_frame_codec(&header, Codec::Pcmu, &pattern(1, seq as u16), &mut f);
-        seq += 1;
-        f
-    };
+    let mut next = codec_frames(leg, Codec::Pcmu, |seq| pattern(1, seq as u16));
     alice
         .stream_media(
             Duration::from_millis(u64::from(PACKETS) * 20 + 400),
@@ -271,35 +219,16 @@ fn power(x: &[f32], freq: f32) -> f32 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_without_g711_still_hears_the_caller_transcoded() {
     let dir = temp_dir("sip-g711-opus-agent");
-    let running = server::start(sip_config(&dir)).await.expect("start");
-    let sip = running.sip_addr.expect("sip");
     // A client that says nothing about codecs: Opus only.
-    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
-    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let rtp = tokio::net::UdpSocket::bind("127.0.0.1:0")
-        .await
-        .expect("rtp");
-    let rtp_port = rtp.local_addr().expect("addr").port();
+    let (_running, sip, mut alice) = sip::gateway_with_alice(sip_config(&dir)).await;
+    let (sock, rtp, rtp_port) = caller_sockets().await;
     let (_, _, leg, gateway_rtp) = answered_call(&sock, sip, &mut alice, "g711-2", rtp_port).await;
     let trunk = trunk_media(rtp, gateway_rtp, tone_packet);
     let mut quiet =
         media::codec::Encoder::new(media::codec::EncoderSettings::default()).expect("enc");
-    let mut seq = 0u32;
-    let mut next = move || {
-        let payload = quiet.encode(&[0.0; PACKET]).expect("encode").to_vec();
-        let mut f = Vec::new();
-        let header = MediaHeader {
-            flags: 0,
-            leg,
-            sequence: seq,
-            timestamp: seq * PACKET as u32,
-        };
-        protocol::media::encode_media_frame(&header, &payload, &mut f);
-        seq += 1;
-        f
-    };
+    let mut next = codec_frames(leg, Codec::Opus, move |_| {
+        quiet.encode(&[0.0; PACKET]).expect("encode").to_vec()
+    });
     alice
         .stream_media(
             Duration::from_millis(u64::from(PACKETS) * 20 + 400),
@@ -352,20 +281,13 @@ async fn thirty_ms_rtp_packets_reach_the_agent_whole_both_paths() {
         } else {
             "sip-ptime30-opus"
         });
-        let running = server::start(sip_config(&dir)).await.expect("start");
-        let sip = running.sip_addr.expect("sip");
+        let (running, sip) = gateway(sip_config(&dir)).await;
         let mut alice = if g711 {
             g711_agent(running.addr).await
         } else {
             Client::available(running.addr, "alice", "alice-pass").await
         };
-        let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let rtp = tokio::net::UdpSocket::bind("127.0.0.1:0")
-            .await
-            .expect("rtp");
-        let rtp_port = rtp.local_addr().expect("addr").port();
+        let (sock, rtp, rtp_port) = caller_sockets().await;
         let (_, _, leg, gateway_rtp) =
             answered_call(&sock, sip, &mut alice, "ptime30", rtp_port).await;
         // 50 packets of 30 ms (1.5 s): a tone, with a pattern on top so
@@ -396,19 +318,7 @@ async fn thirty_ms_rtp_packets_reach_the_agent_whole_both_paths() {
                 enc.encode(&[0.0; PACKET]).expect("opus").to_vec(),
             )
         };
-        let mut seq = 0u32;
-        let mut next = move || {
-            let header = MediaHeader {
-                flags: 0,
-                leg,
-                sequence: seq,
-                timestamp: seq * PACKET as u32,
-            };
-            let mut f = Vec::new();
-            encode_media_frame_codec(&header, codec, &silence, &mut f);
-            seq += 1;
-            f
-        };
+        let mut next = codec_frames(leg, codec, move |_| silence.clone());
         alice
             .stream_media(Duration::from_millis(1500 + 600), &mut next)
             .await;
@@ -443,16 +353,9 @@ async fn thirty_ms_rtp_packets_reach_the_agent_whole_both_paths() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forwarded_call_holds_resumes_and_sends_dtmf() {
     let dir = temp_dir("sip-g711-hold");
-    let running = server::start(sip_config(&dir)).await.expect("start");
-    let sip = running.sip_addr.expect("sip");
+    let (running, sip) = gateway(sip_config(&dir)).await;
     let mut alice = g711_agent(running.addr).await;
-    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let rtp = tokio::net::UdpSocket::bind("127.0.0.1:0")
-        .await
-        .expect("rtp");
-    let rtp_port = rtp.local_addr().expect("addr").port();
+    let (sock, rtp, rtp_port) = caller_sockets().await;
     // The offer has telephone-event too.
     let offer = sip::sdp(
         rtp_port,
@@ -464,42 +367,14 @@ async fn a_forwarded_call_holds_resumes_and_sends_dtmf() {
     let gateway_rtp = call.rtp;
     // The trunk: its pattern every 20 ms for 3.4 s; every packet back is
     // kept as (payload type, payload) in arrival order.
-    let trunk = tokio::spawn(async move {
-        let mut got: Vec<(u8, Vec<u8>)> = Vec::new();
-        let mut tick = tokio::time::interval(Duration::from_millis(20));
-        let mut buf = vec![0u8; 2048];
-        let end = tokio::time::Instant::now() + Duration::from_millis(3400);
-        let mut n = 0u16;
-        while tokio::time::Instant::now() < end {
-            tokio::select! {
-                _ = tick.tick() => {
-                    let _ = rtp.send_to(&self::rtp(n, &pattern(0, n)), gateway_rtp).await;
-                    n += 1;
-                }
-                r = rtp.recv_from(&mut buf) => {
-                    if let Ok((len, _)) = r {
-                        if len > 12 {
-                            got.push((buf[1] & 0x7f, buf[12..len].to_vec()));
-                        }
-                    }
-                }
-            }
-        }
-        got
-    });
-    let mut seq = 0u32;
-    let mut next = move || {
-        let mut f = Vec::new();
-        let header = MediaHeader {
-            flags: 0,
-            leg,
-            sequence: seq,
-            timestamp: seq * PACKET as u32,
-        };
-        encode_media_frame_codec(&header, Codec::Pcmu, &pattern(1, seq as u16), &mut f);
-        seq += 1;
-        f
+    let mut n = 0u16;
+    let send = move || {
+        let p = self::rtp(n, &pattern(0, n));
+        n += 1;
+        Some(p)
     };
+    let trunk = rtp_peer(rtp, gateway_rtp, (20, 3400), None, send);
+    let mut next = codec_frames(leg, Codec::Pcmu, |seq| pattern(1, seq as u16));
     let talk = Duration::from_millis(700);
     alice.stream_media(talk, &mut next).await;
     let before_hold = alice.media_in.len();
@@ -560,10 +435,9 @@ async fn a_forwarded_call_holds_resumes_and_sends_dtmf() {
     // The trunk: the agent's bytes, then hold music (PCMU that is not
     // the agent's), then the agent's bytes again, and event 5.
     let mine: Vec<Vec<u8>> = (0..400).map(|n| pattern(1, n)).collect();
-    let voice: Vec<bool> = at_trunk
+    let voice: Vec<bool> = payloads_of(&at_trunk, 0)
         .iter()
-        .filter(|(pt, _)| *pt == 0)
-        .map(|(_, p)| mine.contains(p))
+        .map(|p| mine.contains(p))
         .collect();
     let first = voice
         .iter()
@@ -579,11 +453,7 @@ async fn a_forwarded_call_holds_resumes_and_sends_dtmf() {
         longest_other >= 15,
         "hold music between the agent's talk: longest run {longest_other}"
     );
-    let events: Vec<&Vec<u8>> = at_trunk
-        .iter()
-        .filter(|(pt, _)| *pt == 101)
-        .map(|(_, p)| p)
-        .collect();
+    let events = payloads_of(&at_trunk, 101);
     assert!(
         events.iter().any(|p| p.first() == Some(&5)),
         "RFC 4733 event 5 reached the trunk ({} events)",

@@ -6,9 +6,10 @@
 
 use std::net::SocketAddr;
 
-use protocol::wire::Op;
 use server::sip::msg::{Message, Start};
-use switchboard_tests::sip::{self, dial, error_reason, trunk_request, CALLEE};
+use switchboard_tests::sip::{
+    self, clear_contact, dial, error_reason, gateway_with_alice, trunk_request, CALLEE,
+};
 use switchboard_tests::*;
 use tokio::net::UdpSocket;
 
@@ -38,29 +39,12 @@ async fn next_probe(trunk: &UdpSocket, after: u32) -> Result<(Message, SocketAdd
     panic!("no new probe among 50 requests");
 }
 
-async fn clear(client: &mut Client, c: &str) {
-    client
-        .ok(Op::Clear {
-            contact_id: c.to_owned(),
-            wrap_up_code: None,
-        })
-        .await;
-    client
-        .wait_for("the contact is gone", |a| {
-            !a.state().contacts.contains_key(c)
-        })
-        .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trunk_that_stops_answering_options_fails_dials_at_once_and_comes_back() {
     let dir = temp_dir("sip-keepalive");
     let trunk = UdpSocket::bind("127.0.0.1:0").await.expect("trunk socket");
     let address = trunk.local_addr().expect("addr");
-    let running = server::start(keepalive_config(&dir, address))
-        .await
-        .expect("start");
-    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
+    let (_running, _, mut alice) = gateway_with_alice(keepalive_config(&dir, address)).await;
 
     // The first probe: a well-formed out-of-dialog OPTIONS (RFC 3261 §11,
     // §8.1.1), answered 200.
@@ -102,7 +86,7 @@ async fn a_trunk_that_stops_answering_options_fails_dials_at_once_and_comes_back
         .await
         .expect("only probes reach a down trunk, no INVITE");
     let (later, _) = p.cseq().expect("cseq");
-    clear(&mut alice, &c).await;
+    clear_contact(&mut alice, &c).await;
 
     // The trunk answers again: once the gateway has read that answer (it
     // sends the next probe only after), a dial reaches the trunk.

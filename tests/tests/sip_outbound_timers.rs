@@ -16,9 +16,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use protocol::wire::Op;
 use switchboard_tests::sip::{
-    self, dial, record, sipp_passed, sipp_uas, wait_ended, wait_event, CALLEE,
+    self, dial, end_outbound, gateway_with_alice, record, sipp_passed, sipp_uas, wait_connected,
+    wait_ended, wait_event, CALLEE,
 };
 use switchboard_tests::*;
 
@@ -36,34 +36,8 @@ rtp_timeout_s = 0\nsession_min_se_s = 2\n\
 /// The agent dials the SIPp callee and waits until it answered.
 async fn dial_and_connect(alice: &mut Client) -> String {
     let c = dial(alice, CALLEE).await;
-    alice
-        .wait_for("the callee answers", |a| {
-            a.state()
-                .contacts
-                .get(&c)
-                .is_some_and(|v| v.state.name() == "connected")
-        })
-        .await;
+    wait_connected(alice, &c, "the callee answers").await;
     c
-}
-
-async fn hang_up(alice: &mut Client, c: &str) {
-    let k = alice.state().contacts[c]
-        .connections
-        .iter()
-        .find(|k| k.kind == protocol::contact::ConnectionKind::Outbound)
-        .map(|k| k.connection_id.clone());
-    match k {
-        Some(k) => {
-            alice
-                .ok(Op::EndConnection {
-                    contact_id: c.to_owned(),
-                    connection_id: k,
-                })
-                .await;
-        }
-        None => panic!("no far-end connection: {:?}", alice.state().contacts[c]),
-    }
 }
 
 fn count(running: &server::Running, c: &str, event: &str) -> usize {
@@ -78,10 +52,7 @@ fn count(running: &server::Running, c: &str, event: &str) -> usize {
 async fn we_refresh_an_outbound_session_by_update_at_half_the_interval() {
     let dir = temp_dir("sip-out-timer-update");
     let (sipp, address) = sipp_uas(&dir, "uas_timer_update.xml", 1);
-    let running = server::start(timer_config(&dir, address))
-        .await
-        .expect("start");
-    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
+    let (running, _, mut alice) = gateway_with_alice(timer_config(&dir, address)).await;
     let c = dial_and_connect(&mut alice).await;
     // SIPp answers our two refreshes (and fails when one is late or
     // wrong); we see them recorded, then hang up.
@@ -100,7 +71,7 @@ async fn we_refresh_an_outbound_session_by_update_at_half_the_interval() {
         record(&running, &c).ended_at.is_none(),
         "refreshed: it goes on"
     );
-    hang_up(&mut alice, &c).await;
+    end_outbound(&mut alice, &c).await;
     sipp_passed(sipp, &dir).await;
     let r = wait_ended(&running, &c).await;
     assert_eq!(r.disconnect_reason.as_deref(), Some("agent_disconnect"));
@@ -110,10 +81,7 @@ async fn we_refresh_an_outbound_session_by_update_at_half_the_interval() {
 async fn without_update_we_reinvite_and_an_unrefreshed_session_ends_with_bye() {
     let dir = temp_dir("sip-out-timer-expire");
     let (sipp, address) = sipp_uas(&dir, "uas_timer_reinvite_expire.xml", 1);
-    let running = server::start(timer_config(&dir, address))
-        .await
-        .expect("start");
-    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
+    let (running, _, mut alice) = gateway_with_alice(timer_config(&dir, address)).await;
     let c = dial_and_connect(&mut alice).await;
     // SIPp checks the re-INVITE refresh, hands the refresh over, never
     // refreshes, and passes only when our BYE comes.
@@ -128,13 +96,10 @@ async fn without_update_we_reinvite_and_an_unrefreshed_session_ends_with_bye() {
 async fn a_422_is_retried_with_its_min_se() {
     let dir = temp_dir("sip-out-timer-422");
     let (sipp, address) = sipp_uas(&dir, "uas_timer_422.xml", 1);
-    let running = server::start(timer_config(&dir, address))
-        .await
-        .expect("start");
-    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
+    let (running, _, mut alice) = gateway_with_alice(timer_config(&dir, address)).await;
     let c = dial_and_connect(&mut alice).await;
     wait_event(&running, &c, "sip_422").await;
-    hang_up(&mut alice, &c).await;
+    end_outbound(&mut alice, &c).await;
     sipp_passed(sipp, &dir).await;
     let r = wait_ended(&running, &c).await;
     assert_eq!(r.disconnect_reason.as_deref(), Some("agent_disconnect"));

@@ -9,8 +9,10 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use protocol::wire::Op;
-use switchboard_tests::sip::{self, dial, record, sipp_passed, sipp_uas, wait_ended, CALLEE};
+use switchboard_tests::sip::{
+    self, dial, end_outbound, gateway_with_alice, record, sipp_passed, sipp_uas, wait_connected,
+    wait_ended, CALLEE,
+};
 use switchboard_tests::*;
 
 fn config(dir: &Path, address: SocketAddr) -> server::config::Config {
@@ -27,18 +29,10 @@ fn config(dir: &Path, address: SocketAddr) -> server::config::Config {
 async fn a_reliable_183_gets_our_prack_before_the_answer() {
     let dir = temp_dir("sip-out-prack");
     let (sipp, address) = sipp_uas(&dir, "uas_prack.xml", 1);
-    let running = server::start(config(&dir, address)).await.expect("start");
-    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
+    let (running, _, mut alice) = gateway_with_alice(config(&dir, address)).await;
     let c = dial(&mut alice, CALLEE).await;
     // The callee answers only after our PRACK: connected proves it came.
-    alice
-        .wait_for("the callee answers after our PRACK", |a| {
-            a.state()
-                .contacts
-                .get(&c)
-                .is_some_and(|v| v.state.name() == "connected")
-        })
-        .await;
+    wait_connected(&mut alice, &c, "the callee answers after our PRACK").await;
     let r = record(&running, &c);
     let pracks: Vec<String> = r
         .events
@@ -47,18 +41,7 @@ async fn a_reliable_183_gets_our_prack_before_the_answer() {
         .map(|e| e.detail.clone().unwrap_or_default())
         .collect();
     assert_eq!(pracks, ["183 RAck 1 1 INVITE"], "{:?}", r.events);
-    let k = alice.state().contacts[&c]
-        .connections
-        .iter()
-        .find(|k| k.kind == protocol::contact::ConnectionKind::Outbound)
-        .map(|k| k.connection_id.clone())
-        .expect("the far end's connection");
-    alice
-        .ok(Op::EndConnection {
-            contact_id: c.clone(),
-            connection_id: k,
-        })
-        .await;
+    end_outbound(&mut alice, &c).await;
     sipp_passed(sipp, &dir).await;
     let r = wait_ended(&running, &c).await;
     assert_eq!(r.disconnect_reason.as_deref(), Some("agent_disconnect"));

@@ -15,11 +15,10 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use protocol::wire::Op;
-use switchboard_tests::sip::*;
+use switchboard_tests::sip::{self, *};
 use switchboard_tests::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -47,34 +46,22 @@ fn tcp_config(
     sip_extra: &str,
     trunk_extra: &str,
 ) -> server::config::Config {
-    let base = TEST_CONFIG.replacen(
-        "id = \"support\"\n",
-        "id = \"support\"\noutbound_caller_id_number = \"+15550100\"\noutbound_caller_id_name = \"Support Line\"\n",
-        1,
-    );
+    let base = test_config_with_caller_id();
     let text = format!(
         "{base}\n[sip]\nlisten_udp = \"127.0.0.1:0\"\nlisten_tcp = \"127.0.0.1:{tcp_port}\"\n\
 rtp_ports = [36000, 36999]\n{sip_extra}\n\
 [[sip.trunks]]\nname = \"tcp\"\nallow = [\"{allow}\"]\ncodecs = [\"PCMU\", \"PCMA\", \"telephone-event\"]\n\
 {trunk_extra}\n[sip.trunks.dids]\n\"{DID}\" = \"support\"\n"
     );
-    let main = dir.join("main.toml");
-    std::fs::write(&main, text).expect("config");
-    let mut cfg = server::config::Config::load(&main).expect("sip tcp config");
-    cfg.data_dir = dir.to_path_buf();
-    cfg.public_dir = dir.join("public");
-    cfg
+    load_config(dir, &text)
 }
 
-fn contact_count(running: &server::Running) -> u64 {
-    running
-        .state
-        .center
-        .lock()
-        .expect("lock")
-        .store()
-        .contact_count()
-        .expect("count")
+/// The gateway of [`tcp_config`] taking calls from 127.0.0.1, with
+/// `sip_extra` lines in `[sip]`.
+async fn start_tcp(dir: &Path, tcp_port: u16, sip_extra: &str) -> server::Running {
+    server::start(tcp_config(dir, tcp_port, "127.0.0.1", sip_extra, ""))
+        .await
+        .expect("start")
 }
 
 /// Reads one SIP message off a stream (framed by Content-Length), within
@@ -154,12 +141,16 @@ Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
     )
 }
 
+/// The caller's OPTIONS over TCP (see [`sip::options`]).
 fn options(local: SocketAddr, n: u32) -> String {
-    format!(
-        "OPTIONS sip:{DID}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bKo{n}\r\n\
-Max-Forwards: 70\r\nFrom: <sip:{CALLER}@127.0.0.1>;tag=f{n}\r\nTo: <sip:{DID}@127.0.0.1>\r\n\
-Call-ID: o{n}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
-    )
+    sip::options("TCP", local, n)
+}
+
+/// Whether an OPTIONS on `stream` is answered 200.
+async fn ping_ok(stream: &mut TcpStream, n: u32) -> bool {
+    ping(stream, n)
+        .await
+        .is_some_and(|r| r.starts_with("SIP/2.0 200 "))
 }
 
 /// Sends an OPTIONS on `stream` and returns the answer.
@@ -172,32 +163,44 @@ async fn ping(stream: &mut TcpStream, n: u32) -> Option<String> {
     read_msg(stream, &mut Vec::new()).await
 }
 
-async fn agent_answers(client: &mut Client) -> (String, u32, String) {
-    let c = client.first_contact("the SIP call rings").await;
-    let (leg, customer) = client.accept_with_leg(&c).await;
-    (c, leg, customer)
+/// The caller's ACK over TCP from `via` (its Via's address) of the
+/// INVITE `call_id`'s 2xx, whose To header was `to`, sent to our TCP
+/// listener on `tcp_port`.
+fn tcp_ack(tcp_port: u16, via: SocketAddr, call_id: &str, to: &str) -> String {
+    format!(
+        "ACK sip:switchboard@127.0.0.1:{tcp_port};transport=tcp SIP/2.0\r\n\
+Via: SIP/2.0/TCP {via};branch=z9hG4bKa1\r\nMax-Forwards: 70\r\n\
+From: <sip:{CALLER}@127.0.0.1>;tag=f1\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+    )
 }
 
-async fn wait_ended(running: &server::Running, c: &str) -> server::store::ContactRecord {
-    for _ in 0..200 {
-        let r = record(running, c);
-        if r.ended_at.is_some() {
-            return r;
+/// Our 200 to the gateway's BYE `bye` (text) of the call `call_id`, its
+/// Via `our_via`, From, To and CSeq copied.
+fn ok_to_bye(bye: &str, our_via: &str, call_id: &str) -> String {
+    format!(
+        "SIP/2.0 200 OK\r\nVia: {our_via}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {call_id}\r\nCSeq: {}\r\nContent-Length: 0\r\n\r\n",
+        header(bye, "from").expect("From"),
+        header(bye, "to").expect("To"),
+        header(bye, "cseq").expect("CSeq"),
+    )
+}
+
+/// A TCP connection to the gateway's listener on `tcp_port`.
+async fn connect(tcp_port: u16) -> TcpStream {
+    TcpStream::connect(("127.0.0.1", tcp_port))
+        .await
+        .expect("connect")
+}
+
+/// Waits until an INVITE's 200 comes on `s` (the responses before it
+/// skipped); the 200.
+async fn read_until_200(s: &mut TcpStream, buf: &mut Vec<u8>) -> String {
+    loop {
+        let m = read_msg(s, buf).await.expect("responses");
+        if m.starts_with("SIP/2.0 200 ") {
+            return m;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("contact {c} did not end");
-}
-
-/// The agent's contact state name and reason, if any.
-fn contact_state(client: &Client, c: &str) -> Option<(String, Option<String>)> {
-    let v = client.state().contacts.get(c)?;
-    let reason = match &v.state {
-        protocol::contact::ContactState::Error { reason, .. }
-        | protocol::contact::ContactState::Ended { reason, .. } => Some(reason.clone()),
-        _ => None,
-    };
-    Some((v.state.name().to_owned(), reason))
 }
 
 // ---- raw TCP: a call in, on its own connection ---------------------------
@@ -206,14 +209,10 @@ fn contact_state(client: &Client, c: &str) -> Option<(String, Option<String>)> {
 async fn a_call_over_tcp_is_answered_on_its_connection_with_a_tcp_contact() {
     let dir = temp_dir("sip-tcp-raw-in");
     let tcp_port = free_tcp_port();
-    let running = server::start(tcp_config(&dir, tcp_port, "127.0.0.1", "", ""))
-        .await
-        .expect("start");
-    assert_ne!(running.sip_addr.expect("sip").port(), tcp_port);
-    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
-    let mut s = TcpStream::connect(("127.0.0.1", tcp_port))
-        .await
-        .expect("connect");
+    let (running, sip, mut alice) =
+        gateway_with_alice(tcp_config(&dir, tcp_port, "127.0.0.1", "", "")).await;
+    assert_ne!(sip.port(), tcp_port);
+    let mut s = connect(tcp_port).await;
     let local = s.local_addr().expect("addr");
     s.write_all(tcp_invite(local, "t1").as_bytes())
         .await
@@ -243,12 +242,9 @@ async fn a_call_over_tcp_is_answered_on_its_connection_with_a_tcp_contact() {
     let contact = format!("<sip:switchboard@127.0.0.1:{tcp_port};transport=tcp>");
     assert_eq!(header(&ok, "contact"), Some(contact.as_str()), "{ok}");
     let to = header(&ok, "to").expect("To").to_owned();
-    let ack = format!(
-        "ACK sip:switchboard@127.0.0.1:{tcp_port};transport=tcp SIP/2.0\r\n\
-Via: SIP/2.0/TCP {local};branch=z9hG4bKa1\r\nMax-Forwards: 70\r\n\
-From: <sip:{CALLER}@127.0.0.1>;tag=f1\r\nTo: {to}\r\nCall-ID: t1\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
-    );
-    s.write_all(ack.as_bytes()).await.expect("ack");
+    s.write_all(tcp_ack(tcp_port, local, "t1", &to).as_bytes())
+        .await
+        .expect("ack");
     // The agent hangs up: our BYE comes on the same connection, with our
     // Via saying TCP and our TCP address.
     alice
@@ -270,13 +266,9 @@ From: <sip:{CALLER}@127.0.0.1>;tag=f1\r\nTo: {to}\r\nCall-ID: t1\r\nCSeq: 1 ACK\
         "{bye}"
     );
     assert_eq!(header(&bye, "call-id"), Some("t1"));
-    let reply = format!(
-        "SIP/2.0 200 OK\r\nVia: {our_via}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: t1\r\nCSeq: {}\r\nContent-Length: 0\r\n\r\n",
-        header(&bye, "from").expect("From"),
-        header(&bye, "to").expect("To"),
-        header(&bye, "cseq").expect("CSeq"),
-    );
-    s.write_all(reply.as_bytes()).await.expect("200");
+    s.write_all(ok_to_bye(&bye, our_via, "t1").as_bytes())
+        .await
+        .expect("200");
     let r = wait_ended(&running, &c).await;
     assert_eq!(r.customer_number, CALLER);
     assert_eq!(r.disconnect_reason.as_deref(), Some("agent_disconnect"));
@@ -286,44 +278,31 @@ From: <sip:{CALLER}@127.0.0.1>;tag=f1\r\nTo: {to}\r\nCall-ID: t1\r\nCSeq: 1 ACK\
 async fn after_the_callers_connection_closes_our_bye_reopens_one_to_its_via() {
     let dir = temp_dir("sip-tcp-reopen");
     let tcp_port = free_tcp_port();
-    let running = server::start(tcp_config(
+    let (running, _, mut alice) = gateway_with_alice(tcp_config(
         &dir,
         tcp_port,
         "127.0.0.1",
         "tcp_idle_timeout_s = 1",
         "",
     ))
-    .await
-    .expect("start");
-    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
+    .await;
     // The caller listens for new connections where its Via says.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let listens = listener.local_addr().expect("addr");
-    let mut s = TcpStream::connect(("127.0.0.1", tcp_port))
-        .await
-        .expect("connect");
+    let mut s = connect(tcp_port).await;
     assert_ne!(s.local_addr().expect("addr"), listens);
     s.write_all(tcp_invite(listens, "r1").as_bytes())
         .await
         .expect("write");
     let c = alice.first_contact("the TCP call rings").await;
     let (_, customer) = alice.accept_with_leg(&c).await;
-    let mut buf = Vec::new();
-    let ok = loop {
-        let m = read_msg(&mut s, &mut buf).await.expect("responses");
-        if m.starts_with("SIP/2.0 200 ") {
-            break m;
-        }
-    };
+    let ok = read_until_200(&mut s, &mut Vec::new()).await;
     let to = header(&ok, "to").expect("To").to_owned();
-    let ack = format!(
-        "ACK sip:switchboard@127.0.0.1:{tcp_port};transport=tcp SIP/2.0\r\n\
-Via: SIP/2.0/TCP {listens};branch=z9hG4bKa1\r\nMax-Forwards: 70\r\n\
-From: <sip:{CALLER}@127.0.0.1>;tag=f1\r\nTo: {to}\r\nCall-ID: r1\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
-    );
-    s.write_all(ack.as_bytes()).await.expect("ack");
+    s.write_all(tcp_ack(tcp_port, listens, "r1", &to).as_bytes())
+        .await
+        .expect("ack");
     // Nothing more is said: the gateway closes the idle connection.
     assert!(
         closed_within(&mut s, Duration::from_secs(5)).await,
@@ -344,13 +323,9 @@ From: <sip:{CALLER}@127.0.0.1>;tag=f1\r\nTo: {to}\r\nCall-ID: r1\r\nCSeq: 1 ACK\
     assert_eq!(header(&bye, "call-id"), Some("r1"));
     let our_via = header(&bye, "via").expect("Via");
     assert!(our_via.starts_with("SIP/2.0/TCP "), "{bye}");
-    let reply = format!(
-        "SIP/2.0 200 OK\r\nVia: {our_via}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: r1\r\nCSeq: {}\r\nContent-Length: 0\r\n\r\n",
-        header(&bye, "from").expect("From"),
-        header(&bye, "to").expect("To"),
-        header(&bye, "cseq").expect("CSeq"),
-    );
-    back.write_all(reply.as_bytes()).await.expect("200");
+    back.write_all(ok_to_bye(&bye, our_via, "r1").as_bytes())
+        .await
+        .expect("200");
     let r = wait_ended(&running, &c).await;
     assert_eq!(r.disconnect_reason.as_deref(), Some("agent_disconnect"));
 }
@@ -361,9 +336,7 @@ From: <sip:{CALLER}@127.0.0.1>;tag=f1\r\nTo: {to}\r\nCall-ID: r1\r\nCSeq: 1 ACK\
 async fn malformed_or_oversized_tcp_input_closes_the_connection_and_changes_nothing() {
     let dir = temp_dir("sip-tcp-bad");
     let tcp_port = free_tcp_port();
-    let running = server::start(tcp_config(&dir, tcp_port, "127.0.0.1", "", ""))
-        .await
-        .expect("start");
+    let running = start_tcp(&dir, tcp_port, "").await;
     let before = contact_count(&running);
     let invite = tcp_invite("127.0.0.1:5999".parse().expect("addr"), "bad");
     let no_length = invite.replace(&format!("Content-Length: {}\r\n", SDP.len()), "");
@@ -409,9 +382,7 @@ async fn malformed_or_oversized_tcp_input_closes_the_connection_and_changes_noth
         ("a start line without end", vec![b'A'; 3000]),
     ];
     for (what, bytes) in &table {
-        let mut s = TcpStream::connect(("127.0.0.1", tcp_port))
-            .await
-            .expect("connect");
+        let mut s = connect(tcp_port).await;
         // The gateway may close while we still write: that is the point.
         let _ = s.write_all(bytes).await;
         assert!(
@@ -421,9 +392,7 @@ async fn malformed_or_oversized_tcp_input_closes_the_connection_and_changes_noth
     }
     // Well framed but not valid SIP: answered 400 (as over UDP) when it
     // can be, and the connection stays up.
-    let mut s = TcpStream::connect(("127.0.0.1", tcp_port))
-        .await
-        .expect("connect");
+    let mut s = connect(tcp_port).await;
     let local = s.local_addr().expect("addr");
     let bad_cseq = tcp_invite(local, "b1").replace("CSeq: 1 INVITE", "CSeq: one INVITE");
     s.write_all(bad_cseq.as_bytes()).await.expect("write");
@@ -456,9 +425,7 @@ async fn malformed_or_oversized_tcp_input_closes_the_connection_and_changes_noth
         .expect("recv");
     assert!(ubuf[..n].starts_with(b"SIP/2.0 200 "), "OPTIONS over UDP");
     // A message cut into single bytes is still one message.
-    let mut s2 = TcpStream::connect(("127.0.0.1", tcp_port))
-        .await
-        .expect("connect");
+    let mut s2 = connect(tcp_port).await;
     let local2 = s2.local_addr().expect("addr");
     for b in options(local2, 2).as_bytes() {
         s2.write_all(&[*b]).await.expect("write");
@@ -477,9 +444,7 @@ async fn connections_from_unknown_addresses_are_closed_at_accept() {
         .expect("start");
     let before = contact_count(&running);
     for n in 0..20u32 {
-        let mut s = TcpStream::connect(("127.0.0.1", tcp_port))
-            .await
-            .expect("connect");
+        let mut s = connect(tcp_port).await;
         let local = s.local_addr().expect("addr");
         let _ = s
             .write_all(tcp_invite(local, &format!("u{n}")).as_bytes())
@@ -500,30 +465,12 @@ async fn connections_from_unknown_addresses_are_closed_at_accept() {
 async fn connections_beyond_the_limit_are_refused_and_idle_ones_closed() {
     let dir = temp_dir("sip-tcp-max");
     let tcp_port = free_tcp_port();
-    let running = server::start(tcp_config(
-        &dir,
-        tcp_port,
-        "127.0.0.1",
-        "tcp_max_connections = 2",
-        "",
-    ))
-    .await
-    .expect("start");
-    let mut a = TcpStream::connect(("127.0.0.1", tcp_port))
-        .await
-        .expect("a");
-    let mut b = TcpStream::connect(("127.0.0.1", tcp_port))
-        .await
-        .expect("b");
-    assert!(ping(&mut a, 1)
-        .await
-        .is_some_and(|r| r.starts_with("SIP/2.0 200 ")));
-    assert!(ping(&mut b, 2)
-        .await
-        .is_some_and(|r| r.starts_with("SIP/2.0 200 ")));
-    let mut c = TcpStream::connect(("127.0.0.1", tcp_port))
-        .await
-        .expect("c");
+    let running = start_tcp(&dir, tcp_port, "tcp_max_connections = 2").await;
+    let mut a = connect(tcp_port).await;
+    let mut b = connect(tcp_port).await;
+    assert!(ping_ok(&mut a, 1).await);
+    assert!(ping_ok(&mut b, 2).await);
+    let mut c = connect(tcp_port).await;
     let local = c.local_addr().expect("addr");
     let _ = c.write_all(options(local, 3).as_bytes()).await;
     let mut got = Vec::new();
@@ -536,13 +483,8 @@ async fn connections_beyond_the_limit_are_refused_and_idle_ones_closed() {
     drop(a);
     let mut ok = false;
     for n in 0..50u32 {
-        let mut d = TcpStream::connect(("127.0.0.1", tcp_port))
-            .await
-            .expect("d");
-        if ping(&mut d, 10 + n)
-            .await
-            .is_some_and(|r| r.starts_with("SIP/2.0 200 "))
-        {
+        let mut d = connect(tcp_port).await;
+        if ping_ok(&mut d, 10 + n).await {
             ok = true;
             break;
         }
@@ -555,27 +497,15 @@ async fn connections_beyond_the_limit_are_refused_and_idle_ones_closed() {
     // Idle connections are closed after tcp_idle_timeout_s.
     let dir = temp_dir("sip-tcp-idle");
     let tcp_port = free_tcp_port();
-    let _running = server::start(tcp_config(
-        &dir,
-        tcp_port,
-        "127.0.0.1",
-        "tcp_idle_timeout_s = 1",
-        "",
-    ))
-    .await
-    .expect("start");
-    let mut idle = TcpStream::connect(("127.0.0.1", tcp_port))
-        .await
-        .expect("idle");
+    let _running = start_tcp(&dir, tcp_port, "tcp_idle_timeout_s = 1").await;
+    let mut idle = connect(tcp_port).await;
     assert!(ping(&mut idle, 1).await.is_some());
     assert!(
         closed_within(&mut idle, Duration::from_secs(5)).await,
         "an idle connection is closed"
     );
     // A message left unfinished does not keep it open either.
-    let mut half = TcpStream::connect(("127.0.0.1", tcp_port))
-        .await
-        .expect("half");
+    let mut half = connect(tcp_port).await;
     half.write_all(b"OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:1\r\n")
         .await
         .expect("write");
@@ -592,16 +522,14 @@ async fn an_outbound_invite_to_a_tcp_trunk_uses_one_connection_and_no_timer_a() 
         .await
         .expect("bind");
     let trunk_addr = trunk.local_addr().expect("addr");
-    let running = server::start(tcp_config(
+    let (_running, _, mut alice) = gateway_with_alice(tcp_config(
         &dir,
         tcp_port,
         "127.0.0.1",
         "",
         &format!("address = \"{trunk_addr}\"\ntransport = \"tcp\""),
     ))
-    .await
-    .expect("start");
-    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
+    .await;
     let c = dial(&mut alice, CALLEE).await;
     let (mut s, _) = tokio::time::timeout(Duration::from_secs(5), trunk.accept())
         .await
@@ -643,15 +571,7 @@ async fn an_outbound_invite_to_a_tcp_trunk_uses_one_connection_and_no_timer_a() 
         Some(via.as_str()),
         "the ACK of a non-2xx reuses the branch"
     );
-    alice
-        .wait_for("the typed failure", |a| {
-            contact_state(a, &c).is_some_and(|(s, _)| s == "error")
-        })
-        .await;
-    assert_eq!(
-        contact_state(&alice, &c),
-        Some(("error".into(), Some("busy".into())))
-    );
+    assert_dial_fails(&mut alice, &c, "busy").await;
     // Still one connection: nothing else was opened.
     let other = tokio::time::timeout(Duration::from_millis(300), trunk.accept()).await;
     assert!(other.is_err(), "one connection, reused");
@@ -661,32 +581,7 @@ async fn an_outbound_invite_to_a_tcp_trunk_uses_one_connection_and_no_timer_a() 
 /// one INVITE with 486; its address once it listens.
 async fn sipp_busy_tcp(dir: &Path) -> (tokio::process::Child, SocketAddr) {
     let port = free_tcp_port();
-    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("sip/uas_busy.xml");
-    let sipp = tokio::process::Command::new("sipp")
-        .current_dir(dir)
-        .args([
-            "-sf",
-            scenario.to_str().expect("path"),
-            "-t",
-            "t1",
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-m",
-            "1",
-            "-nostdin",
-            "-timeout",
-            "20",
-            "-timeout_error",
-            "-trace_err",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("sipp must be installed (sip-tester; cargo xtask test installs it)");
+    let sipp = sipp(dir, "uas_busy.xml", &["-t", "t1"], port, 1, 20);
     // Listening once the port cannot be bound any more.
     for _ in 0..100 {
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
@@ -702,35 +597,18 @@ async fn agent_dials_a_tcp_trunk_sipp_answers_busy_a_typed_failure() {
     let dir = temp_dir("sip-tcp-sipp");
     let (sipp, address) = sipp_busy_tcp(&dir).await;
     let tcp_port = free_tcp_port();
-    let running = server::start(tcp_config(
+    let (running, _, mut alice) = gateway_with_alice(tcp_config(
         &dir,
         tcp_port,
         "127.0.0.1",
         "",
         &format!("address = \"{address}\"\ntransport = \"tcp\""),
     ))
-    .await
-    .expect("start");
-    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
+    .await;
     let c = dial(&mut alice, CALLEE).await;
-    alice
-        .wait_for("the typed failure", |a| {
-            contact_state(a, &c).is_some_and(|(s, _)| s == "error")
-        })
-        .await;
-    assert_eq!(
-        contact_state(&alice, &c),
-        Some(("error".into(), Some("busy".into())))
-    );
-    let out = tokio::time::timeout(Duration::from_secs(30), sipp.wait_with_output())
-        .await
-        .expect("SIPp finished in time")
-        .expect("sipp ran");
-    assert!(
-        out.status.success(),
-        "SIPp's TCP callee saw INVITE, sent 486, got ACK: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_dial_fails(&mut alice, &c, "busy").await;
+    // SIPp's TCP callee saw the INVITE, sent 486 and got our ACK.
+    sipp_passed(sipp, &dir).await;
     let r = wait_ended(&running, &c).await;
     assert_eq!(r.disconnect_reason.as_deref(), Some("busy"));
 }
@@ -740,25 +618,17 @@ async fn agent_dials_a_tcp_trunk_sipp_answers_busy_a_typed_failure() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn baresip_calls_in_over_tcp_audio_both_ways() {
     let dir = temp_dir("sip-tcp-baresip");
-    let (caller8, _) = speech(
+    let (caller8, agent8, agent48) = two_voices(
         &dir,
         "caller",
         "This is the caller over TCP. The quick brown fox jumps over the lazy dog.",
         1,
-    );
-    let (agent8, agent48) = speech(
-        &dir,
-        "agent",
         "Hello, this is the agent. Please state your order number.",
-        0,
     );
     let tcp_port = free_tcp_port();
-    let running = server::start(tcp_config(&dir, tcp_port, "127.0.0.1", "", ""))
-        .await
-        .expect("start");
-    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
+    let (running, _, mut alice) =
+        gateway_with_alice(tcp_config(&dir, tcp_port, "127.0.0.1", "", "")).await;
     let bdir = dir.join("baresip");
-    std::fs::create_dir_all(&bdir).expect("mkdir");
     let port = free_udp_port_pair();
     // The gateway's TCP port is not its UDP port: this call can only come
     // over TCP.
@@ -774,9 +644,7 @@ async fn baresip_calls_in_over_tcp_audio_both_ways() {
         "",
     );
     let (c, leg, _) = agent_answers(&mut alice).await;
-    let (_, agent_pcm) = read_wav_pcm16(&agent48);
-    let mut next = speech_frames(agent_pcm, leg);
-    let ended = talk_until_ended(&mut alice, &running, &c, &mut next, 20).await;
+    let ended = speak_until_ended(&mut alice, &running, &c, leg, &agent48, 20).await;
     let log = std::fs::read_to_string(bdir.join("baresip.log")).unwrap_or_default();
     assert!(
         ended,
@@ -785,29 +653,13 @@ async fn baresip_calls_in_over_tcp_audio_both_ways() {
     let r = wait_ended(&running, &c).await;
     assert_eq!(r.customer_number, CALLER);
     assert_eq!(r.disconnect_reason.as_deref(), Some("customer_disconnect"));
-    assert!(
-        r.events.iter().any(|e| e.event == "sip_bye"),
-        "{:?}",
-        r.events
-    );
+    assert_events(&r, &["sip_bye"]);
     let _ = tokio::time::timeout(Duration::from_secs(10), phone.kill()).await;
 
     let heard8 = agent_heard_8k(&alice.media_in);
-    let (_, caller_ref) = read_wav_pcm16(&caller8);
-    let (_, agent_ref) = read_wav_pcm16(&agent8);
     // baresip's file starts when it dials: search 5 s (as sip_trunk does).
-    let at_agent = ncc_windows(&caller_ref, &heard8, 40_000);
-    let control = ncc_windows(&agent_ref, &heard8, 40_000);
-    let at_phone = ncc_windows(&agent_ref, &baresip_heard(&bdir), 8_000);
-    eprintln!(
-        "TCP call ncc: caller->agent {at_agent:.4} (control {control:.4}); agent->caller {at_phone:.4}"
-    );
-    assert!(at_agent > 0.6, "the agent hears the caller: ncc {at_agent}");
-    assert!(
-        control + 0.2 < at_agent,
-        "the wrong speech (control) scores {control}, the caller's {at_agent}"
-    );
-    assert!(at_phone > 0.6, "the caller hears the agent: ncc {at_phone}");
+    HeardBothWays::measure(&caller8, &agent8, &heard8, &baresip_heard(&bdir), 40_000)
+        .assert_both_ways("TCP call", "caller", 0.2, "");
 }
 
 // ---- Kamailio over TCP ----------------------------------------------------
@@ -823,11 +675,7 @@ async fn kamailio_over_tcp_registers_and_calls_pass_its_challenges_both_ways() {
     for i in 0..50u32 {
         if let Ok(mut s) = TcpStream::connect(("127.0.0.1", kport)).await {
             let local = s.local_addr().expect("addr");
-            let probe = format!(
-                "OPTIONS sip:127.0.0.1:{kport} SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bKp{i}\r\n\
-Max-Forwards: 70\r\nFrom: <sip:probe@127.0.0.1>;tag=p\r\nTo: <sip:127.0.0.1:{kport}>\r\n\
-Call-ID: probe{i}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
-            );
+            let probe = kamailio_probe("TCP", local, kport, i, 1);
             if s.write_all(probe.as_bytes()).await.is_ok() {
                 let mut buf = Vec::new();
                 if let Ok(Some(r)) =
@@ -884,15 +732,7 @@ password = \"switchboard-secret\"\nrealm = \"sip.test\"\nregister = true\nregist
     // number, so Kamailio then answers 404: a typed failure.
     let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
     let c = dial(&mut alice, CALLEE).await;
-    alice
-        .wait_for("the typed failure", |a| {
-            contact_state(a, &c).is_some_and(|(s, _)| s == "error")
-        })
-        .await;
-    assert_eq!(
-        contact_state(&alice, &c),
-        Some(("error".into(), Some("number_not_found".into())))
-    );
+    assert_dial_fails(&mut alice, &c, "number_not_found").await;
     assert!(count_in(&klog, "CHALLENGED INVITE proto=tcp") >= 1);
     assert!(count_in(&klog, "AUTHENTICATED INVITE from switchboard") >= 1);
     alice
@@ -925,16 +765,7 @@ password = \"switchboard-secret\"\nrealm = \"sip.test\"\nregister = true\nregist
         "Kamailio connected to our TCP listener"
     );
     let mut next = speech_frames(Vec::new(), leg);
-    let mut ended = false;
-    for _ in 0..20 {
-        alice
-            .stream_media(Duration::from_millis(500), &mut next)
-            .await;
-        if record(&running, &c2).ended_at.is_some() {
-            ended = true;
-            break;
-        }
-    }
+    let ended = talk_until_ended(&mut alice, &running, &c2, &mut next, 20).await;
     assert!(ended, "the caller's BYE came through Kamailio over TCP");
     let r = wait_ended(&running, &c2).await;
     assert_eq!(r.customer_number, CALLER);
@@ -955,32 +786,25 @@ password = \"switchboard-secret\"\nrealm = \"sip.test\"\nregister = true\nregist
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_dials_baresip_over_tcp_audio_both_ways() {
     let dir = temp_dir("sip-tcp-out-baresip");
-    let (callee8, _) = speech(
+    let (callee8, agent8, agent48) = two_voices(
         &dir,
         "callee",
         "Hello, this is the customer answering over TCP. The quick brown fox jumps over the lazy dog.",
         1,
-    );
-    let (agent8, agent48) = speech(
-        &dir,
-        "agent",
         "Hello, this is the agent calling about your order number.",
-        0,
     );
     let bdir = dir.join("baresip");
     let (mut phone, phone_sip) = auto_answer_phone(&bdir, "pcmu", ";transport=tcp", &callee8);
     let port = phone_sip.port();
     let tcp_port = free_tcp_port();
-    let running = server::start(tcp_config(
+    let (running, _, mut alice) = gateway_with_alice(tcp_config(
         &dir,
         tcp_port,
         "127.0.0.1",
         "",
         &format!("address = \"127.0.0.1:{port}\"\ntransport = \"tcp\""),
     ))
-    .await
-    .expect("start");
-    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
+    .await;
     let log = wait_baresip_ready(&bdir).await;
     let c = dial(&mut alice, CALLEE).await;
     let leg = wait_far_end_answers(&mut alice, &c).await;
@@ -989,9 +813,7 @@ async fn agent_dials_baresip_over_tcp_audio_both_ways() {
         tcp_established_to(port),
         "an established TCP connection to 127.0.0.1:{port}"
     );
-    let (_, agent_pcm) = read_wav_pcm16(&agent48);
-    let mut next = speech_frames(agent_pcm, leg);
-    let ended = talk_until_ended(&mut alice, &running, &c, &mut next, 30).await;
+    let ended = speak_until_ended(&mut alice, &running, &c, leg, &agent48, 30).await;
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(ended, "the callee's BYE over TCP ended the contact: {text}");
     let r = wait_ended(&running, &c).await;
@@ -1000,15 +822,6 @@ async fn agent_dials_baresip_over_tcp_audio_both_ways() {
     let _ = tokio::time::timeout(Duration::from_secs(10), phone.kill()).await;
 
     let heard8 = agent_heard_8k(&alice.media_in);
-    let (_, callee_ref) = read_wav_pcm16(&callee8);
-    let (_, agent_ref) = read_wav_pcm16(&agent8);
-    let at_agent = ncc_windows(&callee_ref, &heard8, 8_000);
-    let control = ncc_windows(&agent_ref, &heard8, 8_000);
-    let at_phone = ncc_windows(&agent_ref, &baresip_heard(&bdir), 8_000);
-    eprintln!(
-        "outbound TCP ncc: callee->agent {at_agent:.4} (control {control:.4}); agent->callee {at_phone:.4}"
-    );
-    assert!(at_agent > 0.6, "the agent hears the callee: ncc {at_agent}");
-    assert!(control < at_agent, "control correlation {control}");
-    assert!(at_phone > 0.6, "the callee hears the agent: ncc {at_phone}");
+    HeardBothWays::measure(&callee8, &agent8, &heard8, &baresip_heard(&bdir), 8_000)
+        .assert_both_ways("outbound TCP", "callee", 0.0, "");
 }

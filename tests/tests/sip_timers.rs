@@ -54,10 +54,8 @@ async fn hang_up(sock: &UdpSocket, sip: SocketAddr, ok: &Message, call_id: &str)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn we_refresh_with_update_at_half_the_interval_when_asked_to() {
     let dir = temp_dir("sip-timer-refresh");
-    let running = server::start(timer_config(&dir)).await.expect("start");
-    let sip = running.sip_addr.expect("sip");
-    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
-    let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let (running, sip, mut alice) = sip::gateway_with_alice(timer_config(&dir)).await;
+    let (sock, _) = sip::udp_socket().await;
     let started = tokio::time::Instant::now();
     let (c, ok) = answered(
         &sock,
@@ -114,10 +112,8 @@ Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE\r\n",
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_update_the_refresh_is_a_reinvite_and_its_200_is_acked() {
     let dir = temp_dir("sip-timer-reinvite");
-    let running = server::start(timer_config(&dir)).await.expect("start");
-    let sip = running.sip_addr.expect("sip");
-    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
-    let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let (_running, sip, mut alice) = sip::gateway_with_alice(timer_config(&dir)).await;
+    let (sock, _) = sip::udp_socket().await;
     // No Supported: timer: we must refresh whatever the caller asked
     // (§9), and our 2xx does not require the extension.
     let (_c, ok) = answered(
@@ -147,10 +143,8 @@ async fn without_update_the_refresh_is_a_reinvite_and_its_200_is_acked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_the_caller_does_not_refresh_ends_with_bye() {
     let dir = temp_dir("sip-timer-expire");
-    let running = server::start(timer_config(&dir)).await.expect("start");
-    let sip = running.sip_addr.expect("sip");
-    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
-    let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let (running, sip, mut alice) = sip::gateway_with_alice(timer_config(&dir)).await;
+    let (sock, _) = sip::udp_socket().await;
     let (c, ok) = answered(
         &sock,
         sip,
@@ -187,10 +181,8 @@ async fn a_session_the_caller_does_not_refresh_ends_with_bye() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_short_an_interval_is_refused_422_with_min_se() {
     let dir = temp_dir("sip-timer-422");
-    let running = server::start(timer_config(&dir)).await.expect("start");
-    let sip = running.sip_addr.expect("sip");
-    let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
-    let local = sock.local_addr().expect("addr");
+    let (running, sip) = sip::gateway(timer_config(&dir)).await;
+    let (sock, local) = sip::udp_socket().await;
     let bad = invite(local, "st4", "Session-Expires: 1\r\nSupported: timer\r\n");
     sock.send_to(bad.as_bytes(), sip).await.expect("send");
     let r = next(&sock).await;
@@ -201,25 +193,14 @@ async fn too_short_an_interval_is_refused_422_with_min_se() {
     sock.send_to(bad.as_bytes(), sip).await.expect("send");
     let r = next(&sock).await;
     assert_eq!(r.start, Start::Response { code: 400 });
-    let contacts = running
-        .state
-        .center
-        .lock()
-        .expect("lock")
-        .store()
-        .contact_count()
-        .expect("count");
-    assert_eq!(contacts, 0, "nothing created");
+    assert_eq!(sip::contact_count(&running), 0, "nothing created");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_200_to_a_reinvite_is_resent_until_acked() {
     let dir = temp_dir("sip-reinvite-ack");
-    let running = server::start(timer_config(&dir)).await.expect("start");
-    let sip = running.sip_addr.expect("sip");
-    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
-    let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
-    let local = sock.local_addr().expect("addr");
+    let (_running, sip, mut alice) = sip::gateway_with_alice(timer_config(&dir)).await;
+    let (sock, local) = sip::udp_socket().await;
     let (_c, ok) = answered(&sock, sip, &mut alice, "st6", "").await;
     assert!(ok.header("session-expires").is_none(), "no timer asked");
     let to = ok.header("to").expect("To").to_owned();

@@ -8,7 +8,6 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use media::codec::Decoder;
@@ -35,12 +34,6 @@ fn baresip(dir: &Path, source: &Path, target: SocketAddr, seconds: u32) -> tokio
     baresip_caller(dir, "pcmu", source, target, seconds)
 }
 
-async fn agent_answers(client: &mut Client) -> (String, u32, String) {
-    let c = client.first_contact("the SIP call rings").await;
-    let (leg, customer) = client.accept_with_leg(&c).await;
-    (c, leg, customer)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn baresip_call_audio_both_ways_caller_hangs_up() {
     let dir = temp_dir("sip-audio");
@@ -56,31 +49,19 @@ async fn baresip_call_audio_both_ways_caller_hangs_up() {
         "Hello, this is the agent. Please state your order number.",
         0,
     );
-    let running = server::start(sip_config(&dir, "127.0.0.1"))
-        .await
-        .expect("start");
-    let addr = running.addr;
-    let sip = running.sip_addr.expect("the gateway listens");
-    let mut alice = Client::available(addr, "alice", "alice-pass").await;
+    let (running, sip, mut alice) = gateway_with_alice(sip_config(&dir, "127.0.0.1")).await;
 
     let bdir = dir.join("baresip");
-    std::fs::create_dir_all(&bdir).expect("mkdir");
     let mut phone = baresip(&bdir, &caller8, sip, 30);
     let (c, leg, _) = agent_answers(&mut alice).await;
-    let (_, agent_pcm) = read_wav_pcm16(&agent48);
-    let mut next = speech_frames(agent_pcm, leg);
     // Talk until the caller's file ends and baresip hangs up (BYE).
-    let ended = talk_until_ended(&mut alice, &running, &c, &mut next, 20).await;
+    let ended = speak_until_ended(&mut alice, &running, &c, leg, &agent48, 20).await;
     assert!(ended, "the caller's BYE ended the contact");
     let r = wait_ended(&running, &c).await;
     assert_eq!(r.customer_number, CALLER, "caller number from From");
     assert_eq!(r.queue.as_deref(), Some("support"));
     assert_eq!(r.disconnect_reason.as_deref(), Some("customer_disconnect"));
-    assert!(
-        r.events.iter().any(|e| e.event == "sip_bye"),
-        "{:?}",
-        r.events
-    );
+    assert_events(&r, &["sip_bye"]);
     let _ = tokio::time::timeout(Duration::from_secs(10), phone.kill()).await;
 
     // The agent heard the caller's speech.
@@ -96,38 +77,20 @@ async fn baresip_call_audio_both_ways_caller_hangs_up() {
         .chunks_exact(6)
         .map(|c| c.iter().sum::<f32>() / 6.0)
         .collect();
-    let (_, caller_ref) = read_wav_pcm16(&caller8);
-    let (_, agent_ref) = read_wav_pcm16(&agent8);
+    // What baresip decoded (sndfile's *-dec.wav) is the agent's speech.
+    let (rate, at_phone_pcm) = read_wav_pcm16(&baresip_dec_wav(&bdir));
+    assert_eq!(rate, 8000);
     // baresip's file source starts when it dials, not when the agent
     // answers: the agent hears the caller's speech from however long the
     // call rang (seconds on a loaded machine), so the search spans 5 s.
-    let at_agent = ncc_windows(&caller_ref, &heard8, 40_000);
-    let control = ncc_windows(&agent_ref, &heard8, 40_000);
-    // What baresip decoded (sndfile's *-dec.wav) is the agent's speech.
-    let dec_wav = std::fs::read_dir(bdir.join("rec"))
-        .expect("recordings")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
-        .expect("baresip recorded what it heard");
-    let (rate, at_phone_pcm) = read_wav_pcm16(&dec_wav);
-    assert_eq!(rate, 8000);
-    let at_phone = ncc_windows(&agent_ref, &at_phone_pcm, 8_000);
-    eprintln!(
-        "ncc (better half of 1 s windows): caller->agent {at_agent:.4} (control {control:.4}); \
-agent->caller {at_phone:.4}; agent heard {} samples at 8 kHz",
-        heard8.len()
-    );
+    let heard = HeardBothWays::measure(&caller8, &agent8, &heard8, &at_phone_pcm, 40_000);
+    eprintln!("agent heard {} samples at 8 kHz", heard8.len());
     // Measured on this machine (quiet): caller->agent 0.97, agent->caller
     // 0.90, the wrong reference (control, the same voice) 0.23. Earlier
     // runs saw 1.0 for either: lags at the recording's edge, where a few
     // overlapping samples correlate perfectly, which `ncc_at` now ignores.
     // Silence or garbage gives about 0.
-    assert!(at_agent > 0.6, "the agent hears the caller: ncc {at_agent}");
-    assert!(
-        control + 0.2 < at_agent,
-        "the wrong speech (control) scores {control}, the caller's {at_agent}"
-    );
-    assert!(at_phone > 0.6, "the caller hears the agent: ncc {at_phone}");
+    heard.assert_both_ways("inbound PCMU", "caller", 0.2, "");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -139,14 +102,8 @@ async fn baresip_call_agent_hangs_up_sends_bye() {
         "This is the caller, waiting for the agent to hang up.",
         20,
     );
-    let running = server::start(sip_config(&dir, "127.0.0.1"))
-        .await
-        .expect("start");
-    let addr = running.addr;
-    let sip = running.sip_addr.expect("the gateway listens");
-    let mut alice = Client::available(addr, "alice", "alice-pass").await;
+    let (running, sip, mut alice) = gateway_with_alice(sip_config(&dir, "127.0.0.1")).await;
     let bdir = dir.join("baresip");
-    std::fs::create_dir_all(&bdir).expect("mkdir");
     let mut phone = baresip(&bdir, &caller8, sip, 30);
     let (c, leg, customer) = agent_answers(&mut alice).await;
     let mut next = speech_frames(Vec::new(), leg);
@@ -161,48 +118,18 @@ async fn baresip_call_agent_hangs_up_sends_bye() {
         .await;
     let r = wait_ended(&running, &c).await;
     assert_eq!(r.disconnect_reason.as_deref(), Some("agent_disconnect"));
-    // baresip got our BYE: its call closes and the log says so.
+    // baresip got our BYE: its call closes and the log says so (libre
+    // reports a BYE received as "session closed").
     let log = bdir.join("baresip.log");
-    let mut closed = false;
-    for _ in 0..100 {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        // libre reports a BYE received as "session closed".
-        if text.contains("session closed") {
-            closed = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let text = std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(closed, "baresip saw the call end: {text}");
+    wait_log(&log, "session closed", 1, "baresip saw the call end").await;
     let _ = phone.kill().await;
     // The gateway notices the end on its next 20 ms poll, after the
     // contact's end was written, and the store writes events in the
     // background: wait for the event rather than read once.
-    let mut seen = false;
-    for _ in 0..100 {
-        if record(&running, &c)
-            .events
-            .iter()
-            .any(|e| e.event == "sip_bye_sent")
-        {
-            seen = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(
-        seen,
-        "sip_bye_sent recorded: {:?}",
-        record(&running, &c).events
-    );
+    wait_event(&running, &c, "sip_bye_sent").await;
 }
 
 // ---- raw UDP: refusals and CANCEL ---------------------------------------
-
-async fn recv(sock: &tokio::net::UdpSocket) -> String {
-    recv_text(sock).await
-}
 
 fn invite(local: SocketAddr, call_id: &str, sdp: &str) -> String {
     sip::invite(local, call_id, "", sdp)
@@ -212,50 +139,18 @@ fn invite(local: SocketAddr, call_id: &str, sdp: &str) -> String {
 async fn refusals_malformed_and_cancel_over_raw_udp() {
     // Not allowed: the trunk only accepts 127.0.0.2.
     let dir = temp_dir("sip-refuse");
-    let running = server::start(sip_config(&dir, "127.0.0.2"))
-        .await
-        .expect("start");
-    let sip = running.sip_addr.expect("sip");
-    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let local = sock.local_addr().expect("addr");
-    let before = running
-        .state
-        .center
-        .lock()
-        .expect("lock")
-        .store()
-        .contact_count()
-        .expect("count");
+    let (running, sip) = gateway(sip_config(&dir, "127.0.0.2")).await;
+    let (sock, local) = udp_socket().await;
+    let before = contact_count(&running);
     let r = exchange(&sock, sip, &invite(local, "x1", SDP)).await;
     assert!(r.starts_with("SIP/2.0 403 "), "{r}");
-    let after = running
-        .state
-        .center
-        .lock()
-        .expect("lock")
-        .store()
-        .contact_count()
-        .expect("count");
+    let after = contact_count(&running);
     assert_eq!(before, after, "nothing created for an unknown source");
 
     // Allowed source.
     let dir = temp_dir("sip-bad");
-    let running = server::start(sip_config(&dir, "127.0.0.1"))
-        .await
-        .expect("start");
-    let sip = running.sip_addr.expect("sip");
-    let count = || {
-        running
-            .state
-            .center
-            .lock()
-            .expect("lock")
-            .store()
-            .contact_count()
-            .expect("count")
-    };
+    let (running, sip) = gateway(sip_config(&dir, "127.0.0.1")).await;
+    let count = || contact_count(&running);
     let before = count();
     let garbage = "INVITE nonsense\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKg\r\nFrom: <sip:a@b>;tag=1\r\n\
 To: <sip:c@d>\r\nCall-ID: g\r\nCSeq: 1 INVITE\r\n\r\n";
@@ -285,7 +180,7 @@ Call-ID: x4\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n"
     sock.send_to(cancel.as_bytes(), sip).await.expect("send");
     let mut both = String::new();
     for _ in 0..5 {
-        both.push_str(&recv(&sock).await);
+        both.push_str(&recv_text(&sock).await);
         if both.contains("SIP/2.0 487 ") && both.contains("CSeq: 1 CANCEL") {
             break;
         }
@@ -312,68 +207,22 @@ Call-ID: x4\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sipp_cancel_while_ringing() {
     let dir = temp_dir("sip-cancel");
-    let running = server::start(sip_config(&dir, "127.0.0.1"))
-        .await
-        .expect("start");
-    let addr = running.addr;
-    let sip = running.sip_addr.expect("sip");
     // Alice is available and lets it ring: SIPp gets 180, then cancels.
-    let mut alice = Client::available(addr, "alice", "alice-pass").await;
-    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("sip/uac_cancel_ringing.xml");
-    let port = free_udp_port_pair().to_string();
-    let sipp = tokio::process::Command::new("sipp")
-        .current_dir(&dir)
-        .args([
-            "-sf",
-            scenario.to_str().expect("path"),
-            "-s",
-            DID,
-            &sip.to_string(),
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &port,
-            "-m",
-            "1",
-            "-nostdin",
-            "-timeout",
-            "20",
-            "-timeout_error",
-            "-trace_err",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("sipp must be installed (sip-tester; cargo xtask test installs it)");
+    let (running, sip, mut alice) = gateway_with_alice(sip_config(&dir, "127.0.0.1")).await;
+    let target = sip.to_string();
+    let port = free_udp_port_pair();
+    let scenario = "uac_cancel_ringing.xml";
+    let sipp = sipp(&dir, scenario, &["-s", DID, &target], port, 1, 20);
     let id = alice.first_contact("the SIPp call rings").await;
-    let out = tokio::time::timeout(Duration::from_secs(30), sipp.wait_with_output())
-        .await
-        .expect("SIPp finished in time")
-        .expect("sipp ran");
-    assert!(
-        out.status.success(),
-        "SIPp's scenario (180, CANCEL, 200, 487) passed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // SIPp's scenario: 180, CANCEL, its 200, 487.
+    sipp_passed(sipp, &dir).await;
     // The offer is withdrawn; the contact ended with the CANCEL recorded.
     alice
         .wait_for("the offer is withdrawn", |a| a.state().contacts.is_empty())
         .await;
     let r = wait_ended(&running, &id).await;
     assert_eq!(r.disconnect_reason.as_deref(), Some("customer_disconnect"));
-    for _ in 0..50 {
-        if record(&running, &id)
-            .events
-            .iter()
-            .any(|e| e.event == "sip_cancel")
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("no sip_cancel event: {:?}", record(&running, &id).events);
+    wait_event(&running, &id, "sip_cancel").await;
 }
 
 // ---- outbound: the agent dials a number through the trunk ---------------
@@ -388,34 +237,13 @@ fn outbound_config(dir: &Path, address: SocketAddr) -> server::config::Config {
 /// [`outbound_config`] with `extra` TOML appended before the `[sip]`
 /// section (flows, entry points).
 fn outbound_config_with(dir: &Path, address: SocketAddr, extra: &str) -> server::config::Config {
-    let base = TEST_CONFIG.replacen(
-        "id = \"support\"\n",
-        "id = \"support\"\noutbound_caller_id_number = \"+15550100\"\noutbound_caller_id_name = \"Support Line\"\n",
-        1,
-    );
-    assert_ne!(base, TEST_CONFIG, "the support queue is in the test config");
+    let base = test_config_with_caller_id();
     let text = format!(
         "{base}\n{extra}\n[sip]\nlisten_udp = \"127.0.0.1:0\"\nrtp_ports = [34000, 34999]\n\
 [[sip.trunks]]\nname = \"out\"\naddress = \"{address}\"\nallow = [\"127.0.0.1\"]\n\
 codecs = [\"PCMU\", \"PCMA\", \"telephone-event\"]\n[sip.trunks.dids]\n\"{DID}\" = \"support\"\n"
     );
-    let main = dir.join("main.toml");
-    std::fs::write(&main, text).expect("config");
-    let mut cfg = server::config::Config::load(&main).expect("sip outbound config");
-    cfg.data_dir = dir.to_path_buf();
-    cfg.public_dir = dir.join("public");
-    cfg
-}
-
-/// The agent's contact state name and reason, if any.
-fn contact_state(client: &Client, c: &str) -> Option<(String, Option<String>)> {
-    let v = client.state().contacts.get(c)?;
-    let reason = match &v.state {
-        protocol::contact::ContactState::Error { reason, .. }
-        | protocol::contact::ContactState::Ended { reason, .. } => Some(reason.clone()),
-        _ => None,
-    };
-    Some((v.state.name().to_owned(), reason))
+    load_config(dir, &text)
 }
 
 /// A SIPp callee (`tests/sip/uas_busy.xml`) answering one INVITE with 486;
@@ -427,74 +255,27 @@ fn sipp_busy(dir: &Path) -> (tokio::process::Child, SocketAddr) {
 /// [`sipp_busy`] for `calls` INVITEs.
 fn sipp_busy_calls(dir: &Path, calls: u32) -> (tokio::process::Child, SocketAddr) {
     let port = free_udp_port_pair();
-    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("sip/uas_busy.xml");
-    let sipp = tokio::process::Command::new("sipp")
-        .current_dir(dir)
-        .args([
-            "-sf",
-            scenario.to_str().expect("path"),
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-m",
-            &calls.to_string(),
-            "-nostdin",
-            "-timeout",
-            "20",
-            "-timeout_error",
-            "-trace_err",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("sipp must be installed (sip-tester; cargo xtask test installs it)");
+    let sipp = sipp(dir, "uas_busy.xml", &[], port, calls, 20);
     (sipp, format!("127.0.0.1:{port}").parse().expect("addr"))
-}
-
-/// Waits for the SIPp callee to finish: it saw the INVITE, sent 486 and
-/// got our ACK.
-async fn sipp_done(sipp: tokio::process::Child) {
-    let out = tokio::time::timeout(Duration::from_secs(30), sipp.wait_with_output())
-        .await
-        .expect("SIPp finished in time")
-        .expect("sipp ran");
-    assert!(
-        out.status.success(),
-        "SIPp's callee saw INVITE, sent 486, got ACK: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_dials_baresip_audio_both_ways() {
     let dir = temp_dir("sip-out-audio");
-    let (callee8, _) = speech(
+    let (callee8, agent8, agent48) = two_voices(
         &dir,
         "callee",
         "Hello, this is the customer answering. The quick brown fox jumps over the lazy dog.",
         1,
-    );
-    let (agent8, agent48) = speech(
-        &dir,
-        "agent",
         "Hello, this is the agent calling about your order number.",
-        0,
     );
     let bdir = dir.join("baresip");
     let (mut phone, phone_addr) = auto_answer_phone(&bdir, "pcmu", "", &callee8);
-    let running = server::start(outbound_config(&dir, phone_addr))
-        .await
-        .expect("start");
-    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
+    let (running, _, mut alice) = gateway_with_alice(outbound_config(&dir, phone_addr)).await;
     let log = wait_baresip_ready(&bdir).await;
     let c = dial(&mut alice, CALLEE).await;
     let leg = wait_far_end_answers(&mut alice, &c).await;
-    let (_, agent_pcm) = read_wav_pcm16(&agent48);
-    let mut next = speech_frames(agent_pcm, leg);
-    let ended = talk_until_ended(&mut alice, &running, &c, &mut next, 30).await;
+    let ended = speak_until_ended(&mut alice, &running, &c, leg, &agent48, 30).await;
     assert!(
         ended,
         "the callee's BYE (end of its file) ended the contact"
@@ -502,10 +283,7 @@ async fn agent_dials_baresip_audio_both_ways() {
     let r = wait_ended(&running, &c).await;
     assert_eq!(r.customer_number, CALLEE);
     assert_eq!(r.disconnect_reason.as_deref(), Some("customer_disconnect"));
-    let events: Vec<&str> = r.events.iter().map(|e| e.event.as_str()).collect();
-    for want in ["sip_invite_sent", "customer_answered", "sip_bye"] {
-        assert!(events.contains(&want), "{want} in {events:?}");
-    }
+    assert_events(&r, &["sip_invite_sent", "customer_answered", "sip_bye"]);
     let _ = tokio::time::timeout(Duration::from_secs(10), phone.kill()).await;
     // The callee saw the queue's caller ID.
     let text = std::fs::read_to_string(&log).unwrap_or_default();
@@ -515,53 +293,24 @@ async fn agent_dials_baresip_audio_both_ways() {
     );
 
     let heard8 = agent_heard_8k(&alice.media_in);
-    let (_, callee_ref) = read_wav_pcm16(&callee8);
-    let (_, agent_ref) = read_wav_pcm16(&agent8);
-    let at_agent = ncc_windows(&callee_ref, &heard8, 8_000);
-    let control = ncc_windows(&agent_ref, &heard8, 8_000);
-    let at_phone = ncc_windows(&agent_ref, &baresip_heard(&bdir), 8_000);
-    eprintln!(
-        "outbound ncc: callee->agent {at_agent:.4} (control {control:.4}); agent->callee {at_phone:.4}"
-    );
-    assert!(at_agent > 0.6, "the agent hears the callee: ncc {at_agent}");
-    assert!(control < at_agent, "control correlation {control}");
-    assert!(at_phone > 0.6, "the callee hears the agent: ncc {at_phone}");
+    HeardBothWays::measure(&callee8, &agent8, &heard8, &baresip_heard(&bdir), 8_000)
+        .assert_both_ways("outbound", "callee", 0.0, "");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_dials_sipp_busy_gets_a_typed_failure() {
     let dir = temp_dir("sip-out-busy");
     let (sipp, address) = sipp_busy(&dir);
-    let running = server::start(outbound_config(&dir, address))
-        .await
-        .expect("start");
-    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
+    let (running, _, mut alice) = gateway_with_alice(outbound_config(&dir, address)).await;
     // SIPp binds its port at once; a dial before that is retransmitted.
     let c = dial(&mut alice, CALLEE).await;
-    alice
-        .wait_for("the typed failure", |a| {
-            contact_state(a, &c).is_some_and(|(s, _)| s == "error")
-        })
-        .await;
-    assert_eq!(
-        contact_state(&alice, &c),
-        Some(("error".into(), Some("busy".into())))
-    );
-    sipp_done(sipp).await;
+    assert_dial_fails(&mut alice, &c, "busy").await;
+    // The SIPp callee saw the INVITE, sent 486 and got our ACK.
+    sipp_passed(sipp, &dir).await;
     let r = wait_ended(&running, &c).await;
     assert_eq!(r.disconnect_reason.as_deref(), Some("busy"));
     // The agent clears the failed contact and may dial again.
-    alice
-        .ok(Op::Clear {
-            contact_id: c.clone(),
-            wrap_up_code: None,
-        })
-        .await;
-    alice
-        .wait_for("the contact is gone", |a| {
-            !a.state().contacts.contains_key(&c)
-        })
-        .await;
+    clear_contact(&mut alice, &c).await;
 }
 
 // ---- transfer and conference to a number through the trunk --------------
@@ -627,19 +376,6 @@ fn connection_now(client: &Client, c: &str, k: &str) -> Option<(String, Option<S
     Some((x.state.name().to_owned(), reason))
 }
 
-async fn add_number(client: &mut Client, c: &str, number: &str) -> String {
-    match client
-        .ok(Op::AddConnection {
-            contact_id: c.to_owned(),
-            endpoint: protocol::endpoint::Endpoint::phone_number(number),
-        })
-        .await
-    {
-        protocol::wire::OpResult::ConnectionAdded { connection_id } => connection_id,
-        other => panic!("add_connection: {other:?}"),
-    }
-}
-
 /// An inbound trunk call (baresip) is transferred by the agent to a number
 /// (a baresip that answers by itself): the backend dials it through the
 /// trunk, the agent sees the new party connecting then connected, talks to
@@ -665,11 +401,7 @@ today? Let me look that up for you. It left our warehouse on Monday.",
     );
     let bdir = dir.join("callee");
     let (mut phone, phone_addr) = auto_answer_phone(&bdir, "pcmu", "", &callee8);
-    let running = server::start(outbound_config(&dir, phone_addr))
-        .await
-        .expect("start");
-    let sip = running.sip_addr.expect("sip");
-    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
+    let (running, sip, mut alice) = gateway_with_alice(outbound_config(&dir, phone_addr)).await;
     wait_baresip_ready(&bdir).await;
     let adir = dir.join("caller");
     let mut caller = baresip(&adir, &caller8, sip, 60);
@@ -709,27 +441,19 @@ today? Let me look that up for you. It left our warehouse on Monday.",
     );
     // The caller's file ends: its BYE ends the call, and the new party
     // gets ours.
-    let mut ended = None;
-    for _ in 0..600 {
-        let r = record(&running, &c);
-        if r.ended_at.is_some() {
-            ended = Some(r);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let r = ended.expect("the caller hung up within 30 s");
+    // The call goes on without the agent until the caller's file ends.
+    let r = wait_ended_within(&running, &c, Duration::from_secs(30)).await;
     assert_eq!(r.disconnect_reason.as_deref(), Some("customer_disconnect"));
     wait_event(&running, &c, "sip_bye_sent").await;
-    let events: Vec<&str> = r.events.iter().map(|e| e.event.as_str()).collect();
-    for want in [
-        "add_connection",
-        "third_party_answered",
-        "agent_left",
-        "sip_bye",
-    ] {
-        assert!(events.contains(&want), "{want} in {events:?}");
-    }
+    assert_events(
+        &r,
+        &[
+            "add_connection",
+            "third_party_answered",
+            "agent_left",
+            "sip_bye",
+        ],
+    );
     let _ = tokio::time::timeout(Duration::from_secs(10), caller.wait()).await;
     let _ = tokio::time::timeout(Duration::from_secs(10), phone.kill()).await;
 
@@ -767,14 +491,9 @@ async fn a_busy_number_fails_typed_and_the_call_goes_on() {
     let dir = temp_dir("sip-xfer-busy");
     let (sipp, address) = sipp_busy_calls(&dir, 2);
     let extra = phone_flow(&dir);
-    let running = server::start(outbound_config_with(&dir, address, &extra))
-        .await
-        .expect("start");
-    let sip = running.sip_addr.expect("sip");
-    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
-    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let (running, sip, mut alice) =
+        gateway_with_alice(outbound_config_with(&dir, address, &extra)).await;
+    let (sock, _) = udp_socket().await;
     let (c, _, customer) =
         raw_answered_call_to(&sock, sip, &mut alice, "busy1", 40_010, PHONE_ENTRY).await;
     let r = record(&running, &c);
@@ -809,7 +528,8 @@ async fn a_busy_number_fails_typed_and_the_call_goes_on() {
             connection_now(a, &c, &customer).is_some_and(|(s, _)| s == "connected")
         })
         .await;
-    sipp_done(sipp).await;
+    // The SIPp callee saw the INVITE, sent 486 and got our ACK.
+    sipp_passed(sipp, &dir).await;
     assert!(record(&running, &c).ended_at.is_none(), "the call goes on");
     assert_eq!(
         contact_state(&alice, &c).map(|(s, _)| s),
@@ -836,22 +556,16 @@ async fn a_flows_transfer_to_phone_number_reaches_baresip() {
     let bdir = dir.join("callee");
     let (mut phone, phone_addr) = auto_answer_phone(&bdir, "pcmu", "", &callee8);
     let extra = phone_flow(&dir);
-    let running = server::start(outbound_config_with(&dir, phone_addr, &extra))
-        .await
-        .expect("start");
-    let sip = running.sip_addr.expect("sip");
+    let (running, sip) = gateway(outbound_config_with(&dir, phone_addr, &extra)).await;
     wait_baresip_ready(&bdir).await;
-    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let local = sock.local_addr().expect("addr");
+    let (sock, local) = udp_socket().await;
     let call = invite(local, "flowphone", SDP).replace(DID, PHONE_ENTRY);
     sock.send_to(call.as_bytes(), sip).await.expect("send");
     let mut answered = false;
     let mut bye = false;
     let mut c = String::new();
     for _ in 0..40 {
-        let Ok(r) = tokio::time::timeout(Duration::from_millis(500), recv(&sock)).await else {
+        let Ok(r) = tokio::time::timeout(Duration::from_millis(500), recv_text(&sock)).await else {
             continue;
         };
         if r.starts_with("SIP/2.0 200 ") && !answered {
@@ -872,17 +586,7 @@ async fn a_flows_transfer_to_phone_number_reaches_baresip() {
         }
         if r.starts_with("BYE ") {
             bye = true;
-            let ok = r
-                .lines()
-                .filter(|l| {
-                    ["Via:", "From:", "To:", "Call-ID:", "CSeq:"]
-                        .iter()
-                        .any(|h| l.starts_with(h))
-                })
-                .collect::<Vec<_>>()
-                .join("\r\n");
-            let reply = format!("SIP/2.0 200 OK\r\n{ok}\r\nContent-Length: 0\r\n\r\n");
-            sock.send_to(reply.as_bytes(), sip).await.expect("200");
+            sock.send_to(ok_to(&r).as_bytes(), sip).await.expect("200");
             break;
         }
     }
@@ -900,15 +604,15 @@ async fn a_flows_transfer_to_phone_number_reaches_baresip() {
         r.disconnect_reason.as_deref(),
         Some("third_party_disconnect")
     );
-    let events: Vec<&str> = r.events.iter().map(|e| e.event.as_str()).collect();
-    for want in [
-        "flow_transfer_to_phone",
-        "sip_invite_sent",
-        "third_party_answered",
-        "sip_bye",
-    ] {
-        assert!(events.contains(&want), "{want} in {events:?}");
-    }
+    assert_events(
+        &r,
+        &[
+            "flow_transfer_to_phone",
+            "sip_invite_sent",
+            "third_party_answered",
+            "sip_bye",
+        ],
+    );
     let _ = tokio::time::timeout(Duration::from_secs(10), phone.kill()).await;
     let text = std::fs::read_to_string(bdir.join("baresip.log")).unwrap_or_default();
     assert!(
@@ -926,34 +630,7 @@ async fn kamailio_trunk_registers_refreshes_and_calls_pass_its_challenges() {
     // Stopped with SIGTERM even when the test fails (see stop_kamailio).
     let (mut kam, klog, _guard) = start_kamailio(&dir, &kamailio_registrar_config(kport, false));
     // Ready when it answers an OPTIONS ping.
-    let probe = tokio::net::UdpSocket::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let plocal = probe.local_addr().expect("addr");
-    let kaddr: SocketAddr = format!("127.0.0.1:{kport}").parse().expect("addr");
-    let mut ready = false;
-    for i in 0..50 {
-        let ping = format!(
-            "OPTIONS sip:127.0.0.1:{kport} SIP/2.0\r\nVia: SIP/2.0/UDP {plocal};branch=z9hG4bKp{i}\r\n\
-Max-Forwards: 70\r\nFrom: <sip:probe@127.0.0.1>;tag=p\r\nTo: <sip:127.0.0.1:{kport}>\r\n\
-Call-ID: probe{i}\r\nCSeq: {i} OPTIONS\r\nContent-Length: 0\r\n\r\n"
-        );
-        probe.send_to(ping.as_bytes(), kaddr).await.expect("send");
-        let mut buf = [0u8; 2048];
-        if let Ok(Ok((n, _))) =
-            tokio::time::timeout(Duration::from_millis(200), probe.recv_from(&mut buf)).await
-        {
-            if String::from_utf8_lossy(&buf[..n]).starts_with("SIP/2.0 200") {
-                ready = true;
-                break;
-            }
-        }
-    }
-    assert!(
-        ready,
-        "kamailio answers: {}",
-        std::fs::read_to_string(&klog).unwrap_or_default()
-    );
+    wait_kamailio_answers(kport, &klog).await;
 
     // The backend registers as `switchboard` with a 10 s expiry.
     let (caller8, _) = speech(&dir, "caller", "This is the caller through Kamailio.", 1);
@@ -963,17 +640,16 @@ Call-ID: probe{i}\r\nCSeq: {i} OPTIONS\r\nContent-Length: 0\r\n\r\n"
         "This is the callee, registered at Kamailio.",
         20,
     );
-    let text = format!(
-        "{TEST_CONFIG}\n[sip]\nlisten_udp = \"127.0.0.1:0\"\nrtp_ports = [35000, 35999]\n\
+    let cfg = sip::config(
+        &dir,
+        &format!(
+            "[sip]\nlisten_udp = \"127.0.0.1:0\"\nrtp_ports = [35000, 35999]\n\
 [[sip.trunks]]\nname = \"kamailio\"\naddress = \"127.0.0.1:{kport}\"\nallow = [\"127.0.0.1\"]\n\
 username = \"switchboard\"\npassword = \"switchboard-secret\"\nrealm = \"sip.test\"\n\
 register = true\nregister_expires_s = 10\n[sip.trunks.dids]\n\"{DID}\" = \"support\"\n"
+        ),
     );
-    let mut cfg = server::config::Config::parse(&text, "test").expect("config");
-    cfg.data_dir = dir.clone();
-    cfg.public_dir = dir.join("public");
-    let running = server::start(cfg).await.expect("start");
-    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
+    let (running, _, mut alice) = gateway_with_alice(cfg).await;
     wait_log(
         &klog,
         "REGISTERED sip:switchboard@sip.test",
@@ -989,7 +665,6 @@ register = true\nregister_expires_s = 10\n[sip.trunks.dids]\n\"{DID}\" = \"suppo
     // A callee registered at Kamailio answers by itself.
     let bport = free_udp_port_pair();
     let bdir = dir.join("callee");
-    std::fs::create_dir_all(&bdir).expect("mkdir");
     let mut callee = baresip_with(
         &bdir,
         bport,
@@ -1012,11 +687,7 @@ regint=600;answermode=auto;audio_codecs=pcmu;audio_source=aufile,{}",
 
     // Outbound: the INVITE is challenged (407) and passes with credentials.
     let c = dial(&mut alice, CALLEE).await;
-    alice
-        .wait_for("the callee answers through Kamailio", |a| {
-            contact_state(a, &c).is_some_and(|(s, _)| s == "connected")
-        })
-        .await;
+    wait_connected(&mut alice, &c, "the callee answers through Kamailio").await;
     assert!(
         count_in(
             &klog,
@@ -1024,19 +695,7 @@ regint=600;answermode=auto;audio_codecs=pcmu;audio_source=aufile,{}",
         ) >= 1,
         "our INVITE passed the 407 challenge"
     );
-    let customer = alice.state().contacts[&c]
-        .connections
-        .iter()
-        .find(|k| k.kind == protocol::contact::ConnectionKind::Outbound)
-        .expect("customer connection")
-        .connection_id
-        .clone();
-    alice
-        .ok(Op::EndConnection {
-            contact_id: c.clone(),
-            connection_id: customer,
-        })
-        .await;
+    end_outbound(&mut alice, &c).await;
     let r = wait_ended(&running, &c).await;
     assert_eq!(r.disconnect_reason.as_deref(), Some("agent_disconnect"));
     alice
@@ -1063,16 +722,7 @@ regint=600;answermode=auto;audio_codecs=pcmu;audio_source=aufile,{}",
         "the caller's INVITE passed the 407 challenge"
     );
     let mut next = speech_frames(Vec::new(), leg);
-    let mut ended = false;
-    for _ in 0..20 {
-        alice
-            .stream_media(Duration::from_millis(500), &mut next)
-            .await;
-        if record(&running, &c2).ended_at.is_some() {
-            ended = true;
-            break;
-        }
-    }
+    let ended = talk_until_ended(&mut alice, &running, &c2, &mut next, 20).await;
     assert!(ended, "the caller's BYE came through Kamailio");
     let r = wait_ended(&running, &c2).await;
     assert_eq!(r.disconnect_reason.as_deref(), Some("customer_disconnect"));
@@ -1102,7 +752,6 @@ async fn controlled_caller(
     sip: SocketAddr,
 ) -> (tokio::process::Child, tokio::net::TcpStream) {
     let bdir = dir.join("baresip");
-    std::fs::create_dir_all(&bdir).expect("mkdir");
     let port = free_udp_port_pair();
     let cport = free_udp_port_pair();
     let phone = baresip_with(
@@ -1140,11 +789,7 @@ async fn ctrl_send(stream: &mut tokio::net::TcpStream, command: &str, params: &s
 async fn baresip_dtmf_both_ways() {
     let dir = temp_dir("sip-dtmf");
     let (caller8, _) = speech(&dir, "caller", "This is the caller pressing keys.", 20);
-    let running = server::start(sip_config(&dir, "127.0.0.1"))
-        .await
-        .expect("start");
-    let sip = running.sip_addr.expect("sip");
-    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
+    let (running, sip, mut alice) = gateway_with_alice(sip_config(&dir, "127.0.0.1")).await;
     let (mut phone, mut ctrl) = controlled_caller(&dir, &caller8, sip).await;
     let (c, leg, customer) = agent_answers(&mut alice).await;
     let mut next = speech_frames(Vec::new(), leg);
@@ -1162,14 +807,10 @@ async fn baresip_dtmf_both_ways() {
             })
             .collect()
     };
-    for _ in 0..20 {
-        if !digits_at_agent(&alice).is_empty() {
-            break;
-        }
-        alice
-            .stream_media(Duration::from_millis(250), &mut next)
-            .await;
-    }
+    talk_until(&mut alice, &mut next, 20, Duration::from_millis(250), |a| {
+        !digits_at_agent(a).is_empty()
+    })
+    .await;
     assert_eq!(
         digits_at_agent(&alice),
         ["4"],
@@ -1229,50 +870,43 @@ async fn baresip_dtmf_both_ways() {
 
 // ---- in the call: re-INVITE, BYE races, dead media, malformed SIP --------
 
+/// The agent talks (`next`, 100 ms steps, at most 40) until the record of
+/// contact `c` has `event`; whether it does.
+async fn talk_until_event(
+    alice: &mut Client,
+    next: &mut dyn FnMut() -> Vec<u8>,
+    running: &server::Running,
+    c: &str,
+    event: &str,
+) -> bool {
+    talk_until(alice, next, 40, Duration::from_millis(100), |_| {
+        has_event(running, c, event)
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn baresip_reinvite_hold_resume_and_refer_declined() {
     let dir = temp_dir("sip-hold");
     let (caller8, _) = speech(&dir, "caller", "This is the caller, about to hold.", 20);
-    let running = server::start(sip_config(&dir, "127.0.0.1"))
-        .await
-        .expect("start");
-    let sip = running.sip_addr.expect("sip");
-    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
+    let (running, sip, mut alice) = gateway_with_alice(sip_config(&dir, "127.0.0.1")).await;
     let (mut phone, mut ctrl) = controlled_caller(&dir, &caller8, sip).await;
     let (c, leg, customer) = agent_answers(&mut alice).await;
     let mut next = speech_frames(Vec::new(), leg);
     alice
         .stream_media(Duration::from_millis(400), &mut next)
         .await;
-    let has = |running: &server::Running, event: &str| {
-        record(running, &c).events.iter().any(|e| e.event == event)
-    };
+    let step = Duration::from_millis(100);
     // baresip holds: a re-INVITE with a=sendonly, answered 200 recvonly.
     ctrl_send(&mut ctrl, "hold", "").await;
-    for _ in 0..40 {
-        if has(&running, "sip_hold") {
-            break;
-        }
-        alice
-            .stream_media(Duration::from_millis(100), &mut next)
-            .await;
-    }
     assert!(
-        has(&running, "sip_hold"),
+        talk_until_event(&mut alice, &mut next, &running, &c, "sip_hold").await,
         "{:?}",
         record(&running, &c).events
     );
     ctrl_send(&mut ctrl, "resume", "").await;
-    for _ in 0..40 {
-        if has(&running, "sip_resume") {
-            break;
-        }
-        alice
-            .stream_media(Duration::from_millis(100), &mut next)
-            .await;
-    }
     assert!(
-        has(&running, "sip_resume"),
+        talk_until_event(&mut alice, &mut next, &running, &c, "sip_resume").await,
         "{:?}",
         record(&running, &c).events
     );
@@ -1280,14 +914,10 @@ async fn baresip_reinvite_hold_resume_and_refer_declined() {
     // (Waited for, bounded, rather than counted in a fixed window: on the
     // loaded machine 600 ms sometimes brought fewer than 10 frames.)
     let before = alice.media_in.len();
-    for _ in 0..30 {
-        if alice.media_in.len() > before + 10 {
-            break;
-        }
-        alice
-            .stream_media(Duration::from_millis(100), &mut next)
-            .await;
-    }
+    talk_until(&mut alice, &mut next, 30, step, |a| {
+        a.media_in.len() > before + 10
+    })
+    .await;
     assert!(alice.media_in.len() > before + 10, "media after resume");
     assert!(record(&running, &c).ended_at.is_none(), "still up");
     let log = std::fs::read_to_string(dir.join("baresip").join("baresip.log")).unwrap_or_default();
@@ -1300,14 +930,7 @@ async fn baresip_reinvite_hold_resume_and_refer_declined() {
     // its target. baresip then hangs up on its own (its menu ends a call
     // whose transfer failed), which ends the contact cleanly.
     ctrl_send(&mut ctrl, "transfer", "sip:+15550199@127.0.0.1").await;
-    for _ in 0..40 {
-        if has(&running, "sip_refer_refused") {
-            break;
-        }
-        alice
-            .stream_media(Duration::from_millis(100), &mut next)
-            .await;
-    }
+    talk_until_event(&mut alice, &mut next, &running, &c, "sip_refer_refused").await;
     let refused = record(&running, &c)
         .events
         .into_iter()
@@ -1407,16 +1030,9 @@ async fn an_agent_accepting_at_once_still_gets_180_before_200() {
     // 200 with no 180. Two calls, each accepted about a millisecond after
     // it is offered: every 200 must follow a 180 of the same call.
     let dir = temp_dir("sip-180");
-    let running = server::start(sip_config(&dir, "127.0.0.1"))
-        .await
-        .expect("start");
-    let sip = running.sip_addr.expect("sip");
-    let _alice = Client::available(running.addr, "alice", "alice-pass").await;
+    let (running, sip, _alice) = gateway_with_alice(sip_config(&dir, "127.0.0.1")).await;
     let _bob = Client::available(running.addr, "bob", "bob-pass").await;
-    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let local = sock.local_addr().expect("addr");
+    let (sock, local) = udp_socket().await;
     for call_id in ["fast1", "fast2"] {
         sock.send_to(invite(local, call_id, SDP).as_bytes(), sip)
             .await
@@ -1430,7 +1046,7 @@ async fn an_agent_accepting_at_once_still_gets_180_before_200() {
         if seen.values().filter(|v| v.contains(&200)).count() == 2 {
             break;
         }
-        let r = recv(&sock).await;
+        let r = recv_text(&sock).await;
         let code: u16 = r.get(8..11).and_then(|c| c.parse().ok()).unwrap_or(0);
         let call_id = r
             .lines()
@@ -1454,18 +1070,11 @@ async fn an_agent_accepting_at_once_still_gets_180_before_200() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bye_racing_the_agents_hangup_ends_the_call_once() {
     let dir = temp_dir("sip-race");
-    let running = server::start(sip_config(&dir, "127.0.0.1"))
-        .await
-        .expect("start");
-    let sip = running.sip_addr.expect("sip");
-    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
-    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let (running, sip, mut alice) = gateway_with_alice(sip_config(&dir, "127.0.0.1")).await;
+    let (sock, local) = udp_socket().await;
     let rtp = std::net::UdpSocket::bind("127.0.0.1:0").expect("rtp");
     let rtp_port = rtp.local_addr().expect("addr").port();
     let (c, to, customer) = raw_answered_call(&sock, sip, &mut alice, "race1", rtp_port).await;
-    let local = sock.local_addr().expect("addr");
     let bye = sip::bye(sip, local, "race1", &to, 2);
     // Both at once: our BYE and the agent's hang-up.
     let (sent, hung_up) = tokio::join!(
@@ -1524,12 +1133,8 @@ async fn a_call_without_rtp_ends_with_media_timeout() {
     let dir = temp_dir("sip-rtp-timeout");
     let mut cfg = sip_config(&dir, "127.0.0.1");
     cfg.sip.rtp_timeout_s = 1;
-    let running = server::start(cfg).await.expect("start");
-    let sip = running.sip_addr.expect("sip");
-    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
-    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let (running, sip, mut alice) = gateway_with_alice(cfg).await;
+    let (sock, _) = udp_socket().await;
     let rtp = std::net::UdpSocket::bind("127.0.0.1:0").expect("rtp");
     let rtp_port = rtp.local_addr().expect("addr").port();
     // We send no RTP at all.
@@ -1538,50 +1143,22 @@ async fn a_call_without_rtp_ends_with_media_timeout() {
     assert_eq!(r.disconnect_reason.as_deref(), Some("media_timeout"));
     let mut bye = false;
     for _ in 0..10 {
-        let m = recv(&sock).await;
+        let m = recv_text(&sock).await;
         if m.starts_with("BYE ") {
             bye = true;
             break;
         }
     }
     assert!(bye, "the gateway hung up with BYE");
-    for _ in 0..50 {
-        if record(&running, &c)
-            .events
-            .iter()
-            .any(|e| e.event == "sip_rtp_timeout")
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!(
-        "no sip_rtp_timeout event: {:?}",
-        record(&running, &c).events
-    );
+    wait_event(&running, &c, "sip_rtp_timeout").await;
 }
 
 #[tokio::test]
 async fn malformed_sip_is_answered_400_or_dropped_and_changes_nothing() {
     let dir = temp_dir("sip-malformed");
-    let running = server::start(sip_config(&dir, "127.0.0.1"))
-        .await
-        .expect("start");
-    let sip = running.sip_addr.expect("sip");
-    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let local = sock.local_addr().expect("addr");
-    let count = || {
-        running
-            .state
-            .center
-            .lock()
-            .expect("lock")
-            .store()
-            .contact_count()
-            .expect("count")
-    };
+    let (running, sip) = gateway(sip_config(&dir, "127.0.0.1")).await;
+    let (sock, local) = udp_socket().await;
+    let count = || contact_count(&running);
     let before = count();
     let good = invite(local, "m0", SDP);
     let table: Vec<(&str, String)> = vec![
@@ -1643,12 +1220,7 @@ async fn malformed_sip_is_answered_400_or_dropped_and_changes_nothing() {
     }
     assert_eq!(count(), before, "malformed SIP created nothing");
     // The gateway is still healthy: OPTIONS gets 200.
-    let options = format!(
-        "OPTIONS sip:{DID}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKo1\r\n\
-Max-Forwards: 70\r\nFrom: <sip:{CALLER}@127.0.0.1>;tag=f1\r\nTo: <sip:{DID}@127.0.0.1>\r\n\
-Call-ID: o1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
-    );
-    let r = exchange(&sock, sip, &options).await;
+    let r = exchange(&sock, sip, &options("UDP", local, 1)).await;
     assert!(r.starts_with("SIP/2.0 200 "), "{r}");
     assert!(r.contains("Allow: "), "{r}");
 }
@@ -1657,14 +1229,8 @@ Call-ID: o1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
 async fn floods_from_unknown_addresses_are_dropped_unanswered() {
     let dir = temp_dir("sip-flood");
     // Only 127.0.0.2 may call; we send from 127.0.0.1.
-    let running = server::start(sip_config(&dir, "127.0.0.2"))
-        .await
-        .expect("start");
-    let sip = running.sip_addr.expect("sip");
-    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let local = sock.local_addr().expect("addr");
+    let (running, sip) = gateway(sip_config(&dir, "127.0.0.2")).await;
+    let (sock, local) = udp_socket().await;
     // Garbage and BYEs from an unknown source: no answer at all.
     for i in 0..200 {
         let junk = if i % 2 == 0 {
@@ -1691,15 +1257,7 @@ async fn floods_from_unknown_addresses_are_dropped_unanswered() {
     }
     assert!(answers >= 1, "a real INVITE is told it is forbidden");
     assert!(answers <= 40, "a flood is not answered in full: {answers}");
-    let count = running
-        .state
-        .center
-        .lock()
-        .expect("lock")
-        .store()
-        .contact_count()
-        .expect("count");
-    assert_eq!(count, 0, "nothing created");
+    assert_eq!(contact_count(&running), 0, "nothing created");
 }
 
 /// A number that is a contact flow's entry point, dialed over the trunk,
@@ -1728,18 +1286,8 @@ async fn a_did_that_is_a_flow_entry_point_runs_the_flow() {
 [[sip.trunks]]\nname = \"test\"\nallow = [\"127.0.0.1\"]\ncodecs = [\"PCMU\", \"PCMA\", \"telephone-event\"]\n\
 [sip.trunks.dids]\n\"{DID}\" = \"support\"\n"
     );
-    let main = dir.join("main.toml");
-    std::fs::write(&main, text).expect("config");
-    let mut cfg = server::config::Config::load(&main).expect("sip flow config");
-    cfg.data_dir = dir.clone();
-    cfg.public_dir = dir.join("public");
-    let running = server::start(cfg).await.expect("start");
-    let sip = running.sip_addr.expect("sip");
-    let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
-    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let local = sock.local_addr().expect("addr");
+    let (running, sip, mut alice) = gateway_with_alice(load_config(&dir, &text)).await;
+    let (sock, local) = udp_socket().await;
 
     // An unknown number: 404, nothing placed.
     let unknown = invite(local, "flow0", SDP).replace(DID, "+15550999");

@@ -6,7 +6,6 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Duration;
 
 use protocol::wire::Op;
 use switchboard_tests::sip::{self, *};
@@ -24,48 +23,17 @@ fn config(dir: &Path, address: SocketAddr) -> server::config::Config {
     )
 }
 
-/// 160 bytes of side `side`'s packet `n`, a pattern no encoder makes.
-fn pattern(side: u8, n: u16) -> Vec<u8> {
-    (0..160u16)
-        .map(|k| ((n.wrapping_mul(37)).wrapping_add(k.wrapping_mul(11)) as u8) ^ (side * 0x5a))
-        .collect()
-}
-
-/// Sends side `side`'s pattern as PCMU RTP every 20 ms for `packets`
-/// packets to `to`, and gathers the payloads of the PCMU RTP coming back.
+/// Sends side `side`'s pattern ([`pcmu_pattern`], a pattern no encoder
+/// makes) as PCMU RTP every 20 ms for `packets` packets to `to`, and
+/// gathers the payloads of the PCMU RTP coming back.
 fn talk(
     rtp: UdpSocket,
     to: SocketAddr,
     side: u8,
     packets: u16,
 ) -> tokio::task::JoinHandle<Vec<Vec<u8>>> {
-    tokio::spawn(async move {
-        let mut got = Vec::new();
-        let mut tick = tokio::time::interval(Duration::from_millis(20));
-        let mut buf = vec![0u8; 2048];
-        let mut n = 0u16;
-        let end =
-            tokio::time::Instant::now() + Duration::from_millis(u64::from(packets) * 20 + 800);
-        while tokio::time::Instant::now() < end {
-            tokio::select! {
-                _ = tick.tick() => {
-                    if n < packets {
-                        let p = sip::rtp(0, n, u32::from(n) * 160, 0x1000 + u32::from(side), &pattern(side, n));
-                        let _ = rtp.send_to(&p, to).await;
-                        n += 1;
-                    }
-                }
-                r = rtp.recv_from(&mut buf) => {
-                    if let Ok((len, _)) = r {
-                        if len > 12 && buf[1] & 0x7f == 0 {
-                            got.push(buf[12..len].to_vec());
-                        }
-                    }
-                }
-            }
-        }
-        got
-    })
+    let ssrc = 0x1000 + u32::from(side);
+    pcmu_peer(rtp, to, packets, 800, ssrc, move |n| pcmu_pattern(side, n))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -78,24 +46,13 @@ async fn a_caller_and_a_number_bridged_exchange_g711_unchanged() {
     let sip = running.sip_addr.expect("sip");
     let mut alice = Client::available(running.addr, "alice", "alice-pass").await;
     // The caller.
-    let (sock, rtp_a) = (
-        UdpSocket::bind("127.0.0.1:0").await.expect("bind"),
-        UdpSocket::bind("127.0.0.1:0").await.expect("rtp"),
-    );
-    let offer = sip::sdp(rtp_a.local_addr().expect("addr").port(), "0", "");
+    let (sock, _) = udp_socket().await;
+    let (rtp_a, rtp_a_addr) = udp_socket().await;
+    let offer = sip::sdp(rtp_a_addr.port(), "0", "");
     let call = answered_call(&sock, sip, &mut alice, "two1", "", &offer).await;
     let c = call.contact.clone();
     // The agent adds the number; the raw trunk answers it.
-    let k = match alice
-        .ok(Op::AddConnection {
-            contact_id: c.clone(),
-            endpoint: protocol::endpoint::Endpoint::phone_number(CALLEE),
-        })
-        .await
-    {
-        protocol::wire::OpResult::ConnectionAdded { connection_id } => connection_id,
-        other => panic!("add_connection: {other:?}"),
-    };
+    let k = add_number(&mut alice, &c, CALLEE).await;
     let (invite, from) = loop {
         let (m, from) = trunk_request(&trunk).await;
         if m.method() == "INVITE" {
@@ -103,8 +60,8 @@ async fn a_caller_and_a_number_bridged_exchange_g711_unchanged() {
         }
     };
     let gateway_b = answer_rtp(&invite);
-    let rtp_b = UdpSocket::bind("127.0.0.1:0").await.expect("rtp b");
-    let answer = sip::sdp(rtp_b.local_addr().expect("addr").port(), "0", "");
+    let (rtp_b, rtp_b_addr) = udp_socket().await;
+    let answer = sip::sdp(rtp_b_addr.port(), "0", "");
     let contact = (
         "Contact",
         format!("<sip:{CALLEE}@{}>", trunk.local_addr().expect("addr")),
@@ -141,8 +98,8 @@ async fn a_caller_and_a_number_bridged_exchange_g711_unchanged() {
     let a = talk(rtp_a, call.rtp, 0, 75);
     let b = talk(rtp_b, gateway_b, 1, 75);
     let (at_a, at_b) = (a.await.expect("a"), b.await.expect("b"));
-    let from_a: Vec<Vec<u8>> = (0..75).map(|n| pattern(0, n)).collect();
-    let from_b: Vec<Vec<u8>> = (0..75).map(|n| pattern(1, n)).collect();
+    let from_a: Vec<Vec<u8>> = (0..75).map(|n| pcmu_pattern(0, n)).collect();
+    let from_b: Vec<Vec<u8>> = (0..75).map(|n| pcmu_pattern(1, n)).collect();
     let a_to_b = at_b.iter().filter(|p| from_a.contains(p)).count();
     let b_to_a = at_a.iter().filter(|p| from_b.contains(p)).count();
     eprintln!(
