@@ -28,6 +28,7 @@
 // to that worker: packets then never wait on the main thread. Frames
 // arriving on either port are played alike; when the worker's socket
 // closes, packets go back to the node's port.
+
 // Lost capture audio told from timestamp jitter (direct capture).
 import { CaptureGaps } from './capture-gaps.js';
 
