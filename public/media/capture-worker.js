@@ -50,8 +50,14 @@ onmessage = (e) => {
         data.close();
       }
       // The chunk's capture time and length (us), for a worklet that
-      // processes chunks as they come (direct capture: lost chunks).
-      port.postMessage({ type: 'mic', samples: samples.buffer, ts: ts, us: us }, [samples.buffer]);
+      // processes chunks as they come (direct capture: lost chunks), and
+      // for measuring where a chunk waits: when this Worker posted it, and
+      // the capture time, in ms since the epoch (Chromium gives the
+      // timestamps of a transferred track stream on this Worker's
+      // performance clock, after a few on the page's: worklet.js, onDirect).
+      const at = performance.timeOrigin + performance.now();
+      const capturedAt = performance.timeOrigin + ts / 1000;
+      port.postMessage({ type: 'mic', samples: samples.buffer, ts, us, at, capturedAt }, [samples.buffer]);
     }
   })();
 };

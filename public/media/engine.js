@@ -324,7 +324,11 @@ export async function prepareEngine(options) {
             captureMode = 'worklet';
             console.warn(`[switchboard] track capture stopped (${m.reason}); using the AudioContext`);
           }
-          else if (m.type === 'tap' && onTap) onTap(new Float32Array(m.input), new Float32Array(m.output), m.time);
+          // `capture` (direct capture): per chunk, its timestamp and length
+          // (us), when the capture Worker posted it, when the worklet got
+          // it, the packets it completed and when they left (ms since the
+          // epoch): six numbers a chunk (worklet.js, onDirect).
+          else if (m.type === 'tap' && onTap) onTap(new Float32Array(m.input), new Float32Array(m.output), m.time, m.capture ? new Float64Array(m.capture) : null);
           else if (m.type === 'error') {
             const err = new EngineError(m.code, m.message);
             reject(err);

@@ -28,6 +28,10 @@
 // to that worker: packets then never wait on the main thread. Frames
 // arriving on either port are played alike; when the worker's socket
 // closes, packets go back to the node's port.
+
+// Lost capture audio told from timestamp jitter (direct capture).
+import { CaptureGaps } from './capture-gaps.js';
+
 const RING = 48000 / 2;
 // Frames kept from before the engine starts (40 ms at 10 ms packets).
 const EARLY_FRAMES = 4;
@@ -38,6 +42,11 @@ const EARLY_FRAMES = 4;
 // task) holds them for the whole block. Counted in the stats (`netHolds`,
 // `captureHolds`).
 const HOLD_S = 0.2;
+
+// Milliseconds since the epoch, as finely as this scope can tell (for the
+// measurement hook only: AudioWorkletGlobalScope may lack `performance`).
+const wallClockMs = () => (typeof performance === 'object' && performance && typeof performance.now === 'function'
+  ? performance.timeOrigin + performance.now() : Date.now());
 
 const STATS_FIELDS = [
   'received', 'lost', 'concealed', 'fecRecovered', 'late', 'duplicates', 'jitterMs',
@@ -92,6 +101,7 @@ class SwitchboardEngine extends AudioWorkletProcessor {
           // played, on the same clock, posted in half-second chunks.
           this.tap = new Float32Array(Math.round(sampleRate * 0.5));
           this.tapIn = new Float32Array(this.tap.length);
+          this.captureTiming = [];
         }
         this.port.postMessage({ type: 'ready', addedLatencyMs: x.sb_added_latency_ms() });
         // The call's first frames, come while the engine started.
@@ -127,7 +137,7 @@ class SwitchboardEngine extends AudioWorkletProcessor {
       // render quanta; process() then only plays.
       this.direct = true;
       this.directAligned = false;
-      this.directExpected = null;
+      this.directGaps = new CaptureGaps();
       this.captureGaps = 0;
       this.captureLostUs = 0;
       msg.port.onmessage = (e) => this.onDirect(e.data);
@@ -255,7 +265,8 @@ class SwitchboardEngine extends AudioWorkletProcessor {
    * falls at most 2 ms before a chunk's end (send-worker.js explains).
    * Chunks the capture worker never got (the browser drops them when it
    * stalls) are skipped in the stream (sb_skip): the receiver conceals
-   * them instead of playing all that follows later.
+   * them instead of playing all that follows later; timestamps that only
+   * jitter skip nothing (capture-gaps.js).
    */
   onDirect(m) {
     if (m.type !== 'mic') {
@@ -264,18 +275,21 @@ class SwitchboardEngine extends AudioWorkletProcessor {
       return;
     }
     const x = this.x;
+    const arrived = this.tap ? wallClockMs() : 0;
     // Chunks that came more than 40 ms after the one before, on the audio
     // clock (chunks are 10 ms: a stall on the capture's way shows here).
     if (this.directLast !== undefined && currentTime - this.directLast > 0.04) this.captureStalls = (this.captureStalls || 0) + 1;
     if (this.directLast !== undefined && currentTime - this.directLast > HOLD_S) this.captureHolds += 1;
     this.directLast = currentTime;
     if (typeof m.ts === 'number' && typeof m.us === 'number') {
-      if (x && this.directAligned && this.directExpected !== null && m.ts - this.directExpected > m.us / 2) {
+      // Audio lost before this chunk, once its timestamps say so for
+      // good (capture-gaps.js: jitter alone skips nothing).
+      const lostUs = this.directGaps.chunk(m.ts, m.us);
+      if (lostUs > 0 && x && this.directAligned) {
         this.captureGaps += 1;
-        this.captureLostUs += m.ts - this.directExpected;
-        x.sb_skip(Math.round(((m.ts - this.directExpected) * sampleRate) / 1e6));
+        this.captureLostUs += lostUs;
+        x.sb_skip(Math.round((lostUs * sampleRate) / 1e6));
       }
-      this.directExpected = m.ts + m.us;
     }
     if (!x || typeof x.sb_capture !== 'function') return;
     const s = new Float32Array(m.samples);
@@ -284,7 +298,16 @@ class SwitchboardEngine extends AudioWorkletProcessor {
       if (pad) this.captureSlices(new Float32Array(pad));
       this.directAligned = true;
     }
+    const sent = this.packetsOut || 0;
     this.captureSlices(s);
+    if (this.tap && this.captureTiming.length < 6 * 200) {
+      // Measurement hook (tapSeconds): where this chunk waited. Its
+      // capture time and length (us), when the capture Worker posted it
+      // and when it got here (ms since the epoch), how many packets it
+      // completed, and when they left.
+      this.captureTiming.push(typeof m.capturedAt === 'number' ? m.capturedAt : NaN, m.us, typeof m.at === 'number' ? m.at : NaN, arrived,
+        (this.packetsOut || 0) - sent, wallClockMs());
+    }
   }
 
   captureSlices(s) {
@@ -299,6 +322,7 @@ class SwitchboardEngine extends AudioWorkletProcessor {
   }
 
   sendPacket(n) {
+    this.packetsOut = (this.packetsOut || 0) + 1;
     const frame = new Uint8Array(this.x.memory.buffer, this.x.sb_packet(), n).slice();
     if (this.netOpen) this.net.postMessage(frame.buffer, [frame.buffer]);
     else this.port.postMessage({ type: 'packet', frame: frame.buffer }, [frame.buffer]);
@@ -344,6 +368,8 @@ class SwitchboardEngine extends AudioWorkletProcessor {
       stats.captureLostMs = this.captureLostUs / 1000;
       stats.captureStalls = this.captureStalls || 0;
       stats.captureHolds = this.captureHolds;
+      // Runs of late or early timestamps that came back: jitter, not loss.
+      stats.captureJitter = this.directGaps.jitter;
     }
     if (this.ring) {
       stats.captureQueued = this.ringLen;
@@ -397,7 +423,11 @@ class SwitchboardEngine extends AudioWorkletProcessor {
         const out = this.tap.slice(0, this.tapLen);
         const inp = this.tapIn.slice(0, this.tapLen);
         // `time`: the chunk's first sample on the AudioContext clock, s.
-        this.port.postMessage({ type: 'tap', input: inp.buffer, output: out.buffer, time: this.tapStart }, [inp.buffer, out.buffer]);
+        // `capture`: the direct capture chunks since the last post (onDirect).
+        const capture = new Float64Array(this.captureTiming);
+        this.captureTiming = [];
+        this.port.postMessage({ type: 'tap', input: inp.buffer, output: out.buffer, time: this.tapStart, capture: capture.buffer },
+          [inp.buffer, out.buffer, capture.buffer]);
         this.tapLen = 0;
       }
     }

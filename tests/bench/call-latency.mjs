@@ -1,8 +1,15 @@
 // Call benchmarks in headless Chromium against the real backend:
 //  - mouth-to-ear: the agent's fake microphone speaks into a call whose
-//    simulated caller is an echo line; the CCP's worklet taps microphone
-//    and speaker on one clock, so the lag between them is the round trip
-//    agent -> backend -> caller -> backend -> agent; one way is half.
+//    simulated caller is an echo line, so the lag between the microphone
+//    and what the agent's page plays is the round trip agent -> backend
+//    -> caller -> backend -> agent; one way is half. Measured from the
+//    capture track (what the user's voice actually waits for: the CCP
+//    captures from it directly), its chunks' timestamps against the
+//    rendered audio on the page's clock (tests/bench/capture-track.mjs,
+//    as `bench webrtc` does), and, beside it, from the AudioContext tap
+//    (the worklet's microphone input and output on one clock), which on
+//    the direct path runs behind the real input by Chromium's capture
+//    hand-off (also reported). `SB_M2E_CALLS` (default 3) echo calls.
 //  - call set-up: from the click on Accept to the caller's prompt
 //    playing in the agent's page (five calls; the CCP prepares the engine
 //    while the call rings, so this is what is left after accepting).
@@ -12,7 +19,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startBackend, launchBrowser, api } from '../browser/harness.mjs';
 import { CcpPage } from '../browser/pages.mjs';
+import { loadavg } from 'node:os';
 import { speechWav, medianLagMs } from '../browser/audio.mjs';
+import { PAGE_HELPERS, watchEngineMedia, engineTrackPair } from './capture-track.mjs';
 
 const dir = mkdtempSync(join(tmpdir(), 'switchboard-bench-'));
 const mic = speechWav(dir, 'agent', 'This is a latency measurement. One, two, three, four, five, six, seven, eight, nine, ten.');
@@ -25,9 +34,13 @@ const backend = await startBackend();
 // is reported on its own.
 const AB = process.env.SB_CALLS_AB === '1';
 
-async function call(play, seconds, { socketAtStart = false } = {}) {
+async function call(play, seconds, { socketAtStart = false, track = false } = {}) {
   const browser = await launchBrowser([`--use-file-for-fake-audio-capture=${mic}`]);
   const context = await browser.newContext();
+  if (track) {
+    await context.addInitScript(PAGE_HELPERS);
+    await context.addInitScript(watchEngineMedia);
+  }
   await context.addInitScript((atStart) => {
     if (atStart) globalThis.__switchboardMediaSocketAtStart = true;
     globalThis.__switchboardTap = true;
@@ -64,6 +77,14 @@ async function call(play, seconds, { socketAtStart = false } = {}) {
     startedAt: globalThis.__switchboardEngineStartedAt, stats: globalThis.__switchboardStats,
     timeline: { ...globalThis.__switchboardTimeline, firstWire: globalThis.__firstWire, clickAt: globalThis.__clickAt },
   }));
+  if (track) {
+    // The capture track against what was rendered (playout), and against
+    // the tap's microphone input (the AudioContext's capture hand-off).
+    const tapTime = r.timeline.tapTime;
+    const s = Math.floor(r.output.length / 48000);
+    r.track = await page.evaluate(engineTrackPair, { tapTime, output: r.output, seconds: s });
+    r.handoff = await page.evaluate(engineTrackPair, { tapTime, output: r.input, seconds: s });
+  }
   await ccp.click('end-call');
   await ccp.expectContactState('ended');
   await ccp.click('clear');
@@ -75,10 +96,28 @@ async function call(play, seconds, { socketAtStart = false } = {}) {
 
 // Mouth-to-ear through an echo line.
 {
-  const { input, output, stats } = await call('echo', 10);
-  const { ms: rtt, windows } = medianLagMs(input, output, { maxMs: 600 });
-  console.log(`round trip agent -> backend -> echo caller -> agent: ${rtt?.toFixed(1)} ms (median of ${windows} windows); one way ${(rtt / 2).toFixed(1)} ms`);
-  console.log(`agent jitter buffer target ${stats?.targetDelayMs?.toFixed(1)} ms, delay ${stats?.bufferDelayMs?.toFixed(1)} ms`);
+  const f = (x) => (Number.isFinite(x) ? x.toFixed(1) : 'n/a');
+  const median = (xs) => {
+    const v = xs.filter(Number.isFinite).sort((a, b) => a - b);
+    return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+  };
+  const calls = Math.max(1, Number(process.env.SB_M2E_CALLS) || 3);
+  const fromTrack = [];
+  const fromTap = [];
+  console.log(`load average at the start: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  for (let i = 1; i <= calls; i += 1) {
+    const { input, output, stats, track, handoff } = await call('echo', 10, { track: true });
+    const tap = medianLagMs(input, output, { maxMs: 600 });
+    const k = medianLagMs(track.input, track.output, { maxMs: 600 });
+    const h = medianLagMs(handoff.input, handoff.output, { maxMs: 600 });
+    fromTrack.push(k.ms / 2);
+    fromTap.push(tap.ms / 2);
+    console.log(`call ${i} (capture ${stats?.capture}): round trip agent -> backend -> echo caller -> agent from the capture track ${f(k.ms)} ms (${k.windows} windows), one way ${f(k.ms / 2)} ms; `
+      + `from the AudioContext tap ${f(tap.ms)} ms (${tap.windows} windows), one way ${f(tap.ms / 2)} ms; capture track -> AudioContext tap input ${f(h.ms)} ms; `
+      + `agent jitter buffer target ${f(stats?.targetDelayMs)} ms, delay ${f(stats?.bufferDelayMs)} ms`);
+  }
+  console.log(`mouth to ear one way over ${calls} calls: from the capture track median ${f(median(fromTrack))} ms (${fromTrack.map(f).join(', ')}); `
+    + `from the AudioContext tap median ${f(median(fromTap))} ms (${fromTap.map(f).join(', ')}); load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
 }
 
 // Call set-up: accept -> the caller's prompt audible in the agent's page.

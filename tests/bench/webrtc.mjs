@@ -36,6 +36,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startBackend, launchBrowser } from '../browser/harness.mjs';
 import { speechWav, medianLagMs } from '../browser/audio.mjs';
+import { PAGE_HELPERS, directCaptureWaits, describeWaits } from './capture-track.mjs';
 
 const dir = mkdtempSync(join(tmpdir(), 'switchboard-webrtc-'));
 const mic = speechWav(dir, 'mic', 'Thank you for calling the order desk. Your hoodie shipped on the twelfth of November. Is there anything else I can help you with today?');
@@ -48,59 +49,9 @@ const RUNS = Math.max(1, Number(process.argv[2]) || 5);
 // offers 10); 20 to compare with the figures taken before 10 ms packets.
 const PACKET_MS = Number(process.argv[3]) === 20 ? 20 : 10;
 
-// Page-side helpers, installed before either stack starts: a
-// MediaStreamTrackProcessor reader that keeps every chunk with its
-// timestamp, and a resampler onto a 48 kHz grid starting at a given time.
-const HELPERS = () => {
-  window.trackRecorder = (track) => {
-    const chunks = [];
-    const reader = new MediaStreamTrackProcessor({ track }).readable.getReader();
-    (async () => {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) return;
-        const data = new Float32Array(value.numberOfFrames);
-        value.copyTo(data, { planeIndex: 0, format: 'f32-planar' });
-        chunks.push({ ts: value.timestamp, rate: value.sampleRate, data });
-        value.close();
-      }
-    })();
-    return chunks;
-  };
-  // A track's chunks are contiguous audio, but some tracks' timestamps
-  // (a MediaStreamAudioDestinationNode's) jitter by +-1.5 ms with the
-  // delivery: place chunk i at the stream's median offset plus the samples
-  // before it, so jitter neither overlaps nor gaps the timeline.
-  window.smooth = (chunks) => {
-    let cum = 0;
-    const offsets = chunks.map((c) => { const o = c.ts - (cum * 1e6) / c.rate; cum += c.data.length; return o; });
-    const sorted = offsets.slice().sort((a, b) => a - b);
-    const offset = sorted[Math.floor(sorted.length / 2)];
-    cum = 0;
-    return chunks.map((c) => { const ts = offset + (cum * 1e6) / c.rate; cum += c.data.length; return { ...c, ts }; });
-  };
-  // Linear interpolation of each chunk onto 48 kHz samples from t0 (us);
-  // gaps stay silent.
-  window.timeline = (chunks, t0, n) => {
-    const out = new Float32Array(n);
-    for (const c of window.smooth(chunks)) {
-      const first = Math.max(0, Math.ceil(((c.ts - t0) * 48000) / 1e6));
-      const last = Math.min(n - 1, Math.floor(((c.ts - t0) * 48000) / 1e6 + (c.data.length - 1) * (48000 / c.rate)));
-      for (let j = first; j <= last; j += 1) {
-        const pos = ((t0 + (j * 1e6) / 48000 - c.ts) * c.rate) / 1e6;
-        const i = Math.floor(pos);
-        const f = pos - i;
-        out[j] = i + 1 < c.data.length ? c.data[i] * (1 - f) + c.data[i + 1] * f : c.data[i];
-      }
-    }
-    return out;
-  };
-  window.trackPair = (input, output, seconds) => {
-    const t0 = window.smooth(input)[0].ts;
-    const n = 48000 * seconds;
-    return { input: Array.from(window.timeline(input, t0, n)), output: Array.from(window.timeline(output, t0, n)) };
-  };
-};
+// Page-side helpers (trackRecorder, trackPair, contextClock,
+// placeRendered), installed before either stack starts: shared with
+// `bench calls` (tests/bench/capture-track.mjs).
 
 // Our loopback's network: a Worker that sends every packet straight back
 // (worklet or send worker -> MessagePort -> this Worker -> MessagePort ->
@@ -125,28 +76,28 @@ async function ours(capture = 'worklet') {
     const page = await browser.newPage();
     // The demo origin serves the engine at /media/ (the loopback page's).
     await page.goto(`${backend.crmUrl}/phone/loopback.html`);
-    await page.evaluate(HELPERS);
+    await page.evaluate(PAGE_HELPERS);
     const latency = await page.evaluate(async ({ capture, packetMs, loop, echoWorker }) => {
       const { startEngine } = await import('/media/engine.js');
-      window.rec = { input: [], output: [], engine: null, tapIn: [], tapOut: [], offsets: [] };
+      window.rec = { input: [], output: [], engine: null, tapIn: [], tapOut: [], waits: [] };
       const engine = await startEngine({
         wasmUrl: '/media/engine.wasm', workletUrl: '/media/worklet.js', leg: 1, tapSeconds: 1, echo: true, capture, packetMs,
         onPacket: (frame) => { if (window.rec.engine) window.rec.engine.receive(frame); },
         onStats: (st) => { window.rec.stats = st; if (window.rec.statsResolve) { window.rec.statsResolve(st); window.rec.statsResolve = null; } },
-        onTap: (inp, out, time) => {
+        onTap: (inp, out, time, capture) => {
           window.rec.input.push(...inp);
           window.rec.output.push(...out);
-          // The tap's chunks on the performance clock (us), through the
-          // context's own mapping of its clock to the device's.
-          const ctx = window.rec.engine && window.rec.engine.context;
-          if (!ctx || typeof time !== 'number') return;
-          const o = ctx.getOutputTimestamp();
-          if (o.performanceTime > 0) window.rec.offsets.push(o.performanceTime - 1000 * o.contextTime);
+          // Direct capture: where each chunk waited (worklet.js, onDirect).
+          if (capture) window.rec.waits.push(...capture);
+          if (typeof time !== 'number') return;
           window.rec.tapIn.push({ time, rate: 48000, data: inp });
           window.rec.tapOut.push({ time, rate: 48000, data: out });
         },
       });
       window.rec.engine = engine;
+      // The tap's chunks go onto the performance clock through the
+      // context's own mapping of its clock to the device's.
+      window.rec.offsets = window.contextClock(engine.context);
       window.rec.loop = 'main';
       if (loop === 'worker') {
         const workerUrl = URL.createObjectURL(new Blob([echoWorker], { type: 'text/javascript' }));
@@ -160,12 +111,12 @@ async function ours(capture = 'worklet') {
     }, { capture, packetMs: PACKET_MS, loop: LOOP, echoWorker: ECHO_WORKER });
     await page.waitForFunction((n) => window.rec.output.length >= n + 48000, 48000 * SECONDS, { timeout: 60000, polling: 250 });
     const r = await page.evaluate((s) => {
-      const offsets = window.rec.offsets.slice().sort((a, b) => a - b);
-      const offsetMs = offsets[Math.floor(offsets.length / 2)];
-      const outputLatencyMs = 1000 * (window.rec.engine.context.outputLatency || 0);
+      const { context } = window.rec.engine;
+      const outputLatencyMs = 1000 * (context.outputLatency || 0);
       // Rendered = played at the device less the output latency.
-      const place = (chunks) => chunks.map((c) => ({ ts: 1000 * (1000 * c.time + offsetMs - outputLatencyMs), rate: c.rate, data: c.data }));
+      const place = (chunks) => window.placeRendered(chunks, context, window.rec.offsets);
       return {
+        waits: window.rec.waits.slice(),
         input: window.rec.input.slice(0, 48000 * s),
         output: window.rec.output.slice(0, 48000 * s),
         track: window.trackPair(window.rec.trackIn, place(window.rec.tapOut), s),
@@ -187,7 +138,7 @@ async function webrtc() {
   try {
     const page = await browser.newPage();
     await page.goto(`${backend.url}/healthz`); // any page on a trustworthy origin
-    await page.evaluate(HELPERS);
+    await page.evaluate(PAGE_HELPERS);
     await page.evaluate(async () => {
       const stream = await navigator.mediaDevices.getUserMedia({
         audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
@@ -283,7 +234,12 @@ try {
     const vt = medianLagMs(viaTrack.input, viaTrack.output, { maxMs: 600 });
     rows.oursTrack.track.push(vk.ms);
     rows.oursTrack.tap.push(vt.ms);
-    console.log(`run ${run} ours, direct capture (${viaTrack.mode}, loop ${viaTrack.loop}; ${stagesOf(viaTrack)}; declares ${f(viaTrack.latency)} ms): capture track -> playout ${f(vk.ms)} ms (${vk.windows} windows); engine input -> output ${f(vt.ms)} ms; capture track -> engine input ${f(medianLagMs(viaTrack.handoff.input, viaTrack.handoff.output, { maxMs: 600 }).ms)} ms`);
+    console.log(`run ${run} ours, direct capture (${viaTrack.mode}, loop ${viaTrack.loop}; ${stagesOf(viaTrack)}; declares ${f(viaTrack.latency)} ms): capture track -> playout ${f(vk.ms)} ms (${vk.windows} windows); `
+      // The tap's input is the AudioContext's microphone, which direct
+      // capture does not use: the hand-off is the AudioContext's, and the
+      // direct path's own waits come from the engine's records.
+      + `AudioContext tap ${f(vt.ms)} ms; the AudioContext's hand-off (not on this path) ${f(medianLagMs(viaTrack.handoff.input, viaTrack.handoff.output, { maxMs: 600 }).ms)} ms; `
+      + `direct path: ${describeWaits(directCaptureWaits(viaTrack.waits))}`);
     const mine = await ours();
     const mt = medianLagMs(mine.input, mine.output, { maxMs: 600 });
     const mk = medianLagMs(mine.track.input, mine.track.output, { maxMs: 600 });
