@@ -173,6 +173,21 @@ pub async fn sim_call(addr: SocketAddr, from: &str, queue: &str) -> String {
     json["contact_id"].as_str().expect("contact id").to_owned()
 }
 
+/// What simulated call `call`'s caller heard
+/// (`GET /v1/sim/calls/{call}/heard`), as 48 kHz samples.
+pub async fn caller_heard(addr: SocketAddr, call: &str) -> Vec<f32> {
+    let (status, wav) = server::sim::http_request_bytes(
+        addr,
+        "GET",
+        &format!("/v1/sim/calls/{call}/heard"),
+        &[sim_auth()],
+    )
+    .await
+    .expect("http");
+    assert_eq!(status, 200, "what the caller heard");
+    audio::wav_samples(&wav)
+}
+
 /// A simulated customer phone (`/v1/customer/ws`) dials `queue` from
 /// +819012345678; its socket, the contact id and its media leg once the
 /// backend answers `dialed`.
