@@ -68,29 +68,13 @@ pub fn tone_frames(hz: f32, leg: u32) -> impl FnMut() -> Vec<u8> {
 /// Writes a 48 kHz mono 16-bit WAV of a `hz` sine of `amplitude` (full
 /// scale 1), `ms` long: a prompt or a simulated caller's audio.
 pub fn write_tone_wav(path: &std::path::Path, hz: f32, amplitude: f32, ms: u32) {
-    let n = 48 * ms;
-    let data = 2 * n;
-    let mut w = Vec::with_capacity(44 + data as usize);
-    w.extend_from_slice(b"RIFF");
-    w.extend_from_slice(&(36 + data).to_le_bytes());
-    w.extend_from_slice(b"WAVEfmt ");
-    w.extend_from_slice(&16u32.to_le_bytes());
-    w.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    w.extend_from_slice(&1u16.to_le_bytes()); // mono
-    w.extend_from_slice(&48_000u32.to_le_bytes());
-    w.extend_from_slice(&96_000u32.to_le_bytes()); // bytes a second
-    w.extend_from_slice(&2u16.to_le_bytes()); // block align
-    w.extend_from_slice(&16u16.to_le_bytes()); // bits a sample
-    w.extend_from_slice(b"data");
-    w.extend_from_slice(&data.to_le_bytes());
-    for i in 0..n {
-        let x = amplitude * (2.0 * std::f32::consts::PI * hz * i as f32 / 48_000.0).sin();
-        w.extend_from_slice(&((x * 32767.0) as i16).to_le_bytes());
-    }
+    let pcm: Vec<f32> = (0..48 * ms)
+        .map(|i| amplitude * (2.0 * std::f32::consts::PI * hz * i as f32 / 48_000.0).sin())
+        .collect();
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).expect("mkdir");
     }
-    std::fs::write(path, w).expect("write wav");
+    std::fs::write(path, server::bridge::mixdown::wav_bytes(&pcm)).expect("write wav");
 }
 
 /// The samples of a 16-bit mono WAV as the backend writes it (a 44-byte

@@ -27,7 +27,7 @@ use crate::bridge::{customer_key, CallerAudio};
 use crate::center::random_leg;
 use crate::http::AppState;
 use crate::limits::{CloseReason, FloodGuard, PreHelloErrors, SocketTicket};
-use crate::ws::{read_one, start_socket, Inbound, SocketStart, FLOODED, RATE_LIMITED};
+use crate::ws::{read_one, start_socket, Inbound, FLOODED, RATE_LIMITED};
 
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -61,16 +61,8 @@ fn error(code: ErrorCode, message: impl Into<String>) -> String {
 /// limited, and its outgoing queue and writes have the same limits.
 pub async fn serve_customer(socket: WebSocket, state: AppState, mut ticket: SocketTicket) {
     let limits = state.cfg.limits.clone();
-    let SocketStart {
-        mut stream,
-        tx,
-        shutdown,
-        media_tx,
-        mut writer,
-        direct,
-        write_timeout,
-        hello_timeout,
-    } = start_socket(socket, &limits);
+    let hello_timeout = Duration::from_millis(limits.hello_timeout_ms);
+    let (mut stream, tx, shutdown, mut writer, direct, media_tx) = start_socket(socket, &limits);
     let mut writer_done = false;
     let mut media_tx = Some(media_tx);
     let mut media_slot = None;
@@ -251,13 +243,5 @@ pub async fn serve_customer(socket: WebSocket, state: AppState, mut ticket: Sock
         }
     }
     drop(tx);
-    crate::ws::wind_down(
-        ticket,
-        &shutdown,
-        writer,
-        writer_done,
-        &mut stream,
-        write_timeout,
-    )
-    .await;
+    crate::ws::wind_down(ticket, &shutdown, writer, writer_done, &mut stream, &limits).await;
 }

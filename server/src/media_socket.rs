@@ -38,7 +38,7 @@ use tokio::sync::mpsc;
 use crate::bridge::route::MediaOut;
 use crate::http::AppState;
 use crate::limits::{close_code, CloseReason, FloodGuard, PreHelloErrors, SocketTicket};
-use crate::ws::{flooded, read_one, start_socket, Inbound, SocketStart, RATE_LIMITED};
+use crate::ws::{flooded, read_one, start_socket, Inbound, RATE_LIMITED};
 
 /// The media socket's path.
 pub const PATH: &str = "/v1/media";
@@ -294,16 +294,8 @@ struct Bound {
 /// Runs one media socket until it closes.
 async fn serve(socket: WebSocket, state: AppState, mut ticket: SocketTicket) {
     let limits = state.cfg.limits.clone();
-    let SocketStart {
-        mut stream,
-        tx,
-        shutdown,
-        media_tx,
-        mut writer,
-        direct,
-        write_timeout,
-        hello_timeout,
-    } = start_socket(socket, &limits);
+    let hello_timeout = Duration::from_millis(limits.hello_timeout_ms);
+    let (mut stream, tx, shutdown, mut writer, direct, media_tx) = start_socket(socket, &limits);
     // Tells when the bridge has let go of this socket (a newer one took
     // the agent's media): the only strong sender is the bridge's.
     let probe = media_tx.downgrade();
@@ -438,15 +430,7 @@ async fn serve(socket: WebSocket, state: AppState, mut ticket: SocketTicket) {
         }
     }
     drop(tx);
-    crate::ws::wind_down(
-        ticket,
-        &shutdown,
-        writer,
-        writer_done,
-        &mut stream,
-        write_timeout,
-    )
-    .await;
+    crate::ws::wind_down(ticket, &shutdown, writer, writer_done, &mut stream, &limits).await;
 }
 
 #[cfg(test)]

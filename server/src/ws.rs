@@ -552,16 +552,8 @@ enum Read {
 /// the login's next event, which only a text frame can change.
 pub async fn serve_socket(socket: WebSocket, state: AppState, mut ticket: SocketTicket) {
     let limits = state.cfg.limits.clone();
-    let SocketStart {
-        mut stream,
-        tx,
-        shutdown,
-        media_tx,
-        mut writer,
-        direct,
-        write_timeout,
-        hello_timeout,
-    } = start_socket(socket, &limits);
+    let hello_timeout = Duration::from_millis(limits.hello_timeout_ms);
+    let (mut stream, tx, shutdown, mut writer, direct, media_tx) = start_socket(socket, &limits);
     let mut writer_done = false;
     let mut media_tx = Some(media_tx);
     let mut media_slot: Option<Arc<SocketSlot>> = None;
@@ -714,60 +706,38 @@ pub async fn serve_socket(socket: WebSocket, state: AppState, mut ticket: Socket
     }
     drop(grant);
     drop(tx);
-    wind_down(
-        ticket,
-        &shutdown,
-        writer,
-        writer_done,
-        &mut stream,
-        write_timeout,
-    )
-    .await;
+    wind_down(ticket, &shutdown, writer, writer_done, &mut stream, &limits).await;
 }
 
 /// The start of every socket (an agent's, a customer's, a media socket):
-/// its bounded outbox, its media queue and its writer with the direct
-/// lane, all under the configured `[limits]`, so the three drivers differ
-/// only in what they read. [`wind_down`] is its end.
-pub(crate) struct SocketStart {
-    /// What the client sends.
-    pub stream: futures_util::stream::SplitStream<WebSocket>,
-    /// Text to the client, through the writer.
-    pub tx: Outbox,
-    /// The socket's close reason, shared with the writer.
-    pub shutdown: Arc<Shutdown>,
-    /// Media to this socket, for the bridge: bounded, so a backed-up
-    /// socket drops stale frames at the bridge instead of queueing delay.
-    pub media_tx: mpsc::Sender<MediaOut>,
-    /// The writer task: it ends when the socket can no longer be written.
-    pub writer: tokio::task::JoinHandle<()>,
-    /// The writer's direct lane (see [`DirectWrite`]).
-    pub direct: Arc<dyn DirectWrite>,
-    /// Each write's deadline.
-    pub write_timeout: Duration,
-    /// How long the client has to identify itself.
-    pub hello_timeout: Duration,
-}
-
-/// Opens `socket` as [`SocketStart`] describes.
-pub(crate) fn start_socket(socket: WebSocket, limits: &crate::config::Limits) -> SocketStart {
-    let write_timeout = Duration::from_millis(limits.write_timeout_ms);
+/// what the client sends; the bounded outbox for text to it, whose
+/// shutdown carries the close reason; the writer task with its direct lane
+/// (see [`DirectWrite`]); and the sender of media to it, for the bridge,
+/// bounded so a backed-up socket drops stale frames at the bridge instead
+/// of queueing delay. All under the configured `[limits]`, so the three
+/// drivers differ only in what they read; [`wind_down`] is their end.
+/// (Each part has its own type, so a mixed-up order does not compile:
+/// a tuple lets each driver bind them in one line.)
+#[allow(clippy::type_complexity)]
+pub(crate) fn start_socket(
+    socket: WebSocket,
+    limits: &crate::config::Limits,
+) -> (
+    futures_util::stream::SplitStream<WebSocket>,
+    Outbox,
+    Arc<Shutdown>,
+    tokio::task::JoinHandle<()>,
+    Arc<dyn DirectWrite>,
+    mpsc::Sender<MediaOut>,
+) {
     let (sink, stream) = socket.split();
     let (tx, inbox) = Outbox::for_socket(limits);
     let shutdown = tx.shutdown().clone();
     let (media_tx, media_rx) = mpsc::channel::<MediaOut>(crate::bridge::AGENT_QUEUE);
+    let write_timeout = Duration::from_millis(limits.write_timeout_ms);
     let (writer, direct) =
         spawn_direct_writer(sink, inbox, media_rx, shutdown.clone(), write_timeout);
-    SocketStart {
-        stream,
-        tx,
-        shutdown,
-        media_tx,
-        writer,
-        direct,
-        write_timeout,
-        hello_timeout: Duration::from_millis(limits.hello_timeout_ms),
-    }
+    (stream, tx, shutdown, writer, direct, media_tx)
 }
 
 /// The end of every socket, once its driver has dropped its outbox: an
@@ -780,8 +750,9 @@ pub(crate) async fn wind_down(
     mut writer: tokio::task::JoinHandle<()>,
     writer_done: bool,
     stream: &mut futures_util::stream::SplitStream<WebSocket>,
-    write_timeout: Duration,
+    limits: &crate::config::Limits,
 ) {
+    let write_timeout = Duration::from_millis(limits.write_timeout_ms);
     if shutdown.reason().is_some_and(CloseReason::is_abuse) {
         ticket.penalize();
     }
@@ -1418,123 +1389,113 @@ mod writer_tests {
 
     #[tokio::test]
     async fn an_idle_writer_lends_its_socket_to_the_forwarding_task() {
-        let DirectLane {
-            tx,
-            media_tx,
-            seen,
-            writer,
-            direct,
-            ..
-        } = direct_lane(true, Duration::from_secs(1));
+        let lane = direct_lane(true, Duration::from_secs(1));
         // Written by the caller itself, before it returns: no queue, no
         // writer task in between (this runtime has one thread and the
         // writer has not run yet).
         for n in 1..=3 {
-            direct
-                .try_write(media(n), &media_tx)
+            lane.direct
+                .try_write(media(n), &lane.media_tx)
                 .expect("written at once");
-            assert_eq!(seen.sent.lock().expect("lock").len(), usize::from(n));
+            assert_eq!(lane.seen.sent.lock().expect("lock").len(), usize::from(n));
         }
-        assert_eq!(seen.flushes.load(Ordering::SeqCst), 3, "one write each");
+        assert_eq!(
+            lane.seen.flushes.load(Ordering::SeqCst),
+            3,
+            "one write each"
+        );
         // Text still goes through the writer, and the socket comes back to
         // the lane afterwards.
-        assert!(tx.push("event".to_string()));
+        assert!(lane.tx.push("event".to_string()));
         until("the text is written", || {
-            seen.sent.lock().expect("lock").len() == 4
+            lane.seen.sent.lock().expect("lock").len() == 4
         })
         .await;
         until("the socket is lent again", || {
-            direct.try_write(media(4), &media_tx).is_ok()
+            lane.direct.try_write(media(4), &lane.media_tx).is_ok()
         })
         .await;
         assert_eq!(
-            texts_and_bytes(&seen),
+            texts_and_bytes(&lane.seen),
             ["media 1", "media 2", "media 3", "text event", "media 4"]
         );
-        drop(tx);
-        writer_ends(writer, "the writer ends once its outbox is dropped").await;
+        drop(lane.tx);
+        writer_ends(lane.writer, "the writer ends once its outbox is dropped").await;
     }
 
     #[tokio::test]
     async fn a_forwarded_frame_never_passes_one_queued_before_it() {
-        let DirectLane {
-            tx,
-            media_tx,
-            seen,
-            writer,
-            direct,
-            ..
-        } = direct_lane(true, Duration::from_secs(1));
+        let lane = direct_lane(true, Duration::from_secs(1));
         // A frame the mixer queued and the writer has not taken yet.
-        media_tx.try_send(media(1)).expect("room");
-        let back = direct
-            .try_write(media(2), &media_tx)
+        lane.media_tx.try_send(media(1)).expect("room");
+        let back = lane
+            .direct
+            .try_write(media(2), &lane.media_tx)
             .expect_err("a frame is queued ahead: given back");
-        media_tx.try_send(back).expect("room");
-        frames_1_2_written_then_the_socket_lent_for_3(&seen, &*direct, &media_tx).await;
-        drop(tx);
-        writer_ends(writer, "writer ends").await;
+        lane.media_tx.try_send(back).expect("room");
+        frames_1_2_written_then_the_socket_lent_for_3(&lane.seen, &*lane.direct, &lane.media_tx)
+            .await;
+        drop(lane.tx);
+        writer_ends(lane.writer, "writer ends").await;
     }
 
     #[tokio::test]
     async fn a_listener_that_stops_reading_gets_a_bounded_queue_then_the_deadline() {
-        let DirectLane {
-            tx,
-            media_tx,
-            seen,
-            writer,
-            direct,
-            ..
-        } = direct_lane(false, Duration::from_millis(200));
-        let shutdown = tx.shutdown().clone();
+        let lane = direct_lane(false, Duration::from_millis(200));
+        let shutdown = lane.tx.shutdown().clone();
         // The first frame goes into the socket's buffer, which the kernel
         // does not take: the write is left to the writer.
-        direct
-            .try_write(media(0), &media_tx)
+        lane.direct
+            .try_write(media(0), &lane.media_tx)
             .expect("taken into the socket's buffer");
         // From then on every frame is given back; the queue takes a few
         // and refuses the rest (dropped, as the bridge counts them).
         let mut queued = 0;
         for n in 1..=40 {
-            let back = direct
-                .try_write(media(n), &media_tx)
+            let back = lane
+                .direct
+                .try_write(media(n), &lane.media_tx)
                 .expect_err("the writer has a write to finish");
-            if media_tx.try_send(back).is_ok() {
+            if lane.media_tx.try_send(back).is_ok() {
                 queued += 1;
             }
         }
         assert_eq!(queued, LANE_QUEUE, "the queue stays bounded");
-        writer_ends(writer, "the writer gives up on a client that does not read").await;
+        writer_ends(
+            lane.writer,
+            "the writer gives up on a client that does not read",
+        )
+        .await;
         assert_eq!(shutdown.reason(), Some(CloseReason::SLOW_READER));
         assert!(
-            seen.sent.lock().expect("lock").is_empty(),
+            lane.seen.sent.lock().expect("lock").is_empty(),
             "nothing reached the client"
         );
-        let late = direct
-            .try_write(media(99), &media_tx)
+        let late = lane
+            .direct
+            .try_write(media(99), &lane.media_tx)
             .expect_err("the socket is gone with its writer");
         assert_eq!(late.bytes[0], 99);
-        drop(tx);
+        drop(lane.tx);
     }
 
     #[tokio::test]
     async fn a_direct_write_the_socket_could_not_take_is_finished_by_the_writer_in_order() {
-        let DirectLane {
-            tx,
-            media_tx,
-            seen,
-            open,
-            writer,
-            direct,
-        } = direct_lane(false, Duration::from_secs(5));
-        direct.try_write(media(1), &media_tx).expect("buffered");
-        let back = direct.try_write(media(2), &media_tx).expect_err("stalled");
-        media_tx.try_send(back).expect("room");
+        let lane = direct_lane(false, Duration::from_secs(5));
+        lane.direct
+            .try_write(media(1), &lane.media_tx)
+            .expect("buffered");
+        let back = lane
+            .direct
+            .try_write(media(2), &lane.media_tx)
+            .expect_err("stalled");
+        lane.media_tx.try_send(back).expect("room");
         // The client reads again: the writer finishes the first frame,
         // then sends the queued one, then lends the socket again.
-        open.store(true, Ordering::SeqCst);
-        frames_1_2_written_then_the_socket_lent_for_3(&seen, &*direct, &media_tx).await;
-        drop(tx);
-        writer_ends(writer, "writer ends").await;
+        lane.open.store(true, Ordering::SeqCst);
+        frames_1_2_written_then_the_socket_lent_for_3(&lane.seen, &*lane.direct, &lane.media_tx)
+            .await;
+        drop(lane.tx);
+        writer_ends(lane.writer, "writer ends").await;
     }
 }
