@@ -527,6 +527,26 @@ impl Client {
     }
 }
 
+/// A customer phone dials `support`; `first` (available) accepts it, then
+/// brings in `second` through quick connect `qc-bob` and conferences. The
+/// phone's socket, the contact, then the media legs of the phone, `first`
+/// and `second`, as [`phone_dials_in`] and [`Client::conference_in`] give
+/// them.
+pub async fn phone_conference(
+    addr: SocketAddr,
+    first: &mut Client,
+    second: &mut Client,
+) -> (Ws, String, u32, u32, u32) {
+    let (phone, contact, phone_leg) = phone_dials_in(addr, "support").await;
+    first
+        .wait_for("ring", |a| a.state().contacts.contains_key(&contact))
+        .await;
+    let (first_leg, _) = first.accept_with_leg(&contact).await;
+    second.set_available().await;
+    let second_leg = first.conference_in(second, &contact, "qc-bob").await;
+    (phone, contact, phone_leg, first_leg, second_leg)
+}
+
 impl Client {
     /// Closes the socket abruptly from the client side.
     pub async fn ws_close(&mut self) {
