@@ -173,6 +173,17 @@ pub async fn sim_call(addr: SocketAddr, from: &str, queue: &str) -> String {
     json["contact_id"].as_str().expect("contact id").to_owned()
 }
 
+/// Contact `contact`'s record, read straight from the running backend's
+/// store. (tests/sip.rs has its own `record`, the same read.)
+pub fn stored_contact(running: &server::Running, contact: &str) -> server::store::ContactRecord {
+    let center = running.state.center.lock().expect("lock");
+    center
+        .store()
+        .contact(contact)
+        .expect("db")
+        .expect("record")
+}
+
 /// What simulated call `call`'s caller heard
 /// (`GET /v1/sim/calls/{call}/heard`), as 48 kHz samples.
 pub async fn caller_heard(addr: SocketAddr, call: &str) -> Vec<f32> {
@@ -545,6 +556,20 @@ pub async fn phone_conference(
     second.set_available().await;
     let second_leg = first.conference_in(second, &contact, "qc-bob").await;
     (phone, contact, phone_leg, first_leg, second_leg)
+}
+
+impl Client {
+    /// The media frames received so far, decoded: each one's header and
+    /// payload, in order.
+    pub fn media_frames_in(&self) -> Vec<(protocol::media::MediaHeader, Vec<u8>)> {
+        self.media_in
+            .iter()
+            .map(|b| {
+                let f = protocol::media::decode_media_frame(b).expect("a valid frame");
+                (f.header, f.payload.to_vec())
+            })
+            .collect()
+    }
 }
 
 impl Client {

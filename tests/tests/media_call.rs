@@ -140,15 +140,7 @@ async fn audio_flows_both_ways_with_hold_mute_dtmf_and_recording() {
     // The contact's recording is on disk (one Ogg Opus file per party and
     // a manifest, referenced from the record), and its mix is made when an
     // agent who took part fetches it.
-    let record = running
-        .state
-        .center
-        .lock()
-        .expect("lock")
-        .store()
-        .contact(&c)
-        .expect("db")
-        .expect("record");
+    let record = stored_contact(&running, &c);
     let rec_dir = std::path::PathBuf::from(
         record
             .recording
