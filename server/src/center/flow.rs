@@ -347,7 +347,7 @@ impl Center {
         let mut ctx = Context::new(&id, from, to);
         ctx.attributes = attributes.clone();
         let runner = Runner::new(self.cfg.flows.clone(), &flow, ctx);
-        let customer_conn = self.new_id("k");
+        let call = self.inbound_call(&id, from, attributes, caller_play, now);
         self.calls.insert(
             id.clone(),
             Call {
@@ -357,14 +357,7 @@ impl Center {
                     playing: None,
                 })),
                 via_flow: true,
-                ..Call::new(
-                    &id,
-                    Initiation::Inbound,
-                    Party::calling_in(customer_conn, from, now),
-                    attributes,
-                    caller_play,
-                    now,
-                )
+                ..call
             },
         );
         self.drive_flow(&id, None, now);

@@ -283,6 +283,27 @@ impl Center {
         Ok((id, attributes))
     }
 
+    /// A new inbound call from `from`, before it waits in a queue or runs
+    /// a flow: the customer calling in, on a connection id made now.
+    pub(super) fn inbound_call(
+        &mut self,
+        id: &str,
+        from: &str,
+        attributes: BTreeMap<String, String>,
+        caller_play: crate::bridge::CallerAudio,
+        now: Millis,
+    ) -> Call {
+        let customer_conn = self.new_id("k");
+        Call::new(
+            id,
+            Initiation::Inbound,
+            Party::calling_in(customer_conn, from, now),
+            attributes,
+            caller_play,
+            now,
+        )
+    }
+
     /// Like [`Center::place_inbound`], with the caller saying `caller_play`.
     pub fn place_inbound_playing(
         &mut self,
@@ -312,7 +333,7 @@ impl Center {
         let _ = self
             .store
             .contact_event(&id, now, None, "queued", Some(queue));
-        let customer_conn = self.new_id("k");
+        let call = self.inbound_call(&id, from, attributes, caller_play, now);
         let reserved_conn = self.new_id("k");
         self.calls.insert(
             id.clone(),
@@ -323,14 +344,7 @@ impl Center {
                     since: now,
                     connection_id: reserved_conn,
                 }),
-                ..Call::new(
-                    &id,
-                    Initiation::Inbound,
-                    Party::calling_in(customer_conn, from, now),
-                    attributes,
-                    caller_play,
-                    now,
-                )
+                ..call
             },
         );
         self.route(now);
