@@ -16,17 +16,23 @@ use protocol::wire::Op;
 use switchboard_tests::audio::*;
 use switchboard_tests::*;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn audio_flows_both_ways_with_hold_mute_dtmf_and_recording() {
-    let dir = temp_dir("media");
-    let cfg = test_config(&dir);
+/// A backend in `dir` with `audio/tone300.wav`, the 300 Hz tone the
+/// simulated callers play.
+async fn start_with_caller_tone(dir: &std::path::Path) -> server::Running {
+    let cfg = test_config(dir);
     write_tone_wav(
         &cfg.public_dir.join("audio/tone300.wav"),
         300.0,
         0.2,
         30_000,
     );
-    let running = server::start(cfg).await.expect("start");
+    server::start(cfg).await.expect("start")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audio_flows_both_ways_with_hold_mute_dtmf_and_recording() {
+    let dir = temp_dir("media");
+    let running = start_with_caller_tone(&dir).await;
     let addr = running.addr;
     let mut alice = Client::available(addr, "alice", "alice-pass").await;
 
@@ -198,14 +204,7 @@ async fn audio_flows_both_ways_with_hold_mute_dtmf_and_recording() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conference_mixes_every_party_for_every_other() {
     let dir = temp_dir("conference");
-    let cfg = test_config(&dir);
-    write_tone_wav(
-        &cfg.public_dir.join("audio/tone300.wav"),
-        300.0,
-        0.2,
-        30_000,
-    );
-    let running = server::start(cfg).await.expect("start");
+    let running = start_with_caller_tone(&dir).await;
     let addr = running.addr;
     let mut alice = Client::connect(addr, &login(addr, "alice", "alice-pass").await).await;
     let mut bob = Client::connect(addr, &login(addr, "bob", "bob-pass").await).await;
