@@ -64,3 +64,25 @@ pub fn tone_frames(hz: f32, leg: u32) -> impl FnMut() -> Vec<u8> {
         frame
     }
 }
+
+/// Writes a 48 kHz mono 16-bit WAV of a `hz` sine of `amplitude` (full
+/// scale 1), `ms` long: a prompt or a simulated caller's audio.
+pub fn write_tone_wav(path: &std::path::Path, hz: f32, amplitude: f32, ms: u32) {
+    let pcm: Vec<f32> = (0..48 * ms)
+        .map(|i| amplitude * (2.0 * std::f32::consts::PI * hz * i as f32 / 48_000.0).sin())
+        .collect();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).expect("mkdir");
+    }
+    std::fs::write(path, server::bridge::mixdown::wav_bytes(&pcm)).expect("write wav");
+}
+
+/// The samples of a 16-bit mono WAV as the backend writes it (a 44-byte
+/// header, then the data), as floats.
+pub fn wav_samples(wav: &[u8]) -> Vec<f32> {
+    wav.get(44..)
+        .unwrap_or_default()
+        .chunks_exact(2)
+        .map(|c| f32::from(i16::from_le_bytes([c[0], c[1]])) / 32768.0)
+        .collect()
+}

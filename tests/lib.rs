@@ -175,6 +175,32 @@ pub async fn sim_call(addr: SocketAddr, from: &str, queue: &str) -> String {
     json["contact_id"].as_str().expect("contact id").to_owned()
 }
 
+/// Contact `contact`'s record, read straight from the running backend's
+/// store. (tests/sip.rs has its own `record`, the same read.)
+pub fn stored_contact(running: &server::Running, contact: &str) -> server::store::ContactRecord {
+    let center = running.state.center.lock().expect("lock");
+    center
+        .store()
+        .contact(contact)
+        .expect("db")
+        .expect("record")
+}
+
+/// What simulated call `call`'s caller heard
+/// (`GET /v1/sim/calls/{call}/heard`), as 48 kHz samples.
+pub async fn caller_heard(addr: SocketAddr, call: &str) -> Vec<f32> {
+    let (status, wav) = server::sim::http_request_bytes(
+        addr,
+        "GET",
+        &format!("/v1/sim/calls/{call}/heard"),
+        &[sim_auth()],
+    )
+    .await
+    .expect("http");
+    assert_eq!(status, 200, "what the caller heard");
+    audio::wav_samples(&wav)
+}
+
 /// A simulated customer phone (`/v1/customer/ws`) dials `queue` from
 /// +819012345678; its socket, the contact id and its media leg once the
 /// backend answers `dialed`.
@@ -511,6 +537,40 @@ impl Client {
         })
         .await;
         other_leg
+    }
+}
+
+/// A customer phone dials `support`; `first` (available) accepts it, then
+/// brings in `second` through quick connect `qc-bob` and conferences. The
+/// phone's socket, the contact, then the media legs of the phone, `first`
+/// and `second`, as [`phone_dials_in`] and [`Client::conference_in`] give
+/// them.
+pub async fn phone_conference(
+    addr: SocketAddr,
+    first: &mut Client,
+    second: &mut Client,
+) -> (Ws, String, u32, u32, u32) {
+    let (phone, contact, phone_leg) = phone_dials_in(addr, "support").await;
+    first
+        .wait_for("ring", |a| a.state().contacts.contains_key(&contact))
+        .await;
+    let (first_leg, _) = first.accept_with_leg(&contact).await;
+    second.set_available().await;
+    let second_leg = first.conference_in(second, &contact, "qc-bob").await;
+    (phone, contact, phone_leg, first_leg, second_leg)
+}
+
+impl Client {
+    /// The media frames received so far, decoded: each one's header and
+    /// payload, in order.
+    pub fn media_frames_in(&self) -> Vec<(protocol::media::MediaHeader, Vec<u8>)> {
+        self.media_in
+            .iter()
+            .map(|b| {
+                let f = protocol::media::decode_media_frame(b).expect("a valid frame");
+                (f.header, f.payload.to_vec())
+            })
+            .collect()
     }
 }
 

@@ -95,56 +95,44 @@ fn samples() -> Vec<(&'static str, Sample)> {
         states: vec![AgentState::available(), AgentState::offline()],
         contacts: vec![view.clone()],
     };
+    // A `hello` with nothing optional; the other samples each add one thing.
+    let base_hello = Hello {
+        versions: vec![1],
+        token: "tok_3f9a".into(),
+        resume: None,
+        capabilities: Vec::new(),
+        packet_ms: vec![],
+        codecs: vec![],
+    };
+    let hello = |h: Hello| Sample::Client(ClientFrame::Hello(h));
     let req = |id: u64, op: Op| Sample::Client(ClientFrame::Request(Request { id, op }));
     let ok = |id: u64, r: OpResult| Sample::Server(ServerFrame::Response(Response::ok(id, r)));
     let ev = |seq: u64, event: Event| Sample::Server(ServerFrame::Event(EventFrame { seq, event }));
     vec![
-        (
-            "hello",
-            Sample::Client(ClientFrame::Hello(Hello {
-                versions: vec![1],
-                token: "tok_3f9a".into(),
-                resume: None,
-                capabilities: Vec::new(),
-                packet_ms: vec![],
-                codecs: vec![],
-            })),
-        ),
+        ("hello", hello(base_hello.clone())),
         (
             "hello_packet_ms",
-            Sample::Client(ClientFrame::Hello(Hello {
-                versions: vec![1],
-                token: "tok_3f9a".into(),
-                resume: None,
-                capabilities: Vec::new(),
+            hello(Hello {
                 packet_ms: vec![10, 20],
-                codecs: vec![],
-            })),
+                ..base_hello.clone()
+            }),
         ),
         (
             "hello_codecs",
-            Sample::Client(ClientFrame::Hello(Hello {
-                versions: vec![1],
-                token: "tok_3f9a".into(),
-                resume: None,
-                capabilities: Vec::new(),
-                packet_ms: vec![],
+            hello(Hello {
                 codecs: vec!["pcmu".into(), "pcma".into()],
-            })),
+                ..base_hello.clone()
+            }),
         ),
         (
             "hello_resume",
-            Sample::Client(ClientFrame::Hello(Hello {
-                versions: vec![1],
-                token: "tok_3f9a".into(),
+            hello(Hello {
                 resume: Some(ResumeFrom {
                     session: "s-1".into(),
                     last_seq: 40,
                 }),
-                capabilities: Vec::new(),
-                packet_ms: vec![],
-                codecs: vec![],
-            })),
+                ..base_hello
+            }),
         ),
         ("op_ping", req(1, Op::Ping)),
         ("op_get_snapshot", req(2, Op::GetSnapshot)),

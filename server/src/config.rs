@@ -555,7 +555,9 @@ impl Config {
     }
 }
 
-fn line_of(text: &str, offset: usize) -> usize {
+/// The 1-based line of byte `offset` in `text` (flow files name their
+/// lines the same way).
+pub(crate) fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes()
         .iter()
         .take(offset)

@@ -23,12 +23,11 @@ use protocol::media::decode_media_frame;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::bridge::route::MediaOut;
-use crate::bridge::{customer_key, CallerAudio, AGENT_QUEUE};
+use crate::bridge::{customer_key, CallerAudio};
 use crate::center::random_leg;
 use crate::http::AppState;
-use crate::limits::{CloseReason, FloodGuard, Outbox, SocketTicket};
-use crate::ws::{read_one, spawn_direct_writer, Inbound, FLOODED, RATE_LIMITED};
+use crate::limits::{CloseReason, FloodGuard, PreHelloErrors, SocketTicket};
+use crate::ws::{read_one, start_socket, Inbound, FLOODED, RATE_LIMITED};
 
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -62,19 +61,13 @@ fn error(code: ErrorCode, message: impl Into<String>) -> String {
 /// limited, and its outgoing queue and writes have the same limits.
 pub async fn serve_customer(socket: WebSocket, state: AppState, mut ticket: SocketTicket) {
     let limits = state.cfg.limits.clone();
-    let write_timeout = Duration::from_millis(limits.write_timeout_ms);
     let hello_timeout = Duration::from_millis(limits.hello_timeout_ms);
-    let (sink, mut stream) = socket.split();
-    let (tx, inbox) = Outbox::for_socket(&limits);
-    let shutdown = tx.shutdown().clone();
-    let (media_tx, media_rx) = tokio::sync::mpsc::channel::<MediaOut>(AGENT_QUEUE);
-    let (mut writer, direct) =
-        spawn_direct_writer(sink, inbox, media_rx, shutdown.clone(), write_timeout);
+    let (mut stream, tx, shutdown, mut writer, direct, media_tx) = start_socket(socket, &limits);
     let mut writer_done = false;
     let mut media_tx = Some(media_tx);
     let mut media_slot = None;
     let mut flood = FloodGuard::new(&limits, Instant::now());
-    let mut errors_before_dial = 0u32;
+    let mut errors_before_dial = PreHelloErrors::new(&limits);
     let mut call: Option<(String, u32)> = None;
     let mut last_state = String::new();
     // Until a call is placed, and again once it has ended, the socket
@@ -225,12 +218,8 @@ pub async fn serve_customer(socket: WebSocket, state: AppState, mut ticket: Sock
                         _ => {}
                     }
                 }
-                if errored && call.is_none() {
-                    errors_before_dial += 1;
-                    if errors_before_dial >= limits.pre_hello_errors {
-                        shutdown.set_reason(CloseReason::PRE_HELLO_ERRORS);
-                        break;
-                    }
+                if errored && call.is_none() && errors_before_dial.strike(&shutdown) {
+                    break;
                 }
             }
             _ = poll.tick() => {
@@ -254,13 +243,5 @@ pub async fn serve_customer(socket: WebSocket, state: AppState, mut ticket: Sock
         }
     }
     drop(tx);
-    crate::ws::wind_down(
-        ticket,
-        &shutdown,
-        writer,
-        writer_done,
-        &mut stream,
-        write_timeout,
-    )
-    .await;
+    crate::ws::wind_down(ticket, &shutdown, writer, writer_done, &mut stream, &limits).await;
 }

@@ -824,12 +824,11 @@ async fn sim_place(
 /// Never reached (`sim_place` checked that one of the two is given);
 /// an error rather than a panic all the same.
 fn unreachable_place() -> Result<String, crate::center::InboundRefused> {
-    Err(crate::center::InboundRefused {
-        contact_id: String::new(),
-        error: crate::center::QueueError::NoQueue {
+    Err(crate::center::InboundRefused::unrecorded(
+        crate::center::QueueError::NoQueue {
             queue: String::new(),
         },
-    })
+    ))
 }
 
 /// Presses a simulated caller's keys on schedule, until the script ends

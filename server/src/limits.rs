@@ -1,6 +1,7 @@
 //! Resource bounds for sockets, before and after login: the bounded
 //! outgoing queue every socket writes through ([`Outbox`]), the per-socket
-//! message-rate limiter ([`FloodGuard`]), and the registry that caps
+//! message-rate limiter ([`FloodGuard`]), the count of bad frames before
+//! a socket identifies itself ([`PreHelloErrors`]), and the registry that caps
 //! sockets per remote address, per agent and in total ([`Sockets`]).
 //!
 //! The numbers come from the configuration's `[limits]` table
@@ -311,6 +312,38 @@ impl FloodGuard {
         } else {
             Verdict::Refuse
         }
+    }
+}
+
+/// The bad frames a socket sends before it says who it is (`hello`,
+/// `dial`, `media_hello`): at `pre_hello_errors` of them the socket is
+/// closed, so a client that never identifies cannot keep one open with
+/// junk. One counter for every socket driver, so the limit means the
+/// same on each.
+#[derive(Debug, Clone)]
+pub struct PreHelloErrors {
+    seen: u32,
+    limit: u32,
+}
+
+impl PreHelloErrors {
+    /// A counter with the configured limit.
+    pub fn new(limits: &Limits) -> PreHelloErrors {
+        PreHelloErrors {
+            seen: 0,
+            limit: limits.pre_hello_errors,
+        }
+    }
+
+    /// Counts one bad frame. At the limit, sets the close reason and
+    /// answers true: the driver stops reading.
+    pub fn strike(&mut self, shutdown: &Shutdown) -> bool {
+        self.seen += 1;
+        if self.seen >= self.limit {
+            shutdown.set_reason(CloseReason::PRE_HELLO_ERRORS);
+            return true;
+        }
+        false
     }
 }
 
@@ -625,6 +658,21 @@ mod tests {
             Verdict::Allow
         );
         assert_eq!(g.check(Kind::Media, t0), Verdict::Allow, "own bucket");
+    }
+
+    #[test]
+    fn the_pre_hello_error_limit_closes_at_its_count_and_not_before() {
+        let limits = Limits {
+            pre_hello_errors: 3,
+            ..Limits::default()
+        };
+        let shutdown = Shutdown::default();
+        let mut errors = PreHelloErrors::new(&limits);
+        assert!(!errors.strike(&shutdown));
+        assert!(!errors.strike(&shutdown));
+        assert_eq!(shutdown.reason(), None);
+        assert!(errors.strike(&shutdown), "the third bad frame closes");
+        assert_eq!(shutdown.reason(), Some(CloseReason::PRE_HELLO_ERRORS));
     }
 
     #[test]

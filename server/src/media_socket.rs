@@ -37,8 +37,8 @@ use tokio::sync::mpsc;
 
 use crate::bridge::route::MediaOut;
 use crate::http::AppState;
-use crate::limits::{close_code, CloseReason, FloodGuard, Outbox, SocketTicket};
-use crate::ws::{flooded, read_one, spawn_direct_writer, Inbound, RATE_LIMITED};
+use crate::limits::{close_code, CloseReason, FloodGuard, PreHelloErrors, SocketTicket};
+use crate::ws::{flooded, read_one, start_socket, Inbound, RATE_LIMITED};
 
 /// The media socket's path.
 pub const PATH: &str = "/v1/media";
@@ -294,22 +294,16 @@ struct Bound {
 /// Runs one media socket until it closes.
 async fn serve(socket: WebSocket, state: AppState, mut ticket: SocketTicket) {
     let limits = state.cfg.limits.clone();
-    let write_timeout = Duration::from_millis(limits.write_timeout_ms);
     let hello_timeout = Duration::from_millis(limits.hello_timeout_ms);
-    let (sink, mut stream) = socket.split();
-    let (tx, inbox) = Outbox::for_socket(&limits);
-    let shutdown = tx.shutdown().clone();
-    let (media_tx, media_rx) = mpsc::channel::<MediaOut>(crate::bridge::AGENT_QUEUE);
+    let (mut stream, tx, shutdown, mut writer, direct, media_tx) = start_socket(socket, &limits);
     // Tells when the bridge has let go of this socket (a newer one took
     // the agent's media): the only strong sender is the bridge's.
     let probe = media_tx.downgrade();
     let mut media_tx = Some(media_tx);
-    let (mut writer, direct) =
-        spawn_direct_writer(sink, inbox, media_rx, shutdown.clone(), write_timeout);
     let mut writer_done = false;
     let mut flood = FloodGuard::new(&limits, Instant::now());
     let mut bound: Option<Bound> = None;
-    let mut errors_before_hello = 0u32;
+    let mut pre_hello = PreHelloErrors::new(&limits);
     let hello_by = tokio::time::Instant::now() + hello_timeout;
     let mut poll = tokio::time::interval(Duration::from_millis(250));
     let _busy = state.shutdown.busy();
@@ -419,12 +413,8 @@ async fn serve(socket: WebSocket, state: AppState, mut ticket: SocketTicket) {
             // Pings are answered by tungstenite.
             _ => false,
         };
-        if errored && bound.is_none() {
-            errors_before_hello += 1;
-            if errors_before_hello >= limits.pre_hello_errors {
-                shutdown.set_reason(CloseReason::PRE_HELLO_ERRORS);
-                break;
-            }
+        if errored && bound.is_none() && pre_hello.strike(&shutdown) {
+            break;
         }
     }
     // The agent's media goes back to its control socket (the page's
@@ -440,15 +430,7 @@ async fn serve(socket: WebSocket, state: AppState, mut ticket: SocketTicket) {
         }
     }
     drop(tx);
-    crate::ws::wind_down(
-        ticket,
-        &shutdown,
-        writer,
-        writer_done,
-        &mut stream,
-        write_timeout,
-    )
-    .await;
+    crate::ws::wind_down(ticket, &shutdown, writer, writer_done, &mut stream, &limits).await;
 }
 
 #[cfg(test)]

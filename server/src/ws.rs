@@ -34,7 +34,7 @@ use crate::bridge::route::{DirectWrite, MediaOut, SocketSlot, FORWARD_DELAY, MIX
 use crate::center::HEARTBEAT_MS;
 use crate::http::AppState;
 use crate::limits::{
-    CloseReason, FloodGuard, Inbox, Kind, Outbox, Shutdown, SocketTicket, Verdict,
+    CloseReason, FloodGuard, Inbox, Kind, Outbox, PreHelloErrors, Shutdown, SocketTicket, Verdict,
 };
 
 /// A session that sends nothing for this long is considered gone.
@@ -552,16 +552,8 @@ enum Read {
 /// the login's next event, which only a text frame can change.
 pub async fn serve_socket(socket: WebSocket, state: AppState, mut ticket: SocketTicket) {
     let limits = state.cfg.limits.clone();
-    let write_timeout = Duration::from_millis(limits.write_timeout_ms);
     let hello_timeout = Duration::from_millis(limits.hello_timeout_ms);
-    let (sink, mut stream) = socket.split();
-    let (tx, inbox) = Outbox::for_socket(&limits);
-    let shutdown = tx.shutdown().clone();
-    // Media to this socket: bounded, so a backed-up socket drops stale
-    // frames at the bridge instead of queueing delay.
-    let (media_tx, media_rx) = mpsc::channel::<MediaOut>(crate::bridge::AGENT_QUEUE);
-    let (mut writer, direct) =
-        spawn_direct_writer(sink, inbox, media_rx, shutdown.clone(), write_timeout);
+    let (mut stream, tx, shutdown, mut writer, direct, media_tx) = start_socket(socket, &limits);
     let mut writer_done = false;
     let mut media_tx = Some(media_tx);
     let mut media_slot: Option<Arc<SocketSlot>> = None;
@@ -570,7 +562,7 @@ pub async fn serve_socket(socket: WebSocket, state: AppState, mut ticket: Socket
     let mut mixes_legs = false;
     let mut codecs = Vec::new();
     let mut flood = FloodGuard::new(&limits, Instant::now());
-    let mut errors_before_hello = 0u32;
+    let mut pre_hello = PreHelloErrors::new(&limits);
 
     let mut session: Option<(String, u64)> = None;
     let mut grant: Option<Grant> = None;
@@ -639,12 +631,8 @@ pub async fn serve_socket(socket: WebSocket, state: AppState, mut ticket: Socket
                     limited,
                     now,
                 );
-                if errored && session.is_none() {
-                    errors_before_hello += 1;
-                    if errors_before_hello >= limits.pre_hello_errors {
-                        shutdown.set_reason(CloseReason::PRE_HELLO_ERRORS);
-                        break Read::Stop;
-                    }
+                if errored && session.is_none() && pre_hello.strike(&shutdown) {
+                    break Read::Stop;
                 }
             }
         };
@@ -704,12 +692,8 @@ pub async fn serve_socket(socket: WebSocket, state: AppState, mut ticket: Socket
             // From now on the deadline is idleness, not the hello.
             idle.as_mut().reset(last_read + IDLE_TIMEOUT);
         }
-        if errored && session.is_none() {
-            errors_before_hello += 1;
-            if errors_before_hello >= limits.pre_hello_errors {
-                shutdown.set_reason(CloseReason::PRE_HELLO_ERRORS);
-                break;
-            }
+        if errored && session.is_none() && pre_hello.strike(&shutdown) {
+            break;
         }
     }
     if let (Some((agent, _)), Some(control)) = (&session, media_control) {
@@ -722,15 +706,38 @@ pub async fn serve_socket(socket: WebSocket, state: AppState, mut ticket: Socket
     }
     drop(grant);
     drop(tx);
-    wind_down(
-        ticket,
-        &shutdown,
-        writer,
-        writer_done,
-        &mut stream,
-        write_timeout,
-    )
-    .await;
+    wind_down(ticket, &shutdown, writer, writer_done, &mut stream, &limits).await;
+}
+
+/// The start of every socket (an agent's, a customer's, a media socket):
+/// what the client sends; the bounded outbox for text to it, whose
+/// shutdown carries the close reason; the writer task with its direct lane
+/// (see [`DirectWrite`]); and the sender of media to it, for the bridge,
+/// bounded so a backed-up socket drops stale frames at the bridge instead
+/// of queueing delay. All under the configured `[limits]`, so the three
+/// drivers differ only in what they read; [`wind_down`] is their end.
+/// (Each part has its own type, so a mixed-up order does not compile:
+/// a tuple lets each driver bind them in one line.)
+#[allow(clippy::type_complexity)]
+pub(crate) fn start_socket(
+    socket: WebSocket,
+    limits: &crate::config::Limits,
+) -> (
+    futures_util::stream::SplitStream<WebSocket>,
+    Outbox,
+    Arc<Shutdown>,
+    tokio::task::JoinHandle<()>,
+    Arc<dyn DirectWrite>,
+    mpsc::Sender<MediaOut>,
+) {
+    let (sink, stream) = socket.split();
+    let (tx, inbox) = Outbox::for_socket(limits);
+    let shutdown = tx.shutdown().clone();
+    let (media_tx, media_rx) = mpsc::channel::<MediaOut>(crate::bridge::AGENT_QUEUE);
+    let write_timeout = Duration::from_millis(limits.write_timeout_ms);
+    let (writer, direct) =
+        spawn_direct_writer(sink, inbox, media_rx, shutdown.clone(), write_timeout);
+    (stream, tx, shutdown, writer, direct, media_tx)
 }
 
 /// The end of every socket, once its driver has dropped its outbox: an
@@ -743,8 +750,9 @@ pub(crate) async fn wind_down(
     mut writer: tokio::task::JoinHandle<()>,
     writer_done: bool,
     stream: &mut futures_util::stream::SplitStream<WebSocket>,
-    write_timeout: Duration,
+    limits: &crate::config::Limits,
 ) {
+    let write_timeout = Duration::from_millis(limits.write_timeout_ms);
     if shutdown.reason().is_some_and(CloseReason::is_abuse) {
         ticket.penalize();
     }
@@ -1127,6 +1135,23 @@ mod writer_tests {
             .collect()
     }
 
+    fn fake_socket(stuck: bool) -> (FakeSocket, Arc<Seen>) {
+        let seen = Arc::new(Seen::default());
+        let socket = FakeSocket {
+            seen: seen.clone(),
+            stuck,
+        };
+        (socket, seen)
+    }
+
+    /// Waits (bounded) for the writer task to end, as it must by then.
+    async fn writer_ends(writer: tokio::task::JoinHandle<()>, why: &str) {
+        tokio::time::timeout(Duration::from_secs(10), writer)
+            .await
+            .expect(why)
+            .expect("the writer does not panic");
+    }
+
     #[tokio::test]
     async fn frames_queued_before_the_writer_wakes_go_out_in_order_in_one_flush() {
         let (tx, inbox) = Outbox::new(16, 1 << 20);
@@ -1139,12 +1164,8 @@ mod writer_tests {
         for t in ["a", "b"] {
             assert!(tx.push(t.to_string()));
         }
-        let seen = Arc::new(Seen::default());
+        let (socket, seen) = fake_socket(false);
         let before = FORWARD_DELAY.summary().count;
-        let socket = FakeSocket {
-            seen: seen.clone(),
-            stuck: false,
-        };
         let writer = spawn_writer(
             socket,
             inbox,
@@ -1153,10 +1174,7 @@ mod writer_tests {
             Duration::from_secs(1),
         );
         drop(tx);
-        tokio::time::timeout(Duration::from_secs(5), writer)
-            .await
-            .expect("the writer ends once its outbox is dropped")
-            .expect("the writer does not panic");
+        writer_ends(writer, "the writer ends once its outbox is dropped").await;
         assert_eq!(
             texts_and_bytes(&seen),
             ["text a", "text b", "media 1", "media 2", "media 3"]
@@ -1179,11 +1197,7 @@ mod writer_tests {
         for n in 0..frames {
             media_tx.try_send(media(n as u8)).expect("room");
         }
-        let seen = Arc::new(Seen::default());
-        let socket = FakeSocket {
-            seen: seen.clone(),
-            stuck: false,
-        };
+        let (socket, seen) = fake_socket(false);
         let shutdown = tx.shutdown().clone();
         let writer = spawn_writer(socket, inbox, media_rx, shutdown, Duration::from_secs(1));
         // Wait for the state (every frame written), then end the writer.
@@ -1194,10 +1208,7 @@ mod writer_tests {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         drop(tx);
-        tokio::time::timeout(Duration::from_secs(5), writer)
-            .await
-            .expect("writer ends")
-            .expect("the writer does not panic");
+        writer_ends(writer, "writer ends").await;
         let want: Vec<String> = (0..frames).map(|n| format!("media {n}")).collect();
         assert_eq!(texts_and_bytes(&seen), want);
         assert_eq!(
@@ -1212,19 +1223,12 @@ mod writer_tests {
         let deadline = Duration::from_millis(200);
         let (tx, inbox) = Outbox::new(16, 1 << 20);
         let (_media_tx, media_rx) = mpsc::channel(4);
-        let seen = Arc::new(Seen::default());
-        let socket = FakeSocket {
-            seen: seen.clone(),
-            stuck: true,
-        };
+        let (socket, _seen) = fake_socket(true);
         let shutdown = tx.shutdown().clone();
         let started = tokio::time::Instant::now();
         let writer = spawn_writer(socket, inbox, media_rx, shutdown.clone(), deadline);
         assert!(tx.push("event".to_string()));
-        tokio::time::timeout(Duration::from_secs(10), writer)
-            .await
-            .expect("the writer gives up on a client that does not read")
-            .expect("the writer does not panic");
+        writer_ends(writer, "the writer gives up on a client that does not read").await;
         let waited = started.elapsed();
         assert!(
             waited >= deadline,
@@ -1240,11 +1244,7 @@ mod writer_tests {
     async fn a_write_that_completes_arms_no_deadline_and_the_close_frame_follows() {
         let (tx, inbox) = Outbox::new(16, 1 << 20);
         let (_media_tx, media_rx) = mpsc::channel(4);
-        let seen = Arc::new(Seen::default());
-        let socket = FakeSocket {
-            seen: seen.clone(),
-            stuck: false,
-        };
+        let (socket, seen) = fake_socket(false);
         let shutdown = tx.shutdown().clone();
         let writer = spawn_writer(
             socket,
@@ -1261,10 +1261,7 @@ mod writer_tests {
         assert!(tx.push("two".to_string()));
         shutdown.set_reason(CloseReason::FLOOD);
         drop(tx);
-        tokio::time::timeout(Duration::from_secs(5), writer)
-            .await
-            .expect("writer ends")
-            .expect("the writer does not panic");
+        writer_ends(writer, "writer ends").await;
         assert_eq!(
             texts_and_bytes(&seen),
             [
@@ -1326,7 +1323,40 @@ mod writer_tests {
         (v, seen, open)
     }
 
-    /// Lets the writer task run until `done` holds (bounded).
+    /// A writer with its direct lane over a [`Valve`] socket, and a media
+    /// queue of 4 frames.
+    struct DirectLane {
+        tx: Outbox,
+        media_tx: mpsc::Sender<MediaOut>,
+        seen: Arc<Seen>,
+        open: Arc<std::sync::atomic::AtomicBool>,
+        writer: tokio::task::JoinHandle<()>,
+        direct: Arc<dyn DirectWrite>,
+    }
+
+    const LANE_QUEUE: usize = 4;
+
+    fn direct_lane(open: bool, write_timeout: Duration) -> DirectLane {
+        let (tx, inbox) = Outbox::new(16, 1 << 20);
+        let (media_tx, media_rx) = mpsc::channel(LANE_QUEUE);
+        let (socket, seen, open) = valve(open);
+        let (writer, direct) = spawn_direct_writer(
+            socket,
+            inbox,
+            media_rx,
+            tx.shutdown().clone(),
+            write_timeout,
+        );
+        DirectLane {
+            tx,
+            media_tx,
+            seen,
+            open,
+            writer,
+            direct,
+        }
+    }
+
     /// The end of the lane's ordering tests: frames 1 and 2 (one handed to
     /// the writer, one queued) reach the client, then the writer lends the
     /// socket again and frame 3 goes directly, after them.
@@ -1346,6 +1376,7 @@ mod writer_tests {
         assert_eq!(texts_and_bytes(seen), ["media 1", "media 2", "media 3"]);
     }
 
+    /// Lets the writer task run until `done` holds (bounded).
     async fn until(what: &str, done: impl Fn() -> bool) {
         for _ in 0..1_000 {
             if done() {
@@ -1358,140 +1389,113 @@ mod writer_tests {
 
     #[tokio::test]
     async fn an_idle_writer_lends_its_socket_to_the_forwarding_task() {
-        let (tx, inbox) = Outbox::new(16, 1 << 20);
-        let (media_tx, media_rx) = mpsc::channel(4);
-        let (socket, seen, _open) = valve(true);
-        let (writer, direct) = spawn_direct_writer(
-            socket,
-            inbox,
-            media_rx,
-            tx.shutdown().clone(),
-            Duration::from_secs(1),
-        );
+        let lane = direct_lane(true, Duration::from_secs(1));
         // Written by the caller itself, before it returns: no queue, no
         // writer task in between (this runtime has one thread and the
         // writer has not run yet).
         for n in 1..=3 {
-            direct
-                .try_write(media(n), &media_tx)
+            lane.direct
+                .try_write(media(n), &lane.media_tx)
                 .expect("written at once");
-            assert_eq!(seen.sent.lock().expect("lock").len(), usize::from(n));
+            assert_eq!(lane.seen.sent.lock().expect("lock").len(), usize::from(n));
         }
-        assert_eq!(seen.flushes.load(Ordering::SeqCst), 3, "one write each");
+        assert_eq!(
+            lane.seen.flushes.load(Ordering::SeqCst),
+            3,
+            "one write each"
+        );
         // Text still goes through the writer, and the socket comes back to
         // the lane afterwards.
-        assert!(tx.push("event".to_string()));
+        assert!(lane.tx.push("event".to_string()));
         until("the text is written", || {
-            seen.sent.lock().expect("lock").len() == 4
+            lane.seen.sent.lock().expect("lock").len() == 4
         })
         .await;
         until("the socket is lent again", || {
-            direct.try_write(media(4), &media_tx).is_ok()
+            lane.direct.try_write(media(4), &lane.media_tx).is_ok()
         })
         .await;
         assert_eq!(
-            texts_and_bytes(&seen),
+            texts_and_bytes(&lane.seen),
             ["media 1", "media 2", "media 3", "text event", "media 4"]
         );
-        drop(tx);
-        tokio::time::timeout(Duration::from_secs(5), writer)
-            .await
-            .expect("the writer ends once its outbox is dropped")
-            .expect("the writer does not panic");
+        drop(lane.tx);
+        writer_ends(lane.writer, "the writer ends once its outbox is dropped").await;
     }
 
     #[tokio::test]
     async fn a_forwarded_frame_never_passes_one_queued_before_it() {
-        let (tx, inbox) = Outbox::new(16, 1 << 20);
-        let (media_tx, media_rx) = mpsc::channel(4);
-        let (socket, seen, _open) = valve(true);
-        let (writer, direct) = spawn_direct_writer(
-            socket,
-            inbox,
-            media_rx,
-            tx.shutdown().clone(),
-            Duration::from_secs(1),
-        );
+        let lane = direct_lane(true, Duration::from_secs(1));
         // A frame the mixer queued and the writer has not taken yet.
-        media_tx.try_send(media(1)).expect("room");
-        let back = direct
-            .try_write(media(2), &media_tx)
+        lane.media_tx.try_send(media(1)).expect("room");
+        let back = lane
+            .direct
+            .try_write(media(2), &lane.media_tx)
             .expect_err("a frame is queued ahead: given back");
-        media_tx.try_send(back).expect("room");
-        frames_1_2_written_then_the_socket_lent_for_3(&seen, &*direct, &media_tx).await;
-        drop(tx);
-        tokio::time::timeout(Duration::from_secs(5), writer)
-            .await
-            .expect("writer ends")
-            .expect("the writer does not panic");
+        lane.media_tx.try_send(back).expect("room");
+        frames_1_2_written_then_the_socket_lent_for_3(&lane.seen, &*lane.direct, &lane.media_tx)
+            .await;
+        drop(lane.tx);
+        writer_ends(lane.writer, "writer ends").await;
     }
 
     #[tokio::test]
     async fn a_listener_that_stops_reading_gets_a_bounded_queue_then_the_deadline() {
-        let deadline = Duration::from_millis(200);
-        let (tx, inbox) = Outbox::new(16, 1 << 20);
-        let capacity = 4;
-        let (media_tx, media_rx) = mpsc::channel(capacity);
-        let (socket, seen, _open) = valve(false);
-        let shutdown = tx.shutdown().clone();
-        let (writer, direct) =
-            spawn_direct_writer(socket, inbox, media_rx, shutdown.clone(), deadline);
+        let lane = direct_lane(false, Duration::from_millis(200));
+        let shutdown = lane.tx.shutdown().clone();
         // The first frame goes into the socket's buffer, which the kernel
         // does not take: the write is left to the writer.
-        direct
-            .try_write(media(0), &media_tx)
+        lane.direct
+            .try_write(media(0), &lane.media_tx)
             .expect("taken into the socket's buffer");
         // From then on every frame is given back; the queue takes a few
         // and refuses the rest (dropped, as the bridge counts them).
         let mut queued = 0;
         for n in 1..=40 {
-            let back = direct
-                .try_write(media(n), &media_tx)
+            let back = lane
+                .direct
+                .try_write(media(n), &lane.media_tx)
                 .expect_err("the writer has a write to finish");
-            if media_tx.try_send(back).is_ok() {
+            if lane.media_tx.try_send(back).is_ok() {
                 queued += 1;
             }
         }
-        assert_eq!(queued, capacity, "the queue stays bounded");
-        tokio::time::timeout(Duration::from_secs(10), writer)
-            .await
-            .expect("the writer gives up on a client that does not read")
-            .expect("the writer does not panic");
+        assert_eq!(queued, LANE_QUEUE, "the queue stays bounded");
+        writer_ends(
+            lane.writer,
+            "the writer gives up on a client that does not read",
+        )
+        .await;
         assert_eq!(shutdown.reason(), Some(CloseReason::SLOW_READER));
         assert!(
-            seen.sent.lock().expect("lock").is_empty(),
+            lane.seen.sent.lock().expect("lock").is_empty(),
             "nothing reached the client"
         );
-        let late = direct
-            .try_write(media(99), &media_tx)
+        let late = lane
+            .direct
+            .try_write(media(99), &lane.media_tx)
             .expect_err("the socket is gone with its writer");
         assert_eq!(late.bytes[0], 99);
-        drop(tx);
+        drop(lane.tx);
     }
 
     #[tokio::test]
     async fn a_direct_write_the_socket_could_not_take_is_finished_by_the_writer_in_order() {
-        let (tx, inbox) = Outbox::new(16, 1 << 20);
-        let (media_tx, media_rx) = mpsc::channel(4);
-        let (socket, seen, open) = valve(false);
-        let (writer, direct) = spawn_direct_writer(
-            socket,
-            inbox,
-            media_rx,
-            tx.shutdown().clone(),
-            Duration::from_secs(5),
-        );
-        direct.try_write(media(1), &media_tx).expect("buffered");
-        let back = direct.try_write(media(2), &media_tx).expect_err("stalled");
-        media_tx.try_send(back).expect("room");
+        let lane = direct_lane(false, Duration::from_secs(5));
+        lane.direct
+            .try_write(media(1), &lane.media_tx)
+            .expect("buffered");
+        let back = lane
+            .direct
+            .try_write(media(2), &lane.media_tx)
+            .expect_err("stalled");
+        lane.media_tx.try_send(back).expect("room");
         // The client reads again: the writer finishes the first frame,
         // then sends the queued one, then lends the socket again.
-        open.store(true, Ordering::SeqCst);
-        frames_1_2_written_then_the_socket_lent_for_3(&seen, &*direct, &media_tx).await;
-        drop(tx);
-        tokio::time::timeout(Duration::from_secs(5), writer)
-            .await
-            .expect("writer ends")
-            .expect("the writer does not panic");
+        lane.open.store(true, Ordering::SeqCst);
+        frames_1_2_written_then_the_socket_lent_for_3(&lane.seen, &*lane.direct, &lane.media_tx)
+            .await;
+        drop(lane.tx);
+        writer_ends(lane.writer, "writer ends").await;
     }
 }

@@ -78,10 +78,11 @@ fn to_ccp() -> Vec<(&'static str, ToCcp)> {
     ]
 }
 
-/// A state with an agent and an inbound call the agent just accepted.
-fn state_push() -> FromCcp {
-    let snapshot: Snapshot = serde_json::from_value(json!({
-        "seq": 7,
+/// A snapshot of Alice, available, with her configuration, `states` and
+/// `contacts`.
+fn available_alice(seq: u64, states: serde_json::Value, contacts: serde_json::Value) -> Snapshot {
+    serde_json::from_value(json!({
+        "seq": seq,
         "status": {"state": {"name": "Available", "kind": "routable"}, "since": 1_000},
         "muted": false,
         "configuration": {
@@ -91,14 +92,23 @@ fn state_push() -> FromCcp {
             ]},
             "softphone_enabled": true, "wrap_up_codes": ["Resolved"]
         },
-        "states": [
+        "states": states,
+        "contacts": contacts
+    }))
+    .expect("a snapshot")
+}
+
+/// A state with an agent and an inbound call the agent just accepted.
+fn state_push() -> FromCcp {
+    let snapshot = available_alice(
+        7,
+        json!([
             {"name": "Available", "kind": "routable"},
             {"name": "Lunch", "kind": "not_routable"},
             {"name": "Offline", "kind": "offline"}
-        ],
-        "contacts": [contact("incoming")]
-    }))
-    .expect("a snapshot");
+        ]),
+        json!([contact("incoming")]),
+    );
     let mut state = ClientState::default();
     state.apply_snapshot(snapshot);
     let accepted = serde_json::from_value(contact("connected")).expect("a contact view");
@@ -119,21 +129,11 @@ fn callback_push() -> FromCcp {
     ringing["initiation"] = json!("callback");
     ringing["connections"][1]["kind"] = json!("outbound");
     ringing["connections"][1]["state"] = json!({"name": "init"});
-    let snapshot: Snapshot = serde_json::from_value(json!({
-        "seq": 9,
-        "status": {"state": {"name": "Available", "kind": "routable"}, "since": 1_000},
-        "muted": false,
-        "configuration": {
-            "username": "alice", "name": "Alice Tanaka",
-            "routing_profile": {"id": "front", "name": "Front line", "queues": [
-                {"queue": {"id": "support", "name": "Support"}, "priority": 1, "delay_s": 0}
-            ]},
-            "softphone_enabled": true, "wrap_up_codes": ["Resolved"]
-        },
-        "states": [{"name": "Available", "kind": "routable"}],
-        "contacts": []
-    }))
-    .expect("a snapshot");
+    let snapshot = available_alice(
+        9,
+        json!([{"name": "Available", "kind": "routable"}]),
+        json!([]),
+    );
     let mut state = ClientState::default();
     state.apply_snapshot(snapshot);
     let view = serde_json::from_value(ringing).expect("a callback contact view");

@@ -232,15 +232,7 @@ async fn two_agents_take_transfer_conference_and_wrap_up_a_call() {
             .await
             .expect("http");
     assert_eq!(status, 401, "records need a token: {record}");
-    let record = running
-        .state
-        .center
-        .lock()
-        .expect("lock")
-        .store()
-        .contact(&c)
-        .expect("db")
-        .expect("record");
+    let record = stored_contact(&running, &c);
     assert_eq!(
         record.disconnect_reason.as_deref(),
         Some("customer_disconnect")

@@ -409,15 +409,7 @@ async fn calls_nobody_answers_leave_the_queue_after_its_max_wait() {
     );
     let (status, json) = sim_http(addr, "POST", "/v1/sim/calls", Some(place)).await;
     assert_eq!(status, 201, "a new caller gets in: {json}");
-    let record = running
-        .state
-        .center
-        .lock()
-        .expect("lock")
-        .store()
-        .contact(&filling[0])
-        .expect("db")
-        .expect("record");
+    let record = stored_contact(&running, &filling[0]);
     assert_eq!(record.disconnect_reason.as_deref(), Some("queue_timeout"));
 }
 

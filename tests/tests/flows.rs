@@ -158,32 +158,38 @@ enum Lookup {
     Slow,
 }
 
+/// The test flows in tests/flows/, each copied and listed as a `[[flows]]`
+/// entry of the backend's configuration.
+const FLOWS: [&str; 8] = [
+    "order-support",
+    "wait",
+    "agent-whisper",
+    "callback",
+    "held",
+    "customer-whisper",
+    "customer-hold",
+    "agent-hold",
+];
+
 /// A backend with the test flows, its functions at `orders` (the lookup
 /// as `lookup` says), bob a supervisor.
 async fn start(orders: &OrderService, lookup: Lookup) -> server::Running {
     let dir = temp_dir("flows");
     std::fs::create_dir_all(dir.join("flows")).expect("dir");
     let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("flows");
-    for f in [
-        "order-support",
-        "wait",
-        "agent-whisper",
-        "callback",
-        "held",
-        "customer-whisper",
-        "customer-hold",
-        "agent-hold",
-    ] {
+    let mut flow_entries = String::new();
+    for f in FLOWS {
         std::fs::copy(
             src.join(format!("{f}.toml")),
             dir.join("flows").join(format!("{f}.toml")),
         )
         .expect("copy flow");
+        flow_entries.push_str(&format!("\n[[flows]]\nfile = \"flows/{f}.toml\"\n"));
     }
     // The hold and customer whisper prompts: tones of their own pitch.
     std::fs::create_dir_all(dir.join("prompts")).expect("dir");
     for (hz, ms) in [(2000.0, 600), (1000.0, 1000), (1500.0, 1000)] {
-        write_tone(&dir.join(format!("prompts/tone-{hz}.wav")), hz, ms);
+        audio::write_tone_wav(&dir.join(format!("prompts/tone-{hz}.wav")), hz, 0.3, ms);
     }
     let base = format!("http://{}", orders.addr);
     let lookup_url = match lookup {
@@ -214,19 +220,7 @@ url = "{base}/v1/orders/cancel"
 [[functions]]
 name = "send_message"
 url = "{base}/v1/messages/send"
-
-[[flows]]
-file = "flows/order-support.toml"
-
-[[flows]]
-file = "flows/wait.toml"
-
-[[flows]]
-file = "flows/agent-whisper.toml"
-
-[[flows]]
-file = "flows/callback.toml"
-
+{flow_entries}
 [[entry_points]]
 number = "+18005550100"
 flow = "order-support"
@@ -234,18 +228,6 @@ flow = "order-support"
 [[entry_points]]
 number = "+18005550199"
 flow = "callback"
-
-[[flows]]
-file = "flows/held.toml"
-
-[[flows]]
-file = "flows/customer-whisper.toml"
-
-[[flows]]
-file = "flows/customer-hold.toml"
-
-[[flows]]
-file = "flows/agent-hold.toml"
 
 [[entry_points]]
 number = "+18005550177"
@@ -385,19 +367,7 @@ async fn cancelling_by_keypad_marks_the_order_cancelled() {
     assert!(took(&path_of(&record(addr, &bob, &c).await), "menu", "2"));
     // The caller heard the prompts (it says nothing itself, and no agent
     // was ever on the call): speech in what it was sent.
-    let (status, wav) = server::sim::http_request_bytes(
-        addr,
-        "GET",
-        &format!("/v1/sim/calls/{c}/heard"),
-        &[sim_auth()],
-    )
-    .await
-    .expect("http");
-    assert_eq!(status, 200);
-    let pcm: Vec<f32> = wav[44..]
-        .chunks_exact(2)
-        .map(|c| f32::from(i16::from_le_bytes([c[0], c[1]])) / 32768.0)
-        .collect();
+    let pcm = caller_heard(addr, &c).await;
     let loud = pcm
         .chunks(960)
         .filter(|w| (w.iter().map(|x| x * x).sum::<f32>() / w.len() as f32).sqrt() > 0.01)
@@ -720,17 +690,8 @@ async fn supervisors_read_the_flows_as_graphs() {
     let flows = json["flows"].as_array().expect("flows");
     let ids: Vec<&str> = flows.iter().filter_map(|f| f["id"].as_str()).collect();
     assert_eq!(
-        ids,
-        [
-            "order-support",
-            "wait",
-            "agent-whisper",
-            "callback",
-            "held",
-            "customer-whisper",
-            "customer-hold",
-            "agent-hold"
-        ]
+        ids, FLOWS,
+        "every configured flow, in the configuration's order"
     );
     let order = &flows[0];
     assert_eq!(order["type"], "inbound");
@@ -791,29 +752,6 @@ async fn raw_get(addr: SocketAddr, path: &str) -> String {
     let mut out = Vec::new();
     s.read_to_end(&mut out).await.expect("read");
     String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Writes a 48 kHz mono 16-bit WAV of a `hz` tone, `ms` long.
-fn write_tone(path: &std::path::Path, hz: f32, ms: u32) {
-    let n = 48 * ms;
-    let mut w = Vec::with_capacity(44 + 2 * n as usize);
-    w.extend_from_slice(b"RIFF");
-    w.extend_from_slice(&(36 + 2 * n).to_le_bytes());
-    w.extend_from_slice(b"WAVEfmt ");
-    w.extend_from_slice(&16u32.to_le_bytes());
-    w.extend_from_slice(&1u16.to_le_bytes());
-    w.extend_from_slice(&1u16.to_le_bytes());
-    w.extend_from_slice(&48_000u32.to_le_bytes());
-    w.extend_from_slice(&96_000u32.to_le_bytes());
-    w.extend_from_slice(&2u16.to_le_bytes());
-    w.extend_from_slice(&16u16.to_le_bytes());
-    w.extend_from_slice(b"data");
-    w.extend_from_slice(&(2 * n).to_le_bytes());
-    for i in 0..n {
-        let x = 0.3 * (2.0 * std::f32::consts::PI * hz * i as f32 / 48_000.0).sin();
-        w.extend_from_slice(&((x * 32767.0) as i16).to_le_bytes());
-    }
-    std::fs::write(path, w).expect("tone");
 }
 
 /// The power of `hz` in a 48 kHz window (Goertzel).
@@ -972,19 +910,7 @@ async fn whispers_play_together_and_hold_flows_play_while_the_caller_is_held() {
         })
         .await;
     wait_caller(addr, &c, "ended").await;
-    let (status, wav) = server::sim::http_request_bytes(
-        addr,
-        "GET",
-        &format!("/v1/sim/calls/{c}/heard"),
-        &[sim_auth()],
-    )
-    .await
-    .expect("http");
-    assert_eq!(status, 200);
-    let pcm: Vec<f32> = wav[44..]
-        .chunks_exact(2)
-        .map(|c| f32::from(i16::from_le_bytes([c[0], c[1]])) / 32768.0)
-        .collect();
+    let pcm = caller_heard(addr, &c).await;
     let caller = pitches(&pcm);
     eprintln!(
         "caller: {} loud; 2000 Hz {}, 1000 Hz {}, 1500 Hz {}",

@@ -12,7 +12,7 @@ use media::codec::{Decoder, Encoder, EncoderSettings};
 use media::frame::{BLOCK, PACKET, PACKET_10MS};
 use media::jitter::JitterSettings;
 use media::receive::ReceiveChain;
-use protocol::media::{decode_media_frame, encode_media_frame, MediaHeader};
+use protocol::media::{encode_media_frame, MediaHeader};
 use switchboard_tests::*;
 
 /// The lag (samples, `b` later than `a`) within `max_lag` that best aligns
@@ -119,14 +119,7 @@ async fn a_ten_ms_call_is_forwarded_played_and_recorded_at_ten_ms() {
         )
         .await;
 
-    let back: Vec<(MediaHeader, Vec<u8>)> = alice
-        .media_in
-        .iter()
-        .map(|b| {
-            let f = decode_media_frame(b).expect("a valid frame");
-            (f.header, f.payload.to_vec())
-        })
-        .collect();
+    let back = alice.media_frames_in();
     let matched: Vec<(u32, MediaHeader)> = sent
         .iter()
         .filter_map(|(seq, p)| back.iter().find(|(_, q)| q == p).map(|(h, _)| (*seq, *h)))

@@ -16,44 +16,23 @@ use protocol::wire::Op;
 use switchboard_tests::audio::*;
 use switchboard_tests::*;
 
-fn tone_wav(path: &std::path::Path, hz: f32, seconds: f32) {
-    let n = (seconds * 48_000.0) as usize;
-    let mut bytes = Vec::with_capacity(44 + 2 * n);
-    let data = (2 * n) as u32;
-    bytes.extend_from_slice(b"RIFF");
-    bytes.extend_from_slice(&(36 + data).to_le_bytes());
-    bytes.extend_from_slice(b"WAVEfmt ");
-    bytes.extend_from_slice(&16u32.to_le_bytes());
-    bytes.extend_from_slice(&1u16.to_le_bytes());
-    bytes.extend_from_slice(&1u16.to_le_bytes());
-    bytes.extend_from_slice(&48_000u32.to_le_bytes());
-    bytes.extend_from_slice(&96_000u32.to_le_bytes());
-    bytes.extend_from_slice(&2u16.to_le_bytes());
-    bytes.extend_from_slice(&16u16.to_le_bytes());
-    bytes.extend_from_slice(b"data");
-    bytes.extend_from_slice(&data.to_le_bytes());
-    for i in 0..n {
-        let v =
-            (0.2 * (2.0 * std::f32::consts::PI * hz * i as f32 / 48_000.0).sin() * 32767.0) as i16;
-        bytes.extend_from_slice(&v.to_le_bytes());
-    }
-    std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
-    std::fs::write(path, bytes).expect("write wav");
-}
-
-fn read_wav(bytes: &[u8]) -> Vec<f32> {
-    bytes[44..]
-        .chunks_exact(2)
-        .map(|c| f32::from(i16::from_le_bytes([c[0], c[1]])) / 32768.0)
-        .collect()
+/// A backend in `dir` with `audio/tone300.wav`, the 300 Hz tone the
+/// simulated callers play.
+async fn start_with_caller_tone(dir: &std::path::Path) -> server::Running {
+    let cfg = test_config(dir);
+    write_tone_wav(
+        &cfg.public_dir.join("audio/tone300.wav"),
+        300.0,
+        0.2,
+        30_000,
+    );
+    server::start(cfg).await.expect("start")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audio_flows_both_ways_with_hold_mute_dtmf_and_recording() {
     let dir = temp_dir("media");
-    let cfg = test_config(&dir);
-    tone_wav(&cfg.public_dir.join("audio/tone300.wav"), 300.0, 30.0);
-    let running = server::start(cfg).await.expect("start");
+    let running = start_with_caller_tone(&dir).await;
     let addr = running.addr;
     let mut alice = Client::available(addr, "alice", "alice-pass").await;
 
@@ -126,16 +105,7 @@ async fn audio_flows_both_ways_with_hold_mute_dtmf_and_recording() {
     );
 
     // What the caller heard, phase by phase (skipping 400 ms around each change).
-    let (status, wav) = server::sim::http_request_bytes(
-        addr,
-        "GET",
-        &format!("/v1/sim/calls/{c}/heard"),
-        &[sim_auth()],
-    )
-    .await
-    .expect("http");
-    assert_eq!(status, 200);
-    let heard = read_wav(&wav);
+    let heard = caller_heard(addr, &c).await;
     let seg = |from_ms: usize, to_ms: usize| {
         &heard[(from_ms * 48).min(heard.len())..(to_ms * 48).min(heard.len())]
     };
@@ -176,15 +146,7 @@ async fn audio_flows_both_ways_with_hold_mute_dtmf_and_recording() {
     // The contact's recording is on disk (one Ogg Opus file per party and
     // a manifest, referenced from the record), and its mix is made when an
     // agent who took part fetches it.
-    let record = running
-        .state
-        .center
-        .lock()
-        .expect("lock")
-        .store()
-        .contact(&c)
-        .expect("db")
-        .expect("record");
+    let record = stored_contact(&running, &c);
     let rec_dir = std::path::PathBuf::from(
         record
             .recording
@@ -208,7 +170,7 @@ async fn audio_flows_both_ways_with_hold_mute_dtmf_and_recording() {
             .await
             .expect("http");
     assert_eq!(status, 200);
-    let rec = read_wav(&wav);
+    let rec = wav_samples(&wav);
     assert!(
         rec.len() > 48_000 * 5,
         "recording covers the call: {} samples",
@@ -242,9 +204,7 @@ async fn audio_flows_both_ways_with_hold_mute_dtmf_and_recording() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conference_mixes_every_party_for_every_other() {
     let dir = temp_dir("conference");
-    let cfg = test_config(&dir);
-    tone_wav(&cfg.public_dir.join("audio/tone300.wav"), 300.0, 30.0);
-    let running = server::start(cfg).await.expect("start");
+    let running = start_with_caller_tone(&dir).await;
     let addr = running.addr;
     let mut alice = Client::connect(addr, &login(addr, "alice", "alice-pass").await).await;
     let mut bob = Client::connect(addr, &login(addr, "bob", "bob-pass").await).await;
@@ -311,16 +271,7 @@ async fn conference_mixes_every_party_for_every_other() {
     let (status, _) = sim_http(addr, "DELETE", &format!("/v1/sim/calls/{c}"), None).await;
     assert_eq!(status, 204);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (status, wav) = server::sim::http_request_bytes(
-        addr,
-        "GET",
-        &format!("/v1/sim/calls/{c}/heard"),
-        &[sim_auth()],
-    )
-    .await
-    .expect("http");
-    assert_eq!(status, 200);
-    let heard = read_wav(&wav);
+    let heard = caller_heard(addr, &c).await;
     let tail = &heard[heard.len().saturating_sub(48_000 * 2)..];
     eprintln!(
         "caller hears 1k {:.2} 2k {:.2}",

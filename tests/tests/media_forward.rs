@@ -70,14 +70,7 @@ async fn an_echo_line_gets_the_agents_own_packets_back_untouched() {
         )
         .await;
 
-    let back: Vec<(MediaHeader, Vec<u8>)> = alice
-        .media_in
-        .iter()
-        .map(|b| {
-            let f = decode_media_frame(b).expect("a valid frame");
-            (f.header, f.payload.to_vec())
-        })
-        .collect();
+    let back = alice.media_frames_in();
     assert!(back.iter().all(|(h, _)| h.leg == leg), "all on alice's leg");
     // Every packet alice sent came back byte for byte, in order, with
     // sequence numbers that keep alice's gaps.

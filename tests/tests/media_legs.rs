@@ -42,13 +42,8 @@ async fn a_conference_agent_announcing_media_legs_gets_each_talker_and_one_that_
     let mut bob = Client::connect(addr, &login(addr, "bob", "bob-pass").await).await;
 
     // A customer phone dials in.
-    let (mut phone, c, phone_leg) = phone_dials_in(addr, "support").await;
-    alice
-        .wait_for("ring", |a| a.state().contacts.contains_key(&c))
-        .await;
-    let (alice_leg, _) = alice.accept_with_leg(&c).await;
-    bob.set_available().await;
-    let bob_leg = alice.conference_in(&mut bob, &c, "qc-bob").await;
+    let (mut phone, _, phone_leg, alice_leg, bob_leg) =
+        phone_conference(addr, &mut alice, &mut bob).await;
 
     // The phone says 300 Hz, alice 1 kHz, bob 2 kHz, for three seconds.
     let phone_task = tokio::spawn(async move {

@@ -12,7 +12,6 @@ use futures_util::{SinkExt, StreamExt};
 use media::codec::{Decoder, Encoder, EncoderSettings};
 use media::frame::PACKET;
 use protocol::media::{decode_media_frame, encode_media_frame, MediaHeader};
-use protocol::wire::Op;
 use switchboard_tests::audio::*;
 use switchboard_tests::*;
 use tokio_tungstenite::tungstenite::Message;
@@ -148,21 +147,12 @@ async fn a_mix_whose_other_talkers_are_silent_becomes_the_lone_talkers_packets_a
     let running = server::start(test_config(&dir)).await.expect("start");
     let addr = running.addr;
     let mut alice = Client::connect(addr, &login(addr, "alice", "alice-pass").await).await;
-    alice
-        .ok(Op::SetAgentState {
-            state: "Available".into(),
-        })
-        .await;
+    alice.set_available().await;
     let mut bob = Client::connect(addr, &login(addr, "bob", "bob-pass").await).await;
 
     // A customer phone dials in.
-    let (mut phone, c, phone_leg) = phone_dials_in(addr, "support").await;
-    alice
-        .wait_for("ring", |a| a.state().contacts.contains_key(&c))
-        .await;
-    let (alice_leg, _) = alice.accept_with_leg(&c).await;
-    bob.set_available().await;
-    let bob_leg = alice.conference_in(&mut bob, &c, "qc-bob").await;
+    let (mut phone, _, phone_leg, alice_leg, bob_leg) =
+        phone_conference(addr, &mut alice, &mut bob).await;
     let before = media_stats(addr).await;
 
     // Three phases of 1.5 s: alice talks (1 kHz) while bob is silent;
@@ -301,13 +291,8 @@ async fn with_conference_agents_the_customer_hears_the_lone_talkers_own_packets_
     alice.set_available().await;
     let mut bob = Client::connect_mixing_legs(addr, &login(addr, "bob", "bob-pass").await).await;
 
-    let (mut phone, c, phone_leg) = phone_dials_in(addr, "support").await;
-    alice
-        .wait_for("ring", |a| a.state().contacts.contains_key(&c))
-        .await;
-    let (alice_leg, _) = alice.accept_with_leg(&c).await;
-    bob.set_available().await;
-    let bob_leg = alice.conference_in(&mut bob, &c, "qc-bob").await;
+    let (mut phone, _, phone_leg, alice_leg, bob_leg) =
+        phone_conference(addr, &mut alice, &mut bob).await;
     let before = media_stats(addr).await;
 
     // Two seconds: alice talks (1 kHz), bob and the phone are silent.

@@ -208,6 +208,29 @@ impl Pair {
         );
     }
 
+    /// A caller dials `support` (the center learns it at once).
+    fn caller_dials(&mut self) -> String {
+        let contact = self
+            .center
+            .place_inbound("+15550000001", "support", self.now)
+            .expect("placed");
+        self.deliver();
+        contact
+    }
+
+    /// `agent` (connected and available) is offered a new call and accepts
+    /// it: the contact, and the id of the accept request.
+    fn accepted_call(&mut self, agent: &'static str) -> (String, u64) {
+        let contact = self.caller_dials();
+        let accept = self.request(
+            agent,
+            Op::Accept {
+                contact_id: contact.clone(),
+            },
+        );
+        (contact, accept)
+    }
+
     /// The contact state `agent`'s session holds for `contact`.
     fn client_contact_state(&self, agent: &'static str, contact: &str) -> Option<ContactState> {
         self.clients[agent]
@@ -241,11 +264,7 @@ fn a_ring_timeout_misses_the_agent_and_offers_the_next_one() {
     p.advance(1_000);
     p.available("bob");
     let _ = (p.take("alice"), p.take("bob"));
-    let contact = p
-        .center
-        .place_inbound("+15550000001", "support", p.now)
-        .expect("placed");
-    p.deliver();
+    let contact = p.caller_dials();
     let alice = p.take("alice");
     assert_eq!(
         incoming(&alice).as_deref(),
@@ -324,17 +343,7 @@ fn a_reconnect_resumes_the_events_missed_while_the_socket_was_down() {
     let mut p = Pair::new();
     p.connect("alice");
     p.available("alice");
-    let contact = p
-        .center
-        .place_inbound("+15550000001", "support", p.now)
-        .expect("placed");
-    p.deliver();
-    let accept = p.request(
-        "alice",
-        Op::Accept {
-            contact_id: contact.clone(),
-        },
-    );
+    let (contact, accept) = p.accepted_call("alice");
     assert!(replied_ok(&p.take("alice"), accept));
 
     // The socket drops mid-call; the caller hangs up meanwhile.
@@ -386,17 +395,7 @@ fn a_new_session_gets_a_snapshot_with_the_live_call() {
     let mut p = Pair::new();
     p.connect("alice");
     p.available("alice");
-    let contact = p
-        .center
-        .place_inbound("+15550000001", "support", p.now)
-        .expect("placed");
-    p.deliver();
-    p.request(
-        "alice",
-        Op::Accept {
-            contact_id: contact.clone(),
-        },
-    );
+    let (contact, _) = p.accepted_call("alice");
     p.disconnect("alice");
     // A different browser: a new session with no resume point.
     p.clients.remove("alice");

@@ -575,18 +575,14 @@ impl Routes {
         tx: mpsc::Sender<MediaOut>,
         mixes_legs: bool,
     ) -> Arc<SocketSlot> {
-        let slot = self
-            .table()
-            .slots
-            .entry(key.to_owned())
-            .or_default()
-            .clone();
-        *slot.sink.lock().unwrap_or_else(|e| e.into_inner()) = Some(Sink {
-            queue: tx,
-            direct: None,
-        });
-        slot.mixes_legs.store(mixes_legs, Ordering::Relaxed);
-        slot
+        self.attach_sink(
+            key,
+            Sink {
+                queue: tx,
+                direct: None,
+            },
+            mixes_legs,
+        )
     }
 
     /// Like [`Routes::attach_with_legs`], for a socket whose writer also
@@ -600,16 +596,27 @@ impl Routes {
         mixes_legs: bool,
         direct: Arc<dyn DirectWrite>,
     ) -> Arc<SocketSlot> {
+        self.attach_sink(
+            key,
+            Sink {
+                queue: tx,
+                direct: Some(direct),
+            },
+            mixes_legs,
+        )
+    }
+
+    /// Both ways of attaching a socket: the key's slot (made on first use)
+    /// takes the new sink in place of an older socket's, whose queue
+    /// closes as it is dropped.
+    fn attach_sink(&self, key: &str, sink: Sink, mixes_legs: bool) -> Arc<SocketSlot> {
         let slot = self
             .table()
             .slots
             .entry(key.to_owned())
             .or_default()
             .clone();
-        *slot.sink.lock().unwrap_or_else(|e| e.into_inner()) = Some(Sink {
-            queue: tx,
-            direct: Some(direct),
-        });
+        *slot.sink.lock().unwrap_or_else(|e| e.into_inner()) = Some(sink);
         slot.mixes_legs.store(mixes_legs, Ordering::Relaxed);
         slot
     }

@@ -123,6 +123,23 @@ impl DtmfQueue {
         self.keys.extend(digits.chars());
     }
 
+    /// Starts the next queued key (a tone pair, or a comma's pause), for
+    /// both ways of playing the queue; false when none is queued.
+    fn start_next(&mut self) -> bool {
+        let Some(k) = self.keys.pop_front() else {
+            return false;
+        };
+        let pair = dtmf_pair(k);
+        let len = if pair.is_some() { 160 * 48 } else { 500 * 48 };
+        self.current = Some(Playing {
+            pair,
+            sample: 0,
+            len,
+        });
+        self.key = DTMF_KEYS.chars().position(|c| c == k);
+        true
+    }
+
     /// Whether anything is playing or queued.
     pub fn is_active(&self) -> bool {
         self.current.is_some() || !self.keys.is_empty()
@@ -132,16 +149,8 @@ impl DtmfQueue {
     /// this and [`DtmfQueue::mix_into`] stay aligned whichever is used);
     /// `None` when nothing is queued.
     pub fn next_packet(&mut self) -> Option<DtmfPacket> {
-        if self.current.is_none() {
-            let k = self.keys.pop_front()?;
-            let pair = dtmf_pair(k);
-            let len = if pair.is_some() { 160 * 48 } else { 500 * 48 };
-            self.current = Some(Playing {
-                pair,
-                sample: 0,
-                len,
-            });
-            self.key = DTMF_KEYS.chars().position(|c| c == k);
+        if self.current.is_none() && !self.start_next() {
+            return None;
         }
         let p = self.current.as_mut()?;
         let index = p.sample as usize / PACKET;
@@ -159,18 +168,8 @@ impl DtmfQueue {
     /// Adds the next 20 ms of tones to `out`.
     pub fn mix_into(&mut self, out: &mut [f32; PACKET]) {
         for x in out.iter_mut() {
-            if self.current.is_none() {
-                let Some(k) = self.keys.pop_front() else {
-                    return;
-                };
-                let pair = dtmf_pair(k);
-                let len = if pair.is_some() { 160 * 48 } else { 500 * 48 };
-                self.current = Some(Playing {
-                    pair,
-                    sample: 0,
-                    len,
-                });
-                self.key = DTMF_KEYS.chars().position(|c| c == k);
+            if self.current.is_none() && !self.start_next() {
+                return;
             }
             if let Some(p) = &mut self.current {
                 if let Some((a, b)) = p.pair {

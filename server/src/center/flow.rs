@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use protocol::contact::{ConnectionState, ContactState, Initiation};
-use protocol::endpoint::{is_e164, Endpoint};
+use protocol::endpoint::Endpoint;
 use protocol::Millis;
 
 use super::queue::{InboundRefused, QueueError};
@@ -334,30 +334,20 @@ impl Center {
         caller_play: crate::bridge::CallerAudio,
         now: Millis,
     ) -> Result<String, InboundRefused> {
-        let refuse = |error| InboundRefused {
-            contact_id: String::new(),
-            error,
-        };
-        if !is_e164(from) {
-            return Err(refuse(QueueError::BadNumber { from: from.into() }));
-        }
+        super::queue::check_caller(from)?;
         let Some(flow) = self.flow_for_number(to).map(str::to_owned) else {
-            return Err(refuse(QueueError::NoEntryPoint { number: to.into() }));
+            return Err(InboundRefused::unrecorded(QueueError::NoEntryPoint {
+                number: to.into(),
+            }));
         };
-        if self.stopping {
-            return Err(refuse(QueueError::ShuttingDown));
-        }
-        let id = self.new_id("c");
-        let attributes = self.cfg.customers.get(from).cloned().unwrap_or_default();
-        self.open_contact_record(&id, "inbound", None, from, &attributes, now)
-            .map_err(|e| refuse(e.into()))?;
+        let (id, attributes) = self.open_inbound(from, None, now)?;
         let _ = self
             .store
             .contact_event(&id, now, None, "flow_started", Some(&flow));
         let mut ctx = Context::new(&id, from, to);
         ctx.attributes = attributes.clone();
         let runner = Runner::new(self.cfg.flows.clone(), &flow, ctx);
-        let customer_conn = self.new_id("k");
+        let call = self.inbound_call(&id, from, attributes, caller_play, now);
         self.calls.insert(
             id.clone(),
             Call {
@@ -367,14 +357,7 @@ impl Center {
                     playing: None,
                 })),
                 via_flow: true,
-                ..Call::new(
-                    &id,
-                    Initiation::Inbound,
-                    Party::calling_in(customer_conn, from, now),
-                    attributes,
-                    caller_play,
-                    now,
-                )
+                ..call
             },
         );
         self.drive_flow(&id, None, now);
@@ -1217,6 +1200,41 @@ agent = "bob"
         Center::new(Arc::new(cfg), Store::in_memory().expect("db"), T0).expect("center")
     }
 
+    /// A silent caller from `from` dials `to` at T0.
+    fn dial(c: &mut Center, from: &str, to: &str) -> Result<String, InboundRefused> {
+        c.place_flow_call(from, to, crate::bridge::CallerAudio::Silence, T0)
+    }
+
+    /// `agent` attaches and becomes available at `now`. The inbox is what
+    /// the agent's socket would read: kept for as long as the test needs
+    /// the agent attached.
+    fn available(c: &mut Center, agent: &str, now: Millis) -> crate::limits::Inbox {
+        let (tx, inbox) = crate::limits::Outbox::new(64, 1 << 20);
+        c.attach(agent, None, tx).expect("attach");
+        c.handle(
+            agent,
+            Op::SetAgentState {
+                state: "Available".into(),
+            },
+            now,
+        )
+        .expect("available");
+        inbox
+    }
+
+    /// The flow worker rendered prompt `seq`: `ms` long.
+    fn rendered(c: &mut Center, id: &str, lane: Lane, seq: u64, ms: u64, now: Millis) {
+        c.flow_done(
+            FlowDone::Prompt {
+                contact: id.to_owned(),
+                lane,
+                seq,
+                result: Ok((PathBuf::from("/x.wav"), ms)),
+            },
+            now,
+        );
+    }
+
     fn path(c: &Center, id: &str) -> Vec<(String, String)> {
         c.store()
             .contact(id)
@@ -1238,14 +1256,7 @@ agent = "bob"
         let mut c = center();
         let (tx, mut rx) = flow_channel();
         c.set_flow_jobs(tx);
-        let id = c
-            .place_flow_call(
-                "+15555550100",
-                "+18005550100",
-                crate::bridge::CallerAudio::Silence,
-                T0,
-            )
-            .expect("placed");
+        let id = dial(&mut c, "+15555550100", "+18005550100").expect("placed");
         assert_eq!(
             c.caller_view(&id).map(|v| v.state),
             Some(super::super::CallerPhase::Flow)
@@ -1255,15 +1266,7 @@ agent = "bob"
         };
         assert_eq!(say, Say::Text("Hello.".into()));
         // Rendered: 1.5 s long. Nothing happens before it ends.
-        c.flow_done(
-            FlowDone::Prompt {
-                contact: id.clone(),
-                lane: Lane::Customer,
-                seq,
-                result: Ok((PathBuf::from("/x.wav"), 1500)),
-            },
-            T0.plus_ms(100),
-        );
+        rendered(&mut c, &id, Lane::Customer, seq, 1500, T0.plus_ms(100));
         assert_eq!(c.next_deadline(T0.plus_ms(100)), Some(T0.plus_ms(1600)));
         c.tick(T0.plus_ms(1599));
         assert!(rx.try_recv().is_err());
@@ -1304,16 +1307,7 @@ agent = "bob"
             ]
         );
         // An agent becomes available: the call rings with the attributes.
-        let (tx, _rx) = crate::limits::Outbox::new(64, 1 << 20);
-        c.attach("alice", None, tx).expect("attach");
-        c.handle(
-            "alice",
-            Op::SetAgentState {
-                state: "Available".into(),
-            },
-            T0.plus_ms(2100),
-        )
-        .expect("available");
+        let _inbox = available(&mut c, "alice", T0.plus_ms(2100));
         assert_eq!(
             c.caller_view(&id).map(|v| v.state),
             Some(super::super::CallerPhase::Ringing)
@@ -1323,14 +1317,7 @@ agent = "bob"
     #[test]
     fn without_a_worker_a_flow_still_never_hangs() {
         let mut c = center();
-        let id = c
-            .place_flow_call(
-                "+15555550100",
-                "+18005550100",
-                crate::bridge::CallerAudio::Silence,
-                T0,
-            )
-            .expect("placed");
+        let id = dial(&mut c, "+15555550100", "+18005550100").expect("placed");
         // Prompts are skipped, the function fails at once; the menu waits
         // for keys with its timeout, then hangs up.
         assert_eq!(c.next_deadline(T0), Some(T0.plus_ms(2000)));
@@ -1346,24 +1333,10 @@ agent = "bob"
     #[test]
     fn calls_to_numbers_that_are_no_entry_point_are_refused() {
         let mut c = center();
-        let err = c
-            .place_flow_call(
-                "+15555550100",
-                "+18005550999",
-                crate::bridge::CallerAudio::Silence,
-                T0,
-            )
-            .expect_err("refused");
+        let err = dial(&mut c, "+15555550100", "+18005550999").expect_err("refused");
         assert!(matches!(err.error, QueueError::NoEntryPoint { .. }));
         assert!(err.contact_id.is_empty());
-        let err = c
-            .place_flow_call(
-                "5555",
-                "+18005550100",
-                crate::bridge::CallerAudio::Silence,
-                T0,
-            )
-            .expect_err("refused");
+        let err = dial(&mut c, "5555", "+18005550100").expect_err("refused");
         assert!(matches!(err.error, QueueError::BadNumber { .. }));
         assert_eq!(c.flow_for_number("+18005550100"), Some("t"));
     }
@@ -1372,14 +1345,7 @@ agent = "bob"
     fn a_function_failing_in_a_cycle_ends_at_the_step_limit_without_recursion() {
         let mut c = center();
         // No worker: every invoke fails at once, so the cycle never waits.
-        let id = c
-            .place_flow_call(
-                "+15555550100",
-                "+18005550111",
-                crate::bridge::CallerAudio::Silence,
-                T0,
-            )
-            .expect("placed");
+        let id = dial(&mut c, "+15555550100", "+18005550111").expect("placed");
         let rec = c.store().contact(&id).expect("read").expect("record");
         assert_eq!(rec.disconnect_reason.as_deref(), Some("flow_error"));
         let last = rec.flow_log.last().expect("log");
@@ -1397,30 +1363,14 @@ agent = "bob"
     ) -> (String, tokio::sync::mpsc::Receiver<FlowJob>, Millis) {
         let (tx, rx) = flow_channel();
         c.set_flow_jobs(tx);
-        let id = c
-            .place_flow_call(
-                "+15555550100",
-                "+18005550122",
-                crate::bridge::CallerAudio::Silence,
-                T0,
-            )
-            .expect("placed");
+        let id = dial(c, "+15555550100", "+18005550122").expect("placed");
         c.calls
             .get_mut(&id)
             .expect("call")
             .attributes
             .insert("order_id".into(), "100".into());
-        let (otx, _orx) = crate::limits::Outbox::new(64, 1 << 20);
-        c.attach("alice", None, otx).expect("attach");
         let t = T0.plus_ms(10);
-        c.handle(
-            "alice",
-            Op::SetAgentState {
-                state: "Available".into(),
-            },
-            t,
-        )
-        .expect("available");
+        let _inbox = available(c, "alice", t);
         c.handle(
             "alice",
             Op::Accept {
@@ -1474,15 +1424,7 @@ agent = "bob"
         // The customer's is 700 ms long, the agent's 1200 ms.
         for (lane, seq, _) in &jobs {
             let ms = if *lane == Lane::Customer { 700 } else { 1200 };
-            c.flow_done(
-                FlowDone::Prompt {
-                    contact: id.clone(),
-                    lane: *lane,
-                    seq: *seq,
-                    result: Ok((PathBuf::from("/x.wav"), ms)),
-                },
-                t,
-            );
+            rendered(&mut c, &id, *lane, *seq, ms, t);
         }
         assert_eq!(c.next_deadline(t), Some(t.plus_ms(700)));
         c.tick(t.plus_ms(700));
@@ -1510,17 +1452,7 @@ agent = "bob"
         let mut c = center();
         let (id, mut rx, t) = accepted_whispered_call(&mut c);
         // Whispers skipped (not rendered): the call connects.
-        for (lane, seq, _) in prompt_jobs(&mut rx) {
-            c.flow_done(
-                FlowDone::Prompt {
-                    contact: id.clone(),
-                    lane,
-                    seq,
-                    result: Err("not rendered".into()),
-                },
-                t,
-            );
-        }
+        skip_prompts(&mut c, &id, &mut rx, t);
         assert!(c.calls[&id].flow.is_none() && c.agent_lanes.get(&id).is_none());
         let customer = c.calls[&id].customer.connection_id.clone();
         let hold = |hold| {
@@ -1550,15 +1482,7 @@ agent = "bob"
         );
         // The customer's loops: its prompt again when it ends.
         let (_, seq, _) = jobs[0].clone();
-        c.flow_done(
-            FlowDone::Prompt {
-                contact: id.clone(),
-                lane: Lane::Customer,
-                seq,
-                result: Ok((PathBuf::from("/x.wav"), 500)),
-            },
-            t1,
-        );
+        rendered(&mut c, &id, Lane::Customer, seq, 500, t1);
         c.tick(t1.plus_ms(500));
         let again = prompt_jobs(&mut rx);
         assert_eq!(again.len(), 1);
@@ -1568,13 +1492,12 @@ agent = "bob"
         c.handle("alice", hold(false), t1.plus_ms(600))
             .expect("resume");
         assert!(c.calls[&id].flow.is_none() && c.agent_lanes.get(&id).is_none());
-        c.flow_done(
-            FlowDone::Prompt {
-                contact: id.clone(),
-                lane: Lane::Customer,
-                seq: again[0].1,
-                result: Ok((PathBuf::from("/x.wav"), 500)),
-            },
+        rendered(
+            &mut c,
+            &id,
+            Lane::Customer,
+            again[0].1,
+            500,
             t1.plus_ms(700),
         );
         assert!(prompt_jobs(&mut rx).is_empty());
@@ -1675,15 +1598,7 @@ agent = "bob"
         assert!(again.is_err());
         // The prompt ends: the attribute is set and the call waits in the
         // quick connect's queue on the connection alice was given.
-        c.flow_done(
-            FlowDone::Prompt {
-                contact: id.clone(),
-                lane: Lane::Customer,
-                seq: jobs[0].1,
-                result: Ok((PathBuf::from("/x.wav"), 400)),
-            },
-            t1,
-        );
+        rendered(&mut c, &id, Lane::Customer, jobs[0].1, 400, t1);
         c.tick(t1.plus_ms(400));
         let call = &c.calls[&id];
         assert!(call.flow.is_none());
@@ -1707,16 +1622,7 @@ agent = "bob"
         let mut c = center();
         let (id, mut rx, t) = accepted_whispered_call(&mut c);
         skip_prompts(&mut c, &id, &mut rx, t);
-        let (btx, _brx) = crate::limits::Outbox::new(64, 1 << 20);
-        c.attach("bob", None, btx).expect("attach");
-        c.handle(
-            "bob",
-            Op::SetAgentState {
-                state: "Available".into(),
-            },
-            t,
-        )
-        .expect("available");
+        let _inbox = available(&mut c, "bob", t);
         let conn = transfer(&mut c, &id, "qc-bob", t.plus_ms(1000));
         let call = &c.calls[&id];
         let bob = call.participant("bob").expect("bob offered");

@@ -10,7 +10,7 @@
 //! [`Center::route`]), so its choice is exactly the one it would make
 //! over every agent.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use protocol::contact::{ConnectionState, ContactState, Initiation};
 use protocol::endpoint::is_e164;
@@ -100,7 +100,26 @@ pub struct InboundRefused {
     pub error: QueueError,
 }
 
+/// An inbound caller's number must be E.164, whatever it dialed.
+pub(super) fn check_caller(from: &str) -> Result<(), InboundRefused> {
+    if is_e164(from) {
+        Ok(())
+    } else {
+        Err(InboundRefused::unrecorded(QueueError::BadNumber {
+            from: from.into(),
+        }))
+    }
+}
+
 impl InboundRefused {
+    /// Refused before a contact record was made.
+    pub fn unrecorded(error: QueueError) -> InboundRefused {
+        InboundRefused {
+            contact_id: String::new(),
+            error,
+        }
+    }
+
     /// The wire error.
     pub fn body(&self) -> ErrorBody {
         self.error.body()
@@ -244,6 +263,47 @@ impl Center {
         self.place_inbound_playing(from, queue, prompt, now)
     }
 
+    /// The common part of placing any inbound call, once what it dialed
+    /// was found: refused while the center stops, else a new contact
+    /// record holding what is known of the caller (`[[customers]]`).
+    /// Returns the contact's id and those attributes.
+    pub(super) fn open_inbound(
+        &mut self,
+        from: &str,
+        queue: Option<&str>,
+        now: Millis,
+    ) -> Result<(String, BTreeMap<String, String>), InboundRefused> {
+        if self.stopping {
+            return Err(InboundRefused::unrecorded(QueueError::ShuttingDown));
+        }
+        let id = self.new_id("c");
+        let attributes = self.cfg.customers.get(from).cloned().unwrap_or_default();
+        self.open_contact_record(&id, "inbound", queue, from, &attributes, now)
+            .map_err(|e| InboundRefused::unrecorded(e.into()))?;
+        Ok((id, attributes))
+    }
+
+    /// A new inbound call from `from`, before it waits in a queue or runs
+    /// a flow: the customer calling in, on a connection id made now.
+    pub(super) fn inbound_call(
+        &mut self,
+        id: &str,
+        from: &str,
+        attributes: BTreeMap<String, String>,
+        caller_play: crate::bridge::CallerAudio,
+        now: Millis,
+    ) -> Call {
+        let customer_conn = self.new_id("k");
+        Call::new(
+            id,
+            Initiation::Inbound,
+            Party::calling_in(customer_conn, from, now),
+            attributes,
+            caller_play,
+            now,
+        )
+    }
+
     /// Like [`Center::place_inbound`], with the caller saying `caller_play`.
     pub fn place_inbound_playing(
         &mut self,
@@ -252,25 +312,13 @@ impl Center {
         caller_play: crate::bridge::CallerAudio,
         now: Millis,
     ) -> Result<String, InboundRefused> {
-        let refuse = |error| InboundRefused {
-            contact_id: String::new(),
-            error,
-        };
-        if !is_e164(from) {
-            return Err(refuse(QueueError::BadNumber { from: from.into() }));
-        }
+        check_caller(from)?;
         let Some(q) = self.cfg.queues.get(queue).cloned() else {
-            return Err(refuse(QueueError::NoQueue {
+            return Err(InboundRefused::unrecorded(QueueError::NoQueue {
                 queue: queue.into(),
             }));
         };
-        if self.stopping {
-            return Err(refuse(QueueError::ShuttingDown));
-        }
-        let id = self.new_id("c");
-        let attributes = self.cfg.customers.get(from).cloned().unwrap_or_default();
-        self.open_contact_record(&id, "inbound", Some(queue), from, &attributes, now)
-            .map_err(|e| refuse(e.into()))?;
+        let (id, attributes) = self.open_inbound(from, Some(queue), now)?;
         if let Some(error) = self.queue_refusal(queue, &q, now) {
             let message = error.to_string();
             let _ = self
@@ -285,7 +333,7 @@ impl Center {
         let _ = self
             .store
             .contact_event(&id, now, None, "queued", Some(queue));
-        let customer_conn = self.new_id("k");
+        let call = self.inbound_call(&id, from, attributes, caller_play, now);
         let reserved_conn = self.new_id("k");
         self.calls.insert(
             id.clone(),
@@ -296,14 +344,7 @@ impl Center {
                     since: now,
                     connection_id: reserved_conn,
                 }),
-                ..Call::new(
-                    &id,
-                    Initiation::Inbound,
-                    Party::calling_in(customer_conn, from, now),
-                    attributes,
-                    caller_play,
-                    now,
-                )
+                ..call
             },
         );
         self.route(now);

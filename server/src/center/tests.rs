@@ -157,6 +157,15 @@ impl Rig {
         c
     }
 
+    /// The phase the simulated caller of a live call is in.
+    fn caller(&self, contact: &str) -> &'static str {
+        self.center
+            .caller_view(contact)
+            .expect("the caller's call is live")
+            .state
+            .as_str()
+    }
+
     fn view(&self, agent: &str, contact: &str) -> Option<ContactView> {
         self.center
             .snapshot(agent)?
@@ -232,10 +241,7 @@ fn accept_hold_resume_end_and_clear_walk_the_agent_through_its_states() {
             connection_id: cust.clone(),
         },
     );
-    assert_eq!(
-        r.center.caller_view(&c).expect("caller").state.as_str(),
-        "hold"
-    );
+    assert_eq!(r.caller(&c), "hold");
     assert_eq!(
         r.op(
             "alice",
@@ -253,10 +259,7 @@ fn accept_hold_resume_end_and_clear_walk_the_agent_through_its_states() {
             connection_id: cust.clone(),
         },
     );
-    assert_eq!(
-        r.center.caller_view(&c).expect("caller").state.as_str(),
-        "connected"
-    );
+    assert_eq!(r.caller(&c), "connected");
     r.ok(
         "alice",
         Op::SetAgentState {
@@ -314,10 +317,7 @@ fn ring_timeout_misses_the_agent_and_requeues_the_contact_in_place() {
         r.view("alice", &c).expect("missed").state,
         ContactState::Missed { .. }
     ));
-    assert_eq!(
-        r.center.caller_view(&c).expect("caller").state.as_str(),
-        "queued"
-    );
+    assert_eq!(r.caller(&c), "queued");
     // Bob becomes available and gets it; alice dismisses by going available.
     r.available("bob");
     assert!(is_incoming(&r.view("bob", &c)));
@@ -340,10 +340,7 @@ fn reject_requeues_and_skips_the_rejecting_agent_for_a_while() {
     assert!(r.view("alice", &c).is_none());
     assert_eq!(r.state("alice"), "Available");
     r.advance(1_000);
-    assert_eq!(
-        r.center.caller_view(&c).expect("caller").state.as_str(),
-        "queued"
-    );
+    assert_eq!(r.caller(&c), "queued");
     r.advance(10_000);
     assert!(
         is_incoming(&r.view("alice", &c)),
@@ -489,10 +486,7 @@ fn consult_then_conference_then_complete_transfer() {
     );
     assert_eq!(r.state("alice"), "AfterCallWork");
     assert_eq!(r.state("bob"), "Busy");
-    assert_eq!(
-        r.center.caller_view(&c).expect("caller").state.as_str(),
-        "connected"
-    );
+    assert_eq!(r.caller(&c), "connected");
     assert_eq!(
         r.view("bob", &c).expect("bob").attributes["customerName"],
         "Justin"
@@ -521,10 +515,7 @@ fn cold_transfer_through_a_queue() {
             connection_id: own,
         },
     );
-    assert_eq!(
-        r.center.caller_view(&c).expect("caller").state.as_str(),
-        "hold"
-    );
+    assert_eq!(r.caller(&c), "hold");
     r.available("bob");
     assert!(is_incoming(&r.view("bob", &c)));
     r.ok(
@@ -533,10 +524,7 @@ fn cold_transfer_through_a_queue() {
             contact_id: c.clone(),
         },
     );
-    assert_eq!(
-        r.center.caller_view(&c).expect("caller").state.as_str(),
-        "connected"
-    );
+    assert_eq!(r.caller(&c), "connected");
 }
 
 #[test]
@@ -674,10 +662,7 @@ fn a_contact_waiting_past_max_wait_leaves_the_queue_with_a_recorded_reason() {
         .expect_err("one place, taken");
     assert_eq!(full.body().code, ErrorCode::QueueFull);
     r.advance(29_999);
-    assert_eq!(
-        r.center.caller_view(&first).expect("live").state.as_str(),
-        "queued"
-    );
+    assert_eq!(r.caller(&first), "queued");
     r.advance(1);
     assert!(
         r.center
@@ -697,10 +682,7 @@ fn a_contact_waiting_past_max_wait_leaves_the_queue_with_a_recorded_reason() {
         .iter()
         .any(|e| e.event == "queue_timeout" && e.detail.as_deref() == Some("brief")));
     let next = r.call("+15550000003", "brief");
-    assert_eq!(
-        r.center.caller_view(&next).expect("live").state.as_str(),
-        "queued"
-    );
+    assert_eq!(r.caller(&next), "queued");
 }
 
 #[test]
@@ -732,10 +714,7 @@ fn a_transfer_into_a_queue_that_times_out_is_withdrawn_and_the_agent_keeps_the_c
         r.view("alice", &c).expect("view").state,
         ContactState::Connected { .. }
     ));
-    assert_ne!(
-        r.center.caller_view(&c).expect("caller").state.as_str(),
-        "ended"
-    );
+    assert_ne!(r.caller(&c), "ended");
     let rec = r.center.store().contact(&c).expect("db").expect("recorded");
     assert_eq!(rec.disconnect_reason, None, "the call goes on");
     assert!(rec.events.iter().any(|e| e.event == "queue_timeout"));

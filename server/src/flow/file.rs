@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::ConfigError;
+use crate::config::{line_of, ConfigError};
 
 /// The kind of a flow: when it runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -512,15 +512,6 @@ struct RawFlow {
     kind: Spanned<String>,
     start: Spanned<String>,
     blocks: BTreeMap<Spanned<String>, BTreeMap<Spanned<String>, Spanned<toml::Value>>>,
-}
-
-fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()
-        .iter()
-        .take(offset)
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
 }
 
 /// The fields each block type takes (besides `type`).

@@ -1206,14 +1206,16 @@ mod tests {
         Runner::new(flows, first, ctx)
     }
 
+    /// The prompt the runner asked to play, if any.
+    fn prompt_in(actions: &[Action]) -> Option<u64> {
+        actions.iter().find_map(|a| match a {
+            Action::Play { seq, .. } => Some(*seq),
+            _ => None,
+        })
+    }
+
     fn play_seq(actions: &[Action]) -> u64 {
-        actions
-            .iter()
-            .find_map(|a| match a {
-                Action::Play { seq, .. } => Some(*seq),
-                _ => None,
-            })
-            .unwrap_or_else(|| panic!("no prompt in {actions:?}"))
+        prompt_in(actions).unwrap_or_else(|| panic!("no prompt in {actions:?}"))
     }
 
     fn branches(r: &mut Runner) -> Vec<(String, Option<String>)> {
@@ -1557,10 +1559,7 @@ type = "disconnect"
         let mut a = r.start(Millis(0), &env());
         let mut plays = 0;
         let mut t = 0;
-        while let Some(seq) = a.iter().find_map(|x| match x {
-            Action::Play { seq, .. } => Some(*seq),
-            _ => None,
-        }) {
+        while let Some(seq) = prompt_in(&a) {
             plays += 1;
             assert!(plays < 10, "runaway");
             t += 1000;
@@ -1635,10 +1634,7 @@ next = "a"
         loop {
             n += 1;
             assert!(n < 2 * u64::from(MAX_STEPS), "runaway");
-            let Some(seq) = a.iter().find_map(|x| match x {
-                Action::Play { seq, .. } => Some(*seq),
-                _ => None,
-            }) else {
+            let Some(seq) = prompt_in(&a) else {
                 break;
             };
             a = r.input(Input::PromptDone(seq), Millis(n), &env());
