@@ -238,18 +238,8 @@ pub fn answer_rtp(m: &Message) -> SocketAddr {
     SocketAddr::new(ip, port)
 }
 
-/// The contact's stored record.
-pub fn record(running: &server::Running, c: &str) -> server::store::ContactRecord {
-    running
-        .state
-        .center
-        .lock()
-        .expect("lock")
-        .store()
-        .contact(c)
-        .expect("store")
-        .expect("contact record")
-}
+/// The contact's stored record (the same read as the media tests').
+pub use crate::stored_contact as record;
 
 /// Waits (at most 5 s) for the contact's event `event`.
 pub async fn wait_event(running: &server::Running, c: &str, event: &str) {
