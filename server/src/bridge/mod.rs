@@ -337,6 +337,11 @@ impl Mailbox {
         }
     }
 
+    /// A command waits, or the bridge is gone.
+    fn has_work(&self) -> bool {
+        !self.pending().is_empty() || self.closed.load(Ordering::Acquire)
+    }
+
     /// The bridge's last handle is gone: the mixer stops at its next wake.
     fn close(&self) {
         {
@@ -1147,6 +1152,13 @@ impl Mixer {
                     self.hub.stats.late_ticks += 1;
                 }
                 self.hub.record_tick(now.elapsed().as_micros() as u64);
+            }
+            // A mixer making up ticks it missed (a starved thread) still
+            // takes its commands between two ticks, as it did on the
+            // biased select before: a plan or a stats request never waits
+            // for the whole backlog (the wait below returns at once).
+            if self.mailbox.has_work() {
+                break;
             }
         }
         let next = match (self.wheel.next(), self.hub.next_delayed()) {
