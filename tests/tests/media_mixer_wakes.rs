@@ -8,8 +8,6 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use protocol::contact::ContactState;
-use protocol::wire::Op;
 use switchboard_tests::process::ServerProcess;
 use switchboard_tests::*;
 
@@ -82,21 +80,9 @@ async fn mixer_threads_sleep_when_idle_and_wake_for_a_calls_slot_only() {
     let mut alice = Client::connect(server.addr, &token).await;
     alice.set_available().await;
     let id = sim_call(server.addr, "+819012345678", "support").await;
+    alice.accept_when_ringing(&id).await;
     alice
-        .wait_for("the call rings", |a| a.state().contacts.contains_key(&id))
-        .await;
-    alice
-        .ok(Op::Accept {
-            contact_id: id.clone(),
-        })
-        .await;
-    alice
-        .wait_for("the call connects", |a| {
-            matches!(
-                a.state().contacts.get(&id).map(|c| &c.state),
-                Some(ContactState::Connected { .. })
-            )
-        })
+        .wait_for("the caller's audio", |a| !a.media_in.is_empty())
         .await;
     // The agent reads its socket while the window is measured.
     let pid_wakes = tokio::spawn(async move { wakes_over_window(pid).await });
