@@ -2578,6 +2578,43 @@ mod wake_tests {
         );
     }
 
+    /// A mixer far behind on its ticks (a starved thread: here 100 s of
+    /// ticks of 20 busy slots overdue) still answers a command between
+    /// two of the ticks it makes up, not after the whole backlog.
+    #[tokio::test]
+    async fn a_mixer_making_up_ticks_still_answers_commands() {
+        let bridge = Bridge::new(Impairment::default(), 64, 1);
+        let mut first = None;
+        for k in 0..SLOTS {
+            let rxs = attach_conference(&bridge, &format!("c-{k}"));
+            first = first.or(rxs.into_iter().next());
+            bridge.send(Command::Plan(conference(&format!("c-{k}"))));
+        }
+        let mut mixer = Mixer::new(
+            &bridge.shards[0],
+            Impairment::default(),
+            bridge.routes.clone(),
+        );
+        // The plans, applied: one conference in each slot.
+        assert!(matches!(mixer.step(), Step::Sleep(Some(_))));
+        let past = Instant::now()
+            .checked_sub(Duration::from_secs(100))
+            .expect("up for 100 s");
+        mixer.wheel = wheel::Wheel::new(past);
+        mixer.wheel.set_busy(&[true; SLOTS], past);
+        let backlog = 100 * 50 * SLOTS as u64;
+        std::thread::spawn(move || run_thread(mixer));
+        first_packet(first.as_mut().expect("a listener")).await;
+        let s = tokio::time::timeout(Duration::from_secs(10), bridge.stats())
+            .await
+            .expect("answered while making up the backlog");
+        assert!(
+            s.late_ticks < backlog / 2,
+            "answered after {} of the {backlog} late ticks",
+            s.late_ticks
+        );
+    }
+
     /// Conferences that start and end in other phase slots while one runs
     /// do not disturb its cadence, and each gets its own 50 packets a
     /// second while it lasts.
