@@ -103,7 +103,8 @@ const MAX_PENDING_STATS: usize = 64;
 /// the tick instead of mixing them all at its start: a call's packets
 /// wait for the few mixes of its own slot, not for every encode of the
 /// mixer, and the encodes no longer come as one burst that takes a core
-/// for milliseconds. (1 ms is also the mixer runtime's timer grain.)
+/// for milliseconds. A mixer wakes only for the slots that have calls
+/// to tick ([`wheel`]).
 const SLOTS: usize = 20;
 
 /// How a party takes part right now.
