@@ -988,6 +988,7 @@ async fn sim_media_stats(
         "mixer_delay_buckets_us": crate::bridge::route::MIXER_DELAY.buckets(),
         "mix_encodes": s.mix_encodes,
         "mix_encodes_saved": s.mix_encodes_saved,
+        "mixer_wakes": s.wakes,
     }))
     .into_response())
 }
