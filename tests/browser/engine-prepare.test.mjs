@@ -76,16 +76,20 @@ test('a rejected call releases the microphone prepared for it', async () => {
 
 // The media socket opens while the call rings too (docs/protocol.md
 // section 8: the op needs no call), so none of the call's frames, the
-// first ones included, crosses the page's main thread: the page's own
-// sockets receive no media frame at all, and the media worker is there
-// before the click.
+// first ones included, crosses the page's main thread: the media socket
+// is welcomed while the call still rings, and the page's own sockets
+// then receive no media frame at all.
 const RECORD_SOCKETS = () => {
   globalThis.__workers = [];
   globalThis.__pageFrames = 0;
   const NativeWorker = Worker;
+  globalThis.__mediaWelcomed = 0;
   globalThis.Worker = function Recorded(url, options) {
     globalThis.__workers.push(String(url));
-    return new NativeWorker(url, options);
+    const worker = new NativeWorker(url, options);
+    // The media worker says 'open' once the backend welcomed its socket.
+    worker.addEventListener('message', (e) => { if (e.data && e.data.type === 'open') globalThis.__mediaWelcomed += 1; });
+    return worker;
   };
   globalThis.Worker.prototype = NativeWorker.prototype;
   const Native = WebSocket;
@@ -108,6 +112,11 @@ test('the media socket opens while the call rings, and no frame of the call reac
     await ccp.startShift('alice', 'alice-pass', 'Alice Tanaka');
     await ccp.ringSimCall();
     await page.waitForFunction(() => globalThis.__workers.some((u) => u.includes('media-worker.js')), null, { timeout: 10000 });
+    // Welcomed before the agent answers: an agent who answers in the
+    // first tens of ms (before the socket is up) has the call's first
+    // frames on the control socket instead, as the fallback path.
+    await page.waitForFunction(() => globalThis.__mediaWelcomed > 0, null, { timeout: 10000 });
+    await ccp.expectContactState('incoming');
     await ccp.click('accept');
     await ccp.expectContactState('connected');
     await page.waitForFunction(() => globalThis.__switchboardMediaPath === 'worker', null, { timeout: 20000 });
