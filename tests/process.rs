@@ -47,6 +47,19 @@ pub fn server_binary() -> PathBuf {
     .clone()
 }
 
+/// The test configuration for a server process keeping its data in
+/// `dir`, with the repository's public/ (the simulated caller's prompt),
+/// then `extra` lines.
+pub fn process_config(dir: &Path, extra: &str) -> String {
+    let public = Path::new(env!("CARGO_MANIFEST_DIR")).join("../public");
+    format!(
+        "{}data_dir = {:?}\npublic_dir = {:?}\n{extra}",
+        crate::TEST_CONFIG,
+        dir.display().to_string(),
+        public.display().to_string()
+    )
+}
+
 /// A backend process on a configuration file in a data directory.
 pub struct ServerProcess {
     child: Child,

@@ -51,13 +51,7 @@ async fn wakes_over_window(pid: u32) -> Vec<u64> {
 }
 
 fn config(dir: &Path) -> String {
-    // The simulated caller's prompt is under public/.
-    let public = Path::new(env!("CARGO_MANIFEST_DIR")).join("../public");
-    format!(
-        "{TEST_CONFIG}data_dir = {:?}\npublic_dir = {:?}\n",
-        dir.display().to_string(),
-        public.display().to_string()
-    )
+    switchboard_tests::process::process_config(dir, "")
 }
 
 /// Idle, no mixer thread wakes more than a few times a second (a fixed

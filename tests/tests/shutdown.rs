@@ -27,12 +27,7 @@ use switchboard_tests::*;
 const STOP_DEADLINE: Duration = Duration::from_secs(10);
 
 fn config(dir: &Path) -> String {
-    let public = Path::new(env!("CARGO_MANIFEST_DIR")).join("../public");
-    format!(
-        "{TEST_CONFIG}data_dir = {:?}\npublic_dir = {:?}\nrecording = true\n",
-        dir.display().to_string(),
-        public.display().to_string()
-    )
+    switchboard_tests::process::process_config(dir, "recording = true\n")
 }
 
 struct LiveCall {
